@@ -1,0 +1,2 @@
+/* config_node.c: not written yet. */
+typedef int fv_placeholder_config_node;

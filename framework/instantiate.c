@@ -1,0 +1,2 @@
+/* instantiate.c: not written yet. */
+typedef int fv_placeholder_instantiate;

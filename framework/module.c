@@ -1,0 +1,2 @@
+/* module.c: not written yet. */
+typedef int fv_placeholder_module;

@@ -1,0 +1,2 @@
+/* ops_binary.c: not written yet. */
+typedef int fv_placeholder_ops_binary;

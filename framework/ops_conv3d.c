@@ -1,0 +1,2 @@
+/* ops_conv3d.c: not written yet. */
+typedef int fv_placeholder_ops_conv3d;

@@ -1,0 +1,2 @@
+/* options.c: not written yet. */
+typedef int fv_placeholder_options;

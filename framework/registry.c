@@ -1,0 +1,2 @@
+/* registry.c: not written yet. */
+typedef int fv_placeholder_registry;

@@ -1,0 +1,98 @@
+/*
+** config.h: YAML configurations as a tree, with OmegaConf/Hydra semantics.
+**
+** A loaded fv_config owns every node.  Each node remembers the file and line
+** it came from, so every message about a value can say where it is.
+** Supported on top of plain YAML (libyaml):
+**   ${a.b.c}               interpolation of another key (absolute path),
+**                          also inside a longer string ("run_${seed}")
+**   ${oc.env:VAR,default}  an environment variable, with optional default
+**   ???                    a required value: resolving it is an error
+**   key=value, +key=value, ~key   command-line overrides (Hydra's grammar:
+**                          set existing, add new, delete)
+**   defaults: [...]        Hydra defaults lists: `- group: option` loads
+**                          DIR/group/option.yaml under key `group`
+**                          (`- group@pkg: option` under `pkg`), `- name`
+**                          merges DIR/name.yaml at the root, `_self_` sets
+**                          where the file's own keys merge.
+*/
+#ifndef FOVEA_CONFIG_H
+#define FOVEA_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "fovea.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fv_config fv_config;
+typedef struct fv_config_node fv_config_node;
+
+typedef enum fv_node_type {
+	FV_NODE_NULL,
+	FV_NODE_SCALAR,
+	FV_NODE_SEQ,
+	FV_NODE_MAP
+} fv_node_type;
+
+/* ---- loading ---------------------------------------------------------------- */
+
+/* Parse one YAML file (no defaults-list composition, no resolution). */
+FV_API fv_config *fv_config_load_file(const char *path);
+/* Parse YAML text; `name` is used as the file name in messages. */
+FV_API fv_config *fv_config_load_string(const char *text, size_t len, const char *name);
+/* Hydra-style: load `path`, compose its `defaults:` list from the groups in
+** the directory `path` lives in (or `config_dir` when not NULL), apply the
+** overrides in order, then resolve.  The usual entry point of the tools. */
+FV_API fv_config *fv_config_compose(const char *path, const char *config_dir, int n_overrides,
+                                    const char *const *overrides);
+/* Apply one command-line override: "a.b=3", "+a.new=x", "~a.b". */
+FV_API fv_status fv_config_override(fv_config *cfg, const char *arg);
+/* Resolve every interpolation in place and check that no ??? is left. */
+FV_API fv_status fv_config_resolve(fv_config *cfg);
+FV_API void fv_config_free(fv_config *cfg);
+
+/* The resolved tree as YAML text (malloc'd; the caller frees). */
+FV_API char *fv_config_to_yaml(const fv_config *cfg);
+
+/* ---- reading nodes ----------------------------------------------------------- */
+
+FV_API const fv_config_node *fv_config_root(const fv_config *cfg);
+FV_API fv_node_type fv_node_kind(const fv_config_node *n);
+/* Scalar text, or NULL for anything but a scalar. */
+FV_API const char *fv_node_text(const fv_config_node *n);
+/* True when the scalar was quoted in YAML (so "3" is a string, not a number). */
+FV_API bool fv_node_quoted(const fv_config_node *n);
+/* Number of items (sequence) or entries (map); 0 otherwise. */
+FV_API size_t fv_node_size(const fv_config_node *n);
+/* Item i of a sequence, or value i of a map. */
+FV_API const fv_config_node *fv_node_at(const fv_config_node *n, size_t i);
+/* Key i of a map (NULL otherwise). */
+FV_API const char *fv_node_key_at(const fv_config_node *n, size_t i);
+/* Direct child of a map by key, or NULL. */
+FV_API const fv_config_node *fv_node_get(const fv_config_node *n, const char *key);
+/* Dotted path from `n`: "trainer.max_epochs", "model.layers.0". */
+FV_API const fv_config_node *fv_node_path(const fv_config_node *n, const char *path);
+/* Where the node came from; for messages ("file.yaml:12"). */
+FV_API const char *fv_node_file(const fv_config_node *n);
+FV_API int fv_node_line(const fv_config_node *n);
+/* Full dotted key of the node from the root ("model.readout.scale"). */
+FV_API const char *fv_node_keypath(const fv_config_node *n);
+
+/* Typed reads with YAML 1.2 core-schema rules (true/false/True/False,
+** ints with sign, floats incl. 1e-3, .inf, .nan).  On mismatch: FV_ERR_CONFIG
+** with "FILE:LINE: KEY: expected an integer, got 'abc'". */
+FV_API fv_status fv_node_to_bool(const fv_config_node *n, bool *out);
+FV_API fv_status fv_node_to_int(const fv_config_node *n, int64_t *out);
+FV_API fv_status fv_node_to_double(const fv_config_node *n, double *out);
+FV_API bool fv_node_is_null(const fv_config_node *n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FOVEA_CONFIG_H */

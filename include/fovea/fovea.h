@@ -1,0 +1,66 @@
+/*
+** fovea.h: the umbrella header of libfovea, the version and the error model.
+**
+** Every fallible function of the public API returns an fv_status: FV_OK (0)
+** on success, a negative code otherwise.  The message that explains the
+** failure (which file, which key, what was expected) is kept per thread and
+** read with fv_errmsg(); it stays valid until the next failing call on the
+** same thread.  Functions returning pointers return NULL on failure and set
+** the message the same way.
+*/
+#ifndef FOVEA_FOVEA_H
+#define FOVEA_FOVEA_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#define FV_VERSION_MAJOR 0
+#define FV_VERSION_MINOR 1
+#define FV_VERSION_PATCH 0
+#define FV_VERSION_STRING "0.1.0"
+
+#if defined(__GNUC__)
+#define FV_API __attribute__((visibility("default")))
+#define FV_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define FV_API
+#define FV_PRINTF(fmt, args)
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum fv_status {
+	FV_OK = 0,
+	FV_ERR_NOMEM = -1,   /* allocation failed */
+	FV_ERR_IO = -2,      /* a file could not be read or written */
+	FV_ERR_FORMAT = -3,  /* a file is malformed or truncated */
+	FV_ERR_CONFIG = -4,  /* a configuration is invalid */
+	FV_ERR_SHAPE = -5,   /* tensor shapes do not fit an operation */
+	FV_ERR_ARG = -6,     /* an argument is out of its documented domain */
+	FV_ERR_PLUGIN = -7,  /* a plugin could not be loaded or is incompatible */
+	FV_ERR_NOTFOUND = -8 /* a name (component, tensor, key) is unknown */
+} fv_status;
+
+/* The message of the last failure on this thread ("" when none). */
+FV_API const char *fv_errmsg(void);
+
+/* Record a failure: formats the message and returns `code`, so that error
+** paths read `return fv_error(FV_ERR_CONFIG, "%s:%d: ...", file, line);`. */
+FV_API fv_status fv_error(fv_status code, const char *fmt, ...) FV_PRINTF(2, 3);
+FV_API fv_status fv_verror(fv_status code, const char *fmt, va_list ap);
+
+/* Prefix the current message with more context ("while loading X: ..."). */
+FV_API void fv_error_prefix(const char *fmt, ...) FV_PRINTF(1, 2);
+
+FV_API void fv_clear_error(void);
+
+/* A short name for a status code ("out of memory", "bad format", ...). */
+FV_API const char *fv_status_name(fv_status code);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FOVEA_FOVEA_H */

@@ -1,0 +1,252 @@
+/*
+** plugin.h: the plugin ABI.  What a component declares (kind, names, option
+** table, callbacks) and what the framework gives it (modules with named
+** parameters, typed options already parsed and checked).
+**
+** A plugin is a shared object exporting exactly one symbol:
+**
+**     FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void);
+**
+** returning a static, read-only fv_plugin that lists its components.  The
+** framework refuses a plugin whose abi_major differs from its own, and reads
+** only the fields a component's struct_size covers, so structs grow only at
+** their end.  A plugin never sees YAML: the framework parses the component's
+** map against its option table (FFmpeg AVOption style), applies defaults,
+** checks types, ranges and choices, rejects unknown keys naming the closest
+** valid one, and fills the plugin's options struct before create().
+*/
+#ifndef FOVEA_PLUGIN_H
+#define FOVEA_PLUGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "fovea.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FV_ABI_MAJOR 1
+#define FV_ABI_MINOR 0
+
+#define FV_PLUGIN_EXPORT __attribute__((visibility("default")))
+#define FV_PLUGIN_ENTRY_SYMBOL "fv_plugin_entry"
+
+typedef enum fv_kind {
+	FV_KIND_CORE,
+	FV_KIND_READOUT,
+	FV_KIND_OBJECTIVE,
+	FV_KIND_REGULARIZER,
+	FV_KIND_STOPPER,
+	FV_KIND_LOSS,
+	FV_KIND_REDUCER,
+	FV_KIND_MODEL,      /* compositions, e.g. core + readout */
+	FV_KIND_COUNT
+} fv_kind;
+
+FV_API const char *fv_kind_name(fv_kind kind); /* "core", "readout", ... */
+
+/* ---- options as data ------------------------------------------------------- */
+
+typedef enum fv_opt_type {
+	FV_OPT_BOOL,       /* bool */
+	FV_OPT_INT,        /* int64_t */
+	FV_OPT_FLOAT,      /* double (ints accepted) */
+	FV_OPT_STRING,     /* const char * */
+	FV_OPT_ENUM,       /* const char *, one of `choices` ("a|b|c") */
+	FV_OPT_INT_LIST,   /* fv_int_list */
+	FV_OPT_FLOAT_LIST, /* fv_float_list */
+	FV_OPT_NODE        /* const fv_config_node *: any YAML value, checked by the plugin */
+} fv_opt_type;
+
+enum {
+	FV_OPT_REQUIRED = 1 << 0,       /* no default: the key must be given */
+	FV_OPT_NULLABLE = 1 << 1,       /* null / None accepted (see FV_NONE_*) */
+	FV_OPT_SCALAR_AS_LIST = 1 << 2, /* lists: a scalar x means [x] */
+};
+
+/* How a nullable option reads when null. */
+#define FV_NONE_INT INT64_MIN
+/* FLOAT: NAN; STRING/ENUM/NODE: NULL; lists: .is_set == false. */
+
+typedef struct fv_int_list {
+	size_t n;
+	int64_t *v;
+	bool is_set;
+} fv_int_list;
+
+typedef struct fv_float_list {
+	size_t n;
+	double *v;
+	bool is_set;
+} fv_float_list;
+
+typedef struct fv_option {
+	const char *name;   /* the YAML key: openretina's argument name */
+	fv_opt_type type;
+	size_t offset;      /* offsetof(the plugin's options struct, field) */
+	const char *def;    /* default, written as YAML ("true", "0.1", "[3, 3]", "null") */
+	double min, max;    /* inclusive range of INT/FLOAT values and list items; unchecked when min == max */
+	unsigned flags;
+	const char *choices; /* ENUM: "custom_separable|separable|full" */
+	const char *doc;
+} fv_option;
+
+/* Parse `map` (may be NULL: all defaults) against `table` (ended by an entry
+** with name == NULL) into `opts`.  Keys listed in `ignore` (NULL-terminated,
+** may be NULL) are skipped: `_target_` always is.  `what` names the
+** component in messages. */
+FV_API fv_status fv_options_parse(const fv_option *table, const fv_config_node *map, void *opts,
+                                  const char *what, const char *const *ignore);
+/* Free what fv_options_parse allocated inside `opts` (lists). */
+FV_API void fv_options_free(const fv_option *table, void *opts);
+/* Human-readable documentation of an option table. */
+FV_API void fv_options_describe(const fv_option *table, FILE *out);
+
+/* ---- modules ------------------------------------------------------------------ */
+
+/* An instantiated component: its descriptor, its private state (`priv`,
+** the plugin's own struct), its named tensors and its children.  Tensor
+** names are openretina state_dict names; a child's tensors are prefixed
+** with the child's name ("features.layer0.conv.weight"). */
+typedef struct fv_module fv_module;
+typedef struct fv_component fv_component;
+typedef struct fv_registry fv_registry;
+typedef struct fv_model fv_model; /* a trained model as seen by objectives */
+
+FV_API void *fv_module_priv(const fv_module *m);
+FV_API void fv_module_set_priv(fv_module *m, void *priv);
+FV_API const fv_component *fv_module_component(const fv_module *m);
+FV_API const char *fv_module_name(const fv_module *m);
+FV_API bool fv_module_training(const fv_module *m);
+FV_API void fv_module_set_training(fv_module *m, bool training); /* recursive */
+/* A trainable parameter / a buffer (running stats), zero-filled, owned by m. */
+FV_API fv_tensor *fv_module_add_param(fv_module *m, const char *name, int ndim,
+                                      const int64_t *shape);
+FV_API fv_tensor *fv_module_add_buffer(fv_module *m, const char *name, int ndim,
+                                       const int64_t *shape);
+/* Adopt `child` under `name`; m frees it. */
+FV_API fv_status fv_module_add_child(fv_module *m, const char *name, fv_module *child);
+FV_API fv_module *fv_module_child(const fv_module *m, const char *name);
+/* Look up a tensor by its full dotted name below m. */
+FV_API fv_tensor *fv_module_tensor(const fv_module *m, const char *name);
+/* Visit every tensor below m with its full name, params and buffers. */
+typedef int (*fv_tensor_visit_fn)(void *ud, const char *name, fv_tensor *t, bool is_param);
+FV_API int fv_module_foreach_tensor(const fv_module *m, fv_tensor_visit_fn fn, void *ud);
+FV_API void fv_module_free(fv_module *m);
+
+/* ---- what create() and the callbacks receive ---------------------------- */
+
+typedef struct fv_build_args {
+	size_t struct_size;          /* sizeof(fv_build_args) of the caller */
+	fv_registry *registry;       /* to instantiate nested components */
+	const fv_config_node *spec;  /* the component's own YAML map */
+	const char *session;         /* readouts: the session (data key), else NULL */
+	int in_ndim;                 /* input shape without the batch dim, */
+	int64_t in_shape[FV_MAX_DIMS]; /* e.g. (C, T, H, W) for readouts */
+	int64_t n_neurons;           /* readouts */
+	const fv_tensor *mean_activity; /* readouts: (n_neurons) or NULL */
+	uint64_t seed;               /* initialisation */
+} fv_build_args;
+
+typedef struct fv_forward_args {
+	size_t struct_size;
+	const char *data_key;  /* session; NULL = all (multi-session readouts) */
+	int sample;            /* -1: module default; 0/1: sample positions or not */
+	bool reduction_mean;   /* regularizers: "mean" instead of "sum" */
+} fv_forward_args;
+
+/* ---- the component descriptor ----------------------------------------------- */
+
+struct fv_component {
+	size_t struct_size;        /* sizeof(fv_component) the plugin was built with */
+	fv_kind kind;
+	const char *const *names;  /* NULL-terminated; [0] is the fovea name, the rest
+	                              aliases (openretina dotted class paths) */
+	const char *doc;           /* one line */
+	const fv_option *options;  /* ended by {NULL}; may be NULL (no options) */
+	size_t options_size;       /* sizeof the options struct */
+
+	/* Build: options already parsed into `opts`, which is freed after. */
+	fv_status (*create)(fv_module *m, const void *opts, const fv_build_args *args);
+	void (*destroy)(fv_module *m); /* free priv; tensors are the module's */
+
+	/* CORE, READOUT, REDUCER, MODEL: y = f(x). */
+	fv_tensor *(*forward)(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_forward_args *fa);
+	/* CORE, READOUT, MODEL: the penalty added to the training loss. */
+	fv_tensor *(*regularizer)(fv_module *m, fv_ctx *ctx, const fv_forward_args *fa);
+	/* CORE: output shape (without batch) for an input shape (without batch). */
+	fv_status (*output_shape)(fv_module *m, int in_ndim, const int64_t *in_shape, int *out_ndim,
+	                          int64_t *out_shape);
+	/* READOUT: set the bias from the mean activity (openretina's
+	** initialize_bias); NULL mean -> plugin's default. */
+	fv_status (*initialize_bias)(fv_module *m, const fv_tensor *mean_activity);
+	/* LOSS: scalar (or per-neuron) loss of output vs target. */
+	fv_tensor *(*loss)(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_tensor *target);
+	/* REGULARIZER: a differentiable penalty of x (weights or a stimulus),
+	** and/or an in-place projection of a stimulus (postprocessor). */
+	fv_tensor *(*penalty)(fv_module *m, fv_ctx *ctx, fv_tensor *x);
+	fv_status (*project)(fv_module *m, fv_tensor *x);
+	/* STOPPER: called once per iteration with the loss; true to stop. */
+	bool (*should_stop)(fv_module *m, double loss);
+	/* OBJECTIVE: the scalar to maximise for a stimulus. */
+	fv_tensor *(*objective)(fv_module *m, fv_ctx *ctx, fv_model *model, fv_tensor *stimulus);
+};
+
+typedef struct fv_plugin {
+	uint32_t abi_major;        /* FV_ABI_MAJOR */
+	uint32_t abi_minor;        /* FV_ABI_MINOR */
+	const char *name;          /* e.g. "readouts-gaussian-mask" */
+	size_t n_components;
+	const fv_component *const *components;
+} fv_plugin;
+
+typedef const fv_plugin *(*fv_plugin_entry_fn)(void);
+
+/* ---- registry and instantiation ------------------------------------------------- */
+
+FV_API fv_registry *fv_registry_new(void);
+FV_API void fv_registry_free(fv_registry *reg);
+/* Load one plugin file. Errors name the file: dlerror text, missing
+** entry symbol, ABI mismatch (both versions), names already registered
+** (both files). */
+FV_API fv_status fv_registry_load_file(fv_registry *reg, const char *path);
+/* Load every *.so in a directory (non-recursive, sorted by name). */
+FV_API fv_status fv_registry_load_dir(fv_registry *reg, const char *dir);
+/* The build's plugin directory, each dir of $FOVEA_PLUGIN_PATH, then the
+** install prefix's plugin directory; missing directories are skipped. */
+FV_API fv_status fv_registry_load_default(fv_registry *reg);
+/* Register a plugin already in memory (`origin` names it in messages). */
+FV_API fv_status fv_registry_add(fv_registry *reg, const fv_plugin *plugin, const char *origin);
+
+/* Find a component by any of its names; `file` (may be NULL) gets its origin. */
+FV_API const fv_component *fv_registry_find(const fv_registry *reg, const char *name,
+                                            const char **file);
+FV_API size_t fv_registry_size(const fv_registry *reg);
+FV_API const fv_component *fv_registry_at(const fv_registry *reg, size_t i, const char **file);
+/* The registered name closest to `name` (edit distance), or NULL. */
+FV_API const char *fv_registry_closest(const fv_registry *reg, const char *name);
+
+/* Instantiate the component named by spec's `_target_`: parse its options,
+** create it.  Errors name file:line, the key and what was expected. */
+FV_API fv_module *fv_instantiate(fv_registry *reg, const fv_config_node *spec,
+                                 const fv_build_args *args);
+/* The same for an explicit component and options map (spec may be NULL). */
+FV_API fv_module *fv_instantiate_component(const fv_component *c, const fv_config_node *spec,
+                                           const fv_build_args *args, const char *name);
+
+/* Calls through a module's component, checking that the slot exists. */
+FV_API fv_tensor *fv_module_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x,
+                                    const fv_forward_args *fa);
+FV_API fv_tensor *fv_module_regularizer(fv_module *m, fv_ctx *ctx, const fv_forward_args *fa);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FOVEA_PLUGIN_H */
