@@ -59,6 +59,10 @@ FV_API void fv_config_free(fv_config *cfg);
 /* The resolved tree as YAML text (malloc'd; the caller frees). */
 FV_API char *fv_config_to_yaml(const fv_config *cfg);
 
+/* One node (and below) as YAML text (malloc'd), e.g. to give a nested
+** component a derived spec via fv_config_load_string(). */
+FV_API char *fv_node_to_yaml(const fv_config_node *n);
+
 /* ---- reading nodes ----------------------------------------------------------- */
 
 FV_API const fv_config_node *fv_config_root(const fv_config *cfg);

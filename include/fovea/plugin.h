@@ -158,8 +158,16 @@ typedef struct fv_forward_args {
 	size_t struct_size;
 	const char *data_key;  /* session; NULL = all (multi-session readouts) */
 	int sample;            /* -1: module default; 0/1: sample positions or not */
-	bool reduction_mean;   /* regularizers: "mean" instead of "sum" */
+	bool reduction_mean;   /* regularizers: "mean" instead of "sum" (openretina's
+	                          reduction="mean" / avg=True) */
+	bool crop_input;       /* models: x is the full stimulus as openretina's
+	                          training_step receives it; apply the model's own
+	                          input preparation (e.g. SingleCellSeparatedLNP's
+	                          crop around rf_location) before forward */
 } fv_forward_args;
+
+/* The defaults every caller starts from (sample -1, sums, no crop). */
+#define FV_FORWARD_ARGS_INIT {.struct_size = sizeof(fv_forward_args), .sample = -1}
 
 /* ---- the component descriptor ----------------------------------------------- */
 
@@ -190,7 +198,7 @@ struct fv_component {
 	fv_tensor *(*loss)(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_tensor *target);
 	/* REGULARIZER: a differentiable penalty of x (weights or a stimulus),
 	** and/or an in-place projection of a stimulus (postprocessor). */
-	fv_tensor *(*penalty)(fv_module *m, fv_ctx *ctx, fv_tensor *x);
+	fv_tensor *(*penalty)(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_forward_args *fa);
 	fv_status (*project)(fv_module *m, fv_tensor *x);
 	/* STOPPER: called once per iteration with the loss; true to stop. */
 	bool (*should_stop)(fv_module *m, double loss);
