@@ -252,6 +252,21 @@ FV_API fv_module *fv_instantiate_component(const fv_component *c, const fv_confi
 FV_API fv_tensor *fv_module_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x,
                                     const fv_forward_args *fa);
 FV_API fv_tensor *fv_module_regularizer(fv_module *m, fv_ctx *ctx, const fv_forward_args *fa);
+FV_API fv_tensor *fv_module_penalty(fv_module *m, fv_ctx *ctx, fv_tensor *x,
+                                    const fv_forward_args *fa);
+FV_API fv_tensor *fv_module_loss(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_tensor *target);
+FV_API fv_status fv_module_project(fv_module *m, fv_tensor *x);
+FV_API fv_status fv_module_initialize_bias(fv_module *m, const fv_tensor *mean_activity);
+FV_API fv_status fv_module_output_shape(fv_module *m, int in_ndim, const int64_t *in_shape,
+                                        int *out_ndim, int64_t *out_shape);
+FV_API bool fv_module_should_stop(fv_module *m, double loss);
+
+/* Instantiate a registered component by name with options given as YAML
+** text (e.g. "padding: 0"), as a child helper for composite components:
+** FactorizedReadout builds its LaplaceL2norm this way, so the child's
+** buffers get openretina's state_dict names under the parent. */
+FV_API fv_module *fv_instantiate_named(fv_registry *reg, const char *target, const char *yaml,
+                                       const fv_build_args *args, const char *instance_name);
 
 #ifdef __cplusplus
 }
