@@ -154,12 +154,20 @@ typedef struct fv_build_args {
 	uint64_t seed;               /* initialisation */
 } fv_build_args;
 
+typedef enum fv_reduction {
+	FV_REDUCE_DEFAULT = 0, /* the callee's default, as openretina's signature */
+	FV_REDUCE_SUM,
+	FV_REDUCE_MEAN,
+	FV_REDUCE_NONE         /* unreduced (openretina's reduction=None) */
+} fv_reduction;
+
 typedef struct fv_forward_args {
 	size_t struct_size;
 	const char *data_key;  /* session; NULL = all (multi-session readouts) */
 	int sample;            /* -1: module default; 0/1: sample positions or not */
-	bool reduction_mean;   /* regularizers: "mean" instead of "sum" (openretina's
-	                          reduction="mean" / avg=True) */
+	fv_reduction reduction; /* regularizers: openretina's reduction= argument
+	                           ("sum", "mean", None) or avg= flag (True: MEAN,
+	                           False: SUM); DEFAULT: the module's own default */
 	bool crop_input;       /* models: x is the full stimulus as openretina's
 	                          training_step receives it; apply the model's own
 	                          input preparation (e.g. SingleCellSeparatedLNP's
