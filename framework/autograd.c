@@ -54,8 +54,13 @@ fv_tensor *fv__grad_of(fv_ctx *ctx, fv_tensor *t)
 {
 	if (t->grad != NULL)
 		return t->grad;
-	if (t->persistent)
+	if (t->persistent && t->spare_grad != NULL) {
+		t->grad = t->spare_grad;
+		t->spare_grad = NULL;
+		memset(t->grad->data, 0, (size_t)t->grad->numel * sizeof(fv_real));
+	} else if (t->persistent) {
 		t->grad = fv_tensor_new(t->ndim, t->shape);
+	}
 	else
 		t->grad = fv_ctx_zeros(ctx, t->ndim, t->shape);
 	return t->grad;

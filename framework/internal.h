@@ -53,4 +53,54 @@ fv_tensor *fv__grad_of(fv_ctx *ctx, fv_tensor *t);
 			return NULL;  \
 	} while (0)
 
+/* ---- strided walks, broadcasting, reductions ---------------------------
+** (ops_binary.c, ops_reduce.c) shared by the elementwise, reduction, shape
+** and matmul ops, so that index arithmetic lives in one place. */
+
+#define FV_WALK_MAX_OPS 5
+
+/* A row-major walk over the index space `shape`, carrying the element
+** offset of up to FV_WALK_MAX_OPS operands, each with its own strides (0
+** along a broadcast dim).  Size-1 dims are dropped and dims contiguous for
+** every operand merged, so the common cases become one long run. */
+typedef struct fv__walk {
+	int ndim; /* after merging; at least 1 */
+	int nops;
+	int64_t numel;
+	int64_t shape[FV_MAX_DIMS];
+	int64_t stride[FV_WALK_MAX_OPS][FV_MAX_DIMS];
+} fv__walk;
+
+/* A run of `n` consecutive positions along the innermost dim: off[i] is
+** operand i's offset at the first, step[i] its stride along the run. */
+typedef void (*fv__run_fn)(void *ud, int64_t n, const int64_t *off, const int64_t *step);
+
+void fv__walk_init(fv__walk *w, int ndim, const int64_t *shape, int nops,
+                   const int64_t (*strides)[FV_MAX_DIMS]);
+/* Visit positions [start, start + count) in order. */
+void fv__walk_range(const fv__walk *w, int64_t start, int64_t count, fv__run_fn fn, void *ud);
+/* Visit every position, in parallel fixed-size tiles when the walk is
+** large; `fn` must write a distinct element at each position. */
+void fv__walk_all(const fv__walk *w, fv__run_fn fn, void *ud);
+
+/* Strides that read `src_shape` as if broadcast to the trailing-aligned
+** `shape`: 0 along its size-1 dims and its missing leading dims. */
+void fv__broadcast_strides(int ndim, const int64_t *shape, int src_ndim, const int64_t *src_shape,
+                           int64_t *strides);
+/* The NumPy broadcast of two shapes; the message names `op` and both. */
+fv_status fv__broadcast_shape(const char *op, int na, const int64_t *sa, int nb,
+                              const int64_t *sb, int *ndim, int64_t *shape);
+/* Over the index space `shape`: dst = scale * src, or dst += scale * src
+** when `accumulate`, each side addressed through its own strides. */
+void fv__strided_copy(int ndim, const int64_t *shape, fv_real *dst, const int64_t *dst_strides,
+                      const fv_real *src, const int64_t *src_strides, fv_real scale,
+                      bool accumulate);
+/* dst (contiguous `shape`) += scale * src broadcast from `src_shape`. */
+void fv__broadcast_add(fv_real *dst, int ndim, const int64_t *shape, const fv_real *src,
+                       int src_ndim, const int64_t *src_shape, fv_real scale);
+/* dst (contiguous `dst_shape`) += src summed over the dims along which
+** dst_shape broadcasts to `shape`: the gradient of a broadcast. */
+fv_status fv__sum_to_shape(fv_ctx *ctx, fv_real *dst, int dst_ndim, const int64_t *dst_shape,
+                           const fv_real *src, int ndim, const int64_t *shape);
+
 #endif /* FOVEA_INTERNAL_H */

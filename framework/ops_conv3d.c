@@ -1,2 +1,495 @@
-/* ops_conv3d.c: not written yet. */
-typedef int fv_placeholder_ops_conv3d;
+/*
+** ops_conv3d.c: dense 3-d convolution (torch.nn.functional.conv3d) and the
+** helpers it shares with the separable path (see conv_kernels.h).
+**
+** Forward: for every sample, group and block of output frames, vol2col the
+** block into a column matrix (kept small so it stays in cache) and multiply
+** by the group's weight with BLIS.  Backward, per sample: the same column
+** blocks give the weight gradient (dOut * cols^T) and the input gradient
+** (col2vol of W^T * dOut).  The weight gradient is summed in a fixed number
+** of partial sums over contiguous sample ranges, then added in order, so
+** the result does not depend on the thread count.
+*/
+#include <stdio.h>
+#include <string.h>
+
+#include <blis.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "conv_kernels.h"
+
+/* Bytes of one column block: a few frames' worth, enough columns to keep
+** GEMM efficient while the block stays in the outer caches. */
+#define FV_CONV_BLOCK_BYTES ((int64_t)1 << 20)
+
+/* ---- shape checks ---------------------------------------------------------- */
+
+void fv_conv3d_same_padding(const int kernel[3], const int dilation[3], int pad[3][2])
+{
+	for (int d = 0; d < 3; d++) {
+		int dil = (dilation == NULL || dilation[d] == 0) ? 1 : dilation[d];
+		int total = dil * (kernel[d] - 1);
+		if (total < 0)
+			total = 0;
+		pad[d][0] = total / 2;
+		pad[d][1] = total - total / 2;
+	}
+}
+
+static fv_status check_params(const char *op, const fv_conv3d_params *p, int groups_allowed)
+{
+	if (p == NULL)
+		return FV_OK;
+	for (int d = 0; d < 3; d++) {
+		if (p->stride[d] < 0)
+			return fv_error(FV_ERR_ARG, "%s: stride (%d, %d, %d) must not be negative", op,
+			                p->stride[0], p->stride[1], p->stride[2]);
+		if (p->dilation[d] < 0)
+			return fv_error(FV_ERR_ARG, "%s: dilation (%d, %d, %d) must not be negative", op,
+			                p->dilation[0], p->dilation[1], p->dilation[2]);
+		if (p->pad[d][0] < 0 || p->pad[d][1] < 0)
+			return fv_error(FV_ERR_ARG,
+			                "%s: padding ((%d, %d), (%d, %d), (%d, %d)) must not be negative", op,
+			                p->pad[0][0], p->pad[0][1], p->pad[1][0], p->pad[1][1],
+			                p->pad[2][0], p->pad[2][1]);
+	}
+	if (p->groups < 0)
+		return fv_error(FV_ERR_ARG, "%s: groups=%d must be positive", op, p->groups);
+	if (p->groups > 1 && !groups_allowed)
+		return fv_error(FV_ERR_ARG, "%s: groups=%d; only groups=1 is supported", op, p->groups);
+	return FV_OK;
+}
+
+static int one_if_zero(int v)
+{
+	return v == 0 ? 1 : v;
+}
+
+fv_status fv__conv_shape_init(fv__conv_shape *s, const char *op, const fv_tensor *x, int64_t o,
+                              int64_t c_per_group, const int64_t kernel[3],
+                              const fv_conv3d_params *p, int groups_allowed, const char *wdesc)
+{
+	if (x->ndim != 5)
+		return fv_error(FV_ERR_SHAPE, "%s: input x must be (N, C, T, H, W); got shape %s", op,
+		                fv_shape_str(x->ndim, x->shape));
+	fv_status rc = check_params(op, p, groups_allowed);
+	if (rc != FV_OK)
+		return rc;
+	static const fv_conv3d_params defaults;
+	if (p == NULL)
+		p = &defaults;
+	int64_t groups = one_if_zero(p->groups), c = x->shape[1];
+	if (c % groups != 0)
+		return fv_error(FV_ERR_SHAPE, "%s: groups=%lld does not divide the %lld input channels of x %s",
+		                op, (long long)groups, (long long)c, fv_shape_str(x->ndim, x->shape));
+	if (o % groups != 0)
+		return fv_error(FV_ERR_SHAPE, "%s: groups=%lld does not divide the %lld output channels of %s",
+		                op, (long long)groups, (long long)o, wdesc);
+	if (c_per_group * groups != c)
+		return fv_error(FV_ERR_SHAPE,
+		                "%s: %s expects %lld input channels (%lld per group, groups=%lld) but x %s has %lld",
+		                op, wdesc, (long long)(c_per_group * groups), (long long)c_per_group,
+		                (long long)groups, fv_shape_str(x->ndim, x->shape), (long long)c);
+	int64_t in[3], eff[3], out[3];
+	for (int d = 0; d < 3; d++) {
+		if (kernel[d] < 1)
+			return fv_error(FV_ERR_SHAPE, "%s: %s has an empty kernel", op, wdesc);
+		in[d] = x->shape[2 + d] + p->pad[d][0] + p->pad[d][1];
+		eff[d] = (int64_t)one_if_zero(p->dilation[d]) * (kernel[d] - 1) + 1;
+	}
+	for (int d = 0; d < 3; d++)
+		if (eff[d] > in[d])
+			return fv_error(FV_ERR_SHAPE,
+			                "%s: kernel %s (dilated: %s) is larger than the padded input %s of x %s",
+			                op, fv_shape_str(3, kernel), fv_shape_str(3, eff), fv_shape_str(3, in),
+			                fv_shape_str(x->ndim, x->shape));
+	for (int d = 0; d < 3; d++)
+		out[d] = (in[d] - eff[d]) / one_if_zero(p->stride[d]) + 1;
+	s->n = x->shape[0];
+	s->c = c;
+	s->o = o;
+	s->groups = groups;
+	s->win = (fv__conv_window){
+		.c = c_per_group, .t = x->shape[2], .h = x->shape[3], .w = x->shape[4],
+		.kt = kernel[0], .kh = kernel[1], .kw = kernel[2],
+		.to = out[0], .ho = out[1], .wo = out[2],
+		.st = one_if_zero(p->stride[0]), .sh = one_if_zero(p->stride[1]),
+		.sw = one_if_zero(p->stride[2]),
+		.dt = one_if_zero(p->dilation[0]), .dh = one_if_zero(p->dilation[1]),
+		.dw = one_if_zero(p->dilation[2]),
+		.pt = p->pad[0][0], .ph = p->pad[1][0], .pw = p->pad[2][0],
+	};
+	return FV_OK;
+}
+
+/* ---- vol2col ------------------------------------------------------------------ */
+
+bool fv__window_is_pointwise(const fv__conv_window *w)
+{
+	return w->kt == 1 && w->kh == 1 && w->kw == 1 && w->st == 1 && w->sh == 1 && w->sw == 1 &&
+	       w->pt == 0 && w->ph == 0 && w->pw == 0 && w->to == w->t && w->ho == w->h &&
+	       w->wo == w->w;
+}
+
+int64_t fv__frames_per_block(const fv__conv_window *w)
+{
+	int64_t frame_bytes = fv__window_rows(w) * w->ho * w->wo * (int64_t)sizeof(fv_real);
+	int64_t f = frame_bytes > 0 ? FV_CONV_BLOCK_BYTES / frame_bytes : w->to;
+	if (f < 1)
+		f = 1;
+	return f < w->to ? f : w->to;
+}
+
+/* The outputs o in [lo, hi) of a row of n_out whose input index o*s + off
+** falls inside [0, n_in). */
+static void valid_range(int64_t n_out, int64_t s, int64_t off, int64_t n_in, int64_t *lo,
+                        int64_t *hi)
+{
+	int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
+	int64_t h = n_in - 1 - off < 0 ? 0 : (n_in - 1 - off) / s + 1;
+	if (h > n_out)
+		h = n_out;
+	if (l > h)
+		l = h;
+	*lo = l;
+	*hi = h;
+}
+
+/* One row (c, a, b, d) of the column matrix, for frames [t0, t1). */
+static void vol2col_row(const fv__conv_window *w, const fv_real *xc, int64_t a, int64_t b,
+                        int64_t d, int64_t t0, int64_t t1, fv_real *restrict dst)
+{
+	const int64_t plane = w->ho * w->wo, off = d * w->dw - w->pw;
+	int64_t lo, hi;
+	valid_range(w->wo, w->sw, off, w->w, &lo, &hi);
+	for (int64_t to = t0; to < t1; to++) {
+		int64_t ti = to * w->st - w->pt + a * w->dt;
+		fv_real *frame = dst + (to - t0) * plane;
+		if (ti < 0 || ti >= w->t) {
+			memset(frame, 0, (size_t)plane * sizeof(fv_real));
+			continue;
+		}
+		for (int64_t ho = 0; ho < w->ho; ho++) {
+			int64_t hi_ = ho * w->sh - w->ph + b * w->dh;
+			fv_real *row = frame + ho * w->wo;
+			if (hi_ < 0 || hi_ >= w->h) {
+				memset(row, 0, (size_t)w->wo * sizeof(fv_real));
+				continue;
+			}
+			const fv_real *src = xc + (ti * w->h + hi_) * w->w;
+			for (int64_t wo = 0; wo < lo; wo++)
+				row[wo] = 0;
+			if (w->sw == 1)
+				memcpy(row + lo, src + lo + off, (size_t)(hi - lo) * sizeof(fv_real));
+			else
+				for (int64_t wo = lo; wo < hi; wo++)
+					row[wo] = src[wo * w->sw + off];
+			for (int64_t wo = hi; wo < w->wo; wo++)
+				row[wo] = 0;
+		}
+	}
+}
+
+static void col2vol_row(const fv__conv_window *w, fv_real *xc, int64_t a, int64_t b, int64_t d,
+                        int64_t t0, int64_t t1, const fv_real *restrict src)
+{
+	const int64_t plane = w->ho * w->wo, off = d * w->dw - w->pw;
+	int64_t lo, hi;
+	valid_range(w->wo, w->sw, off, w->w, &lo, &hi);
+	for (int64_t to = t0; to < t1; to++) {
+		int64_t ti = to * w->st - w->pt + a * w->dt;
+		if (ti < 0 || ti >= w->t)
+			continue;
+		for (int64_t ho = 0; ho < w->ho; ho++) {
+			int64_t hi_ = ho * w->sh - w->ph + b * w->dh;
+			if (hi_ < 0 || hi_ >= w->h)
+				continue;
+			const fv_real *row = src + (to - t0) * plane + ho * w->wo;
+			fv_real *dst = xc + (ti * w->h + hi_) * w->w;
+			for (int64_t wo = lo; wo < hi; wo++)
+				dst[wo * w->sw + off] += row[wo];
+		}
+	}
+}
+
+void fv__vol2col(const fv__conv_window *w, const fv_real *x, int64_t t0, int64_t t1,
+                 fv_real *cols)
+{
+	const int64_t ncols = (t1 - t0) * w->ho * w->wo;
+	fv_real *dst = cols;
+	for (int64_t c = 0; c < w->c; c++) {
+		const fv_real *xc = x + c * w->t * w->h * w->w;
+		for (int64_t a = 0; a < w->kt; a++)
+			for (int64_t b = 0; b < w->kh; b++)
+				for (int64_t d = 0; d < w->kw; d++, dst += ncols)
+					vol2col_row(w, xc, a, b, d, t0, t1, dst);
+	}
+}
+
+void fv__col2vol(const fv__conv_window *w, const fv_real *cols, int64_t t0, int64_t t1,
+                 fv_real *dx)
+{
+	const int64_t ncols = (t1 - t0) * w->ho * w->wo;
+	const fv_real *src = cols;
+	for (int64_t c = 0; c < w->c; c++) {
+		fv_real *xc = dx + c * w->t * w->h * w->w;
+		for (int64_t a = 0; a < w->kt; a++)
+			for (int64_t b = 0; b < w->kh; b++)
+				for (int64_t d = 0; d < w->kw; d++, src += ncols)
+					col2vol_row(w, xc, a, b, d, t0, t1, src);
+	}
+}
+
+/* ---- GEMM and tasks -------------------------------------------------------------- */
+
+void fv__gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, fv_real alpha,
+              const fv_real *a, int64_t lda, const fv_real *b, int64_t ldb, fv_real beta,
+              fv_real *c, int64_t ldc, int threads)
+{
+	rntm_t rntm = BLIS_RNTM_INITIALIZER;
+	bli_rntm_set_num_threads(threads > 0 ? threads : 1, &rntm);
+	/* Row-major op(A)(i, p): a[i*lda + p], or a[p*lda + i] when transposed. */
+	inc_t rsa = trans_a ? 1 : lda, csa = trans_a ? lda : 1;
+	inc_t rsb = trans_b ? 1 : ldb, csb = trans_b ? ldb : 1;
+#ifdef FV_REAL_DOUBLE
+	bli_dgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, k, &alpha, (double *)a, rsa, csa,
+	             (double *)b, rsb, csb, &beta, c, ldc, 1, NULL, &rntm);
+#else
+	bli_sgemm_ex(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, m, n, k, &alpha, (float *)a, rsa, csa,
+	             (float *)b, rsb, csb, &beta, c, ldc, 1, NULL, &rntm);
+#endif
+}
+
+static bool tasks_in_parallel(int64_t ntasks, int threads)
+{
+	return threads > 1 && ntasks >= threads;
+}
+
+int fv__task_slots(int64_t ntasks)
+{
+	int threads = fv_get_num_threads();
+	return tasks_in_parallel(ntasks, threads) ? threads : 1;
+}
+
+void fv__run_tasks(int64_t ntasks, fv__task_fn fn, void *ud)
+{
+	int threads = fv_get_num_threads();
+	if (tasks_in_parallel(ntasks, threads)) {
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+		for (int64_t i = 0; i < ntasks; i++)
+			fn(ud, i, omp_get_thread_num(), 1);
+		return;
+#endif
+	}
+	for (int64_t i = 0; i < ntasks; i++)
+		fn(ud, i, 0, threads);
+}
+
+/* ---- the dense op -------------------------------------------------------------------- */
+
+typedef struct conv_aux {
+	fv__conv_shape s;
+} conv_aux;
+
+/* What a forward or backward task needs; one per call, shared by tasks. */
+typedef struct conv_job {
+	const fv__conv_shape *s;
+	const fv_real *x, *w, *bias, *gout;
+	fv_real *out, *dx, *dw_partials;
+	fv_real *scratch;       /* fv__task_slots() * slot_size */
+	int64_t slot_size;
+	int64_t frames, blocks; /* output frames per column block, blocks per sample */
+	int64_t partials;       /* backward: tasks, each a contiguous range of samples */
+} conv_job;
+
+const fv_real *fv__block_cols(const fv__conv_window *w, const fv_real *xg, int64_t t0, int64_t t1,
+                              fv_real *scratch, int64_t *ld)
+{
+	if (fv__window_is_pointwise(w)) {
+		*ld = w->t * w->h * w->w;
+		return xg + t0 * w->h * w->w;
+	}
+	fv__vol2col(w, xg, t0, t1, scratch);
+	*ld = (t1 - t0) * w->ho * w->wo;
+	return scratch;
+}
+
+static void forward_task(void *ud, int64_t task, int slot, int threads)
+{
+	const conv_job *j = ud;
+	const fv__conv_shape *s = j->s;
+	const fv__conv_window *w = &s->win;
+	int64_t blk = task % j->blocks, g = task / j->blocks % s->groups,
+	        n = task / j->blocks / s->groups;
+	int64_t og = s->o / s->groups, k = fv__window_rows(w), plane = w->ho * w->wo;
+	int64_t t0 = blk * j->frames, t1 = t0 + j->frames < w->to ? t0 + j->frames : w->to;
+	const fv_real *xg = j->x + (n * s->c + g * w->c) * w->t * w->h * w->w;
+	int64_t ld;
+	const fv_real *cols = fv__block_cols(w, xg, t0, t1, j->scratch + slot * j->slot_size, &ld);
+	fv_real *out = j->out + ((n * s->o + g * og) * w->to + t0) * plane;
+	fv__gemm(false, false, og, (t1 - t0) * plane, k, 1, j->w + g * og * k, k, cols, ld, 0, out,
+	         w->to * plane, threads);
+	if (j->bias == NULL)
+		return;
+	for (int64_t o = 0; o < og; o++) {
+		fv_real b = j->bias[g * og + o], *row = out + o * w->to * plane;
+		for (int64_t i = 0; i < (t1 - t0) * plane; i++)
+			row[i] += b;
+	}
+}
+
+/* One sample's part of the weight and input gradients. */
+static void backward_sample(const conv_job *j, int64_t n, fv_real *dw, fv_real *scratch,
+                            int threads)
+{
+	const fv__conv_shape *s = j->s;
+	const fv__conv_window *w = &s->win;
+	int64_t og = s->o / s->groups, k = fv__window_rows(w), plane = w->ho * w->wo;
+	int64_t vol = w->t * w->h * w->w;
+	fv_real *dcols = scratch + k * j->frames * plane;
+	for (int64_t g = 0; g < s->groups; g++) {
+		const fv_real *xg = j->x + (n * s->c + g * w->c) * vol, *wg = j->w + g * og * k;
+		fv_real *dxg = j->dx ? j->dx + (n * s->c + g * w->c) * vol : NULL;
+		for (int64_t t0 = 0; t0 < w->to; t0 += j->frames) {
+			int64_t t1 = t0 + j->frames < w->to ? t0 + j->frames : w->to, lb = (t1 - t0) * plane;
+			const fv_real *gout = j->gout + ((n * s->o + g * og) * w->to + t0) * plane;
+			if (dw != NULL) {
+				int64_t ld;
+				const fv_real *cols = fv__block_cols(w, xg, t0, t1, scratch, &ld);
+				fv__gemm(false, true, og, k, lb, 1, gout, w->to * plane, cols, ld, 1,
+				         dw + g * og * k, k, threads);
+			}
+			if (dxg == NULL)
+				continue;
+			if (fv__window_is_pointwise(w)) {
+				fv__gemm(true, false, k, lb, og, 1, wg, k, gout, w->to * plane, 1,
+				         dxg + t0 * w->h * w->w, vol, threads);
+			} else {
+				fv__gemm(true, false, k, lb, og, 1, wg, k, gout, w->to * plane, 0, dcols, lb,
+				         threads);
+				fv__col2vol(w, dcols, t0, t1, dxg);
+			}
+		}
+	}
+}
+
+static void backward_task(void *ud, int64_t task, int slot, int threads)
+{
+	const conv_job *j = ud;
+	int64_t n0 = task * j->s->n / j->partials, n1 = (task + 1) * j->s->n / j->partials;
+	int64_t wsize = j->s->o * fv__window_rows(&j->s->win);
+	fv_real *dw = j->dw_partials ? j->dw_partials + task * wsize : NULL;
+	if (dw != NULL)
+		memset(dw, 0, (size_t)wsize * sizeof(fv_real));
+	for (int64_t n = n0; n < n1; n++)
+		backward_sample(j, n, dw, j->scratch + slot * j->slot_size, threads);
+}
+
+static void bias_grad(const fv__conv_shape *s, const fv_real *gout, fv_real *db)
+{
+	int64_t len = s->win.to * s->win.ho * s->win.wo;
+#pragma omp parallel for schedule(static)
+	for (int64_t o = 0; o < s->o; o++) {
+		double acc = 0;
+		for (int64_t n = 0; n < s->n; n++) {
+			const fv_real *row = gout + (n * s->o + o) * len;
+			fv_real part = 0;
+#pragma omp simd reduction(+ : part)
+			for (int64_t i = 0; i < len; i++)
+				part += row[i];
+			acc += part;
+		}
+		db[o] += (fv_real)acc;
+	}
+}
+
+/* dw += the partial sums, in their fixed order. */
+static void add_partials(fv_real *dw, const fv_real *partials, int64_t count, int64_t size)
+{
+#pragma omp parallel for schedule(static)
+	for (int64_t i = 0; i < size; i++) {
+		fv_real acc = 0;
+		for (int64_t p = 0; p < count; p++)
+			acc += partials[p * size + i];
+		dw[i] += acc;
+	}
+}
+
+static fv_status conv3d_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *const *srcs,
+                                 fv_tensor *const *grads, const void *aux_)
+{
+	const conv_aux *aux = aux_;
+	const fv__conv_shape *s = &aux->s;
+	const fv__conv_window *w = &s->win;
+	conv_job j = {.s = s, .x = srcs[0]->data, .w = srcs[1]->data, .gout = out->grad->data};
+	if (grads[2] != NULL)
+		bias_grad(s, j.gout, grads[2]->data);
+	if (grads[0] == NULL && grads[1] == NULL)
+		return FV_OK;
+	int64_t k = fv__window_rows(w), plane = w->ho * w->wo, wsize = s->o * k;
+	j.frames = fv__frames_per_block(w);
+	j.dx = grads[0] ? grads[0]->data : NULL;
+	/* Without a weight gradient every sample is its own task. */
+	j.partials = s->n;
+	if (grads[1] != NULL && j.partials > FV_CONV_MAX_PARTIALS)
+		j.partials = FV_CONV_MAX_PARTIALS;
+	j.slot_size = 2 * k * j.frames * plane;
+	int slots = fv__task_slots(j.partials);
+	j.scratch = fv_ctx_alloc(ctx, (size_t)(slots * j.slot_size) * sizeof(fv_real));
+	if (grads[1] != NULL)
+		j.dw_partials = fv_ctx_alloc(ctx, (size_t)(j.partials * wsize) * sizeof(fv_real));
+	if (j.scratch == NULL || (grads[1] != NULL && j.dw_partials == NULL))
+		return FV_ERR_NOMEM;
+	fv__run_tasks(j.partials, backward_task, &j);
+	if (grads[1] != NULL)
+		add_partials(grads[1]->data, j.dw_partials, j.partials, wsize);
+	return FV_OK;
+}
+
+static const fv_op_def conv3d_def = {"conv3d", conv3d_backward};
+
+fv_tensor *fv_conv3d(fv_ctx *ctx, fv_tensor *x, fv_tensor *w, fv_tensor *bias,
+                     const fv_conv3d_params *p)
+{
+	FV_CHECK_INPUT(x);
+	FV_CHECK_INPUT(w);
+	if (w->ndim != 5) {
+		fv_error(FV_ERR_SHAPE, "fv_conv3d: weight must be (O, C/groups, kt, kh, kw); got shape %s",
+		         fv_shape_str(w->ndim, w->shape));
+		return NULL;
+	}
+	char wdesc[160];
+	snprintf(wdesc, sizeof wdesc, "weight %s", fv_shape_str(w->ndim, w->shape));
+	conv_aux aux;
+	fv__conv_shape *s = &aux.s;
+	if (fv__conv_shape_init(s, "fv_conv3d", x, w->shape[0], w->shape[1], w->shape + 2, p, 1,
+	                        wdesc) != FV_OK)
+		return NULL;
+	if (bias != NULL && (bias->ndim != 1 || bias->shape[0] != s->o)) {
+		fv_error(FV_ERR_SHAPE, "fv_conv3d: bias must be (%lld) for %s; got shape %s",
+		         (long long)s->o, wdesc, fv_shape_str(bias->ndim, bias->shape));
+		return NULL;
+	}
+	const fv__conv_window *win = &s->win;
+	int64_t shape[5] = {s->n, s->o, win->to, win->ho, win->wo};
+	fv_tensor *out = fv_ctx_empty(ctx, 5, shape);
+	if (out == NULL)
+		return NULL;
+	conv_job j = {.s = s, .x = x->data, .w = w->data, .bias = bias ? bias->data : NULL,
+	              .out = out->data};
+	j.frames = fv__frames_per_block(win);
+	j.blocks = win->to > 0 ? (win->to + j.frames - 1) / j.frames : 0;
+	int64_t ntasks = s->n * s->groups * j.blocks;
+	j.slot_size = fv__window_is_pointwise(win) ? 0 : fv__window_rows(win) * j.frames * win->ho * win->wo;
+	j.scratch = fv_ctx_alloc(ctx, (size_t)(fv__task_slots(ntasks) * j.slot_size) * sizeof(fv_real));
+	if (j.scratch == NULL)
+		return NULL;
+	fv__run_tasks(ntasks, forward_task, &j);
+	fv_tensor *srcs[3] = {x, w, bias};
+	if (fv_op_record(ctx, out, &conv3d_def, 3, srcs, &aux, sizeof aux) != FV_OK)
+		return NULL;
+	return out;
+}

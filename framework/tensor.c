@@ -96,6 +96,7 @@ void fv_tensor_free(fv_tensor *t)
 		return;
 	if (t->grad != NULL && t->grad->persistent)
 		fv_tensor_free(t->grad);
+	fv_tensor_free(t->spare_grad);
 	free(t->data);
 	free(t->name);
 	free(t);
@@ -130,6 +131,17 @@ void fv_zero_grad(fv_tensor *t)
 {
 	if (t->grad != NULL)
 		memset(t->grad->data, 0, (size_t)t->grad->numel * sizeof(fv_real));
+}
+
+void fv_zero_grad_to_none(fv_tensor *t)
+{
+	if (t->grad == NULL || !t->grad->persistent) {
+		t->grad = NULL;
+		return;
+	}
+	fv_tensor_free(t->spare_grad);
+	t->spare_grad = t->grad;
+	t->grad = NULL;
 }
 
 bool fv_same_shape(const fv_tensor *a, const fv_tensor *b)

@@ -53,6 +53,8 @@ struct fv_tensor {
 	bool persistent;    /* made by fv_tensor_new(); otherwise lives in a ctx */
 	char *name;         /* parameter name (persistent tensors only), or NULL */
 	fv_node *node;      /* the op that produced it, NULL for leaves */
+	fv_tensor *spare_grad; /* a gradient buffer kept for reuse after
+	                          fv_zero_grad_to_none(); private */
 };
 
 /* Threads used by BLIS and the op loops (OpenMP); results do not depend on
@@ -72,6 +74,10 @@ FV_API void fv_tensor_fill(fv_tensor *t, fv_real v);
 FV_API fv_status fv_tensor_copy(fv_tensor *dst, const fv_tensor *src);
 /* Zero the gradient (if any), as optimizer.zero_grad(set_to_none=False). */
 FV_API void fv_zero_grad(fv_tensor *t);
+/* Drop the gradient (grad = NULL, as torch's default zero_grad()) but keep
+** its memory for the next backward, so steady-state steps do not allocate.
+** Optimizers skip parameters whose grad is NULL, as torch's do. */
+FV_API void fv_zero_grad_to_none(fv_tensor *t);
 FV_API bool fv_same_shape(const fv_tensor *a, const fv_tensor *b);
 /* "(64, 2, 50, 18, 16)": for messages.  Uses a small static ring buffer. */
 FV_API const char *fv_shape_str(int ndim, const int64_t *shape);

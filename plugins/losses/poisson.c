@@ -1,0 +1,151 @@
+/*
+** poisson.c: openretina's Poisson losses (openretina.modules.losses.poisson).
+**
+**   PoissonLoss3d:   l = output - target * log(output + bias), elementwise
+**                    on the lagged target, reduced to a scalar (sum, or mean
+**                    with avg) or, with per_neuron, to the mean over every
+**                    axis but the last (then avg is ignored, as openretina).
+**   L1PoissonLoss3d: the same plus gamma_l1 times the same reduction of
+**                    |output|: a sparsity pressure on predicted rates.
+**
+** It is the negative Poisson log-likelihood up to the log(target!) term,
+** which does not depend on the model.
+*/
+#include <stddef.h>
+#include <stdlib.h>
+
+#include <fovea/plugin.h>
+
+#include "lagged_target.h"
+
+typedef struct poisson_opts {
+	double bias;
+	bool per_neuron;
+	bool avg;
+	double gamma_l1; /* L1PoissonLoss3d only */
+} poisson_opts;
+
+#define POISSON_OPTIONS                                                                        \
+	{"bias", FV_OPT_FLOAT, offsetof(poisson_opts, bias), "1e-16", 0, 0, 0, NULL,           \
+	 "added to output inside the log (keeps log finite at zero rate)"},                   \
+	{"per_neuron", FV_OPT_BOOL, offsetof(poisson_opts, per_neuron), "false", 0, 0, 0, NULL, \
+	 "return one loss per neuron (mean over batch and time) instead of a scalar"},        \
+	{"avg", FV_OPT_BOOL, offsetof(poisson_opts, avg), "false", 0, 0, 0, NULL,               \
+	 "scalar loss: mean instead of sum (ignored with per_neuron)"}
+
+static const fv_option poisson_options[] = {
+	POISSON_OPTIONS,
+	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
+};
+
+static const fv_option l1_poisson_options[] = {
+	POISSON_OPTIONS,
+	{"gamma_l1", FV_OPT_FLOAT, offsetof(poisson_opts, gamma_l1), "0.001", 0, 0, 0, NULL,
+	 "weight of the L1 penalty on the output"},
+	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
+};
+
+static fv_status poisson_create(fv_module *m, const void *opts, const fv_build_args *args)
+{
+	(void)args;
+	poisson_opts *p = malloc(sizeof *p);
+	if (p == NULL)
+		return fv_error(FV_ERR_NOMEM, "PoissonLoss3d: out of memory for its options");
+	*p = *(const poisson_opts *)opts;
+	fv_module_set_priv(m, p);
+	return FV_OK;
+}
+
+static void poisson_destroy(fv_module *m)
+{
+	free(fv_module_priv(m));
+}
+
+/* openretina's reduction: per neuron, else mean or sum of everything. */
+static fv_tensor *reduce(fv_ctx *ctx, fv_tensor *x, const poisson_opts *p)
+{
+	if (p->per_neuron)
+		return mean_per_neuron(ctx, x);
+	return p->avg ? fv_mean_all(ctx, x) : fv_sum_all(ctx, x);
+}
+
+static fv_tensor *poisson_terms(fv_ctx *ctx, const char *who, const poisson_opts *p,
+                                fv_tensor *output, fv_tensor *target)
+{
+	if (loss_args_missing(who, output, target))
+		return NULL;
+	fv_tensor *t = lagged_target(ctx, who, output, target);
+	if (t == NULL)
+		return NULL;
+	fv_tensor *log_rate = fv_log(ctx, fv_add_scalar(ctx, output, p->bias));
+	return fv_sub(ctx, output, fv_mul(ctx, t, log_rate));
+}
+
+static fv_tensor *poisson_loss(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_tensor *target)
+{
+	const poisson_opts *p = fv_module_priv(m);
+	return reduce(ctx, poisson_terms(ctx, "PoissonLoss3d", p, output, target), p);
+}
+
+static fv_tensor *l1_poisson_loss(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_tensor *target)
+{
+	const poisson_opts *p = fv_module_priv(m);
+	fv_tensor *poisson = reduce(ctx, poisson_terms(ctx, "L1PoissonLoss3d", p, output, target), p);
+	if (poisson == NULL)
+		return NULL;
+	fv_tensor *l1 = reduce(ctx, fv_abs(ctx, output), p);
+	return fv_add(ctx, poisson, fv_mul_scalar(ctx, l1, p->gamma_l1));
+}
+
+static const char *const poisson_names[] = {
+	"PoissonLoss3d",
+	"openretina.modules.losses.poisson.PoissonLoss3d",
+	"openretina.modules.losses.PoissonLoss3d",
+	"openretina.modules.measures.PoissonLoss3d",
+	NULL,
+};
+
+static const fv_component poisson_component = {
+	.struct_size = sizeof(fv_component),
+	.kind = FV_KIND_LOSS,
+	.names = poisson_names,
+	.doc = "Poisson negative log-likelihood output - target*log(output+bias), target lagged",
+	.options = poisson_options,
+	.options_size = sizeof(poisson_opts),
+	.create = poisson_create,
+	.destroy = poisson_destroy,
+	.loss = poisson_loss,
+};
+
+static const char *const l1_poisson_names[] = {
+	"L1PoissonLoss3d",
+	"openretina.modules.losses.poisson.L1PoissonLoss3d",
+	NULL,
+};
+
+static const fv_component l1_poisson_component = {
+	.struct_size = sizeof(fv_component),
+	.kind = FV_KIND_LOSS,
+	.names = l1_poisson_names,
+	.doc = "PoissonLoss3d plus gamma_l1 times the same reduction of |output|",
+	.options = l1_poisson_options,
+	.options_size = sizeof(poisson_opts),
+	.create = poisson_create,
+	.destroy = poisson_destroy,
+	.loss = l1_poisson_loss,
+};
+
+static const fv_component *const components[] = {&poisson_component, &l1_poisson_component};
+
+static const fv_plugin plugin = {
+	.abi_major = FV_ABI_MAJOR,
+	.abi_minor = FV_ABI_MINOR,
+	.name = "losses-poisson",
+	.n_components = sizeof components / sizeof components[0],
+	.components = components,
+};
+
+FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
+{
+	return &plugin;
+}
