@@ -102,7 +102,7 @@ static fv_status optim_kind_of(const fv_config_node *spec, fv_optim_kind *kind)
 
 fv_status fv_optim_config_parse(const fv_config_node *spec, fv_optim_config *out)
 {
-	fv_optim_kind kind;
+	fv_optim_kind kind = FV_OPTIM_ADAM;
 	fv_status rc = optim_kind_of(spec, &kind);
 	if (rc != FV_OK)
 		return rc;

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,12 @@
 #include "fovea/safetensors.h"
 #include "internal.h"
 #include "json_scan.h"
+
+/* Tensor data is stored as the caller gives it, and safetensors is
+** little-endian. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the safetensors writer assumes a little-endian host"
+#endif
 
 typedef struct st_item {
 	char *name;
@@ -150,7 +157,6 @@ fv_status fv_st_writer_add_tensor(fv_st_writer *w, const char *name, const fv_te
 	if (f32 == NULL)
 		return fv_error(FV_ERR_NOMEM, "safetensors writer: out of memory converting '%s'",
 		                name ? name : "?");
-	/* Stored little-endian: the framework only builds on little-endian hosts. */
 	for (int64_t i = 0; i < t->numel; i++)
 		f32[i] = (float)t->data[i];
 	fv_status s = fv_st_writer_add(w, name, FV_DTYPE_F32, t->ndim, t->shape, f32);
