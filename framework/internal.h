@@ -72,7 +72,8 @@ typedef struct fv__walk {
 } fv__walk;
 
 /* A run of `n` consecutive positions along the innermost dim: off[i] is
-** operand i's offset at the first, step[i] its stride along the run. */
+** operand i's offset at the first, step[i] its stride along the run (1 for
+** an operand laid out contiguously in the walk's shape). */
 typedef void (*fv__run_fn)(void *ud, int64_t n, const int64_t *off, const int64_t *step);
 
 void fv__walk_init(fv__walk *w, int ndim, const int64_t *shape, int nops,

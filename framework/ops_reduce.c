@@ -51,7 +51,10 @@ static void plan_init(reduce_plan *plan, int ndim, const int64_t *shape, const b
 				continue;
 			walk_shape[n] = shape[d];
 			strides[0][n++] = contiguous[d];
-			*(pass ? &plan->nred : &plan->nout) *= shape[d];
+			if (pass == 0)
+				plan->nout *= shape[d];
+			else
+				plan->nred *= shape[d];
 		}
 	}
 	fv__walk_init(&plan->walk, n, walk_shape, 1, strides);
@@ -77,6 +80,9 @@ static void pow_run(void *ud, int64_t n, const int64_t *off, const int64_t *step
 	if (acc->p == 2)
 		for (int64_t i = 0; i < n; i++)
 			s += (double)x[i * step[0]] * x[i * step[0]];
+	else if (acc->p == 1)
+		for (int64_t i = 0; i < n; i++)
+			s += fabs((double)x[i * step[0]]);
 	else
 		for (int64_t i = 0; i < n; i++)
 			s += pow(fabs((double)x[i * step[0]]), acc->p);
@@ -199,7 +205,7 @@ static void norm_grad_run(void *ud, int64_t n, const int64_t *off, const int64_t
 	const norm_job *j = ud;
 	fv_real *gx = j->gx + off[0];
 	const fv_real *x = j->x + off[1], *g = j->gout + off[2], *nrm = j->out + off[3];
-	for (int64_t i = 0; i < n; i++) {
+	for (int64_t i = 0; i < n; i++) { /* gx and x are contiguous: step 1 */
 		double xi = x[i], norm = nrm[i * step[3]], gi = g[i * step[2]];
 		if (norm == 0 || xi == 0)
 			continue;
@@ -304,7 +310,9 @@ static fv_tensor *reduce(fv_ctx *ctx, reduce_kind kind, fv_tensor *x, double p, 
 	}
 	fv_tensor *out = fv_ctx_empty(ctx, ndim, shape);
 	partial *part = out ? reduce_chunks(ctx, &plan, x->data, kind, p) : NULL;
-	int64_t *argmax = kind == RED_MAX && part ? fv_ctx_alloc(ctx, (size_t)plan.nout * 8) : NULL;
+	int64_t *argmax = NULL;
+	if (kind == RED_MAX && part != NULL)
+		argmax = fv_ctx_alloc(ctx, (size_t)plan.nout * sizeof *argmax);
 	if (part == NULL || (kind == RED_MAX && argmax == NULL))
 		return NULL;
 	for (int64_t o = 0; o < plan.nout; o++) {

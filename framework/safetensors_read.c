@@ -236,9 +236,16 @@ static int compare_by_offset(const void *a, const void *b)
 {
 	const fv_st_entry *x = *(const fv_st_entry *const *)a;
 	const fv_st_entry *y = *(const fv_st_entry *const *)b;
-	if (x->data != y->data)
-		return x->data < y->data ? -1 : 1;
+	const unsigned char *px = x->data, *py = y->data;
+	if (px != py)
+		return px < py ? -1 : 1;
 	return x->nbytes < y->nbytes ? -1 : x->nbytes > y->nbytes;
+}
+
+/* Where an entry's bytes begin within the data section. */
+static size_t begin_of(const fv_st_entry *e, const unsigned char *data)
+{
+	return (size_t)((const unsigned char *)e->data - data);
 }
 
 /* Two tensors sharing bytes would alias each other's data. */
@@ -257,13 +264,13 @@ static fv_status check_overlaps(const fv_safetensors *st, const unsigned char *d
 	fv_status s = FV_OK;
 	for (size_t i = 1; i < n && s == FV_OK; i++) {
 		const fv_st_entry *a = order[i - 1], *b = order[i];
-		if (b->data < a->data + a->nbytes)
+		size_t a_begin = begin_of(a, data), b_begin = begin_of(b, data);
+		if (b_begin < a_begin + a->nbytes)
 			s = fv_error(FV_ERR_FORMAT,
 			             "%s: tensors '%s' [%zu, %zu] and '%s' [%zu, %zu] overlap in the data "
 			             "section",
-			             st->name, a->name, (size_t)(a->data - data),
-			             (size_t)(a->data - data) + a->nbytes, b->name, (size_t)(b->data - data),
-			             (size_t)(b->data - data) + b->nbytes);
+			             st->name, a->name, a_begin, a_begin + a->nbytes, b->name, b_begin,
+			             b_begin + b->nbytes);
 	}
 	free(order);
 	return s;
@@ -400,8 +407,8 @@ fv_safetensors *fv_safetensors_open(const char *path)
 		fv_error(FV_ERR_ARG, "fv_safetensors_open: path is NULL");
 		return NULL;
 	}
-	unsigned char *bytes;
-	size_t size;
+	unsigned char *bytes = NULL;
+	size_t size = 0;
 	if (read_file(path, &bytes, &size) != FV_OK)
 		return NULL;
 	return load(path, bytes, size);

@@ -1,0 +1,159 @@
+/*
+** correlation.c: openretina's CorrelationLoss3d
+** (openretina.modules.losses.correlation).
+**
+** The Pearson correlation over time between output and the lagged target,
+** per batch element and neuron:
+**
+**     corr = mean_t(do * dt) / sqrt((mean_t(do^2) + eps) * (mean_t(dt^2) + eps))
+**
+** with do, dt the deviations from the time means and eps the `bias`
+** argument.  With negate (the default: a loss to minimise) the sign is
+** flipped; the result is the sum or (avg) the mean of every correlation,
+** or with per_neuron the mean over the batch per neuron.  openretina also
+** keeps the batch-mean correlations, never negated, for logging; they are
+** kept here too (see per_neuron_correlations in docs/components/losses.md).
+*/
+#include <stddef.h>
+#include <stdlib.h>
+
+#include <fovea/plugin.h>
+
+#include "lagged_target.h"
+
+typedef struct correlation_opts {
+	double bias;
+	bool per_neuron;
+	bool avg;
+	bool negate;
+} correlation_opts;
+
+static const fv_option correlation_options[] = {
+	{"bias", FV_OPT_FLOAT, offsetof(correlation_opts, bias), "1e-16", 0, 0, 0, NULL,
+	 "eps added to both variances under the square root"},
+	{"per_neuron", FV_OPT_BOOL, offsetof(correlation_opts, per_neuron), "false", 0, 0, 0, NULL,
+	 "return one value per neuron (mean over the batch) instead of a scalar"},
+	{"avg", FV_OPT_BOOL, offsetof(correlation_opts, avg), "false", 0, 0, 0, NULL,
+	 "scalar: mean instead of sum of the correlations (ignored with per_neuron)"},
+	{"negate", FV_OPT_BOOL, offsetof(correlation_opts, negate), "true", 0, 0, 0, NULL,
+	 "return minus the correlation (a loss); false gives the correlation (a metric)"},
+	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
+};
+
+typedef struct correlation_loss {
+	correlation_opts opts;
+	/* Batch-mean correlation per neuron of the last call, not negated;
+	** reallocated when the neuron count changes. */
+	fv_tensor *per_neuron_correlations;
+} correlation_loss;
+
+static fv_status correlation_create(fv_module *m, const void *opts, const fv_build_args *args)
+{
+	(void)args;
+	correlation_loss *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return fv_error(FV_ERR_NOMEM, "CorrelationLoss3d: out of memory for its state");
+	c->opts = *(const correlation_opts *)opts;
+	fv_module_set_priv(m, c);
+	return FV_OK;
+}
+
+static void correlation_destroy(fv_module *m)
+{
+	correlation_loss *c = fv_module_priv(m);
+	if (c == NULL)
+		return;
+	fv_tensor_free(c->per_neuron_correlations);
+	free(c);
+}
+
+static const int time_axis[1] = {1};
+
+/* x - mean over time (keepdim). */
+static fv_tensor *deviation(fv_ctx *ctx, fv_tensor *x)
+{
+	return fv_sub(ctx, x, fv_mean(ctx, x, 1, time_axis, true));
+}
+
+static fv_tensor *time_mean(fv_ctx *ctx, fv_tensor *x)
+{
+	return fv_mean(ctx, x, 1, time_axis, true);
+}
+
+/* Keep a detached copy of the per-neuron correlations. */
+static fv_status remember(correlation_loss *c, const fv_tensor *per_neuron)
+{
+	fv_tensor *kept = c->per_neuron_correlations;
+	if (kept == NULL || !fv_same_shape(kept, per_neuron)) {
+		fv_tensor_free(kept);
+		c->per_neuron_correlations = kept = fv_tensor_new(per_neuron->ndim, per_neuron->shape);
+		if (kept == NULL)
+			return fv_error(FV_ERR_NOMEM, "CorrelationLoss3d: out of memory for "
+			                              "per_neuron_correlations");
+	}
+	return fv_tensor_copy(kept, per_neuron);
+}
+
+static fv_tensor *correlation_loss_fn(fv_module *m, fv_ctx *ctx, fv_tensor *output,
+                                      fv_tensor *target)
+{
+	correlation_loss *c = fv_module_priv(m);
+	const correlation_opts *p = &c->opts;
+	if (loss_args_missing("CorrelationLoss3d", output, target))
+		return NULL;
+	fv_tensor *t = lagged_target(ctx, "CorrelationLoss3d", output, target);
+	if (t == NULL)
+		return NULL;
+	fv_tensor *d_out = deviation(ctx, output);
+	fv_tensor *d_target = deviation(ctx, t);
+	fv_tensor *var_out = time_mean(ctx, fv_square(ctx, d_out));
+	fv_tensor *var_target = time_mean(ctx, fv_square(ctx, d_target));
+	fv_tensor *cov = time_mean(ctx, fv_mul(ctx, d_out, d_target));
+	fv_tensor *norm = fv_sqrt(ctx, fv_mul(ctx, fv_add_scalar(ctx, var_out, p->bias),
+	                                       fv_add_scalar(ctx, var_target, p->bias)));
+	fv_tensor *corrs = fv_div(ctx, cov, norm);
+	fv_tensor *per_neuron = mean_per_neuron(ctx, corrs);
+	if (per_neuron == NULL || remember(c, per_neuron) != FV_OK)
+		return NULL;
+
+	if (p->negate)
+		corrs = fv_neg(ctx, corrs);
+	if (p->per_neuron)
+		return p->negate ? mean_per_neuron(ctx, corrs) : per_neuron;
+	return p->avg ? fv_mean_all(ctx, corrs) : fv_sum_all(ctx, corrs);
+}
+
+static const char *const correlation_names[] = {
+	"CorrelationLoss3d",
+	"openretina.modules.losses.correlation.CorrelationLoss3d",
+	"openretina.modules.losses.CorrelationLoss3d",
+	"openretina.modules.measures.CorrelationLoss3d",
+	NULL,
+};
+
+static const fv_component correlation_component = {
+	.struct_size = sizeof(fv_component),
+	.kind = FV_KIND_LOSS,
+	.names = correlation_names,
+	.doc = "(negated) Pearson correlation over time of output and lagged target",
+	.options = correlation_options,
+	.options_size = sizeof(correlation_opts),
+	.create = correlation_create,
+	.destroy = correlation_destroy,
+	.loss = correlation_loss_fn,
+};
+
+static const fv_component *const components[] = {&correlation_component};
+
+static const fv_plugin plugin = {
+	.abi_major = FV_ABI_MAJOR,
+	.abi_minor = FV_ABI_MINOR,
+	.name = "losses-correlation",
+	.n_components = sizeof components / sizeof components[0],
+	.components = components,
+};
+
+FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
+{
+	return &plugin;
+}

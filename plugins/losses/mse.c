@@ -1,0 +1,66 @@
+/*
+** mse.c: openretina's MSE3d (openretina.modules.losses.mse): the summed
+** squared error between output and the lagged target,
+** sum((output - target[:, lag:])^2) over every element.  No options.
+*/
+#include <stddef.h>
+
+#include <fovea/plugin.h>
+
+#include "lagged_target.h"
+
+static fv_status mse_create(fv_module *m, const void *opts, const fv_build_args *args)
+{
+	(void)m;
+	(void)opts;
+	(void)args;
+	return FV_OK;
+}
+
+static fv_tensor *mse_loss(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_tensor *target)
+{
+	(void)m;
+	if (loss_args_missing("MSE3d", output, target))
+		return NULL;
+	fv_tensor *t = lagged_target(ctx, "MSE3d", output, target);
+	if (t == NULL)
+		return NULL;
+	return fv_sum_all(ctx, fv_square(ctx, fv_sub(ctx, output, t)));
+}
+
+static const fv_option mse_options[] = {
+	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
+};
+
+static const char *const mse_names[] = {
+	"MSE3d",
+	"openretina.modules.losses.mse.MSE3d",
+	"openretina.modules.losses.MSE3d",
+	NULL,
+};
+
+static const fv_component mse_component = {
+	.struct_size = sizeof(fv_component),
+	.kind = FV_KIND_LOSS,
+	.names = mse_names,
+	.doc = "summed squared error between output and lagged target",
+	.options = mse_options,
+	.options_size = 0,
+	.create = mse_create,
+	.loss = mse_loss,
+};
+
+static const fv_component *const components[] = {&mse_component};
+
+static const fv_plugin plugin = {
+	.abi_major = FV_ABI_MAJOR,
+	.abi_minor = FV_ABI_MINOR,
+	.name = "losses-mse",
+	.n_components = sizeof components / sizeof components[0],
+	.components = components,
+};
+
+FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
+{
+	return &plugin;
+}
