@@ -46,6 +46,10 @@ fv_tensor *fv__ctx_view(fv_ctx *ctx, fv_tensor *src, int ndim, const int64_t *sh
 ** context tensors, heap for persistent ones). */
 fv_tensor *fv__grad_of(fv_ctx *ctx, fv_tensor *t);
 
+/* Write `parts` to `path` atomically (temp file, fsync, rename). */
+fv_status fv__atomic_write(const char *path, size_t n_parts, const void *const *parts,
+                           const size_t *sizes);
+
 /* Shared argument checks of every op: NULL inputs propagate silently. */
 #define FV_CHECK_INPUT(t)            \
 	do {                          \

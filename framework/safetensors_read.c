@@ -98,6 +98,10 @@ static value_text value_str(const fv_json *v)
 		snprintf(t.s, sizeof t.s, "%lld", (long long)v->integer);
 	else if (v->type == FV_JSON_NUMBER)
 		snprintf(t.s, sizeof t.s, "%.17g", v->number);
+	else if (v->type == FV_JSON_NULL)
+		snprintf(t.s, sizeof t.s, "null");
+	else if (v->type == FV_JSON_ARRAY || v->type == FV_JSON_OBJECT)
+		snprintf(t.s, sizeof t.s, "an %s", fv__json_type_name(v->type));
 	else
 		snprintf(t.s, sizeof t.s, "a %s", fv__json_type_name(v->type));
 	return t;

@@ -1,0 +1,141 @@
+/*
+** config_internal.h: the configuration tree as the config_*.c files and
+** options.c see it.  Plugins and tools only see the opaque fv_config_node of
+** include/fovea/config.h.
+**
+** A tree is made of fv_config_node.  A map keeps its entries in order (keys
+** in the children, values are the children); a sequence keeps its items.
+** Every node knows its parent (for key paths in messages), the file and the
+** line it came from.  File names are shared, reference-counted strings, so
+** nodes can be copied between configurations (composition) cheaply.
+*/
+#ifndef FOVEA_CONFIG_INTERNAL_H
+#define FOVEA_CONFIG_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "fovea/config.h"
+
+/* Hard limits that keep hostile input (alias or interpolation "bombs",
+** absurd nesting) from exhausting memory or the C stack. */
+#define FV_CONFIG_MAX_NODES 200000
+#define FV_CONFIG_MAX_DEPTH 256
+
+typedef struct fv__fname {
+	int refs;
+	char name[];
+} fv__fname;
+
+/* Resolution state of a node (config_resolve.c). */
+enum { FV__NODE_TODO = 0, FV__NODE_BUSY = 1, FV__NODE_DONE = 2 };
+
+struct fv_config_node {
+	fv_node_type type;
+	bool quoted;          /* scalar was quoted (or is a string by construction) */
+	unsigned char state;  /* FV__NODE_* */
+	int line;             /* 1-based: the key's line for map values */
+	char *text;           /* SCALAR only */
+	char *key;            /* key in the parent map; for a detached root, a
+	                         key-path prefix (see fv__node_detach) */
+	fv__fname *file;
+	fv_config_node *parent;
+	fv_config_node **kids; /* SEQ items / MAP values */
+	size_t n, cap;
+	char *keypath;        /* cache of fv_node_keypath() */
+};
+
+struct fv_config {
+	fv_config_node *root;
+	size_t n_nodes;       /* live nodes, checked against FV_CONFIG_MAX_NODES */
+	time_t now;           /* ${now:...}: one instant per configuration */
+	bool have_now;
+};
+
+/* ---- file names (config_node.c) ---------------------------------------------- */
+
+fv__fname *fv__fname_new(const char *name);
+fv__fname *fv__fname_ref(fv__fname *f);
+void fv__fname_unref(fv__fname *f);
+
+/* ---- nodes (config_node.c) ------------------------------------------------------ */
+
+/* A new node counted against cfg (which may be NULL for free-standing
+** trees).  Sets an error and returns NULL on failure. */
+fv_config_node *fv__node_new(fv_config *cfg, fv_node_type type, fv__fname *file, int line);
+fv_config_node *fv__node_new_scalar(fv_config *cfg, const char *text, size_t len, bool quoted,
+                                    fv__fname *file, int line);
+/* Free a node and everything below it (it must already be unlinked). */
+void fv__node_free(fv_config *cfg, fv_config_node *n);
+/* Deep copy, counted against cfg; the copy has no parent and no key. */
+fv_config_node *fv__node_copy(fv_config *cfg, const fv_config_node *src);
+/* Append a child (a map entry when key != NULL). */
+fv_status fv__node_append(fv_config *cfg, fv_config_node *parent, const char *key,
+                          fv_config_node *child);
+/* Index of `key` in a map, or -1. */
+long fv__node_find(const fv_config_node *map, const char *key);
+/* Replace parent's child i by `child`, freeing the old one. */
+void fv__node_replace_at(fv_config *cfg, fv_config_node *parent, size_t i, fv_config_node *child);
+/* Remove and free parent's child i. */
+void fv__node_remove_at(fv_config *cfg, fv_config_node *parent, size_t i);
+/* Turn `dst` into a copy of the contents of `src` (type, text, children),
+** keeping dst's key, parent, file and line.  src is consumed (freed). */
+void fv__node_take_contents(fv_config *cfg, fv_config_node *dst, fv_config_node *src);
+/* Deep merge (OmegaConf): maps merge key by key, anything else replaces;
+** a ??? in src never replaces an existing value.  src is consumed. */
+fv_status fv__node_merge(fv_config *cfg, fv_config_node *dst, fv_config_node *src);
+/* Depth of the subtree (a scalar is 1). */
+int fv__node_depth(const fv_config_node *n);
+/* Drop cached key paths below n (after a node moved). */
+void fv__node_forget_keypaths(fv_config_node *n);
+
+/* "FILE:LINE" of a node into buf, for messages. */
+const char *fv__node_where(const fv_config_node *n, char *buf, size_t size);
+/* The key path, or "<root>" for the root, for messages. */
+const char *fv__node_name(const fv_config_node *n);
+
+/* True for the mandatory-value marker. */
+bool fv__node_is_missing(const fv_config_node *n);
+
+/* ---- scalars as PyYAML/OmegaConf read them (config_node.c) -------------------- */
+
+typedef enum fv__scalar_kind {
+	FV__SCALAR_STR,
+	FV__SCALAR_NULL,
+	FV__SCALAR_BOOL,
+	FV__SCALAR_INT,
+	FV__SCALAR_FLOAT
+} fv__scalar_kind;
+
+bool fv__scalar_is_null(const char *s);
+bool fv__scalar_bool(const char *s, bool *out);
+/* Integer forms; *overflow set when the text is an integer beyond int64. */
+bool fv__scalar_int(const char *s, int64_t *out, bool *overflow);
+bool fv__scalar_float(const char *s, double *out);
+/* How an unquoted scalar would be typed by the YAML loader. */
+fv__scalar_kind fv__scalar_kind_of(const char *s);
+
+/* ---- parsing (config_yaml.c) ------------------------------------------------------- */
+
+/* Parse YAML text into a configuration.  allow_scalar_root: accept a bare
+** scalar or null document (override values, option defaults); otherwise the
+** top level must be a map or a list, and an empty document is an empty map. */
+fv_config *fv__config_parse(const char *text, size_t len, const char *name, bool allow_scalar_root);
+fv_config *fv__config_new(void);
+
+/* ---- resolution (config_resolve.c) ---------------------------------------------- */
+
+/* Resolve interpolations.  strict: every ??? is an error (fv_config_resolve);
+** otherwise ??? values, and interpolations that need them, stay in place to
+** be filled in later (fv_config_compose). */
+fv_status fv__config_resolve(fv_config *cfg, bool strict);
+
+/* ---- overrides (config_override.c) --------------------------------------------- */
+
+/* The value of an override, "a.b=VALUE": flow YAML when it starts with [, {
+** or a quote, otherwise the verbatim text as a plain scalar. */
+fv_config_node *fv__override_value(fv_config *cfg, const char *text, const char *origin);
+
+#endif /* FOVEA_CONFIG_INTERNAL_H */
