@@ -45,6 +45,7 @@ struct fv_config_node {
 	fv_config_node **kids; /* SEQ items / MAP values */
 	size_t n, cap;
 	char *keypath;        /* cache of fv_node_keypath() */
+	char *error;          /* why a lenient resolution left this value as it is */
 };
 
 struct fv_config {
@@ -65,6 +66,9 @@ void fv__fname_unref(fv__fname *f);
 /* A new node counted against cfg (which may be NULL for free-standing
 ** trees).  Sets an error and returns NULL on failure. */
 fv_config_node *fv__node_new(fv_config *cfg, fv_node_type type, fv__fname *file, int line);
+/* Why the last fv__node_new / fv__node_copy on this thread failed:
+** FV_ERR_CONFIG (size limit) or FV_ERR_NOMEM. */
+fv_status fv__node_failure(void);
 fv_config_node *fv__node_new_scalar(fv_config *cfg, const char *text, size_t len, bool quoted,
                                     fv__fname *file, int line);
 /* Free a node and everything below it (it must already be unlinked). */
@@ -96,6 +100,10 @@ const char *fv__node_where(const fv_config_node *n, char *buf, size_t size);
 /* The key path, or "<root>" for the root, for messages. */
 const char *fv__node_name(const fv_config_node *n);
 
+/* FV_OK, or the error a lenient resolution recorded for this value (which
+** then becomes the current message): reading such a value reports it. */
+fv_status fv__node_check(const fv_config_node *n);
+
 /* True for the mandatory-value marker. */
 bool fv__node_is_missing(const fv_config_node *n);
 
@@ -124,6 +132,8 @@ fv__scalar_kind fv__scalar_kind_of(const char *s);
 ** top level must be a map or a list, and an empty document is an empty map. */
 fv_config *fv__config_parse(const char *text, size_t len, const char *name, bool allow_scalar_root);
 fv_config *fv__config_new(void);
+/* A whole file, NUL-terminated (malloc'd); *len excludes the NUL. */
+char *fv__read_file(const char *path, size_t *len);
 
 /* ---- resolution (config_resolve.c) ---------------------------------------------- */
 

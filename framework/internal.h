@@ -108,4 +108,20 @@ void fv__broadcast_add(fv_real *dst, int ndim, const int64_t *shape, const fv_re
 fv_status fv__sum_to_shape(fv_ctx *ctx, fv_real *dst, int dst_ndim, const int64_t *dst_shape,
                            const fv_real *src, int ndim, const int64_t *shape);
 
+/* ---- modules and plugins ------------------------------------------------
+** (module.c, registry.c, instantiate.c) */
+
+typedef struct fv_component fv_component;
+typedef struct fv_module fv_module;
+/* An empty module of component `c` (training mode, no priv); `name` is its
+** instance name, used in messages until a parent adopts it. */
+fv_module *fv__module_new(const fv_component *c, const char *name);
+
+/* ---- names (closest.c; shared by config, options and the registry) ---------- */
+
+/* The candidate closest to `name` by edit distance, when close enough to be
+** a plausible typo (at most max(2, len/3) edits, fewer than len); else NULL. */
+const char *fv__closest(const char *name, const char *const *candidates, size_t n);
+/* ---- end of names ------------------------------------------------------------- */
+
 #endif /* FOVEA_INTERNAL_H */

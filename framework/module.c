@@ -29,11 +29,6 @@ typedef struct named_tensor {
 	bool is_param;
 } named_tensor;
 
-typedef struct named_child {
-	char *name;
-	fv_module *m;
-} named_child;
-
 struct fv_module {
 	const fv_component *component;
 	char *name;        /* its name under its parent, or the instance name */
@@ -43,7 +38,7 @@ struct fv_module {
 	bool training;
 	named_tensor *tensors;
 	size_t n_tensors, cap_tensors;
-	named_child *children;
+	fv_module **children;
 	size_t n_children, cap_children;
 };
 
@@ -119,10 +114,19 @@ void fv_module_set_training(fv_module *m, bool training)
 {
 	m->training = training;
 	for (size_t i = 0; i < m->n_children; i++)
-		fv_module_set_training(m->children[i].m, training);
+		fv_module_set_training(m->children[i], training);
 }
 
 /* ---- names ------------------------------------------------------------------------ */
+
+/* How messages call a module: its name, or its component's for a nameless
+** top-level one. */
+static const char *label(const fv_module *m)
+{
+	if (m->name[0] != '\0' || m->component == NULL)
+		return m->name;
+	return m->component->names[0];
+}
 
 /* "prefix.local", or just `local` at the top. */
 static char *join_name(const char *prefix, const char *local)
@@ -164,7 +168,7 @@ static fv_status rename_subtree(fv_module *m, const char *parent_path)
 			return st;
 	}
 	for (size_t i = 0; i < m->n_children; i++) {
-		fv_status st = rename_subtree(m->children[i].m, m->path);
+		fv_status st = rename_subtree(m->children[i], m->path);
 		if (st != FV_OK)
 			return st;
 	}
@@ -177,7 +181,7 @@ static bool name_taken(const fv_module *m, const char *name)
 		if (strcmp(m->tensors[i].local, name) == 0)
 			return true;
 	for (size_t i = 0; i < m->n_children; i++)
-		if (strcmp(m->children[i].name, name) == 0)
+		if (strcmp(m->children[i]->name, name) == 0)
 			return true;
 	return false;
 }
@@ -185,10 +189,10 @@ static bool name_taken(const fv_module *m, const char *name)
 static fv_status check_new_name(const fv_module *m, const char *name, const char *what)
 {
 	if (name == NULL || name[0] == '\0')
-		return fv_error(FV_ERR_ARG, "module '%s': a %s needs a non-empty name", m->name, what);
+		return fv_error(FV_ERR_ARG, "module '%s': a %s needs a non-empty name", label(m), what);
 	if (name_taken(m, name))
 		return fv_error(FV_ERR_ARG, "module '%s': cannot add %s '%s': the name is already used",
-		                m->name, what, name);
+		                label(m), what, name);
 	return FV_OK;
 }
 
@@ -217,7 +221,7 @@ static fv_tensor *add_tensor(fv_module *m, const char *name, int ndim, const int
 		return NULL;
 	fv_tensor *t = fv_tensor_new(ndim, shape);
 	if (t == NULL) {
-		fv_error_prefix("module '%s', %s '%s': ", m->name, what, name);
+		fv_error_prefix("module '%s', %s '%s': ", label(m), what, name);
 		return NULL;
 	}
 	char *local = strdup(name);
@@ -260,12 +264,17 @@ fv_status fv_module_add_child(fv_module *m, const char *name, fv_module *child)
 {
 	if (child == NULL) {
 		/* The failure that produced NULL already explained itself. */
-		fv_error_prefix("module '%s', child '%s': ", m->name, name != NULL ? name : "");
+		fv_error_prefix("module '%s', child '%s': ", label(m), name != NULL ? name : "");
 		return FV_ERR_ARG;
 	}
-	if (child->parent != NULL || is_ancestor_or_self(child, m))
+	if (child->parent != NULL)
 		return fv_error(FV_ERR_ARG, "module '%s': cannot adopt '%s': it already has a parent",
-		                m->name, child->name);
+		                label(m), label(child));
+	if (is_ancestor_or_self(child, m))
+		return fv_error(FV_ERR_ARG,
+		                "module '%s': cannot adopt '%s': it is the module itself or its "
+		                "ancestor",
+		                label(m), label(child));
 	fv_status st = check_new_name(m, name, "child");
 	char *copy = NULL;
 	if (st == FV_OK)
@@ -280,15 +289,15 @@ fv_status fv_module_add_child(fv_module *m, const char *name, fv_module *child)
 	free(child->name);
 	child->name = copy;
 	child->parent = m;
-	m->children[m->n_children++] = (named_child){.name = copy, .m = child};
+	m->children[m->n_children++] = child;
 	return rename_subtree(child, m->path);
 }
 
 fv_module *fv_module_child(const fv_module *m, const char *name)
 {
 	for (size_t i = 0; i < m->n_children; i++)
-		if (strcmp(m->children[i].name, name) == 0)
-			return m->children[i].m;
+		if (strcmp(m->children[i]->name, name) == 0)
+			return m->children[i];
 	return NULL;
 }
 
@@ -301,9 +310,10 @@ fv_tensor *fv_module_tensor(const fv_module *m, const char *name)
 		if (strcmp(m->tensors[i].local, name) == 0)
 			return m->tensors[i].t;
 	for (size_t i = 0; i < m->n_children; i++) {
-		size_t n = strlen(m->children[i].name);
-		if (strncmp(name, m->children[i].name, n) == 0 && name[n] == '.') {
-			fv_tensor *t = fv_module_tensor(m->children[i].m, name + n + 1);
+		const fv_module *c = m->children[i];
+		size_t n = strlen(c->name);
+		if (strncmp(name, c->name, n) == 0 && name[n] == '.') {
+			fv_tensor *t = fv_module_tensor(c, name + n + 1);
 			if (t != NULL)
 				return t;
 		}
@@ -324,7 +334,7 @@ static int visit(const fv_module *m, size_t strip, fv_tensor_visit_fn fn, void *
 		}
 	}
 	for (size_t i = 0; i < m->n_children; i++) {
-		int rc = visit(m->children[i].m, strip, fn, ud);
+		int rc = visit(m->children[i], strip, fn, ud);
 		if (rc != 0)
 			return rc;
 	}
@@ -384,19 +394,15 @@ void fv_module_free(fv_module *m)
 	/* The plugin's state may point at tensors and children: free it first. */
 	if (m->component != NULL && m->component->destroy != NULL)
 		m->component->destroy(m);
-	for (size_t i = 0; i < m->n_children; i++) {
-		fv_module_free(m->children[i].m);
-		free(m->children[i].name);
-	}
+	for (size_t i = 0; i < m->n_children; i++)
+		fv_module_free(m->children[i]);
 	for (size_t i = 0; i < m->n_tensors; i++) {
 		fv_tensor_free(m->tensors[i].t);
 		free(m->tensors[i].local);
 	}
 	free(m->children);
 	free(m->tensors);
-	/* An adopted child's name is the string its parent's table owns. */
-	if (m->parent == NULL)
-		free(m->name);
+	free(m->name);
 	free(m->path);
 	free(m);
 }

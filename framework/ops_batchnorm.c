@@ -1,2 +1,211 @@
-/* ops_batchnorm.c: not written yet. */
-typedef int fv_placeholder_ops_batchnorm;
+/*
+** ops_batchnorm.c: torch.nn.BatchNorm3d as a function (F.batch_norm on
+** (N, C, T, H, W)).
+**
+** Training normalises each channel with the batch mean and the biased
+** batch variance, and updates the running statistics in place with the
+** unbiased variance:  r = (1 - momentum) * r + momentum * batch_stat.
+** Evaluation uses the running statistics; without them (torch's
+** track_running_stats=False) the batch statistics are used in both modes.
+** Statistics are accumulated in double, in a fixed order per channel, with
+** the channels spread over threads.  The output is formed as torch's CPU
+** kernel does: y = x * alpha + beta with alpha = invstd * weight and
+** beta = bias - mean * alpha.
+*/
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Below this many elements of work a loop runs on one thread: waking the
+** team costs more than it saves. */
+#define PARALLEL_MIN_WORK 32768
+
+typedef struct bn_aux {
+	int64_t n, c, inner;  /* x viewed as (n, c, inner) */
+	bool batch_stats;     /* normalised with the batch statistics */
+	fv_real *mean, *invstd;
+} bn_aux;
+
+static const fv_real *channel_ptr(const fv_real *base, const bn_aux *a, int64_t n, int64_t c)
+{
+	return base + (n * a->c + c) * a->inner;
+}
+
+/* Mean and biased variance of channel c, two passes in double. */
+static void channel_stats(const fv_real *x, const bn_aux *a, int64_t c, double *mean, double *var)
+{
+	double sum = 0, sq = 0, m = (double)(a->n * a->inner);
+	for (int64_t n = 0; n < a->n; n++) {
+		const fv_real *row = channel_ptr(x, a, n, c);
+		for (int64_t i = 0; i < a->inner; i++)
+			sum += row[i];
+	}
+	double mu = sum / m;
+	for (int64_t n = 0; n < a->n; n++) {
+		const fv_real *row = channel_ptr(x, a, n, c);
+		for (int64_t i = 0; i < a->inner; i++) {
+			double d = row[i] - mu;
+			sq += d * d;
+		}
+	}
+	*mean = mu;
+	*var = sq / m;
+}
+
+/* ---- backward ------------------------------------------------------------------ */
+
+/* Sums of dy and of (x - mean) * dy over channel c. */
+static void channel_grad_sums(const fv_real *x, const fv_real *dy, const bn_aux *a, int64_t c,
+                              double *sum_dy, double *dot)
+{
+	double s = 0, d = 0, mean = a->mean[c];
+	for (int64_t n = 0; n < a->n; n++) {
+		const fv_real *xr = channel_ptr(x, a, n, c), *gr = channel_ptr(dy, a, n, c);
+		for (int64_t i = 0; i < a->inner; i++) {
+			s += gr[i];
+			d += (xr[i] - mean) * gr[i];
+		}
+	}
+	*sum_dy = s;
+	*dot = d;
+}
+
+/* dx = (dy - mean(dy) - (x - mean) * dot * invstd^2 / M) * invstd * w in
+** training (through the batch statistics); dy * invstd * w otherwise. */
+static void channel_input_grad(const fv_real *x, const fv_real *dy, const bn_aux *a, int64_t c,
+                               fv_real w, double sum_dy, double dot, fv_real *dx)
+{
+	double m = (double)(a->n * a->inner), invstd = a->invstd[c], mean = a->mean[c];
+	double k = dot * invstd * invstd / m, grad_mean = sum_dy / m, scale = invstd * w;
+	for (int64_t n = 0; n < a->n; n++) {
+		const fv_real *xr = channel_ptr(x, a, n, c), *gr = channel_ptr(dy, a, n, c);
+		fv_real *dr = dx + (n * a->c + c) * a->inner;
+		if (a->batch_stats)
+			for (int64_t i = 0; i < a->inner; i++)
+				dr[i] += (fv_real)((gr[i] - grad_mean - (xr[i] - mean) * k) * scale);
+		else
+			for (int64_t i = 0; i < a->inner; i++)
+				dr[i] += (fv_real)(gr[i] * scale);
+	}
+}
+
+static fv_status batchnorm_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *const *srcs,
+                                    fv_tensor *const *grads, const void *aux_)
+{
+	const bn_aux *a = aux_;
+	const fv_real *x = srcs[0]->data, *dy = out->grad->data;
+	const fv_real *w = srcs[1] ? srcs[1]->data : NULL;
+	(void)ctx;
+#pragma omp parallel for schedule(static) if (out->numel > PARALLEL_MIN_WORK)
+	for (int64_t c = 0; c < a->c; c++) {
+		double sum_dy, dot;
+		channel_grad_sums(x, dy, a, c, &sum_dy, &dot);
+		if (grads[0] != NULL)
+			channel_input_grad(x, dy, a, c, w ? w[c] : 1, sum_dy, dot, grads[0]->data);
+		if (grads[1] != NULL)
+			grads[1]->data[c] += (fv_real)(dot * a->invstd[c]);
+		if (grads[2] != NULL)
+			grads[2]->data[c] += (fv_real)sum_dy;
+	}
+	return FV_OK;
+}
+
+static const fv_op_def batchnorm_def = {"batch_norm3d", batchnorm_backward};
+
+/* ---- forward ------------------------------------------------------------------- */
+
+static fv_status check_vector(const char *name, const fv_tensor *t, int64_t c, const fv_tensor *x)
+{
+	if (t != NULL && (t->ndim != 1 || t->shape[0] != c))
+		return fv_error(FV_ERR_SHAPE, "fv_batch_norm3d: %s must be (%lld) for x %s; got shape %s",
+		                name, (long long)c, fv_shape_str(x->ndim, x->shape),
+		                fv_shape_str(t->ndim, t->shape));
+	return FV_OK;
+}
+
+static fv_status check_args(const fv_tensor *x, const fv_tensor *weight, const fv_tensor *bias,
+                            const fv_tensor *rm, const fv_tensor *rv, bool training)
+{
+	if (x->ndim != 5)
+		return fv_error(FV_ERR_SHAPE, "fv_batch_norm3d: x must be (N, C, T, H, W); got shape %s",
+		                fv_shape_str(x->ndim, x->shape));
+	int64_t c = x->shape[1];
+	fv_status rc;
+	if ((rc = check_vector("weight", weight, c, x)) != FV_OK ||
+	    (rc = check_vector("bias", bias, c, x)) != FV_OK ||
+	    (rc = check_vector("running_mean", rm, c, x)) != FV_OK ||
+	    (rc = check_vector("running_var", rv, c, x)) != FV_OK)
+		return rc;
+	if ((rm == NULL) != (rv == NULL))
+		return fv_error(FV_ERR_ARG,
+		                "fv_batch_norm3d: running_mean and running_var must be given together");
+	if ((training || rm == NULL) && x->numel / (c > 0 ? c : 1) <= 1)
+		return fv_error(FV_ERR_SHAPE,
+		                "fv_batch_norm3d: expected more than 1 value per channel when training, "
+		                "got x of shape %s",
+		                fv_shape_str(x->ndim, x->shape));
+	return FV_OK;
+}
+
+/* Batch statistics per channel; updates the running ones when given. */
+static void batch_statistics(const fv_real *x, bn_aux *a, fv_tensor *rm, fv_tensor *rv,
+                             double momentum, double eps)
+{
+	double m = (double)(a->n * a->inner);
+#pragma omp parallel for schedule(static) if (a->n * a->c * a->inner > PARALLEL_MIN_WORK)
+	for (int64_t c = 0; c < a->c; c++) {
+		double mean, var;
+		channel_stats(x, a, c, &mean, &var);
+		a->mean[c] = (fv_real)mean;
+		a->invstd[c] = (fv_real)(1 / sqrt(var + eps));
+		if (rm != NULL) {
+			double unbiased = var * m / (m - 1);
+			rm->data[c] = (fv_real)(momentum * mean + (1 - momentum) * rm->data[c]);
+			rv->data[c] = (fv_real)(momentum * unbiased + (1 - momentum) * rv->data[c]);
+		}
+	}
+}
+
+fv_tensor *fv_batch_norm3d(fv_ctx *ctx, fv_tensor *x, fv_tensor *weight, fv_tensor *bias,
+                           fv_tensor *running_mean, fv_tensor *running_var,
+                           fv_tensor *num_batches_tracked, bool training, double momentum,
+                           double eps)
+{
+	FV_CHECK_INPUT(x);
+	if (check_args(x, weight, bias, running_mean, running_var, training) != FV_OK)
+		return NULL;
+	bn_aux a = {.n = x->shape[0], .c = x->shape[1], .inner = x->shape[2] * x->shape[3] * x->shape[4]};
+	a.batch_stats = training || running_mean == NULL;
+	a.mean = fv_ctx_alloc(ctx, 2 * (size_t)a.c * sizeof(fv_real));
+	fv_tensor *y = fv_ctx_empty(ctx, x->ndim, x->shape);
+	if (a.mean == NULL || y == NULL)
+		return NULL;
+	a.invstd = a.mean + a.c;
+	if (a.batch_stats) {
+		bool update = training && running_mean != NULL;
+		batch_statistics(x->data, &a, update ? running_mean : NULL, update ? running_var : NULL,
+		                 momentum, eps);
+	} else {
+		for (int64_t c = 0; c < a.c; c++) {
+			a.mean[c] = running_mean->data[c];
+			a.invstd[c] = (fv_real)(1 / sqrt((double)running_var->data[c] + eps));
+		}
+	}
+#pragma omp parallel for schedule(static) if (x->numel > PARALLEL_MIN_WORK)
+	for (int64_t nc = 0; nc < a.n * a.c; nc++) {
+		int64_t c = nc % a.c;
+		fv_real alpha = a.invstd[c] * (weight ? weight->data[c] : 1);
+		fv_real beta = (bias ? bias->data[c] : 0) - a.mean[c] * alpha;
+		const fv_real *xr = x->data + nc * a.inner;
+		fv_real *yr = y->data + nc * a.inner;
+		for (int64_t i = 0; i < a.inner; i++)
+			yr[i] = xr[i] * alpha + beta;
+	}
+	if (training && num_batches_tracked != NULL && num_batches_tracked->numel > 0)
+		num_batches_tracked->data[0] += 1;
+	fv_tensor *srcs[3] = {x, weight, bias};
+	if (fv_op_record(ctx, y, &batchnorm_def, 3, srcs, &a, sizeof a) != FV_OK)
+		return NULL;
+	return y;
+}

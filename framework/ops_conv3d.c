@@ -20,9 +20,11 @@
 
 #include "conv_kernels.h"
 
-/* Bytes of one column block: a few frames' worth, enough columns to keep
-** GEMM efficient while the block stays in the outer caches. */
-#define FV_CONV_BLOCK_BYTES ((int64_t)1 << 20)
+/* Bytes of one column block: enough columns to keep GEMM efficient (it
+** packs the block into its own cache-sized panels), small enough to stay
+** in the outer caches; a whole channel of the default model fits, so the
+** separable backward can reuse it. */
+#define FV_CONV_BLOCK_BYTES ((int64_t)2 << 20)
 
 /* ---- shape checks ---------------------------------------------------------- */
 
@@ -124,7 +126,7 @@ fv_status fv__conv_shape_init(fv__conv_shape *s, const char *op, const fv_tensor
 	return FV_OK;
 }
 
-/* ---- vol2col ------------------------------------------------------------------ */
+/* ---- padded frames and vol2col --------------------------------------------------- */
 
 bool fv__window_is_pointwise(const fv__conv_window *w)
 {
@@ -142,104 +144,187 @@ int64_t fv__frames_per_block(const fv__conv_window *w)
 	return f < w->to ? f : w->to;
 }
 
-/* The outputs o in [lo, hi) of a row of n_out whose input index o*s + off
-** falls inside [0, n_in). */
-static void valid_range(int64_t n_out, int64_t s, int64_t off, int64_t n_in, int64_t *lo,
-                        int64_t *hi)
+/* The padded extent the window reads along one axis. */
+static int64_t read_extent(int64_t out, int64_t stride, int64_t k, int64_t dil)
 {
-	int64_t l = off >= 0 ? 0 : (-off + s - 1) / s;
-	int64_t h = n_in - 1 - off < 0 ? 0 : (n_in - 1 - off) / s + 1;
-	if (h > n_out)
-		h = n_out;
-	if (l > h)
-		l = h;
-	*lo = l;
-	*hi = h;
+	return out > 0 ? (out - 1) * stride + (k - 1) * dil + 1 : 0;
 }
 
-/* One row (c, a, b, d) of the column matrix, for frames [t0, t1). */
-static void vol2col_row(const fv__conv_window *w, const fv_real *xc, int64_t a, int64_t b,
-                        int64_t d, int64_t t0, int64_t t1, fv_real *restrict dst)
+void fv__padded_frames(const fv__conv_window *w, int64_t t0, int64_t t1, int64_t *tp0,
+                       int64_t *tp1)
 {
-	const int64_t plane = w->ho * w->wo, off = d * w->dw - w->pw;
-	int64_t lo, hi;
-	valid_range(w->wo, w->sw, off, w->w, &lo, &hi);
-	for (int64_t to = t0; to < t1; to++) {
-		int64_t ti = to * w->st - w->pt + a * w->dt;
-		fv_real *frame = dst + (to - t0) * plane;
-		if (ti < 0 || ti >= w->t) {
-			memset(frame, 0, (size_t)plane * sizeof(fv_real));
-			continue;
-		}
-		for (int64_t ho = 0; ho < w->ho; ho++) {
-			int64_t hi_ = ho * w->sh - w->ph + b * w->dh;
-			fv_real *row = frame + ho * w->wo;
-			if (hi_ < 0 || hi_ >= w->h) {
-				memset(row, 0, (size_t)w->wo * sizeof(fv_real));
+	*tp0 = t0 * w->st;
+	*tp1 = t1 > t0 ? (t1 - 1) * w->st + (w->kt - 1) * w->dt + 1 : *tp0;
+}
+
+int64_t fv__padded_plane(const fv__conv_window *w)
+{
+	return read_extent(w->ho, w->sh, w->kh, w->dh) * read_extent(w->wo, w->sw, w->kw, w->dw);
+}
+
+int64_t fv__padded_size(const fv__conv_window *w, int64_t t0, int64_t t1)
+{
+	int64_t tp0, tp1;
+	fv__padded_frames(w, t0, t1, &tp0, &tp1);
+	return w->c * (tp1 - tp0) * fv__padded_plane(w) + FV_CONV_SLACK;
+}
+
+/* The frames of retina models are a few pixels wide: for rows that short,
+** per-row memcpy/memset calls cost more than the copying, so compilers are
+** told not to turn the loops below into such calls. */
+#if defined(__clang__)
+#define FV_NO_MEMCPY_CALLS __attribute__((no_builtin("memcpy", "memmove", "memset")))
+#elif defined(__GNUC__)
+#define FV_NO_MEMCPY_CALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define FV_NO_MEMCPY_CALLS
+#endif
+
+FV_NO_MEMCPY_CALLS static inline void zero_span(fv_real *restrict dst, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++)
+		dst[i] = 0;
+}
+
+/* The input part of a padded row: padded columns [lo, hi) hold input
+** columns [lo - pad, hi - pad). */
+static void padded_span(int64_t pad, int64_t n_in, int64_t n_padded, int64_t *lo, int64_t *hi)
+{
+	*lo = pad < n_padded ? pad : n_padded;
+	*hi = pad + n_in < n_padded ? pad + n_in : n_padded;
+	if (*hi < *lo)
+		*hi = *lo;
+}
+
+FV_NO_MEMCPY_CALLS void fv__pad_frames(const fv__conv_window *w, const fv_real *x, int64_t tp0,
+                                       int64_t tp1, fv_real *P)
+{
+	int64_t hp = read_extent(w->ho, w->sh, w->kh, w->dh), wp = read_extent(w->wo, w->sw, w->kw, w->dw);
+	int64_t hlo, hhi, wlo, whi;
+	padded_span(w->ph, w->h, hp, &hlo, &hhi);
+	padded_span(w->pw, w->w, wp, &wlo, &whi);
+	fv_real *dst = P;
+	for (int64_t c = 0; c < w->c; c++)
+		for (int64_t tp = tp0; tp < tp1; tp++, dst += hp * wp) {
+			int64_t ti = tp - w->pt;
+			if (ti < 0 || ti >= w->t) {
+				zero_span(dst, hp * wp);
 				continue;
 			}
-			const fv_real *src = xc + (ti * w->h + hi_) * w->w;
-			for (int64_t wo = 0; wo < lo; wo++)
-				row[wo] = 0;
-			if (w->sw == 1)
-				memcpy(row + lo, src + lo + off, (size_t)(hi - lo) * sizeof(fv_real));
-			else
-				for (int64_t wo = lo; wo < hi; wo++)
-					row[wo] = src[wo * w->sw + off];
-			for (int64_t wo = hi; wo < w->wo; wo++)
-				row[wo] = 0;
+			const fv_real *xf = x + (c * w->t + ti) * w->h * w->w;
+			zero_span(dst, hlo * wp);
+			for (int64_t r = hlo; r < hhi; r++) {
+				fv_real *row = dst + r * wp;
+				const fv_real *src = xf + (r - w->ph) * w->w;
+				zero_span(row, wlo);
+				for (int64_t i = wlo; i < whi; i++)
+					row[i] = src[i - w->pw];
+				zero_span(row + whi, wp - whi);
+			}
+			zero_span(dst + hhi * wp, (hp - hhi) * wp);
 		}
-	}
+	zero_span(dst, FV_CONV_SLACK);
 }
 
-static void col2vol_row(const fv__conv_window *w, fv_real *xc, int64_t a, int64_t b, int64_t d,
-                        int64_t t0, int64_t t1, const fv_real *restrict src)
+void fv__unpad_add(const fv__conv_window *w, const fv_real *dP, int64_t tp0, int64_t tp1,
+                   fv_real *dx)
 {
-	const int64_t plane = w->ho * w->wo, off = d * w->dw - w->pw;
-	int64_t lo, hi;
-	valid_range(w->wo, w->sw, off, w->w, &lo, &hi);
-	for (int64_t to = t0; to < t1; to++) {
-		int64_t ti = to * w->st - w->pt + a * w->dt;
-		if (ti < 0 || ti >= w->t)
-			continue;
-		for (int64_t ho = 0; ho < w->ho; ho++) {
-			int64_t hi_ = ho * w->sh - w->ph + b * w->dh;
-			if (hi_ < 0 || hi_ >= w->h)
+	int64_t hp = read_extent(w->ho, w->sh, w->kh, w->dh), wp = read_extent(w->wo, w->sw, w->kw, w->dw);
+	int64_t hlo, hhi, wlo, whi;
+	padded_span(w->ph, w->h, hp, &hlo, &hhi);
+	padded_span(w->pw, w->w, wp, &wlo, &whi);
+	const fv_real *src = dP;
+	for (int64_t c = 0; c < w->c; c++)
+		for (int64_t tp = tp0; tp < tp1; tp++, src += hp * wp) {
+			int64_t ti = tp - w->pt;
+			if (ti < 0 || ti >= w->t)
 				continue;
-			const fv_real *row = src + (to - t0) * plane + ho * w->wo;
-			fv_real *dst = xc + (ti * w->h + hi_) * w->w;
-			for (int64_t wo = lo; wo < hi; wo++)
-				dst[wo * w->sw + off] += row[wo];
+			fv_real *xf = dx + (c * w->t + ti) * w->h * w->w;
+			for (int64_t r = hlo; r < hhi; r++) {
+				fv_real *restrict row = xf + (r - w->ph) * w->w;
+				const fv_real *restrict prow = src + r * wp;
+				for (int64_t i = wlo; i < whi; i++)
+					row[i - w->pw] += prow[i];
+			}
 		}
-	}
 }
 
-void fv__vol2col(const fv__conv_window *w, const fv_real *x, int64_t t0, int64_t t1,
-                 fv_real *cols)
+/* One tap's view of one output frame: `rows` rows of n taps read from src
+** (rows row_step apart, taps `stride` apart) into contiguous dst.  With
+** stride 1 a row is copied in whole chunks of FV_CONV_CHUNK, which may
+** write and read up to FV_CONV_CHUNK - 1 elements past its end: callers
+** fill buffers in increasing address order, so the next row overwrites what
+** ran over, and buffers carry FV_CONV_SLACK spare elements.  A row of the
+** default model is 6 pixels: one vector move instead of a memcpy call. */
+#define FV_CONV_CHUNK 8
+
+FV_NO_MEMCPY_CALLS static void gather_frame(fv_real *restrict dst, const fv_real *restrict src,
+                                            int64_t rows, int64_t n, int64_t row_step,
+                                            int64_t stride)
 {
-	const int64_t ncols = (t1 - t0) * w->ho * w->wo;
+	if (stride != 1) {
+		for (int64_t r = 0; r < rows; r++, dst += n, src += row_step)
+			for (int64_t i = 0; i < n; i++)
+				dst[i] = src[i * stride];
+		return;
+	}
+	if (n <= FV_CONV_CHUNK) {
+		for (int64_t r = 0; r < rows; r++, dst += n, src += row_step)
+			for (int q = 0; q < FV_CONV_CHUNK; q++)
+				dst[q] = src[q];
+		return;
+	}
+	for (int64_t r = 0; r < rows; r++, dst += n, src += row_step)
+		for (int64_t i = 0; i < n; i += FV_CONV_CHUNK)
+			for (int q = 0; q < FV_CONV_CHUNK; q++)
+				dst[i + q] = src[i + q];
+}
+
+/* The adjoint: exact lengths, since it adds. */
+static void scatter_frame(fv_real *restrict dst, const fv_real *restrict src, int64_t rows,
+                          int64_t n, int64_t row_step, int64_t stride)
+{
+	for (int64_t r = 0; r < rows; r++, src += n, dst += row_step)
+		for (int64_t i = 0; i < n; i++)
+			dst[i * stride] += src[i];
+}
+
+/* Offset in the padded frames of tap (c, a, b, d) for output frame to. */
+static inline int64_t tap_origin(const fv__conv_window *w, int64_t c, int64_t nf, int64_t tp0,
+                                 int64_t to, int64_t a, int64_t b, int64_t d, int64_t wp,
+                                 int64_t plane_p)
+{
+	return (c * nf + to * w->st + a * w->dt - tp0) * plane_p + b * w->dh * wp + d * w->dw;
+}
+
+void fv__vol2col(const fv__conv_window *w, const fv_real *P, int64_t tp0, int64_t tp1,
+                 int64_t t0, int64_t t1, fv_real *cols)
+{
+	const int64_t wp = read_extent(w->wo, w->sw, w->kw, w->dw), plane_p = fv__padded_plane(w);
+	const int64_t nf = tp1 - tp0, row_step = w->sh * wp, plane = w->ho * w->wo;
 	fv_real *dst = cols;
-	for (int64_t c = 0; c < w->c; c++) {
-		const fv_real *xc = x + c * w->t * w->h * w->w;
+	for (int64_t c = 0; c < w->c; c++)
 		for (int64_t a = 0; a < w->kt; a++)
 			for (int64_t b = 0; b < w->kh; b++)
-				for (int64_t d = 0; d < w->kw; d++, dst += ncols)
-					vol2col_row(w, xc, a, b, d, t0, t1, dst);
-	}
+				for (int64_t d = 0; d < w->kw; d++)
+					for (int64_t to = t0; to < t1; to++, dst += plane)
+						gather_frame(dst, P + tap_origin(w, c, nf, tp0, to, a, b, d, wp, plane_p),
+						             w->ho, w->wo, row_step, w->sw);
 }
 
 void fv__col2vol(const fv__conv_window *w, const fv_real *cols, int64_t t0, int64_t t1,
-                 fv_real *dx)
+                 fv_real *dP, int64_t tp0, int64_t tp1)
 {
-	const int64_t ncols = (t1 - t0) * w->ho * w->wo;
+	const int64_t wp = read_extent(w->wo, w->sw, w->kw, w->dw), plane_p = fv__padded_plane(w);
+	const int64_t nf = tp1 - tp0, row_step = w->sh * wp, plane = w->ho * w->wo;
 	const fv_real *src = cols;
-	for (int64_t c = 0; c < w->c; c++) {
-		fv_real *xc = dx + c * w->t * w->h * w->w;
+	for (int64_t c = 0; c < w->c; c++)
 		for (int64_t a = 0; a < w->kt; a++)
 			for (int64_t b = 0; b < w->kh; b++)
-				for (int64_t d = 0; d < w->kw; d++, src += ncols)
-					col2vol_row(w, xc, a, b, d, t0, t1, src);
-	}
+				for (int64_t d = 0; d < w->kw; d++)
+					for (int64_t to = t0; to < t1; to++, src += plane)
+						scatter_frame(dP + tap_origin(w, c, nf, tp0, to, a, b, d, wp, plane_p),
+						              src, w->ho, w->wo, row_step, w->sw);
 }
 
 /* ---- GEMM and tasks -------------------------------------------------------------- */
@@ -262,30 +347,28 @@ void fv__gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, fv_re
 #endif
 }
 
-static bool tasks_in_parallel(int64_t ntasks, int threads)
-{
-	return threads > 1 && ntasks >= threads;
-}
-
-int fv__task_slots(int64_t ntasks)
+fv__task_plan fv__plan_tasks(int64_t ntasks, double macs)
 {
 	int threads = fv_get_num_threads();
-	return tasks_in_parallel(ntasks, threads) ? threads : 1;
+	if (threads <= 1 || macs < FV_PARALLEL_MIN_MACS)
+		return (fv__task_plan){1, 1};
+	if (ntasks >= threads)
+		return (fv__task_plan){threads, 1};
+	return (fv__task_plan){1, threads};
 }
 
-void fv__run_tasks(int64_t ntasks, fv__task_fn fn, void *ud)
+void fv__run_tasks(const fv__task_plan *plan, int64_t ntasks, fv__task_fn fn, void *ud)
 {
-	int threads = fv_get_num_threads();
-	if (tasks_in_parallel(ntasks, threads)) {
+	if (plan->tasks > 1) {
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(plan->tasks) schedule(dynamic, 1)
 		for (int64_t i = 0; i < ntasks; i++)
 			fn(ud, i, omp_get_thread_num(), 1);
 		return;
 #endif
 	}
 	for (int64_t i = 0; i < ntasks; i++)
-		fn(ud, i, 0, threads);
+		fn(ud, i, 0, plan->inner);
 }
 
 /* ---- the dense op -------------------------------------------------------------------- */
@@ -294,29 +377,37 @@ typedef struct conv_aux {
 	fv__conv_shape s;
 } conv_aux;
 
-/* What a forward or backward task needs; one per call, shared by tasks. */
+/* Multiply-adds of the forward pass. */
+static double conv_macs(const fv__conv_shape *s)
+{
+	const fv__conv_window *w = &s->win;
+	return (double)s->n * (double)s->o * (double)(w->to * w->ho * w->wo) *
+	       (double)fv__window_rows(w);
+}
+
+/* What the tasks of one forward or backward call share. */
 typedef struct conv_job {
 	const fv__conv_shape *s;
 	const fv_real *x, *w, *bias, *gout;
 	fv_real *out, *dx, *dw_partials;
-	fv_real *scratch;       /* fv__task_slots() * slot_size */
+	fv_real *scratch;       /* plan.tasks slots of slot_size */
 	int64_t slot_size;
 	int64_t frames, blocks; /* output frames per column block, blocks per sample */
 	int64_t partials;       /* backward: tasks, each a contiguous range of samples */
 } conv_job;
 
-const fv_real *fv__block_cols(const fv__conv_window *w, const fv_real *xg, int64_t t0, int64_t t1,
-                              fv_real *scratch, int64_t *ld)
+static void add_bias(const conv_job *j, int64_t g, int64_t t0, int64_t t1, fv_real *out)
 {
-	if (fv__window_is_pointwise(w)) {
-		*ld = w->t * w->h * w->w;
-		return xg + t0 * w->h * w->w;
+	const fv__conv_window *w = &j->s->win;
+	int64_t og = j->s->o / j->s->groups, plane = w->ho * w->wo;
+	for (int64_t o = 0; o < og; o++) {
+		fv_real b = j->bias[g * og + o], *row = out + o * w->to * plane;
+		for (int64_t i = 0; i < (t1 - t0) * plane; i++)
+			row[i] += b;
 	}
-	fv__vol2col(w, xg, t0, t1, scratch);
-	*ld = (t1 - t0) * w->ho * w->wo;
-	return scratch;
 }
 
+/* Output frames [t0, t1) of sample n, group g. */
 static void forward_task(void *ud, int64_t task, int slot, int threads)
 {
 	const conv_job *j = ud;
@@ -326,54 +417,86 @@ static void forward_task(void *ud, int64_t task, int slot, int threads)
 	        n = task / j->blocks / s->groups;
 	int64_t og = s->o / s->groups, k = fv__window_rows(w), plane = w->ho * w->wo;
 	int64_t t0 = blk * j->frames, t1 = t0 + j->frames < w->to ? t0 + j->frames : w->to;
-	const fv_real *xg = j->x + (n * s->c + g * w->c) * w->t * w->h * w->w;
-	int64_t ld;
-	const fv_real *cols = fv__block_cols(w, xg, t0, t1, j->scratch + slot * j->slot_size, &ld);
+	const fv_real *xg = j->x + (n * s->c + g * w->c) * w->t * w->h * w->w, *cols = xg + t0 * plane;
+	int64_t ld = w->t * plane;
+	if (!fv__window_is_pointwise(w)) {
+		fv_real *P = j->scratch + slot * j->slot_size, *c = P + fv__padded_size(w, 0, j->frames);
+		int64_t tp0, tp1;
+		fv__padded_frames(w, t0, t1, &tp0, &tp1);
+		fv__pad_frames(w, xg, tp0, tp1, P);
+		fv__vol2col(w, P, tp0, tp1, t0, t1, c);
+		cols = c;
+		ld = (t1 - t0) * plane;
+	}
 	fv_real *out = j->out + ((n * s->o + g * og) * w->to + t0) * plane;
 	fv__gemm(false, false, og, (t1 - t0) * plane, k, 1, j->w + g * og * k, k, cols, ld, 0, out,
 	         w->to * plane, threads);
-	if (j->bias == NULL)
-		return;
-	for (int64_t o = 0; o < og; o++) {
-		fv_real b = j->bias[g * og + o], *row = out + o * w->to * plane;
-		for (int64_t i = 0; i < (t1 - t0) * plane; i++)
-			row[i] += b;
-	}
+	if (j->bias != NULL)
+		add_bias(j, g, t0, t1, out);
 }
 
-/* One sample's part of the weight and input gradients. */
-static void backward_sample(const conv_job *j, int64_t n, fv_real *dw, fv_real *scratch,
-                            int threads)
+/* A backward slot: the group's padded input P and its gradient dP (all
+** frames), a column block and its gradient. */
+typedef struct backward_slot {
+	fv_real *P, *dP, *cols, *dcols;
+} backward_slot;
+
+static int64_t backward_slot_size(const fv__conv_window *w, int64_t frames)
+{
+	int64_t cols = fv__window_rows(w) * frames * w->ho * w->wo + FV_CONV_SLACK;
+	return 2 * fv__padded_size(w, 0, w->to) + 2 * cols;
+}
+
+static backward_slot backward_slot_at(const fv__conv_window *w, int64_t frames, fv_real *base)
+{
+	int64_t psize = fv__padded_size(w, 0, w->to);
+	int64_t csize = fv__window_rows(w) * frames * w->ho * w->wo + FV_CONV_SLACK;
+	return (backward_slot){base, base + psize, base + 2 * psize, base + 2 * psize + csize};
+}
+
+/* One group of one sample: dw += dOut * cols^T, dx += col2vol(W^T * dOut),
+** block by block. */
+static void backward_group(const conv_job *j, int64_t n, int64_t g, fv_real *dw,
+                           const backward_slot *b, int threads)
 {
 	const fv__conv_shape *s = j->s;
 	const fv__conv_window *w = &s->win;
 	int64_t og = s->o / s->groups, k = fv__window_rows(w), plane = w->ho * w->wo;
-	int64_t vol = w->t * w->h * w->w;
-	fv_real *dcols = scratch + k * j->frames * plane;
-	for (int64_t g = 0; g < s->groups; g++) {
-		const fv_real *xg = j->x + (n * s->c + g * w->c) * vol, *wg = j->w + g * og * k;
-		fv_real *dxg = j->dx ? j->dx + (n * s->c + g * w->c) * vol : NULL;
-		for (int64_t t0 = 0; t0 < w->to; t0 += j->frames) {
-			int64_t t1 = t0 + j->frames < w->to ? t0 + j->frames : w->to, lb = (t1 - t0) * plane;
-			const fv_real *gout = j->gout + ((n * s->o + g * og) * w->to + t0) * plane;
-			if (dw != NULL) {
-				int64_t ld;
-				const fv_real *cols = fv__block_cols(w, xg, t0, t1, scratch, &ld);
-				fv__gemm(false, true, og, k, lb, 1, gout, w->to * plane, cols, ld, 1,
+	int64_t vol = w->t * w->h * w->w, tp0, tp1;
+	const fv_real *xg = j->x + (n * s->c + g * w->c) * vol, *wg = j->w + g * og * k;
+	fv_real *dxg = j->dx ? j->dx + (n * s->c + g * w->c) * vol : NULL;
+	bool pointwise = fv__window_is_pointwise(w);
+	fv__padded_frames(w, 0, w->to, &tp0, &tp1);
+	if (!pointwise) {
+		fv__pad_frames(w, xg, tp0, tp1, b->P);
+		if (dxg != NULL)
+			memset(b->dP, 0, (size_t)(fv__padded_size(w, 0, w->to)) * sizeof(fv_real));
+	}
+	for (int64_t t0 = 0; t0 < w->to; t0 += j->frames) {
+		int64_t t1 = t0 + j->frames < w->to ? t0 + j->frames : w->to, lb = (t1 - t0) * plane;
+		const fv_real *gout = j->gout + ((n * s->o + g * og) * w->to + t0) * plane;
+		int64_t ldg = w->to * plane;
+		if (pointwise) {
+			if (dw != NULL)
+				fv__gemm(false, true, og, k, lb, 1, gout, ldg, xg + t0 * plane, vol, 1,
 				         dw + g * og * k, k, threads);
-			}
-			if (dxg == NULL)
-				continue;
-			if (fv__window_is_pointwise(w)) {
-				fv__gemm(true, false, k, lb, og, 1, wg, k, gout, w->to * plane, 1,
-				         dxg + t0 * w->h * w->w, vol, threads);
-			} else {
-				fv__gemm(true, false, k, lb, og, 1, wg, k, gout, w->to * plane, 0, dcols, lb,
+			if (dxg != NULL)
+				fv__gemm(true, false, k, lb, og, 1, wg, k, gout, ldg, 1, dxg + t0 * plane, vol,
 				         threads);
-				fv__col2vol(w, dcols, t0, t1, dxg);
-			}
+			continue;
+		}
+		if (dw != NULL) {
+			fv__vol2col(w, b->P, tp0, tp1, t0, t1, b->cols);
+			fv__gemm(false, true, og, k, lb, 1, gout, ldg, b->cols, lb, 1, dw + g * og * k, k,
+			         threads);
+		}
+		if (dxg != NULL) {
+			fv__gemm(true, false, k, lb, og, 1, wg, k, gout, ldg, 0, b->dcols, lb, threads);
+			fv__col2vol(w, b->dcols, t0, t1, b->dP, tp0, tp1);
 		}
 	}
+	if (!pointwise && dxg != NULL)
+		fv__unpad_add(w, b->dP, tp0, tp1, dxg);
 }
 
 static void backward_task(void *ud, int64_t task, int slot, int threads)
@@ -382,16 +505,18 @@ static void backward_task(void *ud, int64_t task, int slot, int threads)
 	int64_t n0 = task * j->s->n / j->partials, n1 = (task + 1) * j->s->n / j->partials;
 	int64_t wsize = j->s->o * fv__window_rows(&j->s->win);
 	fv_real *dw = j->dw_partials ? j->dw_partials + task * wsize : NULL;
+	backward_slot b = backward_slot_at(&j->s->win, j->frames, j->scratch + slot * j->slot_size);
 	if (dw != NULL)
 		memset(dw, 0, (size_t)wsize * sizeof(fv_real));
 	for (int64_t n = n0; n < n1; n++)
-		backward_sample(j, n, dw, j->scratch + slot * j->slot_size, threads);
+		for (int64_t g = 0; g < j->s->groups; g++)
+			backward_group(j, n, g, dw, &b, threads);
 }
 
 static void bias_grad(const fv__conv_shape *s, const fv_real *gout, fv_real *db)
 {
 	int64_t len = s->win.to * s->win.ho * s->win.wo;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((double)len * (double)s->n * (double)s->o > FV_PARALLEL_MIN_MACS)
 	for (int64_t o = 0; o < s->o; o++) {
 		double acc = 0;
 		for (int64_t n = 0; n < s->n; n++) {
@@ -406,10 +531,9 @@ static void bias_grad(const fv__conv_shape *s, const fv_real *gout, fv_real *db)
 	}
 }
 
-/* dw += the partial sums, in their fixed order. */
-static void add_partials(fv_real *dw, const fv_real *partials, int64_t count, int64_t size)
+void fv__add_partials(fv_real *dw, const fv_real *partials, int64_t count, int64_t size)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((double)size * (double)count > FV_PARALLEL_MIN_MACS)
 	for (int64_t i = 0; i < size; i++) {
 		fv_real acc = 0;
 		for (int64_t p = 0; p < count; p++)
@@ -429,23 +553,23 @@ static fv_status conv3d_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *const *
 		bias_grad(s, j.gout, grads[2]->data);
 	if (grads[0] == NULL && grads[1] == NULL)
 		return FV_OK;
-	int64_t k = fv__window_rows(w), plane = w->ho * w->wo, wsize = s->o * k;
+	int64_t wsize = s->o * fv__window_rows(w);
 	j.frames = fv__frames_per_block(w);
 	j.dx = grads[0] ? grads[0]->data : NULL;
 	/* Without a weight gradient every sample is its own task. */
 	j.partials = s->n;
 	if (grads[1] != NULL && j.partials > FV_CONV_MAX_PARTIALS)
 		j.partials = FV_CONV_MAX_PARTIALS;
-	j.slot_size = 2 * k * j.frames * plane;
-	int slots = fv__task_slots(j.partials);
-	j.scratch = fv_ctx_alloc(ctx, (size_t)(slots * j.slot_size) * sizeof(fv_real));
+	j.slot_size = backward_slot_size(w, j.frames);
+	fv__task_plan plan = fv__plan_tasks(j.partials, 2 * conv_macs(s));
+	j.scratch = fv_ctx_alloc(ctx, (size_t)(plan.tasks * j.slot_size) * sizeof(fv_real));
 	if (grads[1] != NULL)
 		j.dw_partials = fv_ctx_alloc(ctx, (size_t)(j.partials * wsize) * sizeof(fv_real));
 	if (j.scratch == NULL || (grads[1] != NULL && j.dw_partials == NULL))
 		return FV_ERR_NOMEM;
-	fv__run_tasks(j.partials, backward_task, &j);
+	fv__run_tasks(&plan, j.partials, backward_task, &j);
 	if (grads[1] != NULL)
-		add_partials(grads[1]->data, j.dw_partials, j.partials, wsize);
+		fv__add_partials(grads[1]->data, j.dw_partials, j.partials, wsize);
 	return FV_OK;
 }
 
@@ -483,11 +607,15 @@ fv_tensor *fv_conv3d(fv_ctx *ctx, fv_tensor *x, fv_tensor *w, fv_tensor *bias,
 	j.frames = fv__frames_per_block(win);
 	j.blocks = win->to > 0 ? (win->to + j.frames - 1) / j.frames : 0;
 	int64_t ntasks = s->n * s->groups * j.blocks;
-	j.slot_size = fv__window_is_pointwise(win) ? 0 : fv__window_rows(win) * j.frames * win->ho * win->wo;
-	j.scratch = fv_ctx_alloc(ctx, (size_t)(fv__task_slots(ntasks) * j.slot_size) * sizeof(fv_real));
+	j.slot_size = fv__window_is_pointwise(win)
+	                      ? 0
+	                      : fv__padded_size(win, 0, j.frames) +
+	                                fv__window_rows(win) * j.frames * win->ho * win->wo + FV_CONV_SLACK;
+	fv__task_plan plan = fv__plan_tasks(ntasks, conv_macs(s));
+	j.scratch = fv_ctx_alloc(ctx, (size_t)(plan.tasks * j.slot_size) * sizeof(fv_real));
 	if (j.scratch == NULL)
 		return NULL;
-	fv__run_tasks(ntasks, forward_task, &j);
+	fv__run_tasks(&plan, ntasks, forward_task, &j);
 	fv_tensor *srcs[3] = {x, w, bias};
 	if (fv_op_record(ctx, out, &conv3d_def, 3, srcs, &aux, sizeof aux) != FV_OK)
 		return NULL;

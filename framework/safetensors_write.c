@@ -275,7 +275,8 @@ static int compare_items(const void *a, const void *b)
 /* The JSON header, padded with spaces to a multiple of 8 bytes. */
 static fv_status build_header(fv_st_writer *w, text *h)
 {
-	qsort(w->items, w->count, sizeof *w->items, compare_items);
+	if (w->count > 1)
+		qsort(w->items, w->count, sizeof *w->items, compare_items);
 	append(h, "{", 1);
 	if (w->meta_count > 0) {
 		append_str(h, "\"__metadata__\":{");
@@ -308,113 +309,33 @@ static fv_status build_header(fv_st_writer *w, text *h)
 	return FV_OK;
 }
 
-/* ---- the atomic file replacement --------------------------------------------------- */
-
-static bool write_all(int fd, const void *buf, size_t n)
-{
-	const unsigned char *p = buf;
-	while (n > 0) {
-		ssize_t done = write(fd, p, n);
-		if (done < 0 && errno == EINTR)
-			continue;
-		if (done <= 0) {
-			if (done == 0)
-				errno = EIO;
-			return false;
-		}
-		p += done;
-		n -= (size_t)done;
-	}
-	return true;
-}
-
-/* mkstemp creates files as 0600; a checkpoint should get the permissions
-** an ordinary new file would: 0666 less the umask (read from /proc, as
-** umask(2) cannot be queried without changing it). */
-static mode_t new_file_mode(const char *path)
-{
-	struct stat sb;
-	if (stat(path, &sb) == 0)
-		return sb.st_mode & 07777; /* replacing a file keeps its mode */
-	mode_t mask = 022;
-	FILE *f = fopen("/proc/self/status", "re");
-	if (f != NULL) {
-		char line[256];
-		unsigned m;
-		while (fgets(line, sizeof line, f) != NULL)
-			if (sscanf(line, "Umask: %o", &m) == 1) {
-				mask = (mode_t)m;
-				break;
-			}
-		fclose(f);
-	}
-	return 0666 & ~mask;
-}
-
-static fv_status sync_directory(const char *path)
-{
-	char *copy = strdup(path);
-	if (copy == NULL)
-		return fv_error(FV_ERR_NOMEM, "%s: out of memory", path);
-	const char *dir = dirname(copy);
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	fv_status s = FV_OK;
-	/* Some file systems cannot fsync a directory (EINVAL); the rename is
-	** then as durable as they allow. */
-	if (fd < 0 || (fsync(fd) != 0 && errno != EINVAL))
-		s = fv_error(FV_ERR_IO, "%s: written, but syncing its directory %s failed: %s", path,
-		             dir, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	free(copy);
-	return s;
-}
-
+/* The file is the 8-byte header length, the header, then every tensor's
+** bytes, written atomically (framework/atomic_file.c). */
 static fv_status write_file(const fv_st_writer *w, const text *h, const char *path)
 {
-	size_t tmp_len = strlen(path) + sizeof ".tmp.XXXXXX";
-	char *tmp = malloc(tmp_len);
-	if (tmp == NULL)
+	size_t n = 2 + w->count;
+	const void **parts = malloc(n * sizeof *parts);
+	size_t *sizes = malloc(n * sizeof *sizes);
+	if (parts == NULL || sizes == NULL) {
+		free(parts);
+		free(sizes);
 		return fv_error(FV_ERR_NOMEM, "%s: out of memory", path);
-	snprintf(tmp, tmp_len, "%s.tmp.XXXXXX", path);
-	mode_t mode = new_file_mode(path);
-	int fd = mkstemp(tmp);
-	if (fd < 0) {
-		fv_status s = fv_error(FV_ERR_IO, "%s: cannot create a temporary file %s: %s", path, tmp,
-		                       strerror(errno));
-		free(tmp);
-		return s;
 	}
 	unsigned char len8[8];
 	for (int i = 0; i < 8; i++)
 		len8[i] = (unsigned char)((uint64_t)h->len >> (8 * i));
-	const char *step = "write";
-	bool ok = write_all(fd, len8, 8) && write_all(fd, h->s, h->len);
-	for (size_t i = 0; ok && i < w->count; i++)
-		ok = write_all(fd, w->items[i].data, w->items[i].nbytes);
-	if (ok && !(ok = fchmod(fd, mode) == 0))
-		step = "set the mode of";
-	if (ok && !(ok = fsync(fd) == 0))
-		step = "fsync";
-	int err = errno;
-	if (close(fd) != 0 && ok) {
-		ok = false;
-		step = "close";
-		err = errno;
+	parts[0] = len8;
+	sizes[0] = 8;
+	parts[1] = h->s;
+	sizes[1] = h->len;
+	for (size_t i = 0; i < w->count; i++) {
+		parts[2 + i] = w->items[i].data;
+		sizes[2 + i] = w->items[i].nbytes;
 	}
-	if (ok && !(ok = rename(tmp, path) == 0)) {
-		step = "rename";
-		err = errno;
-	}
-	if (!ok) {
-		unlink(tmp);
-		fv_status s = fv_error(FV_ERR_IO, "%s: cannot %s the temporary file %s: %s", path, step,
-		                       tmp, strerror(err));
-		free(tmp);
-		return s;
-	}
-	free(tmp);
-	return sync_directory(path);
+	fv_status s = fv__atomic_write(path, n, parts, sizes);
+	free(parts);
+	free(sizes);
+	return s;
 }
 
 fv_status fv_st_writer_save(fv_st_writer *w, const char *path)

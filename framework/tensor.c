@@ -156,14 +156,16 @@ bool fv_same_shape(const fv_tensor *a, const fv_tensor *b)
 
 const char *fv_shape_str(int ndim, const int64_t *shape)
 {
-	static _Thread_local char ring[4][128];
+	enum { SIZE = 160 };
+	static _Thread_local char ring[4][SIZE];
 	static _Thread_local int next;
 	char *buf = ring[next++ % 4];
 	size_t len = 0;
-	len += (size_t)snprintf(buf + len, 128 - len, "(");
-	for (int i = 0; i < ndim && len < 120; i++)
-		len += (size_t)snprintf(buf + len, 128 - len, i ? ", %lld" : "%lld", (long long)shape[i]);
-	snprintf(buf + len, 128 - len, ")");
+	buf[len++] = '(';
+	/* each dim needs at most 22 bytes (", " + 20 digits): 6 dims fit */
+	for (int i = 0; i < ndim && i < FV_MAX_DIMS; i++)
+		len += (size_t)snprintf(buf + len, SIZE - len, i ? ", %lld" : "%lld", (long long)shape[i]);
+	snprintf(buf + len, SIZE - len, ")");
 	return buf;
 }
 

@@ -1,8 +1,216 @@
-/* fovea.c: the command line program (not written yet). */
+/*
+** fovea.c: the `fovea` command line program: global options and dispatch.
+**
+** The program is a table of subcommands (see cmd.h); this file finds the
+** one named on the command line, answers `--help` for it, and holds the
+** small helpers the subcommands share.  The work itself is in libfovea.
+*/
+#include <stdarg.h>
 #include <stdio.h>
-#include "fovea/fovea.h"
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+
+static const cli_cmd cli_cmd_help;
+
+/* In the order `fovea --help` lists them. */
+static const cli_cmd *const commands[] = {
+	&cli_cmd_plugins,
+	&cli_cmd_describe,
+	&cli_cmd_instantiate,
+	&cli_cmd_parity,
+	&cli_cmd_help,
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+/* ---- shared helpers ------------------------------------------------------------ */
+
+int cli_fail(const char *fmt, ...)
 {
-	puts("fovea " FV_VERSION_STRING);
-	return 0;
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("fovea: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	return CLI_FAILED;
+}
+
+/* The first line of a usage text: the synopsis. */
+static void print_synopsis(const cli_cmd *cmd, FILE *out)
+{
+	const char *nl = strchr(cmd->usage, '\n');
+	int n = nl != NULL ? (int)(nl - cmd->usage) : (int)strlen(cmd->usage);
+	fprintf(out, "usage: %.*s\n", n, cmd->usage);
+}
+
+int cli_usage_error(const cli_cmd *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "fovea %s: ", cmd->name);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	print_synopsis(cmd, stderr);
+	fprintf(stderr, "(fovea %s --help for more)\n", cmd->name);
+	return CLI_USAGE;
+}
+
+fv_registry *cli_load_registry(void)
+{
+	fv_registry *reg = fv_registry_new();
+	if (reg == NULL || fv_registry_load_default(reg) != FV_OK) {
+		cli_fail("%s", fv_errmsg());
+		fv_registry_free(reg);
+		return NULL;
+	}
+	return reg;
+}
+
+static size_t min3(size_t a, size_t b, size_t c)
+{
+	size_t m = a < b ? a : b;
+	return m < c ? m : c;
+}
+
+/* Levenshtein distance, one row at a time; names are short. */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t nb = strlen(b);
+	size_t *row = malloc((nb + 1) * sizeof *row);
+	if (row == NULL)
+		return (size_t)-1;
+	for (size_t j = 0; j <= nb; j++)
+		row[j] = j;
+	for (size_t i = 1; a[i - 1] != '\0'; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= nb; j++) {
+			size_t up = row[j];
+			row[j] = min3(row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1]));
+			diag = up;
+		}
+	}
+	size_t d = row[nb];
+	free(row);
+	return d;
+}
+
+const char *cli_closest(const char *name, const char *const *candidates, size_t n)
+{
+	const char *best = NULL;
+	size_t best_d = (size_t)-1;
+	for (size_t i = 0; i < n; i++) {
+		size_t d = edit_distance(name, candidates[i]);
+		if (d < best_d) {
+			best = candidates[i];
+			best_d = d;
+		}
+	}
+	/* More than half the name changed is not a typo. */
+	return best != NULL && best_d <= strlen(name) / 2 + 1 ? best : NULL;
+}
+
+/* ---- dispatch ------------------------------------------------------------------------ */
+
+static const cli_cmd *find_command(const char *name)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (strcmp(commands[i]->name, name) == 0)
+			return commands[i];
+	return NULL;
+}
+
+static int unknown_command(const char *name)
+{
+	const char *names[N_COMMANDS];
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		names[i] = commands[i]->name;
+	const char *near = cli_closest(name, names, N_COMMANDS);
+	if (near != NULL)
+		fprintf(stderr, "fovea: unknown command '%s'; did you mean '%s'?\n", name, near);
+	else
+		fprintf(stderr, "fovea: unknown command '%s'\n", name);
+	fputs("(fovea --help lists the commands)\n", stderr);
+	return CLI_USAGE;
+}
+
+static void print_help(FILE *out)
+{
+	fputs("usage: fovea [--version] [--help] COMMAND [ARGS...]\n\n"
+	      "Data-driven models of the retina.\n\ncommands:\n",
+	      out);
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		fprintf(out, "  %-12s %s\n", commands[i]->name, commands[i]->summary);
+	fputs("\n`fovea help COMMAND` or `fovea COMMAND --help` explains one command.\n"
+	      "Plugins are found in fovea's plugin directory and in the directories of\n"
+	      "$FOVEA_PLUGIN_PATH (colon-separated).\n",
+	      out);
+}
+
+static void print_command_help(const cli_cmd *cmd)
+{
+	printf("usage: %s\n", cmd->usage);
+}
+
+static bool asks_for_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			return false;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	}
+	return false;
+}
+
+static int run_help(int argc, char **argv)
+{
+	if (argc == 1) {
+		print_help(stdout);
+		return CLI_OK;
+	}
+	if (argc > 2)
+		return cli_usage_error(&cli_cmd_help, "expected one command name");
+	const cli_cmd *cmd = find_command(argv[1]);
+	if (cmd == NULL)
+		return unknown_command(argv[1]);
+	print_command_help(cmd);
+	return CLI_OK;
+}
+
+static const cli_cmd cli_cmd_help = {
+	.name = "help",
+	.summary = "explain a command",
+	.usage = "fovea help [COMMAND]\n"
+	         "\n"
+	         "Without COMMAND, list the commands; with one, explain it.\n",
+	.run = run_help,
+};
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		print_help(stderr);
+		return CLI_USAGE;
+	}
+	const char *name = argv[1];
+	if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
+		printf("fovea %s (plugin ABI %d.%d)\n", FV_VERSION_STRING, FV_ABI_MAJOR, FV_ABI_MINOR);
+		return CLI_OK;
+	}
+	if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
+		print_help(stdout);
+		return CLI_OK;
+	}
+	const cli_cmd *cmd = find_command(name);
+	if (cmd == NULL)
+		return unknown_command(name);
+	if (asks_for_help(argc - 1, argv + 1)) {
+		print_command_help(cmd);
+		return CLI_OK;
+	}
+	return cmd->run(argc - 1, argv + 1);
 }

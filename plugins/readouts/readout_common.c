@@ -193,7 +193,8 @@ static const struct {
 	{"identity", RO_IDENTITY}, {"Identity", RO_IDENTITY},
 };
 
-fv_status ro_nonlin_parse(const char *who, const char *key, const char *name, ro_nonlin *out)
+fv_status ro_nonlin_parse(const fv_config_node *spec, const char *who, const char *key,
+                          const char *name, ro_nonlin *out)
 {
 	const char *dot = name != NULL ? strrchr(name, '.') : NULL;
 	const char *base = dot != NULL ? dot + 1 : name;
@@ -204,9 +205,9 @@ fv_status ro_nonlin_parse(const char *who, const char *key, const char *name, ro
 		}
 	}
 	return fv_error(FV_ERR_CONFIG,
-	                "%s: %s: unknown nonlinearity '%s'; expected one of softplus, exp, relu, "
+	                "%s%s: %s: unknown nonlinearity '%s'; expected one of softplus, exp, relu, "
 	                "elu, sigmoid, tanh, identity (optionally as torch.nn.functional.NAME)",
-	                who, key, name != NULL ? name : "null");
+	                ro_where(spec), who, key, name != NULL ? name : "null");
 }
 
 fv_tensor *ro_nonlin_apply(fv_ctx *ctx, ro_nonlin f, fv_tensor *x)
@@ -281,12 +282,9 @@ fv_module *ro_child(fv_module *m, const fv_build_args *args, const char *who, co
 	child_args.mean_activity = NULL;
 	fv_module *child = fv_instantiate_named(args->registry, target, yaml, &child_args, name);
 	if (child == NULL) {
-		fv_error_prefix("%s: building %s (%s): ", who, name, target);
+		fv_error_prefix("%s%s: building %s (%s): ", ro_where(args->spec), who, name, target);
 		return NULL;
 	}
-	if (fv_module_add_child(m, name, child) != FV_OK) {
-		fv_module_free(child);
-		return NULL;
-	}
-	return child;
+	/* fv_module_add_child owns the child whatever happens. */
+	return fv_module_add_child(m, name, child) == FV_OK ? child : NULL;
 }

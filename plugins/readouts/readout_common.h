@@ -71,8 +71,10 @@ typedef enum ro_nonlin {
 } ro_nonlin;
 
 /* Accepts "softplus", "exp", ... and dotted callables such as
-** "torch.nn.functional.softplus" or "torch.exp" (the last component counts). */
-fv_status ro_nonlin_parse(const char *who, const char *key, const char *name, ro_nonlin *out);
+** "torch.nn.functional.softplus" or "torch.exp" (the last component counts).
+** `spec` (may be NULL) places the message. */
+fv_status ro_nonlin_parse(const fv_config_node *spec, const char *who, const char *key,
+                          const char *name, ro_nonlin *out);
 fv_tensor *ro_nonlin_apply(fv_ctx *ctx, ro_nonlin f, fv_tensor *x);
 
 /* Sum, or mean when `mean`, of every element. */

@@ -12,10 +12,11 @@
 **   GaussianLaplaceL2    LaplaceL2norm with the Laplace output damped by
 **                        1 - gaussian2d in the centre of the kernel
 **
-** agg is sum, or mean when fa->reduction_mean (openretina's avg=True).  The
-** penalties own their filter as the child module `laplace`, so their
-** state_dict entry is `laplace.filter`, as in openretina.  The filters are
-** applied with conv3d and a depth-1 kernel, so autograd gives the gradient.
+** agg is sum, or mean when fa->reduction is FV_REDUCE_MEAN (openretina's
+** avg=True); DEFAULT means sum, as openretina's avg=False.  The penalties
+** own their filter as the child module `laplace`, so their state_dict entry
+** is `laplace.filter`, as in openretina.  The filters are applied with
+** conv3d and a depth-1 kernel, so autograd gives the gradient.
 */
 #include <math.h>
 #include <stddef.h>
@@ -278,14 +279,12 @@ static fv_status add_laplace_child(fv_module *m, const char *what, const fv_comp
 		fv_error_prefix("%s: building its laplace filter: ", what);
 		return fv_errmsg()[0] ? FV_ERR_CONFIG : fv_error(FV_ERR_CONFIG, "%s: no filter", what);
 	}
-	fv_status rc = fv_module_add_child(m, "laplace", child);
-	if (rc != FV_OK) {
-		fv_module_free(child);
-		return rc;
+	fv_status rc = fv_module_add_child(m, "laplace", child); /* adopts it, even on failure */
+	if (rc == FV_OK) {
+		laplace_norm *ln = fv_module_priv(m);
+		ln->laplace = child;
 	}
-	laplace_norm *ln = fv_module_priv(m);
-	ln->laplace = child;
-	return FV_OK;
+	return rc;
 }
 
 static fv_status norm_priv(fv_module *m, const char *what)
@@ -395,21 +394,28 @@ static fv_status gaussian_laplace_create(fv_module *m, const void *opts, const f
 	return rc;
 }
 
-static fv_tensor *aggregate(fv_ctx *ctx, fv_tensor *x, bool mean)
+static fv_tensor *aggregate(fv_ctx *ctx, fv_tensor *x, fv_reduction reduction)
 {
-	return mean ? fv_mean_all(ctx, x) : fv_sum_all(ctx, x);
+	return reduction == FV_REDUCE_MEAN ? fv_mean_all(ctx, x) : fv_sum_all(ctx, x);
 }
 
-/* agg((laplace(flat) [* damping])^2) / (agg(flat^2) + 1e-6). */
+/* agg((laplace(flat) [* damping])^2) / (agg(flat^2) + 1e-6).  fa may be
+** NULL: the defaults (sum). */
 static fv_tensor *normalised_penalty(fv_ctx *ctx, const laplace_norm *ln, fv_tensor *flat,
                                      fv_tensor *damping, const fv_forward_args *fa)
 {
+	fv_reduction reduction = fa != NULL ? fa->reduction : FV_REDUCE_DEFAULT;
+	if (reduction == FV_REDUCE_NONE) {
+		fv_error(FV_ERR_ARG, "%s: reduction None is not supported (expected sum or mean, "
+		         "openretina's avg=False/True)", ln->what);
+		return NULL;
+	}
 	fv_forward_args child = FV_FORWARD_ARGS_INIT;
 	fv_tensor *lap = fv_module_forward(ln->laplace, ctx, flat, &child);
 	if (damping != NULL)
 		lap = fv_mul(ctx, lap, damping);
-	fv_tensor *num = aggregate(ctx, fv_square(ctx, lap), fa->reduction_mean);
-	fv_tensor *den = aggregate(ctx, fv_square(ctx, flat), fa->reduction_mean);
+	fv_tensor *num = aggregate(ctx, fv_square(ctx, lap), reduction);
+	fv_tensor *den = aggregate(ctx, fv_square(ctx, flat), reduction);
 	return fv_div(ctx, num, fv_add_scalar(ctx, den, NORM_EPS));
 }
 

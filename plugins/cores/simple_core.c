@@ -1,0 +1,611 @@
+/*
+** simple_core.c: SimpleCoreWrapper, openretina's default convolutional core
+** (openretina.modules.core.base_core.SimpleCoreWrapper).
+**
+** The input (N, C, T, H, W) goes through an optional weighted colour sum
+** and an optional average-pooling downsample, then through a stack of
+** layers, each
+**     conv (no bias) -> BatchNorm3d -> Bias3DLayer -> ELU
+**     -> [Dropout3d] -> [MaxPool3d(1, 2, 2) every n layers],
+** and finally loses its first cut_first_n_frames frames.  The convolution
+** flavours live in simple_core_conv.c.
+**
+** The regularizer is openretina's: gamma_input times the normalised
+** spatial Laplace of layer 0's spatial weights, gamma_hidden times the
+** group sparsity of layers 1.., gamma_temporal times the temporal
+** smoothness, gamma_in_sparse times the group sparsity of all layers; a
+** term is evaluated only when its gamma is nonzero.
+*/
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "simple_core.h"
+
+#define NAME "SimpleCoreWrapper"
+
+typedef struct sc_opts {
+	fv_int_list channels;
+	fv_int_list temporal_kernel_sizes;
+	fv_int_list spatial_kernel_sizes;
+	double gamma_input;
+	double gamma_temporal;
+	double gamma_in_sparse;
+	double gamma_hidden;
+	double dropout_rate;
+	int64_t cut_first_n_frames;
+	int64_t maxpool_every_n_layers;
+	fv_int_list downsample_input_kernel_size;
+	const fv_config_node *input_padding;
+	const fv_config_node *hidden_padding;
+	fv_float_list color_squashing_weights;
+	const char *convolution_type;
+	const fv_config_node *n_neurons_dict;
+} sc_opts;
+
+#define OPT(field) offsetof(sc_opts, field)
+
+static const fv_option sc_options[] = {
+	{"channels", FV_OPT_INT_LIST, OPT(channels), NULL, 1, 1e9, FV_OPT_REQUIRED, NULL,
+	 "channels of the input and of every layer's output (at least two entries)"},
+	{"temporal_kernel_sizes", FV_OPT_INT_LIST, OPT(temporal_kernel_sizes), NULL, 1, 1e9,
+	 FV_OPT_REQUIRED | FV_OPT_SCALAR_AS_LIST, NULL, "temporal kernel length of each layer"},
+	{"spatial_kernel_sizes", FV_OPT_INT_LIST, OPT(spatial_kernel_sizes), NULL, 1, 1e9,
+	 FV_OPT_REQUIRED | FV_OPT_SCALAR_AS_LIST, NULL, "square spatial kernel size of each layer"},
+	{"gamma_input", FV_OPT_FLOAT, OPT(gamma_input), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
+	 "weight of the normalised spatial Laplace of layer 0's spatial weights"},
+	{"gamma_temporal", FV_OPT_FLOAT, OPT(gamma_temporal), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
+	 "weight of the temporal smoothness (custom_separable) or temporal Laplace (separable)"},
+	{"gamma_in_sparse", FV_OPT_FLOAT, OPT(gamma_in_sparse), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
+	 "weight of the group sparsity of all layers' spatial weights"},
+	{"gamma_hidden", FV_OPT_FLOAT, OPT(gamma_hidden), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
+	 "weight of the group sparsity of the spatial weights of layers 1.."},
+	{"dropout_rate", FV_OPT_FLOAT, OPT(dropout_rate), "0.0", 0, 1, 0, NULL,
+	 "Dropout3d probability after each layer's ELU (0: no dropout)"},
+	{"cut_first_n_frames", FV_OPT_INT, OPT(cut_first_n_frames), "30", 0, 0, 0, NULL,
+	 "frames dropped from the start of the output, as x[:, :, n:]"},
+	{"maxpool_every_n_layers", FV_OPT_INT, OPT(maxpool_every_n_layers), "null", 1, 1e9,
+	 FV_OPT_NULLABLE, NULL, "MaxPool3d((1, 2, 2)) after layers whose index is a multiple of n"},
+	{"downsample_input_kernel_size", FV_OPT_INT_LIST, OPT(downsample_input_kernel_size), "null",
+	 1, 1e9, FV_OPT_NULLABLE | FV_OPT_SCALAR_AS_LIST, NULL,
+	 "avg_pool3d kernel (= stride) applied to the input, (t, h, w)"},
+	{"input_padding", FV_OPT_NODE, OPT(input_padding), "false", 0, 0, 0, NULL,
+	 "padding of layer 0: true/'same', false/'valid', an integer or [t, h, w]"},
+	{"hidden_padding", FV_OPT_NODE, OPT(hidden_padding), "true", 0, 0, 0, NULL,
+	 "padding of layers 1..: true/'same', false/'valid', an integer or [t, h, w]"},
+	{"color_squashing_weights", FV_OPT_FLOAT_LIST, OPT(color_squashing_weights), "null", 0, 0,
+	 FV_OPT_NULLABLE, NULL,
+	 "weights of a channel sum turning colour input into one channel (channels[0] must be 1)"},
+	{"convolution_type", FV_OPT_ENUM, OPT(convolution_type), "custom_separable", 0, 0, 0,
+	 "custom_separable|separable|full",
+	 "sin/cos-parametrised separable conv, two torch convs, or a dense conv"},
+	{"n_neurons_dict", FV_OPT_NODE, OPT(n_neurons_dict), "null", 0, 0, FV_OPT_NULLABLE, NULL,
+	 "accepted for compatibility with openretina's model configs; unused"},
+	{0},
+};
+
+typedef struct sc_layer {
+	sc_conv conv;
+	fv_tensor *norm_w, *norm_b;
+	fv_tensor *running_mean, *running_var, *num_batches;
+	fv_tensor *bias; /* Bias3DLayer: (1, C, 1, 1, 1) */
+	bool pool;
+} sc_layer;
+
+typedef struct simple_core {
+	sc_conv_type conv_type;
+	int n_layers;
+	sc_layer *layers;
+	int64_t in_channels;
+	double gamma_input, gamma_hidden, gamma_temporal, gamma_in_sparse;
+	double dropout;
+	int64_t cut;
+	bool downsample;
+	int down_kernel[3];
+	fv_tensor *color_w;       /* color_squashing_layer.channel_weights, or NULL */
+	fv_module *reg_spatial;   /* child _input_weights_regularizer_spatial */
+	fv_module *reg_temporal;  /* child _input_weights_regularizer_temporal */
+} simple_core;
+
+/* ---- construction ------------------------------------------------------------ */
+
+static fv_status check_options(const sc_opts *o)
+{
+	if (o->channels.n < 2)
+		return fv_error(FV_ERR_CONFIG,
+		                "channels: at least two channels are needed (input and "
+		                "output), got %zu",
+		                o->channels.n);
+	size_t n_layers = o->channels.n - 1;
+	if (o->temporal_kernel_sizes.n != n_layers)
+		return fv_error(FV_ERR_CONFIG,
+		                "temporal_kernel_sizes: %zu layers need %zu temporal kernel "
+		                "sizes, got %zu",
+		                n_layers, n_layers, o->temporal_kernel_sizes.n);
+	if (o->spatial_kernel_sizes.n != n_layers)
+		return fv_error(FV_ERR_CONFIG,
+		                "spatial_kernel_sizes: %zu layers need %zu spatial kernel "
+		                "sizes, got %zu",
+		                n_layers, n_layers, o->spatial_kernel_sizes.n);
+	if (o->color_squashing_weights.is_set && o->channels.v[0] != 1)
+		return fv_error(FV_ERR_CONFIG,
+		                "color_squashing_weights squash colour input to one channel, "
+		                "so channels[0] must be 1, got %lld",
+		                (long long)o->channels.v[0]);
+	if (o->downsample_input_kernel_size.is_set && o->downsample_input_kernel_size.n != 3 &&
+	    o->downsample_input_kernel_size.n != 1)
+		return fv_error(FV_ERR_CONFIG,
+		                "downsample_input_kernel_size: expected one integer or [t, h, w], "
+		                "got %zu values",
+		                o->downsample_input_kernel_size.n);
+	bool custom = strcmp(o->convolution_type, "custom_separable") == 0;
+	for (size_t i = 0; custom && i < n_layers; i++)
+		if (o->temporal_kernel_sizes.v[i] < 3)
+			return fv_error(FV_ERR_CONFIG,
+			                "temporal_kernel_sizes[%zu] = %lld: custom_separable "
+			                "parametrises a kernel with length/3 sines and cosines, so the "
+			                "length must be at least 3",
+			                i, (long long)o->temporal_kernel_sizes.v[i]);
+	return FV_OK;
+}
+
+/* openretina fails on the first regularizer() call when a nonzero gamma
+** needs a weight the conv flavour lacks; we refuse the configuration. */
+static fv_status check_gammas(const sc_opts *o)
+{
+	const char *type = o->convolution_type;
+	bool custom = strcmp(type, "custom_separable") == 0;
+	bool separable = strcmp(type, "separable") == 0;
+	size_t n_layers = o->channels.n - 1;
+	if (!custom && o->gamma_input != 0)
+		return fv_error(FV_ERR_CONFIG,
+		                "gamma_input = %g needs the spatial weights of a "
+		                "custom_separable conv; convolution_type is %s (set gamma_input to 0)",
+		                o->gamma_input, type);
+	if (!custom && o->gamma_in_sparse != 0)
+		return fv_error(FV_ERR_CONFIG,
+		                "gamma_in_sparse = %g needs the spatial weights of a "
+		                "custom_separable conv; convolution_type is %s (set gamma_in_sparse to 0)",
+		                o->gamma_in_sparse, type);
+	if (!custom && o->gamma_hidden != 0 && n_layers > 1)
+		return fv_error(FV_ERR_CONFIG,
+		                "gamma_hidden = %g needs the spatial weights of a "
+		                "custom_separable conv; convolution_type is %s (set gamma_hidden to 0)",
+		                o->gamma_hidden, type);
+	if (!custom && !separable && o->gamma_temporal != 0)
+		return fv_error(FV_ERR_CONFIG,
+		                "gamma_temporal = %g: temporal smoothness is not supported for "
+		                "convolution_type %s (set gamma_temporal to 0)",
+		                o->gamma_temporal, type);
+	return FV_OK;
+}
+
+static sc_conv_type conv_type_of(const char *s)
+{
+	if (strcmp(s, "custom_separable") == 0)
+		return SC_CONV_CUSTOM_SEPARABLE;
+	return strcmp(s, "separable") == 0 ? SC_CONV_SEPARABLE : SC_CONV_FULL;
+}
+
+static fv_tensor *add_tensor(fv_module *m, int layer, const char *name, int ndim,
+                             const int64_t *shape, bool buffer, fv_real fill)
+{
+	char full[128];
+	snprintf(full, sizeof full, "features.layer%d.%s", layer, name);
+	fv_tensor *t = buffer ? fv_module_add_buffer(m, full, ndim, shape)
+	                      : fv_module_add_param(m, full, ndim, shape);
+	if (t != NULL)
+		fv_tensor_fill(t, fill);
+	return t;
+}
+
+static fv_status create_layer(fv_module *m, simple_core *sc, const sc_opts *o, int i,
+                              fv_ctx *rng)
+{
+	sc_layer *l = &sc->layers[i];
+	sc_padding pad;
+	const fv_config_node *pad_node = i == 0 ? o->input_padding : o->hidden_padding;
+	fv_status rc = sc_padding_parse(pad_node, i == 0 ? "input_padding" : "hidden_padding", &pad);
+	if (rc != FV_OK)
+		return rc;
+	char prefix[64];
+	snprintf(prefix, sizeof prefix, "features.layer%d.conv", i);
+	int64_t C = o->channels.v[i + 1];
+	rc = sc_conv_create(&l->conv, m, prefix, sc->conv_type, (int)o->channels.v[i], (int)C,
+	                    (int)o->temporal_kernel_sizes.v[i], (int)o->spatial_kernel_sizes.v[i],
+	                    &pad, rng);
+	if (rc != FV_OK)
+		return rc;
+	const int64_t bias_shape[5] = {1, C, 1, 1, 1};
+	l->norm_w = add_tensor(m, i, "norm.weight", 1, &C, false, 1);
+	l->norm_b = add_tensor(m, i, "norm.bias", 1, &C, false, 0);
+	l->running_mean = add_tensor(m, i, "norm.running_mean", 1, &C, true, 0);
+	l->running_var = add_tensor(m, i, "norm.running_var", 1, &C, true, 1);
+	l->num_batches = add_tensor(m, i, "norm.num_batches_tracked", 0, NULL, true, 0);
+	l->bias = add_tensor(m, i, "bias.bias", 5, bias_shape, false, 0);
+	if (!l->norm_w || !l->norm_b || !l->running_mean || !l->running_var || !l->num_batches ||
+	    !l->bias)
+		return FV_ERR_NOMEM;
+	l->pool = o->maxpool_every_n_layers != FV_NONE_INT && i % o->maxpool_every_n_layers == 0;
+	return FV_OK;
+}
+
+/* openretina builds both Laplace regularizers in every core; the temporal
+** one with a non-persistent filter, so it has no state_dict entry. */
+static fv_status add_regularizer(fv_module *m, const fv_build_args *args, const char *target,
+                                 const char *yaml, const char *name, fv_module **out)
+{
+	fv_build_args child_args = *args;
+	child_args.struct_size = sizeof child_args;
+	child_args.spec = NULL;
+	child_args.session = NULL;
+	fv_module *child = fv_instantiate_named(args->registry, target, yaml, &child_args, name);
+	if (child == NULL)
+		return FV_ERR_NOTFOUND;
+	/* add_child owns the child whatever happens */
+	fv_status rc = fv_module_add_child(m, name, child);
+	if (rc == FV_OK)
+		*out = child;
+	return rc;
+}
+
+static fv_status create_regularizers(fv_module *m, simple_core *sc, const fv_build_args *args)
+{
+	if (args->registry == NULL)
+		return fv_error(FV_ERR_ARG, "no registry to build the Laplace regularizers from");
+	fv_status rc = add_regularizer(m, args, "FlatLaplaceL23dnorm", "padding: 0",
+	                               "_input_weights_regularizer_spatial", &sc->reg_spatial);
+	if (rc != FV_OK)
+		return rc;
+	return add_regularizer(m, args, "TimeLaplaceL23dnorm", "padding: 0\npersistent_buffer: false",
+	                       "_input_weights_regularizer_temporal", &sc->reg_temporal);
+}
+
+static void copy_options(simple_core *sc, const sc_opts *o)
+{
+	sc->conv_type = conv_type_of(o->convolution_type);
+	sc->n_layers = (int)o->channels.n - 1;
+	sc->in_channels = o->channels.v[0];
+	sc->gamma_input = o->gamma_input;
+	sc->gamma_hidden = o->gamma_hidden;
+	sc->gamma_temporal = o->gamma_temporal;
+	sc->gamma_in_sparse = o->gamma_in_sparse;
+	sc->dropout = o->dropout_rate;
+	sc->cut = o->cut_first_n_frames;
+	sc->downsample = o->downsample_input_kernel_size.is_set;
+	for (int d = 0; sc->downsample && d < 3; d++)
+		sc->down_kernel[d] = (int)o->downsample_input_kernel_size
+		                         .v[o->downsample_input_kernel_size.n == 1 ? 0 : d];
+}
+
+static void warn_unpadded_cut(const sc_opts *o)
+{
+	if (o->cut_first_n_frames == 0)
+		return;
+	sc_padding pad;
+	if (sc_padding_parse(o->input_padding, "input_padding", &pad) != FV_OK)
+		return;
+	/* Python's `not input_padding` is true for False and 0 only. */
+	bool unpadded = !pad.same && fv_node_kind(o->input_padding) == FV_NODE_SCALAR &&
+	                pad.amount[0] == 0 && strcmp(fv_node_text(o->input_padding), "valid") != 0;
+	if (unpadded)
+		fprintf(stderr,
+		        "UserWarning: " NAME ": cutting %lld frames from the core output can lead "
+		        "to unexpected results if the input is not padded (input_padding is %s); "
+		        "double check the core output shape\n",
+		        (long long)o->cut_first_n_frames, fv_node_text(o->input_padding));
+}
+
+static void sc_destroy(fv_module *m)
+{
+	simple_core *sc = fv_module_priv(m);
+	if (sc == NULL)
+		return;
+	free(sc->layers);
+	free(sc);
+	fv_module_set_priv(m, NULL);
+}
+
+static fv_status build(fv_module *m, simple_core *sc, const sc_opts *o,
+                       const fv_build_args *args)
+{
+	fv_status rc = create_regularizers(m, sc, args);
+	if (rc != FV_OK)
+		return rc;
+	sc->layers = calloc((size_t)sc->n_layers, sizeof *sc->layers);
+	fv_ctx *rng = fv_ctx_new();
+	if (sc->layers == NULL || rng == NULL) {
+		fv_ctx_free(rng);
+		return fv_error(FV_ERR_NOMEM, "out of memory");
+	}
+	fv_ctx_seed(rng, args->seed);
+	for (int i = 0; i < sc->n_layers && rc == FV_OK; i++)
+		rc = create_layer(m, sc, o, i, rng);
+	fv_ctx_free(rng);
+	if (rc != FV_OK || !o->color_squashing_weights.is_set)
+		return rc;
+	const int64_t n = (int64_t)o->color_squashing_weights.n;
+	sc->color_w = fv_module_add_buffer(m, "color_squashing_layer.channel_weights", 1, &n);
+	if (sc->color_w == NULL)
+		return FV_ERR_NOMEM;
+	for (int64_t c = 0; c < n; c++)
+		sc->color_w->data[c] = (fv_real)o->color_squashing_weights.v[c];
+	return FV_OK;
+}
+
+static fv_status sc_create(fv_module *m, const void *opts, const fv_build_args *args)
+{
+	const sc_opts *o = opts;
+	fv_status rc = check_options(o);
+	if (rc == FV_OK)
+		rc = check_gammas(o);
+	if (rc != FV_OK)
+		return rc;
+	simple_core *sc = calloc(1, sizeof *sc);
+	if (sc == NULL)
+		return fv_error(FV_ERR_NOMEM, "out of memory");
+	fv_module_set_priv(m, sc);
+	copy_options(sc, o);
+	rc = build(m, sc, o, args);
+	if (rc != FV_OK) {
+		sc_destroy(m);
+		return rc;
+	}
+	warn_unpadded_cut(o);
+	return FV_OK;
+}
+
+/* ---- shapes ---------------------------------------------------------------- */
+
+/* Length of range(T)[cut:] in Python. */
+static int64_t cut_length(int64_t T, int64_t cut)
+{
+	if (cut >= 0)
+		return cut >= T ? 0 : T - cut;
+	return -cut >= T ? T : -cut;
+}
+
+static fv_status input_channels(const simple_core *sc, int64_t *C)
+{
+	if (sc->color_w != NULL && *C != 1) {
+		if (*C != sc->color_w->numel)
+			return fv_error(FV_ERR_SHAPE,
+			                NAME ": the input has %lld channels but color_squashing_weights "
+			                "has %lld weights",
+			                (long long)*C, (long long)sc->color_w->numel);
+		*C = 1;
+	}
+	if (*C != sc->in_channels)
+		return fv_error(FV_ERR_SHAPE,
+		                NAME ": the input has %lld channels; channels[0] is %lld",
+		                (long long)*C, (long long)sc->in_channels);
+	return FV_OK;
+}
+
+static fv_status sc_output_shape(fv_module *m, int in_ndim, const int64_t *in_shape,
+                                 int *out_ndim, int64_t *out_shape)
+{
+	const simple_core *sc = fv_module_priv(m);
+	if (in_ndim != 4)
+		return fv_error(FV_ERR_SHAPE,
+		                NAME ": output_shape needs an input shape (C, T, H, W), got %s",
+		                fv_shape_str(in_ndim, in_shape));
+	int64_t s[4] = {in_shape[0], in_shape[1], in_shape[2], in_shape[3]};
+	fv_status rc = input_channels(sc, &s[0]);
+	for (int d = 0; rc == FV_OK && sc->downsample && d < 3; d++) {
+		if (s[1 + d] < sc->down_kernel[d])
+			rc = fv_error(FV_ERR_SHAPE,
+			              NAME ": the input %s is smaller than downsample_input_kernel_size",
+			              fv_shape_str(in_ndim, in_shape));
+		s[1 + d] /= sc->down_kernel[d];
+	}
+	for (int i = 0; rc == FV_OK && i < sc->n_layers; i++) {
+		char where[32];
+		snprintf(where, sizeof where, "layer %d", i);
+		rc = sc_conv_output_shape(&sc->layers[i].conv, s, where);
+		if (rc == FV_OK && sc->layers[i].pool && (s[2] < 2 || s[3] < 2))
+			rc = fv_error(FV_ERR_SHAPE,
+			              NAME ": layer %d: a %lld x %lld map is too small for "
+			              "MaxPool3d((1, 2, 2))",
+			              i, (long long)s[2], (long long)s[3]);
+		if (sc->layers[i].pool) {
+			s[2] /= 2;
+			s[3] /= 2;
+		}
+	}
+	if (rc != FV_OK)
+		return rc;
+	s[1] = cut_length(s[1], sc->cut);
+	*out_ndim = 4;
+	memcpy(out_shape, s, sizeof s);
+	return FV_OK;
+}
+
+/* ---- forward ---------------------------------------------------------------- */
+
+static fv_tensor *squash_colors(const simple_core *sc, fv_ctx *ctx, fv_tensor *x)
+{
+	const int64_t shape[5] = {1, sc->color_w->numel, 1, 1, 1};
+	const int channel_axis = 1;
+	fv_tensor *w = fv_reshape(ctx, sc->color_w, 5, shape);
+	return fv_sum(ctx, fv_mul(ctx, x, w), 1, &channel_axis, true);
+}
+
+static fv_tensor *layer_forward(const simple_core *sc, const sc_layer *l, fv_ctx *ctx,
+                                fv_tensor *x, bool training)
+{
+	x = sc_conv_forward(&l->conv, ctx, x);
+	/* BatchNorm's shift and the Bias3DLayer are both per-channel additions,
+	** so they are folded into one: BN(x) + b == xhat*w + (beta + b) up to
+	** float rounding, and the gradient of each is the same sum over
+	** (n, t, h, w).  This saves a pass over the activations. */
+	const int64_t C = l->conv.out_ch;
+	fv_tensor *shift = fv_add(ctx, l->norm_b, fv_reshape(ctx, l->bias, 1, &C));
+	x = fv_batch_norm3d(ctx, x, l->norm_w, shift, l->running_mean, l->running_var,
+	                    l->num_batches, training, 0.1, 1e-5);
+	x = fv_elu(ctx, x, 1.0);
+	if (sc->dropout > 0)
+		x = fv_dropout3d(ctx, x, sc->dropout, training);
+	if (l->pool) {
+		const fv_pool3d_params pool = {.kernel = {1, 2, 2}};
+		x = fv_max_pool3d(ctx, x, &pool);
+	}
+	return x;
+}
+
+static fv_tensor *sc_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_forward_args *fa)
+{
+	(void)fa;
+	const simple_core *sc = fv_module_priv(m);
+	if (x == NULL) {
+		fv_error(FV_ERR_ARG, NAME ": forward: no input");
+		return NULL;
+	}
+	if (x->ndim != 5) {
+		fv_error(FV_ERR_SHAPE, NAME ": forward: expected an input (N, C, T, H, W), got %s",
+		         fv_shape_str(x->ndim, x->shape));
+		return NULL;
+	}
+	int64_t C = x->shape[1];
+	if (input_channels(sc, &C) != FV_OK)
+		return NULL;
+	if (sc->color_w != NULL && x->shape[1] != 1)
+		x = squash_colors(sc, ctx, x);
+	if (sc->downsample) {
+		const fv_pool3d_params down = {
+			.kernel = {sc->down_kernel[0], sc->down_kernel[1], sc->down_kernel[2]}};
+		x = fv_avg_pool3d(ctx, x, &down);
+	}
+	bool training = fv_module_training(m);
+	for (int i = 0; i < sc->n_layers; i++)
+		x = layer_forward(sc, &sc->layers[i], ctx, x, training);
+	if (x != NULL && sc->cut != 0)
+		x = fv_slice(ctx, x, 2, sc->cut, INT64_MAX, 1);
+	if (x == NULL)
+		fv_error_prefix(NAME ": forward: ");
+	return x;
+}
+
+/* ---- regularizer ----------------------------------------------------------- */
+
+/* Σ_o  Σ_i ||w[o,i]|| / sqrt(1e-8 + ||w[o]||²)  for w = (O, I, 1, kh, kw). */
+static fv_tensor *group_sparsity_of(fv_ctx *ctx, fv_tensor *w)
+{
+	const int per_pair[3] = {2, 3, 4}, per_out[4] = {1, 2, 3, 4}, in_axis = 1;
+	fv_tensor *sq = fv_square(ctx, w);
+	fv_tensor *pair_norms = fv_sqrt(ctx, fv_sum(ctx, sq, 3, per_pair, false));
+	fv_tensor *num = fv_sum(ctx, pair_norms, 1, &in_axis, false);
+	fv_tensor *den = fv_sqrt(ctx, fv_add_scalar(ctx, fv_sum(ctx, sq, 4, per_out, false), 1e-8));
+	return fv_sum_all(ctx, fv_div(ctx, num, den));
+}
+
+static fv_tensor *group_sparsity(const simple_core *sc, fv_ctx *ctx, int first_layer)
+{
+	fv_tensor *total = fv_ctx_scalar(ctx, 0);
+	for (int i = first_layer; i < sc->n_layers; i++)
+		total = fv_add(ctx, total, group_sparsity_of(ctx, sc->layers[i].conv.w_spatial));
+	return total;
+}
+
+/* torch.linspace(0.1, 0.9, K) as (1, 1, K), with torch's symmetric formula. */
+static fv_tensor *smoother(fv_ctx *ctx, int64_t K)
+{
+	const int64_t shape[3] = {1, 1, K};
+	fv_tensor *s = fv_ctx_empty(ctx, 3, shape);
+	if (s == NULL)
+		return NULL;
+	double start = 0.1, end = 0.9, step = K > 1 ? (end - start) / (double)(K - 1) : 0;
+	/* one step is `start` alone, as in torch */
+	for (int64_t k = 0; k < K; k++)
+		s->data[k] = (fv_real)(K == 1 || k < K / 2 ? start + step * (double)k
+		                                           : end - step * (double)(K - 1 - k));
+	return s;
+}
+
+/* Σ (lin·sin)² / O + Σ (lin·cos)² / O for one layer. */
+static fv_tensor *temporal_smoothing(fv_ctx *ctx, const sc_conv *c)
+{
+	fv_tensor *lin = smoother(ctx, c->n_basis);
+	double inv_out = 1.0 / (double)c->out_ch;
+	fv_tensor *s = fv_sum_all(ctx, fv_square(ctx, fv_mul(ctx, lin, c->sin_w)));
+	fv_tensor *k = fv_sum_all(ctx, fv_square(ctx, fv_mul(ctx, lin, c->cos_w)));
+	return fv_add(ctx, fv_mul_scalar(ctx, s, inv_out), fv_mul_scalar(ctx, k, inv_out));
+}
+
+static fv_tensor *temporal_smoothness(const simple_core *sc, fv_ctx *ctx)
+{
+	fv_forward_args sum = FV_FORWARD_ARGS_INIT;
+	sum.reduction = FV_REDUCE_SUM;
+	if (sc->conv_type == SC_CONV_SEPARABLE)
+		return fv_module_penalty(sc->reg_temporal, ctx, sc->layers[0].conv.w_time, &sum);
+	fv_tensor *total = fv_ctx_scalar(ctx, 0);
+	for (int i = 0; i < sc->n_layers; i++)
+		total = fv_add(ctx, total, temporal_smoothing(ctx, &sc->layers[i].conv));
+	return total;
+}
+
+static fv_tensor *add_term(fv_ctx *ctx, fv_tensor *total, double gamma, fv_tensor *term)
+{
+	return fv_add(ctx, total, fv_mul_scalar(ctx, term, gamma));
+}
+
+static fv_tensor *sc_regularizer(fv_module *m, fv_ctx *ctx, const fv_forward_args *fa)
+{
+	(void)fa; /* openretina's core regularizer() takes no arguments */
+	const simple_core *sc = fv_module_priv(m);
+	fv_forward_args sum = FV_FORWARD_ARGS_INIT;
+	sum.reduction = FV_REDUCE_SUM;
+	fv_tensor *total = fv_ctx_scalar(ctx, 0);
+	if (sc->gamma_input != 0)
+		total = add_term(ctx, total, sc->gamma_input,
+		                 fv_module_penalty(sc->reg_spatial, ctx, sc->layers[0].conv.w_spatial,
+		                                   &sum));
+	if (sc->gamma_hidden != 0)
+		total = add_term(ctx, total, sc->gamma_hidden, group_sparsity(sc, ctx, 1));
+	if (sc->gamma_temporal != 0)
+		total = add_term(ctx, total, sc->gamma_temporal, temporal_smoothness(sc, ctx));
+	if (sc->gamma_in_sparse != 0)
+		total = add_term(ctx, total, sc->gamma_in_sparse, group_sparsity(sc, ctx, 0));
+	if (total == NULL)
+		fv_error_prefix(NAME ": regularizer: ");
+	return total;
+}
+
+/* ---- descriptor -------------------------------------------------------------- */
+
+static const char *const sc_names[] = {
+	NAME,
+	"openretina.modules.core.base_core.SimpleCoreWrapper",
+	NULL,
+};
+
+static const fv_component simple_core_component = {
+	.struct_size = sizeof(fv_component),
+	.kind = FV_KIND_CORE,
+	.names = sc_names,
+	.doc = "stack of space-time convolution layers (conv, BatchNorm, bias, ELU) as "
+	       "openretina's SimpleCoreWrapper",
+	.options = sc_options,
+	.options_size = sizeof(sc_opts),
+	.create = sc_create,
+	.destroy = sc_destroy,
+	.forward = sc_forward,
+	.regularizer = sc_regularizer,
+	.output_shape = sc_output_shape,
+};
+
+static const fv_component *const components[] = {&simple_core_component};
+
+static const fv_plugin plugin = {
+	.abi_major = FV_ABI_MAJOR,
+	.abi_minor = FV_ABI_MINOR,
+	.name = "cores-simple",
+	.n_components = 1,
+	.components = components,
+};
+
+FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
+{
+	return &plugin;
+}

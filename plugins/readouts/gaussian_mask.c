@@ -1,0 +1,279 @@
+/*
+** gaussian_mask.c: GaussianMaskReadout (openretina.modules.readout.
+** factorized_gaussian), the factorised readout of Hoefling et al. 2024 whose
+** spatial mask is a normalised isotropic Gaussian per neuron.
+**
+** For an input x (N, c, t, w, h) and neuron n:
+**
+**   mask[n]  = normalise(exp(-0.5 * min(|grid - mu[n]*mean_scale|^2 /
+**                                       (exp(clamp(logvar[n]*var_scale, ±20)) + 1e-8), 20)))
+**   y[., t, n] = f(sum_c (sum_wh x[., c, t, w, h] * mask[n, w, h]) * features[c, n]
+**                 * scale_param[n] + bias[n])
+**
+** `grid` is a fixed buffer: linspace(±w/max(w,h)) x linspace(±h/max(w,h)), so
+** mask_mean[:, 0] moves along x's dim 3 and mask_mean[:, 1] along dim 4.
+** With positive=True the forward clamps `features` to >= 0 in place before
+** using it, as openretina does (the clamp is not differentiated).
+** Disabled scale / bias become buffers (ones / zeros) as in openretina, so
+** the state_dict keeps its entries.
+*/
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#include "readout_common.h"
+
+#define WHO "GaussianMaskReadout"
+
+typedef struct gm_opts {
+	fv_int_list in_shape;
+	int64_t outdims;
+	const fv_config_node *mean_activity;
+	double gaussian_mean_scale;
+	double gaussian_var_scale;
+	bool positive;
+	bool scale;
+	bool bias;
+	const char *nonlinearity_function;
+	double mask_l1_reg;
+	double feature_weights_l1_reg;
+} gm_opts;
+
+static const fv_option gm_options[] = {
+	{"in_shape", FV_OPT_INT_LIST, offsetof(gm_opts, in_shape), "null", 0, 0, FV_OPT_NULLABLE, NULL,
+	 "input (channels, time, width, height); null: from the model's core"},
+	{"outdims", FV_OPT_INT, offsetof(gm_opts, outdims), "null", 1, 1e12, FV_OPT_NULLABLE, NULL,
+	 "number of neurons; null: from the session's data"},
+	{"mean_activity", FV_OPT_NODE, offsetof(gm_opts, mean_activity), "null", 0, 0,
+	 FV_OPT_NULLABLE, NULL, "per-neuron mean response the bias starts from (list); null: 0"},
+	{"gaussian_mean_scale", FV_OPT_FLOAT, offsetof(gm_opts, gaussian_mean_scale), "1.0", 0, 0, 0,
+	 NULL, "factor applied to mask_mean (the RF centre) in the mask and its penalty"},
+	{"gaussian_var_scale", FV_OPT_FLOAT, offsetof(gm_opts, gaussian_var_scale), "1.0", 0, 0, 0,
+	 NULL, "factor applied to mask_log_var in the mask and its penalty"},
+	{"positive", FV_OPT_BOOL, offsetof(gm_opts, positive), "false", 0, 0, 0, NULL,
+	 "clamp the feature weights to >= 0 (in place) at every forward"},
+	{"scale", FV_OPT_BOOL, offsetof(gm_opts, scale), "false", 0, 0, 0, NULL,
+	 "learn a per-neuron output scale (else a buffer of ones)"},
+	{"bias", FV_OPT_BOOL, offsetof(gm_opts, bias), "true", 0, 0, 0, NULL,
+	 "learn a per-neuron bias (else a buffer of zeros)"},
+	{"nonlinearity_function", FV_OPT_STRING, offsetof(gm_opts, nonlinearity_function),
+	 "softplus", 0, 0, 0, NULL, "output nonlinearity (torch.nn.functional name)"},
+	{"mask_l1_reg", FV_OPT_FLOAT, offsetof(gm_opts, mask_l1_reg), "1.0", 0, 0, 0, NULL,
+	 "weight of the mask penalty exp(log_var*var_scale) + (mean*mean_scale)^2"},
+	{"feature_weights_l1_reg", FV_OPT_FLOAT, offsetof(gm_opts, feature_weights_l1_reg), "1.0", 0,
+	 0, 0, NULL, "weight of the L1 penalty on the feature weights"},
+	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
+};
+
+typedef struct gm_readout {
+	int64_t c, w, h, n;
+	double mean_scale, var_scale;
+	bool positive;
+	ro_nonlin nonlin;
+	double mask_l1_reg, feature_l1_reg;
+	fv_tensor *mask_mean;    /* (n, 2) */
+	fv_tensor *mask_log_var; /* (n) */
+	fv_tensor *grid;         /* (n, w, h, 2) buffer */
+	fv_tensor *features;     /* (1, c, 1, n) */
+	fv_tensor *scale_param;  /* (n), parameter or buffer of ones */
+	fv_tensor *bias;         /* (n), parameter or buffer of zeros */
+} gm_readout;
+
+/* torch.linspace in float: the first half counts up from start, the second
+** half down from end, so the ends are exact and the grid is symmetric. */
+static fv_real linspace_at(float start, float end, int64_t steps, int64_t i)
+{
+	if (steps == 1)
+		return start;
+	float step = (end - start) / (float)(steps - 1);
+	if (i < steps / 2)
+		return start + step * (float)i;
+	return end - step * (float)(steps - 1 - i);
+}
+
+/* openretina's make_mask_grid(outdims, w, h), repeated for every neuron. */
+static void fill_mask_grid(fv_tensor *grid, int64_t n, int64_t w, int64_t h)
+{
+	double m = (double)(w > h ? w : h);
+	float wmax = (float)((double)w / m), hmax = (float)((double)h / m);
+	fv_real *g = grid->data;
+	for (int64_t k = 0; k < n; k++)
+		for (int64_t i = 0; i < w; i++)
+			for (int64_t j = 0; j < h; j++) {
+				*g++ = linspace_at(-wmax, wmax, w, i);
+				*g++ = linspace_at(-hmax, hmax, h, j);
+			}
+}
+
+static fv_status gm_tensors(fv_module *m, gm_readout *r, const gm_opts *o, fv_ctx *rng)
+{
+	int64_t n2[2] = {r->n, 2}, n1[1] = {r->n}, grid[4] = {r->n, r->w, r->h, 2};
+	int64_t feat[4] = {1, r->c, 1, r->n};
+	r->mask_mean = ro_param(m, WHO, "mask_mean", 2, n2);
+	r->mask_log_var = ro_param(m, WHO, "mask_log_var", 1, n1);
+	r->grid = ro_buffer(m, WHO, "grid", 4, grid);
+	r->features = ro_param(m, WHO, "features", 4, feat);
+	r->scale_param = o->scale ? ro_param(m, WHO, "scale_param", 1, n1)
+	                          : ro_buffer(m, WHO, "scale_param", 1, n1);
+	r->bias = o->bias ? ro_param(m, WHO, "bias", 1, n1) : ro_buffer(m, WHO, "bias", 1, n1);
+	if (!r->mask_mean || !r->mask_log_var || !r->grid || !r->features || !r->scale_param ||
+	    !r->bias)
+		return FV_ERR_NOMEM;
+	fill_mask_grid(r->grid, r->n, r->w, r->h);
+	ro_fill_normal(rng, r->features, 1.0 / (double)r->c, 0.01);
+	if (o->scale)
+		ro_fill_normal(rng, r->scale_param, 1.0, 0.01);
+	else
+		fv_tensor_fill(r->scale_param, 1);
+	return FV_OK;
+}
+
+static fv_status gm_create(fv_module *m, const void *opts, const fv_build_args *args)
+{
+	const gm_opts *o = opts;
+	int64_t shape[4], n;
+	fv_status st = ro_in_shape(WHO, &o->in_shape, args, shape);
+	if (st == FV_OK)
+		st = ro_outdims(WHO, o->outdims, args, &n);
+	gm_readout *r = NULL;
+	if (st == FV_OK && (r = calloc(1, sizeof *r)) == NULL)
+		st = fv_error(FV_ERR_NOMEM, "%s: out of memory", WHO);
+	if (st != FV_OK)
+		return st;
+	fv_module_set_priv(m, r);
+	*r = (gm_readout){.c = shape[0], .w = shape[2], .h = shape[3], .n = n,
+	                  .mean_scale = o->gaussian_mean_scale, .var_scale = o->gaussian_var_scale,
+	                  .positive = o->positive, .mask_l1_reg = o->mask_l1_reg,
+	                  .feature_l1_reg = o->feature_weights_l1_reg};
+	st = ro_nonlin_parse(args->spec, WHO, "nonlinearity_function", o->nonlinearity_function,
+	                     &r->nonlin);
+	if (st != FV_OK)
+		return st;
+	fv_ctx *rng = fv_ctx_new();
+	if (rng == NULL)
+		return fv_error(FV_ERR_NOMEM, "%s: out of memory", WHO);
+	fv_ctx_seed(rng, args->seed);
+	st = gm_tensors(m, r, o, rng);
+	fv_ctx_free(rng);
+	fv_tensor *mean = NULL;
+	if (st == FV_OK)
+		st = ro_mean_activity(WHO, o->mean_activity, args, n, &mean);
+	if (st == FV_OK)
+		st = ro_initialize_bias(WHO, r->bias, mean);
+	fv_tensor_free(mean);
+	return st;
+}
+
+static void gm_destroy(fv_module *m)
+{
+	free(fv_module_priv(m));
+}
+
+/* The normalised Gaussian masks (n, w, h) as openretina's get_mask(). */
+static fv_tensor *gm_masks(fv_ctx *ctx, const gm_readout *r)
+{
+	int64_t var_shape[3] = {r->n, 1, 1}, mean_shape[4] = {r->n, 1, 1, 2};
+	int last = -1, wh[2] = {1, 2};
+	fv_tensor *scaled_log_var = fv_mul_scalar(ctx, r->mask_log_var, r->var_scale);
+	fv_tensor *var = fv_exp(ctx, fv_clamp(ctx, scaled_log_var, -20, 20));
+	var = fv_reshape(ctx, var, 3, var_shape);
+	fv_tensor *mu = fv_mul_scalar(ctx, r->mask_mean, r->mean_scale);
+	fv_tensor *d = fv_sub(ctx, r->grid, fv_reshape(ctx, mu, 4, mean_shape));
+	fv_tensor *d2 = fv_sum(ctx, fv_square(ctx, d), 1, &last, false);
+	fv_tensor *pdf = fv_div(ctx, d2, fv_add_scalar(ctx, var, 1e-8));
+	pdf = fv_exp(ctx, fv_mul_scalar(ctx, fv_clamp(ctx, pdf, -INFINITY, 20), -0.5));
+	/* The clamp keeps every pdf value >= exp(-10), so the normaliser is
+	** positive and openretina's nan_to_num never has a NaN to replace. */
+	return fv_div(ctx, pdf, fv_sum(ctx, pdf, 2, wh, true));
+}
+
+static void clamp_nonnegative(fv_tensor *t)
+{
+	for (int64_t i = 0; i < t->numel; i++)
+		if (t->data[i] < 0)
+			t->data[i] = 0;
+}
+
+static fv_tensor *gm_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_forward_args *fa)
+{
+	(void)fa;
+	gm_readout *r = fv_module_priv(m);
+	if (x == NULL)
+		return NULL;
+	if (x->ndim != 5 || x->shape[1] != r->c || x->shape[3] != r->w || x->shape[4] != r->h) {
+		fv_error(FV_ERR_SHAPE, "%s: input has shape %s; expected (batch, %lld, time, %lld, %lld)",
+		         WHO, fv_shape_str(x->ndim, x->shape), (long long)r->c, (long long)r->w,
+		         (long long)r->h);
+		return NULL;
+	}
+	int64_t n = x->shape[0], t = x->shape[2];
+	int64_t flat[2] = {n * r->c * t, r->w * r->h}, mask2[2] = {r->n, r->w * r->h};
+	int64_t y4[4] = {n, r->c, t, r->n};
+	int channels = 1;
+	fv_tensor *masks = fv_reshape(ctx, gm_masks(ctx, r), 2, mask2);
+	/* einsum("nctwh,whd->nctd"): one GEMM over every (n, c, t) row. */
+	fv_tensor *y = fv_matmul_ex(ctx, fv_reshape(ctx, x, 2, flat), masks, false, true);
+	y = fv_reshape(ctx, y, 4, y4);
+	if (r->positive)
+		clamp_nonnegative(r->features);
+	y = fv_sum(ctx, fv_mul(ctx, y, r->features), 1, &channels, false);
+	y = fv_add(ctx, fv_mul(ctx, y, r->scale_param), r->bias);
+	return ro_nonlin_apply(ctx, r->nonlin, y);
+}
+
+/* mask_l1 * mask_l1_reg + feature_l1 * feature_weights_l1_reg, with means
+** instead of sums when reduction is "mean" (openretina's average flag). */
+static fv_tensor *gm_regularizer(fv_module *m, fv_ctx *ctx, const fv_forward_args *fa)
+{
+	const gm_readout *r = fv_module_priv(m);
+	bool avg = fa != NULL && fa->reduction == FV_REDUCE_MEAN;
+	/* openretina's penalty uses the variance without get_mask's clamp. */
+	fv_tensor *var = fv_exp(ctx, fv_mul_scalar(ctx, r->mask_log_var, r->var_scale));
+	fv_tensor *mu2 = fv_square(ctx, fv_mul_scalar(ctx, r->mask_mean, r->mean_scale));
+	fv_tensor *mask_l1 = fv_add(ctx, ro_reduce_all(ctx, var, avg), ro_reduce_all(ctx, mu2, avg));
+	fv_tensor *feature_l1 = ro_reduce_all(ctx, fv_abs(ctx, r->features), avg);
+	return fv_add(ctx, fv_mul_scalar(ctx, mask_l1, r->mask_l1_reg),
+	              fv_mul_scalar(ctx, feature_l1, r->feature_l1_reg));
+}
+
+static fv_status gm_initialize_bias(fv_module *m, const fv_tensor *mean_activity)
+{
+	gm_readout *r = fv_module_priv(m);
+	return ro_initialize_bias(WHO, r->bias, mean_activity);
+}
+
+static const char *const gm_names[] = {
+	"GaussianMaskReadout",
+	"openretina.modules.readout.factorized_gaussian.GaussianMaskReadout",
+	NULL,
+};
+
+static const fv_component gm_component = {
+	.struct_size = sizeof(fv_component),
+	.kind = FV_KIND_READOUT,
+	.names = gm_names,
+	.doc = "factorised readout with a normalised Gaussian spatial mask per neuron "
+	       "(Hoefling et al. 2024); input (N, c, t, w, h), output (N, t, neurons)",
+	.options = gm_options,
+	.options_size = sizeof(gm_opts),
+	.create = gm_create,
+	.destroy = gm_destroy,
+	.forward = gm_forward,
+	.regularizer = gm_regularizer,
+	.initialize_bias = gm_initialize_bias,
+};
+
+static const fv_component *const components[] = {&gm_component};
+
+static const fv_plugin plugin = {
+	.abi_major = FV_ABI_MAJOR,
+	.abi_minor = FV_ABI_MINOR,
+	.name = "readouts-gaussian-mask",
+	.n_components = sizeof components / sizeof components[0],
+	.components = components,
+};
+
+FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
+{
+	return &plugin;
+}

@@ -1,0 +1,421 @@
+/*
+** test_options.c: option tables (AVOption style): parsing a component's YAML
+** map into a plugin's options struct, defaults, flags, ranges, choices,
+** every error message, freeing, and the printed documentation.
+*/
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fovea/config.h"
+#include "fovea/plugin.h"
+
+typedef struct sample_opts {
+	bool flag;
+	int64_t count;
+	double rate;
+	const char *name;
+	const char *mode;
+	fv_int_list kernel;
+	fv_float_list weights;
+	const fv_config_node *extra;
+	int64_t maybe_i;
+	double maybe_f;
+	const char *maybe_s;
+	fv_int_list maybe_l;
+	int64_t required;
+	const fv_config_node *shape;
+	const char *no_default;
+} sample_opts;
+
+#define OFF(f) offsetof(sample_opts, f)
+static const fv_option sample_table[] = {
+	{"flag", FV_OPT_BOOL, OFF(flag), "true", 0, 0, 0, NULL, "a switch"},
+	{"count", FV_OPT_INT, OFF(count), "3", 1, 10, 0, NULL, "how many"},
+	{"rate", FV_OPT_FLOAT, OFF(rate), "1e-2", 0, 1, 0, NULL, "a fraction"},
+	{"name", FV_OPT_STRING, OFF(name), "'default name'", 0, 0, 0, NULL, "a label"},
+	{"mode", FV_OPT_ENUM, OFF(mode), "custom_separable", 0, 0, 0, "custom_separable|separable|full",
+	 "convolution type"},
+	{"kernel", FV_OPT_INT_LIST, OFF(kernel), "[3, 5]", 1, 31, 0, NULL, "kernel sizes"},
+	{"weights", FV_OPT_FLOAT_LIST, OFF(weights), "0.5", 0, 0, FV_OPT_SCALAR_AS_LIST, NULL, "weights"},
+	{"extra", FV_OPT_NODE, OFF(extra), "null", 0, 0, FV_OPT_NULLABLE, NULL, "anything"},
+	{"maybe_i", FV_OPT_INT, OFF(maybe_i), "null", 0, 0, FV_OPT_NULLABLE, NULL, "optional int"},
+	{"maybe_f", FV_OPT_FLOAT, OFF(maybe_f), "~", 0, 0, FV_OPT_NULLABLE, NULL, "optional float"},
+	{"maybe_s", FV_OPT_STRING, OFF(maybe_s), "null", 0, 0, FV_OPT_NULLABLE, NULL, "optional string"},
+	{"maybe_l", FV_OPT_INT_LIST, OFF(maybe_l), "null", 0, 0, FV_OPT_NULLABLE | FV_OPT_SCALAR_AS_LIST,
+	 NULL, "optional list"},
+	{"required", FV_OPT_INT, OFF(required), NULL, 0, 0, FV_OPT_REQUIRED, NULL, "must be given"},
+	{"shape", FV_OPT_NODE, OFF(shape), "[1, {a: 2}]", 0, 0, 0, NULL, "a structured default"},
+	{"no_default", FV_OPT_STRING, OFF(no_default), NULL, 0, 0, 0, NULL, "no default at all"},
+	{0},
+};
+
+static fv_config *cfg;
+
+static const fv_config_node *spec(const char *yaml)
+{
+	fv_config_free(cfg);
+	cfg = fv_config_load_string(yaml, strlen(yaml), "t.yaml");
+	cr_assert_not_null(cfg, "%s", fv_errmsg());
+	const fv_config_node *m = fv_node_get(fv_config_root(cfg), "comp");
+	return m ? m : fv_config_root(cfg);
+}
+
+static void teardown(void)
+{
+	fv_config_free(cfg);
+	cfg = NULL;
+}
+
+static void expect_error(fv_status st, fv_status code, const char *const *fragments)
+{
+	cr_assert_eq(st, code, "status %d, expected %d (message: %s)", st, code, fv_errmsg());
+	for (size_t i = 0; fragments[i] != NULL; i++)
+		cr_assert(strstr(fv_errmsg(), fragments[i]) != NULL, "message \"%s\" lacks \"%s\"",
+		          fv_errmsg(), fragments[i]);
+}
+
+#define EXPECT_ERROR(st, code, ...) expect_error((st), (code), (const char *const[]){__VA_ARGS__, NULL})
+
+static fv_status parse(const char *yaml, sample_opts *o)
+{
+	memset(o, 0x5a, sizeof *o); /* the parser must not rely on zeroed memory */
+	return fv_options_parse(sample_table, spec(yaml), o, "sample", NULL);
+}
+
+TestSuite(options, .fini = teardown);
+
+Test(options, defaults_fill_everything_not_given)
+{
+	sample_opts o;
+	cr_assert_eq(parse("comp:\n  _target_: sample\n  _convert_: object\n  required: 7\n", &o), FV_OK,
+	             "%s", fv_errmsg());
+	cr_assert(o.flag);
+	cr_assert_eq(o.count, 3);
+	cr_assert_float_eq(o.rate, 0.01, 1e-15);
+	cr_assert_str_eq(o.name, "default name");
+	cr_assert_str_eq(o.mode, "custom_separable");
+	cr_assert(o.kernel.is_set);
+	cr_assert_eq(o.kernel.n, 2);
+	cr_assert_eq(o.kernel.v[0], 3);
+	cr_assert_eq(o.kernel.v[1], 5);
+	cr_assert(o.weights.is_set);
+	cr_assert_eq(o.weights.n, 1, "a scalar default of a SCALAR_AS_LIST list");
+	cr_assert_float_eq(o.weights.v[0], 0.5, 0);
+	cr_assert_null(o.extra);
+	cr_assert_eq(o.maybe_i, FV_NONE_INT);
+	cr_assert(isnan(o.maybe_f));
+	cr_assert_null(o.maybe_s);
+	cr_assert(!o.maybe_l.is_set);
+	cr_assert_eq(o.maybe_l.n, 0);
+	cr_assert_null(o.maybe_l.v);
+	cr_assert_eq(o.required, 7);
+	cr_assert_eq(fv_node_kind(o.shape), FV_NODE_SEQ);
+	cr_assert_eq(fv_node_size(o.shape), 2);
+	cr_assert_str_eq(fv_node_text(fv_node_path(o.shape, "1.a")), "2");
+	cr_assert_null(o.no_default);
+	fv_options_free(sample_table, &o);
+	cr_assert_null(o.kernel.v);
+	cr_assert_eq(o.kernel.n, 0);
+	fv_options_free(sample_table, &o); /* twice is harmless */
+}
+
+Test(options, given_values_of_every_type)
+{
+	sample_opts o;
+	const char *yaml = "comp:\n"
+	                   "  flag: no\n"
+	                   "  count: '10'\n"
+	                   "  rate: 1\n"
+	                   "  name: 3\n"
+	                   "  mode: full\n"
+	                   "  kernel: [1, 31, 0x10]\n"
+	                   "  weights: [0.25, 2, -1e3]\n"
+	                   "  extra: {anything: [goes]}\n"
+	                   "  maybe_i: -4\n"
+	                   "  maybe_f: .inf\n"
+	                   "  maybe_s: text\n"
+	                   "  maybe_l: 9\n"
+	                   "  required: 0\n"
+	                   "  shape: null\n"
+	                   "  no_default: here\n";
+	cr_assert_eq(parse(yaml, &o), FV_OK, "%s", fv_errmsg());
+	cr_assert(!o.flag);
+	cr_assert_eq(o.count, 10, "a quoted number converts, as OmegaConf's typed nodes do");
+	cr_assert_float_eq(o.rate, 1.0, 0, "ints are accepted as floats");
+	cr_assert_str_eq(o.name, "3");
+	cr_assert_str_eq(o.mode, "full");
+	cr_assert_eq(o.kernel.n, 3);
+	cr_assert_eq(o.kernel.v[2], 16);
+	cr_assert_eq(o.weights.n, 3);
+	cr_assert_float_eq(o.weights.v[2], -1000.0, 0);
+	cr_assert_eq(o.extra, fv_node_path(fv_config_root(cfg), "comp.extra"), "NODE points into the tree");
+	cr_assert_eq(o.maybe_i, -4);
+	cr_assert(isinf(o.maybe_f));
+	cr_assert_str_eq(o.maybe_s, "text");
+	cr_assert(o.maybe_l.is_set);
+	cr_assert_eq(o.maybe_l.n, 1);
+	cr_assert_eq(o.maybe_l.v[0], 9);
+	cr_assert_eq(o.required, 0);
+	cr_assert_not_null(o.shape, "null is a value for a non-nullable NODE");
+	cr_assert_eq(fv_node_kind(o.shape), FV_NODE_NULL);
+	cr_assert_str_eq(o.no_default, "here");
+	fv_options_free(sample_table, &o);
+}
+
+Test(options, nullable_options_accept_null)
+{
+	sample_opts o;
+	cr_assert_eq(parse("comp:\n  required: 1\n  extra: null\n  maybe_i: ~\n  maybe_f: null\n"
+	                   "  maybe_s: null\n  maybe_l: null\n", &o), FV_OK, "%s", fv_errmsg());
+	cr_assert_null(o.extra);
+	cr_assert_eq(o.maybe_i, FV_NONE_INT);
+	cr_assert(isnan(o.maybe_f));
+	cr_assert_null(o.maybe_s);
+	cr_assert(!o.maybe_l.is_set);
+	fv_options_free(sample_table, &o);
+	cr_assert_eq(parse("comp:\n  required: 1\n  maybe_l: []\n", &o), FV_OK);
+	cr_assert(o.maybe_l.is_set, "an empty list is set");
+	cr_assert_eq(o.maybe_l.n, 0);
+	fv_options_free(sample_table, &o);
+}
+
+Test(options, a_null_map_means_all_defaults)
+{
+	static const fv_option small[] = {
+		{"k", FV_OPT_INT, 0, "4", 0, 0, 0, NULL, "k"},
+		{0},
+	};
+	int64_t k = -1;
+	cr_assert_eq(fv_options_parse(small, NULL, &k, "small", NULL), FV_OK);
+	cr_assert_eq(k, 4);
+	const fv_config_node *n = spec("comp: null\n");
+	k = -1;
+	cr_assert_eq(fv_options_parse(small, n, &k, "small", NULL), FV_OK, "%s", fv_errmsg());
+	cr_assert_eq(k, 4);
+	cr_assert_eq(fv_options_parse(NULL, NULL, NULL, "none", NULL), FV_OK, "no table, no options");
+	EXPECT_ERROR(fv_options_parse(NULL, spec("comp:\n  a: 1\n"), NULL, "bare", NULL), FV_ERR_CONFIG,
+	             "t.yaml:2: unknown option 'a' for bare; valid options: (none)");
+}
+
+Test(options, ignored_keys)
+{
+	sample_opts o;
+	const char *const ignore[] = {"session", NULL};
+	memset(&o, 0, sizeof o);
+	cr_assert_eq(fv_options_parse(sample_table, spec("comp:\n  required: 1\n  session: s1\n  _target_: x\n"
+	                                                  "  _recursive_: false\n  _partial_: true\n"),
+	                              &o, "sample", ignore), FV_OK, "%s", fv_errmsg());
+	fv_options_free(sample_table, &o);
+	EXPECT_ERROR(fv_options_parse(sample_table, spec("comp:\n  required: 1\n  session: s1\n"), &o,
+	                              "sample", NULL),
+	             FV_ERR_CONFIG, "t.yaml:3: unknown option 'session' for sample");
+}
+
+Test(options, unknown_keys_suggest_the_closest_or_list_all)
+{
+	sample_opts o;
+	EXPECT_ERROR(parse("comp:\n  required: 1\n  coutn: 3\n", &o), FV_ERR_CONFIG,
+	             "t.yaml:3: unknown option 'coutn' for sample; did you mean 'count'?");
+	EXPECT_ERROR(parse("comp:\n  required: 1\n  zzzzzzzzzzzz: 3\n", &o), FV_ERR_CONFIG,
+	             "t.yaml:3: unknown option 'zzzzzzzzzzzz' for sample; valid options: flag, count, rate, "
+	             "name, mode, kernel, weights, extra, maybe_i, maybe_f, maybe_s, maybe_l, required, "
+	             "shape, no_default");
+}
+
+Test(options, wrong_types)
+{
+	sample_opts o;
+	EXPECT_ERROR(parse("comp:\n  required: 1\n  count: abc\n", &o), FV_ERR_CONFIG,
+	             "t.yaml:3: comp.count: expected an integer (option 'count' of sample), got 'abc'");
+	EXPECT_ERROR(parse("comp:\n  required: 1\n  count: 2.5\n", &o), FV_ERR_CONFIG,
+	             "expected an integer (option 'count' of sample), got '2.5'");
+	EXPECT_ERROR(parse("comp:\n  required: 1\n  count: null\n", &o), FV_ERR_CONFIG,
+	             "t.yaml:3: comp.count: expected an integer (option 'count' of sample), got null");
+	EXPECT_ERROR(parse("comp:\n  required: 1\n  flag: 1\n", &o), FV_ERR_CONFIG,
+	             "t.yaml:3: comp.flag: expected a boolean (true/false) (option 'flag' of sample), got '1'");
+	EXPECT_ERROR(parse("comp:\n  required: 1\n  rate: fast\n", &o), FV_ERR_CONFIG,
+	             "comp.rate: expected a number (option 'rate' of sample), got 'fast'");
+	EXPECT_ERROR(parse("comp:\n  required: 1\n  name: [a]\n", &o), FV_ERR_CONFIG,
+	             "comp.name: expected a string (option 'name' of sample), got a list");
+	EXPECT_ERROR(parse("comp:\n  required: 1\n  kernel: 3\n", &o), FV_ERR_CONFIG,
+	             "t.yaml:3: comp.kernel: expected a list of integers (option 'kernel' of sample), got '3'");
+	EXPECT_ERROR(parse("comp:\n  required: 1\n  kernel: [1, x]\n", &o), FV_ERR_CONFIG,
+	             "t.yaml:3: comp.kernel.1: expected an integer (option 'kernel' of sample), got 'x'");
+	EXPECT_ERROR(parse("comp:\n  required: 1\n  weights: {a: 1}\n", &o), FV_ERR_CONFIG,
+	             "comp.weights: expected a list of numbers (option 'weights' of sample), got a map");
+	EXPECT_ERROR(parse("comp:\n  required: 1\n  count: 99999999999999999999\n", &o), FV_ERR_CONFIG,
+	             "expected an integer that fits in 64 bits");
+	EXPECT_ERROR(parse("comp: [1, 2]\n", &o), FV_ERR_CONFIG,
+	             "t.yaml:1: comp: expected the options of sample as a map, got a list");
+}
+
+Test(options, ranges_and_choices)
+{
+	sample_opts o;
+	EXPECT_ERROR(parse("comp:\n  required: 1\n  count: 12\n", &o), FV_ERR_CONFIG,
+	             "t.yaml:3: comp.count: 12 is out of range [1, 10] (option 'count' of sample)");
+	EXPECT_ERROR(parse("comp:\n  required: 1\n  count: 0\n", &o), FV_ERR_CONFIG,
+	             "0 is out of range [1, 10]");
+	EXPECT_ERROR(parse("comp:\n  required: 1\n  rate: 1.5\n", &o), FV_ERR_CONFIG,
+	             "comp.rate: 1.5 is out of range [0, 1] (option 'rate' of sample)");
+	EXPECT_ERROR(parse("comp:\n  required: 1\n  rate: .nan\n", &o), FV_ERR_CONFIG,
+	             "nan is out of range [0, 1]");
+	EXPECT_ERROR(parse("comp:\n  required: 1\n  kernel:\n    - 3\n    - 32\n", &o), FV_ERR_CONFIG,
+	             "t.yaml:5: comp.kernel.1: 32 is out of range [1, 31] (option 'kernel' of sample)");
+	EXPECT_ERROR(parse("comp:\n  required: 1\n  mode: ful\n", &o), FV_ERR_CONFIG,
+	             "t.yaml:3: comp.mode: expected one of custom_separable|separable|full (option 'mode' of "
+	             "sample), got 'ful'; did you mean 'full'?");
+	EXPECT_ERROR(parse("comp:\n  required: 1\n  mode: dense_conv\n", &o), FV_ERR_CONFIG,
+	             "got 'dense_conv'");
+	cr_assert(strstr(fv_errmsg(), "did you mean") == NULL, "%s", fv_errmsg());
+	/* the boundaries are inclusive */
+	cr_assert_eq(parse("comp:\n  required: 1\n  count: 10\n  rate: 0\n  kernel: [1, 31]\n", &o), FV_OK,
+	             "%s", fv_errmsg());
+	fv_options_free(sample_table, &o);
+}
+
+Test(options, required_and_mandatory_values)
+{
+	sample_opts o;
+	EXPECT_ERROR(parse("comp:\n  count: 2\n", &o), FV_ERR_CONFIG,
+	             "t.yaml:1: comp: missing required option 'required' of sample");
+	memset(&o, 0, sizeof o);
+	EXPECT_ERROR(fv_options_parse(sample_table, NULL, &o, "sample", NULL), FV_ERR_CONFIG,
+	             "sample: missing required option 'required'");
+	EXPECT_ERROR(parse("comp:\n  required: ???\n", &o), FV_ERR_CONFIG,
+	             "t.yaml:2: comp.required: missing mandatory value (\?\?\?) (option 'required' of sample)");
+	EXPECT_ERROR(parse("comp:\n  required: 1\n  kernel: ???\n", &o), FV_ERR_CONFIG,
+	             "comp.kernel: missing mandatory value");
+}
+
+Test(options, failures_release_what_was_allocated)
+{
+	/* kernel and weights are allocated before maybe_i fails: ASan checks */
+	sample_opts o;
+	EXPECT_ERROR(parse("comp:\n  required: 1\n  kernel: [1, 2]\n  weights: [1]\n  maybe_i: x\n", &o),
+	             FV_ERR_CONFIG, "comp.maybe_i: expected an integer");
+	cr_assert_null(o.kernel.v);
+	cr_assert_null(o.weights.v);
+}
+
+Test(options, bad_defaults_are_reported_as_plugin_bugs)
+{
+	static const fv_option bad_type[] = {
+		{"x", FV_OPT_INT, 0, "abc", 0, 0, 0, NULL, "x"},
+		{0},
+	};
+	static const fv_option bad_yaml[] = {
+		{"x", FV_OPT_INT_LIST, 0, "[1,", 0, 0, 0, NULL, "x"},
+		{0},
+	};
+	static const fv_option bad_range[] = {
+		{"x", FV_OPT_INT, 0, "20", 0, 10, 0, NULL, "x"},
+		{0},
+	};
+	static const fv_option bad_enum[] = {
+		{"x", FV_OPT_ENUM, 0, "d", 0, 0, 0, "a|b|c", "x"},
+		{0},
+	};
+	fv_int_list v;
+	EXPECT_ERROR(fv_options_parse(bad_type, NULL, &v, "broken", NULL), FV_ERR_ARG,
+	             "broken: the default of option 'x' is 'abc', expected an integer",
+	             "a bug in the component's option table");
+	EXPECT_ERROR(fv_options_parse(bad_yaml, NULL, &v, "broken", NULL), FV_ERR_ARG,
+	             "broken: the default '[1,' of option 'x' is not valid YAML");
+	EXPECT_ERROR(fv_options_parse(bad_range, NULL, &v, "broken", NULL), FV_ERR_ARG,
+	             "broken: the default 20 of option 'x' is outside [0, 10]");
+	EXPECT_ERROR(fv_options_parse(bad_enum, NULL, &v, "broken", NULL), FV_ERR_ARG,
+	             "the default of option 'x' is 'd', expected one of a|b|c");
+	EXPECT_ERROR(fv_options_parse(sample_table, NULL, NULL, "sample", NULL), FV_ERR_ARG,
+	             "no options struct");
+}
+
+Test(options, options_sharing_an_offset)
+{
+	/* several accepted-but-ignored keys write the same field (optim.c does this) */
+	typedef struct {
+		const fv_config_node *ignored;
+		fv_int_list l;
+	} shared;
+	static const fv_option table[] = {
+		{"a", FV_OPT_NODE, offsetof(shared, ignored), "null", 0, 0, FV_OPT_NULLABLE, NULL, "a"},
+		{"b", FV_OPT_NODE, offsetof(shared, ignored), "null", 0, 0, FV_OPT_NULLABLE, NULL, "b"},
+		{"l1", FV_OPT_INT_LIST, offsetof(shared, l), "[1]", 0, 0, 0, NULL, "l1"},
+		{"l2", FV_OPT_INT_LIST, offsetof(shared, l), "[2, 3]", 0, 0, 0, NULL, "l2"},
+		{0},
+	};
+	shared s;
+	cr_assert_eq(fv_options_parse(table, spec("comp:\n  a: 5\n"), &s, "shared", NULL), FV_OK);
+	cr_assert_eq(s.l.n, 2, "the last entry wins");
+	fv_options_free(table, &s);
+	cr_assert_null(s.l.v);
+}
+
+Test(options, describe_prints_a_table)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	fv_options_describe(sample_table, f);
+	fclose(f);
+	cr_assert_not_null(buf);
+	const char *lines[] = {"OPTION", "TYPE", "DEFAULT", "RANGE", "DESCRIPTION"};
+	for (size_t i = 0; i < 5; i++)
+		cr_assert(strstr(buf, lines[i]) != NULL, "%s", buf);
+	/* one line per option, with its type, default, range or choices and doc */
+	const char *expect[][5] = {
+		{"count", "int", "3", "[1, 10]", "how many"},
+		{"mode", "choice", "custom_separable", "custom_separable|separable|full", "convolution type"},
+		{"weights", "float or float list", "0.5", "", "weights"},
+		{"maybe_i", "int or null", "null", "", "optional int"},
+		{"required", "int", "(required)", "", "must be given"},
+		{"no_default", "string", "-", "", "no default at all"},
+	};
+	for (size_t i = 0; i < sizeof expect / sizeof *expect; i++) {
+		char key[64];
+		snprintf(key, sizeof key, "  %s ", expect[i][0]);
+		const char *line = strstr(buf, key);
+		cr_assert_not_null(line, "no line for %s in\n%s", expect[i][0], buf);
+		const char *eol = strchr(line, '\n');
+		for (size_t k = 1; k < 5; k++) {
+			const char *hit = strstr(line, expect[i][k]);
+			cr_assert(hit != NULL && hit < eol, "line of %s lacks '%s':\n%s", expect[i][0], expect[i][k],
+			          buf);
+		}
+	}
+	free(buf);
+	f = open_memstream(&buf, &len);
+	fv_options_describe(NULL, f);
+	fclose(f);
+	cr_assert_str_eq(buf, "  (no options)\n");
+	free(buf);
+}
+
+Test(options, values_left_unresolved_report_why)
+{
+	/* composition leaves a broken interpolation in place; reading it as an
+	** option reports the original problem */
+	typedef struct {
+		const char *cache;
+		int64_t fine;
+		fv_float_list l;
+	} env_opts;
+	static const fv_option table[] = {
+		{"cache", FV_OPT_STRING, offsetof(env_opts, cache), "x", 0, 0, 0, NULL, "c"},
+		{"fine", FV_OPT_INT, offsetof(env_opts, fine), "0", 0, 0, 0, NULL, "f"},
+		{"l", FV_OPT_FLOAT_LIST, offsetof(env_opts, l), "[]", 0, 0, 0, NULL, "l"},
+		{0},
+	};
+	const char *const ignore[] = {"data", "also_fine", NULL};
+	unsetenv("FOVEA_TEST_UNSET_VAR");
+	fv_config *c = fv_config_compose(FOVEA_TEST_SRCDIR "/data/config/env_missing.yaml", NULL, 0, NULL);
+	cr_assert_not_null(c, "%s", fv_errmsg());
+	env_opts o;
+	EXPECT_ERROR(fv_options_parse(table, fv_config_root(c), &o, "env", ignore), FV_ERR_CONFIG,
+	             "env_missing.yaml:1: cache: environment variable 'FOVEA_TEST_UNSET_VAR' is not set");
+	fv_config_free(c);
+}

@@ -1,0 +1,49 @@
+/*
+** cmd.h: what the `fovea` program's subcommands share.
+**
+** Each subcommand lives in its own file, tools/cmd_<name>.c, and defines one
+** `const cli_cmd cli_cmd_<name>`.  Adding one takes three lines elsewhere:
+** its extern below, its entry in the table in fovea.c, and its file in the
+** fovea target of tools/meson.build.  The dispatcher handles `--help`, `-h`
+** and `fovea help NAME` for every command from `usage`, so a command's run()
+** sees only real arguments.
+**
+** Exit codes: 0 success, 1 the work failed (bad config, missing file,
+** broken plugin), 2 the command line itself was wrong.
+*/
+#ifndef FOVEA_TOOLS_CMD_H
+#define FOVEA_TOOLS_CMD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "fovea/fovea.h"
+#include "fovea/plugin.h"
+
+enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
+
+typedef struct cli_cmd {
+	const char *name;
+	const char *summary; /* one line, for `fovea --help` */
+	const char *usage;   /* "fovea NAME ARGS..." then a blank line and the details */
+	int (*run)(int argc, char **argv); /* argv[0] is the command's name */
+} cli_cmd;
+
+extern const cli_cmd cli_cmd_plugins;
+extern const cli_cmd cli_cmd_describe;
+extern const cli_cmd cli_cmd_instantiate;
+extern const cli_cmd cli_cmd_parity;
+
+/* ---- helpers, in fovea.c ------------------------------------------------------ */
+
+/* "fovea: MESSAGE" on stderr; returns CLI_FAILED. */
+int cli_fail(const char *fmt, ...) FV_PRINTF(1, 2);
+/* "fovea NAME: MESSAGE" and the command's synopsis on stderr; returns CLI_USAGE. */
+int cli_usage_error(const cli_cmd *cmd, const char *fmt, ...) FV_PRINTF(2, 3);
+/* The built-in plugins and $FOVEA_PLUGIN_PATH, or NULL after printing why. */
+fv_registry *cli_load_registry(void);
+/* The candidate with the smallest edit distance to `name`, or NULL when none
+** is close enough to be a plausible typo. */
+const char *cli_closest(const char *name, const char *const *candidates, size_t n);
+
+#endif /* FOVEA_TOOLS_CMD_H */
