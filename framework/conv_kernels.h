@@ -21,6 +21,13 @@
 
 #include "internal.h"
 
+/* Hand-vectorised kernels for the float build on AVX2 + FMA machines; the
+** plain C versions serve everything else (and the float64 test build). */
+#if defined(__AVX2__) && defined(__FMA__) && !defined(FV_REAL_DOUBLE)
+#include <immintrin.h>
+#define FV_CONV_AVX2 1
+#endif
+
 /* One sample's convolution: c input channels of t x h x w, a kt x kh x kw
 ** kernel, an output of to x ho x wo frames/pixels.  Only the padding
 ** before each axis is needed; the padding after is implied by the output

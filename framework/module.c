@@ -27,6 +27,7 @@ typedef struct named_tensor {
 	char *local;   /* the name given to add_param/add_buffer */
 	fv_tensor *t;  /* t->name is the full dotted name */
 	bool is_param;
+	bool transient; /* outside the state_dict (a non-persistent buffer) */
 } named_tensor;
 
 struct fv_module {
@@ -212,7 +213,7 @@ static fv_status grow(void **items, size_t *cap, size_t n, size_t item_size)
 }
 
 static fv_tensor *add_tensor(fv_module *m, const char *name, int ndim, const int64_t *shape,
-                             bool is_param)
+                             bool is_param, bool transient)
 {
 	const char *what = is_param ? "parameter" : "buffer";
 	if (check_new_name(m, name, what) != FV_OK)
@@ -232,18 +233,41 @@ static fv_tensor *add_tensor(fv_module *m, const char *name, int ndim, const int
 		return NULL;
 	}
 	t->requires_grad = is_param;
-	m->tensors[m->n_tensors++] = (named_tensor){.local = local, .t = t, .is_param = is_param};
+	m->tensors[m->n_tensors++] =
+	        (named_tensor){.local = local, .t = t, .is_param = is_param, .transient = transient};
 	return t;
 }
 
 fv_tensor *fv_module_add_param(fv_module *m, const char *name, int ndim, const int64_t *shape)
 {
-	return add_tensor(m, name, ndim, shape, true);
+	return add_tensor(m, name, ndim, shape, true, false);
 }
 
 fv_tensor *fv_module_add_buffer(fv_module *m, const char *name, int ndim, const int64_t *shape)
 {
-	return add_tensor(m, name, ndim, shape, false);
+	return add_tensor(m, name, ndim, shape, false, false);
+}
+
+/* Transient state may change shape from call to call (a loss sees sessions
+** with different neuron counts): the tensor is replaced, keeping its name. */
+fv_tensor *fv_module_set_state(fv_module *m, const char *name, int ndim, const int64_t *shape)
+{
+	for (size_t i = 0; i < m->n_tensors; i++) {
+		named_tensor *nt = &m->tensors[i];
+		if (!nt->transient || strcmp(nt->local, name) != 0)
+			continue;
+		if (nt->t->ndim == ndim && memcmp(nt->t->shape, shape, (size_t)ndim * sizeof *shape) == 0)
+			return nt->t;
+		fv_tensor *t = fv_tensor_new(ndim, shape);
+		if (t == NULL || set_full_name(t, m->path, name) != FV_OK) {
+			fv_tensor_free(t);
+			return NULL;
+		}
+		fv_tensor_free(nt->t);
+		nt->t = t;
+		return t;
+	}
+	return add_tensor(m, name, ndim, shape, false, true);
 }
 
 /* ---- children --------------------------------------------------------------------- */
@@ -326,7 +350,7 @@ static int visit(const fv_module *m, size_t strip, fv_tensor_visit_fn fn, void *
 	for (int want_param = 1; want_param >= 0; want_param--) {
 		for (size_t i = 0; i < m->n_tensors; i++) {
 			const named_tensor *nt = &m->tensors[i];
-			if (nt->is_param != (bool)want_param)
+			if (nt->is_param != (bool)want_param || nt->transient)
 				continue;
 			int rc = fn(ud, nt->t->name + strip, nt->t, nt->is_param);
 			if (rc != 0)

@@ -280,10 +280,24 @@ FV_NO_MEMCPY_CALLS static void gather_frame(fv_real *restrict dst, const fv_real
 				dst[i + q] = src[i + q];
 }
 
-/* The adjoint: exact lengths, since it adds. */
+/* The adjoint, dst rows += src.  With AVX2 a short row is added as one
+** whole chunk too: the lanes past its end add zero (masked, so whatever lies
+** beyond the row is never used), and both buffers have slack for the
+** overrun. */
 static void scatter_frame(fv_real *restrict dst, const fv_real *restrict src, int64_t rows,
                           int64_t n, int64_t row_step, int64_t stride)
 {
+#ifdef FV_CONV_AVX2
+	if (stride == 1 && n <= FV_CONV_CHUNK) {
+		__m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+		__m256 keep = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), lanes));
+		for (int64_t r = 0; r < rows; r++, src += n, dst += row_step) {
+			__m256 v = _mm256_and_ps(_mm256_loadu_ps(src), keep);
+			_mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), v));
+		}
+		return;
+	}
+#endif
 	for (int64_t r = 0; r < rows; r++, src += n, dst += row_step)
 		for (int64_t i = 0; i < n; i++)
 			dst[i * stride] += src[i];
@@ -451,7 +465,10 @@ static backward_slot backward_slot_at(const fv__conv_window *w, int64_t frames, 
 {
 	int64_t psize = fv__padded_size(w, 0, w->to);
 	int64_t csize = fv__window_rows(w) * frames * w->ho * w->wo + FV_CONV_SLACK;
-	return (backward_slot){base, base + psize, base + 2 * psize, base + 2 * psize + csize};
+	backward_slot b = {base, base + psize, base + 2 * psize, base + 2 * psize + csize};
+	/* col2vol reads into the slack of dcols (and ignores what it finds) */
+	memset(b.dcols + csize - FV_CONV_SLACK, 0, FV_CONV_SLACK * sizeof(fv_real));
+	return b;
 }
 
 /* One group of one sample: dw += dOut * cols^T, dx += col2vol(W^T * dOut),

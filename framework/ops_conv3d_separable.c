@@ -19,11 +19,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#if defined(__AVX2__) && defined(__FMA__) && !defined(FV_REAL_DOUBLE)
-#include <immintrin.h>
-#define FV_GATHER_AVX2 1
-#endif
-
 #include "conv_kernels.h"
 
 /* One temporal pass of one (o, i) pair: `rows` destination frames, taps
@@ -98,6 +93,8 @@ static sep_slot slot_at(const sep_job *j, int slot)
 		parts[i] = p;
 		p += sizes[i];
 	}
+	/* col2vol reads into the slack of dcols (and ignores what it finds) */
+	memset(parts[5] + sizes[5] - FV_CONV_SLACK, 0, FV_CONV_SLACK * sizeof(fv_real));
 	return (sep_slot){parts[0], parts[1], parts[2], parts[3], parts[4], parts[5]};
 }
 
@@ -153,7 +150,7 @@ static inline int64_t tap_output(const fv__conv_window *w, int64_t t, int64_t ta
 #define GATHER_ROWS 4
 #define GATHER_PIXELS 16
 
-#ifdef FV_GATHER_AVX2
+#ifdef FV_CONV_AVX2
 /* Plain C keeps the accumulators in memory and, in ISO C mode, does not
 ** fuse the multiply-adds; the intrinsics do both. */
 #define ROW_LOAD(b) \
@@ -272,7 +269,7 @@ static void gather_rest(int64_t kt, const int64_t *map_r, const fv_real *wt,
 static void block_of(const temporal_pass *tp, const fv_real *wt, const fv_real *src,
                      fv_real *dst, int64_t plane, int64_t r0, int64_t p)
 {
-#ifdef FV_GATHER_AVX2
+#ifdef FV_CONV_AVX2
 	if (tp->slide) {
 		slide_block(tp->kt, tp->off, tp->nsrc, tp->reversed ? wt + tp->kt - 1 : wt,
 		            tp->reversed ? -1 : 1, src + p, dst + r0 * plane + p, plane, r0);
@@ -316,13 +313,43 @@ static void temporal_maps(const fv__conv_window *w, int64_t *fwd, int64_t *bwd)
 */
 #define WGRAD_TAPS 8
 
-#ifdef FV_GATHER_AVX2
+#ifdef FV_CONV_AVX2
 static float hsum256(__m256 v)
 {
 	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
 	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
 	s = _mm_add_ss(s, _mm_movehdup_ps(s));
 	return _mm_cvtss_f32(s);
+}
+
+#define WGRAD_FMA(q) acc[q] = _mm256_fmadd_ps(gv, _mm256_loadu_ps(sp[q] + p), acc[q])
+
+/* Row r's part, when all WGRAD_TAPS taps read a frame (the usual case):
+** no per-tap test in the pixel loop. */
+static void wgrad_row_full(const float *gr, const float *const *sp, int64_t pv, __m256 *acc)
+{
+	for (int64_t p = 0; p < pv; p += 8) {
+		__m256 gv = _mm256_loadu_ps(gr + p);
+		WGRAD_FMA(0);
+		WGRAD_FMA(1);
+		WGRAD_FMA(2);
+		WGRAD_FMA(3);
+		WGRAD_FMA(4);
+		WGRAD_FMA(5);
+		WGRAD_FMA(6);
+		WGRAD_FMA(7);
+	}
+}
+
+static void wgrad_row_some(const float *gr, const float *const *sp, unsigned valid, int64_t pv,
+                           __m256 *acc)
+{
+	for (int64_t p = 0; p < pv; p += 8) {
+		__m256 gv = _mm256_loadu_ps(gr + p);
+		for (int q = 0; q < WGRAD_TAPS; q++)
+			if (valid >> q & 1)
+				WGRAD_FMA(q);
+	}
 }
 
 static void wgrad_taps(int64_t rows, int64_t kt, const int64_t *map, int64_t tau0, int64_t ntaps,
@@ -334,18 +361,22 @@ static void wgrad_taps(int64_t rows, int64_t kt, const int64_t *map, int64_t tau
 		acc[q] = _mm256_setzero_ps();
 	int64_t pv = plane / 8 * 8;
 	for (int64_t r = 0; r < rows; r++) {
-		const float *gr = g + r * plane;
+		const float *gr = g + r * plane, *sp[WGRAD_TAPS];
 		const int64_t *m = map + r * kt + tau0;
-		for (int64_t p = 0; p < pv; p += 8) {
-			__m256 gv = _mm256_loadu_ps(gr + p);
-			for (int q = 0; q < WGRAD_TAPS; q++)
-				if (q < ntaps && m[q] >= 0)
-					acc[q] = _mm256_fmadd_ps(gv, _mm256_loadu_ps(S + m[q] * plane + p), acc[q]);
+		unsigned valid = 0;
+		for (int q = 0; q < WGRAD_TAPS; q++) {
+			bool ok = q < ntaps && m[q] >= 0;
+			sp[q] = ok ? S + m[q] * plane : S;
+			valid |= (unsigned)ok << q;
 		}
+		if (valid == (1u << WGRAD_TAPS) - 1)
+			wgrad_row_full(gr, sp, pv, acc);
+		else
+			wgrad_row_some(gr, sp, valid, pv, acc);
 		for (int q = 0; q < ntaps; q++)
-			if (m[q] >= 0)
+			if (valid >> q & 1)
 				for (int64_t p = pv; p < plane; p++)
-					tail[q] += gr[p] * S[m[q] * plane + p];
+					tail[q] += gr[p] * sp[q][p];
 	}
 	for (int q = 0; q < ntaps; q++)
 		dwt[tau0 + q] += hsum256(acc[q]) + tail[q];

@@ -386,7 +386,8 @@ fv_tensor *fv_index_select(fv_ctx *ctx, fv_tensor *x, int axis, int64_t n, const
 	int64_t *copy = fv_ctx_alloc(ctx, (size_t)n * sizeof *copy);
 	if (out == NULL || copy == NULL)
 		return NULL;
-	memcpy(copy, index, (size_t)n * sizeof *copy);
+	if (n > 0) /* index may be NULL when there is nothing to select */
+		memcpy(copy, index, (size_t)n * sizeof *copy);
 	for (int64_t j = 0; j < n; j++) {
 		move m = index_move(x, out, d, index[j], j);
 		move_forward(&m, x, out);

@@ -247,6 +247,26 @@ static void run_module(flow *f)
 	}
 }
 
+/* Any other output.X is module state after the forward, e.g.
+** CorrelationLoss3d's _per_neuron_correlations (stored without the
+** underscore of openretina's private attribute). */
+static void compare_module_state(flow *f)
+{
+	size_t n = fv_safetensors_count(f->pc->st);
+	for (size_t i = 0; i < n; i++) {
+		const char *name = fv_safetensors_at(f->pc->st, i)->name;
+		if (f->pc->checked[i] || strncmp(name, "output.", 7) != 0)
+			continue;
+		char priv[300];
+		snprintf(priv, sizeof priv, "_%s", name + 7);
+		fv_tensor *t = fv_module_tensor(f->m, name + 7);
+		if (t == NULL)
+			t = fv_module_tensor(f->m, priv);
+		if (t != NULL)
+			fv__pcase_compare(f->pc, name, t);
+	}
+}
+
 static const char *unsupported_flow(const fv_pcase *pc)
 {
 	if (fv__pcase_get(pc, "trainer") != NULL)
@@ -276,6 +296,7 @@ static void run_case(flow *f)
 		run_penalty(f);
 	else
 		run_module(f);
+	compare_module_state(f);
 	fv__pcase_check_all_compared(f->pc);
 }
 

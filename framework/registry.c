@@ -431,7 +431,7 @@ fv_status fv_registry_load_dir(fv_registry *reg, const char *dir)
 
 /* ---- the default search path --------------------------------------------------------- */
 
-static const char anchor; /* an address inside the framework, for dladdr */
+static const char anchor = 0; /* an address inside the framework, for dladdr */
 
 /* Whether the framework code runs from the uninstalled build tree: the
 ** shared library under BUILD/framework/, or a test program under BUILD/
@@ -448,7 +448,7 @@ static bool running_from_build_tree(const char *self)
 /* The directory of built-in plugins.  An installed libfovea looks next to
 ** itself first (LIBDIR/fovea/plugins), so a relocated or DESTDIR install
 ** finds its own plugins, then at the configured install prefix. */
-static fv_status builtin_dir(char *out, size_t size)
+static void builtin_dir(char *out, size_t size)
 {
 	Dl_info info;
 	char self[PATH_MAX];
@@ -459,18 +459,16 @@ static fv_status builtin_dir(char *out, size_t size)
 		file = "/proc/self/exe";
 	if (realpath(file, self) == NULL) {
 		snprintf(out, size, "%s", FV_INSTALL_PLUGIN_DIR);
-		return FV_OK;
+		return;
 	}
 	if (running_from_build_tree(self)) {
 		snprintf(out, size, "%s", FV_BUILD_PLUGIN_DIR);
-		return FV_OK;
+		return;
 	}
-	char *slash = strrchr(self, '/');
-	*slash = '\0';
+	*strrchr(self, '/') = '\0'; /* realpath's result is absolute: there is a slash */
 	int len = snprintf(out, size, "%s/fovea/plugins", self);
 	if (len < 0 || (size_t)len >= size || !is_dir(out))
 		snprintf(out, size, "%s", FV_INSTALL_PLUGIN_DIR);
-	return FV_OK;
 }
 
 /* One entry of FOVEA_PLUGIN_PATH: a directory, or a single plugin file. */
@@ -486,9 +484,8 @@ static fv_status load_path_entry(fv_registry *reg, const char *p)
 fv_status fv_registry_load_default(fv_registry *reg)
 {
 	char dir[PATH_MAX];
-	fv_status st = builtin_dir(dir, sizeof dir);
-	if (st == FV_OK && is_dir(dir))
-		st = fv_registry_load_dir(reg, dir);
+	builtin_dir(dir, sizeof dir);
+	fv_status st = is_dir(dir) ? fv_registry_load_dir(reg, dir) : FV_OK;
 	const char *env = getenv("FOVEA_PLUGIN_PATH");
 	if (st != FV_OK || env == NULL)
 		return st;

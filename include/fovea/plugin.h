@@ -130,6 +130,13 @@ FV_API fv_tensor *fv_module_add_param(fv_module *m, const char *name, int ndim,
                                       const int64_t *shape);
 FV_API fv_tensor *fv_module_add_buffer(fv_module *m, const char *name, int ndim,
                                        const int64_t *shape);
+/* A non-persistent buffer (torch's register_buffer(persistent=False)),
+** created on first use and replaced when the shape changes: found by
+** fv_module_tensor() but not part of the state_dict, checkpoints or
+** fv_module_foreach_tensor().  E.g. CorrelationLoss3d's
+** _per_neuron_correlations after each forward. */
+FV_API fv_tensor *fv_module_set_state(fv_module *m, const char *name, int ndim,
+                                      const int64_t *shape);
 /* Adopt `child` under `name`; m frees it. */
 FV_API fv_status fv_module_add_child(fv_module *m, const char *name, fv_module *child);
 FV_API fv_module *fv_module_child(const fv_module *m, const char *name);

@@ -42,9 +42,6 @@ static const fv_option correlation_options[] = {
 
 typedef struct correlation_loss {
 	correlation_opts opts;
-	/* Batch-mean correlation per neuron of the last call, not negated;
-	** reallocated when the neuron count changes. */
-	fv_tensor *per_neuron_correlations;
 } correlation_loss;
 
 static fv_status correlation_create(fv_module *m, const void *opts, const fv_build_args *args)
@@ -63,7 +60,6 @@ static void correlation_destroy(fv_module *m)
 	correlation_loss *c = fv_module_priv(m);
 	if (c == NULL)
 		return;
-	fv_tensor_free(c->per_neuron_correlations);
 	free(c);
 }
 
@@ -81,17 +77,13 @@ static fv_tensor *time_mean(fv_ctx *ctx, fv_tensor *x)
 }
 
 /* Keep a detached copy of the per-neuron correlations. */
-static fv_status remember(correlation_loss *c, const fv_tensor *per_neuron)
+/* openretina keeps the last batch's correlations in the non-persistent
+** buffer _per_neuron_correlations; so does fovea, as module state. */
+static fv_status remember(fv_module *m, const fv_tensor *per_neuron)
 {
-	fv_tensor *kept = c->per_neuron_correlations;
-	if (kept == NULL || !fv_same_shape(kept, per_neuron)) {
-		fv_tensor_free(kept);
-		c->per_neuron_correlations = kept = fv_tensor_new(per_neuron->ndim, per_neuron->shape);
-		if (kept == NULL)
-			return fv_error(FV_ERR_NOMEM, "CorrelationLoss3d: out of memory for "
-			                              "per_neuron_correlations");
-	}
-	return fv_tensor_copy(kept, per_neuron);
+	fv_tensor *kept = fv_module_set_state(m, "_per_neuron_correlations", per_neuron->ndim,
+	                                      per_neuron->shape);
+	return kept ? fv_tensor_copy(kept, per_neuron) : FV_ERR_NOMEM;
 }
 
 static fv_tensor *correlation_loss_fn(fv_module *m, fv_ctx *ctx, fv_tensor *output,
@@ -113,7 +105,7 @@ static fv_tensor *correlation_loss_fn(fv_module *m, fv_ctx *ctx, fv_tensor *outp
 	                                       fv_add_scalar(ctx, var_target, p->bias)));
 	fv_tensor *corrs = fv_div(ctx, cov, norm);
 	fv_tensor *per_neuron = mean_per_neuron(ctx, corrs);
-	if (per_neuron == NULL || remember(c, per_neuron) != FV_OK)
+	if (per_neuron == NULL || remember(m, per_neuron) != FV_OK)
 		return NULL;
 
 	if (p->negate)

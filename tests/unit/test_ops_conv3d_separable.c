@@ -120,6 +120,8 @@ Test(conv3d_separable, equals_dense_outer_product)
 		{2, 2, 6, 5, 5, 2, 2, 1, 1, {.stride = {1, 2, 2}}},              /* temporal only */
 		{2, 3, 5, 6, 6, 4, 1, 3, 3, {.pad = {{0, 0}, {1, 1}, {1, 1}}}}, /* spatial only */
 		{3, 2, 14, 10, 9, 4, 5, 5, 5, {.pad = {{0, 0}, {2, 2}, {2, 2}}}}, /* layer-1-like */
+		{2, 2, 9, 6, 5, 3, 4, 3, 2, {.pad = {{2, 3}, {1, 1}, {0, 1}}}},   /* time padding */
+		{1, 2, 24, 9, 8, 2, 7, 3, 3, {.pad = {{6, 0}, {0, 0}, {0, 0}}}},  /* causal */
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		check_case(&cases[i], 10 * i + 1);
