@@ -63,6 +63,9 @@ fv_status fv__atomic_write(const char *path, size_t n_parts, const void *const *
 
 #define FV_WALK_MAX_OPS 5
 
+/* For the small loop kernels that must be specialised per stride pattern. */
+#define FV__ALWAYS_INLINE inline __attribute__((always_inline))
+
 /* A row-major walk over the index space `shape`, carrying the element
 ** offset of up to FV_WALK_MAX_OPS operands, each with its own strides (0
 ** along a broadcast dim).  Size-1 dims are dropped and dims contiguous for

@@ -151,12 +151,9 @@ typedef struct copy_job {
 	bool accumulate;
 } copy_job;
 
-static void copy_run(void *ud, int64_t n, const int64_t *off, const int64_t *step)
+static FV__ALWAYS_INLINE void copy_loop(const copy_job *j, int64_t n, fv_real *d, int64_t sd,
+                                    const fv_real *s, int64_t ss)
 {
-	const copy_job *j = ud;
-	fv_real *d = j->dst + off[0];
-	const fv_real *s = j->src + off[1];
-	int64_t sd = step[0], ss = step[1];
 	fv_real k = j->scale;
 	if (j->accumulate)
 		for (int64_t i = 0; i < n; i++)
@@ -164,6 +161,19 @@ static void copy_run(void *ud, int64_t n, const int64_t *off, const int64_t *ste
 	else
 		for (int64_t i = 0; i < n; i++)
 			d[i * sd] = k * s[i * ss];
+}
+
+static void copy_run(void *ud, int64_t n, const int64_t *off, const int64_t *step)
+{
+	const copy_job *j = ud;
+	fv_real *d = j->dst + off[0];
+	const fv_real *s = j->src + off[1];
+	if (step[0] == 1 && step[1] == 1)
+		copy_loop(j, n, d, 1, s, 1);
+	else if (step[0] == 1 && step[1] == 0)
+		copy_loop(j, n, d, 1, s, 0);
+	else
+		copy_loop(j, n, d, step[0], s, step[1]);
 }
 
 void fv__strided_copy(int ndim, const int64_t *shape, fv_real *dst, const int64_t *dst_strides,
@@ -207,18 +217,17 @@ enum { OP_DST, OP_A, OP_B, OP_GOUT, BINARY_NOPS };
 
 typedef struct binary_job {
 	binary_kind kind;
+	bool backward;
 	int which;          /* backward: the source (0 = a, 1 = b) being differentiated */
 	fv_real *dst;
 	const fv_real *a, *b, *gout;
 } binary_job;
 
-static void binary_forward_run(void *ud, int64_t n, const int64_t *off, const int64_t *step)
+static FV__ALWAYS_INLINE void binary_forward_loop(binary_kind kind, int64_t n, fv_real *y,
+                                              const fv_real *a, int64_t sa, const fv_real *b,
+                                              int64_t sb)
 {
-	const binary_job *j = ud;
-	fv_real *y = j->dst + off[OP_DST];
-	const fv_real *a = j->a + off[OP_A], *b = j->b + off[OP_B];
-	int64_t sa = step[OP_A], sb = step[OP_B];
-	switch (j->kind) {
+	switch (kind) {
 	case BIN_ADD: for (int64_t i = 0; i < n; i++) y[i] = a[i * sa] + b[i * sb]; break;
 	case BIN_SUB: for (int64_t i = 0; i < n; i++) y[i] = a[i * sa] - b[i * sb]; break;
 	case BIN_MUL: for (int64_t i = 0; i < n; i++) y[i] = a[i * sa] * b[i * sb]; break;
@@ -226,32 +235,56 @@ static void binary_forward_run(void *ud, int64_t n, const int64_t *off, const in
 	}
 }
 
-/* dst += dL/d(source `which`) at each output position. */
-static void binary_backward_run(void *ud, int64_t n, const int64_t *off, const int64_t *step)
+/* gx += dL/d(source `which`) at each output position. */
+static FV__ALWAYS_INLINE void binary_backward_loop(binary_kind kind, int which, int64_t n,
+                                               fv_real *gx, const fv_real *g, const fv_real *a,
+                                               int64_t sa, const fv_real *b, int64_t sb)
 {
-	const binary_job *j = ud;
-	fv_real *gx = j->dst + off[OP_DST];
-	const fv_real *a = j->a + off[OP_A], *b = j->b + off[OP_B];
-	const fv_real *g = j->gout + off[OP_GOUT];
-	int64_t sa = step[OP_A], sb = step[OP_B];
-	fv_real sign = j->which == 0 ? 1 : -1;
-	switch (j->kind) {
+	fv_real sign = which == 0 ? 1 : -1;
+	switch (kind) {
 	case BIN_ADD: for (int64_t i = 0; i < n; i++) gx[i] += g[i]; break;
 	case BIN_SUB: for (int64_t i = 0; i < n; i++) gx[i] += sign * g[i]; break;
 	case BIN_MUL:
-		if (j->which == 0)
+		if (which == 0)
 			for (int64_t i = 0; i < n; i++) gx[i] += g[i] * b[i * sb];
 		else
 			for (int64_t i = 0; i < n; i++) gx[i] += g[i] * a[i * sa];
 		break;
 	case BIN_DIV:
-		if (j->which == 0)
+		if (which == 0)
 			for (int64_t i = 0; i < n; i++) gx[i] += g[i] / b[i * sb];
 		else
 			for (int64_t i = 0; i < n; i++)
 				gx[i] += -g[i] * a[i * sa] / (b[i * sb] * b[i * sb]);
 		break;
 	}
+}
+
+static FV__ALWAYS_INLINE void binary_loop(const binary_job *j, int64_t n, const int64_t *off,
+                                      int64_t sa, int64_t sb)
+{
+	const fv_real *a = j->a + off[OP_A], *b = j->b + off[OP_B];
+	if (j->backward)
+		binary_backward_loop(j->kind, j->which, n, j->dst + off[OP_DST],
+		                     j->gout + off[OP_GOUT], a, sa, b, sb);
+	else
+		binary_forward_loop(j->kind, n, j->dst + off[OP_DST], a, sa, b, sb);
+}
+
+/* The common stride patterns get loops of their own, so that they
+** vectorise: both operands contiguous, or one a repeated scalar. */
+static void binary_run(void *ud, int64_t n, const int64_t *off, const int64_t *step)
+{
+	const binary_job *j = ud;
+	int64_t sa = step[OP_A], sb = step[OP_B];
+	if (sa == 1 && sb == 1)
+		binary_loop(j, n, off, 1, 1);
+	else if (sa == 1 && sb == 0)
+		binary_loop(j, n, off, 1, 0);
+	else if (sa == 0 && sb == 1)
+		binary_loop(j, n, off, 0, 1);
+	else
+		binary_loop(j, n, off, sa, sb);
 }
 
 /* The walk over `out` with a and b broadcast; dst and gout are contiguous
@@ -269,7 +302,7 @@ static void binary_walk(fv__walk *w, const fv_tensor *out, const fv_tensor *a, c
 static fv_status binary_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *const *srcs,
                                  fv_tensor *const *src_grads, const void *aux)
 {
-	binary_job job = {.kind = *(const binary_kind *)aux, .a = srcs[0]->data,
+	binary_job job = {.kind = *(const binary_kind *)aux, .backward = true, .a = srcs[0]->data,
 	                  .b = srcs[1]->data, .gout = out->grad->data};
 	fv__walk w;
 	binary_walk(&w, out, srcs[0], srcs[1]);
@@ -280,14 +313,14 @@ static fv_status binary_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *const *
 		job.which = i;
 		if (gx->numel == out->numel) { /* not broadcast: straight into the grad */
 			job.dst = gx->data;
-			fv__walk_all(&w, binary_backward_run, &job);
+			fv__walk_all(&w, binary_run, &job);
 			continue;
 		}
 		fv_tensor *full = fv_ctx_zeros(ctx, out->ndim, out->shape);
 		if (full == NULL)
 			return FV_ERR_NOMEM;
 		job.dst = full->data;
-		fv__walk_all(&w, binary_backward_run, &job);
+		fv__walk_all(&w, binary_run, &job);
 		fv_status rc = fv__sum_to_shape(ctx, gx->data, gx->ndim, gx->shape, full->data,
 		                                out->ndim, out->shape);
 		if (rc != FV_OK)
@@ -312,7 +345,7 @@ static fv_tensor *binary(fv_ctx *ctx, binary_kind kind, fv_tensor *a, fv_tensor 
 	fv__walk w;
 	binary_walk(&w, out, a, b);
 	binary_job job = {.kind = kind, .dst = out->data, .a = a->data, .b = b->data};
-	fv__walk_all(&w, binary_forward_run, &job);
+	fv__walk_all(&w, binary_run, &job);
 	fv_tensor *srcs[2] = {a, b};
 	if (fv_op_record(ctx, out, &BINARY_DEFS[kind], 2, srcs, &kind, sizeof kind) != FV_OK)
 		return NULL;

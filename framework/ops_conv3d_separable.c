@@ -48,6 +48,7 @@ typedef struct sep_job {
 	int64_t partials;
 	int64_t *map_fwd, *map_bwd;   /* see temporal_maps() */
 	temporal_pass fwd, bwd;       /* out from S_i; dS_i from dOut */
+	fv_real *zeros;               /* one frame of zeros (wgrad_taps) */
 } sep_job;
 
 /* The per-channel spatial conv as a window over all input frames. */
@@ -324,8 +325,8 @@ static float hsum256(__m256 v)
 
 #define WGRAD_FMA(q) acc[q] = _mm256_fmadd_ps(gv, _mm256_loadu_ps(sp[q] + p), acc[q])
 
-/* Row r's part, when all WGRAD_TAPS taps read a frame (the usual case):
-** no per-tap test in the pixel loop. */
+/* Row r's part when every tap of the group reads a frame (the usual case;
+** slots past the group read a frame of zeros): no test in the pixel loop. */
 static void wgrad_row_full(const float *gr, const float *const *sp, int64_t pv, __m256 *acc)
 {
 	for (int64_t p = 0; p < pv; p += 8) {
@@ -353,7 +354,8 @@ static void wgrad_row_some(const float *gr, const float *const *sp, unsigned val
 }
 
 static void wgrad_taps(int64_t rows, int64_t kt, const int64_t *map, int64_t tau0, int64_t ntaps,
-                       const float *g, const float *S, int64_t plane, float *dwt)
+                       const float *g, const float *S, const float *zeros, int64_t plane,
+                       float *dwt)
 {
 	__m256 acc[WGRAD_TAPS];
 	float tail[WGRAD_TAPS] = {0};
@@ -366,10 +368,11 @@ static void wgrad_taps(int64_t rows, int64_t kt, const int64_t *map, int64_t tau
 		unsigned valid = 0;
 		for (int q = 0; q < WGRAD_TAPS; q++) {
 			bool ok = q < ntaps && m[q] >= 0;
-			sp[q] = ok ? S + m[q] * plane : S;
+			sp[q] = ok ? S + m[q] * plane : zeros;
 			valid |= (unsigned)ok << q;
 		}
-		if (valid == (1u << WGRAD_TAPS) - 1)
+		/* taps past ntaps read zeros into accumulators nobody reads */
+		if (valid == (1u << ntaps) - 1)
 			wgrad_row_full(gr, sp, pv, acc);
 		else
 			wgrad_row_some(gr, sp, valid, pv, acc);
@@ -383,8 +386,10 @@ static void wgrad_taps(int64_t rows, int64_t kt, const int64_t *map, int64_t tau
 }
 #else
 static void wgrad_taps(int64_t rows, int64_t kt, const int64_t *map, int64_t tau0, int64_t ntaps,
-                       const fv_real *g, const fv_real *S, int64_t plane, fv_real *dwt)
+                       const fv_real *g, const fv_real *S, const fv_real *zeros, int64_t plane,
+                       fv_real *dwt)
 {
+	(void)zeros;
 	for (int64_t q = 0; q < ntaps; q++) {
 		fv_real acc = 0;
 		for (int64_t r = 0; r < rows; r++) {
@@ -401,12 +406,13 @@ static void wgrad_taps(int64_t rows, int64_t kt, const int64_t *map, int64_t tau
 #endif
 
 static void temporal_weight_grad(const fv__conv_window *w, const int64_t *map,
-                                 const fv_real *g_o, const fv_real *S_o, fv_real *dwt)
+                                 const fv_real *zeros, const fv_real *g_o, const fv_real *S_o,
+                                 fv_real *dwt)
 {
 	int64_t plane = w->ho * w->wo;
 	for (int64_t tau0 = 0; tau0 < w->kt; tau0 += WGRAD_TAPS) {
 		int64_t n = w->kt - tau0 < WGRAD_TAPS ? w->kt - tau0 : WGRAD_TAPS;
-		wgrad_taps(w->to, w->kt, map, tau0, n, g_o, S_o, plane, dwt);
+		wgrad_taps(w->to, w->kt, map, tau0, n, g_o, S_o, zeros, plane, dwt);
 	}
 }
 
@@ -418,7 +424,8 @@ static double separable_macs(const fv__conv_shape *s)
 	return nco * plane * ((double)(w->t * w->kh * w->kw) + (double)(w->to * w->kt));
 }
 
-/* The two temporal passes of a call, with their frame maps in the arena. */
+/* The two temporal passes of a call, with their frame maps (and a frame of
+** zeros) in the arena. */
 static bool plan_temporal(fv_ctx *ctx, sep_job *j)
 {
 	const fv__conv_window *w = &j->s->win;
@@ -427,6 +434,11 @@ static bool plan_temporal(fv_ctx *ctx, sep_job *j)
 		return false;
 	j->map_bwd = j->map_fwd + w->to * w->kt;
 	temporal_maps(w, j->map_fwd, j->map_bwd);
+	int64_t plane = w->ho * w->wo;
+	j->zeros = fv_ctx_alloc(ctx, (size_t)plane * sizeof(fv_real));
+	if (j->zeros == NULL)
+		return false;
+	memset(j->zeros, 0, (size_t)plane * sizeof(fv_real));
 	bool slide = w->st == 1 && w->dt == 1;
 	/* forward: out[to] reads S[to - pt + tau]; transpose: dS[t] reads
 	** dOut[t + pt - tau] = dOut[t + pt - (kt - 1) + q] with q = kt - 1 - tau */
@@ -512,7 +524,7 @@ static void backward_sample(const sep_job *j, int64_t n, fv_real *dwt, fv_real *
 			spatial_pass(j, xi, i, b, threads);
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
 			for (int64_t o = 0; o < s->o; o++)
-				temporal_weight_grad(w, j->map_fwd, g + o * w->to * plane,
+				temporal_weight_grad(w, j->map_fwd, j->zeros, g + o * w->to * plane,
 				                     b->S + o * w->t * plane, dwt + (o * c + i) * w->kt);
 		} else if (dws != NULL && !fv__window_is_pointwise(&j->sp)) {
 			fv__pad_frames(&j->sp, xi, 0, w->t, b->P);

@@ -5,11 +5,13 @@
 **
 ** Every reduction runs the same way.  The source is walked with its kept
 ** axes outermost and its reduced axes innermost, so output element o is the
-** segment [o * nred, (o + 1) * nred) of the walk.  Segments are cut into
-** chunks of a fixed length, the chunks are reduced in parallel into partial
-** results, and the partials of each output are combined in chunk order.
-** Neither the chunks nor that order depend on the number of threads, so
-** results are reproducible bit for bit.  Sums accumulate in double.
+** segment [o * nred, (o + 1) * nred) of the walk.  Long segments are cut
+** into chunks of a fixed length, short ones grouped into blocks of whole
+** segments; these work items are reduced in parallel into one partial per
+** (output, chunk), and the partials of each output are combined in chunk
+** order.  Neither the work items nor that order depend on the number of
+** threads, so results are reproducible bit for bit.  Sums accumulate in
+** double.
 */
 #include <math.h>
 #include <string.h>
@@ -22,8 +24,10 @@
 typedef enum reduce_kind { RED_SUM, RED_MEAN, RED_MAX, RED_NORM } reduce_kind;
 
 typedef struct reduce_plan {
-	fv__walk walk; /* over the source, kept axes first */
-	int64_t nout, nred, nchunk;
+	fv__walk walk;   /* over the source, kept axes first */
+	int64_t nout, nred;
+	int64_t nchunk;  /* chunks per output */
+	int64_t per_job; /* outputs per work item, when nchunk == 1 */
 } reduce_plan;
 
 /* A chunk's (or an output's) reduction so far. */
@@ -31,13 +35,6 @@ typedef struct partial {
 	double v;
 	int64_t at; /* RED_MAX: source offset of the first maximal element */
 } partial;
-
-typedef struct chunk_acc {
-	const fv_real *x;
-	double p;
-	partial r;
-	bool empty;
-} chunk_acc;
 
 static void plan_init(reduce_plan *plan, int ndim, const int64_t *shape, const bool *reduced)
 {
@@ -59,34 +56,7 @@ static void plan_init(reduce_plan *plan, int ndim, const int64_t *shape, const b
 	}
 	fv__walk_init(&plan->walk, n, walk_shape, 1, strides);
 	plan->nchunk = plan->nred > CHUNK ? (plan->nred + CHUNK - 1) / CHUNK : 1;
-}
-
-static void sum_run(void *ud, int64_t n, const int64_t *off, const int64_t *step)
-{
-	chunk_acc *acc = ud;
-	const fv_real *x = acc->x + off[0];
-	double s = 0;
-	for (int64_t i = 0; i < n; i++)
-		s += x[i * step[0]];
-	acc->r.v += s;
-}
-
-/* sum of |x|^p, the inside of a p-norm */
-static void pow_run(void *ud, int64_t n, const int64_t *off, const int64_t *step)
-{
-	chunk_acc *acc = ud;
-	const fv_real *x = acc->x + off[0];
-	double s = 0;
-	if (acc->p == 2)
-		for (int64_t i = 0; i < n; i++)
-			s += (double)x[i * step[0]] * x[i * step[0]];
-	else if (acc->p == 1)
-		for (int64_t i = 0; i < n; i++)
-			s += fabs((double)x[i * step[0]]);
-	else
-		for (int64_t i = 0; i < n; i++)
-			s += pow(fabs((double)x[i * step[0]]), acc->p);
-	acc->r.v += s;
+	plan->per_job = plan->nred > 0 && plan->nred < CHUNK ? CHUNK / plan->nred : 1;
 }
 
 /* Whether v replaces the maximum so far: strictly greater keeps the first
@@ -96,35 +66,119 @@ static bool max_better(double v, double best)
 	return v > best || (isnan(v) && !isnan(best));
 }
 
-static void max_run(void *ud, int64_t n, const int64_t *off, const int64_t *step)
+/* One term of a sum: x, x^2, |x| or |x|^p (p = 0 means a plain sum). */
+static FV__ALWAYS_INLINE double term(fv_real v, double p)
 {
-	chunk_acc *acc = ud;
-	for (int64_t i = 0; i < n; i++) {
-		int64_t at = off[0] + i * step[0];
-		double v = acc->x[at];
-		if (acc->empty || max_better(v, acc->r.v)) {
-			acc->r = (partial){v, at};
-			acc->empty = false;
-		}
+	if (p == 0)
+		return v;
+	if (p == 2)
+		return (double)v * v;
+	return p == 1 ? fabs((double)v) : pow(fabs((double)v), p);
+}
+
+/* Eight interleaved partial sums, added up in a fixed order: the loop
+** vectorises without reassociation, and the result stays reproducible. */
+static FV__ALWAYS_INLINE double sum_loop(const fv_real *x, int64_t step, int64_t n, double p)
+{
+	double lane[8] = {0}, s = 0;
+	int64_t i = 0;
+	for (; i + 8 <= n; i += 8)
+		for (int k = 0; k < 8; k++)
+			lane[k] += term(x[(i + k) * step], p);
+	for (; i < n; i++)
+		s += term(x[i * step], p);
+	for (int k = 0; k < 8; k++)
+		s += lane[k];
+	return s;
+}
+
+/* Add n elements from x[at] on (stride `step`) into partial r.  The common
+** cases get their own instantiation of the loop. */
+static void accumulate(reduce_kind kind, double p, const fv_real *x, int64_t at, int64_t step,
+                       int64_t n, partial *r)
+{
+	if (kind == RED_MAX) {
+		for (int64_t i = 0; i < n; i++, at += step)
+			if (r->at < 0 || max_better(x[at], r->v))
+				*r = (partial){x[at], at};
+	} else if (kind != RED_NORM) {
+		r->v += step == 1 ? sum_loop(x + at, 1, n, 0) : sum_loop(x + at, step, n, 0);
+	} else if (p == 2) {
+		r->v += step == 1 ? sum_loop(x + at, 1, n, 2) : sum_loop(x + at, step, n, 2);
+	} else {
+		r->v += sum_loop(x + at, step, n, p);
 	}
 }
 
-/* One partial per (output, chunk), in parallel. */
+/* A job's progress: the walk position it has reached. */
+typedef struct reduce_job {
+	const reduce_plan *plan;
+	const fv_real *x;
+	reduce_kind kind;
+	double p;
+	int64_t pos;
+	partial *part;
+} reduce_job;
+
+/* Position pos feeds the partial of its output and its chunk. */
+static int64_t partial_of(const reduce_plan *plan, int64_t pos)
+{
+	return pos / plan->nred * plan->nchunk + pos % plan->nred / CHUNK;
+}
+
+/* A run may span several outputs' segments (short reductions merge into
+** long runs); it is split where one segment ends. */
+static void reduce_run(void *ud, int64_t n, const int64_t *off, const int64_t *step)
+{
+	reduce_job *j = ud;
+	int64_t at = off[0];
+	while (n > 0) {
+		int64_t m = j->plan->nred - j->pos % j->plan->nred;
+		if (m > n)
+			m = n;
+		accumulate(j->kind, j->p, j->x, at, step[0], m, &j->part[partial_of(j->plan, j->pos)]);
+		at += m * step[0];
+		j->pos += m;
+		n -= m;
+	}
+}
+
+/* Work item j: one chunk of a long reduction, or a block of whole short
+** ones; [*first, *first + *nparts) are the partials it fills. */
+static void job_range(const reduce_plan *plan, int64_t j, int64_t *start, int64_t *count,
+                      int64_t *first, int64_t *nparts)
+{
+	if (plan->nchunk > 1) {
+		int64_t c = j % plan->nchunk;
+		*start = j / plan->nchunk * plan->nred + c * CHUNK;
+		*count = plan->nred - c * CHUNK < CHUNK ? plan->nred - c * CHUNK : CHUNK;
+		*first = j;
+		*nparts = 1;
+		return;
+	}
+	*first = j * plan->per_job;
+	*nparts = plan->nout - *first < plan->per_job ? plan->nout - *first : plan->per_job;
+	*start = *first * plan->nred;
+	*count = *nparts * plan->nred;
+}
+
+/* One partial per (output, chunk), in parallel over fixed work items. */
 static partial *reduce_chunks(fv_ctx *ctx, const reduce_plan *plan, const fv_real *x,
                               reduce_kind kind, double p)
 {
-	int64_t njobs = plan->nout * plan->nchunk;
-	partial *part = fv_ctx_alloc(ctx, (size_t)njobs * sizeof *part);
+	int64_t nparts = plan->nout * plan->nchunk;
+	int64_t njobs = plan->nchunk > 1 ? nparts : (plan->nout + plan->per_job - 1) / plan->per_job;
+	partial *part = fv_ctx_alloc(ctx, (size_t)nparts * sizeof *part);
 	if (part == NULL)
 		return NULL;
-	fv__run_fn run = kind == RED_MAX ? max_run : kind == RED_NORM ? pow_run : sum_run;
 #pragma omp parallel for schedule(static) if (plan->nout * plan->nred >= PARALLEL_MIN)
 	for (int64_t j = 0; j < njobs; j++) {
-		int64_t o = j / plan->nchunk, start = (j % plan->nchunk) * CHUNK;
-		int64_t count = plan->nred - start < CHUNK ? plan->nred - start : CHUNK;
-		chunk_acc acc = {.x = x, .p = p, .r = {0, -1}, .empty = true};
-		fv__walk_range(&plan->walk, o * plan->nred + start, count, run, &acc);
-		part[j] = acc.r;
+		int64_t start, count, first, n;
+		job_range(plan, j, &start, &count, &first, &n);
+		for (int64_t i = first; i < first + n; i++)
+			part[i] = (partial){0, -1};
+		reduce_job job = {plan, x, kind, p, start, part};
+		fv__walk_range(&plan->walk, start, count, reduce_run, &job);
 	}
 	return part;
 }

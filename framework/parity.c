@@ -10,12 +10,17 @@
 **                       data_key may be a list: multi-session), then
 **                       regularizer, then backward of
 **                       L = sum_k sum(y_k * upstream_k) + regularizer_k.
-** Training-step and in-silico cases (keys `trainer`, `model`,
-** `stops_after_iterations`) are run by their own issues' code; until then
-** they fail with a reason, never silently.
+**   key `trainer`       a core + readout training step (train.h), norm
+**                       clipping and one optimizer step.
+** In-silico cases (keys `model`, `stops_after_iterations`) are run by the
+** stimulus-optimisation code; until it exists they fail with a reason,
+** never silently.
 */
+#include <stdlib.h>
 #include <string.h>
 
+#include "fovea/optim.h"
+#include "fovea/train.h"
 #include "parity_case.h"
 
 #define MAX_KEYS 16
@@ -267,10 +272,67 @@ static void compare_module_state(flow *f)
 	}
 }
 
+/* One optimisation step of openretina's Lightning loop: training_step,
+** backward of the total, clip_grad_norm_ (trainer.gradient_clip_val), the
+** optimizer's step. */
+static void clip_and_step(flow *f)
+{
+	size_t n = 0;
+	fv_tensor **params = fv_module_params(f->m, &n);
+	double clip = 0;
+	const fv_config_node *c = fv__pcase_get(f->pc, "trainer.gradient_clip_val");
+	if (c != NULL && !fv_node_is_null(c))
+		fv_node_to_double(c, &clip);
+	if (clip > 0) {
+		fv_tensor *norm = fv_ctx_scalar(f->ctx, (fv_real)fv_clip_grad_norm(n, params, clip));
+		fv__pcase_compare_if_present(f->pc, "output.grad_norm_before_clip", norm);
+		compare_module(f, "clipped_grad.param.", true);
+	}
+	fv_optim_config oc;
+	const fv_config_node *spec = fv__pcase_get(f->pc, "kwargs.optimizer");
+	fv_optimizer *opt = NULL;
+	if (spec == NULL || fv_optim_config_parse(spec, &oc) != FV_OK ||
+	    (opt = fv_optimizer_new(&oc, n, params)) == NULL || fv_optimizer_step(opt) != FV_OK)
+		fv__pcase_fail(f->pc, "optimizer: %s", spec ? fv_errmsg() : "kwargs.optimizer missing");
+	else
+		compare_module(f, "step1.param.", false);
+	fv_optimizer_free(opt);
+	free(params);
+}
+
+static void run_train_step(flow *f)
+{
+	fv_tensor *x = fv__pcase_input(f->pc, f->ctx, "input.x", true);
+	fv_tensor *target = fv__pcase_input(f->pc, f->ctx, "input.target", false);
+	const fv_config_node *kw = fv__pcase_get(f->pc, "kwargs");
+	fv_module *loss_fn = fv_default_loss(f->reg, kw);
+	fv_module *eval_fn = fv_default_evaluation_loss(f->reg, kw);
+	fv_step_terms st;
+	if (x == NULL || target == NULL || loss_fn == NULL || eval_fn == NULL ||
+	    fv_core_readout_step(f->ctx, f->m, loss_fn, eval_fn, x, target,
+	                         text_at(f->pc, "forward_kwargs.data_key"), &st) != FV_OK) {
+		fv__pcase_fail(f->pc, "training step: %s", fv_errmsg());
+	} else {
+		fv__pcase_compare(f->pc, "output.y", st.output);
+		fv__pcase_compare(f->pc, "output.loss", st.loss);
+		fv__pcase_compare(f->pc, "output.regularizer_core", st.reg_core);
+		fv__pcase_compare(f->pc, "output.regularizer_readout", st.reg_readout);
+		fv__pcase_compare(f->pc, "output.total_loss", st.total);
+		fv__pcase_compare_if_present(f->pc, "output.evaluation_loss", st.eval_loss);
+		compare_module(f, "output.param.", false);
+		compare_module(f, "output.buffer.", false);
+		if (fv_backward(f->ctx, st.total) != FV_OK)
+			fv__pcase_fail(f->pc, "backward: %s", fv_errmsg());
+		compare_module(f, "grad.param.", true);
+		fv__pcase_compare_if_present(f->pc, "grad.input.x", x->grad);
+		clip_and_step(f);
+	}
+	fv_module_free(loss_fn);
+	fv_module_free(eval_fn);
+}
+
 static const char *unsupported_flow(const fv_pcase *pc)
 {
-	if (fv__pcase_get(pc, "trainer") != NULL)
-		return "training-step cases are run by the training code (not built yet)";
 	if (fv__pcase_get(pc, "model") != NULL || fv__pcase_get(pc, "stops_after_iterations") != NULL)
 		return "in-silico cases are run by the stimulus-optimisation code (not built yet)";
 	return NULL;
@@ -290,7 +352,9 @@ static void run_case(flow *f)
 	fv_module_set_training(f->m, text_at(f->pc, "mode") != NULL &&
 	                                     strcmp(text_at(f->pc, "mode"), "train") == 0);
 	const fv_component *c = fv_module_component(f->m);
-	if (fv__pcase_has(f->pc, "output.loss"))
+	if (fv__pcase_get(f->pc, "trainer") != NULL)
+		run_train_step(f);
+	else if (fv__pcase_has(f->pc, "output.loss"))
 		run_loss(f);
 	else if (c->kind == FV_KIND_REGULARIZER && !fv__pcase_has(f->pc, "output.y"))
 		run_penalty(f);

@@ -172,30 +172,35 @@ Test(reduce, long_reductions_are_chunked_and_exact)
 {
 	/* 3 x 50000: rows longer than a chunk, columns short; float32 sums
 	** are accumulated in double, so they stay within float rounding */
-	int64_t s[2] = {3, 50000};
+	int64_t s[2] = {3, 50000}, t[2] = {40000, 7};
 	for (int kind = SUM; kind <= NORM; kind++) {
 		check_naive(&(red_case){kind, 2, 1, {1}, false}, 2, s, TOL);
 		check_naive(&(red_case){kind, 2, 1, {0}, false}, 2, s, TOL);
 		check_naive(&(red_case){kind, 2, 0, {0}, false}, 2, s, TOL);
+		/* many short rows: one contiguous run per work item, split per row */
+		check_naive(&(red_case){kind, 3, 1, {1}, true}, 2, t, TOL);
 	}
 }
 
 Test(reduce, independent_of_thread_count)
 {
+	/* long rows (chunked) and short ones (grouped), summed and normed */
 	int64_t s[2] = {7, 40000};
-	fv_real first[7];
+	static fv_real first[2][40000];
 	for (int threads = 1; threads <= 2; threads++) {
 		fv_set_num_threads(threads);
 		fv_ctx *ctx = fv_ctx_new();
 		fv_tensor *x = fv_ctx_empty(ctx, 2, s);
 		gc_fill_uniform(x, 8, -1, 1);
-		fv_tensor *y = fv_sum(ctx, x, 1, (int[]){1}, false);
-		for (int i = 0; i < 7; i++) {
+		fv_tensor *y[2] = {fv_sum(ctx, x, 1, (int[]){1}, false),
+		                   fv_norm(ctx, x, 2, 1, (int[]){0}, false)};
+		for (int k = 0; k < 2; k++) {
+			size_t bytes = (size_t)y[k]->numel * sizeof(fv_real);
 			if (threads == 1)
-				first[i] = y->data[i];
+				memcpy(first[k], y[k]->data, bytes);
 			else
-				cr_assert(memcmp(&first[i], &y->data[i], sizeof(fv_real)) == 0,
-				          "row %d differs between 1 and 2 threads", i);
+				cr_assert(memcmp(first[k], y[k]->data, bytes) == 0,
+				          "reduction %d differs between 1 and 2 threads", k);
 		}
 		fv_ctx_free(ctx);
 	}

@@ -565,6 +565,40 @@ Test(instantiate, spec_errors)
 	fv_registry_free(reg);
 }
 
+/* A plugin's own message reaches the caller, placed at its spec. */
+Test(instantiate, plugin_errors_are_placed)
+{
+	fv_registry *reg = registry_with_example();
+	fv_config *cfg = yaml("readout:\n  _target_: ExampleLinearReadout\n");
+	fv_build_args a = readout_args(reg);
+	a.in_ndim = 2;
+	cr_assert_null(fv_instantiate(reg, fv_node_get(fv_config_root(cfg), "readout"), &a));
+	cr_assert_str_eq(fv_errmsg(), "spec.yaml:1: ExampleLinearReadout: needs an input shape "
+	                              "(C, T, H, W), got 2 dims");
+	a = readout_args(reg);
+	a.n_neurons = 0;
+	cr_assert_null(fv_instantiate(reg, fv_node_get(fv_config_root(cfg), "readout"), &a));
+	cr_assert_str_eq(fv_errmsg(), "spec.yaml:1: ExampleLinearReadout: needs n_neurons > 0, got 0");
+
+	a = readout_args(reg);
+	fv_module *m = fv_instantiate(reg, fv_node_get(fv_config_root(cfg), "readout"), &a);
+	cr_assert_not_null(m, "%s", fv_errmsg());
+	cr_assert_str_eq(fv_module_name(m), "readout");
+	fv_ctx *ctx = fv_ctx_new();
+	fv_tensor *bad = fv_ctx_zeros(ctx, 5, (int64_t[]){1, 3, 1, 4, 5});
+	cr_assert_null(fv_module_forward(m, ctx, bad, NULL));
+	cr_assert_str_eq(fv_errmsg(), "ExampleLinearReadout: expected input (B, 2, T, 4, 5), got "
+	                              "(1, 3, 1, 4, 5)");
+	fv_tensor *few = fv_ctx_zeros(ctx, 1, (int64_t[]){2});
+	cr_assert_eq(fv_module_initialize_bias(m, few), FV_ERR_SHAPE);
+	cr_assert_str_eq(fv_errmsg(), "ExampleLinearReadout: mean_activity has 2 values for 3 "
+	                              "neurons");
+	fv_ctx_free(ctx);
+	fv_module_free(m);
+	fv_config_free(cfg);
+	fv_registry_free(reg);
+}
+
 Test(instantiate, hydra_keys_are_ignored)
 {
 	fv_registry *reg = registry_with_example();
@@ -743,6 +777,38 @@ Test(module, name_clashes_and_misuse)
 	cr_assert_eq(fv_module_add_child(k2, "loop", m), FV_ERR_ARG);
 	assert_msg_has("module 'k2': cannot adopt 'm': it is the module itself or its ancestor");
 	fv_module_free(m);
+	fv_registry_free(reg);
+}
+
+/* Non-persistent state: found by name, replaced on a new shape, never
+** visited (so never saved). */
+Test(module, transient_state)
+{
+	fv_registry *reg = test_registry();
+	fv_config *cfg;
+	fv_module *m = build_parent(reg, &cfg);
+	fv_module *left = fv_module_child(m, "left");
+	fv_tensor *s1 = fv_module_set_state(left, "_corr", 1, (int64_t[]){4});
+	cr_assert_not_null(s1, "%s", fv_errmsg());
+	cr_assert_str_eq(s1->name, "left._corr");
+	cr_assert_not(s1->requires_grad);
+	cr_assert_eq(fv_module_set_state(left, "_corr", 1, (int64_t[]){4}), s1, "same shape: kept");
+	fv_tensor *s2 = fv_module_set_state(left, "_corr", 2, (int64_t[]){2, 3});
+	cr_assert_not_null(s2);
+	cr_assert_eq(s2->ndim, 2);
+	cr_assert_eq(s2->numel, 6);
+	cr_assert_str_eq(s2->name, "left._corr");
+	cr_assert_eq(fv_module_tensor(m, "left._corr"), s2);
+	seen s = {0};
+	fv_module_foreach_tensor(m, record, &s);
+	cr_assert_eq(s.n, 6, "transient state must not be visited");
+	for (int i = 0; i < s.n; i++)
+		cr_assert(strstr(s.names[i], "_corr") == NULL);
+	/* A state may not shadow a parameter. */
+	cr_assert_null(fv_module_set_state(left, "w", 1, (int64_t[]){1}));
+	assert_msg_has("cannot add buffer 'w': the name is already used");
+	fv_module_free(m);
+	fv_config_free(cfg);
 	fv_registry_free(reg);
 }
 
