@@ -21,8 +21,11 @@
 ** @pkg does.  Command-line overrides that name a config group
 ** (`model=other`, `+group=opt`, `~group`) change the list; all others are
 ** applied to the composed tree, in order.  Finally interpolations are
-** resolved, leaving ??? values (and interpolations that need them) to be
-** filled in by the program, as openretina does for n_neurons_dict.
+** resolved leniently, the way OmegaConf is lazy: ??? values (which the
+** program fills in, as openretina does for n_neurons_dict), interpolations
+** that need them, and broken ones (an unset environment variable in a
+** section the program never reads) stay as written; reading such a value
+** reports why, and fv_config_resolve() reports the first one.
 **
 ** fovea has no Hydra runtime: `override hydra/...` entries and command-line
 ** overrides of hydra/ groups that match nothing are ignored.

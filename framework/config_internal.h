@@ -53,6 +53,7 @@ struct fv_config {
 	size_t n_nodes;       /* live nodes, checked against FV_CONFIG_MAX_NODES */
 	time_t now;           /* ${now:...}: one instant per configuration */
 	bool have_now;
+	bool too_big;         /* FV_CONFIG_MAX_NODES was hit: stop, do not retry */
 };
 
 /* ---- file names (config_node.c) ---------------------------------------------- */

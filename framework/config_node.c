@@ -57,6 +57,7 @@ fv_config_node *fv__node_new(fv_config *cfg, fv_node_type type, fv__fname *file,
 {
 	if (cfg != NULL && cfg->n_nodes >= FV_CONFIG_MAX_NODES) {
 		node_failure = FV_ERR_CONFIG;
+		cfg->too_big = true;
 		fv_error(FV_ERR_CONFIG, "%s:%d: the configuration grows beyond %d values "
 		         "(alias or interpolation expansion?)",
 		         file ? file->name : "?", line, FV_CONFIG_MAX_NODES);

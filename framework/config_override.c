@@ -318,18 +318,18 @@ fv_status fv_config_override(fv_config *cfg, const char *arg)
 	fv__fname *file = origin ? fv__fname_new(origin) : NULL;
 	if (st == FV_OK && file == NULL)
 		st = fv_error(FV_ERR_NOMEM, "out of memory applying override '%s'", arg);
-	fv_config_node *parent = NULL;
+	/* the value is read first, so that a bad one changes nothing */
+	fv_config_node *parent = NULL, *value = NULL;
+	if (st == FV_OK && kind != OV_DELETE && (value = fv__override_value(cfg, eq + 1, origin)) == NULL)
+		st = FV_ERR_CONFIG;
 	if (st == FV_OK)
 		st = walk_to_parent(cfg, arg, kind, segs, n, file, &parent);
-	if (st == FV_OK && kind == OV_DELETE) {
+	if (st == FV_OK && kind == OV_DELETE)
 		st = apply_delete(cfg, arg, parent, segs, n, eq ? eq + 1 : NULL);
-	} else if (st == FV_OK) {
-		fv_config_node *value = fv__override_value(cfg, eq + 1, origin);
-		if (value == NULL)
-			st = FV_ERR_CONFIG;
-		else
-			st = apply_value(cfg, arg, p, kind, parent, segs, n, value);
-	}
+	else if (st == FV_OK)
+		st = apply_value(cfg, arg, p, kind, parent, segs, n, value);
+	else
+		fv__node_free(cfg, value);
 	fv__fname_unref(file);
 	free(origin);
 	free(key);

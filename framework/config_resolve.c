@@ -12,6 +12,11 @@
 ** followed through other interpolations; a value reached again while it is
 ** being resolved is a cycle, reported with the whole chain.  "\${" is a
 ** literal "${".
+**
+** fv_config_resolve() is strict: any failure, and any ??? left, is an
+** error.  Composition resolves leniently instead (see config_compose.c):
+** a value that cannot be resolved yet is left as written and keeps the
+** reason, which typed reads and option parsing report.
 */
 #include <errno.h>
 #include <math.h>
@@ -222,7 +227,8 @@ static fv_status render(const fv_config_node *user, const fv_config_node *n, sbu
 /* In lenient mode an error becomes DEFER, and its message is kept. */
 static fv_status defer(resolver *r, fv_status st)
 {
-	if (r->strict || st != FV_ERR_CONFIG)
+	/* an expansion bomb would be retried by every value that needs it */
+	if (r->strict || st != FV_ERR_CONFIG || r->cfg->too_big)
 		return st;
 	snprintf(r->msg, sizeof r->msg, "%s", fv_errmsg());
 	return DEFER;

@@ -53,7 +53,7 @@ typedef struct fv__conv_shape {
 ** messages.  p may be NULL (stride 1, no padding). */
 fv_status fv__conv_shape_init(fv__conv_shape *s, const char *op, const fv_tensor *x, int64_t o,
                               int64_t c_per_group, const int64_t kernel[3],
-                              const fv_conv3d_params *p, int groups_allowed, const char *wdesc);
+                              const fv_conv3d_params *p, bool groups_allowed, const char *wdesc);
 
 /* Rows of the column matrix: c * kt * kh * kw. */
 static inline int64_t fv__window_rows(const fv__conv_window *w)

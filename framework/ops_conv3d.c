@@ -2,13 +2,14 @@
 ** ops_conv3d.c: dense 3-d convolution (torch.nn.functional.conv3d) and the
 ** helpers it shares with the separable path (see conv_kernels.h).
 **
-** Forward: for every sample, group and block of output frames, vol2col the
-** block into a column matrix (kept small so it stays in cache) and multiply
-** by the group's weight with BLIS.  Backward, per sample: the same column
-** blocks give the weight gradient (dOut * cols^T) and the input gradient
-** (col2vol of W^T * dOut).  The weight gradient is summed in a fixed number
-** of partial sums over contiguous sample ranges, then added in order, so
-** the result does not depend on the thread count.
+** Forward: for every sample, group and block of output frames, copy the
+** input frames the block reads with their zero padding, vol2col them into a
+** column matrix (kept small so it stays in cache) and multiply by the
+** group's weight with BLIS.  Backward, per sample: the same column blocks
+** give the weight gradient (dOut * cols^T) and the input gradient (col2vol
+** of W^T * dOut into padded frames, then unpadded).  The weight gradient is
+** summed in a fixed number of partial sums over contiguous sample ranges,
+** then added in order, so the result does not depend on the thread count.
 */
 #include <stdio.h>
 #include <string.h>
@@ -40,7 +41,7 @@ void fv_conv3d_same_padding(const int kernel[3], const int dilation[3], int pad[
 	}
 }
 
-static fv_status check_params(const char *op, const fv_conv3d_params *p, int groups_allowed)
+static fv_status check_params(const char *op, const fv_conv3d_params *p, bool groups_allowed)
 {
 	if (p == NULL)
 		return FV_OK;
@@ -71,7 +72,7 @@ static int one_if_zero(int v)
 
 fv_status fv__conv_shape_init(fv__conv_shape *s, const char *op, const fv_tensor *x, int64_t o,
                               int64_t c_per_group, const int64_t kernel[3],
-                              const fv_conv3d_params *p, int groups_allowed, const char *wdesc)
+                              const fv_conv3d_params *p, bool groups_allowed, const char *wdesc)
 {
 	if (x->ndim != 5)
 		return fv_error(FV_ERR_SHAPE, "%s: input x must be (N, C, T, H, W); got shape %s", op,
@@ -606,7 +607,7 @@ fv_tensor *fv_conv3d(fv_ctx *ctx, fv_tensor *x, fv_tensor *w, fv_tensor *bias,
 	snprintf(wdesc, sizeof wdesc, "weight %s", fv_shape_str(w->ndim, w->shape));
 	conv_aux aux;
 	fv__conv_shape *s = &aux.s;
-	if (fv__conv_shape_init(s, "fv_conv3d", x, w->shape[0], w->shape[1], w->shape + 2, p, 1,
+	if (fv__conv_shape_init(s, "fv_conv3d", x, w->shape[0], w->shape[1], w->shape + 2, p, true,
 	                        wdesc) != FV_OK)
 		return NULL;
 	if (bias != NULL && (bias->ndim != 1 || bias->shape[0] != s->o)) {

@@ -288,7 +288,7 @@ static void temporal_gather(const temporal_pass *tp, const fv_real *wt, const fv
 	for (; r + GATHER_ROWS <= tp->rows; r += GATHER_ROWS) {
 		for (int64_t p = 0; p < pblocks; p += GATHER_PIXELS)
 			block_of(tp, wt, src, dst, plane, r, p);
-		for (int b = 0; b < GATHER_ROWS; b++)
+		for (int b = 0; b < GATHER_ROWS && pblocks < plane; b++)
 			gather_rest(kt, map + (r + b) * kt, wt, src, dst + (r + b) * plane, pblocks, plane);
 	}
 	for (; r < tp->rows; r++)
@@ -624,7 +624,7 @@ fv_tensor *fv_conv3d_separable(fv_ctx *ctx, fv_tensor *x, fv_tensor *w_time,
 	fv__conv_shape *s = &aux.s;
 	int64_t kernel[3] = {w_time->shape[2], w_space->shape[2], w_space->shape[3]};
 	if (fv__conv_shape_init(s, "fv_conv3d_separable", x, w_time->shape[0], w_time->shape[1],
-	                        kernel, p, 0, wdesc) != FV_OK)
+	                        kernel, p, false, wdesc) != FV_OK)
 		return NULL;
 	const fv__conv_window *w = &s->win;
 	int64_t shape[5] = {s->n, s->o, w->to, w->ho, w->wo};

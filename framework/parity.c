@@ -32,6 +32,7 @@ typedef struct flow {
 	fv_ctx *ctx;
 	fv_forward_args fa;
 	fv_tensor *loss;          /* L, accumulated */
+	fv_tensor *y;             /* the last forward's output (train_total_loss) */
 } flow;
 
 static const char *text_at(const fv_pcase *pc, const char *path)
@@ -201,6 +202,7 @@ static void forward_one(flow *f, fv_tensor *x, const char *key, bool multi)
 	char yname[300], upname[300];
 	f->fa.data_key = key;
 	fv_tensor *y = fv_module_forward(f->m, f->ctx, x, &f->fa);
+	f->y = y;
 	fv__pcase_compare(f->pc, keyed(yname, sizeof yname, "output.y", key, multi), y);
 	keyed(upname, sizeof upname, "input.upstream", key, multi);
 	if (y != NULL && fv__pcase_has(f->pc, upname))
@@ -217,6 +219,28 @@ static void regularize_one(flow *f, const char *key, bool multi)
 	if (r != NULL && flag_at(f->pc, "regularizer_in_loss", false))
 		add_to_loss(f, fv_sum_all(f->ctx, r));
 }
+
+/* ---- output.train_total_loss (SingleCellSeparatedLNP cases) -----------------
+** The total openretina's training_step logs: loss_fn(y, input.target) +
+** regularizer(), loss_fn being the case's `loss` kwarg or PoissonLoss3d.
+** Evaluated without grad on the flow's forward output: not part of L. */
+static void compare_train_total_loss(flow *f)
+{
+	if (!fv__pcase_has(f->pc, "output.train_total_loss"))
+		return;
+	fv_tensor *target = fv__pcase_input(f->pc, f->ctx, "input.target", false);
+	fv_module *loss_fn = fv_default_loss(f->reg, fv__pcase_get(f->pc, "kwargs"));
+	fv_tensor *total = NULL;
+	if (f->y != NULL && target != NULL && loss_fn != NULL) {
+		bool was = fv_ctx_set_grad_enabled(f->ctx, false);
+		total = fv_add(f->ctx, fv_module_loss(loss_fn, f->ctx, f->y, target),
+		               fv_module_regularizer(f->m, f->ctx, &f->fa));
+		fv_ctx_set_grad_enabled(f->ctx, was);
+	}
+	fv__pcase_compare(f->pc, "output.train_total_loss", total);
+	fv_module_free(loss_fn);
+}
+/* ---- end of output.train_total_loss ----------------------------------------- */
 
 static void run_module(flow *f)
 {
@@ -238,6 +262,7 @@ static void run_module(flow *f)
 	if (fv__pcase_has(f->pc, "output.regularizer") || multi)
 		for (size_t k = 0; k < (multi ? n_keys : 1); k++)
 			regularize_one(f, multi ? keys[k] : single, multi);
+	compare_train_total_loss(f);
 	if (f->loss != NULL) {
 		if (fv_backward(f->ctx, f->loss) != FV_OK)
 			fv__pcase_fail(f->pc, "backward: %s", fv_errmsg());

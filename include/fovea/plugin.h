@@ -239,7 +239,8 @@ FV_API void fv_registry_free(fv_registry *reg);
 ** entry symbol, ABI mismatch (both versions), names already registered
 ** (both files). */
 FV_API fv_status fv_registry_load_file(fv_registry *reg, const char *path);
-/* Load every *.so in a directory (non-recursive, sorted by name). */
+/* Load every *.so in a directory and in its immediate subdirectories
+** (the build puts plugins in plugins/<kind>/), sorted by name. */
 FV_API fv_status fv_registry_load_dir(fv_registry *reg, const char *dir);
 /* The build's plugin directory, each dir of $FOVEA_PLUGIN_PATH, then the
 ** install prefix's plugin directory; missing directories are skipped. */

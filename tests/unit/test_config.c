@@ -364,6 +364,9 @@ Test(config, hostile_inputs_are_refused_not_crashed_on)
 	                     "e: ['${d}', '${d}', '${d}', '${d}', '${d}', '${d}', '${d}', '${d}', '${d}', '${d}']\n"
 	                     "f: ['${e}', '${e}', '${e}', '${e}', '${e}', '${e}', '${e}', '${e}', '${e}', '${e}']\n";
 	EXPECT_ERROR(resolve_text(interp), FV_ERR_CONFIG, "grows beyond");
+	/* composition resolves leniently, but gives up at once on a bomb */
+	cr_assert_null(fv_config_compose(DATA("interp_bomb.yaml"), NULL, 0, NULL));
+	EXPECT_ERROR(FV_ERR_CONFIG, FV_ERR_CONFIG, "interp_bomb.yaml:1: the configuration grows beyond");
 }
 
 /* ---- interpolation ------------------------------------------------------------------------------ */
@@ -609,6 +612,8 @@ Test(config, override_errors)
 	             "the key 'model.hidden_channels.5' does not exist");
 	EXPECT_ERROR(fv_config_override(cfg, "seed=[1,"), FV_ERR_CONFIG, "override 'seed=[1,':",
 	             "YAML syntax error");
+	EXPECT_ERROR(fv_config_override(cfg, "+new.map=[1,"), FV_ERR_CONFIG, "YAML syntax error");
+	cr_assert_null(fv_node_get(fv_config_root(cfg), "new"), "a bad value adds nothing");
 	EXPECT_ERROR(fv_config_override(cfg, "db@backup=x"), FV_ERR_CONFIG, "KEY@PACKAGE");
 	EXPECT_ERROR(fv_config_override(NULL, "a=1"), FV_ERR_ARG, "NULL");
 	EXPECT_ERROR(fv_config_override(cfg, NULL), FV_ERR_ARG, "NULL");

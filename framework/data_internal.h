@@ -1,0 +1,154 @@
+/*
+** data_internal.h: what the data_*.c files (and synthetic_data.c) share:
+** the layout of an opened data set, a small HDF5 layer, and the random
+** streams that reproduce openretina's shuffling (numpy's legacy MT19937
+** and CPython's random module).
+*/
+#ifndef FOVEA_DATA_INTERNAL_H
+#define FOVEA_DATA_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fovea/data.h"
+
+/* ---- the opened data set (data_sessions.c, data_split.c, data_info.c) ---- */
+
+/* A movie set and the memory behind its const pointers. */
+typedef struct fv__movie_set {
+	fv_movie_set pub;
+	char *stimulus;
+	fv_tensor *movie;
+	fv_tensor *responses;
+	fv_tensor *by_trial;
+	int64_t *starts;
+} fv__movie_set;
+
+/* A session as read from its file, before the split. */
+typedef struct fv__session_raw {
+	fv_tensor *train_movie;       /* (C, T, H, W) normalised, non-test stimuli */
+	double *train_responses;      /* (N, T) as stored, non-test stimuli */
+	bool train_responses_f32;     /* every part was float32 (numpy's mean dtype) */
+	int64_t n_train_frames;
+	size_t n_test;
+	char **test_names;
+	fv_tensor **test_movies;      /* (C, T, H, W) */
+	double **test_responses;      /* (N, T) */
+	int64_t *test_frames;
+	fv_tensor **test_by_trial;    /* (trials, T, N) or NULL */
+} fv__session_raw;
+
+typedef struct fv__session {
+	char *name;
+	char *path;
+	int64_t n_neurons;
+	fv__movie_set train;
+	fv__movie_set validation;
+	size_t n_test;
+	fv__movie_set *tests;
+	int64_t *val_clips;
+	size_t n_val_clips;
+	fv_tensor *mean_activity;
+	size_t n_info;
+	char **info_names;
+	fv_tensor **info;
+} fv__session;
+
+struct fv_data {
+	char *dir;
+	fv_data_options opt;          /* scalars only; pointers cleared */
+	size_t n_sessions;
+	fv__session *sessions;        /* sorted by name */
+	fv_data_info info;
+	/* arrays behind info */
+	const char **info_sessions;
+	int64_t *info_n_neurons;
+	fv_tensor **info_mean;
+	size_t *info_n_extra;
+	const char *const **info_extra_names;
+	fv_tensor *const **info_extra;
+};
+
+void fv__movie_set_free(fv__movie_set *s);
+void fv__session_raw_free(fv__session_raw *r);
+/* Cut the raw session into train / validation / test sets (data_split.c). */
+fv_status fv__session_split(fv__session *s, fv__session_raw *raw, const fv_data_options *o);
+/* mean_activity and the info arrays (data_info.c). */
+fv_status fv__session_mean_activity(fv__session *s, const fv__session_raw *raw);
+fv_status fv__data_build_info(fv_data *d);
+void fv__data_free_info(fv_data *d);
+
+/* ---- HDF5 (data_hdf5.c) ------------------------------------------------------ */
+
+/* An HDF5 dataset read as doubles. */
+typedef struct fv__h5_array {
+	int ndim;
+	int64_t shape[FV_MAX_DIMS];
+	double *data;
+	bool is_float32;
+} fv__h5_array;
+
+typedef int64_t fv__h5_id; /* hid_t */
+
+/* libhdf5 prints its error stack by default; fovea reports through
+** fv_errmsg instead.  Calls nest. */
+void fv__h5_quiet_begin(void);
+void fv__h5_quiet_end(void);
+
+fv_status fv__h5_open(const char *path, fv__h5_id *file);
+fv_status fv__h5_create(const char *path, fv__h5_id *file);
+void fv__h5_close(fv__h5_id file);
+/* The names directly under `group` ("/" for the root), sorted; the caller
+** frees them with fv__data_free_names(). */
+fv_status fv__h5_list(fv__h5_id file, const char *path, const char *group, char ***names,
+                      size_t *n);
+bool fv__h5_is_dataset(fv__h5_id file, const char *name);
+bool fv__h5_is_group(fv__h5_id file, const char *name);
+/* A dataset of integer or float class (session_info may hold strings). */
+bool fv__h5_is_numeric(fv__h5_id file, const char *name);
+/* Read a numeric dataset (integer or float class); FV_ERR_FORMAT otherwise
+** or when the file is damaged. `path` is for messages. */
+fv_status fv__h5_read(fv__h5_id file, const char *path, const char *name, fv__h5_array *out);
+void fv__h5_array_free(fv__h5_array *a);
+/* Write a float64 / int64 dataset, creating intermediate groups. */
+fv_status fv__h5_write_f64(fv__h5_id file, const char *path, const char *name, int ndim,
+                           const int64_t *shape, const double *data);
+fv_status fv__h5_write_i64(fv__h5_id file, const char *path, const char *name, int ndim,
+                           const int64_t *shape, const int64_t *data);
+
+void fv__data_free_names(char **names, size_t n);
+/* Sorted (strcmp) names in a directory ending with `suffix` (or one of two). */
+fv_status fv__data_list_dir(const char *dir, const char *suffix1, const char *suffix2, char ***names,
+                       size_t *n);
+char *fv__data_strdup(const char *s);
+char *fv__data_path_join(const char *a, const char *b);
+
+/* ---- random streams (data_rng.c) ----------------------------------------------
+** MT19937 as both numpy's legacy RandomState and CPython's random module use
+** it; the seeding and the way integers are drawn differ and are both here. */
+
+typedef struct fv__mt19937 {
+	uint32_t key[624];
+	int pos;
+} fv__mt19937;
+
+/* numpy.random.seed(s) / RandomState(s): init_genrand. */
+void fv__mt_seed_numpy(fv__mt19937 *mt, uint32_t seed);
+/* random.seed(s) for a non-negative int s < 2**64: init_by_array. */
+void fv__mt_seed_python(fv__mt19937 *mt, uint64_t seed);
+uint32_t fv__mt_next32(fv__mt19937 *mt);
+
+/* numpy's legacy random_interval: uniform in [0, max] by masked rejection. */
+uint64_t fv__np_interval(fv__mt19937 *mt, uint64_t max);
+/* RandomState.randint(low, high, n) (int64 dtype). */
+void fv__np_randint(fv__mt19937 *mt, int64_t low, int64_t high, int64_t n, int64_t *out);
+/* RandomState.shuffle of out[0..n) / permutation(n). */
+void fv__np_shuffle(fv__mt19937 *mt, int64_t *v, int64_t n);
+void fv__np_permutation(fv__mt19937 *mt, int64_t n, int64_t *out);
+/* random.shuffle(v) of CPython. */
+void fv__py_shuffle(fv__mt19937 *mt, int64_t *v, int64_t n);
+/* random.random() of CPython (53 bits), for tests against known values. */
+double fv__py_random(fv__mt19937 *mt);
+
+#endif /* FOVEA_DATA_INTERNAL_H */
