@@ -53,6 +53,9 @@ extern "C" {
 ** Named as openretina's configs name them (data_io.* and dataloader.* of
 ** configs/hdf5_core_readout.yaml).  Pointers are borrowed: they need to
 ** live only until fv_data_open() returns. */
+#define FV_DATA_MAX_TEST_NAMES 64
+#define FV_DATA_MAX_VAL_CLIPS 1024
+
 typedef struct fv_data_options {
 	const char *data_dir;            /* paths.data_dir (base_data_path) */
 	const char *const *test_names;   /* data_io.test_names */
@@ -74,6 +77,10 @@ typedef struct fv_data_options {
 	int64_t batch_size;              /* 32 */
 	uint64_t seed;                   /* 42: dataloader.seed (validation clips) */
 	bool allow_over_boundaries;      /* true */
+	/* Room for the lists fv_data_options_from_config() reads, so that
+	** options never own memory (not to be used directly). */
+	const char *test_names_storage_[FV_DATA_MAX_TEST_NAMES];
+	int64_t validation_clips_storage_[FV_DATA_MAX_VAL_CLIPS];
 } fv_data_options;
 
 /* openretina's defaults (the values noted above), no directory. */
@@ -81,12 +88,13 @@ FV_API void fv_data_options_default(fv_data_options *o);
 
 /* Fill `o` (after fv_data_options_default) from a resolved config: the
 ** `data_io` map (test_names, color_channels, video_height, video_width,
-** stimuli.base_data_path, stimuli.norm_mean, stimuli.norm_std; a missing
-** key keeps its default) and the `dataloader` map (batch_size,
+** stimuli.base_data_path, stimuli.norm_mean, stimuli.norm_std,
+** stimuli.stimulus_size; a missing key keeps its default) and the `dataloader` map (batch_size,
 ** train_chunk_size, clip_length, num_val_clips, val_clip_indices or
 ** validation_clip_indices, allow_over_boundaries, seed).  Either map may be
-** NULL.  The strings and the index list point into the config, which must
-** outlive `o`'s use.  Bad types name the file, line and key. */
+** NULL.  The strings point into the config, which must outlive `o`'s
+** use; the lists are copied into `o`.  Bad types name the file, line and
+** key. */
 FV_API fv_status fv_data_options_from_config(fv_data_options *o, const fv_config_node *data_io,
                                              const fv_config_node *dataloader);
 

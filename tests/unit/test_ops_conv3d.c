@@ -331,6 +331,12 @@ Test(conv3d, gradcheck)
 	fv_conv3d_params p = {.stride = {1, 2, 1}, .dilation = {2, 1, 1}, .pad = {{0, 1}, {1, 0}, {1, 1}},
 	                      .groups = 2};
 	gradcheck("conv3d", conv_fn, 3, in, &p);
+	/* only some inputs requiring grad takes the other backward branches */
+	in[1]->requires_grad = in[2]->requires_grad = false;
+	gradcheck("conv3d (input only)", conv_fn, 3, in, &p);
+	in[0]->requires_grad = false;
+	in[1]->requires_grad = true;
+	gradcheck("conv3d (weight only)", conv_fn, 3, in, &p);
 	for (int i = 0; i < 3; i++)
 		fv_tensor_free(in[i]);
 }
