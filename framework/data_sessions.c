@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "data_internal.h"
+#include "fovea/npy.h"
 #include "internal.h"
 
 #define RESPONSES_PREFIX "responses_"
@@ -320,7 +321,7 @@ static fv_status concat_train(const char *session, train_parts *p, fv__session_r
 	}
 	int64_t shape[4] = {c, total, first->shape[2], first->shape[3]};
 	raw->train_movie = fv_tensor_new(4, shape);
-	raw->train_responses = malloc((size_t)(n * total ? n * total : 1) * sizeof(double));
+	raw->train_responses = malloc((size_t)(n * total > 0 ? n * total : 1) * sizeof(double));
 	if (raw->train_movie == NULL || raw->train_responses == NULL)
 		return fv_error(FV_ERR_NOMEM, "session '%s': out of memory", session);
 	int64_t at = 0;

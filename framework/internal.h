@@ -127,4 +127,26 @@ fv_module *fv__module_new(const fv_component *c, const char *name);
 const char *fv__closest(const char *name, const char *const *candidates, size_t n);
 /* ---- end of names ------------------------------------------------------------- */
 
+/* ---- checkpoints, training, evaluation ----------------------------------------
+** (trainer_text.c: growing strings shared by checkpoint.c, trainer*.c, evaluate.c) */
+
+/* A growing string; after a failed allocation every call is a no-op and
+** `failed` stays set, so a sequence of appends is checked once. */
+typedef struct fv__text {
+	char *s;
+	size_t len, cap;
+	bool failed;
+} fv__text;
+
+void fv__text_printf(fv__text *t, const char *fmt, ...) FV_PRINTF(2, 3);
+/* A JSON string literal (quoted, escaped). */
+void fv__text_json_string(fv__text *t, const char *s);
+/* A JSON number that reads back as the same double; null for NaN/inf. */
+void fv__text_json_double(fv__text *t, double v);
+/* The string (the caller frees), or NULL with an FV_ERR_NOMEM message
+** naming `what` if an append failed. */
+char *fv__text_take(fv__text *t, const char *what);
+void fv__text_free(fv__text *t);
+/* ---- end of checkpoints, training, evaluation ----------------------------------- */
+
 #endif /* FOVEA_INTERNAL_H */

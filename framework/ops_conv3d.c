@@ -534,7 +534,8 @@ static void backward_task(void *ud, int64_t task, int slot, int threads)
 static void bias_grad(const fv__conv_shape *s, const fv_real *gout, fv_real *db)
 {
 	int64_t len = s->win.to * s->win.ho * s->win.wo;
-#pragma omp parallel for schedule(static) if ((double)len * (double)s->n * (double)s->o > FV_PARALLEL_MIN_MACS)
+	bool big = (double)len * (double)s->n * (double)s->o > FV_PARALLEL_MIN_MACS;
+#pragma omp parallel for schedule(static) if (big)
 	for (int64_t o = 0; o < s->o; o++) {
 		double acc = 0;
 		for (int64_t n = 0; n < s->n; n++) {

@@ -57,7 +57,7 @@ static const fv_option adam_options[] = {
 	{"capturable", FV_OPT_NODE, OFF(ignored), "null", 0, 0, FV_OPT_NULLABLE, NULL, "accepted, no effect"},
 	{"differentiable", FV_OPT_NODE, OFF(ignored), "null", 0, 0, FV_OPT_NULLABLE, NULL, "accepted, no effect"},
 	{"fused", FV_OPT_NODE, OFF(ignored), "null", 0, 0, FV_OPT_NULLABLE, NULL, "accepted, no effect"},
-	{NULL},
+	{0},
 };
 static const fv_option sgd_options[] = {
 	{"lr", FV_OPT_FLOAT, OFF(lr), "0.001", 0, 1e9, 0, NULL, "learning rate"},
@@ -69,7 +69,7 @@ static const fv_option sgd_options[] = {
 	{"foreach", FV_OPT_NODE, OFF(ignored), "null", 0, 0, FV_OPT_NULLABLE, NULL, "accepted, no effect"},
 	{"differentiable", FV_OPT_NODE, OFF(ignored), "null", 0, 0, FV_OPT_NULLABLE, NULL, "accepted, no effect"},
 	{"fused", FV_OPT_NODE, OFF(ignored), "null", 0, 0, FV_OPT_NULLABLE, NULL, "accepted, no effect"},
-	{NULL},
+	{0},
 };
 #undef OFF
 
@@ -289,6 +289,26 @@ fv_tensor *fv_optimizer_state(fv_optimizer *opt, size_t i, const char *which)
 	if (strcmp(which, "max_exp_avg_sq") == 0)
 		return s->max_exp_avg_sq;
 	return NULL;
+}
+
+fv_status fv_optimizer_set_param_steps(fv_optimizer *opt, size_t i, int64_t steps)
+{
+	if (i >= opt->n || steps < 0)
+		return fv_error(FV_ERR_ARG, "fv_optimizer_set_param_steps: parameter %zu of %zu, "
+		                "steps %lld", i, opt->n, (long long)steps);
+	param_state *s = &opt->state[i];
+	const fv_tensor *p = opt->params[i];
+	s->steps = steps;
+	if (steps == 0)
+		return FV_OK;
+	bool adam = opt->cfg.kind != FV_OPTIM_SGD;
+	if ((adam || opt->cfg.momentum != 0) && state_buffer(&s->exp_avg, p) == NULL)
+		return fv_error(FV_ERR_NOMEM, "out of memory for the optimizer state");
+	if (adam && state_buffer(&s->exp_avg_sq, p) == NULL)
+		return fv_error(FV_ERR_NOMEM, "out of memory for the optimizer state");
+	if (adam && opt->cfg.amsgrad && state_buffer(&s->max_exp_avg_sq, p) == NULL)
+		return fv_error(FV_ERR_NOMEM, "out of memory for the optimizer state");
+	return FV_OK;
 }
 
 double fv_clip_grad_norm(size_t n_params, fv_tensor *const *params, double max_norm)

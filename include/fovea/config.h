@@ -47,7 +47,12 @@ FV_API fv_config *fv_config_load_file(const char *path);
 FV_API fv_config *fv_config_load_string(const char *text, size_t len, const char *name);
 /* Hydra-style: load `path`, compose its `defaults:` list from the groups in
 ** the directory `path` lives in (or `config_dir` when not NULL), apply the
-** overrides in order, then resolve.  The usual entry point of the tools. */
+** overrides in order, then resolve leniently, as OmegaConf is lazy: a `???`
+** or an interpolation that cannot be resolved yet (an unset environment
+** variable, a key the program fills in later such as n_neurons_dict) stays
+** as written and reports its reason when it is read (typed reads,
+** fv_options_parse).  Call fv_config_resolve() after filling in such values
+** for the strict check.  The usual entry point of the tools. */
 FV_API fv_config *fv_config_compose(const char *path, const char *config_dir, int n_overrides,
                                     const char *const *overrides);
 /* Apply one command-line override: "a.b=3", "+a.new=x", "~a.b". */

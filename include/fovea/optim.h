@@ -67,6 +67,10 @@ FV_API const fv_optim_config *fv_optimizer_config(const fv_optimizer *opt);
 ** where the state does not exist (yet). */
 FV_API int64_t fv_optimizer_param_steps(const fv_optimizer *opt, size_t i);
 FV_API fv_tensor *fv_optimizer_state(fv_optimizer *opt, size_t i, const char *which);
+/* Restore parameter i's step count from a checkpoint and create, zero-filled,
+** the buffers its kind keeps after that many steps (none for steps == 0),
+** so that fv_optimizer_state() returns them to be filled. */
+FV_API fv_status fv_optimizer_set_param_steps(fv_optimizer *opt, size_t i, int64_t steps);
 
 /* torch.nn.utils.clip_grad_norm_(params, max_norm, norm_type=2): the total
 ** L2 norm over all existing grads; if above max_norm, grads are scaled by

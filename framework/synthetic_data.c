@@ -1,0 +1,1 @@
+typedef int fv_placeholder_synth;
