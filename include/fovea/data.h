@@ -214,12 +214,12 @@ typedef struct fv_synthetic_options {
 	int64_t channels;              /* 2 */
 	int64_t height;                /* 18 */
 	int64_t width;                 /* 16 */
-	int64_t train_frames;          /* frames per training stimulus (3000) */
+	int64_t train_frames;          /* frames per training stimulus (1500) */
 	int n_train_stimuli;           /* 2 */
 	int64_t test_frames;           /* 300 */
 	int n_test_trials;             /* 10 */
-	int64_t filter_length;         /* temporal filter taps (20) */
-	double rate;                   /* mean spikes per frame (~0.5) */
+	int64_t filter_length;         /* temporal filter taps (12) */
+	double rate;                   /* mean spikes per frame (1.0) */
 } fv_synthetic_options;
 
 FV_API void fv_synthetic_options_default(fv_synthetic_options *o);

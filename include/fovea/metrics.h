@@ -1,0 +1,124 @@
+/*
+** metrics.h: evaluating a trained model on the test stimuli of a data set
+** (`fovea eval`), with openretina's metrics (openretina/eval/metrics.py,
+** oracles.py and cli/eval.py).
+**
+** Per neuron, on the test responses aligned to the model's output (the
+** first `lag` frames of every test sample, which the core consumes, are
+** dropped):
+**   corr_to_average   Pearson correlation of the prediction with the
+**                     trial-averaged response (correlation_numpy: population
+**                     std, eps 1e-8 added to each std)
+**   mse_to_average, poisson_loss_to_average (mean over time of
+**                     pred - target * log(pred + 1e-16))
+**   where the test responses have trials (R > 1):
+**   var_ratio         explainable / total variance (explainable_vs_total_var)
+**   feve              fraction of explainable variance explained
+**   jackknife         leave-one-out oracle correlation
+**   corr_ceiling      fovea's addition: the correlation with the trial
+**                     average that a perfect model (the true rate) would
+**                     reach, sqrt(ev / (ev + noise / R)) from the same
+**                     variance estimates
+**   corr_<i>, mse_<i> the prediction against trial i.
+** The summary averages the neurons whose var_ratio reaches var_ratio_cutoff
+** (all neurons when no var_ratio exists), as openretina's EvaluationSummary.
+**
+** Arrays are row-major doubles: a (T, N) response has time along rows; a
+** trial-resolved one is (R, T, N), trials first, as data.h stores them.
+*/
+#ifndef FOVEA_METRICS_H
+#define FOVEA_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "data.h"
+#include "fovea.h"
+#include "plugin.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- the metrics ---------------------------------------------------------------- */
+
+/* Per column of two (T, N) arrays. */
+FV_API void fv_metric_correlation(int64_t t, int64_t n, const double *a, const double *b,
+                                  double *out);
+FV_API void fv_metric_mse(int64_t t, int64_t n, const double *a, const double *b, double *out);
+FV_API void fv_metric_poisson(int64_t t, int64_t n, const double *target, const double *pred,
+                              double *out);
+/* explainable_vs_total_var of trials (R, T, N), R >= 2: var_ratio,
+** explainable_var and noise_var (the mean over time of the variance over
+** trials) per neuron; any output may be NULL. */
+FV_API void fv_metric_explainable_var(int64_t r, int64_t t, int64_t n, const double *trials,
+                                      double *var_ratio, double *explainable_var,
+                                      double *noise_var);
+/* feve of trials (R, T, N) and a prediction (T, N). */
+FV_API void fv_metric_feve(int64_t r, int64_t t, int64_t n, const double *trials,
+                           const double *pred, double *out);
+/* oracle_corr_jackknife of trials (R, T, N). */
+FV_API void fv_metric_jackknife(int64_t r, int64_t t, int64_t n, const double *trials,
+                                double *out);
+/* The correlation ceiling of the trial average (see above). */
+FV_API void fv_metric_corr_ceiling(int64_t r, int64_t t, int64_t n, const double *trials,
+                                   double *out);
+
+/* ---- evaluating a model ----------------------------------------------------------- */
+
+typedef struct fv_eval_options {
+	const char *split;        /* one test stimulus name; NULL: every one */
+	double var_ratio_cutoff;  /* openretina's default 0.15 */
+	const char *model_path;   /* for the summary */
+	const char *model_tag;    /* NULL: model_path */
+	const char *exp_name;     /* NULL: "unknown" */
+} fv_eval_options;
+
+typedef struct fv_eval_neuron {
+	const char *session;
+	const char *split;
+	int64_t index;            /* within the session */
+	double poisson_loss, corr, mse, feve, jackknife, var_ratio, corr_ceiling;
+	int64_t n_trials;
+	double *corr_by_trial;    /* n_trials values, or NULL */
+	double *mse_by_trial;
+} fv_eval_neuron;
+
+typedef struct fv_eval_summary {
+	const char *data_split;
+	int64_t temporal_lag;
+	int64_t n_test_repeats_min, n_test_repeats_max;
+	double n_test_repeats_avg;
+	int64_t n_neurons_total, n_neurons_filtered;
+	bool filtering_applied;
+	double corr_to_avg_mean, corr_by_trial_mean, corr_by_trial_std;
+	double mse_to_avg_mean, mse_by_trial_mean, mse_by_trial_std;
+	double feve_mean, fev_mean, poisson_loss_mean, jackknife_mean;
+	double corr_ceiling_mean;
+	int64_t n_sessions;
+} fv_eval_summary;
+
+typedef struct fv_eval_result fv_eval_result;
+
+/* Run `model` (in eval mode, without grad) on the test stimuli of `data`
+** and compute every metric.  Errors name the session and stimulus. */
+FV_API fv_status fv_evaluate(fv_module *model, fv_data *data, const fv_eval_options *o,
+                             fv_eval_result **out);
+FV_API void fv_eval_result_free(fv_eval_result *r);
+FV_API size_t fv_eval_n_neurons(const fv_eval_result *r);
+FV_API const fv_eval_neuron *fv_eval_neuron_at(const fv_eval_result *r, size_t i);
+FV_API const fv_eval_summary *fv_eval_get_summary(const fv_eval_result *r);
+/* One row per neuron (pandas' to_csv layout: an index column first). */
+FV_API fv_status fv_eval_write_csv(const fv_eval_result *r, const char *path);
+/* EvaluationSummary.save_json's fields plus corr_ceiling_mean. */
+FV_API fv_status fv_eval_write_summary(const fv_eval_result *r, const char *path);
+/* The report openretina's print_report prints. */
+FV_API void fv_eval_print_report(const fv_eval_result *r, FILE *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FOVEA_METRICS_H */
