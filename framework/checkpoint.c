@@ -128,6 +128,8 @@ static fv_status save_metadata(fv_st_writer *w, const fv_checkpoint_content *c)
 		rc = fv_st_writer_meta(w, "fovea_version", FV_VERSION_STRING);
 	if (rc == FV_OK && c->config_yaml != NULL)
 		rc = fv_st_writer_meta(w, "config", c->config_yaml);
+	if (rc == FV_OK && c->model_config_yaml != NULL)
+		rc = fv_st_writer_meta(w, "model_config", c->model_config_yaml);
 	if (rc == FV_OK && c->trainer_state != NULL)
 		rc = fv_st_writer_meta(w, "trainer_state", c->trainer_state);
 	if (rc == FV_OK && c->data_info != NULL) {
@@ -345,6 +347,12 @@ const char *fv_checkpoint_path(const fv_checkpoint *c)
 const char *fv_checkpoint_config_yaml(const fv_checkpoint *c)
 {
 	return fv_safetensors_meta(c->st, "config");
+}
+
+const char *fv_checkpoint_model_config_yaml(const fv_checkpoint *c)
+{
+	const char *m = fv_safetensors_meta(c->st, "model_config");
+	return m != NULL ? m : fv_safetensors_meta(c->st, "config");
 }
 
 const char *fv_checkpoint_version(const fv_checkpoint *c)

@@ -50,10 +50,10 @@ struct fv_batch_iter {
 	fv__mt19937 py_stream;
 	int64_t *keys;     /* loader order of this epoch */
 	int64_t max_batches;
-	/* the batch handed out; capacity in elements */
+	/* the batch handed out, sized for the largest */
 	fv_tensor *input;
 	fv_tensor *target;
-	int64_t input_cap;
+	int64_t input_cap;  /* elements */
 	int64_t target_cap;
 };
 
@@ -107,6 +107,27 @@ static bool add_loader(fv_batch_iter *it, size_t session, const fv_movie_set *se
 	return true;
 }
 
+/* Room for the largest batch of any loader, so that fv_batch_next()
+** never allocates and cannot fail. */
+static bool reserve_buffers(fv_batch_iter *it)
+{
+	int64_t in = 1, tgt = 1;
+	for (size_t i = 0; i < it->n_loaders; i++) {
+		const fv_movie_set *set = it->loaders[i].set;
+		const int64_t *m = set->movie->shape;
+		int64_t b = set->batch_size, chunk = set->chunk_size;
+		if (b * m[0] * chunk * m[2] * m[3] > in)
+			in = b * m[0] * chunk * m[2] * m[3];
+		if (b * chunk * set->responses->shape[1] > tgt)
+			tgt = b * chunk * set->responses->shape[1];
+	}
+	it->input = fv_tensor_new(1, &in);
+	it->target = fv_tensor_new(1, &tgt);
+	it->input_cap = in;
+	it->target_cap = tgt;
+	return it->input != NULL && it->target != NULL;
+}
+
 fv_batch_iter *fv_data_train_batches(fv_data *d, uint64_t seed)
 {
 	if (seed > 0xffffffffULL) {
@@ -125,6 +146,10 @@ fv_batch_iter *fv_data_train_batches(fv_data *d, uint64_t seed)
 		}
 		if (set->n_batches > it->max_batches)
 			it->max_batches = set->n_batches;
+	}
+	if (!reserve_buffers(it)) {
+		fv_batch_iter_free(it);
+		return NULL;
 	}
 	it->seed = seed;
 	it->len = (int64_t)d->n_sessions * it->max_batches;
@@ -148,6 +173,10 @@ static fv_batch_iter *sequential(fv_data *d, const char *stimulus)
 			return NULL;
 		}
 		it->len += set->n_batches;
+	}
+	if (!reserve_buffers(it)) {
+		fv_batch_iter_free(it);
+		return NULL;
 	}
 	return it;
 }
@@ -278,26 +307,16 @@ static bool advance(fv_batch_iter *it, loader **which, int64_t *batch)
 	return true;
 }
 
-/* Point a buffer tensor at `numel` elements of shape `shape`, growing it
-** only when a larger batch than any before is asked for. */
-static bool shape_buffer(fv_tensor **buf, int64_t *cap, int ndim, const int64_t *shape)
+/* Give a buffer tensor the shape of this batch (reserve_buffers made it
+** large enough for any). */
+static void shape_buffer(fv_tensor *t, int ndim, const int64_t *shape)
 {
-	int64_t numel = fv__numel(ndim, shape);
-	if (*buf == NULL || numel > *cap) {
-		fv_tensor_free(*buf);
-		*buf = fv_tensor_new(1, &numel);
-		if (*buf == NULL)
-			return false;
-		*cap = numel;
-	}
-	fv_tensor *t = *buf;
 	t->ndim = ndim;
 	memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
-	t->numel = numel;
-	return true;
+	t->numel = fv__numel(ndim, shape);
 }
 
-static bool fill_batch(fv_batch_iter *it, const loader *l, int64_t batch, fv_batch *b)
+static void fill_batch(fv_batch_iter *it, const loader *l, int64_t batch, fv_batch *b)
 {
 	const fv_movie_set *set = l->set;
 	const fv_tensor *movie = set->movie, *resp = set->responses;
@@ -308,9 +327,8 @@ static bool fill_batch(fv_batch_iter *it, const loader *l, int64_t batch, fv_bat
 	int64_t chunk = set->chunk_size, n = resp->shape[1];
 	int64_t in_shape[5] = {count, c, chunk, movie->shape[2], movie->shape[3]};
 	int64_t tgt_shape[3] = {count, chunk, n};
-	if (!shape_buffer(&it->input, &it->input_cap, 5, in_shape) ||
-	    !shape_buffer(&it->target, &it->target_cap, 3, tgt_shape))
-		return false;
+	shape_buffer(it->input, 5, in_shape);
+	shape_buffer(it->target, 3, tgt_shape);
 	for (int64_t i = 0; i < count; i++) {
 		int64_t s = l->order[first + i];
 		for (int64_t ch = 0; ch < c; ch++)
@@ -323,7 +341,6 @@ static bool fill_batch(fv_batch_iter *it, const loader *l, int64_t batch, fv_bat
 	b->session_index = l->session;
 	b->input = it->input;
 	b->target = it->target;
-	return true;
 }
 
 bool fv_batch_next(fv_batch_iter *it, fv_batch *b)
@@ -332,7 +349,8 @@ bool fv_batch_next(fv_batch_iter *it, fv_batch *b)
 	int64_t batch;
 	if (!advance(it, &l, &batch))
 		return false;
-	return fill_batch(it, l, batch, b);
+	fill_batch(it, l, batch, b);
+	return true;
 }
 
 fv_status fv_batch_iter_seek(fv_batch_iter *it, int64_t epoch, int64_t batch)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "data_internal.h"
+#include "internal.h"
 
 void fv_data_options_default(fv_data_options *o)
 {
@@ -152,11 +153,42 @@ static fv_status read_clip_indices(const fv_config_node *dataloader, fv_data_opt
 	return FV_OK;
 }
 
+/* openretina passes the dataloader map as keyword arguments, so a
+** misspelt key is an error there too. */
+static const char *const dataloader_keys[] = {
+	"_target_", "_convert_", "_recursive_", "_partial_", "batch_size", "train_chunk_size",
+	"clip_length", "num_val_clips", "val_clip_indices", "validation_clip_indices",
+	"allow_over_boundaries", "seed",
+};
+#define N_DATALOADER_KEYS (sizeof dataloader_keys / sizeof dataloader_keys[0])
+
+static fv_status check_dataloader_keys(const fv_config_node *dl)
+{
+	for (size_t i = 0; i < fv_node_size(dl); i++) {
+		const char *key = fv_node_key_at(dl, i);
+		bool known = false;
+		for (size_t k = 0; k < N_DATALOADER_KEYS && !known; k++)
+			known = strcmp(key, dataloader_keys[k]) == 0;
+		if (known)
+			continue;
+		const fv_config_node *n = fv_node_at(dl, i);
+		const char *near = fv__closest(key, dataloader_keys, N_DATALOADER_KEYS);
+		return fv_error(FV_ERR_CONFIG, "%s:%d: %s: unknown dataloader option%s%s%s",
+		                fv_node_file(n), fv_node_line(n), fv_node_keypath(n),
+		                near != NULL ? "; did you mean '" : "", near != NULL ? near : "",
+		                near != NULL ? "'?" : "");
+	}
+	return FV_OK;
+}
+
 static fv_status read_dataloader(const fv_config_node *dl, fv_data_options *o)
 {
 	if (fv_node_kind(dl) != FV_NODE_MAP)
 		return bad_type(dl, "a map");
-	fv_status rc = read_int(dl, "batch_size", &o->batch_size);
+	fv_status rc = check_dataloader_keys(dl);
+	if (rc != FV_OK)
+		return rc;
+	rc = read_int(dl, "batch_size", &o->batch_size);
 	if (rc == FV_OK)
 		rc = read_int(dl, "train_chunk_size", &o->train_chunk_size);
 	if (rc == FV_OK)

@@ -627,12 +627,18 @@ static fv_status check_test_names(const reader *r)
 	                r->dir, names);
 }
 
-static fv_status check_duplicates(const fv_data *d)
+/* a.h5 and a.hdf5 would both be session 'a'. */
+static fv_status check_duplicate_sessions(const char *dir, char *const *files, size_t n)
 {
-	for (size_t i = 1; i < d->n_sessions; i++)
-		if (strcmp(d->sessions[i - 1].name, d->sessions[i].name) == 0)
-			return fv_error(FV_ERR_FORMAT, "%s and %s: two files for session '%s'",
-			                d->sessions[i - 1].path, d->sessions[i].path, d->sessions[i].name);
+	for (size_t i = 0; i < n; i++) {
+		size_t stem_i = (size_t)(strrchr(files[i], '.') - files[i]);
+		for (size_t j = i + 1; j < n; j++) {
+			size_t stem_j = (size_t)(strrchr(files[j], '.') - files[j]);
+			if (stem_i == stem_j && strncmp(files[i], files[j], stem_i) == 0)
+				return fv_error(FV_ERR_FORMAT, "%s: %s and %s: two files for session '%.*s'",
+				                dir, files[i], files[j], (int)stem_i, files[i]);
+		}
+	}
 	return FV_OK;
 }
 
@@ -650,6 +656,8 @@ static fv_status read_directory(fv_data *d, reader *r)
 		return rc;
 	if (n_files == 0)
 		rc = fv_error(FV_ERR_NOTFOUND, "%s: no session files (*.h5 or *.hdf5)", d->dir);
+	if (rc == FV_OK)
+		rc = check_duplicate_sessions(d->dir, files, n_files);
 	if (rc == FV_OK && (d->sessions = calloc(n_files, sizeof *d->sessions)) == NULL)
 		rc = fv_error(FV_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; rc == FV_OK && i < n_files; i++) {
@@ -660,8 +668,6 @@ static fv_status read_directory(fv_data *d, reader *r)
 	if (rc != FV_OK)
 		return rc;
 	qsort(d->sessions, d->n_sessions, sizeof *d->sessions, compare_sessions);
-	if ((rc = check_duplicates(d)) != FV_OK)
-		return rc;
 	if ((rc = check_test_names(r)) != FV_OK)
 		return rc;
 	d->info.input_shape[0] = r->size[0];
@@ -695,6 +701,7 @@ fv_status fv_data_open(const fv_data_options *o, fv_data **out)
 		d->opt.n_test_names = 0;
 		d->opt.validation_clip_indices = NULL;
 		d->opt.n_validation_clip_indices = 0;
+		memset(d->opt.test_names_storage_, 0, sizeof d->opt.test_names_storage_);
 		fv__h5_quiet_begin();
 		rc = read_directory(d, &r);
 		fv__h5_quiet_end();

@@ -147,6 +147,26 @@ void fv__text_json_double(fv__text *t, double v);
 ** naming `what` if an append failed. */
 char *fv__text_take(fv__text *t, const char *what);
 void fv__text_free(fv__text *t);
+
+/* (trainer_model.c) The data info of a fine-tuning run: the checkpoint's
+** sessions and the data's new ones, sorted; it points into both, which
+** must outlive it.  *n_new gets the number of new sessions.  Errors name
+** the checkpoint: another input shape, another neuron count. */
+typedef struct fv__merged_info fv__merged_info;
+typedef struct fv_data_info fv_data_info;
+fv__merged_info *fv__merged_info_new(const fv_data_info *old, const fv_data_info *data,
+                                     const char *ckpt, size_t *n_new);
+const fv_data_info *fv__merged_info_get(const fv__merged_info *m);
+void fv__merged_info_free(fv__merged_info *m);
 /* ---- end of checkpoints, training, evaluation ----------------------------------- */
+
+/* ---- in silico (insilico_parity.c) ----------------------------------------------
+** The parity flows of the in-silico reference cases, called by parity.c for
+** cases with a `model` or `stops_after_iterations` key; they record their
+** comparisons and failures in the case. */
+struct fv_pcase;
+struct fv_registry;
+void fv__parity_insilico(struct fv_pcase *pc, struct fv_registry *reg);
+/* ---- end of in silico ------------------------------------------------------------ */
 
 #endif /* FOVEA_INTERNAL_H */

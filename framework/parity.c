@@ -12,15 +12,16 @@
 **                       L = sum_k sum(y_k * upstream_k) + regularizer_k.
 **   key `trainer`       a core + readout training step (train.h), norm
 **                       clipping and one optimizer step.
-** In-silico cases (keys `model`, `stops_after_iterations`) are run by the
-** stimulus-optimisation code; until it exists they fail with a reason,
-** never silently.
+** In-silico cases (keys `model`, `stops_after_iterations`) have their own
+** flows in insilico_parity.c: an optimize_stimulus run, an objective and
+** its stimulus gradient, or a stopper replaying losses.
 */
 #include <stdlib.h>
 #include <string.h>
 
 #include "fovea/optim.h"
 #include "fovea/train.h"
+#include "internal.h"
 #include "parity_case.h"
 
 #define MAX_KEYS 16
@@ -356,18 +357,17 @@ static void run_train_step(flow *f)
 	fv_module_free(eval_fn);
 }
 
-static const char *unsupported_flow(const fv_pcase *pc)
+/* ---- in-silico cases (insilico_parity.c) ------------------------------------ */
+static bool is_insilico(const fv_pcase *pc)
 {
-	if (fv__pcase_get(pc, "model") != NULL || fv__pcase_get(pc, "stops_after_iterations") != NULL)
-		return "in-silico cases are run by the stimulus-optimisation code (not built yet)";
-	return NULL;
+	return fv__pcase_get(pc, "model") != NULL || fv__pcase_get(pc, "stops_after_iterations") != NULL;
 }
+/* ---- end of in-silico cases -------------------------------------------------- */
 
 static void run_case(flow *f)
 {
-	const char *why = unsupported_flow(f->pc);
-	if (why != NULL) {
-		fv__pcase_fail(f->pc, "%s", why);
+	if (is_insilico(f->pc)) {
+		fv__parity_insilico(f->pc, f->reg);
 		return;
 	}
 	f->m = build(f);

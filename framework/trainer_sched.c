@@ -77,7 +77,7 @@ static const fv_option step_options[] = {
 	{"step_size", FV_OPT_INT, OFF(step_size), NULL, 1, 1e12, FV_OPT_REQUIRED, NULL,
 	 "epochs between decays"},
 	{"gamma", FV_OPT_FLOAT, OFF(gamma), "0.1", 0, 1e12, 0, NULL, "decay factor"},
-	{"last_epoch", FV_OPT_INT, OFF(last_epoch), "-1", -1, -1, 0, NULL, "only -1 (a new run)"},
+	{"last_epoch", FV_OPT_INT, OFF(last_epoch), "-1", 0, 0, 0, NULL, "only -1 (a new run)"},
 	{0},
 };
 
@@ -85,7 +85,7 @@ static const fv_option exponential_options[] = {
 	LIGHTNING_OPTIONS,
 	{"gamma", FV_OPT_FLOAT, OFF(gamma), NULL, 0, 1e12, FV_OPT_REQUIRED, NULL,
 	 "decay factor per epoch"},
-	{"last_epoch", FV_OPT_INT, OFF(last_epoch), "-1", -1, -1, 0, NULL, "only -1 (a new run)"},
+	{"last_epoch", FV_OPT_INT, OFF(last_epoch), "-1", 0, 0, 0, NULL, "only -1 (a new run)"},
 	{0},
 };
 
@@ -94,7 +94,7 @@ static const fv_option cosine_options[] = {
 	{"T_max", FV_OPT_INT, OFF(t_max), NULL, 1, 1e12, FV_OPT_REQUIRED, NULL,
 	 "epochs of a half cosine period"},
 	{"eta_min", FV_OPT_FLOAT, OFF(eta_min), "0.0", 0, 1e12, 0, NULL, "minimum learning rate"},
-	{"last_epoch", FV_OPT_INT, OFF(last_epoch), "-1", -1, -1, 0, NULL, "only -1 (a new run)"},
+	{"last_epoch", FV_OPT_INT, OFF(last_epoch), "-1", 0, 0, 0, NULL, "only -1 (a new run)"},
 	{0},
 };
 #undef OFF
@@ -163,15 +163,21 @@ fv_status fv_lr_scheduler_parse(const fv_config_node *spec, double lr, fv_lr_sch
 		out->best = -INFINITY;
 		return FV_OK;
 	}
-	size_t which;
+	size_t which = 0;
 	fv_status rc = find_scheduler(spec, &which);
 	if (rc != FV_OK)
 		return rc;
-	sched_opts o;
+	sched_opts o = {0};
 	rc = fv_options_parse(sched_names[which].options, spec, &o, sched_names[which].name,
 	                      ignored_keys);
 	if (rc != FV_OK)
 		return rc;
+	if (sched_names[which].kind != FV_SCHED_PLATEAU && o.last_epoch != -1) {
+		fv_options_free(sched_names[which].options, &o);
+		return fv_error(FV_ERR_CONFIG, "%s:%d: %s.last_epoch: only -1 (a new run); fovea "
+		                "resumes a schedule with resume=true", fv_node_file(spec),
+		                fv_node_line(spec), fv_node_keypath(spec));
+	}
 	out->kind = sched_names[which].kind;
 	out->monitor = o.monitor != NULL ? o.monitor : "val_correlation";
 	out->frequency = o.frequency;
@@ -300,7 +306,7 @@ fv_status fv_early_stopping_parse(const fv_config_node *spec, fv_early_stopping 
 	out->stopping_threshold = out->divergence_threshold = NAN;
 	if (spec == NULL || fv_node_is_null(spec))
 		return FV_OK;
-	stop_opts o;
+	stop_opts o = {0};
 	fv_status rc = fv_options_parse(stop_options, spec, &o, "EarlyStopping", ignored_keys);
 	if (rc != FV_OK)
 		return rc;

@@ -33,6 +33,10 @@ extern const cli_cmd cli_cmd_plugins;
 extern const cli_cmd cli_cmd_describe;
 extern const cli_cmd cli_cmd_instantiate;
 extern const cli_cmd cli_cmd_parity;
+extern const cli_cmd cli_cmd_create_data;
+extern const cli_cmd cli_cmd_train;
+extern const cli_cmd cli_cmd_eval;
+extern const cli_cmd cli_cmd_predict;
 
 /* ---- helpers, in fovea.c ------------------------------------------------------ */
 

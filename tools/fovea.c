@@ -20,6 +20,10 @@ static const cli_cmd *const commands[] = {
 	&cli_cmd_describe,
 	&cli_cmd_instantiate,
 	&cli_cmd_parity,
+	&cli_cmd_create_data,
+	&cli_cmd_train,
+	&cli_cmd_eval,
+	&cli_cmd_predict,
 	&cli_cmd_help,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -14,6 +14,8 @@
 **       format         "fovea-checkpoint"
 **       fovea_version  FV_VERSION_STRING of the writer
 **       config         the resolved configuration as YAML
+**       model_config   when the model was built from another config (a
+**                      fine-tuned checkpoint's model), that config
 **       data_info      JSON: sessions, n_neurons_dict, mean_activity_dict,
 **                      input_shape (C, H, W), stim_mean, stim_std
 **       trainer_state  JSON owned by the trainer (epoch, scheduler, ...)
@@ -45,6 +47,7 @@ extern "C" {
 typedef struct fv_checkpoint_content {
 	const fv_module *model;
 	const char *config_yaml;
+	const char *model_config_yaml;
 	const fv_data_info *data_info;
 	fv_optimizer *optimizer;
 	size_t n_optim_params;
@@ -67,6 +70,8 @@ FV_API const char *fv_checkpoint_path(const fv_checkpoint *c);
 /* Metadata; NULL when the checkpoint has none. */
 FV_API const char *fv_checkpoint_config_yaml(const fv_checkpoint *c);
 FV_API const char *fv_checkpoint_version(const fv_checkpoint *c);
+/* The config the model is built from: model_config, else config. */
+FV_API const char *fv_checkpoint_model_config_yaml(const fv_checkpoint *c);
 FV_API const char *fv_checkpoint_trainer_state(const fv_checkpoint *c);
 /* The data info, owned by the checkpoint (session_info is empty). */
 FV_API const fv_data_info *fv_checkpoint_data_info(const fv_checkpoint *c);

@@ -30,7 +30,8 @@
 ** Training samples are chunks of train_chunk_size frames starting every
 ** train_chunk_size frames, shifted at random each epoch (MovieSampler);
 ** validation samples are whole clips; a test sample is the whole test movie
-** (allow_over_boundaries) or one clip.
+** (allow_over_boundaries) or one whole clip (a shorter last one is left
+** out).
 **
 ** Every tensor here is owned by the fv_data and freed by fv_data_close().
 */
@@ -150,8 +151,9 @@ typedef struct fv_data_info {
 	const char *const *sessions;   /* sorted */
 	const int64_t *n_neurons;      /* n_neurons_dict */
 	/* mean_activity_dict: per session (N), the mean over time of all
-	** non-test responses (validation frames included), float64 pairwise as
-	** numpy's mean, rounded to float32. */
+	** non-test responses (validation frames included), summed pairwise as
+	** numpy's mean does (in float64, or float32 for float32 files),
+	** rounded to float32. */
 	fv_tensor *const *mean_activity;
 	int64_t input_shape[3];        /* (C, H, W) */
 	double stim_mean;              /* norm_mean */
@@ -193,7 +195,8 @@ FV_API fv_batch_iter *fv_data_validation_batches(fv_data *d);
 FV_API fv_batch_iter *fv_data_test_batches(fv_data *d, const char *stimulus);
 
 /* The next batch: true, or false at the end of an epoch (pass); the call
-** after that begins the next epoch. */
+** after that begins the next epoch.  It never allocates and cannot fail.
+** An iterator must be freed before its data set is closed. */
 FV_API bool fv_batch_next(fv_batch_iter *it, fv_batch *b);
 /* Batches per epoch. */
 FV_API int64_t fv_batch_iter_len(const fv_batch_iter *it);

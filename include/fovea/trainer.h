@@ -129,15 +129,16 @@ FV_API bool fv_early_stopping_step(fv_early_stopping *e, double value);
 
 /* ---- models for data -------------------------------------------------------------- */
 
-/* Instantiate cfg.model for the sessions of `info`, as openretina's
-** train.py does: n_neurons_dict from the data, mean_activity_dict in
-** data_info for the readout biases, UnifiedCoreReadout when the spec names
-** no _target_.  `seed` seeds the initialisation. */
-FV_API fv_module *fv_model_build(fv_registry *reg, const fv_config_node *model_spec,
-                                 const fv_data_info *info, uint64_t seed);
+/* Instantiate the config's `model` for the sessions of `info`, as
+** openretina's train.py does: model.n_neurons_dict is set from the data
+** (in `cfg`, as train.py sets it), data_info (whose mean_activity_dict
+** initialises the readout biases) is passed along, and a spec naming no
+** _target_ is a UnifiedCoreReadout.  `seed` seeds the initialisation. */
+FV_API fv_module *fv_model_build(fv_registry *reg, fv_config *cfg, const fv_data_info *info,
+                                 uint64_t seed);
 
-/* Rebuild a checkpoint's model from its metadata (config and data info)
-** and load its weights.  *cfg_out (may be NULL) gets the checkpoint's
+/* Rebuild a checkpoint's model from its metadata (the config its model
+** was built from, and the data info) and load its weights, in eval mode.  *cfg_out (may be NULL) gets the checkpoint's
 ** config, which the caller frees. */
 FV_API fv_module *fv_model_load(fv_registry *reg, const fv_checkpoint *c, fv_config **cfg_out);
 

@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fovea/insilico.h>
+
 #include "simple_core.h"
 
 #define NAME "SimpleCoreWrapper"
@@ -432,26 +434,44 @@ static fv_tensor *squash_colors(const simple_core *sc, fv_ctx *ctx, fv_tensor *x
 	return fv_sum(ctx, fv_mul(ctx, x, w), 1, &channel_axis, true);
 }
 
-static fv_tensor *layer_forward(const simple_core *sc, const sc_layer *l, fv_ctx *ctx,
+/* Announce x under openretina's module name features.layer<i>[.<what>], for
+** InnerNeuronVisualizationObjective (insilico.h); free unless capturing. */
+static fv_tensor *mark(fv_module *m, fv_ctx *ctx, int layer, const char *what, fv_tensor *x)
+{
+	if (x == NULL || !fv_module_capturing(m))
+		return x;
+	char name[64];
+	if (what != NULL)
+		snprintf(name, sizeof name, "features.layer%d.%s", layer, what);
+	else
+		snprintf(name, sizeof name, "features.layer%d", layer);
+	fv_module_capture(m, ctx, name, x);
+	return x;
+}
+
+static fv_tensor *layer_forward(fv_module *m, const simple_core *sc, int i, fv_ctx *ctx,
                                 fv_tensor *x, bool training)
 {
-	x = sc_conv_forward(&l->conv, ctx, x);
+	const sc_layer *l = &sc->layers[i];
+	x = mark(m, ctx, i, "conv", sc_conv_forward(&l->conv, ctx, x));
 	/* BatchNorm's shift and the Bias3DLayer are both per-channel additions,
 	** so they are folded into one: BN(x) + b == xhat*w + (beta + b) up to
 	** float rounding, and the gradient of each is the same sum over
-	** (n, t, h, w).  This saves a pass over the activations. */
+	** (n, t, h, w).  This saves a pass over the activations.  (So the
+	** norm output alone is not a capture point; "bias" is.) */
 	const int64_t C = l->conv.out_ch;
 	fv_tensor *shift = fv_add(ctx, l->norm_b, fv_reshape(ctx, l->bias, 1, &C));
 	x = fv_batch_norm3d(ctx, x, l->norm_w, shift, l->running_mean, l->running_var,
 	                    l->num_batches, training, 0.1, 1e-5);
-	x = fv_elu(ctx, x, 1.0);
+	x = mark(m, ctx, i, "bias", x);
+	x = mark(m, ctx, i, "nonlin", fv_elu(ctx, x, 1.0));
 	if (sc->dropout > 0)
-		x = fv_dropout3d(ctx, x, sc->dropout, training);
+		x = mark(m, ctx, i, "dropout", fv_dropout3d(ctx, x, sc->dropout, training));
 	if (l->pool) {
 		const fv_pool3d_params pool = {.kernel = {1, 2, 2}};
-		x = fv_max_pool3d(ctx, x, &pool);
+		x = mark(m, ctx, i, "pool", fv_max_pool3d(ctx, x, &pool));
 	}
-	return x;
+	return mark(m, ctx, i, NULL, x);
 }
 
 static fv_tensor *sc_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_forward_args *fa)
@@ -479,7 +499,9 @@ static fv_tensor *sc_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_f
 	}
 	bool training = fv_module_training(m);
 	for (int i = 0; i < sc->n_layers; i++)
-		x = layer_forward(sc, &sc->layers[i], ctx, x, training);
+		x = layer_forward(m, sc, i, ctx, x, training);
+	if (x != NULL && fv_module_capturing(m))
+		fv_module_capture(m, ctx, "features", x);
 	if (x != NULL && sc->cut != 0)
 		x = fv_slice(ctx, x, 2, sc->cut, INT64_MAX, 1);
 	if (x == NULL)

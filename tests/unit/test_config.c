@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "expect_error.h"
 #include "fovea/config.h"
 
 #define DATA(name) FOVEA_TEST_SRCDIR "/data/config/" name
@@ -68,17 +69,6 @@ static bool bool_at(const fv_config *cfg, const char *path)
 	cr_assert_eq(fv_node_to_bool(at(cfg, path), &v), FV_OK, "%s: %s", path, fv_errmsg());
 	return v;
 }
-
-/* The status is `code` and the message contains every fragment. */
-static void expect_error(fv_status st, fv_status code, const char *const *fragments)
-{
-	cr_assert_eq(st, code, "status %d, expected %d (message: %s)", st, code, fv_errmsg());
-	for (size_t i = 0; fragments[i] != NULL; i++)
-		cr_assert(strstr(fv_errmsg(), fragments[i]) != NULL, "message \"%s\" lacks \"%s\"",
-		          fv_errmsg(), fragments[i]);
-}
-
-#define EXPECT_ERROR(st, code, ...) expect_error((st), (code), (const char *const[]){__VA_ARGS__, NULL})
 
 static fv_status load_status(const char *text)
 {

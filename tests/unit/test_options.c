@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "expect_error.h"
 #include "fovea/config.h"
 #include "fovea/plugin.h"
 
@@ -70,20 +71,27 @@ static void teardown(void)
 	cfg = NULL;
 }
 
-static void expect_error(fv_status st, fv_status code, const char *const *fragments)
-{
-	cr_assert_eq(st, code, "status %d, expected %d (message: %s)", st, code, fv_errmsg());
-	for (size_t i = 0; fragments[i] != NULL; i++)
-		cr_assert(strstr(fv_errmsg(), fragments[i]) != NULL, "message \"%s\" lacks \"%s\"",
-		          fv_errmsg(), fragments[i]);
-}
-
-#define EXPECT_ERROR(st, code, ...) expect_error((st), (code), (const char *const[]){__VA_ARGS__, NULL})
-
 static fv_status parse(const char *yaml, sample_opts *o)
 {
 	memset(o, 0x5a, sizeof *o); /* the parser must not rely on zeroed memory */
 	return fv_options_parse(sample_table, spec(yaml), o, "sample", NULL);
+}
+
+/* A spec with the one required option, followed by more keys. */
+#define REQUIRED "comp:\n  required: 1\n"
+
+/* Specs the sample table refuses with FV_ERR_CONFIG, and what the message
+** must contain. */
+typedef struct bad_spec {
+	const char *yaml, *fragment;
+} bad_spec;
+
+static void expect_parse_errors(const bad_spec *bad, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		sample_opts o;
+		EXPECT_ERROR(parse(bad[i].yaml, &o), FV_ERR_CONFIG, bad[i].fragment);
+	}
 }
 
 TestSuite(options, .fini = teardown);
@@ -169,7 +177,7 @@ Test(options, given_values_of_every_type)
 Test(options, nullable_options_accept_null)
 {
 	sample_opts o;
-	cr_assert_eq(parse("comp:\n  required: 1\n  extra: null\n  maybe_i: ~\n  maybe_f: null\n"
+	cr_assert_eq(parse(REQUIRED "  extra: null\n  maybe_i: ~\n  maybe_f: null\n"
 	                   "  maybe_s: null\n  maybe_l: null\n", &o), FV_OK, "%s", fv_errmsg());
 	cr_assert_null(o.extra);
 	cr_assert_eq(o.maybe_i, FV_NONE_INT);
@@ -177,7 +185,7 @@ Test(options, nullable_options_accept_null)
 	cr_assert_null(o.maybe_s);
 	cr_assert(!o.maybe_l.is_set);
 	fv_options_free(sample_table, &o);
-	cr_assert_eq(parse("comp:\n  required: 1\n  maybe_l: []\n", &o), FV_OK);
+	cr_assert_eq(parse(REQUIRED "  maybe_l: []\n", &o), FV_OK);
 	cr_assert(o.maybe_l.is_set, "an empty list is set");
 	cr_assert_eq(o.maybe_l.n, 0);
 	fv_options_free(sample_table, &o);
@@ -206,11 +214,11 @@ Test(options, ignored_keys)
 	sample_opts o;
 	const char *const ignore[] = {"session", NULL};
 	memset(&o, 0, sizeof o);
-	cr_assert_eq(fv_options_parse(sample_table, spec("comp:\n  required: 1\n  session: s1\n  _target_: x\n"
+	cr_assert_eq(fv_options_parse(sample_table, spec(REQUIRED "  session: s1\n  _target_: x\n"
 	                                                  "  _recursive_: false\n  _partial_: true\n"),
 	                              &o, "sample", ignore), FV_OK, "%s", fv_errmsg());
 	fv_options_free(sample_table, &o);
-	EXPECT_ERROR(fv_options_parse(sample_table, spec("comp:\n  required: 1\n  session: s1\n"), &o,
+	EXPECT_ERROR(fv_options_parse(sample_table, spec(REQUIRED "  session: s1\n"), &o,
 	                              "sample", NULL),
 	             FV_ERR_CONFIG, "t.yaml:3: unknown option 'session' for sample");
 }
@@ -218,9 +226,9 @@ Test(options, ignored_keys)
 Test(options, unknown_keys_suggest_the_closest_or_list_all)
 {
 	sample_opts o;
-	EXPECT_ERROR(parse("comp:\n  required: 1\n  coutn: 3\n", &o), FV_ERR_CONFIG,
+	EXPECT_ERROR(parse(REQUIRED "  coutn: 3\n", &o), FV_ERR_CONFIG,
 	             "t.yaml:3: unknown option 'coutn' for sample; did you mean 'count'?");
-	EXPECT_ERROR(parse("comp:\n  required: 1\n  zzzzzzzzzzzz: 3\n", &o), FV_ERR_CONFIG,
+	EXPECT_ERROR(parse(REQUIRED "  zzzzzzzzzzzz: 3\n", &o), FV_ERR_CONFIG,
 	             "t.yaml:3: unknown option 'zzzzzzzzzzzz' for sample; valid options: flag, count, rate, "
 	             "name, mode, kernel, weights, extra, maybe_i, maybe_f, maybe_s, maybe_l, required, "
 	             "shape, no_default");
@@ -228,52 +236,52 @@ Test(options, unknown_keys_suggest_the_closest_or_list_all)
 
 Test(options, wrong_types)
 {
-	sample_opts o;
-	EXPECT_ERROR(parse("comp:\n  required: 1\n  count: abc\n", &o), FV_ERR_CONFIG,
-	             "t.yaml:3: comp.count: expected an integer (option 'count' of sample), got 'abc'");
-	EXPECT_ERROR(parse("comp:\n  required: 1\n  count: 2.5\n", &o), FV_ERR_CONFIG,
-	             "expected an integer (option 'count' of sample), got '2.5'");
-	EXPECT_ERROR(parse("comp:\n  required: 1\n  count: null\n", &o), FV_ERR_CONFIG,
-	             "t.yaml:3: comp.count: expected an integer (option 'count' of sample), got null");
-	EXPECT_ERROR(parse("comp:\n  required: 1\n  flag: 1\n", &o), FV_ERR_CONFIG,
-	             "t.yaml:3: comp.flag: expected a boolean (true/false) (option 'flag' of sample), got '1'");
-	EXPECT_ERROR(parse("comp:\n  required: 1\n  rate: fast\n", &o), FV_ERR_CONFIG,
-	             "comp.rate: expected a number (option 'rate' of sample), got 'fast'");
-	EXPECT_ERROR(parse("comp:\n  required: 1\n  name: [a]\n", &o), FV_ERR_CONFIG,
-	             "comp.name: expected a string (option 'name' of sample), got a list");
-	EXPECT_ERROR(parse("comp:\n  required: 1\n  kernel: 3\n", &o), FV_ERR_CONFIG,
-	             "t.yaml:3: comp.kernel: expected a list of integers (option 'kernel' of sample), got '3'");
-	EXPECT_ERROR(parse("comp:\n  required: 1\n  kernel: [1, x]\n", &o), FV_ERR_CONFIG,
-	             "t.yaml:3: comp.kernel.1: expected an integer (option 'kernel' of sample), got 'x'");
-	EXPECT_ERROR(parse("comp:\n  required: 1\n  weights: {a: 1}\n", &o), FV_ERR_CONFIG,
-	             "comp.weights: expected a list of numbers (option 'weights' of sample), got a map");
-	EXPECT_ERROR(parse("comp:\n  required: 1\n  count: 99999999999999999999\n", &o), FV_ERR_CONFIG,
-	             "expected an integer that fits in 64 bits");
-	EXPECT_ERROR(parse("comp: [1, 2]\n", &o), FV_ERR_CONFIG,
-	             "t.yaml:1: comp: expected the options of sample as a map, got a list");
+	const bad_spec bad[] = {
+		{REQUIRED "  count: abc\n",
+		 "t.yaml:3: comp.count: expected an integer (option 'count' of sample), got 'abc'"},
+		{REQUIRED "  count: 2.5\n", "expected an integer (option 'count' of sample), got '2.5'"},
+		{REQUIRED "  count: null\n",
+		 "t.yaml:3: comp.count: expected an integer (option 'count' of sample), got null"},
+		{REQUIRED "  flag: 1\n",
+		 "t.yaml:3: comp.flag: expected a boolean (true/false) (option 'flag' of sample), got '1'"},
+		{REQUIRED "  rate: fast\n",
+		 "comp.rate: expected a number (option 'rate' of sample), got 'fast'"},
+		{REQUIRED "  name: [a]\n",
+		 "comp.name: expected a string (option 'name' of sample), got a list"},
+		{REQUIRED "  kernel: 3\n",
+		 "t.yaml:3: comp.kernel: expected a list of integers (option 'kernel' of sample), got '3'"},
+		{REQUIRED "  kernel: [1, x]\n",
+		 "t.yaml:3: comp.kernel.1: expected an integer (option 'kernel' of sample), got 'x'"},
+		{REQUIRED "  weights: {a: 1}\n",
+		 "comp.weights: expected a list of numbers (option 'weights' of sample), got a map"},
+		{REQUIRED "  count: 99999999999999999999\n", "expected an integer that fits in 64 bits"},
+		{"comp: [1, 2]\n", "t.yaml:1: comp: expected the options of sample as a map, got a list"},
+	};
+	expect_parse_errors(bad, sizeof bad / sizeof bad[0]);
 }
 
 Test(options, ranges_and_choices)
 {
+	const bad_spec bad[] = {
+		{REQUIRED "  count: 12\n",
+		 "t.yaml:3: comp.count: 12 is out of range [1, 10] (option 'count' of sample)"},
+		{REQUIRED "  count: 0\n", "0 is out of range [1, 10]"},
+		{REQUIRED "  rate: 1.5\n",
+		 "comp.rate: 1.5 is out of range [0, 1] (option 'rate' of sample)"},
+		{REQUIRED "  rate: .nan\n", "nan is out of range [0, 1]"},
+		{REQUIRED "  kernel:\n    - 3\n    - 32\n",
+		 "t.yaml:5: comp.kernel.1: 32 is out of range [1, 31] (option 'kernel' of sample)"},
+		{REQUIRED "  mode: ful\n",
+		 "t.yaml:3: comp.mode: expected one of custom_separable|separable|full (option 'mode' of "
+		 "sample), got 'ful'; did you mean 'full'?"},
+	};
+	expect_parse_errors(bad, sizeof bad / sizeof bad[0]);
 	sample_opts o;
-	EXPECT_ERROR(parse("comp:\n  required: 1\n  count: 12\n", &o), FV_ERR_CONFIG,
-	             "t.yaml:3: comp.count: 12 is out of range [1, 10] (option 'count' of sample)");
-	EXPECT_ERROR(parse("comp:\n  required: 1\n  count: 0\n", &o), FV_ERR_CONFIG,
-	             "0 is out of range [1, 10]");
-	EXPECT_ERROR(parse("comp:\n  required: 1\n  rate: 1.5\n", &o), FV_ERR_CONFIG,
-	             "comp.rate: 1.5 is out of range [0, 1] (option 'rate' of sample)");
-	EXPECT_ERROR(parse("comp:\n  required: 1\n  rate: .nan\n", &o), FV_ERR_CONFIG,
-	             "nan is out of range [0, 1]");
-	EXPECT_ERROR(parse("comp:\n  required: 1\n  kernel:\n    - 3\n    - 32\n", &o), FV_ERR_CONFIG,
-	             "t.yaml:5: comp.kernel.1: 32 is out of range [1, 31] (option 'kernel' of sample)");
-	EXPECT_ERROR(parse("comp:\n  required: 1\n  mode: ful\n", &o), FV_ERR_CONFIG,
-	             "t.yaml:3: comp.mode: expected one of custom_separable|separable|full (option 'mode' of "
-	             "sample), got 'ful'; did you mean 'full'?");
-	EXPECT_ERROR(parse("comp:\n  required: 1\n  mode: dense_conv\n", &o), FV_ERR_CONFIG,
+	EXPECT_ERROR(parse(REQUIRED "  mode: dense_conv\n", &o), FV_ERR_CONFIG,
 	             "got 'dense_conv'");
 	cr_assert(strstr(fv_errmsg(), "did you mean") == NULL, "%s", fv_errmsg());
 	/* the boundaries are inclusive */
-	cr_assert_eq(parse("comp:\n  required: 1\n  count: 10\n  rate: 0\n  kernel: [1, 31]\n", &o), FV_OK,
+	cr_assert_eq(parse(REQUIRED "  count: 10\n  rate: 0\n  kernel: [1, 31]\n", &o), FV_OK,
 	             "%s", fv_errmsg());
 	fv_options_free(sample_table, &o);
 }
@@ -288,7 +296,7 @@ Test(options, required_and_mandatory_values)
 	             "sample: missing required option 'required'");
 	EXPECT_ERROR(parse("comp:\n  required: ???\n", &o), FV_ERR_CONFIG,
 	             "t.yaml:2: comp.required: missing mandatory value (\?\?\?) (option 'required' of sample)");
-	EXPECT_ERROR(parse("comp:\n  required: 1\n  kernel: ???\n", &o), FV_ERR_CONFIG,
+	EXPECT_ERROR(parse(REQUIRED "  kernel: ???\n", &o), FV_ERR_CONFIG,
 	             "comp.kernel: missing mandatory value");
 }
 
@@ -296,7 +304,7 @@ Test(options, failures_release_what_was_allocated)
 {
 	/* kernel and weights are allocated before maybe_i fails: ASan checks */
 	sample_opts o;
-	EXPECT_ERROR(parse("comp:\n  required: 1\n  kernel: [1, 2]\n  weights: [1]\n  maybe_i: x\n", &o),
+	EXPECT_ERROR(parse(REQUIRED "  kernel: [1, 2]\n  weights: [1]\n  maybe_i: x\n", &o),
 	             FV_ERR_CONFIG, "comp.maybe_i: expected an integer");
 	cr_assert_null(o.kernel.v);
 	cr_assert_null(o.weights.v);

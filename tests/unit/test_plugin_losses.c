@@ -4,41 +4,13 @@
 ** shapes and options other than the golden cases', plus finite-difference
 ** gradient checks through the whole component and every error path.
 */
-#include <criterion/criterion.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "plugin_testing.h"
 
-#include "fovea/plugin.h"
-#include "gradcheck.h"
-
-static fv_registry *reg;
-
-static void load_losses(void)
-{
-	char dir[1024];
-	const char *build = getenv("FOVEA_BUILD_DIR");
-	cr_assert_not_null(build, "FOVEA_BUILD_DIR is not set (run through meson test)");
-	snprintf(dir, sizeof dir, "%s/plugins/losses", build);
-	reg = fv_registry_new();
-	cr_assert_not_null(reg);
-	cr_assert_eq(fv_registry_load_dir(reg, dir), FV_OK, "%s", fv_errmsg());
-}
-
-static void unload(void)
-{
-	fv_registry_free(reg);
-}
-
-TestSuite(losses, .init = load_losses, .fini = unload);
+PT_SUITE(losses, "losses");
 
 static fv_module *make(const char *target, const char *yaml)
 {
-	fv_build_args args = {.struct_size = sizeof args, .registry = reg};
-	fv_module *m = fv_instantiate_named(reg, target, yaml, &args, "loss");
-	cr_assert_not_null(m, "%s (%s): %s", target, yaml, fv_errmsg());
-	return m;
+	return pt_make(reg, target, yaml, "loss");
 }
 
 /* (B, T, n) output in (0.2, 2) and (B, T + lag, n) target in [0, 3). */
@@ -79,8 +51,44 @@ static fv_tensor *call_loss(fv_module *m, fv_ctx *ctx, fv_tensor *o, fv_tensor *
 
 static void expect_close(double got, double want, const char *what)
 {
-	cr_assert(fabs(got - want) <= 1e-5 + 1e-5 * fabs(want), "%s: got %.9g, expected %.9g", what,
-	          got, want);
+	pt_expect_close(got, want, 1e-5, what);
+}
+
+/* An output, its target and a context: what most tests start from. */
+typedef struct fixture {
+	fv_tensor *o, *y;
+	fv_ctx *ctx;
+} fixture;
+
+static fixture fixture_new(uint64_t seed)
+{
+	return (fixture){make_output(seed), make_target(seed + 1), fv_ctx_new()};
+}
+
+static void fixture_free(fixture *f)
+{
+	fv_ctx_free(f->ctx);
+	fv_tensor_free(f->o);
+	fv_tensor_free(f->y);
+}
+
+static fv_tensor *loss_of(fv_ctx *ctx, fv_tensor *const *in, void *ud)
+{
+	return fv_module_loss(ud, ctx, in[0], in[1]);
+}
+
+/* The gradients of `target` with each set of options in `variants`. */
+static void gradcheck_variants(const char *target, uint64_t seed, const char *const *variants,
+                               size_t n)
+{
+	fixture f = fixture_new(seed);
+	fv_tensor *in[2] = {f.o, f.y};
+	for (size_t i = 0; i < n; i++) {
+		fv_module *m = make(target, variants[i]);
+		gradcheck(variants[i], loss_of, 2, in, m);
+		fv_module_free(m);
+	}
+	fixture_free(&f);
 }
 
 /* ---- PoissonLoss3d ------------------------------------------------------------ */
@@ -90,26 +98,15 @@ static double poisson_term(double o, double t, double bias)
 	return o - t * log(o + bias);
 }
 
-Test(losses, poisson_sum_avg_and_per_neuron_match_the_formula)
+/* A loss summed ("sum"), averaged ("avg") and per neuron (averaged over
+** batch and time) against the naive total and per-neuron values; frees
+** the three modules. */
+static void expect_reductions(fixture *f, fv_module *sum, fv_module *avg, fv_module *pn,
+                              double total, const double per[N])
 {
-	fv_tensor *o = make_output(1), *y = make_target(2);
-	double bias = 0.25; /* large enough to matter */
-	double total = 0, per[N] = {0};
-	for (int b = 0; b < B; b++)
-		for (int t = 0; t < T; t++)
-			for (int n = 0; n < N; n++) {
-				double l = poisson_term(out_at(o, b, t, n), tgt_at(y, b, t, n), bias);
-				total += l;
-				per[n] += l / (B * T);
-			}
-	fv_ctx *ctx = fv_ctx_new();
-	fv_module *sum = make("PoissonLoss3d", "bias: 0.25");
-	fv_module *avg = make("openretina.modules.losses.poisson.PoissonLoss3d",
-	                      "{bias: 0.25, avg: true}");
-	fv_module *pn = make("PoissonLoss3d", "{bias: 0.25, per_neuron: true, avg: true}");
-	fv_tensor *ls = call_loss(sum, ctx, o, y);
-	fv_tensor *la = call_loss(avg, ctx, o, y);
-	fv_tensor *lp = call_loss(pn, ctx, o, y);
+	fv_tensor *ls = call_loss(sum, f->ctx, f->o, f->y);
+	fv_tensor *la = call_loss(avg, f->ctx, f->o, f->y);
+	fv_tensor *lp = call_loss(pn, f->ctx, f->o, f->y);
 	cr_assert_eq(ls->numel, 1);
 	expect_close(ls->data[0], total, "sum");
 	expect_close(la->data[0], total / (B * T * N), "avg");
@@ -120,9 +117,26 @@ Test(losses, poisson_sum_avg_and_per_neuron_match_the_formula)
 	fv_module_free(sum);
 	fv_module_free(avg);
 	fv_module_free(pn);
-	fv_ctx_free(ctx);
-	fv_tensor_free(o);
-	fv_tensor_free(y);
+}
+
+Test(losses, poisson_sum_avg_and_per_neuron_match_the_formula)
+{
+	fixture f = fixture_new(1);
+	double bias = 0.25; /* large enough to matter */
+	double total = 0, per[N] = {0};
+	for (int b = 0; b < B; b++)
+		for (int t = 0; t < T; t++)
+			for (int n = 0; n < N; n++) {
+				double l = poisson_term(out_at(f.o, b, t, n), tgt_at(f.y, b, t, n), bias);
+				total += l;
+				per[n] += l / (B * T);
+			}
+	expect_reductions(&f, make("PoissonLoss3d", "bias: 0.25"),
+	                  make("openretina.modules.losses.poisson.PoissonLoss3d",
+	                       "{bias: 0.25, avg: true}"),
+	                  make("PoissonLoss3d", "{bias: 0.25, per_neuron: true, avg: true}"), total,
+	                  per);
+	fixture_free(&f);
 }
 
 Test(losses, poisson_default_bias_is_1e_16)
@@ -141,79 +155,51 @@ Test(losses, poisson_default_bias_is_1e_16)
 	fv_tensor_free(y);
 }
 
-static fv_tensor *loss_of(fv_ctx *ctx, fv_tensor *const *in, void *ud)
-{
-	return fv_module_loss(ud, ctx, in[0], in[1]);
-}
-
 Test(losses, poisson_gradients_match_finite_differences)
 {
-	fv_tensor *o = make_output(3), *y = make_target(4);
-	fv_tensor *in[2] = {o, y};
 	const char *variants[] = {"{}", "avg: true", "per_neuron: true", "bias: 0.5"};
-	for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) {
-		fv_module *m = make("PoissonLoss3d", variants[i]);
-		gradcheck(variants[i], loss_of, 2, in, m);
-		fv_module_free(m);
-	}
-	fv_tensor_free(o);
-	fv_tensor_free(y);
+	gradcheck_variants("PoissonLoss3d", 3, variants, sizeof variants / sizeof *variants);
 }
 
 Test(losses, poisson_gradient_is_one_minus_target_over_rate)
 {
-	fv_tensor *o = make_output(5), *y = make_target(6);
-	fv_ctx *ctx = fv_ctx_new();
+	fixture f = fixture_new(5);
 	fv_module *m = make("PoissonLoss3d", NULL);
-	cr_assert_eq(fv_backward(ctx, call_loss(m, ctx, o, y)), FV_OK, "%s", fv_errmsg());
+	cr_assert_eq(fv_backward(f.ctx, call_loss(m, f.ctx, f.o, f.y)), FV_OK, "%s", fv_errmsg());
 	for (int b = 0; b < B; b++)
 		for (int t = 0; t < T; t++)
 			for (int n = 0; n < N; n++) {
-				double want = 1 - tgt_at(y, b, t, n) / out_at(o, b, t, n);
-				expect_close(o->grad->data[(b * T + t) * N + n], want, "dL/doutput");
+				double want = 1 - tgt_at(f.y, b, t, n) / out_at(f.o, b, t, n);
+				expect_close(f.o->grad->data[(b * T + t) * N + n], want, "dL/doutput");
 			}
 	/* The first LAG target frames are not compared: zero gradient. */
 	for (int b = 0; b < B; b++)
 		for (int t = 0; t < LAG; t++)
 			for (int n = 0; n < N; n++)
-				cr_assert_eq(y->grad->data[(b * (T + LAG) + t) * N + n], 0);
+				cr_assert_eq(f.y->grad->data[(b * (T + LAG) + t) * N + n], 0);
 	fv_module_free(m);
-	fv_ctx_free(ctx);
-	fv_tensor_free(o);
-	fv_tensor_free(y);
+	fixture_free(&f);
 }
 
 Test(losses, l1_poisson_adds_the_weighted_l1_of_the_output)
 {
-	fv_tensor *o = make_output(7), *y = make_target(8);
-	double poisson = 0, l1 = 0, per[N] = {0};
+	fixture f = fixture_new(7);
+	double total = 0, per[N] = {0};
 	for (int b = 0; b < B; b++)
 		for (int t = 0; t < T; t++)
 			for (int n = 0; n < N; n++) {
-				double l = poisson_term(out_at(o, b, t, n), tgt_at(y, b, t, n), 1e-16);
-				double a = fabs(out_at(o, b, t, n));
-				poisson += l;
-				l1 += a;
-				per[n] += (l + 0.3 * a) / (B * T);
+				double l = poisson_term(out_at(f.o, b, t, n), tgt_at(f.y, b, t, n), 1e-16);
+				double penalty = 0.3 * fabs(out_at(f.o, b, t, n));
+				total += l + penalty;
+				per[n] += (l + penalty) / (B * T);
 			}
-	fv_ctx *ctx = fv_ctx_new();
-	fv_module *sum = make("L1PoissonLoss3d", "gamma_l1: 0.3");
 	fv_module *avg = make("openretina.modules.losses.poisson.L1PoissonLoss3d",
 	                      "{gamma_l1: 0.3, avg: true}");
-	fv_module *pn = make("L1PoissonLoss3d", "{gamma_l1: 0.3, per_neuron: true}");
-	expect_close(call_loss(sum, ctx, o, y)->data[0], poisson + 0.3 * l1, "sum");
-	expect_close(call_loss(avg, ctx, o, y)->data[0], (poisson + 0.3 * l1) / (B * T * N), "avg");
-	fv_tensor *lp = call_loss(pn, ctx, o, y);
-	for (int n = 0; n < N; n++)
-		expect_close(lp->data[n], per[n], "per_neuron");
-	fv_tensor *in[2] = {o, y};
+	fv_tensor *in[2] = {f.o, f.y};
 	gradcheck("L1PoissonLoss3d", loss_of, 2, in, avg);
-	fv_module_free(sum);
-	fv_module_free(avg);
-	fv_module_free(pn);
-	fv_ctx_free(ctx);
-	fv_tensor_free(o);
-	fv_tensor_free(y);
+	expect_reductions(&f, make("L1PoissonLoss3d", "gamma_l1: 0.3"), avg,
+	                  make("L1PoissonLoss3d", "{gamma_l1: 0.3, per_neuron: true}"), total, per);
+	fixture_free(&f);
 }
 
 /* ---- CorrelationLoss3d -------------------------------------------------------- */
@@ -241,15 +227,14 @@ static void naive_corr(const fv_tensor *o, const fv_tensor *y, double eps, doubl
 
 Test(losses, correlation_variants_match_the_formula)
 {
-	fv_tensor *o = make_output(11), *y = make_target(12);
+	fixture f = fixture_new(11);
 	double corr[B][N], total = 0, per[N] = {0};
-	naive_corr(o, y, 0.01, corr);
+	naive_corr(f.o, f.y, 0.01, corr);
 	for (int b = 0; b < B; b++)
 		for (int n = 0; n < N; n++) {
 			total += corr[b][n];
 			per[n] += corr[b][n] / B;
 		}
-	fv_ctx *ctx = fv_ctx_new();
 	struct {
 		const char *yaml;
 		double scalar; /* NAN: per neuron */
@@ -264,7 +249,7 @@ Test(losses, correlation_variants_match_the_formula)
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		fv_module *m = make("CorrelationLoss3d", cases[i].yaml);
-		fv_tensor *l = call_loss(m, ctx, o, y);
+		fv_tensor *l = call_loss(m, f.ctx, f.o, f.y);
 		if (isnan(cases[i].scalar)) {
 			cr_assert_eq(l->numel, N, "%s", cases[i].yaml);
 			for (int n = 0; n < N; n++)
@@ -275,71 +260,52 @@ Test(losses, correlation_variants_match_the_formula)
 		}
 		fv_module_free(m);
 	}
-	fv_ctx_free(ctx);
-	fv_tensor_free(o);
-	fv_tensor_free(y);
+	fixture_free(&f);
 }
 
 Test(losses, correlation_of_a_scaled_copy_is_one)
 {
-	int64_t so[3] = {1, 6, 2}, sy[3] = {1, 6, 2};
-	fv_tensor *o = fv_tensor_new(3, so), *y = fv_tensor_new(3, sy);
-	gc_fill_uniform(o, 21, -1, 1);
-	for (int64_t i = 0; i < o->numel; i++)
-		y->data[i] = 3 * o->data[i] + 1; /* lag 0: same length */
-	fv_ctx *ctx = fv_ctx_new();
+	int64_t shape[3] = {1, 6, 2};
+	fixture f = {fv_tensor_new(3, shape), fv_tensor_new(3, shape), fv_ctx_new()};
+	gc_fill_uniform(f.o, 21, -1, 1);
+	for (int64_t i = 0; i < f.o->numel; i++)
+		f.y->data[i] = 3 * f.o->data[i] + 1; /* lag 0: same length */
 	fv_module *m = make("CorrelationLoss3d", "{avg: true, negate: false}");
-	expect_close(call_loss(m, ctx, o, y)->data[0], 1.0, "corr(x, 3x+1)");
+	expect_close(call_loss(m, f.ctx, f.o, f.y)->data[0], 1.0, "corr(x, 3x+1)");
 	fv_module_free(m);
-	fv_ctx_free(ctx);
-	fv_tensor_free(o);
-	fv_tensor_free(y);
+	fixture_free(&f);
 }
 
 Test(losses, correlation_gradients_match_finite_differences)
 {
-	fv_tensor *o = make_output(13), *y = make_target(14);
-	fv_tensor *in[2] = {o, y};
 	const char *variants[] = {"{}", "{avg: true, bias: 0.001}", "per_neuron: true",
 	                          "{negate: false, per_neuron: true}"};
-	for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) {
-		fv_module *m = make("CorrelationLoss3d", variants[i]);
-		gradcheck(variants[i], loss_of, 2, in, m);
-		fv_module_free(m);
-	}
-	fv_tensor_free(o);
-	fv_tensor_free(y);
+	gradcheck_variants("CorrelationLoss3d", 13, variants, sizeof variants / sizeof *variants);
 }
 
 /* ---- MSE3d -------------------------------------------------------------------------- */
 
 Test(losses, mse_is_the_summed_squared_error_on_the_lagged_target)
 {
-	fv_tensor *o = make_output(31), *y = make_target(32);
+	fixture f = fixture_new(31);
 	double want = 0;
 	for (int b = 0; b < B; b++)
 		for (int t = 0; t < T; t++)
 			for (int n = 0; n < N; n++) {
-				double d = out_at(o, b, t, n) - tgt_at(y, b, t, n);
+				double d = out_at(f.o, b, t, n) - tgt_at(f.y, b, t, n);
 				want += d * d;
 			}
-	fv_ctx *ctx = fv_ctx_new();
 	fv_module *m = make("openretina.modules.losses.mse.MSE3d", NULL);
-	expect_close(call_loss(m, ctx, o, y)->data[0], want, "MSE3d");
-	fv_tensor *in[2] = {o, y};
+	expect_close(call_loss(m, f.ctx, f.o, f.y)->data[0], want, "MSE3d");
+	fv_tensor *in[2] = {f.o, f.y};
 	gradcheck("MSE3d", loss_of, 2, in, m);
 	fv_module_free(m);
-	fv_ctx_free(ctx);
-	fv_tensor_free(o);
-	fv_tensor_free(y);
+	fixture_free(&f);
 }
 
 Test(losses, mse_takes_no_options)
 {
-	fv_build_args args = {.struct_size = sizeof args, .registry = reg};
-	fv_module *m = fv_instantiate_named(reg, "MSE3d", "avg: true", &args, "loss");
-	cr_assert_null(m);
-	cr_assert(strstr(fv_errmsg(), "avg") != NULL, "%s", fv_errmsg());
+	pt_expect_make_error(reg, "MSE3d", "avg: true", "avg");
 }
 
 /* ---- errors ------------------------------------------------------------------------- */
@@ -347,17 +313,14 @@ Test(losses, mse_takes_no_options)
 static void expect_shape_error(const char *target, int64_t ndo, const int64_t *so, int64_t ndy,
                                const int64_t *sy, const char *needle)
 {
-	fv_tensor *o = fv_tensor_new((int)ndo, so), *y = fv_tensor_new((int)ndy, sy);
-	fv_ctx *ctx = fv_ctx_new();
+	fixture f = {fv_tensor_new((int)ndo, so), fv_tensor_new((int)ndy, sy), fv_ctx_new()};
 	fv_module *m = make(target, NULL);
 	fv_clear_error();
-	cr_assert_null(fv_module_loss(m, ctx, o, y), "%s accepted a bad pair", target);
-	cr_assert(strstr(fv_errmsg(), target) != NULL, "%s", fv_errmsg());
-	cr_assert(strstr(fv_errmsg(), needle) != NULL, "%s", fv_errmsg());
+	cr_assert_null(fv_module_loss(m, f.ctx, f.o, f.y), "%s accepted a bad pair", target);
+	pt_expect_msg(target);
+	pt_expect_msg(needle);
 	fv_module_free(m);
-	fv_ctx_free(ctx);
-	fv_tensor_free(o);
-	fv_tensor_free(y);
+	fixture_free(&f);
 }
 
 Test(losses, a_target_shorter_than_the_output_is_refused)
@@ -394,10 +357,10 @@ Test(losses, a_null_argument_is_an_error_not_a_crash)
 		fv_module *m = make(targets[i], NULL);
 		fv_clear_error();
 		cr_assert_null(fv_module_loss(m, ctx, o, NULL));
-		cr_assert(strstr(fv_errmsg(), "target is NULL") != NULL, "%s", fv_errmsg());
+		pt_expect_msg("target is NULL");
 		fv_clear_error();
 		cr_assert_null(fv_module_loss(m, ctx, NULL, o));
-		cr_assert(strstr(fv_errmsg(), "output is NULL") != NULL, "%s", fv_errmsg());
+		pt_expect_msg("output is NULL");
 		fv_module_free(m);
 	}
 	fv_ctx_free(ctx);
@@ -406,11 +369,8 @@ Test(losses, a_null_argument_is_an_error_not_a_crash)
 
 Test(losses, options_are_typed)
 {
-	fv_build_args args = {.struct_size = sizeof args, .registry = reg};
-	cr_assert_null(fv_instantiate_named(reg, "PoissonLoss3d", "avg: maybe", &args, "loss"));
-	cr_assert(strstr(fv_errmsg(), "avg") != NULL, "%s", fv_errmsg());
-	cr_assert_null(fv_instantiate_named(reg, "CorrelationLoss3d", "negat: false", &args, "l"));
-	cr_assert(strstr(fv_errmsg(), "negate") != NULL, "closest name: %s", fv_errmsg());
+	pt_expect_make_error(reg, "PoissonLoss3d", "avg: maybe", "avg");
+	pt_expect_make_error(reg, "CorrelationLoss3d", "negat: false", "negate"); /* closest name */
 }
 
 Test(losses, every_name_is_registered)
@@ -422,20 +382,7 @@ Test(losses, every_name_is_registered)
 		"openretina.modules.losses.CorrelationLoss3d", "MSE3d",
 		"openretina.modules.losses.MSE3d",
 	};
-	for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-		const fv_component *c = fv_registry_find(reg, names[i], NULL);
-		cr_assert_not_null(c, "%s", names[i]);
-		cr_assert_eq(c->kind, FV_KIND_LOSS, "%s", names[i]);
-	}
-}
-
-static int count_tensor(void *ud, const char *name, fv_tensor *t, bool is_param)
-{
-	(void)name;
-	(void)t;
-	(void)is_param;
-	++*(int *)ud;
-	return 0;
+	pt_expect_registered(reg, names, sizeof names / sizeof *names, FV_KIND_LOSS);
 }
 
 /* openretina's losses have an empty state_dict (the correlation buffer is
@@ -445,8 +392,7 @@ Test(losses, losses_have_no_tensors)
 	const char *targets[] = {"PoissonLoss3d", "L1PoissonLoss3d", "CorrelationLoss3d", "MSE3d"};
 	for (size_t i = 0; i < 4; i++) {
 		fv_module *m = make(targets[i], NULL);
-		int n = 0;
-		fv_module_foreach_tensor(m, count_tensor, &n);
+		int n = pt_n_tensors(m, NULL);
 		cr_assert_eq(n, 0, "%s has %d tensors", targets[i], n);
 		fv_module_free(m);
 	}

@@ -11,120 +11,40 @@
 */
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "fovea/plugin.h"
-#include "gradcheck.h"
+#include "plugin_testing.h"
 
-static fv_registry *reg;
-
-static void load_plugins(void)
-{
-	const char *build = getenv("FOVEA_BUILD_DIR");
-	cr_assert_not_null(build, "FOVEA_BUILD_DIR is not set (run through meson test)");
-	reg = fv_registry_new();
-	cr_assert_not_null(reg);
-	const char *kinds[] = {"readouts", "regularizers"};
-	for (int i = 0; i < 2; i++) {
-		char dir[1024];
-		snprintf(dir, sizeof dir, "%s/plugins/%s", build, kinds[i]);
-		cr_assert_eq(fv_registry_load_dir(reg, dir), FV_OK, "%s", fv_errmsg());
-	}
-}
-
-static void unload(void)
-{
-	fv_registry_free(reg);
-}
-
-TestSuite(readouts, .init = load_plugins, .fini = unload);
+PT_SUITE(readouts, "readouts", "regularizers");
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static fv_module *try_build(const char *yaml)
-{
-	fv_config *cfg = fv_config_load_string(yaml, strlen(yaml), "spec.yaml");
-	cr_assert_not_null(cfg, "%s", fv_errmsg());
-	fv_build_args a = {.struct_size = sizeof a, .registry = reg, .seed = 11};
-	a.spec = fv_config_root(cfg);
-	fv_module *m = fv_instantiate(reg, a.spec, &a);
-	fv_config_free(cfg);
-	return m;
-}
-
 static fv_module *build(const char *yaml)
 {
-	fv_module *m = try_build(yaml);
-	cr_assert_not_null(m, "%s\n--- for:\n%s", fv_errmsg(), yaml);
-	return m;
+	return pt_build(reg, yaml, 11);
 }
 
 static void expect_build_error(const char *yaml, const char *needle)
 {
-	fv_clear_error();
-	fv_module *m = try_build(yaml);
-	cr_assert_null(m, "accepted:\n%s", yaml);
-	cr_log_info("%s", fv_errmsg());
-	cr_assert(strstr(fv_errmsg(), needle) != NULL, "message '%s' lacks '%s'", fv_errmsg(),
-	          needle);
+	pt_expect_build_error(reg, yaml, needle);
 }
 
-static fv_tensor *tensor(const fv_module *m, const char *name)
+/* The component of `yaml` refuses a zero input of `shape` for session
+** `key`, saying `needle`. */
+static void expect_input_error(const char *yaml, const char *key, int ndim, const int64_t *shape,
+                               const char *needle)
 {
-	fv_tensor *t = fv_module_tensor(m, name);
-	cr_assert_not_null(t, "no tensor '%s'", name);
-	return t;
+	fv_module *m = build(yaml);
+	pt_expect_forward_error(m, key, ndim, shape, needle);
+	fv_module_free(m);
 }
 
-static void expect_shape(const fv_tensor *t, int ndim, const int64_t *shape, const char *what)
+/* initialize_bias() refuses a mean activity of n values, saying `needle`. */
+static void expect_initialize_bias_error(fv_module *m, int64_t n, const char *needle)
 {
-	cr_assert_eq(t->ndim, ndim, "%s: ndim %d, expected %d", what, t->ndim, ndim);
-	for (int i = 0; i < ndim; i++)
-		cr_assert_eq(t->shape[i], shape[i], "%s: shape %s", what, fv_shape_str(t->ndim, t->shape));
-}
-
-/* The module's tensor names, exactly and in any order. */
-typedef struct name_list {
-	const char *const *want;
-	int n_want, seen;
-	bool params_only;
-} name_list;
-
-static int check_name(void *ud, const char *name, fv_tensor *t, bool is_param)
-{
-	(void)t;
-	name_list *l = ud;
-	for (int i = 0; i < l->n_want; i++)
-		if (strcmp(l->want[i], name) == 0) {
-			l->seen++;
-			return 0;
-		}
-	cr_assert_fail("unexpected tensor '%s' (%s)", name, is_param ? "param" : "buffer");
-	return 1;
-}
-
-static void expect_names(const fv_module *m, const char *const *want, int n)
-{
-	name_list l = {.want = want, .n_want = n};
-	fv_module_foreach_tensor(m, check_name, &l);
-	cr_assert_eq(l.seen, n, "found %d of the %d expected tensors", l.seen, n);
-}
-
-static void expect_close(double got, double want, double tol, const char *what)
-{
-	cr_assert(fabs(got - want) <= tol + tol * fabs(want), "%s: got %.9g, expected %.9g", what, got,
-	          want);
-}
-
-static fv_tensor *input(int ndim, const int64_t *shape, uint64_t seed, double lo, double hi)
-{
-	fv_tensor *t = fv_tensor_new(ndim, shape);
-	cr_assert_not_null(t);
-	gc_fill_uniform(t, seed, lo, hi);
-	return t;
+	fv_tensor *wrong = fv_tensor_new(1, &n);
+	cr_assert_eq(fv_module_initialize_bias(m, wrong), FV_ERR_SHAPE);
+	pt_expect_msg(needle);
+	fv_tensor_free(wrong);
 }
 
 /* Keep |v| >= margin, so finite differences do not straddle the kink of
@@ -138,27 +58,6 @@ static void away_from_zero(fv_tensor *t, double margin)
 static double softplus(double x)
 {
 	return x > 20 ? x : log1p(exp(x));
-}
-
-static fv_tensor *forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const char *key, int sample)
-{
-	fv_forward_args fa = FV_FORWARD_ARGS_INIT;
-	fa.data_key = key;
-	fa.sample = sample;
-	fv_tensor *y = fv_module_forward(m, ctx, x, &fa);
-	cr_assert_not_null(y, "forward: %s", fv_errmsg());
-	return y;
-}
-
-static double regularizer(fv_module *m, fv_ctx *ctx, const char *key, fv_reduction red)
-{
-	fv_forward_args fa = FV_FORWARD_ARGS_INIT;
-	fa.data_key = key;
-	fa.reduction = red;
-	fv_tensor *r = fv_module_regularizer(m, ctx, &fa);
-	cr_assert_not_null(r, "regularizer: %s", fv_errmsg());
-	cr_assert_eq(r->numel, 1);
-	return r->data[0];
 }
 
 /* L = [y..., regularizer] for gradcheck(): the output and the penalty. */
@@ -182,36 +81,15 @@ static fv_tensor *output_and_penalty(fv_ctx *ctx, fv_tensor *const *inputs, void
 	return fv_concat(ctx, 2, parts, 0);
 }
 
-/* 3x3 Laplace of openretina, zero-padded by `pad`, squared and summed over
-** every (h, w) plane of `planes` stacked planes. */
-static double laplace_sq_sum(const double *x, int planes, int h, int w, int pad)
-{
-	static const double L[3][3] = {{0, -1, 0}, {-1, 4, -1}, {0, -1, 0}};
-	double s = 0;
-	for (int p = 0; p < planes; p++)
-		for (int i = 0; i < h + 2 * pad - 2; i++)
-			for (int j = 0; j < w + 2 * pad - 2; j++) {
-				double v = 0;
-				for (int a = 0; a < 3; a++)
-					for (int b = 0; b < 3; b++) {
-						int y = i + a - pad, z = j + b - pad;
-						if (y >= 0 && y < h && z >= 0 && z < w)
-							v += L[a][b] * x[(p * h + y) * w + z];
-					}
-				s += v * v;
-			}
-	return s;
-}
-
 /* ---- GaussianMaskReadout ----------------------------------------------------- */
 
 /* openretina's get_mask and forward, in double, from the module's tensors. */
 static double gm_reference(const fv_module *m, const fv_tensor *x, int64_t b, int64_t t,
                            int64_t n, double ms, double vs, bool positive)
 {
-	const fv_tensor *mean = tensor(m, "mask_mean"), *lv = tensor(m, "mask_log_var");
-	const fv_tensor *grid = tensor(m, "grid"), *feat = tensor(m, "features");
-	const fv_tensor *scale = tensor(m, "scale_param"), *bias = tensor(m, "bias");
+	const fv_tensor *mean = pt_tensor(m, "mask_mean"), *lv = pt_tensor(m, "mask_log_var");
+	const fv_tensor *grid = pt_tensor(m, "grid"), *feat = pt_tensor(m, "features");
+	const fv_tensor *scale = pt_tensor(m, "scale_param"), *bias = pt_tensor(m, "bias");
 	int64_t C = x->shape[1], T = x->shape[2], W = x->shape[3], H = x->shape[4], N = mean->shape[0];
 	double var = exp(fmin(fmax(lv->data[n] * vs, -20), 20));
 	double norm = 0, mask[64 * 64];
@@ -243,24 +121,24 @@ Test(readouts, gaussian_mask_tensors_and_grid)
 {
 	fv_module *m = build(GM_SPEC "positive: true\n");
 	const char *names[] = {"mask_mean", "mask_log_var", "grid", "features", "scale_param", "bias"};
-	expect_names(m, names, 6);
-	expect_shape(tensor(m, "grid"), 4, (int64_t[]){2, 4, 5, 2}, "grid");
-	expect_shape(tensor(m, "features"), 4, (int64_t[]){1, 3, 1, 2}, "features");
-	cr_assert(tensor(m, "mask_mean")->requires_grad);
-	cr_assert(!tensor(m, "grid")->requires_grad);
+	pt_expect_names(m, names, 6);
+	pt_expect_shape(pt_tensor(m, "grid"), 4, (int64_t[]){2, 4, 5, 2}, "grid");
+	pt_expect_shape(pt_tensor(m, "features"), 4, (int64_t[]){1, 3, 1, 2}, "features");
+	cr_assert(pt_tensor(m, "mask_mean")->requires_grad);
+	cr_assert(!pt_tensor(m, "grid")->requires_grad);
 	/* make_mask_grid(2, w=4, h=5): linspace(+-4/5, 4) x linspace(+-1, 5). */
 	const double gw[4] = {-0.8, -0.8 / 3, 0.8 / 3, 0.8}, gh[5] = {-1, -0.5, 0, 0.5, 1};
-	const fv_tensor *g = tensor(m, "grid");
+	const fv_tensor *g = pt_tensor(m, "grid");
 	for (int k = 0; k < 2; k++)
 		for (int i = 0; i < 4; i++)
 			for (int j = 0; j < 5; j++) {
-				expect_close(g->data[((k * 4 + i) * 5 + j) * 2], gw[i], 1e-6, "grid x");
-				expect_close(g->data[((k * 4 + i) * 5 + j) * 2 + 1], gh[j], 1e-6, "grid y");
+				pt_expect_close(g->data[((k * 4 + i) * 5 + j) * 2], gw[i], 1e-6, "grid x");
+				pt_expect_close(g->data[((k * 4 + i) * 5 + j) * 2 + 1], gh[j], 1e-6, "grid y");
 			}
 	/* Constant inits: zeros for mask_mean, log var and bias. */
 	for (int i = 0; i < 4; i++)
-		cr_assert_eq(tensor(m, "mask_mean")->data[i], 0);
-	cr_assert_eq(tensor(m, "bias")->data[1], 0);
+		cr_assert_eq(pt_tensor(m, "mask_mean")->data[i], 0);
+	cr_assert_eq(pt_tensor(m, "bias")->data[1], 0);
 	fv_module_free(m);
 }
 
@@ -268,7 +146,7 @@ Test(readouts, gaussian_mask_disabled_scale_and_bias_are_buffers)
 {
 	fv_module *m = build("_target_: GaussianMaskReadout\nin_shape: [2, 1, 3, 3]\noutdims: 4\n"
 	                     "bias: false\n");
-	fv_tensor *s = tensor(m, "scale_param"), *b = tensor(m, "bias");
+	fv_tensor *s = pt_tensor(m, "scale_param"), *b = pt_tensor(m, "bias");
 	cr_assert(!s->requires_grad && !b->requires_grad);
 	for (int i = 0; i < 4; i++) {
 		cr_assert_eq(s->data[i], 1);
@@ -281,31 +159,31 @@ Test(readouts, gaussian_mask_forward_positive_clamp_and_regularizer)
 {
 	fv_module *m = build(GM_SPEC "positive: true\n");
 	fv_module_set_training(m, false);
-	gc_fill_uniform(tensor(m, "mask_mean"), 1, -0.3, 0.3);
-	gc_fill_uniform(tensor(m, "mask_log_var"), 2, -1, 0.5);
-	gc_fill_uniform(tensor(m, "features"), 3, -0.5, 1.0);
-	gc_fill_uniform(tensor(m, "scale_param"), 4, 0.5, 1.5);
-	gc_fill_uniform(tensor(m, "bias"), 5, -0.2, 0.2);
-	fv_tensor *before = fv_tensor_clone(tensor(m, "features"));
+	gc_fill_uniform(pt_tensor(m, "mask_mean"), 1, -0.3, 0.3);
+	gc_fill_uniform(pt_tensor(m, "mask_log_var"), 2, -1, 0.5);
+	gc_fill_uniform(pt_tensor(m, "features"), 3, -0.5, 1.0);
+	gc_fill_uniform(pt_tensor(m, "scale_param"), 4, 0.5, 1.5);
+	gc_fill_uniform(pt_tensor(m, "bias"), 5, -0.2, 0.2);
+	fv_tensor *before = fv_tensor_clone(pt_tensor(m, "features"));
 	int negatives = 0;
 	for (int i = 0; i < before->numel; i++)
 		negatives += before->data[i] < 0;
 	cr_assert(negatives > 0, "the test needs a negative feature weight");
-	fv_tensor *x = input(5, (int64_t[]){2, 3, 2, 4, 5}, 6, -1, 1);
+	fv_tensor *x = pt_input(5, (int64_t[]){2, 3, 2, 4, 5}, 6, -1, 1);
 	fv_ctx *ctx = fv_ctx_new();
-	fv_tensor *y = forward(m, ctx, x, NULL, -1);
-	expect_shape(y, 3, (int64_t[]){2, 2, 2}, "y");
+	fv_tensor *y = pt_forward(m, ctx, x, NULL, -1);
+	pt_expect_shape(y, 3, (int64_t[]){2, 2, 2}, "y");
 	for (int b = 0; b < 2; b++)
 		for (int t = 0; t < 2; t++)
 			for (int n = 0; n < 2; n++)
-				expect_close(y->data[(b * 2 + t) * 2 + n],
-				             gm_reference(m, x, b, t, n, 2.0, 0.5, true), 1e-5, "y");
-	const fv_tensor *f = tensor(m, "features");
+				pt_expect_close(y->data[(b * 2 + t) * 2 + n],
+				                gm_reference(m, x, b, t, n, 2.0, 0.5, true), 1e-5, "y");
+	const fv_tensor *f = pt_tensor(m, "features");
 	for (int i = 0; i < f->numel; i++)
 		cr_assert_eq(f->data[i], before->data[i] < 0 ? 0 : before->data[i],
 		             "features are clamped in place");
 	/* regularizer: exp(lv*vs) + (mean*ms)^2, |features|; sums or means. */
-	const fv_tensor *lv = tensor(m, "mask_log_var"), *mu = tensor(m, "mask_mean");
+	const fv_tensor *lv = pt_tensor(m, "mask_log_var"), *mu = pt_tensor(m, "mask_mean");
 	double var = 0, m2 = 0, l1 = 0;
 	for (int i = 0; i < 2; i++)
 		var += exp(0.5 * lv->data[i]);
@@ -313,12 +191,12 @@ Test(readouts, gaussian_mask_forward_positive_clamp_and_regularizer)
 		m2 += (2 * mu->data[i]) * (2 * mu->data[i]);
 	for (int i = 0; i < 6; i++)
 		l1 += fabs(f->data[i]);
-	expect_close(regularizer(m, ctx, NULL, FV_REDUCE_SUM), 0.7 * (var + m2) + 0.3 * l1, 1e-5,
-	             "sum");
-	expect_close(regularizer(m, ctx, NULL, FV_REDUCE_DEFAULT), 0.7 * (var + m2) + 0.3 * l1, 1e-5,
-	             "default (sum)");
-	expect_close(regularizer(m, ctx, NULL, FV_REDUCE_MEAN), 0.7 * (var / 2 + m2 / 4) + 0.3 * l1 / 6,
-	             1e-5, "mean");
+	pt_expect_close(pt_regularizer(m, ctx, NULL, FV_REDUCE_SUM), 0.7 * (var + m2) + 0.3 * l1, 1e-5,
+	                "sum");
+	pt_expect_close(pt_regularizer(m, ctx, NULL, FV_REDUCE_DEFAULT), 0.7 * (var + m2) + 0.3 * l1,
+	                1e-5, "default (sum)");
+	pt_expect_close(pt_regularizer(m, ctx, NULL, FV_REDUCE_MEAN),
+	                0.7 * (var / 2 + m2 / 4) + 0.3 * l1 / 6, 1e-5, "mean");
 	fv_ctx_free(ctx);
 	fv_tensor_free(x);
 	fv_tensor_free(before);
@@ -328,14 +206,14 @@ Test(readouts, gaussian_mask_forward_positive_clamp_and_regularizer)
 Test(readouts, gaussian_mask_gradients)
 {
 	fv_module *m = build(GM_SPEC "positive: false\n");
-	gc_fill_uniform(tensor(m, "mask_mean"), 1, -0.3, 0.3);
-	gc_fill_uniform(tensor(m, "mask_log_var"), 2, -0.5, 0.5);
-	gc_fill_uniform(tensor(m, "features"), 3, -0.5, 1.0);
-	away_from_zero(tensor(m, "features"), 0.05);
-	gc_fill_uniform(tensor(m, "scale_param"), 4, 0.5, 1.5);
+	gc_fill_uniform(pt_tensor(m, "mask_mean"), 1, -0.3, 0.3);
+	gc_fill_uniform(pt_tensor(m, "mask_log_var"), 2, -0.5, 0.5);
+	gc_fill_uniform(pt_tensor(m, "features"), 3, -0.5, 1.0);
+	away_from_zero(pt_tensor(m, "features"), 0.05);
+	gc_fill_uniform(pt_tensor(m, "scale_param"), 4, 0.5, 1.5);
 	fv_tensor *x = gc_input(5, (int64_t[]){2, 3, 2, 4, 5}, 6, -1, 1);
-	fv_tensor *in[] = {x, tensor(m, "mask_mean"), tensor(m, "mask_log_var"), tensor(m, "features"),
-	                   tensor(m, "scale_param"), tensor(m, "bias")};
+	fv_tensor *in[] = {x, pt_tensor(m, "mask_mean"), pt_tensor(m, "mask_log_var"),
+	                   pt_tensor(m, "features"), pt_tensor(m, "scale_param"), pt_tensor(m, "bias")};
 	gc_case c = {.m = m, .red = FV_REDUCE_MEAN};
 	gradcheck("GaussianMaskReadout", output_and_penalty, 6, in, &c);
 	fv_tensor_free(x);
@@ -346,11 +224,11 @@ Test(readouts, gaussian_mask_gradients)
 static void redirect_and_load(void)
 {
 	cr_redirect_stderr();
-	load_plugins();
+	readouts_load();
 }
 
 Test(readouts_warning, gaussian_mask_warns_once_without_mean_activity, .init = redirect_and_load,
-     .fini = unload)
+     .fini = readouts_unload)
 {
 	const char *spec = "_target_: GaussianMaskReadout\nin_shape: [2, 1, 3, 3]\noutdims: 4\n";
 	fv_module *a = build(spec), *b = build(spec);
@@ -366,56 +244,45 @@ Test(readouts, gaussian_mask_mean_activity_sets_bias)
 	fv_module *m = build("_target_: GaussianMaskReadout\nin_shape: [2, 1, 3, 3]\noutdims: 3\n"
 	                     "mean_activity: [0.5, 1.5, 2.5]\n");
 	for (int i = 0; i < 3; i++)
-		cr_assert_eq(tensor(m, "bias")->data[i], (fv_real)(0.5 + i));
+		cr_assert_eq(pt_tensor(m, "bias")->data[i], (fv_real)(0.5 + i));
 	fv_tensor *mean = fv_tensor_new(1, (int64_t[]){3});
 	fv_tensor_fill(mean, 4);
 	cr_assert_eq(fv_module_initialize_bias(m, mean), FV_OK);
-	cr_assert_eq(tensor(m, "bias")->data[2], 4);
-	fv_tensor *wrong = fv_tensor_new(1, (int64_t[]){2});
-	cr_assert_eq(fv_module_initialize_bias(m, wrong), FV_ERR_SHAPE);
-	cr_assert(strstr(fv_errmsg(), "GaussianMaskReadout: initialize_bias") != NULL, "%s",
-	          fv_errmsg());
-	fv_tensor_free(wrong);
+	cr_assert_eq(pt_tensor(m, "bias")->data[2], 4);
+	expect_initialize_bias_error(m, 2, "GaussianMaskReadout: initialize_bias");
 	fv_tensor_free(mean);
 	fv_module_free(m);
 }
 
+#define GM_SMALL "_target_: GaussianMaskReadout\nin_shape: [2, 1, 3, 3]\n"
+
 Test(readouts, gaussian_mask_errors)
 {
-	expect_build_error("_target_: GaussianMaskReadout\nin_shape: [2, 3, 3]\noutdims: 3\n",
-	                   "in_shape: expected 4 sizes");
-	expect_build_error("_target_: GaussianMaskReadout\noutdims: 3\n", "in_shape: required");
-	expect_build_error("_target_: GaussianMaskReadout\nin_shape: [2, 1, 3, 3]\n",
-	                   "outdims: expected a positive number of neurons");
-	expect_build_error("_target_: GaussianMaskReadout\nin_shape: [2, 1, 3, 3]\noutdims: 3\n"
-	                   "mean_activity: [1, 2]\n",
-	                   "mean_activity: expected 3 values");
-	expect_build_error("_target_: GaussianMaskReadout\nin_shape: [2, 1, 3, 3]\noutdims: 3\n"
-	                   "nonlinearity_function: torch.nn.functional.gelu\n",
-	                   "unknown nonlinearity 'torch.nn.functional.gelu'");
-	fv_module *m = build("_target_: GaussianMaskReadout\nin_shape: [2, 1, 3, 3]\noutdims: 3\n");
-	fv_tensor *x = input(5, (int64_t[]){1, 2, 1, 3, 4}, 1, 0, 1);
-	fv_ctx *ctx = fv_ctx_new();
-	fv_forward_args fa = FV_FORWARD_ARGS_INIT;
-	cr_assert_null(fv_module_forward(m, ctx, x, &fa));
-	cr_assert(strstr(fv_errmsg(), "GaussianMaskReadout: input has shape (1, 2, 1, 3, 4); "
-	                              "expected (batch, 2, time, 3, 3)") != NULL,
-	          "%s", fv_errmsg());
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	const pt_bad_spec bad[] = {
+		{"_target_: GaussianMaskReadout\nin_shape: [2, 3, 3]\noutdims: 3\n",
+		 "in_shape: expected 4 sizes"},
+		{"_target_: GaussianMaskReadout\noutdims: 3\n", "in_shape: required"},
+		{GM_SMALL, "outdims: expected a positive number of neurons"},
+		{GM_SMALL "outdims: 3\nmean_activity: [1, 2]\n", "mean_activity: expected 3 values"},
+		{GM_SMALL "outdims: 3\nnonlinearity_function: torch.nn.functional.gelu\n",
+		 "unknown nonlinearity 'torch.nn.functional.gelu'"},
+	};
+	PT_EXPECT_BUILD_ERRORS(reg, bad);
+	expect_input_error(GM_SMALL "outdims: 3\n", NULL, 5, (int64_t[]){1, 2, 1, 3, 4},
+	                   "GaussianMaskReadout: input has shape (1, 2, 1, 3, 4); "
+	                   "expected (batch, 2, time, 3, 3)");
 }
 
 Test(readouts, gaussian_mask_exp_nonlinearity_from_dotted_name)
 {
 	fv_module *m = build("_target_: GaussianMaskReadout\nin_shape: [1, 1, 2, 2]\noutdims: 1\n"
 	                     "nonlinearity_function: torch.exp\n");
-	fv_tensor_fill(tensor(m, "features"), 1);
-	fv_tensor *x = input(5, (int64_t[]){1, 1, 1, 2, 2}, 1, 0, 1);
+	fv_tensor_fill(pt_tensor(m, "features"), 1);
+	fv_tensor *x = pt_input(5, (int64_t[]){1, 1, 1, 2, 2}, 1, 0, 1);
 	fv_tensor_fill(x, 0.25);
 	fv_ctx *ctx = fv_ctx_new();
-	fv_tensor *y = forward(m, ctx, x, NULL, -1);
-	expect_close(y->data[0], exp(0.25), 1e-6, "exp(mask-weighted mean)");
+	fv_tensor *y = pt_forward(m, ctx, x, NULL, -1);
+	pt_expect_close(y->data[0], exp(0.25), 1e-6, "exp(mask-weighted mean)");
 	fv_ctx_free(ctx);
 	fv_tensor_free(x);
 	fv_module_free(m);
@@ -466,16 +333,16 @@ static void pg_eval_case(const char *yaml, bool align)
 {
 	fv_module *m = build(yaml);
 	fv_module_set_training(m, false);
-	fv_tensor *mu = tensor(m, "_mu");
+	fv_tensor *mu = pt_tensor(m, "_mu");
 	const double mu0[8] = {0.13, -0.41, 1.35, 0.22, -0.67, -1.2, 0.58, 0.71};
 	for (int i = 0; i < 8; i++)
 		mu->data[i] = (fv_real)mu0[i];
-	gc_fill_uniform(tensor(m, "_features"), 2, -1, 1);
-	gc_fill_uniform(tensor(m, "bias"), 3, -0.5, 0.5);
-	fv_tensor *x = input(4, (int64_t[]){3, 2, 5, 7}, 4, -1, 1);
+	gc_fill_uniform(pt_tensor(m, "_features"), 2, -1, 1);
+	gc_fill_uniform(pt_tensor(m, "bias"), 3, -0.5, 0.5);
+	fv_tensor *x = pt_input(4, (int64_t[]){3, 2, 5, 7}, 4, -1, 1);
 	fv_ctx *ctx = fv_ctx_new();
-	fv_tensor *y = forward(m, ctx, x, NULL, -1); /* eval: the mean position */
-	expect_shape(y, 2, (int64_t[]){3, 4}, "y");
+	fv_tensor *y = pt_forward(m, ctx, x, NULL, -1); /* eval: the mean position */
+	pt_expect_shape(y, 2, (int64_t[]){3, 4}, "y");
 	double clamped[8];
 	for (int i = 0; i < 8; i++) {
 		clamped[i] = clamp1((fv_real)mu0[i]);
@@ -483,22 +350,22 @@ static void pg_eval_case(const char *yaml, bool align)
 	}
 	for (int b = 0; b < 3; b++)
 		for (int n = 0; n < 4; n++)
-			expect_close(y->data[b * 4 + n],
-			             pg_reference(x, clamped, tensor(m, "_features")->data,
-			                          tensor(m, "bias")->data, 4, b, n, align),
-			             1e-5, "y");
+			pt_expect_close(y->data[b * 4 + n],
+			                pg_reference(x, clamped, pt_tensor(m, "_features")->data,
+			                             pt_tensor(m, "bias")->data, 4, b, n, align),
+			                1e-5, "y");
 	/* gamma_readout * |features|: sum (default), mean, unreduced. */
 	double l1 = 0;
 	for (int i = 0; i < 8; i++)
-		l1 += fabs(tensor(m, "_features")->data[i]);
-	expect_close(regularizer(m, ctx, NULL, FV_REDUCE_DEFAULT), 0.6 * l1, 1e-5, "sum");
-	expect_close(regularizer(m, ctx, NULL, FV_REDUCE_MEAN), 0.6 * l1 / 8, 1e-5, "mean");
+		l1 += fabs(pt_tensor(m, "_features")->data[i]);
+	pt_expect_close(pt_regularizer(m, ctx, NULL, FV_REDUCE_DEFAULT), 0.6 * l1, 1e-5, "sum");
+	pt_expect_close(pt_regularizer(m, ctx, NULL, FV_REDUCE_MEAN), 0.6 * l1 / 8, 1e-5, "mean");
 	fv_forward_args fa = FV_FORWARD_ARGS_INIT;
 	fa.reduction = FV_REDUCE_NONE;
 	fv_tensor *r = fv_module_regularizer(m, ctx, &fa);
 	cr_assert_not_null(r);
-	expect_shape(r, 4, (int64_t[]){1, 2, 1, 4}, "unreduced penalty");
-	expect_close(r->data[5], 0.6 * fabs(tensor(m, "_features")->data[5]), 1e-6, "unreduced");
+	pt_expect_shape(r, 4, (int64_t[]){1, 2, 1, 4}, "unreduced penalty");
+	pt_expect_close(r->data[5], 0.6 * fabs(pt_tensor(m, "_features")->data[5]), 1e-6, "unreduced");
 	fv_ctx_free(ctx);
 	fv_tensor_free(x);
 	fv_module_free(m);
@@ -518,21 +385,21 @@ Test(readouts, point_gaussian_tensors)
 {
 	fv_module *m = build(PG_SPEC("full", "true", ""));
 	const char *names[] = {"_mu", "sigma", "_features", "bias"};
-	expect_names(m, names, 4);
-	expect_shape(tensor(m, "sigma"), 4, (int64_t[]){1, 4, 2, 2}, "full sigma");
+	pt_expect_names(m, names, 4);
+	pt_expect_shape(pt_tensor(m, "sigma"), 4, (int64_t[]){1, 4, 2, 2}, "full sigma");
 	for (int i = 0; i < 8; i++) {
-		cr_assert(fabs(tensor(m, "_mu")->data[i]) <= 0.3, "mu within init_mu_range");
-		expect_close(tensor(m, "_features")->data[i], 0.5, 1e-7, "features = 1/c");
+		cr_assert(fabs(pt_tensor(m, "_mu")->data[i]) <= 0.3, "mu within init_mu_range");
+		pt_expect_close(pt_tensor(m, "_features")->data[i], 0.5, 1e-7, "features = 1/c");
 	}
 	for (int i = 0; i < 16; i++)
-		cr_assert(fabs(tensor(m, "sigma")->data[i]) <= 0.2, "sigma within init_sigma_range");
+		cr_assert(fabs(pt_tensor(m, "sigma")->data[i]) <= 0.2, "sigma within init_sigma_range");
 	fv_module_free(m);
 	m = build("_target_: PointGaussianReadout\nin_shape: [2, 9, 5, 7]\noutdims: 4\n"
 	          "bias: false\ninit_sigma_range: 0.2\ngauss_type: isotropic\n");
 	const char *iso[] = {"_mu", "sigma", "_features"};
-	expect_names(m, iso, 3);
-	expect_shape(tensor(m, "sigma"), 4, (int64_t[]){1, 4, 1, 1}, "isotropic sigma");
-	expect_close(tensor(m, "sigma")->data[3], 0.2, 1e-7, "sigma = init_sigma_range");
+	pt_expect_names(m, iso, 3);
+	pt_expect_shape(pt_tensor(m, "sigma"), 4, (int64_t[]){1, 4, 1, 1}, "isotropic sigma");
+	pt_expect_close(pt_tensor(m, "sigma")->data[3], 0.2, 1e-7, "sigma = init_sigma_range");
 	fv_module_free(m);
 }
 
@@ -540,19 +407,19 @@ Test(readouts, point_gaussian_gradients_at_the_mean)
 {
 	fv_module *m = build(PG_SPEC("uncorrelated", "false", ""));
 	fv_module_set_training(m, false);
-	fv_tensor *mu = tensor(m, "_mu");
+	fv_tensor *mu = pt_tensor(m, "_mu");
 	/* Away from pixel centres (bilinear kinks) and the border. */
 	const double mu0[8] = {0.11, -0.47, 0.63, 0.26, -0.69, -0.1, 0.42, 0.79};
 	for (int i = 0; i < 8; i++)
 		mu->data[i] = (fv_real)mu0[i];
-	gc_fill_uniform(tensor(m, "_features"), 2, -1, 1);
-	away_from_zero(tensor(m, "_features"), 0.05);
+	gc_fill_uniform(pt_tensor(m, "_features"), 2, -1, 1);
+	away_from_zero(pt_tensor(m, "_features"), 0.05);
 	fv_tensor *x = gc_input(4, (int64_t[]){2, 2, 5, 7}, 4, -1, 1);
-	fv_tensor *in[] = {x, mu, tensor(m, "_features"), tensor(m, "bias")};
+	fv_tensor *in[] = {x, mu, pt_tensor(m, "_features"), pt_tensor(m, "bias")};
 	gc_case c = {.m = m, .red = FV_REDUCE_SUM};
 	gradcheck("PointGaussianReadout", output_and_penalty, 4, in, &c);
 	/* sigma is in the graph (0 * sigma) and gets exactly zero gradient. */
-	fv_tensor *sigma = tensor(m, "sigma");
+	fv_tensor *sigma = pt_tensor(m, "sigma");
 	cr_assert_not_null(sigma->grad);
 	for (int i = 0; i < sigma->numel; i++)
 		cr_assert_eq(sigma->grad->data[i], 0);
@@ -590,31 +457,31 @@ Test(readouts, point_gaussian_full_covariance_sampling)
 {
 	fv_module *m = build("_target_: PointGaussianReadout\nin_shape: [2, 1, 5, 7]\noutdims: 2\n"
 	                     "bias: false\ngauss_type: full\n");
-	fv_tensor_fill(tensor(m, "_mu"), 0);
+	fv_tensor_fill(pt_tensor(m, "_mu"), 0);
 	/* neuron 0 reads channel 0 (the x ramp), neuron 1 channel 1 (the y ramp). */
-	fv_tensor *f = tensor(m, "_features");
+	fv_tensor *f = pt_tensor(m, "_features");
 	const fv_real feat[4] = {1, 0, 0, 1};
 	memcpy(f->data, feat, sizeof feat);
 	/* sigma[n] = [[0.1, 0.2], [0.0, 0.05]]: var(gx) = 0.05, var(gy) = 0.0025. */
 	const fv_real s[4] = {0.1f, 0.2f, 0.0f, 0.05f};
-	memcpy(tensor(m, "sigma")->data, s, sizeof s);
-	memcpy(tensor(m, "sigma")->data + 4, s, sizeof s);
+	memcpy(pt_tensor(m, "sigma")->data, s, sizeof s);
+	memcpy(pt_tensor(m, "sigma")->data + 4, s, sizeof s);
 	int64_t batch = 4000;
-	fv_tensor *x = input(4, (int64_t[]){batch, 2, 5, 7}, 1, 0, 1);
+	fv_tensor *x = pt_input(4, (int64_t[]){batch, 2, 5, 7}, 1, 0, 1);
 	ramp_input(x);
 	fv_ctx *ctx = fv_ctx_new();
 	fv_ctx_seed(ctx, 99);
-	fv_tensor *y = forward(m, ctx, x, NULL, -1); /* modules start in training: sample */
+	fv_tensor *y = pt_forward(m, ctx, x, NULL, -1); /* modules start in training: sample */
 	double var[2];
 	variance_of_positions(y, batch, var);
 	/* align_corners: pixel = (g + 1) / 2 * (size - 1). */
-	expect_close(var[0], 0.05 * 9, 0.08, "var of sampled x (pixels^2)");
-	expect_close(var[1], 0.0025 * 4, 0.08, "var of sampled y (pixels^2)");
+	pt_expect_close(var[0], 0.05 * 9, 0.08, "var of sampled x (pixels^2)");
+	pt_expect_close(var[1], 0.0025 * 4, 0.08, "var of sampled y (pixels^2)");
 	/* sample=0 overrides training: every row reads the centre. */
-	y = forward(m, ctx, x, NULL, 0);
+	y = pt_forward(m, ctx, x, NULL, 0);
 	for (int64_t b = 0; b < batch; b++) {
-		expect_close(y->data[b * 2], 3, 1e-5, "x at mu");
-		expect_close(y->data[b * 2 + 1], 2, 1e-5, "y at mu");
+		pt_expect_close(y->data[b * 2], 3, 1e-5, "x at mu");
+		pt_expect_close(y->data[b * 2 + 1], 2, 1e-5, "y at mu");
 	}
 	fv_ctx_free(ctx);
 	fv_tensor_free(x);
@@ -625,23 +492,23 @@ Test(readouts, point_gaussian_uncorrelated_sampling_and_batch_sample)
 {
 	fv_module *m = build("_target_: PointGaussianReadout\nin_shape: [2, 1, 5, 7]\noutdims: 2\n"
 	                     "bias: false\ngauss_type: uncorrelated\nbatch_sample: false\n");
-	fv_tensor_fill(tensor(m, "_mu"), 0);
+	fv_tensor_fill(pt_tensor(m, "_mu"), 0);
 	const fv_real feat[4] = {1, 0, 0, 1};
-	memcpy(tensor(m, "_features")->data, feat, sizeof feat);
-	fv_tensor_fill(tensor(m, "sigma"), 0.1f);
-	fv_tensor *x = input(4, (int64_t[]){8, 2, 5, 7}, 1, 0, 1);
+	memcpy(pt_tensor(m, "_features")->data, feat, sizeof feat);
+	fv_tensor_fill(pt_tensor(m, "sigma"), 0.1f);
+	fv_tensor *x = pt_input(4, (int64_t[]){8, 2, 5, 7}, 1, 0, 1);
 	ramp_input(x);
 	fv_ctx *ctx = fv_ctx_new();
 	fv_ctx_seed(ctx, 5);
-	fv_tensor *y = forward(m, ctx, x, NULL, 1);
+	fv_tensor *y = pt_forward(m, ctx, x, NULL, 1);
 	/* One position for the whole batch: every row equal, not the centre. */
 	for (int b = 1; b < 8; b++)
 		for (int k = 0; k < 2; k++)
 			cr_assert_eq(y->data[b * 2 + k], y->data[k]);
 	cr_assert(fabs(y->data[0] - 3) > 1e-6, "a sampled position differs from mu");
 	fv_module_set_training(m, false);
-	y = forward(m, ctx, x, NULL, -1); /* eval: at mu */
-	expect_close(y->data[0], 3, 1e-5, "eval reads at mu");
+	y = pt_forward(m, ctx, x, NULL, -1); /* eval: at mu */
+	pt_expect_close(y->data[0], 3, 1e-5, "eval reads at mu");
 	fv_ctx_free(ctx);
 	fv_tensor_free(x);
 	fv_module_free(m);
@@ -655,26 +522,26 @@ Test(readouts, point_gaussian_shared_grid_and_features)
 	                     "shared_features: {match_ids: [1, 1, 0]}\n");
 	const char *names[] = {"_mu", "sigma", "_features", "scales", "grid_sharing_index",
 	                       "feature_sharing_index"};
-	expect_names(m, names, 6);
-	expect_shape(tensor(m, "_mu"), 4, (int64_t[]){1, 2, 1, 2}, "shared _mu");
-	expect_shape(tensor(m, "_features"), 4, (int64_t[]){1, 2, 1, 2}, "shared _features");
-	expect_shape(tensor(m, "scales"), 4, (int64_t[]){1, 1, 1, 3}, "scales");
+	pt_expect_names(m, names, 6);
+	pt_expect_shape(pt_tensor(m, "_mu"), 4, (int64_t[]){1, 2, 1, 2}, "shared _mu");
+	pt_expect_shape(pt_tensor(m, "_features"), 4, (int64_t[]){1, 2, 1, 2}, "shared _features");
+	pt_expect_shape(pt_tensor(m, "scales"), 4, (int64_t[]){1, 1, 1, 3}, "scales");
 	const fv_real gi[3] = {1, 0, 1}, fi[3] = {1, 1, 0};
 	for (int i = 0; i < 3; i++) {
-		cr_assert_eq(tensor(m, "grid_sharing_index")->data[i], gi[i]);
-		cr_assert_eq(tensor(m, "feature_sharing_index")->data[i], fi[i]);
-		cr_assert_eq(tensor(m, "scales")->data[i], 1);
+		cr_assert_eq(pt_tensor(m, "grid_sharing_index")->data[i], gi[i]);
+		cr_assert_eq(pt_tensor(m, "feature_sharing_index")->data[i], fi[i]);
+		cr_assert_eq(pt_tensor(m, "scales")->data[i], 1);
 	}
 	fv_module_set_training(m, false);
 	/* ids 2 -> row 0, 5 -> row 1 (sorted unique). */
 	const fv_real mu[4] = {0.2f, -0.3f, -0.55f, 0.45f}, f[4] = {0.5f, -1.0f, 2.0f, 0.25f};
-	memcpy(tensor(m, "_mu")->data, mu, sizeof mu);
-	memcpy(tensor(m, "_features")->data, f, sizeof f);
+	memcpy(pt_tensor(m, "_mu")->data, mu, sizeof mu);
+	memcpy(pt_tensor(m, "_features")->data, f, sizeof f);
 	const fv_real sc[3] = {1.5f, -0.5f, 2.0f};
-	memcpy(tensor(m, "scales")->data, sc, sizeof sc);
-	fv_tensor *x = input(4, (int64_t[]){2, 2, 5, 7}, 8, -1, 1);
+	memcpy(pt_tensor(m, "scales")->data, sc, sizeof sc);
+	fv_tensor *x = pt_input(4, (int64_t[]){2, 2, 5, 7}, 8, -1, 1);
 	fv_ctx *ctx = fv_ctx_new();
-	fv_tensor *y = forward(m, ctx, x, NULL, -1);
+	fv_tensor *y = pt_forward(m, ctx, x, NULL, -1);
 	double pos[6];
 	fv_real feat[6]; /* (c=2, n=3): scales[n] * _features[c, fi[n]] */
 	for (int n = 0; n < 3; n++) {
@@ -685,12 +552,13 @@ Test(readouts, point_gaussian_shared_grid_and_features)
 	}
 	for (int b = 0; b < 2; b++)
 		for (int n = 0; n < 3; n++)
-			expect_close(y->data[b * 3 + n], pg_reference(x, pos, feat, NULL, 3, b, n, true), 1e-5,
-			             "shared y");
+			pt_expect_close(y->data[b * 3 + n], pg_reference(x, pos, feat, NULL, 3, b, n, true),
+			                1e-5, "shared y");
 	double l1 = 0;
 	for (int i = 0; i < 6; i++)
 		l1 += fabs(feat[i]);
-	expect_close(regularizer(m, ctx, NULL, FV_REDUCE_SUM), l1, 1e-5, "l1 of the shared features");
+	pt_expect_close(pt_regularizer(m, ctx, NULL, FV_REDUCE_SUM), l1, 1e-5,
+	                "l1 of the shared features");
 	fv_ctx_free(ctx);
 	fv_tensor_free(x);
 	fv_module_free(m);
@@ -705,21 +573,21 @@ Test(readouts, point_gaussian_grid_mean_predictor)
 	                     "source_grid: [[0, 0], [1, 0], [0, 2]]\n");
 	const char *names[] = {"sigma", "_features", "mu_transform.0.weight", "mu_transform.0.bias",
 	                       "mu_transform.2.weight", "mu_transform.2.bias", "source_grid"};
-	expect_names(m, names, 7);
-	expect_shape(tensor(m, "mu_transform.0.weight"), 2, (int64_t[]){3, 2}, "layer 0");
-	expect_shape(tensor(m, "mu_transform.2.weight"), 2, (int64_t[]){2, 3}, "layer 2");
+	pt_expect_names(m, names, 7);
+	pt_expect_shape(pt_tensor(m, "mu_transform.0.weight"), 2, (int64_t[]){3, 2}, "layer 0");
+	pt_expect_shape(pt_tensor(m, "mu_transform.2.weight"), 2, (int64_t[]){2, 3}, "layer 2");
 	/* centred columns (1/3, 2/3), divided by the largest |value| 4/3 */
 	const double sg[6] = {-0.25, -0.5, 0.5, -0.5, -0.25, 1};
 	for (int i = 0; i < 6; i++)
-		expect_close(tensor(m, "source_grid")->data[i], sg[i], 1e-6, "source_grid");
+		pt_expect_close(pt_tensor(m, "source_grid")->data[i], sg[i], 1e-6, "source_grid");
 	fv_module_set_training(m, false);
-	fv_tensor *x = input(4, (int64_t[]){1, 1, 5, 7}, 3, -1, 1);
+	fv_tensor *x = pt_input(4, (int64_t[]){1, 1, 5, 7}, 3, -1, 1);
 	fv_ctx *ctx = fv_ctx_new();
-	fv_tensor *y = forward(m, ctx, x, NULL, -1);
-	const fv_real *w0 = tensor(m, "mu_transform.0.weight")->data;
-	const fv_real *b0 = tensor(m, "mu_transform.0.bias")->data;
-	const fv_real *w2 = tensor(m, "mu_transform.2.weight")->data;
-	const fv_real *b2 = tensor(m, "mu_transform.2.bias")->data;
+	fv_tensor *y = pt_forward(m, ctx, x, NULL, -1);
+	const fv_real *w0 = pt_tensor(m, "mu_transform.0.weight")->data;
+	const fv_real *b0 = pt_tensor(m, "mu_transform.0.bias")->data;
+	const fv_real *w2 = pt_tensor(m, "mu_transform.2.weight")->data;
+	const fv_real *b2 = pt_tensor(m, "mu_transform.2.bias")->data;
 	double pos[6];
 	for (int n = 0; n < 3; n++) {
 		double h[3];
@@ -732,69 +600,50 @@ Test(readouts, point_gaussian_grid_mean_predictor)
 			                      w2[k * 3 + 2] * h[2]);
 	}
 	for (int n = 0; n < 3; n++)
-		expect_close(y->data[n],
-		             pg_reference(x, pos, tensor(m, "_features")->data, NULL, 3, 0, n, true), 1e-5,
-		             "predicted-grid y");
+		pt_expect_close(y->data[n],
+		                pg_reference(x, pos, pt_tensor(m, "_features")->data, NULL, 3, 0, n, true),
+		                1e-5, "predicted-grid y");
 	fv_ctx_free(ctx);
 	fv_tensor_free(x);
 	fv_module_free(m);
 }
 
+#define PG_BASE "_target_: PointGaussianReadout\nin_shape: [1, 1, 5, 7]\noutdims: 3\nbias: true\n"
+
+#define RANGE_ERROR \
+	"either init_mu_range doesn't belong to [0.0, 1.0] or init_sigma_range is non-positive"
+
 Test(readouts, point_gaussian_errors)
 {
-	const char *range = "either init_mu_range doesn't belong to [0.0, 1.0] or init_sigma_range "
-	                    "is non-positive";
-	expect_build_error("_target_: PointGaussianReadout\nin_shape: [1, 1, 5, 7]\noutdims: 3\n"
-	                   "bias: true\ninit_mu_range: 1.5\n",
-	                   range);
-	expect_build_error("_target_: PointGaussianReadout\nin_shape: [1, 1, 5, 7]\noutdims: 3\n"
-	                   "bias: true\ninit_mu_range: 0\n",
-	                   range);
-	expect_build_error("_target_: PointGaussianReadout\nin_shape: [1, 1, 5, 7]\noutdims: 3\n"
-	                   "bias: true\ninit_sigma_range: -0.1\n",
-	                   range);
-	expect_build_error("_target_: PointGaussianReadout\nin_shape: [1, 1, 5, 7]\noutdims: 3\n"
-	                   "bias: true\ngrid_mean_predictor: {hidden_layers: 0}\n",
-	                   "grid_mean_predictor needs source_grid");
-	expect_build_error("_target_: PointGaussianReadout\nin_shape: [1, 1, 5, 7]\noutdims: 3\n"
-	                   "bias: true\ngrid_mean_predictor: {hidden_layerz: 0}\n"
-	                   "source_grid: [[0, 1], [1, 0], [2, 2]]\n",
-	                   "grid_mean_predictor: unknown key 'hidden_layerz'");
-	expect_build_error("_target_: PointGaussianReadout\nin_shape: [1, 1, 5, 7]\noutdims: 3\n"
-	                   "bias: true\ngrid_mean_predictor: {}\nsource_grid: [[1, 1], [1, 1], [1, 1]]\n",
-	                   "source_grid: every row is the same");
-	expect_build_error("_target_: PointGaussianReadout\nin_shape: [1, 1, 5, 7]\noutdims: 3\n"
-	                   "bias: true\ngrid_mean_predictor: {}\nsource_grid: [[0, 1], [1, 0]]\n",
-	                   "source_grid: expected 3 rows");
-	expect_build_error("_target_: PointGaussianReadout\nin_shape: [1, 1, 5, 7]\noutdims: 3\n"
-	                   "bias: true\ngrid_mean_predictor: {}\nshared_grid: {match_ids: [1, 2, 3]}\n",
-	                   "Shared grid_mean_predictor and shared_grid_mean cannot both be set");
-	expect_build_error("_target_: PointGaussianReadout\nin_shape: [1, 1, 5, 7]\noutdims: 3\n"
-	                   "bias: true\nshared_grid: {shared_grid: null}\n",
-	                   "match_ids must be set for sharing grid");
-	expect_build_error("_target_: PointGaussianReadout\nin_shape: [1, 1, 5, 7]\noutdims: 3\n"
-	                   "bias: true\nshared_grid: {match_ids: [1, 2]}\n",
-	                   "there must be one match ID per output dimension");
-	expect_build_error("_target_: PointGaussianReadout\nin_shape: [1, 1, 5, 7]\noutdims: 3\n"
-	                   "bias: true\nshared_features: {match_ids: [1, 2, 3], shared_features: 3}\n",
-	                   "shared_features.shared_features: must be null");
-	expect_build_error("_target_: PointGaussianReadout\nin_shape: [1, 1, 5, 7]\noutdims: 3\n"
-	                   "bias: true\ninit_grid: [[0, 0], [0.1, 0.2]]\n",
-	                   "init_grid: expected 3 (x, y) pairs");
-	expect_build_error("_target_: PointGaussianReadout\nin_shape: [1, 1, 5, 7]\noutdims: 3\n",
-	                   "bias");
-	fv_module *m = build("_target_: PointGaussianReadout\nin_shape: [2, 1, 5, 7]\noutdims: 3\n"
-	                     "bias: true\n");
-	fv_tensor *x = input(5, (int64_t[]){1, 2, 1, 5, 7}, 1, 0, 1);
-	fv_ctx *ctx = fv_ctx_new();
-	fv_forward_args fa = FV_FORWARD_ARGS_INIT;
-	cr_assert_null(fv_module_forward(m, ctx, x, &fa));
-	cr_assert(strstr(fv_errmsg(), "PointGaussianReadout: input has shape (1, 2, 1, 5, 7); "
-	                              "expected (batch, 2, width, height)") != NULL,
-	          "%s", fv_errmsg());
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	const pt_bad_spec bad[] = {
+		{PG_BASE "init_mu_range: 1.5\n", RANGE_ERROR},
+		{PG_BASE "init_mu_range: 0\n", RANGE_ERROR},
+		{PG_BASE "init_sigma_range: -0.1\n", RANGE_ERROR},
+		{PG_BASE "grid_mean_predictor: {hidden_layers: 0}\n",
+		 "grid_mean_predictor needs source_grid"},
+		{PG_BASE "grid_mean_predictor: {hidden_layerz: 0}\n"
+		         "source_grid: [[0, 1], [1, 0], [2, 2]]\n",
+		 "grid_mean_predictor: unknown key 'hidden_layerz'"},
+		{PG_BASE "grid_mean_predictor: {}\nsource_grid: [[1, 1], [1, 1], [1, 1]]\n",
+		 "source_grid: every row is the same"},
+		{PG_BASE "grid_mean_predictor: {}\nsource_grid: [[0, 1], [1, 0]]\n",
+		 "source_grid: expected 3 rows"},
+		{PG_BASE "grid_mean_predictor: {}\nshared_grid: {match_ids: [1, 2, 3]}\n",
+		 "Shared grid_mean_predictor and shared_grid_mean cannot both be set"},
+		{PG_BASE "shared_grid: {shared_grid: null}\n", "match_ids must be set for sharing grid"},
+		{PG_BASE "shared_grid: {match_ids: [1, 2]}\n",
+		 "there must be one match ID per output dimension"},
+		{PG_BASE "shared_features: {match_ids: [1, 2, 3], shared_features: 3}\n",
+		 "shared_features.shared_features: must be null"},
+		{PG_BASE "init_grid: [[0, 0], [0.1, 0.2]]\n", "init_grid: expected 3 (x, y) pairs"},
+		{"_target_: PointGaussianReadout\nin_shape: [1, 1, 5, 7]\noutdims: 3\n", "bias"},
+	};
+	PT_EXPECT_BUILD_ERRORS(reg, bad);
+	expect_input_error("_target_: PointGaussianReadout\nin_shape: [2, 1, 5, 7]\noutdims: 3\n"
+	                   "bias: true\n",
+	                   NULL, 5, (int64_t[]){1, 2, 1, 5, 7},
+	                   "PointGaussianReadout: input has shape (1, 2, 1, 5, 7); "
+	                   "expected (batch, 2, width, height)");
 }
 
 Test(readouts, point_gaussian_init_grid)
@@ -803,7 +652,7 @@ Test(readouts, point_gaussian_init_grid)
 	                     "bias: false\ninit_grid: [[0.25, -0.5], [0.75, 0.125]]\n");
 	const double want[4] = {0.25, -0.5, 0.75, 0.125};
 	for (int i = 0; i < 4; i++)
-		cr_assert_eq(tensor(m, "_mu")->data[i], (fv_real)want[i]);
+		cr_assert_eq(pt_tensor(m, "_mu")->data[i], (fv_real)want[i]);
 	fv_module_free(m);
 }
 
@@ -814,12 +663,16 @@ Test(readouts, point_gaussian_init_grid)
 	"in_shape: [2, 3, 4, 5]\noutdims: 3\nmask_l1_reg: 0.4\nweights_l1_reg: 0.3\n" \
 	"laplace_mask_reg: 0.8\nmask_size: [4, 5]\ninit_scales: [[0.0, 0.1], [0.0, 0.5]]\n" extra
 
+#define FA_SMALL(in_shape)                                                                 \
+	"_target_: FactorizedReadout\nin_shape: " in_shape "\noutdims: 2\nmask_l1_reg: 0\n" \
+	"weights_l1_reg: 0\nlaplace_mask_reg: 0\n"
+
 static double fa_reference(const fv_module *m, const fv_tensor *x, int64_t b, int64_t t, int64_t n,
                            bool bias)
 {
-	const fv_tensor *mask = tensor(m, "mask_weights"), *w = tensor(m, "feature_weights");
+	const fv_tensor *mask = pt_tensor(m, "mask_weights"), *w = pt_tensor(m, "feature_weights");
 	int64_t C = x->shape[1], T = x->shape[2], P = x->shape[3] * x->shape[4], N = mask->shape[1];
-	double y = bias ? tensor(m, "bias")->data[n] : 0;
+	double y = bias ? pt_tensor(m, "bias")->data[n] : 0;
 	for (int64_t c = 0; c < C; c++) {
 		double s = 0;
 		for (int64_t p = 0; p < P; p++)
@@ -831,9 +684,10 @@ static double fa_reference(const fv_module *m, const fv_tensor *x, int64_t b, in
 
 static double fa_reg_reference(const fv_module *m, bool mean)
 {
-	const fv_tensor *mask = tensor(m, "mask_weights"), *w = tensor(m, "feature_weights");
+	const fv_tensor *mask = pt_tensor(m, "mask_weights"), *w = pt_tensor(m, "feature_weights");
 	int64_t P = mask->shape[0], N = mask->shape[1], C = w->shape[0];
-	double l1m = 0, l1w = 0, sq = 0, planes[3 * 20];
+	double l1m = 0, l1w = 0, sq = 0;
+	fv_real planes[3 * 20];
 	for (int64_t p = 0; p < P; p++)
 		for (int64_t n = 0; n < N; n++) {
 			double v = mask->data[p * N + n];
@@ -843,7 +697,7 @@ static double fa_reg_reference(const fv_module *m, bool mean)
 		}
 	for (int64_t i = 0; i < C * N; i++)
 		l1w += fabs(w->data[i]);
-	double lap = laplace_sq_sum(planes, (int)N, 4, 5, 0) / (sq + 1e-6);
+	double lap = pt_filter_sq_sum(planes, (int)N, 4, 5, pt_laplace3(), 3, 0, NULL) / (sq + 1e-6);
 	return 0.4 * l1m / (double)N + 0.3 * l1w / (double)N + 0.8 * lap / (mean ? 3 : 1);
 }
 
@@ -852,25 +706,25 @@ Test(readouts, factorized_tensors_forward_and_regularizer)
 	fv_module *m = build(FA_SPEC("readout_bias: true\n"));
 	const char *names[] = {"mask_weights", "feature_weights", "bias",
 	                       "_input_weights_regularizer_spatial.laplace.filter"};
-	expect_names(m, names, 4);
-	expect_shape(tensor(m, "mask_weights"), 2, (int64_t[]){20, 3}, "mask_weights");
-	expect_shape(tensor(m, "feature_weights"), 2, (int64_t[]){2, 3}, "feature_weights");
-	gc_fill_uniform(tensor(m, "bias"), 9, -0.5, 0.5);
-	fv_tensor *x = input(5, (int64_t[]){2, 2, 3, 4, 5}, 1, -1, 1);
+	pt_expect_names(m, names, 4);
+	pt_expect_shape(pt_tensor(m, "mask_weights"), 2, (int64_t[]){20, 3}, "mask_weights");
+	pt_expect_shape(pt_tensor(m, "feature_weights"), 2, (int64_t[]){2, 3}, "feature_weights");
+	gc_fill_uniform(pt_tensor(m, "bias"), 9, -0.5, 0.5);
+	fv_tensor *x = pt_input(5, (int64_t[]){2, 2, 3, 4, 5}, 1, -1, 1);
 	fv_ctx *ctx = fv_ctx_new();
-	fv_tensor *y = forward(m, ctx, x, NULL, -1);
-	expect_shape(y, 3, (int64_t[]){2, 3, 3}, "y");
+	fv_tensor *y = pt_forward(m, ctx, x, NULL, -1);
+	pt_expect_shape(y, 3, (int64_t[]){2, 3, 3}, "y");
 	for (int b = 0; b < 2; b++)
 		for (int t = 0; t < 3; t++)
 			for (int n = 0; n < 3; n++)
-				expect_close(y->data[(b * 3 + t) * 3 + n], fa_reference(m, x, b, t, n, true),
-				             1e-5, "y");
-	expect_close(regularizer(m, ctx, NULL, FV_REDUCE_NONE), fa_reg_reference(m, false), 1e-5,
-	             "reduction None");
-	expect_close(regularizer(m, ctx, NULL, FV_REDUCE_SUM), fa_reg_reference(m, false), 1e-5,
-	             "reduction sum");
-	expect_close(regularizer(m, ctx, NULL, FV_REDUCE_MEAN), fa_reg_reference(m, true), 1e-5,
-	             "reduction mean: Laplace term / 3");
+				pt_expect_close(y->data[(b * 3 + t) * 3 + n], fa_reference(m, x, b, t, n, true),
+				                1e-5, "y");
+	pt_expect_close(pt_regularizer(m, ctx, NULL, FV_REDUCE_NONE), fa_reg_reference(m, false), 1e-5,
+	                "reduction None");
+	pt_expect_close(pt_regularizer(m, ctx, NULL, FV_REDUCE_SUM), fa_reg_reference(m, false), 1e-5,
+	                "reduction sum");
+	pt_expect_close(pt_regularizer(m, ctx, NULL, FV_REDUCE_MEAN), fa_reg_reference(m, true), 1e-5,
+	                "reduction mean: Laplace term / 3");
 	fv_ctx_free(ctx);
 	fv_tensor_free(x);
 	fv_module_free(m);
@@ -879,22 +733,22 @@ Test(readouts, factorized_tensors_forward_and_regularizer)
 Test(readouts, factorized_constraints_in_place)
 {
 	fv_module *m = build(FA_SPEC("weights_constraint: absnorm\nmask_constraint: abs\n"));
-	cr_assert(!tensor(m, "bias")->requires_grad, "no readout_bias: bias is a buffer");
-	fv_tensor *w0 = fv_tensor_clone(tensor(m, "feature_weights"));
-	fv_tensor *m0 = fv_tensor_clone(tensor(m, "mask_weights"));
-	fv_tensor *x = input(5, (int64_t[]){1, 2, 3, 4, 5}, 1, -1, 1);
+	cr_assert(!pt_tensor(m, "bias")->requires_grad, "no readout_bias: bias is a buffer");
+	fv_tensor *w0 = fv_tensor_clone(pt_tensor(m, "feature_weights"));
+	fv_tensor *m0 = fv_tensor_clone(pt_tensor(m, "mask_weights"));
+	fv_tensor *x = pt_input(5, (int64_t[]){1, 2, 3, 4, 5}, 1, -1, 1);
 	fv_ctx *ctx = fv_ctx_new();
-	fv_tensor *y = forward(m, ctx, x, NULL, -1);
+	fv_tensor *y = pt_forward(m, ctx, x, NULL, -1);
 	for (int i = 0; i < 20 * 3; i++)
-		cr_assert_eq(tensor(m, "mask_weights")->data[i], fabsf(m0->data[i]));
+		cr_assert_eq(pt_tensor(m, "mask_weights")->data[i], fabsf(m0->data[i]));
 	for (int n = 0; n < 3; n++) {
 		double norm = sqrt(w0->data[n] * w0->data[n] + w0->data[3 + n] * w0->data[3 + n] + 1e-5);
 		for (int c = 0; c < 2; c++)
-			expect_close(tensor(m, "feature_weights")->data[c * 3 + n],
-			             fabs(w0->data[c * 3 + n]) / norm, 1e-6, "absnorm");
+			pt_expect_close(pt_tensor(m, "feature_weights")->data[c * 3 + n],
+			                fabs(w0->data[c * 3 + n]) / norm, 1e-6, "absnorm");
 	}
 	/* The output uses the constrained values. */
-	expect_close(y->data[4], fa_reference(m, x, 0, 1, 1, false), 1e-5, "y after constraints");
+	pt_expect_close(y->data[4], fa_reference(m, x, 0, 1, 1, false), 1e-5, "y after constraints");
 	fv_ctx_free(ctx);
 	fv_tensor_free(x);
 	fv_tensor_free(w0);
@@ -905,14 +759,14 @@ Test(readouts, factorized_constraints_in_place)
 Test(readouts, factorized_norm_constraint_keeps_signs)
 {
 	fv_module *m = build(FA_SPEC("weights_constraint: norm\n"));
-	fv_tensor *w = tensor(m, "feature_weights");
+	fv_tensor *w = pt_tensor(m, "feature_weights");
 	const fv_real w0[6] = {-3, 1, 0.5f, 4, -1, 0.5f};
 	memcpy(w->data, w0, sizeof w0);
-	fv_tensor *x = input(5, (int64_t[]){1, 2, 3, 4, 5}, 1, -1, 1);
+	fv_tensor *x = pt_input(5, (int64_t[]){1, 2, 3, 4, 5}, 1, -1, 1);
 	fv_ctx *ctx = fv_ctx_new();
-	forward(m, ctx, x, NULL, -1);
-	expect_close(w->data[0], -3 / sqrt(25 + 1e-5), 1e-6, "w[0,0]");
-	expect_close(w->data[4], -1 / sqrt(2 + 1e-5), 1e-6, "w[1,1]");
+	pt_forward(m, ctx, x, NULL, -1);
+	pt_expect_close(w->data[0], -3 / sqrt(25 + 1e-5), 1e-6, "w[0,0]");
+	pt_expect_close(w->data[4], -1 / sqrt(2 + 1e-5), 1e-6, "w[1,1]");
 	fv_ctx_free(ctx);
 	fv_tensor_free(x);
 	fv_module_free(m);
@@ -921,11 +775,11 @@ Test(readouts, factorized_norm_constraint_keeps_signs)
 Test(readouts, factorized_gradients)
 {
 	fv_module *m = build(FA_SPEC("readout_bias: true\n"));
-	away_from_zero(tensor(m, "mask_weights"), 0.05);
-	away_from_zero(tensor(m, "feature_weights"), 0.05);
+	away_from_zero(pt_tensor(m, "mask_weights"), 0.05);
+	away_from_zero(pt_tensor(m, "feature_weights"), 0.05);
 	fv_tensor *x = gc_input(5, (int64_t[]){2, 2, 3, 4, 5}, 1, -1, 1);
-	fv_tensor *in[] = {x, tensor(m, "mask_weights"), tensor(m, "feature_weights"),
-	                   tensor(m, "bias")};
+	fv_tensor *in[] = {x, pt_tensor(m, "mask_weights"), pt_tensor(m, "feature_weights"),
+	                   pt_tensor(m, "bias")};
 	gc_case c = {.m = m, .red = FV_REDUCE_MEAN};
 	gradcheck("FactorizedReadout", output_and_penalty, 4, in, &c);
 	fv_tensor_free(x);
@@ -953,52 +807,38 @@ Test(readouts, factorized_init_mask_init_weights_and_square_mask)
 	}
 	strcat(yaml, "]\n");
 	fv_module *m = build(yaml);
-	const fv_tensor *mw = tensor(m, "mask_weights");
+	const fv_tensor *mw = pt_tensor(m, "mask_weights");
 	for (int k = 0; k < 2; k++)
 		for (int i = 0; i < 3; i++)
 			for (int j = 0; j < 4; j++)
 				cr_assert_eq(mw->data[(i * 4 + j) * 2 + k], 100 * k + 10 * (i + 1) + (j + 1));
-	cr_assert_eq(tensor(m, "feature_weights")->data[1], -0.25f);
+	cr_assert_eq(pt_tensor(m, "feature_weights")->data[1], -0.25f);
 	fv_module_free(m);
-	m = build("_target_: FactorizedReadout\nin_shape: [1, 1, 3, 3]\noutdims: 2\n"
-	          "mask_l1_reg: 0\nweights_l1_reg: 0\nlaplace_mask_reg: 0\nmask_size: 3\n"
-	          "init_scales: [[0, 1], [0, 1]]\n");
-	expect_shape(tensor(m, "mask_weights"), 2, (int64_t[]){9, 2}, "square mask");
+	m = build(FA_SMALL("[1, 1, 3, 3]") "mask_size: 3\ninit_scales: [[0, 1], [0, 1]]\n");
+	pt_expect_shape(pt_tensor(m, "mask_weights"), 2, (int64_t[]){9, 2}, "square mask");
 	fv_module_free(m);
 }
 
 Test(readouts, factorized_errors)
 {
-	expect_build_error("_target_: FactorizedReadout\nin_shape: [1, 1, 3, 3]\noutdims: 2\n"
-	                   "mask_l1_reg: 0\nweights_l1_reg: 0\nlaplace_mask_reg: 0\nmask_size: 3\n",
-	                   "Either init_mask or init_scales must be provided");
-	expect_build_error("_target_: FactorizedReadout\nin_shape: [1, 1, 3, 3]\noutdims: 2\n"
-	                   "mask_l1_reg: 0\nweights_l1_reg: 0\nlaplace_mask_reg: 0\nmask_size: 3\n"
-	                   "init_scales: [[0, 1]]\n",
-	                   "init_scales: expected [[mask mean, mask std], [weights mean, weights std]]");
-	expect_build_error("_target_: FactorizedReadout\nin_shape: [1, 1, 3, 3]\noutdims: 2\n"
-	                   "mask_l1_reg: 0\nweights_l1_reg: 0\nlaplace_mask_reg: 0\nmask_size: 3\n"
-	                   "init_scales: [[0, 1], [0, 1]]\ninit_mask: [[[[1]]], [[[2]]]]\n",
-	                   "init_mask: expected (2, 1, >=3, >=3)");
-	expect_build_error("_target_: FactorizedReadout\nin_shape: [2, 1, 3, 3]\noutdims: 2\n"
-	                   "mask_l1_reg: 0\nweights_l1_reg: 0\nlaplace_mask_reg: 0\nmask_size: 3\n"
-	                   "init_scales: [[0, 1], [0, 1]]\ninit_weights: [[1, 2, 3]]\n",
-	                   "init_weights: expected (2, 2)");
-	expect_build_error("_target_: FactorizedReadout\nin_shape: [2, 1, 3, 3]\noutdims: 2\n"
-	                   "mask_l1_reg: 0\nweights_l1_reg: 0\nlaplace_mask_reg: 0\n"
-	                   "mask_size: [1, 2, 3]\ninit_scales: [[0, 1], [0, 1]]\n",
-	                   "mask_size: expected a size or (height, width)");
-	fv_module *m = build(FA_SPEC(""));
-	fv_tensor *x = input(5, (int64_t[]){1, 2, 3, 5, 4}, 1, 0, 1);
-	fv_ctx *ctx = fv_ctx_new();
-	fv_forward_args fa = FV_FORWARD_ARGS_INIT;
-	cr_assert_null(fv_module_forward(m, ctx, x, &fa));
-	cr_assert(strstr(fv_errmsg(), "FactorizedReadout: input has shape (1, 2, 3, 5, 4); expected "
-	                              "(batch, 2, time, 4, 5)") != NULL,
-	          "%s", fv_errmsg());
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	const pt_bad_spec bad[] = {
+		{FA_SMALL("[1, 1, 3, 3]") "mask_size: 3\n",
+		 "Either init_mask or init_scales must be provided"},
+		{FA_SMALL("[1, 1, 3, 3]") "mask_size: 3\ninit_scales: [[0, 1]]\n",
+		 "init_scales: expected [[mask mean, mask std], [weights mean, weights std]]"},
+		{FA_SMALL("[1, 1, 3, 3]") "mask_size: 3\ninit_scales: [[0, 1], [0, 1]]\n"
+		                          "init_mask: [[[[1]]], [[[2]]]]\n",
+		 "init_mask: expected (2, 1, >=3, >=3)"},
+		{FA_SMALL("[2, 1, 3, 3]") "mask_size: 3\ninit_scales: [[0, 1], [0, 1]]\n"
+		                          "init_weights: [[1, 2, 3]]\n",
+		 "init_weights: expected (2, 2)"},
+		{FA_SMALL("[2, 1, 3, 3]") "mask_size: [1, 2, 3]\ninit_scales: [[0, 1], [0, 1]]\n",
+		 "mask_size: expected a size or (height, width)"},
+	};
+	PT_EXPECT_BUILD_ERRORS(reg, bad);
+	expect_input_error(FA_SPEC(""), NULL, 5, (int64_t[]){1, 2, 3, 5, 4},
+	                   "FactorizedReadout: input has shape (1, 2, 3, 5, 4); expected "
+	                   "(batch, 2, time, 4, 5)");
 }
 
 /* ---- LNPReadout ------------------------------------------------------------------------- */
@@ -1010,13 +850,28 @@ Test(readouts, factorized_errors)
 static double lnp_reference(const fv_module *m, const fv_tensor *x, int64_t b, int64_t t,
                             int64_t n, bool bias, double (*f)(double))
 {
-	const fv_tensor *w = tensor(m, "inner_product_kernel.weight");
+	const fv_tensor *w = pt_tensor(m, "inner_product_kernel.weight");
 	int64_t C = x->shape[1], T = x->shape[2], P = x->shape[3] * x->shape[4];
-	double y = bias ? tensor(m, "inner_product_kernel.bias")->data[n] : 0;
+	double y = bias ? pt_tensor(m, "inner_product_kernel.bias")->data[n] : 0;
 	for (int64_t c = 0; c < C; c++)
 		for (int64_t p = 0; p < P; p++)
 			y += x->data[((b * C + c) * T + t) * P + p] * w->data[(n * C + c) * P + p];
 	return f(y);
+}
+
+/* LNP_SPEC's penalty: 0.5 * the Laplace (padded by `pad`) of the (n*c)
+** kernels over their squares, plus 0.25 * mean |w|. */
+static double lnp_reg_reference(const fv_module *m, int pad)
+{
+	const fv_tensor *w = pt_tensor(m, "inner_product_kernel.weight");
+	double sq = 0, l1 = 0;
+	cr_assert_eq(w->numel, 120);
+	for (int i = 0; i < 120; i++) {
+		sq += (double)w->data[i] * w->data[i];
+		l1 += fabs(w->data[i]);
+	}
+	double lap = pt_filter_sq_sum(w->data, 6, 4, 5, pt_laplace3(), 3, pad, NULL);
+	return 0.5 * lap / (sq + 1e-6) + 0.25 * l1 / 120;
 }
 
 Test(readouts, lnp_forward_and_regularizer)
@@ -1024,29 +879,23 @@ Test(readouts, lnp_forward_and_regularizer)
 	fv_module *m = build(LNP_SPEC("bias: true\nnonlinearity: softplus\n"));
 	const char *names[] = {"inner_product_kernel.weight", "inner_product_kernel.bias",
 	                       "_smooth_reg_fn.laplace.filter"};
-	expect_names(m, names, 3);
-	expect_shape(tensor(m, "inner_product_kernel.weight"), 5, (int64_t[]){3, 2, 1, 4, 5}, "w");
-	fv_tensor *x = input(5, (int64_t[]){2, 2, 3, 4, 5}, 2, -1, 1);
+	pt_expect_names(m, names, 3);
+	pt_expect_shape(pt_tensor(m, "inner_product_kernel.weight"), 5, (int64_t[]){3, 2, 1, 4, 5},
+	                "w");
+	fv_tensor *x = pt_input(5, (int64_t[]){2, 2, 3, 4, 5}, 2, -1, 1);
 	fv_ctx *ctx = fv_ctx_new();
-	fv_tensor *y = forward(m, ctx, x, NULL, -1);
-	expect_shape(y, 3, (int64_t[]){2, 3, 3}, "y");
+	fv_tensor *y = pt_forward(m, ctx, x, NULL, -1);
+	pt_expect_shape(y, 3, (int64_t[]){2, 3, 3}, "y");
 	for (int b = 0; b < 2; b++)
 		for (int t = 0; t < 3; t++)
 			for (int n = 0; n < 3; n++)
-				expect_close(y->data[(b * 3 + t) * 3 + n],
-				             lnp_reference(m, x, b, t, n, true, softplus), 1e-5, "y");
-	/* LaplaceL2norm(padding=None -> 1) on the (n*c) kernels, plus mean |w|. */
-	const fv_tensor *w = tensor(m, "inner_product_kernel.weight");
-	double planes[120], sq = 0, l1 = 0;
-	for (int i = 0; i < 120; i++) {
-		planes[i] = w->data[i];
-		sq += planes[i] * planes[i];
-		l1 += fabs(planes[i]);
-	}
-	double want = 0.5 * laplace_sq_sum(planes, 6, 4, 5, 1) / (sq + 1e-6) + 0.25 * l1 / 120;
+				pt_expect_close(y->data[(b * 3 + t) * 3 + n],
+				                lnp_reference(m, x, b, t, n, true, softplus), 1e-5, "y");
+	/* LaplaceL2norm(padding=None -> 1) */
+	double want = lnp_reg_reference(m, 1);
 	/* reduction is ignored, as openretina's regularizer(**kwargs) */
-	expect_close(regularizer(m, ctx, NULL, FV_REDUCE_MEAN), want, 1e-5, "regularizer");
-	expect_close(regularizer(m, ctx, NULL, FV_REDUCE_SUM), want, 1e-5, "regularizer");
+	pt_expect_close(pt_regularizer(m, ctx, NULL, FV_REDUCE_MEAN), want, 1e-5, "regularizer");
+	pt_expect_close(pt_regularizer(m, ctx, NULL, FV_REDUCE_SUM), want, 1e-5, "regularizer");
 	fv_ctx_free(ctx);
 	fv_tensor_free(x);
 	fv_module_free(m);
@@ -1055,25 +904,17 @@ Test(readouts, lnp_forward_and_regularizer)
 Test(readouts, lnp_default_exp_padding_zero_and_gradients)
 {
 	fv_module *m = build(LNP_SPEC("laplace_padding: 0\n"));
-	away_from_zero(tensor(m, "inner_product_kernel.weight"), 0.05);
+	away_from_zero(pt_tensor(m, "inner_product_kernel.weight"), 0.05);
 	const char *names[] = {"inner_product_kernel.weight", "_smooth_reg_fn.laplace.filter"};
-	expect_names(m, names, 2);
+	pt_expect_names(m, names, 2);
 	fv_tensor *x = gc_input(5, (int64_t[]){2, 2, 3, 4, 5}, 2, -0.3, 0.3);
 	fv_ctx *ctx = fv_ctx_new();
-	fv_tensor *y = forward(m, ctx, x, NULL, -1);
-	expect_close(y->data[7], lnp_reference(m, x, 0, 2, 1, false, exp), 1e-5, "exp output");
-	const fv_tensor *w = tensor(m, "inner_product_kernel.weight");
-	double planes[120], sq = 0, l1 = 0;
-	for (int i = 0; i < 120; i++) {
-		planes[i] = w->data[i];
-		sq += planes[i] * planes[i];
-		l1 += fabs(planes[i]);
-	}
-	expect_close(regularizer(m, ctx, NULL, FV_REDUCE_DEFAULT),
-	             0.5 * laplace_sq_sum(planes, 6, 4, 5, 0) / (sq + 1e-6) + 0.25 * l1 / 120, 1e-5,
-	             "valid Laplace");
+	fv_tensor *y = pt_forward(m, ctx, x, NULL, -1);
+	pt_expect_close(y->data[7], lnp_reference(m, x, 0, 2, 1, false, exp), 1e-5, "exp output");
+	pt_expect_close(pt_regularizer(m, ctx, NULL, FV_REDUCE_DEFAULT), lnp_reg_reference(m, 0),
+	                1e-5, "valid Laplace");
 	fv_ctx_free(ctx);
-	fv_tensor *in[] = {x, tensor(m, "inner_product_kernel.weight")};
+	fv_tensor *in[] = {x, pt_tensor(m, "inner_product_kernel.weight")};
 	gc_case c = {.m = m};
 	gradcheck("LNPReadout", output_and_penalty, 2, in, &c);
 	fv_tensor_free(x);
@@ -1086,7 +927,7 @@ Test(readouts, lnp_gaussian_laplace_child_and_mean_activity)
 	                              "mean_activity: [1, 2, 3]\n"));
 	cr_assert_not_null(fv_module_child(m, "_smooth_reg_fn"));
 	for (int i = 0; i < 3; i++)
-		cr_assert_eq(tensor(m, "inner_product_kernel.bias")->data[i], i + 1);
+		cr_assert_eq(pt_tensor(m, "inner_product_kernel.bias")->data[i], i + 1);
 	fv_module_free(m);
 }
 
@@ -1095,17 +936,9 @@ Test(readouts, lnp_errors)
 	expect_build_error(LNP_SPEC("nonlinearity: bogus\n"), "unknown nonlinearity 'bogus'");
 	expect_build_error(LNP_SPEC("smooth_regularizer: NoSuchRegularizer\n"),
 	                   "component 'NoSuchRegularizer' is not registered");
-	fv_module *m = build(LNP_SPEC(""));
-	fv_tensor *x = input(5, (int64_t[]){1, 2, 3, 4, 6}, 1, 0, 1);
-	fv_ctx *ctx = fv_ctx_new();
-	fv_forward_args fa = FV_FORWARD_ARGS_INIT;
-	cr_assert_null(fv_module_forward(m, ctx, x, &fa));
-	cr_assert(strstr(fv_errmsg(), "LNPReadout: input has shape (1, 2, 3, 4, 6); expected "
-	                              "(batch, 2, time, 4, 5)") != NULL,
-	          "%s", fv_errmsg());
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	expect_input_error(LNP_SPEC(""), NULL, 5, (int64_t[]){1, 2, 3, 4, 6},
+	                   "LNPReadout: input has shape (1, 2, 3, 4, 6); expected "
+	                   "(batch, 2, time, 4, 5)");
 }
 
 /* ---- multi-session readouts -------------------------------------------------------------- */
@@ -1123,47 +956,42 @@ Test(readouts, multi_gaussian_mask_sessions_routing_and_concat)
 	                       "zeta.scale_param", "zeta.bias", "alpha.mask_mean",
 	                       "alpha.mask_log_var", "alpha.grid", "alpha.features",
 	                       "alpha.scale_param", "alpha.bias"};
-	expect_names(m, names, 12);
-	expect_shape(tensor(m, "alpha.mask_mean"), 2, (int64_t[]){3, 2}, "alpha.mask_mean");
+	pt_expect_names(m, names, 12);
+	pt_expect_shape(pt_tensor(m, "alpha.mask_mean"), 2, (int64_t[]){3, 2}, "alpha.mask_mean");
 	fv_module *zeta = fv_module_child(m, "zeta"), *alpha = fv_module_child(m, "alpha");
 	cr_assert_not_null(zeta);
 	cr_assert_not_null(alpha);
-	gc_fill_uniform(tensor(m, "zeta.mask_mean"), 1, -0.3, 0.3);
-	gc_fill_uniform(tensor(m, "alpha.mask_mean"), 2, -0.3, 0.3);
-	gc_fill_uniform(tensor(m, "alpha.bias"), 3, -0.3, 0.3);
+	gc_fill_uniform(pt_tensor(m, "zeta.mask_mean"), 1, -0.3, 0.3);
+	gc_fill_uniform(pt_tensor(m, "alpha.mask_mean"), 2, -0.3, 0.3);
+	gc_fill_uniform(pt_tensor(m, "alpha.bias"), 3, -0.3, 0.3);
 	fv_module_set_training(m, false);
-	fv_tensor *x = input(5, (int64_t[]){2, 2, 3, 4, 3}, 4, -1, 1);
+	fv_tensor *x = pt_input(5, (int64_t[]){2, 2, 3, 4, 3}, 4, -1, 1);
 	fv_ctx *ctx = fv_ctx_new();
-	fv_tensor *yz = forward(m, ctx, x, "zeta", -1);
-	expect_shape(yz, 3, (int64_t[]){2, 3, 2}, "zeta y");
-	expect_close(yz->data[3], gm_reference(zeta, x, 0, 1, 1, 1.5, 2.0, false), 1e-5, "zeta y");
-	fv_tensor *all = forward(m, ctx, x, NULL, -1);
-	expect_shape(all, 3, (int64_t[]){2, 3, 5}, "all sessions");
+	fv_tensor *yz = pt_forward(m, ctx, x, "zeta", -1);
+	pt_expect_shape(yz, 3, (int64_t[]){2, 3, 2}, "zeta y");
+	pt_expect_close(yz->data[3], gm_reference(zeta, x, 0, 1, 1, 1.5, 2.0, false), 1e-5, "zeta y");
+	fv_tensor *all = pt_forward(m, ctx, x, NULL, -1);
+	pt_expect_shape(all, 3, (int64_t[]){2, 3, 5}, "all sessions");
 	/* sorted keys: alpha (3 neurons) first, then zeta (2). */
 	for (int b = 0; b < 2; b++)
 		for (int t = 0; t < 3; t++)
 			for (int n = 0; n < 5; n++) {
 				double want = n < 3 ? gm_reference(alpha, x, b, t, n, 1.5, 2.0, false)
 				                    : gm_reference(zeta, x, b, t, n - 3, 1.5, 2.0, false);
-				expect_close(all->data[(b * 3 + t) * 5 + n], want, 1e-5, "concatenated y");
+				pt_expect_close(all->data[(b * 3 + t) * 5 + n], want, 1e-5, "concatenated y");
 			}
 	/* readout_reg_avg: the session's regularizer with means. */
-	double mean_reg = regularizer(alpha, ctx, NULL, FV_REDUCE_MEAN);
-	double sum_reg = regularizer(alpha, ctx, NULL, FV_REDUCE_SUM);
+	double mean_reg = pt_regularizer(alpha, ctx, NULL, FV_REDUCE_MEAN);
+	double sum_reg = pt_regularizer(alpha, ctx, NULL, FV_REDUCE_SUM);
 	cr_assert(fabs(mean_reg - sum_reg) > 1e-4);
-	expect_close(regularizer(m, ctx, "alpha", FV_REDUCE_DEFAULT), mean_reg, 1e-6, "reg_avg");
-	expect_close(regularizer(m, ctx, "alpha", FV_REDUCE_SUM), sum_reg, 1e-6, "explicit sum");
+	pt_expect_close(pt_regularizer(m, ctx, "alpha", FV_REDUCE_DEFAULT), mean_reg, 1e-6, "reg_avg");
+	pt_expect_close(pt_regularizer(m, ctx, "alpha", FV_REDUCE_SUM), sum_reg, 1e-6, "explicit sum");
 	fv_forward_args fa = FV_FORWARD_ARGS_INIT;
 	cr_assert_null(fv_module_regularizer(m, ctx, &fa));
-	cr_assert(strstr(fv_errmsg(), "data_key is required when there are multiple sessions") !=
-	              NULL,
-	          "%s", fv_errmsg());
-	fa.data_key = "beta";
-	cr_assert_null(fv_module_forward(m, ctx, x, &fa));
-	cr_assert(strstr(fv_errmsg(), "MultiGaussianMaskReadout: no session 'beta' (sessions: "
-	                              "alpha, zeta)") != NULL,
-	          "%s", fv_errmsg());
+	pt_expect_msg("data_key is required when there are multiple sessions");
 	fv_ctx_free(ctx);
+	pt_expect_forward_error(m, "beta", x->ndim, x->shape,
+	                        "MultiGaussianMaskReadout: no session 'beta' (sessions: alpha, zeta)");
 	fv_tensor_free(x);
 	fv_module_free(m);
 }
@@ -1171,10 +999,10 @@ Test(readouts, multi_gaussian_mask_sessions_routing_and_concat)
 Test(readouts, multi_gaussian_mask_gradients_per_session)
 {
 	fv_module *m = build(MGM_SPEC(""));
-	away_from_zero(tensor(m, "zeta.features"), 0.05);
+	away_from_zero(pt_tensor(m, "zeta.features"), 0.05);
 	fv_tensor *x = gc_input(5, (int64_t[]){1, 2, 2, 4, 3}, 4, -1, 1);
-	fv_tensor *in[] = {x, tensor(m, "zeta.mask_mean"), tensor(m, "zeta.features"),
-	                   tensor(m, "alpha.features")};
+	fv_tensor *in[] = {x, pt_tensor(m, "zeta.mask_mean"), pt_tensor(m, "zeta.features"),
+	                   pt_tensor(m, "alpha.features")};
 	in[3]->requires_grad = false; /* not in zeta's graph: leave it out of the check */
 	gc_case c = {.m = m, .key = "zeta"};
 	gradcheck("MultiGaussianMaskReadout[zeta]", output_and_penalty, 3, in, &c);
@@ -1185,53 +1013,47 @@ Test(readouts, multi_gaussian_mask_gradients_per_session)
 Test(readouts, multi_mean_activity_dict_and_initialize_bias)
 {
 	fv_module *m = build(MGM_SPEC("mean_activity_dict: {zeta: [1, 2], alpha: [3, 4, 5]}\n"));
-	cr_assert_eq(tensor(m, "zeta.bias")->data[1], 2);
-	cr_assert_eq(tensor(m, "alpha.bias")->data[0], 3);
+	cr_assert_eq(pt_tensor(m, "zeta.bias")->data[1], 2);
+	cr_assert_eq(pt_tensor(m, "alpha.bias")->data[0], 3);
 	/* initialize_bias: sessions concatenated in sorted key order. */
 	fv_tensor *mean = fv_tensor_new(1, (int64_t[]){5});
 	for (int i = 0; i < 5; i++)
 		mean->data[i] = (fv_real)(10 + i);
 	cr_assert_eq(fv_module_initialize_bias(m, mean), FV_OK, "%s", fv_errmsg());
-	cr_assert_eq(tensor(m, "alpha.bias")->data[2], 12);
-	cr_assert_eq(tensor(m, "zeta.bias")->data[0], 13);
-	fv_tensor *wrong = fv_tensor_new(1, (int64_t[]){4});
-	cr_assert_eq(fv_module_initialize_bias(m, wrong), FV_ERR_SHAPE);
-	cr_assert(strstr(fv_errmsg(), "the sessions have 5 neurons in all") != NULL, "%s",
-	          fv_errmsg());
-	fv_tensor_free(wrong);
+	cr_assert_eq(pt_tensor(m, "alpha.bias")->data[2], 12);
+	cr_assert_eq(pt_tensor(m, "zeta.bias")->data[0], 13);
+	expect_initialize_bias_error(m, 4, "the sessions have 5 neurons in all");
 	fv_tensor_free(mean);
 	fv_module_free(m);
 }
 
+/* A MultiGaussianMaskReadout of the sessions `dict`. */
+#define MGM_SESSIONS(dict)                                                                \
+	"_target_: MultiGaussianMaskReadout\nin_shape: [2, 3, 4, 3]\nn_neurons_dict: " dict \
+	"\nscale: true\nbias: true\ngaussian_mean_scale: 1\ngaussian_var_scale: 1\n"         \
+	"positive: false\n"
+#define MSG_BASE                                                                       \
+	"_target_: MultiSampledGaussianReadout\nin_shape: [2, 3, 4, 3]\nn_neurons_dict: {a: 2}\n" \
+	"bias: true\ninit_sigma_range: 0.1\n"
+
 Test(readouts, multi_errors)
 {
-	expect_build_error(MGM_SPEC("mean_activity_dict: {zeta: [1, 2]}\n"),
-	                   "mean_activity_dict: no entry for session 'alpha'");
-	expect_build_error(MGM_SPEC("mean_activity_dict: {zeta: [1, 2], alpha: [3]}\n"),
-	                   "mean_activity: expected 3 values");
-	expect_build_error("_target_: MultiGaussianMaskReadout\nin_shape: [2, 3, 4, 3]\n"
-	                   "n_neurons_dict: {a.b: 2}\nscale: true\nbias: true\n"
-	                   "gaussian_mean_scale: 1\ngaussian_var_scale: 1\npositive: false\n",
-	                   "session name 'a.b' cannot name a module");
-	expect_build_error("_target_: MultiGaussianMaskReadout\nin_shape: [2, 3, 4, 3]\n"
-	                   "n_neurons_dict: {}\nscale: true\nbias: true\n"
-	                   "gaussian_mean_scale: 1\ngaussian_var_scale: 1\npositive: false\n",
-	                   "n_neurons_dict: expected a non-empty map");
-	expect_build_error("_target_: MultiGaussianMaskReadout\nin_shape: [2, 3, 4, 3]\n"
-	                   "n_neurons_dict: {a: 0}\nscale: true\nbias: true\n"
-	                   "gaussian_mean_scale: 1\ngaussian_var_scale: 1\npositive: false\n",
-	                   "n_neurons_dict.a: expected a positive number of neurons, got 0");
-	expect_build_error("_target_: MultiSampledGaussianReadout\nin_shape: [2, 3, 4, 3]\n"
-	                   "n_neurons_dict: {a: 2}\nbias: true\ninit_mu_range: 2\n"
-	                   "init_sigma_range: 0.1\n",
-	                   "either init_mu_range doesn't belong to [0.0, 1.0]");
-	expect_build_error("_target_: MultiSampledGaussianReadout\nin_shape: [2, 3, 4, 3]\n"
-	                   "n_neurons_dict: {a: 2}\nbias: true\ninit_mu_range: 0.2\n"
-	                   "init_sigma_range: 0.1\ngrid_mean_predictor: {hidden_layers: 0}\n",
-	                   "grid_mean_predictor needs source_grid");
-	expect_build_error("_target_: MultiReadoutBase\nin_shape: [2, 3, 4, 3]\n"
-	                   "n_neurons_dict: {a: 2}\nbase_readout: NoSuchReadout\n",
-	                   "component 'NoSuchReadout' is not registered");
+	const pt_bad_spec bad[] = {
+		{MGM_SPEC("mean_activity_dict: {zeta: [1, 2]}\n"),
+		 "mean_activity_dict: no entry for session 'alpha'"},
+		{MGM_SPEC("mean_activity_dict: {zeta: [1, 2], alpha: [3]}\n"),
+		 "mean_activity: expected 3 values"},
+		{MGM_SESSIONS("{a.b: 2}"), "session name 'a.b' cannot name a module"},
+		{MGM_SESSIONS("{}"), "n_neurons_dict: expected a non-empty map"},
+		{MGM_SESSIONS("{a: 0}"), "n_neurons_dict.a: expected a positive number of neurons, got 0"},
+		{MSG_BASE "init_mu_range: 2\n", "either init_mu_range doesn't belong to [0.0, 1.0]"},
+		{MSG_BASE "init_mu_range: 0.2\ngrid_mean_predictor: {hidden_layers: 0}\n",
+		 "grid_mean_predictor needs source_grid"},
+		{"_target_: MultiReadoutBase\nin_shape: [2, 3, 4, 3]\nn_neurons_dict: {a: 2}\n"
+		 "base_readout: NoSuchReadout\n",
+		 "component 'NoSuchReadout' is not registered"},
+	};
+	PT_EXPECT_BUILD_ERRORS(reg, bad);
 }
 
 Test(readouts, multi_single_session_regularizer_needs_no_key)
@@ -1240,9 +1062,9 @@ Test(readouts, multi_single_session_regularizer_needs_no_key)
 	                     "n_neurons_dict: {only: 2}\nscale: false\nbias: true\n"
 	                     "gaussian_mean_scale: 1\ngaussian_var_scale: 1\npositive: false\n");
 	fv_ctx *ctx = fv_ctx_new();
-	expect_close(regularizer(m, ctx, NULL, FV_REDUCE_DEFAULT),
-	             regularizer(fv_module_child(m, "only"), ctx, NULL, FV_REDUCE_SUM), 1e-7,
-	             "the only session, summed");
+	pt_expect_close(pt_regularizer(m, ctx, NULL, FV_REDUCE_DEFAULT),
+	                pt_regularizer(fv_module_child(m, "only"), ctx, NULL, FV_REDUCE_SUM), 1e-7,
+	                "the only session, summed");
 	fv_ctx_free(ctx);
 	fv_module_free(m);
 }
@@ -1256,15 +1078,15 @@ Test(readouts, multi_sampled_gaussian_frames_and_softplus)
 	                     "reg_avg: false\n");
 	const char *names[] = {"s1._mu", "s1.sigma", "s1._features", "s1.bias",
 	                       "s0._mu", "s0.sigma", "s0._features", "s0.bias"};
-	expect_names(m, names, 8);
-	gc_fill_uniform(tensor(m, "s1._features"), 1, -1, 1);
-	gc_fill_uniform(tensor(m, "s1.bias"), 2, -1, 1);
+	pt_expect_names(m, names, 8);
+	gc_fill_uniform(pt_tensor(m, "s1._features"), 1, -1, 1);
+	gc_fill_uniform(pt_tensor(m, "s1.bias"), 2, -1, 1);
 	fv_module_set_training(m, false);
-	fv_tensor *x = input(5, (int64_t[]){2, 2, 3, 4, 5}, 3, -1, 1);
+	fv_tensor *x = pt_input(5, (int64_t[]){2, 2, 3, 4, 5}, 3, -1, 1);
 	fv_ctx *ctx = fv_ctx_new();
-	fv_tensor *y = forward(m, ctx, x, "s1", -1);
-	expect_shape(y, 3, (int64_t[]){2, 3, 2}, "y");
-	const fv_tensor *mu = tensor(m, "s1._mu");
+	fv_tensor *y = pt_forward(m, ctx, x, "s1", -1);
+	pt_expect_shape(y, 3, (int64_t[]){2, 3, 2}, "y");
+	const fv_tensor *mu = pt_tensor(m, "s1._mu");
 	double pos[4] = {mu->data[0], mu->data[1], mu->data[2], mu->data[3]};
 	fv_tensor *frame = fv_tensor_new(4, (int64_t[]){1, 2, 4, 5});
 	for (int b = 0; b < 2; b++)
@@ -1273,18 +1095,18 @@ Test(readouts, multi_sampled_gaussian_frames_and_softplus)
 				memcpy(frame->data + c * 20, x->data + ((b * 2 + c) * 3 + t) * 20,
 				       20 * sizeof(fv_real));
 			for (int n = 0; n < 2; n++) {
-				double lin = pg_reference(frame, pos, tensor(m, "s1._features")->data,
-				                          tensor(m, "s1.bias")->data, 2, 0, n, true);
-				expect_close(y->data[(b * 3 + t) * 2 + n], softplus(lin), 1e-5, "frame y");
+				double lin = pg_reference(frame, pos, pt_tensor(m, "s1._features")->data,
+				                          pt_tensor(m, "s1.bias")->data, 2, 0, n, true);
+				pt_expect_close(y->data[(b * 3 + t) * 2 + n], softplus(lin), 1e-5, "frame y");
 			}
 		}
-	fv_tensor *all = forward(m, ctx, x, NULL, -1);
-	expect_shape(all, 3, (int64_t[]){2, 3, 3}, "s0 then s1");
-	expect_close(all->data[2], y->data[1], 1e-6, "s1 after s0");
+	fv_tensor *all = pt_forward(m, ctx, x, NULL, -1);
+	pt_expect_shape(all, 3, (int64_t[]){2, 3, 3}, "s0 then s1");
+	pt_expect_close(all->data[2], y->data[1], 1e-6, "s1 after s0");
 	double l1 = 0;
 	for (int i = 0; i < 4; i++)
-		l1 += fabs(tensor(m, "s1._features")->data[i]);
-	expect_close(regularizer(m, ctx, "s1", FV_REDUCE_DEFAULT), 0.4 * l1, 1e-5, "gamma * sum");
+		l1 += fabs(pt_tensor(m, "s1._features")->data[i]);
+	pt_expect_close(pt_regularizer(m, ctx, "s1", FV_REDUCE_DEFAULT), 0.4 * l1, 1e-5, "gamma * sum");
 	fv_ctx_free(ctx);
 	fv_tensor_free(frame);
 	fv_tensor_free(x);
@@ -1297,12 +1119,12 @@ Test(readouts, multi_factorized_mask_size_from_input)
 	                     "n_neurons_dict: {a: 2, b: 3}\nmask_l1_reg: 0.1\nweights_l1_reg: 0.2\n"
 	                     "laplace_mask_reg: 0.3\nweights_constraint: abs\n"
 	                     "init_scales: [[0, 0.1], [0, 0.5]]\n");
-	expect_shape(tensor(m, "b.mask_weights"), 2, (int64_t[]){20, 3}, "b.mask_weights");
+	pt_expect_shape(pt_tensor(m, "b.mask_weights"), 2, (int64_t[]){20, 3}, "b.mask_weights");
 	cr_assert_not_null(fv_module_tensor(m, "a._input_weights_regularizer_spatial.laplace.filter"));
-	fv_tensor *x = input(5, (int64_t[]){1, 2, 3, 4, 5}, 3, -1, 1);
+	fv_tensor *x = pt_input(5, (int64_t[]){1, 2, 3, 4, 5}, 3, -1, 1);
 	fv_ctx *ctx = fv_ctx_new();
-	forward(m, ctx, x, "a", -1);
-	const fv_tensor *w = tensor(m, "a.feature_weights");
+	pt_forward(m, ctx, x, "a", -1);
+	const fv_tensor *w = pt_tensor(m, "a.feature_weights");
 	for (int i = 0; i < w->numel; i++)
 		cr_assert(w->data[i] >= 0, "abs constraint passed on to the session");
 	fv_ctx_free(ctx);
@@ -1317,21 +1139,20 @@ Test(readouts, multiple_lnp_clone_readout)
 	                     "nonlinearity: softplus\n");
 	const char *names[] = {"a.inner_product_kernel.weight", "a.inner_product_kernel.bias",
 	                       "a._smooth_reg_fn.laplace.filter", "b.alpha", "b.beta"};
-	expect_names(m, names, 5);
+	pt_expect_names(m, names, 5);
 	const fv_real alpha[2] = {2, -0.5f}, beta[2] = {0.25f, 1};
-	memcpy(tensor(m, "b.alpha")->data, alpha, sizeof alpha);
-	memcpy(tensor(m, "b.beta")->data, beta, sizeof beta);
-	fv_tensor *x = input(5, (int64_t[]){1, 2, 3, 4, 5}, 3, -1, 1);
+	memcpy(pt_tensor(m, "b.alpha")->data, alpha, sizeof alpha);
+	memcpy(pt_tensor(m, "b.beta")->data, beta, sizeof beta);
+	fv_tensor *x = pt_input(5, (int64_t[]){1, 2, 3, 4, 5}, 3, -1, 1);
 	fv_ctx *ctx = fv_ctx_new();
-	fv_tensor *ya = forward(m, ctx, x, "a", -1);
-	fv_tensor *yb = forward(m, ctx, x, "b", -1);
+	fv_tensor *ya = pt_forward(m, ctx, x, "a", -1);
+	fv_tensor *yb = pt_forward(m, ctx, x, "b", -1);
 	for (int i = 0; i < 6; i++)
-		expect_close(yb->data[i], ya->data[i] * alpha[i % 2] + beta[i % 2], 1e-6, "clone");
+		pt_expect_close(yb->data[i], ya->data[i] * alpha[i % 2] + beta[i % 2], 1e-6, "clone");
 	fv_forward_args fa = FV_FORWARD_ARGS_INIT;
 	fa.data_key = "b";
 	cr_assert_null(fv_module_regularizer(m, ctx, &fa));
-	cr_assert(strstr(fv_errmsg(), "regularizer is not implemented for ClonedReadout") != NULL,
-	          "%s", fv_errmsg());
+	pt_expect_msg("regularizer is not implemented for ClonedReadout");
 	fv_ctx_free(ctx);
 	fv_tensor_free(x);
 	fv_module_free(m);
@@ -1342,10 +1163,11 @@ Test(readouts, multi_readout_base_with_any_readout)
 	fv_module *m = build("_target_: MultiReadoutBase\nin_shape: [2, 3, 4, 5]\n"
 	                     "n_neurons_dict: {a: 2}\nbase_readout: LNPReadout\n"
 	                     "smooth_weight: 0.5\nnonlinearity: relu\n");
-	expect_shape(tensor(m, "a.inner_product_kernel.weight"), 5, (int64_t[]){2, 2, 1, 4, 5}, "w");
-	fv_tensor *x = input(5, (int64_t[]){1, 2, 3, 4, 5}, 3, -1, 1);
+	pt_expect_shape(pt_tensor(m, "a.inner_product_kernel.weight"), 5,
+	                (int64_t[]){2, 2, 1, 4, 5}, "w");
+	fv_tensor *x = pt_input(5, (int64_t[]){1, 2, 3, 4, 5}, 3, -1, 1);
 	fv_ctx *ctx = fv_ctx_new();
-	fv_tensor *y = forward(m, ctx, x, "a", -1);
+	fv_tensor *y = pt_forward(m, ctx, x, "a", -1);
 	for (int i = 0; i < y->numel; i++)
 		cr_assert(y->data[i] >= 0, "relu passed on");
 	fv_ctx_free(ctx);
@@ -1365,8 +1187,8 @@ Test(readouts, in_shape_and_outdims_from_the_model)
 	                   .in_shape = {3, 2, 6, 4}, .n_neurons = 7, .spec = fv_config_root(cfg)};
 	fv_module *m = fv_instantiate(reg, a.spec, &a);
 	cr_assert_not_null(m, "%s", fv_errmsg());
-	expect_shape(tensor(m, "grid"), 4, (int64_t[]){7, 6, 4, 2}, "grid from args");
-	expect_shape(tensor(m, "features"), 4, (int64_t[]){1, 3, 1, 7}, "features from args");
+	pt_expect_shape(pt_tensor(m, "grid"), 4, (int64_t[]){7, 6, 4, 2}, "grid from args");
+	pt_expect_shape(pt_tensor(m, "features"), 4, (int64_t[]){1, 3, 1, 7}, "features from args");
 	fv_module_free(m);
 	fv_config_free(cfg);
 }
@@ -1403,42 +1225,40 @@ Test(readouts, openretina_config_readout_sections)
 		"smooth_weight: 1.0\nsparse_weight: 1.0\nbias: True\n"
 		"n_neurons_dict: {session_a: 3, session_b: 2}\n",
 	};
-	fv_tensor *x = input(5, (int64_t[]){2, 16, 4, 8, 6}, 1, -1, 1);
+	fv_tensor *x = pt_input(5, (int64_t[]){2, 16, 4, 8, 6}, 1, -1, 1);
 	for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
 		fv_module *m = build(specs[i]);
 		fv_ctx *ctx = fv_ctx_new();
-		fv_tensor *y = forward(m, ctx, x, "session_b", -1);
-		expect_shape(y, 3, (int64_t[]){2, 4, 2}, specs[i]);
-		cr_assert(isfinite(regularizer(m, ctx, "session_a", FV_REDUCE_DEFAULT)));
+		fv_tensor *y = pt_forward(m, ctx, x, "session_b", -1);
+		pt_expect_shape(y, 3, (int64_t[]){2, 4, 2}, specs[i]);
+		cr_assert(isfinite(pt_regularizer(m, ctx, "session_a", FV_REDUCE_DEFAULT)));
 		fv_ctx_free(ctx);
 		fv_module_free(m);
 	}
 	fv_tensor_free(x);
 }
 
-#define PG_BASE "_target_: PointGaussianReadout\nin_shape: [1, 1, 5, 7]\noutdims: 3\nbias: true\n"
-
 Test(readouts, malformed_nested_options)
 {
-	expect_build_error(PG_BASE "grid_mean_predictor: {hidden_features: 0}\n"
-	                           "source_grid: [[0, 1], [1, 0], [2, 2]]\n",
-	                   "grid_mean_predictor: need hidden_features >= 1");
-	expect_build_error(PG_BASE "grid_mean_predictor: 3\n",
-	                   "grid_mean_predictor: expected a map");
-	expect_build_error(PG_BASE "shared_grid: [1, 2, 3]\n", "shared_grid: expected a map");
-	expect_build_error(PG_BASE "shared_grid: {match_ids: [1, 2, 3], match: 1}\n",
-	                   "shared_grid: unknown key 'match'");
-	expect_build_error(PG_BASE "grid_mean_predictor: {}\nsource_grid: [[0, 1], [1], [2, 2]]\n",
-	                   "source_grid: ragged nested list");
-	expect_build_error(PG_BASE "mean_activity: []\n", "mean_activity: empty list");
-	expect_build_error(PG_BASE "mean_activity: [1, [2], 3]\n",
-	                   "mean_activity: expected a number at nesting depth 1");
-	expect_build_error(PG_BASE "mean_activity: [1, abc, 3]\n", "abc");
-	expect_build_error(MGM_SPEC("mean_activity_dict: [1, 2]\n"),
-	                   "mean_activity_dict: expected a map");
-	expect_build_error("_target_: MultipleLNPReadout\nin_shape: [2, 3, 4, 5]\n"
-	                   "n_neurons_dict: {a: many}\n",
-	                   "many");
+	const pt_bad_spec bad[] = {
+		{PG_BASE "grid_mean_predictor: {hidden_features: 0}\n"
+		         "source_grid: [[0, 1], [1, 0], [2, 2]]\n",
+		 "grid_mean_predictor: need hidden_features >= 1"},
+		{PG_BASE "grid_mean_predictor: 3\n", "grid_mean_predictor: expected a map"},
+		{PG_BASE "shared_grid: [1, 2, 3]\n", "shared_grid: expected a map"},
+		{PG_BASE "shared_grid: {match_ids: [1, 2, 3], match: 1}\n",
+		 "shared_grid: unknown key 'match'"},
+		{PG_BASE "grid_mean_predictor: {}\nsource_grid: [[0, 1], [1], [2, 2]]\n",
+		 "source_grid: ragged nested list"},
+		{PG_BASE "mean_activity: []\n", "mean_activity: empty list"},
+		{PG_BASE "mean_activity: [1, [2], 3]\n",
+		 "mean_activity: expected a number at nesting depth 1"},
+		{PG_BASE "mean_activity: [1, abc, 3]\n", "abc"},
+		{MGM_SPEC("mean_activity_dict: [1, 2]\n"), "mean_activity_dict: expected a map"},
+		{"_target_: MultipleLNPReadout\nin_shape: [2, 3, 4, 5]\nn_neurons_dict: {a: many}\n",
+		 "many"},
+	};
+	PT_EXPECT_BUILD_ERRORS(reg, bad);
 }
 
 Test(readouts, composites_need_the_registry)
@@ -1450,31 +1270,20 @@ Test(readouts, composites_need_the_registry)
 	                                    "weights_l1_reg: 0, laplace_mask_reg: 0, mask_size: 3, "
 	                                    "init_scales: [[0, 1], [0, 1]]}",
 	                                    &a, "r"));
-	cr_assert(strstr(fv_errmsg(), "FactorizedReadout: needs the registry to build its "
-	                              "_input_weights_regularizer_spatial (FlatLaplaceL23dnorm)") != NULL,
-	          "%s", fv_errmsg());
+	pt_expect_msg("FactorizedReadout: needs the registry to build its "
+	              "_input_weights_regularizer_spatial (FlatLaplaceL23dnorm)");
 	cr_assert_null(fv_instantiate_named(reg, "MultipleLNPReadout",
 	                                    "{in_shape: [1, 1, 3, 3], n_neurons_dict: {a: 1}}", &a,
 	                                    "r"));
-	cr_assert(strstr(fv_errmsg(), "MultipleLNPReadout: needs the registry to build its session "
-	                              "readouts") != NULL,
-	          "%s", fv_errmsg());
+	pt_expect_msg("MultipleLNPReadout: needs the registry to build its session readouts");
 }
 
 Test(readouts, multi_sampled_gaussian_needs_5d_input)
 {
-	fv_module *m = build("_target_: MultiSampledGaussianReadout\nin_shape: [2, 3, 4, 5]\n"
-	                     "n_neurons_dict: {s: 2}\nbias: false\ninit_mu_range: 0.5\n"
-	                     "init_sigma_range: 0.1\n");
-	fv_tensor *x = input(4, (int64_t[]){2, 2, 4, 5}, 1, 0, 1);
-	fv_ctx *ctx = fv_ctx_new();
-	fv_forward_args fa = FV_FORWARD_ARGS_INIT;
-	fa.data_key = "s";
-	cr_assert_null(fv_module_forward(m, ctx, x, &fa));
-	cr_assert(strstr(fv_errmsg(), "MultiSampledGaussianReadout: input has shape (2, 2, 4, 5); "
-	                              "expected (batch, channels, time, width, height)") != NULL,
-	          "%s", fv_errmsg());
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	expect_input_error("_target_: MultiSampledGaussianReadout\nin_shape: [2, 3, 4, 5]\n"
+	                   "n_neurons_dict: {s: 2}\nbias: false\ninit_mu_range: 0.5\n"
+	                   "init_sigma_range: 0.1\n",
+	                   "s", 4, (int64_t[]){2, 2, 4, 5},
+	                   "MultiSampledGaussianReadout: input has shape (2, 2, 4, 5); "
+	                   "expected (batch, channels, time, width, height)");
 }

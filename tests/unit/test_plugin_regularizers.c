@@ -6,62 +6,22 @@
 ** shapes, paddings and kernels other than the golden cases'; gradient
 ** checks by finite differences through whole components; every error path.
 */
-#include <criterion/criterion.h>
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "plugin_testing.h"
 
-#include "fovea/plugin.h"
-#include "gradcheck.h"
-
-static fv_registry *reg;
-
-static void load_regularizers(void)
-{
-	char dir[1024];
-	const char *build = getenv("FOVEA_BUILD_DIR");
-	cr_assert_not_null(build, "FOVEA_BUILD_DIR is not set (run through meson test)");
-	snprintf(dir, sizeof dir, "%s/plugins/regularizers", build);
-	reg = fv_registry_new();
-	cr_assert_not_null(reg);
-	cr_assert_eq(fv_registry_load_dir(reg, dir), FV_OK, "%s", fv_errmsg());
-}
-
-static void unload(void)
-{
-	fv_registry_free(reg);
-}
-
-TestSuite(regularizers, .init = load_regularizers, .fini = unload);
+PT_SUITE(regularizers, "regularizers");
 
 static fv_module *make(const char *target, const char *yaml)
 {
-	fv_build_args args = {.struct_size = sizeof args, .registry = reg};
-	fv_module *m = fv_instantiate_named(reg, target, yaml, &args, "reg");
-	cr_assert_not_null(m, "%s (%s): %s", target, yaml ? yaml : "", fv_errmsg());
-	return m;
-}
-
-static void expect_make_error(const char *target, const char *yaml, const char *needle)
-{
-	fv_build_args args = {.struct_size = sizeof args, .registry = reg};
-	fv_clear_error();
-	fv_module *m = fv_instantiate_named(reg, target, yaml, &args, "reg");
-	cr_assert_null(m, "%s (%s) was accepted", target, yaml ? yaml : "");
-	cr_assert(strstr(fv_errmsg(), needle) != NULL, "%s (%s): %s", target, yaml ? yaml : "",
-	          fv_errmsg());
+	return pt_make(reg, target, yaml, "reg");
 }
 
 static void expect_close(double got, double want, const char *what)
 {
-	cr_assert(fabs(got - want) <= 1e-5 + 1e-5 * fabs(want), "%s: got %.9g, expected %.9g", what,
-	          got, want);
+	pt_expect_close(got, want, 1e-5, what);
 }
 
 /* ---- the filters, typed in from openretina/modules/layers/regularizers.py ---- */
 
-static const double L3[9] = {0, -1, 0, -1, 4, -1, 0, -1, 0};
 static const double L5[25] = {
 	0, 0, 1, 0, 0, 0, 1, 2, 1, 0, 1, 2, -16, 2, 1, 0, 1, 2, 1, 0, 0, 0, 1, 0, 0,
 };
@@ -73,21 +33,7 @@ static const double L1D[3] = {-1, 2, -1};
 
 static const double *filter_of(int k)
 {
-	return k == 3 ? L3 : k == 5 ? L5 : L7;
-}
-
-/* Zero-padded 2-D cross-correlation of one (h, w) plane. */
-static double naive_conv2d_at(const fv_real *x, int h, int w, const double *f, int k, int pad,
-                              int i, int j)
-{
-	double s = 0;
-	for (int a = 0; a < k; a++)
-		for (int b = 0; b < k; b++) {
-			int r = i + a - pad, c = j + b - pad;
-			if (r >= 0 && r < h && c >= 0 && c < w)
-				s += f[a * k + b] * x[r * w + c];
-		}
-	return s;
+	return k == 3 ? pt_laplace3() : k == 5 ? L5 : L7;
 }
 
 static double naive_conv1d_at(const fv_real *x, int len, int pad, int i)
@@ -101,19 +47,12 @@ static double naive_conv1d_at(const fv_real *x, int len, int pad, int i)
 	return s;
 }
 
-static int count_tensor(void *ud, const char *name, fv_tensor *t, bool is_param)
-{
-	(void)name;
-	(void)t;
-	cr_assert(!is_param, "%s should be a buffer", name);
-	++*(int *)ud;
-	return 0;
-}
-
+/* The number of the module's tensors, every one a buffer. */
 static int n_tensors(const fv_module *m)
 {
-	int n = 0;
-	fv_module_foreach_tensor(m, count_tensor, &n);
+	int n_params;
+	int n = pt_n_tensors(m, &n_params);
+	cr_assert_eq(n_params, 0, "a regularizer's tensors are buffers");
 	return n;
 }
 
@@ -174,8 +113,8 @@ Test(regularizers, laplace_forward_is_a_zero_padded_cross_correlation)
 			for (int i = 0; i < ho; i++)
 				for (int j = 0; j < wo; j++)
 					expect_close(y->data[(b * ho + i) * wo + j],
-					             naive_conv2d_at(x->data + b * h * w, h, w, filter_of(k), k,
-					                             p, i, j),
+					             pt_conv2d_at(x->data + b * h * w, h, w, filter_of(k), k, p,
+					                          i, j),
 					             cases[c].yaml);
 		/* penalty() of a filter module is the same filtering. */
 		fv_tensor *z = fv_module_penalty(m, ctx, x, NULL);
@@ -199,8 +138,8 @@ Test(regularizers, laplace_accepts_an_unbatched_plane)
 	cr_assert(y->ndim == 3 && y->shape[0] == 1 && y->shape[1] == 4 && y->shape[2] == 5);
 	for (int i = 0; i < 4; i++)
 		for (int j = 0; j < 5; j++)
-			expect_close(y->data[i * 5 + j], naive_conv2d_at(x->data, 4, 5, L3, 3, 1, i, j),
-			             "unbatched");
+			expect_close(y->data[i * 5 + j],
+			             pt_conv2d_at(x->data, 4, 5, pt_laplace3(), 3, 1, i, j), "unbatched");
 	fv_module_free(m);
 	fv_ctx_free(ctx);
 	fv_tensor_free(x);
@@ -262,7 +201,7 @@ Test(regularizers, non_persistent_filters_are_not_module_tensors)
 	fv_tensor *y = fv_module_forward(m, ctx, x, NULL);
 	cr_assert_not_null(y, "%s", fv_errmsg());
 	for (int i = 0; i < 9; i++)
-		cr_assert_eq(y->data[i], L3[i]);
+		cr_assert_eq(y->data[i], pt_laplace3()[i]);
 	fv_module *t = make("TimeLaplaceL23dnorm", "{padding: 0, persistent_buffer: false}");
 	cr_assert_eq(n_tensors(t), 0);
 	fv_module_free(t);
@@ -273,50 +212,48 @@ Test(regularizers, non_persistent_filters_are_not_module_tensors)
 
 Test(regularizers, filter_errors)
 {
-	expect_make_error("Laplace", "filter_size: 4", "Laplace: filter_size 4 is not supported "
-	                                               "(expected 3, 5 or 7)");
-	expect_make_error("Laplace", "filter_size: 9", "filter_size");
-	expect_make_error("Laplace1d", NULL, "padding");
-	expect_make_error("Laplace", "padding: -1", "padding");
+	pt_expect_make_error(reg, "Laplace", "filter_size: 4",
+	                     "Laplace: filter_size 4 is not supported (expected 3, 5 or 7)");
+	pt_expect_make_error(reg, "Laplace", "filter_size: 9", "filter_size");
+	pt_expect_make_error(reg, "Laplace1d", NULL, "padding");
+	pt_expect_make_error(reg, "Laplace", "padding: -1", "padding");
 
-	fv_ctx *ctx = fv_ctx_new();
-	fv_module *m = make("Laplace", NULL);
-	int64_t two_channels[4] = {2, 2, 5, 5};
-	fv_tensor *x = fv_tensor_new(4, two_channels);
-	fv_clear_error();
-	cr_assert_null(fv_module_forward(m, ctx, x, NULL));
-	cr_assert(strstr(fv_errmsg(), "Laplace: x (2, 2, 5, 5) must be (N, 1, H, W) or (1, H, W)") !=
-	          NULL, "%s", fv_errmsg());
-	int64_t flat[2] = {5, 5};
-	fv_tensor *x2 = fv_tensor_new(2, flat);
-	cr_assert_null(fv_module_forward(m, ctx, x2, NULL));
-	cr_assert(strstr(fv_errmsg(), "must be (N, 1, H, W)") != NULL, "%s", fv_errmsg());
-	fv_module_free(m);
-
-	fv_module *valid = make("Laplace", "{filter_size: 7, padding: 0}");
-	int64_t small[4] = {1, 1, 5, 9};
-	fv_tensor *x3 = fv_tensor_new(4, small);
-	fv_clear_error();
-	cr_assert_null(fv_module_forward(valid, ctx, x3, NULL));
-	cr_assert(strstr(fv_errmsg(), "smaller than the 7-wide filter with padding 0") != NULL, "%s",
-	          fv_errmsg());
-	fv_module_free(valid);
-
-	fv_module *m1 = make("Laplace1d", "padding: 0");
-	int64_t s1[3] = {2, 1, 2};
-	fv_tensor *x4 = fv_tensor_new(3, s1);
-	cr_assert_null(fv_module_forward(m1, ctx, x4, NULL));
-	cr_assert(strstr(fv_errmsg(), "Laplace1d: x (2, 1, 2) is smaller") != NULL, "%s",
-	          fv_errmsg());
-	fv_module_free(m1);
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_tensor_free(x2);
-	fv_tensor_free(x3);
-	fv_tensor_free(x4);
+	struct {
+		const char *target, *yaml;
+		int ndim;
+		int64_t shape[4];
+		const char *needle;
+	} bad_inputs[] = {
+		{"Laplace", NULL, 4, {2, 2, 5, 5},
+		 "Laplace: x (2, 2, 5, 5) must be (N, 1, H, W) or (1, H, W)"},
+		{"Laplace", NULL, 2, {5, 5}, "must be (N, 1, H, W)"},
+		{"Laplace", "{filter_size: 7, padding: 0}", 4, {1, 1, 5, 9},
+		 "smaller than the 7-wide filter with padding 0"},
+		{"Laplace1d", "padding: 0", 3, {2, 1, 2}, "Laplace1d: x (2, 1, 2) is smaller"},
+	};
+	for (size_t i = 0; i < sizeof bad_inputs / sizeof *bad_inputs; i++) {
+		fv_module *m = make(bad_inputs[i].target, bad_inputs[i].yaml);
+		pt_expect_forward_error(m, NULL, bad_inputs[i].ndim, bad_inputs[i].shape,
+		                        bad_inputs[i].needle);
+		fv_module_free(m);
+	}
 }
 
 /* ---- the normalised penalties ------------------------------------------------------ */
+
+/* num / (den + 1e-6) with den = Σ x²; as means when `mean` (num has n_out
+** terms). */
+static double normalised(double num, double n_out, const fv_tensor *x, bool mean)
+{
+	double den = 0;
+	for (int64_t i = 0; i < x->numel; i++)
+		den += (double)x->data[i] * x->data[i];
+	if (mean) {
+		num /= n_out;
+		den /= (double)x->numel;
+	}
+	return num / (den + 1e-6);
+}
 
 /* agg(laplace(plane)^2 * damp^2) / (agg(x^2) + 1e-6) over n planes (h, w),
 ** with damp (hd, wd) broadcast to the output (NULL: 1). */
@@ -324,41 +261,20 @@ static double naive_norm2d(const fv_tensor *x, int planes, int h, int w, int k, 
                            const double *damp, bool mean)
 {
 	int ho = h + 2 * pad - k + 1, wo = w + 2 * pad - k + 1;
-	double num = 0, den = 0;
-	for (int p = 0; p < planes; p++)
-		for (int i = 0; i < ho; i++)
-			for (int j = 0; j < wo; j++) {
-				double v = naive_conv2d_at(x->data + p * h * w, h, w, filter_of(k), k, pad,
-				                           i, j);
-				if (damp != NULL)
-					v *= damp[i * wo + j];
-				num += v * v;
-			}
-	for (int64_t i = 0; i < x->numel; i++)
-		den += (double)x->data[i] * x->data[i];
-	if (mean) {
-		num /= (double)planes * ho * wo;
-		den /= (double)x->numel;
-	}
-	return num / (den + 1e-6);
+	double num = pt_filter_sq_sum(x->data, planes, h, w, filter_of(k), k, pad, damp);
+	return normalised(num, (double)planes * ho * wo, x, mean);
 }
 
 static double naive_norm1d(const fv_tensor *x, int rows, int len, int pad, bool mean)
 {
 	int lo = len + 2 * pad - 2;
-	double num = 0, den = 0;
+	double num = 0;
 	for (int r = 0; r < rows; r++)
 		for (int i = 0; i < lo; i++) {
 			double v = naive_conv1d_at(x->data + r * len, len, pad, i);
 			num += v * v;
 		}
-	for (int64_t i = 0; i < x->numel; i++)
-		den += (double)x->data[i] * x->data[i];
-	if (mean) {
-		num /= (double)rows * lo;
-		den /= (double)x->numel;
-	}
-	return num / (den + 1e-6);
+	return normalised(num, (double)rows * lo, x, mean);
 }
 
 static fv_tensor *penalty(fv_module *m, fv_ctx *ctx, fv_tensor *x, fv_reduction r)
@@ -371,28 +287,50 @@ static fv_tensor *penalty(fv_module *m, fv_ctx *ctx, fv_tensor *x, fv_reduction 
 	return v;
 }
 
+/* A normalised penalty: the component, its options, the reduction asked
+** for, and the value of the naive formula. */
+typedef struct penalty_case {
+	const char *target, *yaml;
+	fv_reduction red;
+	double want;
+} penalty_case;
+
+/* Each case's penalty of x.  Every one of these modules holds its filter
+** as its only tensor, the buffer laplace.filter (gaussian2d is not a
+** state_dict entry). */
+static void expect_penalties(fv_tensor *x, const penalty_case *cases, size_t n)
+{
+	fv_ctx *ctx = fv_ctx_new();
+	for (size_t i = 0; i < n; i++) {
+		const penalty_case *c = &cases[i];
+		char what[160];
+		snprintf(what, sizeof what, "%s (%s), reduction %d", c->target,
+		         c->yaml != NULL ? c->yaml : "defaults", (int)c->red);
+		fv_module *m = make(c->target, c->yaml);
+		cr_assert_not_null(fv_module_tensor(m, "laplace.filter"), "%s: no laplace.filter", what);
+		cr_assert_eq(n_tensors(m), 1, "%s", what);
+		expect_close(penalty(m, ctx, x, c->red)->data[0], c->want, what);
+		fv_module_free(m);
+	}
+	fv_ctx_free(ctx);
+}
+
 Test(regularizers, laplace_l2norm_matches_the_formula)
 {
 	int64_t shape[4] = {2, 3, 6, 5};
 	fv_tensor *x = gc_input(4, shape, 11, -1, 1);
-	fv_ctx *ctx = fv_ctx_new();
-	struct {
-		const char *yaml;
-		int pad;
-	} cases[] = {{"padding: null", 1}, {"padding: 0", 0}, {"padding: 2", 2}};
-	for (int c = 0; c < 3; c++) {
-		fv_module *m = make("LaplaceL2norm", cases[c].yaml);
-		cr_assert_not_null(fv_module_tensor(m, "laplace.filter"), "no laplace.filter");
-		cr_assert_eq(n_tensors(m), 1);
-		expect_close(penalty(m, ctx, x, FV_REDUCE_SUM)->data[0],
-		             naive_norm2d(x, 6, 6, 5, 3, cases[c].pad, NULL, false), cases[c].yaml);
-		expect_close(penalty(m, ctx, x, FV_REDUCE_DEFAULT)->data[0],
-		             naive_norm2d(x, 6, 6, 5, 3, cases[c].pad, NULL, false), cases[c].yaml);
-		expect_close(penalty(m, ctx, x, FV_REDUCE_MEAN)->data[0],
-		             naive_norm2d(x, 6, 6, 5, 3, cases[c].pad, NULL, true), cases[c].yaml);
-		fv_module_free(m);
+	const char *yamls[3] = {"padding: 0", "padding: null", "padding: 2"}; /* pads 0, 1, 2 */
+	for (int pad = 0; pad < 3; pad++) {
+		penalty_case cases[] = {
+			{"LaplaceL2norm", yamls[pad], FV_REDUCE_SUM,
+			 naive_norm2d(x, 6, 6, 5, 3, pad, NULL, false)},
+			{"LaplaceL2norm", yamls[pad], FV_REDUCE_DEFAULT,
+			 naive_norm2d(x, 6, 6, 5, 3, pad, NULL, false)},
+			{"LaplaceL2norm", yamls[pad], FV_REDUCE_MEAN,
+			 naive_norm2d(x, 6, 6, 5, 3, pad, NULL, true)},
+		};
+		expect_penalties(x, cases, 3);
 	}
-	fv_ctx_free(ctx);
 	fv_tensor_free(x);
 }
 
@@ -400,19 +338,14 @@ Test(regularizers, flat_laplace_matches_the_formula)
 {
 	int64_t shape[5] = {3, 2, 1, 5, 7};
 	fv_tensor *x = gc_input(5, shape, 12, -1, 1);
-	fv_ctx *ctx = fv_ctx_new();
-	fv_module *m = make("openretina.modules.layers.FlatLaplaceL23dnorm", "padding: 0");
-	cr_assert_not_null(fv_module_tensor(m, "laplace.filter"));
-	expect_close(penalty(m, ctx, x, FV_REDUCE_SUM)->data[0],
-	             naive_norm2d(x, 6, 5, 7, 3, 0, NULL, false), "sum");
-	expect_close(penalty(m, ctx, x, FV_REDUCE_MEAN)->data[0],
-	             naive_norm2d(x, 6, 5, 7, 3, 0, NULL, true), "mean");
-	fv_module_free(m);
-	m = make("FlatLaplaceL23dnorm", NULL);
-	expect_close(penalty(m, ctx, x, FV_REDUCE_SUM)->data[0],
-	             naive_norm2d(x, 6, 5, 7, 3, 1, NULL, false), "padding null");
-	fv_module_free(m);
-	fv_ctx_free(ctx);
+	penalty_case cases[] = {
+		{"openretina.modules.layers.FlatLaplaceL23dnorm", "padding: 0", FV_REDUCE_SUM,
+		 naive_norm2d(x, 6, 5, 7, 3, 0, NULL, false)},
+		{"openretina.modules.layers.FlatLaplaceL23dnorm", "padding: 0", FV_REDUCE_MEAN,
+		 naive_norm2d(x, 6, 5, 7, 3, 0, NULL, true)},
+		{"FlatLaplaceL23dnorm", NULL, FV_REDUCE_SUM, naive_norm2d(x, 6, 5, 7, 3, 1, NULL, false)},
+	};
+	expect_penalties(x, cases, 3);
 	fv_tensor_free(x);
 }
 
@@ -420,21 +353,15 @@ Test(regularizers, time_laplace_matches_the_formula)
 {
 	int64_t shape[5] = {2, 4, 8, 1, 1};
 	fv_tensor *x = gc_input(5, shape, 13, -1, 1);
-	fv_ctx *ctx = fv_ctx_new();
+	penalty_case cases[] = {
+		{"TimeLaplaceL23dnorm", "padding: 0", FV_REDUCE_SUM, naive_norm1d(x, 8, 8, 0, false)},
+		{"TimeLaplaceL23dnorm", "padding: 0", FV_REDUCE_MEAN, naive_norm1d(x, 8, 8, 0, true)},
+		{"TimeLaplaceL23dnorm", NULL, FV_REDUCE_MEAN, naive_norm1d(x, 8, 8, 1, true)},
+	};
+	expect_penalties(x, cases, 3);
 	fv_module *m = make("TimeLaplaceL23dnorm", "padding: 0");
-	fv_tensor *f = fv_module_tensor(m, "laplace.filter");
-	cr_assert_not_null(f);
-	cr_assert_eq(f->ndim, 3);
-	expect_close(penalty(m, ctx, x, FV_REDUCE_SUM)->data[0], naive_norm1d(x, 8, 8, 0, false),
-	             "sum");
-	expect_close(penalty(m, ctx, x, FV_REDUCE_MEAN)->data[0], naive_norm1d(x, 8, 8, 0, true),
-	             "mean");
+	cr_assert_eq(fv_module_tensor(m, "laplace.filter")->ndim, 3);
 	fv_module_free(m);
-	m = make("TimeLaplaceL23dnorm", NULL);
-	expect_close(penalty(m, ctx, x, FV_REDUCE_MEAN)->data[0], naive_norm1d(x, 8, 8, 1, true),
-	             "padding null");
-	fv_module_free(m);
-	fv_ctx_free(ctx);
 	fv_tensor_free(x);
 }
 
@@ -485,26 +412,23 @@ Test(regularizers, gaussian_laplace_matches_the_formula)
 	struct {
 		const char *yaml;
 		int k1, k2;
-	} cases[] = {{"kernel: [5, 7]", 5, 7}, {"kernel: 4", 4, 4}, {"kernel: [6, 3]", 6, 3}};
-	fv_ctx *ctx = fv_ctx_new();
+	} kernels[] = {{"kernel: [5, 7]", 5, 7}, {"kernel: 4", 4, 4}, {"kernel: [6, 3]", 6, 3}};
 	for (int c = 0; c < 3; c++) {
-		int k1 = cases[c].k1, k2 = cases[c].k2;
+		int k1 = kernels[c].k1, k2 = kernels[c].k2;
 		int64_t shape[4] = {3, 2, k1, k2};
 		fv_tensor *x = gc_input(4, shape, 14 + (uint64_t)c, -1, 1);
 		double *damp = malloc(sizeof(double) * (size_t)(k1 * k2));
 		naive_damping(k1, k2, damp);
-		fv_module *m = make("GaussianLaplaceL2", cases[c].yaml);
-		cr_assert_not_null(fv_module_tensor(m, "laplace.filter"));
-		cr_assert_eq(n_tensors(m), 1, "gaussian2d is not a state_dict entry");
-		expect_close(penalty(m, ctx, x, FV_REDUCE_SUM)->data[0],
-		             naive_norm2d(x, 6, k1, k2, 3, 1, damp, false), cases[c].yaml);
-		expect_close(penalty(m, ctx, x, FV_REDUCE_MEAN)->data[0],
-		             naive_norm2d(x, 6, k1, k2, 3, 1, damp, true), cases[c].yaml);
-		fv_module_free(m);
+		penalty_case cases[] = {
+			{"GaussianLaplaceL2", kernels[c].yaml, FV_REDUCE_SUM,
+			 naive_norm2d(x, 6, k1, k2, 3, 1, damp, false)},
+			{"GaussianLaplaceL2", kernels[c].yaml, FV_REDUCE_MEAN,
+			 naive_norm2d(x, 6, k1, k2, 3, 1, damp, true)},
+		};
+		expect_penalties(x, cases, 2);
 		free(damp);
 		fv_tensor_free(x);
 	}
-	fv_ctx_free(ctx);
 }
 
 static fv_tensor *penalty_of(fv_ctx *ctx, fv_tensor *const *in, void *ud)
@@ -521,107 +445,100 @@ static fv_tensor *penalty_sum_of(fv_ctx *ctx, fv_tensor *const *in, void *ud)
 
 Test(regularizers, penalty_gradients_match_finite_differences)
 {
-	int64_t s4[4] = {2, 2, 5, 4}, s5f[5] = {2, 1, 1, 4, 5}, s5t[5] = {2, 2, 6, 1, 1};
-	int64_t sg[4] = {1, 2, 5, 5};
-	fv_tensor *x4 = gc_input(4, s4, 21, -1, 1), *x5f = gc_input(5, s5f, 22, -1, 1);
-	fv_tensor *x5t = gc_input(5, s5t, 23, -1, 1), *xg = gc_input(4, sg, 24, -1, 1);
-	fv_module *l2 = make("LaplaceL2norm", "padding: 1");
-	fv_module *flat = make("FlatLaplaceL23dnorm", "padding: 0");
-	fv_module *time = make("TimeLaplaceL23dnorm", NULL);
-	fv_module *gauss = make("GaussianLaplaceL2", "kernel: 5");
-	gradcheck("LaplaceL2norm mean", penalty_of, 1, &x4, l2);
-	gradcheck("LaplaceL2norm sum", penalty_sum_of, 1, &x4, l2);
-	gradcheck("FlatLaplaceL23dnorm", penalty_of, 1, &x5f, flat);
-	gradcheck("TimeLaplaceL23dnorm", penalty_sum_of, 1, &x5t, time);
-	gradcheck("GaussianLaplaceL2", penalty_of, 1, &xg, gauss);
-	fv_module_free(l2);
-	fv_module_free(flat);
-	fv_module_free(time);
-	fv_module_free(gauss);
-	fv_tensor_free(x4);
-	fv_tensor_free(x5f);
-	fv_tensor_free(x5t);
-	fv_tensor_free(xg);
-}
-
-static void expect_penalty_error(fv_module *m, int ndim, const int64_t *shape,
-                                 fv_reduction r, const char *needle)
-{
-	fv_tensor *x = fv_tensor_new(ndim, shape);
-	fv_ctx *ctx = fv_ctx_new();
-	fv_forward_args fa = FV_FORWARD_ARGS_INIT;
-	fa.reduction = r;
-	fv_clear_error();
-	cr_assert_null(fv_module_penalty(m, ctx, x, &fa), "accepted %s",
-	               fv_shape_str(ndim, shape));
-	cr_assert(strstr(fv_errmsg(), needle) != NULL, "%s", fv_errmsg());
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
+	struct {
+		const char *what, *target, *yaml;
+		gc_fn fn;
+		int ndim;
+		int64_t shape[5];
+		uint64_t seed;
+	} cases[] = {
+		{"LaplaceL2norm mean", "LaplaceL2norm", "padding: 1", penalty_of, 4, {2, 2, 5, 4}, 21},
+		{"LaplaceL2norm sum", "LaplaceL2norm", "padding: 1", penalty_sum_of, 4, {2, 2, 5, 4}, 21},
+		{"FlatLaplaceL23dnorm", "FlatLaplaceL23dnorm", "padding: 0", penalty_of, 5,
+		 {2, 1, 1, 4, 5}, 22},
+		{"TimeLaplaceL23dnorm", "TimeLaplaceL23dnorm", NULL, penalty_sum_of, 5, {2, 2, 6, 1, 1},
+		 23},
+		{"GaussianLaplaceL2", "GaussianLaplaceL2", "kernel: 5", penalty_of, 4, {1, 2, 5, 5}, 24},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		fv_tensor *x = gc_input(cases[i].ndim, cases[i].shape, cases[i].seed, -1, 1);
+		fv_module *m = make(cases[i].target, cases[i].yaml);
+		gradcheck(cases[i].what, cases[i].fn, 1, &x, m);
+		fv_module_free(m);
+		fv_tensor_free(x);
+	}
 }
 
 Test(regularizers, penalty_shape_errors)
 {
-	fv_module *l2 = make("LaplaceL2norm", NULL);
-	int64_t s5[5] = {2, 2, 1, 5, 5};
-	expect_penalty_error(l2, 5, s5, FV_REDUCE_SUM,
-	                     "LaplaceL2norm: weight (2, 2, 1, 5, 5) must be (out, in, k1, k2)");
-	int64_t s4[4] = {2, 2, 5, 5};
-	expect_penalty_error(l2, 4, s4, FV_REDUCE_NONE,
-	                     "LaplaceL2norm: reduction None is not supported");
-	fv_module_free(l2);
-
-	fv_module *flat = make("FlatLaplaceL23dnorm", NULL);
-	int64_t st[5] = {2, 2, 3, 5, 5};
-	expect_penalty_error(flat, 5, st, FV_REDUCE_SUM, "FlatLaplaceL23dnorm: weight (2, 2, 3, 5, 5) "
-	                                                 "must be (out, in, 1, kh, kw): time dimension "
-	                                                 "must be one");
-	expect_penalty_error(flat, 4, s4, FV_REDUCE_SUM, "must be (out, in, 1, kh, kw)");
-	fv_module_free(flat);
-
-	fv_module *time = make("TimeLaplaceL23dnorm", NULL);
-	expect_penalty_error(time, 5, st, FV_REDUCE_SUM, "TimeLaplaceL23dnorm: weight (2, 2, 3, 5, 5) "
-	                                                 "must be (out, in, kt, 1, 1): space "
-	                                                 "dimensions must be one");
-	fv_module_free(time);
-
-	/* openretina: padding 0 cannot be used (valid output smaller than the mask). */
-	fv_module *g0 = make("GaussianLaplaceL2", "{kernel: 5, padding: 0}");
-	int64_t sg[4] = {1, 1, 5, 5};
-	expect_penalty_error(g0, 4, sg, FV_REDUCE_SUM, "GaussianLaplaceL2: weight (1, 1, 5, 5) does "
-	                                               "not fit the Gaussian mask (5, 5) with padding 0");
-	fv_module_free(g0);
-	fv_module *g = make("GaussianLaplaceL2", "kernel: [5, 7]");
-	expect_penalty_error(g, 4, sg, FV_REDUCE_SUM, "does not fit the Gaussian mask (5, 7)");
-	expect_penalty_error(g, 5, s5, FV_REDUCE_SUM, "must be (out, in, k1, k2)");
-	fv_module_free(g);
+	struct {
+		const char *target, *yaml;
+		int ndim;
+		int64_t shape[5];
+		fv_reduction red;
+		const char *needle;
+	} cases[] = {
+		{"LaplaceL2norm", NULL, 5, {2, 2, 1, 5, 5}, FV_REDUCE_SUM,
+		 "LaplaceL2norm: weight (2, 2, 1, 5, 5) must be (out, in, k1, k2)"},
+		{"LaplaceL2norm", NULL, 4, {2, 2, 5, 5}, FV_REDUCE_NONE,
+		 "LaplaceL2norm: reduction None is not supported"},
+		{"FlatLaplaceL23dnorm", NULL, 5, {2, 2, 3, 5, 5}, FV_REDUCE_SUM,
+		 "FlatLaplaceL23dnorm: weight (2, 2, 3, 5, 5) must be (out, in, 1, kh, kw): time "
+		 "dimension must be one"},
+		{"FlatLaplaceL23dnorm", NULL, 4, {2, 2, 5, 5}, FV_REDUCE_SUM,
+		 "must be (out, in, 1, kh, kw)"},
+		{"TimeLaplaceL23dnorm", NULL, 5, {2, 2, 3, 5, 5}, FV_REDUCE_SUM,
+		 "TimeLaplaceL23dnorm: weight (2, 2, 3, 5, 5) must be (out, in, kt, 1, 1): space "
+		 "dimensions must be one"},
+		/* openretina: padding 0 cannot be used (valid output smaller than the mask). */
+		{"GaussianLaplaceL2", "{kernel: 5, padding: 0}", 4, {1, 1, 5, 5}, FV_REDUCE_SUM,
+		 "GaussianLaplaceL2: weight (1, 1, 5, 5) does not fit the Gaussian mask (5, 5) with "
+		 "padding 0"},
+		{"GaussianLaplaceL2", "kernel: [5, 7]", 4, {1, 1, 5, 5}, FV_REDUCE_SUM,
+		 "does not fit the Gaussian mask (5, 7)"},
+		{"GaussianLaplaceL2", "kernel: [5, 7]", 5, {2, 2, 1, 5, 5}, FV_REDUCE_SUM,
+		 "must be (out, in, k1, k2)"},
+	};
+	fv_ctx *ctx = fv_ctx_new();
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		fv_module *m = make(cases[i].target, cases[i].yaml);
+		fv_tensor *x = fv_tensor_new(cases[i].ndim, cases[i].shape);
+		fv_forward_args fa = FV_FORWARD_ARGS_INIT;
+		fa.reduction = cases[i].red;
+		fv_clear_error();
+		cr_assert_null(fv_module_penalty(m, ctx, x, &fa), "accepted %s",
+		               fv_shape_str(x->ndim, x->shape));
+		pt_expect_msg(cases[i].needle);
+		fv_tensor_free(x);
+		fv_module_free(m);
+	}
+	fv_ctx_free(ctx);
 }
 
 Test(regularizers, gaussian_kernel_errors)
 {
-	expect_make_error("GaussianLaplaceL2", NULL, "kernel");
-	expect_make_error("GaussianLaplaceL2", "kernel: [3, 4, 5]",
-	                  "GaussianLaplaceL2: kernel has 3 sizes (expected k or [k1, k2])");
-	expect_make_error("GaussianLaplaceL2", "kernel: 1",
-	                  "GaussianLaplaceL2: kernel (1, 1) makes a constant Gaussian mask");
-	expect_make_error("GaussianLaplaceL2", "kernel: [0, 3]", "kernel");
+	pt_expect_make_error(reg, "GaussianLaplaceL2", NULL, "kernel");
+	pt_expect_make_error(reg, "GaussianLaplaceL2", "kernel: [3, 4, 5]",
+	                     "GaussianLaplaceL2: kernel has 3 sizes (expected k or [k1, k2])");
+	pt_expect_make_error(reg, "GaussianLaplaceL2", "kernel: 1",
+	                     "GaussianLaplaceL2: kernel (1, 1) makes a constant Gaussian mask");
+	pt_expect_make_error(reg, "GaussianLaplaceL2", "kernel: [0, 3]", "kernel");
 }
 
 Test(regularizers, a_null_weight_is_an_error_not_a_crash)
 {
-	const char *targets[] = {"LaplaceL2norm", "FlatLaplaceL23dnorm", "TimeLaplaceL23dnorm"};
+	const char *targets[] = {"LaplaceL2norm", "FlatLaplaceL23dnorm", "TimeLaplaceL23dnorm",
+	                         "Laplace"};
+	const char *needles[] = {"the weight x is NULL", "the weight x is NULL",
+	                         "the weight x is NULL", "Laplace: x is NULL"};
 	fv_ctx *ctx = fv_ctx_new();
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		fv_module *m = make(targets[i], NULL);
 		fv_clear_error();
 		cr_assert_null(fv_module_penalty(m, ctx, NULL, NULL));
-		cr_assert(strstr(fv_errmsg(), "the weight x is NULL") != NULL, "%s", fv_errmsg());
+		pt_expect_msg(needles[i]);
 		fv_module_free(m);
 	}
-	fv_module *m = make("Laplace", NULL);
-	fv_clear_error();
-	cr_assert_null(fv_module_penalty(m, ctx, NULL, NULL));
-	cr_assert(strstr(fv_errmsg(), "Laplace: x is NULL") != NULL, "%s", fv_errmsg());
-	fv_module_free(m);
 	fv_ctx_free(ctx);
 }
 
@@ -637,9 +554,5 @@ Test(regularizers, every_name_is_registered)
 		"openretina.modules.layers.regularizers.TimeLaplaceL23dnorm", "GaussianLaplaceL2",
 		"openretina.modules.layers.regularizers.GaussianLaplaceL2",
 	};
-	for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
-		const fv_component *c = fv_registry_find(reg, names[i], NULL);
-		cr_assert_not_null(c, "%s", names[i]);
-		cr_assert_eq(c->kind, FV_KIND_REGULARIZER, "%s", names[i]);
-	}
+	pt_expect_registered(reg, names, sizeof names / sizeof *names, FV_KIND_REGULARIZER);
 }

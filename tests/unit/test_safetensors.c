@@ -63,13 +63,6 @@ static void expect_rejected(buf b, const char *fragment)
 	free(b.p);
 }
 
-static char *tmp_dir(void)
-{
-	char *dir = strdup("/tmp/fovea_st_XXXXXX");
-	cr_assert_not_null(mkdtemp(dir));
-	return dir;
-}
-
 static void remove_tree(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -91,6 +84,26 @@ static void remove_tree(const char *dir)
 	}
 	closedir(d);
 	rmdir(dir);
+}
+
+/* A new directory under /tmp and the path of `file` in it. */
+typedef struct scratch {
+	char dir[64];
+	char path[4096];
+} scratch;
+
+static scratch scratch_new(const char *file)
+{
+	scratch s = {.dir = "/tmp/fovea_st_XXXXXX"};
+	cr_assert_not_null(mkdtemp(s.dir));
+	snprintf(s.path, sizeof s.path, "%s/%s", s.dir, file);
+	return s;
+}
+
+/* Remove the directory and everything in it. */
+static void scratch_free(scratch *s)
+{
+	remove_tree(s->dir);
 }
 
 static int count_entries(const char *dir)
@@ -734,9 +747,7 @@ Test(safetensors_golden, known_shapes)
 
 Test(safetensors_write, round_trip_of_every_dtype_and_metadata)
 {
-	char *dir = tmp_dir();
-	char path[4096];
-	snprintf(path, sizeof path, "%s/rt.safetensors", dir);
+	scratch tmp = scratch_new("rt.safetensors");
 	fv_st_writer *w = fv_st_writer_new();
 	cr_assert_not_null(w);
 	unsigned char bytes[64];
@@ -755,11 +766,11 @@ Test(safetensors_write, round_trip_of_every_dtype_and_metadata)
 	cr_assert_eq(fv_st_writer_meta(w, "config", "first"), FV_OK);
 	cr_assert_eq(fv_st_writer_meta(w, "config", "lr: 0.01"), FV_OK); /* replaces */
 	bytes[0] = 0; /* the writer holds copies */
-	cr_assert_eq(fv_st_writer_save(w, path), FV_OK, "%s", fv_errmsg());
+	cr_assert_eq(fv_st_writer_save(w, tmp.path), FV_OK, "%s", fv_errmsg());
 	fv_st_writer_free(w);
 
 	/* the file as bytes: header length, `__metadata__` first, padding */
-	buf f = read_all(path);
+	buf f = read_all(tmp.path);
 	uint64_t hl = 0;
 	for (int i = 7; i >= 0; i--)
 		hl = hl << 8 | f.p[i];
@@ -777,7 +788,7 @@ Test(safetensors_write, round_trip_of_every_dtype_and_metadata)
 		cr_expect_eq(f.p[i], ' ');
 	free(f.p);
 
-	fv_safetensors *st = fv_safetensors_open(path);
+	fv_safetensors *st = fv_safetensors_open(tmp.path);
 	cr_assert_not_null(st, "%s", fv_errmsg());
 	cr_expect_eq(fv_safetensors_count(st), 12);
 	for (int dt = FV_DTYPE_F64; dt <= FV_DTYPE_BOOL; dt++) {
@@ -803,24 +814,21 @@ Test(safetensors_write, round_trip_of_every_dtype_and_metadata)
 	cr_expect_str_eq(fv_safetensors_meta(st, "config"), "lr: 0.01");
 	cr_expect_null(fv_safetensors_meta_key(st, 2));
 	fv_safetensors_close(st);
-	remove_tree(dir);
-	free(dir);
+	scratch_free(&tmp);
 }
 
 Test(safetensors_write, tensors_as_f32)
 {
-	char *dir = tmp_dir();
-	char path[4096];
-	snprintf(path, sizeof path, "%s/t.safetensors", dir);
+	scratch tmp = scratch_new("t.safetensors");
 	fv_tensor *t = fv_tensor_new(3, (int64_t[]){2, 3, 4});
 	for (int i = 0; i < 24; i++)
 		t->data[i] = (fv_real)(i * 0.25 - 3);
 	fv_st_writer *w = fv_st_writer_new();
 	cr_assert_eq(fv_st_writer_add_tensor(w, "core.features.layer0.conv.weight", t), FV_OK);
 	cr_expect_eq(fv_st_writer_add_tensor(w, "x", NULL), FV_ERR_ARG);
-	cr_assert_eq(fv_st_writer_save(w, path), FV_OK, "%s", fv_errmsg());
+	cr_assert_eq(fv_st_writer_save(w, tmp.path), FV_OK, "%s", fv_errmsg());
 	fv_st_writer_free(w);
-	fv_safetensors *st = fv_safetensors_open(path);
+	fv_safetensors *st = fv_safetensors_open(tmp.path);
 	cr_assert_not_null(st, "%s", fv_errmsg());
 	fv_tensor *back = fv_safetensors_tensor(st, "core.features.layer0.conv.weight");
 	cr_assert_not_null(back);
@@ -831,8 +839,7 @@ Test(safetensors_write, tensors_as_f32)
 	fv_tensor_free(back);
 	fv_tensor_free(t);
 	fv_safetensors_close(st);
-	remove_tree(dir);
-	free(dir);
+	scratch_free(&tmp);
 }
 
 Test(safetensors_write, argument_errors)
@@ -870,38 +877,35 @@ Test(safetensors_write, argument_errors)
 
 Test(safetensors_write, atomic_replace_leaves_no_temp_file)
 {
-	char *dir = tmp_dir();
-	char path[4096];
-	snprintf(path, sizeof path, "%s/m.safetensors", dir);
+	scratch tmp = scratch_new("m.safetensors");
 	for (int round = 0; round < 2; round++) { /* create, then replace */
 		fv_st_writer *w = fv_st_writer_new();
 		unsigned char v = (unsigned char)(round + 10);
 		cr_assert_eq(fv_st_writer_add(w, "v", FV_DTYPE_U8, 1, (int64_t[]){1}, &v), FV_OK);
-		cr_assert_eq(fv_st_writer_save(w, path), FV_OK, "%s", fv_errmsg());
+		cr_assert_eq(fv_st_writer_save(w, tmp.path), FV_OK, "%s", fv_errmsg());
 		fv_st_writer_free(w);
-		cr_expect_eq(count_entries(dir), 1);
-		fv_safetensors *st = fv_safetensors_open(path);
+		cr_expect_eq(count_entries(tmp.dir), 1);
+		fv_safetensors *st = fv_safetensors_open(tmp.path);
 		cr_assert_not_null(st);
 		cr_expect_eq(*(const unsigned char *)fv_safetensors_find(st, "v")->data, v);
 		fv_safetensors_close(st);
 	}
 	/* a new file gets 0666 less the umask, not mkstemp's 0600 */
 	mode_t old = umask(022);
-	unlink(path);
+	unlink(tmp.path);
 	fv_st_writer *w = fv_st_writer_new();
-	cr_assert_eq(fv_st_writer_save(w, path), FV_OK);
+	cr_assert_eq(fv_st_writer_save(w, tmp.path), FV_OK);
 	fv_st_writer_free(w);
 	umask(old);
 	struct stat sb;
-	cr_assert_eq(stat(path, &sb), 0);
+	cr_assert_eq(stat(tmp.path, &sb), 0);
 	cr_expect_eq(sb.st_mode & 0777, 0644);
 	/* an empty writer is a valid, empty file */
-	fv_safetensors *st = fv_safetensors_open(path);
+	fv_safetensors *st = fv_safetensors_open(tmp.path);
 	cr_assert_not_null(st, "%s", fv_errmsg());
 	cr_expect_eq(fv_safetensors_count(st), 0);
 	fv_safetensors_close(st);
-	remove_tree(dir);
-	free(dir);
+	scratch_free(&tmp);
 }
 
 static void write_small(const char *path, unsigned char value)
@@ -922,50 +926,45 @@ static fv_st_writer *big_writer(void)
 
 Test(safetensors_write, failed_write_keeps_the_old_file)
 {
-	char *dir = tmp_dir();
-	char path[4096];
-	snprintf(path, sizeof path, "%s/m.safetensors", dir);
-	write_small(path, 42);
-	buf before = read_all(path);
+	scratch tmp = scratch_new("m.safetensors");
+	write_small(tmp.path, 42);
+	buf before = read_all(tmp.path);
 	/* the file size limit makes write(2) fail with EFBIG even for root */
 	signal(SIGXFSZ, SIG_IGN);
 	struct rlimit lim = {4096, 4096};
 	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
 	fv_st_writer *w = big_writer();
-	cr_expect_eq(fv_st_writer_save(w, path), FV_ERR_IO);
+	cr_expect_eq(fv_st_writer_save(w, tmp.path), FV_ERR_IO);
 	fv_st_writer_free(w);
 	const char *msg = fv_errmsg();
-	cr_expect(strncmp(msg, path, strlen(path)) == 0, "message does not name the path: %s", msg);
+	cr_expect(strncmp(msg, tmp.path, strlen(tmp.path)) == 0, "message does not name the path: %s",
+	          msg);
 	cr_expect(strstr(msg, "cannot write the temporary file") != NULL, "%s", msg);
 	cr_expect(strstr(msg, strerror(EFBIG)) != NULL, "%s", msg);
-	buf after = read_all(path);
+	buf after = read_all(tmp.path);
 	cr_expect_eq(after.len, before.len);
 	cr_expect_eq(memcmp(after.p, before.p, before.len), 0);
-	cr_expect_eq(count_entries(dir), 1, "the temporary file was left behind");
+	cr_expect_eq(count_entries(tmp.dir), 1, "the temporary file was left behind");
 	free(before.p);
 	free(after.p);
-	remove_tree(dir);
-	free(dir);
+	scratch_free(&tmp);
 }
 
 Test(safetensors_write, failed_rename_removes_the_temp_file)
 {
-	char *dir = tmp_dir();
-	char path[4096];
-	snprintf(path, sizeof path, "%s/taken", dir);
-	cr_assert_eq(mkdir(path, 0755), 0);
+	scratch tmp = scratch_new("taken");
+	cr_assert_eq(mkdir(tmp.path, 0755), 0);
 	char inner[4200];
-	snprintf(inner, sizeof inner, "%s/keep", path);
+	snprintf(inner, sizeof inner, "%s/keep", tmp.path);
 	write_small(inner, 1); /* a non-empty directory cannot be replaced */
 	fv_st_writer *w = big_writer();
-	cr_expect_eq(fv_st_writer_save(w, path), FV_ERR_IO);
+	cr_expect_eq(fv_st_writer_save(w, tmp.path), FV_ERR_IO);
 	fv_st_writer_free(w);
-	cr_expect(strncmp(fv_errmsg(), path, strlen(path)) == 0, "%s", fv_errmsg());
+	cr_expect(strncmp(fv_errmsg(), tmp.path, strlen(tmp.path)) == 0, "%s", fv_errmsg());
 	cr_expect(strstr(fv_errmsg(), "cannot rename the temporary file") != NULL, "%s", fv_errmsg());
-	cr_expect_eq(count_entries(dir), 1, "the temporary file was left behind");
-	cr_expect_eq(count_entries(path), 1);
-	remove_tree(dir);
-	free(dir);
+	cr_expect_eq(count_entries(tmp.dir), 1, "the temporary file was left behind");
+	cr_expect_eq(count_entries(tmp.path), 1);
+	scratch_free(&tmp);
 }
 
 Test(safetensors_write, missing_directory)
@@ -981,23 +980,20 @@ Test(safetensors_write, read_only_directory)
 {
 	if (geteuid() == 0)
 		cr_skip_test("root ignores directory permissions (covered by the RLIMIT_FSIZE test)");
-	char *dir = tmp_dir();
-	char path[4096];
-	snprintf(path, sizeof path, "%s/m.safetensors", dir);
-	write_small(path, 7);
-	buf before = read_all(path);
-	cr_assert_eq(chmod(dir, 0555), 0);
+	scratch tmp = scratch_new("m.safetensors");
+	write_small(tmp.path, 7);
+	buf before = read_all(tmp.path);
+	cr_assert_eq(chmod(tmp.dir, 0555), 0);
 	fv_st_writer *w = big_writer();
-	cr_expect_eq(fv_st_writer_save(w, path), FV_ERR_IO);
+	cr_expect_eq(fv_st_writer_save(w, tmp.path), FV_ERR_IO);
 	fv_st_writer_free(w);
-	cr_expect(strncmp(fv_errmsg(), path, strlen(path)) == 0, "%s", fv_errmsg());
+	cr_expect(strncmp(fv_errmsg(), tmp.path, strlen(tmp.path)) == 0, "%s", fv_errmsg());
 	cr_expect(strstr(fv_errmsg(), strerror(EACCES)) != NULL, "%s", fv_errmsg());
-	chmod(dir, 0700);
-	buf after = read_all(path);
+	chmod(tmp.dir, 0700);
+	buf after = read_all(tmp.path);
 	cr_expect(after.len == before.len && memcmp(after.p, before.p, before.len) == 0);
-	cr_expect_eq(count_entries(dir), 1);
+	cr_expect_eq(count_entries(tmp.dir), 1);
 	free(before.p);
 	free(after.p);
-	remove_tree(dir);
-	free(dir);
+	scratch_free(&tmp);
 }

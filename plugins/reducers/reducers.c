@@ -1,0 +1,158 @@
+/*
+** reducers.c: openretina's response reducers
+** (openretina.insilico.stimulus_optimization.objective), which objectives
+** use to turn a response trace into the score they maximise.
+**
+**   MeanReducer(axis=0):              mean over `axis`.
+**   SliceMeanReducer(axis, start, length):
+**                                     mean over `length` entries of `axis`
+**                                     from `start`; cut short at the end of
+**                                     the axis, and when `start` lies beyond
+**                                     it, taken from 0 instead (openretina
+**                                     warns and does the same).
+*/
+#include <stddef.h>
+#include <stdlib.h>
+
+#include <fovea/plugin.h>
+
+typedef struct reducer_opts {
+	int64_t axis;
+	int64_t start;  /* SliceMeanReducer */
+	int64_t length; /* SliceMeanReducer */
+} reducer_opts;
+
+#define OPT(field) offsetof(reducer_opts, field)
+
+static const fv_option mean_options[] = {
+	{"axis", FV_OPT_INT, OPT(axis), "0", 0, 0, 0, NULL,
+	 "axis to average over (negative: counted from the end)"},
+	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
+};
+
+static const fv_option slice_mean_options[] = {
+	{"axis", FV_OPT_INT, OPT(axis), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
+	 "axis to average over (negative: counted from the end)"},
+	{"start", FV_OPT_INT, OPT(start), NULL, 0, 1e15, FV_OPT_REQUIRED, NULL,
+	 "first index of the averaged slice"},
+	{"length", FV_OPT_INT, OPT(length), NULL, 1, 1e15, FV_OPT_REQUIRED, NULL,
+	 "number of entries averaged (fewer when the axis ends first)"},
+	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
+};
+
+static fv_status reducer_create(fv_module *m, const void *opts, const fv_build_args *args)
+{
+	(void)args;
+	reducer_opts *r = malloc(sizeof *r);
+	if (r == NULL)
+		return fv_error(FV_ERR_NOMEM, "%s: out of memory", fv_module_component(m)->names[0]);
+	*r = *(const reducer_opts *)opts;
+	fv_module_set_priv(m, r);
+	return FV_OK;
+}
+
+static void reducer_destroy(fv_module *m)
+{
+	free(fv_module_priv(m));
+}
+
+/* The axis as a non-negative index of x, or -1 with a message. */
+static int axis_of(const fv_module *m, const fv_tensor *x, int64_t axis)
+{
+	int64_t a = axis < 0 ? axis + x->ndim : axis;
+	if (a < 0 || a >= x->ndim) {
+		fv_error(FV_ERR_SHAPE, "%s: axis %lld does not exist in responses of shape %s",
+		         fv_module_component(m)->names[0], (long long)axis,
+		         fv_shape_str(x->ndim, x->shape));
+		return -1;
+	}
+	return (int)a;
+}
+
+static fv_tensor *mean_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_forward_args *fa)
+{
+	(void)fa;
+	const reducer_opts *r = fv_module_priv(m);
+	if (x == NULL)
+		return NULL;
+	int axis = axis_of(m, x, r->axis);
+	return axis < 0 ? NULL : fv_mean(ctx, x, 1, &axis, false);
+}
+
+static fv_tensor *slice_mean_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x,
+                                     const fv_forward_args *fa)
+{
+	(void)fa;
+	const reducer_opts *r = fv_module_priv(m);
+	if (x == NULL)
+		return NULL;
+	int axis = axis_of(m, x, r->axis);
+	if (axis < 0)
+		return NULL;
+	int64_t size = x->shape[axis], start = r->start;
+	int64_t length = size - start < r->length ? size - start : r->length;
+	if (length <= 0) { /* start beyond the end: openretina falls back to 0 */
+		start = 0;
+		length = r->length < size ? r->length : size;
+	}
+	if (length <= 0) {
+		fv_error(FV_ERR_SHAPE, "SliceMeanReducer: axis %d of responses %s is empty", axis,
+		         fv_shape_str(x->ndim, x->shape));
+		return NULL;
+	}
+	fv_tensor *slice = fv_slice(ctx, x, axis, start, start + length, 1);
+	return fv_mean(ctx, slice, 1, &axis, false);
+}
+
+static const char *const mean_names[] = {
+	"MeanReducer",
+	"openretina.insilico.stimulus_optimization.objective.MeanReducer",
+	"openretina.insilico.MeanReducer",
+	NULL,
+};
+
+static const char *const slice_mean_names[] = {
+	"SliceMeanReducer",
+	"openretina.insilico.stimulus_optimization.objective.SliceMeanReducer",
+	"openretina.insilico.SliceMeanReducer",
+	NULL,
+};
+
+static const fv_component mean_component = {
+	.struct_size = sizeof(fv_component),
+	.kind = FV_KIND_REDUCER,
+	.names = mean_names,
+	.doc = "mean of the responses over one axis (time, for a (time, neuron) trace)",
+	.options = mean_options,
+	.options_size = sizeof(reducer_opts),
+	.create = reducer_create,
+	.destroy = reducer_destroy,
+	.forward = mean_forward,
+};
+
+static const fv_component slice_mean_component = {
+	.struct_size = sizeof(fv_component),
+	.kind = FV_KIND_REDUCER,
+	.names = slice_mean_names,
+	.doc = "mean of the responses over a window [start, start+length) of one axis",
+	.options = slice_mean_options,
+	.options_size = sizeof(reducer_opts),
+	.create = reducer_create,
+	.destroy = reducer_destroy,
+	.forward = slice_mean_forward,
+};
+
+static const fv_component *const components[] = {&mean_component, &slice_mean_component};
+
+static const fv_plugin plugin = {
+	.abi_major = FV_ABI_MAJOR,
+	.abi_minor = FV_ABI_MINOR,
+	.name = "reducers",
+	.n_components = 2,
+	.components = components,
+};
+
+FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
+{
+	return &plugin;
+}

@@ -1,0 +1,208 @@
+/*
+** cmd_eval.c: `fovea eval CHECKPOINT DATA_DIR`, openretina's
+** `openretina eval`: the checkpoint's model on the test stimuli of a data
+** directory, per-neuron metrics as CSV and a summary as JSON (see
+** include/fovea/metrics.h for the metrics).
+**
+** The data directory is read with the checkpoint's own data settings
+** (data_io.*, dataloader.*), which key=value overrides may change.
+*/
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cmd.h"
+#include "fovea/metrics.h"
+#include "fovea/trainer.h"
+
+typedef struct eval_args {
+	const char *checkpoint, *data_dir, *output, *split;
+	double cutoff;
+	int n_overrides;
+	const char **overrides;
+} eval_args;
+
+static int parse_args(int argc, char **argv, eval_args *a)
+{
+	const cli_cmd *self = &cli_cmd_eval;
+	for (int i = 1; i < argc; i++) {
+		const char *s = argv[i];
+		bool takes_value = strcmp(s, "--output") == 0 || strcmp(s, "-o") == 0 ||
+		                   strcmp(s, "--split") == 0 || strcmp(s, "--var-ratio-cutoff") == 0;
+		if (takes_value && i + 1 >= argc)
+			return cli_usage_error(self, "%s needs a value", s);
+		if (strcmp(s, "--output") == 0 || strcmp(s, "-o") == 0) {
+			a->output = argv[++i];
+		} else if (strcmp(s, "--split") == 0) {
+			a->split = argv[++i];
+		} else if (strcmp(s, "--var-ratio-cutoff") == 0) {
+			char *end;
+			errno = 0;
+			a->cutoff = strtod(argv[++i], &end);
+			if (errno != 0 || *end != '\0')
+				return cli_usage_error(self, "--var-ratio-cutoff needs a number, got '%s'",
+				                       argv[i]);
+		} else if (s[0] == '-' && s[1] == '-') {
+			return cli_usage_error(self, "unknown option '%s'", s);
+		} else if (strchr(s, '=') != NULL || s[0] == '~') {
+			a->overrides[a->n_overrides++] = s;
+		} else if (a->checkpoint == NULL) {
+			a->checkpoint = s;
+		} else if (a->data_dir == NULL) {
+			a->data_dir = s;
+		} else {
+			return cli_usage_error(self, "unexpected argument '%s'", s);
+		}
+	}
+	if (a->checkpoint == NULL || a->data_dir == NULL)
+		return cli_usage_error(self, "expected a checkpoint and a data directory");
+	return CLI_OK;
+}
+
+/* The directory part of a path ("." when none). */
+static void dir_of(const char *path, char *buf, size_t size)
+{
+	const char *slash = strrchr(path, '/');
+	if (slash == NULL)
+		snprintf(buf, size, ".");
+	else
+		snprintf(buf, size, "%.*s", (int)(slash - path), path);
+	if (buf[0] == '\0')
+		snprintf(buf, size, "/");
+}
+
+/* Every session of the data must have a readout in the model. */
+static int check_sessions(const fv_checkpoint *c, fv_data *d)
+{
+	const fv_data_info *model = fv_checkpoint_data_info(c), *data = fv_data_get_info(d);
+	for (size_t i = 0; i < data->n_sessions; i++) {
+		bool found = false;
+		for (size_t k = 0; k < model->n_sessions && !found; k++)
+			found = strcmp(model->sessions[k], data->sessions[i]) == 0;
+		if (!found)
+			return cli_fail("session '%s' of the data has no readout in %s (its sessions: "
+			                "%s%s)", data->sessions[i], fv_checkpoint_path(c),
+			                model->n_sessions ? model->sessions[0] : "none",
+			                model->n_sessions > 1 ? ", ..." : "");
+	}
+	for (int k = 0; k < 3; k++)
+		if (model->input_shape[k] != data->input_shape[k]) {
+			char want[64];
+			snprintf(want, sizeof want, "%s", fv_shape_str(3, model->input_shape));
+			return cli_fail("the data's stimuli are %s (channels, height, width); %s was "
+			                "trained on %s", fv_shape_str(3, data->input_shape),
+			                fv_checkpoint_path(c), want);
+		}
+	return CLI_OK;
+}
+
+static int open_data(fv_config *cfg, const eval_args *a, fv_data **out)
+{
+	for (int i = 0; i < a->n_overrides; i++)
+		if (fv_config_override(cfg, a->overrides[i]) != FV_OK)
+			return cli_fail("%s", fv_errmsg());
+	const fv_config_node *root = fv_config_root(cfg);
+	fv_data_options o;
+	fv_data_options_default(&o);
+	if (fv_data_options_from_config(&o, fv_node_get(root, "data_io"),
+	                                fv_node_get(root, "dataloader")) != FV_OK)
+		return cli_fail("%s", fv_errmsg());
+	o.data_dir = a->data_dir;
+	if (fv_data_open(&o, out) != FV_OK)
+		return cli_fail("%s", fv_errmsg());
+	return CLI_OK;
+}
+
+static int write_outputs(const fv_eval_result *r, const eval_args *a)
+{
+	char dir[4096], csv[4200], json[4200];
+	if (a->output != NULL)
+		snprintf(dir, sizeof dir, "%s", a->output);
+	else
+		dir_of(a->checkpoint, dir, sizeof dir);
+	if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+		return cli_fail("cannot create %s: %s", dir, strerror(errno));
+	snprintf(csv, sizeof csv, "%s/eval_per_neuron.csv", dir);
+	snprintf(json, sizeof json, "%s/eval_summary.json", dir);
+	if (fv_eval_write_csv(r, csv) != FV_OK || fv_eval_write_summary(r, json) != FV_OK)
+		return cli_fail("%s", fv_errmsg());
+	fv_eval_print_report(r, stdout);
+	const fv_eval_summary *s = fv_eval_get_summary(r);
+	printf("test correlation %.4f", s->corr_to_avg_mean);
+	if (s->corr_ceiling_mean == s->corr_ceiling_mean) /* not NaN */
+		printf(" (ceiling from the repeated trials %.4f: %.0f%% of it)", s->corr_ceiling_mean,
+		       100 * s->corr_to_avg_mean / s->corr_ceiling_mean);
+	printf("\nper-neuron results: %s\nsummary: %s\n", csv, json);
+	return CLI_OK;
+}
+
+static int evaluate(fv_registry *reg, const eval_args *a)
+{
+	fv_checkpoint *c = fv_checkpoint_open(a->checkpoint);
+	if (c == NULL)
+		return cli_fail("%s", fv_errmsg());
+	fv_config *cfg = NULL;
+	fv_data *d = NULL;
+	fv_eval_result *r = NULL;
+	fv_module *model = fv_model_load(reg, c, &cfg);
+	int rc = model != NULL ? CLI_OK : cli_fail("%s", fv_errmsg());
+	if (rc == CLI_OK)
+		rc = open_data(cfg, a, &d);
+	if (rc == CLI_OK)
+		rc = check_sessions(c, d);
+	const fv_config_node *name = cfg ? fv_node_get(fv_config_root(cfg), "exp_name") : NULL;
+	const char *exp = name != NULL ? fv_node_text(name) : NULL;
+	fv_eval_options o = {.split = a->split, .var_ratio_cutoff = a->cutoff,
+	                     .model_path = a->checkpoint, .exp_name = exp};
+	if (rc == CLI_OK && fv_evaluate(model, d, &o, &r) != FV_OK)
+		rc = cli_fail("%s", fv_errmsg());
+	if (rc == CLI_OK)
+		rc = write_outputs(r, a);
+	fv_eval_result_free(r);
+	fv_data_close(d);
+	fv_module_free(model);
+	fv_config_free(cfg);
+	fv_checkpoint_close(c);
+	return rc;
+}
+
+static int run_eval(int argc, char **argv)
+{
+	eval_args a = {.cutoff = 0.15};
+	a.overrides = calloc((size_t)argc, sizeof *a.overrides);
+	if (a.overrides == NULL)
+		return cli_fail("out of memory");
+	int rc = parse_args(argc, argv, &a);
+	fv_registry *reg = rc == CLI_OK ? cli_load_registry() : NULL;
+	if (rc == CLI_OK && reg == NULL)
+		rc = CLI_FAILED;
+	if (rc == CLI_OK)
+		rc = evaluate(reg, &a);
+	fv_registry_free(reg);
+	free(a.overrides);
+	return rc;
+}
+
+const cli_cmd cli_cmd_eval = {
+	.name = "eval",
+	.summary = "evaluate a trained model on test stimuli",
+	.usage = "fovea eval CHECKPOINT DATA_DIR [--split NAME] [--output DIR] "
+	         "[--var-ratio-cutoff X] [key=value ...]\n"
+	         "\n"
+	         "Run a checkpoint's model on the test stimuli of DATA_DIR (openretina's\n"
+	         "HDF5 layout) and compute openretina's metrics per neuron: correlation,\n"
+	         "MSE and Poisson loss to the trial-averaged response, and where the test\n"
+	         "responses have repeated trials, the fraction of explainable variance\n"
+	         "explained (FEVE), the variance ratio, the jackknife oracle and the\n"
+	         "correlation ceiling the trials allow.  Writes eval_per_neuron.csv and\n"
+	         "eval_summary.json beside the checkpoint (or into --output DIR) and prints\n"
+	         "the summary.\n"
+	         "\n"
+	         "  --split NAME            one test stimulus (default: every one)\n"
+	         "  --var-ratio-cutoff X    summary over neurons with var_ratio >= X (0.15)\n"
+	         "  key=value               change the checkpoint's data settings, e.g.\n"
+	         "                          'data_io.test_names=[test]'\n",
+	.run = run_eval,
+};

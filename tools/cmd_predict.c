@@ -1,0 +1,160 @@
+/*
+** cmd_predict.c: `fovea predict CHECKPOINT STIMULUS.npy --session S`, the
+** responses a trained model predicts for a stimulus, as .npy.
+**
+** The stimulus is a movie in the data directory's own units (channels x
+** time x height x width, as the files in DIR/stimuli): it is normalised with the
+** checkpoint's stim_mean and stim_std, as the data loader normalises
+** training stimuli, unless --raw says it already is.  The output has shape
+** (time - lag, neurons): the first `lag` frames feed the core's temporal
+** filters and have no prediction.
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "fovea/npy.h"
+#include "fovea/trainer.h"
+
+typedef struct predict_args {
+	const char *checkpoint, *stimulus, *session, *output;
+	bool raw;
+} predict_args;
+
+static int parse_args(int argc, char **argv, predict_args *a)
+{
+	const cli_cmd *self = &cli_cmd_predict;
+	for (int i = 1; i < argc; i++) {
+		const char *s = argv[i];
+		bool takes_value = strcmp(s, "--session") == 0 || strcmp(s, "--output") == 0 ||
+		                   strcmp(s, "-o") == 0;
+		if (takes_value && i + 1 >= argc)
+			return cli_usage_error(self, "%s needs a value", s);
+		if (strcmp(s, "--session") == 0)
+			a->session = argv[++i];
+		else if (strcmp(s, "--output") == 0 || strcmp(s, "-o") == 0)
+			a->output = argv[++i];
+		else if (strcmp(s, "--raw") == 0)
+			a->raw = true;
+		else if (s[0] == '-' && s[1] == '-')
+			return cli_usage_error(self, "unknown option '%s'", s);
+		else if (a->checkpoint == NULL)
+			a->checkpoint = s;
+		else if (a->stimulus == NULL)
+			a->stimulus = s;
+		else
+			return cli_usage_error(self, "unexpected argument '%s'", s);
+	}
+	if (a->checkpoint == NULL || a->stimulus == NULL)
+		return cli_usage_error(self, "expected a checkpoint and a stimulus .npy file");
+	if (a->session == NULL)
+		return cli_usage_error(self, "--session is required (which readout to use)");
+	return CLI_OK;
+}
+
+static int check_session(const fv_data_info *info, const char *session, const char *ckpt)
+{
+	for (size_t i = 0; i < info->n_sessions; i++)
+		if (strcmp(info->sessions[i], session) == 0)
+			return CLI_OK;
+	const char *near = cli_closest(session, info->sessions, info->n_sessions);
+	return cli_fail("%s has no session '%s'%s%s%s (it has %zu sessions, the first '%s')", ckpt,
+	                session, near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "",
+	                info->n_sessions, info->n_sessions ? info->sessions[0] : "");
+}
+
+/* The stimulus as a normalised batch of one, (1, C, T, H, W). */
+static int stimulus_batch(const predict_args *a, const fv_data_info *info, fv_ctx *ctx,
+                          fv_tensor **out)
+{
+	fv_tensor *s = fv_npy_load(a->stimulus);
+	if (s == NULL)
+		return cli_fail("%s", fv_errmsg());
+	int first = s->ndim == 5 && s->shape[0] == 1 ? 1 : 0;
+	int rc = CLI_OK;
+	if (s->ndim - first != 4 || s->shape[first] != info->input_shape[0] ||
+	    s->shape[first + 2] != info->input_shape[1] || s->shape[first + 3] != info->input_shape[2]) {
+		char want[64];
+		snprintf(want, sizeof want, "%s", fv_shape_str(3, info->input_shape));
+		rc = cli_fail("%s: shape %s, expected (channels, time, height, width) with (channels, "
+		              "height, width) = %s as the model was trained", a->stimulus,
+		              fv_shape_str(s->ndim, s->shape), want);
+	}
+	if (rc == CLI_OK) {
+		int64_t shape[5] = {1, s->shape[first], s->shape[first + 1], s->shape[first + 2],
+		                    s->shape[first + 3]};
+		*out = fv_ctx_from_data(ctx, 5, shape, s->data);
+		double mean = a->raw ? 0.0 : info->stim_mean, std = a->raw ? 1.0 : info->stim_std;
+		for (int64_t i = 0; *out != NULL && i < (*out)->numel; i++)
+			(*out)->data[i] = (fv_real)(((*out)->data[i] - mean) / std);
+		if (*out == NULL)
+			rc = cli_fail("%s", fv_errmsg());
+	}
+	fv_tensor_free(s);
+	return rc;
+}
+
+static int predict(fv_registry *reg, const predict_args *a)
+{
+	fv_checkpoint *c = fv_checkpoint_open(a->checkpoint);
+	if (c == NULL)
+		return cli_fail("%s", fv_errmsg());
+	fv_module *model = fv_model_load(reg, c, NULL);
+	fv_ctx *ctx = fv_ctx_new();
+	int rc = model != NULL && ctx != NULL ? CLI_OK : cli_fail("%s", fv_errmsg());
+	if (rc == CLI_OK)
+		rc = check_session(fv_checkpoint_data_info(c), a->session, a->checkpoint);
+	fv_tensor *x = NULL;
+	if (rc == CLI_OK)
+		rc = stimulus_batch(a, fv_checkpoint_data_info(c), ctx, &x);
+	if (rc == CLI_OK) {
+		fv_ctx_set_grad_enabled(ctx, false);
+		fv_forward_args fa = FV_FORWARD_ARGS_INIT;
+		fa.data_key = a->session;
+		fv_tensor *y = fv_module_forward(model, ctx, x, &fa);
+		const char *out = a->output ? a->output : "prediction.npy";
+		if (y == NULL || y->ndim != 3)
+			rc = cli_fail("%s", y == NULL ? fv_errmsg() : "the model's output is not "
+			              "(batch, time, neurons)");
+		else if (fv_npy_save_data(out, 2, y->shape + 1, y->data) != FV_OK)
+			rc = cli_fail("%s", fv_errmsg());
+		else
+			printf("wrote %s: %lld frames x %lld neurons (the first %lld frames of the "
+			       "stimulus have no prediction)\n",
+			       out, (long long)y->shape[1], (long long)y->shape[2],
+			       (long long)(x->shape[2] - y->shape[1]));
+	}
+	fv_ctx_free(ctx);
+	fv_module_free(model);
+	fv_checkpoint_close(c);
+	return rc;
+}
+
+static int run_predict(int argc, char **argv)
+{
+	predict_args a = {0};
+	int rc = parse_args(argc, argv, &a);
+	if (rc != CLI_OK)
+		return rc;
+	fv_registry *reg = cli_load_registry();
+	if (reg == NULL)
+		return CLI_FAILED;
+	rc = predict(reg, &a);
+	fv_registry_free(reg);
+	return rc;
+}
+
+const cli_cmd cli_cmd_predict = {
+	.name = "predict",
+	.summary = "predict responses to a stimulus with a trained model",
+	.usage = "fovea predict CHECKPOINT STIMULUS.npy --session S [--output OUT.npy] [--raw]\n"
+	         "\n"
+	         "Run the checkpoint's model on a movie (channels x time x height x width,\n"
+	         "in the units of the data directory's stimuli/*.npy) through the readout\n"
+	         "of session S, and write the predicted responses, (time - lag) x neurons,\n"
+	         "as float32 .npy (default prediction.npy).\n"
+	         "\n"
+	         "  --raw   the stimulus is already normalised (skip (x - stim_mean) / stim_std)\n",
+	.run = run_predict,
+};

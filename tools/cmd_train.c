@@ -1,0 +1,118 @@
+/*
+** cmd_train.c: `fovea train CONFIG.yaml [key=value ...]`, openretina's
+** `openretina train` (see include/fovea/trainer.h for what a run does and
+** which config keys it reads).
+*/
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "fovea/trainer.h"
+
+typedef struct train_args {
+	const char *config;
+	int n_overrides;
+	const char **overrides;
+	int threads;
+	int progress;
+	bool quiet;
+} train_args;
+
+static int parse_args(int argc, char **argv, train_args *a)
+{
+	const cli_cmd *self = &cli_cmd_train;
+	for (int i = 1; i < argc; i++) {
+		const char *s = argv[i];
+		if (strcmp(s, "--threads") == 0 || strcmp(s, "-j") == 0) {
+			char *end;
+			errno = 0;
+			long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
+			if (i + 1 >= argc || errno != 0 || *end != '\0' || v < 1 || v > 4096)
+				return cli_usage_error(self, "%s needs a number of threads (1 or more)", s);
+			a->threads = (int)v;
+			i++;
+		} else if (strcmp(s, "--progress") == 0) {
+			a->progress = 1;
+		} else if (strcmp(s, "--no-progress") == 0) {
+			a->progress = 0;
+		} else if (strcmp(s, "--quiet") == 0 || strcmp(s, "-q") == 0) {
+			a->quiet = true;
+		} else if (s[0] == '-' && s[1] == '-') {
+			return cli_usage_error(self, "unknown option '%s'", s);
+		} else if (strchr(s, '=') != NULL || s[0] == '~') {
+			a->overrides[a->n_overrides++] = s;
+		} else if (a->config == NULL) {
+			a->config = s;
+		} else {
+			return cli_usage_error(self, "'%s' is neither an option nor key=value", s);
+		}
+	}
+	if (a->config == NULL)
+		return cli_usage_error(self, "expected a config file");
+	return CLI_OK;
+}
+
+static int run_train(int argc, char **argv)
+{
+	train_args a = {.progress = -1};
+	a.overrides = calloc((size_t)argc, sizeof *a.overrides);
+	if (a.overrides == NULL)
+		return cli_fail("out of memory");
+	int rc = parse_args(argc, argv, &a);
+	if (rc != CLI_OK) {
+		free(a.overrides);
+		return rc;
+	}
+	if (a.threads > 0)
+		fv_set_num_threads(a.threads);
+	fv_config *cfg = fv_config_compose(a.config, NULL, a.n_overrides, a.overrides);
+	free(a.overrides);
+	if (cfg == NULL)
+		return cli_fail("%s", fv_errmsg());
+	fv_registry *reg = cli_load_registry();
+	if (reg == NULL) {
+		fv_config_free(cfg);
+		return CLI_FAILED;
+	}
+	fv_train_options o = {.progress = a.progress, .quiet = a.quiet};
+	fv_train_result res;
+	rc = CLI_OK;
+	if (fv_train(reg, cfg, &o, &res) != FV_OK)
+		rc = cli_fail("%s", fv_errmsg());
+	else if (!a.quiet)
+		printf("trained %lld epochs%s in %.1f s (%.2f s per epoch); best val_evaluation_loss "
+		       "%.4f at epoch %lld; outputs in %s\n",
+		       (long long)res.epochs, res.stopped_early ? " (stopped early)" : "", res.seconds,
+		       res.seconds_per_epoch, res.best_value, (long long)res.best_epoch + 1,
+		       res.output_dir);
+	fv_registry_free(reg);
+	fv_config_free(cfg);
+	return rc;
+}
+
+const cli_cmd cli_cmd_train = {
+	.name = "train",
+	.summary = "train a model on a data directory",
+	.usage = "fovea train CONFIG.yaml [key=value ...] [--threads N] [--progress|--no-progress] "
+	         "[--quiet]\n"
+	         "\n"
+	         "Train the model a config describes (openretina's `openretina train`): the\n"
+	         "config is composed from its `defaults:` groups, then the key=value\n"
+	         "overrides apply (Hydra's grammar: key=value, +key=value, ~key).  The data\n"
+	         "directory is paths.data_dir; outputs go to paths.output_dir:\n"
+	         "  config.yaml        the resolved config\n"
+	         "  metrics.csv        one row per epoch (losses, correlations, learning rate)\n"
+	         "  best.safetensors   the weights of the best validation epoch\n"
+	         "  last.safetensors   the latest weights, optimizer and trainer state\n"
+	         "resume=true continues the run in paths.output_dir from last.safetensors;\n"
+	         "paths.load_model_path=CKPT fine-tunes a trained model, adding readouts\n"
+	         "for new sessions; only_train_readout=true freezes the core.\n"
+	         "\n"
+	         "  --threads N     threads for the tensor ops (default: all cores)\n"
+	         "  --progress      a progress bar even when stdout is not a terminal\n"
+	         "  --no-progress   one line per epoch even on a terminal\n"
+	         "  --quiet         print nothing but errors\n",
+	.run = run_train,
+};
