@@ -1,7 +1,8 @@
 /*
 ** closest.c: "did you mean ...?" for misspelled names (option keys, config
-** keys, component names): the candidate at the smallest edit distance,
-** provided it is close enough to be a plausible typo.
+** keys, component names, the command line's commands): fv_closest_name(),
+** the candidate at the smallest edit distance, provided it is close enough
+** to be a plausible typo.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,7 @@ static long edit_distance(const char *a, const char *b)
 	return d;
 }
 
-const char *fv__closest(const char *name, const char *const *candidates, size_t n)
+const char *fv_closest_name(const char *name, const char *const *candidates, size_t n)
 {
 	if (name == NULL || candidates == NULL)
 		return NULL;

@@ -189,7 +189,7 @@ static char *describe_options(const composer *c, const char *group, const char *
 	size_t total = strlen(group) + 64;
 	for (size_t i = 0; i < n; i++)
 		total += strlen(names[i]) + 2;
-	const char *best = wanted ? fv__closest(wanted, (const char *const *)names, n) : NULL;
+	const char *best = wanted ? fv_closest_name(wanted, (const char *const *)names, n) : NULL;
 	if (best != NULL)
 		total += strlen(best) + 32;
 	char *list = malloc(total);

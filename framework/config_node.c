@@ -560,6 +560,21 @@ static bool accumulate(const char *p, int base, bool underscores, uint64_t *acc,
 	return ndigits > 0;
 }
 
+/* The part [0-5]?[0-9] after a ':' of a base-60 number at *p, moving *p
+** past it; -1 when there is none. */
+static int sexagesimal_part(const char **p)
+{
+	int part = 0, nd = 0;
+	while (**p >= '0' && **p <= '9' && nd < 2) {
+		part = part * 10 + (**p - '0');
+		(*p)++;
+		nd++;
+	}
+	if (nd == 0 || (nd == 2 && (*p)[-2] > '5'))
+		return -1;
+	return part;
+}
+
 /* [1-9][0-9_]*(:[0-5]?[0-9])+ : base 60, as YAML 1.1 reads "1:30". */
 static bool sexagesimal_int(const char *p, uint64_t *acc, bool *overflow)
 {
@@ -581,13 +596,8 @@ static bool sexagesimal_int(const char *p, uint64_t *acc, bool *overflow)
 	p += head;
 	while (*p == ':') {
 		p++;
-		int part = 0, nd = 0;
-		while (*p >= '0' && *p <= '9' && nd < 2) {
-			part = part * 10 + (*p - '0');
-			p++;
-			nd++;
-		}
-		if (nd == 0 || (nd == 2 && p[-2] > '5'))
+		int part = sexagesimal_part(&p);
+		if (part < 0)
 			return false;
 		if (*acc > (UINT64_MAX - (uint64_t)part) / 60)
 			*overflow = true;
@@ -660,13 +670,8 @@ static bool float_sexagesimal(const char *s, double *out)
 		return false;
 	while (*p == ':') {
 		p++;
-		int part = 0, nd = 0;
-		while (*p >= '0' && *p <= '9' && nd < 2) {
-			part = part * 10 + (*p - '0');
-			p++;
-			nd++;
-		}
-		if (nd == 0 || (nd == 2 && p[-2] > '5'))
+		int part = sexagesimal_part(&p);
+		if (part < 0)
 			return false;
 		v = v * 60 + part;
 	}

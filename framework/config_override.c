@@ -141,7 +141,7 @@ static void suggest(const fv_config_node *n, const segment *segs, int i, char *b
 		keys[k] = n->kids[k]->key;
 	char want[256], up[512];
 	snprintf(want, sizeof want, "%.*s", (int)segs[i].len, segs[i].s);
-	const char *best = fv__closest(want, keys, n->n);
+	const char *best = fv_closest_name(want, keys, n->n);
 	if (best != NULL) {
 		join(segs, i, up, sizeof up);
 		snprintf(buf, size, " (did you mean '%s%s%s'?)", up, up[0] ? "." : "", best);

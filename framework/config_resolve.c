@@ -280,7 +280,7 @@ static fv_status no_such_key(const fv_config_node *user, const char *path, const
 	if (keys != NULL) {
 		for (size_t i = 0; i < in->n; i++)
 			keys[i] = in->kids[i]->key;
-		best = fv__closest(key, keys, in->n);
+		best = fv_closest_name(key, keys, in->n);
 	}
 	const char *prefix = in->parent == NULL && in->key == NULL ? "" : fv__node_name(in);
 	fv_status st;

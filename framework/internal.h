@@ -120,11 +120,11 @@ typedef struct fv_module fv_module;
 ** instance name, used in messages until a parent adopts it. */
 fv_module *fv__module_new(const fv_component *c, const char *name);
 
-/* ---- names (closest.c; shared by config, options and the registry) ---------- */
+/* ---- names (closest.c) ---------------------------------------------------------- */
 
-/* The candidate closest to `name` by edit distance, when close enough to be
-** a plausible typo (at most max(2, len/3) edits, fewer than len); else NULL. */
-const char *fv__closest(const char *name, const char *const *candidates, size_t n);
+/* The closest-name helper is public now: fv_closest_name() in fovea.h.  The
+** old internal name remains for the callers not yet moved over. */
+#define fv__closest fv_closest_name
 /* ---- end of names ------------------------------------------------------------- */
 
 /* ---- checkpoints, training, evaluation ----------------------------------------

@@ -130,6 +130,15 @@ static void skip_space(parser *ps)
 		ps->p++;
 }
 
+/* Consume `c` when it is the next character. */
+static bool accept(parser *ps, char c)
+{
+	if (ps->p >= ps->end || *ps->p != c)
+		return false;
+	ps->p++;
+	return true;
+}
+
 static fv_status push(parser *ps, const fv_json *v)
 {
 	if (ps->top == ps->cap) {
@@ -406,9 +415,8 @@ static fv_status parse_number(parser *ps, fv_json *v)
 	}
 	const char *int_end = ps->p;
 	bool integral = true;
-	if (ps->p < ps->end && *ps->p == '.') {
+	if (accept(ps, '.')) {
 		integral = false;
-		ps->p++;
 		if (!is_digit(ps, ps->p))
 			return fail_at(ps, start, "expected a digit after '.' in a number");
 		while (is_digit(ps, ps->p))
@@ -491,10 +499,8 @@ static fv_status parse_array(parser *ps, fv_json *v, int depth)
 	v->type = FV_JSON_ARRAY;
 	ps->p++; /* '[' */
 	skip_space(ps);
-	if (ps->p < ps->end && *ps->p == ']') {
-		ps->p++;
+	if (accept(ps, ']'))
 		return pop_members(ps, base, v);
-	}
 	for (;;) {
 		fv_json item;
 		fv_status s = parse_value(ps, &item, depth + 1);
@@ -503,14 +509,10 @@ static fv_status parse_array(parser *ps, fv_json *v, int depth)
 		if (s != FV_OK)
 			return s;
 		skip_space(ps);
-		if (ps->p < ps->end && *ps->p == ',') {
-			ps->p++;
+		if (accept(ps, ','))
 			continue;
-		}
-		if (ps->p < ps->end && *ps->p == ']') {
-			ps->p++;
+		if (accept(ps, ']'))
 			return pop_members(ps, base, v);
-		}
 		return fail_at(ps, ps->p, "expected ',' or ']' in an array, found %s", found(ps));
 	}
 }
@@ -521,10 +523,8 @@ static fv_status parse_object(parser *ps, fv_json *v, int depth)
 	v->type = FV_JSON_OBJECT;
 	ps->p++; /* '{' */
 	skip_space(ps);
-	if (ps->p < ps->end && *ps->p == '}') {
-		ps->p++;
+	if (accept(ps, '}'))
 		return pop_members(ps, base, v);
-	}
 	for (;;) {
 		skip_space(ps);
 		if (ps->p >= ps->end || *ps->p != '"')
@@ -536,9 +536,8 @@ static fv_status parse_object(parser *ps, fv_json *v, int depth)
 		if (s != FV_OK)
 			return s;
 		skip_space(ps);
-		if (ps->p >= ps->end || *ps->p != ':')
+		if (!accept(ps, ':'))
 			return fail_at(ps, ps->p, "expected ':' after key '%s', found %s", key, found(ps));
-		ps->p++;
 		fv_json member;
 		s = parse_value(ps, &member, depth + 1);
 		member.key = key;
@@ -547,12 +546,9 @@ static fv_status parse_object(parser *ps, fv_json *v, int depth)
 		if (s != FV_OK)
 			return s;
 		skip_space(ps);
-		if (ps->p < ps->end && *ps->p == ',') {
-			ps->p++;
+		if (accept(ps, ','))
 			continue;
-		}
-		if (ps->p < ps->end && *ps->p == '}') {
-			ps->p++;
+		if (accept(ps, '}')) {
 			s = pop_members(ps, base, v);
 			return s != FV_OK ? s : check_unique_keys(ps, v);
 		}

@@ -4,134 +4,105 @@
 ** default retina core.
 **
 ** Computed in two passes instead of one dense conv (about 10x fewer FLOPs
-** for the default model):
-**   spatial:  S_i[o, t] = w_space[o, i] (*) x[n, i, t]   for every input frame t
-**             (per input channel a GEMM of O x kh*kw by the channel's
-**             spatial im2col, frames in cache-sized blocks)
-**   temporal: out[n, o, to] += sum_tau w_time[o, i, tau] * S_i[o, to*st - pt + tau*dt]
-** Both run per sample and per input channel, so S_i (O x T x Ho x Wo) stays
-** in cache and nothing batch-sized is kept.  The backward runs the same
-** passes transposed: dS_i from dOut through the temporal pass, dw_time
-** from <dOut, S_i> (S_i is recomputed rather than stored), dw_space and dx
-** from the spatial GEMMs.  Weight gradients are summed in fixed partial
-** sums over sample ranges, so results do not depend on the thread count.
+** for the default model), per sample and input channel i:
+**   spatial:  S_i[t, p, o] = sum_k w_space[o, i, k] * P_i[t, base(p) + off(k)]
+**             over the taps k of the (kh, kw) window, for every input frame
+**             t and output pixel p; P_i is channel i's zero-padded frames
+**   temporal: out[to, p, o] += sum_tau w_time[o, i, tau] * S_i[to*st - pt + tau*dt, p, o]
+** The output channels o are the innermost axis of S_i (rounded up to a
+** multiple of the vector width, the extra lanes multiplying zero weights),
+** so every kernel is a short loop of vector FMAs over o with a weight
+** vector or a broadcast input value: the frames of retina models are a few
+** pixels wide (6 in the default model), too narrow to vectorise along,
+** while 8 or 16 channels fill a vector exactly.  No column matrix is built.
+**
+** The backward runs the same passes transposed, per sample and channel:
+**   dw_time[o, i, tau] = sum <dOut[to, ., o], S_i[to*st - pt + tau*dt, ., o]>
+**   dS_i               = the temporal pass transposed, from dOut
+**   dw_space[o, i, k]  = sum_{t,p} dS_i[t, p, o] * P_i[t, base(p) + off(k)]
+**   dx_i               = sum_o w_space[o, i, k] * dS_i[t, p, o] scattered
+**                        back to the padded frame positions base(p) + off(k)
+** When w_time needs a gradient the forward keeps every S_i (the default
+** model's second layer: 94 MB at batch 64, in the step arena) so the
+** backward does not compute the spatial pass again.  Weight gradients are
+** summed in a fixed number of partial sums over sample ranges, and every
+** sum runs in an order fixed by the shapes, so results do not depend on
+** the thread count.
 */
 #include <stdio.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "conv_kernels.h"
 
-/* One temporal pass of one (o, i) pair: `rows` destination frames, taps
-** through `map` (rows x kt source frames, -1 in the padding).  When the
-** stride and dilation are 1, also as a slide: the source of (r, q) is
-** r + off + q, of nsrc frames, weight wt[q] or, reversed (the transpose),
-** wt[kt - 1 - q]. */
-typedef struct temporal_pass {
-	int64_t rows, kt;
-	const int64_t *map;
-	bool slide, reversed;
-	int64_t off, nsrc;
-} temporal_pass;
+#ifdef FV_CONV_AVX2
+#define LANES 8
+#else
+#define LANES 1
+#endif
+
+/* Long sums (weight gradients) are added up in chunks of about SUM_CHUNK
+** terms, then the chunks, which keeps their float rounding error near that
+** of a blocked GEMM. */
+#define SUM_CHUNK 256
 
 typedef struct sep_aux {
 	fv__conv_shape s; /* win: the whole kt x kh x kw window over all C channels */
+	fv_real *saved_s;  /* every S_i of the forward (N, C, T, plane, op), or NULL */
 } sep_aux;
 
-typedef struct sep_job {
+/* The taps of each row of a temporal pass, padding left out: row r reads
+** n[r] frames, its k-th at element offset src[r * kt + k] with the weights
+** at offset w[r * kt + k], in increasing tap order. */
+typedef struct tap_list {
+	int64_t kt;
+	int64_t *n, *src, *w;
+} tap_list;
+
+/* The geometry of one call and the tables every kernel shares. */
+typedef struct sep_geom {
 	const fv__conv_shape *s;
-	fv__conv_window sp;           /* one channel, spatial only, every input frame */
-	const fv_real *x, *wt, *ws, *gout;
-	fv_real *out, *dx, *dwt_partials, *dws_partials;
-	fv_real *scratch;
-	int64_t slot_size;
-	int64_t frames;               /* input frames per spatial column block */
-	int64_t partials;
-	int64_t *map_fwd, *map_bwd;   /* see temporal_maps() */
-	temporal_pass fwd, bwd;       /* out from S_i; dS_i from dOut */
-	fv_real *zeros;               /* one frame of zeros (wgrad_taps) */
-} sep_job;
+	fv__conv_window sp;       /* one channel, spatial window only, every input frame */
+	int64_t op;               /* output channels rounded up to LANES */
+	int64_t plane, taps;      /* ho*wo; kh*kw */
+	int64_t hp, wp;           /* the padded frame */
+	int64_t frame;            /* plane * op: one frame of S_i, dS_i, dOut, out */
+	int64_t npix;             /* t * plane: the pixels of S_i */
+	int64_t *base;            /* npix: where pixel q's window starts in P_i */
+	int64_t *off;             /* taps: where tap k sits from a window's start */
+	int64_t *map_fwd;         /* to x kt: the input frame of (to, tau), or -1 */
+	int64_t *map_bwd;         /* t x kt: the output frame that reads t with tap tau, or -1 */
+	tap_list fwd, bwd;        /* map_fwd and map_bwd as tap lists */
+	fv_real *ws_p;            /* (C, taps, op): w_space, channels innermost */
+	fv_real *wt_p;            /* (C, kt, op): w_time, channels innermost */
+	int64_t hq, wq;           /* the frame dS is spread into for dx (see input_grad) */
+	int64_t *back_off;        /* taps: where tap k reads in it, from an input pixel's origin */
+	int64_t *back_base;       /* h*w: where input pixel q's origin is in it */
+	fv_real *zeros;           /* a frame of zeros */
+} sep_geom;
 
-/* The per-channel spatial conv as a window over all input frames. */
-static fv__conv_window spatial_window(const fv__conv_window *w)
+static int64_t round_up(int64_t v, int64_t m)
 {
-	fv__conv_window sp = *w;
-	sp.c = 1;
-	sp.kt = 1;
-	sp.st = 1;
-	sp.dt = 1;
-	sp.pt = 0;
-	sp.to = w->t;
-	return sp;
+	return (v + m - 1) / m * m;
 }
 
-/* ---- the two passes ------------------------------------------------------------- */
-
-/* Scratch of one task: channel i's padded frames P and their gradient dP,
-** S_i and dS_i (O, T, Ho*Wo), a column block and its gradient. */
-typedef struct sep_slot {
-	fv_real *P, *dP, *S, *dS, *cols, *dcols;
-} sep_slot;
-
-static int64_t slot_part_sizes(const sep_job *j, int64_t sizes[6])
+static int64_t read_extent(int64_t out, int64_t stride, int64_t k, int64_t dil)
 {
-	const fv__conv_window *sp = &j->sp;
-	int64_t plane = sp->ho * sp->wo;
-	sizes[0] = sizes[1] = fv__padded_size(sp, 0, sp->to);
-	sizes[2] = sizes[3] = j->s->o * sp->to * plane;
-	sizes[4] = sizes[5] = sp->kh * sp->kw * j->frames * plane + FV_CONV_SLACK;
-	int64_t total = 0;
-	for (int i = 0; i < 6; i++)
-		total += sizes[i];
-	return total;
-}
-
-static sep_slot slot_at(const sep_job *j, int slot)
-{
-	int64_t sizes[6];
-	slot_part_sizes(j, sizes);
-	fv_real *p = j->scratch + slot * j->slot_size, *parts[6];
-	for (int i = 0; i < 6; i++) {
-		parts[i] = p;
-		p += sizes[i];
-	}
-	/* col2vol reads into the slack of dcols (and ignores what it finds) */
-	memset(parts[5] + sizes[5] - FV_CONV_SLACK, 0, FV_CONV_SLACK * sizeof(fv_real));
-	return (sep_slot){parts[0], parts[1], parts[2], parts[3], parts[4], parts[5]};
-}
-
-/* S (O, T, Ho*Wo) = w_space[:, i] (*) x[n, i], frames in column blocks.
-** Leaves channel i's padded frames in b->P. */
-static void spatial_pass(const sep_job *j, const fv_real *xi, int64_t i, const sep_slot *b,
-                         int threads)
-{
-	const fv__conv_window *sp = &j->sp;
-	int64_t k = sp->kh * sp->kw, plane = sp->ho * sp->wo, c = j->s->c;
-	bool pointwise = fv__window_is_pointwise(sp);
-	if (!pointwise)
-		fv__pad_frames(sp, xi, 0, sp->to, b->P);
-	for (int64_t f0 = 0; f0 < sp->to; f0 += j->frames) {
-		int64_t f1 = f0 + j->frames < sp->to ? f0 + j->frames : sp->to;
-		const fv_real *cols = xi + f0 * plane;
-		int64_t ld = sp->t * plane;
-		if (!pointwise) {
-			fv__vol2col(sp, b->P, 0, sp->to, f0, f1, b->cols);
-			cols = b->cols;
-			ld = (f1 - f0) * plane;
-		}
-		fv__gemm(false, false, j->s->o, (f1 - f0) * plane, k, 1, j->ws + i * k, c * k, cols, ld,
-		         0, b->S + f0 * plane, sp->to * plane, threads);
-	}
+	return (out - 1) * stride + (k - 1) * dil + 1;
 }
 
 /* The input frame tap tau of output frame to reads, or -1 in the padding. */
-static inline int64_t tap_frame(const fv__conv_window *w, int64_t to, int64_t tau)
+static int64_t tap_frame(const fv__conv_window *w, int64_t to, int64_t tau)
 {
 	int64_t t = to * w->st - w->pt + tau * w->dt;
 	return (t < 0 || t >= w->t) ? -1 : t;
 }
 
 /* The output frame whose tap tau reads input frame t, or -1. */
-static inline int64_t tap_output(const fv__conv_window *w, int64_t t, int64_t tau)
+static int64_t tap_output(const fv__conv_window *w, int64_t t, int64_t tau)
 {
 	int64_t num = t + w->pt - tau * w->dt;
 	if (num < 0 || num % w->st != 0 || num / w->st >= w->to)
@@ -139,281 +110,785 @@ static inline int64_t tap_output(const fv__conv_window *w, int64_t t, int64_t ta
 	return num / w->st;
 }
 
-/*
-** Both temporal passes are gathers over frames of `plane` pixels:
-**     dst[r] += sum_tau wt[tau] * src[map[r][tau]]      (map < 0: padding)
-** forward:   r = output frame, map = tap_frame     (src S_i, dst out)
-** transpose: r = input frame,  map = tap_output    (src dOut, dst dS_i)
-** The kernel keeps a block of GATHER_ROWS frames x GATHER_PIXELS pixels in
-** registers across all taps: eight independent vector accumulators hide
-** the FMA latency, and dst is loaded and stored once per block.
-*/
-#define GATHER_ROWS 4
-#define GATHER_PIXELS 16
+static void geom_shape(sep_geom *g, const fv__conv_shape *s)
+{
+	const fv__conv_window *w = &s->win;
+	memset(g, 0, sizeof *g);
+	g->s = s;
+	g->sp = *w;
+	g->sp.c = 1;
+	g->sp.kt = g->sp.st = g->sp.dt = 1;
+	g->sp.pt = 0;
+	g->sp.to = w->t;
+	g->op = round_up(s->o, LANES);
+	g->plane = w->ho * w->wo;
+	g->taps = w->kh * w->kw;
+	/* dx reads dS at (y + ph - a*dh, x + pw - b*dw) / stride: spread, with
+	** (kh-1)*dh zero rows and (kw-1)*dw zero columns before */
+	int64_t u0 = (w->kh - 1) * w->dh, v0 = (w->kw - 1) * w->dw;
+	g->hq = u0 + (w->ho - 1) * w->sh + 1;
+	if (g->hq < w->h + w->ph + u0)
+		g->hq = w->h + w->ph + u0;
+	g->wq = v0 + (w->wo - 1) * w->sw + 1;
+	if (g->wq < w->w + w->pw + v0)
+		g->wq = w->w + w->pw + v0;
+	g->hp = read_extent(w->ho, w->sh, w->kh, w->dh);
+	g->wp = read_extent(w->wo, w->sw, w->kw, w->dw);
+	g->frame = g->plane * g->op;
+	g->npix = w->t * g->plane;
+}
+
+static void fill_tap_list(tap_list *tl, const int64_t *map, int64_t rows, int64_t frame,
+                          int64_t op)
+{
+	for (int64_t r = 0; r < rows; r++) {
+		int64_t n = 0;
+		for (int64_t tau = 0; tau < tl->kt; tau++)
+			if (map[r * tl->kt + tau] >= 0) {
+				tl->src[r * tl->kt + n] = map[r * tl->kt + tau] * frame;
+				tl->w[r * tl->kt + n++] = tau * op;
+			}
+		tl->n[r] = n;
+	}
+}
+
+/* The tables and the repacked weights, in the arena. */
+static bool geom_tables(fv_ctx *ctx, sep_geom *g, const fv_real *wt, const fv_real *ws)
+{
+	const fv__conv_window *w = &g->s->win;
+	int64_t c = g->s->c, o = g->s->o, kt = w->kt;
+	size_t ints = (size_t)(g->npix + 2 * g->taps + w->h * w->w + (w->to + w->t) * (3 * kt + 1));
+	size_t reals = (size_t)(c * (g->taps + kt) * g->op + g->frame);
+	g->base = fv_ctx_alloc(ctx, ints * sizeof(int64_t));
+	g->ws_p = fv_ctx_alloc(ctx, reals * sizeof(fv_real));
+	if (g->base == NULL || g->ws_p == NULL)
+		return false;
+	g->off = g->base + g->npix;
+	g->back_off = g->off + g->taps;
+	g->back_base = g->back_off + g->taps;
+	g->map_fwd = g->back_base + w->h * w->w;
+	g->map_bwd = g->map_fwd + w->to * kt;
+	g->fwd = (tap_list){kt, g->map_bwd + w->t * kt, NULL, NULL};
+	g->fwd.src = g->fwd.n + w->to;
+	g->fwd.w = g->fwd.src + w->to * kt;
+	g->bwd = (tap_list){kt, g->fwd.w + w->to * kt, NULL, NULL};
+	g->bwd.src = g->bwd.n + w->t;
+	g->bwd.w = g->bwd.src + w->t * kt;
+	g->wt_p = g->ws_p + c * g->taps * g->op;
+	g->zeros = g->wt_p + c * kt * g->op;
+	memset(g->ws_p, 0, reals * sizeof(fv_real));
+
+	for (int64_t t = 0, q = 0; t < w->t; t++)
+		for (int64_t y = 0; y < w->ho; y++)
+			for (int64_t x = 0; x < w->wo; x++, q++)
+				g->base[q] = (t * g->hp + y * w->sh) * g->wp + x * w->sw;
+	for (int64_t a = 0; a < w->kh; a++)
+		for (int64_t b = 0; b < w->kw; b++) {
+			g->off[a * w->kw + b] = a * w->dh * g->wp + b * w->dw;
+			g->back_off[a * w->kw + b] = -(a * w->dh * g->wq + b * w->dw) * g->op;
+		}
+	int64_t origin = (w->ph + (w->kh - 1) * w->dh) * g->wq + w->pw + (w->kw - 1) * w->dw;
+	for (int64_t y = 0, q = 0; y < w->h; y++)
+		for (int64_t x = 0; x < w->w; x++, q++)
+			g->back_base[q] = (origin + y * g->wq + x) * g->op;
+	for (int64_t to = 0; to < w->to; to++)
+		for (int64_t tau = 0; tau < kt; tau++)
+			g->map_fwd[to * kt + tau] = tap_frame(w, to, tau);
+	for (int64_t t = 0; t < w->t; t++)
+		for (int64_t tau = 0; tau < kt; tau++)
+			g->map_bwd[t * kt + tau] = tap_output(w, t, tau);
+	fill_tap_list(&g->fwd, g->map_fwd, w->to, g->frame, g->op);
+	fill_tap_list(&g->bwd, g->map_bwd, w->t, g->frame, g->op);
+
+	for (int64_t oc = 0; oc < o; oc++)
+		for (int64_t i = 0; i < c; i++) {
+			for (int64_t k = 0; k < g->taps; k++)
+				g->ws_p[(i * g->taps + k) * g->op + oc] = ws[(oc * c + i) * g->taps + k];
+			for (int64_t tau = 0; tau < kt; tau++)
+				g->wt_p[(i * kt + tau) * g->op + oc] = wt[(oc * c + i) * kt + tau];
+		}
+	return true;
+}
+
+/* ---- kernels ---------------------------------------------------------------------------
+** Each kernel has a plain C version (the float64 build, machines without
+** AVX2) and an AVX2 one.  The AVX2 ones work on register blocks of 12 or 8
+** vector accumulators: 6 items x 16 channels when the rounded channel count
+** is a multiple of 16, else 8 items x 8 channels; an item is a pixel, a tap
+** or a frame depending on the kernel.  The item pointers of a block are
+** passed as arrays, so that a partial block (the last one) can repeat its
+** last item: the repeated results are stored to the same place twice. */
 
 #ifdef FV_CONV_AVX2
-/* Plain C keeps the accumulators in memory and, in ISO C mode, does not
-** fuse the multiply-adds; the intrinsics do both. */
-#define ROW_LOAD(b) \
-	__m256 a##b##0 = _mm256_loadu_ps(dst + (b) * plane), a##b##1 = _mm256_loadu_ps(dst + (b) * plane + 8)
-#define ROW_FMA(b)                                                                   \
-	do {                                                                         \
-		int64_t r = map[(b) * kt + tau];                                     \
-		if (r >= 0) {                                                        \
-			a##b##0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src + r * plane), a##b##0);     \
-			a##b##1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src + r * plane + 8), a##b##1); \
-		}                                                                    \
-	} while (0)
-#define ROW_STORE(b)                                         \
-	do {                                                 \
-		_mm256_storeu_ps(dst + (b) * plane, a##b##0);     \
-		_mm256_storeu_ps(dst + (b) * plane + 8, a##b##1); \
-	} while (0)
+#define FOR6(M) M(0) M(1) M(2) M(3) M(4) M(5)
+#define FOR8(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7)
+#define ZERO_16(j) __m256 a##j = _mm256_setzero_ps(), b##j = _mm256_setzero_ps();
+#define ZERO_8(j) __m256 a##j = _mm256_setzero_ps();
+#define ITEM(j) const float *p##j = p[j];
+#define STORE_16(j)                           \
+	_mm256_storeu_ps(d[j], a##j);         \
+	_mm256_storeu_ps(d[j] + 8, b##j);
+#define STORE_8(j) _mm256_storeu_ps(d[j], a##j);
+#define ADD_16(j)                                                          \
+	_mm256_storeu_ps(d[j], _mm256_add_ps(_mm256_loadu_ps(d[j]), a##j));     \
+	_mm256_storeu_ps(d[j] + 8, _mm256_add_ps(_mm256_loadu_ps(d[j] + 8), b##j));
+#define ADD_8(j) _mm256_storeu_ps(d[j], _mm256_add_ps(_mm256_loadu_ps(d[j]), a##j));
+/* Keep two vectors in registers: left to itself GCC folds their loads into
+** each FMA, which makes the blocks of 12 accumulators load-bound. */
+#define IN_REGISTERS(u, v) __asm__("" : "+x"(u), "+x"(v))
 
-static void gather_block(int64_t kt, const int64_t *map, const fv_real *wt,
-                         const fv_real *restrict src, fv_real *restrict dst, int64_t plane)
+/* d[j] = sum_k p[j][off[k]] * w[k * ldw]: the spatial pass of a block of
+** pixels (p[j]: where pixel j's window starts), one weight row per tap. */
+static void spatial_block_16(const float *const *p, const int64_t *off, int64_t taps,
+                             const float *w, int64_t ldw, float *const *d)
 {
-	ROW_LOAD(0);
-	ROW_LOAD(1);
-	ROW_LOAD(2);
-	ROW_LOAD(3);
-	for (int64_t tau = 0; tau < kt; tau++) {
-		__m256 wv = _mm256_broadcast_ss(wt + tau);
-		ROW_FMA(0);
-		ROW_FMA(1);
-		ROW_FMA(2);
-		ROW_FMA(3);
+	FOR6(ITEM)
+	FOR6(ZERO_16)
+	for (int64_t k = 0; k < taps; k++, w += ldw) {
+		__m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
+		IN_REGISTERS(w0, w1);
+		int64_t o = off[k];
+#define TAP(j)                                                \
+	{                                                     \
+		__m256 x = _mm256_broadcast_ss(p##j + o);     \
+		a##j = _mm256_fmadd_ps(x, w0, a##j);          \
+		b##j = _mm256_fmadd_ps(x, w1, b##j);          \
 	}
-	ROW_STORE(0);
-	ROW_STORE(1);
-	ROW_STORE(2);
-	ROW_STORE(3);
+		FOR6(TAP)
+#undef TAP
+	}
+	FOR6(STORE_16)
 }
 
-/* With temporal stride and dilation 1, frame r reads source frames r + off
-** + q, so neighbouring frames share them: each source frame is loaded once
-** per block and feeds up to four accumulators (weight w[q] of frame r0 + b
-** is wbase[q * wstep]), which halves the loads of gather_block. */
-#define ROW_SLIDE(b)                                                             \
-	do {                                                                     \
-		int64_t q = u - r0 - off - (b);                                  \
-		if (q >= 0 && q < kt) {                                          \
-			__m256 wv = _mm256_broadcast_ss(wbase + q * wstep);      \
-			a##b##0 = _mm256_fmadd_ps(wv, s0, a##b##0);              \
-			a##b##1 = _mm256_fmadd_ps(wv, s1, a##b##1);              \
-		}                                                                \
-	} while (0)
-
-static void slide_block(int64_t kt, int64_t off, int64_t nsrc, const float *wbase, int64_t wstep,
-                        const float *restrict src, float *restrict dst, int64_t plane, int64_t r0)
+static void spatial_block_8(const float *const *p, const int64_t *off, int64_t taps,
+                            const float *w, int64_t ldw, float *const *d)
 {
-	ROW_LOAD(0);
-	ROW_LOAD(1);
-	ROW_LOAD(2);
-	ROW_LOAD(3);
-	int64_t u0 = r0 + off, u1 = r0 + off + GATHER_ROWS - 1 + kt;
-	if (u0 < 0)
-		u0 = 0;
-	if (u1 > nsrc)
-		u1 = nsrc;
-	for (int64_t u = u0; u < u1; u++) {
-		__m256 s0 = _mm256_loadu_ps(src + u * plane), s1 = _mm256_loadu_ps(src + u * plane + 8);
-		ROW_SLIDE(0);
-		ROW_SLIDE(1);
-		ROW_SLIDE(2);
-		ROW_SLIDE(3);
+	FOR8(ITEM)
+	FOR8(ZERO_8)
+	for (int64_t k = 0; k < taps; k++, w += ldw) {
+		__m256 w0 = _mm256_loadu_ps(w);
+		int64_t o = off[k];
+#define TAP(j) a##j = _mm256_fmadd_ps(_mm256_broadcast_ss(p##j + o), w0, a##j);
+		FOR8(TAP)
+#undef TAP
 	}
-	ROW_STORE(0);
-	ROW_STORE(1);
-	ROW_STORE(2);
-	ROW_STORE(3);
+	FOR8(STORE_8)
 }
-#else
-static void gather_block(int64_t kt, const int64_t *map, const fv_real *wt,
-                         const fv_real *restrict src, fv_real *restrict dst, int64_t plane)
+
+/* d[j] += sum_{i < n} g[i * ld] * p[j][i * ld]: the correlation of one
+** frame range with each of a block of frames (the temporal weight
+** gradient; p[j]: tap j's source frame). */
+static void correlate_block_16(const float *const *p, const float *g, int64_t n, int64_t ld,
+                               float *const *d)
 {
-	fv_real acc[GATHER_ROWS][GATHER_PIXELS];
-	for (int b = 0; b < GATHER_ROWS; b++)
-		for (int q = 0; q < GATHER_PIXELS; q++)
-			acc[b][q] = dst[b * plane + q];
-	for (int64_t tau = 0; tau < kt; tau++) {
-		fv_real wv = wt[tau];
-		for (int b = 0; b < GATHER_ROWS; b++) {
-			int64_t r = map[b * kt + tau];
-			if (r < 0)
-				continue;
-			const fv_real *s = src + r * plane;
-			for (int q = 0; q < GATHER_PIXELS; q++)
-				acc[b][q] += wv * s[q];
+	FOR6(ITEM)
+	FOR6(ZERO_16)
+	for (int64_t i = 0; i < n * ld; i += ld) {
+		__m256 g0 = _mm256_loadu_ps(g + i), g1 = _mm256_loadu_ps(g + i + 8);
+		IN_REGISTERS(g0, g1);
+#define TAP(j)                                                                 \
+	a##j = _mm256_fmadd_ps(g0, _mm256_loadu_ps(p##j + i), a##j);           \
+	b##j = _mm256_fmadd_ps(g1, _mm256_loadu_ps(p##j + i + 8), b##j);
+		FOR6(TAP)
+#undef TAP
+	}
+	FOR6(ADD_16)
+}
+
+static void correlate_block_8(const float *const *p, const float *g, int64_t n, int64_t ld,
+                              float *const *d)
+{
+	FOR8(ITEM)
+	FOR8(ZERO_8)
+	for (int64_t i = 0; i < n * ld; i += ld) {
+		__m256 g0 = _mm256_loadu_ps(g + i);
+#define TAP(j) a##j = _mm256_fmadd_ps(g0, _mm256_loadu_ps(p##j + i), a##j);
+		FOR8(TAP)
+#undef TAP
+	}
+	FOR8(ADD_8)
+}
+
+/* d[j] += sum_{q < n} P[base[q] + o[j]] * dS[q * ld]: the spatial weight
+** gradient of a block of taps (o[j]: tap j's offset in the window). */
+static void tap_grad_block_16(const int64_t *o, const float *P, const int64_t *base,
+                              const float *dS, int64_t n, int64_t ld, float *const *d)
+{
+#define OFF(j) const int64_t o##j = o[j];
+	FOR6(OFF)
+	FOR6(ZERO_16)
+	for (int64_t q = 0; q < n; q++, dS += ld) {
+		__m256 d0 = _mm256_loadu_ps(dS), d1 = _mm256_loadu_ps(dS + 8);
+		IN_REGISTERS(d0, d1);
+		const float *pq = P + base[q];
+#define TAP(j)                                                \
+	{                                                     \
+		__m256 x = _mm256_broadcast_ss(pq + o##j);    \
+		a##j = _mm256_fmadd_ps(x, d0, a##j);          \
+		b##j = _mm256_fmadd_ps(x, d1, b##j);          \
+	}
+		FOR6(TAP)
+#undef TAP
+	}
+	FOR6(ADD_16)
+}
+
+static void tap_grad_block_8(const int64_t *o, const float *P, const int64_t *base,
+                             const float *dS, int64_t n, int64_t ld, float *const *d)
+{
+	FOR8(OFF)
+#undef OFF
+	FOR8(ZERO_8)
+	for (int64_t q = 0; q < n; q++, dS += ld) {
+		__m256 d0 = _mm256_loadu_ps(dS);
+		const float *pq = P + base[q];
+#define TAP(j) a##j = _mm256_fmadd_ps(_mm256_broadcast_ss(pq + o##j), d0, a##j);
+		FOR8(TAP)
+#undef TAP
+	}
+	FOR8(ADD_8)
+}
+
+/* The temporal pass over a block of a frame's vectors: dst[v] += sum over
+** the taps k of w[woff[k]][lane(v)] * src[soff[k] + v] for NV vectors (12, 4 or 1),
+** held in registers across all taps.  `lanes` is the rounded channel count,
+** 8 or 16: the weight vector repeats every 1 or 2 vectors, and blocks start
+** on an even vector. */
+#define TEMPORAL_BLOCK(NV, FOR_V)                                                          \
+	static void temporal_block_##NV(int64_t n_taps, const float *src, const int64_t *soff, \
+	                                const float *w, const int64_t *woff, int lanes,    \
+	                                float *dst)                                        \
+	{                                                                                  \
+		FOR_V(T_LOAD)                                                              \
+		for (int64_t k = 0; k < n_taps; k++) {                                     \
+			const float *s = src + soff[k];                                    \
+			__m256 w0 = _mm256_loadu_ps(w + woff[k]);                          \
+			__m256 w1 = lanes == 16 ? _mm256_loadu_ps(w + woff[k] + 8) : w0;   \
+			IN_REGISTERS(w0, w1);                                              \
+			FOR_V(T_TAP)                                                       \
+		}                                                                          \
+		FOR_V(T_STORE)                                                             \
+	}
+#define T_LOAD(j) __m256 a##j = _mm256_loadu_ps(dst + 8 * (j));
+#define T_TAP(j) a##j = _mm256_fmadd_ps((j) % 2 ? w1 : w0, _mm256_loadu_ps(s + 8 * (j)), a##j);
+#define T_STORE(j) _mm256_storeu_ps(dst + 8 * (j), a##j);
+#define FOR12(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11)
+#define FOR4(M) M(0) M(1) M(2) M(3)
+#define FOR1(M) M(0)
+TEMPORAL_BLOCK(12, FOR12)
+TEMPORAL_BLOCK(4, FOR4)
+TEMPORAL_BLOCK(1, FOR1)
+
+static float hsum256(__m256 v)
+{
+	__m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+	return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+}
+
+/* d[j] += sum over channels of sum_k p[j][off[k]] * w[k * ldw]: the input
+** gradient of a block of input pixels, gathered from the taps that read
+** them (p[j]: pixel j's origin in the spread dS frame). */
+static void gather_block_16(const float *const *p, const int64_t *off, int64_t taps,
+                            const float *w, int64_t ldw, float *const *d)
+{
+	FOR6(ITEM)
+	FOR6(ZERO_16)
+	for (int64_t k = 0; k < taps; k++, w += ldw) {
+		__m256 w0 = _mm256_loadu_ps(w), w1 = _mm256_loadu_ps(w + 8);
+		IN_REGISTERS(w0, w1);
+		int64_t o = off[k];
+#define TAP(j)                                                                    \
+	a##j = _mm256_fmadd_ps(_mm256_loadu_ps(p##j + o), w0, a##j);              \
+	b##j = _mm256_fmadd_ps(_mm256_loadu_ps(p##j + o + 8), w1, b##j);
+		FOR6(TAP)
+#undef TAP
+	}
+#define SUM(j) *d[j] += hsum256(_mm256_add_ps(a##j, b##j));
+	FOR6(SUM)
+#undef SUM
+}
+
+static void gather_block_8(const float *const *p, const int64_t *off, int64_t taps,
+                           const float *w, int64_t ldw, float *const *d)
+{
+	FOR8(ITEM)
+	FOR8(ZERO_8)
+	for (int64_t k = 0; k < taps; k++, w += ldw) {
+		__m256 w0 = _mm256_loadu_ps(w);
+		int64_t o = off[k];
+#define TAP(j) a##j = _mm256_fmadd_ps(_mm256_loadu_ps(p##j + o), w0, a##j);
+		FOR8(TAP)
+#undef TAP
+	}
+#define SUM(j) *d[j] += hsum256(a##j);
+	FOR8(SUM)
+#undef SUM
+}
+
+/* Items of a block: 6 with 16 lanes, else 8. */
+static int block_items(int64_t lanes)
+{
+	return lanes % 16 == 0 ? 6 : 8;
+}
+#endif /* FV_CONV_AVX2 */
+
+/* S (npix, op) = the spatial pass of one channel's padded frames P with
+** its weights w (taps, op). */
+static void spatial_pass(const sep_geom *g, const fv_real *P, const fv_real *w, fv_real *S)
+{
+	const int64_t op = g->op, taps = g->taps, npix = g->npix, *base = g->base, *off = g->off;
+#ifdef FV_CONV_AVX2
+	int items = block_items(op), lanes = items == 6 ? 16 : 8;
+	for (int64_t q = 0; q < npix; q += items) {
+		const float *p[8];
+		float *d[8];
+		for (int j = 0; j < items; j++) {
+			int64_t qj = q + j < npix ? q + j : npix - 1;
+			p[j] = P + base[qj];
+			d[j] = S + qj * op;
+		}
+		for (int64_t ov = 0; ov < op; ov += lanes) {
+			if (lanes == 16)
+				spatial_block_16(p, off, taps, w + ov, op, d);
+			else
+				spatial_block_8(p, off, taps, w + ov, op, d);
+			for (int j = 0; j < items; j++)
+				d[j] += lanes;
 		}
 	}
-	for (int b = 0; b < GATHER_ROWS; b++)
-		for (int q = 0; q < GATHER_PIXELS; q++)
-			dst[b * plane + q] = acc[b][q];
+#else
+	for (int64_t q = 0; q < npix; q++)
+		for (int64_t l = 0; l < op; l++) {
+			fv_real acc = 0;
+			for (int64_t k = 0; k < taps; k++)
+				acc += P[base[q] + off[k]] * w[k * op + l];
+			S[q * op + l] = acc;
+		}
+#endif
+}
+
+#ifdef FV_CONV_AVX2
+/* One block of nv vectors at vector v of every row (see tap_lists()). */
+static void temporal_rows(const sep_geom *g, int64_t r0, int64_t r1, const tap_list *tl,
+                          const float *w, const float *src, float *dst, int64_t v, int nv)
+{
+	/* the weight vector of vector v: lanes (v mod op/8) * 8 ... */
+	const float *wl = w + (v % (g->op / 8)) * 8, *sv = src + v * 8;
+	for (int64_t r = r0; r < r1; r++) {
+		const int64_t *soff = tl->src + r * tl->kt, *woff = tl->w + r * tl->kt;
+		float *d = dst + r * g->frame + v * 8;
+		if (nv == 12)
+			temporal_block_12(tl->n[r], sv, soff, wl, woff, (int)g->op, d);
+		else if (nv == 4)
+			temporal_block_4(tl->n[r], sv, soff, wl, woff, (int)g->op, d);
+		else
+			temporal_block_1(tl->n[r], sv, soff, wl, woff, (int)g->op, d);
+	}
 }
 #endif
 
-/* One frame's pixels [p0, plane), when they do not fill a block. */
-static void gather_rest(int64_t kt, const int64_t *map_r, const fv_real *wt,
-                        const fv_real *restrict src, fv_real *restrict dst_r, int64_t p0,
-                        int64_t plane)
+/* dst[r] += sum_tau w[tau] * src[map[r][tau]] for rows [r0, r1), frames of
+** (plane, op), channel-wise weights w (kt, op).  The forward temporal pass
+** (rows: output frames) and its transpose (rows: input frames).  Block by
+** block of the frame, all rows, so that the frames' block stays in cache
+** while the rows reuse it. */
+static void temporal_pass(const sep_geom *g, int64_t r0, int64_t r1, const tap_list *tl,
+                          const fv_real *w, const fv_real *src, fv_real *dst)
 {
-	for (int64_t tau = 0; tau < kt; tau++) {
-		if (map_r[tau] < 0)
-			continue;
-		const fv_real *s = src + map_r[tau] * plane;
-		for (int64_t q = p0; q < plane; q++)
-			dst_r[q] += wt[tau] * s[q];
-	}
-}
-
-static void block_of(const temporal_pass *tp, const fv_real *wt, const fv_real *src,
-                     fv_real *dst, int64_t plane, int64_t r0, int64_t p)
-{
+	const int64_t op = g->op, frame = g->frame;
 #ifdef FV_CONV_AVX2
-	if (tp->slide) {
-		slide_block(tp->kt, tp->off, tp->nsrc, tp->reversed ? wt + tp->kt - 1 : wt,
-		            tp->reversed ? -1 : 1, src + p, dst + r0 * plane + p, plane, r0);
+	if (op == 8 || op == 16) {
+		int64_t v = 0, vectors = frame / 8;
+		for (; v + 12 <= vectors; v += 12)
+			temporal_rows(g, r0, r1, tl, w, src, dst, v, 12);
+		for (; v + 4 <= vectors; v += 4)
+			temporal_rows(g, r0, r1, tl, w, src, dst, v, 4);
+		for (; v < vectors; v++)
+			temporal_rows(g, r0, r1, tl, w, src, dst, v, 1);
 		return;
 	}
 #endif
-	gather_block(tp->kt, tp->map + r0 * tp->kt, wt, src + p, dst + r0 * plane + p, plane);
-}
-
-static void temporal_gather(const temporal_pass *tp, const fv_real *wt, const fv_real *src,
-                            fv_real *dst, int64_t plane)
-{
-	int64_t r = 0, kt = tp->kt, pblocks = plane / GATHER_PIXELS * GATHER_PIXELS;
-	const int64_t *map = tp->map;
-	for (; r + GATHER_ROWS <= tp->rows; r += GATHER_ROWS) {
-		for (int64_t p = 0; p < pblocks; p += GATHER_PIXELS)
-			block_of(tp, wt, src, dst, plane, r, p);
-		for (int b = 0; b < GATHER_ROWS && pblocks < plane; b++)
-			gather_rest(kt, map + (r + b) * kt, wt, src, dst + (r + b) * plane, pblocks, plane);
-	}
-	for (; r < tp->rows; r++)
-		gather_rest(kt, map + r * kt, wt, src, dst + r * plane, 0, plane);
-}
-
-/* The frame maps of both passes: forward (to x kt) then transpose (t x kt). */
-static void temporal_maps(const fv__conv_window *w, int64_t *fwd, int64_t *bwd)
-{
-	for (int64_t to = 0; to < w->to; to++)
-		for (int64_t tau = 0; tau < w->kt; tau++)
-			fwd[to * w->kt + tau] = tap_frame(w, to, tau);
-	for (int64_t t = 0; t < w->t; t++)
-		for (int64_t tau = 0; tau < w->kt; tau++)
-			bwd[t * w->kt + tau] = tap_output(w, t, tau);
-}
-
-/*
-** dwt[tau] += sum_to <g_o[to], S_o[map[to][tau]]>: the correlation of dOut
-** with S_i.  Taps are taken in groups of WGRAD_TAPS, one vector
-** accumulator per tap, so every dOut chunk is loaded once per group and
-** the horizontal sums happen once per tap.
-*/
-#define WGRAD_TAPS 8
-
-#ifdef FV_CONV_AVX2
-static float hsum256(__m256 v)
-{
-	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-	s = _mm_add_ss(s, _mm_movehdup_ps(s));
-	return _mm_cvtss_f32(s);
-}
-
-#define WGRAD_FMA(q) acc[q] = _mm256_fmadd_ps(gv, _mm256_loadu_ps(sp[q] + p), acc[q])
-
-/* Row r's part when every tap of the group reads a frame (the usual case;
-** slots past the group read a frame of zeros): no test in the pixel loop. */
-static void wgrad_row_full(const float *gr, const float *const *sp, int64_t pv, __m256 *acc)
-{
-	for (int64_t p = 0; p < pv; p += 8) {
-		__m256 gv = _mm256_loadu_ps(gr + p);
-		WGRAD_FMA(0);
-		WGRAD_FMA(1);
-		WGRAD_FMA(2);
-		WGRAD_FMA(3);
-		WGRAD_FMA(4);
-		WGRAD_FMA(5);
-		WGRAD_FMA(6);
-		WGRAD_FMA(7);
-	}
-}
-
-static void wgrad_row_some(const float *gr, const float *const *sp, unsigned valid, int64_t pv,
-                           __m256 *acc)
-{
-	for (int64_t p = 0; p < pv; p += 8) {
-		__m256 gv = _mm256_loadu_ps(gr + p);
-		for (int q = 0; q < WGRAD_TAPS; q++)
-			if (valid >> q & 1)
-				WGRAD_FMA(q);
-	}
-}
-
-static void wgrad_taps(int64_t rows, int64_t kt, const int64_t *map, int64_t tau0, int64_t ntaps,
-                       const float *g, const float *S, const float *zeros, int64_t plane,
-                       float *dwt)
-{
-	__m256 acc[WGRAD_TAPS];
-	float tail[WGRAD_TAPS] = {0};
-	for (int q = 0; q < WGRAD_TAPS; q++)
-		acc[q] = _mm256_setzero_ps();
-	int64_t pv = plane / 8 * 8;
-	for (int64_t r = 0; r < rows; r++) {
-		const float *gr = g + r * plane, *sp[WGRAD_TAPS];
-		const int64_t *m = map + r * kt + tau0;
-		unsigned valid = 0;
-		for (int q = 0; q < WGRAD_TAPS; q++) {
-			bool ok = q < ntaps && m[q] >= 0;
-			sp[q] = ok ? S + m[q] * plane : zeros;
-			valid |= (unsigned)ok << q;
+	for (int64_t r = r0; r < r1; r++) {
+		fv_real *d = dst + r * frame;
+		for (int64_t k = 0; k < tl->n[r]; k++) {
+			const fv_real *s = src + tl->src[r * tl->kt + k];
+			const fv_real *wk = w + tl->w[r * tl->kt + k];
+			for (int64_t e = 0; e < frame; e++)
+				d[e] += wk[e % op] * s[e];
 		}
-		/* taps past ntaps read zeros into accumulators nobody reads */
-		if (valid == (1u << ntaps) - 1)
-			wgrad_row_full(gr, sp, pv, acc);
-		else
-			wgrad_row_some(gr, sp, valid, pv, acc);
-		for (int q = 0; q < ntaps; q++)
-			if (valid >> q & 1)
-				for (int64_t p = pv; p < plane; p++)
-					tail[q] += gr[p] * sp[q][p];
-	}
-	for (int q = 0; q < ntaps; q++)
-		dwt[tau0 + q] += hsum256(acc[q]) + tail[q];
-}
-#else
-static void wgrad_taps(int64_t rows, int64_t kt, const int64_t *map, int64_t tau0, int64_t ntaps,
-                       const fv_real *g, const fv_real *S, const fv_real *zeros, int64_t plane,
-                       fv_real *dwt)
-{
-	(void)zeros;
-	for (int64_t q = 0; q < ntaps; q++) {
-		fv_real acc = 0;
-		for (int64_t r = 0; r < rows; r++) {
-			int64_t t = map[r * kt + tau0 + q];
-			if (t < 0)
-				continue;
-			const fv_real *gr = g + r * plane, *sr = S + t * plane;
-			for (int64_t p = 0; p < plane; p++)
-				acc += gr[p] * sr[p];
-		}
-		dwt[tau0 + q] += acc;
 	}
 }
-#endif
 
-static void temporal_weight_grad(const fv__conv_window *w, const int64_t *map,
-                                 const fv_real *zeros, const fv_real *g_o, const fv_real *S_o,
+/* dwt (kt, op) += sum_{r, p} gout[r, p] * S[map[r][tau], p], channel-wise:
+** the temporal weight gradient of one channel and sample.  Taps in blocks;
+** padding taps read a frame of zeros. */
+static void temporal_weight_grad(const sep_geom *g, const fv_real *gout, const fv_real *S,
                                  fv_real *dwt)
 {
-	int64_t plane = w->ho * w->wo;
-	for (int64_t tau0 = 0; tau0 < w->kt; tau0 += WGRAD_TAPS) {
-		int64_t n = w->kt - tau0 < WGRAD_TAPS ? w->kt - tau0 : WGRAD_TAPS;
-		wgrad_taps(w->to, w->kt, map, tau0, n, g_o, S_o, zeros, plane, dwt);
+	const fv__conv_window *w = &g->s->win;
+	const int64_t op = g->op, plane = g->plane, frame = g->frame, kt = w->kt;
+	const int64_t *map = g->map_fwd;
+#ifdef FV_CONV_AVX2
+	int items = block_items(op), lanes = items == 6 ? 16 : 8;
+	for (int64_t tau0 = 0; tau0 < kt; tau0 += items)
+		for (int64_t ov = 0; ov < op; ov += lanes) {
+			/* each row's sum is added to `part`, then `part` to dwt */
+			float part[8][16] = {{0}};
+			float *pd[8];
+			for (int j = 0; j < items; j++)
+				pd[j] = part[j];
+			for (int64_t r = 0; r < w->to; r++) {
+				const float *p[8];
+				for (int j = 0; j < items; j++) {
+					int64_t t = tau0 + j < kt ? map[r * kt + tau0 + j] : -1;
+					p[j] = (t >= 0 ? S + t * frame : g->zeros) + ov;
+				}
+				if (lanes == 16)
+					correlate_block_16(p, gout + r * frame + ov, plane, op, pd);
+				else
+					correlate_block_8(p, gout + r * frame + ov, plane, op, pd);
+			}
+			for (int j = 0; j < items && tau0 + j < kt; j++)
+				for (int l = 0; l < lanes; l++)
+					dwt[(tau0 + j) * op + ov + l] += part[j][l];
+		}
+#else
+	for (int64_t tau = 0; tau < kt; tau++)
+		for (int64_t l = 0; l < op; l++) {
+			fv_real acc = 0;
+			for (int64_t r = 0; r < w->to; r++) {
+				int64_t t = map[r * kt + tau];
+				if (t < 0)
+					continue;
+				for (int64_t p = 0; p < plane; p++)
+					acc += gout[r * frame + p * op + l] * S[t * frame + p * op + l];
+			}
+			dwt[tau * op + l] += acc;
+		}
+#endif
+}
+
+/* dws (taps, op) += sum_q dS[q] * P[base(q) + off(k)]: the spatial weight
+** gradient of one channel and sample. */
+static void spatial_weight_grad(const sep_geom *g, const fv_real *dS, const fv_real *P,
+                                fv_real *dws)
+{
+	const int64_t op = g->op, taps = g->taps, npix = g->npix, *base = g->base, *off = g->off;
+#ifdef FV_CONV_AVX2
+	int items = block_items(op), lanes = items == 6 ? 16 : 8;
+	for (int64_t k0 = 0; k0 < taps; k0 += items) {
+		int64_t o[8];
+		for (int j = 0; j < items; j++)
+			o[j] = off[k0 + j < taps ? k0 + j : taps - 1];
+		for (int64_t ov = 0; ov < op; ov += lanes)
+			for (int64_t q0 = 0; q0 < npix; q0 += SUM_CHUNK) {
+				int64_t n = npix - q0 < SUM_CHUNK ? npix - q0 : SUM_CHUNK;
+				float part[8][16] = {{0}};
+				float *pd[8];
+				for (int j = 0; j < items; j++)
+					pd[j] = part[j];
+				if (lanes == 16)
+					tap_grad_block_16(o, P, base + q0, dS + q0 * op + ov, n, op, pd);
+				else
+					tap_grad_block_8(o, P, base + q0, dS + q0 * op + ov, n, op, pd);
+				for (int j = 0; j < items && k0 + j < taps; j++)
+					for (int l = 0; l < lanes; l++)
+						dws[(k0 + j) * op + ov + l] += part[j][l];
+			}
 	}
+#else
+	for (int64_t k = 0; k < taps; k++)
+		for (int64_t l = 0; l < op; l++) {
+			fv_real acc = 0;
+			for (int64_t q = 0; q < npix; q++)
+				acc += dS[q * op + l] * P[base[q] + off[k]];
+			dws[k * op + l] += acc;
+		}
+#endif
+}
+
+/* dS's frame t spread into D (hq, wq, op): pixel (py, px) at row
+** (kh-1)*dh + py*sh, column (kw-1)*dw + px*sw.  The other positions are
+** zero: D is cleared once per channel and they are never written. */
+static void spread_frame(const sep_geom *g, const fv_real *dS_t, fv_real *D)
+{
+	const fv__conv_window *w = &g->sp;
+	int64_t op = g->op, row_len = w->wo * op;
+	fv_real *d = D + ((w->kh - 1) * w->dh * g->wq + (w->kw - 1) * w->dw) * op;
+	for (int64_t py = 0; py < w->ho; py++, d += w->sh * g->wq * op, dS_t += row_len) {
+		if (w->sw == 1) {
+			memcpy(d, dS_t, (size_t)row_len * sizeof(fv_real));
+			continue;
+		}
+		for (int64_t px = 0; px < w->wo; px++)
+			memcpy(d + px * w->sw * op, dS_t + px * op, (size_t)op * sizeof(fv_real));
+	}
+}
+
+/* dx_i += the input gradient of one channel, frame by frame:
+**     dx[t, y, x] = sum_{a, b, o} w_space[o, i, a, b] * dS[t, (y + ph - a*dh) / sh,
+**                                                        (x + pw - b*dw) / sw, o]
+** over the taps that land on an output pixel, read from dS's frame spread
+** into D so that every tap is a fixed offset (back_off) and the taps
+** that land between or outside the output pixels read zeros.  Each input
+** pixel's sum is gathered in registers: nothing is written twice. */
+static void input_grad(const sep_geom *g, const fv_real *dS, const fv_real *ws, fv_real *D,
+                       fv_real *dx)
+{
+	const fv__conv_window *w = &g->sp;
+	const int64_t op = g->op, taps = g->taps, hw = w->h * w->w;
+	for (int64_t t = 0; t < w->t; t++, dx += hw) {
+		spread_frame(g, dS + t * g->frame, D);
+#ifdef FV_CONV_AVX2
+		int items = block_items(op), lanes = items == 6 ? 16 : 8;
+		for (int64_t q = 0; q < hw; q += items) {
+			const float *p[8];
+			float *d[8], sink[8];
+			for (int j = 0; j < items; j++) {
+				int64_t qj = q + j < hw ? q + j : hw - 1;
+				p[j] = D + g->back_base[qj];
+				d[j] = q + j < hw ? dx + qj : &sink[j];
+			}
+			for (int64_t ov = 0; ov < op; ov += lanes) {
+				if (lanes == 16)
+					gather_block_16(p, g->back_off, taps, ws + ov, op, d);
+				else
+					gather_block_8(p, g->back_off, taps, ws + ov, op, d);
+				for (int j = 0; j < items; j++)
+					p[j] += lanes;
+			}
+		}
+#else
+		for (int64_t q = 0; q < hw; q++) {
+			const fv_real *pq = D + g->back_base[q];
+			fv_real acc = 0;
+			for (int64_t k = 0; k < taps; k++)
+				for (int64_t l = 0; l < op; l++)
+					acc += pq[g->back_off[k] + l] * ws[k * op + l];
+			dx[q] += acc;
+		}
+#endif
+	}
+}
+
+/* ---- per-sample work --------------------------------------------------------------- */
+
+typedef struct sep_job {
+	const sep_geom *g;
+	const fv_real *x, *gout;
+	fv_real *out, *dx, *dwt_partials, *dws_partials;
+	fv_real *saved_s;  /* (N, C, npix, op), or NULL */
+	fv_real *scratch;  /* slots of slot_size */
+	fv_real *s_all;    /* one sample's S_i of every channel when tasks run with
+	                      inner threads and nothing is saved, else NULL */
+	int64_t slot_size;
+	int64_t partials;
+	bool need_dwt, need_dws;
+} sep_job;
+
+/* One thread's scratch: channel i's padded frames P, S_i and dS_i, one
+** sample's dOut or output with channels innermost (acc: the sample's,
+** shared by inner threads), a frame of dS spread out for dx (D). */
+typedef struct sep_slot {
+	fv_real *P, *S, *dS, *acc, *D;
+} sep_slot;
+
+#define SLOT_PARTS 5
+
+static int64_t slot_part_sizes(const sep_geom *g, int64_t sizes[SLOT_PARTS])
+{
+	sizes[0] = g->s->win.t * g->hp * g->wp + FV_CONV_SLACK;
+	sizes[1] = sizes[2] = g->npix * g->op;
+	sizes[3] = g->s->win.to * g->frame;
+	sizes[4] = g->hq * g->wq * g->op;
+	int64_t total = 0;
+	for (int i = 0; i < SLOT_PARTS; i++)
+		total += round_up(sizes[i], 16); /* keeps each part 64-byte aligned */
+	return total;
+}
+
+static sep_slot slot_at(const sep_job *j, int slot)
+{
+	int64_t sizes[SLOT_PARTS];
+	slot_part_sizes(j->g, sizes);
+	fv_real *p = j->scratch + slot * j->slot_size, *parts[SLOT_PARTS];
+	for (int i = 0; i < SLOT_PARTS; i++) {
+		parts[i] = p;
+		p += round_up(sizes[i], 16);
+	}
+	return (sep_slot){parts[0], parts[1], parts[2], parts[3], parts[4]};
+}
+
+static int thread_slot(int slot, int threads)
+{
+#ifdef _OPENMP
+	if (threads > 1)
+		return slot + omp_get_thread_num();
+#endif
+	(void)threads;
+	return slot;
+}
+
+static const fv_real *x_channel(const sep_job *j, int64_t n, int64_t i)
+{
+	const fv__conv_window *w = &j->g->s->win;
+	return j->x + (n * j->g->s->c + i) * w->t * w->h * w->w;
+}
+
+/* Channel i's S_i of sample n: kept for the backward, a sample-wide buffer,
+** or the slot's own. */
+static fv_real *s_of(const sep_job *j, const sep_slot *b, int64_t n, int64_t i)
+{
+	int64_t size = j->g->npix * j->g->op;
+	if (j->saved_s != NULL)
+		return j->saved_s + (n * j->g->s->c + i) * size;
+	return j->s_all != NULL ? j->s_all + i * size : b->S;
+}
+
+static void spatial_of(const sep_job *j, const sep_slot *b, int64_t n, int64_t i, fv_real *S)
+{
+	fv__pad_frames(&j->g->sp, x_channel(j, n, i), 0, j->g->s->win.t, b->P);
+	spatial_pass(j->g, b->P, j->g->ws_p + i * j->g->taps * j->g->op, S);
+}
+
+static void temporal_of(const sep_job *j, int64_t i, const fv_real *S, fv_real *acc, int64_t r0,
+                        int64_t r1)
+{
+	const fv__conv_window *w = &j->g->s->win;
+	temporal_pass(j->g, r0, r1, &j->g->fwd, j->g->wt_p + i * w->kt * j->g->op, S, acc);
+}
+
+/* out[n] (O, To, plane) = acc (To, plane, op) without the padding lanes. */
+static void store_output(const sep_job *j, int64_t n, const fv_real *acc)
+{
+	const sep_geom *g = j->g;
+	int64_t to = g->s->win.to, o_n = g->s->o;
+	fv_real *out = j->out + n * o_n * to * g->plane;
+	for (int64_t o = 0; o < o_n; o++)
+		for (int64_t q = 0; q < to * g->plane; q++)
+			out[o * to * g->plane + q] = acc[q * g->op + o];
+}
+
+/* With one thread: channel by channel, so S_i stays in cache between the
+** passes.  With several: spatial passes by channel, then temporal passes by
+** output frame; every output sums the channels in the same order. */
+static void forward_task(void *ud, int64_t n, int slot, int threads)
+{
+	const sep_job *j = ud;
+	const fv__conv_window *w = &j->g->s->win;
+	int64_t c = j->g->s->c;
+	sep_slot b = slot_at(j, slot);
+	memset(b.acc, 0, (size_t)(w->to * j->g->frame) * sizeof(fv_real));
+	if (threads <= 1) {
+		for (int64_t i = 0; i < c; i++) {
+			fv_real *S = s_of(j, &b, n, i);
+			spatial_of(j, &b, n, i, S);
+			temporal_of(j, i, S, b.acc, 0, w->to);
+		}
+		store_output(j, n, b.acc);
+		return;
+	}
+#pragma omp parallel for num_threads(threads) schedule(static)
+	for (int64_t i = 0; i < c; i++) {
+		sep_slot mine = slot_at(j, thread_slot(slot, threads));
+		spatial_of(j, &mine, n, i, s_of(j, &b, n, i));
+	}
+#pragma omp parallel for num_threads(threads) schedule(static)
+	for (int64_t r = 0; r < w->to; r++)
+		for (int64_t i = 0; i < c; i++)
+			temporal_of(j, i, s_of(j, &b, n, i), b.acc, r, r + 1);
+	store_output(j, n, b.acc);
+}
+
+/* ---- backward ------------------------------------------------------------------------ */
+
+/* gout_t (To, plane, op) = dOut[n] with channels innermost, padding lanes 0. */
+static void load_gout(const sep_job *j, int64_t n, fv_real *gout_t)
+{
+	const sep_geom *g = j->g;
+	int64_t to = g->s->win.to, o_n = g->s->o;
+	const fv_real *gn = j->gout + n * o_n * to * g->plane;
+	memset(gout_t, 0, (size_t)(to * g->frame) * sizeof(fv_real));
+	for (int64_t o = 0; o < o_n; o++)
+		for (int64_t q = 0; q < to * g->plane; q++)
+			gout_t[q * g->op + o] = gn[o * to * g->plane + q];
+}
+
+/* Every gradient of channel i of sample n. */
+static void backward_channel(const sep_job *j, int64_t n, int64_t i, const fv_real *gout_t,
+                             fv_real *dwt, fv_real *dws, const sep_slot *b)
+{
+	const sep_geom *g = j->g;
+	const fv__conv_window *w = &g->s->win;
+	int64_t kt = w->kt, op = g->op;
+	bool padded = false;
+	if (j->need_dwt) {
+		const fv_real *S = b->S;
+		if (j->saved_s != NULL) {
+			S = s_of(j, b, n, i);
+		} else {
+			spatial_of(j, b, n, i, b->S);
+			padded = true;
+		}
+		temporal_weight_grad(g, gout_t, S, dwt + i * kt * op);
+	}
+	if (!j->need_dws && j->dx == NULL)
+		return;
+	memset(b->dS, 0, (size_t)(g->npix * op) * sizeof(fv_real));
+	temporal_pass(g, 0, w->t, &g->bwd, g->wt_p + i * kt * op, gout_t, b->dS);
+	if (j->need_dws) {
+		if (!padded)
+			fv__pad_frames(&g->sp, x_channel(j, n, i), 0, w->t, b->P);
+		spatial_weight_grad(g, b->dS, b->P, dws + i * g->taps * op);
+	}
+	if (j->dx != NULL) {
+		memset(b->D, 0, (size_t)(g->hq * g->wq * op) * sizeof(fv_real));
+		input_grad(g, b->dS, g->ws_p + i * g->taps * op, b->D,
+		           j->dx + (n * g->s->c + i) * w->t * w->h * w->w);
+	}
+}
+
+static void backward_task(void *ud, int64_t task, int slot, int threads)
+{
+	const sep_job *j = ud;
+	const sep_geom *g = j->g;
+	const fv__conv_shape *s = g->s;
+	int64_t n0 = task * s->n / j->partials, n1 = (task + 1) * s->n / j->partials;
+	int64_t wt_size = s->c * s->win.kt * g->op, ws_size = s->c * g->taps * g->op;
+	fv_real *dwt = j->dwt_partials ? j->dwt_partials + task * wt_size : NULL;
+	fv_real *dws = j->dws_partials ? j->dws_partials + task * ws_size : NULL;
+	if (dwt != NULL)
+		memset(dwt, 0, (size_t)wt_size * sizeof(fv_real));
+	if (dws != NULL)
+		memset(dws, 0, (size_t)ws_size * sizeof(fv_real));
+	sep_slot b = slot_at(j, slot);
+	for (int64_t n = n0; n < n1; n++) {
+		load_gout(j, n, b.acc);
+		const fv_real *gout_t = b.acc;
+#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
+		for (int64_t i = 0; i < s->c; i++) {
+			sep_slot mine = slot_at(j, thread_slot(slot, threads));
+			backward_channel(j, n, i, gout_t, dwt, dws, &mine);
+		}
+	}
+}
+
+/* grad (O, C, k) += the partial sums (C, k, op), added in their fixed order. */
+static bool add_weight_grad(fv_ctx *ctx, const sep_geom *g, fv_real *grad, const fv_real *partials,
+                            int64_t count, int64_t k)
+{
+	int64_t c = g->s->c, o_n = g->s->o, size = c * k * g->op;
+	fv_real *sum = fv_ctx_alloc(ctx, (size_t)size * sizeof(fv_real));
+	if (sum == NULL)
+		return false;
+	memset(sum, 0, (size_t)size * sizeof(fv_real));
+	fv__add_partials(sum, partials, count, size);
+	for (int64_t o = 0; o < o_n; o++)
+		for (int64_t i = 0; i < c; i++)
+			for (int64_t a = 0; a < k; a++)
+				grad[(o * c + i) * k + a] += sum[(i * k + a) * g->op + o];
+	return true;
 }
 
 /* Multiply-adds of the forward: spatial plus temporal pass. */
@@ -424,137 +899,16 @@ static double separable_macs(const fv__conv_shape *s)
 	return nco * plane * ((double)(w->t * w->kh * w->kw) + (double)(w->to * w->kt));
 }
 
-/* The two temporal passes of a call, with their frame maps (and a frame of
-** zeros) in the arena. */
-static bool plan_temporal(fv_ctx *ctx, sep_job *j)
+/* Scratch for `plan`: a slot per thread, and with inner threads and
+** nothing saved, room for one sample's S_i of every channel. */
+static bool alloc_scratch(fv_ctx *ctx, sep_job *j, const fv__task_plan *plan)
 {
-	const fv__conv_window *w = &j->s->win;
-	j->map_fwd = fv_ctx_alloc(ctx, (size_t)((w->to + w->t) * w->kt) * sizeof(int64_t));
-	if (j->map_fwd == NULL)
-		return false;
-	j->map_bwd = j->map_fwd + w->to * w->kt;
-	temporal_maps(w, j->map_fwd, j->map_bwd);
-	int64_t plane = w->ho * w->wo;
-	j->zeros = fv_ctx_alloc(ctx, (size_t)plane * sizeof(fv_real));
-	if (j->zeros == NULL)
-		return false;
-	memset(j->zeros, 0, (size_t)plane * sizeof(fv_real));
-	bool slide = w->st == 1 && w->dt == 1;
-	/* forward: out[to] reads S[to - pt + tau]; transpose: dS[t] reads
-	** dOut[t + pt - tau] = dOut[t + pt - (kt - 1) + q] with q = kt - 1 - tau */
-	j->fwd = (temporal_pass){w->to, w->kt, j->map_fwd, slide, false, -w->pt, w->t};
-	j->bwd = (temporal_pass){w->t, w->kt, j->map_bwd, slide, true, w->pt - (w->kt - 1), w->to};
-	return true;
-}
-
-/* ---- forward ------------------------------------------------------------------------ */
-
-static void forward_task(void *ud, int64_t n, int slot, int threads)
-{
-	const sep_job *j = ud;
-	const fv__conv_shape *s = j->s;
-	const fv__conv_window *w = &s->win;
-	int64_t plane = w->ho * w->wo, c = s->c, vol = w->t * w->h * w->w;
-	sep_slot b = slot_at(j, slot);
-	fv_real *out = j->out + n * s->o * w->to * plane;
-	memset(out, 0, (size_t)(s->o * w->to * plane) * sizeof(fv_real));
-	for (int64_t i = 0; i < c; i++) {
-		spatial_pass(j, j->x + (n * c + i) * vol, i, &b, threads);
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-		for (int64_t o = 0; o < s->o; o++)
-			temporal_gather(&j->fwd, j->wt + (o * c + i) * w->kt,
-			                b.S + o * w->t * plane, out + o * w->to * plane, plane);
-	}
-}
-
-/* ---- backward ------------------------------------------------------------------------ */
-
-/* dw_space and dx of input channel i from dS_i, through the spatial GEMMs
-** block by block.  Needs channel i's padded frames in b->P; when the
-** spatial pass just ran with a single block, b->cols is still valid
-** (cols_ready). */
-static void spatial_backward(const sep_job *j, int64_t n, int64_t i, fv_real *dws,
-                             const sep_slot *b, bool cols_ready, int threads)
-{
-	const fv__conv_window *sp = &j->sp;
-	int64_t k = sp->kh * sp->kw, plane = sp->ho * sp->wo, c = j->s->c, o = j->s->o;
-	int64_t vol = sp->t * sp->h * sp->w, ldS = sp->to * plane;
-	const fv_real *xi = j->x + (n * c + i) * vol, *wsi = j->ws + i * k;
-	fv_real *dxi = j->dx ? j->dx + (n * c + i) * vol : NULL;
-	bool pointwise = fv__window_is_pointwise(sp);
-	if (!pointwise && dxi != NULL)
-		memset(b->dP, 0, (size_t)fv__padded_size(sp, 0, sp->to) * sizeof(fv_real));
-	for (int64_t f0 = 0; f0 < sp->to; f0 += j->frames) {
-		int64_t f1 = f0 + j->frames < sp->to ? f0 + j->frames : sp->to, lb = (f1 - f0) * plane;
-		const fv_real *dSb = b->dS + f0 * plane;
-		if (pointwise) {
-			if (dws != NULL)
-				fv__gemm(false, true, o, k, lb, 1, dSb, ldS, xi + f0 * plane, vol, 1, dws + i * k,
-				         c * k, threads);
-			if (dxi != NULL)
-				fv__gemm(true, false, k, lb, o, 1, wsi, c * k, dSb, ldS, 1, dxi + f0 * plane,
-				         vol, threads);
-			continue;
-		}
-		if (dws != NULL) {
-			if (!cols_ready)
-				fv__vol2col(sp, b->P, 0, sp->to, f0, f1, b->cols);
-			fv__gemm(false, true, o, k, lb, 1, dSb, ldS, b->cols, lb, 1, dws + i * k, c * k,
-			         threads);
-		}
-		if (dxi != NULL) {
-			fv__gemm(true, false, k, lb, o, 1, wsi, c * k, dSb, ldS, 0, b->dcols, lb, threads);
-			fv__col2vol(sp, b->dcols, f0, f1, b->dP, 0, sp->to);
-		}
-	}
-	if (!pointwise && dxi != NULL)
-		fv__unpad_add(sp, b->dP, 0, sp->to, dxi);
-}
-
-static void backward_sample(const sep_job *j, int64_t n, fv_real *dwt, fv_real *dws,
-                            const sep_slot *b, int threads)
-{
-	const fv__conv_shape *s = j->s;
-	const fv__conv_window *w = &s->win;
-	int64_t plane = w->ho * w->wo, c = s->c, vol = w->t * w->h * w->w;
-	const fv_real *g = j->gout + n * s->o * w->to * plane;
-	for (int64_t i = 0; i < c; i++) {
-		const fv_real *xi = j->x + (n * c + i) * vol;
-		if (dwt != NULL) {
-			spatial_pass(j, xi, i, b, threads);
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-			for (int64_t o = 0; o < s->o; o++)
-				temporal_weight_grad(w, j->map_fwd, j->zeros, g + o * w->to * plane,
-				                     b->S + o * w->t * plane, dwt + (o * c + i) * w->kt);
-		} else if (dws != NULL && !fv__window_is_pointwise(&j->sp)) {
-			fv__pad_frames(&j->sp, xi, 0, w->t, b->P);
-		}
-		if (dws == NULL && j->dx == NULL)
-			continue;
-		memset(b->dS, 0, (size_t)(s->o * w->t * plane) * sizeof(fv_real));
-#pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
-		for (int64_t o = 0; o < s->o; o++)
-			temporal_gather(&j->bwd, j->wt + (o * c + i) * w->kt,
-			                g + o * w->to * plane, b->dS + o * w->t * plane, plane);
-		spatial_backward(j, n, i, dws, b, dwt != NULL && j->frames >= w->t, threads);
-	}
-}
-
-static void backward_task(void *ud, int64_t task, int slot, int threads)
-{
-	const sep_job *j = ud;
-	const fv__conv_shape *s = j->s;
-	int64_t n0 = task * s->n / j->partials, n1 = (task + 1) * s->n / j->partials;
-	int64_t wt_size = s->o * s->c * s->win.kt, ws_size = s->o * s->c * s->win.kh * s->win.kw;
-	fv_real *dwt = j->dwt_partials ? j->dwt_partials + task * wt_size : NULL;
-	fv_real *dws = j->dws_partials ? j->dws_partials + task * ws_size : NULL;
-	if (dwt != NULL)
-		memset(dwt, 0, (size_t)wt_size * sizeof(fv_real));
-	if (dws != NULL)
-		memset(dws, 0, (size_t)ws_size * sizeof(fv_real));
-	sep_slot b = slot_at(j, slot);
-	for (int64_t n = n0; n < n1; n++)
-		backward_sample(j, n, dwt, dws, &b, threads);
+	int64_t sizes[SLOT_PARTS], slots = (int64_t)plan->tasks * plan->inner;
+	j->slot_size = slot_part_sizes(j->g, sizes);
+	int64_t all = plan->inner > 1 && j->saved_s == NULL ? j->g->s->c * j->g->npix * j->g->op : 0;
+	j->scratch = fv_ctx_alloc(ctx, (size_t)(slots * j->slot_size + all) * sizeof(fv_real));
+	j->s_all = all > 0 && j->scratch != NULL ? j->scratch + slots * j->slot_size : NULL;
+	return j->scratch != NULL;
 }
 
 static fv_status separable_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *const *srcs,
@@ -562,32 +916,35 @@ static fv_status separable_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *cons
 {
 	const sep_aux *aux = aux_;
 	const fv__conv_shape *s = &aux->s;
-	const fv__conv_window *w = &s->win;
-	sep_job j = {.s = s, .sp = spatial_window(w), .x = srcs[0]->data, .wt = srcs[1]->data,
-	             .ws = srcs[2]->data, .gout = out->grad->data};
-	j.dx = grads[0] ? grads[0]->data : NULL;
-	j.frames = fv__frames_per_block(&j.sp);
-	bool weights = grads[1] != NULL || grads[2] != NULL;
+	sep_geom g;
+	geom_shape(&g, s);
+	if (!geom_tables(ctx, &g, srcs[1]->data, srcs[2]->data))
+		return FV_ERR_NOMEM;
+	sep_job j = {.g = &g, .x = srcs[0]->data, .gout = out->grad->data,
+	             .dx = grads[0] ? grads[0]->data : NULL, .saved_s = aux->saved_s,
+	             .need_dwt = grads[1] != NULL, .need_dws = grads[2] != NULL};
+	bool weights = j.need_dwt || j.need_dws;
 	j.partials = s->n;
 	if (weights && j.partials > FV_CONV_MAX_PARTIALS)
 		j.partials = FV_CONV_MAX_PARTIALS;
-	int64_t sizes[6], wt_size = s->o * s->c * w->kt, ws_size = s->o * s->c * w->kh * w->kw;
-	j.slot_size = slot_part_sizes(&j, sizes);
+	int64_t wt_size = s->c * s->win.kt * g.op, ws_size = s->c * g.taps * g.op;
 	fv__task_plan plan = fv__plan_tasks(j.partials, 3 * separable_macs(s));
-	j.scratch = fv_ctx_alloc(ctx, (size_t)(plan.tasks * j.slot_size) * sizeof(fv_real));
-	if (j.scratch == NULL || !plan_temporal(ctx, &j))
+	j.saved_s = j.need_dwt ? aux->saved_s : NULL;
+	if (!alloc_scratch(ctx, &j, &plan))
 		return FV_ERR_NOMEM;
-	if (grads[1] != NULL &&
+	if (j.need_dwt &&
 	    !(j.dwt_partials = fv_ctx_alloc(ctx, (size_t)(j.partials * wt_size) * sizeof(fv_real))))
 		return FV_ERR_NOMEM;
-	if (grads[2] != NULL &&
+	if (j.need_dws &&
 	    !(j.dws_partials = fv_ctx_alloc(ctx, (size_t)(j.partials * ws_size) * sizeof(fv_real))))
 		return FV_ERR_NOMEM;
 	fv__run_tasks(&plan, j.partials, backward_task, &j);
-	if (grads[1] != NULL)
-		fv__add_partials(grads[1]->data, j.dwt_partials, j.partials, wt_size);
-	if (grads[2] != NULL)
-		fv__add_partials(grads[2]->data, j.dws_partials, j.partials, ws_size);
+	if (j.need_dwt &&
+	    !add_weight_grad(ctx, &g, grads[1]->data, j.dwt_partials, j.partials, s->win.kt))
+		return FV_ERR_NOMEM;
+	if (j.need_dws &&
+	    !add_weight_grad(ctx, &g, grads[2]->data, j.dws_partials, j.partials, g.taps))
+		return FV_ERR_NOMEM;
 	return FV_OK;
 }
 
@@ -620,7 +977,7 @@ fv_tensor *fv_conv3d_separable(fv_ctx *ctx, fv_tensor *x, fv_tensor *w_time,
 	         fv_shape_str(w_time->ndim, w_time->shape), fv_shape_str(w_space->ndim, w_space->shape));
 	if (check_weights(w_time, w_space, wdesc) != FV_OK)
 		return NULL;
-	sep_aux aux;
+	sep_aux aux = {0};
 	fv__conv_shape *s = &aux.s;
 	int64_t kernel[3] = {w_time->shape[2], w_space->shape[2], w_space->shape[3]};
 	if (fv__conv_shape_init(s, "fv_conv3d_separable", x, w_time->shape[0], w_time->shape[1],
@@ -631,17 +988,22 @@ fv_tensor *fv_conv3d_separable(fv_ctx *ctx, fv_tensor *x, fv_tensor *w_time,
 	fv_tensor *out = fv_ctx_empty(ctx, 5, shape);
 	if (out == NULL)
 		return NULL;
-	sep_job j = {.s = s, .sp = spatial_window(w), .x = x->data, .wt = w_time->data,
-	             .ws = w_space->data, .out = out->data};
-	j.frames = fv__frames_per_block(&j.sp);
-	int64_t sizes[6];
-	j.slot_size = slot_part_sizes(&j, sizes);
+	sep_geom g;
+	geom_shape(&g, s);
+	if (!geom_tables(ctx, &g, w_time->data, w_space->data))
+		return NULL;
+	fv_tensor *srcs[3] = {x, w_time, w_space};
+	sep_job j = {.g = &g, .x = x->data, .out = out->data};
+	/* only the temporal weight gradient reads S_i */
+	if (fv_op_needs_grad(ctx, 3, srcs) && w_time->requires_grad) {
+		size_t bytes = (size_t)(s->n * s->c * g.npix * g.op) * sizeof(fv_real);
+		if ((j.saved_s = aux.saved_s = fv_ctx_alloc(ctx, bytes)) == NULL)
+			return NULL;
+	}
 	fv__task_plan plan = fv__plan_tasks(s->n, separable_macs(s));
-	j.scratch = fv_ctx_alloc(ctx, (size_t)(plan.tasks * j.slot_size) * sizeof(fv_real));
-	if (j.scratch == NULL || !plan_temporal(ctx, &j))
+	if (!alloc_scratch(ctx, &j, &plan))
 		return NULL;
 	fv__run_tasks(&plan, s->n, forward_task, &j);
-	fv_tensor *srcs[3] = {x, w_time, w_space};
 	if (fv_op_record(ctx, out, &separable_def, 3, srcs, &aux, sizeof aux) != FV_OK)
 		return NULL;
 	return out;

@@ -167,7 +167,7 @@ static fv_status read_enum(const ctx *c, const fv_config_node *n, const char **o
 	size_t count = 0;
 	for (char *tok = copy ? strtok(copy, "|") : NULL; tok && count < 64; tok = strtok(NULL, "|"))
 		names[count++] = tok;
-	const char *best = n->type == FV_NODE_SCALAR ? fv__closest(n->text, names, count) : NULL;
+	const char *best = n->type == FV_NODE_SCALAR ? fv_closest_name(n->text, names, count) : NULL;
 	char want[512];
 	snprintf(want, sizeof want, "one of %s", choices);
 	fv_status st = expected(c, n, want);
@@ -306,7 +306,7 @@ static fv_status unknown_key(const fv_option *table, const fv_config_node *map, 
 		return fv_error(FV_ERR_CONFIG, "%s: unknown option '%s' for %s", where, key, what);
 	for (size_t k = 0; k < n; k++)
 		names[k] = table[k].name;
-	const char *best = fv__closest(key, names, n);
+	const char *best = fv_closest_name(key, names, n);
 	fv_status st;
 	if (best != NULL) {
 		st = fv_error(FV_ERR_CONFIG, "%s: unknown option '%s' for %s; did you mean '%s'?", where, key,

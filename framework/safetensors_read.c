@@ -494,6 +494,27 @@ static uint64_t le64(const unsigned char *p)
 	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
+/* IEEE 754 binary64 and binary32 from their little-endian bytes. */
+static double le_f64(const unsigned char *p)
+{
+	uint64_t bits = le64(p);
+	double v;
+	memcpy(&v, &bits, sizeof v);
+	return v;
+}
+
+static float f32_of_bits(uint32_t bits)
+{
+	float v;
+	memcpy(&v, &bits, sizeof v);
+	return v;
+}
+
+static float le_f32(const unsigned char *p)
+{
+	return f32_of_bits(le32(p));
+}
+
 /* IEEE 754 binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits. */
 static float half_to_float(uint16_t h)
 {
@@ -512,10 +533,7 @@ static float half_to_float(uint16_t h)
 /* bfloat16 is the upper half of a float32. */
 static float bf16_to_float(uint16_t h)
 {
-	uint32_t bits = (uint32_t)h << 16;
-	float v;
-	memcpy(&v, &bits, sizeof v);
-	return v;
+	return f32_of_bits((uint32_t)h << 16);
 }
 
 static void convert(const fv_st_entry *e, fv_real *dst)
@@ -524,20 +542,12 @@ static void convert(const fv_st_entry *e, fv_real *dst)
 	int64_t n = e->numel;
 	switch (e->dtype) {
 	case FV_DTYPE_F64:
-		for (int64_t i = 0; i < n; i++) {
-			uint64_t bits = le64(p + 8 * i);
-			double v;
-			memcpy(&v, &bits, sizeof v);
-			dst[i] = (fv_real)v;
-		}
+		for (int64_t i = 0; i < n; i++)
+			dst[i] = (fv_real)le_f64(p + 8 * i);
 		break;
 	case FV_DTYPE_F32:
-		for (int64_t i = 0; i < n; i++) {
-			uint32_t bits = le32(p + 4 * i);
-			float v;
-			memcpy(&v, &bits, sizeof v);
-			dst[i] = (fv_real)v;
-		}
+		for (int64_t i = 0; i < n; i++)
+			dst[i] = (fv_real)le_f32(p + 4 * i);
 		break;
 	case FV_DTYPE_F16:
 		for (int64_t i = 0; i < n; i++)

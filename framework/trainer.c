@@ -171,6 +171,11 @@ static fv_status read_settings(fv__trainer *t, const char **output_dir)
 	else if (rc == FV_OK)
 		seed = (int64_t)time(NULL); /* openretina does not seed either */
 	t->seed = (uint64_t)seed;
+	/* the saved config records the seed a run used */
+	char arg[64];
+	snprintf(arg, sizeof arg, "++seed=%lld", (long long)seed);
+	if (rc == FV_OK)
+		rc = fv_config_override(t->cfg, arg);
 	if (rc == FV_OK)
 		rc = read_bool(root, "only_train_readout", &t->only_train_readout);
 	if (rc == FV_OK)
@@ -307,8 +312,9 @@ static fv_status make_optimizer(fv__trainer *t)
 		fv_module_foreach_tensor(core, freeze, NULL);
 	}
 	t->params = fv_module_params(t->model, &t->n_params);
-	if (t->params == NULL && t->n_params == 0 && strlen(fv_errmsg()) > 0)
-		return FV_ERR_NOMEM;
+	if (t->n_params == 0)
+		return fv_error(FV_ERR_CONFIG, "the model has no trainable parameters%s",
+		                t->only_train_readout ? " outside its frozen core" : "");
 	t->opt = fv_optimizer_new(&oc, t->n_params, t->params);
 	return t->opt != NULL ? FV_OK : FV_ERR_NOMEM;
 }

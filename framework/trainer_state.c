@@ -113,8 +113,9 @@ static void put_number(fv__text *j, const char *key, double v, bool comma)
 static char *state_json(const fv__trainer *t)
 {
 	fv__text j = {0};
-	fv__text_printf(&j, "{\"epochs_done\": %lld, \"global_step\": %lld, ",
-	                (long long)t->epochs_done, (long long)t->global_step);
+	fv__text_printf(&j, "{\"epochs_done\": %lld, \"global_step\": %lld, \"seed\": %llu, ",
+	                (long long)t->epochs_done, (long long)t->global_step,
+	                (unsigned long long)t->seed);
 	put_number(&j, "lr", fv_optimizer_lr(t->opt), true);
 	put_number(&j, "best_value", t->best_value, true);
 	fv__text_printf(&j, "\"best_epoch\": %lld, \"stopped\": %s, \"scheduler\": {",
@@ -191,6 +192,10 @@ static fv_status apply_state(fv__trainer *t, const fv_json *root, const char *pa
 {
 	state_reader r = {path, FV_OK};
 	t->epochs_done = read_int(&r, root, "epochs_done");
+	/* a resumed run keeps its seed, even when the config leaves it to chance */
+	const fv_json *seed = member(&r, root, "seed", FV_JSON_NUMBER);
+	if (seed != NULL && seed->type == FV_JSON_NUMBER && seed->number >= 0)
+		t->seed = seed->is_int ? (uint64_t)seed->integer : (uint64_t)seed->number;
 	t->global_step = read_int(&r, root, "global_step");
 	fv_optimizer_set_lr(t->opt, read_double(&r, root, "lr", NAN));
 	t->best_value = read_double(&r, root, "best_value", t->best_mode_max ? -INFINITY : INFINITY);
@@ -234,8 +239,12 @@ fv_status fv__resume(fv__trainer *t, fv_checkpoint *last)
 	fv__json_free(doc);
 	if (rc == FV_OK)
 		rc = reload_metrics(t, t->epochs_done);
-	if (rc == FV_OK)
-		rc = fv_batch_iter_seek(t->train_it, t->epochs_done, 0);
+	if (rc == FV_OK) {
+		fv_batch_iter_free(t->train_it);
+		t->train_it = fv_data_train_batches(t->data, t->seed);
+		rc = t->train_it != NULL ? fv_batch_iter_seek(t->train_it, t->epochs_done, 0)
+		                         : FV_ERR_NOMEM;
+	}
 	if (rc != FV_OK)
 		fv_error_prefix("resuming from %s: ", path);
 	return rc;

@@ -46,8 +46,8 @@ int cli_fail(const char *fmt, ...) FV_PRINTF(1, 2);
 int cli_usage_error(const cli_cmd *cmd, const char *fmt, ...) FV_PRINTF(2, 3);
 /* The built-in plugins and $FOVEA_PLUGIN_PATH, or NULL after printing why. */
 fv_registry *cli_load_registry(void);
-/* The candidate with the smallest edit distance to `name`, or NULL when none
-** is close enough to be a plausible typo. */
-const char *cli_closest(const char *name, const char *const *candidates, size_t n);
+/* "Did you mean" suggestions come from libfovea's fv_closest_name(); this
+** older name remains for the commands not yet moved over. */
+#define cli_closest fv_closest_name
 
 #endif /* FOVEA_TOOLS_CMD_H */

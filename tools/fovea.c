@@ -73,50 +73,6 @@ fv_registry *cli_load_registry(void)
 	return reg;
 }
 
-static size_t min3(size_t a, size_t b, size_t c)
-{
-	size_t m = a < b ? a : b;
-	return m < c ? m : c;
-}
-
-/* Levenshtein distance, one row at a time; names are short. */
-static size_t edit_distance(const char *a, const char *b)
-{
-	size_t nb = strlen(b);
-	size_t *row = malloc((nb + 1) * sizeof *row);
-	if (row == NULL)
-		return (size_t)-1;
-	for (size_t j = 0; j <= nb; j++)
-		row[j] = j;
-	for (size_t i = 1; a[i - 1] != '\0'; i++) {
-		size_t diag = row[0];
-		row[0] = i;
-		for (size_t j = 1; j <= nb; j++) {
-			size_t up = row[j];
-			row[j] = min3(row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1]));
-			diag = up;
-		}
-	}
-	size_t d = row[nb];
-	free(row);
-	return d;
-}
-
-const char *cli_closest(const char *name, const char *const *candidates, size_t n)
-{
-	const char *best = NULL;
-	size_t best_d = (size_t)-1;
-	for (size_t i = 0; i < n; i++) {
-		size_t d = edit_distance(name, candidates[i]);
-		if (d < best_d) {
-			best = candidates[i];
-			best_d = d;
-		}
-	}
-	/* More than half the name changed is not a typo. */
-	return best != NULL && best_d <= strlen(name) / 2 + 1 ? best : NULL;
-}
-
 /* ---- dispatch ------------------------------------------------------------------------ */
 
 static const cli_cmd *find_command(const char *name)
@@ -132,7 +88,7 @@ static int unknown_command(const char *name)
 	const char *names[N_COMMANDS];
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		names[i] = commands[i]->name;
-	const char *near = cli_closest(name, names, N_COMMANDS);
+	const char *near = fv_closest_name(name, names, N_COMMANDS);
 	if (near != NULL)
 		fprintf(stderr, "fovea: unknown command '%s'; did you mean '%s'?\n", name, near);
 	else

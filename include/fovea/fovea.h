@@ -59,6 +59,12 @@ FV_API void fv_clear_error(void);
 /* A short name for a status code ("out of memory", "bad format", ...). */
 FV_API const char *fv_status_name(fv_status code);
 
+/* For "did you mean ...?" messages: the candidate closest to `name` by edit
+** distance, provided it is a plausible typo (at most max(2, len/3) edits and
+** fewer than len, len being name's length), else NULL.  NULL entries of
+** `candidates` are skipped; a NULL name or list gives NULL. */
+FV_API const char *fv_closest_name(const char *name, const char *const *candidates, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

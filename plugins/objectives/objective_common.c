@@ -35,7 +35,8 @@ fv_status obj_build_reducer(fv_module *m, const char *who, const fv_config_node 
 		fv_status st = fv_error(FV_ERR_CONFIG,
 		                        "%s:%d: %s: response_reducer: '%s' is a %s, expected a reducer "
 		                        "such as SliceMeanReducer",
-		                        file_of(spec), fv_node_line(spec), who, c->names[0], fv_kind_name(c->kind));
+		                        file_of(spec), fv_node_line(spec), who, c->names[0],
+		                        fv_kind_name(c->kind));
 		fv_module_free(r);
 		return st;
 	}

@@ -181,10 +181,9 @@ static fv_status fa_init(fa_readout *r, const fa_opts *o, const fv_build_args *a
 		              ro_where(args->spec), WHO);
 	if (st != FV_OK)
 		return st;
-	fv_ctx *rng = fv_ctx_new();
+	fv_ctx *rng = ro_rng_new(WHO, args->seed);
 	if (rng == NULL)
-		return fv_error(FV_ERR_NOMEM, "%s: out of memory", WHO);
-	fv_ctx_seed(rng, args->seed);
+		return FV_ERR_NOMEM;
 	if (given(o->init_mask))
 		st = load_init_mask(r, o->init_mask);
 	else
@@ -214,12 +213,7 @@ static fv_status fa_tensors(fv_module *m, fa_readout *r, const fa_opts *o,
 	if (st != FV_OK)
 		return st;
 	/* openretina's initialize(): the bias only moves when a mean is given. */
-	fv_tensor *mean = NULL;
-	st = ro_mean_activity(WHO, o->mean_activity, args, r->n, &mean);
-	if (st == FV_OK && mean != NULL)
-		st = ro_initialize_bias(WHO, r->bias, mean);
-	fv_tensor_free(mean);
-	return st;
+	return ro_init_bias(WHO, r->bias, r->n, o->mean_activity, args, false);
 }
 
 static fv_status fa_create(fv_module *m, const void *opts, const fv_build_args *args)

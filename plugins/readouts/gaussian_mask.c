@@ -149,19 +149,14 @@ static fv_status gm_create(fv_module *m, const void *opts, const fv_build_args *
 	                     &r->nonlin);
 	if (st != FV_OK)
 		return st;
-	fv_ctx *rng = fv_ctx_new();
+	fv_ctx *rng = ro_rng_new(WHO, args->seed);
 	if (rng == NULL)
-		return fv_error(FV_ERR_NOMEM, "%s: out of memory", WHO);
-	fv_ctx_seed(rng, args->seed);
+		return FV_ERR_NOMEM;
 	st = gm_tensors(m, r, o, rng);
 	fv_ctx_free(rng);
-	fv_tensor *mean = NULL;
-	if (st == FV_OK)
-		st = ro_mean_activity(WHO, o->mean_activity, args, n, &mean);
-	if (st == FV_OK)
-		st = ro_initialize_bias(WHO, r->bias, mean);
-	fv_tensor_free(mean);
-	return st;
+	if (st != FV_OK)
+		return st;
+	return ro_init_bias(WHO, r->bias, n, o->mean_activity, args, true);
 }
 
 static void gm_destroy(fv_module *m)

@@ -89,22 +89,16 @@ static fv_module *make_smooth_reg(fv_module *m, const lnp_readout *r, const lnp_
 /* xavier_normal_ on the weight; Conv3d's default uniform bias init. */
 static fv_status lnp_init(lnp_readout *r, const lnp_opts *o, const fv_build_args *args)
 {
-	fv_ctx *rng = fv_ctx_new();
+	fv_ctx *rng = ro_rng_new(WHO, args->seed);
 	if (rng == NULL)
-		return fv_error(FV_ERR_NOMEM, "%s: out of memory", WHO);
-	fv_ctx_seed(rng, args->seed);
+		return FV_ERR_NOMEM;
 	double field = (double)(r->h * r->w);
 	double fan_in = (double)r->c * field, fan_out = (double)r->n * field;
 	ro_fill_normal(rng, r->weight, 0, sqrt(2.0 / (fan_in + fan_out)));
 	if (r->bias != NULL)
 		ro_fill_uniform(rng, r->bias, -1 / sqrt(fan_in), 1 / sqrt(fan_in));
 	fv_ctx_free(rng);
-	fv_tensor *mean = NULL;
-	fv_status st = ro_mean_activity(WHO, o->mean_activity, args, r->n, &mean);
-	if (st == FV_OK && mean != NULL && r->bias != NULL)
-		st = fv_tensor_copy(r->bias, mean);
-	fv_tensor_free(mean);
-	return st;
+	return ro_init_bias(WHO, r->bias, r->n, o->mean_activity, args, false);
 }
 
 static fv_status lnp_create(fv_module *m, const void *opts, const fv_build_args *args)

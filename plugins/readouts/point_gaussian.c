@@ -417,10 +417,9 @@ static fv_status make_sigma(fv_module *m, pg_readout *r, const pg_opts *o, fv_ct
 static fv_status pg_build(fv_module *m, pg_readout *r, const pg_opts *o,
                           const fv_build_args *args)
 {
-	fv_ctx *rng = fv_ctx_new();
+	fv_ctx *rng = ro_rng_new(WHO, args->seed);
 	if (rng == NULL)
-		return fv_error(FV_ERR_NOMEM, "%s: out of memory", WHO);
-	fv_ctx_seed(rng, args->seed);
+		return FV_ERR_NOMEM;
 	fv_status st = make_grid(m, r, o, rng);
 	if (st == FV_OK)
 		st = make_sigma(m, r, o, rng);
@@ -433,12 +432,7 @@ static fv_status pg_build(fv_module *m, pg_readout *r, const pg_opts *o,
 	r->bias = ro_param(m, WHO, "bias", 1, ns);
 	if (r->bias == NULL)
 		return FV_ERR_NOMEM;
-	fv_tensor *mean = NULL;
-	st = ro_mean_activity(WHO, o->mean_activity, args, r->n, &mean);
-	if (st == FV_OK)
-		st = ro_initialize_bias(WHO, r->bias, mean);
-	fv_tensor_free(mean);
-	return st;
+	return ro_init_bias(WHO, r->bias, r->n, o->mean_activity, args, true);
 }
 
 static fv_status pg_create(fv_module *m, const void *opts, const fv_build_args *args)

@@ -116,6 +116,17 @@ fv_status ro_initialize_bias(const char *who, fv_tensor *bias, const fv_tensor *
 	return fv_tensor_copy(bias, mean);
 }
 
+fv_status ro_init_bias(const char *who, fv_tensor *bias, int64_t n, const fv_config_node *node,
+                       const fv_build_args *args, bool warn_without)
+{
+	fv_tensor *mean = NULL;
+	fv_status st = ro_mean_activity(who, node, args, n, &mean);
+	if (st == FV_OK && bias != NULL && (mean != NULL || warn_without))
+		st = ro_initialize_bias(who, bias, mean);
+	fv_tensor_free(mean);
+	return st;
+}
+
 /* ---- nested lists ---------------------------------------------------------- */
 
 static fv_status array_shape(const char *who, const char *key, const fv_config_node *n,
@@ -238,6 +249,17 @@ fv_tensor *ro_reduce_all(fv_ctx *ctx, fv_tensor *x, bool mean)
 
 /* ---- initialisation and registration ------------------------------------------ */
 
+fv_ctx *ro_rng_new(const char *who, uint64_t seed)
+{
+	fv_ctx *rng = fv_ctx_new();
+	if (rng == NULL) {
+		fv_error(FV_ERR_NOMEM, "%s: out of memory", who);
+		return NULL;
+	}
+	fv_ctx_seed(rng, seed);
+	return rng;
+}
+
 void ro_fill_normal(fv_ctx *rng, fv_tensor *t, double mean, double std)
 {
 	for (int64_t i = 0; i < t->numel; i++)
@@ -250,22 +272,24 @@ void ro_fill_uniform(fv_ctx *rng, fv_tensor *t, double lo, double hi)
 		t->data[i] = (fv_real)(lo + (hi - lo) * fv_ctx_random_uniform(rng));
 }
 
+/* `t` as made, or NULL with the message prefixed by what it was to be. */
+static fv_tensor *named(fv_tensor *t, const char *who, const char *what, const char *name)
+{
+	if (t == NULL)
+		fv_error_prefix("%s: %s %s: ", who, what, name);
+	return t;
+}
+
 fv_tensor *ro_param(fv_module *m, const char *who, const char *name, int ndim,
                     const int64_t *shape)
 {
-	fv_tensor *t = fv_module_add_param(m, name, ndim, shape);
-	if (t == NULL)
-		fv_error_prefix("%s: parameter %s: ", who, name);
-	return t;
+	return named(fv_module_add_param(m, name, ndim, shape), who, "parameter", name);
 }
 
 fv_tensor *ro_buffer(fv_module *m, const char *who, const char *name, int ndim,
                      const int64_t *shape)
 {
-	fv_tensor *t = fv_module_add_buffer(m, name, ndim, shape);
-	if (t == NULL)
-		fv_error_prefix("%s: buffer %s: ", who, name);
-	return t;
+	return named(fv_module_add_buffer(m, name, ndim, shape), who, "buffer", name);
 }
 
 fv_module *ro_child(fv_module *m, const fv_build_args *args, const char *who, const char *target,

@@ -43,6 +43,13 @@ fv_status ro_mean_activity(const char *who, const fv_config_node *node, const fv
 ** with no mean fill it with 0 and warn (once per process, on stderr). */
 fv_status ro_initialize_bias(const char *who, fv_tensor *bias, const fv_tensor *mean);
 
+/* The bias of n neurons at creation: ro_initialize_bias() with the mean
+** activity of ro_mean_activity().  When no mean is known the bias gets the
+** 0 and the warning if `warn_without`, else stays as it is.  `bias` may be
+** NULL (a readout without one): the mean is then only checked. */
+fv_status ro_init_bias(const char *who, fv_tensor *bias, int64_t n, const fv_config_node *node,
+                       const fv_build_args *args, bool warn_without);
+
 /* Print "UserWarning: MSG" on stderr the first time `*flag` is false. */
 void ro_warn_once(bool *flag, const char *msg);
 
@@ -80,7 +87,9 @@ fv_tensor *ro_nonlin_apply(fv_ctx *ctx, ro_nonlin f, fv_tensor *x);
 /* Sum, or mean when `mean`, of every element. */
 fv_tensor *ro_reduce_all(fv_ctx *ctx, fv_tensor *x, bool mean);
 
-/* Initialisers drawing from a seeded context. */
+/* Initialisers drawing from a seeded context: ro_rng_new() makes one (NULL
+** with the message when out of memory; the caller frees it). */
+fv_ctx *ro_rng_new(const char *who, uint64_t seed);
 void ro_fill_normal(fv_ctx *rng, fv_tensor *t, double mean, double std);
 void ro_fill_uniform(fv_ctx *rng, fv_tensor *t, double lo, double hi);
 

@@ -266,6 +266,14 @@ static inline void pt_expect_forward_error(fv_module *m, const char *key, int nd
 	fv_tensor_free(x);
 }
 
+/* The end of most tests: free the context, the input and the module. */
+static inline void pt_release(fv_module *m, fv_tensor *x, fv_ctx *ctx)
+{
+	fv_ctx_free(ctx);
+	fv_tensor_free(x);
+	fv_module_free(m);
+}
+
 /* ---- comparisons ------------------------------------------------------------------------- */
 
 /* |got - want| <= tol * (1 + |want|). */

@@ -1044,3 +1044,79 @@ Test(insilico, optimize_stops_on_a_failing_iteration)
 	cr_assert(!r.stimulus->requires_grad, "restored after a failure too");
 	run_free(&r);
 }
+
+/* ---- captures in the real core (plugins/cores/simple_core.c) ------------------------------ */
+
+/* The golden cases' UnifiedCoreReadout (random weights are enough here). */
+static fv_module *golden_model(fv_registry *r)
+{
+	char path[1024];
+	snprintf(path, sizeof path, "%s/golden/insilico_optimize_adam.yaml", FOVEA_TEST_SRCDIR);
+	fv_config *cfg = fv_config_load_file(path);
+	cr_assert_not_null(cfg, "%s", fv_errmsg());
+	const fv_component *c = fv_registry_find(r, "UnifiedCoreReadout", NULL);
+	cr_assert_not_null(c);
+	fv_build_args a = {.struct_size = sizeof a, .registry = r, .seed = 3};
+	fv_module *m = fv_instantiate_component(c, fv_node_path(fv_config_root(cfg), "model.kwargs"),
+	                                        &a, "");
+	cr_assert_not_null(m, "%s", fv_errmsg());
+	fv_config_free(cfg);
+	return m;
+}
+
+static fv_tensor *capture(fv_model *model, fv_ctx *ctx, fv_tensor *s, const char *layer)
+{
+	fv_tensor *out = NULL;
+	cr_assert_not_null(fv_model_forward_capture(model, ctx, s, "session_1", layer, &out),
+	                   "%s: %s", layer, fv_errmsg());
+	return out;
+}
+
+Test(insilico_core, simple_core_announces_openretinas_module_names)
+{
+	fv_registry *r =
+	        PT_REGISTRY("cores", "readouts", "models", "regularizers", "reducers", "objectives");
+	fv_module *mm = golden_model(r);
+	fv_model *model = fv_model_new(mm);
+	fv_ctx *ctx = fv_ctx_new();
+	const int64_t shape[5] = {1, 2, 24, 11, 10};
+	fv_tensor *s = pt_input(5, shape, 11, -1, 1);
+	/* ELU(bias output) is the nonlin output, which is the layer's output */
+	fv_tensor *bias = capture(model, ctx, s, "core.features.layer1.bias");
+	fv_tensor *nonlin = capture(model, ctx, s, "core.features.layer1.nonlin");
+	fv_tensor *layer = capture(model, ctx, s, "core_features_layer1");
+	fv_tensor *features = capture(model, ctx, s, "core.features");
+	cr_assert_eq(bias->numel, nonlin->numel);
+	for (int64_t i = 0; i < bias->numel; i++) {
+		double b = bias->data[i], want = b > 0 ? b : expm1(b);
+		pt_expect_close(nonlin->data[i], want, 1e-5, "elu");
+		cr_assert_eq(layer->data[i], nonlin->data[i]);
+		cr_assert_eq(features->data[i], nonlin->data[i]);
+	}
+	/* the objective reads channel 3's centre of the conv output, mean over time */
+	fv_tensor *conv = capture(model, ctx, s, "core_features_layer1_conv");
+	cr_assert_eq(conv->ndim, 5);
+	int64_t T = conv->shape[2], H = conv->shape[3], W = conv->shape[4];
+	double want = 0;
+	for (int64_t t = 0; t < T; t++)
+		want += conv->data[((3 * T + t) * H + H / 2) * W + W / 2] / (double)T;
+	fv_tensor *none = NULL;
+	cr_assert_null(fv_model_forward_capture(model, ctx, s, "session_1", "core.features.layer1.norm",
+	                                        &none));
+	pt_expect_msg("core.features.layer0.conv, core.features.layer0.bias, "
+	              "core.features.layer0.nonlin, core.features.layer0, core.features.layer1.conv");
+	fv_module *obj = pt_build(r,
+	                          "{_target_: InnerNeuronVisualizationObjective, data_key: session_1, "
+	                          "layer: core_features_layer1_conv, channel: 3, "
+	                          "response_reducer: {_target_: MeanReducer, axis: 0}}",
+	                          0);
+	fv_tensor *y = fv_module_objective(obj, ctx, model, s);
+	cr_assert_not_null(y, "%s", fv_errmsg());
+	pt_expect_close(y->data[0], want, 1e-5, "InnerNeuronVisualizationObjective");
+	fv_module_free(obj);
+	fv_model_free(model);
+	fv_module_free(mm);
+	fv_tensor_free(s);
+	fv_ctx_free(ctx);
+	fv_registry_free(r);
+}

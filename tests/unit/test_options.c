@@ -427,3 +427,20 @@ Test(options, values_left_unresolved_report_why)
 	             "env_missing.yaml:1: cache: environment variable 'FOVEA_TEST_UNSET_VAR' is not set");
 	fv_config_free(c);
 }
+
+/* fv_closest_name(), behind every "did you mean": a typo is at most
+** max(2, len/3) edits and fewer than len (edit counts worked out by hand). */
+Test(options, closest_name_is_a_plausible_typo)
+{
+	const char *const names[] = {"count", NULL, "kernel", "weights", "ab"};
+	cr_assert_str_eq(fv_closest_name("coutn", names, 5), "count");     /* 2 edits of 5 */
+	cr_assert_str_eq(fv_closest_name("kernal", names, 5), "kernel");   /* 1 edit */
+	cr_assert_str_eq(fv_closest_name("wieghts", names, 5), "weights"); /* 2 edits of 7 */
+	cr_assert_null(fv_closest_name("wxyzhts", names, 5));              /* 3 edits of 7 */
+	cr_assert_str_eq(fv_closest_name("ac", names, 5), "ab");           /* 1 edit of 2 */
+	cr_assert_null(fv_closest_name("xy", names, 5), "2 edits of 2 is not a typo");
+	cr_assert_null(fv_closest_name("zzzzzzzzzzzz", names, 5));
+	cr_assert_null(fv_closest_name(NULL, names, 5));
+	cr_assert_null(fv_closest_name("count", NULL, 5));
+	cr_assert_null(fv_closest_name("count", names, 0));
+}

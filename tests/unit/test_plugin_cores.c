@@ -306,9 +306,7 @@ static void expect_forward_matches(fv_module *m, fv_tensor *x, arr want)
 {
 	fv_ctx *ctx = fv_ctx_new();
 	expect_close(forward(m, ctx, x), want, 1e-5, 1e-4);
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	pt_release(m, x, ctx);
 }
 
 /* ---- state_dict names ------------------------------------------------------------ */
@@ -483,9 +481,7 @@ Test(cores, custom_separable_hand_computed)
 	double want = 1.5 / sqrt(1 + 1e-5);
 	cr_assert_float_eq(y->data[0], want, 1e-6);
 	cr_assert_float_eq(y->data[1], want, 1e-6);
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	pt_release(m, x, ctx);
 }
 
 Test(cores, custom_separable_matches_naive)
@@ -621,9 +617,7 @@ Test(cores, train_mode_uses_batch_statistics_and_updates_buffers)
 		                   0.9 * old_var[c] + 0.1 * var_u[c], 1e-5);
 	}
 	cr_assert_eq(T(m, "features.layer0.norm.num_batches_tracked")->data[0], 1);
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	pt_release(m, x, ctx);
 }
 
 /* ---- shapes ---------------------------------------------------------------------- */
@@ -642,9 +636,7 @@ static void expect_output_shape(const char *yaml, const int64_t in[5])
 	for (int d = 0; d < 4; d++)
 		cr_assert_eq(out[d], y->shape[d + 1], "dim %d: output_shape %lld, forward %lld", d,
 		             (long long)out[d], (long long)y->shape[d + 1]);
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	pt_release(m, x, ctx);
 }
 
 Test(cores, output_shape_matches_forward)
@@ -1084,9 +1076,7 @@ Test(cores, model_forward_and_regularizer_compose_the_children)
 	cr_assert(r && rc && rr, "%s", fv_errmsg());
 	cr_assert_float_eq(r->data[0], rc->data[0] + rr->data[0], 1e-5 * fabs(r->data[0]));
 	cr_assert(rc->data[0] > 0 && rr->data[0] > 0);
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	pt_release(m, x, ctx);
 }
 
 #define GM_ARGS                                                                      \

@@ -283,9 +283,7 @@ Test(readouts, gaussian_mask_exp_nonlinearity_from_dotted_name)
 	fv_ctx *ctx = fv_ctx_new();
 	fv_tensor *y = pt_forward(m, ctx, x, NULL, -1);
 	pt_expect_close(y->data[0], exp(0.25), 1e-6, "exp(mask-weighted mean)");
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	pt_release(m, x, ctx);
 }
 
 /* ---- PointGaussianReadout ---------------------------------------------------- */
@@ -366,9 +364,7 @@ static void pg_eval_case(const char *yaml, bool align)
 	cr_assert_not_null(r);
 	pt_expect_shape(r, 4, (int64_t[]){1, 2, 1, 4}, "unreduced penalty");
 	pt_expect_close(r->data[5], 0.6 * fabs(pt_tensor(m, "_features")->data[5]), 1e-6, "unreduced");
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	pt_release(m, x, ctx);
 }
 
 Test(readouts, point_gaussian_eval_uncorrelated_align_corners_false)
@@ -483,9 +479,7 @@ Test(readouts, point_gaussian_full_covariance_sampling)
 		pt_expect_close(y->data[b * 2], 3, 1e-5, "x at mu");
 		pt_expect_close(y->data[b * 2 + 1], 2, 1e-5, "y at mu");
 	}
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	pt_release(m, x, ctx);
 }
 
 Test(readouts, point_gaussian_uncorrelated_sampling_and_batch_sample)
@@ -509,9 +503,7 @@ Test(readouts, point_gaussian_uncorrelated_sampling_and_batch_sample)
 	fv_module_set_training(m, false);
 	y = pt_forward(m, ctx, x, NULL, -1); /* eval: at mu */
 	pt_expect_close(y->data[0], 3, 1e-5, "eval reads at mu");
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	pt_release(m, x, ctx);
 }
 
 Test(readouts, point_gaussian_shared_grid_and_features)
@@ -559,9 +551,7 @@ Test(readouts, point_gaussian_shared_grid_and_features)
 		l1 += fabs(feat[i]);
 	pt_expect_close(pt_regularizer(m, ctx, NULL, FV_REDUCE_SUM), l1, 1e-5,
 	                "l1 of the shared features");
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	pt_release(m, x, ctx);
 }
 
 Test(readouts, point_gaussian_grid_mean_predictor)
@@ -603,9 +593,7 @@ Test(readouts, point_gaussian_grid_mean_predictor)
 		pt_expect_close(y->data[n],
 		                pg_reference(x, pos, pt_tensor(m, "_features")->data, NULL, 3, 0, n, true),
 		                1e-5, "predicted-grid y");
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	pt_release(m, x, ctx);
 }
 
 #define PG_BASE "_target_: PointGaussianReadout\nin_shape: [1, 1, 5, 7]\noutdims: 3\nbias: true\n"
@@ -725,9 +713,7 @@ Test(readouts, factorized_tensors_forward_and_regularizer)
 	                "reduction sum");
 	pt_expect_close(pt_regularizer(m, ctx, NULL, FV_REDUCE_MEAN), fa_reg_reference(m, true), 1e-5,
 	                "reduction mean: Laplace term / 3");
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	pt_release(m, x, ctx);
 }
 
 Test(readouts, factorized_constraints_in_place)
@@ -767,9 +753,7 @@ Test(readouts, factorized_norm_constraint_keeps_signs)
 	pt_forward(m, ctx, x, NULL, -1);
 	pt_expect_close(w->data[0], -3 / sqrt(25 + 1e-5), 1e-6, "w[0,0]");
 	pt_expect_close(w->data[4], -1 / sqrt(2 + 1e-5), 1e-6, "w[1,1]");
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	pt_release(m, x, ctx);
 }
 
 Test(readouts, factorized_gradients)
@@ -896,9 +880,7 @@ Test(readouts, lnp_forward_and_regularizer)
 	/* reduction is ignored, as openretina's regularizer(**kwargs) */
 	pt_expect_close(pt_regularizer(m, ctx, NULL, FV_REDUCE_MEAN), want, 1e-5, "regularizer");
 	pt_expect_close(pt_regularizer(m, ctx, NULL, FV_REDUCE_SUM), want, 1e-5, "regularizer");
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	pt_release(m, x, ctx);
 }
 
 Test(readouts, lnp_default_exp_padding_zero_and_gradients)
@@ -1127,9 +1109,7 @@ Test(readouts, multi_factorized_mask_size_from_input)
 	const fv_tensor *w = pt_tensor(m, "a.feature_weights");
 	for (int i = 0; i < w->numel; i++)
 		cr_assert(w->data[i] >= 0, "abs constraint passed on to the session");
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	pt_release(m, x, ctx);
 }
 
 Test(readouts, multiple_lnp_clone_readout)
@@ -1153,9 +1133,7 @@ Test(readouts, multiple_lnp_clone_readout)
 	fa.data_key = "b";
 	cr_assert_null(fv_module_regularizer(m, ctx, &fa));
 	pt_expect_msg("regularizer is not implemented for ClonedReadout");
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	pt_release(m, x, ctx);
 }
 
 Test(readouts, multi_readout_base_with_any_readout)
@@ -1170,9 +1148,7 @@ Test(readouts, multi_readout_base_with_any_readout)
 	fv_tensor *y = pt_forward(m, ctx, x, "a", -1);
 	for (int i = 0; i < y->numel; i++)
 		cr_assert(y->data[i] >= 0, "relu passed on");
-	fv_ctx_free(ctx);
-	fv_tensor_free(x);
-	fv_module_free(m);
+	pt_release(m, x, ctx);
 	/* An option the base readout does not take is its error. */
 	expect_build_error("_target_: MultiReadoutBase\nin_shape: [2, 3, 4, 5]\n"
 	                   "n_neurons_dict: {a: 2}\nbase_readout: LNPReadout\npositive: true\n",
