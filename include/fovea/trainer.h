@@ -160,8 +160,10 @@ typedef struct fv_train_result {
 	char output_dir[4096];
 } fv_train_result;
 
-/* Train as configured (the config as fv_config_compose gives it; the
-** trainer fills in model.n_neurons_dict).  `res` may be NULL. */
+/* Train as configured (the config as fv_config_compose gives it).  The
+** trainer fills in what the saved config.yaml records: model.n_neurons_dict
+** (as train.py does) and the seed it used (a null seed becomes the time).
+** `res` may be NULL. */
 FV_API fv_status fv_train(fv_registry *reg, fv_config *cfg, const fv_train_options *o,
                           fv_train_result *res);
 

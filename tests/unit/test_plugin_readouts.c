@@ -81,12 +81,37 @@ static fv_tensor *output_and_penalty(fv_ctx *ctx, fv_tensor *const *inputs, void
 	return fv_concat(ctx, 2, parts, 0);
 }
 
+/* A readout's naive output y[b, t, n] for the input x (N, c, t, ...), in
+** double from the module's tensors; `opt` holds the reference's settings. */
+typedef double (*ref_fn)(const fv_module *m, const fv_tensor *x, int64_t b, int64_t t, int64_t n,
+                         const void *opt);
+
+/* y is (batch, time, n) for x and matches ref(m, x, ...) everywhere. */
+static void expect_matches_ref(const fv_tensor *y, const fv_tensor *x, int64_t n, ref_fn ref,
+                               const fv_module *m, const void *opt)
+{
+	int64_t batch = x->shape[0], time = x->shape[2];
+	pt_expect_shape(y, 3, (int64_t[]){batch, time, n}, "y");
+	for (int64_t b = 0; b < batch; b++)
+		for (int64_t t = 0; t < time; t++)
+			for (int64_t i = 0; i < n; i++)
+				pt_expect_close(y->data[(b * time + t) * n + i], ref(m, x, b, t, i, opt),
+				                1e-5, "y");
+}
+
 /* ---- GaussianMaskReadout ----------------------------------------------------- */
+
+typedef struct gm_setting {
+	double mean_scale, var_scale;
+	bool positive;
+} gm_setting;
 
 /* openretina's get_mask and forward, in double, from the module's tensors. */
 static double gm_reference(const fv_module *m, const fv_tensor *x, int64_t b, int64_t t,
-                           int64_t n, double ms, double vs, bool positive)
+                           int64_t n, const void *opt)
 {
+	const gm_setting *g = opt;
+	double ms = g->mean_scale, vs = g->var_scale;
 	const fv_tensor *mean = pt_tensor(m, "mask_mean"), *lv = pt_tensor(m, "mask_log_var");
 	const fv_tensor *grid = pt_tensor(m, "grid"), *feat = pt_tensor(m, "features");
 	const fv_tensor *scale = pt_tensor(m, "scale_param"), *bias = pt_tensor(m, "bias");
@@ -102,7 +127,7 @@ static double gm_reference(const fv_module *m, const fv_tensor *x, int64_t b, in
 	double y = 0;
 	for (int64_t c = 0; c < C; c++) {
 		double f = feat->data[c * N + n], s = 0;
-		if (positive && f < 0)
+		if (g->positive && f < 0)
 			f = 0;
 		for (int64_t i = 0; i < W * H; i++)
 			s += x->data[((b * C + c) * T + t) * W * H + i] * mask[i] / norm;
@@ -171,13 +196,8 @@ Test(readouts, gaussian_mask_forward_positive_clamp_and_regularizer)
 	cr_assert(negatives > 0, "the test needs a negative feature weight");
 	fv_tensor *x = pt_input(5, (int64_t[]){2, 3, 2, 4, 5}, 6, -1, 1);
 	fv_ctx *ctx = fv_ctx_new();
-	fv_tensor *y = pt_forward(m, ctx, x, NULL, -1);
-	pt_expect_shape(y, 3, (int64_t[]){2, 2, 2}, "y");
-	for (int b = 0; b < 2; b++)
-		for (int t = 0; t < 2; t++)
-			for (int n = 0; n < 2; n++)
-				pt_expect_close(y->data[(b * 2 + t) * 2 + n],
-				                gm_reference(m, x, b, t, n, 2.0, 0.5, true), 1e-5, "y");
+	expect_matches_ref(pt_forward(m, ctx, x, NULL, -1), x, 2, gm_reference, m,
+	                   &(gm_setting){2.0, 0.5, true});
 	const fv_tensor *f = pt_tensor(m, "features");
 	for (int i = 0; i < f->numel; i++)
 		cr_assert_eq(f->data[i], before->data[i] < 0 ? 0 : before->data[i],
@@ -655,9 +675,11 @@ Test(readouts, point_gaussian_init_grid)
 	"_target_: FactorizedReadout\nin_shape: " in_shape "\noutdims: 2\nmask_l1_reg: 0\n" \
 	"weights_l1_reg: 0\nlaplace_mask_reg: 0\n"
 
+/* opt: a bool, whether the bias is added. */
 static double fa_reference(const fv_module *m, const fv_tensor *x, int64_t b, int64_t t, int64_t n,
-                           bool bias)
+                           const void *opt)
 {
+	bool bias = *(const bool *)opt;
 	const fv_tensor *mask = pt_tensor(m, "mask_weights"), *w = pt_tensor(m, "feature_weights");
 	int64_t C = x->shape[1], T = x->shape[2], P = x->shape[3] * x->shape[4], N = mask->shape[1];
 	double y = bias ? pt_tensor(m, "bias")->data[n] : 0;
@@ -700,13 +722,7 @@ Test(readouts, factorized_tensors_forward_and_regularizer)
 	gc_fill_uniform(pt_tensor(m, "bias"), 9, -0.5, 0.5);
 	fv_tensor *x = pt_input(5, (int64_t[]){2, 2, 3, 4, 5}, 1, -1, 1);
 	fv_ctx *ctx = fv_ctx_new();
-	fv_tensor *y = pt_forward(m, ctx, x, NULL, -1);
-	pt_expect_shape(y, 3, (int64_t[]){2, 3, 3}, "y");
-	for (int b = 0; b < 2; b++)
-		for (int t = 0; t < 3; t++)
-			for (int n = 0; n < 3; n++)
-				pt_expect_close(y->data[(b * 3 + t) * 3 + n], fa_reference(m, x, b, t, n, true),
-				                1e-5, "y");
+	expect_matches_ref(pt_forward(m, ctx, x, NULL, -1), x, 3, fa_reference, m, &(bool){true});
 	pt_expect_close(pt_regularizer(m, ctx, NULL, FV_REDUCE_NONE), fa_reg_reference(m, false), 1e-5,
 	                "reduction None");
 	pt_expect_close(pt_regularizer(m, ctx, NULL, FV_REDUCE_SUM), fa_reg_reference(m, false), 1e-5,
@@ -734,7 +750,8 @@ Test(readouts, factorized_constraints_in_place)
 			                fabs(w0->data[c * 3 + n]) / norm, 1e-6, "absnorm");
 	}
 	/* The output uses the constrained values. */
-	pt_expect_close(y->data[4], fa_reference(m, x, 0, 1, 1, false), 1e-5, "y after constraints");
+	pt_expect_close(y->data[4], fa_reference(m, x, 0, 1, 1, &(bool){false}), 1e-5,
+	                "y after constraints");
 	fv_ctx_free(ctx);
 	fv_tensor_free(x);
 	fv_tensor_free(w0);
@@ -831,16 +848,23 @@ Test(readouts, factorized_errors)
 	"_target_: openretina.modules.readout.linear_nonlinear_poison.LNPReadout\n"       \
 	"in_shape: [2, 3, 4, 5]\noutdims: 3\nsmooth_weight: 0.5\nsparse_weight: 0.25\n" extra
 
+typedef struct lnp_setting {
+	bool bias;
+	double (*f)(double);
+} lnp_setting;
+
 static double lnp_reference(const fv_module *m, const fv_tensor *x, int64_t b, int64_t t,
-                            int64_t n, bool bias, double (*f)(double))
+                            int64_t n, const void *opt)
 {
+	const lnp_setting *l = opt;
+	bool bias = l->bias;
 	const fv_tensor *w = pt_tensor(m, "inner_product_kernel.weight");
 	int64_t C = x->shape[1], T = x->shape[2], P = x->shape[3] * x->shape[4];
 	double y = bias ? pt_tensor(m, "inner_product_kernel.bias")->data[n] : 0;
 	for (int64_t c = 0; c < C; c++)
 		for (int64_t p = 0; p < P; p++)
 			y += x->data[((b * C + c) * T + t) * P + p] * w->data[(n * C + c) * P + p];
-	return f(y);
+	return l->f(y);
 }
 
 /* LNP_SPEC's penalty: 0.5 * the Laplace (padded by `pad`) of the (n*c)
@@ -868,13 +892,8 @@ Test(readouts, lnp_forward_and_regularizer)
 	                "w");
 	fv_tensor *x = pt_input(5, (int64_t[]){2, 2, 3, 4, 5}, 2, -1, 1);
 	fv_ctx *ctx = fv_ctx_new();
-	fv_tensor *y = pt_forward(m, ctx, x, NULL, -1);
-	pt_expect_shape(y, 3, (int64_t[]){2, 3, 3}, "y");
-	for (int b = 0; b < 2; b++)
-		for (int t = 0; t < 3; t++)
-			for (int n = 0; n < 3; n++)
-				pt_expect_close(y->data[(b * 3 + t) * 3 + n],
-				                lnp_reference(m, x, b, t, n, true, softplus), 1e-5, "y");
+	expect_matches_ref(pt_forward(m, ctx, x, NULL, -1), x, 3, lnp_reference, m,
+	                   &(lnp_setting){true, softplus});
 	/* LaplaceL2norm(padding=None -> 1) */
 	double want = lnp_reg_reference(m, 1);
 	/* reduction is ignored, as openretina's regularizer(**kwargs) */
@@ -892,7 +911,8 @@ Test(readouts, lnp_default_exp_padding_zero_and_gradients)
 	fv_tensor *x = gc_input(5, (int64_t[]){2, 2, 3, 4, 5}, 2, -0.3, 0.3);
 	fv_ctx *ctx = fv_ctx_new();
 	fv_tensor *y = pt_forward(m, ctx, x, NULL, -1);
-	pt_expect_close(y->data[7], lnp_reference(m, x, 0, 2, 1, false, exp), 1e-5, "exp output");
+	pt_expect_close(y->data[7], lnp_reference(m, x, 0, 2, 1, &(lnp_setting){false, exp}), 1e-5,
+	                "exp output");
 	pt_expect_close(pt_regularizer(m, ctx, NULL, FV_REDUCE_DEFAULT), lnp_reg_reference(m, 0),
 	                1e-5, "valid Laplace");
 	fv_ctx_free(ctx);
@@ -949,17 +969,16 @@ Test(readouts, multi_gaussian_mask_sessions_routing_and_concat)
 	fv_module_set_training(m, false);
 	fv_tensor *x = pt_input(5, (int64_t[]){2, 2, 3, 4, 3}, 4, -1, 1);
 	fv_ctx *ctx = fv_ctx_new();
-	fv_tensor *yz = pt_forward(m, ctx, x, "zeta", -1);
-	pt_expect_shape(yz, 3, (int64_t[]){2, 3, 2}, "zeta y");
-	pt_expect_close(yz->data[3], gm_reference(zeta, x, 0, 1, 1, 1.5, 2.0, false), 1e-5, "zeta y");
+	const gm_setting mgm = {1.5, 2.0, false};
+	expect_matches_ref(pt_forward(m, ctx, x, "zeta", -1), x, 2, gm_reference, zeta, &mgm);
 	fv_tensor *all = pt_forward(m, ctx, x, NULL, -1);
 	pt_expect_shape(all, 3, (int64_t[]){2, 3, 5}, "all sessions");
 	/* sorted keys: alpha (3 neurons) first, then zeta (2). */
 	for (int b = 0; b < 2; b++)
 		for (int t = 0; t < 3; t++)
 			for (int n = 0; n < 5; n++) {
-				double want = n < 3 ? gm_reference(alpha, x, b, t, n, 1.5, 2.0, false)
-				                    : gm_reference(zeta, x, b, t, n - 3, 1.5, 2.0, false);
+				double want = n < 3 ? gm_reference(alpha, x, b, t, n, &mgm)
+				                    : gm_reference(zeta, x, b, t, n - 3, &mgm);
 				pt_expect_close(all->data[(b * 3 + t) * 5 + n], want, 1e-5, "concatenated y");
 			}
 	/* readout_reg_avg: the session's regularizer with means. */
