@@ -32,25 +32,47 @@ static const fv_real *channel_ptr(const fv_real *base, const bn_aux *a, int64_t 
 	return base + (n * a->c + c) * a->inner;
 }
 
+/* Sums in double are formed in LANES independent partial sums, added at
+** the end in a fixed order: the additions pipeline (and vectorise), and the
+** result still does not depend on the thread count. */
+#define LANES 8
+
+static double lanes_total(const double *acc)
+{
+	double total = 0;
+	for (int l = 0; l < LANES; l++)
+		total += acc[l];
+	return total;
+}
+
 /* Mean and biased variance of channel c, two passes in double. */
 static void channel_stats(const fv_real *x, const bn_aux *a, int64_t c, double *mean, double *var)
 {
-	double sum = 0, sq = 0, m = (double)(a->n * a->inner);
+	double sum[LANES] = {0}, sq[LANES] = {0}, m = (double)(a->n * a->inner);
+	int64_t whole = a->inner / LANES * LANES;
 	for (int64_t n = 0; n < a->n; n++) {
 		const fv_real *row = channel_ptr(x, a, n, c);
-		for (int64_t i = 0; i < a->inner; i++)
-			sum += row[i];
+		for (int64_t i = 0; i < whole; i += LANES)
+			for (int l = 0; l < LANES; l++)
+				sum[l] += row[i + l];
+		for (int64_t i = whole; i < a->inner; i++)
+			sum[i - whole] += row[i];
 	}
-	double mu = sum / m;
+	double mu = lanes_total(sum) / m;
 	for (int64_t n = 0; n < a->n; n++) {
 		const fv_real *row = channel_ptr(x, a, n, c);
-		for (int64_t i = 0; i < a->inner; i++) {
+		for (int64_t i = 0; i < whole; i += LANES)
+			for (int l = 0; l < LANES; l++) {
+				double d = row[i + l] - mu;
+				sq[l] += d * d;
+			}
+		for (int64_t i = whole; i < a->inner; i++) {
 			double d = row[i] - mu;
-			sq += d * d;
+			sq[i - whole] += d * d;
 		}
 	}
 	*mean = mu;
-	*var = sq / m;
+	*var = lanes_total(sq) / m;
 }
 
 /* ---- backward ------------------------------------------------------------------ */
@@ -59,16 +81,22 @@ static void channel_stats(const fv_real *x, const bn_aux *a, int64_t c, double *
 static void channel_grad_sums(const fv_real *x, const fv_real *dy, const bn_aux *a, int64_t c,
                               double *sum_dy, double *dot)
 {
-	double s = 0, d = 0, mean = a->mean[c];
+	double s[LANES] = {0}, d[LANES] = {0}, mean = a->mean[c];
+	int64_t whole = a->inner / LANES * LANES;
 	for (int64_t n = 0; n < a->n; n++) {
 		const fv_real *xr = channel_ptr(x, a, n, c), *gr = channel_ptr(dy, a, n, c);
-		for (int64_t i = 0; i < a->inner; i++) {
-			s += gr[i];
-			d += (xr[i] - mean) * gr[i];
+		for (int64_t i = 0; i < whole; i += LANES)
+			for (int l = 0; l < LANES; l++) {
+				s[l] += gr[i + l];
+				d[l] += (xr[i + l] - mean) * gr[i + l];
+			}
+		for (int64_t i = whole; i < a->inner; i++) {
+			s[i - whole] += gr[i];
+			d[i - whole] += (xr[i] - mean) * gr[i];
 		}
 	}
-	*sum_dy = s;
-	*dot = d;
+	*sum_dy = lanes_total(s);
+	*dot = lanes_total(d);
 }
 
 /* dx = (dy - mean(dy) - (x - mean) * dot * invstd^2 / M) * invstd * w in

@@ -9,19 +9,21 @@
 **             over the taps k of the (kh, kw) window, for every input frame
 **             t and output pixel p; P_i is channel i's zero-padded frames
 **   temporal: out[to, p, o] += sum_tau w_time[o, i, tau] * S_i[to*st - pt + tau*dt, p, o]
-** The output channels o are the innermost axis of S_i (rounded up to a
-** multiple of the vector width, the extra lanes multiplying zero weights),
-** so every kernel is a short loop of vector FMAs over o with a weight
-** vector or a broadcast input value: the frames of retina models are a few
-** pixels wide (6 in the default model), too narrow to vectorise along,
-** while 8 or 16 channels fill a vector exactly.  No column matrix is built.
+** The frames of retina models are a few pixels wide (6 in the default
+** model), too narrow to vectorise along, while 8 or 16 output channels fill
+** a vector exactly.  So the channels o are the vector lanes (their count
+** rounded up, the extra lanes multiplying zero weights) and S_i, like the
+** other per-channel buffers, is stored in columns: a column is one pixel's
+** one vector of channels over all frames, contiguous, so that the temporal
+** passes slide along it (see the sliding windows below).  No column matrix
+** is built.
 **
 ** The backward runs the same passes transposed, per sample and channel:
 **   dw_time[o, i, tau] = sum <dOut[to, ., o], S_i[to*st - pt + tau*dt, ., o]>
 **   dS_i               = the temporal pass transposed, from dOut
 **   dw_space[o, i, k]  = sum_{t,p} dS_i[t, p, o] * P_i[t, base(p) + off(k)]
-**   dx_i               = sum_o w_space[o, i, k] * dS_i[t, p, o] scattered
-**                        back to the padded frame positions base(p) + off(k)
+**   dx_i[t, y, x]      = sum_{o,k} w_space[o, i, k] * dS_i at the pixels whose
+**                        window has tap k on (y, x), gathered (input_grad)
 ** When w_time needs a gradient the forward keeps every S_i (the default
 ** model's second layer: 94 MB at batch 64, in the step arena) so the
 ** backward does not compute the spatial pass again.  Weight gradients are
@@ -44,44 +46,40 @@
 #define LANES 1
 #endif
 
-/* Long sums (weight gradients) are added up in chunks of about SUM_CHUNK
-** terms, then the chunks, which keeps their float rounding error near that
-** of a blocked GEMM. */
-#define SUM_CHUNK 256
+/* Items of a sliding-window block (see the sliding windows). */
+#define SLIDE_ITEMS 6
 
 typedef struct sep_aux {
 	fv__conv_shape s; /* win: the whole kt x kh x kw window over all C channels */
-	fv_real *saved_s;  /* every S_i of the forward (N, C, T, plane, op), or NULL */
+	fv_real *saved_s;  /* every S_i of the forward (N, C, columns), or NULL */
 } sep_aux;
 
-/* The taps of each row of a temporal pass, padding left out: row r reads
-** n[r] frames, its k-th at element offset src[r * kt + k] with the weights
-** at offset w[r * kt + k], in increasing tap order. */
-typedef struct tap_list {
-	int64_t kt;
-	int64_t *n, *src, *w;
-} tap_list;
-
-/* The geometry of one call and the tables every kernel shares. */
+/* The geometry of one call and the tables every kernel shares.
+**
+** Column layout of a buffer of nt frames: element (t, p, o) at
+**     ((p * vecs + o / LANES) * nt + t) * LANES + o % LANES
+** i.e. column v = p * vecs + o / LANES holds LANES channels of pixel p for
+** every frame.  S_i and dS_i have nt = T, the output and dOut nt = To. */
 typedef struct sep_geom {
 	const fv__conv_shape *s;
 	fv__conv_window sp;       /* one channel, spatial window only, every input frame */
 	int64_t op;               /* output channels rounded up to LANES */
+	int64_t vecs;             /* op / LANES: vectors of channels per pixel */
 	int64_t plane, taps;      /* ho*wo; kh*kw */
 	int64_t hp, wp;           /* the padded frame */
-	int64_t frame;            /* plane * op: one frame of S_i, dS_i, dOut, out */
 	int64_t npix;             /* t * plane: the pixels of S_i */
-	int64_t *base;            /* npix: where pixel q's window starts in P_i */
+	bool slide;               /* temporal stride and dilation 1: the sliding windows */
+	int64_t *base;            /* npix, (t, p) order: where pixel (t, p)'s window starts in P_i */
+	int64_t *base_pt;         /* the same in (p, t) order */
 	int64_t *off;             /* taps: where tap k sits from a window's start */
 	int64_t *map_fwd;         /* to x kt: the input frame of (to, tau), or -1 */
 	int64_t *map_bwd;         /* t x kt: the output frame that reads t with tap tau, or -1 */
-	tap_list fwd, bwd;        /* map_fwd and map_bwd as tap lists */
 	fv_real *ws_p;            /* (C, taps, op): w_space, channels innermost */
 	fv_real *wt_p;            /* (C, kt, op): w_time, channels innermost */
 	int64_t hq, wq;           /* the frame dS is spread into for dx (see input_grad) */
 	int64_t *back_off;        /* taps: where tap k reads in it, from an input pixel's origin */
 	int64_t *back_base;       /* h*w: where input pixel q's origin is in it */
-	fv_real *zeros;           /* a frame of zeros */
+	int64_t *spread;          /* plane: where output pixel p goes in it */
 } sep_geom;
 
 static int64_t round_up(int64_t v, int64_t m)
@@ -92,6 +90,12 @@ static int64_t round_up(int64_t v, int64_t m)
 static int64_t read_extent(int64_t out, int64_t stride, int64_t k, int64_t dil)
 {
 	return (out - 1) * stride + (k - 1) * dil + 1;
+}
+
+/* Element (t, p, o) of a column-layout buffer of nt frames. */
+static inline int64_t col_index(const sep_geom *g, int64_t nt, int64_t t, int64_t p, int64_t o)
+{
+	return ((p * g->vecs + o / LANES) * nt + t) * LANES + o % LANES;
 }
 
 /* The input frame tap tau of output frame to reads, or -1 in the padding. */
@@ -121,8 +125,13 @@ static void geom_shape(sep_geom *g, const fv__conv_shape *s)
 	g->sp.pt = 0;
 	g->sp.to = w->t;
 	g->op = round_up(s->o, LANES);
+	g->vecs = g->op / LANES;
 	g->plane = w->ho * w->wo;
 	g->taps = w->kh * w->kw;
+	g->hp = read_extent(w->ho, w->sh, w->kh, w->dh);
+	g->wp = read_extent(w->wo, w->sw, w->kw, w->dw);
+	g->npix = w->t * g->plane;
+	g->slide = w->st == 1 && w->dt == 1;
 	/* dx reads dS at (y + ph - a*dh, x + pw - b*dw) / stride: spread, with
 	** (kh-1)*dh zero rows and (kw-1)*dw zero columns before */
 	int64_t u0 = (w->kh - 1) * w->dh, v0 = (w->kw - 1) * w->dw;
@@ -132,56 +141,18 @@ static void geom_shape(sep_geom *g, const fv__conv_shape *s)
 	g->wq = v0 + (w->wo - 1) * w->sw + 1;
 	if (g->wq < w->w + w->pw + v0)
 		g->wq = w->w + w->pw + v0;
-	g->hp = read_extent(w->ho, w->sh, w->kh, w->dh);
-	g->wp = read_extent(w->wo, w->sw, w->kw, w->dw);
-	g->frame = g->plane * g->op;
-	g->npix = w->t * g->plane;
 }
 
-static void fill_tap_list(tap_list *tl, const int64_t *map, int64_t rows, int64_t frame,
-                          int64_t op)
-{
-	for (int64_t r = 0; r < rows; r++) {
-		int64_t n = 0;
-		for (int64_t tau = 0; tau < tl->kt; tau++)
-			if (map[r * tl->kt + tau] >= 0) {
-				tl->src[r * tl->kt + n] = map[r * tl->kt + tau] * frame;
-				tl->w[r * tl->kt + n++] = tau * op;
-			}
-		tl->n[r] = n;
-	}
-}
-
-/* The tables and the repacked weights, in the arena. */
-static bool geom_tables(fv_ctx *ctx, sep_geom *g, const fv_real *wt, const fv_real *ws)
+static void fill_tables(sep_geom *g)
 {
 	const fv__conv_window *w = &g->s->win;
-	int64_t c = g->s->c, o = g->s->o, kt = w->kt;
-	size_t ints = (size_t)(g->npix + 2 * g->taps + w->h * w->w + (w->to + w->t) * (3 * kt + 1));
-	size_t reals = (size_t)(c * (g->taps + kt) * g->op + g->frame);
-	g->base = fv_ctx_alloc(ctx, ints * sizeof(int64_t));
-	g->ws_p = fv_ctx_alloc(ctx, reals * sizeof(fv_real));
-	if (g->base == NULL || g->ws_p == NULL)
-		return false;
-	g->off = g->base + g->npix;
-	g->back_off = g->off + g->taps;
-	g->back_base = g->back_off + g->taps;
-	g->map_fwd = g->back_base + w->h * w->w;
-	g->map_bwd = g->map_fwd + w->to * kt;
-	g->fwd = (tap_list){kt, g->map_bwd + w->t * kt, NULL, NULL};
-	g->fwd.src = g->fwd.n + w->to;
-	g->fwd.w = g->fwd.src + w->to * kt;
-	g->bwd = (tap_list){kt, g->fwd.w + w->to * kt, NULL, NULL};
-	g->bwd.src = g->bwd.n + w->t;
-	g->bwd.w = g->bwd.src + w->t * kt;
-	g->wt_p = g->ws_p + c * g->taps * g->op;
-	g->zeros = g->wt_p + c * kt * g->op;
-	memset(g->ws_p, 0, reals * sizeof(fv_real));
-
+	int64_t kt = w->kt;
 	for (int64_t t = 0, q = 0; t < w->t; t++)
-		for (int64_t y = 0; y < w->ho; y++)
-			for (int64_t x = 0; x < w->wo; x++, q++)
-				g->base[q] = (t * g->hp + y * w->sh) * g->wp + x * w->sw;
+		for (int64_t p = 0; p < g->plane; p++, q++) {
+			int64_t y = p / w->wo, x = p % w->wo;
+			g->base[q] = (t * g->hp + y * w->sh) * g->wp + x * w->sw;
+			g->base_pt[p * w->t + t] = g->base[q];
+		}
 	for (int64_t a = 0; a < w->kh; a++)
 		for (int64_t b = 0; b < w->kw; b++) {
 			g->off[a * w->kw + b] = a * w->dh * g->wp + b * w->dw;
@@ -191,15 +162,41 @@ static bool geom_tables(fv_ctx *ctx, sep_geom *g, const fv_real *wt, const fv_re
 	for (int64_t y = 0, q = 0; y < w->h; y++)
 		for (int64_t x = 0; x < w->w; x++, q++)
 			g->back_base[q] = (origin + y * g->wq + x) * g->op;
+	for (int64_t p = 0; p < g->plane; p++) {
+		int64_t row = (w->kh - 1) * w->dh + p / w->wo * w->sh;
+		int64_t col = (w->kw - 1) * w->dw + p % w->wo * w->sw;
+		g->spread[p] = (row * g->wq + col) * g->op;
+	}
 	for (int64_t to = 0; to < w->to; to++)
 		for (int64_t tau = 0; tau < kt; tau++)
 			g->map_fwd[to * kt + tau] = tap_frame(w, to, tau);
 	for (int64_t t = 0; t < w->t; t++)
 		for (int64_t tau = 0; tau < kt; tau++)
 			g->map_bwd[t * kt + tau] = tap_output(w, t, tau);
-	fill_tap_list(&g->fwd, g->map_fwd, w->to, g->frame, g->op);
-	fill_tap_list(&g->bwd, g->map_bwd, w->t, g->frame, g->op);
+}
 
+/* The tables and the repacked weights, in the arena. */
+static bool geom_tables(fv_ctx *ctx, sep_geom *g, const fv_real *wt, const fv_real *ws)
+{
+	const fv__conv_window *w = &g->s->win;
+	int64_t c = g->s->c, o = g->s->o, kt = w->kt;
+	size_t ints = (size_t)(2 * g->npix + 2 * g->taps + w->h * w->w + g->plane +
+	                       (w->to + w->t) * kt);
+	size_t reals = (size_t)(c * (g->taps + kt) * g->op);
+	g->base = fv_ctx_alloc(ctx, ints * sizeof(int64_t));
+	g->ws_p = fv_ctx_alloc(ctx, reals * sizeof(fv_real));
+	if (g->base == NULL || g->ws_p == NULL)
+		return false;
+	g->base_pt = g->base + g->npix;
+	g->off = g->base_pt + g->npix;
+	g->back_off = g->off + g->taps;
+	g->back_base = g->back_off + g->taps;
+	g->spread = g->back_base + w->h * w->w;
+	g->map_fwd = g->spread + g->plane;
+	g->map_bwd = g->map_fwd + w->to * kt;
+	g->wt_p = g->ws_p + c * g->taps * g->op;
+	fill_tables(g);
+	memset(g->ws_p, 0, reals * sizeof(fv_real));
 	for (int64_t oc = 0; oc < o; oc++)
 		for (int64_t i = 0; i < c; i++) {
 			for (int64_t k = 0; k < g->taps; k++)
@@ -210,14 +207,13 @@ static bool geom_tables(fv_ctx *ctx, sep_geom *g, const fv_real *wt, const fv_re
 	return true;
 }
 
-/* ---- kernels ---------------------------------------------------------------------------
-** Each kernel has a plain C version (the float64 build, machines without
-** AVX2) and an AVX2 one.  The AVX2 ones work on register blocks of 12 or 8
-** vector accumulators: 6 items x 16 channels when the rounded channel count
-** is a multiple of 16, else 8 items x 8 channels; an item is a pixel, a tap
-** or a frame depending on the kernel.  The item pointers of a block are
+/* ---- AVX2 kernels ------------------------------------------------------------------
+** Register blocks of 12 or 8 vector accumulators: 6 items x 16 channels
+** when the rounded channel count is a multiple of 16, else 8 items x 8
+** channels; an item is a pixel or a tap.  The item pointers of a block are
 ** passed as arrays, so that a partial block (the last one) can repeat its
-** last item: the repeated results are stored to the same place twice. */
+** last item: the repeated results are stored to the same place twice.
+** Without AVX2 (and in the float64 build) plain loops do the same sums. */
 
 #ifdef FV_CONV_AVX2
 #define FOR6(M) M(0) M(1) M(2) M(3) M(4) M(5)
@@ -225,22 +221,30 @@ static bool geom_tables(fv_ctx *ctx, sep_geom *g, const fv_real *wt, const fv_re
 #define ZERO_16(j) __m256 a##j = _mm256_setzero_ps(), b##j = _mm256_setzero_ps();
 #define ZERO_8(j) __m256 a##j = _mm256_setzero_ps();
 #define ITEM(j) const float *p##j = p[j];
+/* the second 8 channels of item j are `half` elements after its first */
 #define STORE_16(j)                           \
 	_mm256_storeu_ps(d[j], a##j);         \
-	_mm256_storeu_ps(d[j] + 8, b##j);
+	_mm256_storeu_ps(d[j] + half, b##j);
 #define STORE_8(j) _mm256_storeu_ps(d[j], a##j);
-#define ADD_16(j)                                                          \
-	_mm256_storeu_ps(d[j], _mm256_add_ps(_mm256_loadu_ps(d[j]), a##j));     \
+#define ADD_16(j)                                                                \
+	_mm256_storeu_ps(d[j], _mm256_add_ps(_mm256_loadu_ps(d[j]), a##j));           \
 	_mm256_storeu_ps(d[j] + 8, _mm256_add_ps(_mm256_loadu_ps(d[j] + 8), b##j));
 #define ADD_8(j) _mm256_storeu_ps(d[j], _mm256_add_ps(_mm256_loadu_ps(d[j]), a##j));
 /* Keep two vectors in registers: left to itself GCC folds their loads into
 ** each FMA, which makes the blocks of 12 accumulators load-bound. */
 #define IN_REGISTERS(u, v) __asm__("" : "+x"(u), "+x"(v))
 
+static float hsum256(__m256 v)
+{
+	__m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+	return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+}
+
 /* d[j] = sum_k p[j][off[k]] * w[k * ldw]: the spatial pass of a block of
 ** pixels (p[j]: where pixel j's window starts), one weight row per tap. */
 static void spatial_block_16(const float *const *p, const int64_t *off, int64_t taps,
-                             const float *w, int64_t ldw, float *const *d)
+                             const float *w, int64_t ldw, float *const *d, int64_t half)
 {
 	FOR6(ITEM)
 	FOR6(ZERO_16)
@@ -275,73 +279,46 @@ static void spatial_block_8(const float *const *p, const int64_t *off, int64_t t
 	FOR8(STORE_8)
 }
 
-/* d[j] += sum_{i < n} g[i * ld] * p[j][i * ld]: the correlation of one
-** frame range with each of a block of frames (the temporal weight
-** gradient; p[j]: tap j's source frame). */
-static void correlate_block_16(const float *const *p, const float *g, int64_t n, int64_t ld,
-                               float *const *d)
-{
-	FOR6(ITEM)
-	FOR6(ZERO_16)
-	for (int64_t i = 0; i < n * ld; i += ld) {
-		__m256 g0 = _mm256_loadu_ps(g + i), g1 = _mm256_loadu_ps(g + i + 8);
-		IN_REGISTERS(g0, g1);
-#define TAP(j)                                                                 \
-	a##j = _mm256_fmadd_ps(g0, _mm256_loadu_ps(p##j + i), a##j);           \
-	b##j = _mm256_fmadd_ps(g1, _mm256_loadu_ps(p##j + i + 8), b##j);
-		FOR6(TAP)
-#undef TAP
+/* d[j] += sum_{t < n} P[base[t] + o[j]] * dS[t]: the spatial weight gradient
+** of a block of taps (o[j]: tap j's offset in the window) over one pixel's
+** column of dS (the second 8 channels `half` elements on). */
+#define TAP_GRAD_16(name, FOR_N)                                                         \
+	static void name(const int64_t *o, const float *P, const int64_t *base,              \
+	                 const float *dS, int64_t half, int64_t n, float *const *d)          \
+	{                                                                                    \
+		FOR_N(OFF)                                                                   \
+		FOR_N(ZERO_16)                                                               \
+		for (int64_t t = 0; t < n; t++, dS += 8) {                                   \
+			__m256 d0 = _mm256_loadu_ps(dS), d1 = _mm256_loadu_ps(dS + half);    \
+			IN_REGISTERS(d0, d1);                                                \
+			const float *pq = P + base[t];                                       \
+			FOR_N(TAP_GRAD_TAP)                                                  \
+		}                                                                            \
+		FOR_N(ADD_16)                                                                \
 	}
-	FOR6(ADD_16)
-}
-
-static void correlate_block_8(const float *const *p, const float *g, int64_t n, int64_t ld,
-                              float *const *d)
-{
-	FOR8(ITEM)
-	FOR8(ZERO_8)
-	for (int64_t i = 0; i < n * ld; i += ld) {
-		__m256 g0 = _mm256_loadu_ps(g + i);
-#define TAP(j) a##j = _mm256_fmadd_ps(g0, _mm256_loadu_ps(p##j + i), a##j);
-		FOR8(TAP)
-#undef TAP
-	}
-	FOR8(ADD_8)
-}
-
-/* d[j] += sum_{q < n} P[base[q] + o[j]] * dS[q * ld]: the spatial weight
-** gradient of a block of taps (o[j]: tap j's offset in the window). */
-static void tap_grad_block_16(const int64_t *o, const float *P, const int64_t *base,
-                              const float *dS, int64_t n, int64_t ld, float *const *d)
-{
 #define OFF(j) const int64_t o##j = o[j];
-	FOR6(OFF)
-	FOR6(ZERO_16)
-	for (int64_t q = 0; q < n; q++, dS += ld) {
-		__m256 d0 = _mm256_loadu_ps(dS), d1 = _mm256_loadu_ps(dS + 8);
-		IN_REGISTERS(d0, d1);
-		const float *pq = P + base[q];
-#define TAP(j)                                                \
+#define TAP_GRAD_TAP(j)                                       \
 	{                                                     \
 		__m256 x = _mm256_broadcast_ss(pq + o##j);    \
 		a##j = _mm256_fmadd_ps(x, d0, a##j);          \
 		b##j = _mm256_fmadd_ps(x, d1, b##j);          \
 	}
-		FOR6(TAP)
-#undef TAP
-	}
-	FOR6(ADD_16)
-}
+#define FOR5(M) M(0) M(1) M(2) M(3) M(4)
+/* 6 taps a block, or 5 when that divides the taps and 6 does not (5 x 5
+** kernels): the FMAs of a partial block are wasted */
+TAP_GRAD_16(tap_grad_block_16, FOR6)
+TAP_GRAD_16(tap_grad_block_16_5, FOR5)
+#undef TAP_GRAD_TAP
 
 static void tap_grad_block_8(const int64_t *o, const float *P, const int64_t *base,
-                             const float *dS, int64_t n, int64_t ld, float *const *d)
+                             const float *dS, int64_t n, float *const *d)
 {
 	FOR8(OFF)
 #undef OFF
 	FOR8(ZERO_8)
-	for (int64_t q = 0; q < n; q++, dS += ld) {
+	for (int64_t t = 0; t < n; t++, dS += 8) {
 		__m256 d0 = _mm256_loadu_ps(dS);
-		const float *pq = P + base[q];
+		const float *pq = P + base[t];
 #define TAP(j) a##j = _mm256_fmadd_ps(_mm256_broadcast_ss(pq + o##j), d0, a##j);
 		FOR8(TAP)
 #undef TAP
@@ -349,44 +326,7 @@ static void tap_grad_block_8(const int64_t *o, const float *P, const int64_t *ba
 	FOR8(ADD_8)
 }
 
-/* The temporal pass over a block of a frame's vectors: dst[v] += sum over
-** the taps k of w[woff[k]][lane(v)] * src[soff[k] + v] for NV vectors (12, 4 or 1),
-** held in registers across all taps.  `lanes` is the rounded channel count,
-** 8 or 16: the weight vector repeats every 1 or 2 vectors, and blocks start
-** on an even vector. */
-#define TEMPORAL_BLOCK(NV, FOR_V)                                                          \
-	static void temporal_block_##NV(int64_t n_taps, const float *src, const int64_t *soff, \
-	                                const float *w, const int64_t *woff, int lanes,    \
-	                                float *dst)                                        \
-	{                                                                                  \
-		FOR_V(T_LOAD)                                                              \
-		for (int64_t k = 0; k < n_taps; k++) {                                     \
-			const float *s = src + soff[k];                                    \
-			__m256 w0 = _mm256_loadu_ps(w + woff[k]);                          \
-			__m256 w1 = lanes == 16 ? _mm256_loadu_ps(w + woff[k] + 8) : w0;   \
-			IN_REGISTERS(w0, w1);                                              \
-			FOR_V(T_TAP)                                                       \
-		}                                                                          \
-		FOR_V(T_STORE)                                                             \
-	}
-#define T_LOAD(j) __m256 a##j = _mm256_loadu_ps(dst + 8 * (j));
-#define T_TAP(j) a##j = _mm256_fmadd_ps((j) % 2 ? w1 : w0, _mm256_loadu_ps(s + 8 * (j)), a##j);
-#define T_STORE(j) _mm256_storeu_ps(dst + 8 * (j), a##j);
-#define FOR12(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11)
-#define FOR4(M) M(0) M(1) M(2) M(3)
-#define FOR1(M) M(0)
-TEMPORAL_BLOCK(12, FOR12)
-TEMPORAL_BLOCK(4, FOR4)
-TEMPORAL_BLOCK(1, FOR1)
-
-static float hsum256(__m256 v)
-{
-	__m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-	h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-	return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
-}
-
-/* d[j] += sum over channels of sum_k p[j][off[k]] * w[k * ldw]: the input
+/* *d[j] += sum over channels of sum_k p[j][off[k]] * w[k * ldw]: the input
 ** gradient of a block of input pixels, gathered from the taps that read
 ** them (p[j]: pixel j's origin in the spread dS frame). */
 static void gather_block_16(const float *const *p, const int64_t *off, int64_t taps,
@@ -426,6 +366,132 @@ static void gather_block_8(const float *const *p, const int64_t *off, int64_t ta
 #undef SUM
 }
 
+/* ---- sliding windows ----
+** Along a column (stride and dilation 1), the next tap moves every item of
+** a block of 6 consecutive rows one frame on, so the block keeps the 6
+** source vectors of the current tap in registers and loads one new one per
+** tap, plus the tap's weight: a third of the loads of a plain block.
+** Frames outside the column [0, nsrc) are zero (the padding): the tap loop
+** is split where the new frame enters or leaves the column, so that no
+** iteration tests it. */
+#define FOR_SLIDE(M) M(0) M(1) M(2) M(3) M(4) M(5)
+#define SLIDE_FMA(j) a##j = _mm256_fmadd_ps(wv, s##j, a##j);
+/* the window moves to the next frame (items j read base + j + tau) or the
+** previous one (base + j - tau) */
+#define SLIDE_UP s0 = s1; s1 = s2; s2 = s3; s3 = s4; s4 = s5;
+#define SLIDE_DOWN s5 = s4; s4 = s3; s3 = s2; s2 = s1; s1 = s0;
+#define SLIDE_FRAME(u) ((u) >= 0 && (u) < nsrc ? _mm256_loadu_ps(col + 8 * (u)) : _mm256_setzero_ps())
+#define SLIDE_SRC(j) __m256 s##j = SLIDE_FRAME(base + (j) + dir * k0);
+
+static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
+{
+	return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* dst[j] (= when `fresh`, += otherwise) sum_{k0 <= tau < k1} w[tau * ldw] *
+** col[base + j + DIR * tau] for 6 items j (rows of a temporal pass; col and
+** dst are columns of 8-float frames, col has nsrc). */
+#define SLIDE_PASS(name, DIR, SHIFT, NEXT)                                                 \
+	static void name(const float *col, int64_t nsrc, int64_t base, int64_t k0, int64_t k1, \
+	                 const float *w, int64_t ldw, bool fresh, float *dst, int n)           \
+	{                                                                                      \
+		const int64_t dir = DIR;                                                       \
+		FOR_SLIDE(SLIDE_ACC)                                                           \
+		FOR_SLIDE(SLIDE_SRC)                                                           \
+		/* the new frame at tap tau is base + 6 + tau (up) or base - 1 - tau */        \
+		int64_t lo = dir > 0 ? -base - 6 : base - nsrc, hi = dir > 0 ? nsrc - base - 6 : base; \
+		lo = clamp64(lo, k0, k1);                                                      \
+		hi = clamp64(hi, lo, k1);                                                      \
+		int64_t tau = k0;                                                              \
+		for (; tau < lo; tau++) {                                                      \
+			__m256 wv = _mm256_loadu_ps(w + tau * ldw);                            \
+			FOR_SLIDE(SLIDE_FMA)                                                   \
+			SHIFT                                                                  \
+			NEXT = _mm256_setzero_ps();                                            \
+		}                                                                              \
+		for (; tau < hi; tau++) {                                                      \
+			__m256 wv = _mm256_loadu_ps(w + tau * ldw);                            \
+			FOR_SLIDE(SLIDE_FMA)                                                   \
+			SHIFT                                                                  \
+			NEXT = _mm256_loadu_ps(col + 8 * (dir > 0 ? base + 6 + tau : base - 1 - tau)); \
+		}                                                                              \
+		for (; tau < k1; tau++) {                                                      \
+			__m256 wv = _mm256_loadu_ps(w + tau * ldw);                            \
+			FOR_SLIDE(SLIDE_FMA)                                                   \
+			SHIFT                                                                  \
+			NEXT = _mm256_setzero_ps();                                            \
+		}                                                                              \
+		FOR_SLIDE(SLIDE_STORE)                                                         \
+	}
+#define SLIDE_ACC(j)                                                                     \
+	__m256 a##j = fresh ? _mm256_setzero_ps() : _mm256_loadu_ps(dst + 8 * ((j) < n ? (j) : 0));
+#define SLIDE_STORE(j) if ((j) < n) _mm256_storeu_ps(dst + 8 * (j), a##j);
+SLIDE_PASS(slide_pass_up, 1, SLIDE_UP, s5)
+SLIDE_PASS(slide_pass_down, -1, SLIDE_DOWN, s0)
+#undef SLIDE_ACC
+#undef SLIDE_STORE
+
+/* d[j * ld] += sum_{r < rows} g[r] * col[base + j + r] for 6 items j (taps
+** of the temporal weight gradient; g and col columns of 8-float frames,
+** col has nsrc). */
+static void slide_correlate(const float *col, int64_t nsrc, int64_t base, const float *g,
+                            int64_t rows, float *d, int64_t ld, int n)
+{
+	const int64_t dir = 1, k0 = 0;
+	__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+	FOR_SLIDE(SLIDE_SRC)
+	int64_t lo = clamp64(-base - 6, 0, rows), hi = clamp64(nsrc - base - 6, lo, rows), r = 0;
+	for (; r < lo; r++) {
+		__m256 wv = _mm256_loadu_ps(g + 8 * r);
+		FOR_SLIDE(SLIDE_FMA)
+		SLIDE_UP
+		s5 = _mm256_setzero_ps();
+	}
+	for (; r < hi; r++) {
+		__m256 wv = _mm256_loadu_ps(g + 8 * r);
+		FOR_SLIDE(SLIDE_FMA)
+		SLIDE_UP
+		s5 = _mm256_loadu_ps(col + 8 * (base + 6 + r));
+	}
+	for (; r < rows; r++) {
+		__m256 wv = _mm256_loadu_ps(g + 8 * r);
+		FOR_SLIDE(SLIDE_FMA)
+		SLIDE_UP
+		s5 = _mm256_setzero_ps();
+	}
+#define SLIDE_ADD(j) \
+	if ((j) < n) _mm256_storeu_ps(d + (j) * ld, _mm256_add_ps(_mm256_loadu_ps(d + (j) * ld), a##j));
+	FOR_SLIDE(SLIDE_ADD)
+#undef SLIDE_ADD
+}
+#undef SLIDE_SRC
+#undef SLIDE_FRAME
+
+/* dx[j] += sum over the window's rows a, columns b and the channel vectors
+** of w[k] * D[row_a][x0 + j - b]: the input gradient of 6 consecutive pixels
+** of one input row, from the spread dS frame D (see input_grad). */
+static void slide_gather(const float *D, const int64_t *row_off, int64_t kh, int64_t kw,
+                         int64_t op, const float *w, float *dx, int n)
+{
+	__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+	for (int64_t a = 0; a < kh; a++)
+		for (int64_t ov = 0; ov < op; ov += 8) {
+			const float *src = D + row_off[a] + ov;
+#define SLIDE_SRC(j) __m256 s##j = _mm256_loadu_ps(src + (j) * op);
+			FOR_SLIDE(SLIDE_SRC)
+#undef SLIDE_SRC
+			for (int64_t b = 0; b < kw; b++) {
+				__m256 wv = _mm256_loadu_ps(w + (a * kw + b) * op + ov);
+				FOR_SLIDE(SLIDE_FMA)
+				SLIDE_DOWN
+				s0 = _mm256_loadu_ps(src - (b + 1) * op);
+			}
+		}
+#define SLIDE_SUM(j) if ((j) < n) dx[j] += hsum256(a##j);
+	FOR_SLIDE(SLIDE_SUM)
+#undef SLIDE_SUM
+}
+
 /* Items of a block: 6 with 16 lanes, else 8. */
 static int block_items(int64_t lanes)
 {
@@ -433,11 +499,14 @@ static int block_items(int64_t lanes)
 }
 #endif /* FV_CONV_AVX2 */
 
-/* S (npix, op) = the spatial pass of one channel's padded frames P with
-** its weights w (taps, op). */
+/* ---- the passes ---------------------------------------------------------------------- */
+
+/* S (columns of T frames) = the spatial pass of one channel's padded frames
+** P with its weights w (taps, op). */
 static void spatial_pass(const sep_geom *g, const fv_real *P, const fv_real *w, fv_real *S)
 {
-	const int64_t op = g->op, taps = g->taps, npix = g->npix, *base = g->base, *off = g->off;
+	const int64_t op = g->op, taps = g->taps, npix = g->npix, nt = g->sp.t;
+	const int64_t *base = g->base, *off = g->off;
 #ifdef FV_CONV_AVX2
 	int items = block_items(op), lanes = items == 6 ? 16 : 8;
 	for (int64_t q = 0; q < npix; q += items) {
@@ -446,15 +515,15 @@ static void spatial_pass(const sep_geom *g, const fv_real *P, const fv_real *w, 
 		for (int j = 0; j < items; j++) {
 			int64_t qj = q + j < npix ? q + j : npix - 1;
 			p[j] = P + base[qj];
-			d[j] = S + qj * op;
+			d[j] = S + col_index(g, nt, qj / g->plane, qj % g->plane, 0);
 		}
 		for (int64_t ov = 0; ov < op; ov += lanes) {
 			if (lanes == 16)
-				spatial_block_16(p, off, taps, w + ov, op, d);
+				spatial_block_16(p, off, taps, w + ov, op, d, 8 * nt);
 			else
 				spatial_block_8(p, off, taps, w + ov, op, d);
 			for (int j = 0; j < items; j++)
-				d[j] += lanes;
+				d[j] += lanes * nt;
 		}
 	}
 #else
@@ -463,167 +532,177 @@ static void spatial_pass(const sep_geom *g, const fv_real *P, const fv_real *w, 
 			fv_real acc = 0;
 			for (int64_t k = 0; k < taps; k++)
 				acc += P[base[q] + off[k]] * w[k * op + l];
-			S[q * op + l] = acc;
+			S[col_index(g, nt, q / g->plane, q % g->plane, l)] = acc;
 		}
 #endif
 }
 
-#ifdef FV_CONV_AVX2
-/* One block of nv vectors at vector v of every row (see tap_lists()). */
-static void temporal_rows(const sep_geom *g, int64_t r0, int64_t r1, const tap_list *tl,
-                          const float *w, const float *src, float *dst, int64_t v, int nv)
-{
-	/* the weight vector of vector v: lanes (v mod op/8) * 8 ... */
-	const float *wl = w + (v % (g->op / 8)) * 8, *sv = src + v * 8;
-	for (int64_t r = r0; r < r1; r++) {
-		const int64_t *soff = tl->src + r * tl->kt, *woff = tl->w + r * tl->kt;
-		float *d = dst + r * g->frame + v * 8;
-		if (nv == 12)
-			temporal_block_12(tl->n[r], sv, soff, wl, woff, (int)g->op, d);
-		else if (nv == 4)
-			temporal_block_4(tl->n[r], sv, soff, wl, woff, (int)g->op, d);
-		else
-			temporal_block_1(tl->n[r], sv, soff, wl, woff, (int)g->op, d);
-	}
-}
-#endif
+/* One temporal pass, as its direction, frame counts and tap map:
+**   forward:   rows = output frames, row r tap tau reads frame r - pt + tau
+**   transpose: rows = input frames,  row t tap tau reads frame t + pt - tau
+** (with stride and dilation 1; `map` in general). */
+typedef struct temporal_dir {
+	int dir;
+	int64_t shift, nsrc, ndst;
+	const int64_t *map;
+} temporal_dir;
 
-/* dst[r] += sum_tau w[tau] * src[map[r][tau]] for rows [r0, r1), frames of
-** (plane, op), channel-wise weights w (kt, op).  The forward temporal pass
-** (rows: output frames) and its transpose (rows: input frames).  Block by
-** block of the frame, all rows, so that the frames' block stays in cache
-** while the rows reuse it. */
-static void temporal_pass(const sep_geom *g, int64_t r0, int64_t r1, const tap_list *tl,
-                          const fv_real *w, const fv_real *src, fv_real *dst)
+static temporal_dir forward_dir(const sep_geom *g)
 {
-	const int64_t op = g->op, frame = g->frame;
+	const fv__conv_window *w = &g->s->win;
+	return (temporal_dir){1, -w->pt, w->t, w->to, g->map_fwd};
+}
+
+static temporal_dir transpose_dir(const sep_geom *g)
+{
+	const fv__conv_window *w = &g->s->win;
+	return (temporal_dir){-1, w->pt, w->to, w->t, g->map_bwd};
+}
+
+/* dst columns [v0, v1) (= when `fresh`, += otherwise) the temporal pass of
+** src with channel-wise weights w (kt, op); both in columns. */
+static void temporal_pass(const sep_geom *g, const temporal_dir *td, int64_t v0, int64_t v1,
+                          const fv_real *w, const fv_real *src, bool fresh, fv_real *dst)
+{
+	const int64_t kt = g->s->win.kt, op = g->op, rows = td->ndst;
 #ifdef FV_CONV_AVX2
-	if (op == 8 || op == 16) {
-		int64_t v = 0, vectors = frame / 8;
-		for (; v + 12 <= vectors; v += 12)
-			temporal_rows(g, r0, r1, tl, w, src, dst, v, 12);
-		for (; v + 4 <= vectors; v += 4)
-			temporal_rows(g, r0, r1, tl, w, src, dst, v, 4);
-		for (; v < vectors; v++)
-			temporal_rows(g, r0, r1, tl, w, src, dst, v, 1);
+	if (g->slide) {
+		for (int64_t v = v0; v < v1; v++) {
+			const float *col = src + v * td->nsrc * 8;
+			const float *wv = w + v % g->vecs * 8;
+			for (int64_t r = 0; r < rows; r += SLIDE_ITEMS) {
+				int n = rows - r < SLIDE_ITEMS ? (int)(rows - r) : SLIDE_ITEMS;
+				/* the taps at which some row of the block reads a frame */
+				int64_t base = r + td->shift, k0, k1;
+				if (td->dir > 0) {
+					k0 = -base - n + 1;
+					k1 = td->nsrc - base;
+				} else {
+					k0 = base - td->nsrc + 1;
+					k1 = base + n;
+				}
+				k0 = k0 > 0 ? k0 : 0;
+				k1 = k1 < kt ? k1 : kt;
+				float *d = dst + (v * rows + r) * 8;
+				if (td->dir > 0)
+					slide_pass_up(col, td->nsrc, base, k0, k1, wv, op, fresh, d, n);
+				else
+					slide_pass_down(col, td->nsrc, base, k0, k1, wv, op, fresh, d, n);
+			}
+		}
 		return;
 	}
 #endif
-	for (int64_t r = r0; r < r1; r++) {
-		fv_real *d = dst + r * frame;
-		for (int64_t k = 0; k < tl->n[r]; k++) {
-			const fv_real *s = src + tl->src[r * tl->kt + k];
-			const fv_real *wk = w + tl->w[r * tl->kt + k];
-			for (int64_t e = 0; e < frame; e++)
-				d[e] += wk[e % op] * s[e];
+	for (int64_t v = v0; v < v1; v++) {
+		const fv_real *s = src + v * td->nsrc * LANES, *wv = w + v % g->vecs * LANES;
+		for (int64_t r = 0; r < rows; r++) {
+			fv_real *d = dst + (v * rows + r) * LANES;
+			for (int64_t l = 0; l < LANES; l++) {
+				fv_real acc = fresh ? 0 : d[l];
+				for (int64_t tau = 0; tau < kt; tau++) {
+					int64_t u = td->map[r * kt + tau];
+					if (u >= 0)
+						acc += wv[tau * op + l] * s[u * LANES + l];
+				}
+				d[l] = acc;
+			}
 		}
 	}
 }
 
 /* dwt (kt, op) += sum_{r, p} gout[r, p] * S[map[r][tau], p], channel-wise:
-** the temporal weight gradient of one channel and sample.  Taps in blocks;
-** padding taps read a frame of zeros. */
+** the temporal weight gradient of one channel and sample (gout and S in
+** columns). */
 static void temporal_weight_grad(const sep_geom *g, const fv_real *gout, const fv_real *S,
                                  fv_real *dwt)
 {
 	const fv__conv_window *w = &g->s->win;
-	const int64_t op = g->op, plane = g->plane, frame = g->frame, kt = w->kt;
-	const int64_t *map = g->map_fwd;
+	const int64_t op = g->op, kt = w->kt, cols = g->plane * g->vecs;
 #ifdef FV_CONV_AVX2
-	int items = block_items(op), lanes = items == 6 ? 16 : 8;
-	for (int64_t tau0 = 0; tau0 < kt; tau0 += items)
-		for (int64_t ov = 0; ov < op; ov += lanes) {
-			/* each row's sum is added to `part`, then `part` to dwt */
-			float part[8][16] = {{0}};
-			float *pd[8];
-			for (int j = 0; j < items; j++)
-				pd[j] = part[j];
-			for (int64_t r = 0; r < w->to; r++) {
-				const float *p[8];
-				for (int j = 0; j < items; j++) {
-					int64_t t = tau0 + j < kt ? map[r * kt + tau0 + j] : -1;
-					p[j] = (t >= 0 ? S + t * frame : g->zeros) + ov;
-				}
-				if (lanes == 16)
-					correlate_block_16(p, gout + r * frame + ov, plane, op, pd);
-				else
-					correlate_block_8(p, gout + r * frame + ov, plane, op, pd);
+	if (g->slide) {
+		for (int64_t v = 0; v < cols; v++) {
+			const float *col = S + v * w->t * 8, *gv = gout + v * w->to * 8;
+			for (int64_t tau0 = 0; tau0 < kt; tau0 += SLIDE_ITEMS) {
+				int n = kt - tau0 < SLIDE_ITEMS ? (int)(kt - tau0) : SLIDE_ITEMS;
+				slide_correlate(col, w->t, tau0 - w->pt, gv, w->to,
+				                dwt + tau0 * op + v % g->vecs * 8, op, n);
 			}
-			for (int j = 0; j < items && tau0 + j < kt; j++)
-				for (int l = 0; l < lanes; l++)
-					dwt[(tau0 + j) * op + ov + l] += part[j][l];
 		}
-#else
-	for (int64_t tau = 0; tau < kt; tau++)
-		for (int64_t l = 0; l < op; l++) {
-			fv_real acc = 0;
-			for (int64_t r = 0; r < w->to; r++) {
-				int64_t t = map[r * kt + tau];
-				if (t < 0)
-					continue;
-				for (int64_t p = 0; p < plane; p++)
-					acc += gout[r * frame + p * op + l] * S[t * frame + p * op + l];
-			}
-			dwt[tau * op + l] += acc;
-		}
+		return;
+	}
 #endif
+	for (int64_t v = 0; v < cols; v++) {
+		const fv_real *s = S + v * w->t * LANES, *gv = gout + v * w->to * LANES;
+		for (int64_t tau = 0; tau < kt; tau++)
+			for (int64_t l = 0; l < LANES; l++) {
+				fv_real acc = 0;
+				for (int64_t r = 0; r < w->to; r++) {
+					int64_t u = g->map_fwd[r * kt + tau];
+					if (u >= 0)
+						acc += gv[r * LANES + l] * s[u * LANES + l];
+				}
+				dwt[tau * op + v % g->vecs * LANES + l] += acc;
+			}
+	}
 }
 
-/* dws (taps, op) += sum_q dS[q] * P[base(q) + off(k)]: the spatial weight
-** gradient of one channel and sample. */
+/* dws (taps, op) += sum_{t, p} dS[t, p] * P[base(t, p) + off(k)]: the
+** spatial weight gradient of one channel and sample (dS in columns). */
 static void spatial_weight_grad(const sep_geom *g, const fv_real *dS, const fv_real *P,
                                 fv_real *dws)
 {
-	const int64_t op = g->op, taps = g->taps, npix = g->npix, *base = g->base, *off = g->off;
+	const int64_t op = g->op, taps = g->taps, nt = g->sp.t, *off = g->off;
 #ifdef FV_CONV_AVX2
 	int items = block_items(op), lanes = items == 6 ? 16 : 8;
+	if (lanes == 16 && taps % 6 != 0 && taps % 5 == 0)
+		items = 5;
 	for (int64_t k0 = 0; k0 < taps; k0 += items) {
 		int64_t o[8];
+		float *d[8];
 		for (int j = 0; j < items; j++)
 			o[j] = off[k0 + j < taps ? k0 + j : taps - 1];
-		for (int64_t ov = 0; ov < op; ov += lanes)
-			for (int64_t q0 = 0; q0 < npix; q0 += SUM_CHUNK) {
-				int64_t n = npix - q0 < SUM_CHUNK ? npix - q0 : SUM_CHUNK;
-				float part[8][16] = {{0}};
-				float *pd[8];
-				for (int j = 0; j < items; j++)
-					pd[j] = part[j];
-				if (lanes == 16)
-					tap_grad_block_16(o, P, base + q0, dS + q0 * op + ov, n, op, pd);
+		for (int64_t ov = 0; ov < op; ov += lanes) {
+			/* each pixel's column sum goes to `part`, then `part` to dws */
+			float part[8][16] = {{0}};
+			for (int j = 0; j < items; j++)
+				d[j] = part[j];
+			for (int64_t p = 0; p < g->plane; p++) {
+				const float *col = dS + col_index(g, nt, 0, p, ov);
+				const int64_t *base = g->base_pt + p * nt;
+				if (items == 5)
+					tap_grad_block_16_5(o, P, base, col, 8 * nt, nt, d);
+				else if (lanes == 16)
+					tap_grad_block_16(o, P, base, col, 8 * nt, nt, d);
 				else
-					tap_grad_block_8(o, P, base + q0, dS + q0 * op + ov, n, op, pd);
-				for (int j = 0; j < items && k0 + j < taps; j++)
-					for (int l = 0; l < lanes; l++)
-						dws[(k0 + j) * op + ov + l] += part[j][l];
+					tap_grad_block_8(o, P, base, col, nt, d);
 			}
+			for (int j = 0; j < items && k0 + j < taps; j++)
+				for (int l = 0; l < lanes; l++)
+					dws[(k0 + j) * op + ov + l] += part[j][l];
+		}
 	}
 #else
 	for (int64_t k = 0; k < taps; k++)
 		for (int64_t l = 0; l < op; l++) {
 			fv_real acc = 0;
-			for (int64_t q = 0; q < npix; q++)
-				acc += dS[q * op + l] * P[base[q] + off[k]];
+			for (int64_t p = 0; p < g->plane; p++)
+				for (int64_t t = 0; t < nt; t++)
+					acc += dS[col_index(g, nt, t, p, l)] * P[g->base_pt[p * nt + t] + off[k]];
 			dws[k * op + l] += acc;
 		}
 #endif
 }
 
-/* dS's frame t spread into D (hq, wq, op): pixel (py, px) at row
+/* dS's frame t spread into D (hq, wq, op): output pixel (py, px) at row
 ** (kh-1)*dh + py*sh, column (kw-1)*dw + px*sw.  The other positions are
-** zero: D is cleared once per channel and they are never written. */
-static void spread_frame(const sep_geom *g, const fv_real *dS_t, fv_real *D)
+** zero: D is cleared once per backward call and they are never written. */
+static void spread_frame(const sep_geom *g, const fv_real *dS, int64_t t, fv_real *D)
 {
-	const fv__conv_window *w = &g->sp;
-	int64_t op = g->op, row_len = w->wo * op;
-	fv_real *d = D + ((w->kh - 1) * w->dh * g->wq + (w->kw - 1) * w->dw) * op;
-	for (int64_t py = 0; py < w->ho; py++, d += w->sh * g->wq * op, dS_t += row_len) {
-		if (w->sw == 1) {
-			memcpy(d, dS_t, (size_t)row_len * sizeof(fv_real));
-			continue;
-		}
-		for (int64_t px = 0; px < w->wo; px++)
-			memcpy(d + px * w->sw * op, dS_t + px * op, (size_t)op * sizeof(fv_real));
-	}
+	int64_t nt = g->sp.t;
+	for (int64_t p = 0; p < g->plane; p++)
+		for (int64_t v = 0; v < g->vecs; v++)
+			memcpy(D + g->spread[p] + v * LANES, dS + col_index(g, nt, t, p, v * LANES),
+			       LANES * sizeof(fv_real));
 }
 
 /* dx_i += the input gradient of one channel, frame by frame:
@@ -639,8 +718,20 @@ static void input_grad(const sep_geom *g, const fv_real *dS, const fv_real *ws, 
 	const fv__conv_window *w = &g->sp;
 	const int64_t op = g->op, taps = g->taps, hw = w->h * w->w;
 	for (int64_t t = 0; t < w->t; t++, dx += hw) {
-		spread_frame(g, dS + t * g->frame, D);
+		spread_frame(g, dS, t, D);
 #ifdef FV_CONV_AVX2
+		if (w->dw == 1 && w->w >= 4 && w->kh <= 64) {
+			int64_t row_off[64];
+			for (int64_t q = 0; q < hw;) {
+				int64_t x = q % w->w;
+				int n = w->w - x < SLIDE_ITEMS ? (int)(w->w - x) : SLIDE_ITEMS;
+				for (int64_t a = 0; a < w->kh; a++)
+					row_off[a] = g->back_base[q] - a * w->dh * g->wq * op;
+				slide_gather(D, row_off, w->kh, w->kw, op, ws, dx + q, n);
+				q += n;
+			}
+			continue;
+		}
 		int items = block_items(op), lanes = items == 6 ? 16 : 8;
 		for (int64_t q = 0; q < hw; q += items) {
 			const float *p[8];
@@ -678,7 +769,7 @@ typedef struct sep_job {
 	const sep_geom *g;
 	const fv_real *x, *gout;
 	fv_real *out, *dx, *dwt_partials, *dws_partials;
-	fv_real *saved_s;  /* (N, C, npix, op), or NULL */
+	fv_real *saved_s;  /* (N, C, columns), or NULL */
 	fv_real *scratch;  /* slots of slot_size */
 	fv_real *s_all;    /* one sample's S_i of every channel when tasks run with
 	                      inner threads and nothing is saved, else NULL */
@@ -688,8 +779,8 @@ typedef struct sep_job {
 } sep_job;
 
 /* One thread's scratch: channel i's padded frames P, S_i and dS_i, one
-** sample's dOut or output with channels innermost (acc: the sample's,
-** shared by inner threads), a frame of dS spread out for dx (D). */
+** sample's dOut or output in columns (acc: the sample's, shared by inner
+** threads), a frame of dS spread out for dx (D). */
 typedef struct sep_slot {
 	fv_real *P, *S, *dS, *acc, *D;
 } sep_slot;
@@ -698,10 +789,11 @@ typedef struct sep_slot {
 
 static int64_t slot_part_sizes(const sep_geom *g, int64_t sizes[SLOT_PARTS])
 {
-	sizes[0] = g->s->win.t * g->hp * g->wp + FV_CONV_SLACK;
+	const fv__conv_window *w = &g->s->win;
+	sizes[0] = w->t * g->hp * g->wp + FV_CONV_SLACK;
 	sizes[1] = sizes[2] = g->npix * g->op;
-	sizes[3] = g->s->win.to * g->frame;
-	sizes[4] = g->hq * g->wq * g->op;
+	sizes[3] = w->to * g->plane * g->op;
+	sizes[4] = (g->hq * g->wq + SLIDE_ITEMS) * g->op; /* slide_gather reads past a row */
 	int64_t total = 0;
 	for (int i = 0; i < SLOT_PARTS; i++)
 		total += round_up(sizes[i], 16); /* keeps each part 64-byte aligned */
@@ -746,45 +838,87 @@ static fv_real *s_of(const sep_job *j, const sep_slot *b, int64_t n, int64_t i)
 	return j->s_all != NULL ? j->s_all + i * size : b->S;
 }
 
+/* Channel i's frames as the spatial windows read them: x itself when the
+** window reads exactly the unpadded frame (no padding, nothing left over),
+** else a zero-padded copy in the slot. */
+static const fv_real *padded_input(const sep_job *j, const sep_slot *b, int64_t n, int64_t i)
+{
+	const sep_geom *g = j->g;
+	const fv__conv_window *w = &g->sp;
+	const fv_real *x = x_channel(j, n, i);
+	if (w->ph == 0 && w->pw == 0 && g->hp == w->h && g->wp == w->w)
+		return x;
+	int64_t rows = w->h < g->hp - w->ph ? w->h : g->hp - w->ph;
+	int64_t cols = w->w < g->wp - w->pw ? w->w : g->wp - w->pw;
+	memset(b->P, 0, (size_t)(w->t * g->hp * g->wp) * sizeof(fv_real));
+	for (int64_t t = 0; t < w->t; t++)
+		for (int64_t y = 0; y < rows; y++) {
+			const fv_real *src = x + (t * w->h + y) * w->w;
+			fv_real *dst = b->P + (t * g->hp + y + w->ph) * g->wp + w->pw;
+			for (int64_t c = 0; c < cols; c++)
+				dst[c] = src[c];
+		}
+	return b->P;
+}
+
 static void spatial_of(const sep_job *j, const sep_slot *b, int64_t n, int64_t i, fv_real *S)
 {
-	fv__pad_frames(&j->g->sp, x_channel(j, n, i), 0, j->g->s->win.t, b->P);
-	spatial_pass(j->g, b->P, j->g->ws_p + i * j->g->taps * j->g->op, S);
+	spatial_pass(j->g, padded_input(j, b, n, i), j->g->ws_p + i * j->g->taps * j->g->op, S);
 }
 
-static void temporal_of(const sep_job *j, int64_t i, const fv_real *S, fv_real *acc, int64_t r0,
-                        int64_t r1)
+/* dst = S_i kept for the backward, which reads it much later: streamed to
+** memory past the caches, so that it neither evicts what the forward is
+** using nor has its lines read in first. */
+static void save_s(fv_real *dst, const fv_real *S, int64_t n)
+{
+#ifdef FV_CONV_AVX2
+	if ((uintptr_t)dst % 32 == 0 && n % 8 == 0) {
+		for (int64_t e = 0; e < n; e += 8)
+			_mm256_stream_ps(dst + e, _mm256_loadu_ps(S + e));
+		return;
+	}
+#endif
+	memcpy(dst, S, (size_t)n * sizeof(fv_real));
+}
+
+/* acc columns [v0, v1) += channel i's temporal pass; the first channel sets them. */
+static void temporal_of(const sep_job *j, int64_t i, const fv_real *S, fv_real *acc, int64_t v0,
+                        int64_t v1)
 {
 	const fv__conv_window *w = &j->g->s->win;
-	temporal_pass(j->g, r0, r1, &j->g->fwd, j->g->wt_p + i * w->kt * j->g->op, S, acc);
+	temporal_dir td = forward_dir(j->g);
+	temporal_pass(j->g, &td, v0, v1, j->g->wt_p + i * w->kt * j->g->op, S, i == 0, acc);
 }
 
-/* out[n] (O, To, plane) = acc (To, plane, op) without the padding lanes. */
+/* out[n] (O, To, plane) = acc (columns of To frames) without the padding lanes. */
 static void store_output(const sep_job *j, int64_t n, const fv_real *acc)
 {
 	const sep_geom *g = j->g;
 	int64_t to = g->s->win.to, o_n = g->s->o;
 	fv_real *out = j->out + n * o_n * to * g->plane;
 	for (int64_t o = 0; o < o_n; o++)
-		for (int64_t q = 0; q < to * g->plane; q++)
-			out[o * to * g->plane + q] = acc[q * g->op + o];
+		for (int64_t r = 0; r < to; r++)
+			for (int64_t p = 0; p < g->plane; p++)
+				*out++ = acc[col_index(g, to, r, p, o)];
 }
 
 /* With one thread: channel by channel, so S_i stays in cache between the
 ** passes.  With several: spatial passes by channel, then temporal passes by
-** output frame; every output sums the channels in the same order. */
+** column; every output sums the channels in the same order. */
 static void forward_task(void *ud, int64_t n, int slot, int threads)
 {
 	const sep_job *j = ud;
-	const fv__conv_window *w = &j->g->s->win;
-	int64_t c = j->g->s->c;
+	const sep_geom *g = j->g;
+	int64_t c = g->s->c, cols = g->plane * g->vecs;
 	sep_slot b = slot_at(j, slot);
-	memset(b.acc, 0, (size_t)(w->to * j->g->frame) * sizeof(fv_real));
+	if (c == 0)
+		memset(b.acc, 0, (size_t)(g->s->win.to * g->plane * g->op) * sizeof(fv_real));
 	if (threads <= 1) {
 		for (int64_t i = 0; i < c; i++) {
-			fv_real *S = s_of(j, &b, n, i);
-			spatial_of(j, &b, n, i, S);
-			temporal_of(j, i, S, b.acc, 0, w->to);
+			spatial_of(j, &b, n, i, b.S);
+			temporal_of(j, i, b.S, b.acc, 0, cols);
+			if (j->saved_s != NULL)
+				save_s(s_of(j, &b, n, i), b.S, g->npix * g->op);
 		}
 		store_output(j, n, b.acc);
 		return;
@@ -794,25 +928,49 @@ static void forward_task(void *ud, int64_t n, int slot, int threads)
 		sep_slot mine = slot_at(j, thread_slot(slot, threads));
 		spatial_of(j, &mine, n, i, s_of(j, &b, n, i));
 	}
-#pragma omp parallel for num_threads(threads) schedule(static)
-	for (int64_t r = 0; r < w->to; r++)
+#pragma omp parallel num_threads(threads)
+	{
+		/* each thread's share of the columns, through every channel */
+		int t = 0, team = 1;
+#ifdef _OPENMP
+		t = omp_get_thread_num();
+		team = omp_get_num_threads();
+#endif
+		int64_t v0 = t * cols / team, v1 = (t + 1) * cols / team;
 		for (int64_t i = 0; i < c; i++)
-			temporal_of(j, i, s_of(j, &b, n, i), b.acc, r, r + 1);
+			temporal_of(j, i, s_of(j, &b, n, i), b.acc, v0, v1);
+	}
 	store_output(j, n, b.acc);
 }
 
 /* ---- backward ------------------------------------------------------------------------ */
 
-/* gout_t (To, plane, op) = dOut[n] with channels innermost, padding lanes 0. */
+/* gout_t (columns of To frames) = dOut[n], padding lanes 0. */
 static void load_gout(const sep_job *j, int64_t n, fv_real *gout_t)
 {
 	const sep_geom *g = j->g;
 	int64_t to = g->s->win.to, o_n = g->s->o;
 	const fv_real *gn = j->gout + n * o_n * to * g->plane;
-	memset(gout_t, 0, (size_t)(to * g->frame) * sizeof(fv_real));
+	memset(gout_t, 0, (size_t)(to * g->plane * g->op) * sizeof(fv_real));
 	for (int64_t o = 0; o < o_n; o++)
-		for (int64_t q = 0; q < to * g->plane; q++)
-			gout_t[q * g->op + o] = gn[o * to * g->plane + q];
+		for (int64_t r = 0; r < to; r++)
+			for (int64_t p = 0; p < g->plane; p++)
+				gout_t[col_index(g, to, r, p, o)] = *gn++;
+}
+
+/* The saved S_i come from memory: while channel i is worked on, the next
+** channel's are fetched into the outer cache, in order. */
+static void prefetch_next_s(const sep_job *j, int64_t n, int64_t i)
+{
+#ifdef FV_CONV_AVX2
+	int64_t next = n * j->g->s->c + i + 1, size = j->g->npix * j->g->op;
+	if (j->saved_s == NULL || !j->need_dwt || next >= j->g->s->n * j->g->s->c)
+		return;
+	for (int64_t e = 0; e < size; e += 16)
+		_mm_prefetch((const char *)(j->saved_s + next * size + e), _MM_HINT_T1);
+#else
+	(void)j, (void)n, (void)i;
+#endif
 }
 
 /* Every gradient of channel i of sample n. */
@@ -822,28 +980,28 @@ static void backward_channel(const sep_job *j, int64_t n, int64_t i, const fv_re
 	const sep_geom *g = j->g;
 	const fv__conv_window *w = &g->s->win;
 	int64_t kt = w->kt, op = g->op;
-	bool padded = false;
+	const fv_real *P = NULL;
+	prefetch_next_s(j, n, i);
 	if (j->need_dwt) {
 		const fv_real *S = b->S;
 		if (j->saved_s != NULL) {
 			S = s_of(j, b, n, i);
 		} else {
-			spatial_of(j, b, n, i, b->S);
-			padded = true;
+			P = padded_input(j, b, n, i);
+			spatial_pass(g, P, g->ws_p + i * g->taps * op, b->S);
 		}
 		temporal_weight_grad(g, gout_t, S, dwt + i * kt * op);
 	}
 	if (!j->need_dws && j->dx == NULL)
 		return;
-	memset(b->dS, 0, (size_t)(g->npix * op) * sizeof(fv_real));
-	temporal_pass(g, 0, w->t, &g->bwd, g->wt_p + i * kt * op, gout_t, b->dS);
+	temporal_dir td = transpose_dir(g);
+	temporal_pass(g, &td, 0, g->plane * g->vecs, g->wt_p + i * kt * op, gout_t, true, b->dS);
 	if (j->need_dws) {
-		if (!padded)
-			fv__pad_frames(&g->sp, x_channel(j, n, i), 0, w->t, b->P);
-		spatial_weight_grad(g, b->dS, b->P, dws + i * g->taps * op);
+		if (P == NULL)
+			P = padded_input(j, b, n, i);
+		spatial_weight_grad(g, b->dS, P, dws + i * g->taps * op);
 	}
 	if (j->dx != NULL) {
-		memset(b->D, 0, (size_t)(g->hq * g->wq * op) * sizeof(fv_real));
 		input_grad(g, b->dS, g->ws_p + i * g->taps * op, b->D,
 		           j->dx + (n * g->s->c + i) * w->t * w->h * w->w);
 	}
@@ -921,17 +1079,21 @@ static fv_status separable_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *cons
 	if (!geom_tables(ctx, &g, srcs[1]->data, srcs[2]->data))
 		return FV_ERR_NOMEM;
 	sep_job j = {.g = &g, .x = srcs[0]->data, .gout = out->grad->data,
-	             .dx = grads[0] ? grads[0]->data : NULL, .saved_s = aux->saved_s,
+	             .dx = grads[0] ? grads[0]->data : NULL,
 	             .need_dwt = grads[1] != NULL, .need_dws = grads[2] != NULL};
+	j.saved_s = j.need_dwt ? aux->saved_s : NULL;
 	bool weights = j.need_dwt || j.need_dws;
 	j.partials = s->n;
 	if (weights && j.partials > FV_CONV_MAX_PARTIALS)
 		j.partials = FV_CONV_MAX_PARTIALS;
 	int64_t wt_size = s->c * s->win.kt * g.op, ws_size = s->c * g.taps * g.op;
 	fv__task_plan plan = fv__plan_tasks(j.partials, 3 * separable_macs(s));
-	j.saved_s = j.need_dwt ? aux->saved_s : NULL;
 	if (!alloc_scratch(ctx, &j, &plan))
 		return FV_ERR_NOMEM;
+	/* input_grad writes the same positions of D for every frame: the others
+	** are cleared here, once */
+	for (int slot = 0; j.dx != NULL && slot < plan.tasks * plan.inner; slot++)
+		memset(slot_at(&j, slot).D, 0, (size_t)(g.hq * g.wq * g.op) * sizeof(fv_real));
 	if (j.need_dwt &&
 	    !(j.dwt_partials = fv_ctx_alloc(ctx, (size_t)(j.partials * wt_size) * sizeof(fv_real))))
 		return FV_ERR_NOMEM;
@@ -1004,6 +1166,9 @@ fv_tensor *fv_conv3d_separable(fv_ctx *ctx, fv_tensor *x, fv_tensor *w_time,
 	if (!alloc_scratch(ctx, &j, &plan))
 		return NULL;
 	fv__run_tasks(&plan, s->n, forward_task, &j);
+#ifdef FV_CONV_AVX2
+	_mm_sfence(); /* the streamed S_i (save_s) are visible before anything reads them */
+#endif
 	if (fv_op_record(ctx, out, &separable_def, 3, srcs, &aux, sizeof aux) != FV_OK)
 		return NULL;
 	return out;

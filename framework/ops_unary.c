@@ -53,6 +53,82 @@ static inline fv_real log_f(unary_arg u) { return log(u.x); }
 static inline fv_real log_d(unary_arg u) { return 1 / u.x; }
 UNARY_LOOPS(log)
 
+
+/* a = alpha.  For x <= 0, elu'(x) = alpha e^x = y + alpha: no exp in the
+** backward. */
+static inline fv_real elu_f(unary_arg u) { return u.x > 0 ? u.x : u.a * expm1(u.x); }
+static inline fv_real elu_d(unary_arg u) { return u.x > 0 ? 1 : u.y + u.a; }
+
+#if defined(__AVX2__) && defined(__FMA__) && !defined(FV_REAL_DOUBLE)
+#include <immintrin.h>
+
+/* e^x - 1 and e^x of 8 floats (NaN passes through), within about 1 ulp of
+** libm: x = k ln2 + r with |r| <= ln2/2, expm1(r) by its Taylor series to
+** r^7 (truncation below 2e-8 relative), then e^x = 2^k expm1(r) + 2^k and
+** e^x - 1 = 2^k expm1(r) + (2^k - 1), each in one rounding.  x is clamped
+** to [-87, 88]: below, e^x - 1 is -1 in float and e^x under 1.7e-38. */
+static __m256 exp_parts_avx2(__m256 x, __m256 *two_k)
+{
+	const __m256 ln2_hi = _mm256_set1_ps(0.693359375f), ln2_lo = _mm256_set1_ps(-2.12194440e-4f);
+	x = _mm256_min_ps(_mm256_set1_ps(88.0f), _mm256_max_ps(_mm256_set1_ps(-87.0f), x));
+	__m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+	                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	__m256 r = _mm256_fnmadd_ps(k, ln2_hi, x);
+	r = _mm256_fnmadd_ps(k, ln2_lo, r);
+	__m256 p = _mm256_set1_ps(1.0f / 5040);
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+	__m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+	*two_k = _mm256_castsi256_ps(bits);
+	return _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r); /* expm1(r) */
+}
+
+static __m256 expm1_avx2(__m256 x)
+{
+	__m256 two_k, p = exp_parts_avx2(x, &two_k);
+	return _mm256_fmadd_ps(two_k, p, _mm256_sub_ps(two_k, _mm256_set1_ps(1.0f)));
+}
+
+static __m256 exp_avx2(__m256 x)
+{
+	__m256 two_k, p = exp_parts_avx2(x, &two_k);
+	return _mm256_fmadd_ps(two_k, p, two_k);
+}
+
+static void elu_forward(int64_t n, const fv_real *x, fv_real *y, fv_real a, fv_real b)
+{
+	(void)b;
+	int64_t i = 0;
+	__m256 alpha = _mm256_set1_ps(a), zero = _mm256_setzero_ps();
+	for (; i + 8 <= n; i += 8) {
+		__m256 v = _mm256_loadu_ps(x + i);
+		__m256 neg = _mm256_mul_ps(alpha, expm1_avx2(_mm256_min_ps(zero, v)));
+		_mm256_storeu_ps(y + i, _mm256_blendv_ps(neg, v, _mm256_cmp_ps(v, zero, _CMP_GT_OQ)));
+	}
+	for (; i < n; i++)
+		y[i] = elu_f((unary_arg){x[i], 0, a, b});
+}
+
+static void elu_backward(int64_t n, const fv_real *x, const fv_real *y, const fv_real *gy,
+                         fv_real *gx, fv_real a, fv_real b)
+{
+	int64_t i = 0;
+	__m256 alpha = _mm256_set1_ps(a), zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+	for (; i + 8 <= n; i += 8) {
+		__m256 pos = _mm256_cmp_ps(_mm256_loadu_ps(x + i), zero, _CMP_GT_OQ);
+		__m256 d = _mm256_blendv_ps(_mm256_add_ps(_mm256_loadu_ps(y + i), alpha), one, pos);
+		_mm256_storeu_ps(gx + i, _mm256_fmadd_ps(_mm256_loadu_ps(gy + i), d, _mm256_loadu_ps(gx + i)));
+	}
+	for (; i < n; i++)
+		gx[i] += gy[i] * elu_d((unary_arg){x[i], y[i], a, b});
+}
+#else
+UNARY_LOOPS(elu)
+#endif
+
 /* a = beta, b = threshold: x itself once beta x exceeds the threshold */
 static inline fv_real softplus_f(unary_arg u)
 {
@@ -67,12 +143,65 @@ static inline fv_real softplus_d(unary_arg u)
 	fv_real z = exp(bx);
 	return z / (z + 1);
 }
-UNARY_LOOPS(softplus)
 
-/* a = alpha */
-static inline fv_real elu_f(unary_arg u) { return u.x > 0 ? u.x : u.a * expm1(u.x); }
-static inline fv_real elu_d(unary_arg u) { return u.x > 0 ? 1 : u.a * exp(u.x); }
-UNARY_LOOPS(elu)
+#if defined(__AVX2__) && defined(__FMA__) && !defined(FV_REAL_DOUBLE)
+/* log of 8 floats in [1, 2] (Cephes' logf reduction and polynomial, within
+** about 1 ulp): w = 2^e m with m in [sqrt(1/2), sqrt(2)), log(m) = f - f^2/2
+** + f^3 P(f) for f = m - 1. */
+static __m256 log_1_2_avx2(__m256 w)
+{
+	__m256 big = _mm256_cmp_ps(w, _mm256_set1_ps(1.41421356f), _CMP_GT_OQ);
+	__m256 e = _mm256_and_ps(big, _mm256_set1_ps(1.0f));
+	__m256 f = _mm256_sub_ps(_mm256_blendv_ps(w, _mm256_mul_ps(w, _mm256_set1_ps(0.5f)), big),
+	                         _mm256_set1_ps(1.0f));
+	__m256 z = _mm256_mul_ps(f, f);
+	__m256 p = _mm256_set1_ps(7.0376836292e-2f);
+	p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(-1.1514610310e-1f));
+	p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.1676998740e-1f));
+	p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(-1.2420140846e-1f));
+	p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.4249322787e-1f));
+	p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(-1.6668057665e-1f));
+	p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.0000714765e-1f));
+	p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(-2.4999993993e-1f));
+	p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(3.3333331174e-1f));
+	__m256 y = _mm256_mul_ps(_mm256_mul_ps(p, z), f);
+	y = _mm256_fmadd_ps(e, _mm256_set1_ps(-2.12194440e-4f), y);
+	y = _mm256_fnmadd_ps(z, _mm256_set1_ps(0.5f), y);
+	return _mm256_fmadd_ps(e, _mm256_set1_ps(0.693359375f), _mm256_add_ps(f, y));
+}
+
+/* softplus(x) = (max(bx, 0) + log1p(e^-|bx|)) / b below the threshold:
+** e^-|bx| is in (0, 1], so nothing overflows, and log1p(u) is formed as
+** log(1 + u) * u / ((1 + u) - 1), exact to a few ulp even for tiny u. */
+static void softplus_forward(int64_t n, const fv_real *x, fv_real *y, fv_real a, fv_real b)
+{
+	int64_t i = 0;
+	__m256 beta = _mm256_set1_ps(a), thr = _mm256_set1_ps(b), zero = _mm256_setzero_ps();
+	__m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+	for (; i + 8 <= n; i += 8) {
+		__m256 v = _mm256_loadu_ps(x + i), bx = _mm256_mul_ps(v, beta);
+		__m256 nabs = _mm256_or_ps(bx, sign), floor = _mm256_set1_ps(-87.0f);
+		__m256 u = _mm256_and_ps(exp_avx2(nabs), _mm256_cmp_ps(nabs, floor, _CMP_GE_OQ)); /* e^-|bx| */
+		__m256 w = _mm256_add_ps(one, u), d = _mm256_sub_ps(w, one);
+		__m256 l1p = _mm256_mul_ps(log_1_2_avx2(w), _mm256_div_ps(u, d));
+		l1p = _mm256_blendv_ps(l1p, u, _mm256_cmp_ps(d, zero, _CMP_EQ_OQ));
+		__m256 sp = _mm256_div_ps(_mm256_add_ps(_mm256_max_ps(bx, zero), l1p), beta);
+		sp = _mm256_blendv_ps(sp, bx, _mm256_cmp_ps(bx, bx, _CMP_UNORD_Q)); /* NaN */
+		_mm256_storeu_ps(y + i, _mm256_blendv_ps(sp, v, _mm256_cmp_ps(bx, thr, _CMP_GT_OQ)));
+	}
+	for (; i < n; i++)
+		y[i] = softplus_f((unary_arg){x[i], 0, a, b});
+}
+
+static void softplus_backward(int64_t n, const fv_real *x, const fv_real *y, const fv_real *gy,
+                              fv_real *gx, fv_real a, fv_real b)
+{
+	for (int64_t i = 0; i < n; i++)
+		gx[i] += gy[i] * softplus_d((unary_arg){x[i], y[i], a, b});
+}
+#else
+UNARY_LOOPS(softplus)
+#endif
 
 /* `x < 0 ? 0 : x` lets NaN through, as torch.relu does */
 static inline fv_real relu_f(unary_arg u) { return u.x < 0 ? 0 : u.x; }

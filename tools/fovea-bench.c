@@ -76,11 +76,32 @@ typedef struct measurement {
 	const char *extra_json; /* more "key": value pairs, or NULL */
 } measurement;
 
-static double now_ms(void)
+/* Wall-clock time, and the CPU time of the process (all its threads): on a
+** machine shared with other jobs the second is the steadier measure of the
+** work done. */
+typedef struct clock_pair {
+	double wall, cpu;
+} clock_pair;
+
+static double clock_ms(clockid_t id)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static clock_pair now_ms(void)
+{
+	return (clock_pair){clock_ms(CLOCK_MONOTONIC), clock_ms(CLOCK_PROCESS_CPUTIME_ID)};
+}
+
+/* Run r's times: wall-clock in times[r], CPU in times[reps + r]. */
+static void record(const bench_opts *o, double *times, int r, clock_pair t0, clock_pair t1)
+{
+	if (r < 0)
+		return;
+	times[r] = t1.wall - t0.wall;
+	times[o->reps + r] = t1.cpu - t0.cpu;
 }
 
 static double peak_rss_mib(void)
@@ -109,26 +130,32 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_double);
+	return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 static void report(const bench_opts *o, measurement *m, double *times)
 {
-	qsort(times, (size_t)o->reps, sizeof *times, cmp_double);
+	m->median_ms = median(times, o->reps);
 	m->min_ms = times[0];
 	m->max_ms = times[o->reps - 1];
-	m->median_ms = o->reps % 2 ? times[o->reps / 2]
-	                           : 0.5 * (times[o->reps / 2 - 1] + times[o->reps / 2]);
+	double cpu_median = median(times + o->reps, o->reps), cpu_min = times[o->reps];
 	double useful = m->useful_flops / (m->median_ms * 1e6);
 	double actual = m->actual_flops / (m->median_ms * 1e6);
 	if (o->json)
 		printf("{\"workload\": \"%s\", \"task\": \"%s\", \"threads\": %d, \"batch\": %lld, "
 		       "\"frames\": %lld, \"min_ms\": %.3f, \"median_ms\": %.3f, \"max_ms\": %.3f, "
 		       "\"reps\": %d, \"gflops\": %.2f, \"actual_gflops\": %.2f, "
-		       "\"peak_rss_mib\": %.1f%s%s}\n",
+		       "\"peak_rss_mib\": %.1f, \"cpu_min_ms\": %.3f, \"cpu_median_ms\": %.3f%s%s}\n",
 		       m->workload, m->task, o->threads, (long long)m->batch, (long long)m->frames,
 		       m->min_ms, m->median_ms, m->max_ms, o->reps, useful, actual, peak_rss_mib(),
-		       m->extra_json ? ", " : "", m->extra_json ? m->extra_json : "");
+		       cpu_min, cpu_median, m->extra_json ? ", " : "", m->extra_json ? m->extra_json : "");
 	else
-		printf("%-30s %-8s %3d %9.2f %9.2f %9.2f %8.1f %8.1f %8.0f\n", m->workload, m->task,
-		       o->threads, m->min_ms, m->median_ms, m->max_ms, useful, actual, peak_rss_mib());
+		printf("%-30s %-8s %3d %9.2f %9.2f %9.2f %9.2f %8.1f %8.1f %8.0f\n", m->workload, m->task,
+		       o->threads, m->min_ms, m->median_ms, m->max_ms, cpu_min, useful, actual,
+		       peak_rss_mib());
 	fflush(stdout);
 }
 
@@ -381,13 +408,13 @@ static int bench_forward(const bench_opts *o, workload *w, bool all, double *tim
 	int rc = 0;
 	for (int r = -1; r < o->reps && rc == 0; r++) {
 		fv_ctx_reset(ctx);
-		double t0 = now_ms();
+		clock_pair t0 = now_ms();
 		fv_tensor *y = model_forward(w, ctx, all ? NULL : w->session);
-		double t1 = now_ms();
+		clock_pair t1 = now_ms();
 		if (y == NULL)
 			rc = fail(w->name, fv_errmsg());
-		else if (r >= 0)
-			times[r] = t1 - t0;
+		else
+			record(o, times, r, t0, t1);
 	}
 	fv_ctx_free(ctx);
 	if (rc != 0)
@@ -426,15 +453,14 @@ static int bench_train(const bench_opts *o, workload *w, double *times)
 	size_t mallocs2 = 0;
 	double rss2 = 0;
 	for (int r = -1; r < o->reps; r++) {
-		double t0 = now_ms();
+		clock_pair t0 = now_ms();
 		fv_status rc = train_step(w, ctx);
-		double t1 = now_ms();
+		clock_pair t1 = now_ms();
 		if (rc != FV_OK) {
 			fv_ctx_free(ctx);
 			return fail(w->name, fv_errmsg());
 		}
-		if (r >= 0)
-			times[r] = t1 - t0;
+		record(o, times, r, t0, t1);
 		if (r == 0) {
 			mallocs2 = fv_ctx_malloc_count(ctx);
 			rss2 = rss_mib();
@@ -534,13 +560,12 @@ static int bench_conv(const bench_opts *o, const conv_layer *l, bool separable, 
 
 	for (int r = -1; r < o->reps; r++) { /* r = -1 warms up */
 		fv_ctx_reset(ctx);
-		double t0 = now_ms();
+		clock_pair t0 = now_ms();
 		fv_tensor *out = conv_forward(ctx, &s);
-		double t1 = now_ms();
+		clock_pair t1 = now_ms();
 		if (out == NULL)
 			goto done;
-		if (r >= 0)
-			times[r] = t1 - t0;
+		record(o, times, r, t0, t1);
 	}
 	report(o, &fwd, times);
 	for (int r = -1; r < o->reps; r++) {
@@ -550,13 +575,12 @@ static int bench_conv(const bench_opts *o, const conv_layer *l, bool separable, 
 			goto done;
 		if (s.gout == NULL && (s.gout = random_tensor(out->ndim, out->shape, 4, 1.0)) == NULL)
 			goto done;
-		double t0 = now_ms();
+		clock_pair t0 = now_ms();
 		fv_status st = fv_backward_with(ctx, out, s.gout);
-		double t1 = now_ms();
+		clock_pair t1 = now_ms();
 		if (st != FV_OK)
 			goto done;
-		if (r >= 0)
-			times[r] = t1 - t0;
+		record(o, times, r, t0, t1);
 	}
 	report(o, &bwd, times);
 	rc = 0;
@@ -597,13 +621,12 @@ static int bench_readout(const bench_opts *o, double *times)
 	measurement m = {"readout.matmul.forward", "readout", BATCH, 30, flops, flops, 0, 0, 0, NULL};
 	for (int r = -1; r < o->reps; r++) {
 		fv_ctx_reset(ctx);
-		double t0 = now_ms();
+		clock_pair t0 = now_ms();
 		for (int i = 0; i < SESSIONS; i++)
 			if (fv_matmul(ctx, feat, mask[i]) == NULL)
 				goto done;
-		double t1 = now_ms();
-		if (r >= 0)
-			times[r] = t1 - t0;
+		clock_pair t1 = now_ms();
+		record(o, times, r, t0, t1);
 	}
 	report(o, &m, times);
 	rc = 0;
@@ -779,7 +802,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	double *times = malloc((size_t)o.reps * sizeof *times);
+	double *times = malloc(2 * (size_t)o.reps * sizeof *times);
 	workload ws[MAX_LIST] = {0};
 	fv_registry *reg = o.n_workloads > 0 ? fv_registry_new() : NULL;
 	int rc = times == NULL;
@@ -788,8 +811,8 @@ int main(int argc, char **argv)
 	for (int i = 0; rc == 0 && i < o.n_workloads; i++)
 		rc = workload_load(&o, reg, o.workloads[i], &ws[i]);
 	if (rc == 0 && !o.json)
-		printf("%-30s %-8s %3s %9s %9s %9s %8s %8s %8s\n", "workload", "task", "thr", "min_ms",
-		       "median_ms", "max_ms", "GF/s", "act_GF/s", "peak_MiB");
+		printf("%-30s %-8s %3s %9s %9s %9s %9s %8s %8s %8s\n", "workload", "task", "thr",
+		       "min_ms", "median_ms", "max_ms", "cpu_min", "GF/s", "act_GF/s", "peak_MiB");
 	for (int t = 0; rc == 0 && t < o.n_threads; t++) {
 		fv_set_num_threads(o.thread_list[t]);
 		o.threads = fv_get_num_threads();

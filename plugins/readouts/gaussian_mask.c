@@ -201,17 +201,22 @@ static fv_tensor *gm_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_f
 		         (long long)r->h);
 		return NULL;
 	}
-	int64_t n = x->shape[0], t = x->shape[2];
-	int64_t flat[2] = {n * r->c * t, r->w * r->h}, mask2[2] = {r->n, r->w * r->h};
-	int64_t y4[4] = {n, r->c, t, r->n};
-	int channels = 1;
-	fv_tensor *masks = fv_reshape(ctx, gm_masks(ctx, r), 2, mask2);
-	/* einsum("nctwh,whd->nctd"): one GEMM over every (n, c, t) row. */
-	fv_tensor *y = fv_matmul_ex(ctx, fv_reshape(ctx, x, 2, flat), masks, false, true);
-	y = fv_reshape(ctx, y, 4, y4);
+	int64_t n = x->shape[0], t = x->shape[2], wh = r->w * r->h;
+	int64_t mask3[3] = {r->n, 1, wh}, feat3[3] = {r->n, r->c, 1}, feat2[2] = {r->c, r->n};
+	int64_t flat_w[2] = {r->n, r->c * wh}, flat_x[2] = {n * t, r->c * wh}, y3[3] = {n, t, r->n};
+	const int to_dc[2] = {1, 0}, time_first[5] = {0, 2, 1, 3, 4};
 	if (r->positive)
 		clamp_nonnegative(r->features);
-	y = fv_sum(ctx, fv_mul(ctx, y, r->features), 1, &channels, false);
+	/* einsum("nctwh,whd->nctd") then the weighted sum over channels, as one
+	** GEMM: w[d, c, wh] = features[c, d] * mask[d, wh] is small, and x with
+	** time before channels is (n*t, c*wh), so no (n, c, t, d) product is
+	** ever formed. */
+	fv_tensor *mask = fv_reshape(ctx, gm_masks(ctx, r), 3, mask3);
+	fv_tensor *feat = fv_reshape(ctx, fv_permute(ctx, fv_reshape(ctx, r->features, 2, feat2),
+	                                             to_dc), 3, feat3);
+	fv_tensor *w = fv_reshape(ctx, fv_mul(ctx, feat, mask), 2, flat_w);
+	fv_tensor *xt = fv_reshape(ctx, fv_permute(ctx, x, time_first), 2, flat_x);
+	fv_tensor *y = fv_reshape(ctx, fv_matmul_ex(ctx, xt, w, false, true), 3, y3);
 	y = fv_add(ctx, fv_mul(ctx, y, r->scale_param), r->bias);
 	return ro_nonlin_apply(ctx, r->nonlin, y);
 }
