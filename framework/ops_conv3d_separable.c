@@ -40,7 +40,16 @@
 
 #include "conv_kernels.h"
 
-#ifdef FV_CONV_AVX2
+/* The AVX2 + FMA kernels are compiled for every x86 float build, with a
+** function-level target, and chosen at run time when the processor has
+** both (sep_geom.avx2): a build for the generic x86-64 baseline (as the
+** sanitizer builds are) still runs them.  The plain loops serve other
+** processors and the float64 build.  Buffers keep channels in groups of
+** LANES either way. */
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(FV_REAL_DOUBLE)
+#include <immintrin.h>
+#define SEP_AVX2 1
+#define AVX2_FN __attribute__((target("avx2,fma")))
 #define LANES 8
 #else
 #define LANES 1
@@ -69,6 +78,7 @@ typedef struct sep_geom {
 	int64_t hp, wp;           /* the padded frame */
 	int64_t npix;             /* t * plane: the pixels of S_i */
 	bool slide;               /* temporal stride and dilation 1: the sliding windows */
+	bool avx2;                /* run the AVX2 kernels */
 	int64_t *base;            /* npix, (t, p) order: where pixel (t, p)'s window starts in P_i */
 	int64_t *base_pt;         /* the same in (p, t) order */
 	int64_t *off;             /* taps: where tap k sits from a window's start */
@@ -132,6 +142,9 @@ static void geom_shape(sep_geom *g, const fv__conv_shape *s)
 	g->wp = read_extent(w->wo, w->sw, w->kw, w->dw);
 	g->npix = w->t * g->plane;
 	g->slide = w->st == 1 && w->dt == 1;
+#ifdef SEP_AVX2
+	g->avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
 	/* dx reads dS at (y + ph - a*dh, x + pw - b*dw) / stride: spread, with
 	** (kh-1)*dh zero rows and (kw-1)*dw zero columns before */
 	int64_t u0 = (w->kh - 1) * w->dh, v0 = (w->kw - 1) * w->dw;
@@ -215,7 +228,7 @@ static bool geom_tables(fv_ctx *ctx, sep_geom *g, const fv_real *wt, const fv_re
 ** last item: the repeated results are stored to the same place twice.
 ** Without AVX2 (and in the float64 build) plain loops do the same sums. */
 
-#ifdef FV_CONV_AVX2
+#ifdef SEP_AVX2
 #define FOR6(M) M(0) M(1) M(2) M(3) M(4) M(5)
 #define FOR8(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7)
 #define ZERO_16(j) __m256 a##j = _mm256_setzero_ps(), b##j = _mm256_setzero_ps();
@@ -234,6 +247,7 @@ static bool geom_tables(fv_ctx *ctx, sep_geom *g, const fv_real *wt, const fv_re
 ** each FMA, which makes the blocks of 12 accumulators load-bound. */
 #define IN_REGISTERS(u, v) __asm__("" : "+x"(u), "+x"(v))
 
+AVX2_FN
 static float hsum256(__m256 v)
 {
 	__m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -243,6 +257,7 @@ static float hsum256(__m256 v)
 
 /* d[j] = sum_k p[j][off[k]] * w[k * ldw]: the spatial pass of a block of
 ** pixels (p[j]: where pixel j's window starts), one weight row per tap. */
+AVX2_FN
 static void spatial_block_16(const float *const *p, const int64_t *off, int64_t taps,
                              const float *w, int64_t ldw, float *const *d, int64_t half)
 {
@@ -264,6 +279,7 @@ static void spatial_block_16(const float *const *p, const int64_t *off, int64_t 
 	FOR6(STORE_16)
 }
 
+AVX2_FN
 static void spatial_block_8(const float *const *p, const int64_t *off, int64_t taps,
                             const float *w, int64_t ldw, float *const *d)
 {
@@ -283,6 +299,7 @@ static void spatial_block_8(const float *const *p, const int64_t *off, int64_t t
 ** of a block of taps (o[j]: tap j's offset in the window) over one pixel's
 ** column of dS (the second 8 channels `half` elements on). */
 #define TAP_GRAD_16(name, FOR_N)                                                         \
+	AVX2_FN                                                                              \
 	static void name(const int64_t *o, const float *P, const int64_t *base,              \
 	                 const float *dS, int64_t half, int64_t n, float *const *d)          \
 	{                                                                                    \
@@ -310,6 +327,7 @@ TAP_GRAD_16(tap_grad_block_16, FOR6)
 TAP_GRAD_16(tap_grad_block_16_5, FOR5)
 #undef TAP_GRAD_TAP
 
+AVX2_FN
 static void tap_grad_block_8(const int64_t *o, const float *P, const int64_t *base,
                              const float *dS, int64_t n, float *const *d)
 {
@@ -329,6 +347,7 @@ static void tap_grad_block_8(const int64_t *o, const float *P, const int64_t *ba
 /* *d[j] += sum over channels of sum_k p[j][off[k]] * w[k * ldw]: the input
 ** gradient of a block of input pixels, gathered from the taps that read
 ** them (p[j]: pixel j's origin in the spread dS frame). */
+AVX2_FN
 static void gather_block_16(const float *const *p, const int64_t *off, int64_t taps,
                             const float *w, int64_t ldw, float *const *d)
 {
@@ -349,6 +368,7 @@ static void gather_block_16(const float *const *p, const int64_t *off, int64_t t
 #undef SUM
 }
 
+AVX2_FN
 static void gather_block_8(const float *const *p, const int64_t *off, int64_t taps,
                            const float *w, int64_t ldw, float *const *d)
 {
@@ -380,7 +400,8 @@ static void gather_block_8(const float *const *p, const int64_t *off, int64_t ta
 ** previous one (base + j - tau) */
 #define SLIDE_UP s0 = s1; s1 = s2; s2 = s3; s3 = s4; s4 = s5;
 #define SLIDE_DOWN s5 = s4; s4 = s3; s3 = s2; s2 = s1; s1 = s0;
-#define SLIDE_FRAME(u) ((u) >= 0 && (u) < nsrc ? _mm256_loadu_ps(col + 8 * (u)) : _mm256_setzero_ps())
+#define SLIDE_FRAME(u) \
+	((u) >= 0 && (u) < nsrc ? _mm256_loadu_ps(col + 8 * (u)) : _mm256_setzero_ps())
 #define SLIDE_SRC(j) __m256 s##j = SLIDE_FRAME(base + (j) + dir * k0);
 
 static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
@@ -392,6 +413,7 @@ static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
 ** col[base + j + DIR * tau] for 6 items j (rows of a temporal pass; col and
 ** dst are columns of 8-float frames, col has nsrc). */
 #define SLIDE_PASS(name, DIR, SHIFT, NEXT)                                                 \
+	AVX2_FN                                                                                \
 	static void name(const float *col, int64_t nsrc, int64_t base, int64_t k0, int64_t k1, \
 	                 const float *w, int64_t ldw, bool fresh, float *dst, int n)           \
 	{                                                                                      \
@@ -434,6 +456,7 @@ SLIDE_PASS(slide_pass_down, -1, SLIDE_DOWN, s0)
 /* d[j * ld] += sum_{r < rows} g[r] * col[base + j + r] for 6 items j (taps
 ** of the temporal weight gradient; g and col columns of 8-float frames,
 ** col has nsrc). */
+AVX2_FN
 static void slide_correlate(const float *col, int64_t nsrc, int64_t base, const float *g,
                             int64_t rows, float *d, int64_t ld, int n)
 {
@@ -467,27 +490,33 @@ static void slide_correlate(const float *col, int64_t nsrc, int64_t base, const 
 #undef SLIDE_SRC
 #undef SLIDE_FRAME
 
-/* dx[j] += sum over the window's rows a, columns b and the channel vectors
-** of w[k] * D[row_a][x0 + j - b]: the input gradient of 6 consecutive pixels
-** of one input row, from the spread dS frame D (see input_grad). */
-static void slide_gather(const float *D, const int64_t *row_off, int64_t kh, int64_t kw,
-                         int64_t op, const float *w, float *dx, int n)
+/* dx[j] += sum over the window's rows a in [a0, a1), columns b in [b0, b1)
+** and the channel vectors of w[a][b] * D[row_a][x0 + j - b]: the input
+** gradient of 6 consecutive pixels of one input row, from the spread dS
+** frame D (see input_grad); row_off[a - a0] is where row a's taps of
+** pixel x0 start. */
+AVX2_FN
+static void slide_gather(const float *D, const int64_t *row_off, int64_t a0, int64_t a1,
+                         int64_t b0, int64_t b1, int64_t kw, int64_t op, const float *w,
+                         float *dx, int n)
 {
-	__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
-	for (int64_t a = 0; a < kh; a++)
+	__m256 a0v = _mm256_setzero_ps(), a1v = a0v, a2v = a0v, a3v = a0v, a4v = a0v, a5v = a0v;
+	for (int64_t a = a0; a < a1; a++)
 		for (int64_t ov = 0; ov < op; ov += 8) {
-			const float *src = D + row_off[a] + ov;
-#define SLIDE_SRC(j) __m256 s##j = _mm256_loadu_ps(src + (j) * op);
+			const float *src = D + row_off[a - a0] + ov;
+#define SLIDE_SRC(j) __m256 s##j = _mm256_loadu_ps(src + ((j) - b0) * op);
 			FOR_SLIDE(SLIDE_SRC)
 #undef SLIDE_SRC
-			for (int64_t b = 0; b < kw; b++) {
+			for (int64_t b = b0; b < b1; b++) {
 				__m256 wv = _mm256_loadu_ps(w + (a * kw + b) * op + ov);
-				FOR_SLIDE(SLIDE_FMA)
+#define GATHER_FMA(j) a##j##v = _mm256_fmadd_ps(wv, s##j, a##j##v);
+				FOR_SLIDE(GATHER_FMA)
+#undef GATHER_FMA
 				SLIDE_DOWN
 				s0 = _mm256_loadu_ps(src - (b + 1) * op);
 			}
 		}
-#define SLIDE_SUM(j) if ((j) < n) dx[j] += hsum256(a##j);
+#define SLIDE_SUM(j) if ((j) < n) dx[j] += hsum256(a##j##v);
 	FOR_SLIDE(SLIDE_SUM)
 #undef SLIDE_SUM
 }
@@ -497,9 +526,34 @@ static int block_items(int64_t lanes)
 {
 	return lanes % 16 == 0 ? 6 : 8;
 }
-#endif /* FV_CONV_AVX2 */
+#endif /* SEP_AVX2 */
 
 /* ---- the passes ---------------------------------------------------------------------- */
+
+#ifdef SEP_AVX2
+static void spatial_pass_avx2(const sep_geom *g, const float *P, const float *w, float *S)
+{
+	const int64_t op = g->op, taps = g->taps, npix = g->npix, nt = g->sp.t;
+	int items = block_items(op), lanes = items == 6 ? 16 : 8;
+	for (int64_t q = 0; q < npix; q += items) {
+		const float *p[8];
+		float *d[8];
+		for (int j = 0; j < items; j++) {
+			int64_t qj = q + j < npix ? q + j : npix - 1;
+			p[j] = P + g->base[qj];
+			d[j] = S + col_index(g, nt, qj / g->plane, qj % g->plane, 0);
+		}
+		for (int64_t ov = 0; ov < op; ov += lanes) {
+			if (lanes == 16)
+				spatial_block_16(p, g->off, taps, w + ov, op, d, 8 * nt);
+			else
+				spatial_block_8(p, g->off, taps, w + ov, op, d);
+			for (int j = 0; j < items; j++)
+				d[j] += lanes * nt;
+		}
+	}
+}
+#endif
 
 /* S (columns of T frames) = the spatial pass of one channel's padded frames
 ** P with its weights w (taps, op). */
@@ -507,34 +561,19 @@ static void spatial_pass(const sep_geom *g, const fv_real *P, const fv_real *w, 
 {
 	const int64_t op = g->op, taps = g->taps, npix = g->npix, nt = g->sp.t;
 	const int64_t *base = g->base, *off = g->off;
-#ifdef FV_CONV_AVX2
-	int items = block_items(op), lanes = items == 6 ? 16 : 8;
-	for (int64_t q = 0; q < npix; q += items) {
-		const float *p[8];
-		float *d[8];
-		for (int j = 0; j < items; j++) {
-			int64_t qj = q + j < npix ? q + j : npix - 1;
-			p[j] = P + base[qj];
-			d[j] = S + col_index(g, nt, qj / g->plane, qj % g->plane, 0);
-		}
-		for (int64_t ov = 0; ov < op; ov += lanes) {
-			if (lanes == 16)
-				spatial_block_16(p, off, taps, w + ov, op, d, 8 * nt);
-			else
-				spatial_block_8(p, off, taps, w + ov, op, d);
-			for (int j = 0; j < items; j++)
-				d[j] += lanes * nt;
-		}
+#ifdef SEP_AVX2
+	if (g->avx2) {
+		spatial_pass_avx2(g, P, w, S);
+		return;
 	}
-#else
+#endif
 	for (int64_t q = 0; q < npix; q++)
 		for (int64_t l = 0; l < op; l++) {
-			fv_real acc = 0;
+			double acc = 0; /* long sums in double in the plain loops */
 			for (int64_t k = 0; k < taps; k++)
 				acc += P[base[q] + off[k]] * w[k * op + l];
-			S[col_index(g, nt, q / g->plane, q % g->plane, l)] = acc;
+			S[col_index(g, nt, q / g->plane, q % g->plane, l)] = (fv_real)acc;
 		}
-#endif
 }
 
 /* One temporal pass, as its direction, frame counts and tap map:
@@ -565,8 +604,8 @@ static void temporal_pass(const sep_geom *g, const temporal_dir *td, int64_t v0,
                           const fv_real *w, const fv_real *src, bool fresh, fv_real *dst)
 {
 	const int64_t kt = g->s->win.kt, op = g->op, rows = td->ndst;
-#ifdef FV_CONV_AVX2
-	if (g->slide) {
+#ifdef SEP_AVX2
+	if (g->avx2 && g->slide) {
 		for (int64_t v = v0; v < v1; v++) {
 			const float *col = src + v * td->nsrc * 8;
 			const float *wv = w + v % g->vecs * 8;
@@ -598,13 +637,13 @@ static void temporal_pass(const sep_geom *g, const temporal_dir *td, int64_t v0,
 		for (int64_t r = 0; r < rows; r++) {
 			fv_real *d = dst + (v * rows + r) * LANES;
 			for (int64_t l = 0; l < LANES; l++) {
-				fv_real acc = fresh ? 0 : d[l];
+				double acc = fresh ? 0 : d[l];
 				for (int64_t tau = 0; tau < kt; tau++) {
 					int64_t u = td->map[r * kt + tau];
 					if (u >= 0)
 						acc += wv[tau * op + l] * s[u * LANES + l];
 				}
-				d[l] = acc;
+				d[l] = (fv_real)acc;
 			}
 		}
 	}
@@ -618,8 +657,8 @@ static void temporal_weight_grad(const sep_geom *g, const fv_real *gout, const f
 {
 	const fv__conv_window *w = &g->s->win;
 	const int64_t op = g->op, kt = w->kt, cols = g->plane * g->vecs;
-#ifdef FV_CONV_AVX2
-	if (g->slide) {
+#ifdef SEP_AVX2
+	if (g->avx2 && g->slide) {
 		for (int64_t v = 0; v < cols; v++) {
 			const float *col = S + v * w->t * 8, *gv = gout + v * w->to * 8;
 			for (int64_t tau0 = 0; tau0 < kt; tau0 += SLIDE_ITEMS) {
@@ -635,24 +674,22 @@ static void temporal_weight_grad(const sep_geom *g, const fv_real *gout, const f
 		const fv_real *s = S + v * w->t * LANES, *gv = gout + v * w->to * LANES;
 		for (int64_t tau = 0; tau < kt; tau++)
 			for (int64_t l = 0; l < LANES; l++) {
-				fv_real acc = 0;
+				double acc = 0;
 				for (int64_t r = 0; r < w->to; r++) {
 					int64_t u = g->map_fwd[r * kt + tau];
 					if (u >= 0)
 						acc += gv[r * LANES + l] * s[u * LANES + l];
 				}
-				dwt[tau * op + v % g->vecs * LANES + l] += acc;
+				dwt[tau * op + v % g->vecs * LANES + l] += (fv_real)acc;
 			}
 	}
 }
 
-/* dws (taps, op) += sum_{t, p} dS[t, p] * P[base(t, p) + off(k)]: the
-** spatial weight gradient of one channel and sample (dS in columns). */
-static void spatial_weight_grad(const sep_geom *g, const fv_real *dS, const fv_real *P,
-                                fv_real *dws)
+#ifdef SEP_AVX2
+static void spatial_weight_grad_avx2(const sep_geom *g, const float *dS, const float *P,
+                                     float *dws)
 {
 	const int64_t op = g->op, taps = g->taps, nt = g->sp.t, *off = g->off;
-#ifdef FV_CONV_AVX2
 	int items = block_items(op), lanes = items == 6 ? 16 : 8;
 	if (lanes == 16 && taps % 6 != 0 && taps % 5 == 0)
 		items = 5;
@@ -681,16 +718,29 @@ static void spatial_weight_grad(const sep_geom *g, const fv_real *dS, const fv_r
 					dws[(k0 + j) * op + ov + l] += part[j][l];
 		}
 	}
-#else
+}
+#endif
+
+/* dws (taps, op) += sum_{t, p} dS[t, p] * P[base(t, p) + off(k)]: the
+** spatial weight gradient of one channel and sample (dS in columns). */
+static void spatial_weight_grad(const sep_geom *g, const fv_real *dS, const fv_real *P,
+                                fv_real *dws)
+{
+	const int64_t op = g->op, taps = g->taps, nt = g->sp.t, *off = g->off;
+#ifdef SEP_AVX2
+	if (g->avx2) {
+		spatial_weight_grad_avx2(g, dS, P, dws);
+		return;
+	}
+#endif
 	for (int64_t k = 0; k < taps; k++)
 		for (int64_t l = 0; l < op; l++) {
-			fv_real acc = 0;
+			double acc = 0;
 			for (int64_t p = 0; p < g->plane; p++)
 				for (int64_t t = 0; t < nt; t++)
 					acc += dS[col_index(g, nt, t, p, l)] * P[g->base_pt[p * nt + t] + off[k]];
-			dws[k * op + l] += acc;
+			dws[k * op + l] += (fv_real)acc;
 		}
-#endif
 }
 
 /* dS's frame t spread into D (hq, wq, op): output pixel (py, px) at row
@@ -704,6 +754,55 @@ static void spread_frame(const sep_geom *g, const fv_real *dS, int64_t t, fv_rea
 			memcpy(D + g->spread[p] + v * LANES, dS + col_index(g, nt, t, p, v * LANES),
 			       LANES * sizeof(fv_real));
 }
+
+#ifdef SEP_AVX2
+/* One frame of input_grad: sliding windows along the rows when they are
+** wide enough (and the window columns contiguous), else blocks of pixels. */
+static void input_grad_frame_avx2(const sep_geom *g, const float *D, const float *ws, float *dx)
+{
+	const fv__conv_window *w = &g->sp;
+	const int64_t op = g->op, taps = g->taps, hw = w->h * w->w;
+	if (w->dw == 1 && w->w >= 4 && w->kh <= 64) {
+		int64_t row_off[64];
+		for (int64_t q = 0; q < hw;) {
+			int64_t y = q / w->w, x = q % w->w;
+			int n = w->w - x < SLIDE_ITEMS ? (int)(w->w - x) : SLIDE_ITEMS;
+			/* only the window rows and columns that land on output
+			** pixels for some pixel of the block: for a large kernel
+			** over a small output (a valid conv) most do not */
+			int64_t a0 = y + w->ph - (w->ho - 1) * w->sh, a1 = (y + w->ph) / w->dh + 1;
+			a0 = a0 > 0 ? (a0 + w->dh - 1) / w->dh : 0;
+			a1 = a1 < w->kh ? a1 : w->kh;
+			int64_t b0 = x + w->pw - (w->wo - 1) * w->sw, b1 = x + n + w->pw;
+			b0 = b0 > 0 ? b0 : 0;
+			b1 = b1 < w->kw ? b1 : w->kw;
+			for (int64_t a = a0; a < a1; a++)
+				row_off[a - a0] = g->back_base[q] - a * w->dh * g->wq * op;
+			slide_gather(D, row_off, a0, a1, b0, b1, w->kw, op, ws, dx + q, n);
+			q += n;
+		}
+		return;
+	}
+	int items = block_items(op), lanes = items == 6 ? 16 : 8;
+	for (int64_t q = 0; q < hw; q += items) {
+		const float *p[8];
+		float *d[8], sink[8];
+		for (int j = 0; j < items; j++) {
+			int64_t qj = q + j < hw ? q + j : hw - 1;
+			p[j] = D + g->back_base[qj];
+			d[j] = q + j < hw ? dx + qj : &sink[j];
+		}
+		for (int64_t ov = 0; ov < op; ov += lanes) {
+			if (lanes == 16)
+				gather_block_16(p, g->back_off, taps, ws + ov, op, d);
+			else
+				gather_block_8(p, g->back_off, taps, ws + ov, op, d);
+			for (int j = 0; j < items; j++)
+				p[j] += lanes;
+		}
+	}
+}
+#endif
 
 /* dx_i += the input gradient of one channel, frame by frame:
 **     dx[t, y, x] = sum_{a, b, o} w_space[o, i, a, b] * dS[t, (y + ph - a*dh) / sh,
@@ -719,47 +818,20 @@ static void input_grad(const sep_geom *g, const fv_real *dS, const fv_real *ws, 
 	const int64_t op = g->op, taps = g->taps, hw = w->h * w->w;
 	for (int64_t t = 0; t < w->t; t++, dx += hw) {
 		spread_frame(g, dS, t, D);
-#ifdef FV_CONV_AVX2
-		if (w->dw == 1 && w->w >= 4 && w->kh <= 64) {
-			int64_t row_off[64];
-			for (int64_t q = 0; q < hw;) {
-				int64_t x = q % w->w;
-				int n = w->w - x < SLIDE_ITEMS ? (int)(w->w - x) : SLIDE_ITEMS;
-				for (int64_t a = 0; a < w->kh; a++)
-					row_off[a] = g->back_base[q] - a * w->dh * g->wq * op;
-				slide_gather(D, row_off, w->kh, w->kw, op, ws, dx + q, n);
-				q += n;
-			}
+#ifdef SEP_AVX2
+		if (g->avx2) {
+			input_grad_frame_avx2(g, D, ws, dx);
 			continue;
 		}
-		int items = block_items(op), lanes = items == 6 ? 16 : 8;
-		for (int64_t q = 0; q < hw; q += items) {
-			const float *p[8];
-			float *d[8], sink[8];
-			for (int j = 0; j < items; j++) {
-				int64_t qj = q + j < hw ? q + j : hw - 1;
-				p[j] = D + g->back_base[qj];
-				d[j] = q + j < hw ? dx + qj : &sink[j];
-			}
-			for (int64_t ov = 0; ov < op; ov += lanes) {
-				if (lanes == 16)
-					gather_block_16(p, g->back_off, taps, ws + ov, op, d);
-				else
-					gather_block_8(p, g->back_off, taps, ws + ov, op, d);
-				for (int j = 0; j < items; j++)
-					p[j] += lanes;
-			}
-		}
-#else
+#endif
 		for (int64_t q = 0; q < hw; q++) {
 			const fv_real *pq = D + g->back_base[q];
-			fv_real acc = 0;
+			double acc = 0;
 			for (int64_t k = 0; k < taps; k++)
 				for (int64_t l = 0; l < op; l++)
 					acc += pq[g->back_off[k] + l] * ws[k * op + l];
-			dx[q] += acc;
+			dx[q] += (fv_real)acc;
 		}
-#endif
 	}
 }
 
@@ -869,15 +941,24 @@ static void spatial_of(const sep_job *j, const sep_slot *b, int64_t n, int64_t i
 /* dst = S_i kept for the backward, which reads it much later: streamed to
 ** memory past the caches, so that it neither evicts what the forward is
 ** using nor has its lines read in first. */
-static void save_s(fv_real *dst, const fv_real *S, int64_t n)
+#ifdef SEP_AVX2
+AVX2_FN
+static void stream_copy(float *dst, const float *src, int64_t n)
 {
-#ifdef FV_CONV_AVX2
-	if ((uintptr_t)dst % 32 == 0 && n % 8 == 0) {
-		for (int64_t e = 0; e < n; e += 8)
-			_mm256_stream_ps(dst + e, _mm256_loadu_ps(S + e));
+	for (int64_t e = 0; e < n; e += 8)
+		_mm256_stream_ps(dst + e, _mm256_loadu_ps(src + e));
+}
+#endif
+
+static void save_s(const sep_geom *g, fv_real *dst, const fv_real *S, int64_t n)
+{
+#ifdef SEP_AVX2
+	if (g->avx2 && (uintptr_t)dst % 32 == 0 && n % 8 == 0) {
+		stream_copy(dst, S, n);
 		return;
 	}
 #endif
+	(void)g;
 	memcpy(dst, S, (size_t)n * sizeof(fv_real));
 }
 
@@ -918,7 +999,7 @@ static void forward_task(void *ud, int64_t n, int slot, int threads)
 			spatial_of(j, &b, n, i, b.S);
 			temporal_of(j, i, b.S, b.acc, 0, cols);
 			if (j->saved_s != NULL)
-				save_s(s_of(j, &b, n, i), b.S, g->npix * g->op);
+				save_s(g, s_of(j, &b, n, i), b.S, g->npix * g->op);
 		}
 		store_output(j, n, b.acc);
 		return;
@@ -962,7 +1043,7 @@ static void load_gout(const sep_job *j, int64_t n, fv_real *gout_t)
 ** channel's are fetched into the outer cache, in order. */
 static void prefetch_next_s(const sep_job *j, int64_t n, int64_t i)
 {
-#ifdef FV_CONV_AVX2
+#ifdef SEP_AVX2
 	int64_t next = n * j->g->s->c + i + 1, size = j->g->npix * j->g->op;
 	if (j->saved_s == NULL || !j->need_dwt || next >= j->g->s->n * j->g->s->c)
 		return;
@@ -1166,7 +1247,7 @@ fv_tensor *fv_conv3d_separable(fv_ctx *ctx, fv_tensor *x, fv_tensor *w_time,
 	if (!alloc_scratch(ctx, &j, &plan))
 		return NULL;
 	fv__run_tasks(&plan, s->n, forward_task, &j);
-#ifdef FV_CONV_AVX2
+#ifdef SEP_AVX2
 	_mm_sfence(); /* the streamed S_i (save_s) are visible before anything reads them */
 #endif
 	if (fv_op_record(ctx, out, &separable_def, 3, srcs, &aux, sizeof aux) != FV_OK)

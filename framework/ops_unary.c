@@ -81,7 +81,8 @@ static __m256 exp_parts_avx2(__m256 x, __m256 *two_k)
 	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
 	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
 	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-	__m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+	__m256i bits = _mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127));
+	bits = _mm256_slli_epi32(bits, 23);
 	*two_k = _mm256_castsi256_ps(bits);
 	return _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r); /* expm1(r) */
 }

@@ -34,9 +34,12 @@
 ** GFLOP/s counts 2 per multiply-add of what torch computes: dense
 ** convolutions (the "useful" FLOPs), the readout, and 3x the forward for a
 ** training step.  For the conv task "actual" divides the FLOPs this path
-** really performs.  Each measurement runs once to warm up, then R times;
-** min/median/max are over the R runs.  With --json each measurement is one
-** JSON object per line.
+** really performs.  Each measurement runs twice to warm up (the first run
+** grows the step arena, the second touches the merged arena's pages), then
+** R times; min/median/max are over the R runs, wall-clock, and cpu_min /
+** cpu_median the same for the process's CPU time (all threads), which a
+** machine shared with other jobs disturbs less.  With --json each
+** measurement is one JSON object per line.
 */
 #include <math.h>
 #include <stdio.h>
@@ -54,6 +57,7 @@
 
 #define BATCH 64
 #define MAX_LIST 8
+#define WARMUPS 2
 
 typedef struct bench_opts {
 	int thread_list[MAX_LIST];
@@ -292,7 +296,8 @@ static void layer_output(const fv_config_node *pad, int64_t kt, int64_t ks, int6
 static int count_flops(workload *w, const fv_config_node *model, const int64_t in_shape[4],
                        const fv_config_node *neurons)
 {
-	const fv_config_node *core = fv_node_get(model, "core"), *hidden = fv_node_get(model, "hidden_channels");
+	const fv_config_node *core = fv_node_get(model, "core");
+	const fv_config_node *hidden = fv_node_get(model, "hidden_channels");
 	size_t layers = hidden ? fv_node_size(hidden) : 0;
 	int64_t c = in_shape[0], thw[3] = {in_shape[1], in_shape[2], in_shape[3]};
 	int64_t kt[8], ks[8];
@@ -327,7 +332,8 @@ static int count_flops(workload *w, const fv_config_node *model, const int64_t i
 static int workload_optimizer(workload *w, const fv_config_node *model)
 {
 	fv_optim_config oc = fv_optim_defaults(FV_OPTIM_ADAMW);
-	const fv_config_node *lr = fv_node_get(model, "learning_rate"), *spec = fv_node_get(model, "optimizer");
+	const fv_config_node *lr = fv_node_get(model, "learning_rate");
+	const fv_config_node *spec = fv_node_get(model, "optimizer");
 	if (lr != NULL && fv_node_to_double(lr, &oc.lr) != FV_OK)
 		return fail(w->name, fv_errmsg());
 	if (spec != NULL && !fv_node_is_null(spec) && fv_optim_config_parse(spec, &oc) != FV_OK)
@@ -406,7 +412,7 @@ static int bench_forward(const bench_opts *o, workload *w, bool all, double *tim
 	fv_module_set_training(w->model, false);
 	fv_ctx_set_grad_enabled(ctx, false);
 	int rc = 0;
-	for (int r = -1; r < o->reps && rc == 0; r++) {
+	for (int r = -WARMUPS; r < o->reps && rc == 0; r++) {
 		fv_ctx_reset(ctx);
 		clock_pair t0 = now_ms();
 		fv_tensor *y = model_forward(w, ctx, all ? NULL : w->session);
@@ -442,8 +448,8 @@ static fv_status train_step(workload *w, fv_ctx *ctx)
 	return rc;
 }
 
-/* One training step per run.  The warm-up is step 1; memory must not grow
-** from step 2 (the first timed run) on. */
+/* One training step per run.  The warm-ups are steps 1 and 2; memory must
+** not grow from step 2 on. */
 static int bench_train(const bench_opts *o, workload *w, double *times)
 {
 	fv_ctx *ctx = fv_ctx_new();
@@ -452,7 +458,7 @@ static int bench_train(const bench_opts *o, workload *w, double *times)
 	fv_module_set_training(w->model, true);
 	size_t mallocs2 = 0;
 	double rss2 = 0;
-	for (int r = -1; r < o->reps; r++) {
+	for (int r = -WARMUPS; r < o->reps; r++) {
 		clock_pair t0 = now_ms();
 		fv_status rc = train_step(w, ctx);
 		clock_pair t1 = now_ms();
@@ -461,7 +467,7 @@ static int bench_train(const bench_opts *o, workload *w, double *times)
 			return fail(w->name, fv_errmsg());
 		}
 		record(o, times, r, t0, t1);
-		if (r == 0) {
+		if (r == 1 - WARMUPS) { /* after step 2 */
 			mallocs2 = fv_ctx_malloc_count(ctx);
 			rss2 = rss_mib();
 		}
@@ -482,7 +488,7 @@ static int bench_train(const bench_opts *o, workload *w, double *times)
 	if (!o->json)
 		printf("    memory: arena %.1f MiB, arena mallocs %zu after step 2 and %zu after step "
 		       "%d; RSS %.1f / %.1f MiB: %s\n",
-		       arena, mallocs2, mallocs, o->reps + 1, rss2, rss, flat ? "flat" : "GROWING");
+		       arena, mallocs2, mallocs, o->reps + WARMUPS, rss2, rss, flat ? "flat" : "GROWING");
 	return flat ? 0 : fail(w->name, "memory grew after the second training step");
 }
 
@@ -553,12 +559,12 @@ static int bench_conv(const bench_opts *o, const conv_layer *l, bool separable, 
 	snprintf(bwd_name, sizeof bwd_name, "%s.%s.backward", l->name, path);
 	measurement fwd = {fwd_name, "conv", BATCH, l->t, dense,
 	                   separable ? spatial + temporal : dense, 0, 0, 0, NULL};
-	/* backward: input and weight gradients; the separable path recomputes
-	** the spatial pass, then runs both passes transposed */
+	/* backward: input and weight gradients; the separable path keeps the
+	** spatial pass of the forward and runs both passes transposed */
 	measurement bwd = {bwd_name, "conv", BATCH, l->t, 2 * dense,
-	                   separable ? 3 * spatial + 2 * temporal : 2 * dense, 0, 0, 0, NULL};
+	                   separable ? 2 * spatial + 2 * temporal : 2 * dense, 0, 0, 0, NULL};
 
-	for (int r = -1; r < o->reps; r++) { /* r = -1 warms up */
+	for (int r = -WARMUPS; r < o->reps; r++) {
 		fv_ctx_reset(ctx);
 		clock_pair t0 = now_ms();
 		fv_tensor *out = conv_forward(ctx, &s);
@@ -568,7 +574,7 @@ static int bench_conv(const bench_opts *o, const conv_layer *l, bool separable, 
 		record(o, times, r, t0, t1);
 	}
 	report(o, &fwd, times);
-	for (int r = -1; r < o->reps; r++) {
+	for (int r = -WARMUPS; r < o->reps; r++) {
 		fv_ctx_reset(ctx);
 		fv_tensor *out = conv_forward(ctx, &s);
 		if (out == NULL)
@@ -619,7 +625,7 @@ static int bench_readout(const bench_opts *o, double *times)
 			goto done;
 	double flops = SESSIONS * 2.0 * (double)(fs[0] * fs[1] * fs[2]) * NEURONS;
 	measurement m = {"readout.matmul.forward", "readout", BATCH, 30, flops, flops, 0, 0, 0, NULL};
-	for (int r = -1; r < o->reps; r++) {
+	for (int r = -WARMUPS; r < o->reps; r++) {
 		fv_ctx_reset(ctx);
 		clock_pair t0 = now_ms();
 		for (int i = 0; i < SESSIONS; i++)
