@@ -231,6 +231,28 @@ typedef struct fv_plugin {
 
 typedef const fv_plugin *(*fv_plugin_entry_fn)(void);
 
+/* The whole entry of a plugin file in one line, after its components:
+**
+**     FV_PLUGIN_DEFINE("readouts-lnp", &lnp_component);
+**
+** defines the static component list, the fv_plugin of this ABI version and
+** the exported fv_plugin_entry() returning it. */
+#define FV_PLUGIN_DEFINE(plugin_name, ...)                                         \
+	static const fv_component *const fv_plugin_components_[] = {__VA_ARGS__};   \
+	static const fv_plugin fv_plugin_self_ = {                                  \
+		.abi_major = FV_ABI_MAJOR,                                          \
+		.abi_minor = FV_ABI_MINOR,                                          \
+		.name = (plugin_name),                                              \
+		.n_components = sizeof fv_plugin_components_ /                      \
+		                sizeof fv_plugin_components_[0],                    \
+		.components = fv_plugin_components_,                                \
+	};                                                                          \
+	FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)                     \
+	{                                                                           \
+		return &fv_plugin_self_;                                            \
+	}                                                                           \
+	typedef int fv_plugin_define_needs_a_semicolon_
+
 /* ---- registry and instantiation ------------------------------------------------- */
 
 FV_API fv_registry *fv_registry_new(void);

@@ -135,17 +135,4 @@ static const fv_component correlation_component = {
 	.loss = correlation_loss_fn,
 };
 
-static const fv_component *const components[] = {&correlation_component};
-
-static const fv_plugin plugin = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "losses-correlation",
-	.n_components = sizeof components / sizeof components[0],
-	.components = components,
-};
-
-FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
-{
-	return &plugin;
-}
+FV_PLUGIN_DEFINE("losses-correlation", &correlation_component);

@@ -50,17 +50,4 @@ static const fv_component mse_component = {
 	.loss = mse_loss,
 };
 
-static const fv_component *const components[] = {&mse_component};
-
-static const fv_plugin plugin = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "losses-mse",
-	.n_components = sizeof components / sizeof components[0],
-	.components = components,
-};
-
-FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
-{
-	return &plugin;
-}
+FV_PLUGIN_DEFINE("losses-mse", &mse_component);

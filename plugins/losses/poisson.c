@@ -135,17 +135,4 @@ static const fv_component l1_poisson_component = {
 	.loss = l1_poisson_loss,
 };
 
-static const fv_component *const components[] = {&poisson_component, &l1_poisson_component};
-
-static const fv_plugin plugin = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "losses-poisson",
-	.n_components = sizeof components / sizeof components[0],
-	.components = components,
-};
-
-FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
-{
-	return &plugin;
-}
+FV_PLUGIN_DEFINE("losses-poisson", &poisson_component, &l1_poisson_component);

@@ -455,17 +455,4 @@ static const fv_component core_readout_component = {
 	.regularizer = cr_regularizer,
 };
 
-static const fv_component *const components[] = {&core_readout_component};
-
-static const fv_plugin plugin = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "models-core-readout",
-	.n_components = 1,
-	.components = components,
-};
-
-FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
-{
-	return &plugin;
-}
+FV_PLUGIN_DEFINE("models-core-readout", &core_readout_component);

@@ -526,17 +526,4 @@ static const fv_component lnp_component = {
 	.regularizer = lnp_regularizer,
 };
 
-static const fv_component *const components[] = {&lnp_component};
-
-static const fv_plugin plugin = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "models-single-cell-lnp",
-	.n_components = sizeof components / sizeof components[0],
-	.components = components,
-};
-
-FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
-{
-	return &plugin;
-}
+FV_PLUGIN_DEFINE("models-single-cell-lnp", &lnp_component);

@@ -174,17 +174,4 @@ static const fv_component contrastive_component = {
 	.objective = contrastive_objective,
 };
 
-static const fv_component *const components[] = {&contrastive_component};
-
-static const fv_plugin plugin = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "objectives-contrastive",
-	.n_components = 1,
-	.components = components,
-};
-
-FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
-{
-	return &plugin;
-}
+FV_PLUGIN_DEFINE("objectives-contrastive", &contrastive_component);

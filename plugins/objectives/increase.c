@@ -107,17 +107,4 @@ static const fv_component increase_component = {
 	.objective = increase_objective,
 };
 
-static const fv_component *const components[] = {&increase_component};
-
-static const fv_plugin plugin = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "objectives-increase",
-	.n_components = 1,
-	.components = components,
-};
-
-FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
-{
-	return &plugin;
-}
+FV_PLUGIN_DEFINE("objectives-increase", &increase_component);

@@ -149,17 +149,4 @@ static const fv_component inner_component = {
 	.objective = inner_objective,
 };
 
-static const fv_component *const components[] = {&inner_component};
-
-static const fv_plugin plugin = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "objectives-inner-neuron",
-	.n_components = 1,
-	.components = components,
-};
-
-FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
-{
-	return &plugin;
-}
+FV_PLUGIN_DEFINE("objectives-inner-neuron", &inner_component);

@@ -364,17 +364,4 @@ static const fv_component fa_component = {
 	.initialize_bias = fa_initialize_bias,
 };
 
-static const fv_component *const components[] = {&fa_component};
-
-static const fv_plugin plugin = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "readouts-factorized",
-	.n_components = sizeof components / sizeof components[0],
-	.components = components,
-};
-
-FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
-{
-	return &plugin;
-}
+FV_PLUGIN_DEFINE("readouts-factorized", &fa_component);

@@ -204,17 +204,4 @@ static const fv_component lnp_component = {
 	.initialize_bias = lnp_initialize_bias,
 };
 
-static const fv_component *const components[] = {&lnp_component};
-
-static const fv_plugin plugin = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "readouts-lnp",
-	.n_components = sizeof components / sizeof components[0],
-	.components = components,
-};
-
-FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
-{
-	return &plugin;
-}
+FV_PLUGIN_DEFINE("readouts-lnp", &lnp_component);

@@ -609,17 +609,4 @@ static const fv_component pg_component = {
 	.initialize_bias = pg_initialize_bias,
 };
 
-static const fv_component *const components[] = {&pg_component};
-
-static const fv_plugin plugin = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "readouts-point-gaussian",
-	.n_components = sizeof components / sizeof components[0],
-	.components = components,
-};
-
-FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
-{
-	return &plugin;
-}
+FV_PLUGIN_DEFINE("readouts-point-gaussian", &pg_component);

@@ -142,17 +142,4 @@ static const fv_component slice_mean_component = {
 	.forward = slice_mean_forward,
 };
 
-static const fv_component *const components[] = {&mean_component, &slice_mean_component};
-
-static const fv_plugin plugin = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "reducers",
-	.n_components = 2,
-	.components = components,
-};
-
-FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
-{
-	return &plugin;
-}
+FV_PLUGIN_DEFINE("reducers", &mean_component, &slice_mean_component);

@@ -402,18 +402,4 @@ static const fv_component lowpass_component = {
 	.project = lowpass_project,
 };
 
-static const fv_component *const components[] = {&range_component, &clip_component,
-                                                 &lowpass_component};
-
-static const fv_plugin plugin = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "regularizers-stimulus",
-	.n_components = 3,
-	.components = components,
-};
-
-FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
-{
-	return &plugin;
-}
+FV_PLUGIN_DEFINE("regularizers-stimulus", &range_component, &clip_component, &lowpass_component);

@@ -148,17 +148,4 @@ static const fv_component early_component = {
 	.should_stop = should_stop,
 };
 
-static const fv_component *const components[] = {&optimization_component, &early_component};
-
-static const fv_plugin plugin = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "stoppers",
-	.n_components = 2,
-	.components = components,
-};
-
-FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
-{
-	return &plugin;
-}
+FV_PLUGIN_DEFINE("stoppers", &optimization_component, &early_component);
