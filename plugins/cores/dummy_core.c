@@ -15,6 +15,7 @@
 typedef struct dummy_opts {
 	int64_t cut_first_n_frames;
 	const fv_config_node *n_neurons_dict;
+	const fv_config_node *channels;
 } dummy_opts;
 
 static const fv_option dummy_options[] = {
@@ -22,6 +23,10 @@ static const fv_option dummy_options[] = {
 	 FV_OPT_NULLABLE, NULL, "frames dropped from the start, as x[:, :, n:] (null: none)"},
 	{"n_neurons_dict", FV_OPT_NODE, offsetof(dummy_opts, n_neurons_dict), "null", 0, 0,
 	 FV_OPT_NULLABLE, NULL, "accepted for compatibility with openretina's model configs; unused"},
+	/* UnifiedCoreReadout sets core.channels whenever hidden_channels is
+	** given; openretina's DummyCore swallows it in **kwargs */
+	{"channels", FV_OPT_NODE, offsetof(dummy_opts, channels), "null", 0, 0, FV_OPT_NULLABLE, NULL,
+	 "set by UnifiedCoreReadout from in_shape and hidden_channels; unused"},
 	{0},
 };
 
