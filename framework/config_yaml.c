@@ -548,10 +548,9 @@ static int emit_document(yaml_emitter_t *em, const fv_config_node *root)
 	       yaml_emitter_emit(em, &ev) && yaml_emitter_flush(em);
 }
 
-char *fv_config_to_yaml(const fv_config *cfg)
+/* `root` (and below) as one YAML document; NULL with fv_errmsg on failure. */
+static char *node_to_yaml(const fv_config_node *root)
 {
-	if (cfg == NULL)
-		return fv_error(FV_ERR_ARG, "fv_config_to_yaml: no configuration (NULL)"), NULL;
 	yaml_emitter_t em;
 	out_buf ob = {0};
 	if (!yaml_emitter_initialize(&em))
@@ -560,8 +559,7 @@ char *fv_config_to_yaml(const fv_config *cfg)
 	yaml_emitter_set_unicode(&em, 1);
 	yaml_emitter_set_width(&em, -1);
 	yaml_emitter_set_indent(&em, 2);
-	fv_config_node empty = {.type = FV_NODE_MAP};
-	int ok = emit_document(&em, cfg->root ? cfg->root : &empty);
+	int ok = emit_document(&em, root);
 	if (!ok || ob.failed) {
 		fv_error(ob.failed ? FV_ERR_NOMEM : FV_ERR_CONFIG, "cannot write the configuration as YAML: %s",
 		         ob.failed ? "out of memory" : em.problem ? em.problem : "emitter error");
@@ -570,4 +568,19 @@ char *fv_config_to_yaml(const fv_config *cfg)
 	}
 	yaml_emitter_delete(&em);
 	return ob.data;
+}
+
+char *fv_config_to_yaml(const fv_config *cfg)
+{
+	if (cfg == NULL)
+		return fv_error(FV_ERR_ARG, "fv_config_to_yaml: no configuration (NULL)"), NULL;
+	fv_config_node empty = {.type = FV_NODE_MAP};
+	return node_to_yaml(cfg->root ? cfg->root : &empty);
+}
+
+char *fv_node_to_yaml(const fv_config_node *n)
+{
+	if (n == NULL)
+		return fv_error(FV_ERR_ARG, "fv_node_to_yaml: no node (NULL)"), NULL;
+	return node_to_yaml(n);
 }

@@ -10,6 +10,7 @@
 */
 #include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,6 +62,29 @@ void fv__h5_close(fv__h5_id file)
 {
 	if (file >= 0)
 		H5Fclose(file);
+}
+
+fv_status fv__h5_write_file(const char *path, fv__h5_fill fill, const void *ud)
+{
+	size_t n_tmp = strlen(path) + 5;
+	char *tmp = malloc(n_tmp);
+	if (tmp == NULL)
+		return fv_error(FV_ERR_NOMEM, "out of memory");
+	snprintf(tmp, n_tmp, "%s.tmp", path);
+	fv__h5_id file = -1;
+	fv_status rc = fv__h5_create(tmp, &file);
+	if (rc == FV_OK) {
+		rc = fill(file, tmp, ud);
+		if (H5Fclose(file) < 0 && rc == FV_OK)
+			rc = fv_error(FV_ERR_IO, "%s: cannot finish writing the HDF5 file", tmp);
+		if (rc == FV_OK && rename(tmp, path) != 0)
+			rc = fv_error(FV_ERR_IO, "%s: cannot rename %s into place: %s", path, tmp,
+			              strerror(errno));
+		if (rc != FV_OK)
+			remove(tmp);
+	}
+	free(tmp);
+	return rc;
 }
 
 void fv__data_free_names(char **names, size_t n)

@@ -99,6 +99,10 @@ void fv__h5_quiet_end(void);
 fv_status fv__h5_open(const char *path, fv__h5_id *file);
 fv_status fv__h5_create(const char *path, fv__h5_id *file);
 void fv__h5_close(fv__h5_id file);
+/* Write `path` whole or not at all: `fill` writes the datasets into a
+** new path.tmp (named `tmp` in messages), which is then renamed. */
+typedef fv_status (*fv__h5_fill)(fv__h5_id file, const char *tmp, const void *ud);
+fv_status fv__h5_write_file(const char *path, fv__h5_fill fill, const void *ud);
 /* The names directly under `group` ("/" for the root), sorted; the caller
 ** frees them with fv__data_free_names(). */
 fv_status fv__h5_list(fv__h5_id file, const char *path, const char *group, char ***names,
@@ -123,6 +127,12 @@ fv_status fv__data_list_dir(const char *dir, const char *suffix1, const char *su
                        size_t *n);
 char *fv__data_strdup(const char *s);
 char *fv__data_path_join(const char *a, const char *b);
+
+/* ---- synthetic data sets (synthetic_data.c, synthetic_openretina.c) ---------- */
+
+/* Create DIR if missing and refuse one holding session files other than
+** session_<k>.hdf5 for k < n_sessions: they would join the data set. */
+fv_status fv__synthetic_check_target(const char *dir, int n_sessions);
 
 /* ---- random streams (data_rng.c) ----------------------------------------------
 ** MT19937 as both numpy's legacy RandomState and CPython's random module use

@@ -659,7 +659,15 @@ void fv_eval_print_report(const fv_eval_result *r, FILE *out)
 	fprintf(out, "Model path: %s\nData split: %s\nTemporal lag: %lld\n", r->model_path,
 	        s->data_split, (long long)s->temporal_lag);
 	rule(out, '-');
-	fprintf(out, "Total neurons: %lld\n", (long long)s->n_neurons_total);
+	/* several test stimuli at once (fovea's default split): a neuron
+	** counts once per stimulus, as openretina run once per split would */
+	size_t n_stimuli = 1;
+	for (const char *c = s->data_split; c != NULL && *c; c++)
+		n_stimuli += *c == ',';
+	fprintf(out, "Total neurons: %lld", (long long)s->n_neurons_total);
+	if (n_stimuli > 1)
+		fprintf(out, " (one row per neuron and test stimulus, %zu stimuli)", n_stimuli);
+	fputc('\n', out);
 	if (s->filtering_applied) {
 		fprintf(out, "Variance ratio cutoff: %g\n", r->var_ratio_cutoff);
 		fprintf(out, "Neurons above var_ratio threshold (>=%g): %lld\n", r->var_ratio_cutoff,

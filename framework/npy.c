@@ -262,38 +262,61 @@ fv_tensor *fv_npy_load(const char *path)
 	return t;
 }
 
-fv_status fv_npy_save_data(const char *path, int ndim, const int64_t *shape, const fv_real *data)
+/* The header numpy's np.save writes (numpy >= 1.24, byte for byte): the
+** dict with the shape as Python's repr of a tuple ("(3,)", "(2, 4)"), the
+** spare spaces numpy leaves so that the first axis can grow in place (21
+** digits' worth), then spaces up to a multiple of 64 bytes (a whole 64 more
+** when already aligned, as numpy's formula gives) and a newline.  Returns
+** its length. */
+static size_t write_header(unsigned char *head, const char *descr, int ndim, const int64_t *shape)
 {
-	char dict[512];
-	size_t n = (size_t)snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+	char dict[640];
+	int n = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
 	for (int i = 0; i < ndim; i++)
-		n += (size_t)snprintf(dict + n, sizeof dict - n, "%lld,%s", (long long)shape[i],
-		                      i + 1 < ndim ? " " : "");
-	n += (size_t)snprintf(dict + n, sizeof dict - n, "), }");
-	/* pad with spaces so that the data starts at a multiple of 64 */
-	size_t total = 10 + n + 1;
-	size_t padded = (total + 63) / 64 * 64;
-	unsigned char head[640];
+		n += snprintf(dict + n, sizeof dict - (size_t)n, "%s%lld", i ? ", " : "", (long long)shape[i]);
+	n += snprintf(dict + n, sizeof dict - (size_t)n, "%s), }", ndim == 1 ? "," : "");
+	if (ndim > 0) {
+		int digits = snprintf(NULL, 0, "%lld", (long long)shape[0]);
+		n += snprintf(dict + n, sizeof dict - (size_t)n, "%*s", 21 - digits, "");
+	}
+	size_t hlen = (size_t)n + 1, pad = 64 - (10 + hlen) % 64;
 	memcpy(head, NPY_MAGIC, 6);
 	head[6] = 1;
 	head[7] = 0;
-	uint16_t hlen = (uint16_t)(padded - 10);
-	head[8] = (unsigned char)(hlen & 0xff);
-	head[9] = (unsigned char)(hlen >> 8);
-	memcpy(head + 10, dict, n);
-	memset(head + 10 + n, ' ', padded - total);
-	head[padded - 1] = '\n';
+	head[8] = (unsigned char)((hlen + pad) & 0xff);
+	head[9] = (unsigned char)((hlen + pad) >> 8);
+	memcpy(head + 10, dict, (size_t)n);
+	memset(head + 10 + n, ' ', pad);
+	head[10 + hlen + pad - 1] = '\n';
+	return 10 + hlen + pad;
+}
+
+static fv_status save_raw(const char *path, const char *descr, int ndim, const int64_t *shape,
+                          const void *data, size_t size)
+{
+	unsigned char head[768];
+	size_t len = write_header(head, descr, ndim, shape);
+	const void *parts[2] = {head, data};
+	size_t sizes[2] = {len, size};
+	return fv__atomic_write(path, 2, parts, sizes);
+}
+
+fv_status fv_npy_save_data(const char *path, int ndim, const int64_t *shape, const fv_real *data)
+{
 	int64_t numel = fv__numel(ndim, shape);
 	float *f32 = malloc((size_t)(numel ? numel : 1) * sizeof *f32);
 	if (f32 == NULL)
 		return fv_error(FV_ERR_NOMEM, "%s: out of memory", path);
 	for (int64_t i = 0; i < numel; i++)
 		f32[i] = (float)data[i];
-	const void *parts[2] = {head, f32};
-	size_t sizes[2] = {padded, (size_t)numel * sizeof(float)};
-	fv_status rc = fv__atomic_write(path, 2, parts, sizes);
+	fv_status rc = save_raw(path, "<f4", ndim, shape, f32, (size_t)numel * sizeof(float));
 	free(f32);
 	return rc;
+}
+
+fv_status fv_npy_save_f64(const char *path, int ndim, const int64_t *shape, const double *data)
+{
+	return save_raw(path, "<f8", ndim, shape, data, (size_t)fv__numel(ndim, shape) * sizeof(double));
 }
 
 fv_status fv_npy_save(const char *path, const fv_tensor *t)

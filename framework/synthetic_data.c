@@ -333,20 +333,17 @@ static fv_status simulate_session(generator *g, session_data *s)
 	return rc;
 }
 
-static fv_status write_session_file(generator *g, const char *path, const session_data *s)
+typedef struct session_file {
+	const generator *g;
+	const session_data *s;
+} session_file;
+
+static fv_status fill_session_file(fv__h5_id file, const char *tmp, const void *ud)
 {
+	const generator *g = ((const session_file *)ud)->g;
+	const session_data *s = ((const session_file *)ud)->s;
 	const fv_synthetic_options *o = g->o;
-	size_t n_tmp = strlen(path) + 5;
-	char *tmp = malloc(n_tmp);
-	if (tmp == NULL)
-		return fv_error(FV_ERR_NOMEM, "out of memory");
-	snprintf(tmp, n_tmp, "%s.tmp", path);
-	fv__h5_id file;
-	fv_status rc = fv__h5_create(tmp, &file);
-	if (rc != FV_OK) {
-		free(tmp);
-		return rc;
-	}
+	fv_status rc = FV_OK;
 	int64_t n = s->n;
 	for (int i = 0; rc == FV_OK && i < o->n_train_stimuli; i++) {
 		char key[64];
@@ -373,13 +370,13 @@ static fv_status write_session_file(generator *g, const char *path, const sessio
 		rc = fv__h5_write_i64(file, tmp, "session_info/sign", 1, &n, sign);
 	free(channel);
 	free(sign);
-	fv__h5_close(file);
-	if (rc == FV_OK && rename(tmp, path) != 0)
-		rc = fv_error(FV_ERR_IO, "%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
-	if (rc != FV_OK)
-		remove(tmp);
-	free(tmp);
 	return rc;
+}
+
+static fv_status write_session_file(generator *g, const char *path, const session_data *s)
+{
+	session_file sf = {g, s};
+	return fv__h5_write_file(path, fill_session_file, &sf);
 }
 
 /* ---- ground_truth.json -------------------------------------------------------------------- */
@@ -458,7 +455,7 @@ static fv_status write_ground_truth(generator *g, session_data *sessions)
 
 /* Session files this run would not write would join the data set when it
 ** is read: refuse rather than mix two data sets. */
-static fv_status check_target(const char *dir, int n_sessions)
+fv_status fv__synthetic_check_target(const char *dir, int n_sessions)
 {
 	struct stat st;
 	if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
@@ -510,7 +507,7 @@ static fv_status generate(generator *g)
 fv_status fv_synthetic_write(const char *dir, const fv_synthetic_options *o)
 {
 	fv_status rc = check_options(o);
-	if (rc != FV_OK || (rc = check_target(dir, o->n_sessions)) != FV_OK)
+	if (rc != FV_OK || (rc = fv__synthetic_check_target(dir, o->n_sessions)) != FV_OK)
 		return rc;
 	generator g = {.o = o, .dir = dir, .hw = o->height * o->width};
 	g.rng = fv_ctx_new();

@@ -37,6 +37,9 @@ extern const cli_cmd cli_cmd_create_data;
 extern const cli_cmd cli_cmd_train;
 extern const cli_cmd cli_cmd_eval;
 extern const cli_cmd cli_cmd_predict;
+extern const cli_cmd cli_cmd_mei;
+extern const cli_cmd cli_cmd_mds;
+extern const cli_cmd cli_cmd_figures;
 
 /* ---- helpers, in fovea.c ------------------------------------------------------ */
 
@@ -49,5 +52,10 @@ fv_registry *cli_load_registry(void);
 /* "Did you mean" suggestions come from libfovea's fv_closest_name(); this
 ** older name remains for the commands not yet moved over. */
 #define cli_closest fv_closest_name
+
+/* In cmd_figures.c: the model figures of a checkpoint into `dir` (which
+** must exist); *n_written gets how many.  Reports errors. */
+int cli_write_model_figures(fv_registry *reg, const char *checkpoint, const char *dir,
+                            int *n_written);
 
 #endif /* FOVEA_TOOLS_CMD_H */

@@ -54,6 +54,19 @@ static int parse_args(int argc, char **argv, train_args *a)
 	return CLI_OK;
 }
 
+/* The model figures of the best checkpoint into the run directory.  A
+** figure that cannot be drawn is a warning: the training itself succeeded. */
+static void write_figures(fv_registry *reg, const fv_train_result *res, bool quiet)
+{
+	char best[4200];
+	snprintf(best, sizeof best, "%s/best.safetensors", res->output_dir);
+	int n = 0;
+	if (cli_write_model_figures(reg, best, res->output_dir, &n) != CLI_OK)
+		fputs("fovea: warning: the model figures were not written\n", stderr);
+	else if (!quiet && n > 0)
+		printf("figures: %s/{readout_positions,core_filters}.png\n", res->output_dir);
+}
+
 static int run_train(int argc, char **argv)
 {
 	train_args a = {.progress = -1};
@@ -87,6 +100,8 @@ static int run_train(int argc, char **argv)
 		       (long long)res.epochs, res.stopped_early ? " (stopped early)" : "", res.seconds,
 		       res.seconds_per_epoch, res.best_value, (long long)res.best_epoch + 1,
 		       res.output_dir);
+	if (rc == CLI_OK)
+		write_figures(reg, &res, a.quiet);
 	fv_registry_free(reg);
 	fv_config_free(cfg);
 	return rc;

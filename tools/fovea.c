@@ -24,6 +24,9 @@ static const cli_cmd *const commands[] = {
 	&cli_cmd_train,
 	&cli_cmd_eval,
 	&cli_cmd_predict,
+	&cli_cmd_mei,
+	&cli_cmd_mds,
+	&cli_cmd_figures,
 	&cli_cmd_help,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

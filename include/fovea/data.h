@@ -232,6 +232,25 @@ FV_API void fv_synthetic_options_default(fv_synthetic_options *o);
 ** missing.  The test stimulus name is "test". */
 FV_API fv_status fv_synthetic_write(const char *dir, const fv_synthetic_options *o);
 
+/* The directory openretina's `openretina create-data` writes (same file
+** names, dtypes, shapes and value model; see
+** framework/synthetic_openretina.c), options named as its command line's. */
+typedef struct fv_openretina_data_options {
+	uint64_t seed;                 /* 1 (openretina's own run is unseeded) */
+	int64_t num_colors;            /* 3 */
+	int num_stimuli;               /* 4: random_noise_0 .. random_noise_3 */
+	int num_sessions;              /* 2: session_0.hdf5, session_1.hdf5 */
+	int64_t clip_length;           /* 75: stimulus i has (70 + i) clips */
+} fv_openretina_data_options;
+
+FV_API void fv_openretina_data_options_default(fv_openretina_data_options *o);
+/* Write DIR/stimuli/random_noise_<i>.npy (float64) and DIR/session_<k>.hdf5
+** (responses_random_noise_<i> float64, session_info/celltypes int64); DIR
+** is created if missing.  The neuron count of each session goes to
+** n_neurons[0 .. num_sessions). */
+FV_API fv_status fv_openretina_data_write(const char *dir, const fv_openretina_data_options *o,
+                                          int64_t *n_neurons);
+
 #ifdef __cplusplus
 }
 #endif

@@ -25,6 +25,10 @@ FV_API fv_tensor *fv_npy_load(const char *path);
 FV_API fv_status fv_npy_save(const char *path, const fv_tensor *t);
 FV_API fv_status fv_npy_save_data(const char *path, int ndim, const int64_t *shape,
                                   const fv_real *data);
+/* Write float64 ('<f8'), C order, as numpy.save does for a float64 array
+** (openretina's own data sets store their stimuli so). */
+FV_API fv_status fv_npy_save_f64(const char *path, int ndim, const int64_t *shape,
+                                 const double *data);
 
 #ifdef __cplusplus
 }

@@ -13,40 +13,7 @@ test_plugins=$3
 srcdir=$4
 builddir=$5
 
-unset FOVEA_PLUGIN_PATH
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-
-# run EXPECTED_EXIT CMD...: runs CMD, keeps stdout/stderr in $out/$err.
-run() {
-	local want=$1; shift
-	"$@" >"$tmp/out" 2>"$tmp/err"
-	local got=$?
-	out=$(cat "$tmp/out"); err=$(cat "$tmp/err")
-	if [ "$got" -ne "$want" ]; then
-		fail "'$*' exited $got, expected $want"
-		echo "--- stdout:"; echo "$out"; echo "--- stderr:"; echo "$err"
-	fi
-}
-# expect WHERE TEXT: WHERE is "out" or "err"; TEXT must occur literally.
-expect() {
-	local text=$2 where
-	if [ "$1" = out ]; then where=$out; else where=$err; fi
-	case "$where" in
-	*"$text"*) ;;
-	*) fail "std$1 lacks '$text'"; echo "--- std$1:"; echo "$where" ;;
-	esac
-}
-refute() {
-	local text=$2 where
-	if [ "$1" = out ]; then where=$out; else where=$err; fi
-	case "$where" in
-	*"$text"*) fail "std$1 has '$text'"; echo "--- std$1:"; echo "$where" ;;
-	esac
-}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 spec() { # a readout spec in $tmp/spec.yaml
 	cat >"$tmp/spec.yaml"
@@ -194,4 +161,4 @@ instantiate)
 	;;
 esac
 
-[ "$failures" -eq 0 ]
+finish

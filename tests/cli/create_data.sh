@@ -7,33 +7,7 @@
 set -u
 
 fovea=$1
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-
-# run EXPECTED_EXIT CMD...: runs CMD, keeps stdout/stderr in $out/$err.
-run() {
-	local want=$1; shift
-	"$@" >"$tmp/out" 2>"$tmp/err"
-	local got=$?
-	out=$(cat "$tmp/out"); err=$(cat "$tmp/err")
-	if [ "$got" -ne "$want" ]; then
-		fail "'$*' exited $got, expected $want"
-		echo "--- stdout:"; echo "$out"; echo "--- stderr:"; echo "$err"
-	fi
-}
-# expect WHERE TEXT: WHERE is "out" or "err"; TEXT must occur literally.
-expect() {
-	local text=$2 where
-	if [ "$1" = out ]; then where=$out; else where=$err; fi
-	case "$where" in
-	*"$text"*) ;;
-	*) fail "std$1 lacks '$text'"; echo "--- std$1:"; echo "$where" ;;
-	esac
-}
-exists() { [ -f "$1" ] || fail "missing $1"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # --- a small data set, and what it holds
 small=(--seed 5 --neurons 4,6 --frames 120 --test-frames 30 --trials 3 --height 8 --width 9 --channels 1)
@@ -88,14 +62,38 @@ expect err "already holds session files this data set would not replace (other.h
 run 1 "$fovea" create-data "$tmp/file"
 expect err "exists and is not a directory"
 
+# --- openretina's own layout (openretina/cli/create_data.py), its options and defaults
+run 0 "$fovea" create-data "$tmp/or" --layout openretina --num-colors 2 --clip-length 4 --seed 3
+expect out "wrote $tmp/or in openretina's create-data layout: 4 stimuli (random_noise_0 .. random_noise_3, float64, 2 x (70..73) * 4 frames x 16 x 8), 2 sessions ("
+[ "$(cd "$tmp/or" && echo *)" = "session_0.hdf5 session_1.hdf5 stimuli" ] ||
+	fail "openretina layout: $(cd "$tmp/or" && echo *)"
+[ "$(cd "$tmp/or/stimuli" && echo *)" = \
+	"random_noise_0.npy random_noise_1.npy random_noise_2.npy random_noise_3.npy" ] ||
+	fail "openretina stimuli: $(cd "$tmp/or/stimuli" && echo *)"
+head -c 128 "$tmp/or/stimuli/random_noise_3.npy" |
+	grep -aq "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 292, 16, 8), }" ||
+	fail "random_noise_3.npy is not float64 (2, 292, 16, 8)"
+# 2 x 292 x 16 x 8 doubles after a 128-byte header
+[ "$(stat -c %s "$tmp/or/stimuli/random_noise_3.npy")" -eq $((128 + 8 * 2 * 292 * 128)) ] ||
+	fail "random_noise_3.npy has the wrong size"
+run 0 "$fovea" create-data "$tmp/or3" --layout openretina --clip-length 2 --num-stimuli 3 \
+	--num-sessions 3
+expect out "3 stimuli (random_noise_0 .. random_noise_2, float64, 3 x (70..72) * 2 frames"
+exists "$tmp/or3/session_2.hdf5"
+run 2 "$fovea" create-data "$tmp/x" --layout openretina --frames 10
+expect err "--frames does not apply to --layout openretina"
+run 2 "$fovea" create-data "$tmp/x" --num-colors 2
+expect err "--num-colors does not apply to --layout fovea (it is an option of --layout openretina)"
+run 2 "$fovea" create-data "$tmp/x" --layout matlab
+expect err "--layout: expected 'fovea' or 'openretina', got 'matlab'"
+run 2 "$fovea" create-data "$tmp/x" --layout openretina --num-sessions 0
+expect err "--num-sessions 1..64"
+
 # --- documented
 run 0 "$fovea" create-data --help
 expect out "usage: fovea create-data DIR [--seed N]"
+expect out "fovea create-data DIR --layout openretina"
 run 0 "$fovea" --help
 expect out "  create-data "
 
-if [ "$failures" -ne 0 ]; then
-	echo "$failures failure(s)" >&2
-	exit 1
-fi
-exit 0
+finish

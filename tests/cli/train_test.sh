@@ -12,41 +12,16 @@
 #   resume_after_kill   a run killed with SIGKILL mid-epoch and resumed with
 #                       resume=true ends exactly as an uninterrupted run
 #   hdf5_core_readout   openretina's configs/hdf5_core_readout.yaml with the
-#                       usual overrides trains on a directory in the HDF5 layout
+#                       usual overrides trains on the directory openretina's own
+#                       `openretina create-data` writes (fovea create-data
+#                       --layout openretina), then evaluates
 set -u
 
 case_name=$1
 fovea=$(cd "$(dirname "$2")" && pwd)/$(basename "$2") # absolute: one case changes directory
 srcdir=$3
 
-unset FOVEA_PLUGIN_PATH
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
-
-# run EXPECTED_EXIT CMD...: runs CMD, keeps stdout/stderr in $out/$err.
-run() {
-	local want=$1; shift
-	"$@" >"$tmp/out" 2>"$tmp/err"
-	local got=$?
-	out=$(cat "$tmp/out"); err=$(cat "$tmp/err")
-	if [ "$got" -ne "$want" ]; then
-		fail "'$*' exited $got, expected $want"
-		echo "--- stdout:"; echo "$out"; echo "--- stderr:"; echo "$err"
-	fi
-}
-# expect WHERE TEXT: WHERE is "out" or "err"; TEXT must occur literally.
-expect() {
-	local text=$2 where
-	if [ "$1" = out ]; then where=$out; else where=$err; fi
-	case "$where" in
-	*"$text"*) ;;
-	*) fail "std$1 lacks '$text'"; echo "--- std$1:"; echo "$where" ;;
-	esac
-}
-exists() { [ -f "$1" ] || fail "missing $1"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 example=$srcdir/configs/example.yaml
 # tiny data: 2 sessions (3 and 4 neurons), 1 x 6 x 5 pixels
@@ -103,6 +78,23 @@ train_eval_predict)
 	run 0 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/bar" \
 		"${small[@]}" trainer.max_epochs=1 --threads 1 --progress
 	expect out "epoch 1/1 ["
+	# by default: the bar on a terminal (a pty from util-linux's script), plain
+	# lines into a pipe or file (the first run above); the bar shows the
+	# batch count, the running loss and correlation, then the epoch's line
+	if command -v script >/dev/null; then
+		run 0 script -qec "'$fovea' train '$example' paths.data_dir='$tmp/d' \
+			paths.output_dir='$tmp/tty' ${small[*]} trainer.max_epochs=1 --threads 1" /dev/null
+		expect out "epoch 1/1 [####"
+		expect out "] 4/4 loss "
+		expect out " corr "
+		expect out "epoch 1/1  train_loss"
+	else
+		echo "note: no script(1), the terminal case is not checked"
+	fi
+	run 0 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/pipe" \
+		"${small[@]}" trainer.max_epochs=1 --threads 1
+	refute out "["
+	expect out "epoch 1/1  train_loss"
 	run 0 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/quiet" \
 		"${small[@]}" trainer.max_epochs=1 --quiet
 	[ -z "$out" ] || fail "--quiet printed: $out"
@@ -128,6 +120,36 @@ errors)
 		"${small[@]}" lr_scheduler._target_=OneCycleLR
 	expect err "unknown scheduler 'OneCycleLR'"
 
+	# bad data (item 1 of issue 5): exit 1, the file, session, stimulus and shapes named
+	bad() { # bad NAME: a fresh copy of the data in $tmp/NAME
+		rm -rf "${tmp:?}/$1" && cp -r "$tmp/d" "$tmp/$1"
+	}
+	train_on() { # train_on DIR: one epoch on it, expected to fail with exit 1
+		run 1 "$fovea" train "$example" paths.data_dir="$1" paths.output_dir="$tmp/never" \
+			"${small[@]}" trainer.max_epochs=1 --quiet
+	}
+	bad nostim && rm "$tmp/nostim/stimuli/train_0.npy"
+	train_on "$tmp/nostim"
+	expect err "session 'session_0': responses_train_0 has no stimulus: neither $tmp/nostim/stimuli/train_0.npy nor"
+	bad cutnpy && head -c 1000 "$tmp/d/stimuli/train_0.npy" >"$tmp/cutnpy/stimuli/train_0.npy"
+	train_on "$tmp/cutnpy"
+	expect err "$tmp/cutnpy/stimuli/train_0.npy"
+	expect err "truncated"
+	bad cuth5 && head -c 3000 "$tmp/d/session_1.hdf5" >"$tmp/cuth5/session_1.hdf5"
+	train_on "$tmp/cuth5"
+	expect err "$tmp/cuth5/session_1.hdf5"
+	expect err "truncated or corrupted"
+	bad long && make_data "$tmp/longer" "${data_args[@]}" --frames 300
+	cp "$tmp/longer/stimuli/train_0.npy" "$tmp/long/stimuli/train_0.npy"
+	train_on "$tmp/long"
+	expect err "session 'session_0', stimulus 'train_0': responses of shape (3, 240) (neurons, time) do not match the stimulus of shape (1, 300, 6, 5)"
+	bad wide && make_data "$tmp/wider" "${data_args[@]}" --width 7
+	cp "$tmp/wider/stimuli/test.npy" "$tmp/wide/stimuli/test.npy"
+	train_on "$tmp/wide"
+	expect err "$tmp/wide/stimuli/test.npy: stimulus of shape (1, 60, 6, 7) has (channels, height, width) = (1, 6, 7), expected (1, 6, 5)"
+	train_on "$tmp/d/session_0.hdf5"
+	expect err "is not a directory"
+
 	run 0 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/run" \
 		"${small[@]}" trainer.max_epochs=1 --quiet
 	run 1 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/run" \
@@ -143,6 +165,19 @@ errors)
 	head -c $((size / 2)) "$ck" >"$tmp/cut.safetensors"
 	run 1 "$fovea" eval "$tmp/cut.safetensors" "$tmp/d"
 	expect err "cut.safetensors"
+	# corrupted, not cut: the JSON header garbled in place
+	cp "$ck" "$tmp/garbled.safetensors"
+	printf '\x01\x02{]]' | dd of="$tmp/garbled.safetensors" bs=1 seek=12 conv=notrunc 2>/dev/null
+	run 1 "$fovea" eval "$tmp/garbled.safetensors" "$tmp/d"
+	expect err "garbled.safetensors"
+	run 1 "$fovea" predict "$tmp/garbled.safetensors" "$tmp/d/stimuli/test.npy" --session session_0
+	expect err "garbled.safetensors"
+	# resuming from a cut last.safetensors fails cleanly too
+	cp -r "$tmp/run" "$tmp/cutrun"
+	head -c $((size / 3)) "$tmp/run/last.safetensors" >"$tmp/cutrun/last.safetensors"
+	run 1 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/cutrun" \
+		"${small[@]}" trainer.max_epochs=2 resume=true --quiet
+	expect err "last.safetensors"
 	cp "$tmp/d/stimuli/test.npy" "$tmp/not.safetensors"
 	run 1 "$fovea" eval "$tmp/not.safetensors" "$tmp/d"
 	expect err "not.safetensors"
@@ -193,21 +228,45 @@ resume_after_kill)
 	;;
 
 hdf5_core_readout)
-	make_data "$tmp/d" --seed 2 --neurons 5,6 --frames 600 --train-stimuli 1 --test-frames 150 \
-		--trials 3 --height 16 --width 8 --channels 2
+	# openretina's Makefile test (test-h5train) in fovea: the directory
+	# `openretina create-data DIR --num-colors 2` writes, with its defaults
+	# (4 stimuli, 2 sessions, clip length 75), trained by openretina's config
+	# with nothing but the usual overrides, from a fresh working directory
+	"$fovea" create-data "$tmp/d" --layout openretina --num-colors 2 >/dev/null ||
+		fail "create-data --layout openretina"
 	cd "$tmp" || exit 1
 	run 0 "$fovea" train "$srcdir/configs/hdf5_core_readout.yaml" paths.data_dir="$tmp/d" \
-		data_io.color_channels=2 trainer.max_epochs=2 dataloader.batch_size=4 \
-		'data_io.test_names=[test]' dataloader.num_val_clips=1 --threads 1
+		data_io.color_channels=2 trainer.max_epochs=2 dataloader.batch_size=32 --threads 1
+	expect out "epoch 1/2  train_loss"
 	expect out "trained 2 epochs"
 	expect out "outputs in ./fovea_runs/h5_core_readout/"
 	run_dir=$(ls -d "$tmp"/fovea_runs/h5_core_readout/*/ | head -1)
 	exists "$run_dir/best.safetensors"
+	# openretina's values, with only the overrides changed
 	grep -q "hidden_channels: \[8, 8, 8\]" "$run_dir/config.yaml" || fail "config.yaml: model"
 	grep -q "clip_length: 75" "$run_dir/config.yaml" || fail "config.yaml: data loader"
+	grep -q "num_val_clips: 20" "$run_dir/config.yaml" || fail "config.yaml: validation clips"
+	grep -q "test_names: \['random_noise_2', 'random_noise_3'\]" "$run_dir/config.yaml" ||
+		fail "config.yaml: test stimuli"
 	grep -q "gradient_clip_val: 1" "$run_dir/config.yaml" || fail "config.yaml: trainer"
+	grep -q "batch_size: 32" "$run_dir/config.yaml" || fail "config.yaml: batch_size override"
+	# (70 + 71) x 75 training frames: 141 clips, 20 of them for validation,
+	# 121 x 75 / 50 = 181 chunks per session, 5 batches of 32 per session
+	[ "$(sed -n 2p "$run_dir/metrics.csv" | cut -d, -f1,2)" = "0,10" ] ||
+		fail "metrics.csv: expected 10 steps in epoch 1: $(sed -n 2p "$run_dir/metrics.csv")"
 	run 0 "$fovea" eval "$run_dir/best.safetensors" "$tmp/d"
-	expect out "Total neurons: 11"
+	expect out "Data split: random_noise_2,random_noise_3"
+	expect out "(one row per neuron and test stimulus, 2 stimuli)"
+	expect out "(Number of trials/repeats: N/A)"
+	expect out "test correlation"
+	n=$(($(wc -l <"$run_dir/eval_per_neuron.csv") - 1))
+	[ "$n" -ge 40 ] && [ "$n" -le 116 ] || fail "eval_per_neuron.csv: $n rows, expected 2 stimuli x 20..58 neurons"
+	# and openretina's own defaults untouched (3 colours, as its Makefile's
+	# test-h5train writes and trains them)
+	"$fovea" create-data "$tmp/d3" --layout openretina >/dev/null || fail "create-data, 3 colours"
+	run 0 "$fovea" train "$srcdir/configs/hdf5_core_readout.yaml" paths.data_dir="$tmp/d3" \
+		paths.output_dir="$tmp/run3" trainer.max_epochs=1 --threads 1 --quiet
+	exists "$tmp/run3/best.safetensors"
 	;;
 
 *)
@@ -216,8 +275,4 @@ hdf5_core_readout)
 	;;
 esac
 
-if [ "$failures" -ne 0 ]; then
-	echo "$failures failure(s) in $case_name" >&2
-	exit 1
-fi
-echo "ok $case_name"
+finish "$case_name"

@@ -641,6 +641,41 @@ Test(config, to_yaml_round_trips)
 	cr_assert_null(fv_config_to_yaml(NULL));
 }
 
+/* A subtree written alone reads back as the same tree. */
+static void check_node_round_trip(const fv_config_node *n)
+{
+	char *yaml = fv_node_to_yaml(n);
+	cr_assert_not_null(yaml, "%s", fv_errmsg());
+	fv_config *back = fv_config_load_string(yaml, strlen(yaml), "node.yaml");
+	cr_assert_not_null(back, "the written YAML does not load (%s):\n%s", fv_errmsg(), yaml);
+	cr_assert(same_tree(n, fv_config_root(back)), "round trip differs:\n%s", yaml);
+	fv_config_free(back);
+	free(yaml);
+}
+
+Test(config, node_to_yaml_round_trips_subtrees)
+{
+	fv_config *cfg = load("model:\n  core: {channels: [2, 8], 'k': '3', pad: null}\n"
+	                      "  readout:\n    - {a: 1}\n    - [x, 'y z', '']\n"
+	                      "  name: 'a: b'\nseed: 4\n");
+	const fv_config_node *root = fv_config_root(cfg);
+	check_node_round_trip(root);
+	check_node_round_trip(fv_node_path(root, "model"));
+	check_node_round_trip(fv_node_path(root, "model.core"));
+	check_node_round_trip(fv_node_path(root, "model.readout"));
+	check_node_round_trip(fv_node_path(root, "model.readout.1"));
+	char *y = fv_node_to_yaml(fv_node_path(root, "model.core"));
+	cr_assert_str_eq(y, "channels: [2, 8]\nk: '3'\npad: null\n");
+	free(y);
+	/* the node's own text, not the whole configuration's */
+	y = fv_node_to_yaml(fv_node_path(root, "model.readout"));
+	cr_assert(strstr(y, "seed") == NULL && strstr(y, "core") == NULL, "%s", y);
+	free(y);
+	fv_config_free(cfg);
+	cr_assert_null(fv_node_to_yaml(NULL));
+	cr_assert(strstr(fv_errmsg(), "fv_node_to_yaml: no node (NULL)") != NULL, "%s", fv_errmsg());
+}
+
 Test(config, to_yaml_after_overrides_and_resolution)
 {
 	fv_config *cfg = load_file(DATA("interp.yaml"));

@@ -1158,6 +1158,24 @@ static double *read_h5_doubles(const char *file, const char *name, int64_t *nume
 	return v;
 }
 
+/* Open `dir` with these test names and {clip_length, num_val_clips,
+** train_chunk_size, batch_size}, the rest openretina's defaults. */
+static fv_data *open_dir(const char *dir, const char **names, size_t n_names, const int64_t *cut)
+{
+	fv_data_options o;
+	fv_data_options_default(&o);
+	o.data_dir = dir;
+	o.test_names = names;
+	o.n_test_names = n_names;
+	o.clip_length = cut[0];
+	o.num_val_clips = cut[1];
+	o.train_chunk_size = cut[2];
+	o.batch_size = cut[3];
+	fv_data *d;
+	cr_assert_eq(fv_data_open(&o, &d), FV_OK, "%s", fv_errmsg());
+	return d;
+}
+
 Test(data, synthetic_reads_back)
 {
 	const char *dir = path_in("synth");
@@ -1180,17 +1198,7 @@ Test(data, synthetic_reads_back)
 	cr_assert_eq(fv_synthetic_write(dir, &so), FV_OK, "%s", fv_errmsg());
 
 	static const char *names[] = {"test"};
-	fv_data_options o;
-	fv_data_options_default(&o);
-	o.data_dir = dir;
-	o.test_names = names;
-	o.n_test_names = 1;
-	o.clip_length = 50;
-	o.num_val_clips = 2;
-	o.train_chunk_size = 25;
-	o.batch_size = 4;
-	fv_data *d;
-	cr_assert_eq(fv_data_open(&o, &d), FV_OK, "%s", fv_errmsg());
+	fv_data *d = open_dir(dir, names, 1, (const int64_t[]){50, 2, 25, 4});
 	cr_assert_eq(fv_data_n_sessions(d), 2);
 	const fv_data_info *info = fv_data_get_info(d);
 	cr_assert_eq(info->n_neurons[0], 4);
@@ -1309,4 +1317,228 @@ Test(data, synthetic_errors)
 	fclose(f);
 	cr_assert_eq(fv_synthetic_write(path_in("file"), &so), FV_ERR_IO);
 	cr_assert(strstr(fv_errmsg(), "file exists and is not a directory"), "%s", fv_errmsg());
+}
+
+/* ---- openretina's own `openretina create-data` layout ---------------------------------------- */
+
+/* The names a directory holds, sorted, joined by spaces. */
+static void list_dir(const char *dir, char *out, size_t size)
+{
+	char cmd[700];
+	snprintf(cmd, sizeof cmd, "ls '%s' | tr '\\n' ' '", dir);
+	FILE *p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	size_t n = fread(out, 1, size - 1, p);
+	out[n] = '\0';
+	pclose(p);
+}
+
+/* Dataset `name`: its file type is `type`, it has no attributes, and its
+** shape is returned. */
+static int h5_dataset_shape(hid_t f, const char *name, hid_t type, hsize_t *dims)
+{
+	hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+	cr_assert_geq(ds, 0, "no dataset %s", name);
+	hid_t t = H5Dget_type(ds);
+	cr_assert_gt(H5Tequal(t, type), 0, "%s has another dtype", name);
+	H5Tclose(t);
+	H5O_info_t info;
+#if H5_VERSION_GE(1, 12, 0)
+	H5Oget_info3(ds, &info, H5O_INFO_NUM_ATTRS);
+#else
+	H5Oget_info(ds, &info);
+#endif
+	cr_assert_eq(info.num_attrs, 0, "%s has attributes", name);
+	hid_t space = H5Dget_space(ds);
+	int nd = H5Sget_simple_extent_dims(space, dims, NULL);
+	H5Sclose(space);
+	H5Dclose(ds);
+	return nd;
+}
+
+/* How well openretina's response model with one choice of window fits
+** response `r`: the least-squares line through (box-smoothed window sum,
+** r); returns the residual RMS and the fitted scale and bias. */
+static double fit_window(const double *stim, int64_t frames, int64_t color, int64_t row,
+                         int64_t col, int64_t side, int64_t m, const double *r, double *scale,
+                         double *bias)
+{
+	double *sum = calloc((size_t)frames, sizeof *sum), *x = calloc((size_t)frames, sizeof *x);
+	for (int64_t t = 0; t < frames; t++)
+		for (int64_t y = row; y < row + side && y < 16; y++)
+			for (int64_t c = col; c < col + side && c < 8; c++)
+				sum[t] += stim[((color * frames + t) * 16 + y) * 8 + c];
+	/* numpy.convolve(sum, ones(m) / m, "same"), written out: for full =
+	** sum * box (length frames + m - 1), "same" keeps full[(m - 1) / 2 ...] */
+	for (int64_t t = 0; t < frames; t++) {
+		int64_t k_full = t + (m - 1) / 2;
+		for (int64_t j = k_full - (m - 1); j <= k_full; j++)
+			if (j >= 0 && j < frames)
+				x[t] += sum[j] / (double)m;
+	}
+	double mx = 0, my = 0, sxx = 0, sxy = 0;
+	for (int64_t t = 0; t < frames; t++) {
+		mx += x[t] / (double)frames;
+		my += r[t] / (double)frames;
+	}
+	for (int64_t t = 0; t < frames; t++) {
+		sxx += (x[t] - mx) * (x[t] - mx);
+		sxy += (x[t] - mx) * (r[t] - my);
+	}
+	*scale = sxx > 0 ? sxy / sxx : 0;
+	*bias = my - *scale * mx;
+	double ss = 0;
+	for (int64_t t = 0; t < frames; t++) {
+		double e = r[t] - (*scale * x[t] + *bias);
+		ss += e * e;
+	}
+	free(sum);
+	free(x);
+	return sqrt(ss / (double)frames);
+}
+
+Test(data, openretina_create_data_layout)
+{
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s", path_in("or"));
+	fv_openretina_data_options o;
+	fv_openretina_data_options_default(&o);
+	/* openretina's command-line defaults */
+	cr_assert_eq(o.num_colors, 3);
+	cr_assert_eq(o.num_stimuli, 4);
+	cr_assert_eq(o.num_sessions, 2);
+	cr_assert_eq(o.clip_length, 75);
+	o.num_colors = 2;
+	o.num_sessions = 3;
+	o.clip_length = 5;
+	o.seed = 7;
+	int64_t n_neurons[3];
+	cr_assert_eq(fv_openretina_data_write(dir, &o, n_neurons), FV_OK, "%s", fv_errmsg());
+
+	/* exactly openretina's files, nothing else */
+	char names[1024];
+	list_dir(dir, names, sizeof names);
+	cr_assert_str_eq(names, "session_0.hdf5 session_1.hdf5 session_2.hdf5 stimuli ");
+	list_dir(path_in("or/stimuli"), names, sizeof names);
+	cr_assert_str_eq(names, "random_noise_0.npy random_noise_1.npy random_noise_2.npy "
+	                        "random_noise_3.npy ");
+	double *stim[4];
+	for (int i = 0; i < 4; i++) {
+		char p[64], want[128];
+		snprintf(p, sizeof p, "or/stimuli/random_noise_%d.npy", i);
+		FILE *f = fopen(path_in(p), "rb");
+		char head[129] = {0};
+		cr_assert_eq(fread(head, 1, 128, f), 128);
+		/* float64, (colors, (70 + i) * clip_length, 16, 8), as np.save writes it:
+		** a 128-byte header, then the doubles */
+		snprintf(want, sizeof want,
+		         "{'descr': '<f8', 'fortran_order': False, 'shape': (2, %d, 16, 8), }",
+		         (70 + i) * 5);
+		cr_assert(strstr(head + 10, want) == head + 10, "%s: %s", p, head + 10);
+		cr_assert_eq(head[8] + 256 * head[9], 118);
+		cr_assert_eq(head[127], '\n');
+		size_t numel = (size_t)(2 * (70 + i) * 5 * 128);
+		stim[i] = malloc(numel * sizeof(double) + 1);
+		cr_assert_eq(fread(stim[i], 1, numel * sizeof(double) + 1, f), numel * sizeof(double),
+		             "%s: the data is not (2, %d, 16, 8) float64", p, (70 + i) * 5);
+		fclose(f);
+	}
+	/* white noise: mean 0, variance 1 */
+	double s = 0, ss = 0;
+	for (int64_t k = 0; k < 2 * 350 * 128; k++) {
+		s += stim[0][k];
+		ss += stim[0][k] * stim[0][k];
+	}
+	cr_assert_float_eq(s / (2 * 350 * 128), 0.0, 0.02);
+	cr_assert_float_eq(ss / (2 * 350 * 128), 1.0, 0.03);
+
+	for (int k = 0; k < 3; k++) {
+		char p[64];
+		snprintf(p, sizeof p, "or/session_%d.hdf5", k);
+		hid_t f = H5Fopen(path_in(p), H5F_ACC_RDONLY, H5P_DEFAULT);
+		cr_assert_geq(f, 0);
+		H5G_info_t gi;
+		H5Gget_info(f, &gi);
+		cr_assert_eq(gi.nlinks, 5, "%s: 4 responses and session_info", p);
+		H5Gget_info_by_name(f, "session_info", &gi, H5P_DEFAULT);
+		cr_assert_eq(gi.nlinks, 1, "%s: session_info holds celltypes only", p);
+		hsize_t dims[4];
+		cr_assert_eq(h5_dataset_shape(f, "session_info/celltypes", H5T_STD_I64LE, dims), 1);
+		int64_t n = (int64_t)dims[0];
+		cr_assert_eq(n, n_neurons[k]);
+		cr_assert(n >= 10 && n <= 29, "%s: %lld neurons", p, (long long)n);
+		int64_t *types = malloc((size_t)n * sizeof *types);
+		H5Dread(H5Dopen2(f, "session_info/celltypes", H5P_DEFAULT), H5T_NATIVE_INT64, H5S_ALL,
+		        H5S_ALL, H5P_DEFAULT, types);
+		for (int64_t j = 0; j < n; j++)
+			cr_assert(types[j] >= 0 && types[j] < 40);
+		free(types);
+		for (int i = 0; i < 4; i++) {
+			char key[64];
+			snprintf(key, sizeof key, "responses_random_noise_%d", i);
+			cr_assert_eq(h5_dataset_shape(f, key, H5T_IEEE_F64LE, dims), 2);
+			cr_assert_eq(dims[0], (hsize_t)n);
+			cr_assert_eq(dims[1], (hsize_t)((70 + i) * 5));
+		}
+		H5Fclose(f);
+	}
+
+	/* openretina's response model: the first neurons of session 0 are a
+	** window sum on one colour, smoothed and scaled, to rounding error */
+	int64_t numel;
+	double *resp = read_h5_doubles(path_in("or/session_0.hdf5"), "responses_random_noise_0", &numel);
+	for (int j = 0; j < 3; j++) {
+		double best = INFINITY, scale = 0, bias = 0;
+		for (int64_t c = 0; c < 2; c++)
+			for (int64_t side = 2; side <= 5; side++)
+				for (int64_t row = 0; row < 15; row++)
+					for (int64_t col = 0; col < 7; col++)
+						for (int64_t m = 3; m <= 6; m++) {
+							double a, b;
+							double e = fit_window(stim[0], 350, c, row, col, side, m,
+							                      resp + j * 350, &a, &b);
+							if (e < best) {
+								best = e;
+								scale = a;
+								bias = b;
+							}
+						}
+		cr_assert_lt(best, 1e-9, "neuron %d: no window explains the response (rms %g)", j, best);
+		cr_assert(scale >= 0.5 && scale < 1.5, "neuron %d: scale %g", j, scale);
+		cr_assert(bias >= -1e-9 && bias < 1.0, "neuron %d: bias %g", j, bias);
+	}
+	free(resp);
+	for (int i = 0; i < 4; i++)
+		free(stim[i]);
+
+	/* read with openretina's hdf5_reader / hdf5_loader values */
+	static const char *test_names[] = {"random_noise_2", "random_noise_3"};
+	fv_data *d = open_dir(dir, test_names, 2, (const int64_t[]){5, 20, 5, 8});
+	cr_assert_eq(fv_data_n_sessions(d), 3);
+	const fv_data_info *info = fv_data_get_info(d);
+	cr_assert_arr_eq(info->input_shape, ((int64_t[]){2, 16, 8}), 3 * sizeof(int64_t));
+	for (size_t k = 0; k < 3; k++) {
+		cr_assert_eq(info->n_neurons[k], n_neurons[k]);
+		cr_assert_eq(fv_data_n_test(d, k), 2);
+		cr_assert_null(fv_data_test(d, k, 0)->responses_by_trial);
+		cr_assert_str_eq(info->session_info_names[k][0], "celltypes");
+		/* (350 + 355) / 5 = 141 clips, 20 for validation */
+		cr_assert_eq(fv_data_train(d, k)->movie->shape[1], 121 * 5);
+		cr_assert_eq(fv_data_validation(d, k)->movie->shape[1], 20 * 5);
+	}
+	fv_data_close(d);
+}
+
+Test(data, openretina_create_data_errors)
+{
+	fv_openretina_data_options o;
+	fv_openretina_data_options_default(&o);
+	o.num_stimuli = 0;
+	int64_t n[2];
+	cr_assert_eq(fv_openretina_data_write(path_in("x"), &o, n), FV_ERR_ARG);
+	cr_assert(strstr(fv_errmsg(), "must be at least 1, got 3, 0, 2, 75"), "%s", fv_errmsg());
+	fv_openretina_data_options_default(&o);
+	o.clip_length = 100000;
+	cr_assert_eq(fv_openretina_data_write(path_in("x"), &o, n), FV_ERR_ARG);
+	cr_assert(strstr(fv_errmsg(), "is too large"), "%s", fv_errmsg());
 }

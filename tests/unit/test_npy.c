@@ -100,6 +100,53 @@ Test(npy, round_trip)
 	fv_tensor_free(u);
 }
 
+static unsigned char *slurp(const char *path, long *len)
+{
+	FILE *f = fopen(path, "rb");
+	cr_assert_not_null(f);
+	fseek(f, 0, SEEK_END);
+	*len = ftell(f);
+	rewind(f);
+	unsigned char *buf = malloc((size_t)*len);
+	cr_assert_eq(fread(buf, 1, (size_t)*len, f), (size_t)*len);
+	fclose(f);
+	return buf;
+}
+
+/* np.save(path, np.arange(6.0).reshape(2, 3)) with numpy >= 1.24 writes
+** exactly these bytes: the header (with 20 spare spaces after the dict for
+** the growth axis, then 38 to reach 128 bytes) and the doubles. */
+Test(npy, float64_is_byte_identical_to_numpy)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/f8.npy", tmpdir);
+	const double v[6] = {0, 1, 2, 3, 4, 5};
+	cr_assert_eq(fv_npy_save_f64(path, 2, (const int64_t[]){2, 3}, v), FV_OK, "%s", fv_errmsg());
+	long len;
+	unsigned char *got = slurp(path, &len);
+	const char dict[] = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }";
+	unsigned char want[128 + sizeof v];
+	memcpy(want, "\x93NUMPY\x01\x00\x76\x00", 10);
+	memcpy(want + 10, dict, sizeof dict - 1);
+	memset(want + 10 + sizeof dict - 1, ' ', 20 + 38);
+	want[127] = '\n';
+	memcpy(want + 128, v, sizeof v);
+	cr_assert_eq(len, (long)sizeof want);
+	cr_assert(memcmp(got, want, sizeof want) == 0, "header: %.128s", (const char *)got);
+	free(got);
+	fv_tensor *t = fv_npy_load(path);
+	cr_assert_not_null(t, "%s", fv_errmsg());
+	cr_assert_eq(t->ndim, 2);
+	cr_assert_float_eq(t->data[5], 5.0, 0);
+	fv_tensor_free(t);
+	/* a 1-D shape is written as Python writes a 1-tuple */
+	cr_assert_eq(fv_npy_save_f64(path, 1, (const int64_t[]){6}, v), FV_OK);
+	got = slurp(path, &len);
+	cr_assert(strstr((const char *)got + 10, "'shape': (6,), }") != NULL, "%.64s", got + 10);
+	cr_assert_eq(len, 128 + (long)sizeof v);
+	free(got);
+}
+
 static void expect_error(const char *path, const char *fragment)
 {
 	fv_tensor *t = fv_npy_load(path);

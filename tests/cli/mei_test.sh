@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# mei_test.sh: `fovea mei`, `fovea mds` and `fovea figures` through the real
+# binary, one case per meson test:
+#
+#   mei_test.sh CASE FOVEA SOURCE_ROOT
+#
+#   outputs       on a tiny trained model: the files each command writes,
+#                 their formats, the batch form, seeds, progress lines, the
+#                 figures `fovea train` leaves in its run directory
+#   errors        exit codes and messages of bad command lines, unknown
+#                 sessions, neurons out of range, bad checkpoints and configs
+#   example_job   the acceptance test of issue 6: the README's main job
+#                 (create-data, train configs/example.yaml), then `fovea mei`
+#                 for every neuron of a session; each MEI must drive its
+#                 neuron to >= 3x the neuron's mean predicted response to the
+#                 test movie, and its peak must lie within 2 px of the
+#                 neuron's planted centre (ground_truth.json)
+set -u
+
+case_name=$1
+fovea=$2
+srcdir=$3
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+is_png() { [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "$1 is not a PNG"; }
+# jval FILE KEY: the value of a one-line member "KEY": VALUE, of fovea's JSON
+jval() { sed -n "s/^  \"$2\": \\(.*\\),\$/\\1/p" "$1"; }
+
+example=$srcdir/configs/example.yaml
+
+# A tiny trained model: 2 sessions (3 and 4 neurons), 1 x 6 x 5 pixels.
+tiny_model() {
+	"$fovea" create-data "$tmp/d" --seed 5 --neurons 3,4 --frames 240 --train-stimuli 1 \
+		--test-frames 60 --trials 3 --height 6 --width 5 --channels 1 --filter-length 4 \
+		>/dev/null || fail "create-data"
+	run 0 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/run" \
+		data_io.color_channels=1 data_io.video_height=6 data_io.video_width=5 \
+		dataloader.train_chunk_size=20 dataloader.clip_length=40 dataloader.num_val_clips=1 \
+		'model.core.temporal_kernel_sizes=[5]' trainer.max_epochs=2 --threads 1 --no-progress
+	ck=$tmp/run/best.safetensors
+}
+
+case "$case_name" in
+outputs)
+	tiny_model
+	expect out "figures: $tmp/run/{readout_positions,core_filters}.png"
+	is_png "$tmp/run/readout_positions.png"
+	is_png "$tmp/run/core_filters.png"
+
+	run 0 "$fovea" mei "$ck" --session session_1 --neuron 2 --out "$tmp/m" time_steps=30 \
+		--no-progress --reference "$tmp/d/stimuli/test.npy"
+	expect out "mei_session_1_2: 10 iterations, objective"
+	expect out "wrote $tmp/m/mei_session_1_2.{npy,png,json}"
+	is_png "$tmp/m/mei_session_1_2.png"
+	head -c 128 "$tmp/m/mei_session_1_2.npy" | grep -aq "'shape': (1, 30, 6, 5)" ||
+		fail "mei npy shape is not (1, 30, 6, 5)"
+	j=$tmp/m/mei_session_1_2.json
+	[ "$(jval "$j" neuron)" = 2 ] || fail "json neuron: $(jval "$j" neuron)"
+	[ "$(jval "$j" iterations)" = 10 ] || fail "json iterations: $(jval "$j" iterations)"
+	[ "$(jval "$j" objective_trace | tr ',' '\n' | wc -l)" -eq 10 ] || fail "objective_trace length"
+	[ "$(jval "$j" response_trace | tr ',' '\n' | wc -l)" -eq 26 ] ||
+		fail "response_trace: 30 - 4 frames expected"
+	[ "$(jval "$j" reference_mean_response)" != null ] || fail "no reference mean response"
+	grep -q '"config": ".*_target_: torch.optim.SGD' "$j" || fail "json lacks the config used"
+	grep -q 'norm: 5.0' "$j" || fail "json config lacks the norm"
+
+	# the same seed gives the same stimulus, another seed another; a config file
+	run 0 "$fovea" mei "$ck" --session session_1 --neuron 2 --out "$tmp/m2" time_steps=30 --quiet
+	[ -z "$out" ] || fail "--quiet printed: $out"
+	cmp -s "$tmp/m/mei_session_1_2.npy" "$tmp/m2/mei_session_1_2.npy" || fail "same seed, other MEI"
+	printf 'optimizer: {_target_: torch.optim.Adam, lr: 0.05}\nstopper: {_target_: OptimizationStopper, max_iterations: 4}\n' >"$tmp/adam.yaml"
+	run 0 "$fovea" mei "$ck" "$tmp/adam.yaml" --session session_1 --neuron 2 --out "$tmp/m3" \
+		time_steps=30 --seed 3 --no-progress
+	expect out "4 iterations"
+	cmp -s "$tmp/m/mei_session_1_2.npy" "$tmp/m3/mei_session_1_2.npy" && fail "seed 3 gave seed 0's MEI"
+	grep -q 'torch.optim.Adam' "$tmp/m3/mei_session_1_2.json" || fail "the config file was not used"
+
+	# the batch form, and the live progress line
+	run 0 "$fovea" mei "$ck" --session session_1 --neurons all --out "$tmp/all" time_steps=30 --progress
+	for n in 0 1 2 3; do exists "$tmp/all/mei_session_1_$n.json"; done
+	expect out $'\r'"mei_session_1_3: iteration 10/10"
+
+	run 0 "$fovea" mds "$ck" --session session_1 --on 0,1 --off 2 --off 3 --temperature 2 \
+		--out "$tmp/m" time_steps=30 --no-progress
+	expect out "mds_session_1_0-1: 10 iterations"
+	is_png "$tmp/m/mds_session_1_0-1.png"
+	grep -q '"off_clusters": \[\[2\], \[3\]\]' "$tmp/m/mds_session_1_0-1.json" || fail "mds clusters"
+	grep -q 'temperature: 2' "$tmp/m/mds_session_1_0-1.json" || fail "mds temperature"
+
+	run 0 "$fovea" figures "$ck" --out "$tmp/f"
+	expect out "wrote 2 figures to $tmp/f"
+	is_png "$tmp/f/core_filters.png"
+
+	for c in mei mds figures; do
+		run 0 "$fovea" $c --help
+		expect out "usage: fovea $c CHECKPOINT"
+	done
+	;;
+
+errors)
+	tiny_model
+	run 2 "$fovea" mei
+	expect err "fovea mei: expected a checkpoint"
+	run 2 "$fovea" mei "$ck" --neuron 1
+	expect err "--session is required"
+	run 2 "$fovea" mei "$ck" --session session_1
+	expect err "--neuron is required"
+	run 2 "$fovea" mei "$ck" --session session_1 --neuron 1,x
+	expect err "--neuron: expected comma-separated neuron indices (0 or more), got '1,x'"
+	run 2 "$fovea" mei "$ck" --session session_1 --neuron 1 --seed -3
+	expect err "--seed needs an integer"
+	run 2 "$fovea" mei "$ck" --session session_1 --neuron 1 --frobnicate
+	expect err "unknown option '--frobnicate'"
+	run 1 "$fovea" mei "$ck" --session sesion_1 --neuron 1
+	expect err "no session 'sesion_1'; did you mean 'session_1'?"
+	run 1 "$fovea" mei "$ck" --session session_1 --neuron 4
+	expect err "neuron 4 is out of range: session 'session_1' has 4 neurons (0..3)"
+	size=$(stat -c %s "$ck")
+	head -c $((size / 2)) "$ck" >"$tmp/cut.safetensors"
+	run 1 "$fovea" mei "$tmp/cut.safetensors" --session session_1 --neuron 1
+	expect err "cut.safetensors"
+	cp "$tmp/d/stimuli/test.npy" "$tmp/not.safetensors"
+	run 1 "$fovea" mei "$tmp/not.safetensors" --session session_1 --neuron 1
+	expect err "not.safetensors"
+	run 1 "$fovea" mei "$tmp/none.safetensors" --session session_1 --neuron 1
+	expect err "none.safetensors"
+	run 1 "$fovea" mei "$ck" --session session_1 --neuron 1 optimizer._target_=torch.optim.Foo
+	expect err "optimizer"
+	expect err "torch.optim.Foo"
+	run 1 "$fovea" mei "$ck" --session session_1 --neuron 1 stopper.max_iteration=3
+	expect err "max_iterations"
+	run 1 "$fovea" mei "$ck" --session session_1 --neuron 1 time_steps=0
+	expect err "time_steps: expected an integer >= 1, got '0'"
+	run 1 "$fovea" mei "$ck" --session session_1 --neuron 1 --reference "$tmp/d/session_0.hdf5"
+	expect err "session_0.hdf5"
+	run 1 "$fovea" mei "$ck" "$tmp/none.yaml" --session session_1 --neuron 1
+	expect err "none.yaml"
+
+	run 2 "$fovea" mds "$ck" --session session_1 --on 0,1
+	expect err "--on and at least one --off cluster are required"
+	run 1 "$fovea" mds "$ck" --session session_1 --on 0,1 --off 7
+	expect err "cluster neuron 7 is out of range"
+
+	run 2 "$fovea" figures
+	expect err "fovea figures: expected a checkpoint"
+	run 1 "$fovea" figures "$tmp/cut.safetensors" --out "$tmp/f"
+	expect err "cut.safetensors"
+	;;
+
+example_job)
+	# the README's main job: default data, configs/example.yaml
+	"$fovea" create-data "$tmp/data" >/dev/null || fail "create-data"
+	run 0 "$fovea" train "$example" paths.data_dir="$tmp/data" paths.output_dir="$tmp/run" \
+		--threads 1 --no-progress
+	truth=$tmp/data/ground_truth.json
+	session=session_0
+	run 0 "$fovea" mei "$tmp/run/best.safetensors" --session $session --neurons all \
+		--out "$tmp/mei" --reference "$tmp/data/stimuli/test.npy" --no-progress --threads 1
+	echo "$out"
+	n=$(sed -n "/\"$session\": {/,/\"n_neurons\"/s/.*\"n_neurons\": \([0-9]*\).*/\1/p" "$truth")
+	[ "${n:-0}" -gt 0 ] || fail "ground_truth.json: no neurons for $session"
+	for ((k = 0; k < ${n:-0}; k++)); do
+		j=$tmp/mei/mei_${session}_$k.json
+		exists "$j"
+		# the planted centre of neuron k: its line in the session's list
+		read -r cx cy < <(awk -v s="\"$session\": {" -v k="$k" '
+			index($0, s) { on = 1; i = 0; next }
+			on && /"centre_x"/ {
+				if (i++ == k) {
+					sub(/.*"centre_x": /, ""); x = $0 + 0
+					sub(/.*"centre_y": /, ""); y = $0 + 0
+					print x, y; exit
+				}
+			}' "$truth")
+		r=$(jval "$j" response); m=$(jval "$j" reference_mean_response)
+		row=$(jval "$j" peak_row); col=$(jval "$j" peak_col)
+		echo "neuron $k: response $r, mean response to the test movie $m; peak (row $row," \
+			"col $col), planted (row $cy, col $cx)"
+		awk -v r="$r" -v m="$m" 'BEGIN { exit !(r >= 3 * m) }' ||
+			fail "neuron $k: response $r < 3 x mean response $m"
+		awk -v a="$row" -v b="$col" -v y="$cy" -v x="$cx" \
+			'BEGIN { exit !(sqrt((a - y) ^ 2 + (b - x) ^ 2) <= 2) }' ||
+			fail "neuron $k: peak (row $row, col $col) is over 2 px from (row $cy, col $cx)"
+	done
+	;;
+
+*)
+	echo "unknown case $case_name" >&2
+	exit 2
+	;;
+esac
+
+finish
