@@ -396,6 +396,13 @@ static void print_epoch(const fv__trainer *t, double lr, bool best)
 	fflush(t->out);
 }
 
+static void announce_best(fv__trainer *t)
+{
+	char path[sizeof t->dir + 32];
+	if (fv__out_path(t, "best.safetensors", path, sizeof path) == FV_OK)
+		t->on_best(t->on_best_ud, path, t->best_epoch);
+}
+
 static fv_status end_of_epoch(fv__trainer *t)
 {
 	double lr = fv_optimizer_lr(t->opt); /* the rate this epoch ran with */
@@ -416,6 +423,8 @@ static fv_status end_of_epoch(fv__trainer *t)
 	t->epochs_done++;
 	if (rc == FV_OK && best)
 		rc = fv__save_checkpoint(t, "best.safetensors");
+	if (rc == FV_OK && best && t->on_best != NULL)
+		announce_best(t);
 	if (rc == FV_OK)
 		rc = fv__save_checkpoint(t, "last.safetensors");
 	return rc;
@@ -485,6 +494,8 @@ static fv_status setup(fv__trainer *t, const fv_train_options *o)
 	const char *dir = NULL;
 	t->out = o != NULL && o->out != NULL ? o->out : stdout;
 	t->quiet = o != NULL && o->quiet;
+	t->on_best = o != NULL ? o->on_best : NULL;
+	t->on_best_ud = o != NULL ? o->ud : NULL;
 	int progress = o != NULL ? o->progress : -1;
 	t->bar = !t->quiet && (progress == 1 || (progress < 0 && isatty(fileno(t->out))));
 	fv_status rc = read_settings(t, &dir);

@@ -73,6 +73,8 @@ typedef struct fv__trainer {
 	char dir[4096];
 	FILE *out;
 	bool bar, quiet;
+	fv_best_checkpoint_fn on_best;
+	void *on_best_ud;
 } fv__trainer;
 
 /* trainer_epoch.c: one training pass and one validation pass, filling

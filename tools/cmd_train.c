@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cmd.h"
 #include "fovea/trainer.h"
@@ -67,6 +68,43 @@ static void write_figures(fv_registry *reg, const fv_train_result *res, bool qui
 		printf("figures: %s/{readout_positions,core_filters}.png\n", res->output_dir);
 }
 
+/* While a run goes on, the figures follow the best checkpoint, redrawn at
+** most every FIGURE_INTERVAL seconds: drawing rebuilds the model from the
+** checkpoint, which short epochs would feel. */
+#define FIGURE_INTERVAL 30.0
+
+typedef struct figure_hook {
+	fv_registry *reg;
+	double last; /* monotonic seconds of the last drawing; < 0: never */
+} figure_hook;
+
+static double monotonic_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void redraw_figures(void *ud, const char *path, int64_t epoch)
+{
+	(void)epoch;
+	figure_hook *h = ud;
+	double now = monotonic_seconds();
+	if (h->last >= 0 && now - h->last < FIGURE_INTERVAL)
+		return;
+	h->last = now;
+	char dir[4200];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	else
+		snprintf(dir, sizeof dir, ".");
+	int n = 0;
+	if (cli_write_model_figures(h->reg, path, dir, &n) != CLI_OK)
+		fputs("fovea: warning: the model figures were not redrawn\n", stderr);
+}
+
 static int run_train(int argc, char **argv)
 {
 	train_args a = {.progress = -1};
@@ -89,7 +127,9 @@ static int run_train(int argc, char **argv)
 		fv_config_free(cfg);
 		return CLI_FAILED;
 	}
-	fv_train_options o = {.progress = a.progress, .quiet = a.quiet};
+	figure_hook hook = {reg, -1};
+	fv_train_options o = {.progress = a.progress, .quiet = a.quiet, .on_best = redraw_figures,
+	                      .ud = &hook};
 	fv_train_result res;
 	rc = CLI_OK;
 	if (fv_train(reg, cfg, &o, &res) != FV_OK)

@@ -144,10 +144,16 @@ FV_API fv_module *fv_model_load(fv_registry *reg, const fv_checkpoint *c, fv_con
 
 /* ---- the training run ---------------------------------------------------------------- */
 
+/* Called after each new best checkpoint is written (path: its file,
+** epoch: 0-based), e.g. to redraw figures while a long run goes on. */
+typedef void (*fv_best_checkpoint_fn)(void *ud, const char *path, int64_t epoch);
+
 typedef struct fv_train_options {
 	int progress;       /* -1: a bar when `out` is a terminal; 0: plain lines; 1: bar */
 	FILE *out;          /* progress and summary lines; NULL: stdout */
 	bool quiet;         /* nothing on `out` */
+	fv_best_checkpoint_fn on_best; /* may be NULL */
+	void *ud;           /* for on_best */
 } fv_train_options;
 
 typedef struct fv_train_result {

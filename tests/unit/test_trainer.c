@@ -459,6 +459,41 @@ RUN_TEST(writes_the_output_directory)
 	fv_checkpoint_close(ck);
 }
 
+/* on_best sees each new best checkpoint once it is on disk. */
+typedef struct best_calls {
+	int n;
+	int64_t last_epoch;
+	char path[600];
+	bool file_was_there;
+} best_calls;
+
+static void record_best(void *ud, const char *path, int64_t epoch)
+{
+	best_calls *b = ud;
+	b->n++;
+	b->last_epoch = epoch;
+	snprintf(b->path, sizeof b->path, "%s", path);
+	b->file_was_there = access(path, R_OK) == 0;
+}
+
+RUN_TEST(on_best_follows_the_best_checkpoint)
+{
+	write_data("d", 2);
+	fv_config *cfg = config("d", "run", 0, NULL);
+	best_calls calls = {0, -1, "", false};
+	fv_train_options o = {.quiet = true, .on_best = record_best, .ud = &calls};
+	fv_train_result res;
+	cr_assert_eq(fv_train(reg, cfg, &o, &res), FV_OK, "%s", fv_errmsg());
+	fv_config_free(cfg);
+	cr_assert_geq(calls.n, 1, "no best checkpoint announced");
+	cr_expect_leq(calls.n, res.epochs);
+	cr_expect_eq(calls.last_epoch, res.best_epoch);
+	char want[600];
+	snprintf(want, sizeof want, "%s/best.safetensors", in_tmp("run"));
+	cr_expect_str_eq(calls.path, want);
+	cr_expect(calls.file_was_there, "on_best ran before %s was written", want);
+}
+
 RUN_TEST(same_seed_same_run)
 {
 	write_data("d", 2);
