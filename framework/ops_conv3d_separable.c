@@ -86,6 +86,7 @@ typedef struct sep_geom {
 	int64_t *map_bwd;         /* t x kt: the output frame that reads t with tap tau, or -1 */
 	fv_real *ws_p;            /* (C, taps, op): w_space, channels innermost */
 	fv_real *wt_p;            /* (C, kt, op): w_time, channels innermost */
+	int64_t gpad, gcol;       /* dOut's columns: gpad zero frames either side, gcol in all */
 	int64_t hq, wq;           /* the frame dS is spread into for dx (see input_grad) */
 	int64_t *back_off;        /* taps: where tap k reads in it, from an input pixel's origin */
 	int64_t *back_base;       /* h*w: where input pixel q's origin is in it */
@@ -142,6 +143,10 @@ static void geom_shape(sep_geom *g, const fv__conv_shape *s)
 	g->wp = read_extent(w->wo, w->sw, w->kw, w->dw);
 	g->npix = w->t * g->plane;
 	g->slide = w->st == 1 && w->dt == 1;
+	/* the transposed temporal pass reads up to kt-1 frames before and after
+	** dOut's: zeros there let every row block read straight from memory */
+	g->gpad = w->kt - 1;
+	g->gcol = w->to + 2 * g->gpad;
 #ifdef SEP_AVX2
 	g->avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
@@ -295,22 +300,27 @@ static void spatial_block_8(const float *const *p, const int64_t *off, int64_t t
 	FOR8(STORE_8)
 }
 
-/* d[j] += sum_{t < n} P[base[t] + o[j]] * dS[t]: the spatial weight gradient
-** of a block of taps (o[j]: tap j's offset in the window) over one pixel's
-** column of dS (the second 8 channels `half` elements on). */
+/* d[j] += sum_{p < pixels, t < n} P[base[p * n + t] + o[j]] * dS[p * stride + 8 * t]:
+** the spatial weight gradient of a block of taps (o[j]: tap j's offset in
+** the window) over the columns of dS of a frame's pixels, `stride` apart
+** (the second 8 channels `half` elements on).  The sums stay in registers
+** from the first pixel to the last. */
 #define TAP_GRAD_16(name, FOR_N)                                                         \
 	AVX2_FN                                                                              \
 	static void name(const int64_t *o, const float *P, const int64_t *base,              \
-	                 const float *dS, int64_t half, int64_t n, float *const *d)          \
+	                 const float *dS, int64_t half, int64_t n, int64_t pixels,           \
+	                 int64_t stride, float *const *d)                                    \
 	{                                                                                    \
 		FOR_N(OFF)                                                                   \
 		FOR_N(ZERO_16)                                                               \
-		for (int64_t t = 0; t < n; t++, dS += 8) {                                   \
-			__m256 d0 = _mm256_loadu_ps(dS), d1 = _mm256_loadu_ps(dS + half);    \
-			IN_REGISTERS(d0, d1);                                                \
-			const float *pq = P + base[t];                                       \
-			FOR_N(TAP_GRAD_TAP)                                                  \
-		}                                                                            \
+		for (int64_t p = 0; p < pixels; p++, dS += stride - 8 * n)                   \
+			for (int64_t t = 0; t < n; t++, dS += 8) {                           \
+				__m256 d0 = _mm256_loadu_ps(dS);                             \
+				__m256 d1 = _mm256_loadu_ps(dS + half);                      \
+				IN_REGISTERS(d0, d1);                                        \
+				const float *pq = P + *base++;                               \
+				FOR_N(TAP_GRAD_TAP)                                          \
+			}                                                                    \
 		FOR_N(ADD_16)                                                                \
 	}
 #define OFF(j) const int64_t o##j = o[j];
@@ -329,18 +339,20 @@ TAP_GRAD_16(tap_grad_block_16_5, FOR5)
 
 AVX2_FN
 static void tap_grad_block_8(const int64_t *o, const float *P, const int64_t *base,
-                             const float *dS, int64_t n, float *const *d)
+                             const float *dS, int64_t n, int64_t pixels, int64_t stride,
+                             float *const *d)
 {
 	FOR8(OFF)
 #undef OFF
 	FOR8(ZERO_8)
-	for (int64_t t = 0; t < n; t++, dS += 8) {
-		__m256 d0 = _mm256_loadu_ps(dS);
-		const float *pq = P + base[t];
+	for (int64_t p = 0; p < pixels; p++, dS += stride - 8 * n)
+		for (int64_t t = 0; t < n; t++, dS += 8) {
+			__m256 d0 = _mm256_loadu_ps(dS);
+			const float *pq = P + *base++;
 #define TAP(j) a##j = _mm256_fmadd_ps(_mm256_broadcast_ss(pq + o##j), d0, a##j);
-		FOR8(TAP)
+			FOR8(TAP)
 #undef TAP
-	}
+		}
 	FOR8(ADD_8)
 }
 
@@ -490,6 +502,50 @@ static void slide_correlate(const float *col, int64_t nsrc, int64_t base, const 
 #undef SLIDE_SRC
 #undef SLIDE_FRAME
 
+/* d[j * ld] (= when `fresh`, += otherwise) sum_{i < k} w[i * ldw] *
+** src[8 * (j + step * i)] for N items j: rows of a temporal pass (step
+** +-1) or taps of the temporal weight gradient (step 1, w = dOut's column),
+** whose reads the caller keeps inside the source column.  Every source
+** vector is loaded (no sliding): with 8 or 12 accumulators the FMAs are
+** not waiting on each other, as they are in the 6-item sliding blocks. */
+#define ROW_BLOCK(name, FOR_N)                                                                \
+	AVX2_FN                                                                               \
+	static void name(const float *src, int64_t step, const float *w, int64_t ldw, int64_t k, \
+	                 bool fresh, float *d, int64_t ld)                                   \
+	{                                                                                     \
+		FOR_N(RB_ACC)                                                                 \
+		for (int64_t i = 0; i < k; i++, w += ldw, src += 8 * step) {                  \
+			__m256 wv = _mm256_loadu_ps(w);                                       \
+			FOR_N(RB_FMA)                                                         \
+		}                                                                             \
+		FOR_N(RB_STORE)                                                               \
+	}
+#define RB_ACC(j) __m256 a##j = fresh ? _mm256_setzero_ps() : _mm256_loadu_ps(d + (j) * ld);
+#define RB_FMA(j) a##j = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src + 8 * (j)), a##j);
+#define RB_STORE(j) _mm256_storeu_ps(d + (j) * ld, a##j);
+#define FOR12(M) FOR8(M) M(8) M(9) M(10) M(11)
+ROW_BLOCK(row_block_12, FOR12)
+ROW_BLOCK(row_block_8, FOR8)
+#undef RB_ACC
+#undef RB_FMA
+#undef RB_STORE
+
+/* The items of the next row block out of `left`: 12 or 8 for row_block,
+** else at most SLIDE_ITEMS for the sliding blocks. */
+static int row_block_items(int64_t left)
+{
+	return left >= 12 ? 12 : left >= 8 ? 8 : left < SLIDE_ITEMS ? (int)left : SLIDE_ITEMS;
+}
+
+static void row_block(int n, const float *src, int64_t step, const float *w, int64_t ldw,
+                      int64_t k, bool fresh, float *d, int64_t ld)
+{
+	if (n == 12)
+		row_block_12(src, step, w, ldw, k, fresh, d, ld);
+	else
+		row_block_8(src, step, w, ldw, k, fresh, d, ld);
+}
+
 /* dx[j] += sum over the window's rows a in [a0, a1), columns b in [b0, b1)
 ** and the channel vectors of w[a][b] * D[row_a][x0 + j - b]: the input
 ** gradient of 6 consecutive pixels of one input row, from the spread dS
@@ -583,20 +639,68 @@ static void spatial_pass(const sep_geom *g, const fv_real *P, const fv_real *w, 
 typedef struct temporal_dir {
 	int dir;
 	int64_t shift, nsrc, ndst;
+	int64_t stride, pad; /* a source column's frames; its zero frames either side */
 	const int64_t *map;
 } temporal_dir;
 
 static temporal_dir forward_dir(const sep_geom *g)
 {
 	const fv__conv_window *w = &g->s->win;
-	return (temporal_dir){1, -w->pt, w->t, w->to, g->map_fwd};
+	return (temporal_dir){1, -w->pt, w->t, w->to, w->t, 0, g->map_fwd};
 }
 
 static temporal_dir transpose_dir(const sep_geom *g)
 {
 	const fv__conv_window *w = &g->s->win;
-	return (temporal_dir){-1, w->pt, w->to, w->t, g->map_bwd};
+	return (temporal_dir){-1, w->pt, w->to, w->t, g->gcol, g->gpad, g->map_bwd};
 }
+
+#ifdef SEP_AVX2
+/* [k0, k1): the taps at which some of the n rows from `base` read a frame. */
+static void tap_range(const temporal_dir *td, int64_t kt, int64_t base, int64_t n, int64_t *k0,
+                      int64_t *k1)
+{
+	if (td->dir > 0) {
+		*k0 = -base - n + 1;
+		*k1 = td->nsrc - base;
+	} else {
+		*k0 = base - td->nsrc + 1;
+		*k1 = base + n;
+	}
+	*k0 = *k0 > 0 ? *k0 : 0;
+	*k1 = *k1 < kt ? *k1 : kt;
+}
+
+/* Whether those rows read only the column and its zero frames. */
+static bool rows_inside(const temporal_dir *td, int64_t base, int64_t n, int64_t k0, int64_t k1)
+{
+	int64_t lo = td->dir > 0 ? base + k0 : base - (k1 - 1);
+	int64_t hi = td->dir > 0 ? base + n - 1 + k1 - 1 : base + n - 1 - k0;
+	return lo >= -td->pad && hi < td->nsrc + td->pad;
+}
+
+/* Rows [r, r + n) of one column of a temporal pass; returns n, which it
+** lowers to SLIDE_ITEMS where a row block would read outside the column. */
+static int temporal_rows(const sep_geom *g, const temporal_dir *td, const float *col,
+                         const float *wv, int64_t r, int n, bool fresh, float *d)
+{
+	const int64_t kt = g->s->win.kt, base = r + td->shift;
+	int64_t k0, k1;
+	tap_range(td, kt, base, n, &k0, &k1);
+	if (n > SLIDE_ITEMS && rows_inside(td, base, n, k0, k1)) {
+		row_block(n, col + 8 * (base + td->dir * k0), td->dir, wv + k0 * g->op, g->op,
+		          k1 - k0, fresh, d, 8);
+		return n;
+	}
+	n = n < SLIDE_ITEMS ? n : SLIDE_ITEMS;
+	tap_range(td, kt, base, n, &k0, &k1);
+	if (td->dir > 0)
+		slide_pass_up(col, td->nsrc, base, k0, k1, wv, g->op, fresh, d, n);
+	else
+		slide_pass_down(col, td->nsrc, base, k0, k1, wv, g->op, fresh, d, n);
+	return n;
+}
+#endif
 
 /* dst columns [v0, v1) (= when `fresh`, += otherwise) the temporal pass of
 ** src with channel-wise weights w (kt, op); both in columns. */
@@ -607,33 +711,18 @@ static void temporal_pass(const sep_geom *g, const temporal_dir *td, int64_t v0,
 #ifdef SEP_AVX2
 	if (g->avx2 && g->slide) {
 		for (int64_t v = v0; v < v1; v++) {
-			const float *col = src + v * td->nsrc * 8;
+			const float *col = src + (v * td->stride + td->pad) * 8;
 			const float *wv = w + v % g->vecs * 8;
-			for (int64_t r = 0; r < rows; r += SLIDE_ITEMS) {
-				int n = rows - r < SLIDE_ITEMS ? (int)(rows - r) : SLIDE_ITEMS;
-				/* the taps at which some row of the block reads a frame */
-				int64_t base = r + td->shift, k0, k1;
-				if (td->dir > 0) {
-					k0 = -base - n + 1;
-					k1 = td->nsrc - base;
-				} else {
-					k0 = base - td->nsrc + 1;
-					k1 = base + n;
-				}
-				k0 = k0 > 0 ? k0 : 0;
-				k1 = k1 < kt ? k1 : kt;
-				float *d = dst + (v * rows + r) * 8;
-				if (td->dir > 0)
-					slide_pass_up(col, td->nsrc, base, k0, k1, wv, op, fresh, d, n);
-				else
-					slide_pass_down(col, td->nsrc, base, k0, k1, wv, op, fresh, d, n);
-			}
+			for (int64_t r = 0; r < rows;)
+				r += temporal_rows(g, td, col, wv, r, row_block_items(rows - r), fresh,
+				                   dst + (v * rows + r) * 8);
 		}
 		return;
 	}
 #endif
 	for (int64_t v = v0; v < v1; v++) {
-		const fv_real *s = src + v * td->nsrc * LANES, *wv = w + v % g->vecs * LANES;
+		const fv_real *s = src + (v * td->stride + td->pad) * LANES;
+		const fv_real *wv = w + v % g->vecs * LANES;
 		for (int64_t r = 0; r < rows; r++) {
 			fv_real *d = dst + (v * rows + r) * LANES;
 			for (int64_t l = 0; l < LANES; l++) {
@@ -660,18 +749,25 @@ static void temporal_weight_grad(const sep_geom *g, const fv_real *gout, const f
 #ifdef SEP_AVX2
 	if (g->avx2 && g->slide) {
 		for (int64_t v = 0; v < cols; v++) {
-			const float *col = S + v * w->t * 8, *gv = gout + v * w->to * 8;
-			for (int64_t tau0 = 0; tau0 < kt; tau0 += SLIDE_ITEMS) {
-				int n = kt - tau0 < SLIDE_ITEMS ? (int)(kt - tau0) : SLIDE_ITEMS;
-				slide_correlate(col, w->t, tau0 - w->pt, gv, w->to,
-				                dwt + tau0 * op + v % g->vecs * 8, op, n);
+			const float *col = S + v * w->t * 8, *gv = gout + (v * g->gcol + g->gpad) * 8;
+			for (int64_t tau0 = 0; tau0 < kt;) {
+				int n = row_block_items(kt - tau0);
+				int64_t base = tau0 - w->pt;
+				float *d = dwt + tau0 * op + v % g->vecs * 8;
+				if (n > SLIDE_ITEMS && base >= 0 && base + n - 1 + w->to - 1 < w->t) {
+					row_block(n, col + 8 * base, 1, gv, 8, w->to, false, d, op);
+				} else {
+					n = n < SLIDE_ITEMS ? n : SLIDE_ITEMS;
+					slide_correlate(col, w->t, base, gv, w->to, d, op, n);
+				}
+				tau0 += n;
 			}
 		}
 		return;
 	}
 #endif
 	for (int64_t v = 0; v < cols; v++) {
-		const fv_real *s = S + v * w->t * LANES, *gv = gout + v * w->to * LANES;
+		const fv_real *s = S + v * w->t * LANES, *gv = gout + (v * g->gcol + g->gpad) * LANES;
 		for (int64_t tau = 0; tau < kt; tau++)
 			for (int64_t l = 0; l < LANES; l++) {
 				double acc = 0;
@@ -686,6 +782,8 @@ static void temporal_weight_grad(const sep_geom *g, const fv_real *gout, const f
 }
 
 #ifdef SEP_AVX2
+#define TAP_GRAD_TERMS 256 /* at most, in a register sum of the spatial weight gradient */
+
 static void spatial_weight_grad_avx2(const sep_geom *g, const float *dS, const float *P,
                                      float *dws)
 {
@@ -699,19 +797,24 @@ static void spatial_weight_grad_avx2(const sep_geom *g, const float *dS, const f
 		for (int j = 0; j < items; j++)
 			o[j] = off[k0 + j < taps ? k0 + j : taps - 1];
 		for (int64_t ov = 0; ov < op; ov += lanes) {
-			/* each pixel's column sum goes to `part`, then `part` to dws */
+			/* the sums over the sample's pixels go to `part`, then to dws */
 			float part[8][16] = {{0}};
 			for (int j = 0; j < items; j++)
 				d[j] = part[j];
-			for (int64_t p = 0; p < g->plane; p++) {
+			/* a few pixels a call: float sums of a few hundred terms, as
+			** accurate as one pixel's, for less overhead */
+			int64_t group = nt < TAP_GRAD_TERMS ? TAP_GRAD_TERMS / nt : 1;
+			int64_t stride = g->vecs * nt * 8;
+			for (int64_t p = 0; p < g->plane; p += group) {
 				const float *col = dS + col_index(g, nt, 0, p, ov);
 				const int64_t *base = g->base_pt + p * nt;
+				int64_t px = g->plane - p < group ? g->plane - p : group;
 				if (items == 5)
-					tap_grad_block_16_5(o, P, base, col, 8 * nt, nt, d);
+					tap_grad_block_16_5(o, P, base, col, 8 * nt, nt, px, stride, d);
 				else if (lanes == 16)
-					tap_grad_block_16(o, P, base, col, 8 * nt, nt, d);
+					tap_grad_block_16(o, P, base, col, 8 * nt, nt, px, stride, d);
 				else
-					tap_grad_block_8(o, P, base, col, nt, d);
+					tap_grad_block_8(o, P, base, col, nt, px, stride, d);
 			}
 			for (int j = 0; j < items && k0 + j < taps; j++)
 				for (int l = 0; l < lanes; l++)
@@ -864,7 +967,7 @@ static int64_t slot_part_sizes(const sep_geom *g, int64_t sizes[SLOT_PARTS])
 	const fv__conv_window *w = &g->s->win;
 	sizes[0] = w->t * g->hp * g->wp + FV_CONV_SLACK;
 	sizes[1] = sizes[2] = g->npix * g->op;
-	sizes[3] = w->to * g->plane * g->op;
+	sizes[3] = g->gcol * g->plane * g->op; /* >= the output's columns */
 	sizes[4] = (g->hq * g->wq + SLIDE_ITEMS) * g->op; /* slide_gather reads past a row */
 	int64_t total = 0;
 	for (int i = 0; i < SLOT_PARTS; i++)
@@ -971,16 +1074,103 @@ static void temporal_of(const sep_job *j, int64_t i, const fv_real *S, fv_real *
 	temporal_pass(j->g, &td, v0, v1, j->g->wt_p + i * w->kt * j->g->op, S, i == 0, acc);
 }
 
+/* ---- between columns and (O, To, plane) --------------------------------------------
+** The output and dOut are (O, To, plane) per sample, the passes' buffers
+** columns of channel vectors: 8 pixels x 8 channels at a time go from one
+** to the other through a transpose in registers, the pixels left over one
+** by one.  (Only data moves: results are the same either way.) */
+
+/* Where element (o, r, p) is in the columns (nt frames, frame r at fr0 +
+** r) and in the planes (O, To, plane). */
+static int64_t at_col(const sep_geom *g, int64_t nt, int64_t fr0, int64_t o, int64_t r, int64_t p)
+{
+	return col_index(g, nt, fr0 + r, p, o);
+}
+
+static int64_t at_plane(const sep_geom *g, int64_t o, int64_t r, int64_t p)
+{
+	return (o * g->s->win.to + r) * g->plane + p;
+}
+
+#ifdef SEP_AVX2
+AVX2_FN
+static void transpose8(__m256 v[8])
+{
+	__m256 t[8], u[8];
+	for (int i = 0; i < 8; i += 2) {
+		t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+		t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+	}
+	for (int i = 0; i < 8; i += 4) {
+		u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+		u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+		u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+		u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+	}
+	for (int i = 0; i < 4; i++) {
+		v[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+		v[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+	}
+}
+
+/* Frame r of pixels [p0, p0 + 8) and channels [8v, 8v + 8) from src to
+** dst: columns to planes when `to_planes`, else planes to columns (the
+** absent channels 0). */
+AVX2_FN
+static void move_block(const sep_geom *g, int64_t nt, int64_t fr0, int64_t v, int64_t r,
+                       int64_t p0, const float *src, float *dst, bool to_planes)
+{
+	int64_t col[8], plane[8], live = g->s->o - v * 8;
+	__m256 x[8];
+	for (int k = 0; k < 8; k++) {
+		col[k] = at_col(g, nt, fr0, v * 8, r, p0 + k);
+		plane[k] = at_plane(g, v * 8 + k, r, p0);
+	}
+	for (int k = 0; k < 8; k++)
+		x[k] = to_planes ? _mm256_loadu_ps(src + col[k])
+		       : k < live ? _mm256_loadu_ps(src + plane[k])
+		                  : _mm256_setzero_ps();
+	transpose8(x);
+	for (int k = 0; k < 8; k++)
+		if (!to_planes)
+			_mm256_storeu_ps(dst + col[k], x[k]);
+		else if (k < live)
+			_mm256_storeu_ps(dst + plane[k], x[k]);
+}
+#endif
+
+/* Columns (nt frames, output frame r at frame fr0 + r) to planes (O, To,
+** plane) when `to_planes`, else back, the padding lanes 0. */
+static void move_frames(const sep_geom *g, int64_t nt, int64_t fr0, const fv_real *src,
+                        fv_real *dst, bool to_planes)
+{
+	int64_t to = g->s->win.to, o_n = g->s->o, p_vec = 0;
+#ifdef SEP_AVX2
+	if (g->avx2) {
+		p_vec = g->plane / 8 * 8;
+		for (int64_t v = 0; v < g->vecs; v++)
+			for (int64_t r = 0; r < to; r++)
+				for (int64_t p0 = 0; p0 < p_vec; p0 += 8)
+					move_block(g, nt, fr0, v, r, p0, src, dst, to_planes);
+	}
+#endif
+	for (int64_t o = 0; o < g->op; o++)
+		for (int64_t r = 0; r < to; r++)
+			for (int64_t p = p_vec; p < g->plane; p++) {
+				int64_t c = at_col(g, nt, fr0, o, r, p);
+				if (to_planes && o < o_n)
+					dst[at_plane(g, o, r, p)] = src[c];
+				else if (!to_planes)
+					dst[c] = o < o_n ? src[at_plane(g, o, r, p)] : 0;
+			}
+}
+
 /* out[n] (O, To, plane) = acc (columns of To frames) without the padding lanes. */
 static void store_output(const sep_job *j, int64_t n, const fv_real *acc)
 {
 	const sep_geom *g = j->g;
-	int64_t to = g->s->win.to, o_n = g->s->o;
-	fv_real *out = j->out + n * o_n * to * g->plane;
-	for (int64_t o = 0; o < o_n; o++)
-		for (int64_t r = 0; r < to; r++)
-			for (int64_t p = 0; p < g->plane; p++)
-				*out++ = acc[col_index(g, to, r, p, o)];
+	int64_t to = g->s->win.to;
+	move_frames(g, to, 0, acc, j->out + n * g->s->o * to * g->plane, true);
 }
 
 /* With one thread: channel by channel, so S_i stays in cache between the
@@ -1026,17 +1216,14 @@ static void forward_task(void *ud, int64_t n, int slot, int threads)
 
 /* ---- backward ------------------------------------------------------------------------ */
 
-/* gout_t (columns of To frames) = dOut[n], padding lanes 0. */
+/* gout_t (columns of gcol frames, dOut's To after gpad) = dOut[n], padding
+** frames and lanes 0. */
 static void load_gout(const sep_job *j, int64_t n, fv_real *gout_t)
 {
 	const sep_geom *g = j->g;
-	int64_t to = g->s->win.to, o_n = g->s->o;
-	const fv_real *gn = j->gout + n * o_n * to * g->plane;
-	memset(gout_t, 0, (size_t)(to * g->plane * g->op) * sizeof(fv_real));
-	for (int64_t o = 0; o < o_n; o++)
-		for (int64_t r = 0; r < to; r++)
-			for (int64_t p = 0; p < g->plane; p++)
-				gout_t[col_index(g, to, r, p, o)] = *gn++;
+	int64_t to = g->s->win.to;
+	memset(gout_t, 0, (size_t)(g->gcol * g->plane * g->op) * sizeof(fv_real));
+	move_frames(g, g->gcol, g->gpad, j->gout + n * g->s->o * to * g->plane, gout_t, false);
 }
 
 /* The saved S_i come from memory: while channel i is worked on, the next

@@ -3,6 +3,7 @@
 **
 **   fovea-bench [--workload hoefling,hdf5] [--task fwd,fwd_all,train,conv,readout]
 **               [--threads 1,2] [--reps R] [--json] [--config-dir DIR]
+**               (tasks: fwd, fwd_all, train, stim, conv, readout)
 **
 ** Model workloads (configs/bench/NAME.yaml, or a path to such a file): a
 ** UnifiedCoreReadout built from the file's `model` spec, run on a random
@@ -18,6 +19,11 @@
 **            dropped to none, context reset.  It also checks that memory is
 **            flat from the second step on: the step arena's malloc count
 **            and the resident set after step 2 and after the last step.
+**   stim     one in-silico iteration at batch 1 (fv_optimize_stimulus):
+**            eval forward of the session, IncreaseObjective (the mean
+**            response of its first neuron), gradient with respect to the
+**            stimulus only, Adam step on the stimulus; timed per iteration
+**            from the on_iteration callback.
 ** Op tasks (their shapes are the hoefling model's; no workload needed):
 **   conv     the two convolutions of the default core at batch 64,
 **            layer 0  x (64, 2, 50, 18, 16), 16 channels, kernel 21x11x11
@@ -32,8 +38,9 @@
 ** readout.  Lists are comma-separated; every combination is measured.
 **
 ** GFLOP/s counts 2 per multiply-add of what torch computes: dense
-** convolutions (the "useful" FLOPs), the readout, and 3x the forward for a
-** training step.  For the conv task "actual" divides the FLOPs this path
+** convolutions (the "useful" FLOPs), the readout, 3x the forward for a
+** training step and 2x a batch-1 forward for an in-silico iteration (its
+** backward needs the input gradient only).  For the conv task "actual" divides the FLOPs this path
 ** really performs.  Each measurement runs twice to warm up (the first run
 ** grows the step arena, the second touches the merged arena's pages), then
 ** R times; min/median/max are over the R runs, wall-clock, and cpu_min /
@@ -50,6 +57,7 @@
 #include <unistd.h>
 
 #include "fovea/config.h"
+#include "fovea/insilico.h"
 #include "fovea/optim.h"
 #include "fovea/plugin.h"
 #include "fovea/tensor.h"
@@ -65,7 +73,7 @@ typedef struct bench_opts {
 	int threads; /* of the current measurement */
 	int reps;
 	bool json;
-	bool conv, readout, fwd, fwd_all, train;
+	bool conv, readout, fwd, fwd_all, train, stim;
 	const char *workloads[MAX_LIST];
 	int n_workloads;
 	char workload_buf[512];
@@ -183,6 +191,7 @@ static fv_tensor *random_tensor(int ndim, const int64_t *shape, uint64_t seed, d
 typedef struct workload {
 	char name[64];
 	fv_config *cfg;
+	fv_registry *reg;
 	fv_module *model, *loss, *eval_loss;
 	fv_optimizer *opt;
 	fv_tensor **params;
@@ -366,6 +375,7 @@ static int workload_load(const bench_opts *o, fv_registry *reg, const char *name
 	char path[2048];
 	memset(w, 0, sizeof *w);
 	snprintf(w->name, sizeof w->name, "%s", name);
+	w->reg = reg;
 	if (workload_path(o, name, path, sizeof path))
 		return 1;
 	if ((w->cfg = fv_config_load_file(path)) == NULL)
@@ -490,6 +500,74 @@ static int bench_train(const bench_opts *o, workload *w, double *times)
 		       "%d; RSS %.1f / %.1f MiB: %s\n",
 		       arena, mallocs2, mallocs, o->reps + WARMUPS, rss2, rss, flat ? "flat" : "GROWING");
 	return flat ? 0 : fail(w->name, "memory grew after the second training step");
+}
+
+/* ---- in-silico iteration ------------------------------------------------------- */
+
+typedef struct stim_timer {
+	const bench_opts *o;
+	double *times;
+	clock_pair last; /* the end of the previous iteration (or the start) */
+} stim_timer;
+
+/* Iteration i took from the previous callback to this one; the first
+** WARMUPS are not recorded. */
+static fv_status stim_iteration(void *ud, const fv_iteration *it)
+{
+	stim_timer *t = ud;
+	clock_pair now = now_ms();
+	record(t->o, t->times, (int)it->index - WARMUPS, t->last, now);
+	t->last = now_ms();
+	return FV_OK;
+}
+
+/* IncreaseObjective on the first neuron of the session (mean over time) and
+** a stopper after the runs, built from the registry as a config would. */
+static int stim_modules(workload *w, int iterations, fv_module **objective, fv_module **stopper)
+{
+	char yaml[512];
+	fv_build_args args = {.struct_size = sizeof args, .registry = w->reg, .seed = 1};
+	snprintf(yaml, sizeof yaml,
+	         "neuron_indices: 0\ndata_key: '%s'\nresponse_reducer: {_target_: MeanReducer, "
+	         "axis: 0}\n",
+	         w->session);
+	*objective = fv_instantiate_named(w->reg, "IncreaseObjective", yaml, &args, "objective");
+	snprintf(yaml, sizeof yaml, "max_iterations: %d\n", iterations);
+	*stopper = fv_instantiate_named(w->reg, "OptimizationStopper", yaml, &args, "stopper");
+	return *objective && *stopper ? 0 : fail(w->name, fv_errmsg());
+}
+
+static int bench_stim(const bench_opts *o, workload *w, double *times)
+{
+	int64_t xs[5] = {1, w->x->shape[1], w->x->shape[2], w->x->shape[3], w->x->shape[4]};
+	fv_module *objective = NULL, *stopper = NULL;
+	fv_tensor *stimulus = random_tensor(5, xs, 13, 1.0);
+	fv_model *model = fv_model_new(w->model);
+	int rc = stimulus && model ? stim_modules(w, o->reps + WARMUPS, &objective, &stopper)
+	                           : fail(w->name, fv_errmsg());
+	int64_t done = 0;
+	if (rc == 0) {
+		fv_optim_config adam = fv_optim_defaults(FV_OPTIM_ADAM);
+		stim_timer timer = {o, times, now_ms()};
+		fv_optimize_args args = {.struct_size = sizeof args, .model = model,
+		                         .objective = objective, .stopper = stopper,
+		                         .optimizer = &adam, .on_iteration = stim_iteration,
+		                         .ud = &timer};
+		if (fv_optimize_stimulus(stimulus, &args, &done) != FV_OK)
+			rc = fail(w->name, fv_errmsg());
+		else if (done != o->reps + WARMUPS)
+			rc = fail(w->name, "the stopper ended the optimisation early");
+	}
+	if (rc == 0) {
+		double flops = 2 * (w->core_flops + w->readout_flops) / (double)w->batch;
+		measurement m = {w->name, "stim", 1, w->frames, flops, flops, 0, 0, 0, NULL};
+		report(o, &m, times);
+	}
+	fv_module_free(objective);
+	fv_module_free(stopper);
+	fv_model_free(model);
+	fv_tensor_free(stimulus);
+	return rc;
 }
 
 /* ---- convolutions ------------------------------------------------------------ */
@@ -651,29 +729,26 @@ done:
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: fovea-bench [--workload hoefling,hdf5|FILE.yaml] "
-	           "[--task fwd,fwd_all,train,conv,readout]\n"
+	           "[--task fwd,fwd_all,train,stim,conv,readout]\n"
 	           "                   [--threads N[,N...]] [--reps R] [--json] "
 	           "[--config-dir DIR]\n");
 }
 
 static int parse_tasks(bench_opts *o, const char *list)
 {
-	static const char *const known = "fwd, fwd_all, train, conv, readout";
+	static const char *const known = "fwd, fwd_all, train, stim, conv, readout";
 	char buf[256];
 	snprintf(buf, sizeof buf, "%s", list);
 	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		bool *flag = strcmp(t, "fwd") == 0       ? &o->fwd
 		             : strcmp(t, "fwd_all") == 0 ? &o->fwd_all
 		             : strcmp(t, "train") == 0   ? &o->train
+		             : strcmp(t, "stim") == 0    ? &o->stim
 		             : strcmp(t, "conv") == 0    ? &o->conv
 		             : strcmp(t, "readout") == 0 ? &o->readout
 		                                         : NULL;
 		if (flag != NULL) {
 			*flag = true;
-		} else if (strcmp(t, "stim") == 0) {
-			fprintf(stderr, "fovea-bench: --task stim: the in-silico iteration is not "
-			                "benchmarked yet\n");
-			return 1;
 		} else {
 			fprintf(stderr, "fovea-bench: --task: unknown task '%s' (known: %s)\n", t, known);
 			return 1;
@@ -736,7 +811,7 @@ static void default_tasks(bench_opts *o, bool tasks_given)
 		o->fwd = o->fwd_all = o->train = o->n_workloads > 0;
 		o->conv = o->readout = o->n_workloads == 0;
 	}
-	if ((o->fwd || o->fwd_all || o->train) && o->n_workloads == 0)
+	if ((o->fwd || o->fwd_all || o->train || o->stim) && o->n_workloads == 0)
 		o->workloads[o->n_workloads++] = "hoefling";
 }
 
@@ -785,6 +860,8 @@ static int run_models(const bench_opts *o, workload *ws, double *times)
 			rc |= bench_forward(o, &ws[i], true, times);
 		if (o->train)
 			rc |= bench_train(o, &ws[i], times);
+		if (o->stim)
+			rc |= bench_stim(o, &ws[i], times);
 	}
 	return rc;
 }

@@ -65,19 +65,7 @@ static const fv_option gm_options[] = {
 	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
 };
 
-typedef struct gm_readout {
-	int64_t c, w, h, n;
-	double mean_scale, var_scale;
-	bool positive;
-	ro_nonlin nonlin;
-	double mask_l1_reg, feature_l1_reg;
-	fv_tensor *mask_mean;    /* (n, 2) */
-	fv_tensor *mask_log_var; /* (n) */
-	fv_tensor *grid;         /* (n, w, h, 2) buffer */
-	fv_tensor *features;     /* (1, c, 1, n) */
-	fv_tensor *scale_param;  /* (n), parameter or buffer of ones */
-	fv_tensor *bias;         /* (n), parameter or buffer of zeros */
-} gm_readout;
+typedef ro_gaussian_mask gm_readout;
 
 /* torch.linspace in float: the first half counts up from start, the second
 ** half down from end, so the ends are exact and the grid is symmetric. */
@@ -164,59 +152,15 @@ static void gm_destroy(fv_module *m)
 	free(fv_module_priv(m));
 }
 
-/* The normalised Gaussian masks (n, w, h) as openretina's get_mask(). */
-static fv_tensor *gm_masks(fv_ctx *ctx, const gm_readout *r)
-{
-	int64_t var_shape[3] = {r->n, 1, 1}, mean_shape[4] = {r->n, 1, 1, 2};
-	int last = -1, wh[2] = {1, 2};
-	fv_tensor *scaled_log_var = fv_mul_scalar(ctx, r->mask_log_var, r->var_scale);
-	fv_tensor *var = fv_exp(ctx, fv_clamp(ctx, scaled_log_var, -20, 20));
-	var = fv_reshape(ctx, var, 3, var_shape);
-	fv_tensor *mu = fv_mul_scalar(ctx, r->mask_mean, r->mean_scale);
-	fv_tensor *d = fv_sub(ctx, r->grid, fv_reshape(ctx, mu, 4, mean_shape));
-	fv_tensor *d2 = fv_sum(ctx, fv_square(ctx, d), 1, &last, false);
-	fv_tensor *pdf = fv_div(ctx, d2, fv_add_scalar(ctx, var, 1e-8));
-	pdf = fv_exp(ctx, fv_mul_scalar(ctx, fv_clamp(ctx, pdf, -INFINITY, 20), -0.5));
-	/* The clamp keeps every pdf value >= exp(-10), so the normaliser is
-	** positive and openretina's nan_to_num never has a NaN to replace. */
-	return fv_div(ctx, pdf, fv_sum(ctx, pdf, 2, wh, true));
-}
-
-static void clamp_nonnegative(fv_tensor *t)
-{
-	for (int64_t i = 0; i < t->numel; i++)
-		if (t->data[i] < 0)
-			t->data[i] = 0;
-}
-
 static fv_tensor *gm_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_forward_args *fa)
 {
 	(void)fa;
 	gm_readout *r = fv_module_priv(m);
-	if (x == NULL)
+	if (x == NULL || !ro_gm_input_ok(WHO, r, x))
 		return NULL;
-	if (x->ndim != 5 || x->shape[1] != r->c || x->shape[3] != r->w || x->shape[4] != r->h) {
-		fv_error(FV_ERR_SHAPE, "%s: input has shape %s; expected (batch, %lld, time, %lld, %lld)",
-		         WHO, fv_shape_str(x->ndim, x->shape), (long long)r->c, (long long)r->w,
-		         (long long)r->h);
-		return NULL;
-	}
-	int64_t n = x->shape[0], t = x->shape[2], wh = r->w * r->h;
-	int64_t mask3[3] = {r->n, 1, wh}, feat3[3] = {r->n, r->c, 1}, feat2[2] = {r->c, r->n};
-	int64_t flat_w[2] = {r->n, r->c * wh}, flat_x[2] = {n * t, r->c * wh}, y3[3] = {n, t, r->n};
-	const int to_dc[2] = {1, 0}, time_first[5] = {0, 2, 1, 3, 4};
-	if (r->positive)
-		clamp_nonnegative(r->features);
-	/* einsum("nctwh,whd->nctd") then the weighted sum over channels, as one
-	** GEMM: w[d, c, wh] = features[c, d] * mask[d, wh] is small, and x with
-	** time before channels is (n*t, c*wh), so no (n, c, t, d) product is
-	** ever formed. */
-	fv_tensor *mask = fv_reshape(ctx, gm_masks(ctx, r), 3, mask3);
-	fv_tensor *feat = fv_reshape(ctx, fv_permute(ctx, fv_reshape(ctx, r->features, 2, feat2),
-	                                             to_dc), 3, feat3);
-	fv_tensor *w = fv_reshape(ctx, fv_mul(ctx, feat, mask), 2, flat_w);
-	fv_tensor *xt = fv_reshape(ctx, fv_permute(ctx, x, time_first), 2, flat_x);
-	fv_tensor *y = fv_reshape(ctx, fv_matmul_ex(ctx, xt, w, false, true), 3, y3);
+	int64_t y3[3] = {x->shape[0], x->shape[2], r->n};
+	fv_tensor *w = ro_gm_weight(ctx, r);
+	fv_tensor *y = fv_reshape(ctx, fv_matmul_ex(ctx, ro_time_rows(ctx, x), w, false, true), 3, y3);
 	y = fv_add(ctx, fv_mul(ctx, y, r->scale_param), r->bias);
 	return ro_nonlin_apply(ctx, r->nonlin, y);
 }
@@ -243,7 +187,7 @@ static fv_status gm_initialize_bias(fv_module *m, const fv_tensor *mean_activity
 }
 
 static const char *const gm_names[] = {
-	"GaussianMaskReadout",
+	RO_GAUSSIAN_MASK,
 	"openretina.modules.readout.factorized_gaussian.GaussianMaskReadout",
 	NULL,
 };

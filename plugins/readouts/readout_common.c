@@ -312,3 +312,64 @@ fv_module *ro_child(fv_module *m, const fv_build_args *args, const char *who, co
 	/* fv_module_add_child owns the child whatever happens. */
 	return fv_module_add_child(m, name, child) == FV_OK ? child : NULL;
 }
+
+/* ---- GaussianMaskReadout ------------------------------------------------------------- */
+
+bool ro_gm_input_ok(const char *who, const ro_gaussian_mask *r, const fv_tensor *x)
+{
+	if (x->ndim == 5 && x->shape[1] == r->c && x->shape[3] == r->w && x->shape[4] == r->h)
+		return true;
+	fv_error(FV_ERR_SHAPE, "%s: input has shape %s; expected (batch, %lld, time, %lld, %lld)",
+	         who, fv_shape_str(x->ndim, x->shape), (long long)r->c, (long long)r->w,
+	         (long long)r->h);
+	return false;
+}
+
+/* The normalised Gaussian masks (n, w, h) as openretina's get_mask(). */
+static fv_tensor *gm_masks(fv_ctx *ctx, const ro_gaussian_mask *r)
+{
+	int64_t var_shape[3] = {r->n, 1, 1}, mean_shape[4] = {r->n, 1, 1, 2};
+	int last = -1, wh[2] = {1, 2};
+	fv_tensor *scaled_log_var = fv_mul_scalar(ctx, r->mask_log_var, r->var_scale);
+	fv_tensor *var = fv_exp(ctx, fv_clamp(ctx, scaled_log_var, -20, 20));
+	var = fv_reshape(ctx, var, 3, var_shape);
+	fv_tensor *mu = fv_mul_scalar(ctx, r->mask_mean, r->mean_scale);
+	fv_tensor *d = fv_sub(ctx, r->grid, fv_reshape(ctx, mu, 4, mean_shape));
+	fv_tensor *d2 = fv_sum(ctx, fv_square(ctx, d), 1, &last, false);
+	fv_tensor *pdf = fv_div(ctx, d2, fv_add_scalar(ctx, var, 1e-8));
+	pdf = fv_exp(ctx, fv_mul_scalar(ctx, fv_clamp(ctx, pdf, -INFINITY, 20), -0.5));
+	/* The clamp keeps every pdf value >= exp(-10), so the normaliser is
+	** positive and openretina's nan_to_num never has a NaN to replace. */
+	return fv_div(ctx, pdf, fv_sum(ctx, pdf, 2, wh, true));
+}
+
+static void clamp_nonnegative(fv_tensor *t)
+{
+	for (int64_t i = 0; i < t->numel; i++)
+		if (t->data[i] < 0)
+			t->data[i] = 0;
+}
+
+/* einsum("nctwh,whd->nctd") then the weighted sum over channels is one
+** product with w[d, c, wh] = features[c, d] * mask[d, wh], which is small:
+** no (n, c, t, d) product is ever formed. */
+fv_tensor *ro_gm_weight(fv_ctx *ctx, ro_gaussian_mask *r)
+{
+	int64_t wh = r->w * r->h;
+	int64_t mask3[3] = {r->n, 1, wh}, feat3[3] = {r->n, r->c, 1}, feat2[2] = {r->c, r->n};
+	int64_t flat_w[2] = {r->n, r->c * wh};
+	const int to_dc[2] = {1, 0};
+	if (r->positive)
+		clamp_nonnegative(r->features);
+	fv_tensor *mask = fv_reshape(ctx, gm_masks(ctx, r), 3, mask3);
+	fv_tensor *feat = fv_reshape(ctx, fv_permute(ctx, fv_reshape(ctx, r->features, 2, feat2),
+	                                             to_dc), 3, feat3);
+	return fv_reshape(ctx, fv_mul(ctx, feat, mask), 2, flat_w);
+}
+
+fv_tensor *ro_time_rows(fv_ctx *ctx, fv_tensor *x)
+{
+	const int time_first[5] = {0, 2, 1, 3, 4};
+	int64_t rows[2] = {x->shape[0] * x->shape[2], x->shape[1] * x->shape[3] * x->shape[4]};
+	return fv_reshape(ctx, fv_permute(ctx, x, time_first), 2, rows);
+}

@@ -104,4 +104,33 @@ fv_tensor *ro_buffer(fv_module *m, const char *who, const char *name, int ndim,
 fv_module *ro_child(fv_module *m, const fv_build_args *args, const char *who, const char *target,
                     const char *yaml, const char *name);
 
+/* ---- GaussianMaskReadout ----
+** Its state (gaussian_mask.c) and forward in parts, here so that the
+** multi-session container (multi.c) can run every session through one
+** product: a session's module is a GaussianMaskReadout when its
+** component's first name is RO_GAUSSIAN_MASK, and its priv is then this. */
+#define RO_GAUSSIAN_MASK "GaussianMaskReadout"
+
+typedef struct ro_gaussian_mask {
+	int64_t c, w, h, n;
+	double mean_scale, var_scale;
+	bool positive;
+	ro_nonlin nonlin;
+	double mask_l1_reg, feature_l1_reg;
+	fv_tensor *mask_mean;    /* (n, 2) */
+	fv_tensor *mask_log_var; /* (n) */
+	fv_tensor *grid;         /* (n, w, h, 2) buffer */
+	fv_tensor *features;     /* (1, c, 1, n) */
+	fv_tensor *scale_param;  /* (n), parameter or buffer of ones */
+	fv_tensor *bias;         /* (n), parameter or buffer of zeros */
+} ro_gaussian_mask;
+
+/* The readout's input must be (batch, c, time, w, h); else an error naming `who`. */
+bool ro_gm_input_ok(const char *who, const ro_gaussian_mask *r, const fv_tensor *x);
+/* The weight (n, c*w*h): features[c, n] * mask[n, w*h], with the features
+** clamped to >= 0 in place first when `positive` (as openretina's forward). */
+fv_tensor *ro_gm_weight(fv_ctx *ctx, ro_gaussian_mask *r);
+/* x (N, c, t, w, h) as the rows (N*t, c*w*h) the weights multiply. */
+fv_tensor *ro_time_rows(fv_ctx *ctx, fv_tensor *x);
+
 #endif

@@ -123,6 +123,11 @@ Test(conv3d_separable, equals_dense_outer_product)
 		{3, 2, 14, 10, 9, 4, 5, 5, 5, {.pad = {{0, 0}, {2, 2}, {2, 2}}}}, /* layer-1-like */
 		{2, 2, 9, 6, 5, 3, 4, 3, 2, {.pad = {{2, 3}, {1, 1}, {0, 1}}}},   /* time padding */
 		{1, 2, 24, 9, 8, 2, 7, 3, 3, {.pad = {{6, 0}, {0, 0}, {0, 0}}}},  /* causal */
+		/* 16 channels and enough frames for the 12- and 8-row blocks of the
+		** temporal passes and the 16-channel input-gradient rows: the
+		** default model's second layer, then one with time padding */
+		{2, 3, 30, 8, 6, 16, 11, 5, 5, {.pad = {{0, 0}, {2, 2}, {2, 2}}}},
+		{1, 2, 40, 7, 6, 16, 9, 3, 3, {.pad = {{4, 3}, {1, 1}, {1, 1}}}},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		check_case(&cases[i], 10 * i + 1);

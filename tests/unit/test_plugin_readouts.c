@@ -1011,6 +1011,32 @@ Test(readouts, multi_gaussian_mask_gradients_per_session)
 	fv_module_free(m);
 }
 
+static fv_tensor *all_sessions(fv_ctx *ctx, fv_tensor *const *inputs, void *ud)
+{
+	fv_forward_args fa = FV_FORWARD_ARGS_INIT; /* no data key */
+	return fv_module_forward(ud, ctx, inputs[0], &fa);
+}
+
+/* Without a data key every session runs in one product (multi.c): its
+** gradients reach the input and both sessions' tensors. */
+Test(readouts, multi_gaussian_mask_gradients_all_sessions)
+{
+	fv_module *m = build(MGM_SPEC(""));
+	away_from_zero(pt_tensor(m, "zeta.features"), 0.05);
+	away_from_zero(pt_tensor(m, "alpha.features"), 0.05);
+	fv_tensor *x = gc_input(5, (int64_t[]){1, 2, 2, 4, 3}, 4, -1, 1);
+	fv_tensor *in[] = {x,
+	                   pt_tensor(m, "zeta.mask_mean"),
+	                   pt_tensor(m, "zeta.features"),
+	                   pt_tensor(m, "alpha.mask_log_var"),
+	                   pt_tensor(m, "alpha.features"),
+	                   pt_tensor(m, "alpha.scale_param"),
+	                   pt_tensor(m, "zeta.bias")};
+	gradcheck("MultiGaussianMaskReadout, all sessions", all_sessions, 7, in, m);
+	fv_tensor_free(x);
+	fv_module_free(m);
+}
+
 Test(readouts, multi_mean_activity_dict_and_initialize_bias)
 {
 	fv_module *m = build(MGM_SPEC("mean_activity_dict: {zeta: [1, 2], alpha: [3, 4, 5]}\n"));
