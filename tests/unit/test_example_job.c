@@ -23,6 +23,7 @@
 
 #include "fovea/metrics.h"
 #include "fovea/trainer.h"
+#include "eval_testing.h"
 #include "plugin_testing.h"
 
 #ifndef FOVEA_TEST_SRCDIR
@@ -144,23 +145,10 @@ Test(example_job, reaches_the_trial_ceiling_and_finds_the_centres, .timeout = 18
 
 	char best[600];
 	snprintf(best, sizeof best, "%s/best.safetensors", out);
-	fv_checkpoint *ck = fv_checkpoint_open(best);
-	cr_assert_not_null(ck, "%s", fv_errmsg());
-	fv_config *saved = NULL;
-	fv_module *model = fv_model_load(reg, ck, &saved);
-	cr_assert_not_null(model, "%s", fv_errmsg());
-	fv_data_options d;
-	fv_data_options_default(&d);
-	const fv_config_node *root = fv_config_root(saved);
-	cr_assert_eq(fv_data_options_from_config(&d, fv_node_get(root, "data_io"),
-	                                         fv_node_get(root, "dataloader")),
-	             FV_OK, "%s", fv_errmsg());
-	fv_data *set = NULL;
-	cr_assert_eq(fv_data_open(&d, &set), FV_OK, "%s", fv_errmsg());
-	fv_eval_options eo = {.var_ratio_cutoff = 0.15, .model_path = best};
-	fv_eval_result *r = NULL;
-	cr_assert_eq(fv_evaluate(model, set, &eo, &r), FV_OK, "%s", fv_errmsg());
-	const fv_eval_summary *s = fv_eval_get_summary(r);
+	et_evaluated ev;
+	et_evaluate(&ev, reg, best);
+	const fv_config_node *root = fv_config_root(ev.cfg);
+	const fv_eval_summary *s = fv_eval_get_summary(ev.result);
 	printf("test correlation %.4f, ceiling %.4f (%.0f%%)\n", s->corr_to_avg_mean,
 	       s->corr_ceiling_mean, 100 * s->corr_to_avg_mean / s->corr_ceiling_mean);
 	cr_expect_eq(s->n_neurons_total, 12 + 18 + 24);
@@ -173,13 +161,9 @@ Test(example_job, reaches_the_trial_ceiling_and_finds_the_centres, .timeout = 18
 	cr_assert_eq(fv_node_to_double(fv_node_path(root, "model.readout.gaussian_mean_scale"),
 	                               &mean_scale),
 	             FV_OK, "%s", fv_errmsg());
-	check_centres(model, fv_checkpoint_data_info(ck), truth, mean_scale);
+	check_centres(ev.model, fv_checkpoint_data_info(ev.ck), truth, mean_scale);
 
-	fv_eval_result_free(r);
-	fv_data_close(set);
-	fv_module_free(model);
-	fv_config_free(saved);
-	fv_checkpoint_close(ck);
+	et_free(&ev);
 	fv_registry_free(reg);
 	char cmd[600];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);

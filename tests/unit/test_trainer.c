@@ -18,6 +18,7 @@
 
 #include "fovea/metrics.h"
 #include "fovea/trainer.h"
+#include "eval_testing.h"
 #include "plugin_testing.h"
 
 #ifndef FOVEA_TEST_SRCDIR
@@ -654,22 +655,9 @@ RUN_TEST(evaluate_a_trained_model)
 	cr_assert_eq(train("d", "run", 0, NULL, NULL), FV_OK, "%s", fv_errmsg());
 	char path[600];
 	snprintf(path, sizeof path, "%s/best.safetensors", in_tmp("run"));
-	fv_checkpoint *ck = fv_checkpoint_open(path);
-	cr_assert_not_null(ck, "%s", fv_errmsg());
-	fv_config *cfg = NULL;
-	fv_module *model = fv_model_load(reg, ck, &cfg);
-	cr_assert_not_null(model, "%s", fv_errmsg());
-	fv_data_options o;
-	fv_data_options_default(&o);
-	const fv_config_node *root = fv_config_root(cfg);
-	cr_assert_eq(fv_data_options_from_config(&o, fv_node_get(root, "data_io"),
-	                                         fv_node_get(root, "dataloader")),
-	             FV_OK, "%s", fv_errmsg());
-	fv_data *d = NULL;
-	cr_assert_eq(fv_data_open(&o, &d), FV_OK, "%s", fv_errmsg());
-	fv_eval_options eo = {.var_ratio_cutoff = 0.15, .model_path = path};
-	fv_eval_result *r = NULL;
-	cr_assert_eq(fv_evaluate(model, d, &eo, &r), FV_OK, "%s", fv_errmsg());
+	et_evaluated ev;
+	et_evaluate(&ev, reg, path);
+	fv_eval_result *r = ev.result;
 	cr_expect_eq(fv_eval_n_neurons(r), 7);
 	const fv_eval_summary *s = fv_eval_get_summary(r);
 	cr_expect_eq(s->n_neurons_total, 7);
@@ -683,9 +671,10 @@ RUN_TEST(evaluate_a_trained_model)
 	cr_expect(e->corr >= -1 && e->corr <= 1);
 	cr_expect(e->var_ratio > 0 && e->var_ratio <= 1);
 	/* an unknown split */
+	fv_eval_options eo = ev.opts;
 	eo.split = "nope";
 	fv_eval_result *none = NULL;
-	cr_expect_eq(fv_evaluate(model, d, &eo, &none), FV_ERR_NOTFOUND);
+	cr_expect_eq(fv_evaluate(ev.model, ev.data, &eo, &none), FV_ERR_NOTFOUND);
 	pt_expect_msg("test stimulus 'nope'");
 	snprintf(path, sizeof path, "%s/eval.csv", in_tmp("run"));
 	cr_assert_eq(fv_eval_write_csv(r, path), FV_OK, "%s", fv_errmsg());
@@ -703,9 +692,5 @@ RUN_TEST(evaluate_a_trained_model)
 	cr_expect(strstr(json, "\"n_neurons_total\": 7,") != NULL, "%s", json);
 	cr_expect(strstr(json, "\"filtering_applied\": true") != NULL, "%s", json);
 	free(json);
-	fv_eval_result_free(r);
-	fv_data_close(d);
-	fv_module_free(model);
-	fv_config_free(cfg);
-	fv_checkpoint_close(ck);
+	et_free(&ev);
 }
