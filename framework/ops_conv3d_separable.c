@@ -30,6 +30,10 @@
 ** summed in a fixed number of partial sums over sample ranges, and every
 ** sum runs in an order fixed by the shapes, so results do not depend on
 ** the thread count.
+**
+** The other order of the passes, temporal first, is in
+** ops_conv3d_timefirst.c; fv_conv3d_separable picks one per call
+** (fv__tf_chosen) and records it for the backward.
 */
 #include <stdio.h>
 #include <string.h>
@@ -38,22 +42,7 @@
 #include <omp.h>
 #endif
 
-#include "conv_kernels.h"
-
-/* The AVX2 + FMA kernels are compiled for every x86 float build, with a
-** function-level target, and chosen at run time when the processor has
-** both (sep_geom.avx2): a build for the generic x86-64 baseline (as the
-** sanitizer builds are) still runs them.  The plain loops serve other
-** processors and the float64 build.  Buffers keep channels in groups of
-** LANES either way. */
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(FV_REAL_DOUBLE)
-#include <immintrin.h>
-#define SEP_AVX2 1
-#define AVX2_FN __attribute__((target("avx2,fma")))
-#define LANES 8
-#else
-#define LANES 1
-#endif
+#include "conv_separable.h"
 
 /* Items of a sliding-window block (see the sliding windows). */
 #define SLIDE_ITEMS 6
@@ -61,53 +50,9 @@
 typedef struct sep_aux {
 	fv__conv_shape s; /* win: the whole kt x kh x kw window over all C channels */
 	fv_real *saved_s;  /* every S_i of the forward (N, C, columns), or NULL */
+	fv_real *saved_u;  /* time-first: every U_i of the forward, or NULL */
+	bool time_first;   /* the order of the passes (fv__tf_chosen) */
 } sep_aux;
-
-/* The geometry of one call and the tables every kernel shares.
-**
-** Column layout of a buffer of nt frames: element (t, p, o) at
-**     ((p * vecs + o / LANES) * nt + t) * LANES + o % LANES
-** i.e. column v = p * vecs + o / LANES holds LANES channels of pixel p for
-** every frame.  S_i and dS_i have nt = T, the output and dOut nt = To. */
-typedef struct sep_geom {
-	const fv__conv_shape *s;
-	fv__conv_window sp;       /* one channel, spatial window only, every input frame */
-	int64_t op;               /* output channels rounded up to LANES */
-	int64_t vecs;             /* op / LANES: vectors of channels per pixel */
-	int64_t plane, taps;      /* ho*wo; kh*kw */
-	int64_t hp, wp;           /* the padded frame */
-	int64_t npix;             /* t * plane: the pixels of S_i */
-	bool slide;               /* temporal stride and dilation 1: the sliding windows */
-	bool avx2;                /* run the AVX2 kernels */
-	int64_t *base;            /* npix, (t, p) order: where pixel (t, p)'s window starts in P_i */
-	int64_t *base_pt;         /* the same in (p, t) order */
-	int64_t *off;             /* taps: where tap k sits from a window's start */
-	int64_t *map_fwd;         /* to x kt: the input frame of (to, tau), or -1 */
-	int64_t *map_bwd;         /* t x kt: the output frame that reads t with tap tau, or -1 */
-	fv_real *ws_p;            /* (C, taps, op): w_space, channels innermost */
-	fv_real *wt_p;            /* (C, kt, op): w_time, channels innermost */
-	int64_t gpad, gcol;       /* dOut's columns: gpad zero frames either side, gcol in all */
-	int64_t hq, wq;           /* the frame dS is spread into for dx (see input_grad) */
-	int64_t *back_off;        /* taps: where tap k reads in it, from an input pixel's origin */
-	int64_t *back_base;       /* h*w: where input pixel q's origin is in it */
-	int64_t *spread;          /* plane: where output pixel p goes in it */
-} sep_geom;
-
-static int64_t round_up(int64_t v, int64_t m)
-{
-	return (v + m - 1) / m * m;
-}
-
-static int64_t read_extent(int64_t out, int64_t stride, int64_t k, int64_t dil)
-{
-	return (out - 1) * stride + (k - 1) * dil + 1;
-}
-
-/* Element (t, p, o) of a column-layout buffer of nt frames. */
-static inline int64_t col_index(const sep_geom *g, int64_t nt, int64_t t, int64_t p, int64_t o)
-{
-	return ((p * g->vecs + o / LANES) * nt + t) * LANES + o % LANES;
-}
 
 /* The input frame tap tau of output frame to reads, or -1 in the padding. */
 static int64_t tap_frame(const fv__conv_window *w, int64_t to, int64_t tau)
@@ -135,12 +80,12 @@ static void geom_shape(sep_geom *g, const fv__conv_shape *s)
 	g->sp.kt = g->sp.st = g->sp.dt = 1;
 	g->sp.pt = 0;
 	g->sp.to = w->t;
-	g->op = round_up(s->o, LANES);
+	g->op = fv__round_up(s->o, LANES);
 	g->vecs = g->op / LANES;
 	g->plane = w->ho * w->wo;
 	g->taps = w->kh * w->kw;
-	g->hp = read_extent(w->ho, w->sh, w->kh, w->dh);
-	g->wp = read_extent(w->wo, w->sw, w->kw, w->dw);
+	g->hp = fv__read_extent(w->ho, w->sh, w->kh, w->dh);
+	g->wp = fv__read_extent(w->wo, w->sw, w->kw, w->dw);
 	g->npix = w->t * g->plane;
 	g->slide = w->st == 1 && w->dt == 1;
 	/* the transposed temporal pass reads up to kt-1 frames before and after
@@ -170,6 +115,7 @@ static void fill_tables(sep_geom *g)
 			int64_t y = p / w->wo, x = p % w->wo;
 			g->base[q] = (t * g->hp + y * w->sh) * g->wp + x * w->sw;
 			g->base_pt[p * w->t + t] = g->base[q];
+			g->s_col[q] = fv__col_index(g, w->t, t, p, 0);
 		}
 	for (int64_t a = 0; a < w->kh; a++)
 		for (int64_t b = 0; b < w->kw; b++) {
@@ -193,12 +139,11 @@ static void fill_tables(sep_geom *g)
 			g->map_bwd[t * kt + tau] = tap_output(w, t, tau);
 }
 
-/* The tables and the repacked weights, in the arena. */
 static bool geom_tables(fv_ctx *ctx, sep_geom *g, const fv_real *wt, const fv_real *ws)
 {
 	const fv__conv_window *w = &g->s->win;
 	int64_t c = g->s->c, o = g->s->o, kt = w->kt;
-	size_t ints = (size_t)(2 * g->npix + 2 * g->taps + w->h * w->w + g->plane +
+	size_t ints = (size_t)(3 * g->npix + 2 * g->taps + w->h * w->w + g->plane +
 	                       (w->to + w->t) * kt);
 	size_t reals = (size_t)(c * (g->taps + kt) * g->op);
 	g->base = fv_ctx_alloc(ctx, ints * sizeof(int64_t));
@@ -206,7 +151,8 @@ static bool geom_tables(fv_ctx *ctx, sep_geom *g, const fv_real *wt, const fv_re
 	if (g->base == NULL || g->ws_p == NULL)
 		return false;
 	g->base_pt = g->base + g->npix;
-	g->off = g->base_pt + g->npix;
+	g->s_col = g->base_pt + g->npix;
+	g->off = g->s_col + g->npix;
 	g->back_off = g->off + g->taps;
 	g->back_base = g->back_off + g->taps;
 	g->spread = g->back_base + w->h * w->w;
@@ -223,6 +169,13 @@ static bool geom_tables(fv_ctx *ctx, sep_geom *g, const fv_real *wt, const fv_re
 				g->wt_p[(i * kt + tau) * g->op + oc] = wt[(oc * c + i) * kt + tau];
 		}
 	return true;
+}
+
+bool fv__sep_geom(fv_ctx *ctx, sep_geom *g, const fv__conv_shape *s, const fv_real *wt,
+                  const fv_real *ws)
+{
+	geom_shape(g, s);
+	return geom_tables(ctx, g, wt, ws);
 }
 
 /* ---- AVX2 kernels ------------------------------------------------------------------
@@ -587,49 +540,56 @@ static int block_items(int64_t lanes)
 /* ---- the passes ---------------------------------------------------------------------- */
 
 #ifdef SEP_AVX2
-static void spatial_pass_avx2(const sep_geom *g, const float *P, const float *w, float *S)
+static void bcast_pass_avx2(const sep_geom *g, const sep_bcast *bc, const float *P, const float *w,
+                            float *S)
 {
-	const int64_t op = g->op, taps = g->taps, npix = g->npix, nt = g->sp.t;
+	const int64_t op = g->op, n = bc->items;
 	int items = block_items(op), lanes = items == 6 ? 16 : 8;
-	for (int64_t q = 0; q < npix; q += items) {
+	for (int64_t q = 0; q < n; q += items) {
 		const float *p[8];
 		float *d[8];
 		for (int j = 0; j < items; j++) {
-			int64_t qj = q + j < npix ? q + j : npix - 1;
-			p[j] = P + g->base[qj];
-			d[j] = S + col_index(g, nt, qj / g->plane, qj % g->plane, 0);
+			int64_t qj = q + j < n ? q + j : n - 1;
+			p[j] = P + bc->src_at[qj];
+			d[j] = S + bc->dst_at[qj];
 		}
 		for (int64_t ov = 0; ov < op; ov += lanes) {
 			if (lanes == 16)
-				spatial_block_16(p, g->off, taps, w + ov, op, d, 8 * nt);
+				spatial_block_16(p, bc->off, bc->taps, w + ov, op, d, 8 * bc->nt);
 			else
-				spatial_block_8(p, g->off, taps, w + ov, op, d);
+				spatial_block_8(p, bc->off, bc->taps, w + ov, op, d);
 			for (int j = 0; j < items; j++)
-				d[j] += lanes * nt;
+				d[j] += lanes * bc->nt;
 		}
 	}
 }
 #endif
 
+void fv__sep_bcast_pass(const sep_geom *g, const sep_bcast *bc, const fv_real *P, const fv_real *w,
+                        fv_real *S)
+{
+	const int64_t op = g->op;
+#ifdef SEP_AVX2
+	if (g->avx2) {
+		bcast_pass_avx2(g, bc, P, w, S);
+		return;
+	}
+#endif
+	for (int64_t q = 0; q < bc->items; q++)
+		for (int64_t l = 0; l < op; l++) {
+			double acc = 0; /* long sums in double in the plain loops */
+			for (int64_t k = 0; k < bc->taps; k++)
+				acc += P[bc->src_at[q] + bc->off[k]] * w[k * op + l];
+			S[bc->dst_at[q] + fv__col_index(g, bc->nt, 0, 0, l)] = (fv_real)acc;
+		}
+}
+
 /* S (columns of T frames) = the spatial pass of one channel's padded frames
 ** P with its weights w (taps, op). */
 static void spatial_pass(const sep_geom *g, const fv_real *P, const fv_real *w, fv_real *S)
 {
-	const int64_t op = g->op, taps = g->taps, npix = g->npix, nt = g->sp.t;
-	const int64_t *base = g->base, *off = g->off;
-#ifdef SEP_AVX2
-	if (g->avx2) {
-		spatial_pass_avx2(g, P, w, S);
-		return;
-	}
-#endif
-	for (int64_t q = 0; q < npix; q++)
-		for (int64_t l = 0; l < op; l++) {
-			double acc = 0; /* long sums in double in the plain loops */
-			for (int64_t k = 0; k < taps; k++)
-				acc += P[base[q] + off[k]] * w[k * op + l];
-			S[col_index(g, nt, q / g->plane, q % g->plane, l)] = (fv_real)acc;
-		}
+	sep_bcast bc = {g->base, g->s_col, g->off, g->npix, g->taps, g->sp.t};
+	fv__sep_bcast_pass(g, &bc, P, w, S);
 }
 
 /* One temporal pass, as its direction, frame counts and tap map:
@@ -738,6 +698,13 @@ static void temporal_pass(const sep_geom *g, const temporal_dir *td, int64_t v0,
 	}
 }
 
+void fv__sep_temporal_back(const sep_geom *g, int64_t v0, int64_t v1, const fv_real *w,
+                           const fv_real *src, fv_real *dst)
+{
+	temporal_dir td = transpose_dir(g);
+	temporal_pass(g, &td, v0, v1, w, src, true, dst);
+}
+
 /* dwt (kt, op) += sum_{r, p} gout[r, p] * S[map[r][tau], p], channel-wise:
 ** the temporal weight gradient of one channel and sample (gout and S in
 ** columns). */
@@ -784,10 +751,10 @@ static void temporal_weight_grad(const sep_geom *g, const fv_real *gout, const f
 #ifdef SEP_AVX2
 #define TAP_GRAD_TERMS 256 /* at most, in a register sum of the spatial weight gradient */
 
-static void spatial_weight_grad_avx2(const sep_geom *g, const float *dS, const float *P,
-                                     float *dws)
+static void tap_grad_avx2(const sep_geom *g, const sep_tap_grad *tg, const float *dS,
+                          const float *P, float *dw)
 {
-	const int64_t op = g->op, taps = g->taps, nt = g->sp.t, *off = g->off;
+	const int64_t op = g->op, taps = tg->taps, n = tg->n, nt = tg->nt;
 	int items = block_items(op), lanes = items == 6 ? 16 : 8;
 	if (lanes == 16 && taps % 6 != 0 && taps % 5 == 0)
 		items = 5;
@@ -795,55 +762,63 @@ static void spatial_weight_grad_avx2(const sep_geom *g, const float *dS, const f
 		int64_t o[8];
 		float *d[8];
 		for (int j = 0; j < items; j++)
-			o[j] = off[k0 + j < taps ? k0 + j : taps - 1];
+			o[j] = tg->off[k0 + j < taps ? k0 + j : taps - 1];
 		for (int64_t ov = 0; ov < op; ov += lanes) {
-			/* the sums over the sample's pixels go to `part`, then to dws */
+			/* the sums over the sample's pixels go to `part`, then to dw */
 			float part[8][16] = {{0}};
 			for (int j = 0; j < items; j++)
 				d[j] = part[j];
 			/* a few pixels a call: float sums of a few hundred terms, as
 			** accurate as one pixel's, for less overhead */
-			int64_t group = nt < TAP_GRAD_TERMS ? TAP_GRAD_TERMS / nt : 1;
+			int64_t group = n < TAP_GRAD_TERMS ? TAP_GRAD_TERMS / n : 1;
 			int64_t stride = g->vecs * nt * 8;
-			for (int64_t p = 0; p < g->plane; p += group) {
-				const float *col = dS + col_index(g, nt, 0, p, ov);
-				const int64_t *base = g->base_pt + p * nt;
-				int64_t px = g->plane - p < group ? g->plane - p : group;
+			for (int64_t p = 0; p < tg->pixels; p += group) {
+				const float *col = dS + fv__col_index(g, nt, tg->fr0, p, ov);
+				const int64_t *base = tg->base_pt + p * n;
+				int64_t px = tg->pixels - p < group ? tg->pixels - p : group;
 				if (items == 5)
-					tap_grad_block_16_5(o, P, base, col, 8 * nt, nt, px, stride, d);
+					tap_grad_block_16_5(o, P, base, col, 8 * nt, n, px, stride, d);
 				else if (lanes == 16)
-					tap_grad_block_16(o, P, base, col, 8 * nt, nt, px, stride, d);
+					tap_grad_block_16(o, P, base, col, 8 * nt, n, px, stride, d);
 				else
-					tap_grad_block_8(o, P, base, col, nt, px, stride, d);
+					tap_grad_block_8(o, P, base, col, n, px, stride, d);
 			}
 			for (int j = 0; j < items && k0 + j < taps; j++)
 				for (int l = 0; l < lanes; l++)
-					dws[(k0 + j) * op + ov + l] += part[j][l];
+					dw[(k0 + j) * op + ov + l] += part[j][l];
 		}
 	}
 }
 #endif
+
+void fv__sep_tap_grad(const sep_geom *g, const sep_tap_grad *tg, const fv_real *dS,
+                      const fv_real *P, fv_real *dw)
+{
+	const int64_t op = g->op, n = tg->n;
+#ifdef SEP_AVX2
+	if (g->avx2) {
+		tap_grad_avx2(g, tg, dS, P, dw);
+		return;
+	}
+#endif
+	for (int64_t k = 0; k < tg->taps; k++)
+		for (int64_t l = 0; l < op; l++) {
+			double acc = 0;
+			for (int64_t p = 0; p < tg->pixels; p++)
+				for (int64_t t = 0; t < n; t++)
+					acc += dS[fv__col_index(g, tg->nt, tg->fr0 + t, p, l)] *
+					       P[tg->base_pt[p * n + t] + tg->off[k]];
+			dw[k * op + l] += (fv_real)acc;
+		}
+}
 
 /* dws (taps, op) += sum_{t, p} dS[t, p] * P[base(t, p) + off(k)]: the
 ** spatial weight gradient of one channel and sample (dS in columns). */
 static void spatial_weight_grad(const sep_geom *g, const fv_real *dS, const fv_real *P,
                                 fv_real *dws)
 {
-	const int64_t op = g->op, taps = g->taps, nt = g->sp.t, *off = g->off;
-#ifdef SEP_AVX2
-	if (g->avx2) {
-		spatial_weight_grad_avx2(g, dS, P, dws);
-		return;
-	}
-#endif
-	for (int64_t k = 0; k < taps; k++)
-		for (int64_t l = 0; l < op; l++) {
-			double acc = 0;
-			for (int64_t p = 0; p < g->plane; p++)
-				for (int64_t t = 0; t < nt; t++)
-					acc += dS[col_index(g, nt, t, p, l)] * P[g->base_pt[p * nt + t] + off[k]];
-			dws[k * op + l] += (fv_real)acc;
-		}
+	sep_tap_grad tg = {g->off, g->base_pt, g->taps, g->sp.t, g->plane, g->sp.t, 0};
+	fv__sep_tap_grad(g, &tg, dS, P, dws);
 }
 
 /* dS's frame t spread into D (hq, wq, op): output pixel (py, px) at row
@@ -854,7 +829,7 @@ static void spread_frame(const sep_geom *g, const fv_real *dS, int64_t t, fv_rea
 	int64_t nt = g->sp.t;
 	for (int64_t p = 0; p < g->plane; p++)
 		for (int64_t v = 0; v < g->vecs; v++)
-			memcpy(D + g->spread[p] + v * LANES, dS + col_index(g, nt, t, p, v * LANES),
+			memcpy(D + g->spread[p] + v * LANES, dS + fv__col_index(g, nt, t, p, v * LANES),
 			       LANES * sizeof(fv_real));
 }
 
@@ -969,25 +944,19 @@ static int64_t slot_part_sizes(const sep_geom *g, int64_t sizes[SLOT_PARTS])
 	sizes[1] = sizes[2] = g->npix * g->op;
 	sizes[3] = g->gcol * g->plane * g->op; /* >= the output's columns */
 	sizes[4] = (g->hq * g->wq + SLIDE_ITEMS) * g->op; /* slide_gather reads past a row */
-	int64_t total = 0;
-	for (int i = 0; i < SLOT_PARTS; i++)
-		total += round_up(sizes[i], 16); /* keeps each part 64-byte aligned */
-	return total;
+	return fv__sep_parts(NULL, sizes, SLOT_PARTS, NULL);
 }
 
 static sep_slot slot_at(const sep_job *j, int slot)
 {
 	int64_t sizes[SLOT_PARTS];
 	slot_part_sizes(j->g, sizes);
-	fv_real *p = j->scratch + slot * j->slot_size, *parts[SLOT_PARTS];
-	for (int i = 0; i < SLOT_PARTS; i++) {
-		parts[i] = p;
-		p += round_up(sizes[i], 16);
-	}
+	fv_real *parts[SLOT_PARTS];
+	fv__sep_parts(j->scratch + slot * j->slot_size, sizes, SLOT_PARTS, parts);
 	return (sep_slot){parts[0], parts[1], parts[2], parts[3], parts[4]};
 }
 
-static int thread_slot(int slot, int threads)
+int fv__sep_thread_slot(int slot, int threads)
 {
 #ifdef _OPENMP
 	if (threads > 1)
@@ -1053,7 +1022,7 @@ static void stream_copy(float *dst, const float *src, int64_t n)
 }
 #endif
 
-static void save_s(const sep_geom *g, fv_real *dst, const fv_real *S, int64_t n)
+void fv__sep_save(const sep_geom *g, fv_real *dst, const fv_real *S, int64_t n)
 {
 #ifdef SEP_AVX2
 	if (g->avx2 && (uintptr_t)dst % 32 == 0 && n % 8 == 0) {
@@ -1084,7 +1053,7 @@ static void temporal_of(const sep_job *j, int64_t i, const fv_real *S, fv_real *
 ** r) and in the planes (O, To, plane). */
 static int64_t at_col(const sep_geom *g, int64_t nt, int64_t fr0, int64_t o, int64_t r, int64_t p)
 {
-	return col_index(g, nt, fr0 + r, p, o);
+	return fv__col_index(g, nt, fr0 + r, p, o);
 }
 
 static int64_t at_plane(const sep_geom *g, int64_t o, int64_t r, int64_t p)
@@ -1139,9 +1108,7 @@ static void move_block(const sep_geom *g, int64_t nt, int64_t fr0, int64_t v, in
 }
 #endif
 
-/* Columns (nt frames, output frame r at frame fr0 + r) to planes (O, To,
-** plane) when `to_planes`, else back, the padding lanes 0. */
-static void move_frames(const sep_geom *g, int64_t nt, int64_t fr0, const fv_real *src,
+void fv__sep_move_frames(const sep_geom *g, int64_t nt, int64_t fr0, const fv_real *src,
                         fv_real *dst, bool to_planes)
 {
 	int64_t to = g->s->win.to, o_n = g->s->o, p_vec = 0;
@@ -1170,7 +1137,7 @@ static void store_output(const sep_job *j, int64_t n, const fv_real *acc)
 {
 	const sep_geom *g = j->g;
 	int64_t to = g->s->win.to;
-	move_frames(g, to, 0, acc, j->out + n * g->s->o * to * g->plane, true);
+	fv__sep_move_frames(g, to, 0, acc, j->out + n * g->s->o * to * g->plane, true);
 }
 
 /* With one thread: channel by channel, so S_i stays in cache between the
@@ -1189,14 +1156,14 @@ static void forward_task(void *ud, int64_t n, int slot, int threads)
 			spatial_of(j, &b, n, i, b.S);
 			temporal_of(j, i, b.S, b.acc, 0, cols);
 			if (j->saved_s != NULL)
-				save_s(g, s_of(j, &b, n, i), b.S, g->npix * g->op);
+				fv__sep_save(g, s_of(j, &b, n, i), b.S, g->npix * g->op);
 		}
 		store_output(j, n, b.acc);
 		return;
 	}
 #pragma omp parallel for num_threads(threads) schedule(static)
 	for (int64_t i = 0; i < c; i++) {
-		sep_slot mine = slot_at(j, thread_slot(slot, threads));
+		sep_slot mine = slot_at(j, fv__sep_thread_slot(slot, threads));
 		spatial_of(j, &mine, n, i, s_of(j, &b, n, i));
 	}
 #pragma omp parallel num_threads(threads)
@@ -1223,7 +1190,7 @@ static void load_gout(const sep_job *j, int64_t n, fv_real *gout_t)
 	const sep_geom *g = j->g;
 	int64_t to = g->s->win.to;
 	memset(gout_t, 0, (size_t)(g->gcol * g->plane * g->op) * sizeof(fv_real));
-	move_frames(g, g->gcol, g->gpad, j->gout + n * g->s->o * to * g->plane, gout_t, false);
+	fv__sep_move_frames(g, g->gcol, g->gpad, j->gout + n * g->s->o * to * g->plane, gout_t, false);
 }
 
 /* The saved S_i come from memory: while channel i is worked on, the next
@@ -1275,34 +1242,49 @@ static void backward_channel(const sep_job *j, int64_t n, int64_t i, const fv_re
 	}
 }
 
+void fv__sep_task_partials(const sep_geom *g, int64_t task, fv_real *all_dwt, fv_real *all_dws,
+                           fv_real **dwt, fv_real **dws)
+{
+	int64_t wt_size = g->s->c * g->s->win.kt * g->op, ws_size = g->s->c * g->taps * g->op;
+	*dwt = all_dwt ? all_dwt + task * wt_size : NULL;
+	*dws = all_dws ? all_dws + task * ws_size : NULL;
+	if (*dwt != NULL)
+		memset(*dwt, 0, (size_t)wt_size * sizeof(fv_real));
+	if (*dws != NULL)
+		memset(*dws, 0, (size_t)ws_size * sizeof(fv_real));
+}
+
+bool fv__sep_alloc_partials(fv_ctx *ctx, const sep_geom *g, int64_t count, bool dwt, bool dws,
+                            fv_real **all_dwt, fv_real **all_dws)
+{
+	int64_t wt_size = g->s->c * g->s->win.kt * g->op, ws_size = g->s->c * g->taps * g->op;
+	*all_dwt = dwt ? fv_ctx_alloc(ctx, (size_t)(count * wt_size) * sizeof(fv_real)) : NULL;
+	*all_dws = dws ? fv_ctx_alloc(ctx, (size_t)(count * ws_size) * sizeof(fv_real)) : NULL;
+	return (!dwt || *all_dwt != NULL) && (!dws || *all_dws != NULL);
+}
+
 static void backward_task(void *ud, int64_t task, int slot, int threads)
 {
 	const sep_job *j = ud;
 	const sep_geom *g = j->g;
 	const fv__conv_shape *s = g->s;
 	int64_t n0 = task * s->n / j->partials, n1 = (task + 1) * s->n / j->partials;
-	int64_t wt_size = s->c * s->win.kt * g->op, ws_size = s->c * g->taps * g->op;
-	fv_real *dwt = j->dwt_partials ? j->dwt_partials + task * wt_size : NULL;
-	fv_real *dws = j->dws_partials ? j->dws_partials + task * ws_size : NULL;
-	if (dwt != NULL)
-		memset(dwt, 0, (size_t)wt_size * sizeof(fv_real));
-	if (dws != NULL)
-		memset(dws, 0, (size_t)ws_size * sizeof(fv_real));
+	fv_real *dwt, *dws;
+	fv__sep_task_partials(g, task, j->dwt_partials, j->dws_partials, &dwt, &dws);
 	sep_slot b = slot_at(j, slot);
 	for (int64_t n = n0; n < n1; n++) {
 		load_gout(j, n, b.acc);
 		const fv_real *gout_t = b.acc;
 #pragma omp parallel for num_threads(threads) if (threads > 1) schedule(static)
 		for (int64_t i = 0; i < s->c; i++) {
-			sep_slot mine = slot_at(j, thread_slot(slot, threads));
+			sep_slot mine = slot_at(j, fv__sep_thread_slot(slot, threads));
 			backward_channel(j, n, i, gout_t, dwt, dws, &mine);
 		}
 	}
 }
 
-/* grad (O, C, k) += the partial sums (C, k, op), added in their fixed order. */
-static bool add_weight_grad(fv_ctx *ctx, const sep_geom *g, fv_real *grad, const fv_real *partials,
-                            int64_t count, int64_t k)
+bool fv__sep_add_weight_grad(fv_ctx *ctx, const sep_geom *g, fv_real *grad,
+                             const fv_real *partials, int64_t count, int64_t k)
 {
 	int64_t c = g->s->c, o_n = g->s->o, size = c * k * g->op;
 	fv_real *sum = fv_ctx_alloc(ctx, (size_t)size * sizeof(fv_real));
@@ -1343,9 +1325,12 @@ static fv_status separable_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *cons
 	const sep_aux *aux = aux_;
 	const fv__conv_shape *s = &aux->s;
 	sep_geom g;
-	geom_shape(&g, s);
-	if (!geom_tables(ctx, &g, srcs[1]->data, srcs[2]->data))
+	if (!fv__sep_geom(ctx, &g, s, srcs[1]->data, srcs[2]->data))
 		return FV_ERR_NOMEM;
+	if (aux->time_first)
+		return fv__tf_backward(ctx, &g, srcs[0]->data, out->grad->data, aux->saved_u,
+		                       grads[0] ? grads[0]->data : NULL, grads[1] ? grads[1]->data : NULL,
+		                       grads[2] ? grads[2]->data : NULL);
 	sep_job j = {.g = &g, .x = srcs[0]->data, .gout = out->grad->data,
 	             .dx = grads[0] ? grads[0]->data : NULL,
 	             .need_dwt = grads[1] != NULL, .need_dws = grads[2] != NULL};
@@ -1354,7 +1339,6 @@ static fv_status separable_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *cons
 	j.partials = s->n;
 	if (weights && j.partials > FV_CONV_MAX_PARTIALS)
 		j.partials = FV_CONV_MAX_PARTIALS;
-	int64_t wt_size = s->c * s->win.kt * g.op, ws_size = s->c * g.taps * g.op;
 	fv__task_plan plan = fv__plan_tasks(j.partials, 3 * separable_macs(s));
 	if (!alloc_scratch(ctx, &j, &plan))
 		return FV_ERR_NOMEM;
@@ -1362,20 +1346,53 @@ static fv_status separable_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *cons
 	** are cleared here, once */
 	for (int slot = 0; j.dx != NULL && slot < plan.tasks * plan.inner; slot++)
 		memset(slot_at(&j, slot).D, 0, (size_t)(g.hq * g.wq * g.op) * sizeof(fv_real));
-	if (j.need_dwt &&
-	    !(j.dwt_partials = fv_ctx_alloc(ctx, (size_t)(j.partials * wt_size) * sizeof(fv_real))))
-		return FV_ERR_NOMEM;
-	if (j.need_dws &&
-	    !(j.dws_partials = fv_ctx_alloc(ctx, (size_t)(j.partials * ws_size) * sizeof(fv_real))))
+	if (!fv__sep_alloc_partials(ctx, &g, j.partials, j.need_dwt, j.need_dws, &j.dwt_partials,
+	                            &j.dws_partials))
 		return FV_ERR_NOMEM;
 	fv__run_tasks(&plan, j.partials, backward_task, &j);
 	if (j.need_dwt &&
-	    !add_weight_grad(ctx, &g, grads[1]->data, j.dwt_partials, j.partials, s->win.kt))
+	    !fv__sep_add_weight_grad(ctx, &g, grads[1]->data, j.dwt_partials, j.partials, s->win.kt))
 		return FV_ERR_NOMEM;
 	if (j.need_dws &&
-	    !add_weight_grad(ctx, &g, grads[2]->data, j.dws_partials, j.partials, g.taps))
+	    !fv__sep_add_weight_grad(ctx, &g, grads[2]->data, j.dws_partials, j.partials, g.taps))
 		return FV_ERR_NOMEM;
 	return FV_OK;
+}
+
+/* out = the conv of x, spatial pass first; every S_i kept in aux when `keep`
+** (only the temporal weight gradient reads them). */
+static bool space_first_forward(fv_ctx *ctx, const sep_geom *g, const fv_tensor *x, fv_tensor *out,
+                                bool keep, sep_aux *aux)
+{
+	const fv__conv_shape *s = g->s;
+	sep_job j = {.g = g, .x = x->data, .out = out->data};
+	if (keep) {
+		size_t bytes = (size_t)(s->n * s->c * g->npix * g->op) * sizeof(fv_real);
+		if ((j.saved_s = aux->saved_s = fv_ctx_alloc(ctx, bytes)) == NULL)
+			return false;
+	}
+	fv__task_plan plan = fv__plan_tasks(s->n, separable_macs(s));
+	if (!alloc_scratch(ctx, &j, &plan))
+		return false;
+	fv__run_tasks(&plan, s->n, forward_task, &j);
+#ifdef SEP_AVX2
+	_mm_sfence(); /* the streamed S_i (fv__sep_save) are visible before anything reads them */
+#endif
+	return true;
+}
+
+/* The same, temporal pass first; every U_i kept when `keep` (only the
+** spatial weight gradient reads them). */
+static bool time_first_forward(fv_ctx *ctx, const sep_geom *g, const fv_tensor *x, fv_tensor *out,
+                               bool keep, sep_aux *aux)
+{
+	const fv__conv_shape *s = g->s;
+	if (keep) {
+		size_t bytes = (size_t)(s->n * s->c * fv__tf_saved_size(g)) * sizeof(fv_real);
+		if ((aux->saved_u = fv_ctx_alloc(ctx, bytes)) == NULL)
+			return false;
+	}
+	return fv__tf_forward(ctx, g, x->data, out->data, aux->saved_u) == FV_OK;
 }
 
 static const fv_op_def separable_def = {"conv3d_separable", separable_backward};
@@ -1419,24 +1436,15 @@ fv_tensor *fv_conv3d_separable(fv_ctx *ctx, fv_tensor *x, fv_tensor *w_time,
 	if (out == NULL)
 		return NULL;
 	sep_geom g;
-	geom_shape(&g, s);
-	if (!geom_tables(ctx, &g, w_time->data, w_space->data))
+	if (!fv__sep_geom(ctx, &g, s, w_time->data, w_space->data))
 		return NULL;
 	fv_tensor *srcs[3] = {x, w_time, w_space};
-	sep_job j = {.g = &g, .x = x->data, .out = out->data};
-	/* only the temporal weight gradient reads S_i */
-	if (fv_op_needs_grad(ctx, 3, srcs) && w_time->requires_grad) {
-		size_t bytes = (size_t)(s->n * s->c * g.npix * g.op) * sizeof(fv_real);
-		if ((j.saved_s = aux.saved_s = fv_ctx_alloc(ctx, bytes)) == NULL)
-			return NULL;
-	}
-	fv__task_plan plan = fv__plan_tasks(s->n, separable_macs(s));
-	if (!alloc_scratch(ctx, &j, &plan))
+	bool grads = fv_op_needs_grad(ctx, 3, srcs);
+	/* the one choice of order: the backward follows aux.time_first */
+	aux.time_first = fv__tf_chosen(s);
+	if (aux.time_first ? !time_first_forward(ctx, &g, x, out, grads && w_space->requires_grad, &aux)
+	                   : !space_first_forward(ctx, &g, x, out, grads && w_time->requires_grad, &aux))
 		return NULL;
-	fv__run_tasks(&plan, s->n, forward_task, &j);
-#ifdef SEP_AVX2
-	_mm_sfence(); /* the streamed S_i (save_s) are visible before anything reads them */
-#endif
 	if (fv_op_record(ctx, out, &separable_def, 3, srcs, &aux, sizeof aux) != FV_OK)
 		return NULL;
 	return out;

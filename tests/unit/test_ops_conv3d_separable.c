@@ -110,9 +110,7 @@ Test(conv3d_separable, by_hand)
 	fv_ctx_free(ctx);
 }
 
-Test(conv3d_separable, equals_dense_outer_product)
-{
-	sep_case cases[] = {
+static const sep_case dense_cases[] = {
 		{2, 2, 8, 9, 8, 3, 3, 3, 3, {.groups = 1}},
 		{2, 3, 9, 8, 7, 2, 2, 4, 4, {.pad = {{0, 1}, {1, 2}, {1, 2}}}}, /* 'same', even */
 		{1, 2, 10, 9, 9, 3, 3, 3, 2,
@@ -123,14 +121,20 @@ Test(conv3d_separable, equals_dense_outer_product)
 		{3, 2, 14, 10, 9, 4, 5, 5, 5, {.pad = {{0, 0}, {2, 2}, {2, 2}}}}, /* layer-1-like */
 		{2, 2, 9, 6, 5, 3, 4, 3, 2, {.pad = {{2, 3}, {1, 1}, {0, 1}}}},   /* time padding */
 		{1, 2, 24, 9, 8, 2, 7, 3, 3, {.pad = {{6, 0}, {0, 0}, {0, 0}}}},  /* causal */
-		/* 16 channels and enough frames for the 12- and 8-row blocks of the
-		** temporal passes and the 16-channel input-gradient rows: the
-		** default model's second layer, then one with time padding */
+	/* 16 channels and enough frames for the 12- and 8-row blocks of the
+	** temporal passes and the 16-channel input-gradient rows: the
+	** default model's second layer, then one with time padding */
 		{2, 3, 30, 8, 6, 16, 11, 5, 5, {.pad = {{0, 0}, {2, 2}, {2, 2}}}},
 		{1, 2, 40, 7, 6, 16, 9, 3, 3, {.pad = {{4, 3}, {1, 1}, {1, 1}}}},
-	};
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-		check_case(&cases[i], 10 * i + 1);
+		/* wide rows and strides for the sliding rows of the time-first order */
+		{2, 2, 12, 9, 15, 8, 3, 3, 3, {.pad = {{1, 1}, {1, 1}, {1, 1}}}},
+		{1, 2, 12, 11, 17, 16, 4, 3, 4, {.stride = {2, 2, 3}, .pad = {{1, 0}, {2, 2}, {1, 2}}}},
+};
+
+Test(conv3d_separable, equals_dense_outer_product)
+{
+	for (size_t i = 0; i < sizeof dense_cases / sizeof dense_cases[0]; i++)
+		check_case(&dense_cases[i], 10 * i + 1);
 }
 
 /* Several spatial column blocks per channel; more samples than partial sums. */
@@ -140,6 +144,23 @@ Test(conv3d_separable, blocks_and_partials)
 	check_case(&wide, 3);
 	sep_case batch = {19, 2, 5, 4, 4, 3, 2, 2, 2, {.pad = {{1, 0}, {0, 1}, {0, 0}}}};
 	check_case(&batch, 4);
+}
+
+/* The output and the three gradients (for a uniform dOut) of one call. */
+static void run_conv(fv_tensor *const *in, const fv_conv3d_params *p, fv_tensor *r[4])
+{
+	fv_ctx *ctx = fv_ctx_new();
+	fv_tensor *out = fv_conv3d_separable(ctx, in[0], in[1], in[2], p);
+	cr_assert_not_null(out, "%s", fv_errmsg());
+	fv_tensor *g = fv_ctx_empty(ctx, out->ndim, out->shape);
+	gc_fill_uniform(g, 9, -1, 1);
+	for (int i = 0; i < 3; i++)
+		fv_zero_grad(in[i]);
+	cr_assert_eq(fv_backward_with(ctx, out, g), FV_OK, "%s", fv_errmsg());
+	r[0] = fv_tensor_clone(out);
+	for (int i = 0; i < 3; i++)
+		r[i + 1] = fv_tensor_clone(in[i]->grad);
+	fv_ctx_free(ctx);
 }
 
 /* Big enough to be split over threads: by samples, and (one sample) inside
@@ -154,18 +175,7 @@ static void check_thread_invariance(int64_t n)
 	fv_tensor *r[2][4];
 	for (int k = 0; k < 2; k++) {
 		fv_set_num_threads(k + 1);
-		fv_ctx *ctx = fv_ctx_new();
-		fv_tensor *out = fv_conv3d_separable(ctx, in[0], in[1], in[2], &p);
-		cr_assert_not_null(out, "%s", fv_errmsg());
-		fv_tensor *g = fv_ctx_empty(ctx, out->ndim, out->shape);
-		gc_fill_uniform(g, 9, -1, 1);
-		for (int i = 0; i < 3; i++)
-			fv_zero_grad(in[i]);
-		cr_assert_eq(fv_backward_with(ctx, out, g), FV_OK, "%s", fv_errmsg());
-		r[k][0] = fv_tensor_clone(out);
-		for (int i = 0; i < 3; i++)
-			r[k][i + 1] = fv_tensor_clone(in[i]->grad);
-		fv_ctx_free(ctx);
+		run_conv(in, &p, r[k]);
 	}
 	fv_set_num_threads(0);
 	for (int i = 0; i < 4; i++) {
@@ -189,7 +199,7 @@ static fv_tensor *sep_fn(fv_ctx *ctx, fv_tensor *const *in, void *ud)
 	return fv_conv3d_separable(ctx, in[0], in[1], in[2], ud);
 }
 
-Test(conv3d_separable, gradcheck)
+static void gradcheck_all(void)
 {
 	int64_t xs[5] = {2, 2, 6, 4, 5}, ts[3] = {2, 2, 3}, ss[4] = {2, 2, 2, 3};
 	fv_tensor *in[3] = {gc_input(5, xs, 1, -1, 1), gc_input(3, ts, 2, -1, 1),
@@ -204,6 +214,11 @@ Test(conv3d_separable, gradcheck)
 	gradcheck("conv3d_separable (input only)", sep_fn, 3, in, &p);
 	for (int i = 0; i < 3; i++)
 		fv_tensor_free(in[i]);
+}
+
+Test(conv3d_separable, gradcheck)
+{
+	gradcheck_all();
 }
 
 static void expect_error(fv_tensor *out, const char *needle)
@@ -243,4 +258,66 @@ Test(conv3d_separable, errors_name_the_shapes)
 	fv_conv3d_params neg = {.dilation = {-1, 1, 1}};
 	expect_error(fv_conv3d_separable(ctx, x, wt, ws, &neg), "dilation (-1, 1, 1)");
 	fv_ctx_free(ctx);
+}
+
+/* ---- the time-first order (FV_SEPARABLE_ORDER forces it; Criterion runs
+** every test in its own process) ---- */
+
+Test(conv3d_separable, time_first_equals_dense)
+{
+	setenv("FV_SEPARABLE_ORDER", "time", 1);
+	for (size_t i = 0; i < sizeof dense_cases / sizeof dense_cases[0]; i++)
+		check_case(&dense_cases[i], 10 * i + 5);
+	sep_case batch = {19, 2, 5, 4, 4, 3, 2, 2, 2, {.pad = {{1, 0}, {0, 1}, {0, 0}}}};
+	check_case(&batch, 4);
+}
+
+Test(conv3d_separable, time_first_gradcheck_and_threads)
+{
+	setenv("FV_SEPARABLE_ORDER", "time", 1);
+	gradcheck_all();
+	check_thread_invariance(6);
+	check_thread_invariance(1);
+}
+
+/* got == want within float rounding of long sums that cancel: relative to
+** the largest element of want. */
+static void assert_close_scaled(const char *what, const fv_real *got, const fv_real *want, int64_t n)
+{
+	double scale = 0;
+	for (int64_t i = 0; i < n; i++)
+		scale = fmax(scale, fabs((double)want[i]));
+	for (int64_t i = 0; i < n; i++)
+		cr_assert(fabs((double)got[i] - (double)want[i]) <= TOL * scale,
+		          "%s[%lld]: got %.9g, want %.9g (largest %.9g)", what, (long long)i,
+		          (double)got[i], (double)want[i], scale);
+}
+
+Test(conv3d_separable, time_first_equals_space_first)
+{
+	static const sep_case cases[] = {
+		{4, 16, 30, 8, 6, 16, 11, 5, 5, {.pad = {{0, 0}, {2, 2}, {2, 2}}}}, /* layer 1 */
+		{2, 3, 13, 9, 10, 8, 3, 3, 3, {.dilation = {2, 2, 1}, .pad = {{2, 2}, {2, 2}, {1, 1}}}},
+		{3, 2, 11, 10, 9, 5, 4, 2, 2, {.stride = {2, 1, 2}, .pad = {{1, 2}, {0, 1}, {0, 1}}}},
+	};
+	static const char *names[4] = {"out", "dx", "dw_time", "dw_space"};
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		const sep_case *sc = &cases[c];
+		int64_t xs[5] = {sc->n, sc->c, sc->t, sc->h, sc->w};
+		int64_t ts[3] = {sc->o, sc->c, sc->kt}, ss[4] = {sc->o, sc->c, sc->kh, sc->kw};
+		fv_tensor *in[3] = {gc_input(5, xs, 11, -1, 1), gc_input(3, ts, 12, -1, 1),
+		                    gc_input(4, ss, 13, -1, 1)};
+		fv_tensor *space[4], *time[4];
+		setenv("FV_SEPARABLE_ORDER", "space", 1);
+		run_conv(in, &sc->p, space);
+		setenv("FV_SEPARABLE_ORDER", "time", 1);
+		run_conv(in, &sc->p, time);
+		for (int i = 0; i < 4; i++) {
+			assert_close_scaled(names[i], time[i]->data, space[i]->data, space[i]->numel);
+			fv_tensor_free(space[i]);
+			fv_tensor_free(time[i]);
+		}
+		for (int i = 0; i < 3; i++)
+			fv_tensor_free(in[i]);
+	}
 }
