@@ -164,6 +164,38 @@ static void slide_row(const float *src, const int64_t *row, int64_t kh, int64_t 
 	SR_STORE(0) SR_STORE(1) SR_STORE(2) SR_STORE(3) SR_STORE(4) SR_STORE(5)
 #undef SR_STORE
 }
+
+/* slide_row for a full run of 6 pixels on two frames at once (the second
+** at fstep from the first): 12 sums in registers, one weight load for 12
+** FMAs that read their pixel straight from memory.  The same sums in the
+** same order as slide_row, without its edge tests. */
+AVX2_FN
+static void slide_row6x2(const float *src, const int64_t *row, int64_t kh, int64_t kw,
+                         int64_t step, int64_t fstep, const float *w, int64_t op, int64_t wstep,
+                         bool fresh, float *d, int64_t dstep, int64_t dfstep)
+{
+#define S2_ACC(j)                                                                         \
+	__m256 a##j = fresh ? _mm256_setzero_ps() : _mm256_loadu_ps(d + (j) * dstep);       \
+	__m256 b##j = fresh ? _mm256_setzero_ps() : _mm256_loadu_ps(d + (j) * dstep + dfstep);
+	S2_ACC(0) S2_ACC(1) S2_ACC(2) S2_ACC(3) S2_ACC(4) S2_ACC(5)
+#undef S2_ACC
+	for (int64_t a = 0; a < kh; a++) {
+		const float *s = src + row[a], *wa = w + a * kw * op;
+		for (int64_t b = 0; b < kw; b++, s += step) {
+			__m256 wv = _mm256_loadu_ps(wa + b * wstep);
+#define S2_FMA(j)                                                            \
+	a##j = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s + (j) * step), a##j);      \
+	b##j = _mm256_fmadd_ps(wv, _mm256_loadu_ps(s + (j) * step + fstep), b##j);
+			S2_FMA(0) S2_FMA(1) S2_FMA(2) S2_FMA(3) S2_FMA(4) S2_FMA(5)
+#undef S2_FMA
+		}
+	}
+#define S2_STORE(j)                                    \
+	_mm256_storeu_ps(d + (j) * dstep, a##j);       \
+	_mm256_storeu_ps(d + (j) * dstep + dfstep, b##j);
+	S2_STORE(0) S2_STORE(1) S2_STORE(2) S2_STORE(3) S2_STORE(4) S2_STORE(5)
+#undef S2_STORE
+}
 #endif
 
 static void dw_column(const sep_geom *g, const fv_real *src, const int64_t *off, const fv_real *w,
@@ -423,20 +455,40 @@ typedef struct tf_slide {
 } tf_slide;
 
 #ifdef SEP_AVX2
-/* One run: n pixels from `first` (in src, pixel units) to dst pixel `dp`. */
-static void slide_run(const tf_geom *t, const tf_slide *sl, int64_t first, int64_t dp, int n)
+/* A run: n pixels from `first` (in src, pixel units) to dst pixels from dp. */
+typedef struct tf_run {
+	int64_t first, dp;
+	int n;
+} tf_run;
+
+#define TF_RUNS 64 /* runs handed to slide_runs at a time */
+
+/* The runs, frame pair by frame pair: one pair of every pixel's column is
+** one cache line, so a pair's window rows stay in L1 from run to run. */
+static void slide_runs(const tf_geom *t, const tf_slide *sl, const tf_run *runs, int64_t count)
 {
 	const sep_geom *g = t->g;
 	const fv__conv_window *w = &g->s->win;
-	int64_t row[64];
-	for (int64_t a = 0; a < w->kh; a++)
-		row[a] = (first + a * sl->row_step) * t->ucol;
-	for (int64_t v = 0; v < g->vecs; v++)
-		for (int64_t f = 0; f < w->to; f++)
-			slide_row(sl->src + v * w->to * 8 + f * 8, row, w->kh, w->kw, t->ucol,
-			          sl->w + v * 8, g->op, sl->wstep, sl->fresh,
-			          sl->dst + fv__col_index(g, sl->dnt, sl->dfr0 + f, dp, v * 8),
-			          g->vecs * sl->dnt * 8, n);
+	int64_t row[64], dstep = g->vecs * sl->dnt * 8;
+	for (int64_t v = 0; v < g->vecs; v++) {
+		const float *src = sl->src + v * w->to * 8, *wv = sl->w + v * 8;
+		for (int64_t f = 0; f < w->to; f += 2) {
+			int64_t pair = w->to - f >= 2;
+			for (const tf_run *r = runs; r < runs + count; r++) {
+				float *d = sl->dst + fv__col_index(g, sl->dnt, sl->dfr0 + f, r->dp, v * 8);
+				for (int64_t a = 0; a < w->kh; a++)
+					row[a] = (r->first + a * sl->row_step) * t->ucol;
+				if (pair && r->n == 6) {
+					slide_row6x2(src + f * 8, row, w->kh, w->kw, t->ucol, 8, wv, g->op,
+					             sl->wstep, sl->fresh, d, dstep, 8);
+					continue;
+				}
+				for (int64_t e = f; e < f + 1 + pair; e++)
+					slide_row(src + e * 8, row, w->kh, w->kw, t->ucol, wv, g->op,
+					          sl->wstep, sl->fresh, d + (e - f) * 8, dstep, r->n);
+			}
+		}
+	}
 }
 
 /* Whether the depthwise passes slide: AVX2, dilation 1 along the rows and
@@ -460,12 +512,18 @@ static void spatial_of(const tf_job *j, int64_t i, const fv_real *U, fv_real *ac
 #ifdef SEP_AVX2
 	if (tf_slides(g, true)) {
 		tf_slide sl = {U, w->dh * g->wp, wsi, g->op, acc, to, 0, i == 0};
+		tf_run runs[TF_RUNS];
+		int64_t count = 0;
 		for (int64_t p = p0; p < p1;) {
 			int64_t y = p / w->wo, x = p % w->wo, n = w->wo - x;
 			n = n < 6 ? n : 6;
 			n = n < p1 - p ? n : p1 - p;
-			slide_run(j->t, &sl, y * w->sh * g->wp + x, p, (int)n);
+			runs[count++] = (tf_run){y * w->sh * g->wp + x, p, (int)n};
 			p += n;
+			if (count == TF_RUNS || p == p1) {
+				slide_runs(j->t, &sl, runs, count);
+				count = 0;
+			}
 		}
 		return;
 	}
@@ -489,10 +547,16 @@ static void spatial_back(const tf_job *j, int64_t i, const fv_real *D, fv_real *
 		/* tap b reads origin - b: the taps run backwards along the row */
 		tf_slide sl = {D, -w->dh * g->wq, wsi + (w->kw - 1) * g->op, -g->op, dU, g->gcol,
 		               g->gpad, true};
+		tf_run runs[TF_RUNS];
+		int64_t count = 0;
 		for (int64_t q = 0; q < t->hw;) {
 			int64_t x = q % w->w, n = w->w - x < 6 ? w->w - x : 6;
-			slide_run(t, &sl, g->back_base[q] / g->op - (w->kw - 1), q, (int)n);
+			runs[count++] = (tf_run){g->back_base[q] / g->op - (w->kw - 1), q, (int)n};
 			q += n;
+			if (count == TF_RUNS || q == t->hw) {
+				slide_runs(t, &sl, runs, count);
+				count = 0;
+			}
 		}
 		return;
 	}
@@ -631,8 +695,13 @@ static void order_macs(const fv__conv_shape *s, double space[2], double time[2])
 ** 25% fewer multiply-adds, but its kernels run further from the FMA peak
 ** than the space-first ones, and a training step came out slower
 ** (fovea-bench hoefling train, 1 thread: 146.6 against 141.2 ms median;
-** the forward with 2 inner threads 28.6 against 22.0 ms). */
+** the forward with 2 inner threads 28.6 against 22.0 ms).  With the
+** spatial pass two frames at a time (slide_row6x2) still no faster: 140.7
+** against 138.7 ms best of 8 at 1 thread, 75.9 against 74.7 at 2; layer 1's
+** backward is the slower part (65 against 61 ms, fovea-bench --task conv). */
+#ifndef TF_AUTO /* -DTF_AUTO=1 turns it on, to measure */
 #define TF_AUTO 0
+#endif
 
 /* Every shape the space-first order takes (groups are not supported by
 ** either) runs time-first too; the choice is only about speed. */
