@@ -55,27 +55,18 @@ static int parse_args(int argc, char **argv, train_args *a)
 	return CLI_OK;
 }
 
-/* The model figures of the best checkpoint into the run directory.  A
-** figure that cannot be drawn is a warning: the training itself succeeded. */
-static void write_figures(fv_registry *reg, const fv_train_result *res, bool quiet)
-{
-	char best[4200];
-	snprintf(best, sizeof best, "%s/best.safetensors", res->output_dir);
-	int n = 0;
-	if (cli_write_model_figures(reg, best, res->output_dir, &n) != CLI_OK)
-		fputs("fovea: warning: the model figures were not written\n", stderr);
-	else if (!quiet && n > 0)
-		printf("figures: %s/{readout_positions,core_filters}.png\n", res->output_dir);
-}
-
-/* While a run goes on, the figures follow the best checkpoint, redrawn at
-** most every FIGURE_INTERVAL seconds: drawing rebuilds the model from the
-** checkpoint, which short epochs would feel. */
+/* The model figures follow the best checkpoint into the run directory:
+** while the run goes on at most every FIGURE_INTERVAL seconds (drawing
+** rebuilds the model from the checkpoint, which short epochs would feel),
+** and once more at the end unless that best was drawn already.  A figure
+** that cannot be drawn is a warning: the training itself succeeded. */
 #define FIGURE_INTERVAL 30.0
 
 typedef struct figure_hook {
 	fv_registry *reg;
-	double last; /* monotonic seconds of the last drawing; < 0: never */
+	double last;         /* monotonic seconds of the last drawing; < 0: never */
+	int64_t drawn_epoch; /* the best epoch last drawn; -1: none */
+	int n_written;       /* figures of that drawing */
 } figure_hook;
 
 static double monotonic_seconds(void)
@@ -85,14 +76,23 @@ static double monotonic_seconds(void)
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void redraw_figures(void *ud, const char *path, int64_t epoch)
+static void draw_figures(figure_hook *h, const char *dir, int64_t epoch)
 {
-	(void)epoch;
+	char best[4300]; /* dir is shorter than 4200 */
+	snprintf(best, sizeof best, "%s/best.safetensors", dir);
+	h->last = monotonic_seconds();
+	h->drawn_epoch = -1;
+	if (cli_write_model_figures(h->reg, best, dir, &h->n_written) != CLI_OK)
+		fputs("fovea: warning: the model figures were not written\n", stderr);
+	else
+		h->drawn_epoch = epoch;
+}
+
+static void on_best_checkpoint(void *ud, const char *path, int64_t epoch)
+{
 	figure_hook *h = ud;
-	double now = monotonic_seconds();
-	if (h->last >= 0 && now - h->last < FIGURE_INTERVAL)
+	if (h->last >= 0 && monotonic_seconds() - h->last < FIGURE_INTERVAL)
 		return;
-	h->last = now;
 	char dir[4200];
 	snprintf(dir, sizeof dir, "%s", path);
 	char *slash = strrchr(dir, '/');
@@ -100,9 +100,17 @@ static void redraw_figures(void *ud, const char *path, int64_t epoch)
 		*slash = '\0';
 	else
 		snprintf(dir, sizeof dir, ".");
-	int n = 0;
-	if (cli_write_model_figures(h->reg, path, dir, &n) != CLI_OK)
-		fputs("fovea: warning: the model figures were not redrawn\n", stderr);
+	draw_figures(h, dir, epoch);
+}
+
+static void final_figures(figure_hook *h, const fv_train_result *res, bool quiet)
+{
+	if (res->best_epoch < 0)
+		return; /* no best checkpoint */
+	if (h->drawn_epoch != res->best_epoch)
+		draw_figures(h, res->output_dir, res->best_epoch);
+	if (!quiet && h->drawn_epoch == res->best_epoch && h->n_written > 0)
+		printf("figures: %s/{readout_positions,core_filters}.png\n", res->output_dir);
 }
 
 static int run_train(int argc, char **argv)
@@ -127,9 +135,9 @@ static int run_train(int argc, char **argv)
 		fv_config_free(cfg);
 		return CLI_FAILED;
 	}
-	figure_hook hook = {reg, -1};
-	fv_train_options o = {.progress = a.progress, .quiet = a.quiet, .on_best = redraw_figures,
-	                      .ud = &hook};
+	figure_hook hook = {reg, -1, -1, 0};
+	fv_train_options o = {.progress = a.progress, .quiet = a.quiet,
+	                      .on_best = on_best_checkpoint, .ud = &hook};
 	fv_train_result res;
 	rc = CLI_OK;
 	if (fv_train(reg, cfg, &o, &res) != FV_OK)
@@ -141,7 +149,7 @@ static int run_train(int argc, char **argv)
 		       res.seconds_per_epoch, res.best_value, (long long)res.best_epoch + 1,
 		       res.output_dir);
 	if (rc == CLI_OK)
-		write_figures(reg, &res, a.quiet);
+		final_figures(&hook, &res, a.quiet);
 	fv_registry_free(reg);
 	fv_config_free(cfg);
 	return rc;
