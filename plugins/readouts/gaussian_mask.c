@@ -158,11 +158,7 @@ static fv_tensor *gm_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_f
 	gm_readout *r = fv_module_priv(m);
 	if (x == NULL || !ro_gm_input_ok(WHO, r, x))
 		return NULL;
-	int64_t y3[3] = {x->shape[0], x->shape[2], r->n};
-	fv_tensor *w = ro_gm_weight(ctx, r);
-	fv_tensor *y = fv_reshape(ctx, fv_matmul_ex(ctx, ro_time_rows(ctx, x), w, false, true), 3, y3);
-	y = fv_add(ctx, fv_mul(ctx, y, r->scale_param), r->bias);
-	return ro_nonlin_apply(ctx, r->nonlin, y);
+	return ro_gm_output(ctx, x, ro_gm_weight(ctx, r), r->scale_param, r->bias, r->nonlin);
 }
 
 /* mask_l1 * mask_l1_reg + feature_l1 * feature_weights_l1_reg, with means

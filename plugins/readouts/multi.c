@@ -550,23 +550,17 @@ static fv_tensor *forward_gaussian_masks(const multi_readout *r, fv_ctx *ctx, fv
 	fv_tensor **parts = fv_ctx_alloc(ctx, 3 * n * sizeof *parts);
 	if (parts == NULL)
 		return NULL;
-	int64_t neurons = 0;
 	for (size_t i = 0; i < n; i++) {
 		ro_gaussian_mask *g = fv_module_priv(r->readouts[r->sorted[i]]);
 		if (!ro_gm_input_ok(RO_GAUSSIAN_MASK, g, x) || !(parts[i] = ro_gm_weight(ctx, g)))
 			return NULL;
 		parts[n + i] = g->scale_param;
 		parts[2 * n + i] = g->bias;
-		neurons += g->n;
 	}
-	int64_t y3[3] = {x->shape[0], x->shape[2], neurons};
-	fv_tensor *w = fv_concat(ctx, (int)n, parts, 0);
-	fv_tensor *scale = fv_concat(ctx, (int)n, parts + n, 0);
-	fv_tensor *bias = fv_concat(ctx, (int)n, parts + 2 * n, 0);
-	fv_tensor *y = fv_reshape(ctx, fv_matmul_ex(ctx, ro_time_rows(ctx, x), w, false, true), 3, y3);
-	y = fv_add(ctx, fv_mul(ctx, y, scale), bias);
 	const ro_gaussian_mask *first = fv_module_priv(r->readouts[0]);
-	return ro_nonlin_apply(ctx, first->nonlin, y);
+	return ro_gm_output(ctx, x, fv_concat(ctx, (int)n, parts, 0),
+	                    fv_concat(ctx, (int)n, parts + n, 0),
+	                    fv_concat(ctx, (int)n, parts + 2 * n, 0), first->nonlin);
 }
 
 static fv_tensor *multi_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_forward_args *fa)

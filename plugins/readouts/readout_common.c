@@ -373,3 +373,13 @@ fv_tensor *ro_time_rows(fv_ctx *ctx, fv_tensor *x)
 	int64_t rows[2] = {x->shape[0] * x->shape[2], x->shape[1] * x->shape[3] * x->shape[4]};
 	return fv_reshape(ctx, fv_permute(ctx, x, time_first), 2, rows);
 }
+
+fv_tensor *ro_gm_output(fv_ctx *ctx, fv_tensor *x, fv_tensor *w, fv_tensor *scale,
+                        fv_tensor *bias, ro_nonlin f)
+{
+	if (w == NULL || scale == NULL || bias == NULL)
+		return NULL;
+	int64_t y3[3] = {x->shape[0], x->shape[2], w->shape[0]};
+	fv_tensor *y = fv_reshape(ctx, fv_matmul_ex(ctx, ro_time_rows(ctx, x), w, false, true), 3, y3);
+	return ro_nonlin_apply(ctx, f, fv_add(ctx, fv_mul(ctx, y, scale), bias));
+}

@@ -132,5 +132,9 @@ bool ro_gm_input_ok(const char *who, const ro_gaussian_mask *r, const fv_tensor 
 fv_tensor *ro_gm_weight(fv_ctx *ctx, ro_gaussian_mask *r);
 /* x (N, c, t, w, h) as the rows (N*t, c*w*h) the weights multiply. */
 fv_tensor *ro_time_rows(fv_ctx *ctx, fv_tensor *x);
+/* The output (N, t, n) f(rows(x) w^T * scale + bias) of weights w (n, c*w*h),
+** scale and bias (n): one session's, or several sessions' stacked. */
+fv_tensor *ro_gm_output(fv_ctx *ctx, fv_tensor *x, fv_tensor *w, fv_tensor *scale,
+                        fv_tensor *bias, ro_nonlin f);
 
 #endif
