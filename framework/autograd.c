@@ -66,6 +66,29 @@ fv_tensor *fv__grad_of(fv_ctx *ctx, fv_tensor *t)
 	return t->grad;
 }
 
+void fv__op_assigns_fresh_grads(fv_tensor *out)
+{
+	if (out != NULL && out->node != NULL)
+		out->node->assigns_fresh = true;
+}
+
+/* Source i's gradient for node n's backward.  A context tensor's first
+** gradient of the pass is left unset for an op that sets it (its bit in
+** *fresh), zero-filled for one that adds to it.  A source listed twice is
+** always zero-filled: the op's second write must add. */
+static fv_tensor *source_grad(fv_ctx *ctx, const fv_node *n, int i, unsigned *fresh)
+{
+	fv_tensor *s = n->srcs[i];
+	bool repeated = false;
+	for (int k = 0; k < n->n_srcs; k++)
+		repeated |= k != i && n->srcs[k] == s;
+	if (s->grad != NULL || s->persistent || !n->assigns_fresh || repeated)
+		return fv__grad_of(ctx, s);
+	s->grad = fv_ctx_empty(ctx, s->ndim, s->shape);
+	*fresh |= 1u << i;
+	return s->grad;
+}
+
 /* Intermediate gradients belong to one backward pass; leaves accumulate. */
 static void clear_intermediate_grads(fv_ctx *ctx)
 {
@@ -79,16 +102,19 @@ static fv_status run_tape(fv_ctx *ctx)
 	for (fv_node *n = ctx->tape; n != NULL; n = n->prev) {
 		if (n->out->grad == NULL)
 			continue;
+		unsigned fresh = 0;
 		for (int i = 0; i < n->n_srcs; i++) {
 			fv_tensor *s = n->srcs[i];
 			src_grads[i] = NULL;
 			if (s != NULL && s->requires_grad) {
-				src_grads[i] = fv__grad_of(ctx, s);
+				src_grads[i] = source_grad(ctx, n, i, &fresh);
 				if (src_grads[i] == NULL)
 					return FV_ERR_NOMEM;
 			}
 		}
+		ctx->fresh_grads = fresh;
 		fv_status rc = n->def->backward(ctx, n->out, n->srcs, src_grads, n->aux);
+		ctx->fresh_grads = 0;
 		if (rc != FV_OK) {
 			fv_error_prefix("backward of %s: ", n->def->name);
 			return rc;

@@ -19,6 +19,7 @@ struct fv_node {
 	int n_srcs;
 	fv_tensor *srcs[FV_MAX_OP_SRCS];
 	void *aux;
+	bool assigns_fresh; /* see fv__op_assigns_fresh_grads */
 	fv_node *prev; /* the tape is a list, newest first, living in the arena */
 };
 
@@ -29,6 +30,7 @@ struct fv_ctx {
 	size_t used_total;      /* bytes handed out since the last reset */
 	size_t malloc_count;    /* chunk allocations, for the steady-state test */
 	fv_node *tape;          /* newest op */
+	unsigned fresh_grads;   /* bit i: source i's gradient is new and unset, for the running backward */
 	bool grad_enabled;
 	uint64_t rng[4];        /* xoshiro256** state */
 	bool have_spare_normal;
@@ -45,6 +47,16 @@ fv_tensor *fv__ctx_view(fv_ctx *ctx, fv_tensor *src, int ndim, const int64_t *sh
 /* The gradient buffer of `t`, created zero-filled on first use (arena for
 ** context tensors, heap for persistent ones). */
 fv_tensor *fv__grad_of(fv_ctx *ctx, fv_tensor *t);
+/* Declares that the backward of the op just recorded for `out` sets a
+** source gradient that fv__grad_fresh reports, rather than adding to it:
+** the tape then hands it over unset instead of zero-filling it first
+** (a pass over every activation-sized gradient saved). */
+void fv__op_assigns_fresh_grads(fv_tensor *out);
+/* Inside such a backward: whether source `i`'s gradient is unset. */
+static inline bool fv__grad_fresh(const fv_ctx *ctx, int i)
+{
+	return (ctx->fresh_grads >> i) & 1u;
+}
 
 /* Write `parts` to `path` atomically (temp file, fsync, rename). */
 fv_status fv__atomic_write(const char *path, size_t n_parts, const void *const *parts,

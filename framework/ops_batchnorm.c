@@ -102,7 +102,7 @@ static void channel_grad_sums(const fv_real *x, const fv_real *dy, const bn_aux 
 /* dx = (dy - mean(dy) - (x - mean) * dot * invstd^2 / M) * invstd * w in
 ** training (through the batch statistics); dy * invstd * w otherwise. */
 static void channel_input_grad(const fv_real *x, const fv_real *dy, const bn_aux *a, int64_t c,
-                               fv_real w, double sum_dy, double dot, fv_real *dx)
+                               fv_real w, double sum_dy, double dot, fv_real *dx, bool fresh)
 {
 	double m = (double)(a->n * a->inner), invstd = a->invstd[c];
 	double k = dot * invstd * invstd / m, scale = invstd * w;
@@ -113,6 +113,8 @@ static void channel_input_grad(const fv_real *x, const fv_real *dy, const bn_aux
 	for (int64_t n = 0; n < a->n; n++) {
 		const fv_real *restrict xr = channel_ptr(x, a, n, c), *restrict gr = channel_ptr(dy, a, n, c);
 		fv_real *restrict dr = dx + (n * a->c + c) * a->inner;
+		if (fresh)
+			memset(dr, 0, (size_t)a->inner * sizeof *dr); /* in cache for the sum below */
 		if (a->batch_stats)
 			for (int64_t i = 0; i < a->inner; i++)
 				dr[i] += (gr[i] - grad_mean) * s - (xr[i] - mean) * ks;
@@ -122,23 +124,28 @@ static void channel_input_grad(const fv_real *x, const fv_real *dy, const bn_aux
 	}
 }
 
+static void add_or_set(fv_real *g, double v, bool fresh)
+{
+	*g = (fresh ? 0 : *g) + (fv_real)v;
+}
+
 static fv_status batchnorm_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *const *srcs,
                                     fv_tensor *const *grads, const void *aux_)
 {
 	const bn_aux *a = aux_;
 	const fv_real *x = srcs[0]->data, *dy = out->grad->data;
 	const fv_real *w = srcs[1] ? srcs[1]->data : NULL;
-	(void)ctx;
+	bool fresh = fv__grad_fresh(ctx, 0);
 #pragma omp parallel for schedule(static) if (out->numel > PARALLEL_MIN_WORK)
 	for (int64_t c = 0; c < a->c; c++) {
 		double sum_dy, dot;
 		channel_grad_sums(x, dy, a, c, &sum_dy, &dot);
 		if (grads[0] != NULL)
-			channel_input_grad(x, dy, a, c, w ? w[c] : 1, sum_dy, dot, grads[0]->data);
+			channel_input_grad(x, dy, a, c, w ? w[c] : 1, sum_dy, dot, grads[0]->data, fresh);
 		if (grads[1] != NULL)
-			grads[1]->data[c] += (fv_real)(dot * a->invstd[c]);
+			add_or_set(grads[1]->data + c, dot * a->invstd[c], fv__grad_fresh(ctx, 1));
 		if (grads[2] != NULL)
-			grads[2]->data[c] += (fv_real)sum_dy;
+			add_or_set(grads[2]->data + c, sum_dy, fv__grad_fresh(ctx, 2));
 	}
 	return FV_OK;
 }
@@ -239,5 +246,6 @@ fv_tensor *fv_batch_norm3d(fv_ctx *ctx, fv_tensor *x, fv_tensor *weight, fv_tens
 	fv_tensor *srcs[3] = {x, weight, bias};
 	if (fv_op_record(ctx, y, &batchnorm_def, 3, srcs, &a, sizeof a) != FV_OK)
 		return NULL;
+	fv__op_assigns_fresh_grads(y);
 	return y;
 }

@@ -299,6 +299,23 @@ static void binary_walk(fv__walk *w, const fv_tensor *out, const fv_tensor *a, c
 	fv__walk_init(w, out->ndim, out->shape, BINARY_NOPS, strides);
 }
 
+/* dL/d(source) of an add or a subtraction is the output's gradient, signed:
+** added in (or, unsigned, summed over the broadcast axes) without a pass
+** through a full-size buffer. */
+static fv_status pass_through_grad(fv_ctx *ctx, const fv_tensor *out, fv_tensor *gx, fv_real sign,
+                                   bool fresh)
+{
+	if (gx->numel == out->numel) {
+		int64_t n = out->numel, unit = 1;
+		fv__strided_copy(1, &n, gx->data, &unit, out->grad->data, &unit, sign, !fresh);
+		return FV_OK;
+	}
+	if (fresh)
+		memset(gx->data, 0, (size_t)gx->numel * sizeof(fv_real));
+	return fv__sum_to_shape(ctx, gx->data, gx->ndim, gx->shape, out->grad->data, out->ndim,
+	                        out->shape);
+}
+
 static fv_status binary_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *const *srcs,
                                  fv_tensor *const *src_grads, const void *aux)
 {
@@ -310,6 +327,17 @@ static fv_status binary_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *const *
 		fv_tensor *gx = src_grads[i];
 		if (gx == NULL)
 			continue;
+		bool fresh = fv__grad_fresh(ctx, i);
+		fv_real sign = job.kind == BIN_SUB && i == 1 ? -1 : 1;
+		if ((job.kind == BIN_ADD || job.kind == BIN_SUB) &&
+		    (gx->numel == out->numel || sign == 1)) {
+			fv_status rc = pass_through_grad(ctx, out, gx, sign, fresh);
+			if (rc != FV_OK)
+				return rc;
+			continue;
+		}
+		if (fresh)
+			memset(gx->data, 0, (size_t)gx->numel * sizeof(fv_real));
 		job.which = i;
 		if (gx->numel == out->numel) { /* not broadcast: straight into the grad */
 			job.dst = gx->data;
@@ -349,6 +377,7 @@ static fv_tensor *binary(fv_ctx *ctx, binary_kind kind, fv_tensor *a, fv_tensor 
 	fv_tensor *srcs[2] = {a, b};
 	if (fv_op_record(ctx, out, &BINARY_DEFS[kind], 2, srcs, &kind, sizeof kind) != FV_OK)
 		return NULL;
+	fv__op_assigns_fresh_grads(out);
 	return out;
 }
 

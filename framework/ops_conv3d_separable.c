@@ -926,6 +926,7 @@ typedef struct sep_job {
 	int64_t slot_size;
 	int64_t partials;
 	bool need_dwt, need_dws;
+	bool dx_fresh; /* dx is unset: each channel's part is cleared just before it is summed into */
 } sep_job;
 
 /* One thread's scratch: channel i's padded frames P, S_i and dS_i, one
@@ -984,7 +985,7 @@ static fv_real *s_of(const sep_job *j, const sep_slot *b, int64_t n, int64_t i)
 
 /* Channel i's frames as the spatial windows read them: x itself when the
 ** window reads exactly the unpadded frame (no padding, nothing left over),
-** else a zero-padded copy in the slot. */
+** else a zero-padded copy in the slot (whose padding alloc_scratch cleared). */
 static const fv_real *padded_input(const sep_job *j, const sep_slot *b, int64_t n, int64_t i)
 {
 	const sep_geom *g = j->g;
@@ -994,7 +995,6 @@ static const fv_real *padded_input(const sep_job *j, const sep_slot *b, int64_t 
 		return x;
 	int64_t rows = w->h < g->hp - w->ph ? w->h : g->hp - w->ph;
 	int64_t cols = w->w < g->wp - w->pw ? w->w : g->wp - w->pw;
-	memset(b->P, 0, (size_t)(w->t * g->hp * g->wp) * sizeof(fv_real));
 	for (int64_t t = 0; t < w->t; t++)
 		for (int64_t y = 0; y < rows; y++) {
 			const fv_real *src = x + (t * w->h + y) * w->w;
@@ -1237,8 +1237,11 @@ static void backward_channel(const sep_job *j, int64_t n, int64_t i, const fv_re
 		spatial_weight_grad(g, b->dS, P, dws + i * g->taps * op);
 	}
 	if (j->dx != NULL) {
-		input_grad(g, b->dS, g->ws_p + i * g->taps * op, b->D,
-		           j->dx + (n * g->s->c + i) * w->t * w->h * w->w);
+		int64_t size = w->t * w->h * w->w;
+		fv_real *dx = j->dx + (n * g->s->c + i) * size;
+		if (j->dx_fresh)
+			memset(dx, 0, (size_t)size * sizeof(fv_real));
+		input_grad(g, b->dS, g->ws_p + i * g->taps * op, b->D, dx);
 	}
 }
 
@@ -1315,8 +1318,14 @@ static bool alloc_scratch(fv_ctx *ctx, sep_job *j, const fv__task_plan *plan)
 	j->slot_size = slot_part_sizes(j->g, sizes);
 	int64_t all = plan->inner > 1 && j->saved_s == NULL ? j->g->s->c * j->g->npix * j->g->op : 0;
 	j->scratch = fv_ctx_alloc(ctx, (size_t)(slots * j->slot_size + all) * sizeof(fv_real));
-	j->s_all = all > 0 && j->scratch != NULL ? j->scratch + slots * j->slot_size : NULL;
-	return j->scratch != NULL;
+	if (j->scratch == NULL)
+		return false;
+	j->s_all = all > 0 ? j->scratch + slots * j->slot_size : NULL;
+	/* padded_input writes the same positions of P for every channel: the
+	** padding is cleared here, once */
+	for (int64_t slot = 0; slot < slots; slot++)
+		memset(slot_at(j, (int)slot).P, 0, (size_t)sizes[0] * sizeof(fv_real));
+	return true;
 }
 
 static fv_status separable_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *const *srcs,
@@ -1327,13 +1336,19 @@ static fv_status separable_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *cons
 	sep_geom g;
 	if (!fv__sep_geom(ctx, &g, s, srcs[1]->data, srcs[2]->data))
 		return FV_ERR_NOMEM;
+	/* the weight gradients are added to (they are small); dx too in
+	** time-first order, else each channel's part is cleared as it comes */
+	for (int i = aux->time_first ? 0 : 1; i < 3; i++)
+		if (grads[i] != NULL && fv__grad_fresh(ctx, i))
+			memset(grads[i]->data, 0, (size_t)grads[i]->numel * sizeof(fv_real));
 	if (aux->time_first)
 		return fv__tf_backward(ctx, &g, srcs[0]->data, out->grad->data, aux->saved_u,
 		                       grads[0] ? grads[0]->data : NULL, grads[1] ? grads[1]->data : NULL,
 		                       grads[2] ? grads[2]->data : NULL);
 	sep_job j = {.g = &g, .x = srcs[0]->data, .gout = out->grad->data,
 	             .dx = grads[0] ? grads[0]->data : NULL,
-	             .need_dwt = grads[1] != NULL, .need_dws = grads[2] != NULL};
+	             .need_dwt = grads[1] != NULL, .need_dws = grads[2] != NULL,
+	             .dx_fresh = fv__grad_fresh(ctx, 0)};
 	j.saved_s = j.need_dwt ? aux->saved_s : NULL;
 	bool weights = j.need_dwt || j.need_dws;
 	j.partials = s->n;
@@ -1447,5 +1462,6 @@ fv_tensor *fv_conv3d_separable(fv_ctx *ctx, fv_tensor *x, fv_tensor *w_time,
 		return NULL;
 	if (fv_op_record(ctx, out, &separable_def, 3, srcs, &aux, sizeof aux) != FV_OK)
 		return NULL;
+	fv__op_assigns_fresh_grads(out);
 	return out;
 }

@@ -125,6 +125,7 @@ typedef struct matmul_job {
 	const matmul_plan *plan;
 	matmul_pass pass;
 	fv_real *a, *b, *c;
+	fv_real beta; /* gradient passes: 0 sets the gradient, 1 adds to it */
 } matmul_job;
 
 static void matmul_run(void *ud, int64_t count, const int64_t *off, const int64_t *step)
@@ -137,8 +138,8 @@ static void matmul_run(void *ud, int64_t count, const int64_t *off, const int64_
 		mat c = {j->c + off[2] + i * step[2], p->n, 1};
 		switch (j->pass) {
 		case MM_FORWARD: gemm(p->rows, p->n, p->k, a, b, c, 0); break;
-		case MM_GRAD_A: gemm(p->rows, p->k, p->n, c, mat_t(b), a, 1); break;
-		case MM_GRAD_B: gemm(p->k, p->n, p->rows, mat_t(a), c, b, 1); break;
+		case MM_GRAD_A: gemm(p->rows, p->k, p->n, c, mat_t(b), a, j->beta); break;
+		case MM_GRAD_B: gemm(p->k, p->n, p->rows, mat_t(a), c, b, j->beta); break;
 		}
 	}
 }
@@ -146,9 +147,9 @@ static void matmul_run(void *ud, int64_t count, const int64_t *off, const int64_
 /* The gemms run one after another (BLIS threads each of them), so that
 ** accumulation into a shared gradient happens in a fixed order. */
 static void matmul_pass_run(const matmul_plan *p, matmul_pass pass, fv_real *a, fv_real *b,
-                            fv_real *c)
+                            fv_real *c, fv_real beta)
 {
-	matmul_job job = {p, pass, a, b, c};
+	matmul_job job = {p, pass, a, b, c, beta};
 	fv__walk_range(&p->walk, 0, p->walk.numel, matmul_run, &job);
 }
 
@@ -156,19 +157,36 @@ typedef struct matmul_aux {
 	bool ta, tb;
 } matmul_aux;
 
+/* The gemms' beta for source i's gradient: 0 when it is unset and they
+** write each element once (`written` elements, no broadcast batch), else
+** 1, into a cleared gradient if it was unset. */
+static fv_real grad_beta(const fv_ctx *ctx, int i, fv_tensor *grad, int64_t written)
+{
+	if (!fv__grad_fresh(ctx, i))
+		return 1;
+	if (grad->numel == written)
+		return 0;
+	memset(grad->data, 0, (size_t)grad->numel * sizeof(fv_real));
+	return 1;
+}
+
 static fv_status matmul_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *const *srcs,
                                  fv_tensor *const *src_grads, const void *aux)
 {
-	(void)ctx;
 	const matmul_aux *t = aux;
 	matmul_plan p;
 	fv_status rc = plan_init(&p, srcs[0], srcs[1], t->ta, t->tb);
 	if (rc != FV_OK)
 		return rc;
-	if (src_grads[0] != NULL)
-		matmul_pass_run(&p, MM_GRAD_A, src_grads[0]->data, srcs[1]->data, out->grad->data);
-	if (src_grads[1] != NULL)
-		matmul_pass_run(&p, MM_GRAD_B, srcs[0]->data, src_grads[1]->data, out->grad->data);
+	int64_t nbatch = fv__numel(p.nb, p.batch);
+	if (src_grads[0] != NULL) {
+		fv_real beta = grad_beta(ctx, 0, src_grads[0], nbatch * p.m * p.k);
+		matmul_pass_run(&p, MM_GRAD_A, src_grads[0]->data, srcs[1]->data, out->grad->data, beta);
+	}
+	if (src_grads[1] != NULL) {
+		fv_real beta = grad_beta(ctx, 1, src_grads[1], nbatch * p.k * p.n);
+		matmul_pass_run(&p, MM_GRAD_B, srcs[0]->data, src_grads[1]->data, out->grad->data, beta);
+	}
 	return FV_OK;
 }
 
@@ -188,11 +206,12 @@ fv_tensor *fv_matmul_ex(fv_ctx *ctx, fv_tensor *a, fv_tensor *b, bool trans_a, b
 	fv_tensor *out = fv_ctx_empty(ctx, p.nb + 2, shape);
 	if (out == NULL)
 		return NULL;
-	matmul_pass_run(&p, MM_FORWARD, a->data, b->data, out->data);
+	matmul_pass_run(&p, MM_FORWARD, a->data, b->data, out->data, 0);
 	matmul_aux t = {trans_a, trans_b};
 	fv_tensor *srcs[2] = {a, b};
 	if (fv_op_record(ctx, out, &MATMUL_DEF, 2, srcs, &t, sizeof t) != FV_OK)
 		return NULL;
+	fv__op_assigns_fresh_grads(out);
 	return out;
 }
 

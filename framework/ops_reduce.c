@@ -287,17 +287,21 @@ static void norm_backward(fv_tensor *gx, const fv_tensor *x, const fv_tensor *ou
 static fv_status reduce_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *const *srcs,
                                  fv_tensor *const *src_grads, const void *aux)
 {
-	(void)ctx;
 	const reduce_aux *a = aux;
 	const fv_tensor *x = srcs[0];
 	fv_tensor *gx = src_grads[0];
-	int64_t keep[FV_MAX_DIMS];
+	bool fresh = fv__grad_fresh(ctx, 0);
+	int64_t keep[FV_MAX_DIMS], x_strides[FV_MAX_DIMS], out_strides[FV_MAX_DIMS];
+	if (fresh && a->kind != RED_SUM && a->kind != RED_MEAN)
+		memset(gx->data, 0, (size_t)gx->numel * sizeof(fv_real));
 	switch (a->kind) {
 	case RED_SUM:
-	case RED_MEAN:
+	case RED_MEAN: /* out's gradient spread back over every element of x */
 		keepdim_shape(x, a->reduced, keep);
-		fv__broadcast_add(gx->data, x->ndim, x->shape, out->grad->data, x->ndim, keep,
-		                  a->kind == RED_MEAN ? (fv_real)(1.0 / (double)a->nred) : 1);
+		fv__strides(x->ndim, x->shape, x_strides);
+		fv__broadcast_strides(x->ndim, x->shape, x->ndim, keep, out_strides);
+		fv__strided_copy(x->ndim, x->shape, gx->data, x_strides, out->grad->data, out_strides,
+		                 a->kind == RED_MEAN ? (fv_real)(1.0 / (double)a->nred) : 1, !fresh);
 		break;
 	case RED_MAX:
 		for (int64_t o = 0; o < out->numel; o++)
@@ -379,6 +383,7 @@ static fv_tensor *reduce(fv_ctx *ctx, reduce_kind kind, fv_tensor *x, double p, 
 	fv_tensor *srcs[1] = {x};
 	if (fv_op_record(ctx, out, &REDUCE_DEFS[kind], 1, srcs, &a, sizeof a) != FV_OK)
 		return NULL;
+	fv__op_assigns_fresh_grads(out);
 	return out;
 }
 

@@ -40,19 +40,23 @@ static void move_forward(const move *m, const fv_tensor *x, fv_tensor *out)
 	                 x->data + m->in_x.offset, m->in_x.strides, 1, false);
 }
 
-static void move_grad(const move *m, fv_tensor *gx, const fv_tensor *gout)
+/* gx's moved part += gout's; an unset gx (`fresh`) is set instead where
+** the move covers all of it, else cleared first. */
+static void move_grad(const move *m, fv_tensor *gx, const fv_tensor *gout, bool fresh)
 {
+	bool covers = fv__numel(m->ndim, m->shape) == gx->numel;
+	if (fresh && !covers)
+		memset(gx->data, 0, (size_t)gx->numel * sizeof(fv_real));
 	fv__strided_copy(m->ndim, m->shape, gx->data + m->in_x.offset, m->in_x.strides,
-	                 gout->data + m->in_out.offset, m->in_out.strides, 1, true);
+	                 gout->data + m->in_out.offset, m->in_out.strides, 1, !(fresh && covers));
 }
 
 /* The backward of every op whose aux is its move. */
 static fv_status move_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *const *srcs,
                                fv_tensor *const *src_grads, const void *aux)
 {
-	(void)ctx;
 	(void)srcs;
-	move_grad(aux, src_grads[0], out->grad);
+	move_grad(aux, src_grads[0], out->grad, fv__grad_fresh(ctx, 0));
 	return FV_OK;
 }
 
@@ -70,6 +74,7 @@ static fv_tensor *run_move(fv_ctx *ctx, const fv_op_def *def, const move *m, fv_
 	fv_tensor *srcs[1] = {x};
 	if (fv_op_record(ctx, out, def, 1, srcs, m, sizeof *m) != FV_OK)
 		return NULL;
+	fv__op_assigns_fresh_grads(out);
 	return out;
 }
 
@@ -78,11 +83,11 @@ static fv_tensor *run_move(fv_ctx *ctx, const fv_op_def *def, const move *m, fv_
 static fv_status reshape_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *const *srcs,
                                   fv_tensor *const *src_grads, const void *aux)
 {
-	(void)ctx;
 	(void)srcs;
 	(void)aux;
-	int64_t n = out->numel;
-	fv__broadcast_add(src_grads[0]->data, 1, &n, out->grad->data, 1, &n, 1);
+	int64_t n = out->numel, unit = 1;
+	fv__strided_copy(1, &n, src_grads[0]->data, &unit, out->grad->data, &unit, 1,
+	                 !fv__grad_fresh(ctx, 0));
 	return FV_OK;
 }
 
@@ -125,6 +130,7 @@ fv_tensor *fv_reshape(fv_ctx *ctx, fv_tensor *x, int ndim, const int64_t *shape)
 	fv_tensor *srcs[1] = {x};
 	if (out == NULL || fv_op_record(ctx, out, &RESHAPE_DEF, 1, srcs, NULL, 0) != FV_OK)
 		return NULL;
+	fv__op_assigns_fresh_grads(out);
 	return out;
 }
 
@@ -258,7 +264,7 @@ static fv_status concat_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *const *
 	for (int i = 0; i < n; i++) {
 		move m = concat_move(out, srcs[i], axis, offset);
 		if (src_grads[i] != NULL)
-			move_grad(&m, src_grads[i], out->grad);
+			move_grad(&m, src_grads[i], out->grad, false);
 		offset += srcs[i]->shape[axis];
 	}
 	return FV_OK;
@@ -349,7 +355,7 @@ static fv_status index_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *const *s
 	const index_aux *a = aux;
 	for (int64_t j = 0; j < a->n; j++) {
 		move m = index_move(srcs[0], out, a->axis, a->index[j], j);
-		move_grad(&m, src_grads[0], out->grad);
+		move_grad(&m, src_grads[0], out->grad, false);
 	}
 	return FV_OK;
 }

@@ -11,6 +11,7 @@
 ** relu'(0) = 0, abs'(0) = 0, clamp' = 1 on the closed interval [lo, hi],
 ** elu'(0) = alpha, and softplus is the identity above its threshold.
 */
+#include <string.h>
 #include <tgmath.h>
 
 #include "internal.h"
@@ -22,8 +23,10 @@ typedef struct unary_arg {
 } unary_arg;
 
 typedef void (*unary_forward_fn)(int64_t n, const fv_real *x, fv_real *y, fv_real a, fv_real b);
+/* gx = (fresh) or += (otherwise) gy * f'(x) */
 typedef void (*unary_backward_fn)(int64_t n, const fv_real *x, const fv_real *y,
-                                  const fv_real *gy, fv_real *gx, fv_real a, fv_real b);
+                                  const fv_real *gy, fv_real *gx, fv_real a, fv_real b,
+                                  bool fresh);
 
 #define UNARY_LOOPS(name)                                                                    \
 	static void name##_forward(int64_t n, const fv_real *x, fv_real *y, fv_real a,        \
@@ -33,8 +36,11 @@ typedef void (*unary_backward_fn)(int64_t n, const fv_real *x, const fv_real *y,
 			y[i] = name##_f((unary_arg){x[i], 0, a, b});                          \
 	}                                                                                     \
 	static void name##_backward(int64_t n, const fv_real *x, const fv_real *y,            \
-	                            const fv_real *gy, fv_real *gx, fv_real a, fv_real b)     \
+	                            const fv_real *gy, fv_real *gx, fv_real a, fv_real b,     \
+	                            bool fresh)                                               \
 	{                                                                                     \
+		if (fresh)                                                                    \
+			memset(gx, 0, (size_t)n * sizeof *gx);                                \
 		for (int64_t i = 0; i < n; i++)                                               \
 			gx[i] += gy[i] * name##_d((unary_arg){x[i], y[i], a, b});             \
 	}
@@ -114,17 +120,18 @@ static void elu_forward(int64_t n, const fv_real *x, fv_real *y, fv_real a, fv_r
 }
 
 static void elu_backward(int64_t n, const fv_real *x, const fv_real *y, const fv_real *gy,
-                         fv_real *gx, fv_real a, fv_real b)
+                         fv_real *gx, fv_real a, fv_real b, bool fresh)
 {
 	int64_t i = 0;
 	__m256 alpha = _mm256_set1_ps(a), zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
 	for (; i + 8 <= n; i += 8) {
 		__m256 pos = _mm256_cmp_ps(_mm256_loadu_ps(x + i), zero, _CMP_GT_OQ);
 		__m256 d = _mm256_blendv_ps(_mm256_add_ps(_mm256_loadu_ps(y + i), alpha), one, pos);
-		_mm256_storeu_ps(gx + i, _mm256_fmadd_ps(_mm256_loadu_ps(gy + i), d, _mm256_loadu_ps(gx + i)));
+		__m256 old = fresh ? zero : _mm256_loadu_ps(gx + i);
+		_mm256_storeu_ps(gx + i, _mm256_fmadd_ps(_mm256_loadu_ps(gy + i), d, old));
 	}
 	for (; i < n; i++)
-		gx[i] += gy[i] * elu_d((unary_arg){x[i], y[i], a, b});
+		gx[i] = (fresh ? 0 : gx[i]) + gy[i] * elu_d((unary_arg){x[i], y[i], a, b});
 }
 #else
 UNARY_LOOPS(elu)
@@ -195,8 +202,10 @@ static void softplus_forward(int64_t n, const fv_real *x, fv_real *y, fv_real a,
 }
 
 static void softplus_backward(int64_t n, const fv_real *x, const fv_real *y, const fv_real *gy,
-                              fv_real *gx, fv_real a, fv_real b)
+                              fv_real *gx, fv_real a, fv_real b, bool fresh)
 {
+	if (fresh)
+		memset(gx, 0, (size_t)n * sizeof *gx);
 	for (int64_t i = 0; i < n; i++)
 		gx[i] += gy[i] * softplus_d((unary_arg){x[i], y[i], a, b});
 }
@@ -307,6 +316,7 @@ typedef struct unary_job {
 	fv_real a, b;
 	const fv_real *x, *y, *gy;
 	fv_real *out; /* forward: y; backward: gx */
+	bool fresh;   /* backward: gx is unset */
 } unary_job;
 
 /* Every operand is contiguous in x's shape: one offset serves all. */
@@ -322,7 +332,7 @@ static void unary_backward_run(void *ud, int64_t n, const int64_t *off, const in
 	(void)step;
 	const unary_job *j = ud;
 	j->op->backward(n, j->x + off[0], j->y + off[0], j->gy + off[0], j->out + off[0], j->a,
-	                j->b);
+	                j->b, j->fresh);
 }
 
 static void unary_walk(int64_t numel, fv__run_fn run, unary_job *job)
@@ -336,10 +346,9 @@ static void unary_walk(int64_t numel, fv__run_fn run, unary_job *job)
 static fv_status unary_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *const *srcs,
                                 fv_tensor *const *src_grads, const void *aux)
 {
-	(void)ctx;
 	const unary_aux *u = aux;
 	unary_job job = {&UNARY[u->kind], u->a, u->b, srcs[0]->data, out->data, out->grad->data,
-	                 src_grads[0]->data};
+	                 src_grads[0]->data, fv__grad_fresh(ctx, 0)};
 	unary_walk(out->numel, unary_backward_run, &job);
 	return FV_OK;
 }
@@ -351,11 +360,12 @@ static fv_tensor *unary(fv_ctx *ctx, unary_kind kind, fv_tensor *x, double a, do
 	if (out == NULL)
 		return NULL;
 	unary_aux u = {kind, (fv_real)a, (fv_real)b};
-	unary_job job = {&UNARY[kind], u.a, u.b, x->data, NULL, NULL, out->data};
+	unary_job job = {&UNARY[kind], u.a, u.b, x->data, NULL, NULL, out->data, false};
 	unary_walk(x->numel, unary_forward_run, &job);
 	fv_tensor *srcs[1] = {x};
 	if (fv_op_record(ctx, out, &UNARY[kind].def, 1, srcs, &u, sizeof u) != FV_OK)
 		return NULL;
+	fv__op_assigns_fresh_grads(out);
 	return out;
 }
 

@@ -1,11 +1,13 @@
 /*
 ** test_autograd.c: the tape as the ops use it: accumulation, no-grad mode,
 ** gradients of context tensors, shared sub-expressions, fv_backward's
-** errors, NULL propagation through chains of ops, and a training-like loop
-** that stops allocating once its arena has grown.
+** errors, NULL propagation through chains of ops, a training-like loop
+** that stops allocating once its arena has grown, and ops that set a
+** gradient the tape hands them unset.
 */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fovea/tensor.h"
@@ -207,4 +209,105 @@ Test(autograd, steady_state_does_not_allocate)
 	fv_tensor_free(target);
 	fv_tensor_free(w);
 	fv_tensor_free(bias);
+}
+
+/* ---- gradients handed over unset ------------------------------------------------- */
+
+#define FRESH_LEAVES 9
+
+/* Values for a leaf: a fixed pattern, the same in every run. */
+static fv_tensor *fresh_leaf(fv_ctx *ctx, int ndim, const int64_t *shape, double scale, int salt)
+{
+	fv_tensor *t = fv_ctx_empty(ctx, ndim, shape);
+	for (int64_t i = 0; i < t->numel; i++)
+		t->data[i] = (fv_real)(scale * sin(0.7 * (double)i + salt));
+	t->requires_grad = true;
+	return t;
+}
+
+/* A core layer's chain and a readout on context tensors only, so that
+** every gradient the ops receive is new in the pass: separable conv, batch
+** norm with a computed shift, broadcast add, sub and mul, ELU, exp, mean,
+** max, norm, permute, reshape, slice and matmul. */
+static fv_tensor *fresh_graph(fv_ctx *ctx, fv_tensor *leaves[FRESH_LEAVES])
+{
+	int64_t sx[5] = {2, 3, 6, 7, 7}, swt[3] = {4, 3, 3}, sws[4] = {4, 3, 3, 3};
+	int64_t sc[1] = {4}, sb[5] = {1, 4, 1, 1, 1}, sm[2] = {4, 3}, flat[2] = {-1, 4};
+	leaves[0] = fresh_leaf(ctx, 5, sx, 1.0, 0);
+	leaves[1] = fresh_leaf(ctx, 3, swt, 0.5, 1);
+	leaves[2] = fresh_leaf(ctx, 4, sws, 0.5, 2);
+	leaves[3] = fresh_leaf(ctx, 1, sc, 0.3, 3); /* norm weight - 1 */
+	leaves[4] = fresh_leaf(ctx, 1, sc, 0.2, 4); /* norm bias */
+	leaves[5] = fresh_leaf(ctx, 1, sc, 0.4, 5); /* shift added to the bias */
+	leaves[6] = fresh_leaf(ctx, 5, sb, 0.3, 6); /* broadcast bias */
+	leaves[7] = fresh_leaf(ctx, 5, sb, 0.5, 7); /* broadcast scale */
+	leaves[8] = fresh_leaf(ctx, 2, sm, 0.6, 8); /* readout weights */
+	fv_conv3d_params p = {.pad = {{1, 1}, {1, 1}, {0, 0}}};
+	fv_tensor *y = fv_conv3d_separable(ctx, leaves[0], leaves[1], leaves[2], &p);
+	fv_tensor *w = fv_add_scalar(ctx, leaves[3], 1);
+	y = fv_batch_norm3d(ctx, y, w, fv_add(ctx, leaves[4], leaves[5]), NULL, NULL, NULL, true,
+	                    0.1, 1e-5);
+	y = fv_elu(ctx, fv_sub(ctx, y, leaves[6]), 1.0);
+	y = fv_add(ctx, fv_mul(ctx, y, leaves[7]), fv_exp(ctx, fv_mul_scalar(ctx, y, 0.1)));
+	/* each op below is the first, in the backward, to reach its source */
+	fv_tensor *terms[4] = {
+		fv_sum_all(ctx, fv_mean(ctx, fv_mul_scalar(ctx, y, 0.5), 1, (int[]){2}, false)),
+		fv_sum_all(ctx, fv_max(ctx, fv_mul_scalar(ctx, y, 0.7), 1, (int[]){3}, false)),
+		fv_sum_all(ctx, fv_norm(ctx, fv_mul_scalar(ctx, y, 0.9), 2, 1, (int[]){4}, false)),
+	};
+	fv_tensor *f = fv_reshape(ctx, fv_permute(ctx, y, (int[]){0, 2, 3, 4, 1}), 2, flat);
+	fv_tensor *r = fv_matmul(ctx, fv_slice(ctx, f, 0, 1, -1, 1), leaves[8]);
+	terms[3] = fv_sum_all(ctx, fv_mul(ctx, r, fv_sin(ctx, r)));
+	fv_tensor *loss = terms[0];
+	for (int i = 1; i < 4; i++)
+		loss = fv_add(ctx, loss, terms[i]);
+	return loss;
+}
+
+/* The leaves' gradients after a pass in an arena first filled with `fill`. */
+static fv_real *fresh_grads(fv_ctx *ctx, fv_real fill, int64_t *count)
+{
+	fv_ctx_reset(ctx);
+	size_t n = (fv_ctx_arena_capacity(ctx) - 4096) / sizeof(fv_real);
+	fv_real *junk = fv_ctx_alloc(ctx, n * sizeof(fv_real));
+	cr_assert_not_null(junk);
+	for (size_t i = 0; i < n; i++)
+		junk[i] = fill;
+	fv_ctx_reset(ctx);
+	fv_tensor *leaves[FRESH_LEAVES];
+	fv_tensor *loss = fresh_graph(ctx, leaves);
+	cr_assert_eq(fv_backward(ctx, loss), FV_OK, "%s", fv_errmsg());
+	*count = 0;
+	for (int l = 0; l < FRESH_LEAVES; l++)
+		*count += leaves[l]->numel;
+	fv_real *all = malloc((size_t)*count * sizeof *all), *at = all;
+	for (int l = 0; l < FRESH_LEAVES; l++) {
+		cr_assert_not_null(leaves[l]->grad, "leaf %d got no gradient", l);
+		memcpy(at, leaves[l]->grad->data, (size_t)leaves[l]->numel * sizeof *at);
+		at += leaves[l]->numel;
+	}
+	return all;
+}
+
+Test(autograd, unset_gradients_are_set_not_added_to)
+{
+	fv_ctx *ctx = fv_ctx_new();
+	fv_tensor *leaves[FRESH_LEAVES];
+	cr_assert_not_null(fresh_graph(ctx, leaves), "%s", fv_errmsg()); /* grows the arena */
+	int64_t n, m;
+	fv_real *with_nan = fresh_grads(ctx, (fv_real)NAN, &n);
+	fv_real *with_junk = fresh_grads(ctx, (fv_real)1e3, &m);
+	cr_assert_eq(n, m);
+	int64_t nonzero = 0;
+	for (int64_t i = 0; i < n; i++) {
+		cr_assert(isfinite(with_nan[i]), "gradient element %lld read the arena's old NaN",
+		          (long long)i);
+		cr_assert_eq(with_nan[i], with_junk[i], "gradient element %lld: %g against %g",
+		             (long long)i, (double)with_nan[i], (double)with_junk[i]);
+		nonzero += with_nan[i] != 0;
+	}
+	cr_assert_gt(nonzero, n / 2, "the graph reaches the leaves");
+	free(with_nan);
+	free(with_junk);
+	fv_ctx_free(ctx);
 }
