@@ -19,6 +19,13 @@
 #include <immintrin.h>
 #define SEP_AVX2 1
 #define AVX2_FN __attribute__((target("avx2,fma")))
+/* GCC's predictive commoning keeps the loads a loop's next iterations
+** share in registers: with 12 accumulators live that spills them. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NO_LOAD_REUSE __attribute__((optimize("no-predictive-commoning")))
+#else
+#define NO_LOAD_REUSE
+#endif
 #define LANES 8
 #else
 #define LANES 1

@@ -462,7 +462,7 @@ static void slide_correlate(const float *col, int64_t nsrc, int64_t base, const 
 ** vector is loaded (no sliding): with 8 or 12 accumulators the FMAs are
 ** not waiting on each other, as they are in the 6-item sliding blocks. */
 #define ROW_BLOCK(name, FOR_N)                                                                \
-	AVX2_FN                                                                               \
+	AVX2_FN NO_LOAD_REUSE                                                                 \
 	static void name(const float *src, int64_t step, const float *w, int64_t ldw, int64_t k, \
 	                 bool fresh, float *d, int64_t ld)                                   \
 	{                                                                                     \
@@ -698,6 +698,21 @@ static void temporal_pass(const sep_geom *g, const temporal_dir *td, int64_t v0,
 	}
 }
 
+/* d[j * ld] += the temporal weight gradient's taps j < n (< 12) of one
+** column, as a 12-tap block: a short block's sums wait on each other, a
+** full one's do not.  The dropped taps read on into the next column. */
+#ifdef SEP_AVX2
+AVX2_FN
+static void last_taps(const float *src, const float *g, int64_t rows, int n, float *d, int64_t ld)
+{
+	float sums[12 * 8];
+	row_block_12(src, 1, g, 8, rows, true, sums, 8);
+	for (int j = 0; j < n; j++)
+		_mm256_storeu_ps(d + j * ld, _mm256_add_ps(_mm256_loadu_ps(d + j * ld),
+		                                           _mm256_loadu_ps(sums + 8 * j)));
+}
+#endif
+
 void fv__sep_temporal_back(const sep_geom *g, int64_t v0, int64_t v1, const fv_real *w,
                            const fv_real *src, fv_real *dst)
 {
@@ -721,6 +736,11 @@ static void temporal_weight_grad(const sep_geom *g, const fv_real *gout, const f
 				int n = row_block_items(kt - tau0);
 				int64_t base = tau0 - w->pt;
 				float *d = dwt + tau0 * op + v % g->vecs * 8;
+				if (kt - tau0 < 12 && base >= 0 && base + kt - tau0 - 1 + w->to - 1 < w->t &&
+				    v + 1 < cols && base + 11 + w->to - 1 < 2 * w->t) {
+					last_taps(col + 8 * base, gv, w->to, (int)(kt - tau0), d, op);
+					break;
+				}
 				if (n > SLIDE_ITEMS && base >= 0 && base + n - 1 + w->to - 1 < w->t) {
 					row_block(n, col + 8 * base, 1, gv, 8, w->to, false, d, op);
 				} else {
