@@ -502,17 +502,17 @@ static void row_block(int n, const float *src, int64_t step, const float *w, int
 /* dx[j] += sum over the window's rows a in [a0, a1), columns b in [b0, b1)
 ** and the channel vectors of w[a][b] * D[row_a][x0 + j - b]: the input
 ** gradient of 6 consecutive pixels of one input row, from the spread dS
-** frame D (see input_grad); row_off[a - a0] is where row a's taps of
-** pixel x0 start. */
+** frame D (see input_grad); row a's taps of pixel x0 start at
+** origin - a * rowstep. */
 AVX2_FN
-static void slide_gather(const float *D, const int64_t *row_off, int64_t a0, int64_t a1,
+static void slide_gather(const float *origin, int64_t rowstep, int64_t a0, int64_t a1,
                          int64_t b0, int64_t b1, int64_t kw, int64_t op, const float *w,
                          float *dx, int n)
 {
 	__m256 a0v = _mm256_setzero_ps(), a1v = a0v, a2v = a0v, a3v = a0v, a4v = a0v, a5v = a0v;
 	for (int64_t a = a0; a < a1; a++)
 		for (int64_t ov = 0; ov < op; ov += 8) {
-			const float *src = D + row_off[a - a0] + ov;
+			const float *src = origin - a * rowstep + ov;
 #define SLIDE_SRC(j) __m256 s##j = _mm256_loadu_ps(src + ((j) - b0) * op);
 			FOR_SLIDE(SLIDE_SRC)
 #undef SLIDE_SRC
@@ -854,31 +854,65 @@ static void spread_frame(const sep_geom *g, const fv_real *dS, int64_t t, fv_rea
 }
 
 #ifdef SEP_AVX2
-/* One frame of input_grad: sliding windows along the rows when they are
-** wide enough (and the window columns contiguous), else blocks of pixels. */
-static void input_grad_frame_avx2(const sep_geom *g, const float *D, const float *ws, float *dx)
+/* A run of input_grad's sliding gathers: n (<= SLIDE_ITEMS) consecutive
+** pixels of a row from q, and the window rows [a0, a1) and columns [b0, b1)
+** that land on output pixels for some pixel of the run (for a large kernel
+** over a small output, a valid conv, most do not). */
+typedef struct gather_run {
+	int64_t q, a0, a1, b0, b1;
+	int n;
+} gather_run;
+
+#define GATHER_RUNS 256 /* a frame's runs worked out once for all frames, up to this */
+
+/* Whether input_grad slides along the rows: the window columns contiguous
+** and rows wide enough. */
+static bool gather_slides(const sep_geom *g)
+{
+	return g->sp.dw == 1 && g->sp.w >= 4;
+}
+
+/* At most `max` runs from pixel *q on; *q moves past them. */
+static int64_t gather_runs(const sep_geom *g, int64_t *q, gather_run *runs, int64_t max)
 {
 	const fv__conv_window *w = &g->sp;
-	const int64_t op = g->op, taps = g->taps, hw = w->h * w->w;
-	if (w->dw == 1 && w->w >= 4 && w->kh <= 64) {
-		int64_t row_off[64];
-		for (int64_t q = 0; q < hw;) {
-			int64_t y = q / w->w, x = q % w->w;
-			int n = w->w - x < SLIDE_ITEMS ? (int)(w->w - x) : SLIDE_ITEMS;
-			/* only the window rows and columns that land on output
-			** pixels for some pixel of the block: for a large kernel
-			** over a small output (a valid conv) most do not */
-			int64_t a0 = y + w->ph - (w->ho - 1) * w->sh, a1 = (y + w->ph) / w->dh + 1;
-			a0 = a0 > 0 ? (a0 + w->dh - 1) / w->dh : 0;
-			a1 = a1 < w->kh ? a1 : w->kh;
-			int64_t b0 = x + w->pw - (w->wo - 1) * w->sw, b1 = x + n + w->pw;
-			b0 = b0 > 0 ? b0 : 0;
-			b1 = b1 < w->kw ? b1 : w->kw;
-			for (int64_t a = a0; a < a1; a++)
-				row_off[a - a0] = g->back_base[q] - a * w->dh * g->wq * op;
-			slide_gather(D, row_off, a0, a1, b0, b1, w->kw, op, ws, dx + q, n);
-			q += n;
+	int64_t count = 0;
+	for (; *q < w->h * w->w && count < max; count++) {
+		int64_t y = *q / w->w, x = *q % w->w;
+		int n = w->w - x < SLIDE_ITEMS ? (int)(w->w - x) : SLIDE_ITEMS;
+		int64_t a0 = y + w->ph - (w->ho - 1) * w->sh, a1 = (y + w->ph) / w->dh + 1;
+		int64_t b0 = x + w->pw - (w->wo - 1) * w->sw, b1 = x + n + w->pw;
+		a0 = a0 > 0 ? (a0 + w->dh - 1) / w->dh : 0;
+		runs[count] = (gather_run){*q, a0, a1 < w->kh ? a1 : w->kh, b0 > 0 ? b0 : 0,
+		                           b1 < w->kw ? b1 : w->kw, n};
+		*q += n;
+	}
+	return count;
+}
+
+static void slide_gather_runs(const sep_geom *g, const gather_run *runs, int64_t count,
+                              const float *D, const float *ws, float *dx)
+{
+	int64_t rowstep = g->sp.dh * g->wq * g->op;
+	for (const gather_run *r = runs; r < runs + count; r++)
+		slide_gather(D + g->back_base[r->q], rowstep, r->a0, r->a1, r->b0, r->b1, g->sp.kw,
+		             g->op, ws, dx + r->q, r->n);
+}
+
+/* One frame of input_grad: sliding windows along the rows (over `runs`,
+** the whole frame's, or when NULL worked out here), else blocks of pixels. */
+static void input_grad_frame_avx2(const sep_geom *g, const gather_run *runs, int64_t count,
+                                  const float *D, const float *ws, float *dx)
+{
+	const int64_t op = g->op, taps = g->taps, hw = g->sp.h * g->sp.w;
+	if (gather_slides(g)) {
+		if (runs != NULL) {
+			slide_gather_runs(g, runs, count, D, ws, dx);
+			return;
 		}
+		gather_run part[GATHER_RUNS];
+		for (int64_t q = 0; q < hw;)
+			slide_gather_runs(g, part, gather_runs(g, &q, part, GATHER_RUNS), D, ws, dx);
 		return;
 	}
 	int items = block_items(op), lanes = items == 6 ? 16 : 8;
@@ -914,11 +948,19 @@ static void input_grad(const sep_geom *g, const fv_real *dS, const fv_real *ws, 
 {
 	const fv__conv_window *w = &g->sp;
 	const int64_t op = g->op, taps = g->taps, hw = w->h * w->w;
+#ifdef SEP_AVX2
+	/* the runs are the same for every frame: worked out once when they fit */
+	gather_run runs[GATHER_RUNS];
+	int64_t count = 0, q = 0;
+	if (g->avx2 && gather_slides(g))
+		count = gather_runs(g, &q, runs, GATHER_RUNS);
+	const gather_run *whole = q == hw ? runs : NULL;
+#endif
 	for (int64_t t = 0; t < w->t; t++, dx += hw) {
 		spread_frame(g, dS, t, D);
 #ifdef SEP_AVX2
 		if (g->avx2) {
-			input_grad_frame_avx2(g, D, ws, dx);
+			input_grad_frame_avx2(g, whole, count, D, ws, dx);
 			continue;
 		}
 #endif
