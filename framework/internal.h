@@ -58,6 +58,11 @@ static inline bool fv__grad_fresh(const fv_ctx *ctx, int i)
 	return (ctx->fresh_grads >> i) & 1u;
 }
 
+/* y = elu(x) of n elements (x == y allowed), as fv_elu computes it; and
+** gz = gy * elu'(z) from y = elu(z) (alpha > 0), as fv_elu's backward. */
+void fv__elu_rows(int64_t n, const fv_real *x, fv_real *y, fv_real alpha);
+void fv__elu_grad_rows(int64_t n, const fv_real *y, const fv_real *gy, fv_real *gz, fv_real alpha);
+
 /* Write `parts` to `path` atomically (temp file, fsync, rename). */
 fv_status fv__atomic_write(const char *path, size_t n_parts, const void *const *parts,
                            const size_t *sizes);

@@ -11,6 +11,12 @@
 ** the channels spread over threads.  The output is formed as torch's CPU
 ** kernel does: y = x * alpha + beta with alpha = invstd * weight and
 ** beta = bias - mean * alpha.
+**
+** fv_batch_norm3d_elu applies ELU to each row of the output while it is in
+** cache, and its backward forms dL/d(BN output) a row at a time from the
+** ELU's output (z > 0 exactly where elu(z) > 0), with the ELU kernels of
+** ops_unary.c: the numbers of fv_elu(fv_batch_norm3d(...)) without writing
+** and reading the intermediate activations and their gradient.
 */
 #include <math.h>
 #include <string.h>
@@ -25,6 +31,8 @@ typedef struct bn_aux {
 	int64_t n, c, inner;  /* x viewed as (n, c, inner) */
 	bool batch_stats;     /* normalised with the batch statistics */
 	fv_real *mean, *invstd;
+	bool elu;             /* fv_batch_norm3d_elu: the output is elu(BN(x)) */
+	fv_real alpha;        /* ... with this alpha */
 } bn_aux;
 
 static const fv_real *channel_ptr(const fv_real *base, const bn_aux *a, int64_t n, int64_t c)
@@ -77,14 +85,31 @@ static void channel_stats(const fv_real *x, const bn_aux *a, int64_t c, double *
 
 /* ---- backward ------------------------------------------------------------------ */
 
+/* Row n of channel c of dL/d(BN output): dOut's own, or under the fused
+** ELU, gy * elu'(z) worked out into `row` from the op's output y. */
+typedef struct bn_grad_src {
+	const fv_real *gy, *y;
+	fv_real *rows; /* a row per channel for the fused ELU */
+} bn_grad_src;
+
+static const fv_real *dy_row(const bn_grad_src *src, const bn_aux *a, int64_t n, int64_t c)
+{
+	const fv_real *gy = channel_ptr(src->gy, a, n, c);
+	if (!a->elu)
+		return gy;
+	fv_real *row = src->rows + c * a->inner;
+	fv__elu_grad_rows(a->inner, channel_ptr(src->y, a, n, c), gy, row, a->alpha);
+	return row;
+}
+
 /* Sums of dy and of (x - mean) * dy over channel c. */
-static void channel_grad_sums(const fv_real *x, const fv_real *dy, const bn_aux *a, int64_t c,
+static void channel_grad_sums(const fv_real *x, const bn_grad_src *src, const bn_aux *a, int64_t c,
                               double *sum_dy, double *dot)
 {
 	double s[LANES] = {0}, d[LANES] = {0}, mean = a->mean[c];
 	int64_t whole = a->inner / LANES * LANES;
 	for (int64_t n = 0; n < a->n; n++) {
-		const fv_real *xr = channel_ptr(x, a, n, c), *gr = channel_ptr(dy, a, n, c);
+		const fv_real *xr = channel_ptr(x, a, n, c), *gr = dy_row(src, a, n, c);
 		for (int64_t i = 0; i < whole; i += LANES)
 			for (int l = 0; l < LANES; l++) {
 				s[l] += gr[i + l];
@@ -101,8 +126,9 @@ static void channel_grad_sums(const fv_real *x, const fv_real *dy, const bn_aux 
 
 /* dx = (dy - mean(dy) - (x - mean) * dot * invstd^2 / M) * invstd * w in
 ** training (through the batch statistics); dy * invstd * w otherwise. */
-static void channel_input_grad(const fv_real *x, const fv_real *dy, const bn_aux *a, int64_t c,
-                               fv_real w, double sum_dy, double dot, fv_real *dx, bool fresh)
+static void channel_input_grad(const fv_real *x, const bn_grad_src *src, const bn_aux *a,
+                               int64_t c, fv_real w, double sum_dy, double dot, fv_real *dx,
+                               bool fresh)
 {
 	double m = (double)(a->n * a->inner), invstd = a->invstd[c];
 	double k = dot * invstd * invstd / m, scale = invstd * w;
@@ -111,7 +137,7 @@ static void channel_input_grad(const fv_real *x, const fv_real *dy, const bn_aux
 	fv_real mean = a->mean[c], grad_mean = (fv_real)(sum_dy / m), s = (fv_real)scale;
 	fv_real ks = (fv_real)(k * scale);
 	for (int64_t n = 0; n < a->n; n++) {
-		const fv_real *restrict xr = channel_ptr(x, a, n, c), *restrict gr = channel_ptr(dy, a, n, c);
+		const fv_real *restrict xr = channel_ptr(x, a, n, c), *restrict gr = dy_row(src, a, n, c);
 		fv_real *restrict dr = dx + (n * a->c + c) * a->inner;
 		if (fresh)
 			memset(dr, 0, (size_t)a->inner * sizeof *dr); /* in cache for the sum below */
@@ -133,15 +159,18 @@ static fv_status batchnorm_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *cons
                                     fv_tensor *const *grads, const void *aux_)
 {
 	const bn_aux *a = aux_;
-	const fv_real *x = srcs[0]->data, *dy = out->grad->data;
+	const fv_real *x = srcs[0]->data;
 	const fv_real *w = srcs[1] ? srcs[1]->data : NULL;
 	bool fresh = fv__grad_fresh(ctx, 0);
+	bn_grad_src src = {out->grad->data, out->data, NULL};
+	if (a->elu && (src.rows = fv_ctx_alloc(ctx, (size_t)(a->c * a->inner) * sizeof(fv_real))) == NULL)
+		return FV_ERR_NOMEM;
 #pragma omp parallel for schedule(static) if (out->numel > PARALLEL_MIN_WORK)
 	for (int64_t c = 0; c < a->c; c++) {
 		double sum_dy, dot;
-		channel_grad_sums(x, dy, a, c, &sum_dy, &dot);
+		channel_grad_sums(x, &src, a, c, &sum_dy, &dot);
 		if (grads[0] != NULL)
-			channel_input_grad(x, dy, a, c, w ? w[c] : 1, sum_dy, dot, grads[0]->data, fresh);
+			channel_input_grad(x, &src, a, c, w ? w[c] : 1, sum_dy, dot, grads[0]->data, fresh);
 		if (grads[1] != NULL)
 			add_or_set(grads[1]->data + c, dot * a->invstd[c], fv__grad_fresh(ctx, 1));
 		if (grads[2] != NULL)
@@ -151,6 +180,7 @@ static fv_status batchnorm_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *cons
 }
 
 static const fv_op_def batchnorm_def = {"batch_norm3d", batchnorm_backward};
+static const fv_op_def batchnorm_elu_def = {"batch_norm3d_elu", batchnorm_backward};
 
 /* ---- forward ------------------------------------------------------------------- */
 
@@ -206,15 +236,18 @@ static void batch_statistics(const fv_real *x, bn_aux *a, fv_tensor *rm, fv_tens
 	}
 }
 
-fv_tensor *fv_batch_norm3d(fv_ctx *ctx, fv_tensor *x, fv_tensor *weight, fv_tensor *bias,
-                           fv_tensor *running_mean, fv_tensor *running_var,
-                           fv_tensor *num_batches_tracked, bool training, double momentum,
-                           double eps)
+/* fv_batch_norm3d, then ELU when a.elu. */
+static fv_tensor *batch_norm(fv_ctx *ctx, fv_tensor *x, fv_tensor *weight, fv_tensor *bias,
+                             fv_tensor *running_mean, fv_tensor *running_var,
+                             fv_tensor *num_batches_tracked, bool training, double momentum,
+                             double eps, bn_aux a)
 {
 	FV_CHECK_INPUT(x);
 	if (check_args(x, weight, bias, running_mean, running_var, training) != FV_OK)
 		return NULL;
-	bn_aux a = {.n = x->shape[0], .c = x->shape[1], .inner = x->shape[2] * x->shape[3] * x->shape[4]};
+	a.n = x->shape[0];
+	a.c = x->shape[1];
+	a.inner = x->shape[2] * x->shape[3] * x->shape[4];
 	a.batch_stats = training || running_mean == NULL;
 	a.mean = fv_ctx_alloc(ctx, 2 * (size_t)a.c * sizeof(fv_real));
 	fv_tensor *y = fv_ctx_empty(ctx, x->ndim, x->shape);
@@ -240,12 +273,38 @@ fv_tensor *fv_batch_norm3d(fv_ctx *ctx, fv_tensor *x, fv_tensor *weight, fv_tens
 		fv_real *yr = y->data + nc * a.inner;
 		for (int64_t i = 0; i < a.inner; i++)
 			yr[i] = xr[i] * alpha + beta;
+		if (a.elu) /* while the row is in cache */
+			fv__elu_rows(a.inner, yr, yr, a.alpha);
 	}
 	if (training && num_batches_tracked != NULL && num_batches_tracked->numel > 0)
 		num_batches_tracked->data[0] += 1;
 	fv_tensor *srcs[3] = {x, weight, bias};
-	if (fv_op_record(ctx, y, &batchnorm_def, 3, srcs, &a, sizeof a) != FV_OK)
+	const fv_op_def *def = a.elu ? &batchnorm_elu_def : &batchnorm_def;
+	if (fv_op_record(ctx, y, def, 3, srcs, &a, sizeof a) != FV_OK)
 		return NULL;
 	fv__op_assigns_fresh_grads(y);
 	return y;
+}
+
+fv_tensor *fv_batch_norm3d(fv_ctx *ctx, fv_tensor *x, fv_tensor *weight, fv_tensor *bias,
+                           fv_tensor *running_mean, fv_tensor *running_var,
+                           fv_tensor *num_batches_tracked, bool training, double momentum,
+                           double eps)
+{
+	return batch_norm(ctx, x, weight, bias, running_mean, running_var, num_batches_tracked,
+	                  training, momentum, eps, (bn_aux){.elu = false});
+}
+
+fv_tensor *fv_batch_norm3d_elu(fv_ctx *ctx, fv_tensor *x, fv_tensor *weight, fv_tensor *bias,
+                               fv_tensor *running_mean, fv_tensor *running_var,
+                               fv_tensor *num_batches_tracked, bool training, double momentum,
+                               double eps, double alpha)
+{
+	if (!(alpha > 0)) {
+		fv_error(FV_ERR_ARG, "fv_batch_norm3d_elu: alpha must be > 0 (got %g); use "
+		                     "fv_elu(fv_batch_norm3d(...)) for others", alpha);
+		return NULL;
+	}
+	return batch_norm(ctx, x, weight, bias, running_mean, running_var, num_batches_tracked,
+	                  training, momentum, eps, (bn_aux){.elu = true, .alpha = (fv_real)alpha});
 }

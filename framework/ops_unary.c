@@ -110,13 +110,20 @@ static void elu_forward(int64_t n, const fv_real *x, fv_real *y, fv_real a, fv_r
 	(void)b;
 	int64_t i = 0;
 	__m256 alpha = _mm256_set1_ps(a), zero = _mm256_setzero_ps();
-	for (; i + 8 <= n; i += 8) {
-		__m256 v = _mm256_loadu_ps(x + i);
+	/* the tail through the same vector code, padded: an element's value does
+	** not depend on where a row or a thread's share of it starts */
+	for (; i < n; i += 8) {
+		float tail[8] = {0};
+		bool whole = i + 8 <= n;
+		if (!whole)
+			memcpy(tail, x + i, (size_t)(n - i) * sizeof *tail);
+		__m256 v = _mm256_loadu_ps(whole ? x + i : tail);
 		__m256 neg = _mm256_mul_ps(alpha, expm1_avx2(_mm256_min_ps(zero, v)));
-		_mm256_storeu_ps(y + i, _mm256_blendv_ps(neg, v, _mm256_cmp_ps(v, zero, _CMP_GT_OQ)));
+		v = _mm256_blendv_ps(neg, v, _mm256_cmp_ps(v, zero, _CMP_GT_OQ));
+		_mm256_storeu_ps(whole ? y + i : tail, v);
+		if (!whole)
+			memcpy(y + i, tail, (size_t)(n - i) * sizeof *tail);
 	}
-	for (; i < n; i++)
-		y[i] = elu_f((unary_arg){x[i], 0, a, b});
 }
 
 static void elu_backward(int64_t n, const fv_real *x, const fv_real *y, const fv_real *gy,
@@ -383,6 +390,17 @@ fv_tensor *fv_square(fv_ctx *ctx, fv_tensor *x) { return unary(ctx, U_SQUARE, x,
 fv_tensor *fv_sin(fv_ctx *ctx, fv_tensor *x) { return unary(ctx, U_SIN, x, 0, 0); }
 fv_tensor *fv_cos(fv_ctx *ctx, fv_tensor *x) { return unary(ctx, U_COS, x, 0, 0); }
 fv_tensor *fv_elu(fv_ctx *ctx, fv_tensor *x, double alpha) { return unary(ctx, U_ELU, x, alpha, 0); }
+
+void fv__elu_rows(int64_t n, const fv_real *x, fv_real *y, fv_real alpha)
+{
+	elu_forward(n, x, y, alpha, 0);
+}
+
+void fv__elu_grad_rows(int64_t n, const fv_real *y, const fv_real *gy, fv_real *gz, fv_real alpha)
+{
+	/* z > 0 exactly where y = elu(z) > 0 (alpha > 0): y stands in for z */
+	elu_backward(n, y, y, gy, gz, alpha, 0, true);
+}
 
 fv_tensor *fv_softplus(fv_ctx *ctx, fv_tensor *x, double beta, double threshold)
 {

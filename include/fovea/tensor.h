@@ -237,6 +237,13 @@ FV_API fv_tensor *fv_batch_norm3d(fv_ctx *ctx, fv_tensor *x, fv_tensor *weight, 
                                   fv_tensor *running_mean, fv_tensor *running_var,
                                   fv_tensor *num_batches_tracked, bool training,
                                   double momentum, double eps);
+/* fv_elu(fv_batch_norm3d(...), alpha) in one op (alpha > 0): the same
+** numbers with two passes over the activations fewer, forward and
+** backward. */
+FV_API fv_tensor *fv_batch_norm3d_elu(fv_ctx *ctx, fv_tensor *x, fv_tensor *weight,
+                                      fv_tensor *bias, fv_tensor *running_mean,
+                                      fv_tensor *running_var, fv_tensor *num_batches_tracked,
+                                      bool training, double momentum, double eps, double alpha);
 
 /* Inverted dropout (torch.nn.Dropout): zero with probability p, scale the
 ** rest by 1/(1-p).  Identity when !training or p == 0. */

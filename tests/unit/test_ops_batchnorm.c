@@ -3,7 +3,8 @@
 ** running-statistics update (worked out by hand from torch's documented
 ** rule: biased variance to normalise, unbiased variance in the running
 ** average), gradients through the batch statistics by finite differences,
-** and error messages.
+** the fused fv_batch_norm3d_elu against the two ops it replaces, and error
+** messages.
 */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -128,6 +129,87 @@ Test(batchnorm, gradcheck)
 		fv_tensor_free(in[i]);
 	fv_tensor_free(rm);
 	fv_tensor_free(rv);
+}
+
+#ifdef FV_REAL_DOUBLE
+static fv_tensor *bn_elu_fn(fv_ctx *ctx, fv_tensor *const *in, void *ud_)
+{
+	bn_ud *ud = ud_;
+	return fv_batch_norm3d_elu(ctx, in[0], in[1], in[2], ud->rm, ud->rv, NULL, ud->training,
+	                           0.1, 1e-3, 0.7);
+}
+
+/* In float64 only: float32's 1e-2 step moves some of the normalised values
+** across the ELU's kink, where differences are not derivatives (the float32
+** build is checked against the composition instead, exactly). */
+Test(batchnorm, fused_elu_gradcheck)
+{
+	int64_t xs[5] = {2, 3, 2, 2, 3}, cs[1] = {3};
+	fv_tensor *in[3] = {gc_input(5, xs, 11, -2, 2), gc_input(1, cs, 12, 0.5, 1.5),
+	                    gc_input(1, cs, 13, -1, 1)};
+	fv_tensor *rm = gc_input(1, cs, 14, -0.5, 0.5), *rv = gc_input(1, cs, 15, 0.5, 2);
+	rm->requires_grad = rv->requires_grad = false;
+	bn_ud train = {true, rm, rv}, eval = {false, rm, rv};
+	gradcheck("batch_norm3d_elu train", bn_elu_fn, 3, in, &train);
+	gradcheck("batch_norm3d_elu eval", bn_elu_fn, 3, in, &eval);
+	for (int i = 0; i < 3; i++)
+		fv_tensor_free(in[i]);
+	fv_tensor_free(rm);
+	fv_tensor_free(rv);
+}
+#endif
+
+/* Output, every gradient and the running statistics of one pass, fused or
+** composed; the loss weights the output with a fixed pattern. */
+static void bn_elu_pass(bool fused, bool training, fv_real *out, fv_real *grads, fv_real *stats)
+{
+	int64_t xs[5] = {3, 4, 5, 3, 7}, cs[1] = {4};
+	fv_tensor *x = gc_input(5, xs, 21, -3, 3), *w = gc_input(1, cs, 22, 0.5, 1.5);
+	fv_tensor *b = gc_input(1, cs, 23, -1, 1), *rm = gc_input(1, cs, 24, -0.5, 0.5);
+	fv_tensor *rv = gc_input(1, cs, 25, 0.5, 2), *nbt = vec(1, (fv_real[]){0});
+	rm->requires_grad = rv->requires_grad = nbt->requires_grad = false;
+	fv_ctx *ctx = fv_ctx_new();
+	fv_tensor *y = fused ? fv_batch_norm3d_elu(ctx, x, w, b, rm, rv, nbt, training, 0.1, 1e-5, 1.3)
+	                     : fv_elu(ctx, fv_batch_norm3d(ctx, x, w, b, rm, rv, nbt, training, 0.1,
+	                                                   1e-5), 1.3);
+	cr_assert_not_null(y, "%s", fv_errmsg());
+	fv_tensor *c = fv_ctx_empty(ctx, y->ndim, y->shape);
+	for (int64_t i = 0; i < c->numel; i++)
+		c->data[i] = (fv_real)cos(0.3 * (double)i);
+	cr_assert_eq(fv_backward(ctx, fv_sum_all(ctx, fv_mul(ctx, y, c))), FV_OK, "%s", fv_errmsg());
+	memcpy(out, y->data, (size_t)y->numel * sizeof *out);
+	memcpy(grads, x->grad->data, (size_t)x->numel * sizeof *grads);
+	memcpy(grads + x->numel, w->grad->data, 4 * sizeof *grads);
+	memcpy(grads + x->numel + 4, b->grad->data, 4 * sizeof *grads);
+	memcpy(stats, rm->data, 4 * sizeof *stats);
+	memcpy(stats + 4, rv->data, 4 * sizeof *stats);
+	stats[8] = nbt->data[0];
+	fv_ctx_free(ctx);
+	fv_tensor *all[6] = {x, w, b, rm, rv, nbt};
+	for (int i = 0; i < 6; i++)
+		fv_tensor_free(all[i]);
+}
+
+Test(batchnorm, fused_elu_is_the_composition_exactly)
+{
+	enum { N = 3 * 4 * 5 * 3 * 7 };
+	static fv_real out[2][N], grads[2][N + 8], stats[2][9];
+	for (int training = 0; training < 2; training++) {
+		for (int fused = 0; fused < 2; fused++)
+			bn_elu_pass(fused, training, out[fused], grads[fused], stats[fused]);
+		int negative = 0;
+		for (int i = 0; i < N; i++) {
+			cr_assert_eq(out[1][i], out[0][i], "output[%d]: %g against %g", i,
+			             (double)out[1][i], (double)out[0][i]);
+			negative += out[0][i] < 0;
+		}
+		cr_assert_gt(negative, N / 5, "both branches of the ELU are used");
+		for (int i = 0; i < N + 8; i++)
+			cr_assert_eq(grads[1][i], grads[0][i], "gradient %d: %g against %g", i,
+			             (double)grads[1][i], (double)grads[0][i]);
+		for (int i = 0; i < 9; i++)
+			cr_assert_eq(stats[1][i], stats[0][i], "running statistic %d", i);
+	}
 }
 
 static fv_tensor *bn_plain(fv_ctx *ctx, fv_tensor *const *in, void *ud)
