@@ -1246,12 +1246,11 @@ static void forward_task(void *ud, int64_t n, int slot, int threads)
 /* ---- backward ------------------------------------------------------------------------ */
 
 /* gout_t (columns of gcol frames, dOut's To after gpad) = dOut[n], padding
-** frames and lanes 0. */
+** lanes 0; the padding frames, never written, were cleared with the slot. */
 static void load_gout(const sep_job *j, int64_t n, fv_real *gout_t)
 {
 	const sep_geom *g = j->g;
 	int64_t to = g->s->win.to;
-	memset(gout_t, 0, (size_t)(g->gcol * g->plane * g->op) * sizeof(fv_real));
 	fv__sep_move_frames(g, g->gcol, g->gpad, j->gout + n * g->s->o * to * g->plane, gout_t, false);
 }
 
@@ -1419,10 +1418,14 @@ static fv_status separable_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *cons
 	fv__task_plan plan = fv__plan_tasks(j.partials, 3 * separable_macs(s));
 	if (!alloc_scratch(ctx, &j, &plan))
 		return FV_ERR_NOMEM;
-	/* input_grad writes the same positions of D for every frame: the others
-	** are cleared here, once */
-	for (int slot = 0; j.dx != NULL && slot < plan.tasks * plan.inner; slot++)
-		memset(slot_at(&j, slot).D, 0, (size_t)(g.hq * g.wq * g.op) * sizeof(fv_real));
+	/* input_grad writes the same positions of D for every frame, load_gout
+	** those of acc for every sample: the others are cleared here, once */
+	for (int slot = 0; slot < plan.tasks * plan.inner; slot++) {
+		sep_slot b = slot_at(&j, slot);
+		memset(b.acc, 0, (size_t)(g.gcol * g.plane * g.op) * sizeof(fv_real));
+		if (j.dx != NULL)
+			memset(b.D, 0, (size_t)(g.hq * g.wq * g.op) * sizeof(fv_real));
+	}
 	if (!fv__sep_alloc_partials(ctx, &g, j.partials, j.need_dwt, j.need_dws, &j.dwt_partials,
 	                            &j.dws_partials))
 		return FV_ERR_NOMEM;
