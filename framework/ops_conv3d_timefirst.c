@@ -638,12 +638,12 @@ static void backward_channel(const tf_job *j, int64_t n, int64_t i, const tf_slo
 	}
 }
 
-/* dOut of sample n in columns (acc), and spread out (D). */
+/* dOut of sample n in columns (acc), and spread out (D); the padding
+** frames of acc were cleared with the scratch and are never written. */
 static void load_gout(const tf_job *j, int64_t n, const tf_slot *b)
 {
 	const sep_geom *g = j->t->g;
 	int64_t to = g->s->win.to;
-	memset(b->acc, 0, (size_t)(g->gcol * g->plane * g->op) * sizeof(fv_real));
 	fv__sep_move_frames(g, g->gcol, g->gpad, j->gout + n * g->s->o * to * g->plane, b->acc, false);
 	for (int64_t p = 0; p < g->plane; p++)
 		for (int64_t v = 0; v < g->vecs; v++)
