@@ -516,13 +516,26 @@ static void slide_gather(const float *origin, int64_t rowstep, int64_t a0, int64
 #define SLIDE_SRC(j) __m256 s##j = _mm256_loadu_ps(src + ((j) - b0) * op);
 			FOR_SLIDE(SLIDE_SRC)
 #undef SLIDE_SRC
-			for (int64_t b = b0; b < b1; b++) {
+			int64_t b = b0;
+			/* two taps a step, their products summed before the add:
+			** a sum waits on one add per two taps, not on two FMAs */
+			for (; b + 1 < b1; b += 2) {
+				const float *wb = w + (a * kw + b) * op + ov;
+				__m256 w0 = _mm256_loadu_ps(wb), w1 = _mm256_loadu_ps(wb + op);
+				__m256 n0 = _mm256_loadu_ps(src - (b + 1) * op);
+#define PAIR_TAP(j, next) \
+	a##j##v = _mm256_add_ps(a##j##v, _mm256_fmadd_ps(w1, next, _mm256_mul_ps(w0, s##j)));
+				PAIR_TAP(5, s4) PAIR_TAP(4, s3) PAIR_TAP(3, s2)
+				PAIR_TAP(2, s1) PAIR_TAP(1, s0) PAIR_TAP(0, n0)
+#undef PAIR_TAP
+				s5 = s3; s4 = s2; s3 = s1; s2 = s0; s1 = n0;
+				s0 = _mm256_loadu_ps(src - (b + 2) * op);
+			}
+			if (b < b1) {
 				__m256 wv = _mm256_loadu_ps(w + (a * kw + b) * op + ov);
 #define GATHER_FMA(j) a##j##v = _mm256_fmadd_ps(wv, s##j, a##j##v);
 				FOR_SLIDE(GATHER_FMA)
 #undef GATHER_FMA
-				SLIDE_DOWN
-				s0 = _mm256_loadu_ps(src - (b + 1) * op);
 			}
 		}
 #define SLIDE_SUM(j) if ((j) < n) dx[j] += hsum256(a##j##v);
