@@ -866,18 +866,17 @@ static void spread_frame(const sep_geom *g, const fv_real *dS, int64_t t, fv_rea
 			       LANES * sizeof(fv_real));
 }
 
-#ifdef SEP_AVX2
 /* A run of input_grad's sliding gathers: n (<= SLIDE_ITEMS) consecutive
 ** pixels of a row from q, and the window rows [a0, a1) and columns [b0, b1)
 ** that land on output pixels for some pixel of the run (for a large kernel
-** over a small output, a valid conv, most do not). */
+** over a small output, a valid conv, most do not).  The same for every
+** frame, channel and sample: worked out once per backward call. */
 typedef struct gather_run {
 	int64_t q, a0, a1, b0, b1;
 	int n;
 } gather_run;
 
-#define GATHER_RUNS 256 /* a frame's runs worked out once for all frames, up to this */
-
+#ifdef SEP_AVX2
 /* Whether input_grad slides along the rows: the window columns contiguous
 ** and rows wide enough. */
 static bool gather_slides(const sep_geom *g)
@@ -885,22 +884,23 @@ static bool gather_slides(const sep_geom *g)
 	return g->sp.dw == 1 && g->sp.w >= 4;
 }
 
-/* At most `max` runs from pixel *q on; *q moves past them. */
-static int64_t gather_runs(const sep_geom *g, int64_t *q, gather_run *runs, int64_t max)
+/* A frame's runs, in the arena (at most one a pixel); NULL when out of memory. */
+static gather_run *gather_runs(fv_ctx *ctx, const sep_geom *g, int64_t *count)
 {
 	const fv__conv_window *w = &g->sp;
-	int64_t count = 0;
-	for (; *q < w->h * w->w && count < max; count++) {
-		int64_t y = *q / w->w, x = *q % w->w;
+	gather_run *runs = fv_ctx_alloc(ctx, (size_t)(w->h * w->w) * sizeof *runs);
+	*count = 0;
+	for (int64_t q = 0; runs != NULL && q < w->h * w->w; ++*count) {
+		int64_t y = q / w->w, x = q % w->w;
 		int n = w->w - x < SLIDE_ITEMS ? (int)(w->w - x) : SLIDE_ITEMS;
 		int64_t a0 = y + w->ph - (w->ho - 1) * w->sh, a1 = (y + w->ph) / w->dh + 1;
 		int64_t b0 = x + w->pw - (w->wo - 1) * w->sw, b1 = x + n + w->pw;
 		a0 = a0 > 0 ? (a0 + w->dh - 1) / w->dh : 0;
-		runs[count] = (gather_run){*q, a0, a1 < w->kh ? a1 : w->kh, b0 > 0 ? b0 : 0,
-		                           b1 < w->kw ? b1 : w->kw, n};
-		*q += n;
+		runs[*count] = (gather_run){q, a0, a1 < w->kh ? a1 : w->kh, b0 > 0 ? b0 : 0,
+		                            b1 < w->kw ? b1 : w->kw, n};
+		q += n;
 	}
-	return count;
+	return runs;
 }
 
 static void slide_gather_runs(const sep_geom *g, const gather_run *runs, int64_t count,
@@ -912,20 +912,14 @@ static void slide_gather_runs(const sep_geom *g, const gather_run *runs, int64_t
 		             g->op, ws, dx + r->q, r->n);
 }
 
-/* One frame of input_grad: sliding windows along the rows (over `runs`,
-** the whole frame's, or when NULL worked out here), else blocks of pixels. */
+/* One frame of input_grad: sliding windows along the rows (the frame's
+** runs, given when gather_slides), else blocks of pixels. */
 static void input_grad_frame_avx2(const sep_geom *g, const gather_run *runs, int64_t count,
                                   const float *D, const float *ws, float *dx)
 {
 	const int64_t op = g->op, taps = g->taps, hw = g->sp.h * g->sp.w;
-	if (gather_slides(g)) {
-		if (runs != NULL) {
-			slide_gather_runs(g, runs, count, D, ws, dx);
-			return;
-		}
-		gather_run part[GATHER_RUNS];
-		for (int64_t q = 0; q < hw;)
-			slide_gather_runs(g, part, gather_runs(g, &q, part, GATHER_RUNS), D, ws, dx);
+	if (runs != NULL) {
+		slide_gather_runs(g, runs, count, D, ws, dx);
 		return;
 	}
 	int items = block_items(op), lanes = items == 6 ? 16 : 8;
@@ -956,24 +950,17 @@ static void input_grad_frame_avx2(const sep_geom *g, const gather_run *runs, int
 ** into D so that every tap is a fixed offset (back_off) and the taps
 ** that land between or outside the output pixels read zeros.  Each input
 ** pixel's sum is gathered in registers: nothing is written twice. */
-static void input_grad(const sep_geom *g, const fv_real *dS, const fv_real *ws, fv_real *D,
-                       fv_real *dx)
+static void input_grad(const sep_geom *g, const gather_run *runs, int64_t nruns,
+                       const fv_real *dS, const fv_real *ws, fv_real *D, fv_real *dx)
 {
 	const fv__conv_window *w = &g->sp;
 	const int64_t op = g->op, taps = g->taps, hw = w->h * w->w;
-#ifdef SEP_AVX2
-	/* the runs are the same for every frame: worked out once when they fit */
-	gather_run runs[GATHER_RUNS];
-	int64_t count = 0, q = 0;
-	if (g->avx2 && gather_slides(g))
-		count = gather_runs(g, &q, runs, GATHER_RUNS);
-	const gather_run *whole = q == hw ? runs : NULL;
-#endif
+	(void)runs, (void)nruns; /* the AVX2 gathers' only */
 	for (int64_t t = 0; t < w->t; t++, dx += hw) {
 		spread_frame(g, dS, t, D);
 #ifdef SEP_AVX2
 		if (g->avx2) {
-			input_grad_frame_avx2(g, whole, count, D, ws, dx);
+			input_grad_frame_avx2(g, runs, nruns, D, ws, dx);
 			continue;
 		}
 #endif
@@ -1000,6 +987,8 @@ typedef struct sep_job {
 	                      inner threads and nothing is saved, else NULL */
 	int64_t slot_size;
 	int64_t partials;
+	const gather_run *runs; /* input_grad's runs of a frame when it slides, else NULL */
+	int64_t nruns;
 	bool need_dwt, need_dws;
 	bool dx_fresh; /* dx is unset: each channel's part is cleared just before it is summed into */
 } sep_job;
@@ -1315,7 +1304,7 @@ static void backward_channel(const sep_job *j, int64_t n, int64_t i, const fv_re
 		fv_real *dx = j->dx + (n * g->s->c + i) * size;
 		if (j->dx_fresh)
 			memset(dx, 0, (size_t)size * sizeof(fv_real));
-		input_grad(g, b->dS, g->ws_p + i * g->taps * op, b->D, dx);
+		input_grad(g, j->runs, j->nruns, b->dS, g->ws_p + i * g->taps * op, b->D, dx);
 	}
 }
 
@@ -1442,6 +1431,11 @@ static fv_status separable_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *cons
 	if (!fv__sep_alloc_partials(ctx, &g, j.partials, j.need_dwt, j.need_dws, &j.dwt_partials,
 	                            &j.dws_partials))
 		return FV_ERR_NOMEM;
+#ifdef SEP_AVX2
+	if (j.dx != NULL && g.avx2 && gather_slides(&g) &&
+	    (j.runs = gather_runs(ctx, &g, &j.nruns)) == NULL)
+		return FV_ERR_NOMEM;
+#endif
 	fv__run_tasks(&plan, j.partials, backward_task, &j);
 	if (j.need_dwt &&
 	    !fv__sep_add_weight_grad(ctx, &g, grads[1]->data, j.dwt_partials, j.partials, s->win.kt))

@@ -254,5 +254,7 @@ Test(batchnorm, errors)
 	/* a single value per channel is fine in eval with running stats */
 	cr_assert_not_null(fv_batch_norm3d(ctx, fv_ctx_zeros(ctx, 5, one), NULL, NULL, r3, fv_ctx_full(ctx, 1, c3, 1),
 	                                   NULL, false, 0.1, 1e-5), "%s", fv_errmsg());
+	expect_error(fv_batch_norm3d_elu(ctx, x, NULL, NULL, NULL, NULL, NULL, true, 0.1, 1e-5, 0),
+	             "fv_batch_norm3d_elu: alpha must be > 0 (got 0)");
 	fv_ctx_free(ctx);
 }
