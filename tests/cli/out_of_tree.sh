@@ -3,7 +3,7 @@
 #
 #   out_of_tree.sh BUILD_ROOT SOURCE_ROOT PREFIX LIBDIR MESON PKG_CONFIG CC...
 #
-# Install fovea into a scratch DESTDIR, build tests/plugins/out_of_tree_readout.c
+# Install fovea into a scratch DESTDIR, build tests/fixtures/plugins/out_of_tree_readout.c
 # there with nothing but `pkg-config fovea` and a C compiler, put it on
 # FOVEA_PLUGIN_PATH and build it from YAML with the installed `fovea`.
 set -eu
@@ -34,7 +34,7 @@ plugindir=$("${pc[@]}" --variable=plugindir fovea)
 mkdir "$tmp/lab"
 # shellcheck disable=SC2046  # pkg-config output is meant to be split
 "${cc[@]}" -std=c17 -Wall -Wextra -Werror -shared -fPIC \
-	-o "$tmp/lab/out_of_tree_readout.so" "$srcdir/tests/plugins/out_of_tree_readout.c" \
+	-o "$tmp/lab/out_of_tree_readout.so" "$srcdir/tests/fixtures/plugins/out_of_tree_readout.c" \
 	$("${pc[@]}" --cflags --libs fovea)
 
 cat >"$tmp/lab/readout.yaml" <<'EOF'

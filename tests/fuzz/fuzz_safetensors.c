@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "fovea/safetensors.h"
-#include "json_scan.h"
+#include "io/json_scan.h"
 
 #define NAME "fuzz.safetensors"
 

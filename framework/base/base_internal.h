@@ -1,0 +1,35 @@
+/*
+** base_internal.h: the small services every framework area uses: atomic
+** file writes (atomic_file.c) and growing strings (text.c).
+*/
+#ifndef FOVEA_BASE_INTERNAL_H
+#define FOVEA_BASE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "fovea/fovea.h"
+
+/* Write `parts` to `path` atomically (temp file, fsync, rename). */
+fv_status fv__atomic_write(const char *path, size_t n_parts, const void *const *parts,
+                           const size_t *sizes);
+
+/* A growing string; after a failed allocation every call is a no-op and
+** `failed` stays set, so a sequence of appends is checked once. */
+typedef struct fv__text {
+	char *s;
+	size_t len, cap;
+	bool failed;
+} fv__text;
+
+void fv__text_printf(fv__text *t, const char *fmt, ...) FV_PRINTF(2, 3);
+/* A JSON string literal (quoted, escaped). */
+void fv__text_json_string(fv__text *t, const char *s);
+/* A JSON number that reads back as the same double; null for NaN/inf. */
+void fv__text_json_double(fv__text *t, double v);
+/* The string (the caller frees), or NULL with an FV_ERR_NOMEM message
+** naming `what` if an append failed. */
+char *fv__text_take(fv__text *t, const char *what);
+void fv__text_free(fv__text *t);
+
+#endif /* FOVEA_BASE_INTERNAL_H */

@@ -1,0 +1,702 @@
+/*
+** evaluate.c: `fovea eval` as a library: run a model on the test stimuli
+** of a data set, compute openretina's per-neuron metrics (metrics.c) and
+** its summary, and write them as CSV and JSON (see metrics.h).
+**
+** Each test sample (the whole test movie, or one clip when the data loader
+** does not allow crossing clip boundaries) is run on its own, so that the
+** model's output can be aligned to the responses sample by sample: the
+** output of a sample of `chunk` frames covers its last chunk - lag frames.
+*/
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fovea/metrics.h"
+#include "base/base_internal.h"
+
+struct fv_eval_result {
+	fv_eval_neuron *neurons;
+	size_t n, cap;
+	char **names; /* interned session and stimulus names */
+	size_t n_names, cap_names;
+	int64_t *trials_per_set;
+	size_t n_sets, cap_sets;
+	int64_t max_trials;
+	fv_eval_summary summary;
+	double var_ratio_cutoff;
+	char *model_path, *model_tag, *exp_name, *data_split;
+};
+
+/* One (session, stimulus) pair aligned to the model: rows of (T, N). */
+typedef struct aligned {
+	int64_t rows, n, r;
+	double *pred;   /* (rows, N) */
+	double *avg;    /* (rows, N) */
+	double *trials; /* (r, rows, N) or NULL */
+} aligned;
+
+static void aligned_free(aligned *a)
+{
+	free(a->pred);
+	free(a->avg);
+	free(a->trials);
+}
+
+/* ---- bookkeeping ----------------------------------------------------------------- */
+
+static bool grow(void **p, size_t *cap, size_t count, size_t size)
+{
+	if (count < *cap)
+		return true;
+	size_t n = *cap ? 2 * *cap : 16;
+	void *q = realloc(*p, n * size);
+	if (q == NULL)
+		return false;
+	*p = q;
+	*cap = n;
+	return true;
+}
+
+static const char *intern(fv_eval_result *r, const char *s)
+{
+	for (size_t i = 0; i < r->n_names; i++)
+		if (strcmp(r->names[i], s) == 0)
+			return r->names[i];
+	if (!grow((void **)&r->names, &r->cap_names, r->n_names, sizeof *r->names))
+		return NULL;
+	char *copy = strdup(s);
+	if (copy != NULL)
+		r->names[r->n_names++] = copy;
+	return copy;
+}
+
+void fv_eval_result_free(fv_eval_result *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->n; i++) {
+		free(r->neurons[i].corr_by_trial);
+		free(r->neurons[i].mse_by_trial);
+	}
+	for (size_t i = 0; i < r->n_names; i++)
+		free(r->names[i]);
+	free(r->names);
+	free(r->neurons);
+	free(r->trials_per_set);
+	free(r->model_path);
+	free(r->model_tag);
+	free(r->exp_name);
+	free(r->data_split);
+	free(r);
+}
+
+size_t fv_eval_n_neurons(const fv_eval_result *r)
+{
+	return r->n;
+}
+
+const fv_eval_neuron *fv_eval_neuron_at(const fv_eval_result *r, size_t i)
+{
+	return i < r->n ? &r->neurons[i] : NULL;
+}
+
+const fv_eval_summary *fv_eval_get_summary(const fv_eval_result *r)
+{
+	return &r->summary;
+}
+
+/* ---- running the model -------------------------------------------------------------- */
+
+/* The sample's frames [start, start + chunk) as a batch of one. */
+static fv_tensor *sample_input(fv_ctx *ctx, const fv_tensor *movie, int64_t start, int64_t chunk)
+{
+	int64_t c = movie->shape[0], t = movie->shape[1], hw = movie->shape[2] * movie->shape[3];
+	int64_t shape[5] = {1, c, chunk, movie->shape[2], movie->shape[3]};
+	fv_tensor *x = fv_ctx_empty(ctx, 5, shape);
+	if (x == NULL)
+		return NULL;
+	for (int64_t ch = 0; ch < c; ch++)
+		memcpy(x->data + ch * chunk * hw, movie->data + (ch * t + start) * hw,
+		       (size_t)(chunk * hw) * sizeof *x->data);
+	return x;
+}
+
+static fv_status set_error(const fv_movie_set *set, const char *what)
+{
+	return fv_error(FV_ERR_SHAPE, "evaluating session '%s' on stimulus '%s': %s", set->session,
+	                set->stimulus ? set->stimulus : "?", what);
+}
+
+static fv_status check_set(const fv_movie_set *set)
+{
+	int64_t frames = set->movie->shape[1], resp = set->responses->shape[0];
+	for (int64_t k = 0; k < set->n_samples; k++) {
+		int64_t end = set->start_indices[k] + set->chunk_size;
+		if (set->start_indices[k] < 0 || end > frames || end > resp)
+			return set_error(set, "a test sample runs past the movie or the responses");
+		if (set->responses_by_trial != NULL && end > set->responses_by_trial->shape[1])
+			return set_error(set, "a test sample runs past the trial-resolved responses");
+	}
+	return FV_OK;
+}
+
+/* Copy the rows [from, from + rows) of a (T, N) tensor as doubles. */
+static void copy_rows(double *dst, const fv_tensor *src, int64_t from, int64_t rows, int64_t n)
+{
+	for (int64_t i = 0; i < rows * n; i++)
+		dst[i] = (double)src->data[from * n + i];
+}
+
+static fv_status alloc_aligned(aligned *a, const fv_movie_set *set, int64_t out_frames)
+{
+	a->n = set->responses->shape[1];
+	a->rows = set->n_samples * out_frames;
+	a->r = set->responses_by_trial != NULL ? set->responses_by_trial->shape[0] : 1;
+	size_t cells = (size_t)(a->rows * a->n) + 1;
+	a->pred = malloc(cells * sizeof *a->pred);
+	a->avg = malloc(cells * sizeof *a->avg);
+	if (set->responses_by_trial != NULL)
+		a->trials = malloc(cells * (size_t)a->r * sizeof *a->trials);
+	if (a->pred == NULL || a->avg == NULL || (set->responses_by_trial && a->trials == NULL))
+		return fv_error(FV_ERR_NOMEM, "evaluating session '%s': out of memory", set->session);
+	return FV_OK;
+}
+
+/* Append sample k's prediction, average and trial rows at row `at`. */
+static void append_sample(aligned *a, const fv_movie_set *set, const fv_tensor *y, int64_t k,
+                          int64_t lag, int64_t at)
+{
+	int64_t out_frames = y->shape[1], n = a->n, from = set->start_indices[k] + lag;
+	for (int64_t i = 0; i < out_frames * n; i++)
+		a->pred[at * n + i] = (double)y->data[i];
+	copy_rows(a->avg + at * n, set->responses, from, out_frames, n);
+	const fv_tensor *bt = set->responses_by_trial;
+	for (int64_t r = 0; bt != NULL && r < a->r; r++) {
+		int64_t t_full = bt->shape[1];
+		for (int64_t i = 0; i < out_frames * n; i++)
+			a->trials[(r * a->rows + at) * n + i] = (double)bt->data[(r * t_full + from) * n + i];
+	}
+}
+
+static fv_status run_set(fv_module *model, fv_ctx *ctx, const fv_movie_set *set, int64_t *lag,
+                         aligned *a)
+{
+	fv_status rc = check_set(set);
+	if (rc != FV_OK)
+		return rc;
+	fv_forward_args fa = FV_FORWARD_ARGS_INIT;
+	fa.data_key = set->session;
+	int64_t n = set->responses->shape[1];
+	for (int64_t k = 0; k < set->n_samples; k++) {
+		fv_ctx_reset(ctx);
+		fv_tensor *x = sample_input(ctx, set->movie, set->start_indices[k], set->chunk_size);
+		fv_tensor *y = fv_module_forward(model, ctx, x, &fa);
+		if (y == NULL) {
+			fv_error_prefix("evaluating session '%s' on stimulus '%s': ", set->session,
+			                set->stimulus);
+			return FV_ERR_SHAPE;
+		}
+		if (y->ndim != 3 || y->shape[0] != 1 || y->shape[2] != n || y->shape[1] > set->chunk_size ||
+		    y->shape[1] < 1) {
+			char msg[256];
+			snprintf(msg, sizeof msg, "the model's output %s does not fit %lld frames of %lld "
+			         "neurons", fv_shape_str(y->ndim, y->shape), (long long)set->chunk_size,
+			         (long long)n);
+			return set_error(set, msg);
+		}
+		int64_t this_lag = set->chunk_size - y->shape[1];
+		if (k == 0 && (rc = alloc_aligned(a, set, y->shape[1])) != FV_OK)
+			return rc;
+		if (*lag >= 0 && this_lag != *lag) {
+			char msg[256];
+			snprintf(msg, sizeof msg, "the model's lag %lld differs from the lag %lld of an "
+			         "earlier sample", (long long)this_lag, (long long)*lag);
+			return set_error(set, msg);
+		}
+		*lag = this_lag;
+		append_sample(a, set, y, k, this_lag, k * y->shape[1]);
+	}
+	return FV_OK;
+}
+
+/* ---- metrics per neuron --------------------------------------------------------------- */
+
+typedef struct columns {
+	double *corr, *mse, *poisson, *feve, *jack, *ratio, *ceiling, *trial_corr, *trial_mse;
+} columns;
+
+static fv_status columns_alloc(columns *c, int64_t n, int64_t r)
+{
+	size_t m = (size_t)n + 1;
+	c->corr = malloc(m * sizeof(double));
+	c->mse = malloc(m * sizeof(double));
+	c->poisson = malloc(m * sizeof(double));
+	c->feve = malloc(m * sizeof(double));
+	c->jack = malloc(m * sizeof(double));
+	c->ratio = malloc(m * sizeof(double));
+	c->ceiling = malloc(m * sizeof(double));
+	c->trial_corr = malloc(m * (size_t)r * sizeof(double));
+	c->trial_mse = malloc(m * (size_t)r * sizeof(double));
+	if (!c->corr || !c->mse || !c->poisson || !c->feve || !c->jack || !c->ratio || !c->ceiling ||
+	    !c->trial_corr || !c->trial_mse)
+		return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
+	return FV_OK;
+}
+
+static void columns_free(columns *c)
+{
+	free(c->corr);
+	free(c->mse);
+	free(c->poisson);
+	free(c->feve);
+	free(c->jack);
+	free(c->ratio);
+	free(c->ceiling);
+	free(c->trial_corr);
+	free(c->trial_mse);
+}
+
+static void compute_columns(const aligned *a, columns *c)
+{
+	int64_t n = a->n, t = a->rows;
+	fv_metric_correlation(t, n, a->avg, a->pred, c->corr);
+	fv_metric_mse(t, n, a->avg, a->pred, c->mse);
+	fv_metric_poisson(t, n, a->avg, a->pred, c->poisson);
+	bool trials = a->trials != NULL && a->r > 1;
+	for (int64_t j = 0; j < n && !trials; j++)
+		c->feve[j] = c->jack[j] = c->ratio[j] = c->ceiling[j] = NAN;
+	if (trials) {
+		fv_metric_feve(a->r, t, n, a->trials, a->pred, c->feve);
+		fv_metric_jackknife(a->r, t, n, a->trials, c->jack);
+		fv_metric_explainable_var(a->r, t, n, a->trials, c->ratio, NULL, NULL);
+		fv_metric_corr_ceiling(a->r, t, n, a->trials, c->ceiling);
+	}
+	/* without trials, the one "trial" is the average itself */
+	const double *by = a->trials != NULL ? a->trials : a->avg;
+	for (int64_t r = 0; r < a->r; r++) {
+		fv_metric_correlation(t, n, by + r * t * n, a->pred, c->trial_corr + r * n);
+		fv_metric_mse(t, n, by + r * t * n, a->pred, c->trial_mse + r * n);
+	}
+}
+
+static fv_status add_neurons(fv_eval_result *res, const fv_movie_set *set, const aligned *a,
+                             const columns *c)
+{
+	const char *session = intern(res, set->session);
+	const char *split = intern(res, set->stimulus ? set->stimulus : "test");
+	if (session == NULL || split == NULL)
+		return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
+	for (int64_t j = 0; j < a->n; j++) {
+		if (!grow((void **)&res->neurons, &res->cap, res->n, sizeof *res->neurons))
+			return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
+		fv_eval_neuron *e = &res->neurons[res->n];
+		*e = (fv_eval_neuron){.session = session, .split = split, .index = j,
+		                      .poisson_loss = c->poisson[j], .corr = c->corr[j],
+		                      .mse = c->mse[j], .feve = c->feve[j], .jackknife = c->jack[j],
+		                      .var_ratio = c->ratio[j], .corr_ceiling = c->ceiling[j],
+		                      .n_trials = a->r};
+		e->corr_by_trial = malloc((size_t)a->r * sizeof(double));
+		e->mse_by_trial = malloc((size_t)a->r * sizeof(double));
+		res->n++;
+		if (e->corr_by_trial == NULL || e->mse_by_trial == NULL)
+			return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
+		for (int64_t r = 0; r < a->r; r++) {
+			e->corr_by_trial[r] = c->trial_corr[r * a->n + j];
+			e->mse_by_trial[r] = c->trial_mse[r * a->n + j];
+		}
+	}
+	if (!grow((void **)&res->trials_per_set, &res->cap_sets, res->n_sets,
+	          sizeof *res->trials_per_set))
+		return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
+	res->trials_per_set[res->n_sets++] = a->r;
+	if (a->r > res->max_trials)
+		res->max_trials = a->r;
+	return FV_OK;
+}
+
+static fv_status evaluate_set(fv_module *model, fv_ctx *ctx, const fv_movie_set *set,
+                              int64_t *lag, fv_eval_result *res)
+{
+	aligned a = {0};
+	columns c = {0};
+	fv_status rc = run_set(model, ctx, set, lag, &a);
+	if (rc == FV_OK && a.pred == NULL)
+		rc = set_error(set, "the test set has no samples");
+	if (rc == FV_OK)
+		rc = columns_alloc(&c, a.n, a.r);
+	if (rc == FV_OK) {
+		compute_columns(&a, &c);
+		rc = add_neurons(res, set, &a, &c);
+	}
+	columns_free(&c);
+	aligned_free(&a);
+	return rc;
+}
+
+/* ---- the summary ----------------------------------------------------------------------- */
+
+typedef struct nanmean {
+	double sum;
+	int64_t n;
+} nanmean;
+
+static void nm_add(nanmean *m, double v)
+{
+	if (!isnan(v)) {
+		m->sum += v;
+		m->n++;
+	}
+}
+
+static double nm_get(const nanmean *m)
+{
+	return m->n > 0 ? m->sum / (double)m->n : NAN;
+}
+
+static bool passes(const fv_eval_result *r, const fv_eval_neuron *e)
+{
+	return !r->summary.filtering_applied ||
+	       (!isnan(e->var_ratio) && e->var_ratio >= r->var_ratio_cutoff);
+}
+
+/* corr_by_trial_mean/std: per trial index, the mean over neurons; then the
+** mean and (population) std of those means. */
+static void trial_stats(fv_eval_result *r, bool corr, double *mean, double *std)
+{
+	nanmean over = {0};
+	double *avgs = calloc((size_t)r->max_trials + 1, sizeof *avgs);
+	int64_t k = 0;
+	for (int64_t i = 0; avgs != NULL && i < r->max_trials; i++) {
+		nanmean m = {0};
+		for (size_t j = 0; j < r->n; j++) {
+			const fv_eval_neuron *e = &r->neurons[j];
+			if (passes(r, e) && i < e->n_trials)
+				nm_add(&m, corr ? e->corr_by_trial[i] : e->mse_by_trial[i]);
+		}
+		avgs[k] = nm_get(&m);
+		nm_add(&over, avgs[k++]);
+	}
+	*mean = nm_get(&over);
+	nanmean var = {0};
+	for (int64_t i = 0; i < k; i++)
+		if (!isnan(avgs[i]))
+			nm_add(&var, (avgs[i] - *mean) * (avgs[i] - *mean));
+	*std = var.n > 0 ? sqrt(nm_get(&var)) : NAN;
+	free(avgs);
+}
+
+static void summarise(fv_eval_result *r, int64_t lag, size_t n_sessions)
+{
+	fv_eval_summary *s = &r->summary;
+	s->data_split = r->data_split;
+	s->temporal_lag = lag;
+	s->n_sessions = (int64_t)n_sessions;
+	s->n_neurons_total = (int64_t)r->n;
+	s->n_test_repeats_min = s->n_test_repeats_max = 0;
+	double trials = 0;
+	for (size_t i = 0; i < r->n_sets; i++) {
+		int64_t t = r->trials_per_set[i];
+		if (i == 0 || t < s->n_test_repeats_min)
+			s->n_test_repeats_min = t;
+		if (t > s->n_test_repeats_max)
+			s->n_test_repeats_max = t;
+		trials += (double)t;
+	}
+	s->n_test_repeats_avg = r->n_sets ? trials / (double)r->n_sets : 0.0;
+	for (size_t i = 0; i < r->n; i++)
+		s->filtering_applied |= !isnan(r->neurons[i].var_ratio);
+	nanmean corr = {0}, mse = {0}, feve = {0}, fev = {0}, poisson = {0}, jack = {0}, ceil = {0};
+	for (size_t i = 0; i < r->n; i++) {
+		const fv_eval_neuron *e = &r->neurons[i];
+		if (!passes(r, e))
+			continue;
+		s->n_neurons_filtered++;
+		nm_add(&corr, e->corr);
+		nm_add(&mse, e->mse);
+		nm_add(&feve, e->feve);
+		nm_add(&fev, e->var_ratio);
+		nm_add(&poisson, e->poisson_loss);
+		nm_add(&jack, e->jackknife);
+		nm_add(&ceil, e->corr_ceiling);
+	}
+	s->corr_to_avg_mean = nm_get(&corr);
+	s->mse_to_avg_mean = nm_get(&mse);
+	s->feve_mean = nm_get(&feve);
+	s->fev_mean = nm_get(&fev);
+	s->poisson_loss_mean = nm_get(&poisson);
+	s->jackknife_mean = nm_get(&jack);
+	s->corr_ceiling_mean = nm_get(&ceil);
+	trial_stats(r, true, &s->corr_by_trial_mean, &s->corr_by_trial_std);
+	trial_stats(r, false, &s->mse_by_trial_mean, &s->mse_by_trial_std);
+}
+
+/* ---- the driver ------------------------------------------------------------------------------ */
+
+/* The test stimulus names to evaluate, sorted and unique. */
+static fv_status collect_splits(fv_data *d, const char *only, char ***out, size_t *n_out)
+{
+	size_t n = 0, cap = 0;
+	char **names = NULL;
+	for (size_t s = 0; s < fv_data_n_sessions(d); s++)
+		for (size_t i = 0; i < fv_data_n_test(d, s); i++) {
+			const char *name = fv_data_test(d, s, i)->stimulus;
+			bool seen = false;
+			for (size_t k = 0; k < n; k++)
+				seen |= strcmp(names[k], name) == 0;
+			if (seen || (only != NULL && strcmp(only, name) != 0))
+				continue;
+			if (!grow((void **)&names, &cap, n, sizeof *names)) {
+				free(names);
+				return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
+			}
+			names[n++] = (char *)name;
+		}
+	if (n == 0) {
+		free(names);
+		if (only != NULL)
+			return fv_error(FV_ERR_NOTFOUND,
+			                "no session has responses to the test stimulus '%s'", only);
+		return fv_error(FV_ERR_NOTFOUND, "the data set has no test stimuli (data_io.test_names)");
+	}
+	for (size_t i = 1; i < n; i++) /* insertion sort: few names */
+		for (size_t k = i; k > 0 && strcmp(names[k - 1], names[k]) > 0; k--) {
+			char *tmp = names[k];
+			names[k] = names[k - 1];
+			names[k - 1] = tmp;
+		}
+	*out = names;
+	*n_out = n;
+	return FV_OK;
+}
+
+static char *join_names(char **names, size_t n)
+{
+	fv__text t = {0};
+	for (size_t i = 0; i < n; i++)
+		fv__text_printf(&t, "%s%s", i ? "," : "", names[i]);
+	return fv__text_take(&t, "the split names");
+}
+
+static fv_status init_result(fv_eval_result *r, const fv_eval_options *o, char **splits,
+                             size_t n_splits)
+{
+	r->var_ratio_cutoff = o->var_ratio_cutoff;
+	r->model_path = strdup(o->model_path ? o->model_path : "");
+	r->model_tag = strdup(o->model_tag ? o->model_tag : o->model_path ? o->model_path : "");
+	r->exp_name = strdup(o->exp_name ? o->exp_name : "unknown");
+	r->data_split = join_names(splits, n_splits);
+	if (!r->model_path || !r->model_tag || !r->exp_name || !r->data_split)
+		return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
+	return FV_OK;
+}
+
+fv_status fv_evaluate(fv_module *model, fv_data *data, const fv_eval_options *o,
+                      fv_eval_result **out)
+{
+	*out = NULL;
+	char **splits = NULL;
+	size_t n_splits = 0;
+	fv_status rc = collect_splits(data, o->split, &splits, &n_splits);
+	if (rc != FV_OK)
+		return rc;
+	fv_eval_result *r = calloc(1, sizeof *r);
+	fv_ctx *ctx = fv_ctx_new();
+	if (r == NULL || ctx == NULL)
+		rc = fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
+	if (rc == FV_OK)
+		rc = init_result(r, o, splits, n_splits);
+	bool was_training = fv_module_training(model);
+	fv_module_set_training(model, false);
+	if (ctx != NULL)
+		fv_ctx_set_grad_enabled(ctx, false);
+	int64_t lag = -1;
+	size_t n_sessions = 0;
+	for (size_t s = 0; rc == FV_OK && s < fv_data_n_sessions(data); s++) {
+		bool any = false;
+		for (size_t k = 0; rc == FV_OK && k < n_splits; k++) {
+			const fv_movie_set *set = fv_data_test_named(data, s, splits[k]);
+			if (set != NULL) {
+				rc = evaluate_set(model, ctx, set, &lag, r);
+				any = true;
+			}
+		}
+		n_sessions += any;
+	}
+	fv_module_set_training(model, was_training);
+	fv_ctx_free(ctx);
+	free(splits);
+	if (rc != FV_OK) {
+		fv_eval_result_free(r);
+		return rc;
+	}
+	summarise(r, lag, n_sessions);
+	*out = r;
+	return FV_OK;
+}
+
+/* ---- output ------------------------------------------------------------------------------------ */
+
+/* pandas writes NaN as an empty field. */
+static void csv_value(fv__text *t, double v)
+{
+	if (isnan(v))
+		fv__text_printf(t, ",");
+	else
+		fv__text_printf(t, ",%.9g", v);
+}
+
+fv_status fv_eval_write_csv(const fv_eval_result *r, const char *path)
+{
+	fv__text t = {0};
+	fv__text_printf(&t, ",session,neuron_relative_idx,data_split,poisson_loss_to_average,"
+	                    "corr_to_average,mse_to_average,feve,jackknife,var_ratio,corr_ceiling");
+	for (int64_t i = 0; i < r->max_trials; i++)
+		fv__text_printf(&t, ",corr_%lld,mse_%lld", (long long)i, (long long)i);
+	fv__text_printf(&t, "\n");
+	for (size_t j = 0; j < r->n; j++) {
+		const fv_eval_neuron *e = &r->neurons[j];
+		fv__text_printf(&t, "%zu,%s,%lld,%s", j, e->session, (long long)e->index, e->split);
+		csv_value(&t, e->poisson_loss);
+		csv_value(&t, e->corr);
+		csv_value(&t, e->mse);
+		csv_value(&t, e->feve);
+		csv_value(&t, e->jackknife);
+		csv_value(&t, e->var_ratio);
+		csv_value(&t, e->corr_ceiling);
+		for (int64_t i = 0; i < r->max_trials; i++) {
+			csv_value(&t, i < e->n_trials ? e->corr_by_trial[i] : NAN);
+			csv_value(&t, i < e->n_trials ? e->mse_by_trial[i] : NAN);
+		}
+		fv__text_printf(&t, "\n");
+	}
+	char *s = fv__text_take(&t, path);
+	if (s == NULL)
+		return FV_ERR_NOMEM;
+	const void *parts[1] = {s};
+	size_t sizes[1] = {strlen(s)};
+	fv_status rc = fv__atomic_write(path, 1, parts, sizes);
+	free(s);
+	return rc;
+}
+
+static void json_field(fv__text *t, const char *key, double v, bool last)
+{
+	fv__text_printf(t, "  \"%s\": ", key);
+	fv__text_json_double(t, v);
+	fv__text_printf(t, last ? "\n" : ",\n");
+}
+
+static void json_int(fv__text *t, const char *key, int64_t v)
+{
+	fv__text_printf(t, "  \"%s\": %lld,\n", key, (long long)v);
+}
+
+static void json_str(fv__text *t, const char *key, const char *v)
+{
+	fv__text_printf(t, "  \"%s\": ", key);
+	if (v != NULL)
+		fv__text_json_string(t, v);
+	else
+		fv__text_printf(t, "null");
+	fv__text_printf(t, ",\n");
+}
+
+fv_status fv_eval_write_summary(const fv_eval_result *r, const char *path)
+{
+	const fv_eval_summary *s = &r->summary;
+	fv__text t = {0};
+	fv__text_printf(&t, "{\n");
+	json_str(&t, "model_path", r->model_path);
+	json_str(&t, "model_tag", r->model_tag);
+	json_str(&t, "exp_name", r->exp_name);
+	json_str(&t, "species", NULL);
+	json_str(&t, "data_split", s->data_split);
+	json_int(&t, "temporal_lag", s->temporal_lag);
+	json_int(&t, "n_test_repeats_min", s->n_test_repeats_min);
+	json_int(&t, "n_test_repeats_max", s->n_test_repeats_max);
+	json_field(&t, "n_test_repeats_avg", s->n_test_repeats_avg, false);
+	json_int(&t, "n_neurons_total", s->n_neurons_total);
+	json_int(&t, "n_neurons_filtered", s->n_neurons_filtered);
+	json_field(&t, "var_ratio_cutoff", r->var_ratio_cutoff, false);
+	fv__text_printf(&t, "  \"filtering_applied\": %s,\n", s->filtering_applied ? "true" : "false");
+	json_field(&t, "corr_to_avg_mean", s->corr_to_avg_mean, false);
+	json_field(&t, "corr_by_trial_mean", s->corr_by_trial_mean, false);
+	json_field(&t, "corr_by_trial_std", s->corr_by_trial_std, false);
+	json_field(&t, "mse_to_avg_mean", s->mse_to_avg_mean, false);
+	json_field(&t, "mse_by_trial_mean", s->mse_by_trial_mean, false);
+	json_field(&t, "mse_by_trial_std", s->mse_by_trial_std, false);
+	json_field(&t, "feve_mean", s->feve_mean, false);
+	json_field(&t, "fev_mean", s->fev_mean, false);
+	json_field(&t, "poisson_loss_mean", s->poisson_loss_mean, false);
+	json_field(&t, "jackknife_mean", s->jackknife_mean, false);
+	json_int(&t, "n_sessions", s->n_sessions);
+	json_field(&t, "corr_ceiling_mean", s->corr_ceiling_mean, true);
+	fv__text_printf(&t, "}\n");
+	char *text = fv__text_take(&t, path);
+	if (text == NULL)
+		return FV_ERR_NOMEM;
+	const void *parts[1] = {text};
+	size_t sizes[1] = {strlen(text)};
+	fv_status rc = fv__atomic_write(path, 1, parts, sizes);
+	free(text);
+	return rc;
+}
+
+static void rule(FILE *out, char c)
+{
+	for (int i = 0; i < 80; i++)
+		fputc(c, out);
+	fputc('\n', out);
+}
+
+void fv_eval_print_report(const fv_eval_result *r, FILE *out)
+{
+	const fv_eval_summary *s = &r->summary;
+	rule(out, '=');
+	fprintf(out, "Model Evaluation Results\n");
+	rule(out, '=');
+	fprintf(out, "Model path: %s\nData split: %s\nTemporal lag: %lld\n", r->model_path,
+	        s->data_split, (long long)s->temporal_lag);
+	rule(out, '-');
+	/* several test stimuli at once (fovea's default split): a neuron
+	** counts once per stimulus, as openretina run once per split would */
+	size_t n_stimuli = 1;
+	for (const char *c = s->data_split; c != NULL && *c; c++)
+		n_stimuli += *c == ',';
+	fprintf(out, "Total neurons: %lld", (long long)s->n_neurons_total);
+	if (n_stimuli > 1)
+		fprintf(out, " (one row per neuron and test stimulus, %zu stimuli)", n_stimuli);
+	fputc('\n', out);
+	if (s->filtering_applied) {
+		fprintf(out, "Variance ratio cutoff: %g\n", r->var_ratio_cutoff);
+		fprintf(out, "Neurons above var_ratio threshold (>=%g): %lld\n", r->var_ratio_cutoff,
+		        (long long)s->n_neurons_filtered);
+	} else {
+		fprintf(out, "Variance ratio cutoff: %g (NOT APPLIED - no trial/repeats data "
+		        "available)\n", r->var_ratio_cutoff);
+	}
+	rule(out, '-');
+	if (s->n_test_repeats_max <= 1)
+		fprintf(out, "(Number of trials/repeats: N/A)\n");
+	else if (s->n_test_repeats_min == s->n_test_repeats_max)
+		fprintf(out, "(Number of trials/repeats: %lld (constant across all sessions))\n",
+		        (long long)s->n_test_repeats_min);
+	else
+		fprintf(out, "(Number of trials/repeats: min=%lld, max=%lld, avg=%.1f)\n",
+		        (long long)s->n_test_repeats_min, (long long)s->n_test_repeats_max,
+		        s->n_test_repeats_avg);
+	const struct {
+		const char *name;
+		double v;
+	} rows[] = {{"Correlation", s->corr_to_avg_mean}, {"Correlation ceiling (trials)", s->corr_ceiling_mean},
+	            {"MSE", s->mse_to_avg_mean},          {"FEVe", s->feve_mean},
+	            {"FEV (expl. var ratio)", s->fev_mean}, {"Jackknife oracle", s->jackknife_mean},
+	            {"Poisson loss", s->poisson_loss_mean}};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+		fprintf(out, "  %-30s: %.3f\n", rows[i].name, rows[i].v);
+	if (!isnan(s->corr_by_trial_mean))
+		fprintf(out, "  %-30s: %.3f (+/-%.3f)\n", "Correlation per trial", s->corr_by_trial_mean,
+		        s->corr_by_trial_std);
+	rule(out, '=');
+}

@@ -1,0 +1,175 @@
+/*
+** instantiate.c: turning a YAML map with `_target_` into a module.
+**
+** The steps are always the same, whatever the component: look the target up
+** in the registry, parse the map against the component's option table into
+** a fresh options struct (defaults, types, ranges, unknown keys: all the
+** framework's job), call create(), free the options.  Whatever fails, the
+** partly built module is freed and the message says which spec (file:line)
+** and which component it was about.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "fovea/plugin.h"
+#include "plugin/plugin_internal.h"
+
+static const fv_option no_options[] = {{0}};
+
+static const char *node_kind_name(const fv_config_node *n)
+{
+	switch (fv_node_kind(n)) {
+	case FV_NODE_NULL: return "null";
+	case FV_NODE_SCALAR: return "scalar";
+	case FV_NODE_SEQ: return "list";
+	case FV_NODE_MAP: return "map";
+	}
+	return "value";
+}
+
+/* The node to blame for a spec: the map itself, or, for a map that came
+** from no single file (the root of a composed config), its _target_. */
+static const fv_config_node *placed(const fv_config_node *n)
+{
+	if (n != NULL && fv_node_file(n) == NULL && fv_node_kind(n) == FV_NODE_MAP &&
+	    fv_node_get(n, "_target_") != NULL)
+		return fv_node_get(n, "_target_");
+	return n;
+}
+
+/* "cfg.yaml:12: " for a node, "" without one; in a caller's buffer. */
+static const char *where(const fv_config_node *n, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	n = placed(n);
+	if (n != NULL && fv_node_file(n) != NULL)
+		snprintf(buf, size, "%s:%d: ", fv_node_file(n), fv_node_line(n));
+	return buf;
+}
+
+/* Build args as this framework knows them, whatever the caller's size. */
+static fv_build_args complete_args(const fv_build_args *args, const fv_config_node *spec)
+{
+	fv_build_args a = {0};
+	if (args != NULL) {
+		size_t n = args->struct_size;
+		if (n == 0 || n > sizeof a)
+			n = sizeof a;
+		memcpy(&a, args, n);
+	}
+	a.struct_size = sizeof a;
+	a.spec = spec;
+	return a;
+}
+
+/* Prefix the current message with the spec's place unless it already
+** starts with it (option errors name the exact key's line themselves). */
+static void prefix_with_place(const fv_config_node *spec, const char *target)
+{
+	char buf[512];
+	const char *place = where(spec, buf, sizeof buf);
+	const char *file = fv_node_file(placed(spec));
+	if (file != NULL && strncmp(fv_errmsg(), file, strlen(file)) == 0)
+		return;
+	fv_error_prefix("%s%s: ", place, target);
+}
+
+fv_module *fv_instantiate_component(const fv_component *c, const fv_config_node *spec,
+                                    const fv_build_args *args, const char *name)
+{
+	char buf[512];
+	if (c == NULL) {
+		fv_error(FV_ERR_ARG, "fv_instantiate_component: no component given");
+		return NULL;
+	}
+	const char *target = c->names[0];
+	if (spec != NULL && fv_node_is_null(spec))
+		spec = NULL; /* `readout: {_target_: X}` and `key:` with nothing both mean defaults */
+	if (spec != NULL && fv_node_kind(spec) != FV_NODE_MAP) {
+		fv_error(FV_ERR_CONFIG, "%s%s: options must be a map, got a %s", where(spec, buf, sizeof buf),
+		         target, node_kind_name(spec));
+		return NULL;
+	}
+	void *opts = calloc(1, c->options_size > 0 ? c->options_size : 1);
+	if (opts == NULL) {
+		fv_error(FV_ERR_NOMEM, "%s%s: out of memory for its options", where(spec, buf, sizeof buf),
+		         target);
+		return NULL;
+	}
+	const fv_option *table = c->options != NULL ? c->options : no_options;
+	fv_status st = fv_options_parse(table, spec, opts, target, NULL);
+	fv_module *m = NULL;
+	if (st == FV_OK) {
+		m = fv__module_new(c, name);
+		st = m != NULL ? FV_OK : FV_ERR_NOMEM;
+	}
+	if (st == FV_OK) {
+		fv_build_args a = complete_args(args, spec);
+		st = c->create(m, opts, &a);
+	}
+	fv_options_free(table, opts);
+	free(opts);
+	if (st != FV_OK) {
+		prefix_with_place(spec, target);
+		fv_module_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* The instance name of a nested spec is its key ("readout" for
+** model.readout); the topmost spec has none. */
+static const char *last_key(const fv_config_node *spec)
+{
+	const char *path = fv_node_keypath(spec);
+	if (path == NULL)
+		return "";
+	const char *dot = strrchr(path, '.');
+	return dot != NULL ? dot + 1 : path;
+}
+
+fv_module *fv_instantiate(fv_registry *reg, const fv_config_node *spec, const fv_build_args *args)
+{
+	char buf[512];
+	if (spec == NULL) {
+		fv_error(FV_ERR_ARG, "fv_instantiate: no spec given");
+		return NULL;
+	}
+	const char *key = fv_node_keypath(spec);
+	const char *at = where(spec, buf, sizeof buf);
+	if (key == NULL || key[0] == '\0')
+		key = "(root)";
+	if (fv_node_kind(spec) != FV_NODE_MAP) {
+		fv_error(FV_ERR_CONFIG, "%s%s: expected a map with a _target_, got a %s", at, key,
+		         node_kind_name(spec));
+		return NULL;
+	}
+	const fv_config_node *t = fv_node_get(spec, "_target_");
+	if (t == NULL) {
+		fv_error(FV_ERR_CONFIG, "%s%s: no _target_: cannot tell which component to build", at,
+		         key);
+		return NULL;
+	}
+	const char *target = fv_node_text(t);
+	if (target == NULL || fv_node_is_null(t)) {
+		fv_error(FV_ERR_CONFIG, "%s%s._target_: expected a component name, got a %s",
+		         where(t, buf, sizeof buf), key, node_kind_name(t));
+		return NULL;
+	}
+	const fv_component *c = fv_registry_find(reg, target, NULL);
+	if (c == NULL) {
+		const char *near = fv_registry_closest(reg, target);
+		if (near != NULL)
+			fv_error(FV_ERR_NOTFOUND, "%s_target_: unknown component '%s'; did you mean '%s'?",
+			         where(t, buf, sizeof buf), target, near);
+		else
+			fv_error(FV_ERR_NOTFOUND,
+			         "%s_target_: unknown component '%s' (no plugins are loaded)",
+			         where(t, buf, sizeof buf), target);
+		return NULL;
+	}
+	fv_build_args a = complete_args(args, spec);
+	if (a.registry == NULL)
+		a.registry = reg;
+	return fv_instantiate_component(c, spec, &a, last_key(spec));
+}

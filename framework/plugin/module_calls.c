@@ -1,0 +1,92 @@
+/*
+** module_calls.c: calling a module through its component's callbacks.
+** Each call checks that the component has the slot, so a configuration that
+** puts, say, a loss where a regularizer belongs gets a message, not a crash.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "fovea/plugin.h"
+#include "fovea/fovea.h"
+
+static fv_status missing_slot(const fv_module *m, const char *slot)
+{
+	const fv_component *c = fv_module_component(m);
+	return fv_error(FV_ERR_ARG, "%s '%s' (%s) has no %s", fv_kind_name(c->kind), c->names[0],
+	                fv_module_name(m), slot);
+}
+
+/* A slot exists when the plugin's struct is large enough to hold it and it
+** is set; older plugins built with a shorter fv_component simply lack it. */
+#define HAS_SLOT(c, slot)                                                        \
+	((c)->struct_size >= offsetof(fv_component, slot) + sizeof((c)->slot) && \
+	 (c)->slot != NULL)
+
+fv_tensor *fv_module_penalty(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_forward_args *fa)
+{
+	const fv_component *c = fv_module_component(m);
+	if (!HAS_SLOT(c, penalty)) {
+		missing_slot(m, "penalty");
+		return NULL;
+	}
+	return c->penalty(m, ctx, x, fa);
+}
+
+fv_tensor *fv_module_loss(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_tensor *target)
+{
+	const fv_component *c = fv_module_component(m);
+	if (!HAS_SLOT(c, loss)) {
+		missing_slot(m, "loss");
+		return NULL;
+	}
+	return c->loss(m, ctx, output, target);
+}
+
+fv_status fv_module_project(fv_module *m, fv_tensor *x)
+{
+	const fv_component *c = fv_module_component(m);
+	return HAS_SLOT(c, project) ? c->project(m, x) : missing_slot(m, "projection");
+}
+
+fv_status fv_module_initialize_bias(fv_module *m, const fv_tensor *mean_activity)
+{
+	const fv_component *c = fv_module_component(m);
+	return HAS_SLOT(c, initialize_bias) ? c->initialize_bias(m, mean_activity)
+	                                    : missing_slot(m, "initialize_bias");
+}
+
+fv_status fv_module_output_shape(fv_module *m, int in_ndim, const int64_t *in_shape, int *out_ndim,
+                                 int64_t *out_shape)
+{
+	const fv_component *c = fv_module_component(m);
+	return HAS_SLOT(c, output_shape) ? c->output_shape(m, in_ndim, in_shape, out_ndim, out_shape)
+	                                 : missing_slot(m, "output_shape");
+}
+
+bool fv_module_should_stop(fv_module *m, double loss)
+{
+	const fv_component *c = fv_module_component(m);
+	return HAS_SLOT(c, should_stop) ? c->should_stop(m, loss) : false;
+}
+
+fv_module *fv_instantiate_named(fv_registry *reg, const char *target, const char *yaml,
+                                const fv_build_args *args, const char *instance_name)
+{
+	const fv_component *c = fv_registry_find(reg, target, NULL);
+	if (c == NULL) {
+		fv_error(FV_ERR_NOTFOUND, "component '%s' is not registered (needed by '%s')", target,
+		         instance_name);
+		return NULL;
+	}
+	fv_config *cfg = NULL;
+	const fv_config_node *spec = NULL;
+	if (yaml != NULL && yaml[0] != '\0') {
+		cfg = fv_config_load_string(yaml, strlen(yaml), target);
+		if (cfg == NULL)
+			return NULL;
+		spec = fv_config_root(cfg);
+	}
+	fv_module *m = fv_instantiate_component(c, spec, args, instance_name);
+	fv_config_free(cfg);
+	return m;
+}

@@ -1,0 +1,543 @@
+/*
+** trainer.c: fv_train(), openretina's train.py with Lightning's fit loop
+** (see trainer.h): read the settings, open the data, build (or load) the
+** model, then run epochs until max_epochs or early stopping, keeping the
+** output directory up to date after every epoch.
+*/
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "train/trainer_internal.h"
+
+/* ---- settings ---------------------------------------------------------------------- */
+
+typedef struct trainer_opts {
+	int64_t max_epochs;
+	double gradient_clip_val;
+	const char *gradient_clip_algorithm;
+	int64_t accumulate_grad_batches;
+	int64_t check_val_every_n_epoch;
+	const fv_config_node *ignored;
+} trainer_opts;
+
+#define OFF(f) offsetof(trainer_opts, f)
+#define NO_EFFECT(name)                                                                  \
+	{name, FV_OPT_NODE, OFF(ignored), "null", 0, 0, FV_OPT_NULLABLE, NULL,            \
+	 "accepted, no effect in fovea"}
+static const fv_option trainer_options[] = {
+	{"max_epochs", FV_OPT_INT, OFF(max_epochs), "null", 1, 1e12, FV_OPT_NULLABLE, NULL,
+	 "epochs to train (Lightning's default 1000 when null)"},
+	{"gradient_clip_val", FV_OPT_FLOAT, OFF(gradient_clip_val), "null", 0, 1e30, FV_OPT_NULLABLE,
+	 NULL, "clip the gradients' total L2 norm to this value"},
+	{"gradient_clip_algorithm", FV_OPT_ENUM, OFF(gradient_clip_algorithm), "null", 0, 0,
+	 FV_OPT_NULLABLE, "norm", "only norm"},
+	{"accumulate_grad_batches", FV_OPT_INT, OFF(accumulate_grad_batches), "1", 0, 0, 0, NULL,
+	 "only 1: one optimizer step per batch"},
+	{"check_val_every_n_epoch", FV_OPT_INT, OFF(check_val_every_n_epoch), "1", 0, 0, 0, NULL,
+	 "only 1: validation after every epoch"},
+	{"precision", FV_OPT_NODE, OFF(ignored), "null", 0, 0, FV_OPT_NULLABLE, NULL,
+	 "accepted; fovea computes in float32"},
+	NO_EFFECT("default_root_dir"),
+	NO_EFFECT("deterministic"),
+	NO_EFFECT("accelerator"),
+	NO_EFFECT("devices"),
+	NO_EFFECT("log_every_n_steps"),
+	NO_EFFECT("enable_progress_bar"),
+	NO_EFFECT("enable_model_summary"),
+	NO_EFFECT("enable_checkpointing"),
+	NO_EFFECT("benchmark"),
+	NO_EFFECT("detect_anomaly"),
+	NO_EFFECT("num_sanity_val_steps"),
+	NO_EFFECT("logger"),
+	NO_EFFECT("callbacks"),
+	{0},
+};
+#undef OFF
+#undef NO_EFFECT
+
+static const char *const hydra_ignored[] = {"_partial_", "_convert_", "_recursive_", NULL};
+
+static fv_status read_bool(const fv_config_node *root, const char *path, bool *out)
+{
+	const fv_config_node *n = fv_node_path(root, path);
+	*out = false;
+	if (n == NULL || fv_node_is_null(n))
+		return FV_OK;
+	return fv_node_to_bool(n, out);
+}
+
+static fv_status read_string(const fv_config_node *root, const char *path, const char **out)
+{
+	const fv_config_node *n = fv_node_path(root, path);
+	*out = NULL;
+	if (n == NULL || fv_node_is_null(n))
+		return FV_OK;
+	if (fv_node_kind(n) != FV_NODE_SCALAR)
+		return fv_error(FV_ERR_CONFIG, "%s:%d: %s: expected a string", fv_node_file(n),
+		                fv_node_line(n), path);
+	const char *s = fv_node_text(n);
+	if (!fv_node_quoted(n) && strcmp(s, "???") == 0)
+		return fv_error(FV_ERR_CONFIG, "%s:%d: %s: missing value (?\?\?): set it, e.g. %s=...",
+		                fv_node_file(n), fv_node_line(n), path, path);
+	*out = s;
+	return FV_OK;
+}
+
+/* A map of the config (the model's own key first), or NULL. */
+static const fv_config_node *spec_of(const fv_config_node *root, const char *key)
+{
+	const fv_config_node *n = fv_node_path(root, "model");
+	n = n != NULL ? fv_node_get(n, key) : NULL;
+	if (n == NULL || fv_node_kind(n) != FV_NODE_MAP)
+		n = fv_node_get(root, key);
+	return n != NULL && fv_node_kind(n) == FV_NODE_MAP ? n : NULL;
+}
+
+/* The training callback whose _target_ ends with `cls`, or NULL. */
+static const fv_config_node *callback(const fv_config_node *root, const char *cls)
+{
+	const fv_config_node *cbs = fv_node_get(root, "training_callbacks");
+	for (size_t i = 0; cbs != NULL && i < fv_node_size(cbs); i++) {
+		const fv_config_node *cb = fv_node_at(cbs, i);
+		const char *target = fv_node_text(fv_node_get(cb, "_target_"));
+		size_t n = target ? strlen(target) : 0, m = strlen(cls);
+		if (n >= m && strcmp(target + n - m, cls) == 0)
+			return cb;
+	}
+	return NULL;
+}
+
+static fv_status metric_of(const char *name, const char *who, int *out)
+{
+	*out = fv__metric_index(name);
+	if (*out >= 0)
+		return FV_OK;
+	fv__text t = {0};
+	for (int i = 0; i < N_METRICS; i++)
+		fv__text_printf(&t, "%s%s", i ? ", " : "", fv__metric_names[i]);
+	char *list = fv__text_take(&t, "metric names");
+	fv_status rc = fv_error(FV_ERR_CONFIG, "%s: unknown monitor '%s' (fovea logs %s)", who, name,
+	                        list ? list : "");
+	free(list);
+	return rc;
+}
+
+static fv_status read_trainer(fv__trainer *t, const fv_config_node *root)
+{
+	trainer_opts o = {0};
+	fv_status rc = fv_options_parse(trainer_options, fv_node_get(root, "trainer"), &o, "trainer",
+	                                hydra_ignored);
+	if (rc != FV_OK)
+		return rc;
+	t->max_epochs = o.max_epochs == FV_NONE_INT ? 1000 : o.max_epochs;
+	t->clip = o.gradient_clip_val;
+	fv_options_free(trainer_options, &o);
+	if (o.accumulate_grad_batches != 1)
+		return fv_error(FV_ERR_CONFIG, "trainer.accumulate_grad_batches: fovea takes one "
+		                "optimizer step per batch (1), got %lld",
+		                (long long)o.accumulate_grad_batches);
+	if (o.check_val_every_n_epoch != 1)
+		return fv_error(FV_ERR_CONFIG, "trainer.check_val_every_n_epoch: fovea validates "
+		                "after every epoch (1), got %lld", (long long)o.check_val_every_n_epoch);
+	return FV_OK;
+}
+
+static fv_status read_checkpoint_monitor(fv__trainer *t, const fv_config_node *root)
+{
+	const fv_config_node *cb = callback(root, "ModelCheckpoint");
+	const char *monitor = NULL, *mode = NULL;
+	fv_status rc = FV_OK;
+	if (cb != NULL && (rc = read_string(cb, "monitor", &monitor)) == FV_OK)
+		rc = read_string(cb, "mode", &mode);
+	if (rc != FV_OK)
+		return rc;
+	t->best_mode_max = mode == NULL || strcmp(mode, "max") == 0;
+	return metric_of(monitor ? monitor : "val_evaluation_loss", "ModelCheckpoint", &t->best_metric);
+}
+
+static fv_status read_settings(fv__trainer *t, const char **output_dir)
+{
+	const fv_config_node *root = fv_config_root(t->cfg);
+	fv_status rc = read_trainer(t, root);
+	int64_t seed = 0;
+	const fv_config_node *seed_node = fv_node_get(root, "seed");
+	if (rc == FV_OK && seed_node != NULL && !fv_node_is_null(seed_node))
+		rc = fv_node_to_int(seed_node, &seed);
+	else if (rc == FV_OK)
+		seed = (int64_t)time(NULL); /* openretina does not seed either */
+	t->seed = (uint64_t)seed;
+	/* the saved config records the seed a run used */
+	char arg[64];
+	snprintf(arg, sizeof arg, "++seed=%lld", (long long)seed);
+	if (rc == FV_OK)
+		rc = fv_config_override(t->cfg, arg);
+	if (rc == FV_OK)
+		rc = read_bool(root, "only_train_readout", &t->only_train_readout);
+	if (rc == FV_OK)
+		rc = read_bool(root, "resume", &t->resume);
+	if (rc == FV_OK)
+		rc = read_string(root, "paths.output_dir", output_dir);
+	if (rc == FV_OK && *output_dir == NULL)
+		rc = fv_error(FV_ERR_CONFIG, "paths.output_dir is not set: give it in the config or "
+		              "as paths.output_dir=DIR");
+	if (rc == FV_OK)
+		rc = read_string(root, "paths.load_model_path", &t->load_model_path);
+	t->learning_rate = 0.001; /* UnifiedCoreReadout's default */
+	const fv_config_node *lr = fv_node_path(root, "model.learning_rate");
+	if (rc == FV_OK && lr != NULL && !fv_node_is_null(lr))
+		rc = fv_node_to_double(lr, &t->learning_rate);
+	if (rc == FV_OK)
+		rc = fv_lr_scheduler_parse(spec_of(root, "lr_scheduler"), t->learning_rate, &t->sched);
+	if (rc == FV_OK)
+		rc = fv_early_stopping_parse(callback(root, "EarlyStopping"), &t->stop);
+	if (rc == FV_OK && t->sched.kind == FV_SCHED_PLATEAU)
+		rc = metric_of(t->sched.monitor, "lr_scheduler", &t->sched_metric);
+	if (rc == FV_OK && t->stop.enabled)
+		rc = metric_of(t->stop.monitor, "EarlyStopping", &t->stop_metric);
+	if (rc == FV_OK)
+		rc = read_checkpoint_monitor(t, root);
+	return rc;
+}
+
+/* ---- setting up ------------------------------------------------------------------------ */
+
+static fv_status make_dirs(const char *path)
+{
+	char buf[4096];
+	if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+		return fv_error(FV_ERR_ARG, "output directory name too long: %s", path);
+	for (char *p = buf + 1;; p++) {
+		bool end = *p == '\0';
+		if (*p == '/' || end) {
+			*p = '\0';
+			if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+				return fv_error(FV_ERR_IO, "cannot create the output directory %s: %s", buf,
+				                strerror(errno));
+			if (end)
+				break;
+			*p = '/';
+		}
+	}
+	return FV_OK;
+}
+
+static fv_status open_data(fv__trainer *t)
+{
+	const fv_config_node *root = fv_config_root(t->cfg);
+	fv_data_options o;
+	fv_data_options_default(&o);
+	fv_status rc = fv_data_options_from_config(&o, fv_node_get(root, "data_io"),
+	                                           fv_node_get(root, "dataloader"));
+	if (rc == FV_OK && o.data_dir == NULL)
+		rc = fv_error(FV_ERR_CONFIG, "no data directory: set paths.data_dir (used by "
+		              "data_io.stimuli.base_data_path)");
+	if (rc == FV_OK)
+		rc = fv_data_open(&o, &t->data);
+	if (rc != FV_OK)
+		return rc;
+	t->info = fv_data_get_info(t->data);
+	return FV_OK;
+}
+
+static fv_status build_model(fv__trainer *t)
+{
+	if (t->load_model_path == NULL) {
+		t->model = fv_model_build(t->reg, t->cfg, t->info, t->seed);
+		return t->model != NULL ? FV_OK : FV_ERR_CONFIG;
+	}
+	/* fine-tuning: the checkpoint's model, plus readouts for new sessions */
+	t->base = fv_checkpoint_open(t->load_model_path);
+	if (t->base == NULL)
+		return FV_ERR_IO;
+	const fv_data_info *old = fv_checkpoint_data_info(t->base);
+	const char *yaml = fv_checkpoint_model_config_yaml(t->base);
+	if (old == NULL || yaml == NULL)
+		return fv_error(FV_ERR_FORMAT, "%s: the checkpoint has no data_info or config",
+		                t->load_model_path);
+	size_t n_new = 0;
+	t->merged = fv__merged_info_new(old, t->info, t->load_model_path, &n_new);
+	if (t->merged == NULL)
+		return FV_ERR_SHAPE;
+	t->info = fv__merged_info_get(t->merged);
+	fv_config *base_cfg = fv_config_load_string(yaml, strlen(yaml), t->load_model_path);
+	if (base_cfg == NULL)
+		return FV_ERR_FORMAT;
+	t->model = fv_model_build(t->reg, base_cfg, t->info, t->seed);
+	fv_status rc = t->model != NULL ? fv_checkpoint_load_model(t->base, t->model, n_new > 0)
+	                                : FV_ERR_CONFIG;
+	/* later checkpoints rebuild this model, not the one cfg.model describes */
+	if (rc == FV_OK && (t->model_config_yaml = fv_config_to_yaml(base_cfg)) == NULL)
+		rc = FV_ERR_NOMEM;
+	fv_config_free(base_cfg);
+	if (rc == FV_OK && !t->quiet && n_new > 0)
+		fprintf(t->out, "fine-tuning %s: %zu new session(s) get new readouts\n",
+		        t->load_model_path, n_new);
+	return rc;
+}
+
+static int freeze(void *ud, const char *name, fv_tensor *p, bool is_param)
+{
+	(void)ud;
+	(void)name;
+	if (is_param)
+		p->requires_grad = false;
+	return 0;
+}
+
+/* The resolved config as the output directory and the checkpoints keep it. */
+static fv_status record_config(fv__trainer *t)
+{
+	t->config_yaml = fv_config_to_yaml(t->cfg);
+	return t->config_yaml != NULL ? FV_OK : FV_ERR_NOMEM;
+}
+
+static fv_status make_optimizer(fv__trainer *t)
+{
+	const fv_config_node *spec = spec_of(fv_config_root(t->cfg), "optimizer");
+	fv_optim_config oc = fv_optim_defaults(FV_OPTIM_ADAMW);
+	oc.lr = t->learning_rate;
+	fv_status rc = spec != NULL ? fv_optim_config_parse(spec, &oc) : FV_OK;
+	if (rc != FV_OK)
+		return rc;
+	t->sched.base_lr = oc.lr; /* torch's base_lrs: the optimizer's initial rate */
+	if (t->only_train_readout) {
+		fv_module *core = fv_module_child(t->model, "core");
+		if (core == NULL)
+			return fv_error(FV_ERR_CONFIG, "only_train_readout: the model has no core");
+		fv_module_foreach_tensor(core, freeze, NULL);
+	}
+	t->params = fv_module_params(t->model, &t->n_params);
+	if (t->n_params == 0)
+		return fv_error(FV_ERR_CONFIG, "the model has no trainable parameters%s",
+		                t->only_train_readout ? " outside its frozen core" : "");
+	t->opt = fv_optimizer_new(&oc, t->n_params, t->params);
+	return t->opt != NULL ? FV_OK : FV_ERR_NOMEM;
+}
+
+static fv_status make_loop(fv__trainer *t)
+{
+	const fv_config_node *spec = fv_node_path(fv_config_root(t->cfg), "model");
+	t->loss = fv_default_loss(t->reg, spec);
+	t->eval_loss = t->loss != NULL ? fv_default_evaluation_loss(t->reg, spec) : NULL;
+	if (t->eval_loss == NULL)
+		return FV_ERR_CONFIG;
+	t->train_it = fv_data_train_batches(t->data, t->seed);
+	t->val_it = fv_data_validation_batches(t->data);
+	t->ctx = fv_ctx_new();
+	if (t->train_it == NULL || t->val_it == NULL || t->ctx == NULL)
+		return FV_ERR_NOMEM;
+	if (fv_batch_iter_len(t->train_it) == 0)
+		return fv_error(FV_ERR_CONFIG, "no training batches: every session's training movie is "
+		                "shorter than one batch of dataloader.batch_size chunks");
+	t->best_value = t->best_mode_max ? -INFINITY : INFINITY;
+	t->best_epoch = -1;
+	fv__metrics_header(&t->csv);
+	return FV_OK;
+}
+
+/* A new run refuses a directory holding another; resume=true continues it. */
+static fv_status prepare_output(fv__trainer *t)
+{
+	char last[4200];
+	fv_status rc = make_dirs(t->dir);
+	if (rc == FV_OK)
+		rc = fv__out_path(t, "last.safetensors", last, sizeof last);
+	if (rc != FV_OK)
+		return rc;
+	bool exists = access(last, F_OK) == 0;
+	if (exists && !t->resume)
+		return fv_error(FV_ERR_CONFIG, "%s already holds a training run (last.safetensors): "
+		                "pass resume=true to continue it, or choose another paths.output_dir",
+		                t->dir);
+	if (exists) {
+		fv_checkpoint *c = fv_checkpoint_open(last);
+		rc = c != NULL ? fv__resume(t, c) : FV_ERR_FORMAT;
+		fv_checkpoint_close(c);
+		if (rc == FV_OK && !t->quiet)
+			fprintf(t->out, "resuming %s after epoch %lld\n", t->dir, (long long)t->epochs_done);
+	} else if (t->resume && !t->quiet) {
+		fprintf(t->out, "resume: no last.safetensors in %s, starting a new run\n", t->dir);
+	}
+	char path[4200];
+	if (rc == FV_OK)
+		rc = fv__out_path(t, "config.yaml", path, sizeof path);
+	if (rc == FV_OK) {
+		const void *parts[1] = {t->config_yaml};
+		size_t sizes[1] = {strlen(t->config_yaml)};
+		rc = fv__atomic_write(path, 1, parts, sizes);
+	}
+	return rc;
+}
+
+/* ---- the epochs ----------------------------------------------------------------------- */
+
+static bool improves(const fv__trainer *t, double v)
+{
+	/* ModelCheckpoint keeps the top 1 by a strict comparison, in float32 */
+	float value = (float)v, best = (float)t->best_value;
+	return t->best_mode_max ? value > best : value < best;
+}
+
+static void print_epoch(const fv__trainer *t, double lr, bool best)
+{
+	if (t->quiet)
+		return;
+	fprintf(t->out,
+	        "epoch %lld/%lld  train_loss %.6g  train_corr %.4f  val_loss %.6g  val_corr %.4f  "
+	        "lr %.3g  %.1f s%s\n",
+	        (long long)t->epochs_done + 1, (long long)t->max_epochs, t->metrics[M_TRAIN_LOSS],
+	        t->metrics[M_TRAIN_EVAL], t->metrics[M_VAL_LOSS], t->metrics[M_VAL_EVAL], lr,
+	        t->epoch_seconds, best ? "  (best)" : "");
+	fflush(t->out);
+}
+
+static void announce_best(fv__trainer *t)
+{
+	char path[sizeof t->dir + 32];
+	if (fv__out_path(t, "best.safetensors", path, sizeof path) == FV_OK)
+		t->on_best(t->on_best_ud, path, t->best_epoch);
+}
+
+static fv_status end_of_epoch(fv__trainer *t)
+{
+	double lr = fv_optimizer_lr(t->opt); /* the rate this epoch ran with */
+	bool best = improves(t, t->metrics[t->best_metric]);
+	fv_status rc = FV_OK;
+	if (best) {
+		t->best_value = t->metrics[t->best_metric];
+		t->best_epoch = t->epochs_done;
+	}
+	if ((t->epochs_done + 1) % t->sched.frequency == 0 && t->sched.kind != FV_SCHED_NONE) {
+		double metric = t->sched.kind == FV_SCHED_PLATEAU ? t->metrics[t->sched_metric] : 0;
+		fv_optimizer_set_lr(t->opt, fv_lr_scheduler_step(&t->sched, lr, metric));
+	}
+	if (t->stop.enabled && fv_early_stopping_step(&t->stop, t->metrics[t->stop_metric]))
+		t->stopped = true;
+	print_epoch(t, lr, best);
+	rc = fv__append_metrics(t, lr);
+	t->epochs_done++;
+	if (rc == FV_OK && best)
+		rc = fv__save_checkpoint(t, "best.safetensors");
+	if (rc == FV_OK && best && t->on_best != NULL)
+		announce_best(t);
+	if (rc == FV_OK)
+		rc = fv__save_checkpoint(t, "last.safetensors");
+	return rc;
+}
+
+static fv_status run_epochs(fv__trainer *t, fv_train_result *res)
+{
+	double seconds = 0;
+	int64_t ran = 0;
+	while (!t->stopped && t->epochs_done < t->max_epochs) {
+		fv_status rc = fv__train_epoch(t);
+		if (rc == FV_OK)
+			rc = fv__validate(t);
+		if (rc == FV_OK)
+			rc = end_of_epoch(t);
+		if (rc != FV_OK)
+			return rc;
+		seconds += t->epoch_seconds;
+		ran++;
+	}
+	res->seconds_per_epoch = ran > 0 ? seconds / (double)ran : 0;
+	return FV_OK;
+}
+
+/* Lightning's trainer.test(ckpt_path="best"): continue with the best weights. */
+static fv_status restore_best(fv__trainer *t)
+{
+	char path[4200];
+	fv_status rc = fv__out_path(t, "best.safetensors", path, sizeof path);
+	if (rc != FV_OK || t->best_epoch < 0 || access(path, F_OK) != 0)
+		return rc;
+	fv_checkpoint *c = fv_checkpoint_open(path);
+	if (c == NULL)
+		return FV_ERR_FORMAT;
+	rc = fv_checkpoint_load_model(c, t->model, false);
+	fv_checkpoint_close(c);
+	return rc;
+}
+
+static void trainer_free(fv__trainer *t)
+{
+	fv_ctx_free(t->ctx);
+	fv_batch_iter_free(t->train_it);
+	fv_batch_iter_free(t->val_it);
+	fv_optimizer_free(t->opt);
+	free(t->params);
+	fv_module_free(t->loss);
+	fv_module_free(t->eval_loss);
+	fv_module_free(t->model);
+	fv__merged_info_free(t->merged);
+	fv_checkpoint_close(t->base);
+	fv_data_close(t->data);
+	free(t->config_yaml);
+	free(t->model_config_yaml);
+	fv__text_free(&t->csv);
+}
+
+static double wall_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static fv_status setup(fv__trainer *t, const fv_train_options *o)
+{
+	const char *dir = NULL;
+	t->out = o != NULL && o->out != NULL ? o->out : stdout;
+	t->quiet = o != NULL && o->quiet;
+	t->on_best = o != NULL ? o->on_best : NULL;
+	t->on_best_ud = o != NULL ? o->ud : NULL;
+	int progress = o != NULL ? o->progress : -1;
+	t->bar = !t->quiet && (progress == 1 || (progress < 0 && isatty(fileno(t->out))));
+	fv_status rc = read_settings(t, &dir);
+	if (rc == FV_OK && snprintf(t->dir, sizeof t->dir, "%s", dir) >= (int)sizeof t->dir)
+		rc = fv_error(FV_ERR_ARG, "output directory name too long: %s", dir);
+	if (rc == FV_OK)
+		rc = open_data(t);
+	if (rc == FV_OK)
+		rc = build_model(t);
+	if (rc == FV_OK)
+		rc = record_config(t);
+	if (rc == FV_OK)
+		rc = make_optimizer(t);
+	if (rc == FV_OK)
+		rc = make_loop(t);
+	if (rc == FV_OK)
+		rc = prepare_output(t);
+	return rc;
+}
+
+fv_status fv_train(fv_registry *reg, fv_config *cfg, const fv_train_options *o,
+                   fv_train_result *res)
+{
+	double start = wall_seconds();
+	fv_train_result scratch;
+	res = res != NULL ? res : &scratch;
+	memset(res, 0, sizeof *res);
+	res->best_epoch = -1;
+	fv__trainer t = {.reg = reg, .cfg = cfg};
+	fv_status rc = setup(&t, o);
+	if (rc == FV_OK)
+		rc = run_epochs(&t, res);
+	if (rc == FV_OK)
+		rc = restore_best(&t);
+	if (rc == FV_OK) {
+		res->epochs = t.epochs_done;
+		res->best_epoch = t.best_epoch;
+		res->best_value = t.best_value;
+		res->stopped_early = t.stopped;
+		snprintf(res->output_dir, sizeof res->output_dir, "%s", t.dir);
+	}
+	res->seconds = wall_seconds() - start;
+	trainer_free(&t);
+	return rc;
+}

@@ -1,0 +1,105 @@
+/*
+** trainer_internal.h: what the trainer's files share: the run's state
+** (trainer.c sets it up and drives the epochs, trainer_epoch.c runs one
+** epoch, trainer_state.c writes and reads what survives a restart).
+*/
+#ifndef FOVEA_TRAINER_INTERNAL_H
+#define FOVEA_TRAINER_INTERNAL_H
+
+#include <stdio.h>
+
+#include "fovea/trainer.h"
+#include "base/base_internal.h"
+
+/* (trainer_model.c) The data info of a fine-tuning run: the checkpoint's
+** sessions and the data's new ones, sorted; it points into both, which
+** must outlive it.  *n_new gets the number of new sessions.  Errors name
+** the checkpoint: another input shape, another neuron count. */
+typedef struct fv__merged_info fv__merged_info;
+fv__merged_info *fv__merged_info_new(const fv_data_info *old, const fv_data_info *data,
+                                     const char *ckpt, size_t *n_new);
+const fv_data_info *fv__merged_info_get(const fv__merged_info *m);
+void fv__merged_info_free(fv__merged_info *m);
+
+/* The values logged per epoch, in metrics.csv's column order, named as
+** openretina's BaseCoreReadout logs them. */
+enum {
+	M_TRAIN_LOSS,
+	M_TRAIN_TOTAL,
+	M_REG_CORE,
+	M_REG_READOUT,
+	M_TRAIN_EVAL,
+	M_VAL_LOSS,
+	M_VAL_REG_CORE,
+	M_VAL_REG_READOUT,
+	M_VAL_TOTAL,
+	M_VAL_EVAL,
+	N_METRICS
+};
+extern const char *const fv__metric_names[N_METRICS];
+/* The index of a metric name ("val_correlation" is val_evaluation_loss, the
+** name openretina's default scheduler watches); -1 when unknown. */
+int fv__metric_index(const char *name);
+
+typedef struct fv__trainer {
+	fv_registry *reg;
+	fv_config *cfg;
+	/* settings */
+	uint64_t seed;
+	int64_t max_epochs;
+	double clip;                 /* NaN: no clipping */
+	bool only_train_readout;
+	bool resume;
+	const char *load_model_path;
+	double learning_rate;
+	int sched_metric, stop_metric, best_metric;
+	bool best_mode_max;
+	/* data and model */
+	fv_data *data;
+	const fv_data_info *info;    /* of the data, or merged for fine-tuning */
+	fv__merged_info *merged;
+	fv_checkpoint *base;         /* the fine-tuning checkpoint */
+	fv_module *model, *loss, *eval_loss;
+	fv_tensor **params;
+	size_t n_params;
+	fv_optimizer *opt;
+	fv_lr_scheduler sched;
+	fv_early_stopping stop;
+	fv_batch_iter *train_it, *val_it;
+	fv_ctx *ctx;
+	char *config_yaml;
+	char *model_config_yaml;     /* fine-tuning: the config of the model */
+	/* progress of the run */
+	int64_t epochs_done;
+	int64_t global_step;
+	double best_value;
+	int64_t best_epoch;
+	bool stopped;
+	double metrics[N_METRICS];   /* of the last epoch */
+	double epoch_seconds;
+	fv__text csv;                /* metrics.csv so far */
+	/* output */
+	char dir[4096];
+	FILE *out;
+	bool bar, quiet;
+	fv_best_checkpoint_fn on_best;
+	void *on_best_ud;
+} fv__trainer;
+
+/* trainer_epoch.c: one training pass and one validation pass, filling
+** t->metrics. */
+fv_status fv__train_epoch(fv__trainer *t);
+fv_status fv__validate(fv__trainer *t);
+
+/* trainer_state.c */
+/* DIR/NAME into buf (an error when it does not fit). */
+fv_status fv__out_path(const fv__trainer *t, const char *name, char *buf, size_t size);
+fv_status fv__save_checkpoint(fv__trainer *t, const char *name);
+fv_status fv__append_metrics(fv__trainer *t, double lr);
+/* Restore the run from DIR/last.safetensors (the model, the optimizer,
+** the trainer state and the first rows of metrics.csv). */
+fv_status fv__resume(fv__trainer *t, fv_checkpoint *last);
+/* metrics.csv's header line. */
+void fv__metrics_header(fv__text *csv);
+
+#endif /* FOVEA_TRAINER_INTERNAL_H */

@@ -1,0 +1,425 @@
+/*
+** parity.c: running a reference case the way openretina computed it.
+**
+** The flow is chosen by what the case stores, not by its name, so new
+** cases of the same kinds need no code:
+**   output.loss         a loss: loss(input.output, input.target)
+**   output.regularizer  without output.y, for a REGULARIZER component:
+**                       penalty(input.x, avg)
+**   otherwise           a module: forward per data key (forward_kwargs
+**                       data_key may be a list: multi-session), then
+**                       regularizer, then backward of
+**                       L = sum_k sum(y_k * upstream_k) + regularizer_k.
+**   key `trainer`       a core + readout training step (train.h), norm
+**                       clipping and one optimizer step.
+** In-silico cases (keys `model`, `stops_after_iterations`) have their own
+** flows in insilico_parity.c: an optimize_stimulus run, an objective and
+** its stimulus gradient, or a stopper replaying losses.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include "fovea/optim.h"
+#include "fovea/trainer.h"
+#include "fovea/fovea.h"
+#include "parity_case.h"
+
+#define MAX_KEYS 16
+
+typedef struct flow {
+	fv_pcase *pc;
+	fv_registry *reg;
+	fv_module *m;
+	fv_ctx *ctx;
+	fv_forward_args fa;
+	fv_tensor *loss;          /* L, accumulated */
+	fv_tensor *y;             /* the last forward's output (train_total_loss) */
+} flow;
+
+static const char *text_at(const fv_pcase *pc, const char *path)
+{
+	const fv_config_node *n = fv__pcase_get(pc, path);
+	return n ? fv_node_text(n) : NULL;
+}
+
+static bool flag_at(const fv_pcase *pc, const char *path, bool dflt)
+{
+	const fv_config_node *n = fv__pcase_get(pc, path);
+	bool v = dflt;
+	if (n != NULL && !fv_node_is_null(n))
+		fv_node_to_bool(n, &v);
+	return v;
+}
+
+static fv_reduction reduction_of(const fv_pcase *pc)
+{
+	const fv_config_node *n = fv__pcase_get(pc, "regularizer_kwargs.reduction");
+	if (n == NULL)
+		return FV_REDUCE_DEFAULT;
+	if (fv_node_is_null(n))
+		return FV_REDUCE_NONE;
+	return strcmp(fv_node_text(n), "mean") == 0 ? FV_REDUCE_MEAN : FV_REDUCE_SUM;
+}
+
+static void add_to_loss(flow *f, fv_tensor *term)
+{
+	f->loss = f->loss ? fv_add(f->ctx, f->loss, term) : term;
+}
+
+static fv_tensor *weighted_sum(flow *f, fv_tensor *y, const char *upstream_name)
+{
+	fv_tensor *up = fv__pcase_input(f->pc, f->ctx, upstream_name, false);
+	if (up == NULL)
+		return NULL;
+	return fv_sum_all(f->ctx, fv_mul(f->ctx, y, up));
+}
+
+static fv_module *build(flow *f)
+{
+	const char *target = text_at(f->pc, "target");
+	if (target == NULL) {
+		fv__pcase_fail(f->pc, "%s: no 'target'", f->pc->yaml_path);
+		return NULL;
+	}
+	const fv_component *c = fv_registry_find(f->reg, target, NULL);
+	if (c == NULL) {
+		const char *near = fv_registry_closest(f->reg, target);
+		fv__pcase_fail(f->pc, "no component named '%s' is registered%s%s%s", target,
+		               near ? " (closest: '" : "", near ? near : "", near ? "')" : "");
+		return NULL;
+	}
+	fv_build_args args = {.struct_size = sizeof args, .registry = f->reg};
+	fv_module *m = fv_instantiate_component(c, fv__pcase_get(f->pc, "kwargs"), &args, "");
+	if (m == NULL)
+		fv__pcase_fail(f->pc, "building %s: %s", target, fv_errmsg());
+	return m;
+}
+
+/* ---- the flows -------------------------------------------------------------- */
+
+static void run_loss(flow *f)
+{
+	fv_tensor *out = fv__pcase_input(f->pc, f->ctx, "input.output", true);
+	fv_tensor *target = fv__pcase_input(f->pc, f->ctx, "input.target", true);
+	if (out == NULL || target == NULL)
+		return;
+	fv_tensor *loss = fv_module_loss(f->m, f->ctx, out, target);
+	fv__pcase_compare(f->pc, "output.loss", loss);
+	if (loss == NULL)
+		return;
+	f->loss = loss->numel == 1 && !fv__pcase_has(f->pc, "input.upstream")
+	                  ? loss
+	                  : weighted_sum(f, loss, "input.upstream");
+	if (fv_backward(f->ctx, f->loss) != FV_OK) {
+		fv__pcase_fail(f->pc, "backward: %s", fv_errmsg());
+		return;
+	}
+	fv__pcase_compare_if_present(f->pc, "grad.input.output", out->grad);
+	fv__pcase_compare_if_present(f->pc, "grad.input.target", target->grad);
+}
+
+static void run_penalty(flow *f)
+{
+	fv_tensor *x = fv__pcase_input(f->pc, f->ctx, "input.x", true);
+	if (x == NULL)
+		return;
+	const fv_config_node *avg = fv__pcase_get(f->pc, "forward_kwargs.avg");
+	if (avg != NULL)
+		f->fa.reduction = flag_at(f->pc, "forward_kwargs.avg", false) ? FV_REDUCE_MEAN
+		                                                               : FV_REDUCE_SUM;
+	fv_tensor *r = fv_module_penalty(f->m, f->ctx, x, &f->fa);
+	fv__pcase_compare(f->pc, "output.regularizer", r);
+	if (r == NULL)
+		return;
+	if (fv_backward(f->ctx, r) != FV_OK) {
+		fv__pcase_fail(f->pc, "backward: %s", fv_errmsg());
+		return;
+	}
+	fv__pcase_compare_if_present(f->pc, "grad.input.x", x->grad);
+}
+
+static size_t data_keys(const fv_pcase *pc, const char **keys)
+{
+	const fv_config_node *n = fv__pcase_get(pc, "forward_kwargs.data_key");
+	if (n == NULL || fv_node_is_null(n))
+		return 0;
+	if (fv_node_kind(n) == FV_NODE_SCALAR) {
+		keys[0] = fv_node_text(n);
+		return 1;
+	}
+	size_t k = fv_node_size(n);
+	if (k > MAX_KEYS)
+		k = MAX_KEYS;
+	for (size_t i = 0; i < k; i++)
+		keys[i] = fv_node_text(fv_node_at(n, i));
+	return k;
+}
+
+typedef struct compare_state {
+	fv_pcase *pc;
+	const char *prefix; /* "output.param." or "output.buffer." or "grad.param." */
+	bool grads;
+} compare_state;
+
+static int compare_module_tensor(void *ud, const char *name, fv_tensor *t, bool is_param)
+{
+	compare_state *cs = ud;
+	char key[512];
+	snprintf(key, sizeof key, "%s%s", cs->prefix, name);
+	if (!cs->grads) {
+		fv__pcase_compare_if_present(cs->pc, key, t);
+		return 0;
+	}
+	if (!is_param || !fv__pcase_has(cs->pc, key))
+		return 0;
+	if (t->grad != NULL) {
+		fv__pcase_compare(cs->pc, key, t->grad);
+	} else { /* not in the graph: openretina stores zeros */
+		fv_tensor *zero = fv_tensor_new(t->ndim, t->shape);
+		fv__pcase_compare(cs->pc, key, zero);
+		fv_tensor_free(zero);
+	}
+	return 0;
+}
+
+static void compare_module(flow *f, const char *prefix, bool grads)
+{
+	compare_state cs = {f->pc, prefix, grads};
+	fv_module_foreach_tensor(f->m, compare_module_tensor, &cs);
+}
+
+/* "output.y" for a single key, "output.y.session_1" for one of several. */
+static const char *keyed(char *buf, size_t size, const char *base, const char *key, bool multi)
+{
+	if (multi)
+		snprintf(buf, size, "%s.%s", base, key);
+	else
+		snprintf(buf, size, "%s", base);
+	return buf;
+}
+
+static void forward_one(flow *f, fv_tensor *x, const char *key, bool multi)
+{
+	char yname[300], upname[300];
+	f->fa.data_key = key;
+	fv_tensor *y = fv_module_forward(f->m, f->ctx, x, &f->fa);
+	f->y = y;
+	fv__pcase_compare(f->pc, keyed(yname, sizeof yname, "output.y", key, multi), y);
+	keyed(upname, sizeof upname, "input.upstream", key, multi);
+	if (y != NULL && fv__pcase_has(f->pc, upname))
+		add_to_loss(f, weighted_sum(f, y, upname));
+}
+
+static void regularize_one(flow *f, const char *key, bool multi)
+{
+	char regname[300];
+	f->fa.data_key = key;
+	f->fa.reduction = reduction_of(f->pc);
+	fv_tensor *r = fv_module_regularizer(f->m, f->ctx, &f->fa);
+	fv__pcase_compare(f->pc, keyed(regname, sizeof regname, "output.regularizer", key, multi), r);
+	if (r != NULL && flag_at(f->pc, "regularizer_in_loss", false))
+		add_to_loss(f, fv_sum_all(f->ctx, r));
+}
+
+/* ---- output.train_total_loss (SingleCellSeparatedLNP cases) -----------------
+** The total openretina's training_step logs: loss_fn(y, input.target) +
+** regularizer(), loss_fn being the case's `loss` kwarg or PoissonLoss3d.
+** Evaluated without grad on the flow's forward output: not part of L. */
+static void compare_train_total_loss(flow *f)
+{
+	if (!fv__pcase_has(f->pc, "output.train_total_loss"))
+		return;
+	fv_tensor *target = fv__pcase_input(f->pc, f->ctx, "input.target", false);
+	fv_module *loss_fn = fv_default_loss(f->reg, fv__pcase_get(f->pc, "kwargs"));
+	fv_tensor *total = NULL;
+	if (f->y != NULL && target != NULL && loss_fn != NULL) {
+		bool was = fv_ctx_set_grad_enabled(f->ctx, false);
+		total = fv_add(f->ctx, fv_module_loss(loss_fn, f->ctx, f->y, target),
+		               fv_module_regularizer(f->m, f->ctx, &f->fa));
+		fv_ctx_set_grad_enabled(f->ctx, was);
+	}
+	fv__pcase_compare(f->pc, "output.train_total_loss", total);
+	fv_module_free(loss_fn);
+}
+/* ---- end of output.train_total_loss ----------------------------------------- */
+
+static void run_module(flow *f)
+{
+	const char *keys[MAX_KEYS];
+	size_t n_keys = data_keys(f->pc, keys);
+	bool multi = n_keys > 1;
+	const char *single = n_keys == 1 ? keys[0] : NULL;
+	fv_tensor *x = fv__pcase_input(f->pc, f->ctx, "input.x", true);
+	if (x == NULL)
+		return;
+	const fv_config_node *sample = fv__pcase_get(f->pc, "forward_kwargs.sample");
+	if (sample != NULL && !fv_node_is_null(sample))
+		f->fa.sample = flag_at(f->pc, "forward_kwargs.sample", false);
+	f->fa.crop_input = flag_at(f->pc, "crop_input_before_forward", false);
+	for (size_t k = 0; k < (multi ? n_keys : 1); k++)
+		forward_one(f, x, multi ? keys[k] : single, multi);
+	compare_module(f, "output.param.", false);
+	compare_module(f, "output.buffer.", false);
+	if (fv__pcase_has(f->pc, "output.regularizer") || multi)
+		for (size_t k = 0; k < (multi ? n_keys : 1); k++)
+			regularize_one(f, multi ? keys[k] : single, multi);
+	compare_train_total_loss(f);
+	if (f->loss != NULL) {
+		if (fv_backward(f->ctx, f->loss) != FV_OK)
+			fv__pcase_fail(f->pc, "backward: %s", fv_errmsg());
+		compare_module(f, "grad.param.", true);
+		fv__pcase_compare_if_present(f->pc, "grad.input.x", x->grad);
+	}
+	if (fv__pcase_has(f->pc, "output.y_all")) {
+		bool was = fv_ctx_set_grad_enabled(f->ctx, false);
+		f->fa.data_key = NULL;
+		fv__pcase_compare(f->pc, "output.y_all", fv_module_forward(f->m, f->ctx, x, &f->fa));
+		fv_ctx_set_grad_enabled(f->ctx, was);
+	}
+}
+
+/* Any other output.X is module state after the forward, e.g.
+** CorrelationLoss3d's _per_neuron_correlations (stored without the
+** underscore of openretina's private attribute). */
+static void compare_module_state(flow *f)
+{
+	size_t n = fv_safetensors_count(f->pc->st);
+	for (size_t i = 0; i < n; i++) {
+		const char *name = fv_safetensors_at(f->pc->st, i)->name;
+		if (f->pc->checked[i] || strncmp(name, "output.", 7) != 0)
+			continue;
+		char priv[300];
+		snprintf(priv, sizeof priv, "_%s", name + 7);
+		fv_tensor *t = fv_module_tensor(f->m, name + 7);
+		if (t == NULL)
+			t = fv_module_tensor(f->m, priv);
+		if (t != NULL)
+			fv__pcase_compare(f->pc, name, t);
+	}
+}
+
+/* One optimisation step of openretina's Lightning loop: training_step,
+** backward of the total, clip_grad_norm_ (trainer.gradient_clip_val), the
+** optimizer's step. */
+static void clip_and_step(flow *f)
+{
+	size_t n = 0;
+	fv_tensor **params = fv_module_params(f->m, &n);
+	double clip = 0;
+	const fv_config_node *c = fv__pcase_get(f->pc, "trainer.gradient_clip_val");
+	if (c != NULL && !fv_node_is_null(c))
+		fv_node_to_double(c, &clip);
+	if (clip > 0) {
+		fv_tensor *norm = fv_ctx_scalar(f->ctx, (fv_real)fv_clip_grad_norm(n, params, clip));
+		fv__pcase_compare_if_present(f->pc, "output.grad_norm_before_clip", norm);
+		compare_module(f, "clipped_grad.param.", true);
+	}
+	fv_optim_config oc;
+	const fv_config_node *spec = fv__pcase_get(f->pc, "kwargs.optimizer");
+	fv_optimizer *opt = NULL;
+	if (spec == NULL || fv_optim_config_parse(spec, &oc) != FV_OK ||
+	    (opt = fv_optimizer_new(&oc, n, params)) == NULL || fv_optimizer_step(opt) != FV_OK)
+		fv__pcase_fail(f->pc, "optimizer: %s", spec ? fv_errmsg() : "kwargs.optimizer missing");
+	else
+		compare_module(f, "step1.param.", false);
+	fv_optimizer_free(opt);
+	free(params);
+}
+
+static void run_train_step(flow *f)
+{
+	fv_tensor *x = fv__pcase_input(f->pc, f->ctx, "input.x", true);
+	fv_tensor *target = fv__pcase_input(f->pc, f->ctx, "input.target", false);
+	const fv_config_node *kw = fv__pcase_get(f->pc, "kwargs");
+	fv_module *loss_fn = fv_default_loss(f->reg, kw);
+	fv_module *eval_fn = fv_default_evaluation_loss(f->reg, kw);
+	fv_step_terms st;
+	if (x == NULL || target == NULL || loss_fn == NULL || eval_fn == NULL ||
+	    fv_core_readout_step(f->ctx, f->m, loss_fn, eval_fn, x, target,
+	                         text_at(f->pc, "forward_kwargs.data_key"), &st) != FV_OK) {
+		fv__pcase_fail(f->pc, "training step: %s", fv_errmsg());
+	} else {
+		fv__pcase_compare(f->pc, "output.y", st.output);
+		fv__pcase_compare(f->pc, "output.loss", st.loss);
+		fv__pcase_compare(f->pc, "output.regularizer_core", st.reg_core);
+		fv__pcase_compare(f->pc, "output.regularizer_readout", st.reg_readout);
+		fv__pcase_compare(f->pc, "output.total_loss", st.total);
+		fv__pcase_compare_if_present(f->pc, "output.evaluation_loss", st.eval_loss);
+		compare_module(f, "output.param.", false);
+		compare_module(f, "output.buffer.", false);
+		if (fv_backward(f->ctx, st.total) != FV_OK)
+			fv__pcase_fail(f->pc, "backward: %s", fv_errmsg());
+		compare_module(f, "grad.param.", true);
+		fv__pcase_compare_if_present(f->pc, "grad.input.x", x->grad);
+		clip_and_step(f);
+	}
+	fv_module_free(loss_fn);
+	fv_module_free(eval_fn);
+}
+
+/* ---- in-silico cases (insilico_parity.c) ------------------------------------ */
+static bool is_insilico(const fv_pcase *pc)
+{
+	return fv__pcase_get(pc, "model") != NULL || fv__pcase_get(pc, "stops_after_iterations") != NULL;
+}
+/* ---- end of in-silico cases -------------------------------------------------- */
+
+static void run_case(flow *f)
+{
+	if (is_insilico(f->pc)) {
+		fv__parity_insilico(f->pc, f->reg);
+		return;
+	}
+	f->m = build(f);
+	if (f->m == NULL)
+		return;
+	fv__pcase_load_state(f->pc, f->m);
+	fv_module_set_training(f->m, text_at(f->pc, "mode") != NULL &&
+	                                     strcmp(text_at(f->pc, "mode"), "train") == 0);
+	const fv_component *c = fv_module_component(f->m);
+	if (fv__pcase_get(f->pc, "trainer") != NULL)
+		run_train_step(f);
+	else if (fv__pcase_has(f->pc, "output.loss"))
+		run_loss(f);
+	else if (c->kind == FV_KIND_REGULARIZER && !fv__pcase_has(f->pc, "output.y"))
+		run_penalty(f);
+	else
+		run_module(f);
+	compare_module_state(f);
+	fv__pcase_check_all_compared(f->pc);
+}
+
+fv_status fv_parity_run(fv_registry *reg, const char *path, FILE *out)
+{
+	fv_pcase pc;
+	fv_status rc = fv__pcase_open(&pc, path, out);
+	if (rc != FV_OK) {
+		char why[512];
+		snprintf(why, sizeof why, "%s", fv_errmsg());
+		if (out)
+			fprintf(out, "FAIL %s: %s\n", pc.name, why);
+		fv__pcase_close(&pc);
+		return fv_error(rc, "%s", why);
+	}
+	if (out)
+		fprintf(out, "%s (%s)\n", pc.name, text_at(&pc, "target") ? text_at(&pc, "target") : "?");
+	flow f = {.pc = &pc, .reg = reg, .fa = FV_FORWARD_ARGS_INIT};
+	f.ctx = fv_ctx_new();
+	if (f.ctx != NULL)
+		run_case(&f);
+	else
+		fv__pcase_fail(&pc, "%s", fv_errmsg());
+	fv_module_free(f.m);
+	fv_ctx_free(f.ctx);
+	rc = pc.n_failed ? FV_ERR_ARG : FV_OK;
+	if (out) {
+		if (rc == FV_OK)
+			fprintf(out, "PASS %s\n", pc.name);
+		else
+			fprintf(out, "FAIL %s: %s\n", pc.name, pc.why);
+	}
+	if (rc != FV_OK)
+		fv_error(rc, "%s: %s", pc.name, pc.why);
+	fv__pcase_close(&pc);
+	return rc;
+}
