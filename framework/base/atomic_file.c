@@ -58,7 +58,7 @@ static mode_t new_file_mode(const char *path)
 
 static fv_status sync_directory(const char *path)
 {
-	char *copy = strdup(path);
+	char *copy = fv__strdup(path);
 	if (copy == NULL)
 		return fv_error(FV_ERR_NOMEM, "%s: out of memory", path);
 	const char *dir = dirname(copy);
@@ -79,7 +79,7 @@ fv_status fv__atomic_write(const char *path, size_t n_parts, const void *const *
                            const size_t *sizes)
 {
 	size_t tmp_len = strlen(path) + sizeof ".tmp.XXXXXX";
-	char *tmp = malloc(tmp_len);
+	char *tmp = fv__malloc(tmp_len);
 	if (tmp == NULL)
 		return fv_error(FV_ERR_NOMEM, "%s: out of memory", path);
 	snprintf(tmp, tmp_len, "%s.tmp.XXXXXX", path);

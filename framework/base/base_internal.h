@@ -1,6 +1,7 @@
 /*
 ** base_internal.h: the small services every framework area uses: atomic
-** file writes (atomic_file.c) and growing strings (text.c).
+** file writes (atomic_file.c), growing strings (text.c) and the
+** allocator (alloc.c).
 */
 #ifndef FOVEA_BASE_INTERNAL_H
 #define FOVEA_BASE_INTERNAL_H
@@ -9,6 +10,15 @@
 #include <stddef.h>
 
 #include "fovea/fovea.h"
+
+/* The allocator of every framework file (alloc.c): malloc and friends,
+** with the fault injection of fv_alloc_fail_at().  Free with free(). */
+void *fv__malloc(size_t n);
+void *fv__calloc(size_t n, size_t size);
+void *fv__realloc(void *p, size_t n);
+void *fv__aligned_alloc(size_t alignment, size_t n);
+char *fv__strdup(const char *s);
+char *fv__strndup(const char *s, size_t n);
 
 /* Write `parts` to `path` atomically (temp file, fsync, rename). */
 fv_status fv__atomic_write(const char *path, size_t n_parts, const void *const *parts,

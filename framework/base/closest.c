@@ -8,13 +8,14 @@
 #include <string.h>
 
 #include "fovea/fovea.h"
+#include "base/base_internal.h"
 
 /* Levenshtein distance with two rows; -1 when out of memory. */
 static long edit_distance(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
-	size_t *prev = malloc((lb + 1) * sizeof *prev);
-	size_t *cur = malloc((lb + 1) * sizeof *cur);
+	size_t *prev = fv__malloc((lb + 1) * sizeof *prev);
+	size_t *cur = fv__malloc((lb + 1) * sizeof *cur);
 	if (prev == NULL || cur == NULL) {
 		free(prev);
 		free(cur);

@@ -20,7 +20,7 @@ static bool reserve(fv__text *t, size_t extra)
 	size_t cap = t->cap ? t->cap : 256;
 	while (cap < t->len + extra + 1)
 		cap *= 2;
-	char *s = realloc(t->s, cap);
+	char *s = fv__realloc(t->s, cap);
 	if (s == NULL) {
 		t->failed = true;
 		return false;

@@ -38,6 +38,7 @@
 
 #include "config/config_internal.h"
 #include "fovea/fovea.h"
+#include "base/base_internal.h"
 
 #define MAX_NESTING 32
 
@@ -104,7 +105,7 @@ static char *fmt(const char *f, ...)
 	va_start(ap, f);
 	int len = vsnprintf(NULL, 0, f, ap);
 	va_end(ap);
-	char *s = len >= 0 ? malloc((size_t)len + 1) : NULL;
+	char *s = len >= 0 ? fv__malloc((size_t)len + 1) : NULL;
 	if (s != NULL) {
 		va_start(ap, f);
 		vsnprintf(s, (size_t)len + 1, f, ap);
@@ -137,7 +138,7 @@ static bool grow(void *arrayp, size_t n, size_t elem)
 	if (n != 0 && (n & (n - 1)) != 0)
 		return true;
 	size_t cap = n ? 2 * n : 1;
-	void *a = realloc(*array, cap * elem);
+	void *a = fv__realloc(*array, cap * elem);
 	if (a == NULL)
 		return false;
 	*array = a;
@@ -180,7 +181,7 @@ static char *describe_options(const composer *c, const char *group, const char *
 		             : len > 4 && strcmp(e->d_name + len - 4, ".yml") == 0 ? 4 : 0;
 		if (ext == 0 || !grow(&names, n, sizeof *names))
 			continue;
-		if ((names[n] = strndup(e->d_name, len - ext)) != NULL)
+		if ((names[n] = fv__strndup(e->d_name, len - ext)) != NULL)
 			n++;
 	}
 	closedir(d);
@@ -192,7 +193,7 @@ static char *describe_options(const composer *c, const char *group, const char *
 	const char *best = wanted ? fv_closest_name(wanted, (const char *const *)names, n) : NULL;
 	if (best != NULL)
 		total += strlen(best) + 32;
-	char *list = malloc(total);
+	char *list = fv__malloc(total);
 	if (list != NULL) {
 		size_t at = (size_t)snprintf(list, total, "; available options in '%s': %s", group,
 		                             n ? "" : "(none)");
@@ -217,9 +218,9 @@ static char *final_package(const char *parent, const char *pkg)
 	if (strcmp(pkg, "_here_") == 0)
 		pkg = "";
 	if (parent[0] == '\0')
-		p = strdup(pkg);
+		p = fv__strdup(pkg);
 	else if (pkg[0] == '\0')
-		p = strdup(parent);
+		p = fv__strdup(parent);
 	else
 		p = fmt("%s.%s", parent, pkg);
 	if (p == NULL)
@@ -240,9 +241,9 @@ static char *final_package(const char *parent, const char *pkg)
 static char *full_group(const char *parent_group, const char *group)
 {
 	if (group[0] == '/')
-		return strdup(group + 1);
+		return fv__strdup(group + 1);
 	if (parent_group[0] == '\0')
-		return strdup(group);
+		return fv__strdup(group);
 	return fmt("%s/%s", parent_group, group);
 }
 
@@ -265,7 +266,7 @@ static char *package_header(const char *text)
 			size_t vlen = 0;
 			while (v + vlen < p + len && v[vlen] != ' ' && v[vlen] != '\t' && v[vlen] != '\r')
 				vlen++;
-			return strndup(v, vlen);
+			return fv__strndup(v, vlen);
 		}
 		p += len;
 	}
@@ -311,9 +312,9 @@ static fv_status parse_group_key(const fv_config_node *at, const char *key, dent
 	size_t glen = atsign ? (size_t)(atsign - p) : len;
 	if (glen == 0)
 		return entry_error(at, "an entry has no group name before '@'");
-	d->path = strndup(p, glen);
+	d->path = fv__strndup(p, glen);
 	if (atsign != NULL)
-		d->package = strndup(atsign + 1, len - glen - 1);
+		d->package = fv__strndup(atsign + 1, len - glen - 1);
 	if (d->path == NULL || (atsign != NULL && d->package == NULL))
 		return nomem();
 	return FV_OK;
@@ -354,9 +355,9 @@ static fv_status parse_entry(const fv_config_node *n, dentry *d)
 			return entry_error(n, "interpolation in a defaults list is not supported by fovea");
 		d->kind = D_CONFIG;
 		const char *at = strchr(n->text, '@');
-		d->path = at ? strndup(n->text, (size_t)(at - n->text)) : strdup(n->text);
+		d->path = at ? fv__strndup(n->text, (size_t)(at - n->text)) : fv__strdup(n->text);
 		if (at != NULL)
-			d->package = strdup(at + 1);
+			d->package = fv__strdup(at + 1);
 		if (d->path == NULL || (at != NULL && d->package == NULL))
 			return nomem();
 		if (d->path[0] == '\0')
@@ -421,7 +422,7 @@ static fv_status add_choice(composer *c, const char *key, fv_config_node *value,
 	if (!grow(&c->choices, c->n_choices, sizeof *c->choices))
 		return nomem();
 	choice *ch = &c->choices[c->n_choices];
-	*ch = (choice){.key = strdup(key), .value = value, .where = strdup(where), .external = external};
+	*ch = (choice){.key = fv__strdup(key), .value = value, .where = fv__strdup(where), .external = external};
 	if (ch->key == NULL || ch->where == NULL) {
 		free(ch->key);
 		free(ch->where);
@@ -441,8 +442,8 @@ static fv_status note_known(composer *c, const char *key, const char *where)
 	if (!grow(&c->known, c->n_known, sizeof *c->known) ||
 	    !grow(&c->known_where, c->n_known, sizeof *c->known_where))
 		return nomem();
-	c->known[c->n_known] = strdup(key);
-	c->known_where[c->n_known] = strdup(where);
+	c->known[c->n_known] = fv__strdup(key);
+	c->known_where[c->n_known] = fv__strdup(where);
 	if (c->known[c->n_known] == NULL || c->known_where[c->n_known] == NULL) {
 		free(c->known[c->n_known]);
 		free(c->known_where[c->n_known]);
@@ -483,7 +484,7 @@ static fv_status add_item(composer *c, fv_config *cfg, const char *package)
 	if (!grow(&c->items, c->n_items, sizeof *c->items))
 		return nomem();
 	c->items[c->n_items].cfg = cfg;
-	if ((c->items[c->n_items].package = strdup(package)) == NULL)
+	if ((c->items[c->n_items].package = fv__strdup(package)) == NULL)
 		return nomem();
 	c->n_items++;
 	return FV_OK;
@@ -492,9 +493,9 @@ static fv_status add_item(composer *c, fv_config *cfg, const char *package)
 static fv_status expand_group(composer *c, const dentry *d, const context *ctx)
 {
 	char *group = full_group(ctx->group, d->path);
-	char *key = group && d->package ? fmt("%s@%s", group, d->package) : group ? strdup(group) : NULL;
+	char *key = group && d->package ? fmt("%s@%s", group, d->package) : group ? fv__strdup(group) : NULL;
 	/* by default a group lands under its own (relative) path: a/b -> a.b */
-	char *rel_pkg = strdup(d->path[0] == '/' ? d->path + 1 : d->path);
+	char *rel_pkg = fv__strdup(d->path[0] == '/' ? d->path + 1 : d->path);
 	fv_status st = FV_OK;
 	if (group == NULL || key == NULL || rel_pkg == NULL) {
 		st = nomem();
@@ -558,7 +559,7 @@ static fv_status expand_config(composer *c, const dentry *d, const context *ctx)
 	/* the package of "a/b/name" is "a.b" */
 	const char *rel = d->path[0] == '/' ? d->path + 1 : d->path;
 	const char *slash = strrchr(rel, '/');
-	char *pkg = slash ? strndup(rel, (size_t)(slash - rel)) : strdup("");
+	char *pkg = slash ? fv__strndup(rel, (size_t)(slash - rel)) : fv__strdup("");
 	fv_status st = pkg ? FV_OK : nomem();
 	if (st == FV_OK) {
 		for (char *s = pkg; *s; s++)
@@ -576,7 +577,7 @@ static fv_status read_list(composer *c, const fv_config_node *list, bool primary
                            dentry **out, size_t *n_out)
 {
 	size_t n = list ? list->n : 0;
-	dentry *ds = calloc(n + c->n_appends + 1, sizeof *ds);
+	dentry *ds = fv__calloc(n + c->n_appends + 1, sizeof *ds);
 	if (ds == NULL)
 		return nomem();
 	fv_status st = FV_OK;
@@ -594,14 +595,14 @@ static fv_status read_list(composer *c, const fv_config_node *list, bool primary
 	}
 	if (st == FV_OK && !has_self) {
 		ds[k].kind = D_SELF;
-		ds[k++].where = strdup(file);
+		ds[k++].where = fv__strdup(file);
 	}
 	/* +group=option from the command line go last in the primary list */
 	for (size_t i = 0; primary_file && i < c->n_appends && st == FV_OK; i++, k++) {
 		ds[k] = c->appends[i];
-		ds[k].path = strdup(c->appends[i].path);
-		ds[k].package = c->appends[i].package ? strdup(c->appends[i].package) : NULL;
-		ds[k].where = strdup(c->appends[i].where);
+		ds[k].path = fv__strdup(c->appends[i].path);
+		ds[k].package = c->appends[i].package ? fv__strdup(c->appends[i].package) : NULL;
+		ds[k].where = fv__strdup(c->appends[i].where);
 		if (ds[k].path == NULL || ds[k].where == NULL)
 			st = nomem();
 	}
@@ -617,7 +618,7 @@ static fv_status register_overrides(composer *c, const dentry *ds, size_t n, con
 			continue;
 		char *group = full_group(ctx->group, ds[i].path);
 		char *key = group && ds[i].package ? fmt("%s@%s", group, ds[i].package)
-		            : group ? strdup(group) : NULL;
+		            : group ? fv__strdup(group) : NULL;
 		fv_status st = key ? add_choice(c, key, (fv_config_node *)ds[i].value, ds[i].where, false)
 		                   : nomem();
 		free(group);
@@ -633,7 +634,7 @@ static fv_status register_overrides(composer *c, const dentry *ds, size_t n, con
 ** the blocks of files they produce are then put back in list order. */
 static fv_status expand_list(composer *c, fv_config *self, dentry *ds, size_t n, const context *ctx)
 {
-	size_t *start = calloc(2 * n + 1, sizeof *start), *end = start + n;
+	size_t *start = fv__calloc(2 * n + 1, sizeof *start), *end = start + n;
 	fv_status st = start ? FV_OK : nomem();
 	size_t base = c->n_items;
 	for (size_t j = n; j-- > 0 && st == FV_OK;) {
@@ -647,7 +648,7 @@ static fv_status expand_list(composer *c, fv_config *self, dentry *ds, size_t n,
 		end[j] = c->n_items;
 	}
 	size_t total = c->n_items - base;
-	item *saved = st == FV_OK && total > 0 ? malloc(total * sizeof *saved) : NULL;
+	item *saved = st == FV_OK && total > 0 ? fv__malloc(total * sizeof *saved) : NULL;
 	if (st == FV_OK && total > 0 && saved == NULL)
 		st = nomem();
 	if (saved != NULL) {
@@ -702,7 +703,7 @@ static fv_status expand_loaded(composer *c, fv_config *cfg, const char *file, co
 		return st;
 	/* a nested list is relative to the file's group: "a/b" for a/b/name */
 	const char *slash = strrchr(path, '/');
-	char *group = primary_file ? strdup("") : slash ? strndup(path, (size_t)(slash - path)) : strdup("");
+	char *group = primary_file ? fv__strdup("") : slash ? fv__strndup(path, (size_t)(slash - path)) : fv__strdup("");
 	if (group == NULL)
 		return nomem();
 	dentry *ds = NULL;
@@ -727,7 +728,7 @@ static fv_status expand_file(composer *c, const char *path, const char *explicit
                              const char *default_pkg, const context *parent, bool optional,
                              bool primary_file, const char *where, const char *group_for_msg)
 {
-	char *file = primary_file ? strdup(path) : option_file(c, path);
+	char *file = primary_file ? fv__strdup(path) : option_file(c, path);
 	if (file == NULL && !primary_file) {
 		if (optional)
 			return FV_OK;
@@ -779,11 +780,11 @@ static fv_status classify(composer *c, const char *arg, bool *is_group)
 		p++, plus++;
 	const char *eq = strchr(p, '=');
 	size_t klen = eq ? (size_t)(eq - p) : strlen(p);
-	char *key = strndup(p, klen);
+	char *key = fv__strndup(p, klen);
 	if (key == NULL)
 		return nomem();
 	char *at = strchr(key, '@');
-	char *group = at ? strndup(key, (size_t)(at - key)) : strdup(key);
+	char *group = at ? fv__strndup(key, (size_t)(at - key)) : fv__strdup(key);
 	char *dirpath = group ? fmt("%s/%s", c->dir, group) : NULL;
 	fv_status st = FV_OK;
 	*is_group = false;
@@ -831,9 +832,9 @@ static fv_status classify(composer *c, const char *arg, bool *is_group)
 			goto done;
 		}
 		deletion *d = &c->deletions[c->n_deletions++];
-		*d = (deletion){.key = strdup(key)};
+		*d = (deletion){.key = fv__strdup(key)};
 		if (value != NULL && value->type == FV_NODE_SCALAR)
-			d->name = strdup(value->text);
+			d->name = fv__strdup(value->text);
 		if (d->key == NULL)
 			st = nomem();
 	} else if (plus == 1) {
@@ -842,8 +843,8 @@ static fv_status classify(composer *c, const char *arg, bool *is_group)
 			goto done;
 		}
 		dentry *d = &c->appends[c->n_appends++];
-		*d = (dentry){.kind = D_GROUP, .path = strdup(group), .value = value,
-		              .package = at ? strdup(at + 1) : NULL, .where = fmt("override '%s'", arg)};
+		*d = (dentry){.kind = D_GROUP, .path = fv__strdup(group), .value = value,
+		              .package = at ? fv__strdup(at + 1) : NULL, .where = fmt("override '%s'", arg)};
 		if (d->path == NULL || d->where == NULL)
 			st = nomem();
 	} else {
@@ -892,7 +893,7 @@ static fv_status merge_item(fv_config *out, const item *it)
 		size_t start = len;
 		while (start > 0 && pkg[start - 1] != '.')
 			start--;
-		char *key = strndup(pkg + start, len - start);
+		char *key = fv__strndup(pkg + start, len - start);
 		fv_config_node *wrap = fv__node_new(out, FV_NODE_MAP, content->file, 1);
 		fv_status st = key && wrap ? fv__node_append(out, wrap, key, content) : nomem();
 		free(key);
@@ -944,15 +945,15 @@ fv_config *fv_config_compose(const char *path, const char *config_dir, int n_ove
 {
 	if (path == NULL || (n_overrides > 0 && overrides == NULL) || n_overrides < 0)
 		return fv_error(FV_ERR_ARG, "fv_config_compose: no path, or overrides missing"), NULL;
-	char *dir = config_dir ? strdup(config_dir) : NULL;
+	char *dir = config_dir ? fv__strdup(config_dir) : NULL;
 	if (config_dir == NULL) {
 		const char *slash = strrchr(path, '/');
-		dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
+		dir = slash ? fv__strndup(path, (size_t)(slash - path)) : fv__strdup(".");
 	}
 	composer c = {.dir = dir};
 	fv_config *out = NULL;
 	fv_status st = dir ? FV_OK : nomem();
-	bool *is_group = calloc((size_t)n_overrides + 1, sizeof *is_group);
+	bool *is_group = fv__calloc((size_t)n_overrides + 1, sizeof *is_group);
 	if (st == FV_OK && is_group == NULL)
 		st = nomem();
 	for (int i = 0; i < n_overrides && st == FV_OK; i++)

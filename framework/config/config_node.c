@@ -17,13 +17,14 @@
 #include <string.h>
 
 #include "config/config_internal.h"
+#include "base/base_internal.h"
 
 /* ---- file names ------------------------------------------------------------------- */
 
 fv__fname *fv__fname_new(const char *name)
 {
 	size_t len = strlen(name);
-	fv__fname *f = malloc(sizeof *f + len + 1);
+	fv__fname *f = fv__malloc(sizeof *f + len + 1);
 	if (f == NULL)
 		return NULL;
 	f->refs = 1;
@@ -63,7 +64,7 @@ fv_config_node *fv__node_new(fv_config *cfg, fv_node_type type, fv__fname *file,
 		         file ? file->name : "?", line, FV_CONFIG_MAX_NODES);
 		return NULL;
 	}
-	fv_config_node *n = calloc(1, sizeof *n);
+	fv_config_node *n = fv__calloc(1, sizeof *n);
 	if (n == NULL) {
 		node_failure = FV_ERR_NOMEM;
 		fv_error(FV_ERR_NOMEM, "out of memory building a configuration");
@@ -80,7 +81,7 @@ fv_config_node *fv__node_new(fv_config *cfg, fv_node_type type, fv__fname *file,
 fv_config_node *fv__node_new_scalar(fv_config *cfg, const char *text, size_t len, bool quoted,
                                     fv__fname *file, int line)
 {
-	char *copy = malloc(len + 1);
+	char *copy = fv__malloc(len + 1);
 	if (copy == NULL) {
 		fv_error(FV_ERR_NOMEM, "out of memory building a configuration");
 		return NULL;
@@ -132,7 +133,7 @@ static fv_status node_reserve(fv_config_node *n, size_t want)
 	size_t cap = n->cap ? n->cap * 2 : 4;
 	while (cap < want)
 		cap *= 2;
-	fv_config_node **kids = realloc(n->kids, cap * sizeof *kids);
+	fv_config_node **kids = fv__realloc(n->kids, cap * sizeof *kids);
 	if (kids == NULL)
 		return fv_error(FV_ERR_NOMEM, "out of memory building a configuration");
 	n->kids = kids;
@@ -147,7 +148,7 @@ fv_status fv__node_append(fv_config *cfg, fv_config_node *parent, const char *ke
 	if (node_reserve(parent, parent->n + 1) != FV_OK)
 		return FV_ERR_NOMEM;
 	if (key != NULL && key != child->key) {
-		char *copy = strdup(key);
+		char *copy = fv__strdup(key);
 		if (copy == NULL)
 			return fv_error(FV_ERR_NOMEM, "out of memory building a configuration");
 		free(child->key);
@@ -165,9 +166,9 @@ fv_config_node *fv__node_copy(fv_config *cfg, const fv_config_node *src)
 		return NULL;
 	n->quoted = src->quoted;
 	n->state = src->state;
-	if (src->text != NULL && (n->text = strdup(src->text)) == NULL)
+	if (src->text != NULL && (n->text = fv__strdup(src->text)) == NULL)
 		goto nomem;
-	if (src->error != NULL && (n->error = strdup(src->error)) == NULL)
+	if (src->error != NULL && (n->error = fv__strdup(src->error)) == NULL)
 		goto nomem;
 	if (node_reserve(n, src->n) != FV_OK)
 		goto fail;
@@ -325,7 +326,7 @@ const char *fv__node_name(const fv_config_node *n)
 
 fv_config *fv__config_new(void)
 {
-	fv_config *cfg = calloc(1, sizeof *cfg);
+	fv_config *cfg = fv__calloc(1, sizeof *cfg);
 	if (cfg == NULL)
 		fv_error(FV_ERR_NOMEM, "out of memory creating a configuration");
 	return cfg;
@@ -463,7 +464,7 @@ static size_t index_in_parent(const fv_config_node *n)
 static char *build_keypath(const fv_config_node *n)
 {
 	if (n->parent == NULL)
-		return strdup(n->key ? n->key : "");
+		return fv__strdup(n->key ? n->key : "");
 	char *up = build_keypath(n->parent);
 	if (up == NULL)
 		return NULL;
@@ -474,7 +475,7 @@ static char *build_keypath(const fv_config_node *n)
 		seg = idx;
 	}
 	size_t a = strlen(up), b = strlen(seg);
-	char *s = malloc(a + b + 2);
+	char *s = fv__malloc(a + b + 2);
 	if (s != NULL) {
 		memcpy(s, up, a);
 		size_t at = a;
@@ -735,7 +736,7 @@ bool fv__scalar_float(const char *s, double *out)
 		return false;
 	size_t len = strlen(s);
 	char stack[64];
-	char *buf = len < sizeof stack ? stack : malloc(len + 1);
+	char *buf = len < sizeof stack ? stack : fv__malloc(len + 1);
 	if (buf == NULL)
 		return false;
 	size_t k = 0;

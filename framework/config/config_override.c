@@ -17,6 +17,7 @@
 
 #include "config/config_internal.h"
 #include "fovea/fovea.h"
+#include "base/base_internal.h"
 
 fv_config_node *fv__override_value(fv_config *cfg, const char *text, const char *origin)
 {
@@ -134,7 +135,7 @@ static void suggest(const fv_config_node *n, const segment *segs, int i, char *b
 	buf[0] = '\0';
 	if (n->type != FV_NODE_MAP || n->n == 0)
 		return;
-	const char **keys = malloc(n->n * sizeof *keys);
+	const char **keys = fv__malloc(n->n * sizeof *keys);
 	if (keys == NULL)
 		return;
 	for (size_t k = 0; k < n->n; k++)
@@ -300,7 +301,7 @@ fv_status fv_config_override(fv_config *cfg, const char *arg)
 	size_t klen = eq ? (size_t)(eq - p) : strlen(p);
 	while (klen > 0 && (p[klen - 1] == ' ' || p[klen - 1] == '\t'))
 		klen--;
-	char *key = strndup(p, klen);
+	char *key = fv__strndup(p, klen);
 	if (key == NULL)
 		return fv_error(FV_ERR_NOMEM, "out of memory applying override '%s'", arg);
 	segment segs[MAX_SEGMENTS];
@@ -312,7 +313,7 @@ fv_status fv_config_override(fv_config *cfg, const char *arg)
 	if (st == FV_OK)
 		st = split_path(arg, key, segs, &n);
 	/* values remember where they came from: "override 'a.b=3'" */
-	char *origin = st == FV_OK ? malloc(strlen(arg) + 16) : NULL;
+	char *origin = st == FV_OK ? fv__malloc(strlen(arg) + 16) : NULL;
 	if (origin != NULL)
 		sprintf(origin, "override '%s'", arg);
 	fv__fname *file = origin ? fv__fname_new(origin) : NULL;

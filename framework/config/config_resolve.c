@@ -28,6 +28,7 @@
 
 #include "config/config_internal.h"
 #include "fovea/fovea.h"
+#include "base/base_internal.h"
 
 #define MAX_CHAIN 128
 /* Internal status of a lenient resolution: the value cannot be resolved
@@ -74,7 +75,7 @@ static fv_status sb_add(sbuf *b, const char *s, size_t len)
 		size_t cap = b->cap ? b->cap : 64;
 		while (cap < b->n + len + 1)
 			cap *= 2;
-		char *d = realloc(b->d, cap);
+		char *d = fv__realloc(b->d, cap);
 		if (d == NULL)
 			return fv_error(FV_ERR_NOMEM, "out of memory resolving interpolations");
 		b->d = d;
@@ -273,7 +274,7 @@ static fv_status no_such_key(const fv_config_node *user, const char *path, const
 	if (in->type == FV_NODE_SEQ)
 		return at_error(user, FV_ERR_CONFIG, "interpolation '${%s}': the list '%s' has no item "
 		                "'%.*s' (it has %zu)", path, fv__node_name(in), (int)len, seg, in->n);
-	const char **keys = malloc((in->n + 1) * sizeof *keys);
+	const char **keys = fv__malloc((in->n + 1) * sizeof *keys);
 	char key[256];
 	snprintf(key, sizeof key, "%.*s", (int)len, seg);
 	const char *best = NULL;
@@ -843,7 +844,7 @@ static fv_status resolve_text(resolver *r, fv_config_node *n)
 	size_t i = 0;
 	st = eval_text(r, n, s, &i, "", &b);
 	if (st == FV_OK) {
-		char *text = b.d ? b.d : strdup("");
+		char *text = b.d ? b.d : fv__strdup("");
 		if (text == NULL)
 			return fv_error(FV_ERR_NOMEM, "out of memory resolving interpolations");
 		free(n->text);
@@ -876,7 +877,7 @@ static fv_status resolve_node(resolver *r, fv_config_node *n)
 	r->depth--;
 	n->state = st == FV_OK ? FV__NODE_DONE : FV__NODE_TODO;
 	free(n->error);
-	n->error = st == DEFER ? strdup(r->msg) : NULL;
+	n->error = st == DEFER ? fv__strdup(r->msg) : NULL;
 	return st;
 }
 

@@ -16,6 +16,7 @@
 #include <yaml.h>
 
 #include "config/config_internal.h"
+#include "base/base_internal.h"
 
 /* ---- loading -------------------------------------------------------------------------- */
 
@@ -74,13 +75,13 @@ static fv_status remember_anchor(loader *ld, const yaml_char_t *name, const fv_c
 	}
 	if (ld->n_anchors == ld->cap_anchors) {
 		size_t cap = ld->cap_anchors ? 2 * ld->cap_anchors : 8;
-		anchor *a = realloc(ld->anchors, cap * sizeof *a);
+		anchor *a = fv__realloc(ld->anchors, cap * sizeof *a);
 		if (a == NULL)
 			goto nomem;
 		ld->anchors = a;
 		ld->cap_anchors = cap;
 	}
-	char *copy = strdup((const char *)name);
+	char *copy = fv__strdup((const char *)name);
 	if (copy == NULL)
 		goto nomem;
 	ld->anchors[ld->n_anchors++] = (anchor){copy, snap};
@@ -412,7 +413,7 @@ char *fv__read_file(const char *path, size_t *len_out)
 	for (;;) {
 		if (len + 1 >= cap) {
 			cap = cap ? 2 * cap : 8192;
-			char *b = realloc(buf, cap);
+			char *b = fv__realloc(buf, cap);
 			if (b == NULL) {
 				free(buf);
 				fclose(f);
@@ -464,7 +465,7 @@ static int write_out(void *ud, unsigned char *bytes, size_t size)
 		size_t cap = ob->cap ? ob->cap : 1024;
 		while (cap < ob->len + size + 1)
 			cap *= 2;
-		char *d = realloc(ob->data, cap);
+		char *d = fv__realloc(ob->data, cap);
 		if (d == NULL) {
 			ob->failed = true;
 			return 0;

@@ -22,6 +22,7 @@
 
 #include "data/data_internal.h"
 #include "tensor/tensor_internal.h"
+#include "base/base_internal.h"
 
 /* One session's DataLoader inside an iterator. */
 typedef struct loader {
@@ -75,12 +76,12 @@ void fv_batch_iter_free(fv_batch_iter *it)
 
 static fv_batch_iter *iter_new(fv_data *d, bool train, size_t n_loaders)
 {
-	fv_batch_iter *it = calloc(1, sizeof *it);
+	fv_batch_iter *it = fv__calloc(1, sizeof *it);
 	if (it != NULL) {
 		it->d = d;
 		it->train = train;
-		it->loaders = calloc(n_loaders ? n_loaders : 1, sizeof *it->loaders);
-		it->keys = calloc(n_loaders ? n_loaders : 1, sizeof *it->keys);
+		it->loaders = fv__calloc(n_loaders ? n_loaders : 1, sizeof *it->loaders);
+		it->keys = fv__calloc(n_loaders ? n_loaders : 1, sizeof *it->keys);
 	}
 	if (it == NULL || it->loaders == NULL || it->keys == NULL) {
 		fv_batch_iter_free(it);
@@ -96,9 +97,9 @@ static bool add_loader(fv_batch_iter *it, size_t session, const fv_movie_set *se
 	l->session = session;
 	l->set = set;
 	size_t n = (size_t)(set->n_samples ? set->n_samples : 1);
-	l->order = malloc(n * sizeof *l->order);
-	l->scratch = malloc(n * sizeof *l->scratch);
-	l->shifted = malloc(n * sizeof *l->shifted);
+	l->order = fv__malloc(n * sizeof *l->order);
+	l->scratch = fv__malloc(n * sizeof *l->scratch);
+	l->shifted = fv__malloc(n * sizeof *l->shifted);
 	if (l->order == NULL || l->scratch == NULL || l->shifted == NULL) {
 		fv_error(FV_ERR_NOMEM, "out of memory creating a batch iterator");
 		return false;

@@ -17,6 +17,7 @@
 #include <hdf5.h>
 
 #include "data/data_internal.h"
+#include "base/base_internal.h"
 
 /* Datasets larger than this many elements are taken for corruption. */
 #define H5_MAX_ELEMENTS ((int64_t)1 << 36)
@@ -67,7 +68,7 @@ void fv__h5_close(fv__h5_id file)
 fv_status fv__h5_write_file(const char *path, fv__h5_fill fill, const void *ud)
 {
 	size_t n_tmp = strlen(path) + 5;
-	char *tmp = malloc(n_tmp);
+	char *tmp = fv__malloc(n_tmp);
 	if (tmp == NULL)
 		return fv_error(FV_ERR_NOMEM, "out of memory");
 	snprintf(tmp, n_tmp, "%s.tmp", path);
@@ -110,13 +111,13 @@ fv_status fv__h5_list(fv__h5_id file, const char *path, const char *group, char 
 	if (H5Gget_info_by_name(file, group, &info, H5P_DEFAULT) < 0)
 		return fv_error(FV_ERR_FORMAT, "%s: cannot list group '%s' (truncated or corrupted?)",
 		                path, group);
-	char **list = calloc(info.nlinks ? info.nlinks : 1, sizeof *list);
+	char **list = fv__calloc(info.nlinks ? info.nlinks : 1, sizeof *list);
 	if (list == NULL)
 		return fv_error(FV_ERR_NOMEM, "%s: out of memory", path);
 	for (hsize_t i = 0; i < info.nlinks; i++) {
 		ssize_t len = H5Lget_name_by_idx(file, group, H5_INDEX_NAME, H5_ITER_INC, i, NULL, 0,
 		                                 H5P_DEFAULT);
-		char *name = len >= 0 ? malloc((size_t)len + 1) : NULL;
+		char *name = len >= 0 ? fv__malloc((size_t)len + 1) : NULL;
 		if (name == NULL || H5Lget_name_by_idx(file, group, H5_INDEX_NAME, H5_ITER_INC, i, name,
 		                                       (size_t)len + 1, H5P_DEFAULT) < 0) {
 			free(name);
@@ -220,7 +221,7 @@ fv_status fv__h5_read(fv__h5_id file, const char *path, const char *name, fv__h5
 		int64_t numel = 1;
 		for (int i = 0; i < out->ndim; i++)
 			numel *= out->shape[i];
-		out->data = malloc((size_t)(numel ? numel : 1) * sizeof(double));
+		out->data = fv__malloc((size_t)(numel ? numel : 1) * sizeof(double));
 		if (out->data == NULL)
 			rc = fv_error(FV_ERR_NOMEM, "%s: out of memory reading '%s'", path, name);
 		else if (numel > 0 &&
@@ -277,7 +278,7 @@ fv_status fv__h5_write_i64(fv__h5_id file, const char *path, const char *name, i
 char *fv__data_strdup(const char *s)
 {
 	size_t n = strlen(s) + 1;
-	char *copy = malloc(n);
+	char *copy = fv__malloc(n);
 	if (copy != NULL)
 		memcpy(copy, s, n);
 	return copy;
@@ -287,7 +288,7 @@ char *fv__data_path_join(const char *a, const char *b)
 {
 	size_t na = strlen(a), nb = strlen(b);
 	bool slash = na > 0 && a[na - 1] != '/';
-	char *p = malloc(na + slash + nb + 1);
+	char *p = fv__malloc(na + slash + nb + 1);
 	if (p == NULL)
 		return NULL;
 	memcpy(p, a, na);
@@ -313,14 +314,14 @@ fv_status fv__data_list_dir(const char *dir, const char *suffix1, const char *su
 		return fv_error(errno == ENOENT ? FV_ERR_NOTFOUND : FV_ERR_IO, "%s: cannot open directory: %s",
 		                dir, strerror(errno));
 	size_t count = 0, cap = 16;
-	char **list = malloc(cap * sizeof *list);
+	char **list = fv__malloc(cap * sizeof *list);
 	fv_status rc = list != NULL ? FV_OK : fv_error(FV_ERR_NOMEM, "%s: out of memory", dir);
 	struct dirent *e;
 	while (rc == FV_OK && (e = readdir(d)) != NULL) {
 		if (!ends_with(e->d_name, suffix1) && (suffix2 == NULL || !ends_with(e->d_name, suffix2)))
 			continue;
 		if (count == cap) {
-			char **grown = realloc(list, 2 * cap * sizeof *list);
+			char **grown = fv__realloc(list, 2 * cap * sizeof *list);
 			if (grown == NULL) {
 				rc = fv_error(FV_ERR_NOMEM, "%s: out of memory", dir);
 				break;

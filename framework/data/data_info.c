@@ -15,6 +15,7 @@
 
 #include "data/data_internal.h"
 #include "fovea/fovea.h"
+#include "base/base_internal.h"
 
 #define PAIRWISE_BLOCK 128
 
@@ -53,7 +54,7 @@ fv_status fv__session_mean_activity(fv__session *s, const fv__session_raw *raw)
 {
 	int64_t n = s->n_neurons, t = raw->n_train_frames;
 	s->mean_activity = fv_tensor_new(1, &n);
-	float *row = raw->train_responses_f32 ? malloc((size_t)(t ? t : 1) * sizeof *row) : NULL;
+	float *row = raw->train_responses_f32 ? fv__malloc((size_t)(t ? t : 1) * sizeof *row) : NULL;
 	if (s->mean_activity == NULL || (raw->train_responses_f32 && row == NULL)) {
 		free(row);
 		return fv_error(FV_ERR_NOMEM, "session '%s': out of memory", s->name);
@@ -77,12 +78,12 @@ fv_status fv__session_mean_activity(fv__session *s, const fv__session_raw *raw)
 fv_status fv__data_build_info(fv_data *d)
 {
 	size_t n = d->n_sessions ? d->n_sessions : 1;
-	d->info_sessions = calloc(n, sizeof *d->info_sessions);
-	d->info_n_neurons = calloc(n, sizeof *d->info_n_neurons);
-	d->info_mean = calloc(n, sizeof *d->info_mean);
-	d->info_n_extra = calloc(n, sizeof *d->info_n_extra);
-	d->info_extra_names = calloc(n, sizeof *d->info_extra_names);
-	d->info_extra = calloc(n, sizeof *d->info_extra);
+	d->info_sessions = fv__calloc(n, sizeof *d->info_sessions);
+	d->info_n_neurons = fv__calloc(n, sizeof *d->info_n_neurons);
+	d->info_mean = fv__calloc(n, sizeof *d->info_mean);
+	d->info_n_extra = fv__calloc(n, sizeof *d->info_n_extra);
+	d->info_extra_names = fv__calloc(n, sizeof *d->info_extra_names);
+	d->info_extra = fv__calloc(n, sizeof *d->info_extra);
 	if (d->info_sessions == NULL || d->info_n_neurons == NULL || d->info_mean == NULL ||
 	    d->info_n_extra == NULL || d->info_extra_names == NULL || d->info_extra == NULL)
 		return fv_error(FV_ERR_NOMEM, "out of memory");

@@ -20,6 +20,7 @@
 #include "data/data_internal.h"
 #include "fovea/npy.h"
 #include "fovea/fovea.h"
+#include "base/base_internal.h"
 
 #define RESPONSES_PREFIX "responses_"
 #define STIMULUS_PREFIX "stimulus_"
@@ -103,7 +104,7 @@ static fv_status shared_stimulus_get(reader *r, const char *name, const fv_tenso
 		}
 	}
 	size_t n = strlen(r->stimulus_dir) + strlen(name) + 6;
-	char *path = malloc(n);
+	char *path = fv__malloc(n);
 	if (path == NULL)
 		return fv_error(FV_ERR_NOMEM, "out of memory");
 	snprintf(path, n, "%s/%s.npy", r->stimulus_dir, name);
@@ -117,7 +118,7 @@ static fv_status shared_stimulus_get(reader *r, const char *name, const fv_tenso
 	fv_status rc = movie != NULL ? check_stimulus(r, movie, path) : FV_ERR_FORMAT;
 	free(path);
 	shared_stimulus *grown = NULL;
-	if (rc == FV_OK && (grown = realloc(r->shared, (r->n_shared + 1) * sizeof *grown)) == NULL)
+	if (rc == FV_OK && (grown = fv__realloc(r->shared, (r->n_shared + 1) * sizeof *grown)) == NULL)
 		rc = fv_error(FV_ERR_NOMEM, "out of memory loading stimulus '%s'", name);
 	if (grown != NULL)
 		r->shared = grown;
@@ -214,7 +215,7 @@ static fv_status read_responses(fv__h5_id file, const char *path, const char *se
 	avg->shape[0] = trials->shape[1];
 	avg->shape[1] = trials->shape[2];
 	avg->is_float32 = false;
-	avg->data = calloc((size_t)(per ? per : 1), sizeof(double));
+	avg->data = fv__calloc((size_t)(per ? per : 1), sizeof(double));
 	if (avg->data == NULL) {
 		fv__h5_array_free(trials);
 		return fv_error(FV_ERR_NOMEM, "%s: out of memory", path);
@@ -321,7 +322,7 @@ static fv_status concat_train(const char *session, train_parts *p, fv__session_r
 	}
 	int64_t shape[4] = {c, total, first->shape[2], first->shape[3]};
 	raw->train_movie = fv_tensor_new(4, shape);
-	raw->train_responses = malloc((size_t)(n * total > 0 ? n * total : 1) * sizeof(double));
+	raw->train_responses = fv__malloc((size_t)(n * total > 0 ? n * total : 1) * sizeof(double));
 	if (raw->train_movie == NULL || raw->train_responses == NULL)
 		return fv_error(FV_ERR_NOMEM, "session '%s': out of memory", session);
 	int64_t at = 0;
@@ -344,19 +345,19 @@ static fv_status add_test(fv__session_raw *raw, const char *name, fv_tensor *mov
                           fv__h5_array *avg, fv_tensor *by_trial)
 {
 	size_t k = raw->n_test;
-	char **names = realloc(raw->test_names, (k + 1) * sizeof *names);
+	char **names = fv__realloc(raw->test_names, (k + 1) * sizeof *names);
 	if (names != NULL)
 		raw->test_names = names;
-	fv_tensor **movies = realloc(raw->test_movies, (k + 1) * sizeof *movies);
+	fv_tensor **movies = fv__realloc(raw->test_movies, (k + 1) * sizeof *movies);
 	if (movies != NULL)
 		raw->test_movies = movies;
-	double **resp = realloc(raw->test_responses, (k + 1) * sizeof *resp);
+	double **resp = fv__realloc(raw->test_responses, (k + 1) * sizeof *resp);
 	if (resp != NULL)
 		raw->test_responses = resp;
-	int64_t *frames = realloc(raw->test_frames, (k + 1) * sizeof *frames);
+	int64_t *frames = fv__realloc(raw->test_frames, (k + 1) * sizeof *frames);
 	if (frames != NULL)
 		raw->test_frames = frames;
-	fv_tensor **trials = realloc(raw->test_by_trial, (k + 1) * sizeof *trials);
+	fv_tensor **trials = fv__realloc(raw->test_by_trial, (k + 1) * sizeof *trials);
 	if (trials != NULL)
 		raw->test_by_trial = trials;
 	char *copy = fv__data_strdup(name);
@@ -406,10 +407,10 @@ static fv_status read_stimulus(reader *r, fv__h5_id file, const char *path, fv__
 			if (rc == FV_OK && (rc = add_test(raw, name, movie, &avg, by_trial)) == FV_OK)
 				movie = by_trial = NULL;
 		} else {
-			fv_tensor **m = realloc(parts->movies, (parts->n + 1) * sizeof *m);
+			fv_tensor **m = fv__realloc(parts->movies, (parts->n + 1) * sizeof *m);
 			if (m != NULL)
 				parts->movies = m;
-			fv__h5_array *a = realloc(parts->responses, (parts->n + 1) * sizeof *a);
+			fv__h5_array *a = fv__realloc(parts->responses, (parts->n + 1) * sizeof *a);
 			if (a != NULL)
 				parts->responses = a;
 			if (m == NULL || a == NULL) {
@@ -440,8 +441,8 @@ static fv_status read_session_info(fv__h5_id file, const char *path, fv__session
 	fv_status rc = fv__h5_list(file, path, SESSION_INFO, &keys, &n);
 	if (rc != FV_OK)
 		return rc;
-	s->info_names = calloc(n ? n : 1, sizeof *s->info_names);
-	s->info = calloc(n ? n : 1, sizeof *s->info);
+	s->info_names = fv__calloc(n ? n : 1, sizeof *s->info_names);
+	s->info = fv__calloc(n ? n : 1, sizeof *s->info);
 	if (s->info_names == NULL || s->info == NULL)
 		rc = fv_error(FV_ERR_NOMEM, "%s: out of memory", path);
 	for (size_t i = 0; rc == FV_OK && i < n; i++) {
@@ -658,7 +659,7 @@ static fv_status read_directory(fv_data *d, reader *r)
 		rc = fv_error(FV_ERR_NOTFOUND, "%s: no session files (*.h5 or *.hdf5)", d->dir);
 	if (rc == FV_OK)
 		rc = check_duplicate_sessions(d->dir, files, n_files);
-	if (rc == FV_OK && (d->sessions = calloc(n_files, sizeof *d->sessions)) == NULL)
+	if (rc == FV_OK && (d->sessions = fv__calloc(n_files, sizeof *d->sessions)) == NULL)
 		rc = fv_error(FV_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; rc == FV_OK && i < n_files; i++) {
 		d->n_sessions++;
@@ -682,7 +683,7 @@ fv_status fv_data_open(const fv_data_options *o, fv_data **out)
 	fv_status rc = check_options(o);
 	if (rc != FV_OK || (rc = check_directory(o->data_dir)) != FV_OK)
 		return rc;
-	fv_data *d = calloc(1, sizeof *d);
+	fv_data *d = fv__calloc(1, sizeof *d);
 	reader r = {.opt = o, .dir = o->data_dir};
 	r.size[0] = o->color_channels > 0 ? o->color_channels : 0;
 	r.size[1] = o->video_height > 0 ? o->video_height : 0;
@@ -690,7 +691,7 @@ fv_status fv_data_open(const fv_data_options *o, fv_data **out)
 	snprintf(r.size_source, sizeof r.size_source,
 	         "(data_io.color_channels, video_height, video_width)");
 	r.stimulus_dir = fv__data_path_join(o->data_dir, "stimuli");
-	r.test_name_found = calloc(o->n_test_names ? o->n_test_names : 1, sizeof(bool));
+	r.test_name_found = fv__calloc(o->n_test_names ? o->n_test_names : 1, sizeof(bool));
 	if (d == NULL || r.stimulus_dir == NULL || r.test_name_found == NULL ||
 	    (d->dir = fv__data_strdup(o->data_dir)) == NULL) {
 		rc = fv_error(FV_ERR_NOMEM, "out of memory");

@@ -22,14 +22,15 @@
 
 #include "data/data_internal.h"
 #include "fovea/fovea.h"
+#include "base/base_internal.h"
 
 static fv_status choose_validation_clips(fv__session *s, int64_t n_clips, int64_t frames,
                                          const fv_data_options *o)
 {
 	const int64_t *given = o->validation_clip_indices;
 	size_t k = given != NULL ? o->n_validation_clip_indices : (size_t)o->num_val_clips;
-	s->val_clips = malloc((k ? k : 1) * sizeof *s->val_clips);
-	int64_t *perm = given == NULL ? malloc((size_t)(n_clips ? n_clips : 1) * sizeof *perm) : NULL;
+	s->val_clips = fv__malloc((k ? k : 1) * sizeof *s->val_clips);
+	int64_t *perm = given == NULL ? fv__malloc((size_t)(n_clips ? n_clips : 1) * sizeof *perm) : NULL;
 	if (s->val_clips == NULL || (given == NULL && perm == NULL)) {
 		free(perm);
 		return fv_error(FV_ERR_NOMEM, "session '%s': out of memory", s->name);
@@ -101,7 +102,7 @@ static fv_status set_samples(fv__movie_set *set, const char *session, int64_t fr
                              int64_t chunk, int64_t step, int64_t batch_size, bool drop_last)
 {
 	int64_t n = step > 0 ? (frames + step - 1) / step : 0;
-	set->starts = malloc((size_t)(n ? n : 1) * sizeof *set->starts);
+	set->starts = fv__malloc((size_t)(n ? n : 1) * sizeof *set->starts);
 	if (set->starts == NULL)
 		return fv_error(FV_ERR_NOMEM, "session '%s': out of memory", session);
 	for (int64_t i = 0; i < n; i++)
@@ -179,7 +180,7 @@ static int64_t test_batch_size(int64_t batch, int64_t train_chunk, int64_t test_
 
 static fv_status build_tests(fv__session *s, fv__session_raw *raw, const fv_data_options *o)
 {
-	s->tests = calloc(raw->n_test ? raw->n_test : 1, sizeof *s->tests);
+	s->tests = fv__calloc(raw->n_test ? raw->n_test : 1, sizeof *s->tests);
 	if (s->tests == NULL)
 		return fv_error(FV_ERR_NOMEM, "session '%s': out of memory", s->name);
 	for (size_t i = 0; i < raw->n_test; i++) {
@@ -213,7 +214,7 @@ fv_status fv__session_split(fv__session *s, fv__session_raw *raw, const fv_data_
 	fv_status rc = choose_validation_clips(s, n_clips, total, o);
 	if (rc != FV_OK)
 		return rc;
-	bool *is_val = calloc((size_t)(n_clips ? n_clips : 1), sizeof *is_val);
+	bool *is_val = fv__calloc((size_t)(n_clips ? n_clips : 1), sizeof *is_val);
 	if (is_val == NULL)
 		return fv_error(FV_ERR_NOMEM, "session '%s': out of memory", s->name);
 	for (size_t i = 0; i < s->n_val_clips; i++)

@@ -212,9 +212,9 @@ static fv_status plant_neuron(generator *g, neuron *nr)
 		nr->channel = o->channels - 1;
 	nr->gain = uniform(g, 2.0, 3.0);
 	nr->bias = uniform(g, -1.5, -0.5);
-	nr->filter = malloc((size_t)o->filter_length * sizeof *nr->filter);
-	double *rf = malloc((size_t)g->hw * sizeof *rf);
-	nr->rf = malloc((size_t)g->hw * sizeof *nr->rf);
+	nr->filter = fv__malloc((size_t)o->filter_length * sizeof *nr->filter);
+	double *rf = fv__malloc((size_t)g->hw * sizeof *rf);
+	nr->rf = fv__malloc((size_t)g->hw * sizeof *nr->rf);
 	if (nr->filter == NULL || rf == NULL || nr->rf == NULL) {
 		free(rf);
 		return fv_error(FV_ERR_NOMEM, "out of memory");
@@ -289,20 +289,20 @@ static fv_status simulate_session(generator *g, session_data *s)
 	int64_t n = s->n, t_train = o->train_frames, t_test = o->test_frames;
 	int64_t longest = t_train > t_test ? t_train : t_test;
 	int n_stim = o->n_train_stimuli;
-	s->neurons = calloc((size_t)n, sizeof *s->neurons);
-	s->train = calloc((size_t)n_stim, sizeof *s->train);
-	s->test_trials = malloc((size_t)(o->n_test_trials * n * t_test) * sizeof(double));
-	s->test_avg = calloc((size_t)(n * t_test), sizeof(double));
-	double *proj = malloc((size_t)longest * sizeof *proj);
+	s->neurons = fv__calloc((size_t)n, sizeof *s->neurons);
+	s->train = fv__calloc((size_t)n_stim, sizeof *s->train);
+	s->test_trials = fv__malloc((size_t)(o->n_test_trials * n * t_test) * sizeof(double));
+	s->test_avg = fv__calloc((size_t)(n * t_test), sizeof(double));
+	double *proj = fv__malloc((size_t)longest * sizeof *proj);
 	/* the drives of one neuron for every training stimulus, back to back */
-	double *drives = malloc((size_t)(n_stim * t_train) * sizeof *drives);
-	double *test_drive = malloc((size_t)t_test * sizeof *test_drive);
+	double *drives = fv__malloc((size_t)(n_stim * t_train) * sizeof *drives);
+	double *test_drive = fv__malloc((size_t)t_test * sizeof *test_drive);
 	fv_status rc = FV_OK;
 	if (s->neurons == NULL || s->train == NULL || s->test_trials == NULL || s->test_avg == NULL ||
 	    proj == NULL || drives == NULL || test_drive == NULL)
 		rc = fv_error(FV_ERR_NOMEM, "out of memory");
 	for (int i = 0; rc == FV_OK && i < n_stim; i++)
-		if ((s->train[i] = malloc((size_t)(n * t_train) * sizeof(double))) == NULL)
+		if ((s->train[i] = fv__malloc((size_t)(n * t_train) * sizeof(double))) == NULL)
 			rc = fv_error(FV_ERR_NOMEM, "out of memory");
 	for (int64_t j = 0; rc == FV_OK && j < n; j++) {
 		neuron *nr = &s->neurons[j];
@@ -358,7 +358,7 @@ static fv_status fill_session_file(fv__h5_id file, const char *tmp, const void *
 		rc = fv__h5_write_f64(file, tmp, "responses_" TEST_STIMULUS, 2, avg_shape, s->test_avg);
 	if (rc == FV_OK)
 		rc = fv__h5_write_f64(file, tmp, "by_trial_" TEST_STIMULUS, 3, trial_shape, s->test_trials);
-	int64_t *channel = malloc((size_t)n * sizeof *channel), *sign = malloc((size_t)n * sizeof *sign);
+	int64_t *channel = fv__malloc((size_t)n * sizeof *channel), *sign = fv__malloc((size_t)n * sizeof *sign);
 	if (rc == FV_OK && (channel == NULL || sign == NULL))
 		rc = fv_error(FV_ERR_NOMEM, "out of memory");
 	for (int64_t j = 0; rc == FV_OK && j < n; j++) {
@@ -483,7 +483,7 @@ static fv_status generate(generator *g)
 {
 	const fv_synthetic_options *o = g->o;
 	fv_status rc = write_stimuli(g);
-	session_data *sessions = calloc((size_t)o->n_sessions, sizeof *sessions);
+	session_data *sessions = fv__calloc((size_t)o->n_sessions, sizeof *sessions);
 	if (rc == FV_OK && sessions == NULL)
 		rc = fv_error(FV_ERR_NOMEM, "out of memory");
 	for (int s = 0; rc == FV_OK && s < o->n_sessions; s++) {
@@ -512,7 +512,7 @@ fv_status fv_synthetic_write(const char *dir, const fv_synthetic_options *o)
 		return rc;
 	generator g = {.o = o, .dir = dir, .hw = o->height * o->width};
 	g.rng = fv_ctx_new();
-	g.train = calloc((size_t)o->n_train_stimuli, sizeof *g.train);
+	g.train = fv__calloc((size_t)o->n_train_stimuli, sizeof *g.train);
 	if (g.rng == NULL || g.train == NULL) {
 		rc = fv_error(FV_ERR_NOMEM, "out of memory");
 	} else {

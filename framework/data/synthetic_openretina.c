@@ -30,6 +30,7 @@
 #include "data/data_internal.h"
 #include "fovea/npy.h"
 #include "tensor/tensor_internal.h"
+#include "base/base_internal.h"
 
 #define OR_HEIGHT 16
 #define OR_WIDTH 8
@@ -102,12 +103,12 @@ static void neurons_free(neurons *nr)
 static fv_status draw_neurons(fv_ctx *rng, int64_t n_colors, neurons *nr)
 {
 	size_t n = (size_t)nr->n;
-	nr->scale = malloc(n * sizeof(double));
-	nr->bias = malloc(n * sizeof(double));
+	nr->scale = fv__malloc(n * sizeof(double));
+	nr->bias = fv__malloc(n * sizeof(double));
 	int64_t **ints[] = {&nr->color, &nr->rf_width, &nr->row, &nr->col, &nr->t_width, &nr->celltype};
 	bool ok = nr->scale != NULL && nr->bias != NULL;
 	for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
-		ok = (*ints[k] = malloc(n * sizeof(int64_t))) != NULL && ok;
+		ok = (*ints[k] = fv__malloc(n * sizeof(int64_t))) != NULL && ok;
 	if (!ok)
 		return fv_error(FV_ERR_NOMEM, "out of memory");
 	for (size_t j = 0; j < n; j++)
@@ -170,7 +171,7 @@ static fv_status write_stimuli(generator *g)
 	for (int i = 0; rc == FV_OK && i < g->o->num_stimuli; i++) {
 		int64_t shape[4] = {g->o->num_colors, stimulus_frames(g->o, i), OR_HEIGHT, OR_WIDTH};
 		int64_t numel = fv__numel(4, shape);
-		if ((g->stimuli[i] = malloc((size_t)numel * sizeof(double))) == NULL) {
+		if ((g->stimuli[i] = fv__malloc((size_t)numel * sizeof(double))) == NULL) {
 			rc = fv_error(FV_ERR_NOMEM, "out of memory");
 			break;
 		}
@@ -197,8 +198,8 @@ static fv_status fill_session(fv__h5_id file, const char *tmp, const void *ud)
 	const generator *g = ((const session_file *)ud)->g;
 	const neurons *nr = ((const session_file *)ud)->nr;
 	int64_t longest = stimulus_frames(g->o, g->o->num_stimuli - 1);
-	double *sum = malloc((size_t)longest * sizeof *sum);
-	double *resp = malloc((size_t)(nr->n * longest) * sizeof *resp);
+	double *sum = fv__malloc((size_t)longest * sizeof *sum);
+	double *resp = fv__malloc((size_t)(nr->n * longest) * sizeof *resp);
 	fv_status rc = sum != NULL && resp != NULL ? FV_OK : fv_error(FV_ERR_NOMEM, "out of memory");
 	for (int i = 0; rc == FV_OK && i < g->o->num_stimuli; i++) {
 		int64_t frames = stimulus_frames(g->o, i);
@@ -245,7 +246,7 @@ fv_status fv_openretina_data_write(const char *dir, const fv_openretina_data_opt
 		return rc;
 	generator g = {.o = o, .dir = dir};
 	g.rng = fv_ctx_new();
-	g.stimuli = calloc((size_t)o->num_stimuli, sizeof *g.stimuli);
+	g.stimuli = fv__calloc((size_t)o->num_stimuli, sizeof *g.stimuli);
 	if (g.rng == NULL || g.stimuli == NULL) {
 		rc = fv_error(FV_ERR_NOMEM, "out of memory");
 	} else {

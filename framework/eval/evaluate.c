@@ -50,7 +50,7 @@ static bool grow(void **p, size_t *cap, size_t count, size_t size)
 	if (count < *cap)
 		return true;
 	size_t n = *cap ? 2 * *cap : 16;
-	void *q = realloc(*p, n * size);
+	void *q = fv__realloc(*p, n * size);
 	if (q == NULL)
 		return false;
 	*p = q;
@@ -65,7 +65,7 @@ static const char *intern(fv_eval_result *r, const char *s)
 			return r->names[i];
 	if (!grow((void **)&r->names, &r->cap_names, r->n_names, sizeof *r->names))
 		return NULL;
-	char *copy = strdup(s);
+	char *copy = fv__strdup(s);
 	if (copy != NULL)
 		r->names[r->n_names++] = copy;
 	return copy;
@@ -154,10 +154,10 @@ static fv_status alloc_aligned(aligned *a, const fv_movie_set *set, int64_t out_
 	a->rows = set->n_samples * out_frames;
 	a->r = set->responses_by_trial != NULL ? set->responses_by_trial->shape[0] : 1;
 	size_t cells = (size_t)(a->rows * a->n) + 1;
-	a->pred = malloc(cells * sizeof *a->pred);
-	a->avg = malloc(cells * sizeof *a->avg);
+	a->pred = fv__malloc(cells * sizeof *a->pred);
+	a->avg = fv__malloc(cells * sizeof *a->avg);
 	if (set->responses_by_trial != NULL)
-		a->trials = malloc(cells * (size_t)a->r * sizeof *a->trials);
+		a->trials = fv__malloc(cells * (size_t)a->r * sizeof *a->trials);
 	if (a->pred == NULL || a->avg == NULL || (set->responses_by_trial && a->trials == NULL))
 		return fv_error(FV_ERR_NOMEM, "evaluating session '%s': out of memory", set->session);
 	return FV_OK;
@@ -229,15 +229,15 @@ typedef struct columns {
 static fv_status columns_alloc(columns *c, int64_t n, int64_t r)
 {
 	size_t m = (size_t)n + 1;
-	c->corr = malloc(m * sizeof(double));
-	c->mse = malloc(m * sizeof(double));
-	c->poisson = malloc(m * sizeof(double));
-	c->feve = malloc(m * sizeof(double));
-	c->jack = malloc(m * sizeof(double));
-	c->ratio = malloc(m * sizeof(double));
-	c->ceiling = malloc(m * sizeof(double));
-	c->trial_corr = malloc(m * (size_t)r * sizeof(double));
-	c->trial_mse = malloc(m * (size_t)r * sizeof(double));
+	c->corr = fv__malloc(m * sizeof(double));
+	c->mse = fv__malloc(m * sizeof(double));
+	c->poisson = fv__malloc(m * sizeof(double));
+	c->feve = fv__malloc(m * sizeof(double));
+	c->jack = fv__malloc(m * sizeof(double));
+	c->ratio = fv__malloc(m * sizeof(double));
+	c->ceiling = fv__malloc(m * sizeof(double));
+	c->trial_corr = fv__malloc(m * (size_t)r * sizeof(double));
+	c->trial_mse = fv__malloc(m * (size_t)r * sizeof(double));
 	if (!c->corr || !c->mse || !c->poisson || !c->feve || !c->jack || !c->ratio || !c->ceiling ||
 	    !c->trial_corr || !c->trial_mse)
 		return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
@@ -296,8 +296,8 @@ static fv_status add_neurons(fv_eval_result *res, const fv_movie_set *set, const
 		                      .mse = c->mse[j], .feve = c->feve[j], .jackknife = c->jack[j],
 		                      .var_ratio = c->ratio[j], .corr_ceiling = c->ceiling[j],
 		                      .n_trials = a->r};
-		e->corr_by_trial = malloc((size_t)a->r * sizeof(double));
-		e->mse_by_trial = malloc((size_t)a->r * sizeof(double));
+		e->corr_by_trial = fv__malloc((size_t)a->r * sizeof(double));
+		e->mse_by_trial = fv__malloc((size_t)a->r * sizeof(double));
 		res->n++;
 		if (e->corr_by_trial == NULL || e->mse_by_trial == NULL)
 			return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
@@ -365,7 +365,7 @@ static bool passes(const fv_eval_result *r, const fv_eval_neuron *e)
 static void trial_stats(fv_eval_result *r, bool corr, double *mean, double *std)
 {
 	nanmean over = {0};
-	double *avgs = calloc((size_t)r->max_trials + 1, sizeof *avgs);
+	double *avgs = fv__calloc((size_t)r->max_trials + 1, sizeof *avgs);
 	int64_t k = 0;
 	for (int64_t i = 0; avgs != NULL && i < r->max_trials; i++) {
 		nanmean m = {0};
@@ -482,9 +482,9 @@ static fv_status init_result(fv_eval_result *r, const fv_eval_options *o, char *
                              size_t n_splits)
 {
 	r->var_ratio_cutoff = o->var_ratio_cutoff;
-	r->model_path = strdup(o->model_path ? o->model_path : "");
-	r->model_tag = strdup(o->model_tag ? o->model_tag : o->model_path ? o->model_path : "");
-	r->exp_name = strdup(o->exp_name ? o->exp_name : "unknown");
+	r->model_path = fv__strdup(o->model_path ? o->model_path : "");
+	r->model_tag = fv__strdup(o->model_tag ? o->model_tag : o->model_path ? o->model_path : "");
+	r->exp_name = fv__strdup(o->exp_name ? o->exp_name : "unknown");
 	r->data_split = join_names(splits, n_splits);
 	if (!r->model_path || !r->model_tag || !r->exp_name || !r->data_split)
 		return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
@@ -500,7 +500,7 @@ fv_status fv_evaluate(fv_module *model, fv_data *data, const fv_eval_options *o,
 	fv_status rc = collect_splits(data, o->split, &splits, &n_splits);
 	if (rc != FV_OK)
 		return rc;
-	fv_eval_result *r = calloc(1, sizeof *r);
+	fv_eval_result *r = fv__calloc(1, sizeof *r);
 	fv_ctx *ctx = fv_ctx_new();
 	if (r == NULL || ctx == NULL)
 		rc = fv_error(FV_ERR_NOMEM, "evaluation: out of memory");

@@ -27,8 +27,8 @@ fv_canvas *fv_canvas_new(int width, int height)
 		         height, MAX_SIDE);
 		return NULL;
 	}
-	fv_canvas *c = malloc(sizeof *c);
-	uint8_t *px = malloc((size_t)width * (size_t)height * 3);
+	fv_canvas *c = fv__malloc(sizeof *c);
+	uint8_t *px = fv__malloc((size_t)width * (size_t)height * 3);
 	if (c == NULL || px == NULL) {
 		free(c);
 		free(px);
@@ -295,7 +295,7 @@ static void png_write_mem(png_structp png, png_bytep data, png_size_t n)
 		size_t cap = b->cap ? b->cap : 4096;
 		while (cap < b->len + n)
 			cap *= 2;
-		unsigned char *p = realloc(b->data, cap);
+		unsigned char *p = fv__realloc(b->data, cap);
 		if (p == NULL) {
 			b->failed = true;
 			return;

@@ -14,6 +14,7 @@
 
 #include "fovea/figure.h"
 #include "fovea/fovea.h"
+#include "base/base_internal.h"
 
 static const fv_rgb ink = {0, 0, 0}, border = {190, 190, 190};
 
@@ -147,8 +148,8 @@ static void draw_frames(fv_canvas *cv, const stim_layout *L, const fv_real *x, d
 static fv_status draw_traces(fv_canvas *cv, const stim_layout *L, const fv_real *x, int64_t row,
                              int64_t col)
 {
-	double *y = malloc((size_t)(L->C * L->T) * sizeof *y);
-	fv_series *s = malloc((size_t)L->C * sizeof *s);
+	double *y = fv__malloc((size_t)(L->C * L->T) * sizeof *y);
+	fv_series *s = fv__malloc((size_t)L->C * sizeof *s);
 	if (y == NULL || s == NULL) {
 		free(y);
 		free(s);
@@ -272,7 +273,7 @@ fv_status fv_figure_readout_positions(const fv_module *model, const fv_config_no
 {
 	if (info->n_sessions == 0)
 		return fv_error(FV_ERR_ARG, "readout positions: the data info has no sessions");
-	session_positions *sp = calloc(info->n_sessions, sizeof *sp);
+	session_positions *sp = fv__calloc(info->n_sessions, sizeof *sp);
 	if (sp == NULL)
 		return fv_error(FV_ERR_NOMEM, "out of memory");
 	fv_status rc = find_positions(model, info, sp);
@@ -316,7 +317,7 @@ static fv_tensor *layer0(const fv_module *m, const char *name)
 
 static fv_status kernel_alloc(kernel5 *k, int64_t O, int64_t I, int64_t T, int64_t H, int64_t W)
 {
-	*k = (kernel5){O, I, T, H, W, calloc((size_t)(O * I * T * H * W), sizeof(fv_real))};
+	*k = (kernel5){O, I, T, H, W, fv__calloc((size_t)(O * I * T * H * W), sizeof(fv_real))};
 	return k->w ? FV_OK : fv_error(FV_ERR_NOMEM, "out of memory");
 }
 
@@ -444,8 +445,8 @@ static fv_status draw_filters(const kernel5 *k, const char *path)
 	L.plot_x = L.left + (images_w > 40 ? images_w : 40) + 48;
 	L.width = L.plot_x + L.plot_w + 70;
 	L.height = L.top + (int)k->O * L.row_h + 10;
-	double *trace = malloc((size_t)(k->I * k->T) * sizeof *trace);
-	fv_series *s = malloc((size_t)k->I * sizeof *s);
+	double *trace = fv__malloc((size_t)(k->I * k->T) * sizeof *trace);
+	fv_series *s = fv__malloc((size_t)k->I * sizeof *s);
 	fv_canvas *cv = trace && s ? fv_canvas_new(L.width, L.height) : NULL;
 	fv_status rc = cv ? FV_OK : fv_error(FV_ERR_NOMEM, "out of memory drawing the core filters");
 	if (rc == FV_OK) {

@@ -21,6 +21,7 @@
 
 #include "fovea/insilico.h"
 #include "fovea/fovea.h"
+#include "base/base_internal.h"
 
 struct fv_model {
 	fv_module *module;
@@ -39,7 +40,7 @@ static int freeze_one(void *ud, const char *name, fv_tensor *t, bool is_param)
 		return 0;
 	if (model->n_frozen == model->cap_frozen) {
 		size_t cap = model->cap_frozen ? 2 * model->cap_frozen : 32;
-		fv_tensor **p = realloc(model->frozen, cap * sizeof *p);
+		fv_tensor **p = fv__realloc(model->frozen, cap * sizeof *p);
 		if (p == NULL)
 			return 1;
 		model->frozen = p;
@@ -63,7 +64,7 @@ fv_model *fv_model_new(fv_module *module)
 		fv_error(FV_ERR_ARG, "fv_model_new: no model module given");
 		return NULL;
 	}
-	fv_model *model = calloc(1, sizeof *model);
+	fv_model *model = fv__calloc(1, sizeof *model);
 	if (model == NULL) {
 		fv_error(FV_ERR_NOMEM, "out of memory wrapping model '%s'",
 		         fv_module_component(module)->names[0]);
@@ -206,7 +207,7 @@ fv_tensor *fv_model_forward_capture(fv_model *model, fv_ctx *ctx, fv_tensor *sti
 		         model == NULL ? "the model" : layer == NULL ? "the layer name" : "captured");
 		return NULL;
 	}
-	capture *c = calloc(1, sizeof *c);
+	capture *c = fv__calloc(1, sizeof *c);
 	if (c == NULL) {
 		fv_error(FV_ERR_NOMEM, "out of memory capturing layer '%s'", layer);
 		return NULL;

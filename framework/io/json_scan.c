@@ -19,6 +19,7 @@
 
 #include "fovea/fovea.h"
 #include "io/json_scan.h"
+#include "base/base_internal.h"
 
 /* ---- the pool ------------------------------------------------------------ */
 
@@ -52,7 +53,7 @@ static void *pool_alloc(fv_json_doc *doc, size_t n)
 			size = POOL_MAX_CHUNK;
 		if (size < n)
 			size = n;
-		pool_chunk *fresh = malloc(CHUNK_HEADER + size);
+		pool_chunk *fresh = fv__malloc(CHUNK_HEADER + size);
 		if (fresh == NULL)
 			return NULL;
 		fresh->next = c;
@@ -143,7 +144,7 @@ static fv_status push(parser *ps, const fv_json *v)
 {
 	if (ps->top == ps->cap) {
 		size_t cap = ps->cap ? ps->cap * 2 : 64;
-		fv_json *grown = realloc(ps->stack, cap * sizeof *grown);
+		fv_json *grown = fv__realloc(ps->stack, cap * sizeof *grown);
 		if (grown == NULL)
 			return fail_nomem(ps);
 		ps->stack = grown;
@@ -437,7 +438,7 @@ static fv_status parse_number(parser *ps, fv_json *v)
 
 	size_t n = (size_t)(ps->p - start);
 	char small[64];
-	char *copy = n < sizeof small ? small : malloc(n + 1);
+	char *copy = n < sizeof small ? small : fv__malloc(n + 1);
 	if (copy == NULL)
 		return fail_nomem(ps);
 	memcpy(copy, start, n);
@@ -477,7 +478,7 @@ static fv_status check_unique_keys(parser *ps, const fv_json *obj)
 {
 	if (obj->count < 2)
 		return FV_OK;
-	const fv_json **sorted = malloc(obj->count * sizeof *sorted);
+	const fv_json **sorted = fv__malloc(obj->count * sizeof *sorted);
 	if (sorted == NULL)
 		return fail_nomem(ps);
 	for (size_t i = 0; i < obj->count; i++)
@@ -592,7 +593,7 @@ static fv_status parse_value(parser *ps, fv_json *v, int depth)
 fv_status fv__json_parse(const char *text, size_t len, const char *what, fv_json_doc **out)
 {
 	*out = NULL;
-	fv_json_doc *doc = calloc(1, sizeof *doc);
+	fv_json_doc *doc = fv__calloc(1, sizeof *doc);
 	if (doc == NULL)
 		return fv_error(FV_ERR_NOMEM, "%s: out of memory parsing JSON", what);
 	if (text == NULL)

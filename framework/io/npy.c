@@ -201,7 +201,7 @@ static fv_status read_header(FILE *f, const char *path, npy_header *h, long *dat
 	}
 	if (hlen > NPY_MAX_HEADER)
 		return fv_error(FV_ERR_FORMAT, "%s: header of %u bytes is too large", path, hlen);
-	char *text = malloc(hlen + 1);
+	char *text = fv__malloc(hlen + 1);
 	if (text == NULL)
 		return fv_error(FV_ERR_NOMEM, "%s: out of memory", path);
 	fv_status rc = FV_OK;
@@ -220,7 +220,7 @@ static fv_status read_header(FILE *f, const char *path, npy_header *h, long *dat
 static fv_status read_data(FILE *f, const char *path, const npy_header *h, fv_tensor *t)
 {
 	enum { CHUNK = 1 << 16 };
-	unsigned char *buf = malloc((size_t)CHUNK * (size_t)h->itemsize);
+	unsigned char *buf = fv__malloc((size_t)CHUNK * (size_t)h->itemsize);
 	if (buf == NULL)
 		return fv_error(FV_ERR_NOMEM, "%s: out of memory", path);
 	int64_t done = 0;
@@ -305,7 +305,7 @@ static fv_status save_raw(const char *path, const char *descr, int ndim, const i
 fv_status fv_npy_save_data(const char *path, int ndim, const int64_t *shape, const fv_real *data)
 {
 	int64_t numel = fv__numel(ndim, shape);
-	float *f32 = malloc((size_t)(numel ? numel : 1) * sizeof *f32);
+	float *f32 = fv__malloc((size_t)(numel ? numel : 1) * sizeof *f32);
 	if (f32 == NULL)
 		return fv_error(FV_ERR_NOMEM, "%s: out of memory", path);
 	for (int64_t i = 0; i < numel; i++)

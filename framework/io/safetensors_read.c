@@ -19,6 +19,7 @@
 #include "fovea/safetensors.h"
 #include "fovea/fovea.h"
 #include "io/json_scan.h"
+#include "base/base_internal.h"
 
 /* The reference implementation's limit; real headers are far smaller. */
 #define ST_MAX_HEADER ((uint64_t)100000000)
@@ -257,7 +258,7 @@ static fv_status check_overlaps(const fv_safetensors *st, const unsigned char *d
 {
 	if (st->count < 2)
 		return FV_OK;
-	const fv_st_entry **order = malloc(st->count * sizeof *order);
+	const fv_st_entry **order = fv__malloc(st->count * sizeof *order);
 	if (order == NULL)
 		return fv_error(FV_ERR_NOMEM, "%s: out of memory checking the header", st->name);
 	size_t n = 0;
@@ -310,7 +311,7 @@ static fv_status parse_header(fv_safetensors *st)
 
 	const unsigned char *data = st->bytes + 8 + n;
 	size_t data_len = st->size - 8 - (size_t)n;
-	st->entries = calloc(root->count ? root->count : 1, sizeof *st->entries);
+	st->entries = fv__calloc(root->count ? root->count : 1, sizeof *st->entries);
 	if (st->entries == NULL)
 		return fv_error(FV_ERR_NOMEM, "%s: out of memory reading the header", st->name);
 	for (size_t i = 0; i < root->count; i++) {
@@ -341,12 +342,12 @@ static fv_status read_file(const char *path, unsigned char **out, size_t *size)
 	size_t cap = 1 << 16;
 	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size < SIZE_MAX)
 		cap = (size_t)sb.st_size + 1; /* + 1 so that end of file needs no realloc */
-	unsigned char *buf = malloc(cap);
+	unsigned char *buf = fv__malloc(cap);
 	size_t len = 0;
 	fv_status s = FV_OK;
 	while (buf != NULL) {
 		if (len == cap) {
-			unsigned char *grown = cap <= SIZE_MAX / 2 ? realloc(buf, cap * 2) : NULL;
+			unsigned char *grown = cap <= SIZE_MAX / 2 ? fv__realloc(buf, cap * 2) : NULL;
 			if (grown == NULL)
 				break;
 			buf = grown;
@@ -389,8 +390,8 @@ void fv_safetensors_close(fv_safetensors *st)
 /* Takes ownership of `bytes`. */
 static fv_safetensors *load(const char *name, unsigned char *bytes, size_t size)
 {
-	fv_safetensors *st = calloc(1, sizeof *st);
-	if (st == NULL || (st->name = strdup(name)) == NULL) {
+	fv_safetensors *st = fv__calloc(1, sizeof *st);
+	if (st == NULL || (st->name = fv__strdup(name)) == NULL) {
 		free(st);
 		free(bytes);
 		fv_error(FV_ERR_NOMEM, "%s: out of memory", name);
@@ -426,7 +427,7 @@ fv_safetensors *fv_safetensors_from_memory(const void *buf, size_t len, const ch
 		fv_error(FV_ERR_ARG, "%s: fv_safetensors_from_memory: buffer is NULL", name);
 		return NULL;
 	}
-	unsigned char *copy = malloc(len ? len : 1);
+	unsigned char *copy = fv__malloc(len ? len : 1);
 	if (copy == NULL) {
 		fv_error(FV_ERR_NOMEM, "%s: out of memory copying %zu bytes", name, len);
 		return NULL;

@@ -52,7 +52,7 @@ struct fv_st_writer {
 
 fv_st_writer *fv_st_writer_new(void)
 {
-	fv_st_writer *w = calloc(1, sizeof *w);
+	fv_st_writer *w = fv__calloc(1, sizeof *w);
 	if (w == NULL)
 		fv_error(FV_ERR_NOMEM, "out of memory creating a safetensors writer");
 	return w;
@@ -81,7 +81,7 @@ static bool reserve(void **array, size_t *cap, size_t count, size_t size)
 	if (count < *cap)
 		return true;
 	size_t n = *cap ? *cap * 2 : 16;
-	void *grown = n <= SIZE_MAX / size ? realloc(*array, n * size) : NULL;
+	void *grown = n <= SIZE_MAX / size ? fv__realloc(*array, n * size) : NULL;
 	if (grown == NULL)
 		return false;
 	*array = grown;
@@ -135,8 +135,8 @@ fv_status fv_st_writer_add(fv_st_writer *w, const char *name, fv_dtype dtype, in
 	st_item item = {.dtype = dtype, .ndim = ndim, .nbytes = nbytes};
 	for (int i = 0; i < ndim; i++)
 		item.shape[i] = shape[i];
-	item.name = strdup(name);
-	item.data = malloc(nbytes ? nbytes : 1);
+	item.name = fv__strdup(name);
+	item.data = fv__malloc(nbytes ? nbytes : 1);
 	if (item.name == NULL || item.data == NULL ||
 	    !reserve((void **)&w->items, &w->cap, w->count, sizeof *w->items)) {
 		free(item.name);
@@ -153,7 +153,7 @@ fv_status fv_st_writer_add_tensor(fv_st_writer *w, const char *name, const fv_te
 {
 	if (t == NULL)
 		return fv_error(FV_ERR_ARG, "safetensors writer: tensor '%s' is NULL", name ? name : "?");
-	float *f32 = malloc(t->numel > 0 ? (size_t)t->numel * sizeof *f32 : 1);
+	float *f32 = fv__malloc(t->numel > 0 ? (size_t)t->numel * sizeof *f32 : 1);
 	if (f32 == NULL)
 		return fv_error(FV_ERR_NOMEM, "safetensors writer: out of memory converting '%s'",
 		                name ? name : "?");
@@ -173,7 +173,7 @@ fv_status fv_st_writer_meta(fv_st_writer *w, const char *key, const char *value)
 		s = check_text("metadata value", value);
 	if (s != FV_OK)
 		return s;
-	char *copy = strdup(value);
+	char *copy = fv__strdup(value);
 	if (copy == NULL)
 		return fv_error(FV_ERR_NOMEM, "safetensors writer: out of memory");
 	for (size_t i = 0; i < w->meta_count; i++)
@@ -182,7 +182,7 @@ fv_status fv_st_writer_meta(fv_st_writer *w, const char *key, const char *value)
 			w->meta[i].value = copy;
 			return FV_OK;
 		}
-	char *key_copy = strdup(key);
+	char *key_copy = fv__strdup(key);
 	if (key_copy == NULL ||
 	    !reserve((void **)&w->meta, &w->meta_cap, w->meta_count, sizeof *w->meta)) {
 		free(key_copy);
@@ -209,7 +209,7 @@ static void append(text *t, const char *s, size_t n)
 		size_t cap = t->cap ? t->cap : 256;
 		while (cap - t->len < n + 1 && cap < SIZE_MAX / 2)
 			cap *= 2;
-		char *grown = cap - t->len >= n + 1 ? realloc(t->s, cap) : NULL;
+		char *grown = cap - t->len >= n + 1 ? fv__realloc(t->s, cap) : NULL;
 		if (grown == NULL) {
 			t->failed = true;
 			return;
@@ -314,8 +314,8 @@ static fv_status build_header(fv_st_writer *w, text *h)
 static fv_status write_file(const fv_st_writer *w, const text *h, const char *path)
 {
 	size_t n = 2 + w->count;
-	const void **parts = malloc(n * sizeof *parts);
-	size_t *sizes = malloc(n * sizeof *sizes);
+	const void **parts = fv__malloc(n * sizeof *parts);
+	size_t *sizes = fv__malloc(n * sizeof *sizes);
 	if (parts == NULL || sizes == NULL) {
 		free(parts);
 		free(sizes);

@@ -13,6 +13,7 @@
 
 #include "fovea/plugin.h"
 #include "plugin/plugin_internal.h"
+#include "base/base_internal.h"
 
 static const fv_option no_options[] = {{0}};
 
@@ -90,7 +91,7 @@ fv_module *fv_instantiate_component(const fv_component *c, const fv_config_node 
 		         target, node_kind_name(spec));
 		return NULL;
 	}
-	void *opts = calloc(1, c->options_size > 0 ? c->options_size : 1);
+	void *opts = fv__calloc(1, c->options_size > 0 ? c->options_size : 1);
 	if (opts == NULL) {
 		fv_error(FV_ERR_NOMEM, "%s%s: out of memory for its options", where(spec, buf, sizeof buf),
 		         target);

@@ -23,6 +23,7 @@
 #include "fovea/plugin.h"
 #include "tensor/tensor_internal.h"
 #include "plugin/plugin_internal.h"
+#include "base/base_internal.h"
 
 typedef struct named_tensor {
 	char *local;   /* the name given to add_param/add_buffer */
@@ -66,13 +67,13 @@ const char *fv_kind_name(fv_kind kind)
 
 fv_module *fv__module_new(const fv_component *c, const char *name)
 {
-	fv_module *m = calloc(1, sizeof *m);
+	fv_module *m = fv__calloc(1, sizeof *m);
 	if (m == NULL)
 		goto nomem;
 	m->component = c;
 	m->training = true; /* torch modules start in training mode */
-	m->name = strdup(name != NULL ? name : "");
-	m->path = strdup("");
+	m->name = fv__strdup(name != NULL ? name : "");
+	m->path = fv__strdup("");
 	if (m->name == NULL || m->path == NULL) {
 		free(m->name);
 		free(m->path);
@@ -134,7 +135,7 @@ static const char *label(const fv_module *m)
 static char *join_name(const char *prefix, const char *local)
 {
 	size_t np = strlen(prefix), nl = strlen(local);
-	char *s = malloc(np + nl + 2);
+	char *s = fv__malloc(np + nl + 2);
 	if (s == NULL)
 		return NULL;
 	if (np > 0) {
@@ -159,7 +160,7 @@ static fv_status set_full_name(fv_tensor *t, const char *path, const char *local
 ** renaming their tensors.  Called when a subtree gets a new parent. */
 static fv_status rename_subtree(fv_module *m, const char *parent_path)
 {
-	char *path = m->parent != NULL ? join_name(parent_path, m->name) : strdup("");
+	char *path = m->parent != NULL ? join_name(parent_path, m->name) : fv__strdup("");
 	if (path == NULL)
 		return fv_error(FV_ERR_NOMEM, "out of memory naming module '%s'", m->name);
 	free(m->path);
@@ -205,7 +206,7 @@ static fv_status grow(void **items, size_t *cap, size_t n, size_t item_size)
 	if (n < *cap)
 		return FV_OK;
 	size_t cap2 = *cap ? 2 * *cap : 8;
-	void *p = realloc(*items, cap2 * item_size);
+	void *p = fv__realloc(*items, cap2 * item_size);
 	if (p == NULL)
 		return fv_error(FV_ERR_NOMEM, "out of memory growing a module");
 	*items = p;
@@ -226,7 +227,7 @@ static fv_tensor *add_tensor(fv_module *m, const char *name, int ndim, const int
 		fv_error_prefix("module '%s', %s '%s': ", label(m), what, name);
 		return NULL;
 	}
-	char *local = strdup(name);
+	char *local = fv__strdup(name);
 	if (local == NULL || set_full_name(t, m->path, name) != FV_OK) {
 		free(local);
 		fv_tensor_free(t);
@@ -305,7 +306,7 @@ fv_status fv_module_add_child(fv_module *m, const char *name, fv_module *child)
 	if (st == FV_OK)
 		st = grow((void **)&m->children, &m->cap_children, m->n_children,
 		          sizeof *m->children);
-	if (st == FV_OK && (copy = strdup(name)) == NULL)
+	if (st == FV_OK && (copy = fv__strdup(name)) == NULL)
 		st = fv_error(FV_ERR_NOMEM, "out of memory adding child '%s'", name);
 	if (st != FV_OK) {
 		fv_module_free(child);

@@ -19,6 +19,7 @@
 #include "config/config_internal.h"
 #include "fovea/plugin.h"
 #include "fovea/fovea.h"
+#include "base/base_internal.h"
 
 /* Keys Hydra's instantiate() reserves; openretina's configs use them. */
 static const char *const hydra_keys[] = {"_target_", "_convert_", "_recursive_", "_partial_", "_args_"};
@@ -44,8 +45,8 @@ static const fv_config_node *default_node(const char *text)
 		if (strcmp(d->text, text) == 0)
 			found = d->cfg->root;
 	if (found == NULL) {
-		parsed_default *d = calloc(1, sizeof *d);
-		if (d != NULL && (d->text = strdup(text)) != NULL &&
+		parsed_default *d = fv__calloc(1, sizeof *d);
+		if (d != NULL && (d->text = fv__strdup(text)) != NULL &&
 		    (d->cfg = fv__config_parse(text, strlen(text), "<default>", true)) != NULL) {
 			d->next = defaults;
 			defaults = d;
@@ -162,7 +163,7 @@ static fv_status read_enum(const ctx *c, const fv_config_node *n, const char **o
 			p += k + (p[k] == '|');
 		}
 	}
-	char *copy = strdup(choices);
+	char *copy = fv__strdup(choices);
 	const char *names[64];
 	size_t count = 0;
 	for (char *tok = copy ? strtok(copy, "|") : NULL; tok && count < 64; tok = strtok(NULL, "|"))
@@ -197,7 +198,7 @@ static fv_status read_list(const ctx *c, const fv_config_node *n, void *field)
 		return expected(c, n, want);
 	}
 	void *v = NULL;
-	if (count > 0 && (v = calloc(count, ints ? sizeof(int64_t) : sizeof(double))) == NULL)
+	if (count > 0 && (v = fv__calloc(count, ints ? sizeof(int64_t) : sizeof(double))) == NULL)
 		return fv_error(FV_ERR_NOMEM, "out of memory reading option '%s' of %s", c->opt->name, c->what);
 	for (size_t i = 0; i < count; i++) {
 		fv_status st = fv__node_check(items[i]);
@@ -298,7 +299,7 @@ static fv_status unknown_key(const fv_option *table, const fv_config_node *map, 
 	size_t n = 0;
 	for (const fv_option *o = table; o && o->name; o++)
 		n++;
-	const char **names = malloc((n + 1) * sizeof *names);
+	const char **names = fv__malloc((n + 1) * sizeof *names);
 	const char *key = map->kids[i]->key;
 	char where[512];
 	fv__node_where(map->kids[i], where, sizeof where);

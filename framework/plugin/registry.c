@@ -21,6 +21,7 @@
 
 #include "fovea/plugin.h"
 #include "fovea/fovea.h"
+#include "base/base_internal.h"
 
 /* ABI 1.0's fv_component ends with `objective`; later minors may only add
 ** fields after it, so no valid plugin declares less than this. */
@@ -45,7 +46,7 @@ struct fv_registry {
 
 fv_registry *fv_registry_new(void)
 {
-	fv_registry *reg = calloc(1, sizeof *reg);
+	fv_registry *reg = fv__calloc(1, sizeof *reg);
 	if (reg == NULL)
 		fv_error(FV_ERR_NOMEM, "out of memory creating the plugin registry");
 	return reg;
@@ -113,7 +114,7 @@ const char *fv_registry_closest(const fv_registry *reg, const char *name)
 			n++;
 	if (n == 0 || name == NULL)
 		return NULL;
-	const char **all = malloc(n * sizeof *all);
+	const char **all = fv__malloc(n * sizeof *all);
 	if (all == NULL)
 		return NULL;
 	n = 0;
@@ -239,7 +240,7 @@ static fv_status reserve(void **items, size_t *cap, size_t need, size_t item_siz
 	size_t cap2 = *cap ? *cap : 16;
 	while (cap2 < need)
 		cap2 *= 2;
-	void *q = realloc(*items, cap2 * item_size);
+	void *q = fv__realloc(*items, cap2 * item_size);
 	if (q == NULL)
 		return fv_error(FV_ERR_NOMEM, "out of memory growing the plugin registry");
 	*items = q;
@@ -258,12 +259,12 @@ static fv_status add_plugin(fv_registry *reg, const fv_plugin *p, const char *or
 	    reserve((void **)&reg->entries, &reg->cap_entries, reg->n_entries + p->n_components,
 	            sizeof *reg->entries) != FV_OK)
 		return FV_ERR_NOMEM;
-	loaded_plugin *lp = calloc(1, sizeof *lp);
-	entry **made = calloc(p->n_components, sizeof *made);
-	bool ok = lp != NULL && made != NULL && (lp->origin = strdup(origin)) != NULL;
+	loaded_plugin *lp = fv__calloc(1, sizeof *lp);
+	entry **made = fv__calloc(p->n_components, sizeof *made);
+	bool ok = lp != NULL && made != NULL && (lp->origin = fv__strdup(origin)) != NULL;
 	for (size_t i = 0; ok && i < p->n_components; i++) {
 		const fv_component *c = p->components[i];
-		ok = (made[i] = calloc(1, sizeof *made[i])) != NULL;
+		ok = (made[i] = fv__calloc(1, sizeof *made[i])) != NULL;
 		if (ok) {
 			size_t n = c->struct_size < sizeof(fv_component) ? c->struct_size
 			                                                  : sizeof(fv_component);
@@ -351,7 +352,7 @@ static fv_status path_list_push(path_list *l, const char *dir, const char *name)
 	if (reserve((void **)&l->v, &l->cap, l->n + 1, sizeof *l->v) != FV_OK)
 		return FV_ERR_NOMEM;
 	size_t nd = strlen(dir), nn = strlen(name);
-	char *s = malloc(nd + nn + 2);
+	char *s = fv__malloc(nd + nn + 2);
 	if (s == NULL)
 		return fv_error(FV_ERR_NOMEM, "out of memory listing %s", dir);
 	memcpy(s, dir, nd);
@@ -489,7 +490,7 @@ fv_status fv_registry_load_default(fv_registry *reg)
 	const char *env = getenv("FOVEA_PLUGIN_PATH");
 	if (st != FV_OK || env == NULL)
 		return st;
-	char *copy = strdup(env);
+	char *copy = fv__strdup(env);
 	if (copy == NULL)
 		return fv_error(FV_ERR_NOMEM, "out of memory reading FOVEA_PLUGIN_PATH");
 	char *save = NULL;

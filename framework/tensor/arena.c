@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "tensor/tensor_internal.h"
+#include "base/base_internal.h"
 
 #define FV_ARENA_ALIGN 64
 #define FV_ARENA_MIN_CHUNK ((size_t)1 << 20)
@@ -22,10 +23,10 @@ struct fv_arena_chunk {
 
 static fv_arena_chunk *chunk_new(fv_ctx *ctx, size_t size)
 {
-	fv_arena_chunk *c = malloc(sizeof *c);
+	fv_arena_chunk *c = fv__malloc(sizeof *c);
 	if (c == NULL)
 		return NULL;
-	c->base = aligned_alloc(FV_ARENA_ALIGN, (size + FV_ARENA_ALIGN - 1) / FV_ARENA_ALIGN * FV_ARENA_ALIGN);
+	c->base = fv__aligned_alloc(FV_ARENA_ALIGN, (size + FV_ARENA_ALIGN - 1) / FV_ARENA_ALIGN * FV_ARENA_ALIGN);
 	if (c->base == NULL) {
 		free(c);
 		return NULL;
@@ -49,7 +50,7 @@ static void chunks_free(fv_arena_chunk *c)
 
 fv_ctx *fv_ctx_new(void)
 {
-	fv_ctx *ctx = calloc(1, sizeof *ctx);
+	fv_ctx *ctx = fv__calloc(1, sizeof *ctx);
 	if (ctx == NULL) {
 		fv_error(FV_ERR_NOMEM, "out of memory creating a context");
 		return NULL;

@@ -12,6 +12,7 @@
 #endif
 
 #include "tensor/tensor_internal.h"
+#include "base/base_internal.h"
 
 static fv_status check_shape(int ndim, const int64_t *shape)
 {
@@ -63,11 +64,11 @@ fv_tensor *fv_tensor_new(int ndim, const int64_t *shape)
 {
 	if (check_shape(ndim, shape) != FV_OK)
 		return NULL;
-	fv_tensor *t = calloc(1, sizeof *t);
+	fv_tensor *t = fv__calloc(1, sizeof *t);
 	if (t == NULL)
 		goto nomem;
 	set_shape(t, ndim, shape);
-	t->data = calloc(t->numel > 0 ? (size_t)t->numel : 1, sizeof(fv_real));
+	t->data = fv__calloc(t->numel > 0 ? (size_t)t->numel : 1, sizeof(fv_real));
 	if (t->data == NULL) {
 		free(t);
 		goto nomem;
@@ -104,7 +105,7 @@ void fv_tensor_free(fv_tensor *t)
 
 fv_status fv_tensor_set_name(fv_tensor *t, const char *name)
 {
-	char *copy = strdup(name);
+	char *copy = fv__strdup(name);
 	if (copy == NULL)
 		return fv_error(FV_ERR_NOMEM, "out of memory naming tensor %s", name);
 	free(t->name);

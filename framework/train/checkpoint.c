@@ -74,7 +74,7 @@ static bool ends_with(const char *s, const char *suffix)
 /* torch keeps BatchNorm's batch counter as int64; so does the file. */
 static fv_status add_counter(fv_st_writer *w, const char *name, const fv_tensor *t)
 {
-	int64_t *v = malloc((size_t)(t->numel ? t->numel : 1) * sizeof *v);
+	int64_t *v = fv__malloc((size_t)(t->numel ? t->numel : 1) * sizeof *v);
 	if (v == NULL)
 		return fv_error(FV_ERR_NOMEM, "out of memory saving '%s'", name);
 	for (int64_t i = 0; i < t->numel; i++)
@@ -209,10 +209,10 @@ static fv_status parse_session_lists(fv_checkpoint *c, const fv_json *root)
 	if (neurons == NULL || neurons->type != FV_JSON_OBJECT)
 		return info_error(c, "'n_neurons_dict' is missing or not a map");
 	size_t n = sessions->count, alloc = n ? n : 1;
-	c->sessions = calloc(alloc, sizeof *c->sessions);
-	c->n_neurons = calloc(alloc, sizeof *c->n_neurons);
-	c->mean_activity = calloc(alloc, sizeof *c->mean_activity);
-	c->n_session_info = calloc(alloc, sizeof *c->n_session_info);
+	c->sessions = fv__calloc(alloc, sizeof *c->sessions);
+	c->n_neurons = fv__calloc(alloc, sizeof *c->n_neurons);
+	c->mean_activity = fv__calloc(alloc, sizeof *c->mean_activity);
+	c->n_session_info = fv__calloc(alloc, sizeof *c->n_session_info);
 	if (!c->sessions || !c->n_neurons || !c->mean_activity || !c->n_session_info)
 		return fv_error(FV_ERR_NOMEM, "%s: out of memory", c->path);
 	c->info.n_sessions = n;
@@ -220,7 +220,7 @@ static fv_status parse_session_lists(fv_checkpoint *c, const fv_json *root)
 		const fv_json *s = &sessions->items[i];
 		if (s->type != FV_JSON_STRING)
 			return info_error(c, "a session name is not a string");
-		if ((c->sessions[i] = strdup(s->str)) == NULL)
+		if ((c->sessions[i] = fv__strdup(s->str)) == NULL)
 			return fv_error(FV_ERR_NOMEM, "%s: out of memory", c->path);
 		const fv_json *k = fv__json_get(neurons, s->str);
 		if (k == NULL || !k->is_int || k->integer <= 0) {
@@ -312,8 +312,8 @@ static fv_status parse_info(fv_checkpoint *c, const char *json)
 
 fv_checkpoint *fv_checkpoint_open(const char *path)
 {
-	fv_checkpoint *c = calloc(1, sizeof *c);
-	if (c == NULL || (c->path = strdup(path)) == NULL) {
+	fv_checkpoint *c = fv__calloc(1, sizeof *c);
+	if (c == NULL || (c->path = fv__strdup(path)) == NULL) {
 		free(c);
 		fv_error(FV_ERR_NOMEM, "%s: out of memory", path);
 		return NULL;

@@ -10,6 +10,7 @@
 #include "fovea/optim.h"
 #include "fovea/plugin.h"
 #include "fovea/fovea.h"
+#include "base/base_internal.h"
 
 typedef struct param_state {
 	int64_t steps;
@@ -143,13 +144,13 @@ fv_status fv_optim_config_parse(const fv_config_node *spec, fv_optim_config *out
 fv_optimizer *fv_optimizer_new(const fv_optim_config *cfg, size_t n_params,
                                fv_tensor *const *params)
 {
-	fv_optimizer *opt = calloc(1, sizeof *opt);
+	fv_optimizer *opt = fv__calloc(1, sizeof *opt);
 	if (opt == NULL)
 		goto nomem;
 	opt->cfg = *cfg;
 	opt->n = n_params;
-	opt->params = calloc(n_params ? n_params : 1, sizeof *opt->params);
-	opt->state = calloc(n_params ? n_params : 1, sizeof *opt->state);
+	opt->params = fv__calloc(n_params ? n_params : 1, sizeof *opt->params);
+	opt->state = fv__calloc(n_params ? n_params : 1, sizeof *opt->state);
 	if (opt->params == NULL || opt->state == NULL)
 		goto nomem;
 	memcpy(opt->params, params, n_params * sizeof *params);

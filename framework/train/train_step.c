@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fovea/trainer.h"
+#include "base/base_internal.h"
 
 static fv_tensor *regularizer_of(fv_module *model, const char *child, fv_ctx *ctx,
                                  const char *session)
@@ -82,7 +83,7 @@ static int collect_param(void *ud, const char *name, fv_tensor *t, bool is_param
 		return 0;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? 2 * l->cap : 32;
-		fv_tensor **grown = realloc(l->items, cap * sizeof *grown);
+		fv_tensor **grown = fv__realloc(l->items, cap * sizeof *grown);
 		if (grown == NULL) {
 			l->failed = true;
 			return 1;

@@ -65,7 +65,7 @@ static char *data_info_flow(const fv_data_info *info, const char *neurons)
 static fv_status set_key(fv_config *cfg, const char *key, const char *value)
 {
 	size_t len = strlen(key) + strlen(value) + 2;
-	char *arg = malloc(len);
+	char *arg = fv__malloc(len);
 	if (arg == NULL)
 		return fv_error(FV_ERR_NOMEM, "out of memory");
 	snprintf(arg, len, "%s=%s", key, value);
@@ -182,12 +182,12 @@ void fv__merged_info_free(fv__merged_info *m)
 static fv_status merged_alloc(fv__merged_info *m, size_t n)
 {
 	size_t a = n ? n : 1;
-	m->sessions = calloc(a, sizeof *m->sessions);
-	m->n_neurons = calloc(a, sizeof *m->n_neurons);
-	m->mean_activity = calloc(a, sizeof *m->mean_activity);
-	m->n_session_info = calloc(a, sizeof *m->n_session_info);
-	m->session_info_names = calloc(a, sizeof *m->session_info_names);
-	m->session_info = calloc(a, sizeof *m->session_info);
+	m->sessions = fv__calloc(a, sizeof *m->sessions);
+	m->n_neurons = fv__calloc(a, sizeof *m->n_neurons);
+	m->mean_activity = fv__calloc(a, sizeof *m->mean_activity);
+	m->n_session_info = fv__calloc(a, sizeof *m->n_session_info);
+	m->session_info_names = fv__calloc(a, sizeof *m->session_info_names);
+	m->session_info = fv__calloc(a, sizeof *m->session_info);
 	if (!m->sessions || !m->n_neurons || !m->mean_activity || !m->n_session_info ||
 	    !m->session_info_names || !m->session_info)
 		return fv_error(FV_ERR_NOMEM, "out of memory");
@@ -241,7 +241,7 @@ static fv_status check_compatible(const fv_data_info *old, const fv_data_info *d
 fv__merged_info *fv__merged_info_new(const fv_data_info *old, const fv_data_info *data,
                                      const char *ckpt, size_t *n_new)
 {
-	fv__merged_info *m = calloc(1, sizeof *m);
+	fv__merged_info *m = fv__calloc(1, sizeof *m);
 	if (m == NULL) {
 		fv_error(FV_ERR_NOMEM, "out of memory");
 		return NULL;

@@ -12,6 +12,7 @@
 #define FOVEA_FOVEA_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define FV_VERSION_MAJOR 0
@@ -64,6 +65,13 @@ FV_API const char *fv_status_name(fv_status code);
 ** fewer than len, len being name's length), else NULL.  NULL entries of
 ** `candidates` are skipped; a NULL name or list gives NULL. */
 FV_API const char *fv_closest_name(const char *name, const char *const *candidates, size_t n);
+
+/* Fault injection, for tests: from now on the n-th heap allocation of
+** libfovea fails (n >= 1), and with `sticky` every one after it too;
+** n = 0 turns failures off.  Returns the number of allocations made since
+** the previous call, so a test can count a job's allocations first and
+** then fail each one in turn. */
+FV_API long fv_alloc_fail_at(long n, bool sticky);
 
 #ifdef __cplusplus
 }
