@@ -27,7 +27,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
+#include "config.h"
 #include "fovea.h"
 #include "optim.h"
 #include "plugin.h"
@@ -111,6 +113,106 @@ typedef struct fv_optimize_args {
 ** also on failure.  Errors name the iteration and the component that failed. */
 FV_API fv_status fv_optimize_stimulus(fv_tensor *stimulus, const fv_optimize_args *args,
                                       int64_t *n_iterations);
+
+/* ---- the pipeline: `fovea mei` and `fovea mds` as a library ------------------------
+**
+** openretina's visualize_model_neurons, generalised: load a trained model,
+** and for each unit asked for, build the optimisation's components from a
+** config, start from a seeded random stimulus, run fv_optimize_stimulus and
+** write DIR/STEM.npy (the stimulus), DIR/STEM.png (fv_figure_stimulus) and
+** DIR/STEM.json (the record: traces, timing, response, peak, the config).
+** The keys of the optimisation config and their defaults (those of
+** visualize_model_neurons) are in docs/components/insilico.md. */
+
+/* What is optimised. */
+typedef enum fv_insilico_kind {
+	FV_INSILICO_MEI,       /* output neurons: IncreaseObjective, one stimulus per neuron */
+	FV_INSILICO_INNER_MEI, /* inner units: InnerNeuronVisualizationObjective, the central
+	                       ** unit of channels of a layer, one stimulus per channel */
+	FV_INSILICO_MDS        /* one stimulus: ContrastiveNeuronObjective, an ON cluster of
+	                       ** neurons against OFF clusters */
+} fv_insilico_kind;
+
+/* A list of indices (neurons or channels). */
+typedef struct fv_indices {
+	size_t n;
+	const int64_t *v;
+} fv_indices;
+
+/* The optimisations of one call: a model and the units whose stimuli are
+** wanted.  Indices are checked against the model before any optimisation
+** runs. */
+typedef struct fv_insilico_job {
+	const char *checkpoint; /* a fovea checkpoint (fv_checkpoint_open) */
+	fv_insilico_kind kind;
+	const char *session;    /* the readout (data_key); NULL: the model's first session,
+	                        ** allowed for inner units only (their layer is in the core) */
+	const char *layer;      /* INNER_MEI: the layer, e.g. "core.features.layer0" */
+	fv_indices units;       /* MEI: neurons; INNER_MEI: channels; n == 0: every one */
+	fv_indices on;          /* MDS: the cluster to drive */
+	size_t n_off;           /* MDS: the clusters to discriminate against (>= 1) */
+	const fv_indices *off;
+	uint64_t seed;          /* of the start stimulus; every unit starts from the same one */
+	const char *reference;  /* MEI, INNER_MEI: a movie .npy (C, T, H, W) in data units;
+	                        ** the record gets each unit's mean predicted response to it.
+	                        ** NULL: none */
+} fv_insilico_job;
+
+/* One finished optimisation, after its files are written.  Pointers are
+** valid during the call only. */
+typedef struct fv_insilico_record {
+	const char *stem;           /* "mei_session_0_3": the files are DIR/STEM.{npy,png,json} */
+	const char *dir;
+	int64_t unit;               /* the neuron or channel; -1 for an MDS */
+	const fv_tensor *stimulus;  /* (1, C, T, H, W), in the model's normalised units */
+	size_t iterations;
+	const double *objective_trace, *loss_trace; /* per iteration, before its step */
+	double final_objective;     /* at the final stimulus */
+	double seconds_per_iteration;
+	int64_t peak_channel, peak_row, peak_col; /* fv_stimulus_peak */
+} fv_insilico_record;
+
+/* Called after each optimisation; a status other than FV_OK ends the run
+** with that status. */
+typedef fv_status (*fv_insilico_fn)(void *ud, const fv_insilico_record *r);
+
+/* How a run reports, as fv_train_options. */
+typedef struct fv_insilico_options {
+	const char *out_dir;      /* NULL: "."; created if missing */
+	int progress;             /* -1: a live line when `out` is a terminal; 0: none; 1: live */
+	FILE *out;                /* progress and one summary line per stimulus; NULL: stdout */
+	bool quiet;               /* nothing on `out` */
+	fv_insilico_fn on_result; /* may be NULL */
+	void *ud;                 /* for on_result */
+} fv_insilico_options;
+
+typedef struct fv_insilico_result {
+	size_t n_stimuli;         /* optimisations completed (files written) */
+	int64_t iterations;       /* over all of them */
+	double seconds;           /* wall time of the call */
+} fv_insilico_result;
+
+/* The optimisation config for `kind`: visualize_model_neurons' defaults,
+** replaced key by key (top-level keys) by the YAML file `path` (may be NULL;
+** its `defaults:` list is composed as fv_config_compose does), then the
+** overrides ("stopper.max_iterations=100", Hydra's grammar).  The defaults
+** come first so that an override can reach into them.  NULL on error. */
+FV_API fv_config *fv_insilico_config_compose(fv_insilico_kind kind, const char *path,
+                                             int n_overrides, const char *const *overrides);
+
+/* Run the job's optimisations one after the other on one loaded model,
+** with the components `cfg` describes (NULL: the defaults; top-level keys
+** it lacks get theirs).  `cfg` is completed in place with what the records
+** store: the model's channel ranges for a null min_max_values, the
+** objective's unit and data_key, and for inner units a null
+** objective.response_reducer.start, which becomes the layer's last
+** `length` frames as visualize_model_neurons sets it.  `o` and `res` may
+** be NULL.  Errors name the checkpoint, the session, the unit or the
+** config key at fault; an error in one optimisation ends the run (the
+** files of the ones before it stay). */
+FV_API fv_status fv_optimize_from_config(fv_registry *reg, fv_config *cfg,
+                                         const fv_insilico_job *job,
+                                         const fv_insilico_options *o, fv_insilico_result *res);
 
 #ifdef __cplusplus
 }

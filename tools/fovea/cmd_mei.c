@@ -1,9 +1,9 @@
 /*
 ** cmd_mei.c: `fovea mei CHECKPOINT --session S --neuron N`, the most
-** exciting input of one neuron or of many (one optimisation each, one
-** loaded model), with IncreaseObjective: openretina's
-** visualize_model_neurons for output neurons.  The work is in
-** insilico_cli.c.
+** exciting input of one neuron or of many (IncreaseObjective), and
+** `fovea mei CHECKPOINT --layer L --channel C`, that of inner units
+** (InnerNeuronVisualizationObjective): openretina's
+** visualize_model_neurons.  The work is libfovea's fv_optimize_from_config.
 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,82 +11,78 @@
 
 #include "insilico_cli.h"
 
-static const char objective_default[] =
-	"{_target_: IncreaseObjective, response_reducer: {_target_: SliceMeanReducer, axis: 0, "
-	"start: 10, length: 10}}";
-
 typedef struct mei_args {
 	ins_args common;
-	const char *neurons; /* "3", "0,3,7" or "all" */
+	const char *neurons;  /* "3", "0,3,7" or "all" */
+	const char *layer;
+	const char *channels; /* as neurons */
+	const char *reference;
 } mei_args;
 
-static int parse_args(int argc, char **argv, void *args)
+static int set_option(void *ud, const char *name, const char *value)
 {
-	mei_args *a = args;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--neuron") == 0 || strcmp(argv[i], "--neurons") == 0) {
-			if (i + 1 >= argc)
-				return cli_usage_error(&cli_cmd_mei, "%s needs a value", argv[i]);
-			a->neurons = argv[++i];
-			continue;
-		}
-		int rc = ins_parse_common(&a->common, argc, argv, &i);
-		if (rc != CLI_OK)
-			return rc;
-	}
-	int rc = ins_check_args(&a->common);
-	if (rc == CLI_OK && a->neurons == NULL)
-		rc = cli_usage_error(&cli_cmd_mei, "--neuron is required (an index, a list 0,3,7 or all)");
-	return rc;
+	mei_args *a = ud;
+	if (strcmp(name, "--layer") == 0)
+		a->layer = value;
+	else if (strcmp(name, "--reference") == 0)
+		a->reference = value;
+	else if (strncmp(name, "--neuron", 8) == 0)
+		a->neurons = value;
+	else
+		a->channels = value;
+	return CLI_OK;
 }
 
-static int run_neuron(ins_session *s, const char *session, int64_t n)
+/* What the options say to optimise, or a usage error. */
+static int check_target(const mei_args *a)
 {
-	char stem[512], title[600], extra[64], set_neuron[64], set_key[600];
-	snprintf(stem, sizeof stem, "mei_%s_%lld", session, (long long)n);
-	snprintf(title, sizeof title, "MEI %s neuron %lld", session, (long long)n);
-	snprintf(extra, sizeof extra, "\"neuron\": %lld", (long long)n);
-	snprintf(set_neuron, sizeof set_neuron, "++objective.neuron_indices=%lld", (long long)n);
-	snprintf(set_key, sizeof set_key, "++objective.data_key='%s'", session);
-	const char *const overrides[] = {set_neuron, set_key};
-	ins_job job = {.stem = stem, .title = title, .objective_overrides = overrides,
-	               .n_objective_overrides = 2, .neuron = n, .json_extra = extra};
-	return ins_run(s, &job);
-}
-
-static int run_neurons(ins_session *s, const void *args)
-{
-	const mei_args *a = args;
-	int64_t *list = NULL;
-	int n = 0, rc = CLI_OK;
-	if (strcmp(a->neurons, "all") == 0) {
-		n = (int)ins_n_neurons(s);
-		list = malloc((size_t)n * sizeof *list);
-		for (int k = 0; list != NULL && k < n; k++)
-			list[k] = k;
-		if (list == NULL)
-			rc = cli_fail("out of memory");
-	} else {
-		rc = ins_parse_indices(&cli_cmd_mei, "--neuron", a->neurons, &list, &n);
-	}
-	for (int k = 0; rc == CLI_OK && k < n; k++)
-		rc = ins_check_neuron(s, list[k], "neuron");
-	for (int k = 0; rc == CLI_OK && k < n; k++)
-		rc = run_neuron(s, a->common.session, list[k]);
-	free(list);
-	return rc;
+	const cli_cmd *self = &cli_cmd_mei;
+	if (a->layer != NULL && a->neurons != NULL)
+		return cli_usage_error(self, "--neuron and --layer exclude each other (neurons of a "
+		                             "readout, or channels of a layer)");
+	if (a->layer != NULL && a->channels == NULL)
+		return cli_usage_error(self, "--channel is required with --layer (an index, a list "
+		                             "0,3 or all)");
+	if (a->layer == NULL && a->channels != NULL)
+		return cli_usage_error(self, "--channel needs --layer (the layer whose channels)");
+	if (a->layer == NULL && a->common.session == NULL)
+		return cli_usage_error(self, "--session is required (whose readout to use)");
+	if (a->layer == NULL && a->neurons == NULL)
+		return cli_usage_error(self, "--neuron is required (an index, a list 0,3,7 or all), "
+		                             "or --layer and --channel for inner units");
+	return CLI_OK;
 }
 
 static int run_mei(int argc, char **argv)
 {
+	static const char *const names[] = {"--neuron", "--neurons", "--layer", "--channel",
+	                                    "--channels", "--reference", NULL};
 	mei_args a = {.common = {.cmd = &cli_cmd_mei}};
-	return ins_main(argc, argv, &a.common, &a, objective_default, parse_args, run_neurons);
+	ins_own own = {names, set_option, &a};
+	fv_insilico_job job = {.kind = FV_INSILICO_MEI};
+	int rc = ins_parse(&a.common, argc, argv, &own);
+	if (rc == CLI_OK)
+		rc = check_target(&a);
+	if (rc == CLI_OK && a.layer != NULL) {
+		job.kind = FV_INSILICO_INNER_MEI;
+		job.layer = a.layer;
+		rc = ins_parse_indices(&cli_cmd_mei, "--channel", "channel", a.channels, true, &job.units);
+	} else if (rc == CLI_OK) {
+		rc = ins_parse_indices(&cli_cmd_mei, "--neuron", "neuron", a.neurons, true, &job.units);
+	}
+	job.reference = a.reference;
+	if (rc == CLI_OK)
+		rc = ins_run(&a.common, &job);
+	free((void *)job.units.v);
+	ins_args_free(&a.common);
+	return rc;
 }
 
 const cli_cmd cli_cmd_mei = {
 	.name = "mei",
-	.summary = "most exciting inputs of neurons of a trained model",
+	.summary = "most exciting inputs of neurons or inner units of a trained model",
 	.usage = "fovea mei CHECKPOINT --session S --neuron N[,N...]|all [CONFIG.yaml] [key=value ...]\n"
+	         "       fovea mei CHECKPOINT --layer L --channel C[,C...]|all [--session S] ...\n"
 	         "\n"
 	         "Optimise a stimulus to drive neuron N of session S (IncreaseObjective), as\n"
 	         "openretina's optimize_stimulus does, from a random start of the model's\n"
@@ -100,8 +96,19 @@ const cli_cmd cli_cmd_mei = {
 	         "  mei_S_N.json   objective and loss per iteration, seconds per iteration,\n"
 	         "                 the final response, the peak pixel (most energy over time\n"
 	         "                 and channels), mean_activity, the config used\n"
+	         "With --layer, the units are inner ones (InnerNeuronVisualizationObjective):\n"
+	         "the central unit of channel C of layer L, a module path below the model as\n"
+	         "the model announces it (core.features.layer0, core.features.layer0.conv,\n"
+	         "or openretina's core_features_layer0); its response is averaged over the\n"
+	         "layer's last 10 frames.  The files are mei_L_C.{npy,png,json}; the\n"
+	         "session defaults to the model's first.\n"
 	         "\n"
+	         "  --session S        the session (readout) whose neurons are optimised\n"
 	         "  --neuron LIST      neuron indices (0-based), comma-separated, or all\n"
+	         "  --layer L          optimise inner units of layer L instead of neurons\n"
+	         "  --channel LIST     channel indices of layer L, comma-separated, or all\n"
+	         "  --reference M.npy  also report each unit's mean predicted response to the\n"
+	         "                     movie M (channels x time x height x width, data units)\n"
 	         INS_COMMON_USAGE,
 	.run = run_mei,
 };
