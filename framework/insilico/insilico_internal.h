@@ -91,7 +91,9 @@ fv_status fv__ins_reference(fv__ins *s);
 
 /* DIR/STEM.npy, DIR/STEM.png and DIR/STEM.json. */
 fv_status fv__ins_write(const fv__ins *s, const fv__ins_stimulus *st);
-/* The JSON array of a list of indices (NULL when out of memory). */
+/* The JSON array of a list of indices, and of an MDS job's OFF clusters
+** (NULL when out of memory). */
 json_t *fv__ins_json_indices(const fv_indices *ix);
+json_t *fv__ins_json_off_clusters(const fv_insilico_job *job);
 
 #endif /* FOVEA_INSILICO_INTERNAL_H */

@@ -56,18 +56,21 @@ static fv_status check_job(const fv_insilico_job *job)
 	const char *missing = NULL;
 	switch (job->kind) {
 	case FV_INSILICO_MEI:
-		missing = job->session == NULL ? "a session (whose neurons)" : NULL;
+		if (job->session == NULL)
+			missing = "a session (whose neurons)";
 		break;
 	case FV_INSILICO_INNER_MEI:
-		missing = job->layer == NULL || job->layer[0] == '\0'
-		                  ? "a layer (e.g. core.features.layer0)" : NULL;
+		if (job->layer == NULL || job->layer[0] == '\0')
+			missing = "a layer (e.g. core.features.layer0)";
 		break;
 	case FV_INSILICO_MDS:
-		missing = job->session == NULL       ? "a session (whose neurons)"
-		          : job->on.n == 0           ? "an ON cluster"
-		          : job->n_off == 0 || !job->off ? "an OFF cluster"
-		                                     : NULL;
-		if (missing == NULL && job->reference != NULL)
+		if (job->session == NULL)
+			missing = "a session (whose neurons)";
+		else if (job->on.n == 0)
+			missing = "an ON cluster";
+		else if (job->n_off == 0 || job->off == NULL)
+			missing = "an OFF cluster";
+		else if (job->reference != NULL)
 			return fv_error(FV_ERR_ARG, "a reference movie is for the MEIs of units, not for "
 			                "an MDS");
 		break;
@@ -249,16 +252,9 @@ static fv_status set_objective(fv__ins *s, int64_t unit)
 		break;
 	case FV_INSILICO_MDS:
 		st = fv__ins_config_set(cfg, "objective.on_cluster_idc", fv__ins_json_indices(&job->on));
-		json_t *off = json_array();
-		for (size_t k = 0; off != NULL && k < job->n_off; k++)
-			if (json_array_append_new(off, fv__ins_json_indices(&job->off[k])) != 0) {
-				json_decref(off);
-				off = NULL;
-			}
 		if (st == FV_OK)
-			st = fv__ins_config_set(cfg, "objective.off_cluster_idc_list", off);
-		else
-			json_decref(off);
+			st = fv__ins_config_set(cfg, "objective.off_cluster_idc_list",
+			                        fv__ins_json_off_clusters(job));
 		break;
 	}
 	return st == FV_OK ? fv__ins_config_set(cfg, "objective.data_key", json_string(s->session))
@@ -286,9 +282,11 @@ static fv_status name_stimulus(const fv__ins *s, fv__ins_stimulus *st)
 		for (size_t k = 0; k < job->on.n && len < n; k++)
 			len += (size_t)snprintf(st->stem + len, n - len, "%c%lld", k ? '-' : '_',
 			                        (long long)job->on.v[k]);
-		char *on = json_dumps(fv__ins_json_indices(&job->on), JSON_ENCODE_ANY);
-		snprintf(st->title, sizeof st->title, "MDS %s on %s", s->session, on ? on : "?");
-		free(on);
+		json_t *on = fv__ins_json_indices(&job->on);
+		char *text = on != NULL ? json_dumps(on, 0) : NULL;
+		snprintf(st->title, sizeof st->title, "MDS %s on %s", s->session, text ? text : "?");
+		free(text);
+		json_decref(on);
 	}
 	if (len >= n)
 		return fv_error(FV_ERR_ARG, "%s: the name of the output files is too long", st->stem);
@@ -396,7 +394,8 @@ static fv_status evaluate(const fv__ins *s, const stages *sg, fv__ins_stimulus *
 	                                            : NULL;
 	if (rc == FV_OK && st->unit >= 0 && y == NULL)
 		rc = FV_ERR_ARG;
-	if (y != NULL && (st->response_trace = fv__malloc((size_t)y->shape[0] * sizeof(double))) == NULL)
+	size_t bytes = y != NULL ? (size_t)y->shape[0] * sizeof(double) : 0;
+	if (y != NULL && (st->response_trace = fv__malloc(bytes)) == NULL)
 		rc = fv_error(FV_ERR_NOMEM, "out of memory");
 	if (y != NULL && st->response_trace != NULL) {
 		st->n_response = y->shape[0];

@@ -44,7 +44,7 @@ static json_t *numbers(const double *v, size_t n)
 	return a;
 }
 
-static json_t *clusters(const fv_insilico_job *job)
+json_t *fv__ins_json_off_clusters(const fv_insilico_job *job)
 {
 	json_t *a = json_array();
 	for (size_t k = 0; a != NULL && k < job->n_off; k++)
@@ -67,7 +67,7 @@ static bool put_target(json_t *r, const fv__ins *s, const fv__ins_stimulus *st)
 		       json_object_set_new(r, "channel", json_integer(st->unit)) == 0;
 	case FV_INSILICO_MDS:
 		return json_object_set_new(r, "on_cluster", fv__ins_json_indices(&job->on)) == 0 &&
-		       json_object_set_new(r, "off_clusters", clusters(job)) == 0;
+		       json_object_set_new(r, "off_clusters", fv__ins_json_off_clusters(job)) == 0;
 	}
 	return false;
 }
@@ -95,12 +95,14 @@ static json_t *record(const fv__ins *s, const fv__ins_stimulus *st)
 	const fv_insilico_job *job = s->job;
 	const int64_t *sh = st->x->shape;
 	double per_iteration = st->n ? st->total_seconds / (double)st->n : NAN;
-	json_t *r = json_pack("{s:s, s:s, s:s}", "command", job->kind == FV_INSILICO_MDS ? "mds" : "mei",
-	                      "checkpoint", job->checkpoint, "session", s->session);
+	const char *command = job->kind == FV_INSILICO_MDS ? "mds" : "mei";
+	json_t *r = json_pack("{s:s, s:s, s:s}", "command", command, "checkpoint", job->checkpoint,
+	                      "session", s->session);
 	bool ok = r != NULL && put_target(r, s, st);
 	ok = ok && json_object_update_new(
-	               r, json_pack("{s:I, s:[IIII], s:I, s:o, s:o, s:o}", "seed", (json_int_t)job->seed,
-	                            "stimulus_shape", (json_int_t)sh[1], (json_int_t)sh[2],
+	               r, json_pack("{s:I, s:[IIII], s:I, s:o, s:o, s:o}", "seed",
+	                            (json_int_t)job->seed, "stimulus_shape", (json_int_t)sh[1],
+	                            (json_int_t)sh[2],
 	                            (json_int_t)sh[3], (json_int_t)sh[4], "iterations",
 	                            (json_int_t)st->n, "seconds", number(st->total_seconds),
 	                            "seconds_per_iteration", number(per_iteration),

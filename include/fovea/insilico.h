@@ -20,6 +20,11 @@
 **   STOPPER      should_stop(loss): called once per iteration, after the
 **                postprocessors; it counts iterations itself, so
 **                max_iterations is the stopper's option, as in openretina.
+**
+** On top of the loop, fv_optimize_from_config is the pipeline of `fovea
+** mei` and `fovea mds` (openretina's visualize_model_neurons): a model
+** from a checkpoint, the components from a config, a seeded start, and
+** the stimulus, its figure and its JSON record per unit.
 */
 #ifndef FOVEA_INSILICO_H
 #define FOVEA_INSILICO_H
@@ -179,7 +184,8 @@ typedef fv_status (*fv_insilico_fn)(void *ud, const fv_insilico_record *r);
 /* How a run reports, as fv_train_options. */
 typedef struct fv_insilico_options {
 	const char *out_dir;      /* NULL: "."; created if missing */
-	int progress;             /* -1: a live line when `out` is a terminal; 0: none; 1: live */
+	int progress;             /* -1: a live line when `out` is a terminal; 0: summary lines
+	                          ** only; 1: a live line */
 	FILE *out;                /* progress and one summary line per stimulus; NULL: stdout */
 	bool quiet;               /* nothing on `out` */
 	fv_insilico_fn on_result; /* may be NULL */

@@ -9,6 +9,10 @@
 #                 figures `fovea train` leaves in its run directory
 #   errors        exit codes and messages of bad command lines, unknown
 #                 sessions, neurons out of range, bad checkpoints and configs
+#   inner         `fovea mei --layer L --channel C`: MEIs of inner units
+#                 (InnerNeuronVisualizationObjective), their files, the
+#                 reducer moved to the layer's last frames, the peak at the
+#                 layer's central unit, and the errors of its options
 #   example_job   the acceptance test of issue 6: the README's main job
 #                 (create-data, train configs/example.yaml), then `fovea mei`
 #                 for every neuron of a session; each MEI must drive its
@@ -146,6 +150,70 @@ errors)
 	expect err "fovea figures: expected a checkpoint"
 	run 1 "$fovea" figures "$tmp/cut.safetensors" --out "$tmp/f"
 	expect err "cut.safetensors"
+	;;
+
+inner)
+	tiny_model
+	layer=core.features.layer0
+	# the session defaults to the model's first; the layer's output has
+	# 30 - 4 frames, so the reducer averages frames 16..25
+	run 0 "$fovea" mei "$ck" --layer $layer --channel 3 --out "$tmp/i" time_steps=30 \
+		--no-progress --reference "$tmp/d/stimuli/test.npy"
+	expect out "mei_${layer}_3: 10 iterations, objective"
+	expect out "wrote $tmp/i/mei_${layer}_3.{npy,png,json}"
+	is_png "$tmp/i/mei_${layer}_3.png"
+	head -c 128 "$tmp/i/mei_${layer}_3.npy" | grep -aq "'shape': (1, 30, 6, 5)" ||
+		fail "inner mei npy shape is not (1, 30, 6, 5)"
+	j=$tmp/i/mei_${layer}_3.json
+	[ "$(jval "$j" layer)" = "\"$layer\"" ] || fail "json layer: $(jval "$j" layer)"
+	[ "$(jval "$j" channel)" = 3 ] || fail "json channel: $(jval "$j" channel)"
+	[ "$(jval "$j" session)" = '"session_0"' ] || fail "json session: $(jval "$j" session)"
+	[ -z "$(jval "$j" neuron)" ] || fail "an inner unit's record names a neuron"
+	[ "$(jval "$j" response_trace | tr ',' '\n' | wc -l)" -eq 26 ] ||
+		fail "response_trace: the layer's 26 frames expected"
+	[ "$(jval "$j" reference_mean_response)" != null ] || fail "no reference mean response"
+	grep -q '"config": ".*_target_: InnerNeuronVisualizationObjective' "$j" ||
+		fail "json config lacks the objective"
+	grep -q 'start: 16\\n *length: 10' "$j" || fail "the reducer is not on the last 10 frames"
+
+	# every channel, named as openretina's hooks name the layer; another session
+	run 0 "$fovea" mei "$ck" --layer core_features_layer0 --channels all --session session_1 \
+		--out "$tmp/all" time_steps=30 --quiet
+	for c in 0 1 2 3 4 5 6 7; do exists "$tmp/all/mei_core_features_layer0_$c.json"; done
+	[ "$(jval "$tmp/all/mei_core_features_layer0_7.json" session)" = '"session_1"' ] ||
+		fail "--session is not used for inner units"
+
+	# optimised long enough, the stimulus drives the unit more than the start
+	# did and concentrates on the unit's pixel: the centre (6 // 2, 5 // 2),
+	# since the core's spatial kernel is one pixel
+	run 0 "$fovea" mei "$ck" --layer $layer --channel 5 --out "$tmp/long" time_steps=30 \
+		'optimizer={_target_: torch.optim.Adam, lr: 0.1}' stopper.max_iterations=100 --no-progress
+	expect out "peak at row 3, col 2"
+	j=$tmp/long/mei_${layer}_5.json
+	first=$(jval "$j" objective_trace | sed 's/^\[\([^,]*\),.*/\1/')
+	final=$(jval "$j" final_objective)
+	awk -v a="$first" -v b="$final" 'BEGIN { exit !(b > a) }' ||
+		fail "the objective did not rise: $first -> $final"
+
+	run 2 "$fovea" mei "$ck" --layer $layer
+	expect err "--channel is required with --layer"
+	run 2 "$fovea" mei "$ck" --session session_1 --channel 1
+	expect err "--channel needs --layer"
+	run 2 "$fovea" mei "$ck" --session session_1 --neuron 1 --layer $layer --channel 1
+	expect err "--neuron and --layer exclude each other"
+	run 2 "$fovea" mei "$ck" --layer $layer --channel 1,x
+	expect err "--channel: expected comma-separated channel indices (0 or more), got '1,x'"
+	run 1 "$fovea" mei "$ck" --layer $layer --channel 8
+	expect err "channel 8 is out of range: layer '$layer' has 8 channels (0..7)"
+	run 1 "$fovea" mei "$ck" --layer core.features.layer7 --channel 0
+	expect err "layer 'core.features.layer7' is not an output the model's forward produced"
+	expect err "core.features.layer0.conv"
+	run 1 "$fovea" mei "$ck" --layer $layer --channel 0 --session sesion_1
+	expect err "no session 'sesion_1'; did you mean 'session_1'?"
+
+	run 0 "$fovea" mei --help
+	expect out "--layer L"
+	expect out "--channel LIST"
 	;;
 
 example_job)

@@ -59,10 +59,13 @@ static int set_common(ins_args *a, const char *opt, const char *val)
 		a->session = val;
 	else if (strcmp(opt, "--out") == 0)
 		a->out_dir = val;
-	else if (strcmp(opt, "--seed") == 0 && (rc = parse_number(a->cmd, opt, val, 0, INT64_MAX, &v)) == CLI_OK)
+	else if (strcmp(opt, "--seed") == 0) {
+		rc = parse_number(a->cmd, opt, val, 0, INT64_MAX, &v);
 		a->seed = (uint64_t)v;
-	else if (strcmp(opt, "--threads") == 0 && (rc = parse_number(a->cmd, opt, val, 1, 4096, &v)) == CLI_OK)
+	} else { /* --threads */
+		rc = parse_number(a->cmd, opt, val, 1, 4096, &v);
 		a->threads = (int)v;
+	}
 	return rc;
 }
 
