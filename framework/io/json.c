@@ -18,9 +18,7 @@
 #endif
 _Static_assert(JSON_PARSER_MAX_DEPTH <= 4096, "jansson's nesting limit is too deep for the stack");
 
-/* Keep in step with json.h. */
 #define LOAD_FLAGS (JSON_REJECT_DUPLICATES | JSON_DECODE_ANY)
-#define DUMP_PRECISION JSON_REAL_PRECISION(17)
 
 fv_status fv__json_load(const char *text, size_t len, const char *what, json_t **out)
 {
@@ -48,7 +46,7 @@ char *fv__json_dump(const json_t *v, size_t flags, const char *what, size_t *len
 {
 	if (v == NULL)
 		return not_built(what);
-	flags |= DUMP_PRECISION;
+	flags |= FV_JSON_PRECISION;
 	/* json_dumpb() says how much it needs when the buffer is short, so the
 	** text lands in fovea's own allocation (json_dumps() would hand out
 	** jansson's, which a host program may have redirected). */
@@ -96,15 +94,16 @@ static bool holds_containers(const json_t *v)
 static int dump_outline(const json_t *v, int depth, int levels, fv__text *out)
 {
 	if (depth >= levels || !holds_containers(v))
-		return json_dump_callback(v, append_text, out, JSON_ENCODE_ANY | DUMP_PRECISION);
+		return json_dump_callback(v, append_text, out, JSON_ENCODE_ANY | FV_JSON_PRECISION);
 	bool object = json_is_object(v);
 	size_t n = object ? json_object_size(v) : json_array_size(v);
 	void *it = object ? json_object_iter((json_t *)v) : NULL;
 	fv__text_printf(out, "%c\n", object ? '{' : '[');
 	for (size_t i = 0; i < n; i++) {
 		fv__text_printf(out, "%*s", 2 * (depth + 1), "");
-		const json_t *item = json_array_get(v, i);
+		const json_t *item;
 		if (object) {
+			/* the key as JSON writes it, quoted and escaped */
 			json_t *key = json_string(json_object_iter_key(it));
 			int rc = json_dump_callback(key, append_text, out, JSON_ENCODE_ANY);
 			json_decref(key);
@@ -113,6 +112,8 @@ static int dump_outline(const json_t *v, int depth, int levels, fv__text *out)
 			fv__text_printf(out, ": ");
 			item = json_object_iter_value(it);
 			it = json_object_iter_next((json_t *)v, it);
+		} else {
+			item = json_array_get(v, i);
 		}
 		if (dump_outline(item, depth + 1, levels, out) != 0)
 			return -1;

@@ -27,6 +27,10 @@
 
 #include "fovea/fovea.h"
 
+/* The writers' dump flag for reals: 17 significant digits read back as
+** the same double. */
+#define FV_JSON_PRECISION JSON_REAL_PRECISION(17)
+
 /* Parse `len` bytes of `text` (need not be NUL-terminated) into *out (the
 ** caller json_decref()s it).  `what` names the text in messages
 ** ("model.safetensors: header"). */

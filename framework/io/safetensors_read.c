@@ -99,7 +99,7 @@ static value_text value_str(const json_t *v)
 {
 	value_text t;
 	size_t n = json_is_number(v) ? json_dumpb(v, t.s, sizeof t.s - 1,
-	                                          JSON_ENCODE_ANY | JSON_REAL_PRECISION(17)) : 0;
+	                                          JSON_ENCODE_ANY | FV_JSON_PRECISION) : 0;
 	if (n > 0 && n < sizeof t.s)
 		t.s[n] = '\0';
 	else
