@@ -419,10 +419,10 @@ static json_t *ground_truth_json(const fv_synthetic_options *o, const session_da
 		for (int64_t j = 0; j < sessions[s].n; j++)
 			ok &= json_array_append_new(list, neuron_json(&sessions[s].neurons[j],
 			                                              o->filter_length)) == 0;
+		json_t *session = json_pack("{s:I, s:o}", "n_neurons", (json_int_t)sessions[s].n,
+		                            "neurons", list);
 		snprintf(name, sizeof name, "session_%d", s);
-		ok &= json_object_set_new(by_session, name,
-		                          json_pack("{s:I, s:o}", "n_neurons", (json_int_t)sessions[s].n,
-		                                    "neurons", list)) == 0;
+		ok &= json_object_set_new(by_session, name, session) == 0;
 	}
 	json_t *v = json_pack(
 		"{s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:[s], s:I, s:I, s:i, s:I, s:f, s:s, s:s, s:o}",
@@ -433,12 +433,12 @@ static json_t *ground_truth_json(const fv_synthetic_options *o, const session_da
 		"frames_per_train_stimulus", (json_int_t)o->train_frames,
 		"test_frames", (json_int_t)o->test_frames, "test_trials", o->n_test_trials,
 		"filter_length", (json_int_t)o->filter_length, "mean_rate", o->rate,
-		"model", "rate(t) = amplitude * softplus(gain * drive(t) + bias), drive(t) = sum_k "
-		         "temporal_filter[k] * sum_xy rf(x, y) * stimulus[channel, t - k, y, x], rf = "
-		         "sign * exp(-((x - centre_x)^2 + (y - centre_y)^2) / (2 size^2)) / norm, "
-		         "counts ~ Poisson(rate)",
-		"coordinates", "pixels: x indexes width (columns), y indexes height (rows); (x, y) = "
-		               "(j, i) is the centre of pixel [i, j]",
+		"model", "rate(t) = amplitude * softplus(gain * drive(t) + bias), drive(t) = "
+		         "sum_k temporal_filter[k] * sum_xy rf(x, y) * stimulus[channel, t - k, y, "
+		         "x], rf = sign * exp(-((x - centre_x)^2 + (y - centre_y)^2) / (2 size^2)) "
+		         "/ norm, counts ~ Poisson(rate)",
+		"coordinates", "pixels: x indexes width (columns), y indexes height (rows); "
+		               "(x, y) = (j, i) is the centre of pixel [i, j]",
 		"sessions", by_session);
 	if (!ok) {
 		json_decref(v);

@@ -14,7 +14,7 @@
 ** parses one on a thread with a 512 KiB stack.  A jansson built with a
 ** much larger limit would void that, so it is refused here. */
 #ifndef JSON_PARSER_MAX_DEPTH
-#error "jansson without a nesting limit (JSON_PARSER_MAX_DEPTH, jansson >= 2.13) would let hostile JSON exhaust the stack"
+#error "this jansson has no nesting limit (JSON_PARSER_MAX_DEPTH): hostile JSON could exhaust the stack"
 #endif
 _Static_assert(JSON_PARSER_MAX_DEPTH <= 4096, "jansson's nesting limit is too deep for the stack");
 
