@@ -33,10 +33,6 @@ typedef struct fv__text {
 } fv__text;
 
 void fv__text_printf(fv__text *t, const char *fmt, ...) FV_PRINTF(2, 3);
-/* A JSON string literal (quoted, escaped). */
-void fv__text_json_string(fv__text *t, const char *s);
-/* A JSON number that reads back as the same double; null for NaN/inf. */
-void fv__text_json_double(fv__text *t, double v);
 /* The string (the caller frees), or NULL with an FV_ERR_NOMEM message
 ** naming `what` if an append failed. */
 char *fv__text_take(fv__text *t, const char *what);

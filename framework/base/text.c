@@ -1,9 +1,9 @@
 /*
-** trainer_text.c: growing strings for the text that checkpoints, the
-** trainer and the evaluation write (JSON metadata, CSV rows, summaries).
+** text.c: growing strings for the text that the trainer and the
+** evaluation write (CSV rows, model summaries; JSON goes through jansson,
+** io/json.h).
 ** Errors are sticky, so a writer appends freely and checks once at the end.
 */
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,32 +46,6 @@ void fv__text_printf(fv__text *t, const char *fmt, ...)
 	vsnprintf(t->s + t->len, t->cap - t->len, fmt, ap);
 	va_end(ap);
 	t->len += (size_t)n;
-}
-
-void fv__text_json_string(fv__text *t, const char *s)
-{
-	fv__text_printf(t, "\"");
-	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-		if (*c == '"' || *c == '\\')
-			fv__text_printf(t, "\\%c", *c);
-		else if (*c == '\n')
-			fv__text_printf(t, "\\n");
-		else if (*c == '\t')
-			fv__text_printf(t, "\\t");
-		else if (*c < 0x20)
-			fv__text_printf(t, "\\u%04x", *c);
-		else
-			fv__text_printf(t, "%c", *c);
-	}
-	fv__text_printf(t, "\"");
-}
-
-void fv__text_json_double(fv__text *t, double v)
-{
-	if (!isfinite(v))
-		fv__text_printf(t, "null");
-	else
-		fv__text_printf(t, "%.17g", v);
 }
 
 char *fv__text_take(fv__text *t, const char *what)

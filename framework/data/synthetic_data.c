@@ -33,6 +33,7 @@
 #include "fovea/npy.h"
 #include "tensor/tensor_internal.h"
 #include "base/base_internal.h"
+#include "io/json.h"
 
 #define TEST_STIMULUS "test"
 
@@ -382,70 +383,84 @@ static fv_status write_session_file(generator *g, const char *path, const sessio
 
 /* ---- ground_truth.json -------------------------------------------------------------------- */
 
-static void json_neuron(FILE *f, const neuron *nr, int64_t filter_length, bool last)
+/* Where the neurons sit in the document (root, "sessions", a session, its
+** list): the levels above are laid out one member a line, each neuron on
+** one line of its own, which line tools (and tests/cli) rely on. */
+#define NEURON_DEPTH 4
+
+static json_t *neuron_json(const neuron *nr, int64_t filter_length)
 {
-	fprintf(f,
-	        "        {\"centre_x\": %.6f, \"centre_y\": %.6f, \"size\": %.6f, \"sign\": %d, "
-	        "\"channel\": %lld, \"gain\": %.6f, \"bias\": %.6f, \"amplitude\": %.6f,\n"
-	        "         \"temporal_filter\": [",
-	        nr->cx, nr->cy, nr->size, nr->sign, (long long)nr->channel, nr->gain, nr->bias,
-	        nr->amplitude);
+	json_t *filter = json_array();
+	bool ok = true; /* json_array_append_new() takes its value, failing or not */
 	for (int64_t k = 0; k < filter_length; k++)
-		fprintf(f, "%s%.6f", k ? ", " : "", nr->filter[k]);
-	fprintf(f, "]}%s\n", last ? "" : ",");
+		ok &= json_array_append_new(filter, json_real(nr->filter[k])) == 0;
+	json_t *v = json_pack("{s:f, s:f, s:f, s:i, s:I, s:f, s:f, s:f, s:o}", "centre_x", nr->cx,
+	                      "centre_y", nr->cy, "size", nr->size, "sign", nr->sign, "channel",
+	                      (json_int_t)nr->channel, "gain", nr->gain, "bias", nr->bias,
+	                      "amplitude", nr->amplitude, "temporal_filter", filter);
+	if (!ok) {
+		json_decref(v);
+		return NULL;
+	}
+	return v;
 }
 
-static void json_header(FILE *f, const fv_synthetic_options *o)
+static json_t *ground_truth_json(const fv_synthetic_options *o, const session_data *sessions)
 {
-	fprintf(f,
-	        "{\n  \"generator\": \"fovea create-data\",\n  \"fovea_version\": \"%s\",\n"
-	        "  \"seed\": %llu,\n  \"channels\": %lld,\n  \"height\": %lld,\n  \"width\": %lld,\n",
-	        FV_VERSION_STRING, (unsigned long long)o->seed, (long long)o->channels,
-	        (long long)o->height, (long long)o->width);
-	fputs("  \"train_stimuli\": [", f);
-	for (int i = 0; i < o->n_train_stimuli; i++)
-		fprintf(f, "%s\"train_%d\"", i ? ", " : "", i);
-	fprintf(f,
-	        "],\n  \"test_stimuli\": [\"" TEST_STIMULUS "\"],\n  \"frames_per_train_stimulus\": %lld,\n"
-	        "  \"test_frames\": %lld,\n  \"test_trials\": %d,\n  \"filter_length\": %lld,\n"
-	        "  \"mean_rate\": %.6f,\n",
-	        (long long)o->train_frames, (long long)o->test_frames, o->n_test_trials,
-	        (long long)o->filter_length, o->rate);
-	fputs("  \"model\": \"rate(t) = amplitude * softplus(gain * drive(t) + bias), drive(t) = "
-	      "sum_k temporal_filter[k] * sum_xy rf(x, y) * stimulus[channel, t - k, y, x], rf = sign * "
-	      "exp(-((x - centre_x)^2 + (y - centre_y)^2) / (2 size^2)) / norm, counts ~ "
-	      "Poisson(rate)\",\n",
-	      f);
-	fputs("  \"coordinates\": \"pixels: x indexes width (columns), y indexes height (rows); "
-	      "(x, y) = (j, i) is the centre of pixel [i, j]\",\n",
-	      f);
+	json_t *train = json_array(), *by_session = json_object();
+	bool ok = true; /* as in neuron_json() */
+	char name[64];
+	for (int i = 0; i < o->n_train_stimuli; i++) {
+		snprintf(name, sizeof name, "train_%d", i);
+		ok &= json_array_append_new(train, json_string(name)) == 0;
+	}
+	for (int s = 0; s < o->n_sessions; s++) {
+		json_t *list = json_array();
+		for (int64_t j = 0; j < sessions[s].n; j++)
+			ok &= json_array_append_new(list, neuron_json(&sessions[s].neurons[j],
+			                                              o->filter_length)) == 0;
+		json_t *session = json_pack("{s:I, s:o}", "n_neurons", (json_int_t)sessions[s].n,
+		                            "neurons", list);
+		snprintf(name, sizeof name, "session_%d", s);
+		ok &= json_object_set_new(by_session, name, session) == 0;
+	}
+	json_t *v = json_pack(
+		"{s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:[s], s:I, s:I, s:i, s:I, s:f, s:s, s:s, s:o}",
+		"generator", "fovea create-data", "fovea_version", FV_VERSION_STRING,
+		"seed", (json_int_t)o->seed, "channels", (json_int_t)o->channels,
+		"height", (json_int_t)o->height, "width", (json_int_t)o->width,
+		"train_stimuli", train, "test_stimuli", TEST_STIMULUS,
+		"frames_per_train_stimulus", (json_int_t)o->train_frames,
+		"test_frames", (json_int_t)o->test_frames, "test_trials", o->n_test_trials,
+		"filter_length", (json_int_t)o->filter_length, "mean_rate", o->rate,
+		"model", "rate(t) = amplitude * softplus(gain * drive(t) + bias), drive(t) = "
+		         "sum_k temporal_filter[k] * sum_xy rf(x, y) * stimulus[channel, t - k, y, "
+		         "x], rf = sign * exp(-((x - centre_x)^2 + (y - centre_y)^2) / (2 size^2)) "
+		         "/ norm, counts ~ Poisson(rate)",
+		"coordinates", "pixels: x indexes width (columns), y indexes height (rows); "
+		               "(x, y) = (j, i) is the centre of pixel [i, j]",
+		"sessions", by_session);
+	if (!ok) {
+		json_decref(v);
+		return NULL;
+	}
+	return v;
 }
 
 static fv_status write_ground_truth(generator *g, session_data *sessions)
 {
-	const fv_synthetic_options *o = g->o;
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-	if (f == NULL)
-		return fv_error(FV_ERR_NOMEM, "out of memory");
-	json_header(f, o);
-	fputs("  \"sessions\": {\n", f);
-	for (int s = 0; s < o->n_sessions; s++) {
-		fprintf(f, "    \"session_%d\": {\n      \"n_neurons\": %lld,\n      \"neurons\": [\n", s,
-		        (long long)sessions[s].n);
-		for (int64_t j = 0; j < sessions[s].n; j++)
-			json_neuron(f, &sessions[s].neurons[j], o->filter_length, j + 1 == sessions[s].n);
-		fprintf(f, "      ]\n    }%s\n", s + 1 < o->n_sessions ? "," : "");
-	}
-	fputs("  }\n}\n", f);
-	fclose(f);
 	char *path = fv__data_path_join(g->dir, "ground_truth.json");
-	fv_status rc = path != NULL ? FV_OK : fv_error(FV_ERR_NOMEM, "out of memory");
+	if (path == NULL)
+		return fv_error(FV_ERR_NOMEM, "out of memory");
+	json_t *truth = ground_truth_json(g->o, sessions);
+	size_t len = 0;
+	char *text = fv__json_dump_outline(truth, NEURON_DEPTH, path, &len);
+	json_decref(truth);
+	fv_status rc = text != NULL ? FV_OK : FV_ERR_NOMEM;
 	if (rc == FV_OK) {
-		const void *parts[1] = {text};
-		size_t sizes[1] = {len};
-		rc = fv__atomic_write(path, 1, parts, sizes);
+		const void *parts[2] = {text, "\n"};
+		size_t sizes[2] = {len, 1};
+		rc = fv__atomic_write(path, 2, parts, sizes);
 	}
 	free(path);
 	free(text);

@@ -14,6 +14,7 @@
 
 #include "fovea/metrics.h"
 #include "base/base_internal.h"
+#include "io/json.h"
 
 struct fv_eval_result {
 	fv_eval_neuron *neurons;
@@ -580,65 +581,46 @@ fv_status fv_eval_write_csv(const fv_eval_result *r, const char *path)
 	return rc;
 }
 
-static void json_field(fv__text *t, const char *key, double v, bool last)
-{
-	fv__text_printf(t, "  \"%s\": ", key);
-	fv__text_json_double(t, v);
-	fv__text_printf(t, last ? "\n" : ",\n");
-}
-
-static void json_int(fv__text *t, const char *key, int64_t v)
-{
-	fv__text_printf(t, "  \"%s\": %lld,\n", key, (long long)v);
-}
-
-static void json_str(fv__text *t, const char *key, const char *v)
-{
-	fv__text_printf(t, "  \"%s\": ", key);
-	if (v != NULL)
-		fv__text_json_string(t, v);
-	else
-		fv__text_printf(t, "null");
-	fv__text_printf(t, ",\n");
-}
-
+/* openretina's EvaluationSummary.save_json, field for field, plus
+** corr_ceiling_mean; a mean over no neurons is NaN and written as null. */
 fv_status fv_eval_write_summary(const fv_eval_result *r, const char *path)
 {
 	const fv_eval_summary *s = &r->summary;
-	fv__text t = {0};
-	fv__text_printf(&t, "{\n");
-	json_str(&t, "model_path", r->model_path);
-	json_str(&t, "model_tag", r->model_tag);
-	json_str(&t, "exp_name", r->exp_name);
-	json_str(&t, "species", NULL);
-	json_str(&t, "data_split", s->data_split);
-	json_int(&t, "temporal_lag", s->temporal_lag);
-	json_int(&t, "n_test_repeats_min", s->n_test_repeats_min);
-	json_int(&t, "n_test_repeats_max", s->n_test_repeats_max);
-	json_field(&t, "n_test_repeats_avg", s->n_test_repeats_avg, false);
-	json_int(&t, "n_neurons_total", s->n_neurons_total);
-	json_int(&t, "n_neurons_filtered", s->n_neurons_filtered);
-	json_field(&t, "var_ratio_cutoff", r->var_ratio_cutoff, false);
-	fv__text_printf(&t, "  \"filtering_applied\": %s,\n", s->filtering_applied ? "true" : "false");
-	json_field(&t, "corr_to_avg_mean", s->corr_to_avg_mean, false);
-	json_field(&t, "corr_by_trial_mean", s->corr_by_trial_mean, false);
-	json_field(&t, "corr_by_trial_std", s->corr_by_trial_std, false);
-	json_field(&t, "mse_to_avg_mean", s->mse_to_avg_mean, false);
-	json_field(&t, "mse_by_trial_mean", s->mse_by_trial_mean, false);
-	json_field(&t, "mse_by_trial_std", s->mse_by_trial_std, false);
-	json_field(&t, "feve_mean", s->feve_mean, false);
-	json_field(&t, "fev_mean", s->fev_mean, false);
-	json_field(&t, "poisson_loss_mean", s->poisson_loss_mean, false);
-	json_field(&t, "jackknife_mean", s->jackknife_mean, false);
-	json_int(&t, "n_sessions", s->n_sessions);
-	json_field(&t, "corr_ceiling_mean", s->corr_ceiling_mean, true);
-	fv__text_printf(&t, "}\n");
-	char *text = fv__text_take(&t, path);
+	json_t *summary = json_pack(
+		"{s:s, s:s, s:s, s:n, s:s, s:I, s:I, s:I, s:o, s:I, s:I, s:o, s:b,"
+		" s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o}",
+		"model_path", r->model_path,
+		"model_tag", r->model_tag,
+		"exp_name", r->exp_name,
+		"species",
+		"data_split", s->data_split,
+		"temporal_lag", (json_int_t)s->temporal_lag,
+		"n_test_repeats_min", (json_int_t)s->n_test_repeats_min,
+		"n_test_repeats_max", (json_int_t)s->n_test_repeats_max,
+		"n_test_repeats_avg", fv__json_number(s->n_test_repeats_avg),
+		"n_neurons_total", (json_int_t)s->n_neurons_total,
+		"n_neurons_filtered", (json_int_t)s->n_neurons_filtered,
+		"var_ratio_cutoff", fv__json_number(r->var_ratio_cutoff),
+		"filtering_applied", (int)s->filtering_applied,
+		"corr_to_avg_mean", fv__json_number(s->corr_to_avg_mean),
+		"corr_by_trial_mean", fv__json_number(s->corr_by_trial_mean),
+		"corr_by_trial_std", fv__json_number(s->corr_by_trial_std),
+		"mse_to_avg_mean", fv__json_number(s->mse_to_avg_mean),
+		"mse_by_trial_mean", fv__json_number(s->mse_by_trial_mean),
+		"mse_by_trial_std", fv__json_number(s->mse_by_trial_std),
+		"feve_mean", fv__json_number(s->feve_mean),
+		"fev_mean", fv__json_number(s->fev_mean),
+		"poisson_loss_mean", fv__json_number(s->poisson_loss_mean),
+		"jackknife_mean", fv__json_number(s->jackknife_mean),
+		"n_sessions", (json_int_t)s->n_sessions,
+		"corr_ceiling_mean", fv__json_number(s->corr_ceiling_mean));
+	char *text = fv__json_dump(summary, JSON_INDENT(2), path, NULL);
+	json_decref(summary);
 	if (text == NULL)
 		return FV_ERR_NOMEM;
-	const void *parts[1] = {text};
-	size_t sizes[1] = {strlen(text)};
-	fv_status rc = fv__atomic_write(path, 1, parts, sizes);
+	const void *parts[2] = {text, "\n"};
+	size_t sizes[2] = {strlen(text), 1};
+	fv_status rc = fv__atomic_write(path, 2, parts, sizes);
 	free(text);
 	return rc;
 }

@@ -18,7 +18,7 @@
 
 #include "fovea/safetensors.h"
 #include "fovea/fovea.h"
-#include "io/json_scan.h"
+#include "io/json.h"
 #include "base/base_internal.h"
 
 /* The reference implementation's limit; real headers are far smaller. */
@@ -28,10 +28,12 @@ struct fv_safetensors {
 	char *name;            /* the path or buffer name, for messages */
 	unsigned char *bytes;  /* the whole file */
 	size_t size;
-	fv_json_doc *header;   /* owns every name and metadata string */
+	json_t *header;        /* owns every name and metadata string */
 	fv_st_entry *entries;  /* sorted by name */
 	size_t count;
-	const fv_json *meta;   /* the __metadata__ object, or NULL */
+	json_t *meta;          /* the __metadata__ object, or NULL */
+	const char **meta_kv;  /* its keys and values in text order, key i at 2i */
+	size_t meta_count;
 };
 
 /* ---- dtypes ------------------------------------------------------------------ */
@@ -87,60 +89,63 @@ static shape_text shape_str(int ndim, const int64_t *shape)
 	return t;
 }
 
-/* A JSON value as a message shows it: numbers by value, others by type. */
+/* A JSON value as a message shows it: numbers as JSON writes them (so a
+** real reads as one: 4.0, 1e30), others by type. */
 typedef struct value_text {
 	char s[48];
 } value_text;
 
-static value_text value_str(const fv_json *v)
+static value_text value_str(const json_t *v)
 {
 	value_text t;
-	if (v->type == FV_JSON_NUMBER && v->is_int)
-		snprintf(t.s, sizeof t.s, "%lld", (long long)v->integer);
-	else if (v->type == FV_JSON_NUMBER)
-		snprintf(t.s, sizeof t.s, "%.17g", v->number);
-	else if (v->type == FV_JSON_NULL)
-		snprintf(t.s, sizeof t.s, "null");
-	else if (v->type == FV_JSON_ARRAY || v->type == FV_JSON_OBJECT)
-		snprintf(t.s, sizeof t.s, "an %s", fv__json_type_name(v->type));
+	size_t n = json_is_number(v) ? json_dumpb(v, t.s, sizeof t.s - 1,
+	                                          JSON_ENCODE_ANY | FV_JSON_PRECISION) : 0;
+	if (n > 0 && n < sizeof t.s)
+		t.s[n] = '\0';
 	else
-		snprintf(t.s, sizeof t.s, "a %s", fv__json_type_name(v->type));
+		snprintf(t.s, sizeof t.s, "%s", fv__json_kind(v));
 	return t;
+}
+
+/* A non-negative JSON integer (sizes and offsets). */
+static bool is_size(const json_t *v)
+{
+	return json_is_integer(v) && json_integer_value(v) >= 0;
 }
 
 /* ---- one header entry --------------------------------------------------------- */
 
-static fv_status parse_dtype(const char *file, const char *tensor, const fv_json *v, fv_dtype *dt)
+static fv_status parse_dtype(const char *file, const char *tensor, const json_t *v, fv_dtype *dt)
 {
-	if (v->type != FV_JSON_STRING)
+	if (!json_is_string(v))
 		return fv_error(FV_ERR_FORMAT, "%s: tensor '%s': dtype is %s; expected a string such as \"F32\"",
 		                file, tensor, value_str(v).s);
-	if (!dtype_from_name(v->str, dt))
+	if (!dtype_from_name(json_string_value(v), dt))
 		return fv_error(FV_ERR_FORMAT,
 		                "%s: tensor '%s': unknown dtype '%s' (expected F64, F32, F16, BF16, I64, "
 		                "I32, I16, I8, U8 or BOOL)",
-		                file, tensor, v->str);
+		                file, tensor, json_string_value(v));
 	return FV_OK;
 }
 
-static fv_status parse_shape(const char *file, const char *tensor, const fv_json *v,
+static fv_status parse_shape(const char *file, const char *tensor, const json_t *v,
                              fv_st_entry *e)
 {
-	if (v->type != FV_JSON_ARRAY)
+	if (!json_is_array(v))
 		return fv_error(FV_ERR_FORMAT, "%s: tensor '%s': shape is %s; expected an array of sizes",
 		                file, tensor, value_str(v).s);
-	if (v->count > FV_ST_MAX_DIMS)
+	if (json_array_size(v) > FV_ST_MAX_DIMS)
 		return fv_error(FV_ERR_FORMAT, "%s: tensor '%s': shape has %zu dims; at most %d are supported",
-		                file, tensor, v->count, FV_ST_MAX_DIMS);
-	e->ndim = (int)v->count;
+		                file, tensor, json_array_size(v), FV_ST_MAX_DIMS);
+	e->ndim = (int)json_array_size(v);
 	e->numel = 1;
 	for (int i = 0; i < e->ndim; i++) {
-		const fv_json *d = &v->items[i];
-		if (d->type != FV_JSON_NUMBER || !d->is_int || d->integer < 0)
+		const json_t *d = json_array_get(v, (size_t)i);
+		if (!is_size(d))
 			return fv_error(FV_ERR_FORMAT,
 			                "%s: tensor '%s': shape entry %d is %s; expected a non-negative integer",
 			                file, tensor, i, value_str(d).s);
-		e->shape[i] = d->integer;
+		e->shape[i] = json_integer_value(d);
 	}
 	for (int i = 0; i < e->ndim; i++) {
 		if (e->shape[i] != 0 && e->numel > INT64_MAX / e->shape[i])
@@ -156,20 +161,21 @@ too_big:
 	                shape_str(e->ndim, e->shape).s);
 }
 
-static fv_status parse_offsets(const char *file, const char *tensor, const fv_json *v,
+static fv_status parse_offsets(const char *file, const char *tensor, const json_t *v,
                                const unsigned char *data, size_t data_len, fv_st_entry *e)
 {
-	if (v->type != FV_JSON_ARRAY || v->count != 2)
+	if (!json_is_array(v) || json_array_size(v) != 2)
 		return fv_error(FV_ERR_FORMAT,
 		                "%s: tensor '%s': data_offsets must be an array [begin, end] of two integers",
 		                file, tensor);
-	for (int i = 0; i < 2; i++)
-		if (v->items[i].type != FV_JSON_NUMBER || !v->items[i].is_int || v->items[i].integer < 0)
+	for (size_t i = 0; i < 2; i++)
+		if (!is_size(json_array_get(v, i)))
 			return fv_error(FV_ERR_FORMAT,
-			                "%s: tensor '%s': data_offsets entry %d is %s; expected a non-negative "
+			                "%s: tensor '%s': data_offsets entry %zu is %s; expected a non-negative "
 			                "integer",
-			                file, tensor, i, value_str(&v->items[i]).s);
-	long long begin = v->items[0].integer, end = v->items[1].integer;
+			                file, tensor, i, value_str(json_array_get(v, i)).s);
+	long long begin = json_integer_value(json_array_get(v, 0));
+	long long end = json_integer_value(json_array_get(v, 1));
 	if (begin > end || (uint64_t)end > data_len)
 		return fv_error(FV_ERR_FORMAT,
 		                "%s: tensor '%s': data_offsets [%lld, %lld] are out of range: the data "
@@ -185,17 +191,16 @@ static fv_status parse_offsets(const char *file, const char *tensor, const fv_js
 	return FV_OK;
 }
 
-static fv_status parse_entry(const char *file, const fv_json *v, const unsigned char *data,
-                             size_t data_len, fv_st_entry *e)
+static fv_status parse_entry(const char *file, const char *tensor, json_t *v,
+                             const unsigned char *data, size_t data_len, fv_st_entry *e)
 {
-	const char *tensor = v->key;
-	if (v->type != FV_JSON_OBJECT)
+	if (!json_is_object(v))
 		return fv_error(FV_ERR_FORMAT,
 		                "%s: tensor '%s': entry is %s; expected an object with dtype, shape and "
 		                "data_offsets",
 		                file, tensor, value_str(v).s);
-	for (size_t i = 0; i < v->count; i++) {
-		const char *field = v->items[i].key;
+	for (void *it = json_object_iter(v); it != NULL; it = json_object_iter_next(v, it)) {
+		const char *field = json_object_iter_key(it);
 		if (strcmp(field, "dtype") != 0 && strcmp(field, "shape") != 0 &&
 		    strcmp(field, "data_offsets") != 0)
 			return fv_error(FV_ERR_FORMAT,
@@ -205,28 +210,39 @@ static fv_status parse_entry(const char *file, const fv_json *v, const unsigned 
 	}
 	static const char *const required[] = {"dtype", "shape", "data_offsets"};
 	for (int i = 0; i < 3; i++)
-		if (fv__json_get(v, required[i]) == NULL)
+		if (json_object_get(v, required[i]) == NULL)
 			return fv_error(FV_ERR_FORMAT, "%s: tensor '%s': missing field '%s'", file, tensor,
 			                required[i]);
 	e->name = tensor;
-	fv_status s = parse_dtype(file, tensor, fv__json_get(v, "dtype"), &e->dtype);
+	fv_status s = parse_dtype(file, tensor, json_object_get(v, "dtype"), &e->dtype);
 	if (s == FV_OK)
-		s = parse_shape(file, tensor, fv__json_get(v, "shape"), e);
+		s = parse_shape(file, tensor, json_object_get(v, "shape"), e);
 	if (s == FV_OK)
-		s = parse_offsets(file, tensor, fv__json_get(v, "data_offsets"), data, data_len, e);
+		s = parse_offsets(file, tensor, json_object_get(v, "data_offsets"), data, data_len, e);
 	return s;
 }
 
-static fv_status check_metadata(const char *file, const fv_json *meta)
+/* Check __metadata__ and list its entries, which the API hands out by index. */
+static fv_status parse_metadata(fv_safetensors *st, json_t *meta)
 {
-	if (meta->type != FV_JSON_OBJECT)
+	if (!json_is_object(meta))
 		return fv_error(FV_ERR_FORMAT, "%s: __metadata__ is %s; expected an object of strings",
-		                file, value_str(meta).s);
-	for (size_t i = 0; i < meta->count; i++)
-		if (meta->items[i].type != FV_JSON_STRING)
+		                st->name, value_str(meta).s);
+	st->meta = meta;
+	st->meta_kv = fv__calloc(2 * json_object_size(meta) + 1, sizeof *st->meta_kv);
+	if (st->meta_kv == NULL)
+		return fv_error(FV_ERR_NOMEM, "%s: out of memory reading the header", st->name);
+	const char *key;
+	json_t *value;
+	json_object_foreach(meta, key, value) {
+		if (!json_is_string(value))
 			return fv_error(FV_ERR_FORMAT,
-			                "%s: __metadata__ key '%s' is %s; expected a string value", file,
-			                meta->items[i].key, value_str(&meta->items[i]).s);
+			                "%s: __metadata__ key '%s' is %s; expected a string value", st->name,
+			                key, value_str(value).s);
+		st->meta_kv[2 * st->meta_count] = key;
+		st->meta_kv[2 * st->meta_count + 1] = json_string_value(value);
+		st->meta_count++;
+	}
 	return FV_OK;
 }
 
@@ -301,27 +317,26 @@ static fv_status parse_header(fv_safetensors *st)
 
 	char what[1024];
 	snprintf(what, sizeof what, "%s: header", st->name);
-	fv_status s = fv__json_parse((const char *)st->bytes + 8, (size_t)n, what, &st->header);
+	fv_status s = fv__json_load((const char *)st->bytes + 8, (size_t)n, what, &st->header);
 	if (s != FV_OK)
 		return s;
-	const fv_json *root = fv__json_root(st->header);
-	if (root->type != FV_JSON_OBJECT)
+	json_t *root = st->header;
+	if (!json_is_object(root))
 		return fv_error(FV_ERR_FORMAT, "%s: header is %s; expected a JSON object", st->name,
 		                value_str(root).s);
 
 	const unsigned char *data = st->bytes + 8 + n;
 	size_t data_len = st->size - 8 - (size_t)n;
-	st->entries = fv__calloc(root->count ? root->count : 1, sizeof *st->entries);
+	st->entries = fv__calloc(json_object_size(root) + 1, sizeof *st->entries);
 	if (st->entries == NULL)
 		return fv_error(FV_ERR_NOMEM, "%s: out of memory reading the header", st->name);
-	for (size_t i = 0; i < root->count; i++) {
-		const fv_json *v = &root->items[i];
-		if (strcmp(v->key, "__metadata__") == 0) {
-			s = check_metadata(st->name, v);
-			st->meta = v;
-		} else {
-			s = parse_entry(st->name, v, data, data_len, &st->entries[st->count++]);
-		}
+	const char *key;
+	json_t *v;
+	json_object_foreach(root, key, v) {
+		if (strcmp(key, "__metadata__") == 0)
+			s = parse_metadata(st, v);
+		else
+			s = parse_entry(st->name, key, v, data, data_len, &st->entries[st->count++]);
 		if (s != FV_OK)
 			return s;
 	}
@@ -380,7 +395,8 @@ void fv_safetensors_close(fv_safetensors *st)
 {
 	if (st == NULL)
 		return;
-	fv__json_free(st->header);
+	json_decref(st->header);
+	free(st->meta_kv);
 	free(st->entries);
 	free(st->bytes);
 	free(st->name);
@@ -459,23 +475,22 @@ const fv_st_entry *fv_safetensors_find(const fv_safetensors *st, const char *nam
 
 const char *fv_safetensors_meta(const fv_safetensors *st, const char *key)
 {
-	const fv_json *v = st && key ? fv__json_get(st->meta, key) : NULL;
-	return v ? v->str : NULL;
+	return st && key ? json_string_value(json_object_get(st->meta, key)) : NULL;
 }
 
 size_t fv_safetensors_meta_count(const fv_safetensors *st)
 {
-	return st && st->meta ? st->meta->count : 0;
+	return st ? st->meta_count : 0;
 }
 
 const char *fv_safetensors_meta_key(const fv_safetensors *st, size_t i)
 {
-	return i < fv_safetensors_meta_count(st) ? st->meta->items[i].key : NULL;
+	return i < fv_safetensors_meta_count(st) ? st->meta_kv[2 * i] : NULL;
 }
 
 const char *fv_safetensors_meta_value(const fv_safetensors *st, size_t i)
 {
-	return i < fv_safetensors_meta_count(st) ? st->meta->items[i].str : NULL;
+	return i < fv_safetensors_meta_count(st) ? st->meta_kv[2 * i + 1] : NULL;
 }
 
 /* ---- conversion ------------------------------------------------------------------ */

@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +20,7 @@
 
 #include "fovea/safetensors.h"
 #include "base/base_internal.h"
-#include "io/json_scan.h"
+#include "io/json.h"
 
 /* Tensor data is stored as the caller gives it, and safetensors is
 ** little-endian. */
@@ -95,7 +94,7 @@ static fv_status check_text(const char *what, const char *s)
 {
 	if (s == NULL)
 		return fv_error(FV_ERR_ARG, "safetensors writer: %s is NULL", what);
-	if (!fv__utf8_valid(s, strlen(s)))
+	if (!fv__json_utf8(s))
 		return fv_error(FV_ERR_ARG, "safetensors writer: %s '%s' is not valid UTF-8", what, s);
 	return FV_OK;
 }
@@ -195,125 +194,54 @@ fv_status fv_st_writer_meta(fv_st_writer *w, const char *key, const char *value)
 
 /* ---- the header ---------------------------------------------------------------- */
 
-typedef struct text {
-	char *s;
-	size_t len, cap;
-	bool failed; /* out of memory: later appends do nothing */
-} text;
-
-static void append(text *t, const char *s, size_t n)
-{
-	if (t->failed)
-		return;
-	if (t->cap - t->len < n + 1) {
-		size_t cap = t->cap ? t->cap : 256;
-		while (cap - t->len < n + 1 && cap < SIZE_MAX / 2)
-			cap *= 2;
-		char *grown = cap - t->len >= n + 1 ? fv__realloc(t->s, cap) : NULL;
-		if (grown == NULL) {
-			t->failed = true;
-			return;
-		}
-		t->s = grown;
-		t->cap = cap;
-	}
-	memcpy(t->s + t->len, s, n);
-	t->len += n;
-	t->s[t->len] = '\0';
-}
-
-static void append_str(text *t, const char *s)
-{
-	append(t, s, strlen(s));
-}
-
-FV_PRINTF(2, 3)
-static void appendf(text *t, const char *fmt, ...)
-{
-	char buf[64];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof buf, fmt, ap);
-	va_end(ap);
-	append(t, buf, (size_t)n);
-}
-
-/* A JSON string literal: quotes, backslashes and control characters
-** escaped, everything else (valid UTF-8) verbatim. */
-static void append_json_string(text *t, const char *s)
-{
-	append(t, "\"", 1);
-	for (const char *run = s;; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c != '\0' && c != '"' && c != '\\' && c >= 0x20)
-			continue;
-		append(t, run, (size_t)(s - run));
-		if (c == '\0')
-			break;
-		if (c == '"' || c == '\\') {
-			char esc[2] = {'\\', (char)c};
-			append(t, esc, 2);
-		} else if (c == '\n') {
-			append(t, "\\n", 2);
-		} else if (c == '\t') {
-			append(t, "\\t", 2);
-		} else if (c == '\r') {
-			append(t, "\\r", 2);
-		} else {
-			appendf(t, "\\u%04x", c);
-		}
-		run = s + 1;
-	}
-	append(t, "\"", 1);
-}
-
 static int compare_items(const void *a, const void *b)
 {
 	return strcmp(((const st_item *)a)->name, ((const st_item *)b)->name);
 }
 
-/* The JSON header, padded with spaces to a multiple of 8 bytes. */
-static fv_status build_header(fv_st_writer *w, text *h)
+/* The header as a JSON object: `__metadata__` first, then the tensors by
+** name, each tensor's bytes following the previous one's.  NULL when out
+** of memory. */
+static json_t *header_json(fv_st_writer *w)
 {
 	if (w->count > 1)
 		qsort(w->items, w->count, sizeof *w->items, compare_items);
-	append(h, "{", 1);
+	json_t *root = json_object();
+	/* every call below takes its value even when it fails, so a failure
+	** only needs noting */
+	bool ok = true;
 	if (w->meta_count > 0) {
-		append_str(h, "\"__metadata__\":{");
-		for (size_t i = 0; i < w->meta_count; i++) {
-			if (i > 0)
-				append(h, ",", 1);
-			append_json_string(h, w->meta[i].key);
-			append(h, ":", 1);
-			append_json_string(h, w->meta[i].value);
-		}
-		append(h, "}", 1);
+		json_t *meta = json_object();
+		for (size_t i = 0; i < w->meta_count; i++)
+			ok &= json_object_set_new(meta, w->meta[i].key, json_string(w->meta[i].value)) == 0;
+		ok &= json_object_set_new(root, "__metadata__", meta) == 0;
 	}
 	size_t offset = 0;
 	for (size_t i = 0; i < w->count; i++) {
 		const st_item *it = &w->items[i];
-		if (i > 0 || w->meta_count > 0)
-			append(h, ",", 1);
-		append_json_string(h, it->name);
-		appendf(h, ":{\"dtype\":\"%s\",\"shape\":[", fv_dtype_name(it->dtype));
+		json_t *shape = json_array();
 		for (int d = 0; d < it->ndim; d++)
-			appendf(h, d ? ",%lld" : "%lld", (long long)it->shape[d]);
-		appendf(h, "],\"data_offsets\":[%zu,%zu]}", offset, offset + it->nbytes);
+			ok &= json_array_append_new(shape, json_integer(it->shape[d])) == 0;
+		json_t *entry = json_pack("{s:s, s:o, s:[I, I]}", "dtype", fv_dtype_name(it->dtype),
+		                          "shape", shape, "data_offsets", (json_int_t)offset,
+		                          (json_int_t)(offset + it->nbytes));
+		ok &= json_object_set_new(root, it->name, entry) == 0;
 		offset += it->nbytes;
 	}
-	append(h, "}", 1);
-	while (!h->failed && h->len % 8 != 0)
-		append(h, " ", 1);
-	if (h->failed)
-		return fv_error(FV_ERR_NOMEM, "safetensors writer: out of memory building the header");
-	return FV_OK;
+	if (!ok) {
+		json_decref(root);
+		return NULL;
+	}
+	return root;
 }
 
-/* The file is the 8-byte header length, the header, then every tensor's
-** bytes, written atomically (framework/atomic_file.c). */
-static fv_status write_file(const fv_st_writer *w, const text *h, const char *path)
+/* The file is the 8-byte header length, the header padded with spaces to
+** a multiple of 8 bytes (so that the data starts aligned), then every
+** tensor's bytes, written atomically (base/atomic_file.c). */
+static fv_status write_file(const fv_st_writer *w, const char *header, size_t len,
+                            const char *path)
 {
-	size_t n = 2 + w->count;
+	size_t n = 3 + w->count;
 	const void **parts = fv__malloc(n * sizeof *parts);
 	size_t *sizes = fv__malloc(n * sizeof *sizes);
 	if (parts == NULL || sizes == NULL) {
@@ -321,16 +249,19 @@ static fv_status write_file(const fv_st_writer *w, const text *h, const char *pa
 		free(sizes);
 		return fv_error(FV_ERR_NOMEM, "%s: out of memory", path);
 	}
+	size_t pad = (8 - len % 8) % 8;
 	unsigned char len8[8];
 	for (int i = 0; i < 8; i++)
-		len8[i] = (unsigned char)((uint64_t)h->len >> (8 * i));
+		len8[i] = (unsigned char)((uint64_t)(len + pad) >> (8 * i));
 	parts[0] = len8;
 	sizes[0] = 8;
-	parts[1] = h->s;
-	sizes[1] = h->len;
+	parts[1] = header;
+	sizes[1] = len;
+	parts[2] = "       ";
+	sizes[2] = pad;
 	for (size_t i = 0; i < w->count; i++) {
-		parts[2 + i] = w->items[i].data;
-		sizes[2 + i] = w->items[i].nbytes;
+		parts[3 + i] = w->items[i].data;
+		sizes[3 + i] = w->items[i].nbytes;
 	}
 	fv_status s = fv__atomic_write(path, n, parts, sizes);
 	free(parts);
@@ -342,10 +273,15 @@ fv_status fv_st_writer_save(fv_st_writer *w, const char *path)
 {
 	if (w == NULL || path == NULL)
 		return fv_error(FV_ERR_ARG, "fv_st_writer_save: %s is NULL", w == NULL ? "writer" : "path");
-	text h = {0};
-	fv_status s = build_header(w, &h);
-	if (s == FV_OK)
-		s = write_file(w, &h, path);
-	free(h.s);
+	json_t *header = header_json(w);
+	size_t len = 0;
+	char *text = fv__json_dump(header, JSON_COMPACT, "the safetensors header", &len);
+	json_decref(header);
+	if (text == NULL) {
+		fv_error_prefix("%s: ", path);
+		return FV_ERR_NOMEM;
+	}
+	fv_status s = write_file(w, text, len, path);
+	free(text);
 	return s;
 }

@@ -5,12 +5,13 @@
 ** included) sees the state_dict under openretina's names; what fovea needs
 ** to rebuild the model (the config, the data info) rides in __metadata__.
 */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fovea/checkpoint.h"
 #include "base/base_internal.h"
-#include "io/json_scan.h"
+#include "io/json.h"
 
 #define OPTIM_PREFIX "optimizer."
 
@@ -21,41 +22,35 @@ static const char *const optim_buffers[] = {"exp_avg", "exp_avg_sq", "max_exp_av
 
 char *fv_data_info_to_json(const fv_data_info *info)
 {
-	fv__text t = {0};
-	fv__text_printf(&t, "{\"sessions\": [");
+	json_t *sessions = json_array(), *neurons = json_object(), *means = json_object();
+	/* every call below takes its value even when it fails, so a failure
+	** only needs noting */
+	bool ok = true;
 	for (size_t i = 0; i < info->n_sessions; i++) {
-		fv__text_printf(&t, i ? ", " : "");
-		fv__text_json_string(&t, info->sessions[i]);
-	}
-	fv__text_printf(&t, "], \"n_neurons_dict\": {");
-	for (size_t i = 0; i < info->n_sessions; i++) {
-		fv__text_printf(&t, i ? ", " : "");
-		fv__text_json_string(&t, info->sessions[i]);
-		fv__text_printf(&t, ": %lld", (long long)info->n_neurons[i]);
-	}
-	fv__text_printf(&t, "}, \"mean_activity_dict\": {");
-	bool first = true;
-	for (size_t i = 0; info->mean_activity != NULL && i < info->n_sessions; i++) {
-		const fv_tensor *m = info->mean_activity[i];
+		const char *name = info->sessions[i];
+		ok &= json_array_append_new(sessions, json_string(name)) == 0;
+		ok &= json_object_set_new(neurons, name, json_integer(info->n_neurons[i])) == 0;
+		const fv_tensor *m = info->mean_activity != NULL ? info->mean_activity[i] : NULL;
 		if (m == NULL)
 			continue;
-		fv__text_printf(&t, first ? "" : ", ");
-		fv__text_json_string(&t, info->sessions[i]);
-		fv__text_printf(&t, ": [");
-		/* %.9g reads back as the same float32 */
+		json_t *values = json_array();
 		for (int64_t j = 0; j < m->numel; j++)
-			fv__text_printf(&t, j ? ", %.9g" : "%.9g", (double)m->data[j]);
-		fv__text_printf(&t, "]");
-		first = false;
+			ok &= json_array_append_new(values, fv__json_number(m->data[j])) == 0;
+		ok &= json_object_set_new(means, name, values) == 0;
 	}
-	fv__text_printf(&t, "}, \"input_shape\": [%lld, %lld, %lld], \"stim_mean\": ",
-	                (long long)info->input_shape[0], (long long)info->input_shape[1],
-	                (long long)info->input_shape[2]);
-	fv__text_json_double(&t, info->stim_mean);
-	fv__text_printf(&t, ", \"stim_std\": ");
-	fv__text_json_double(&t, info->stim_std);
-	fv__text_printf(&t, "}");
-	return fv__text_take(&t, "data_info");
+	json_t *root = json_pack("{s:o, s:o, s:o, s:[I, I, I], s:o, s:o}", "sessions", sessions,
+	                         "n_neurons_dict", neurons, "mean_activity_dict", means,
+	                         "input_shape", (json_int_t)info->input_shape[0],
+	                         (json_int_t)info->input_shape[1], (json_int_t)info->input_shape[2],
+	                         "stim_mean", fv__json_number(info->stim_mean),
+	                         "stim_std", fv__json_number(info->stim_std));
+	if (!ok) {
+		json_decref(root);
+		root = NULL;
+	}
+	char *text = fv__json_dump(root, 0, "data_info", NULL);
+	json_decref(root);
+	return text;
 }
 
 /* ---- saving -------------------------------------------------------------------------- */
@@ -200,15 +195,15 @@ static fv_status info_error(const fv_checkpoint *c, const char *what)
 	return fv_error(FV_ERR_FORMAT, "%s: metadata data_info: %s", c->path, what);
 }
 
-static fv_status parse_session_lists(fv_checkpoint *c, const fv_json *root)
+static fv_status parse_session_lists(fv_checkpoint *c, const json_t *root)
 {
-	const fv_json *sessions = fv__json_get(root, "sessions");
-	const fv_json *neurons = fv__json_get(root, "n_neurons_dict");
-	if (sessions == NULL || sessions->type != FV_JSON_ARRAY)
+	const json_t *sessions = json_object_get(root, "sessions");
+	const json_t *neurons = json_object_get(root, "n_neurons_dict");
+	if (!json_is_array(sessions))
 		return info_error(c, "'sessions' is missing or not a list");
-	if (neurons == NULL || neurons->type != FV_JSON_OBJECT)
+	if (!json_is_object(neurons))
 		return info_error(c, "'n_neurons_dict' is missing or not a map");
-	size_t n = sessions->count, alloc = n ? n : 1;
+	size_t n = json_array_size(sessions), alloc = n ? n : 1;
 	c->sessions = fv__calloc(alloc, sizeof *c->sessions);
 	c->n_neurons = fv__calloc(alloc, sizeof *c->n_neurons);
 	c->mean_activity = fv__calloc(alloc, sizeof *c->mean_activity);
@@ -217,68 +212,72 @@ static fv_status parse_session_lists(fv_checkpoint *c, const fv_json *root)
 		return fv_error(FV_ERR_NOMEM, "%s: out of memory", c->path);
 	c->info.n_sessions = n;
 	for (size_t i = 0; i < n; i++) {
-		const fv_json *s = &sessions->items[i];
-		if (s->type != FV_JSON_STRING)
+		const char *name = json_string_value(json_array_get(sessions, i));
+		if (name == NULL)
 			return info_error(c, "a session name is not a string");
-		if ((c->sessions[i] = fv__strdup(s->str)) == NULL)
+		if ((c->sessions[i] = fv__strdup(name)) == NULL)
 			return fv_error(FV_ERR_NOMEM, "%s: out of memory", c->path);
-		const fv_json *k = fv__json_get(neurons, s->str);
-		if (k == NULL || !k->is_int || k->integer <= 0) {
+		const json_t *k = json_object_get(neurons, name);
+		if (!json_is_integer(k) || json_integer_value(k) <= 0) {
 			char msg[512];
 			snprintf(msg, sizeof msg, "n_neurons_dict['%s'] is missing or not a positive integer",
-			         s->str);
+			         name);
 			return info_error(c, msg);
 		}
-		c->n_neurons[i] = k->integer;
+		c->n_neurons[i] = json_integer_value(k);
 	}
 	return FV_OK;
 }
 
-static fv_status parse_mean_activity(fv_checkpoint *c, const fv_json *root)
+static fv_status parse_mean_activity(fv_checkpoint *c, const json_t *root)
 {
-	const fv_json *means = fv__json_get(root, "mean_activity_dict");
+	const json_t *means = json_object_get(root, "mean_activity_dict");
 	if (means == NULL)
 		return FV_OK;
-	if (means->type != FV_JSON_OBJECT)
+	if (!json_is_object(means))
 		return info_error(c, "'mean_activity_dict' is not a map");
 	for (size_t i = 0; i < c->info.n_sessions; i++) {
-		const fv_json *m = fv__json_get(means, c->sessions[i]);
+		const json_t *m = json_object_get(means, c->sessions[i]);
 		if (m == NULL)
 			continue;
 		char msg[512];
-		if (m->type != FV_JSON_ARRAY || (int64_t)m->count != c->n_neurons[i]) {
+		if (!json_is_array(m) || (int64_t)json_array_size(m) != c->n_neurons[i]) {
 			snprintf(msg, sizeof msg, "mean_activity_dict['%s'] is not a list of %lld numbers",
 			         c->sessions[i], (long long)c->n_neurons[i]);
 			return info_error(c, msg);
 		}
-		int64_t shape[1] = {(int64_t)m->count};
+		int64_t shape[1] = {(int64_t)json_array_size(m)};
 		if ((c->mean_activity[i] = fv_tensor_new(1, shape)) == NULL)
 			return FV_ERR_NOMEM;
-		for (size_t j = 0; j < m->count; j++) {
-			if (m->items[j].type != FV_JSON_NUMBER) {
+		for (size_t j = 0; j < json_array_size(m); j++) {
+			const json_t *v = json_array_get(m, j);
+			if (!json_is_number(v) && !json_is_null(v)) {
 				snprintf(msg, sizeof msg, "mean_activity_dict['%s'][%zu] is not a number",
 				         c->sessions[i], j);
 				return info_error(c, msg);
 			}
-			c->mean_activity[i]->data[j] = (fv_real)m->items[j].number;
+			/* the writer's null for a value that was not finite */
+			c->mean_activity[i]->data[j] = json_is_null(v) ? NAN : (fv_real)json_number_value(v);
 		}
 	}
 	return FV_OK;
 }
 
-static fv_status parse_shape(fv_checkpoint *c, const fv_json *root)
+static fv_status parse_shape(fv_checkpoint *c, const json_t *root)
 {
-	const fv_json *shape = fv__json_get(root, "input_shape");
-	if (shape == NULL || shape->type != FV_JSON_ARRAY || shape->count != 3)
+	const json_t *shape = json_object_get(root, "input_shape");
+	if (!json_is_array(shape) || json_array_size(shape) != 3)
 		return info_error(c, "'input_shape' is missing or not [channels, height, width]");
-	for (int i = 0; i < 3; i++) {
-		if (!shape->items[i].is_int || shape->items[i].integer <= 0)
+	for (size_t i = 0; i < 3; i++) {
+		const json_t *size = json_array_get(shape, i);
+		if (!json_is_integer(size) || json_integer_value(size) <= 0)
 			return info_error(c, "'input_shape' holds a size that is not a positive integer");
-		c->info.input_shape[i] = shape->items[i].integer;
+		c->info.input_shape[i] = json_integer_value(size);
 	}
-	const fv_json *mean = fv__json_get(root, "stim_mean"), *std = fv__json_get(root, "stim_std");
-	c->info.stim_mean = mean != NULL && mean->type == FV_JSON_NUMBER ? mean->number : 0.0;
-	c->info.stim_std = std != NULL && std->type == FV_JSON_NUMBER ? std->number : 1.0;
+	const json_t *mean = json_object_get(root, "stim_mean");
+	const json_t *std = json_object_get(root, "stim_std");
+	c->info.stim_mean = json_is_number(mean) ? json_number_value(mean) : 0.0;
+	c->info.stim_std = json_is_number(std) ? json_number_value(std) : 1.0;
 	return FV_OK;
 }
 
@@ -286,12 +285,11 @@ static fv_status parse_info(fv_checkpoint *c, const char *json)
 {
 	char what[1024];
 	snprintf(what, sizeof what, "%s: metadata data_info", c->path);
-	fv_json_doc *doc = NULL;
-	fv_status rc = fv__json_parse(json, strlen(json), what, &doc);
+	json_t *root = NULL;
+	fv_status rc = fv__json_load(json, strlen(json), what, &root);
 	if (rc != FV_OK)
 		return rc;
-	const fv_json *root = fv__json_root(doc);
-	if (root->type != FV_JSON_OBJECT)
+	if (!json_is_object(root))
 		rc = info_error(c, "expected a JSON object");
 	if (rc == FV_OK)
 		rc = parse_session_lists(c, root);
@@ -299,7 +297,7 @@ static fv_status parse_info(fv_checkpoint *c, const char *json)
 		rc = parse_mean_activity(c, root);
 	if (rc == FV_OK)
 		rc = parse_shape(c, root);
-	fv__json_free(doc);
+	json_decref(root);
 	if (rc != FV_OK)
 		return rc;
 	c->info.sessions = (const char *const *)c->sessions;

@@ -5,7 +5,7 @@
 ** stopping state, the best value so far).
 **
 ** Everything that decides the rest of a run is saved at full precision
-** (%.17g), and the random streams are functions of the seed and the epoch
+** (17 digits, io/json.h), and the random streams are functions of the seed and the epoch
 ** (see trainer_epoch.c), so a resumed run continues exactly.
 */
 #include <errno.h>
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/json_scan.h"
+#include "io/json.h"
 #include "train/trainer_internal.h"
 
 const char *const fv__metric_names[N_METRICS] = {
@@ -103,33 +103,26 @@ static fv_status reload_metrics(fv__trainer *t, int64_t rows)
 
 /* ---- the trainer state ----------------------------------------------------------------- */
 
-static void put_number(fv__text *j, const char *key, double v, bool comma)
-{
-	fv__text_printf(j, "\"%s\": ", key);
-	fv__text_json_double(j, v);
-	fv__text_printf(j, comma ? ", " : "");
-}
-
+/* null in a number's place stands for an infinite value (json.h): a best
+** value before the first epoch, for one */
 static char *state_json(const fv__trainer *t)
 {
-	fv__text j = {0};
-	fv__text_printf(&j, "{\"epochs_done\": %lld, \"global_step\": %lld, \"seed\": %llu, ",
-	                (long long)t->epochs_done, (long long)t->global_step,
-	                (unsigned long long)t->seed);
-	put_number(&j, "lr", fv_optimizer_lr(t->opt), true);
-	put_number(&j, "best_value", t->best_value, true);
-	fv__text_printf(&j, "\"best_epoch\": %lld, \"stopped\": %s, \"scheduler\": {",
-	                (long long)t->best_epoch, t->stopped ? "true" : "false");
-	fv__text_printf(&j, "\"last_epoch\": %lld, \"num_bad_epochs\": %lld, "
-	                    "\"cooldown_counter\": %lld, ",
-	                (long long)t->sched.last_epoch, (long long)t->sched.num_bad_epochs,
-	                (long long)t->sched.cooldown_counter);
-	put_number(&j, "best", t->sched.best, false);
-	fv__text_printf(&j, "}, \"early_stopping\": {\"wait_count\": %lld, ",
-	                (long long)t->stop.wait_count);
-	put_number(&j, "best", t->stop.best, false);
-	fv__text_printf(&j, "}}");
-	return fv__text_take(&j, "the trainer state");
+	json_t *state = json_pack(
+		"{s:I, s:I, s:I, s:o, s:o, s:I, s:b, s:{s:I, s:I, s:I, s:o}, s:{s:I, s:o}}",
+		"epochs_done", (json_int_t)t->epochs_done, "global_step", (json_int_t)t->global_step,
+		/* all 64 bits, as int64; the reader casts back */
+		"seed", (json_int_t)t->seed, "lr", fv__json_number(fv_optimizer_lr(t->opt)),
+		"best_value", fv__json_number(t->best_value), "best_epoch", (json_int_t)t->best_epoch,
+		"stopped", (int)t->stopped,
+		"scheduler", "last_epoch", (json_int_t)t->sched.last_epoch,
+		"num_bad_epochs", (json_int_t)t->sched.num_bad_epochs,
+		"cooldown_counter", (json_int_t)t->sched.cooldown_counter,
+		"best", fv__json_number(t->sched.best),
+		"early_stopping", "wait_count", (json_int_t)t->stop.wait_count,
+		"best", fv__json_number(t->stop.best));
+	char *text = fv__json_dump(state, 0, "the trainer state", NULL);
+	json_decref(state);
+	return text;
 }
 
 fv_status fv__save_checkpoint(fv__trainer *t, const char *name)
@@ -163,53 +156,56 @@ typedef struct state_reader {
 	fv_status rc;
 } state_reader;
 
-static const fv_json *member(state_reader *r, const fv_json *obj, const char *key,
-                             fv_json_type type)
+/* The member `key` of `obj` when its type is one of `types` (bits
+** 1 << json_type); otherwise NULL, and the first such miss is the message. */
+static json_t *member(state_reader *r, const json_t *obj, const char *key, unsigned types,
+                      const char *expected)
 {
-	const fv_json *v = fv__json_get(obj, key);
-	bool ok = v != NULL && (v->type == type || (type == FV_JSON_NUMBER && v->type == FV_JSON_NULL));
-	if (!ok && r->rc == FV_OK)
-		r->rc = fv_error(FV_ERR_FORMAT, "%s: metadata trainer_state: '%s' is missing or not a%s %s",
-		                 r->path, key, type == FV_JSON_OBJECT ? "n" : "",
-		                 fv__json_type_name(type));
-	return ok ? v : NULL;
+	json_t *v = json_object_get(obj, key);
+	if (v != NULL && (types & 1u << json_typeof(v)))
+		return v;
+	if (r->rc == FV_OK)
+		r->rc = fv_error(FV_ERR_FORMAT, "%s: metadata trainer_state: '%s' is missing or not %s",
+		                 r->path, key, expected);
+	return NULL;
 }
 
-static int64_t read_int(state_reader *r, const fv_json *obj, const char *key)
+static int64_t read_int(state_reader *r, const json_t *obj, const char *key)
 {
-	const fv_json *v = member(r, obj, key, FV_JSON_NUMBER);
-	return v != NULL && v->is_int ? v->integer : 0;
+	return json_integer_value(member(r, obj, key, 1u << JSON_INTEGER, "an integer"));
 }
 
 /* null stands for an infinite value; `inf` says which. */
-static double read_double(state_reader *r, const fv_json *obj, const char *key, double inf)
+static double read_double(state_reader *r, const json_t *obj, const char *key, double inf)
 {
-	const fv_json *v = member(r, obj, key, FV_JSON_NUMBER);
-	return v == NULL || v->type == FV_JSON_NULL ? inf : v->number;
+	unsigned number = 1u << JSON_INTEGER | 1u << JSON_REAL | 1u << JSON_NULL;
+	const json_t *v = member(r, obj, key, number, "a number");
+	return v == NULL || json_is_null(v) ? inf : json_number_value(v);
 }
 
-static fv_status apply_state(fv__trainer *t, const fv_json *root, const char *path)
+static fv_status apply_state(fv__trainer *t, const json_t *root, const char *path)
 {
 	state_reader r = {path, FV_OK};
 	t->epochs_done = read_int(&r, root, "epochs_done");
 	/* a resumed run keeps its seed, even when the config leaves it to chance */
-	const fv_json *seed = member(&r, root, "seed", FV_JSON_NUMBER);
-	if (seed != NULL && seed->type == FV_JSON_NUMBER && seed->number >= 0)
-		t->seed = seed->is_int ? (uint64_t)seed->integer : (uint64_t)seed->number;
+	const json_t *seed = member(&r, root, "seed", 1u << JSON_INTEGER, "an integer");
+	if (seed != NULL)
+		t->seed = (uint64_t)json_integer_value(seed);
 	t->global_step = read_int(&r, root, "global_step");
 	fv_optimizer_set_lr(t->opt, read_double(&r, root, "lr", NAN));
 	t->best_value = read_double(&r, root, "best_value", t->best_mode_max ? -INFINITY : INFINITY);
 	t->best_epoch = read_int(&r, root, "best_epoch");
-	const fv_json *stopped = member(&r, root, "stopped", FV_JSON_BOOL);
-	t->stopped = stopped != NULL && stopped->boolean;
-	const fv_json *s = member(&r, root, "scheduler", FV_JSON_OBJECT);
+	const json_t *stopped = member(&r, root, "stopped", 1u << JSON_TRUE | 1u << JSON_FALSE,
+	                               "a boolean");
+	t->stopped = json_is_true(stopped);
+	const json_t *s = member(&r, root, "scheduler", 1u << JSON_OBJECT, "an object");
 	if (s != NULL) {
 		t->sched.last_epoch = read_int(&r, s, "last_epoch");
 		t->sched.num_bad_epochs = read_int(&r, s, "num_bad_epochs");
 		t->sched.cooldown_counter = read_int(&r, s, "cooldown_counter");
 		t->sched.best = read_double(&r, s, "best", t->sched.mode_max ? -INFINITY : INFINITY);
 	}
-	const fv_json *e = member(&r, root, "early_stopping", FV_JSON_OBJECT);
+	const json_t *e = member(&r, root, "early_stopping", 1u << JSON_OBJECT, "an object");
 	if (e != NULL) {
 		t->stop.wait_count = read_int(&r, e, "wait_count");
 		t->stop.best = read_double(&r, e, "best", t->stop.mode_max ? -INFINITY : INFINITY);
@@ -229,14 +225,14 @@ fv_status fv__resume(fv__trainer *t, fv_checkpoint *last)
 	fv_status rc = fv_checkpoint_load_model(last, t->model, false);
 	if (rc == FV_OK)
 		rc = fv_checkpoint_load_optimizer(last, t->opt, t->n_params, t->params);
-	fv_json_doc *doc = NULL;
+	json_t *state = NULL;
 	char what[4200];
 	snprintf(what, sizeof what, "%s: metadata trainer_state", path);
 	if (rc == FV_OK)
-		rc = fv__json_parse(json, strlen(json), what, &doc);
+		rc = fv__json_load(json, strlen(json), what, &state);
 	if (rc == FV_OK)
-		rc = apply_state(t, fv__json_root(doc), path);
-	fv__json_free(doc);
+		rc = apply_state(t, state, path);
+	json_decref(state);
 	if (rc == FV_OK)
 		rc = reload_metrics(t, t->epochs_done);
 	if (rc == FV_OK) {

@@ -3,10 +3,10 @@
 ** (u64 little-endian header length N, N bytes of JSON, raw data).
 **
 ** The reader validates everything before anything is used: the header
-** length against the file size, the JSON grammar (bounded nesting and
-** lengths), every dtype, shape and data_offsets pair (in bounds, matching
-** dtype size x element count, no overlaps), and `__metadata__` being a map
-** of strings.  A truncated or hostile file yields FV_ERR_FORMAT with a
+** length against the file size (and 100 MB at most), the JSON (read by
+** libjansson: bounded nesting, no duplicate keys), every dtype, shape and
+** data_offsets pair (in bounds, matching dtype size x element count, no
+** overlaps), and `__metadata__` being a map of strings.  A truncated or hostile file yields FV_ERR_FORMAT with a
 ** message naming the file and the problem, never a crash.
 **
 ** The writer is atomic: it writes PATH.tmp.XXXXXX in the same directory,

@@ -1,20 +1,21 @@
 /*
-** fuzz_safetensors.c: libFuzzer target for the safetensors reader and the
-** JSON scanner under it.
+** fuzz_safetensors.c: libFuzzer target for the safetensors reader and
+** fovea's JSON reading and writing (jansson, io/json.h) under it.
 **
 ** Each input is tried as a whole safetensors file and, separately, as JSON
 ** text.  Whatever the reader accepts is then used the way fovea uses a
 ** checkpoint (every tensor converted, looked up by name, made into an
 ** fv_tensor; every metadata entry read), so an entry that passed validation
-** but points outside the buffer shows up as an ASan report.  Rejections
-** must leave a message naming the input.
+** but points outside the buffer shows up as an ASan report.  JSON text
+** that loads is written back and must load as the same value (numbers
+** bit for bit).  Rejections must leave a message naming the input.
 */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fovea/safetensors.h"
-#include "io/json_scan.h"
+#include "io/json.h"
 
 #define NAME "fuzz.safetensors"
 
@@ -46,13 +47,23 @@ static void use_entries(const fv_safetensors *st)
 	}
 }
 
-static void scan_json(const uint8_t *data, size_t size)
+static void round_trip_json(const uint8_t *data, size_t size)
 {
-	fv_json_doc *doc = NULL;
-	if (fv__json_parse((const char *)data, size, "fuzz.json", &doc) == FV_OK)
-		fv__json_free(doc);
-	else if (strncmp(fv_errmsg(), "fuzz.json: ", 11) != 0)
-		abort();
+	json_t *v = NULL;
+	if (fv__json_load((const char *)data, size, "fuzz.json", &v) != FV_OK) {
+		if (strncmp(fv_errmsg(), "fuzz.json: ", 11) != 0)
+			abort();
+		return;
+	}
+	size_t len = 0;
+	char *text = fv__json_dump(v, JSON_ENCODE_ANY | JSON_COMPACT, "fuzz.json", &len);
+	json_t *back = NULL;
+	if (text != NULL &&
+	    (fv__json_load(text, len, "fuzz.json again", &back) != FV_OK || !json_equal(v, back)))
+		abort(); /* what fovea writes must read back as it was */
+	json_decref(back);
+	free(text);
+	json_decref(v);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -66,6 +77,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else if (strncmp(fv_errmsg(), NAME ": ", strlen(NAME) + 2) != 0) {
 		abort(); /* every rejection names the file */
 	}
-	scan_json(data, size);
+	round_trip_json(data, size);
 	return 0;
 }

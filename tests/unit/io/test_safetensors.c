@@ -1,5 +1,5 @@
 /*
-** test_safetensors.c: the JSON scanner, the safetensors reader (golden
+** test_safetensors.c: the safetensors reader (the header's JSON, golden
 ** files and a table of hostile inputs) and the atomic writer.
 **
 ** Expected values are written out by hand (bit patterns of F16/BF16, the
@@ -9,7 +9,9 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +21,6 @@
 #include <unistd.h>
 
 #include "fovea/safetensors.h"
-#include "io/json_scan.h"
 
 #ifndef FOVEA_TEST_SRCDIR
 #define FOVEA_TEST_SRCDIR "tests"
@@ -138,157 +139,124 @@ static buf read_all(const char *path)
 	return b;
 }
 
-/* ---- the JSON scanner ---------------------------------------------------------- */
+/* A tensor entry of a header. */
+#define T(dtype, shape, offsets) "{\"dtype\":\"" dtype "\",\"shape\":" shape ",\"data_offsets\":" offsets "}"
 
-static fv_json_doc *parse_ok(const char *text)
+/* ---- the header's JSON ------------------------------------------------------------ */
+
+/* What a header with `meta_json` as its __metadata__ reads as. */
+static fv_safetensors *open_meta(const char *meta_json)
 {
-	fv_json_doc *doc = NULL;
-	fv_status s = fv__json_parse(text, strlen(text), "t.json", &doc);
-	cr_assert_eq(s, FV_OK, "rejected %s: %s", text, fv_errmsg());
-	return doc;
+	char header[4096];
+	snprintf(header, sizeof header, "{\"__metadata__\":%s}", meta_json);
+	buf b = make_file_str(header, 0);
+	fv_safetensors *st = fv_safetensors_from_memory(b.p, b.len, "meta.safetensors");
+	free(b.p);
+	return st;
 }
 
-static void parse_bad(const char *text, size_t len, const char *fragment)
+Test(safetensors_json, strings_decode_escapes_and_utf8)
 {
-	fv_json_doc *doc = (fv_json_doc *)1;
-	fv_status s = fv__json_parse(text, len, "t.json", &doc);
-	cr_expect_eq(s, FV_ERR_FORMAT, "accepted %.*s", (int)len, text);
-	cr_expect_null(doc);
-	cr_expect(strncmp(fv_errmsg(), "t.json: byte ", 13) == 0, "message: %s", fv_errmsg());
-	cr_expect(strstr(fv_errmsg(), fragment) != NULL, "message \"%s\" lacks \"%s\"", fv_errmsg(),
-	          fragment);
+	fv_safetensors *st = open_meta("{\"q\\\"b\\\\s\\/\\b\\f\\n\\r\\t|\\u00e9|\\u20AC|\\ud83d\\ude00|\xc2\xb5\":"
+	                               "\"\\u00e9\", \"k\":\"\"}");
+	cr_assert_not_null(st, "%s", fv_errmsg());
+	cr_assert_eq(fv_safetensors_meta_count(st), 2);
+	cr_expect_str_eq(fv_safetensors_meta_key(st, 0),
+	                 "q\"b\\s/\b\f\n\r\t|\xc3\xa9|\xe2\x82\xac|\xf0\x9f\x98\x80|\xc2\xb5");
+	cr_expect_str_eq(fv_safetensors_meta_value(st, 0), "\xc3\xa9");
+	cr_expect_str_eq(fv_safetensors_meta_key(st, 1), "k"); /* text order is kept */
+	cr_expect_str_eq(fv_safetensors_meta(st, "k"), "");
+	fv_safetensors_close(st);
 }
 
-Test(json, structure_and_positions)
+Test(safetensors_json, integers_are_exact_to_int64)
 {
-	fv_json_doc *doc = parse_ok(" {\"a\": [1, true, null, \"x\"], \"b\": {}, \"c\": false} ");
-	const fv_json *root = fv__json_root(doc);
-	cr_assert_eq(root->type, FV_JSON_OBJECT);
-	cr_assert_eq(root->count, 3);
-	cr_expect_eq(root->pos, 1);
-	const fv_json *a = fv__json_get(root, "a");
-	cr_assert_not_null(a);
-	cr_assert_eq(a->type, FV_JSON_ARRAY);
-	cr_assert_eq(a->count, 4);
-	cr_expect_eq(a->pos, 7);
-	cr_expect(a->items[0].is_int && a->items[0].integer == 1);
-	cr_expect(a->items[1].type == FV_JSON_BOOL && a->items[1].boolean);
-	cr_expect_eq(a->items[2].type, FV_JSON_NULL);
-	cr_expect_str_eq(a->items[3].str, "x");
-	cr_expect_eq(fv__json_get(root, "b")->count, 0);
-	cr_expect(fv__json_get(root, "c")->type == FV_JSON_BOOL && !fv__json_get(root, "c")->boolean);
-	cr_expect_null(fv__json_get(root, "d"));
-	cr_expect_null(fv__json_get(a, "a")); /* not an object */
-	cr_expect_str_eq(root->items[1].key, "b"); /* text order is kept */
-	cr_expect_str_eq(fv__json_type_name(FV_JSON_OBJECT), "object");
-	fv__json_free(doc);
+	/* INT64_MAX is read exactly (and is too many elements); one more is
+	** not an integer jansson can hold, so the header is refused */
+	expect_rejected(make_file_str("{\"w\":" T("F32", "[9223372036854775807]", "[0,4]") "}", 4),
+	                "tensor 'w': shape (9223372036854775807) has too many elements");
+	expect_rejected(make_file_str("{\"w\":" T("U8", "[9223372036854775808]", "[0,1]") "}", 1),
+	                "header: byte 47: too big integer near '9223372036854775808'");
+	/* a real is not a size, even when it is whole */
+	expect_rejected(make_file_str("{\"w\":" T("U8", "[1]", "[0,1.0]") "}", 1),
+	                "tensor 'w': data_offsets entry 1 is 1.0; expected a non-negative integer");
+	expect_rejected(make_file_str("{\"w\":" T("U8", "[1]", "[0,1e0]") "}", 1),
+	                "data_offsets entry 1 is 1.0");
 }
 
-Test(json, string_escapes_and_utf8)
-{
-	fv_json_doc *doc = parse_ok("\"q\\\"b\\\\s\\/\\b\\f\\n\\r\\t|\\u00e9|\\u20AC|\\ud83d\\ude00|\xc2\xb5\"");
-	const fv_json *v = fv__json_root(doc);
-	const char *expect = "q\"b\\s/\b\f\n\r\t|\xc3\xa9|\xe2\x82\xac|\xf0\x9f\x98\x80|\xc2\xb5";
-	cr_assert_eq(v->type, FV_JSON_STRING);
-	cr_expect_eq(v->len, strlen(expect));
-	cr_expect_str_eq(v->str, expect);
-	fv__json_free(doc);
-}
-
-Test(json, numbers)
-{
-	fv_json_doc *doc = parse_ok("[0, -0, 9223372036854775807, -9223372036854775808, "
-	                            "9223372036854775808, 1.5e3, -2.25, 1E-2, 12]");
-	const fv_json *a = fv__json_root(doc);
-	cr_assert_eq(a->count, 9);
-	cr_expect(a->items[0].is_int && a->items[0].integer == 0);
-	cr_expect(a->items[1].is_int && a->items[1].integer == 0);
-	cr_expect(a->items[2].is_int && a->items[2].integer == INT64_MAX);
-	cr_expect(a->items[3].is_int && a->items[3].integer == INT64_MIN);
-	cr_expect(!a->items[4].is_int); /* one past INT64_MAX */
-	cr_expect_eq(a->items[4].number, 9223372036854775808.0);
-	cr_expect(!a->items[5].is_int);
-	cr_expect_eq(a->items[5].number, 1500.0);
-	cr_expect_eq(a->items[6].number, -2.25);
-	cr_expect_eq(a->items[7].number, 0.01);
-	cr_expect(a->items[8].is_int && a->items[8].integer == 12 && a->items[8].number == 12.0);
-	fv__json_free(doc);
-}
-
-Test(json, depth_limit)
-{
-	char text[2 * FV_JSON_MAX_DEPTH + 4];
-	for (int i = 0; i < FV_JSON_MAX_DEPTH; i++) {
-		text[i] = '[';
-		text[FV_JSON_MAX_DEPTH + i] = ']';
-	}
-	fv_json_doc *doc = NULL;
-	cr_expect_eq(fv__json_parse(text, 2 * FV_JSON_MAX_DEPTH, "t.json", &doc), FV_OK);
-	fv__json_free(doc);
-	/* one more level */
-	char deeper[2 * FV_JSON_MAX_DEPTH + 4];
-	deeper[0] = '[';
-	memcpy(deeper + 1, text, 2 * FV_JSON_MAX_DEPTH);
-	deeper[2 * FV_JSON_MAX_DEPTH + 1] = ']';
-	parse_bad(deeper, 2 * FV_JSON_MAX_DEPTH + 2, "nesting is deeper than 64 levels");
-}
-
-Test(json, rejects_malformed_text)
+Test(safetensors_json, malformed_text_is_refused_where_it_is)
 {
 	static const struct {
-		const char *text;
+		const char *header;
 		const char *fragment;
 	} cases[] = {
-		{"", "expected a value, found the end of the text"},
-		{"   ", "expected a value"},
-		{"{\"a\":1,}", "expected a string key in an object, found '}'"},
-		{"[1,]", "expected a value, found ']'"},
-		{"[1 2]", "expected ',' or ']' in an array, found '2'"},
-		{"{\"a\" 1}", "expected ':' after key 'a'"},
-		{"{\"a\":1 \"b\":2}", "expected ',' or '}' in an object"},
-		{"{\"a\":1,\"a\":2}", "duplicate key 'a'"},
-		{"01", "leading zeros"},
-		{"-", "expected a digit in a number"},
-		{"1.", "expected a digit after '.'"},
-		{"1e", "exponent"},
-		{"1e400", "out of the range of a double"},
-		{"+1", "expected a value, found '+'"},
-		{"NaN", "expected a value, found 'N'"},
-		{"tru", "expected a value, found 't'"},
-		{"nul", "expected a value"},
-		{"\"abc", "unterminated string"},
-		{"\"abc\\", "unterminated string"},
-		{"\"a\tb\"", "control character 0x09"},
-		{"\"\\x\"", "invalid escape '\\x'"},
-		{"\"\\u12G4\"", "four hex digits"},
-		{"\"\\u123\"", "four hex digits"},
-		{"\"\\ud800\"", "high surrogate \\ud800 is not followed by a low surrogate"},
-		{"\"\\ud800\\u0041\"", "not followed by a low surrogate"},
-		{"\"\\udc00\"", "unpaired low surrogate"},
-		{"\"\\u0000\"", "'\\u0000' in a string is not supported"},
-		{"\"\xff\"", "invalid UTF-8"},
-		{"\"\xc0\xaf\"", "invalid UTF-8"},         /* overlong '/' */
-		{"\"\xed\xa0\x80\"", "invalid UTF-8"},     /* encoded surrogate */
-		{"\"\xf4\x90\x80\x80\"", "invalid UTF-8"}, /* above U+10FFFF */
-		{"\"\xe2\x82\"", "invalid UTF-8"},         /* cut short */
-		{"{} x", "unexpected 'x' after the JSON value"},
-		{"{}\x01", "unexpected byte 0x01 after the JSON value"},
-		{"// c\n{}", "expected a value, found '/'"},
+		{"", "header: byte 0: unexpected token near end of file"},
+		{"hello", "header: byte 5: invalid token near 'hello'"},
+		{"{\"a\":1,}", "header: byte 8: string or '}' expected near '}'"},
+		{"{\"a\" 1}", "':' expected near '1'"},
+		{"{\"a\":[1 2]}", "']' expected near '2'"},
+		{"{\"a\":1 \"b\":2}", "'}' expected near '\"b\"'"},
+		{"{\"a\":1", "'}' expected near end of file"},
+		{"{\"a\":01}", "invalid token near '0'"},
+		{"{\"a\":+1}", "invalid token near '+'"},
+		{"{\"a\":NaN}", "invalid token near 'NaN'"},
+		{"{\"a\":1.}", "invalid token near '1.'"},
+		{"{\"a\":1e400}", "real number overflow near '1e400'"},
+		{"{\"a\":tru}", "invalid token near 'tru'"},
+		{"// c\n{}", "invalid token near '/'"},
+		{"{\"a\":\"x\ty\"}", "control character 0x9"},
+		{"{\"a\":\"\\x\"}", "invalid escape"},
+		{"{\"a\":\"\\u12G4\"}", "invalid escape"},
+		{"{\"a\":\"\\ud800\"}", "invalid Unicode '\\uD800'"},
+		{"{\"a\":\"\\udc00\"}", "invalid Unicode '\\uDC00'"},
+		{"{\"a\":\"abc}", "premature end of input"},
+		{"{\"\xc0\xaf\":1}", "unable to decode byte 0xc0"},         /* overlong '/' */
+		{"{\"\xed\xa0\x80\":1}", "unable to decode byte 0xed"},     /* encoded surrogate */
+		{"{\"\xf4\x90\x80\x80\":1}", "unable to decode byte 0xf4"}, /* above U+10FFFF */
+		{"{\"\xe2\x82\":1}", "unable to decode byte 0xe2"},         /* cut short */
+		{"{}\x01", "header: byte 3: end of file expected"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-		parse_bad(cases[i].text, strlen(cases[i].text), cases[i].fragment);
-	/* a NUL byte inside the text is not whitespace */
-	parse_bad("{}\0", 3, "unexpected byte 0x00");
+		expect_rejected(make_file_str(cases[i].header, 0), cases[i].fragment);
 }
 
-Test(json, utf8_validator)
+/* Headers nesting `depth` arrays in a metadata value: jansson's limit
+** counts the root object and __metadata__ too. */
+static buf nested_header(int depth)
 {
-	cr_expect(fv__utf8_valid("", 0));
-	cr_expect(fv__utf8_valid("a\xc2\xb5\xe2\x82\xac\xf0\x9f\x98\x80", 10));
-	cr_expect(fv__utf8_valid("\xf4\x8f\xbf\xbf", 4)); /* U+10FFFF */
-	cr_expect(!fv__utf8_valid("\x80", 1));
-	cr_expect(!fv__utf8_valid("\xe0\x80\x80", 3)); /* overlong */
-	cr_expect(!fv__utf8_valid("\xf8\x88\x80\x80\x80", 5));
+	const char *open = "{\"__metadata__\":{\"k\":", *close = "}}";
+	size_t n = strlen(open) + 2 * (size_t)depth + strlen(close);
+	char *header = malloc(n + 1);
+	cr_assert_not_null(header);
+	size_t at = (size_t)sprintf(header, "%s", open);
+	memset(header + at, '[', (size_t)depth);
+	memset(header + at + depth, ']', (size_t)depth);
+	strcpy(header + at + 2 * (size_t)depth, close);
+	buf b = make_file(header, n, 0);
+	free(header);
+	return b;
+}
+
+/* Parse the deepest header jansson takes, then deeper ones, on a thread
+** with a small stack: the nesting limit keeps the recursion bounded. */
+static void *parse_deep_headers(void *unused)
+{
+	(void)unused;
+	expect_rejected(nested_header(JSON_PARSER_MAX_DEPTH - 2), "__metadata__ key 'k' is an array");
+	expect_rejected(nested_header(JSON_PARSER_MAX_DEPTH - 1), "maximum parsing depth reached");
+	expect_rejected(nested_header(1000000), "maximum parsing depth reached");
+	return NULL;
+}
+
+Test(safetensors_json, deep_nesting_stops_at_janssons_limit)
+{
+	pthread_attr_t attr;
+	cr_assert_eq(pthread_attr_init(&attr), 0);
+	cr_assert_eq(pthread_attr_setstacksize(&attr, 512 * 1024), 0);
+	pthread_t thread;
+	cr_assert_eq(pthread_create(&thread, &attr, parse_deep_headers, NULL), 0);
+	cr_assert_eq(pthread_join(thread, NULL), 0);
+	pthread_attr_destroy(&attr);
 }
 
 /* ---- hostile safetensors files --------------------------------------------------- */
@@ -339,8 +307,6 @@ Test(safetensors_hostile, header_not_an_object)
 	free(b.p);
 }
 
-#define T(dtype, shape, offsets) "{\"dtype\":\"" dtype "\",\"shape\":" shape ",\"data_offsets\":" offsets "}"
-
 Test(safetensors_hostile, table)
 {
 	static const struct {
@@ -348,10 +314,8 @@ Test(safetensors_hostile, table)
 		size_t data_len;
 		const char *fragment;
 	} cases[] = {
-		{"hello", 0, "hostile.safetensors: header: byte 0: expected a value, found 'h'"},
-		{"", 0, "header: byte 0: expected a value, found the end of the text"},
 		{"\"s\"", 0, "header is a string; expected a JSON object"},
-		{"{} x", 0, "header: byte 3: unexpected 'x' after the JSON value"},
+		{"{} x", 0, "header: byte 4: end of file expected near 'x'"},
 		{"{\"w\":" T("F8", "[1]", "[0,1]") "}", 1, "tensor 'w': unknown dtype 'F8'"},
 		{"{\"w\":" T("f32", "[1]", "[0,4]") "}", 4, "unknown dtype 'f32'"},
 		{"{\"w\":{\"dtype\":5,\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
@@ -360,7 +324,7 @@ Test(safetensors_hostile, table)
 		 "tensor 'w': shape entry 0 is -1; expected a non-negative integer"},
 		{"{\"w\":" T("F32", "[2.5]", "[0,4]") "}", 4, "shape entry 0 is 2.5"},
 		{"{\"w\":" T("F32", "[1,\"2\"]", "[0,4]") "}", 4, "shape entry 1 is a string"},
-		{"{\"w\":" T("F32", "[1e30]", "[0,4]") "}", 4, "shape entry 0 is 1e+30"},
+		{"{\"w\":" T("F32", "[1e30]", "[0,4]") "}", 4, "shape entry 0 is 1e30"},
 		{"{\"w\":" T("F32", "[4294967296,4294967296]", "[0,4]") "}", 4,
 		 "tensor 'w': shape (4294967296, 4294967296) has too many elements"},
 		{"{\"w\":" T("F64", "[1152921504606846976,8]", "[0,4]") "}", 4,
@@ -372,7 +336,7 @@ Test(safetensors_hostile, table)
 		 "tensor 'w': data_offsets [0, 100] are out of range: the data section has 16 bytes"},
 		{"{\"w\":" T("F32", "[1]", "[8,4]") "}", 16, "data_offsets [8, 4] are out of range"},
 		{"{\"w\":" T("F32", "[1]", "[-4,0]") "}", 16, "data_offsets entry 0 is -4"},
-		{"{\"w\":" T("F32", "[1]", "[0,1e30]") "}", 16, "data_offsets entry 1 is 1e+30"},
+		{"{\"w\":" T("F32", "[1]", "[0,1e30]") "}", 16, "data_offsets entry 1 is 1e30"},
 		{"{\"w\":" T("F32", "[1]", "[0,4,8]") "}", 16,
 		 "tensor 'w': data_offsets must be an array [begin, end]"},
 		{"{\"w\":" T("F32", "[1]", "{}") "}", 16, "data_offsets must be an array"},
@@ -387,9 +351,13 @@ Test(safetensors_hostile, table)
 		{"{\"a\":" T("U8", "[4]", "[0,4]") ",\"b\":" T("U8", "[4]", "[0,4]") "}", 16,
 		 "tensors 'a' [0, 4] and 'b' [0, 4] overlap"},
 		{"{\"w\":" T("F32", "[1]", "[0,4]") ",\"w\":" T("F32", "[1]", "[4,8]") "}", 16,
-		 "duplicate key 'w'"},
+		 "header: byte 57: duplicate object key near '\"w\"'"},
 		{"{\"w\":{\"dtype\":\"F32\",\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
-		 "duplicate key 'dtype'"},
+		 "duplicate object key near '\"dtype\"'"},
+		{"{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}}", 0, "duplicate object key near '\"k\"'"},
+		/* a key too long to be quoted in jansson's message */
+		{"{\"__metadata__\":{\"a_rather_long_key_name\":\"a\",\"a_rather_long_key_name\":\"b\"}}", 0,
+		 "header: byte 70: duplicate object key"},
 		{"{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"foo\":1}}", 4,
 		 "tensor 'w': unknown field 'foo' (expected dtype, shape, data_offsets)"},
 		{"{\"w\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", 4, "tensor 'w': missing field 'shape'"},
@@ -400,31 +368,20 @@ Test(safetensors_hostile, table)
 		{"{\"__metadata__\":{\"k\":1}}", 0, "__metadata__ key 'k' is 1; expected a string value"},
 		{"{\"__metadata__\":{\"k\":\"v\",\"j\":{}}}", 0, "__metadata__ key 'j' is an object"},
 		{"{\"__metadata__\":[\"k\"]}", 0, "__metadata__ is an array; expected an object of strings"},
-		{"{\"\xff\":" T("F32", "[1]", "[0,4]") "}", 4, "header: byte 1: invalid UTF-8 in a string"},
-		{"{\"__metadata__\":{\"k\":\"\xc3\x28\"}}", 0, "invalid UTF-8"},
-		{"{\"w\\u0000x\":" T("F32", "[1]", "[0,4]") "}", 4, "'\\u0000' in a string is not supported"},
+		{"{\"\xff\":" T("F32", "[1]", "[0,4]") "}", 4, "header: byte 2: unable to decode byte 0xff"},
+		{"{\"__metadata__\":{\"k\":\"\xc3\x28\"}}", 0, "unable to decode byte 0xc3"},
+		/* every string is a C string */
+		{"{\"w\\u0000x\":" T("F32", "[1]", "[0,4]") "}", 4, "NUL byte in object key not supported"},
+		{"{\"__metadata__\":{\"k\":\"a\\u0000b\"}}", 0, "\\u0000 is not allowed"},
 		{"{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}", 4,
-		 "expected ',' or '}' in an object, found the end of the text"},
+		 "'}' expected near end of file"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		const char *h = cases[i].header;
 		expect_rejected(make_file(h, strlen(h), cases[i].data_len), cases[i].fragment);
 	}
 	/* the format pads with spaces; NULs are not JSON whitespace */
-	expect_rejected(make_file("{}\0\0\0\0\0\0", 8, 0), "header: byte 2: unexpected byte 0x00");
-}
-
-Test(safetensors_hostile, nested_too_deep)
-{
-	char header[512];
-	size_t n = 0;
-	n += (size_t)sprintf(header, "{\"__metadata__\":");
-	for (int i = 0; i < 100; i++)
-		header[n++] = '[';
-	for (int i = 0; i < 100; i++)
-		header[n++] = ']';
-	header[n++] = '}';
-	expect_rejected(make_file(header, n, 0), "nesting is deeper than 64 levels");
+	expect_rejected(make_file("{}\0\0\0\0\0\0", 8, 0), "header: byte 3: end of file expected");
 }
 
 Test(safetensors_hostile, truncated_data)

@@ -212,6 +212,43 @@ Test(checkpoint, data_info_round_trips_exactly)
 	fv_module_free(a);
 }
 
+Test(checkpoint, data_info_json_text)
+{
+	info_fixture f;
+	make_info(&f);
+	f.mean[1]->data[1] = NAN;
+	char *json = fv_data_info_to_json(&f.info);
+	cr_assert_not_null(json, "%s", fv_errmsg());
+	/* the layout, escapes, 17 digits for a float's double, null for NaN */
+	cr_expect_str_eq(json, "{\"sessions\": [\"s1\", \"session \\\"two\\\"\"], "
+	                       "\"n_neurons_dict\": {\"s1\": 2, \"session \\\"two\\\"\": 3}, "
+	                       "\"mean_activity_dict\": {\"s1\": [0.10000000149011612, "
+	                       "1.0000000116860974e-7], \"session \\\"two\\\"\": [3.5, null, "
+	                       "12345.677734375]}, \"input_shape\": [2, 18, 16], \"stim_mean\": 0.5, "
+	                       "\"stim_std\": 2.0}");
+	free(json);
+
+	/* null reads back as NaN */
+	fv_module *a = make_model(2, 1.0);
+	fv_checkpoint_content c = {.model = a, .data_info = &f.info};
+	const char *path = path_in_dir("nan.safetensors");
+	cr_assert_eq(fv_checkpoint_save(path, &c), FV_OK, "%s", fv_errmsg());
+	fv_checkpoint *ck = fv_checkpoint_open(path);
+	cr_assert_not_null(ck, "%s", fv_errmsg());
+	cr_expect(isnan(fv_checkpoint_data_info(ck)->mean_activity[1]->data[1]));
+	cr_expect_eq(fv_checkpoint_data_info(ck)->mean_activity[1]->data[2], 12345.678f);
+	fv_checkpoint_close(ck);
+
+	/* JSON is UTF-8: a session name that is not cannot be written */
+	f.sessions[0] = "s\xff";
+	cr_expect_null(fv_data_info_to_json(&f.info));
+	expect_message("cannot write data_info: out of memory, or a string in it is not UTF-8");
+	cr_expect_eq(fv_checkpoint_save(path, &c), FV_ERR_NOMEM);
+	expect_message("saving checkpoint");
+	free_info(&f);
+	fv_module_free(a);
+}
+
 Test(checkpoint, model_config_overrides_config)
 {
 	fv_module *a = make_model(2, 1.0);

@@ -691,6 +691,11 @@ RUN_TEST(evaluate_a_trained_model)
 	char *json = read_text(path);
 	cr_expect(strstr(json, "\"n_neurons_total\": 7,") != NULL, "%s", json);
 	cr_expect(strstr(json, "\"filtering_applied\": true") != NULL, "%s", json);
+	/* openretina's layout: two-space indent, None as null, a float as a float */
+	cr_expect(strncmp(json, "{\n  \"model_path\": ", 18) == 0, "%s", json);
+	cr_expect(strstr(json, ",\n  \"species\": null,\n") != NULL, "%s", json);
+	cr_expect(strstr(json, "\"n_test_repeats_avg\": 3.0,\n") != NULL, "%s", json);
+	cr_expect(strcmp(json + strlen(json) - 3, "\n}\n") == 0, "%s", json);
 	free(json);
 	et_free(&ev);
 }
