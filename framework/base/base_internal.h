@@ -20,6 +20,19 @@ void *fv__aligned_alloc(size_t alignment, size_t n);
 char *fv__strdup(const char *s);
 char *fv__strndup(const char *s, size_t n);
 
+/* Between these, allocations are benign (SQLite's sqlite3BeginBenignMalloc):
+** the caller absorbs their failure by design (a string that only serves
+** messages falls back to a shorter one, an optimisation is skipped), so
+** fault injection leaves them alone.  They nest. */
+void fv__benign_begin(void);
+void fv__benign_end(void);
+
+/* The status of the failure that made a call return NULL: the last one
+** recorded on this thread by fv_error(), FV_ERR_ARG when none was since
+** fv_clear_error().  A function returning a status after such a call
+** passes the cause on (FV_ERR_NOMEM stays FV_ERR_NOMEM). */
+fv_status fv__cause(void);
+
 /* Write `parts` to `path` atomically (temp file, fsync, rename). */
 fv_status fv__atomic_write(const char *path, size_t n_parts, const void *const *parts,
                            const size_t *sizes);

@@ -5,19 +5,31 @@
 #include <string.h>
 
 #include "fovea/fovea.h"
+#include "base/base_internal.h"
 
 #define FV_ERRMSG_MAX 2048
 
 static _Thread_local char errmsg[FV_ERRMSG_MAX];
+static _Thread_local fv_status errcode;
 
 const char *fv_errmsg(void)
 {
 	return errmsg;
 }
 
+fv_status fv__cause(void)
+{
+	return errcode != FV_OK ? errcode : FV_ERR_ARG;
+}
+
 fv_status fv_verror(fv_status code, const char *fmt, va_list ap)
 {
-	vsnprintf(errmsg, sizeof errmsg, fmt, ap);
+	/* formatted aside first: an argument may be fv_errmsg() itself, when a
+	** caller wraps the message of the failure it reports */
+	char msg[FV_ERRMSG_MAX];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	memcpy(errmsg, msg, strlen(msg) + 1);
+	errcode = code;
 	return code;
 }
 
@@ -53,6 +65,7 @@ void fv_error_prefix(const char *fmt, ...)
 void fv_clear_error(void)
 {
 	errmsg[0] = '\0';
+	errcode = FV_OK;
 }
 
 const char *fv_status_name(fv_status code)

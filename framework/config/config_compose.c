@@ -145,18 +145,22 @@ static bool grow(void *arrayp, size_t n, size_t elem)
 	return true;
 }
 
-/* DIR/group/option.yaml (or .yml); NULL when neither exists. */
-static char *option_file(const composer *c, const char *path)
+/* DIR/group/option.yaml (or .yml) in *file; NULL when neither exists. */
+static fv_status option_file(const composer *c, const char *path, char **file)
 {
-	char *f = fmt("%s/%s.yaml", c->dir, path);
-	if (f == NULL || is_file(f))
-		return f;
-	free(f);
-	f = fmt("%s/%s.yml", c->dir, path);
-	if (f == NULL || is_file(f))
-		return f;
-	free(f);
-	return NULL;
+	static const char *const exts[] = {"yaml", "yml"};
+	*file = NULL;
+	for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
+		char *f = fmt("%s/%s.%s", c->dir, path, exts[i]);
+		if (f == NULL)
+			return nomem();
+		if (is_file(f)) {
+			*file = f;
+			return FV_OK;
+		}
+		free(f);
+	}
+	return FV_OK;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -247,15 +251,17 @@ static char *full_group(const char *parent_group, const char *group)
 	return fmt("%s/%s", parent_group, group);
 }
 
-/* "# @package pkg" among the comment lines that open a file. */
-static char *package_header(const char *text)
+/* "# @package pkg" among the comment lines that open a file, in *pkg (NULL
+** when there is none). */
+static fv_status package_header(const char *text, char **pkg)
 {
 	const char *p = text;
+	*pkg = NULL;
 	while (*p != '\0') {
 		while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
 			p++;
 		if (*p != '#')
-			return NULL;
+			return FV_OK;
 		const char *eol = strchr(p, '\n');
 		size_t len = eol ? (size_t)(eol - p) : strlen(p);
 		const char *at = memchr(p, '@', len);
@@ -266,11 +272,12 @@ static char *package_header(const char *text)
 			size_t vlen = 0;
 			while (v + vlen < p + len && v[vlen] != ' ' && v[vlen] != '\t' && v[vlen] != '\r')
 				vlen++;
-			return fv__strndup(v, vlen);
+			*pkg = fv__strndup(v, vlen);
+			return *pkg != NULL ? FV_OK : nomem();
 		}
 		p += len;
 	}
-	return NULL;
+	return FV_OK;
 }
 
 /* ---- reading defaults lists ------------------------------------------------------------ */
@@ -670,12 +677,15 @@ static fv_status load_for_compose(composer *c, const char *file, fv_config **cfg
 	size_t len;
 	char *text = fv__read_file(file, &len);
 	if (text == NULL)
-		return FV_ERR_IO;
+		return fv__cause();
 	*cfg = fv__config_parse(text, len, file, false);
-	*header = *cfg ? package_header(text) : NULL;
+	fv_status st = *cfg ? package_header(text, header) : fv__cause();
 	free(text);
-	if (*cfg == NULL)
-		return FV_ERR_CONFIG;
+	if (st != FV_OK) {
+		fv_config_free(*cfg);
+		*cfg = NULL;
+		return st;
+	}
 	if (!grow(&c->loaded, c->n_loaded, sizeof *c->loaded)) {
 		fv_config_free(*cfg);
 		free(*header);
@@ -728,8 +738,12 @@ static fv_status expand_file(composer *c, const char *path, const char *explicit
                              const char *default_pkg, const context *parent, bool optional,
                              bool primary_file, const char *where, const char *group_for_msg)
 {
-	char *file = primary_file ? fv__strdup(path) : option_file(c, path);
-	if (file == NULL && !primary_file) {
+	char *file = NULL;
+	fv_status found = primary_file ? ((file = fv__strdup(path)) ? FV_OK : nomem())
+	                               : option_file(c, path, &file);
+	if (found != FV_OK)
+		return found;
+	if (file == NULL) {
 		if (optional)
 			return FV_OK;
 		const char *slash = strrchr(path, '/');
@@ -739,8 +753,6 @@ static fv_status expand_file(composer *c, const char *path, const char *explicit
 		free(opts);
 		return st;
 	}
-	if (file == NULL)
-		return nomem();
 	for (int i = 0; i < c->depth; i++)
 		if (strcmp(c->stack[i], file) == 0) {
 			fv_status st = fv_error(FV_ERR_CONFIG, "%s: defaults: '%s' includes itself", where, file);

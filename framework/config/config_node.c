@@ -488,13 +488,17 @@ static char *build_keypath(const fv_config_node *n)
 }
 
 /* The result is cached in the node (hence the cast): it stays valid while
-** the tree above the node is unchanged. */
+** the tree above the node is unchanged.  It serves messages and names in
+** them, and callers cannot check it, so out of memory gives the previous
+** path or "" (a benign allocation). */
 const char *fv_node_keypath(const fv_config_node *n)
 {
 	if (n == NULL)
 		return NULL;
 	fv_config_node *m = (fv_config_node *)n;
+	fv__benign_begin();
 	char *kp = build_keypath(n);
+	fv__benign_end();
 	if (kp == NULL)
 		return m->keypath ? m->keypath : "";
 	if (m->keypath != NULL && strcmp(m->keypath, kp) == 0) {

@@ -74,8 +74,12 @@ void fv_ctx_reset(fv_ctx *ctx)
 	for (fv_arena_chunk *c = ctx->chunks; c != NULL; c = c->next)
 		total += c->size;
 	if (ctx->chunks != NULL && ctx->chunks->next != NULL) {
+		/* the merge only saves the next step its allocations: when it
+		** fails the arena starts empty and grows again (benign) */
 		chunks_free(ctx->chunks);
+		fv__benign_begin();
 		ctx->chunks = chunk_new(ctx, total);
+		fv__benign_end();
 	} else if (ctx->chunks != NULL) {
 		ctx->chunks->used = 0;
 	}

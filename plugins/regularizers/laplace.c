@@ -129,7 +129,7 @@ static fv_status filter_create(fv_module *m, const char *what, int spatial_dims,
 	}
 	fv_module_set_priv(m, lf);
 	if (lf->filter == NULL)
-		return fv_error(FV_ERR_NOMEM, "%s: cannot allocate its filter", what);
+		return fv_error(FV_ERR_NOMEM, "%s: out of memory for its filter", what);
 	memcpy(lf->filter->data, values, (size_t)lf->filter->numel * sizeof(fv_real));
 	return FV_OK;
 }
