@@ -19,53 +19,51 @@
 */
 #include <math.h>
 #include <stddef.h>
-#include <stdlib.h>
 
 #include "readout_common.h"
 
 #define WHO "GaussianMaskReadout"
 
-typedef struct gm_opts {
+/* The state: what the multi-session container reads first (see
+** readout_common.h), then the options that are not part of it. */
+typedef struct gm_readout {
+	ro_gaussian_mask g;
 	fv_int_list in_shape;
 	int64_t outdims;
 	const fv_config_node *mean_activity;
-	double gaussian_mean_scale;
-	double gaussian_var_scale;
-	bool positive;
 	bool scale;
 	bool bias;
 	const char *nonlinearity_function;
-	double mask_l1_reg;
-	double feature_weights_l1_reg;
-} gm_opts;
+} gm_readout;
 
 static const fv_option gm_options[] = {
-	{"in_shape", FV_OPT_INT_LIST, offsetof(gm_opts, in_shape), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "input (channels, time, width, height); null: from the model's core"},
-	{"outdims", FV_OPT_INT, offsetof(gm_opts, outdims), "null", 1, 1e12, FV_OPT_NULLABLE, NULL,
-	 "number of neurons; null: from the session's data"},
-	{"mean_activity", FV_OPT_NODE, offsetof(gm_opts, mean_activity), "null", 0, 0,
-	 FV_OPT_NULLABLE, NULL, "per-neuron mean response the bias starts from (list); null: 0"},
-	{"gaussian_mean_scale", FV_OPT_FLOAT, offsetof(gm_opts, gaussian_mean_scale), "1.0", 0, 0, 0,
-	 NULL, "factor applied to mask_mean (the RF centre) in the mask and its penalty"},
-	{"gaussian_var_scale", FV_OPT_FLOAT, offsetof(gm_opts, gaussian_var_scale), "1.0", 0, 0, 0,
-	 NULL, "factor applied to mask_log_var in the mask and its penalty"},
-	{"positive", FV_OPT_BOOL, offsetof(gm_opts, positive), "false", 0, 0, 0, NULL,
-	 "clamp the feature weights to >= 0 (in place) at every forward"},
-	{"scale", FV_OPT_BOOL, offsetof(gm_opts, scale), "false", 0, 0, 0, NULL,
-	 "learn a per-neuron output scale (else a buffer of ones)"},
-	{"bias", FV_OPT_BOOL, offsetof(gm_opts, bias), "true", 0, 0, 0, NULL,
-	 "learn a per-neuron bias (else a buffer of zeros)"},
-	{"nonlinearity_function", FV_OPT_STRING, offsetof(gm_opts, nonlinearity_function),
-	 "softplus", 0, 0, 0, NULL, "output nonlinearity (torch.nn.functional name)"},
-	{"mask_l1_reg", FV_OPT_FLOAT, offsetof(gm_opts, mask_l1_reg), "1.0", 0, 0, 0, NULL,
-	 "weight of the mask penalty exp(log_var*var_scale) + (mean*mean_scale)^2"},
-	{"feature_weights_l1_reg", FV_OPT_FLOAT, offsetof(gm_opts, feature_weights_l1_reg), "1.0", 0,
-	 0, 0, NULL, "weight of the L1 penalty on the feature weights"},
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
+	FV_OPT("in_shape", INT_LIST, gm_readout, in_shape, "null",
+	       "input (channels, time, width, height); null: from the model's core",
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("outdims", INT, gm_readout, outdims, "null",
+	       "number of neurons; null: from the session's data", .min = 1, .max = 1e12,
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("mean_activity", NODE, gm_readout, mean_activity, "null",
+	       "per-neuron mean response the bias starts from (list); null: 0",
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("gaussian_mean_scale", FLOAT, gm_readout, g.mean_scale, "1.0",
+	       "factor applied to mask_mean (the RF centre) in the mask and its penalty"),
+	FV_OPT("gaussian_var_scale", FLOAT, gm_readout, g.var_scale, "1.0",
+	       "factor applied to mask_log_var in the mask and its penalty"),
+	FV_OPT("positive", BOOL, gm_readout, g.positive, "false",
+	       "clamp the feature weights to >= 0 (in place) at every forward"),
+	FV_OPT("scale", BOOL, gm_readout, scale, "false",
+	       "learn a per-neuron output scale (else a buffer of ones)"),
+	FV_OPT("bias", BOOL, gm_readout, bias, "true",
+	       "learn a per-neuron bias (else a buffer of zeros)"),
+	FV_OPT("nonlinearity_function", STRING, gm_readout, nonlinearity_function, "softplus",
+	       "output nonlinearity (torch.nn.functional name)"),
+	FV_OPT("mask_l1_reg", FLOAT, gm_readout, g.mask_l1_reg, "1.0",
+	       "weight of the mask penalty exp(log_var*var_scale) + (mean*mean_scale)^2"),
+	FV_OPT("feature_weights_l1_reg", FLOAT, gm_readout, g.feature_l1_reg, "1.0",
+	       "weight of the L1 penalty on the feature weights"),
+	{0},
 };
-
-typedef ro_gaussian_mask gm_readout;
 
 /* torch.linspace in float: the first half counts up from start, the second
 ** half down from end, so the ends are exact and the grid is symmetric. */
@@ -93,7 +91,7 @@ static void fill_mask_grid(fv_tensor *grid, int64_t n, int64_t w, int64_t h)
 			}
 }
 
-static fv_status gm_tensors(fv_module *m, gm_readout *r, const gm_opts *o, fv_ctx *rng)
+static fv_status gm_tensors(fv_module *m, ro_gaussian_mask *r, const gm_readout *o, fv_ctx *rng)
 {
 	int64_t n2[2] = {r->n, 2}, n1[1] = {r->n}, grid[4] = {r->n, r->w, r->h, 2};
 	int64_t feat[4] = {1, r->c, 1, r->n};
@@ -118,21 +116,19 @@ static fv_status gm_tensors(fv_module *m, gm_readout *r, const gm_opts *o, fv_ct
 
 static fv_status gm_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
-	const gm_opts *o = opts;
+	(void)opts;
+	gm_readout *o = fv_module_priv(m);
+	ro_gaussian_mask *r = &o->g;
 	int64_t shape[4], n;
 	fv_status st = ro_in_shape(WHO, &o->in_shape, args, shape);
 	if (st == FV_OK)
 		st = ro_outdims(WHO, o->outdims, args, &n);
-	gm_readout *r = NULL;
-	if (st == FV_OK && (r = calloc(1, sizeof *r)) == NULL)
-		st = fv_error(FV_ERR_NOMEM, "%s: out of memory", WHO);
 	if (st != FV_OK)
 		return st;
-	fv_module_set_priv(m, r);
-	*r = (gm_readout){.c = shape[0], .w = shape[2], .h = shape[3], .n = n,
-	                  .mean_scale = o->gaussian_mean_scale, .var_scale = o->gaussian_var_scale,
-	                  .positive = o->positive, .mask_l1_reg = o->mask_l1_reg,
-	                  .feature_l1_reg = o->feature_weights_l1_reg};
+	r->c = shape[0];
+	r->w = shape[2];
+	r->h = shape[3];
+	r->n = n;
 	st = ro_nonlin_parse(args->spec, WHO, "nonlinearity_function", o->nonlinearity_function,
 	                     &r->nonlin);
 	if (st != FV_OK)
@@ -147,15 +143,10 @@ static fv_status gm_create(fv_module *m, const void *opts, const fv_build_args *
 	return ro_init_bias(WHO, r->bias, n, o->mean_activity, args, true);
 }
 
-static void gm_destroy(fv_module *m)
-{
-	free(fv_module_priv(m));
-}
-
 static fv_tensor *gm_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_forward_args *fa)
 {
 	(void)fa;
-	gm_readout *r = fv_module_priv(m);
+	ro_gaussian_mask *r = fv_module_priv(m);
 	if (x == NULL || !ro_gm_input_ok(WHO, r, x))
 		return NULL;
 	return ro_gm_output(ctx, x, ro_gm_weight(ctx, r), r->scale_param, r->bias, r->nonlin);
@@ -165,7 +156,7 @@ static fv_tensor *gm_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_f
 ** instead of sums when reduction is "mean" (openretina's average flag). */
 static fv_tensor *gm_regularizer(fv_module *m, fv_ctx *ctx, const fv_forward_args *fa)
 {
-	const gm_readout *r = fv_module_priv(m);
+	const ro_gaussian_mask *r = fv_module_priv(m);
 	bool avg = fa != NULL && fa->reduction == FV_REDUCE_MEAN;
 	/* openretina's penalty uses the variance without get_mask's clamp. */
 	fv_tensor *var = fv_exp(ctx, fv_mul_scalar(ctx, r->mask_log_var, r->var_scale));
@@ -178,7 +169,7 @@ static fv_tensor *gm_regularizer(fv_module *m, fv_ctx *ctx, const fv_forward_arg
 
 static fv_status gm_initialize_bias(fv_module *m, const fv_tensor *mean_activity)
 {
-	gm_readout *r = fv_module_priv(m);
+	ro_gaussian_mask *r = fv_module_priv(m);
 	return ro_initialize_bias(WHO, r->bias, mean_activity);
 }
 
@@ -195,25 +186,11 @@ static const fv_component gm_component = {
 	.doc = "factorised readout with a normalised Gaussian spatial mask per neuron "
 	       "(Hoefling et al. 2024); input (N, c, t, w, h), output (N, t, neurons)",
 	.options = gm_options,
-	.options_size = sizeof(gm_opts),
+	.priv_size = sizeof(gm_readout),
 	.create = gm_create,
-	.destroy = gm_destroy,
 	.forward = gm_forward,
 	.regularizer = gm_regularizer,
 	.initialize_bias = gm_initialize_bias,
 };
 
-static const fv_component *const components[] = {&gm_component};
-
-static const fv_plugin plugin = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "readouts-gaussian-mask",
-	.n_components = sizeof components / sizeof components[0],
-	.components = components,
-};
-
-FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
-{
-	return &plugin;
-}
+FV_PLUGIN_DEFINE("readouts-gaussian-mask", &gm_component);

@@ -67,126 +67,155 @@ typedef struct multi_opts {
 	const fv_config_node *kw[N_PASS];
 } multi_opts;
 
-#define OPT(name, type, field, def, flags, choices, doc) \
-	{name, type, offsetof(multi_opts, field), def, 0, 0, flags, choices, doc}
-#define REQ FV_OPT_REQUIRED
-#define NUL FV_OPT_NULLABLE
-#define END {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL}
+/* The state: the options, parsed in place, then the sessions. */
+typedef struct multi_readout {
+	multi_opts o;
+	const struct multi_variant *v;
+	size_t n;              /* sessions */
+	char **keys;           /* in n_neurons_dict order */
+	size_t *sorted;        /* indices of keys in sorted order */
+	fv_module **readouts;  /* the children, owned by the module */
+	int64_t *n_neurons;    /* each readout's output size */
+	bool reg_avg;
+	ro_nonlin nonlin;      /* MultiSampledGaussianReadout */
+} multi_readout;
 
-#define OPT_IN_SHAPE                                                            \
-	OPT("in_shape", FV_OPT_INT_LIST, in_shape, "null", NUL, NULL,           \
-	    "core output (channels, time, width, height); null: from the model's core")
-#define OPT_N_NEURONS                                                            \
-	OPT("n_neurons_dict", FV_OPT_NODE, n_neurons_dict, NULL, REQ, NULL,      \
-	    "{session: number of neurons}; one readout per session, in this order")
-#define OPT_MEAN_ACTIVITY                                                        \
-	OPT("mean_activity_dict", FV_OPT_NODE, mean_activity_dict, "null", NUL, NULL, \
-	    "{session: [mean response per neuron]} the biases start from; null: 0")
-#define OPT_READOUT_REG_AVG                                                      \
-	OPT("readout_reg_avg", FV_OPT_BOOL, readout_reg_avg, "false", 0, NULL,    \
-	    "regularize with means instead of sums (reduction 'mean')")
-#define OPT_CLONE                                                                \
-	OPT("clone_readout", FV_OPT_BOOL, clone_readout, "false", 0, NULL,        \
-	    "sessions after the first reuse its readout with a per-neuron scale and offset")
+/* The rows the five tables share. */
+#define OPT_IN_SHAPE                                                                      \
+	FV_OPT("in_shape", INT_LIST, multi_readout, o.in_shape, "null",                   \
+	       "core output (channels, time, width, height); null: from the model's core", \
+	       .flags = FV_OPT_NULLABLE)
+#define OPT_N_NEURONS                                                                    \
+	FV_OPT("n_neurons_dict", NODE, multi_readout, o.n_neurons_dict, NULL,            \
+	       "{session: number of neurons}; one readout per session, in this order",   \
+	       .flags = FV_OPT_REQUIRED)
+#define OPT_MEAN_ACTIVITY                                                                 \
+	FV_OPT("mean_activity_dict", NODE, multi_readout, o.mean_activity_dict, "null",   \
+	       "{session: [mean response per neuron]} the biases start from; null: 0",   \
+	       .flags = FV_OPT_NULLABLE)
+#define OPT_READOUT_REG_AVG                                                   \
+	FV_OPT("readout_reg_avg", BOOL, multi_readout, o.readout_reg_avg, "false", \
+	       "regularize with means instead of sums (reduction 'mean')")
+#define OPT_CLONE                                                                          \
+	FV_OPT("clone_readout", BOOL, multi_readout, o.clone_readout, "false",             \
+	       "sessions after the first reuse its readout with a per-neuron scale and offset")
 
 static const fv_option gm_options[] = {
 	OPT_IN_SHAPE,
 	OPT_N_NEURONS,
-	OPT("scale", FV_OPT_BOOL, scale, NULL, REQ, NULL, "learn a per-neuron output scale"),
-	OPT("bias", FV_OPT_BOOL, bias, NULL, REQ, NULL, "learn a per-neuron bias"),
-	OPT("gaussian_mean_scale", FV_OPT_FLOAT, gaussian_mean_scale, NULL, REQ, NULL,
-	    "factor applied to the mask centres"),
-	OPT("gaussian_var_scale", FV_OPT_FLOAT, gaussian_var_scale, NULL, REQ, NULL,
-	    "factor applied to the mask log variances"),
-	OPT("positive", FV_OPT_BOOL, positive, NULL, REQ, NULL,
-	    "clamp the feature weights to >= 0 (in place) at every forward"),
-	OPT("mask_l1_reg", FV_OPT_FLOAT, mask_l1_reg, "1.0", 0, NULL, "weight of the mask penalty"),
-	OPT("feature_weights_l1_reg", FV_OPT_FLOAT, feature_weights_l1_reg, "1.0", 0, NULL,
-	    "weight of the L1 penalty on the feature weights"),
+	FV_OPT("scale", BOOL, multi_readout, o.scale, NULL, "learn a per-neuron output scale",
+	       .flags = FV_OPT_REQUIRED),
+	FV_OPT("bias", BOOL, multi_readout, o.bias, NULL, "learn a per-neuron bias",
+	       .flags = FV_OPT_REQUIRED),
+	FV_OPT("gaussian_mean_scale", FLOAT, multi_readout, o.gaussian_mean_scale, NULL,
+	       "factor applied to the mask centres", .flags = FV_OPT_REQUIRED),
+	FV_OPT("gaussian_var_scale", FLOAT, multi_readout, o.gaussian_var_scale, NULL,
+	       "factor applied to the mask log variances", .flags = FV_OPT_REQUIRED),
+	FV_OPT("positive", BOOL, multi_readout, o.positive, NULL,
+	       "clamp the feature weights to >= 0 (in place) at every forward",
+	       .flags = FV_OPT_REQUIRED),
+	FV_OPT("mask_l1_reg", FLOAT, multi_readout, o.mask_l1_reg, "1.0",
+	       "weight of the mask penalty"),
+	FV_OPT("feature_weights_l1_reg", FLOAT, multi_readout, o.feature_weights_l1_reg, "1.0",
+	       "weight of the L1 penalty on the feature weights"),
 	OPT_READOUT_REG_AVG,
 	OPT_MEAN_ACTIVITY,
-	END,
+	{0},
 };
 
 static const fv_option fa_options[] = {
 	OPT_IN_SHAPE,
 	OPT_N_NEURONS,
-	OPT("mask_l1_reg", FV_OPT_FLOAT, mask_l1_reg, NULL, REQ, NULL,
-	    "weight of the L1 penalty on the masks"),
-	OPT("weights_l1_reg", FV_OPT_FLOAT, weights_l1_reg, NULL, REQ, NULL,
-	    "weight of the L1 penalty on the feature weights"),
-	OPT("laplace_mask_reg", FV_OPT_FLOAT, laplace_mask_reg, NULL, REQ, NULL,
-	    "weight of the Laplace smoothness penalty on the masks"),
-	OPT("readout_bias", FV_OPT_BOOL, readout_bias, "false", 0, NULL, "learn a per-neuron bias"),
-	OPT("weights_constraint", FV_OPT_ENUM, weights_constraint, "null", NUL, "abs|norm|absnorm",
-	    "applied in place to the feature weights each forward"),
-	OPT("mask_constraint", FV_OPT_ENUM, mask_constraint, "null", NUL, "abs",
-	    "applied in place to the masks each forward"),
-	OPT("init_mask", FV_OPT_NODE, init_mask, "null", NUL, NULL,
-	    "initial masks (see FactorizedReadout)"),
-	OPT("init_weights", FV_OPT_NODE, init_weights, "null", NUL, NULL,
-	    "initial feature weights (channels, neurons)"),
-	OPT("init_scales", FV_OPT_NODE, init_scales, "null", NUL, NULL,
-	    "[[mask mean, std], [weights mean, std]] of the normal init"),
+	FV_OPT("mask_l1_reg", FLOAT, multi_readout, o.mask_l1_reg, NULL,
+	       "weight of the L1 penalty on the masks", .flags = FV_OPT_REQUIRED),
+	FV_OPT("weights_l1_reg", FLOAT, multi_readout, o.weights_l1_reg, NULL,
+	       "weight of the L1 penalty on the feature weights", .flags = FV_OPT_REQUIRED),
+	FV_OPT("laplace_mask_reg", FLOAT, multi_readout, o.laplace_mask_reg, NULL,
+	       "weight of the Laplace smoothness penalty on the masks", .flags = FV_OPT_REQUIRED),
+	FV_OPT("readout_bias", BOOL, multi_readout, o.readout_bias, "false",
+	       "learn a per-neuron bias"),
+	FV_OPT("weights_constraint", ENUM, multi_readout, o.weights_constraint, "null",
+	       "applied in place to the feature weights each forward", .flags = FV_OPT_NULLABLE,
+	       .choices = "abs|norm|absnorm"),
+	FV_OPT("mask_constraint", ENUM, multi_readout, o.mask_constraint, "null",
+	       "applied in place to the masks each forward", .flags = FV_OPT_NULLABLE,
+	       .choices = "abs"),
+	FV_OPT("init_mask", NODE, multi_readout, o.init_mask, "null",
+	       "initial masks (see FactorizedReadout)", .flags = FV_OPT_NULLABLE),
+	FV_OPT("init_weights", NODE, multi_readout, o.init_weights, "null",
+	       "initial feature weights (channels, neurons)", .flags = FV_OPT_NULLABLE),
+	FV_OPT("init_scales", NODE, multi_readout, o.init_scales, "null",
+	       "[[mask mean, std], [weights mean, std]] of the normal init", .flags = FV_OPT_NULLABLE),
 	OPT_READOUT_REG_AVG,
 	OPT_MEAN_ACTIVITY,
-	END,
+	{0},
 };
 
 static const fv_option sg_options[] = {
 	OPT_IN_SHAPE,
 	OPT_N_NEURONS,
-	OPT("bias", FV_OPT_BOOL, bias, NULL, REQ, NULL, "learn a per-neuron bias"),
-	OPT("init_mu_range", FV_OPT_FLOAT, init_mu_range, NULL, REQ, NULL,
-	    "positions start uniform in [-range, range]; in (0, 1]"),
-	OPT("init_sigma_range", FV_OPT_FLOAT, init_sigma_range, NULL, REQ, NULL,
-	    "initial sigma (full: uniform in [-range, range]); > 0"),
-	OPT("batch_sample", FV_OPT_BOOL, batch_sample, "true", 0, NULL,
-	    "draw a position per batch element"),
-	OPT("align_corners", FV_OPT_BOOL, align_corners, "true", 0, NULL, "grid_sample's align_corners"),
-	OPT("gauss_type", FV_OPT_ENUM, gauss_type, "full", 0, "full|uncorrelated|isotropic",
-	    "covariance of the position distribution"),
-	OPT("grid_mean_predictor", FV_OPT_NODE, grid_mean_predictor, "null", NUL, NULL,
-	    "see PointGaussianReadout (needs source_grid, which this container cannot pass)"),
-	OPT("shared_features", FV_OPT_NODE, shared_features, "null", NUL, NULL,
-	    "{match_ids: [...]} feature sharing within each session"),
-	OPT("shared_grid", FV_OPT_NODE, shared_grid, "null", NUL, NULL,
-	    "{match_ids: [...]} position sharing within each session"),
-	OPT("init_grid", FV_OPT_NODE, init_grid, "null", NUL, NULL, "initial positions"),
-	OPT("gamma", FV_OPT_FLOAT, gamma, "1.0", 0, NULL,
-	    "weight of the L1 penalty on the feature weights (gamma_readout)"),
-	OPT("reg_avg", FV_OPT_BOOL, reg_avg, "false", 0, NULL, "regularize with means instead of sums"),
-	OPT("nonlinearity_function", FV_OPT_STRING, nonlinearity_function, "softplus", 0, NULL,
-	    "applied to every session's output"),
+	FV_OPT("bias", BOOL, multi_readout, o.bias, NULL, "learn a per-neuron bias",
+	       .flags = FV_OPT_REQUIRED),
+	FV_OPT("init_mu_range", FLOAT, multi_readout, o.init_mu_range, NULL,
+	       "positions start uniform in [-range, range]; in (0, 1]", .flags = FV_OPT_REQUIRED),
+	FV_OPT("init_sigma_range", FLOAT, multi_readout, o.init_sigma_range, NULL,
+	       "initial sigma (full: uniform in [-range, range]); > 0", .flags = FV_OPT_REQUIRED),
+	FV_OPT("batch_sample", BOOL, multi_readout, o.batch_sample, "true",
+	       "draw a position per batch element"),
+	FV_OPT("align_corners", BOOL, multi_readout, o.align_corners, "true",
+	       "grid_sample's align_corners"),
+	FV_OPT("gauss_type", ENUM, multi_readout, o.gauss_type, "full",
+	       "covariance of the position distribution", .choices = "full|uncorrelated|isotropic"),
+	FV_OPT("grid_mean_predictor", NODE, multi_readout, o.grid_mean_predictor, "null",
+	       "see PointGaussianReadout (needs source_grid, which this container cannot pass)",
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("shared_features", NODE, multi_readout, o.shared_features, "null",
+	       "{match_ids: [...]} feature sharing within each session", .flags = FV_OPT_NULLABLE),
+	FV_OPT("shared_grid", NODE, multi_readout, o.shared_grid, "null",
+	       "{match_ids: [...]} position sharing within each session", .flags = FV_OPT_NULLABLE),
+	FV_OPT("init_grid", NODE, multi_readout, o.init_grid, "null", "initial positions",
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("gamma", FLOAT, multi_readout, o.gamma, "1.0",
+	       "weight of the L1 penalty on the feature weights (gamma_readout)"),
+	FV_OPT("reg_avg", BOOL, multi_readout, o.reg_avg, "false",
+	       "regularize with means instead of sums"),
+	FV_OPT("nonlinearity_function", STRING, multi_readout, o.nonlinearity_function, "softplus",
+	       "applied to every session's output"),
 	OPT_MEAN_ACTIVITY,
-	END,
+	{0},
 };
-
-#define LNP_OPTIONS                                                                             \
-	OPT("smooth_weight", FV_OPT_FLOAT, smooth_weight, "0.0", 0, NULL,                      \
-	    "weight of the smoothness penalty"),                                               \
-	OPT("sparse_weight", FV_OPT_FLOAT, sparse_weight, "0.0", 0, NULL,                      \
-	    "weight of the mean |kernel| penalty"),                                            \
-	OPT("smooth_regularizer", FV_OPT_STRING, smooth_regularizer, "LaplaceL2norm", 0, NULL,  \
-	    "smoothness regularizer (e.g. GaussianLaplaceL2)"),                                 \
-	{"laplace_padding", FV_OPT_INT, offsetof(multi_opts, laplace_padding), "null", 0, 1e6, \
-	 NUL, NULL, "the smoothness regularizer's padding"},                                   \
-	OPT("nonlinearity", FV_OPT_STRING, nonlinearity, "exp", 0, NULL, "output nonlinearity"), \
-	OPT("bias", FV_OPT_BOOL, bias, "false", 0, NULL, "learn a per-neuron bias")
 
 static const fv_option lnp_options[] = {
-	OPT_IN_SHAPE, OPT_N_NEURONS, OPT_MEAN_ACTIVITY, OPT_CLONE, OPT_READOUT_REG_AVG,
-	LNP_OPTIONS,  END,
+	OPT_IN_SHAPE,
+	OPT_N_NEURONS,
+	OPT_MEAN_ACTIVITY,
+	OPT_CLONE,
+	OPT_READOUT_REG_AVG,
+	FV_OPT("smooth_weight", FLOAT, multi_readout, o.smooth_weight, "0.0",
+	       "weight of the smoothness penalty"),
+	FV_OPT("sparse_weight", FLOAT, multi_readout, o.sparse_weight, "0.0",
+	       "weight of the mean |kernel| penalty"),
+	FV_OPT("smooth_regularizer", STRING, multi_readout, o.smooth_regularizer, "LaplaceL2norm",
+	       "smoothness regularizer (e.g. GaussianLaplaceL2)"),
+	FV_OPT("laplace_padding", INT, multi_readout, o.laplace_padding, "null",
+	       "the smoothness regularizer's padding", .min = 0, .max = 1e6,
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("nonlinearity", STRING, multi_readout, o.nonlinearity, "exp", "output nonlinearity"),
+	FV_OPT("bias", BOOL, multi_readout, o.bias, "false", "learn a per-neuron bias"),
+	{0},
 };
 
-#define PASS(i, name) \
-	OPT(name, FV_OPT_NODE, kw[i], "null", NUL, NULL, "passed to base_readout when given")
+/* MultiReadoutBase passes these on, untyped, to whichever base readout. */
+#define PASS(i, name)                                                          \
+	FV_OPT(name, NODE, multi_readout, o.kw[i], "null",                      \
+	       "passed to base_readout when given", .flags = FV_OPT_NULLABLE)
 
 static const fv_option base_options[] = {
 	OPT_IN_SHAPE,
 	OPT_N_NEURONS,
-	OPT("base_readout", FV_OPT_STRING, base_readout, NULL, REQ, NULL,
-	    "the readout built per session (a registered name, e.g. GaussianMaskReadout)"),
+	FV_OPT("base_readout", STRING, multi_readout, o.base_readout, NULL,
+	       "the readout built per session (a registered name, e.g. GaussianMaskReadout)",
+	       .flags = FV_OPT_REQUIRED),
 	OPT_MEAN_ACTIVITY,
 	OPT_CLONE,
 	OPT_READOUT_REG_AVG,
@@ -201,7 +230,7 @@ static const fv_option base_options[] = {
 	PASS(24, "mask_constraint"), PASS(25, "init_mask"), PASS(26, "init_weights"),
 	PASS(27, "init_scales"), PASS(28, "smooth_weight"), PASS(29, "sparse_weight"),
 	PASS(30, "smooth_regularizer"), PASS(31, "laplace_padding"), PASS(32, "nonlinearity"),
-	END,
+	{0},
 };
 
 /* What distinguishes the five containers. */
@@ -286,28 +315,16 @@ static char *child_yaml(const multi_variant *v, const void *opts, const int64_t 
 
 /* ---- the container --------------------------------------------------------------------- */
 
-typedef struct multi_readout {
-	const multi_variant *v;
-	size_t n;              /* sessions */
-	char **keys;           /* in n_neurons_dict order */
-	size_t *sorted;        /* indices of keys in sorted order */
-	fv_module **readouts;  /* the children, owned by the module */
-	int64_t *n_neurons;    /* each readout's output size */
-	bool reg_avg;
-	ro_nonlin nonlin;      /* MultiSampledGaussianReadout */
-} multi_readout;
-
-static void multi_free(multi_readout *r)
+/* The session tables; the session readouts are the module's children. */
+static void multi_destroy(fv_module *m)
 {
-	if (r == NULL)
-		return;
+	multi_readout *r = fv_module_priv(m);
 	for (size_t i = 0; r->keys != NULL && i < r->n; i++)
 		free(r->keys[i]);
 	free(r->keys);
 	free(r->sorted);
 	free(r->readouts);
 	free(r->n_neurons);
-	free(r);
 }
 
 /* r->sorted = the session indices in sorted key order (Python's sorted()
@@ -449,9 +466,14 @@ static fv_status build_sessions(fv_module *m, multi_readout *r, const void *opts
 	return FV_OK;
 }
 
-static fv_status multi_create_variant(const multi_variant *v, fv_module *m, const void *opts,
+/* The variant's options are read through its table (opt_field), which
+** gives their offsets in the state. */
+static fv_status multi_create_variant(const multi_variant *v, fv_module *m,
                                       const fv_build_args *args)
 {
+	multi_readout *r = fv_module_priv(m);
+	const void *opts = r;
+	r->v = v;
 	if (args->registry == NULL)
 		return fv_error(FV_ERR_ARG, "%s: needs the registry to build its session readouts",
 		                v->who);
@@ -459,11 +481,6 @@ static fv_status multi_create_variant(const multi_variant *v, fv_module *m, cons
 	fv_status st = ro_in_shape(v->who, opt_field(v, opts, "in_shape"), args, in_shape);
 	if (st != FV_OK)
 		return st;
-	multi_readout *r = calloc(1, sizeof *r);
-	if (r == NULL)
-		return fv_error(FV_ERR_NOMEM, "%s: out of memory", v->who);
-	fv_module_set_priv(m, r);
-	r->v = v;
 	r->reg_avg = opt_bool(v, opts, v->sampled_gaussian ? "reg_avg" : "readout_reg_avg");
 	if (v->sampled_gaussian) {
 		const char *f = *(const char *const *)opt_field(v, opts, "nonlinearity_function");
@@ -475,11 +492,6 @@ static fv_status multi_create_variant(const multi_variant *v, fv_module *m, cons
 	if (st != FV_OK)
 		return st;
 	return build_sessions(m, r, opts, args, in_shape);
-}
-
-static void multi_destroy(fv_module *m)
-{
-	multi_free(fv_module_priv(m)); /* the session readouts are the module's children */
 }
 
 /* ---- forward, regularizer, bias ------------------------------------------------------- */
@@ -648,7 +660,8 @@ static fv_status multi_initialize_bias(fv_module *m, const fv_tensor *mean)
 #define VARIANT_CREATE(fn, idx)                                                        \
 	static fv_status fn(fv_module *m, const void *opts, const fv_build_args *args) \
 	{                                                                              \
-		return multi_create_variant(&variants[idx], m, opts, args);            \
+		(void)opts;                                                            \
+		return multi_create_variant(&variants[idx], m, args);                  \
 	}
 VARIANT_CREATE(base_create, 0)
 VARIANT_CREATE(gm_create, 1)
@@ -663,7 +676,7 @@ VARIANT_CREATE(lnp_create, 4)
 		.names = names_,                               \
 		.doc = doc_,                                   \
 		.options = options_,                           \
-		.options_size = sizeof(multi_opts),            \
+		.priv_size = sizeof(multi_readout),            \
 		.create = create_,                             \
 		.destroy = multi_destroy,                      \
 		.forward = multi_forward,                      \
@@ -693,18 +706,5 @@ MULTI_COMPONENT(sg_component, sg_names,
                 sg_options, sg_create);
 MULTI_COMPONENT(lnp_component, lnp_names, "an LNPReadout per session", lnp_options, lnp_create);
 
-static const fv_component *const components[] = {&base_component, &gm_component, &fa_component,
-                                                 &sg_component, &lnp_component};
-
-static const fv_plugin plugin = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "readouts-multi",
-	.n_components = sizeof components / sizeof components[0],
-	.components = components,
-};
-
-FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
-{
-	return &plugin;
-}
+FV_PLUGIN_DEFINE("readouts-multi", &base_component, &gm_component, &fa_component,
+                 &sg_component, &lnp_component);
