@@ -937,6 +937,36 @@ Test(priv, failures_release_the_state)
 	fv_registry_free(reg);
 }
 
+/* Any allocation of building a module with a private state may fail: the
+** build then fails with a message and releases what it had (the
+** sanitizer build checks the leaks). */
+Test(priv, allocation_failures_are_clean)
+{
+	fv_registry *reg = state_registry();
+	fv_config *cfg = yaml("_target_: TestState\nsizes: [3, 4]\nlabel: hello\nmode: slow\n");
+	fv_build_args a = {.struct_size = sizeof a, .registry = reg};
+	fv_module_free(fv_instantiate(reg, fv_config_root(cfg), &a)); /* defaults parsed once */
+	fv_alloc_fail_at(0, false);
+	fv_module_free(fv_instantiate(reg, fv_config_root(cfg), &a));
+	long n = fv_alloc_fail_at(0, false);
+	/* A few allocations (of names for messages) may fail harmlessly. */
+	long failed = 0;
+	for (long i = 1; i <= n; i++) {
+		fv_clear_error();
+		fv_alloc_fail_at(i, false);
+		fv_module *m = fv_instantiate(reg, fv_config_root(cfg), &a);
+		fv_alloc_fail_at(0, false);
+		if (m == NULL)
+			cr_assert_neq(fv_errmsg()[0], '\0', "allocation %ld: no message", i);
+		failed += m == NULL;
+		fv_module_free(m);
+	}
+	cr_assert_geq(failed, 4, "the state, its list and strings, the module: %ld of %ld", failed,
+	              n);
+	fv_config_free(cfg);
+	fv_registry_free(reg);
+}
+
 Test(priv, create_is_optional)
 {
 	fv_registry *reg = state_registry();
