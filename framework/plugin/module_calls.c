@@ -64,6 +64,40 @@ bool fv_module_should_stop(fv_module *m, double loss)
 	return FV__HAS_SLOT(c, should_stop) ? c->should_stop(m, loss) : false;
 }
 
+/* The optional callbacks fail with FV_ERR_NOTFOUND: a caller such as a
+** figure skips what the model cannot give. */
+static fv_status missing_optional(const fv_module *m, const char *slot)
+{
+	const fv_component *c = fv_module_component(m);
+	return fv_error(FV_ERR_NOTFOUND, "%s '%s' (%s) has no %s", fv_kind_name(c->kind),
+	                c->names[0], fv_module_name(m), slot);
+}
+
+fv_status fv_module_neuron_positions(const fv_module *m, const char *session, int64_t n,
+                                     double *row_col, int64_t map_hw[2])
+{
+	const fv_component *c = fv_module_component(m);
+	return FV__HAS_SLOT(c, neuron_positions) ? c->neuron_positions(m, session, n, row_col, map_hw)
+	                                         : missing_optional(m, "neuron_positions");
+}
+
+fv_status fv_module_first_layer_filters(const fv_module *m, fv_tensor **out)
+{
+	const fv_component *c = fv_module_component(m);
+	*out = NULL;
+	return FV__HAS_SLOT(c, first_layer_filters) ? c->first_layer_filters(m, out)
+	                                            : missing_optional(m, "first_layer_filters");
+}
+
+fv_status fv_module_linear_readout(fv_module *m, fv_ctx *ctx, const fv_tensor *x,
+                                   fv_linear_readout *out)
+{
+	const fv_component *c = fv_module_component(m);
+	*out = (fv_linear_readout){0};
+	return FV__HAS_SLOT(c, linear_readout) ? c->linear_readout(m, ctx, x, out)
+	                                       : missing_optional(m, "linear_readout");
+}
+
 fv_module *fv_instantiate_named(fv_registry *reg, const char *target, const char *yaml,
                                 const fv_build_args *args, const char *instance_name)
 {

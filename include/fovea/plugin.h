@@ -205,6 +205,21 @@ typedef struct fv_forward_args {
 /* The defaults every caller starts from (sample -1, sums, no crop). */
 #define FV_FORWARD_ARGS_INIT {.struct_size = sizeof(fv_forward_args), .sample = -1}
 
+/* A readout's output as one linear map of each frame, scaled, shifted and
+** passed through an elementwise function:
+**
+**     y = activation(rows(x) weight^T * scale + bias)         (B*T, n) -> (B, T, n)
+**
+** where rows(x) is the input x (B, C, T, H, W) as (B, T, C, H, W) flattened
+** to (B*T, C*H*W).  A container of several such readouts (one per session)
+** stacks their weights and runs every session in one product. */
+typedef struct fv_linear_readout {
+	fv_tensor *weight; /* (n, C*H*W): a module tensor or one of the call's context */
+	fv_tensor *scale;  /* (n), or NULL for 1 */
+	fv_tensor *bias;   /* (n), or NULL for 0 */
+	fv_tensor *(*activation)(fv_ctx *ctx, fv_tensor *y); /* NULL: the identity */
+} fv_linear_readout;
+
 /* ---- the component descriptor ----------------------------------------------- */
 
 /* The registry refuses at load a component without the callbacks its kind
@@ -265,6 +280,25 @@ struct fv_component {
 	** the module; node options point into the configuration and are set to
 	** NULL when create() returns.  0: the 1.0 behaviour (options_size). */
 	size_t priv_size;
+
+	/* What the framework and containers may ask a module instead of
+	** reading its tensors or its private state (all optional). */
+
+	/* READOUT, MODEL: where the neurons of `session` (NULL: the only one)
+	** read the core's output, for figures: row_col[2 k] and row_col[2 k + 1]
+	** get neuron k's (row, column) in pixels of the feature map, map_hw
+	** its (height, width).  `n` is the caller's count of the session's
+	** neurons; another count is an FV_ERR_SHAPE. */
+	fv_status (*neuron_positions)(const fv_module *m, const char *session, int64_t n,
+	                              double *row_col, int64_t map_hw[2]);
+	/* CORE, MODEL: the first layer's filters as one dense kernel (out, in,
+	** time, height, width), for figures: *out gets a new tensor the caller
+	** frees. */
+	fv_status (*first_layer_filters)(const fv_module *m, fv_tensor **out);
+	/* READOUT: the readout as an fv_linear_readout for the input x (checked
+	** as forward() would), in the context `ctx`. */
+	fv_status (*linear_readout)(fv_module *m, fv_ctx *ctx, const fv_tensor *x,
+	                            fv_linear_readout *out);
 };
 
 typedef struct fv_plugin {
@@ -345,6 +379,13 @@ FV_API fv_status fv_module_initialize_bias(fv_module *m, const fv_tensor *mean_a
 FV_API fv_status fv_module_output_shape(fv_module *m, int in_ndim, const int64_t *in_shape,
                                         int *out_ndim, int64_t *out_shape);
 FV_API bool fv_module_should_stop(fv_module *m, double loss);
+/* The optional callbacks: a module without one gives FV_ERR_NOTFOUND, with
+** a message naming it. */
+FV_API fv_status fv_module_neuron_positions(const fv_module *m, const char *session, int64_t n,
+                                            double *row_col, int64_t map_hw[2]);
+FV_API fv_status fv_module_first_layer_filters(const fv_module *m, fv_tensor **out);
+FV_API fv_status fv_module_linear_readout(fv_module *m, fv_ctx *ctx, const fv_tensor *x,
+                                          fv_linear_readout *out);
 
 /* Instantiate a registered component by name with options given as YAML
 ** text (e.g. "padding: 0"), as a child helper for composite components:

@@ -577,6 +577,14 @@ static fv_tensor *sc_regularizer(fv_module *m, fv_ctx *ctx, const fv_forward_arg
 	return total;
 }
 
+/* ---- figures -------------------------------------------------------------------- */
+
+static fv_status sc_first_layer_filters(const fv_module *m, fv_tensor **out)
+{
+	const simple_core *sc = fv_module_priv(m);
+	return sc_conv_dense_kernel(&sc->layers[0].conv, out);
+}
+
 /* ---- descriptor -------------------------------------------------------------- */
 
 static const char *const sc_names[] = {
@@ -598,6 +606,7 @@ static const fv_component simple_core_component = {
 	.forward = sc_forward,
 	.regularizer = sc_regularizer,
 	.output_shape = sc_output_shape,
+	.first_layer_filters = sc_first_layer_filters,
 };
 
 FV_PLUGIN_DEFINE("cores-simple", &simple_core_component);

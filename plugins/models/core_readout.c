@@ -422,6 +422,21 @@ static fv_tensor *cr_regularizer(fv_module *m, fv_ctx *ctx, const fv_forward_arg
 	return fv_add(ctx, core, readout);
 }
 
+/* ---- what figures ask, answered by the parts ---------------------------------------------- */
+
+static fv_status cr_neuron_positions(const fv_module *m, const char *session, int64_t n,
+                                     double *row_col, int64_t map_hw[2])
+{
+	const core_readout *cr = fv_module_priv(m);
+	return fv_module_neuron_positions(cr->readout, session, n, row_col, map_hw);
+}
+
+static fv_status cr_first_layer_filters(const fv_module *m, fv_tensor **out)
+{
+	const core_readout *cr = fv_module_priv(m);
+	return fv_module_first_layer_filters(cr->core, out);
+}
+
 /* ---- descriptor -------------------------------------------------------------------------- */
 
 static const char *const cr_names[] = {
@@ -442,6 +457,8 @@ static const fv_component core_readout_component = {
 	.create = cr_create,
 	.forward = cr_forward,
 	.regularizer = cr_regularizer,
+	.neuron_positions = cr_neuron_positions,
+	.first_layer_filters = cr_first_layer_filters,
 };
 
 FV_PLUGIN_DEFINE("models-core-readout", &core_readout_component);

@@ -21,7 +21,8 @@
 ** forward: fa->data_key selects a session; with no key every session runs
 ** and the outputs are concatenated on the last axis in SORTED key order
 ** (openretina's readout_keys()), after a warning (except for the sampled
-** Gaussian, which does not warn).
+** Gaussian, which does not warn).  Sessions whose readouts describe
+** themselves as fv_linear_readouts run in one product.
 ** regularizer: fa->data_key's readout with reduction "mean" when
 ** readout_reg_avg (reg_avg) else "sum", unless the caller asks for one.
 **
@@ -78,6 +79,7 @@ typedef struct multi_readout {
 	int64_t *n_neurons;    /* each readout's output size */
 	bool reg_avg;
 	ro_nonlin nonlin;      /* MultiSampledGaussianReadout */
+	bool stackable;        /* every session can give an fv_linear_readout */
 } multi_readout;
 
 /* The rows the five tables share. */
@@ -453,6 +455,8 @@ static fv_status build_sessions(fv_module *m, multi_readout *r, const void *opts
                                 const fv_build_args *args, const int64_t in_shape[4])
 {
 	bool clone = opt_bool(r->v, opts, "clone_readout");
+	/* The sampled Gaussian's sessions read frames, not the container's input. */
+	r->stackable = !r->v->sampled_gaussian;
 	for (size_t i = 0; i < r->n; i++) {
 		fv_module *child = i > 0 && clone ? make_clone(r, args, i)
 		                                  : make_session(r, opts, args, in_shape, i);
@@ -462,6 +466,8 @@ static fv_status build_sessions(fv_module *m, multi_readout *r, const void *opts
 		if (st != FV_OK)
 			return st;
 		r->readouts[i] = child;
+		/* The registry's copy of a component is full-size: the slot is there. */
+		r->stackable &= fv_module_component(child)->linear_readout != NULL;
 	}
 	return FV_OK;
 }
@@ -537,42 +543,40 @@ static fv_tensor *forward_session(const multi_readout *r, fv_module *readout, fv
 	return ro_nonlin_apply(ctx, r->nonlin, fv_reshape(ctx, y, 3, out));
 }
 
-/* Whether every session is a GaussianMaskReadout, all with the same
-** output nonlinearity. */
-static bool all_gaussian_masks(const multi_readout *r)
-{
-	for (size_t i = 0; i < r->n; i++) {
-		const fv_component *c = fv_module_component(r->readouts[i]);
-		if (c->names == NULL || strcmp(c->names[0], RO_GAUSSIAN_MASK) != 0)
-			return false;
-		const ro_gaussian_mask *g = fv_module_priv(r->readouts[i]);
-		if (g->nonlin != ((const ro_gaussian_mask *)fv_module_priv(r->readouts[0]))->nonlin)
-			return false;
-	}
-	return r->n > 0;
-}
-
-/* Every GaussianMaskReadout session at once: their weights, scales and
-** biases stacked in sorted key order, so that x is rearranged once and
-** multiplied in one product instead of once per session.  The result is
-** the sessions' outputs concatenated, as from each on its own. */
-static fv_tensor *forward_gaussian_masks(const multi_readout *r, fv_ctx *ctx, fv_tensor *x)
+/* Every session at once, when each readout is an fv_linear_readout with the
+** same activation and the same kind of scale and bias: their weights,
+** scales and biases stacked in sorted key order, so that x is rearranged
+** once and multiplied in one product instead of once per session.  The
+** result is the sessions' outputs concatenated, as from each on its own.
+** Returns false when the sessions differ so and must run one by one; else
+** *y is the output, or NULL (with the message) on failure. */
+static bool forward_stacked(const multi_readout *r, fv_ctx *ctx, fv_tensor *x, fv_tensor **y)
 {
 	size_t n = r->n;
+	fv_linear_readout *lin = fv_ctx_alloc(ctx, n * sizeof *lin);
 	fv_tensor **parts = fv_ctx_alloc(ctx, 3 * n * sizeof *parts);
-	if (parts == NULL)
-		return NULL;
+	*y = NULL;
+	if (lin == NULL || parts == NULL)
+		return true;
 	for (size_t i = 0; i < n; i++) {
-		ro_gaussian_mask *g = fv_module_priv(r->readouts[r->sorted[i]]);
-		if (!ro_gm_input_ok(RO_GAUSSIAN_MASK, g, x) || !(parts[i] = ro_gm_weight(ctx, g)))
-			return NULL;
-		parts[n + i] = g->scale_param;
-		parts[2 * n + i] = g->bias;
+		if (fv_module_linear_readout(r->readouts[r->sorted[i]], ctx, x, &lin[i]) != FV_OK)
+			return true;
+		if (lin[i].activation != lin[0].activation ||
+		    (lin[i].scale == NULL) != (lin[0].scale == NULL) ||
+		    (lin[i].bias == NULL) != (lin[0].bias == NULL))
+			return false;
+		parts[i] = lin[i].weight;
+		parts[n + i] = lin[i].scale;
+		parts[2 * n + i] = lin[i].bias;
 	}
-	const ro_gaussian_mask *first = fv_module_priv(r->readouts[0]);
-	return ro_gm_output(ctx, x, fv_concat(ctx, (int)n, parts, 0),
-	                    fv_concat(ctx, (int)n, parts + n, 0),
-	                    fv_concat(ctx, (int)n, parts + 2 * n, 0), first->nonlin);
+	fv_linear_readout all = {.weight = fv_concat(ctx, (int)n, parts, 0),
+	                         .activation = lin[0].activation};
+	if (lin[0].scale != NULL && (all.scale = fv_concat(ctx, (int)n, parts + n, 0)) == NULL)
+		return true;
+	if (lin[0].bias != NULL && (all.bias = fv_concat(ctx, (int)n, parts + 2 * n, 0)) == NULL)
+		return true;
+	*y = ro_linear_output(ctx, x, &all);
+	return true;
 }
 
 static fv_tensor *multi_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_forward_args *fa)
@@ -588,8 +592,9 @@ static fv_tensor *multi_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const f
 	if (!r->v->sampled_gaussian)
 		ro_warn_once(&warned,
 		             "No data key provided, returning concatenated responses from all readouts");
-	if (all_gaussian_masks(r))
-		return forward_gaussian_masks(r, ctx, x);
+	fv_tensor *y;
+	if (r->stackable && forward_stacked(r, ctx, x, &y))
+		return y;
 	fv_tensor **ys = fv_ctx_alloc(ctx, r->n * sizeof *ys);
 	if (ys == NULL)
 		return NULL;
@@ -655,6 +660,25 @@ static fv_status multi_initialize_bias(fv_module *m, const fv_tensor *mean)
 	return FV_OK;
 }
 
+/* Where the neurons of one session read the feature map: its readout's
+** answer (FV_ERR_NOTFOUND when that readout cannot tell). */
+static fv_status multi_neuron_positions(const fv_module *m, const char *key, int64_t n,
+                                        double *row_col, int64_t map_hw[2])
+{
+	const multi_readout *r = fv_module_priv(m);
+	fv_module *readout = NULL;
+	if (key != NULL)
+		readout = session(r, key, NULL);
+	else if (r->n == 1)
+		readout = r->readouts[0];
+	else
+		return fv_error(FV_ERR_ARG, "%s: neuron positions: a session is needed when there "
+		                "are several", r->v->who);
+	if (readout == NULL)
+		return FV_ERR_NOTFOUND;
+	return fv_module_neuron_positions(readout, key, n, row_col, map_hw);
+}
+
 /* ---- the five components ----------------------------------------------------------------- */
 
 #define VARIANT_CREATE(fn, idx)                                                        \
@@ -682,6 +706,7 @@ VARIANT_CREATE(lnp_create, 4)
 		.forward = multi_forward,                      \
 		.regularizer = multi_regularizer,              \
 		.initialize_bias = multi_initialize_bias,      \
+		.neuron_positions = multi_neuron_positions,    \
 	}
 
 #define MULTI_NAMES(var, name) \
