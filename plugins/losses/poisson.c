@@ -25,12 +25,12 @@ typedef struct poisson_opts {
 } poisson_opts;
 
 /* The options are the whole state: no create(), no destroy(). */
-#define POISSON_OPTIONS                                                                   \
-	FV_OPT("bias", FLOAT, poisson_opts, bias, "1e-16",                                \
-	       "added to output inside the log (keeps log finite at zero rate)"),         \
-	FV_OPT("per_neuron", BOOL, poisson_opts, per_neuron, "false",                     \
+#define POISSON_OPTIONS                                                                      \
+	FV_OPT("bias", FLOAT, poisson_opts, bias, "1e-16",                                   \
+	       "added to output inside the log (keeps log finite at zero rate)"),            \
+	FV_OPT("per_neuron", BOOL, poisson_opts, per_neuron, "false",                        \
 	       "return one loss per neuron (mean over batch and time) instead of a scalar"), \
-	FV_OPT("avg", BOOL, poisson_opts, avg, "false",                                   \
+	FV_OPT("avg", BOOL, poisson_opts, avg, "false",                                      \
 	       "scalar loss: mean instead of sum (ignored with per_neuron)")
 
 static const fv_option poisson_options[] = {

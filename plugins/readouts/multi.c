@@ -83,28 +83,28 @@ typedef struct multi_readout {
 } multi_readout;
 
 /* The rows the five tables share. */
-#define OPT_IN_SHAPE                                                                      \
-	FV_OPT("in_shape", INT_LIST, multi_readout, o.in_shape, "null",                   \
+#define ROW_IN_SHAPE                                                                       \
+	FV_OPT("in_shape", INT_LIST, multi_readout, o.in_shape, "null",                    \
 	       "core output (channels, time, width, height); null: from the model's core", \
 	       .flags = FV_OPT_NULLABLE)
-#define OPT_N_NEURONS                                                                    \
-	FV_OPT("n_neurons_dict", NODE, multi_readout, o.n_neurons_dict, NULL,            \
-	       "{session: number of neurons}; one readout per session, in this order",   \
+#define ROW_N_NEURONS                                                                  \
+	FV_OPT("n_neurons_dict", NODE, multi_readout, o.n_neurons_dict, NULL,          \
+	       "{session: number of neurons}; one readout per session, in this order", \
 	       .flags = FV_OPT_REQUIRED)
-#define OPT_MEAN_ACTIVITY                                                                 \
-	FV_OPT("mean_activity_dict", NODE, multi_readout, o.mean_activity_dict, "null",   \
-	       "{session: [mean response per neuron]} the biases start from; null: 0",   \
+#define ROW_MEAN_ACTIVITY                                                               \
+	FV_OPT("mean_activity_dict", NODE, multi_readout, o.mean_activity_dict, "null", \
+	       "{session: [mean response per neuron]} the biases start from; null: 0",  \
 	       .flags = FV_OPT_NULLABLE)
-#define OPT_READOUT_REG_AVG                                                   \
+#define ROW_READOUT_REG_AVG                                                        \
 	FV_OPT("readout_reg_avg", BOOL, multi_readout, o.readout_reg_avg, "false", \
 	       "regularize with means instead of sums (reduction 'mean')")
-#define OPT_CLONE                                                                          \
-	FV_OPT("clone_readout", BOOL, multi_readout, o.clone_readout, "false",             \
+#define ROW_CLONE                                                              \
+	FV_OPT("clone_readout", BOOL, multi_readout, o.clone_readout, "false", \
 	       "sessions after the first reuse its readout with a per-neuron scale and offset")
 
 static const fv_option gm_options[] = {
-	OPT_IN_SHAPE,
-	OPT_N_NEURONS,
+	ROW_IN_SHAPE,
+	ROW_N_NEURONS,
 	FV_OPT("scale", BOOL, multi_readout, o.scale, NULL, "learn a per-neuron output scale",
 	       .flags = FV_OPT_REQUIRED),
 	FV_OPT("bias", BOOL, multi_readout, o.bias, NULL, "learn a per-neuron bias",
@@ -120,14 +120,14 @@ static const fv_option gm_options[] = {
 	       "weight of the mask penalty"),
 	FV_OPT("feature_weights_l1_reg", FLOAT, multi_readout, o.feature_weights_l1_reg, "1.0",
 	       "weight of the L1 penalty on the feature weights"),
-	OPT_READOUT_REG_AVG,
-	OPT_MEAN_ACTIVITY,
+	ROW_READOUT_REG_AVG,
+	ROW_MEAN_ACTIVITY,
 	{0},
 };
 
 static const fv_option fa_options[] = {
-	OPT_IN_SHAPE,
-	OPT_N_NEURONS,
+	ROW_IN_SHAPE,
+	ROW_N_NEURONS,
 	FV_OPT("mask_l1_reg", FLOAT, multi_readout, o.mask_l1_reg, NULL,
 	       "weight of the L1 penalty on the masks", .flags = FV_OPT_REQUIRED),
 	FV_OPT("weights_l1_reg", FLOAT, multi_readout, o.weights_l1_reg, NULL,
@@ -148,14 +148,14 @@ static const fv_option fa_options[] = {
 	       "initial feature weights (channels, neurons)", .flags = FV_OPT_NULLABLE),
 	FV_OPT("init_scales", NODE, multi_readout, o.init_scales, "null",
 	       "[[mask mean, std], [weights mean, std]] of the normal init", .flags = FV_OPT_NULLABLE),
-	OPT_READOUT_REG_AVG,
-	OPT_MEAN_ACTIVITY,
+	ROW_READOUT_REG_AVG,
+	ROW_MEAN_ACTIVITY,
 	{0},
 };
 
 static const fv_option sg_options[] = {
-	OPT_IN_SHAPE,
-	OPT_N_NEURONS,
+	ROW_IN_SHAPE,
+	ROW_N_NEURONS,
 	FV_OPT("bias", BOOL, multi_readout, o.bias, NULL, "learn a per-neuron bias",
 	       .flags = FV_OPT_REQUIRED),
 	FV_OPT("init_mu_range", FLOAT, multi_readout, o.init_mu_range, NULL,
@@ -183,16 +183,16 @@ static const fv_option sg_options[] = {
 	       "regularize with means instead of sums"),
 	FV_OPT("nonlinearity_function", STRING, multi_readout, o.nonlinearity_function, "softplus",
 	       "applied to every session's output"),
-	OPT_MEAN_ACTIVITY,
+	ROW_MEAN_ACTIVITY,
 	{0},
 };
 
 static const fv_option lnp_options[] = {
-	OPT_IN_SHAPE,
-	OPT_N_NEURONS,
-	OPT_MEAN_ACTIVITY,
-	OPT_CLONE,
-	OPT_READOUT_REG_AVG,
+	ROW_IN_SHAPE,
+	ROW_N_NEURONS,
+	ROW_MEAN_ACTIVITY,
+	ROW_CLONE,
+	ROW_READOUT_REG_AVG,
 	FV_OPT("smooth_weight", FLOAT, multi_readout, o.smooth_weight, "0.0",
 	       "weight of the smoothness penalty"),
 	FV_OPT("sparse_weight", FLOAT, multi_readout, o.sparse_weight, "0.0",
@@ -208,19 +208,19 @@ static const fv_option lnp_options[] = {
 };
 
 /* MultiReadoutBase passes these on, untyped, to whichever base readout. */
-#define PASS(i, name)                                                          \
-	FV_OPT(name, NODE, multi_readout, o.kw[i], "null",                      \
+#define PASS(i, name)                                      \
+	FV_OPT(name, NODE, multi_readout, o.kw[i], "null", \
 	       "passed to base_readout when given", .flags = FV_OPT_NULLABLE)
 
 static const fv_option base_options[] = {
-	OPT_IN_SHAPE,
-	OPT_N_NEURONS,
+	ROW_IN_SHAPE,
+	ROW_N_NEURONS,
 	FV_OPT("base_readout", STRING, multi_readout, o.base_readout, NULL,
 	       "the readout built per session (a registered name, e.g. GaussianMaskReadout)",
 	       .flags = FV_OPT_REQUIRED),
-	OPT_MEAN_ACTIVITY,
-	OPT_CLONE,
-	OPT_READOUT_REG_AVG,
+	ROW_MEAN_ACTIVITY,
+	ROW_CLONE,
+	ROW_READOUT_REG_AVG,
 	PASS(0, "gaussian_mean_scale"), PASS(1, "gaussian_var_scale"), PASS(2, "positive"),
 	PASS(3, "scale"), PASS(4, "bias"), PASS(5, "nonlinearity_function"),
 	PASS(6, "mask_l1_reg"), PASS(7, "feature_weights_l1_reg"), PASS(8, "init_mu_range"),

@@ -69,7 +69,7 @@ typedef struct laplace_filter {
 	bool owns_filter;       /* not persistent: not a module tensor, freed here */
 } laplace_filter;
 
-#define PERSISTENT_OPTION                                                     \
+#define PERSISTENT_OPTION                                                            \
 	FV_OPT("persistent_buffer", BOOL, laplace_filter, persistent_buffer, "true", \
 	       "false: the filter is not a module tensor (not in the state_dict)")
 
@@ -219,9 +219,9 @@ typedef struct laplace_norm {
 	fv_tensor *damping;      /* GaussianLaplaceL2: 1 - gaussian2d, (1, 1, k1, k2) */
 } laplace_norm;
 
-#define PADDING_OPTION                                                              \
-	FV_OPT("padding", INT, laplace_norm, padding, "null",                       \
-	       "zero padding of the Laplace conv; null: kernel // 2", .min = 0,     \
+#define PADDING_OPTION                                                          \
+	FV_OPT("padding", INT, laplace_norm, padding, "null",                   \
+	       "zero padding of the Laplace conv; null: kernel // 2", .min = 0, \
 	       .max = MAX_PADDING, .flags = FV_OPT_NULLABLE)
 
 static const fv_option padding_options[] = {
