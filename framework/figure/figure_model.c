@@ -1,11 +1,12 @@
 /*
 ** figure_model.c: the figures of figure.h drawn from a stimulus or from a
-** trained model's tensors: the stimulus (MEI) figure, the readout
-** positions, the first core layer's filters.
+** trained model: the stimulus (MEI) figure, the readout positions, the
+** first core layer's filters.
 **
-** Model figures read tensors by their openretina state_dict names, so
-** they work on any model built from a checkpoint without asking the
-** plugins anything.
+** Model figures ask the model what to draw, through the optional
+** callbacks of its components (fv_module_neuron_positions,
+** fv_module_first_layer_filters): which tensors mean what is the plugins'
+** business, and a model whose components cannot answer has no such figure.
 */
 #include <math.h>
 #include <stdio.h>
@@ -197,42 +198,36 @@ fv_status fv_figure_stimulus(const fv_tensor *stimulus, const char *title, int m
 
 /* ---- readout positions ---------------------------------------------------------------- */
 
-/* GaussianMaskReadout's grid runs linspace(-s/m, s/m, s) along an axis of
-** s feature-map pixels (m the larger side): position p is pixel
-** (p + s/m) (s - 1) / (2 s/m). */
-static double grid_to_pixel(double p, int64_t size, int64_t larger)
-{
-	double half = (double)size / (double)larger;
-	return size > 1 ? (p + half) * (double)(size - 1) / (2 * half) : 0.0;
-}
-
 typedef struct session_positions {
-	const fv_tensor *mean; /* (n, 2) */
-	int64_t map_h, map_w;  /* the feature map the mask lives on */
+	double *row_col;       /* (n, 2) in feature-map pixels */
+	int64_t n;
+	int64_t map_h, map_w;  /* the feature map the readout reads */
 } session_positions;
 
 static fv_status find_positions(const fv_module *model, const fv_data_info *info,
                                 session_positions *out)
 {
 	for (size_t i = 0; i < info->n_sessions; i++) {
-		char name[512];
-		snprintf(name, sizeof name, "readout.%s.mask_mean", info->sessions[i]);
-		out[i].mean = fv_module_tensor(model, name);
-		snprintf(name, sizeof name, "readout.%s.grid", info->sessions[i]);
-		const fv_tensor *grid = fv_module_tensor(model, name);
-		if (out[i].mean == NULL || grid == NULL || grid->ndim != 4 || out[i].mean->ndim != 2)
-			return fv_error(FV_ERR_NOTFOUND,
-			                "readout positions: the model has no Gaussian-mask readout "
-			                "(readout.%s.mask_mean and .grid)",
-			                info->sessions[i]);
-		out[i].map_h = grid->shape[1];
-		out[i].map_w = grid->shape[2];
+		session_positions *sp = &out[i];
+		sp->n = info->n_neurons[i];
+		sp->row_col = fv__malloc((size_t)(2 * (sp->n > 0 ? sp->n : 1)) * sizeof *sp->row_col);
+		if (sp->row_col == NULL)
+			return fv_error(FV_ERR_NOMEM, "out of memory");
+		int64_t map_hw[2];
+		fv_status rc = fv_module_neuron_positions(model, info->sessions[i], sp->n, sp->row_col,
+		                                          map_hw);
+		if (rc != FV_OK) {
+			fv_error_prefix("readout positions, session %s: ", info->sessions[i]);
+			return rc;
+		}
+		sp->map_h = map_hw[0];
+		sp->map_w = map_hw[1];
 	}
 	return FV_OK;
 }
 
 static void draw_session(fv_canvas *cv, int x0, int y0, int cell, const fv_data_info *info,
-                         size_t s, const session_positions *sp, double mean_scale)
+                         size_t s, const session_positions *sp)
 {
 	static const fv_rgb field = {235, 235, 235}, line = {215, 215, 215}, dot = {200, 30, 30};
 	int64_t H = info->input_shape[1], W = info->input_shape[2];
@@ -243,14 +238,13 @@ static void draw_session(fv_canvas *cv, int x0, int y0, int cell, const fv_data_
 		fv_canvas_rect(cv, x0 + (int)j * cell, y0, 1, (int)H * cell, line);
 	fv_canvas_frame(cv, x0 - 1, y0 - 1, (int)W * cell + 2, (int)H * cell + 2, ink);
 	fv_canvas_text(cv, x0, y0 - 10, 1, ink, info->sessions[s]);
-	int64_t larger = sp->map_h > sp->map_w ? sp->map_h : sp->map_w;
 	/* a feature map smaller than the stimulus (unpadded convolutions) is
 	** centred on it */
 	double off_r = (double)(H - sp->map_h) / 2, off_c = (double)(W - sp->map_w) / 2;
 	char label[24];
-	for (int64_t n = 0; n < sp->mean->shape[0]; n++) {
-		double r = off_r + grid_to_pixel(sp->mean->data[2 * n] * mean_scale, sp->map_h, larger);
-		double c = off_c + grid_to_pixel(sp->mean->data[2 * n + 1] * mean_scale, sp->map_w, larger);
+	for (int64_t n = 0; n < sp->n; n++) {
+		double r = off_r + sp->row_col[2 * n];
+		double c = off_c + sp->row_col[2 * n + 1];
 		int px = x0 + (int)lround((c + 0.5) * cell), py = y0 + (int)lround((r + 0.5) * cell);
 		fv_canvas_rect(cv, px - 2, py - 2, 5, 5, dot);
 		snprintf(label, sizeof label, "%lld", (long long)n);
@@ -258,18 +252,8 @@ static void draw_session(fv_canvas *cv, int x0, int y0, int cell, const fv_data_
 	}
 }
 
-static double readout_mean_scale(const fv_config_node *cfg)
-{
-	double v = 1.0;
-	const fv_config_node *n = cfg ? fv_node_path(cfg, "model.readout.gaussian_mean_scale") : NULL;
-	if (n == NULL || fv_node_to_double(n, &v) != FV_OK)
-		v = 1.0;
-	fv_clear_error();
-	return v;
-}
-
-fv_status fv_figure_readout_positions(const fv_module *model, const fv_config_node *cfg,
-                                      const fv_data_info *info, const char *path)
+fv_status fv_figure_readout_positions(const fv_module *model, const fv_data_info *info,
+                                      const char *path)
 {
 	if (info->n_sessions == 0)
 		return fv_error(FV_ERR_ARG, "readout positions: the data info has no sessions");
@@ -288,110 +272,25 @@ fv_status fv_figure_readout_positions(const fv_module *model, const fv_config_no
 		rc = canvas_failed(width, height);
 	if (rc == FV_OK) {
 		fv_canvas_text(cv, MARGIN, 6, 2, ink, "readout positions (pixels)");
-		double scale = readout_mean_scale(cfg);
 		for (int s = 0; s < n; s++)
 			draw_session(cv, MARGIN + (s % per_row) * pw, 30 + MARGIN + (s / per_row) * ph, cell,
-			             info, (size_t)s, &sp[s], scale);
+			             info, (size_t)s, &sp[s]);
 		rc = fv_canvas_save_png(cv, path);
 	}
 	fv_canvas_free(cv);
+	for (size_t i = 0; i < info->n_sessions; i++)
+		free(sp[i].row_col);
 	free(sp);
 	return rc;
 }
 
 /* ---- first-layer filters ---------------------------------------------------------------- */
 
-#define LAYER0 "core.features.layer0.conv."
-
+/* The dense kernel the model's core gives, as dims and data. */
 typedef struct kernel5 {
 	int64_t O, I, T, H, W;
-	fv_real *w; /* (O, I, T, H, W) */
+	const fv_real *w; /* (O, I, T, H, W) */
 } kernel5;
-
-static fv_tensor *layer0(const fv_module *m, const char *name)
-{
-	char full[128];
-	snprintf(full, sizeof full, LAYER0 "%s", name);
-	return fv_module_tensor(m, full);
-}
-
-static fv_status kernel_alloc(kernel5 *k, int64_t O, int64_t I, int64_t T, int64_t H, int64_t W)
-{
-	*k = (kernel5){O, I, T, H, W, fv__calloc((size_t)(O * I * T * H * W), sizeof(fv_real))};
-	return k->w ? FV_OK : fv_error(FV_ERR_NOMEM, "out of memory");
-}
-
-/* custom_separable: w_time (O, I, T) from openretina's STSeparableBatchConv3d
-** temporal_basis (sine and cosine rows k = 0..K-1 under a sigmoid mask, the
-** frequency stretched by exp(log_speed)), times weight_spatial.  T is not
-** in the tensors (K = T // 3), so it comes from the config. */
-static fv_status custom_separable(const fv_module *m, int64_t T, kernel5 *k)
-{
-	const fv_tensor *ws = layer0(m, "weight_spatial"), *sw = layer0(m, "sin_weights");
-	const fv_tensor *cw = layer0(m, "cos_weights"), *ls = layer0(m, "_log_speed_default");
-	int64_t K = sw ? sw->shape[2] : 0;
-	if (ws == NULL || cw == NULL || ls == NULL || T / 3 != K)
-		return fv_error(FV_ERR_NOTFOUND, "core filters: no custom_separable layer 0 with a "
-		                                 "temporal kernel of model.core.temporal_kernel_sizes[0]");
-	int64_t O = ws->shape[0], I = ws->shape[1], H = ws->shape[3], W = ws->shape[4];
-	fv_status rc = kernel_alloc(k, O, I, T, H, W);
-	double stretch = exp((double)ls->data[0]), shift = (double)(int64_t)((double)T * 0.95) / stretch;
-	for (int64_t oi = 0; rc == FV_OK && oi < O * I; oi++)
-		for (int64_t t = 0; t < T; t++) {
-			double time = (double)(t - T), freq = stretch * time * 2 * M_PI / (double)T;
-			double mask = 1.0 / (1.0 + exp(-time - shift)), wt = 0;
-			for (int64_t b = 0; b < K; b++)
-				wt += mask * ((double)sw->data[oi * K + b] * sin(freq * (double)b) +
-				              (double)cw->data[oi * K + b] * cos(freq * (double)b));
-			for (int64_t p = 0; p < H * W; p++)
-				k->w[(oi * T + t) * H * W + p] = (fv_real)(wt * (double)ws->data[oi * H * W + p]);
-		}
-	return rc;
-}
-
-/* separable: a (1, kh, kw) conv then a (kt, 1, 1) conv mixing channels,
-** scaled by exp(log_speed): w[o,i,t] = sum_m time[o,m,t] space[m,i]. */
-static fv_status separable(const fv_module *m, kernel5 *k)
-{
-	const fv_tensor *sp = layer0(m, "space_conv.weight"), *tm = layer0(m, "time_conv.weight");
-	const fv_tensor *ls = layer0(m, "_log_speed_default");
-	int64_t O = sp->shape[0], I = sp->shape[1], T = tm->shape[2], HW = sp->shape[3] * sp->shape[4];
-	fv_status rc = kernel_alloc(k, O, I, T, sp->shape[3], sp->shape[4]);
-	double speed = ls ? exp((double)ls->data[0]) : 1.0;
-	for (int64_t o = 0; rc == FV_OK && o < O; o++)
-		for (int64_t i = 0; i < I; i++)
-			for (int64_t t = 0; t < T; t++)
-				for (int64_t p = 0; p < HW; p++) {
-					double v = 0;
-					for (int64_t mm = 0; mm < O; mm++)
-						v += (double)tm->data[(o * O + mm) * T + t] *
-						     (double)sp->data[(mm * I + i) * HW + p];
-					k->w[((o * I + i) * T + t) * HW + p] = (fv_real)(v * speed);
-				}
-	return rc;
-}
-
-static fv_status materialise(const fv_module *m, const fv_config_node *cfg, kernel5 *k)
-{
-	const fv_tensor *full = layer0(m, "conv.weight");
-	if (full != NULL && full->ndim == 5) {
-		const int64_t *s = full->shape;
-		fv_status rc = kernel_alloc(k, s[0], s[1], s[2], s[3], s[4]);
-		if (rc == FV_OK)
-			memcpy(k->w, full->data, (size_t)full->numel * sizeof *k->w);
-		return rc;
-	}
-	if (layer0(m, "space_conv.weight") != NULL && layer0(m, "time_conv.weight") != NULL)
-		return separable(m, k);
-	int64_t T = 0;
-	const fv_config_node *n = cfg ? fv_node_path(cfg, "model.core.temporal_kernel_sizes") : NULL;
-	if (n != NULL && fv_node_kind(n) == FV_NODE_SEQ && fv_node_size(n) > 0)
-		fv_node_to_int(fv_node_at(n, 0), &T);
-	else if (n != NULL)
-		fv_node_to_int(n, &T);
-	fv_clear_error();
-	return custom_separable(m, T, k);
-}
 
 /* Per (o, i): the peak of |w| over (t, h, w). */
 static void kernel_peak(const kernel5 *k, int64_t oi, int64_t *t, int64_t *p)
@@ -465,14 +364,21 @@ static fv_status draw_filters(const kernel5 *k, const char *path)
 	return rc;
 }
 
-fv_status fv_figure_core_filters(const fv_module *model, const fv_config_node *cfg,
-                                 const char *path)
+fv_status fv_figure_core_filters(const fv_module *model, const char *path)
 {
-	kernel5 k = {0};
-	fv_status rc = materialise(model, cfg, &k);
-	if (rc == FV_OK)
+	fv_tensor *t = NULL;
+	fv_status rc = fv_module_first_layer_filters(model, &t);
+	if (rc != FV_OK)
+		fv_error_prefix("core filters: ");
+	else if (t == NULL || t->ndim != 5)
+		rc = fv_error(FV_ERR_SHAPE, "core filters: expected a kernel (out, in, time, height, "
+		              "width), got %s", t != NULL ? fv_shape_str(t->ndim, t->shape) : "none");
+	if (rc == FV_OK) {
+		const int64_t *d = t->shape;
+		kernel5 k = {d[0], d[1], d[2], d[3], d[4], t->data};
 		rc = draw_filters(&k, path);
-	free(k.w);
+	}
+	fv_tensor_free(t);
 	return rc;
 }
 
@@ -490,16 +396,16 @@ static fv_status count_or_skip(fv_status rc, int *n)
 	return rc;
 }
 
-fv_status fv_figures_write_model(const fv_module *model, const fv_config_node *cfg,
-                                 const fv_data_info *info, const char *dir, int *n_written)
+fv_status fv_figures_write_model(const fv_module *model, const fv_data_info *info,
+                                 const char *dir, int *n_written)
 {
 	int n = 0;
 	char path[4096];
 	snprintf(path, sizeof path, "%s/readout_positions.png", dir);
-	fv_status rc = count_or_skip(fv_figure_readout_positions(model, cfg, info, path), &n);
+	fv_status rc = count_or_skip(fv_figure_readout_positions(model, info, path), &n);
 	if (rc == FV_OK) {
 		snprintf(path, sizeof path, "%s/core_filters.png", dir);
-		rc = count_or_skip(fv_figure_core_filters(model, cfg, path), &n);
+		rc = count_or_skip(fv_figure_core_filters(model, path), &n);
 	}
 	if (n_written != NULL)
 		*n_written = n;

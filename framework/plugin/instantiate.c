@@ -2,11 +2,13 @@
 ** instantiate.c: turning a YAML map with `_target_` into a module.
 **
 ** The steps are always the same, whatever the component: look the target up
-** in the registry, parse the map against the component's option table into
-** a fresh options struct (defaults, types, ranges, unknown keys: all the
-** framework's job), call create(), free the options.  Whatever fails, the
-** partly built module is freed and the message says which spec (file:line)
-** and which component it was about.
+** in the registry, parse the map against the component's option table
+** (defaults, types, ranges, unknown keys: all the framework's job) straight
+** into the module's private state of priv_size bytes, call create().  A
+** component of ABI 1.0 (no priv_size) gets its options in a temporary
+** struct of options_size instead, freed after create().  Whatever fails,
+** the partly built module is freed and the message says which spec
+** (file:line) and which component it was about.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -91,25 +93,38 @@ fv_module *fv_instantiate_component(const fv_component *c, const fv_config_node 
 		         target, node_kind_name(spec));
 		return NULL;
 	}
-	void *opts = fv__calloc(1, c->options_size > 0 ? c->options_size : 1);
+	size_t priv_size = fv__priv_size(c);
+	size_t size = priv_size > 0 ? priv_size : c->options_size;
+	void *opts = fv__calloc(1, size > 0 ? size : 1);
 	if (opts == NULL) {
-		fv_error(FV_ERR_NOMEM, "%s%s: out of memory for its options", where(spec, buf, sizeof buf),
-		         target);
+		fv_error(FV_ERR_NOMEM, "%s%s: out of memory for its %s", where(spec, buf, sizeof buf),
+		         target, priv_size > 0 ? "private state" : "options");
 		return NULL;
 	}
 	const fv_option *table = c->options != NULL ? c->options : no_options;
-	fv_status st = fv_options_parse(table, spec, opts, target, NULL);
+	fv_status st = priv_size > 0 ? fv__options_parse_owned(table, spec, opts, target)
+	                             : fv_options_parse(table, spec, opts, target, NULL);
 	fv_module *m = NULL;
 	if (st == FV_OK) {
 		m = fv__module_new(c, name);
 		st = m != NULL ? FV_OK : FV_ERR_NOMEM;
 	}
-	if (st == FV_OK) {
+	if (priv_size > 0 && m != NULL) {
+		fv__module_own_priv(m, opts); /* freed with m from here on */
+	} else if (priv_size > 0) {
+		fv__options_release(table, opts); /* a no-op after a failed parse */
+		free(opts);
+	}
+	if (st == FV_OK && c->create != NULL) {
 		fv_build_args a = complete_args(args, spec);
 		st = c->create(m, opts, &a);
 	}
-	fv_options_free(table, opts);
-	free(opts);
+	if (priv_size > 0 && st == FV_OK) {
+		fv__options_drop_nodes(table, opts);
+	} else if (priv_size == 0) {
+		fv_options_free(table, opts);
+		free(opts);
+	}
 	if (st != FV_OK) {
 		prefix_with_place(spec, target);
 		fv_module_free(m);

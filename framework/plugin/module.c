@@ -1,8 +1,9 @@
 /*
 ** module.c: fv_module, an instantiated component.
 **
-** A module is what a plugin's create() fills in: private state (`priv`),
-** named tensors (parameters with requires_grad, and buffers such as running
+** A module is what a plugin's create() fills in: private state (`priv`;
+** allocated, filled with the options and freed here when the component
+** declares priv_size), named tensors (parameters with requires_grad, and buffers such as running
 ** statistics) and named child modules.  The layout mirrors torch.nn.Module so
 ** that tensor names are openretina's state_dict names:
 **
@@ -38,6 +39,7 @@ struct fv_module {
 	char *path;        /* dotted path from the topmost module; "" there */
 	fv_module *parent;
 	void *priv;
+	void *owned_priv;  /* the state the framework allocated (priv_size), or NULL */
 	bool training;
 	named_tensor *tensors;
 	size_t n_tensors, cap_tensors;
@@ -84,6 +86,11 @@ fv_module *fv__module_new(const fv_component *c, const char *name)
 nomem:
 	fv_error(FV_ERR_NOMEM, "out of memory creating module '%s'", name != NULL ? name : "");
 	return NULL;
+}
+
+void fv__module_own_priv(fv_module *m, void *priv)
+{
+	m->priv = m->owned_priv = priv;
 }
 
 /* ---- simple accessors ---------------------------------------------------------- */
@@ -378,11 +385,6 @@ int fv_module_foreach_tensor(const fv_module *m, fv_tensor_visit_fn fn, void *ud
 
 /* ---- calls --------------------------------------------------------------------------- */
 
-/* Slots a plugin built against an older, shorter fv_component lacks. */
-#define HAS_SLOT(c, slot)                                                        \
-	((c)->struct_size >= offsetof(fv_component, slot) + sizeof((c)->slot) && \
-	 (c)->slot != NULL)
-
 static void missing_slot(const fv_module *m, const char *slot)
 {
 	const fv_component *c = m->component;
@@ -392,7 +394,7 @@ static void missing_slot(const fv_module *m, const char *slot)
 
 fv_tensor *fv_module_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_forward_args *fa)
 {
-	if (!HAS_SLOT(m->component, forward)) {
+	if (!FV__HAS_SLOT(m->component, forward)) {
 		missing_slot(m, "forward");
 		return NULL;
 	}
@@ -403,7 +405,7 @@ fv_tensor *fv_module_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_f
 
 fv_tensor *fv_module_regularizer(fv_module *m, fv_ctx *ctx, const fv_forward_args *fa)
 {
-	if (!HAS_SLOT(m->component, regularizer)) {
+	if (!FV__HAS_SLOT(m->component, regularizer)) {
 		missing_slot(m, "regularizer");
 		return NULL;
 	}
@@ -417,9 +419,16 @@ void fv_module_free(fv_module *m)
 {
 	if (m == NULL)
 		return;
-	/* The plugin's state may point at tensors and children: free it first. */
+	/* The plugin's state may point at tensors and children: free it first,
+	** what the plugin allocated itself, then what the framework did.  (The
+	** plugin may have replaced priv with fv_module_set_priv; owned_priv is
+	** what was allocated here.) */
 	if (m->component != NULL && m->component->destroy != NULL)
 		m->component->destroy(m);
+	if (m->owned_priv != NULL) {
+		fv__options_release(m->component->options, m->owned_priv);
+		free(m->owned_priv);
+	}
 	for (size_t i = 0; i < m->n_children; i++)
 		fv_module_free(m->children[i]);
 	for (size_t i = 0; i < m->n_tensors; i++) {

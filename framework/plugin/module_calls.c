@@ -8,6 +8,7 @@
 
 #include "fovea/plugin.h"
 #include "fovea/fovea.h"
+#include "plugin/plugin_internal.h"
 
 static fv_status missing_slot(const fv_module *m, const char *slot)
 {
@@ -16,16 +17,10 @@ static fv_status missing_slot(const fv_module *m, const char *slot)
 	                fv_module_name(m), slot);
 }
 
-/* A slot exists when the plugin's struct is large enough to hold it and it
-** is set; older plugins built with a shorter fv_component simply lack it. */
-#define HAS_SLOT(c, slot)                                                        \
-	((c)->struct_size >= offsetof(fv_component, slot) + sizeof((c)->slot) && \
-	 (c)->slot != NULL)
-
 fv_tensor *fv_module_penalty(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_forward_args *fa)
 {
 	const fv_component *c = fv_module_component(m);
-	if (!HAS_SLOT(c, penalty)) {
+	if (!FV__HAS_SLOT(c, penalty)) {
 		missing_slot(m, "penalty");
 		return NULL;
 	}
@@ -35,7 +30,7 @@ fv_tensor *fv_module_penalty(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_f
 fv_tensor *fv_module_loss(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_tensor *target)
 {
 	const fv_component *c = fv_module_component(m);
-	if (!HAS_SLOT(c, loss)) {
+	if (!FV__HAS_SLOT(c, loss)) {
 		missing_slot(m, "loss");
 		return NULL;
 	}
@@ -45,13 +40,13 @@ fv_tensor *fv_module_loss(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_tenso
 fv_status fv_module_project(fv_module *m, fv_tensor *x)
 {
 	const fv_component *c = fv_module_component(m);
-	return HAS_SLOT(c, project) ? c->project(m, x) : missing_slot(m, "projection");
+	return FV__HAS_SLOT(c, project) ? c->project(m, x) : missing_slot(m, "projection");
 }
 
 fv_status fv_module_initialize_bias(fv_module *m, const fv_tensor *mean_activity)
 {
 	const fv_component *c = fv_module_component(m);
-	return HAS_SLOT(c, initialize_bias) ? c->initialize_bias(m, mean_activity)
+	return FV__HAS_SLOT(c, initialize_bias) ? c->initialize_bias(m, mean_activity)
 	                                    : missing_slot(m, "initialize_bias");
 }
 
@@ -59,14 +54,48 @@ fv_status fv_module_output_shape(fv_module *m, int in_ndim, const int64_t *in_sh
                                  int64_t *out_shape)
 {
 	const fv_component *c = fv_module_component(m);
-	return HAS_SLOT(c, output_shape) ? c->output_shape(m, in_ndim, in_shape, out_ndim, out_shape)
+	return FV__HAS_SLOT(c, output_shape) ? c->output_shape(m, in_ndim, in_shape, out_ndim, out_shape)
 	                                 : missing_slot(m, "output_shape");
 }
 
 bool fv_module_should_stop(fv_module *m, double loss)
 {
 	const fv_component *c = fv_module_component(m);
-	return HAS_SLOT(c, should_stop) ? c->should_stop(m, loss) : false;
+	return FV__HAS_SLOT(c, should_stop) ? c->should_stop(m, loss) : false;
+}
+
+/* The optional callbacks fail with FV_ERR_NOTFOUND: a caller such as a
+** figure skips what the model cannot give. */
+static fv_status missing_optional(const fv_module *m, const char *slot)
+{
+	const fv_component *c = fv_module_component(m);
+	return fv_error(FV_ERR_NOTFOUND, "%s '%s' (%s) has no %s", fv_kind_name(c->kind),
+	                c->names[0], fv_module_name(m), slot);
+}
+
+fv_status fv_module_neuron_positions(const fv_module *m, const char *session, int64_t n,
+                                     double *row_col, int64_t map_hw[2])
+{
+	const fv_component *c = fv_module_component(m);
+	return FV__HAS_SLOT(c, neuron_positions) ? c->neuron_positions(m, session, n, row_col, map_hw)
+	                                         : missing_optional(m, "neuron_positions");
+}
+
+fv_status fv_module_first_layer_filters(const fv_module *m, fv_tensor **out)
+{
+	const fv_component *c = fv_module_component(m);
+	*out = NULL;
+	return FV__HAS_SLOT(c, first_layer_filters) ? c->first_layer_filters(m, out)
+	                                            : missing_optional(m, "first_layer_filters");
+}
+
+fv_status fv_module_linear_readout(fv_module *m, fv_ctx *ctx, const fv_tensor *x,
+                                   fv_linear_readout *out)
+{
+	const fv_component *c = fv_module_component(m);
+	*out = (fv_linear_readout){0};
+	return FV__HAS_SLOT(c, linear_readout) ? c->linear_readout(m, ctx, x, out)
+	                                       : missing_optional(m, "linear_readout");
 }
 
 fv_module *fv_instantiate_named(fv_registry *reg, const char *target, const char *yaml,

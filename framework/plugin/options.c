@@ -8,7 +8,10 @@
 ** Strings and FV_OPT_NODE values point into the configuration tree (or into
 ** the parsed default, kept for the life of the process), so they are valid
 ** while the configuration is; only lists are allocated here, and
-** fv_options_free() releases them.
+** fv_options_free() releases them.  A module's private state (priv_size)
+** outlives the configuration it was built from, so the framework parses
+** into it with fv__options_parse_owned(): strings and enums are copies
+** there, released by fv__options_release().
 */
 #include <math.h>
 #include <pthread.h>
@@ -17,6 +20,7 @@
 #include <string.h>
 
 #include "config/config_internal.h"
+#include "plugin/plugin_internal.h"
 #include "fovea/plugin.h"
 #include "fovea/fovea.h"
 #include "base/base_internal.h"
@@ -66,6 +70,7 @@ typedef struct ctx {
 	const fv_option *opt;
 	const char *what;
 	bool from_default;
+	bool owned; /* strings are copies the struct owns */
 } ctx;
 
 static void got_text(const fv_config_node *n, char *buf, size_t size)
@@ -221,14 +226,32 @@ static fv_status read_list(const ctx *c, const fv_config_node *n, void *field)
 	return FV_OK;
 }
 
-static void set_null(const fv_option *o, void *field)
+/* A STRING or ENUM value: the node's text, or a copy of it in an owning
+** struct (where the field may already hold an earlier copy). */
+static fv_status set_string(const ctx *c, void *field, const char *text)
 {
+	if (!c->owned) {
+		*(const char **)field = text;
+		return FV_OK;
+	}
+	char *copy = text != NULL ? fv__strdup(text) : NULL;
+	if (text != NULL && copy == NULL)
+		return fv_error(FV_ERR_NOMEM, "out of memory reading option '%s' of %s", c->opt->name,
+		                c->what);
+	free(*(char **)field);
+	*(char **)field = copy;
+	return FV_OK;
+}
+
+static void set_null(const ctx *c, void *field)
+{
+	const fv_option *o = c->opt;
 	switch (o->type) {
 	case FV_OPT_BOOL: *(bool *)field = false; break;
 	case FV_OPT_INT: *(int64_t *)field = FV_NONE_INT; break;
 	case FV_OPT_FLOAT: *(double *)field = NAN; break;
 	case FV_OPT_STRING:
-	case FV_OPT_ENUM: *(const char **)field = NULL; break;
+	case FV_OPT_ENUM: set_string(c, field, NULL); break;
 	case FV_OPT_NODE: *(const fv_config_node **)field = NULL; break;
 	case FV_OPT_INT_LIST:
 		free(((fv_int_list *)field)->v);
@@ -248,7 +271,7 @@ static fv_status read_value(const ctx *c, const fv_config_node *n, void *field)
 	if (st != FV_OK)
 		return st;
 	if (n->type == FV_NODE_NULL && (o->flags & FV_OPT_NULLABLE)) {
-		set_null(o, field);
+		set_null(c, field);
 		return FV_OK;
 	}
 	if (fv__node_is_missing(n))
@@ -263,9 +286,12 @@ static fv_status read_value(const ctx *c, const fv_config_node *n, void *field)
 	case FV_OPT_STRING:
 		if (n->type != FV_NODE_SCALAR)
 			return expected(c, n, "a string");
-		*(const char **)field = n->text;
-		return FV_OK;
-	case FV_OPT_ENUM: return read_enum(c, n, field);
+		return set_string(c, field, n->text);
+	case FV_OPT_ENUM: {
+		const char *choice = NULL;
+		st = read_enum(c, n, &choice);
+		return st == FV_OK ? set_string(c, field, choice) : st;
+	}
 	case FV_OPT_INT_LIST:
 	case FV_OPT_FLOAT_LIST: return read_list(c, n, field);
 	case FV_OPT_NODE: *(const fv_config_node **)field = n; return FV_OK;
@@ -327,11 +353,12 @@ static fv_status unknown_key(const fv_option *table, const fv_config_node *map, 
 	return st;
 }
 
-static fv_status parse_option(const fv_option *o, const fv_config_node *map, void *opts, const char *what)
+static fv_status parse_option(const fv_option *o, const fv_config_node *map, void *opts, const char *what,
+                              bool owned)
 {
 	void *field = (char *)opts + o->offset;
 	const fv_config_node *given = fv_node_get(map, o->name);
-	ctx c = {o, what, given == NULL};
+	ctx c = {o, what, given == NULL, owned};
 	if (given != NULL)
 		return read_value(&c, given, field);
 	if (o->flags & FV_OPT_REQUIRED) {
@@ -343,7 +370,7 @@ static fv_status parse_option(const fv_option *o, const fv_config_node *map, voi
 	}
 	if (o->def == NULL) {
 		if (o->flags & FV_OPT_NULLABLE)
-			set_null(o, field);
+			set_null(&c, field);
 		return FV_OK;
 	}
 	const fv_config_node *def = default_node(o->def);
@@ -371,14 +398,16 @@ static void zero_field(const fv_option *o, void *opts)
 	}
 }
 
-fv_status fv_options_parse(const fv_option *table, const fv_config_node *map, void *opts,
-                           const char *what, const char *const *ignore)
+static fv_status parse_table(const fv_option *table, const fv_config_node *map, void *opts,
+                             const char *what, const char *const *ignore, bool owned)
 {
 	if (what == NULL)
 		what = "this component";
 	if (table != NULL && opts == NULL)
 		return fv_error(FV_ERR_ARG, "fv_options_parse: no options struct for %s", what);
-	for (const fv_option *o = table; o && o->name; o++)
+	/* An owning struct starts zero-filled (fv__options_parse_owned): its
+	** string fields may hold nothing but copies. */
+	for (const fv_option *o = table; o && o->name && !owned; o++)
 		zero_field(o, opts);
 	if (map != NULL && map->type == FV_NODE_NULL)
 		map = NULL;
@@ -392,13 +421,28 @@ fv_status fv_options_parse(const fv_option *table, const fv_config_node *map, vo
 		if (!in_table(table, map->kids[i]->key) && !ignored(map->kids[i]->key, ignore))
 			return unknown_key(table, map, i, what);
 	for (const fv_option *o = table; o && o->name; o++) {
-		fv_status st = parse_option(o, map, opts, what);
+		fv_status st = parse_option(o, map, opts, what, owned);
 		if (st != FV_OK) {
-			fv_options_free(table, opts);
+			if (owned)
+				fv__options_release(table, opts);
+			else
+				fv_options_free(table, opts);
 			return st;
 		}
 	}
 	return FV_OK;
+}
+
+fv_status fv_options_parse(const fv_option *table, const fv_config_node *map, void *opts,
+                           const char *what, const char *const *ignore)
+{
+	return parse_table(table, map, opts, what, ignore, false);
+}
+
+fv_status fv__options_parse_owned(const fv_option *table, const fv_config_node *map, void *opts,
+                                  const char *what)
+{
+	return parse_table(table, map, opts, what, NULL, true);
 }
 
 void fv_options_free(const fv_option *table, void *opts)
@@ -415,6 +459,25 @@ void fv_options_free(const fv_option *table, void *opts)
 			*(fv_float_list *)field = (fv_float_list){0};
 		}
 	}
+}
+
+void fv__options_release(const fv_option *table, void *opts)
+{
+	fv_options_free(table, opts);
+	for (const fv_option *o = table; opts != NULL && o && o->name; o++) {
+		if (o->type == FV_OPT_STRING || o->type == FV_OPT_ENUM) {
+			char **field = (char **)((char *)opts + o->offset);
+			free(*field);
+			*field = NULL;
+		}
+	}
+}
+
+void fv__options_drop_nodes(const fv_option *table, void *opts)
+{
+	for (const fv_option *o = table; o && o->name; o++)
+		if (o->type == FV_OPT_NODE)
+			*(const fv_config_node **)((char *)opts + o->offset) = NULL;
 }
 
 /* ---- documentation ------------------------------------------------------------------------------ */

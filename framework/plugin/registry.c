@@ -9,7 +9,13 @@
 **
 ** Each component is copied into a full-size, zero-filled fv_component: a
 ** plugin built against an older, shorter struct then simply has NULL in the
-** slots added since, and nothing reads past what the plugin provided.
+** slots added since (and priv_size 0: the 1.0 behaviour), and nothing reads
+** past what the plugin provided.
+**
+** What a component declares is checked here, at load, rather than when a
+** configuration first uses it: its size, names and kind, the callbacks its
+** kind is used through, and that every option fits in the struct it is
+** parsed into.
 */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -22,6 +28,7 @@
 #include "fovea/plugin.h"
 #include "fovea/fovea.h"
 #include "base/base_internal.h"
+#include "plugin/plugin_internal.h"
 
 /* ABI 1.0's fv_component ends with `objective`; later minors may only add
 ** fields after it, so no valid plugin declares less than this. */
@@ -143,22 +150,33 @@ static size_t option_value_size(fv_opt_type type)
 	return 0;
 }
 
-/* The framework writes parsed options at the offsets the table gives:
-** check they fit, so a wrong table is an error, not memory corruption. */
+/* The framework writes parsed options at the offsets the table gives, into
+** the private state (priv_size) or, for a 1.0 component, a struct of
+** options_size: check they fit, so a wrong table is an error, not memory
+** corruption. */
 static fv_status check_options(const fv_component *c, const char *origin)
 {
+	size_t priv_size = fv__priv_size(c);
+	size_t size = priv_size > 0 ? priv_size : c->options_size;
+	const char *size_name = priv_size > 0 ? "priv_size" : "options_size";
+	if (priv_size > 0 && c->options_size != 0)
+		return fv_error(FV_ERR_PLUGIN,
+		                "%s: component '%s' declares both priv_size %zu and options_size %zu; "
+		                "with priv_size the options are parsed into the private state: set "
+		                "options_size to 0",
+		                origin, c->names[0], priv_size, c->options_size);
 	if (c->options == NULL)
 		return FV_OK;
 	for (const fv_option *o = c->options; o->name != NULL; o++) {
-		size_t size = option_value_size(o->type);
-		if (size == 0)
+		size_t value_size = option_value_size(o->type);
+		if (value_size == 0)
 			return fv_error(FV_ERR_PLUGIN, "%s: component '%s', option '%s': unknown type %d",
 			                origin, c->names[0], o->name, (int)o->type);
-		if (o->offset > c->options_size || size > c->options_size - o->offset)
+		if (o->offset > size || value_size > size - o->offset)
 			return fv_error(FV_ERR_PLUGIN,
 			                "%s: component '%s', option '%s': offset %zu does not fit in "
-			                "options_size %zu",
-			                origin, c->names[0], o->name, o->offset, c->options_size);
+			                "%s %zu",
+			                origin, c->names[0], o->name, o->offset, size_name, size);
 		if (o->type == FV_OPT_ENUM && (o->choices == NULL || o->choices[0] == '\0'))
 			return fv_error(FV_ERR_PLUGIN,
 			                "%s: component '%s', option '%s': an enum needs its choices",
@@ -167,7 +185,29 @@ static fv_status check_options(const fv_component *c, const char *origin)
 	return FV_OK;
 }
 
-static fv_status check_component(const fv_component *c, size_t i, const char *origin)
+/* The callback each kind is used through (see fv_component in plugin.h):
+** a component without it could be registered and configured, then fail at
+** its first use, long into a run. */
+static const char *missing_callback(const fv_component *c)
+{
+	switch (c->kind) {
+	case FV_KIND_CORE:
+	case FV_KIND_READOUT:
+	case FV_KIND_REDUCER:
+	case FV_KIND_MODEL: return c->forward == NULL ? "forward()" : NULL;
+	case FV_KIND_LOSS: return c->loss == NULL ? "loss()" : NULL;
+	case FV_KIND_REGULARIZER:
+		return c->penalty == NULL && c->project == NULL ? "penalty() or project()" : NULL;
+	case FV_KIND_STOPPER: return c->should_stop == NULL ? "should_stop()" : NULL;
+	case FV_KIND_OBJECTIVE: return c->objective == NULL ? "objective()" : NULL;
+	case FV_KIND_COUNT: break;
+	}
+	return NULL;
+}
+
+/* What a component is: big enough to be read, named, of a known kind.
+** Checked before its names are compared with the registry's. */
+static fv_status check_identity(const fv_component *c, size_t i, const char *origin)
 {
 	if (c == NULL)
 		return fv_error(FV_ERR_PLUGIN, "%s: component #%zu is NULL", origin, i);
@@ -181,9 +221,16 @@ static fv_status check_component(const fv_component *c, size_t i, const char *or
 	if ((unsigned)c->kind >= FV_KIND_COUNT)
 		return fv_error(FV_ERR_PLUGIN, "%s: component '%s' has an unknown kind %d", origin,
 		                c->names[0], (int)c->kind);
-	if (c->create == NULL)
-		return fv_error(FV_ERR_PLUGIN, "%s: component '%s' has no create()", origin,
-		                c->names[0]);
+	return FV_OK;
+}
+
+/* What a component does: its callbacks and its option table. */
+static fv_status check_contents(const fv_component *c, const char *origin)
+{
+	const char *missing = missing_callback(c);
+	if (missing != NULL)
+		return fv_error(FV_ERR_PLUGIN, "%s: %s '%s' has no %s, which every %s needs", origin,
+		                fv_kind_name(c->kind), c->names[0], missing, fv_kind_name(c->kind));
 	return check_options(c, origin);
 }
 
@@ -222,9 +269,11 @@ static fv_status check_plugin(const fv_registry *reg, const fv_plugin *p, const 
 	if (p->n_components == 0 || p->components == NULL)
 		return fv_error(FV_ERR_PLUGIN, "%s: the plugin declares no components", origin);
 	for (size_t i = 0; i < p->n_components; i++) {
-		fv_status st = check_component(p->components[i], i, origin);
+		fv_status st = check_identity(p->components[i], i, origin);
 		if (st == FV_OK)
 			st = check_names(reg, p, i, origin);
+		if (st == FV_OK)
+			st = check_contents(p->components[i], origin);
 		if (st != FV_OK)
 			return st;
 	}

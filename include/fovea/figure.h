@@ -108,31 +108,26 @@ FV_API fv_status fv_stimulus_peak(const fv_tensor *stimulus, int64_t *channel, i
 FV_API fv_status fv_figure_stimulus(const fv_tensor *stimulus, const char *title, int max_frames,
                                     const char *path);
 
-/* Readout positions: the GaussianMaskReadout's mask_mean (times the
-** config's model.readout.gaussian_mean_scale) of every session of `info`,
-** in stimulus pixels, one panel per session.  `model_cfg` is the model's
-** config (the checkpoint's root: model.readout.*).  A model whose readout
-** has no mask_mean is an FV_ERR_NOTFOUND. */
-FV_API fv_status fv_figure_readout_positions(const fv_module *model, const fv_config_node *cfg,
-                                             const fv_data_info *info, const char *path);
+/* Readout positions: where each neuron of every session of `info` reads
+** the core's output (fv_module_neuron_positions: a Gaussian-mask
+** readout's mask centres), in stimulus pixels, one panel per session; a
+** feature map smaller than the stimulus is centred on it.  A model that
+** cannot tell is an FV_ERR_NOTFOUND. */
+FV_API fv_status fv_figure_readout_positions(const fv_module *model, const fv_data_info *info,
+                                             const char *path);
 
-/* The first core layer's filters (core.features.layer0.conv.*, any of
+/* The first core layer's filters (fv_module_first_layer_filters: any of
 ** SimpleCoreWrapper's three convolution types), one row per output
 ** channel: the spatial filter for each input channel at the kernel's peak
 ** time, then the temporal filters at the kernel's peak pixel.  A model
-** without such a layer is an FV_ERR_NOTFOUND.  `cfg` (the checkpoint's
-** root) gives model.core.temporal_kernel_sizes, which custom_separable
-** weights do not determine. */
-FV_API fv_status fv_figure_core_filters(const fv_module *model, const fv_config_node *cfg,
-                                        const char *path);
+** whose core cannot give them is an FV_ERR_NOTFOUND. */
+FV_API fv_status fv_figure_core_filters(const fv_module *model, const char *path);
 
 /* Both model figures into `dir`: readout_positions.png and
-** core_filters.png; a figure the model cannot have (no Gaussian-mask
-** readout, no SimpleCoreWrapper core) is skipped.  *n_written (may be
-** NULL) gets how many were written. */
-FV_API fv_status fv_figures_write_model(const fv_module *model, const fv_config_node *cfg,
-                                        const fv_data_info *info, const char *dir,
-                                        int *n_written);
+** core_filters.png; a figure the model cannot have (FV_ERR_NOTFOUND) is
+** skipped.  *n_written (may be NULL) gets how many were written. */
+FV_API fv_status fv_figures_write_model(const fv_module *model, const fv_data_info *info,
+                                        const char *dir, int *n_written);
 
 /* Write `size` bytes to `path` atomically (temporary file, fsync, rename):
 ** a crash leaves the old file or the new one.  For tools writing reports. */

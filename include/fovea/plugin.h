@@ -13,7 +13,12 @@
 ** their end.  A plugin never sees YAML: the framework parses the component's
 ** map against its option table (FFmpeg AVOption style), applies defaults,
 ** checks types, ranges and choices, rejects unknown keys naming the closest
-** valid one, and fills the plugin's options struct before create().
+** valid one, and writes the values straight into the module's private state
+** (priv_size, as FFmpeg's AVFilter.priv_size) before create().
+**
+** ABI history: 1.0 had options parsed into a temporary struct of
+** options_size and the private state allocated by the plugin; 1.1 added
+** priv_size and the optional callbacks after it.  1.0 plugins keep working.
 */
 #ifndef FOVEA_PLUGIN_H
 #define FOVEA_PLUGIN_H
@@ -32,7 +37,7 @@ extern "C" {
 #endif
 
 #define FV_ABI_MAJOR 1
-#define FV_ABI_MINOR 0
+#define FV_ABI_MINOR 1
 
 #define FV_PLUGIN_EXPORT __attribute__((visibility("default")))
 #define FV_PLUGIN_ENTRY_SYMBOL "fv_plugin_entry"
@@ -89,13 +94,27 @@ typedef struct fv_float_list {
 typedef struct fv_option {
 	const char *name;   /* the YAML key: openretina's argument name */
 	fv_opt_type type;
-	size_t offset;      /* offsetof(the plugin's options struct, field) */
+	size_t offset;      /* offsetof(the plugin's private (1.0: options) struct, field) */
 	const char *def;    /* default, written as YAML ("true", "0.1", "[3, 3]", "null") */
 	double min, max;    /* inclusive range of INT/FLOAT values and list items; unchecked when min == max */
 	unsigned flags;
 	const char *choices; /* ENUM: "custom_separable|separable|full" */
 	const char *doc;
 } fv_option;
+
+/* One row of an option table, every field named:
+**
+**     FV_OPT("init_std", FLOAT, linear, init_std, "0.01", "std of the initial weights",
+**            .min = 0, .max = 10),
+**
+** is the YAML key, the type without its FV_OPT_ prefix, the struct and field
+** the value is parsed into, the default as YAML (NULL: none), the one-line
+** doc, then any of .min, .max (an inclusive range; unchecked when equal),
+** .flags and .choices.  A table ends with {0}.  (The doc opens the variable
+** arguments so that a row without extras is still ISO C.) */
+#define FV_OPT(name_, type_, struct_, field_, def_, ...)                                  \
+	{.name = (name_), .type = FV_OPT_##type_, .offset = offsetof(struct_, field_), \
+	 .def = (def_), .doc = __VA_ARGS__}
 
 /* Parse `map` (may be NULL: all defaults) against `table` (ended by an entry
 ** with name == NULL) into `opts`.  Keys listed in `ignore` (NULL-terminated,
@@ -111,7 +130,8 @@ FV_API void fv_options_describe(const fv_option *table, FILE *out);
 /* ---- modules ------------------------------------------------------------------ */
 
 /* An instantiated component: its descriptor, its private state (`priv`,
-** the plugin's own struct), its named tensors and its children.  Tensor
+** the plugin's own struct: allocated and freed by the framework when the
+** component declares priv_size), its named tensors and its children.  Tensor
 ** names are openretina state_dict names; a child's tensors are prefixed
 ** with the child's name ("features.layer0.conv.weight"). */
 typedef struct fv_module fv_module;
@@ -120,6 +140,7 @@ typedef struct fv_registry fv_registry;
 typedef struct fv_model fv_model; /* a trained model as seen by objectives */
 
 FV_API void *fv_module_priv(const fv_module *m);
+/* For components without priv_size (ABI 1.0 style), which own their state. */
 FV_API void fv_module_set_priv(fv_module *m, void *priv);
 FV_API const fv_component *fv_module_component(const fv_module *m);
 FV_API const char *fv_module_name(const fv_module *m);
@@ -184,8 +205,28 @@ typedef struct fv_forward_args {
 /* The defaults every caller starts from (sample -1, sums, no crop). */
 #define FV_FORWARD_ARGS_INIT {.struct_size = sizeof(fv_forward_args), .sample = -1}
 
+/* A readout's output as one linear map of each frame, scaled, shifted and
+** passed through an elementwise function:
+**
+**     y = activation(rows(x) weight^T * scale + bias)         (B*T, n) -> (B, T, n)
+**
+** where rows(x) is the input x (B, C, T, H, W) as (B, T, C, H, W) flattened
+** to (B*T, C*H*W).  A container of several such readouts (one per session)
+** stacks their weights and runs every session in one product. */
+typedef struct fv_linear_readout {
+	fv_tensor *weight; /* (n, C*H*W): a module tensor or one of the call's context */
+	fv_tensor *scale;  /* (n), or NULL for 1 */
+	fv_tensor *bias;   /* (n), or NULL for 0 */
+	fv_tensor *(*activation)(fv_ctx *ctx, fv_tensor *y); /* NULL: the identity */
+} fv_linear_readout;
+
 /* ---- the component descriptor ----------------------------------------------- */
 
+/* The registry refuses at load a component without the callbacks its kind
+** is used through: forward (CORE, READOUT, REDUCER, MODEL), loss (LOSS),
+** penalty or project (REGULARIZER), should_stop (STOPPER), objective
+** (OBJECTIVE).  The others are optional; calling a missing one through
+** fv_module_*() is an error naming the module. */
 struct fv_component {
 	size_t struct_size;        /* sizeof(fv_component) the plugin was built with */
 	fv_kind kind;
@@ -193,11 +234,20 @@ struct fv_component {
 	                              aliases (openretina dotted class paths) */
 	const char *doc;           /* one line */
 	const fv_option *options;  /* ended by {NULL}; may be NULL (no options) */
-	size_t options_size;       /* sizeof the options struct */
+	size_t options_size;       /* 1.0 style only: sizeof a temporary options struct;
+	                              0 with priv_size */
 
-	/* Build: options already parsed into `opts`, which is freed after. */
+	/* Build the module: parameters, buffers, children, the rest of the
+	** private state.  With priv_size the options are already in
+	** fv_module_priv(m) and `opts` is that same pointer.  Without
+	** priv_size (1.0 style) the options are in a temporary struct `opts`,
+	** freed right after.  NULL: there is nothing to build (ABI 1.0
+	** required it). */
 	fv_status (*create)(fv_module *m, const void *opts, const fv_build_args *args);
-	void (*destroy)(fv_module *m); /* free priv; tensors are the module's */
+	/* Free what the plugin allocated itself, before its tensors and
+	** children go.  With priv_size the framework frees the state and the
+	** options' lists and strings after it: leave it NULL when that is all. */
+	void (*destroy)(fv_module *m);
 
 	/* CORE, READOUT, REDUCER, MODEL: y = f(x). */
 	fv_tensor *(*forward)(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_forward_args *fa);
@@ -219,6 +269,36 @@ struct fv_component {
 	bool (*should_stop)(fv_module *m, double loss);
 	/* OBJECTIVE: the scalar to maximise for a stimulus. */
 	fv_tensor *(*objective)(fv_module *m, fv_ctx *ctx, fv_model *model, fv_tensor *stimulus);
+
+	/* ---- ABI 1.1 ---- */
+
+	/* The size of the module's private state, options included.  When
+	** nonzero the framework allocates it zero-filled, parses the options
+	** into it (the table's offsets are offsets in it), hands it to
+	** create(), and frees it, with the options' lists and strings, after
+	** destroy().  String and enum options are copies that live as long as
+	** the module; node options point into the configuration and are set to
+	** NULL when create() returns.  0: the 1.0 behaviour (options_size). */
+	size_t priv_size;
+
+	/* What the framework and containers may ask a module instead of
+	** reading its tensors or its private state (all optional). */
+
+	/* READOUT, MODEL: where the neurons of `session` (NULL: the only one)
+	** read the core's output, for figures: row_col[2 k] and row_col[2 k + 1]
+	** get neuron k's (row, column) in pixels of the feature map, map_hw
+	** its (height, width).  `n` is the caller's count of the session's
+	** neurons; another count is an FV_ERR_SHAPE. */
+	fv_status (*neuron_positions)(const fv_module *m, const char *session, int64_t n,
+	                              double *row_col, int64_t map_hw[2]);
+	/* CORE, MODEL: the first layer's filters as one dense kernel (out, in,
+	** time, height, width), for figures: *out gets a new tensor the caller
+	** frees. */
+	fv_status (*first_layer_filters)(const fv_module *m, fv_tensor **out);
+	/* READOUT: the readout as an fv_linear_readout for the input x (checked
+	** as forward() would), in the context `ctx`. */
+	fv_status (*linear_readout)(fv_module *m, fv_ctx *ctx, const fv_tensor *x,
+	                            fv_linear_readout *out);
 };
 
 typedef struct fv_plugin {
@@ -231,7 +311,8 @@ typedef struct fv_plugin {
 
 typedef const fv_plugin *(*fv_plugin_entry_fn)(void);
 
-/* The whole entry of a plugin file in one line, after its components:
+/* The whole entry of a plugin file in one line, after its components
+** (every plugin of fovea's tree uses it):
 **
 **     FV_PLUGIN_DEFINE("readouts-lnp", &lnp_component);
 **
@@ -298,6 +379,13 @@ FV_API fv_status fv_module_initialize_bias(fv_module *m, const fv_tensor *mean_a
 FV_API fv_status fv_module_output_shape(fv_module *m, int in_ndim, const int64_t *in_shape,
                                         int *out_ndim, int64_t *out_shape);
 FV_API bool fv_module_should_stop(fv_module *m, double loss);
+/* The optional callbacks: a module without one gives FV_ERR_NOTFOUND, with
+** a message naming it. */
+FV_API fv_status fv_module_neuron_positions(const fv_module *m, const char *session, int64_t n,
+                                            double *row_col, int64_t map_hw[2]);
+FV_API fv_status fv_module_first_layer_filters(const fv_module *m, fv_tensor **out);
+FV_API fv_status fv_module_linear_readout(fv_module *m, fv_ctx *ctx, const fv_tensor *x,
+                                          fv_linear_readout *out);
 
 /* Instantiate a registered component by name with options given as YAML
 ** text (e.g. "padding: 0"), as a child helper for composite components:

@@ -5,51 +5,39 @@
 ** regularizer is 0.
 */
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <fovea/plugin.h>
 
 #define NAME "DummyCore"
 
-typedef struct dummy_opts {
-	int64_t cut_first_n_frames;
-	const fv_config_node *n_neurons_dict;
-	const fv_config_node *channels;
-} dummy_opts;
+typedef struct dummy_core {
+	int64_t cut; /* cut_first_n_frames; 0 when null: x[:, :, 0:] is x */
+	const fv_config_node *n_neurons_dict, *channels;
+} dummy_core;
 
 static const fv_option dummy_options[] = {
-	{"cut_first_n_frames", FV_OPT_INT, offsetof(dummy_opts, cut_first_n_frames), "null", 0, 0,
-	 FV_OPT_NULLABLE, NULL, "frames dropped from the start, as x[:, :, n:] (null: none)"},
-	{"n_neurons_dict", FV_OPT_NODE, offsetof(dummy_opts, n_neurons_dict), "null", 0, 0,
-	 FV_OPT_NULLABLE, NULL, "accepted for compatibility with openretina's model configs; unused"},
+	FV_OPT("cut_first_n_frames", INT, dummy_core, cut, "null",
+	       "frames dropped from the start, as x[:, :, n:] (null: none)", .flags = FV_OPT_NULLABLE),
+	FV_OPT("n_neurons_dict", NODE, dummy_core, n_neurons_dict, "null",
+	       "accepted for compatibility with openretina's model configs; unused",
+	       .flags = FV_OPT_NULLABLE),
 	/* UnifiedCoreReadout sets core.channels whenever hidden_channels is
 	** given; openretina's DummyCore swallows it in **kwargs */
-	{"channels", FV_OPT_NODE, offsetof(dummy_opts, channels), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "set by UnifiedCoreReadout from in_shape and hidden_channels; unused"},
+	FV_OPT("channels", NODE, dummy_core, channels, "null",
+	       "set by UnifiedCoreReadout from in_shape and hidden_channels; unused",
+	       .flags = FV_OPT_NULLABLE),
 	{0},
 };
 
-typedef struct dummy_core {
-	int64_t cut; /* 0 when null: x[:, :, 0:] is x */
-} dummy_core;
-
 static fv_status dummy_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
+	(void)opts;
 	(void)args;
-	const dummy_opts *o = opts;
-	dummy_core *d = calloc(1, sizeof *d);
-	if (d == NULL)
-		return fv_error(FV_ERR_NOMEM, NAME ": out of memory");
-	d->cut = o->cut_first_n_frames == FV_NONE_INT ? 0 : o->cut_first_n_frames;
-	fv_module_set_priv(m, d);
+	dummy_core *d = fv_module_priv(m);
+	if (d->cut == FV_NONE_INT)
+		d->cut = 0;
 	return FV_OK;
-}
-
-static void dummy_destroy(fv_module *m)
-{
-	free(fv_module_priv(m));
-	fv_module_set_priv(m, NULL);
 }
 
 static fv_tensor *dummy_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_forward_args *fa)
@@ -99,25 +87,11 @@ static const fv_component dummy_component = {
 	.names = dummy_names,
 	.doc = "pass-through core that only drops the first frames (readout-only models)",
 	.options = dummy_options,
-	.options_size = sizeof(dummy_opts),
+	.priv_size = sizeof(dummy_core),
 	.create = dummy_create,
-	.destroy = dummy_destroy,
 	.forward = dummy_forward,
 	.regularizer = dummy_regularizer,
 	.output_shape = dummy_output_shape,
 };
 
-static const fv_component *const components[] = {&dummy_component};
-
-static const fv_plugin plugin = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "cores-dummy",
-	.n_components = 1,
-	.components = components,
-};
-
-FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
-{
-	return &plugin;
-}
+FV_PLUGIN_DEFINE("cores-dummy", &dummy_component);

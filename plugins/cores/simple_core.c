@@ -27,7 +27,16 @@
 
 #define NAME "SimpleCoreWrapper"
 
-typedef struct sc_opts {
+typedef struct sc_layer {
+	sc_conv conv;
+	fv_tensor *norm_w, *norm_b;
+	fv_tensor *running_mean, *running_var, *num_batches;
+	fv_tensor *bias; /* Bias3DLayer: (1, C, 1, 1, 1) */
+	bool pool;
+} sc_layer;
+
+typedef struct simple_core {
+	/* the options */
 	fv_int_list channels;
 	fv_int_list temporal_kernel_sizes;
 	fv_int_list spatial_kernel_sizes;
@@ -44,75 +53,65 @@ typedef struct sc_opts {
 	fv_float_list color_squashing_weights;
 	const char *convolution_type;
 	const fv_config_node *n_neurons_dict;
-} sc_opts;
-
-#define OPT(field) offsetof(sc_opts, field)
-
-static const fv_option sc_options[] = {
-	{"channels", FV_OPT_INT_LIST, OPT(channels), NULL, 1, 1e9, FV_OPT_REQUIRED, NULL,
-	 "channels of the input and of every layer's output (at least two entries)"},
-	{"temporal_kernel_sizes", FV_OPT_INT_LIST, OPT(temporal_kernel_sizes), NULL, 1, 1e9,
-	 FV_OPT_REQUIRED | FV_OPT_SCALAR_AS_LIST, NULL, "temporal kernel length of each layer"},
-	{"spatial_kernel_sizes", FV_OPT_INT_LIST, OPT(spatial_kernel_sizes), NULL, 1, 1e9,
-	 FV_OPT_REQUIRED | FV_OPT_SCALAR_AS_LIST, NULL, "square spatial kernel size of each layer"},
-	{"gamma_input", FV_OPT_FLOAT, OPT(gamma_input), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
-	 "weight of the normalised spatial Laplace of layer 0's spatial weights"},
-	{"gamma_temporal", FV_OPT_FLOAT, OPT(gamma_temporal), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
-	 "weight of the temporal smoothness (custom_separable) or temporal Laplace (separable)"},
-	{"gamma_in_sparse", FV_OPT_FLOAT, OPT(gamma_in_sparse), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
-	 "weight of the group sparsity of all layers' spatial weights"},
-	{"gamma_hidden", FV_OPT_FLOAT, OPT(gamma_hidden), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
-	 "weight of the group sparsity of the spatial weights of layers 1.."},
-	{"dropout_rate", FV_OPT_FLOAT, OPT(dropout_rate), "0.0", 0, 1, 0, NULL,
-	 "Dropout3d probability after each layer's ELU (0: no dropout)"},
-	{"cut_first_n_frames", FV_OPT_INT, OPT(cut_first_n_frames), "30", 0, 0, 0, NULL,
-	 "frames dropped from the start of the output, as x[:, :, n:]"},
-	{"maxpool_every_n_layers", FV_OPT_INT, OPT(maxpool_every_n_layers), "null", 1, 1e9,
-	 FV_OPT_NULLABLE, NULL, "MaxPool3d((1, 2, 2)) after layers whose index is a multiple of n"},
-	{"downsample_input_kernel_size", FV_OPT_INT_LIST, OPT(downsample_input_kernel_size), "null",
-	 1, 1e9, FV_OPT_NULLABLE | FV_OPT_SCALAR_AS_LIST, NULL,
-	 "avg_pool3d kernel (= stride) applied to the input, (t, h, w)"},
-	{"input_padding", FV_OPT_NODE, OPT(input_padding), "false", 0, 0, 0, NULL,
-	 "padding of layer 0: true/'same', false/'valid', an integer or [t, h, w]"},
-	{"hidden_padding", FV_OPT_NODE, OPT(hidden_padding), "true", 0, 0, 0, NULL,
-	 "padding of layers 1..: true/'same', false/'valid', an integer or [t, h, w]"},
-	{"color_squashing_weights", FV_OPT_FLOAT_LIST, OPT(color_squashing_weights), "null", 0, 0,
-	 FV_OPT_NULLABLE, NULL,
-	 "weights of a channel sum turning colour input into one channel (channels[0] must be 1)"},
-	{"convolution_type", FV_OPT_ENUM, OPT(convolution_type), "custom_separable", 0, 0, 0,
-	 "custom_separable|separable|full",
-	 "sin/cos-parametrised separable conv, two torch convs, or a dense conv"},
-	{"n_neurons_dict", FV_OPT_NODE, OPT(n_neurons_dict), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "accepted for compatibility with openretina's model configs; unused"},
-	{0},
-};
-
-typedef struct sc_layer {
-	sc_conv conv;
-	fv_tensor *norm_w, *norm_b;
-	fv_tensor *running_mean, *running_var, *num_batches;
-	fv_tensor *bias; /* Bias3DLayer: (1, C, 1, 1, 1) */
-	bool pool;
-} sc_layer;
-
-typedef struct simple_core {
+	/* what create() builds from them */
 	sc_conv_type conv_type;
 	int n_layers;
 	sc_layer *layers;
-	int64_t in_channels;
-	double gamma_input, gamma_hidden, gamma_temporal, gamma_in_sparse;
-	double dropout;
-	int64_t cut;
-	bool downsample;
-	int down_kernel[3];
+	int down_kernel[3];       /* when downsample_input_kernel_size is set */
 	fv_tensor *color_w;       /* color_squashing_layer.channel_weights, or NULL */
 	fv_module *reg_spatial;   /* child _input_weights_regularizer_spatial */
 	fv_module *reg_temporal;  /* child _input_weights_regularizer_temporal */
 } simple_core;
 
+static const fv_option sc_options[] = {
+	FV_OPT("channels", INT_LIST, simple_core, channels, NULL,
+	       "channels of the input and of every layer's output (at least two entries)",
+	       .min = 1, .max = 1e9, .flags = FV_OPT_REQUIRED),
+	FV_OPT("temporal_kernel_sizes", INT_LIST, simple_core, temporal_kernel_sizes, NULL,
+	       "temporal kernel length of each layer", .min = 1, .max = 1e9,
+	       .flags = FV_OPT_REQUIRED | FV_OPT_SCALAR_AS_LIST),
+	FV_OPT("spatial_kernel_sizes", INT_LIST, simple_core, spatial_kernel_sizes, NULL,
+	       "square spatial kernel size of each layer", .min = 1, .max = 1e9,
+	       .flags = FV_OPT_REQUIRED | FV_OPT_SCALAR_AS_LIST),
+	FV_OPT("gamma_input", FLOAT, simple_core, gamma_input, NULL,
+	       "weight of the normalised spatial Laplace of layer 0's spatial weights",
+	       .flags = FV_OPT_REQUIRED),
+	FV_OPT("gamma_temporal", FLOAT, simple_core, gamma_temporal, NULL,
+	       "weight of the temporal smoothness (custom_separable) or temporal Laplace (separable)",
+	       .flags = FV_OPT_REQUIRED),
+	FV_OPT("gamma_in_sparse", FLOAT, simple_core, gamma_in_sparse, NULL,
+	       "weight of the group sparsity of all layers' spatial weights", .flags = FV_OPT_REQUIRED),
+	FV_OPT("gamma_hidden", FLOAT, simple_core, gamma_hidden, NULL,
+	       "weight of the group sparsity of the spatial weights of layers 1..",
+	       .flags = FV_OPT_REQUIRED),
+	FV_OPT("dropout_rate", FLOAT, simple_core, dropout_rate, "0.0",
+	       "Dropout3d probability after each layer's ELU (0: no dropout)", .min = 0, .max = 1),
+	FV_OPT("cut_first_n_frames", INT, simple_core, cut_first_n_frames, "30",
+	       "frames dropped from the start of the output, as x[:, :, n:]"),
+	FV_OPT("maxpool_every_n_layers", INT, simple_core, maxpool_every_n_layers, "null",
+	       "MaxPool3d((1, 2, 2)) after layers whose index is a multiple of n", .min = 1, .max = 1e9,
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("downsample_input_kernel_size", INT_LIST, simple_core, downsample_input_kernel_size,
+	       "null", "avg_pool3d kernel (= stride) applied to the input, (t, h, w)", .min = 1,
+	       .max = 1e9, .flags = FV_OPT_NULLABLE | FV_OPT_SCALAR_AS_LIST),
+	FV_OPT("input_padding", NODE, simple_core, input_padding, "false",
+	       "padding of layer 0: true/'same', false/'valid', an integer or [t, h, w]"),
+	FV_OPT("hidden_padding", NODE, simple_core, hidden_padding, "true",
+	       "padding of layers 1..: true/'same', false/'valid', an integer or [t, h, w]"),
+	FV_OPT("color_squashing_weights", FLOAT_LIST, simple_core, color_squashing_weights, "null",
+	       "weights of a channel sum turning colour input into one channel (channels[0] must be 1)",
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("convolution_type", ENUM, simple_core, convolution_type, "custom_separable",
+	       "sin/cos-parametrised separable conv, two torch convs, or a dense conv",
+	       .choices = "custom_separable|separable|full"),
+	FV_OPT("n_neurons_dict", NODE, simple_core, n_neurons_dict, "null",
+	       "accepted for compatibility with openretina's model configs; unused",
+	       .flags = FV_OPT_NULLABLE),
+	{0},
+};
 /* ---- construction ------------------------------------------------------------ */
 
-static fv_status check_options(const sc_opts *o)
+static fv_status check_options(const simple_core *o)
 {
 	if (o->channels.n < 2)
 		return fv_error(FV_ERR_CONFIG,
@@ -154,7 +153,7 @@ static fv_status check_options(const sc_opts *o)
 
 /* openretina fails on the first regularizer() call when a nonzero gamma
 ** needs a weight the conv flavour lacks; we refuse the configuration. */
-static fv_status check_gammas(const sc_opts *o)
+static fv_status check_gammas(const simple_core *o)
 {
 	const char *type = o->convolution_type;
 	bool custom = strcmp(type, "custom_separable") == 0;
@@ -202,20 +201,19 @@ static fv_tensor *add_tensor(fv_module *m, int layer, const char *name, int ndim
 	return t;
 }
 
-static fv_status create_layer(fv_module *m, simple_core *sc, const sc_opts *o, int i,
-                              fv_ctx *rng)
+static fv_status create_layer(fv_module *m, simple_core *sc, int i, fv_ctx *rng)
 {
 	sc_layer *l = &sc->layers[i];
 	sc_padding pad;
-	const fv_config_node *pad_node = i == 0 ? o->input_padding : o->hidden_padding;
+	const fv_config_node *pad_node = i == 0 ? sc->input_padding : sc->hidden_padding;
 	fv_status rc = sc_padding_parse(pad_node, i == 0 ? "input_padding" : "hidden_padding", &pad);
 	if (rc != FV_OK)
 		return rc;
 	char prefix[64];
 	snprintf(prefix, sizeof prefix, "features.layer%d.conv", i);
-	int64_t C = o->channels.v[i + 1];
-	rc = sc_conv_create(&l->conv, m, prefix, sc->conv_type, (int)o->channels.v[i], (int)C,
-	                    (int)o->temporal_kernel_sizes.v[i], (int)o->spatial_kernel_sizes.v[i],
+	int64_t C = sc->channels.v[i + 1];
+	rc = sc_conv_create(&l->conv, m, prefix, sc->conv_type, (int)sc->channels.v[i], (int)C,
+	                    (int)sc->temporal_kernel_sizes.v[i], (int)sc->spatial_kernel_sizes.v[i],
 	                    &pad, rng);
 	if (rc != FV_OK)
 		return rc;
@@ -229,7 +227,7 @@ static fv_status create_layer(fv_module *m, simple_core *sc, const sc_opts *o, i
 	if (!l->norm_w || !l->norm_b || !l->running_mean || !l->running_var || !l->num_batches ||
 	    !l->bias)
 		return FV_ERR_NOMEM;
-	l->pool = o->maxpool_every_n_layers != FV_NONE_INT && i % o->maxpool_every_n_layers == 0;
+	l->pool = sc->maxpool_every_n_layers != FV_NONE_INT && i % sc->maxpool_every_n_layers == 0;
 	return FV_OK;
 }
 
@@ -264,24 +262,16 @@ static fv_status create_regularizers(fv_module *m, simple_core *sc, const fv_bui
 	                       "_input_weights_regularizer_temporal", &sc->reg_temporal);
 }
 
-static void copy_options(simple_core *sc, const sc_opts *o)
+static void derive(simple_core *sc)
 {
-	sc->conv_type = conv_type_of(o->convolution_type);
-	sc->n_layers = (int)o->channels.n - 1;
-	sc->in_channels = o->channels.v[0];
-	sc->gamma_input = o->gamma_input;
-	sc->gamma_hidden = o->gamma_hidden;
-	sc->gamma_temporal = o->gamma_temporal;
-	sc->gamma_in_sparse = o->gamma_in_sparse;
-	sc->dropout = o->dropout_rate;
-	sc->cut = o->cut_first_n_frames;
-	sc->downsample = o->downsample_input_kernel_size.is_set;
-	for (int d = 0; sc->downsample && d < 3; d++)
-		sc->down_kernel[d] = (int)o->downsample_input_kernel_size
-		                         .v[o->downsample_input_kernel_size.n == 1 ? 0 : d];
+	const fv_int_list *down = &sc->downsample_input_kernel_size;
+	sc->conv_type = conv_type_of(sc->convolution_type);
+	sc->n_layers = (int)sc->channels.n - 1;
+	for (int d = 0; down->is_set && d < 3; d++)
+		sc->down_kernel[d] = (int)down->v[down->n == 1 ? 0 : d];
 }
 
-static void warn_unpadded_cut(const sc_opts *o)
+static void warn_unpadded_cut(const simple_core *o)
 {
 	if (o->cut_first_n_frames == 0)
 		return;
@@ -301,16 +291,10 @@ static void warn_unpadded_cut(const sc_opts *o)
 
 static void sc_destroy(fv_module *m)
 {
-	simple_core *sc = fv_module_priv(m);
-	if (sc == NULL)
-		return;
-	free(sc->layers);
-	free(sc);
-	fv_module_set_priv(m, NULL);
+	free(((simple_core *)fv_module_priv(m))->layers);
 }
 
-static fv_status build(fv_module *m, simple_core *sc, const sc_opts *o,
-                       const fv_build_args *args)
+static fv_status build(fv_module *m, simple_core *sc, const fv_build_args *args)
 {
 	fv_status rc = create_regularizers(m, sc, args);
 	if (rc != FV_OK)
@@ -323,39 +307,33 @@ static fv_status build(fv_module *m, simple_core *sc, const sc_opts *o,
 	}
 	fv_ctx_seed(rng, args->seed);
 	for (int i = 0; i < sc->n_layers && rc == FV_OK; i++)
-		rc = create_layer(m, sc, o, i, rng);
+		rc = create_layer(m, sc, i, rng);
 	fv_ctx_free(rng);
-	if (rc != FV_OK || !o->color_squashing_weights.is_set)
+	if (rc != FV_OK || !sc->color_squashing_weights.is_set)
 		return rc;
-	const int64_t n = (int64_t)o->color_squashing_weights.n;
+	const int64_t n = (int64_t)sc->color_squashing_weights.n;
 	sc->color_w = fv_module_add_buffer(m, "color_squashing_layer.channel_weights", 1, &n);
 	if (sc->color_w == NULL)
 		return FV_ERR_NOMEM;
 	for (int64_t c = 0; c < n; c++)
-		sc->color_w->data[c] = (fv_real)o->color_squashing_weights.v[c];
+		sc->color_w->data[c] = (fv_real)sc->color_squashing_weights.v[c];
 	return FV_OK;
 }
 
 static fv_status sc_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
-	const sc_opts *o = opts;
-	fv_status rc = check_options(o);
+	(void)opts;
+	simple_core *sc = fv_module_priv(m);
+	fv_status rc = check_options(sc);
 	if (rc == FV_OK)
-		rc = check_gammas(o);
+		rc = check_gammas(sc);
 	if (rc != FV_OK)
 		return rc;
-	simple_core *sc = calloc(1, sizeof *sc);
-	if (sc == NULL)
-		return fv_error(FV_ERR_NOMEM, "out of memory");
-	fv_module_set_priv(m, sc);
-	copy_options(sc, o);
-	rc = build(m, sc, o, args);
-	if (rc != FV_OK) {
-		sc_destroy(m);
-		return rc;
-	}
-	warn_unpadded_cut(o);
-	return FV_OK;
+	derive(sc);
+	rc = build(m, sc, args);
+	if (rc == FV_OK)
+		warn_unpadded_cut(sc);
+	return rc;
 }
 
 /* ---- shapes ---------------------------------------------------------------- */
@@ -378,10 +356,10 @@ static fv_status input_channels(const simple_core *sc, int64_t *C)
 			                (long long)*C, (long long)sc->color_w->numel);
 		*C = 1;
 	}
-	if (*C != sc->in_channels)
+	if (*C != sc->channels.v[0])
 		return fv_error(FV_ERR_SHAPE,
 		                NAME ": the input has %lld channels; channels[0] is %lld",
-		                (long long)*C, (long long)sc->in_channels);
+		                (long long)*C, (long long)sc->channels.v[0]);
 	return FV_OK;
 }
 
@@ -395,7 +373,7 @@ static fv_status sc_output_shape(fv_module *m, int in_ndim, const int64_t *in_sh
 		                fv_shape_str(in_ndim, in_shape));
 	int64_t s[4] = {in_shape[0], in_shape[1], in_shape[2], in_shape[3]};
 	fv_status rc = input_channels(sc, &s[0]);
-	for (int d = 0; rc == FV_OK && sc->downsample && d < 3; d++) {
+	for (int d = 0; rc == FV_OK && sc->downsample_input_kernel_size.is_set && d < 3; d++) {
 		if (s[1 + d] < sc->down_kernel[d])
 			rc = fv_error(FV_ERR_SHAPE,
 			              NAME ": the input %s is smaller than downsample_input_kernel_size",
@@ -418,7 +396,7 @@ static fv_status sc_output_shape(fv_module *m, int in_ndim, const int64_t *in_sh
 	}
 	if (rc != FV_OK)
 		return rc;
-	s[1] = cut_length(s[1], sc->cut);
+	s[1] = cut_length(s[1], sc->cut_first_n_frames);
 	*out_ndim = 4;
 	memcpy(out_shape, s, sizeof s);
 	return FV_OK;
@@ -470,8 +448,8 @@ static fv_tensor *layer_forward(fv_module *m, const simple_core *sc, int i, fv_c
 		x = fv_batch_norm3d_elu(ctx, x, l->norm_w, shift, l->running_mean, l->running_var,
 		                        l->num_batches, training, 0.1, 1e-5, 1.0);
 	}
-	if (sc->dropout > 0)
-		x = mark(m, ctx, i, "dropout", fv_dropout3d(ctx, x, sc->dropout, training));
+	if (sc->dropout_rate > 0)
+		x = mark(m, ctx, i, "dropout", fv_dropout3d(ctx, x, sc->dropout_rate, training));
 	if (l->pool) {
 		const fv_pool3d_params pool = {.kernel = {1, 2, 2}};
 		x = mark(m, ctx, i, "pool", fv_max_pool3d(ctx, x, &pool));
@@ -497,7 +475,7 @@ static fv_tensor *sc_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_f
 		return NULL;
 	if (sc->color_w != NULL && x->shape[1] != 1)
 		x = squash_colors(sc, ctx, x);
-	if (sc->downsample) {
+	if (sc->downsample_input_kernel_size.is_set) {
 		const fv_pool3d_params down = {
 			.kernel = {sc->down_kernel[0], sc->down_kernel[1], sc->down_kernel[2]}};
 		x = fv_avg_pool3d(ctx, x, &down);
@@ -507,8 +485,8 @@ static fv_tensor *sc_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_f
 		x = layer_forward(m, sc, i, ctx, x, training);
 	if (x != NULL && fv_module_capturing(m))
 		fv_module_capture(m, ctx, "features", x);
-	if (x != NULL && sc->cut != 0)
-		x = fv_slice(ctx, x, 2, sc->cut, INT64_MAX, 1);
+	if (x != NULL && sc->cut_first_n_frames != 0)
+		x = fv_slice(ctx, x, 2, sc->cut_first_n_frames, INT64_MAX, 1);
 	if (x == NULL)
 		fv_error_prefix(NAME ": forward: ");
 	return x;
@@ -599,6 +577,14 @@ static fv_tensor *sc_regularizer(fv_module *m, fv_ctx *ctx, const fv_forward_arg
 	return total;
 }
 
+/* ---- figures -------------------------------------------------------------------- */
+
+static fv_status sc_first_layer_filters(const fv_module *m, fv_tensor **out)
+{
+	const simple_core *sc = fv_module_priv(m);
+	return sc_conv_dense_kernel(&sc->layers[0].conv, out);
+}
+
 /* ---- descriptor -------------------------------------------------------------- */
 
 static const char *const sc_names[] = {
@@ -614,25 +600,13 @@ static const fv_component simple_core_component = {
 	.doc = "stack of space-time convolution layers (conv, BatchNorm, bias, ELU) as "
 	       "openretina's SimpleCoreWrapper",
 	.options = sc_options,
-	.options_size = sizeof(sc_opts),
+	.priv_size = sizeof(simple_core),
 	.create = sc_create,
 	.destroy = sc_destroy,
 	.forward = sc_forward,
 	.regularizer = sc_regularizer,
 	.output_shape = sc_output_shape,
+	.first_layer_filters = sc_first_layer_filters,
 };
 
-static const fv_component *const components[] = {&simple_core_component};
-
-static const fv_plugin plugin = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "cores-simple",
-	.n_components = 1,
-	.components = components,
-};
-
-FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
-{
-	return &plugin;
-}
+FV_PLUGIN_DEFINE("cores-simple", &simple_core_component);

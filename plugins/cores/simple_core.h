@@ -56,6 +56,10 @@ fv_status sc_conv_create(sc_conv *c, fv_module *m, const char *prefix, sc_conv_t
 
 fv_tensor *sc_conv_forward(const sc_conv *c, fv_ctx *ctx, fv_tensor *x);
 
+/* The weight as the dense kernel (out, in, kt, kh, kw) it stands for: *out
+** gets a new tensor the caller frees. */
+fv_status sc_conv_dense_kernel(const sc_conv *c, fv_tensor **out);
+
 /* Map (C, T, H, W) to the conv's output shape in place; fails when a
 ** dimension would not be positive (`where` names the layer). */
 fv_status sc_conv_output_shape(const sc_conv *c, int64_t shape[4], const char *where);

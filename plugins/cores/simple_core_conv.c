@@ -19,6 +19,9 @@
 ** map by 2p), and the result is scaled by exp(_log_speed_default).
 **
 ** full (TorchFullConv3D) is a plain dense Conv3d.
+**
+** For figures, each flavour also gives its weight as the one dense kernel
+** (out, in, kt, kh, kw) it stands for (sc_conv_dense_kernel).
 */
 #include <math.h>
 #include <stdio.h>
@@ -216,6 +219,16 @@ fv_status sc_conv_create(sc_conv *c, fv_module *m, const char *prefix, sc_conv_t
 ** current log speed: rows k = 0..K-1 of mask*sin(k*freq) and mask*cos(k*freq),
 ** with time = t - T, freq = exp(log_speed)*time*2pi/T and the sigmoid mask
 ** 1/(1 + exp(-time - int(0.95 T)/exp(log_speed))). */
+static void basis_frame(const sc_conv *c, int t, double *mask, double *freq)
+{
+	int T = c->kernel[0];
+	double stretch = exp((double)c->log_speed->data[0]);
+	double shift = (double)(int64_t)(T * 0.95) / stretch;
+	double time = (double)(t - T);
+	*freq = stretch * time * 2 * M_PI / T;
+	*mask = 1.0 / (1.0 + exp(-time - shift));
+}
+
 static fv_status temporal_basis(const sc_conv *c, fv_ctx *ctx, fv_tensor **sines,
                                 fv_tensor **cosines)
 {
@@ -225,12 +238,9 @@ static fv_status temporal_basis(const sc_conv *c, fv_ctx *ctx, fv_tensor **sines
 	*cosines = fv_ctx_empty(ctx, 2, shape);
 	if (*sines == NULL || *cosines == NULL)
 		return FV_ERR_NOMEM;
-	double stretch = exp((double)c->log_speed->data[0]);
-	double shift = (double)(int64_t)(T * 0.95) / stretch;
 	for (int t = 0; t < T; t++) {
-		double time = (double)(t - T);
-		double freq = stretch * time * 2 * M_PI / T;
-		double mask = 1.0 / (1.0 + exp(-time - shift));
+		double mask, freq;
+		basis_frame(c, t, &mask, &freq);
 		for (int k = 0; k < K; k++) {
 			(*sines)->data[k * T + t] = (fv_real)(mask * sin(freq * k));
 			(*cosines)->data[k * T + t] = (fv_real)(mask * cos(freq * k));
@@ -313,4 +323,61 @@ fv_status sc_conv_output_shape(const sc_conv *c, int64_t shape[4], const char *w
 	}
 	shape[0] = c->out_ch;
 	return rc;
+}
+
+/* ---- the dense kernel ------------------------------------------------------------ */
+
+/* custom_separable: w[o,i,t] * weight_spatial[o,i], with w[o,i,t] the
+** temporal basis weighted by sin_weights and cos_weights, summed in double
+** (the forward's float basis and product differ in the last bits). */
+static void dense_custom_separable(const sc_conv *c, fv_real *k)
+{
+	int64_t OI = (int64_t)c->out_ch * c->in_ch, T = c->kernel[0], K = c->n_basis;
+	int64_t HW = (int64_t)c->kernel[1] * c->kernel[2];
+	const fv_real *sw = c->sin_w->data, *cw = c->cos_w->data, *ws = c->w_spatial->data;
+	for (int64_t oi = 0; oi < OI; oi++)
+		for (int64_t t = 0; t < T; t++) {
+			double mask, freq, wt = 0;
+			basis_frame(c, (int)t, &mask, &freq);
+			for (int64_t b = 0; b < K; b++)
+				wt += mask * ((double)sw[oi * K + b] * sin(freq * (double)b) +
+				              (double)cw[oi * K + b] * cos(freq * (double)b));
+			for (int64_t p = 0; p < HW; p++)
+				k[(oi * T + t) * HW + p] = (fv_real)(wt * (double)ws[oi * HW + p]);
+		}
+}
+
+/* separable: the (kt, 1, 1) conv mixing the (1, kh, kw) conv's channels,
+** scaled by exp(log_speed): w[o,i,t] = sum_m time[o,m,t] space[m,i]. */
+static void dense_separable(const sc_conv *c, fv_real *k)
+{
+	int64_t O = c->out_ch, I = c->in_ch, T = c->kernel[0];
+	int64_t HW = (int64_t)c->kernel[1] * c->kernel[2];
+	const fv_real *sp = c->w_space->data, *tm = c->w_time->data;
+	double speed = exp((double)c->log_speed->data[0]);
+	for (int64_t o = 0; o < O; o++)
+		for (int64_t i = 0; i < I; i++)
+			for (int64_t t = 0; t < T; t++)
+				for (int64_t p = 0; p < HW; p++) {
+					double v = 0;
+					for (int64_t m = 0; m < O; m++)
+						v += (double)tm[(o * O + m) * T + t] *
+						     (double)sp[(m * I + i) * HW + p];
+					k[((o * I + i) * T + t) * HW + p] = (fv_real)(v * speed);
+				}
+}
+
+fv_status sc_conv_dense_kernel(const sc_conv *c, fv_tensor **out)
+{
+	const int64_t shape[5] = {c->out_ch, c->in_ch, c->kernel[0], c->kernel[1], c->kernel[2]};
+	*out = fv_tensor_new(5, shape);
+	if (*out == NULL)
+		return FV_ERR_NOMEM;
+	if (c->type == SC_CONV_CUSTOM_SEPARABLE)
+		dense_custom_separable(c, (*out)->data);
+	else if (c->type == SC_CONV_SEPARABLE)
+		dense_separable(c, (*out)->data);
+	else
+		memcpy((*out)->data, c->w_full->data, (size_t)c->w_full->numel * sizeof(fv_real));
+	return FV_OK;
 }

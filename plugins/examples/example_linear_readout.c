@@ -6,45 +6,39 @@
 **
 **     y[b, t, n] = sum_{c,h,w} x[b, c, t, h, w] * weight[n, c, h, w] + bias[n]
 **
-** It shows everything a readout plugin needs and nothing more: an options
-** struct with its option table, create() reading the input shape and neuron
-** count from the build args, parameters added to the module (their names
-** become checkpoint names), a forward pass made only of framework ops (so
-** the gradient comes for free), an L2 regularizer, and initialize_bias.  It
-** includes nothing but <fovea/plugin.h>, so the same file builds outside the
-** fovea tree against the installed headers (see docs/writing-a-plugin.md).
+** It shows everything a readout plugin needs and nothing more: its private
+** state with the options first and their table (the framework allocates
+** the state, parses the options into it and frees it), create() reading the
+** input shape and neuron count from the build args, parameters added to the
+** module (their names become checkpoint names), a forward pass made only of
+** framework ops (so the gradient comes for free), an L2 regularizer, and
+** initialize_bias.  It includes nothing but <fovea/plugin.h>, so the same
+** file builds outside the fovea tree against the installed headers (see
+** docs/writing-a-plugin.md).
 */
 #include <math.h>
-#include <stdlib.h>
 
 #include <fovea/plugin.h>
 
-/* ---- options: what YAML may set -------------------------------------------- */
-
-typedef struct linear_opts {
-	bool bias;
-	double init_std;
-	double gamma;
-} linear_opts;
-
-static const fv_option linear_options[] = {
-	{"bias", FV_OPT_BOOL, offsetof(linear_opts, bias), "true", 0, 0, 0, NULL,
-	 "add a learned per-neuron bias"},
-	{"init_std", FV_OPT_FLOAT, offsetof(linear_opts, init_std), "0.01", 0, 10, 0, NULL,
-	 "standard deviation of the normal initialisation of the weights"},
-	{"gamma", FV_OPT_FLOAT, offsetof(linear_opts, gamma), "0.0", 0, INFINITY, 0, NULL,
-	 "strength of the L2 penalty gamma * sum(weight^2)"},
-	{0}, /* the end of the table */
-};
-
-/* ---- the module's private state --------------------------------------------- */
+/* ---- the module's private state: the options, then what create() sets ---- */
 
 typedef struct linear {
-	int64_t channels, height, width, neurons;
+	bool use_bias;
+	double init_std;
 	double gamma;
+	int64_t channels, height, width, neurons;
 	fv_tensor *weight; /* (neurons, channels, height, width), owned by the module */
 	fv_tensor *bias;   /* (neurons) or NULL */
 } linear;
+
+static const fv_option linear_options[] = {
+	FV_OPT("bias", BOOL, linear, use_bias, "true", "add a learned per-neuron bias"),
+	FV_OPT("init_std", FLOAT, linear, init_std, "0.01",
+	       "standard deviation of the normal initialisation of the weights", .min = 0, .max = 10),
+	FV_OPT("gamma", FLOAT, linear, gamma, "0.0", "strength of the L2 penalty gamma * sum(weight^2)",
+	       .min = 0, .max = INFINITY),
+	{0}, /* the end of the table */
+};
 
 static fv_status init_weight(fv_tensor *w, double std, uint64_t seed)
 {
@@ -76,9 +70,10 @@ static fv_status linear_initialize_bias(fv_module *m, const fv_tensor *mean_acti
 	return fv_tensor_copy(r->bias, mean_activity);
 }
 
-static fv_status linear_create(fv_module *m, const void *opts_, const fv_build_args *args)
+static fv_status linear_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
-	const linear_opts *opts = opts_;
+	(void)opts; /* the options are in the private state */
+	linear *r = fv_module_priv(m);
 	if (args->in_ndim != 4)
 		return fv_error(FV_ERR_SHAPE, "needs an input shape (C, T, H, W), got %d dims",
 		                args->in_ndim);
@@ -88,32 +83,22 @@ static fv_status linear_create(fv_module *m, const void *opts_, const fv_build_a
 	if (args->n_neurons <= 0)
 		return fv_error(FV_ERR_ARG, "needs n_neurons > 0, got %lld",
 		                (long long)args->n_neurons);
-	linear *r = calloc(1, sizeof *r);
-	if (r == NULL)
-		return fv_error(FV_ERR_NOMEM, "out of memory");
-	fv_module_set_priv(m, r); /* from here on destroy() frees it, whatever fails */
 	r->channels = args->in_shape[0];
 	r->height = args->in_shape[2];
 	r->width = args->in_shape[3];
 	r->neurons = args->n_neurons;
-	r->gamma = opts->gamma;
 
 	const int64_t wshape[4] = {r->neurons, r->channels, r->height, r->width};
 	r->weight = fv_module_add_param(m, "weight", 4, wshape);
 	if (r->weight == NULL)
 		return FV_ERR_NOMEM;
-	fv_status st = init_weight(r->weight, opts->init_std, args->seed);
-	if (st != FV_OK || !opts->bias)
+	fv_status st = init_weight(r->weight, r->init_std, args->seed);
+	if (st != FV_OK || !r->use_bias)
 		return st;
 	r->bias = fv_module_add_param(m, "bias", 1, &r->neurons);
 	if (r->bias == NULL)
 		return FV_ERR_NOMEM;
 	return linear_initialize_bias(m, args->mean_activity);
-}
-
-static void linear_destroy(fv_module *m)
-{
-	free(fv_module_priv(m)); /* the tensors belong to the module */
 }
 
 /* (B, C, T, H, W) -> (B, T, C, H, W) -> (B*T, C*H*W) x weight^T -> (B, T, N). */
@@ -162,25 +147,12 @@ static const fv_component linear_readout = {
 	.names = linear_names,
 	.doc = "per-neuron spatial linear readout of every frame (example plugin)",
 	.options = linear_options,
-	.options_size = sizeof(linear_opts),
+	.priv_size = sizeof(linear),
 	.create = linear_create,
-	.destroy = linear_destroy,
 	.forward = linear_forward,
 	.regularizer = linear_regularizer,
 	.initialize_bias = linear_initialize_bias,
 };
 
-static const fv_component *const components[] = {&linear_readout};
-
-static const fv_plugin plugin = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "examples-linear-readout",
-	.n_components = 1,
-	.components = components,
-};
-
-FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
-{
-	return &plugin;
-}
+/* The exported entry point fv_plugin_entry(), listing the components. */
+FV_PLUGIN_DEFINE("examples-linear-readout", &linear_readout);

@@ -15,12 +15,12 @@
 ** kept here too (see per_neuron_correlations in docs/components/losses.md).
 */
 #include <stddef.h>
-#include <stdlib.h>
 
 #include <fovea/plugin.h>
 
 #include "lagged_target.h"
 
+/* The options are the whole state: no create(), no destroy(). */
 typedef struct correlation_opts {
 	double bias;
 	bool per_neuron;
@@ -29,39 +29,16 @@ typedef struct correlation_opts {
 } correlation_opts;
 
 static const fv_option correlation_options[] = {
-	{"bias", FV_OPT_FLOAT, offsetof(correlation_opts, bias), "1e-16", 0, 0, 0, NULL,
-	 "eps added to both variances under the square root"},
-	{"per_neuron", FV_OPT_BOOL, offsetof(correlation_opts, per_neuron), "false", 0, 0, 0, NULL,
-	 "return one value per neuron (mean over the batch) instead of a scalar"},
-	{"avg", FV_OPT_BOOL, offsetof(correlation_opts, avg), "false", 0, 0, 0, NULL,
-	 "scalar: mean instead of sum of the correlations (ignored with per_neuron)"},
-	{"negate", FV_OPT_BOOL, offsetof(correlation_opts, negate), "true", 0, 0, 0, NULL,
-	 "return minus the correlation (a loss); false gives the correlation (a metric)"},
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
+	FV_OPT("bias", FLOAT, correlation_opts, bias, "1e-16",
+	       "eps added to both variances under the square root"),
+	FV_OPT("per_neuron", BOOL, correlation_opts, per_neuron, "false",
+	       "return one value per neuron (mean over the batch) instead of a scalar"),
+	FV_OPT("avg", BOOL, correlation_opts, avg, "false",
+	       "scalar: mean instead of sum of the correlations (ignored with per_neuron)"),
+	FV_OPT("negate", BOOL, correlation_opts, negate, "true",
+	       "return minus the correlation (a loss); false gives the correlation (a metric)"),
+	{0},
 };
-
-typedef struct correlation_loss {
-	correlation_opts opts;
-} correlation_loss;
-
-static fv_status correlation_create(fv_module *m, const void *opts, const fv_build_args *args)
-{
-	(void)args;
-	correlation_loss *c = calloc(1, sizeof *c);
-	if (c == NULL)
-		return fv_error(FV_ERR_NOMEM, "CorrelationLoss3d: out of memory for its state");
-	c->opts = *(const correlation_opts *)opts;
-	fv_module_set_priv(m, c);
-	return FV_OK;
-}
-
-static void correlation_destroy(fv_module *m)
-{
-	correlation_loss *c = fv_module_priv(m);
-	if (c == NULL)
-		return;
-	free(c);
-}
 
 static const int time_axis[1] = {1};
 
@@ -89,8 +66,7 @@ static fv_status remember(fv_module *m, const fv_tensor *per_neuron)
 static fv_tensor *correlation_loss_fn(fv_module *m, fv_ctx *ctx, fv_tensor *output,
                                       fv_tensor *target)
 {
-	correlation_loss *c = fv_module_priv(m);
-	const correlation_opts *p = &c->opts;
+	const correlation_opts *p = fv_module_priv(m);
 	if (loss_args_missing("CorrelationLoss3d", output, target))
 		return NULL;
 	fv_tensor *t = lagged_target(ctx, "CorrelationLoss3d", output, target);
@@ -129,9 +105,7 @@ static const fv_component correlation_component = {
 	.names = correlation_names,
 	.doc = "(negated) Pearson correlation over time of output and lagged target",
 	.options = correlation_options,
-	.options_size = sizeof(correlation_opts),
-	.create = correlation_create,
-	.destroy = correlation_destroy,
+	.priv_size = sizeof(correlation_opts),
 	.loss = correlation_loss_fn,
 };
 

@@ -9,14 +9,6 @@
 
 #include "lagged_target.h"
 
-static fv_status mse_create(fv_module *m, const void *opts, const fv_build_args *args)
-{
-	(void)m;
-	(void)opts;
-	(void)args;
-	return FV_OK;
-}
-
 static fv_tensor *mse_loss(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_tensor *target)
 {
 	(void)m;
@@ -27,10 +19,6 @@ static fv_tensor *mse_loss(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_tens
 		return NULL;
 	return fv_sum_all(ctx, fv_square(ctx, fv_sub(ctx, output, t)));
 }
-
-static const fv_option mse_options[] = {
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
-};
 
 static const char *const mse_names[] = {
 	"MSE3d",
@@ -44,9 +32,6 @@ static const fv_component mse_component = {
 	.kind = FV_KIND_LOSS,
 	.names = mse_names,
 	.doc = "summed squared error between output and lagged target",
-	.options = mse_options,
-	.options_size = 0,
-	.create = mse_create,
 	.loss = mse_loss,
 };
 

@@ -12,7 +12,6 @@
 ** which does not depend on the model.
 */
 #include <stddef.h>
-#include <stdlib.h>
 
 #include <fovea/plugin.h>
 
@@ -25,41 +24,26 @@ typedef struct poisson_opts {
 	double gamma_l1; /* L1PoissonLoss3d only */
 } poisson_opts;
 
-#define POISSON_OPTIONS                                                                        \
-	{"bias", FV_OPT_FLOAT, offsetof(poisson_opts, bias), "1e-16", 0, 0, 0, NULL,           \
-	 "added to output inside the log (keeps log finite at zero rate)"},                   \
-	{"per_neuron", FV_OPT_BOOL, offsetof(poisson_opts, per_neuron), "false", 0, 0, 0, NULL, \
-	 "return one loss per neuron (mean over batch and time) instead of a scalar"},        \
-	{"avg", FV_OPT_BOOL, offsetof(poisson_opts, avg), "false", 0, 0, 0, NULL,               \
-	 "scalar loss: mean instead of sum (ignored with per_neuron)"}
+/* The options are the whole state: no create(), no destroy(). */
+#define POISSON_OPTIONS                                                                      \
+	FV_OPT("bias", FLOAT, poisson_opts, bias, "1e-16",                                   \
+	       "added to output inside the log (keeps log finite at zero rate)"),            \
+	FV_OPT("per_neuron", BOOL, poisson_opts, per_neuron, "false",                        \
+	       "return one loss per neuron (mean over batch and time) instead of a scalar"), \
+	FV_OPT("avg", BOOL, poisson_opts, avg, "false",                                      \
+	       "scalar loss: mean instead of sum (ignored with per_neuron)")
 
 static const fv_option poisson_options[] = {
 	POISSON_OPTIONS,
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
+	{0},
 };
 
 static const fv_option l1_poisson_options[] = {
 	POISSON_OPTIONS,
-	{"gamma_l1", FV_OPT_FLOAT, offsetof(poisson_opts, gamma_l1), "0.001", 0, 0, 0, NULL,
-	 "weight of the L1 penalty on the output"},
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
+	FV_OPT("gamma_l1", FLOAT, poisson_opts, gamma_l1, "0.001",
+	       "weight of the L1 penalty on the output"),
+	{0},
 };
-
-static fv_status poisson_create(fv_module *m, const void *opts, const fv_build_args *args)
-{
-	(void)args;
-	poisson_opts *p = malloc(sizeof *p);
-	if (p == NULL)
-		return fv_error(FV_ERR_NOMEM, "PoissonLoss3d: out of memory for its options");
-	*p = *(const poisson_opts *)opts;
-	fv_module_set_priv(m, p);
-	return FV_OK;
-}
-
-static void poisson_destroy(fv_module *m)
-{
-	free(fv_module_priv(m));
-}
 
 /* openretina's reduction: per neuron, else mean or sum of everything. */
 static fv_tensor *reduce(fv_ctx *ctx, fv_tensor *x, const poisson_opts *p)
@@ -111,9 +95,7 @@ static const fv_component poisson_component = {
 	.names = poisson_names,
 	.doc = "Poisson negative log-likelihood output - target*log(output+bias), target lagged",
 	.options = poisson_options,
-	.options_size = sizeof(poisson_opts),
-	.create = poisson_create,
-	.destroy = poisson_destroy,
+	.priv_size = sizeof(poisson_opts),
 	.loss = poisson_loss,
 };
 
@@ -129,9 +111,7 @@ static const fv_component l1_poisson_component = {
 	.names = l1_poisson_names,
 	.doc = "PoissonLoss3d plus gamma_l1 times the same reduction of |output|",
 	.options = l1_poisson_options,
-	.options_size = sizeof(poisson_opts),
-	.create = poisson_create,
-	.destroy = poisson_destroy,
+	.priv_size = sizeof(poisson_opts),
 	.loss = l1_poisson_loss,
 };
 

@@ -30,11 +30,12 @@
 
 #define NAME "UnifiedCoreReadout"
 
-typedef struct cr_opts {
+/* The options (the specs are read during create()), then the children. */
+typedef struct core_readout {
 	fv_int_list in_shape;
 	const fv_config_node *n_neurons_dict;
-	const fv_config_node *core;
-	const fv_config_node *readout;
+	const fv_config_node *core_spec;
+	const fv_config_node *readout_spec;
 	fv_int_list hidden_channels;
 	double learning_rate;
 	const fv_config_node *loss;
@@ -42,40 +43,39 @@ typedef struct cr_opts {
 	const fv_config_node *data_info;
 	const fv_config_node *optimizer;
 	const fv_config_node *lr_scheduler;
-} cr_opts;
-
-#define OPT(field) offsetof(cr_opts, field)
-
-static const fv_option cr_options[] = {
-	{"in_shape", FV_OPT_INT_LIST, OPT(in_shape), NULL, 1, 1e9, FV_OPT_REQUIRED, NULL,
-	 "stimulus shape (channels, time, height, width)"},
-	{"n_neurons_dict", FV_OPT_NODE, OPT(n_neurons_dict), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
-	 "number of neurons of each session: {session: n}"},
-	{"core", FV_OPT_NODE, OPT(core), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
-	 "the core's spec (a map with _target_)"},
-	{"readout", FV_OPT_NODE, OPT(readout), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
-	 "the multi-session readout's spec (a map with _target_)"},
-	{"hidden_channels", FV_OPT_INT_LIST, OPT(hidden_channels), "null", 1, 1e9, FV_OPT_NULLABLE,
-	 NULL, "when set, the core's channels become (in_shape[0], *hidden_channels)"},
-	{"learning_rate", FV_OPT_FLOAT, OPT(learning_rate), "0.001", 0, 0, 0, NULL,
-	 "learning rate (used by the trainer)"},
-	{"loss", FV_OPT_NODE, OPT(loss), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "training loss spec (trainer; default PoissonLoss3d)"},
-	{"evaluation_loss", FV_OPT_NODE, OPT(evaluation_loss), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "evaluation metric spec (trainer; default CorrelationLoss3d(avg=True))"},
-	{"data_info", FV_OPT_NODE, OPT(data_info), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "data information; its mean_activity_dict initialises the readout biases"},
-	{"optimizer", FV_OPT_NODE, OPT(optimizer), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "optimizer spec (trainer; default AdamW)"},
-	{"lr_scheduler", FV_OPT_NODE, OPT(lr_scheduler), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "learning-rate scheduler spec (trainer)"},
-	{0},
-};
-
-typedef struct core_readout {
 	fv_module *core;    /* child "core" */
 	fv_module *readout; /* child "readout" */
 } core_readout;
+
+static const fv_option cr_options[] = {
+	FV_OPT("in_shape", INT_LIST, core_readout, in_shape, NULL,
+	       "stimulus shape (channels, time, height, width)", .min = 1, .max = 1e9,
+	       .flags = FV_OPT_REQUIRED),
+	FV_OPT("n_neurons_dict", NODE, core_readout, n_neurons_dict, NULL,
+	       "number of neurons of each session: {session: n}", .flags = FV_OPT_REQUIRED),
+	FV_OPT("core", NODE, core_readout, core_spec, NULL, "the core's spec (a map with _target_)",
+	       .flags = FV_OPT_REQUIRED),
+	FV_OPT("readout", NODE, core_readout, readout_spec, NULL,
+	       "the multi-session readout's spec (a map with _target_)", .flags = FV_OPT_REQUIRED),
+	FV_OPT("hidden_channels", INT_LIST, core_readout, hidden_channels, "null",
+	       "when set, the core's channels become (in_shape[0], *hidden_channels)", .min = 1,
+	       .max = 1e9, .flags = FV_OPT_NULLABLE),
+	FV_OPT("learning_rate", FLOAT, core_readout, learning_rate, "0.001",
+	       "learning rate (used by the trainer)"),
+	FV_OPT("loss", NODE, core_readout, loss, "null",
+	       "training loss spec (trainer; default PoissonLoss3d)", .flags = FV_OPT_NULLABLE),
+	FV_OPT("evaluation_loss", NODE, core_readout, evaluation_loss, "null",
+	       "evaluation metric spec (trainer; default CorrelationLoss3d(avg=True))",
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("data_info", NODE, core_readout, data_info, "null",
+	       "data information; its mean_activity_dict initialises the readout biases",
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("optimizer", NODE, core_readout, optimizer, "null",
+	       "optimizer spec (trainer; default AdamW)", .flags = FV_OPT_NULLABLE),
+	FV_OPT("lr_scheduler", NODE, core_readout, lr_scheduler, "null",
+	       "learning-rate scheduler spec (trainer)", .flags = FV_OPT_NULLABLE),
+	{0},
+};
 
 /* ---- derived specs as YAML flow text -------------------------------------------- */
 
@@ -275,35 +275,34 @@ static fv_module *build_child(fv_module *m, const fv_build_args *args, const cha
 
 /* ---- construction ---------------------------------------------------------------- */
 
-static fv_status build_core(fv_module *m, core_readout *cr, const cr_opts *o,
-                            const fv_build_args *args, fv_build_args *child_args)
+static fv_status build_core(fv_module *m, core_readout *cr, const fv_build_args *args,
+                            fv_build_args *child_args)
 {
 	char channels[512];
 	int64_t ch[64];
-	size_t n_hidden = o->hidden_channels.is_set ? o->hidden_channels.n : 0;
+	size_t n_hidden = cr->hidden_channels.is_set ? cr->hidden_channels.n : 0;
 	if (n_hidden + 1 > sizeof ch / sizeof ch[0])
 		return fv_error(FV_ERR_CONFIG, "hidden_channels: at most 63 layers, got %zu",
 		                n_hidden);
-	ch[0] = o->in_shape.v[0];
+	ch[0] = cr->in_shape.v[0];
 	for (size_t i = 0; i < n_hidden; i++)
-		ch[i + 1] = o->hidden_channels.v[i];
+		ch[i + 1] = cr->hidden_channels.v[i];
 	shape_flow(channels, sizeof channels, (int)n_hidden + 1, ch);
-	char *neurons = node_flow(o->n_neurons_dict);
+	char *neurons = node_flow(cr->n_neurons_dict);
 	if (neurons == NULL)
 		return FV_ERR_NOMEM;
 	extra_key extra[2] = {{"n_neurons_dict", neurons}, {"channels", channels}};
-	cr->core = build_child(m, args, "core", o->core, extra, o->hidden_channels.is_set ? 2 : 1,
-	                       child_args);
+	cr->core = build_child(m, args, "core", cr->core_spec, extra, cr->hidden_channels.is_set ? 2 : 1,
+	                      child_args);
 	free(neurons);
 	return cr->core != NULL ? FV_OK : FV_ERR_CONFIG;
 }
 
 /* openretina's compute_readout_input_shape(): the core's output on zeros
 ** (1, *in_shape), computed in train mode under no_grad. */
-static fv_status core_output_shape(core_readout *cr, const cr_opts *o, int *ndim,
-                                   int64_t *shape)
+static fv_status core_output_shape(core_readout *cr, int *ndim, int64_t *shape)
 {
-	int64_t in[5] = {1, o->in_shape.v[0], o->in_shape.v[1], o->in_shape.v[2], o->in_shape.v[3]};
+	int64_t in[5] = {1, cr->in_shape.v[0], cr->in_shape.v[1], cr->in_shape.v[2], cr->in_shape.v[3]};
 	fv_ctx *ctx = fv_ctx_new();
 	if (ctx == NULL)
 		return fv_error(FV_ERR_NOMEM, "out of memory");
@@ -324,30 +323,30 @@ static fv_status core_output_shape(core_readout *cr, const cr_opts *o, int *ndim
 	return rc;
 }
 
-static fv_status build_readout(fv_module *m, core_readout *cr, const cr_opts *o,
-                               const fv_build_args *args, fv_build_args *child_args)
+static fv_status build_readout(fv_module *m, core_readout *cr, const fv_build_args *args,
+                               fv_build_args *child_args)
 {
 	extra_key extra[3];
 	int n_extra = 0;
 	char in_shape[512];
-	const fv_config_node *given = fv_node_get(o->readout, "in_shape");
+	const fv_config_node *given = fv_node_get(cr->readout_spec, "in_shape");
 	if (is_absent(given)) {
-		fv_status rc = core_output_shape(cr, o, &child_args->in_ndim, child_args->in_shape);
+		fv_status rc = core_output_shape(cr, &child_args->in_ndim, child_args->in_shape);
 		if (rc != FV_OK)
 			return rc;
 		shape_flow(in_shape, sizeof in_shape, child_args->in_ndim, child_args->in_shape);
 		extra[n_extra++] = (extra_key){"in_shape", in_shape};
 	}
-	const fv_config_node *mean = o->data_info != NULL && fv_node_kind(o->data_info) == FV_NODE_MAP
-	                                     ? fv_node_get(o->data_info, "mean_activity_dict")
+	const fv_config_node *mean = cr->data_info != NULL && fv_node_kind(cr->data_info) == FV_NODE_MAP
+	                                     ? fv_node_get(cr->data_info, "mean_activity_dict")
 	                                     : NULL;
-	char *neurons = node_flow(o->n_neurons_dict), *means = node_flow(mean);
+	char *neurons = node_flow(cr->n_neurons_dict), *means = node_flow(mean);
 	fv_status rc = FV_ERR_NOMEM;
 	if (neurons != NULL && means != NULL) {
 		extra[n_extra++] = (extra_key){"n_neurons_dict", neurons};
 		extra[n_extra++] = (extra_key){"mean_activity_dict", means};
 		child_args->seed = args->seed + 1;
-		cr->readout = build_child(m, args, "readout", o->readout, extra, n_extra, child_args);
+		cr->readout = build_child(m, args, "readout", cr->readout_spec, extra, n_extra, child_args);
 		rc = cr->readout != NULL ? FV_OK : FV_ERR_CONFIG;
 	}
 	free(neurons);
@@ -355,7 +354,7 @@ static fv_status build_readout(fv_module *m, core_readout *cr, const cr_opts *o,
 	return rc;
 }
 
-static fv_status check_options(const cr_opts *o)
+static fv_status check_options(const core_readout *o)
 {
 	if (o->in_shape.n != 4)
 		return fv_error(FV_ERR_CONFIG,
@@ -370,30 +369,21 @@ static fv_status check_options(const cr_opts *o)
 	return FV_OK;
 }
 
-static void cr_destroy(fv_module *m)
-{
-	free(fv_module_priv(m));
-	fv_module_set_priv(m, NULL);
-}
-
 static fv_status cr_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
-	const cr_opts *o = opts;
-	fv_status rc = check_options(o);
+	(void)opts;
+	core_readout *cr = fv_module_priv(m);
+	fv_status rc = check_options(cr);
 	if (rc != FV_OK)
 		return rc;
 	if (args->registry == NULL)
 		return fv_error(FV_ERR_ARG, "no registry to build the core and readout from");
-	core_readout *cr = calloc(1, sizeof *cr);
-	if (cr == NULL)
-		return fv_error(FV_ERR_NOMEM, "out of memory");
-	fv_module_set_priv(m, cr);
 	fv_build_args child_args = {.struct_size = sizeof child_args,
 	                            .registry = args->registry,
 	                            .seed = args->seed};
-	rc = build_core(m, cr, o, args, &child_args);
+	rc = build_core(m, cr, args, &child_args);
 	if (rc == FV_OK)
-		rc = build_readout(m, cr, o, args, &child_args);
+		rc = build_readout(m, cr, args, &child_args);
 	/* a torch module starts in train mode */
 	if (rc == FV_OK)
 		fv_module_set_training(m, true);
@@ -432,6 +422,21 @@ static fv_tensor *cr_regularizer(fv_module *m, fv_ctx *ctx, const fv_forward_arg
 	return fv_add(ctx, core, readout);
 }
 
+/* ---- what figures ask, answered by the parts ---------------------------------------------- */
+
+static fv_status cr_neuron_positions(const fv_module *m, const char *session, int64_t n,
+                                     double *row_col, int64_t map_hw[2])
+{
+	const core_readout *cr = fv_module_priv(m);
+	return fv_module_neuron_positions(cr->readout, session, n, row_col, map_hw);
+}
+
+static fv_status cr_first_layer_filters(const fv_module *m, fv_tensor **out)
+{
+	const core_readout *cr = fv_module_priv(m);
+	return fv_module_first_layer_filters(cr->core, out);
+}
+
 /* ---- descriptor -------------------------------------------------------------------------- */
 
 static const char *const cr_names[] = {
@@ -448,11 +453,12 @@ static const fv_component core_readout_component = {
 	.doc = "a shared core followed by a multi-session readout, as openretina's "
 	       "UnifiedCoreReadout",
 	.options = cr_options,
-	.options_size = sizeof(cr_opts),
+	.priv_size = sizeof(core_readout),
 	.create = cr_create,
-	.destroy = cr_destroy,
 	.forward = cr_forward,
 	.regularizer = cr_regularizer,
+	.neuron_positions = cr_neuron_positions,
+	.first_layer_filters = cr_first_layer_filters,
 };
 
 FV_PLUGIN_DEFINE("models-core-readout", &core_readout_component);

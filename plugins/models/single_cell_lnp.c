@@ -50,6 +50,7 @@
 #define SELU_ALPHA 1.6732632423543772848170429916717
 #define SELU_SCALE 1.0507009873554804934193349852946
 
+/* The options: the first member of the state, sc_lnp, parsed in place. */
 typedef struct lnp_opts {
 	fv_int_list in_shape;
 	fv_int_list rf_location;
@@ -72,55 +73,6 @@ typedef struct lnp_opts {
 	const fv_config_node *data_info;
 } lnp_opts;
 
-#define OPT(field) offsetof(lnp_opts, field)
-
-#define NONLINEARITIES \
-	"parametrized_softplus|softplus|relu|elu|selu|sigmoid|tanh|silu|leaky_relu|logsigmoid|softsign"
-
-static const fv_option lnp_options[] = {
-	{"in_shape", FV_OPT_INT_LIST, OPT(in_shape), NULL, 1, 1e9, FV_OPT_REQUIRED, NULL,
-	 "stimulus shape (channels, time, height, width); time is the temporal kernel's length"},
-	{"rf_location", FV_OPT_INT_LIST, OPT(rf_location), "null", 0, 1e9, FV_OPT_NULLABLE, NULL,
-	 "(y, x) pixel the crop is centred on; null: (height // 2, width // 2)"},
-	{"spat_kernel_size", FV_OPT_INT_LIST, OPT(spat_kernel_size), "[15, 15]", 1, 1e9, 0, NULL,
-	 "(height, width) of the spatial kernel and of the crop"},
-	{"learning_rate", FV_OPT_FLOAT, OPT(learning_rate), "0.001", 0, 0, 0, NULL,
-	 "learning rate (used by the trainer)"},
-	{"rank", FV_OPT_INT, OPT(rank), "1", 1, 1e6, 0, NULL,
-	 "number of spatial/temporal kernel pairs"},
-	{"smooth_weight_spat", FV_OPT_FLOAT, OPT(smooth_weight_spat), "0.0", 0, 0, 0, NULL,
-	 "weight of the spatial smoothness penalty"},
-	{"smooth_weight_temp", FV_OPT_FLOAT, OPT(smooth_weight_temp), "0.0", 0, 0, 0, NULL,
-	 "weight of the temporal smoothness penalty"},
-	{"sparse_weight", FV_OPT_FLOAT, OPT(sparse_weight), "0.0", 0, 0, 0, NULL,
-	 "weight of mean|space kernel| + mean|time kernel|"},
-	{"smooth_regularizer_spat", FV_OPT_STRING, OPT(smooth_regularizer_spat), "LaplaceL2norm", 0,
-	 0, 0, NULL, "regularizer of the spatial kernels (LaplaceL2norm, GaussianLaplaceL2, ...)"},
-	{"smooth_regularizer_temp", FV_OPT_STRING, OPT(smooth_regularizer_temp),
-	 "TimeLaplaceL23dnorm", 0, 0, 0, NULL, "regularizer of the temporal kernels"},
-	{"smooth_regularizer", FV_OPT_STRING, OPT(smooth_regularizer), "LaplaceL2norm", 0, 0, 0, NULL,
-	 "accepted and unused, as in openretina"},
-	{"laplace_padding", FV_OPT_INT, OPT(laplace_padding), "null", 0, 1e6, FV_OPT_NULLABLE, NULL,
-	 "padding of both smoothness regularizers; null: their default"},
-	{"nonlinearity", FV_OPT_ENUM, OPT(nonlinearity), "parametrized_softplus", 0, 0, 0,
-	 NONLINEARITIES, "output nonlinearity: w*softplus(x + b) with learnt w, b, or a "
-	                 "torch.nn.functional"},
-	{"normalize_weights", FV_OPT_BOOL, OPT(normalize_weights), "true", 0, 0, 0, NULL,
-	 "divide both kernels by their norm, in place, at every forward"},
-	{"loss", FV_OPT_NODE, OPT(loss), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "training loss spec (trainer; default PoissonLoss3d)"},
-	{"evaluation_loss", FV_OPT_NODE, OPT(evaluation_loss), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "evaluation metric spec (trainer; default CorrelationLoss3d(avg=True, negate=False))"},
-	/* openretina's **kwargs swallows these; its configs and train CLI pass them. */
-	{"fit_gaussian", FV_OPT_BOOL, OPT(fit_gaussian), "false", 0, 0, 0, NULL,
-	 "accepted and unused (openretina's **kwargs)"},
-	{"n_neurons_dict", FV_OPT_NODE, OPT(n_neurons_dict), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "accepted and unused (openretina's **kwargs)"},
-	{"data_info", FV_OPT_NODE, OPT(data_info), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "accepted and unused (openretina's **kwargs)"},
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
-};
-
 typedef enum nonlin {
 	NL_PARAMETRIZED_SOFTPLUS,
 	NL_SOFTPLUS,
@@ -141,13 +93,13 @@ static const char *const nonlin_names[] = {
 	"tanh",                  "silu",     "leaky_relu", "logsigmoid", "softsign",
 };
 
+/* The options first, parsed in place, then what create() builds. */
 typedef struct sc_lnp {
+	lnp_opts o;
 	int64_t channels, frames;   /* in_shape[0], in_shape[1]: the time kernel's length */
 	int64_t kernel[2];          /* spat_kernel_size */
 	int64_t location[2];        /* rf_location (y, x), resolved */
 	bool crop;                  /* in_shape's frame differs from the kernel */
-	bool normalize;
-	double smooth_weight_spat, smooth_weight_temp, sparse_weight;
 	nonlin nonlin;
 	fv_tensor *space_w;         /* space_conv.weight (rank, C, 1, kh, kw) */
 	fv_tensor *time_w;          /* time_conv.weight (1, rank, T, 1, 1) */
@@ -156,6 +108,57 @@ typedef struct sc_lnp {
 	fv_module *spat_reg;        /* child _smooth_reg_fn_spat */
 	fv_module *temp_reg;        /* child _smooth_reg_fn_temp */
 } sc_lnp;
+
+#define NONLINEARITIES \
+	"parametrized_softplus|softplus|relu|elu|selu|sigmoid|tanh|silu|leaky_relu|logsigmoid|softsign"
+
+static const fv_option lnp_options[] = {
+	FV_OPT("in_shape", INT_LIST, sc_lnp, o.in_shape, NULL,
+	       "stimulus shape (channels, time, height, width); time is the temporal kernel's length",
+	       .min = 1, .max = 1e9, .flags = FV_OPT_REQUIRED),
+	FV_OPT("rf_location", INT_LIST, sc_lnp, o.rf_location, "null",
+	       "(y, x) pixel the crop is centred on; null: (height // 2, width // 2)", .min = 0,
+	       .max = 1e9, .flags = FV_OPT_NULLABLE),
+	FV_OPT("spat_kernel_size", INT_LIST, sc_lnp, o.spat_kernel_size, "[15, 15]",
+	       "(height, width) of the spatial kernel and of the crop", .min = 1, .max = 1e9),
+	FV_OPT("learning_rate", FLOAT, sc_lnp, o.learning_rate, "0.001",
+	       "learning rate (used by the trainer)"),
+	FV_OPT("rank", INT, sc_lnp, o.rank, "1", "number of spatial/temporal kernel pairs", .min = 1,
+	       .max = 1e6),
+	FV_OPT("smooth_weight_spat", FLOAT, sc_lnp, o.smooth_weight_spat, "0.0",
+	       "weight of the spatial smoothness penalty"),
+	FV_OPT("smooth_weight_temp", FLOAT, sc_lnp, o.smooth_weight_temp, "0.0",
+	       "weight of the temporal smoothness penalty"),
+	FV_OPT("sparse_weight", FLOAT, sc_lnp, o.sparse_weight, "0.0",
+	       "weight of mean|space kernel| + mean|time kernel|"),
+	FV_OPT("smooth_regularizer_spat", STRING, sc_lnp, o.smooth_regularizer_spat, "LaplaceL2norm",
+	       "regularizer of the spatial kernels (LaplaceL2norm, GaussianLaplaceL2, ...)"),
+	FV_OPT("smooth_regularizer_temp", STRING, sc_lnp, o.smooth_regularizer_temp,
+	       "TimeLaplaceL23dnorm", "regularizer of the temporal kernels"),
+	FV_OPT("smooth_regularizer", STRING, sc_lnp, o.smooth_regularizer, "LaplaceL2norm",
+	       "accepted and unused, as in openretina"),
+	FV_OPT("laplace_padding", INT, sc_lnp, o.laplace_padding, "null",
+	       "padding of both smoothness regularizers; null: their default", .min = 0, .max = 1e6,
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("nonlinearity", ENUM, sc_lnp, o.nonlinearity, "parametrized_softplus",
+	       "output nonlinearity: w*softplus(x + b) with learnt w, b, or a torch.nn.functional",
+	       .choices = NONLINEARITIES),
+	FV_OPT("normalize_weights", BOOL, sc_lnp, o.normalize_weights, "true",
+	       "divide both kernels by their norm, in place, at every forward"),
+	FV_OPT("loss", NODE, sc_lnp, o.loss, "null",
+	       "training loss spec (trainer; default PoissonLoss3d)", .flags = FV_OPT_NULLABLE),
+	FV_OPT("evaluation_loss", NODE, sc_lnp, o.evaluation_loss, "null",
+	       "evaluation metric spec (trainer; default CorrelationLoss3d(avg=True, negate=False))",
+	       .flags = FV_OPT_NULLABLE),
+	/* openretina's **kwargs swallows these; its configs and train CLI pass them. */
+	FV_OPT("fit_gaussian", BOOL, sc_lnp, o.fit_gaussian, "false",
+	       "accepted and unused (openretina's **kwargs)"),
+	FV_OPT("n_neurons_dict", NODE, sc_lnp, o.n_neurons_dict, "null",
+	       "accepted and unused (openretina's **kwargs)", .flags = FV_OPT_NULLABLE),
+	FV_OPT("data_info", NODE, sc_lnp, o.data_info, "null",
+	       "accepted and unused (openretina's **kwargs)", .flags = FV_OPT_NULLABLE),
+	{0},
+};
 
 /* "file:line: " of a spec, for messages; "" when it has no place. */
 static const char *where(const fv_config_node *n)
@@ -294,14 +297,12 @@ static fv_status add_params(fv_module *m, sc_lnp *s, int64_t rank, uint64_t seed
 
 static fv_status lnp_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
-	const lnp_opts *o = opts;
+	(void)opts;
+	sc_lnp *s = fv_module_priv(m);
+	const lnp_opts *o = &s->o;
 	fv_status st = check_shapes(o, args);
 	if (st != FV_OK)
 		return st;
-	sc_lnp *s = calloc(1, sizeof *s);
-	if (s == NULL)
-		return fv_error(FV_ERR_NOMEM, "%s: out of memory", WHO);
-	fv_module_set_priv(m, s);
 	const int64_t *in = o->in_shape.v;
 	s->channels = in[0];
 	s->frames = in[1];
@@ -310,10 +311,6 @@ static fv_status lnp_create(fv_module *m, const void *opts, const fv_build_args 
 	s->crop = in[2] != s->kernel[0] || in[3] != s->kernel[1];
 	s->location[0] = o->rf_location.is_set ? o->rf_location.v[0] : in[2] / 2;
 	s->location[1] = o->rf_location.is_set ? o->rf_location.v[1] : in[3] / 2;
-	s->normalize = o->normalize_weights;
-	s->smooth_weight_spat = o->smooth_weight_spat;
-	s->smooth_weight_temp = o->smooth_weight_temp;
-	s->sparse_weight = o->sparse_weight;
 	s->nonlin = nonlin_of(o->nonlinearity);
 
 	char spat_kernel[64], temp_kernel[32];
@@ -329,11 +326,6 @@ static fv_status lnp_create(fv_module *m, const void *opts, const fv_build_args 
 	if (s->temp_reg == NULL)
 		return FV_ERR_CONFIG;
 	return add_params(m, s, o->rank, args->seed);
-}
-
-static void lnp_destroy(fv_module *m)
-{
-	free(fv_module_priv(m));
 }
 
 /* ---- forward --------------------------------------------------------------------- */
@@ -452,7 +444,7 @@ static fv_tensor *lnp_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_
 		return NULL;
 	if (check_input(s, x, true) != FV_OK)
 		return NULL;
-	if (s->normalize) {
+	if (s->o.normalize_weights) {
 		normalize_in_place(s->space_w);
 		normalize_in_place(s->time_w);
 	}
@@ -496,11 +488,11 @@ static fv_tensor *lnp_regularizer(fv_module *m, fv_ctx *ctx, const fv_forward_ar
 	fv_tensor *temp = smooth_penalty(ctx, s->temp_reg, s->time_w, "smooth_regularizer_temp");
 	if (temp == NULL)
 		return NULL;
-	fv_tensor *laplace = fv_add(ctx, fv_mul_scalar(ctx, spat, s->smooth_weight_spat),
-	                            fv_mul_scalar(ctx, temp, s->smooth_weight_temp));
+	fv_tensor *laplace = fv_add(ctx, fv_mul_scalar(ctx, spat, s->o.smooth_weight_spat),
+	                            fv_mul_scalar(ctx, temp, s->o.smooth_weight_temp));
 	fv_tensor *l1 = fv_add(ctx, fv_mean_all(ctx, fv_abs(ctx, s->space_w)),
 	                       fv_mean_all(ctx, fv_abs(ctx, s->time_w)));
-	fv_tensor *total = fv_add(ctx, laplace, fv_mul_scalar(ctx, l1, s->sparse_weight));
+	fv_tensor *total = fv_add(ctx, laplace, fv_mul_scalar(ctx, l1, s->o.sparse_weight));
 	return total != NULL ? fv_reshape(ctx, total, 0, NULL) : NULL;
 }
 
@@ -519,9 +511,8 @@ static const fv_component lnp_component = {
 	.doc = "single-neuron LNP model: rank-r space-time separable filter on a patch cropped "
 	       "around rf_location, then a nonlinearity; output (N, t, 1)",
 	.options = lnp_options,
-	.options_size = sizeof(lnp_opts),
+	.priv_size = sizeof(sc_lnp),
 	.create = lnp_create,
-	.destroy = lnp_destroy,
 	.forward = lnp_forward,
 	.regularizer = lnp_regularizer,
 };

@@ -16,35 +16,10 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "objective_common.h"
 
 #define NAME "ContrastiveNeuronObjective"
-
-typedef struct contrastive_opts {
-	const fv_config_node *on_cluster_idc;
-	const fv_config_node *off_cluster_idc_list;
-	const char *data_key;
-	const fv_config_node *response_reducer;
-	double temperature;
-} contrastive_opts;
-
-#define OPT(field) offsetof(contrastive_opts, field)
-
-static const fv_option contrastive_options[] = {
-	{"on_cluster_idc", FV_OPT_NODE, OPT(on_cluster_idc), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
-	 "indices of the neurons of the cluster to drive"},
-	{"off_cluster_idc_list", FV_OPT_NODE, OPT(off_cluster_idc_list), NULL, 0, 0, FV_OPT_REQUIRED,
-	 NULL, "a list of index lists, one per cluster to discriminate against"},
-	{"data_key", FV_OPT_STRING, OPT(data_key), NULL, 0, 0, FV_OPT_REQUIRED | FV_OPT_NULLABLE,
-	 NULL, "the session the neurons belong to (null: the model's default output)"},
-	{"response_reducer", FV_OPT_NODE, OPT(response_reducer), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
-	 "a reducer spec (e.g. SliceMeanReducer over time) giving one score per neuron"},
-	{"temperature", FV_OPT_FLOAT, OPT(temperature), "1.6", 0, 0, 0, NULL,
-	 "softmax temperature (> 0)"},
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
-};
 
 typedef struct cluster {
 	size_t n;
@@ -52,29 +27,46 @@ typedef struct cluster {
 } cluster;
 
 typedef struct contrastive {
+	/* the options; the nodes are valid during create() */
+	const fv_config_node *on_cluster_idc;
+	const fv_config_node *off_cluster_idc_list;
+	const char *data_key; /* NULL: none */
+	const fv_config_node *response_reducer;
+	double temperature;
+	/* what create() builds */
 	size_t n_clusters;   /* [0] is the on cluster, then the off clusters */
 	cluster *clusters;
-	char *data_key;      /* NULL: none */
-	double temperature;
 	fv_module *reducer;  /* child "response_reducer" */
 } contrastive;
 
+static const fv_option contrastive_options[] = {
+	FV_OPT("on_cluster_idc", NODE, contrastive, on_cluster_idc, NULL,
+	       "indices of the neurons of the cluster to drive", .flags = FV_OPT_REQUIRED),
+	FV_OPT("off_cluster_idc_list", NODE, contrastive, off_cluster_idc_list, NULL,
+	       "a list of index lists, one per cluster to discriminate against",
+	       .flags = FV_OPT_REQUIRED),
+	FV_OPT("data_key", STRING, contrastive, data_key, NULL,
+	       "the session the neurons belong to (null: the model's default output)",
+	       .flags = FV_OPT_REQUIRED | FV_OPT_NULLABLE),
+	FV_OPT("response_reducer", NODE, contrastive, response_reducer, NULL,
+	       "a reducer spec (e.g. SliceMeanReducer over time) giving one score per neuron",
+	       .flags = FV_OPT_REQUIRED),
+	FV_OPT("temperature", FLOAT, contrastive, temperature, "1.6", "softmax temperature (> 0)"),
+	{0},
+};
+
+/* The cluster index lists, which the plugin allocated. */
 static void contrastive_destroy(fv_module *m)
 {
 	contrastive *o = fv_module_priv(m);
-	if (o == NULL)
-		return;
 	for (size_t i = 0; i < o->n_clusters; i++)
 		free(o->clusters[i].idx);
 	free(o->clusters);
-	free(o->data_key);
-	free(o);
-	fv_module_set_priv(m, NULL);
 }
 
-static fv_status read_clusters(contrastive *o, const contrastive_opts *co)
+static fv_status read_clusters(contrastive *o)
 {
-	const fv_config_node *off = co->off_cluster_idc_list;
+	const fv_config_node *off = o->off_cluster_idc_list;
 	if (fv_node_kind(off) != FV_NODE_SEQ || fv_node_size(off) == 0)
 		return fv_error(FV_ERR_CONFIG,
 		                "%s:%d: " NAME ": off_cluster_idc_list: expected a non-empty list of "
@@ -85,7 +77,7 @@ static fv_status read_clusters(contrastive *o, const contrastive_opts *co)
 	if (o->clusters == NULL)
 		return fv_error(FV_ERR_NOMEM, NAME ": out of memory");
 	o->n_clusters = n;
-	fv_status st = obj_int_list(co->on_cluster_idc, NAME, "on_cluster_idc", &o->clusters[0].idx,
+	fv_status st = obj_int_list(o->on_cluster_idc, NAME, "on_cluster_idc", &o->clusters[0].idx,
 	                            &o->clusters[0].n);
 	for (size_t j = 1; j < n && st == FV_OK; j++)
 		st = obj_int_list(fv_node_at(off, j - 1), NAME, "off_cluster_idc_list",
@@ -95,20 +87,14 @@ static fv_status read_clusters(contrastive *o, const contrastive_opts *co)
 
 static fv_status contrastive_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
-	const contrastive_opts *co = opts;
-	if (!(co->temperature > 0))
-		return fv_error(FV_ERR_CONFIG, NAME ": temperature must be > 0, got %g", co->temperature);
-	contrastive *o = calloc(1, sizeof *o);
-	if (o == NULL)
-		return fv_error(FV_ERR_NOMEM, NAME ": out of memory");
-	fv_module_set_priv(m, o);
-	o->temperature = co->temperature;
-	if (co->data_key != NULL && (o->data_key = strdup(co->data_key)) == NULL)
-		return fv_error(FV_ERR_NOMEM, NAME ": out of memory");
-	fv_status st = read_clusters(o, co);
+	(void)opts;
+	contrastive *o = fv_module_priv(m);
+	if (!(o->temperature > 0))
+		return fv_error(FV_ERR_CONFIG, NAME ": temperature must be > 0, got %g", o->temperature);
+	fv_status st = read_clusters(o);
 	if (st != FV_OK)
 		return st;
-	return obj_build_reducer(m, NAME, co->response_reducer, args, &o->reducer);
+	return obj_build_reducer(m, NAME, o->response_reducer, args, &o->reducer);
 }
 
 /* log(sum(exp(a))) over a 1-D tensor, shifted by its (constant) maximum so
@@ -168,7 +154,7 @@ static const fv_component contrastive_component = {
 	.doc = "most discriminative stimulus: softmax log-probability of one neuron cluster "
 	       "against others",
 	.options = contrastive_options,
-	.options_size = sizeof(contrastive_opts),
+	.priv_size = sizeof(contrastive),
 	.create = contrastive_create,
 	.destroy = contrastive_destroy,
 	.objective = contrastive_objective,

@@ -15,73 +15,39 @@
 ** a model produces is up to its plugins (see fv_module_capture()).
 */
 #include <stddef.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "objective_common.h"
 
 #define NAME "InnerNeuronVisualizationObjective"
 
-typedef struct inner_opts {
-	const char *data_key;
-	const fv_config_node *response_reducer;
-	const char *layer;
-	int64_t channel;
-} inner_opts;
-
-#define OPT(field) offsetof(inner_opts, field)
-
-static const fv_option inner_options[] = {
-	{"data_key", FV_OPT_STRING, OPT(data_key), NULL, 0, 0, FV_OPT_REQUIRED | FV_OPT_NULLABLE,
-	 NULL, "the session whose readout the forward goes through (null: the default)"},
-	{"response_reducer", FV_OPT_NODE, OPT(response_reducer), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
-	 "a reducer spec (e.g. SliceMeanReducer) turning the unit's trace into a score"},
-	{"layer", FV_OPT_STRING, OPT(layer), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "the intermediate output, e.g. core.features.layer1.conv (set_layer_channel)"},
-	{"channel", FV_OPT_INT, OPT(channel), "-1", 0, 0, 0, NULL,
-	 "the channel of that output (set_layer_channel; -1: unset)"},
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
-};
-
 typedef struct inner {
-	char *data_key;     /* NULL: none */
-	char *layer;        /* NULL: unset */
-	int64_t channel;    /* < 0: unset */
-	fv_module *reducer; /* child "response_reducer" */
+	const char *data_key;                   /* NULL: none */
+	const fv_config_node *response_reducer; /* its spec, during create() */
+	const char *layer;                      /* NULL: unset */
+	int64_t channel;                        /* < 0: unset */
+	fv_module *reducer;                     /* child "response_reducer" */
 } inner;
 
-static void inner_destroy(fv_module *m)
-{
-	inner *o = fv_module_priv(m);
-	if (o == NULL)
-		return;
-	free(o->data_key);
-	free(o->layer);
-	free(o);
-	fv_module_set_priv(m, NULL);
-}
-
-static char *dup_or_null(const char *s, bool *failed)
-{
-	char *d = s != NULL ? strdup(s) : NULL;
-	*failed |= s != NULL && d == NULL;
-	return d;
-}
+static const fv_option inner_options[] = {
+	FV_OPT("data_key", STRING, inner, data_key, NULL,
+	       "the session whose readout the forward goes through (null: the default)",
+	       .flags = FV_OPT_REQUIRED | FV_OPT_NULLABLE),
+	FV_OPT("response_reducer", NODE, inner, response_reducer, NULL,
+	       "a reducer spec (e.g. SliceMeanReducer) turning the unit's trace into a score",
+	       .flags = FV_OPT_REQUIRED),
+	FV_OPT("layer", STRING, inner, layer, "null",
+	       "the intermediate output, e.g. core.features.layer1.conv (set_layer_channel)",
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("channel", INT, inner, channel, "-1",
+	       "the channel of that output (set_layer_channel; -1: unset)"),
+	{0},
+};
 
 static fv_status inner_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
-	const inner_opts *io = opts;
-	inner *o = calloc(1, sizeof *o);
-	if (o == NULL)
-		return fv_error(FV_ERR_NOMEM, NAME ": out of memory");
-	fv_module_set_priv(m, o);
-	bool failed = false;
-	o->data_key = dup_or_null(io->data_key, &failed);
-	o->layer = dup_or_null(io->layer, &failed);
-	o->channel = io->channel;
-	if (failed)
-		return fv_error(FV_ERR_NOMEM, NAME ": out of memory");
-	return obj_build_reducer(m, NAME, io->response_reducer, args, &o->reducer);
+	(void)opts;
+	inner *o = fv_module_priv(m);
+	return obj_build_reducer(m, NAME, o->response_reducer, args, &o->reducer);
 }
 
 /* out[:, channel][..., H // 2, W // 2].mean(0) */
@@ -143,9 +109,8 @@ static const fv_component inner_component = {
 	.names = inner_names,
 	.doc = "increase the reduced response of the central unit of one channel of an inner layer",
 	.options = inner_options,
-	.options_size = sizeof(inner_opts),
+	.priv_size = sizeof(inner),
 	.create = inner_create,
-	.destroy = inner_destroy,
 	.objective = inner_objective,
 };
 

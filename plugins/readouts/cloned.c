@@ -11,8 +11,6 @@
 ** after instantiating the clone (cloned_set_source); the clone does not own
 ** it, so the source's tensors appear once, under the first session.
 */
-#include <stdlib.h>
-
 #include "multi.h"
 
 typedef struct cloned_readout {
@@ -23,10 +21,7 @@ typedef struct cloned_readout {
 static fv_status cloned_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
 	(void)opts;
-	cloned_readout *c = calloc(1, sizeof *c);
-	if (c == NULL)
-		return fv_error(FV_ERR_NOMEM, "ClonedReadout: out of memory");
-	fv_module_set_priv(m, c);
+	cloned_readout *c = fv_module_priv(m);
 	int64_t n = args->n_neurons;
 	c->alpha = ro_param(m, "ClonedReadout", "alpha", 1, &n);
 	c->beta = ro_param(m, "ClonedReadout", "beta", 1, &n);
@@ -34,11 +29,6 @@ static fv_status cloned_create(fv_module *m, const void *opts, const fv_build_ar
 		return FV_ERR_NOMEM;
 	fv_tensor_fill(c->alpha, 1);
 	return FV_OK;
-}
-
-static void cloned_destroy(fv_module *m)
-{
-	free(fv_module_priv(m));
 }
 
 static fv_tensor *cloned_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x,
@@ -85,8 +75,8 @@ const fv_component cloned_component = {
 	.kind = FV_KIND_READOUT,
 	.names = cloned_names,
 	.doc = "another session's readout scaled and shifted per neuron (built by clone_readout)",
+	.priv_size = sizeof(cloned_readout),
 	.create = cloned_create,
-	.destroy = cloned_destroy,
 	.forward = cloned_forward,
 	.regularizer = cloned_regularizer,
 	.initialize_bias = cloned_initialize_bias,

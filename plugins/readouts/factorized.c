@@ -22,14 +22,16 @@
 */
 #include <math.h>
 #include <stddef.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "readout_common.h"
 
 #define WHO "FactorizedReadout"
 
-typedef struct fa_opts {
+typedef enum fa_constraint { FA_NONE, FA_ABS, FA_NORM, FA_ABSNORM } fa_constraint;
+
+typedef struct fa_readout {
+	/* the options */
 	fv_int_list in_shape;
 	int64_t outdims;
 	double mask_l1_reg;
@@ -37,51 +39,14 @@ typedef struct fa_opts {
 	double laplace_mask_reg;
 	fv_int_list mask_size;
 	bool readout_bias;
-	const char *weights_constraint;
+	const char *weights_constraint_name;
 	const char *mask_constraint;
 	const fv_config_node *init_mask;
 	const fv_config_node *init_weights;
 	const fv_config_node *init_scales;
 	const fv_config_node *mean_activity;
-} fa_opts;
-
-static const fv_option fa_options[] = {
-	{"in_shape", FV_OPT_INT_LIST, offsetof(fa_opts, in_shape), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "input (channels, time, height, width); null: from the model's core"},
-	{"outdims", FV_OPT_INT, offsetof(fa_opts, outdims), "null", 1, 1e12, FV_OPT_NULLABLE, NULL,
-	 "number of neurons; null: from the session's data"},
-	{"mask_l1_reg", FV_OPT_FLOAT, offsetof(fa_opts, mask_l1_reg), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
-	 "weight of the L1 penalty on the spatial masks"},
-	{"weights_l1_reg", FV_OPT_FLOAT, offsetof(fa_opts, weights_l1_reg), NULL, 0, 0,
-	 FV_OPT_REQUIRED, NULL, "weight of the L1 penalty on the feature weights"},
-	{"laplace_mask_reg", FV_OPT_FLOAT, offsetof(fa_opts, laplace_mask_reg), NULL, 0, 0,
-	 FV_OPT_REQUIRED, NULL, "weight of the normalised Laplace smoothness penalty on the masks"},
-	{"mask_size", FV_OPT_INT_LIST, offsetof(fa_opts, mask_size), NULL, 1, 1e9,
-	 FV_OPT_REQUIRED | FV_OPT_SCALAR_AS_LIST, NULL,
-	 "mask (height, width), or one size for a square mask; must match the input"},
-	{"readout_bias", FV_OPT_BOOL, offsetof(fa_opts, readout_bias), "false", 0, 0, 0, NULL,
-	 "learn a per-neuron bias (else a buffer of zeros)"},
-	{"weights_constraint", FV_OPT_ENUM, offsetof(fa_opts, weights_constraint), "null", 0, 0,
-	 FV_OPT_NULLABLE, "abs|norm|absnorm", "applied in place to the feature weights each forward"},
-	{"mask_constraint", FV_OPT_ENUM, offsetof(fa_opts, mask_constraint), "null", 0, 0,
-	 FV_OPT_NULLABLE, "abs", "applied in place to the masks each forward"},
-	{"init_mask", FV_OPT_NODE, offsetof(fa_opts, init_mask), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "initial masks (neurons, 1, H, W), centre-cropped to mask_size"},
-	{"init_weights", FV_OPT_NODE, offsetof(fa_opts, init_weights), "null", 0, 0, FV_OPT_NULLABLE,
-	 NULL, "initial feature weights (channels, neurons)"},
-	{"init_scales", FV_OPT_NODE, offsetof(fa_opts, init_scales), "null", 0, 0, FV_OPT_NULLABLE,
-	 NULL, "[[mask mean, mask std], [weights mean, weights std]] of the normal init"},
-	{"mean_activity", FV_OPT_NODE, offsetof(fa_opts, mean_activity), "null", 0, 0,
-	 FV_OPT_NULLABLE, NULL, "per-neuron mean response the bias starts from (list)"},
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
-};
-
-typedef enum fa_constraint { FA_NONE, FA_ABS, FA_NORM, FA_ABSNORM } fa_constraint;
-
-typedef struct fa_readout {
+	/* what create() builds */
 	int64_t c, h, w, n;
-	double reg[3];
-	bool readout_bias;
 	fa_constraint weights_constraint;
 	bool mask_abs;
 	fv_tensor *mask_weights;    /* (h*w, n) */
@@ -89,6 +54,44 @@ typedef struct fa_readout {
 	fv_tensor *bias;            /* (n), parameter or buffer of zeros */
 	fv_module *laplace;         /* FlatLaplaceL23dnorm(padding=0) */
 } fa_readout;
+
+static const fv_option fa_options[] = {
+	FV_OPT("in_shape", INT_LIST, fa_readout, in_shape, "null",
+	       "input (channels, time, height, width); null: from the model's core",
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("outdims", INT, fa_readout, outdims, "null",
+	       "number of neurons; null: from the session's data", .min = 1, .max = 1e12,
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("mask_l1_reg", FLOAT, fa_readout, mask_l1_reg, NULL,
+	       "weight of the L1 penalty on the spatial masks", .flags = FV_OPT_REQUIRED),
+	FV_OPT("weights_l1_reg", FLOAT, fa_readout, weights_l1_reg, NULL,
+	       "weight of the L1 penalty on the feature weights", .flags = FV_OPT_REQUIRED),
+	FV_OPT("laplace_mask_reg", FLOAT, fa_readout, laplace_mask_reg, NULL,
+	       "weight of the normalised Laplace smoothness penalty on the masks",
+	       .flags = FV_OPT_REQUIRED),
+	FV_OPT("mask_size", INT_LIST, fa_readout, mask_size, NULL,
+	       "mask (height, width), or one size for a square mask; must match the input", .min = 1,
+	       .max = 1e9, .flags = FV_OPT_REQUIRED | FV_OPT_SCALAR_AS_LIST),
+	FV_OPT("readout_bias", BOOL, fa_readout, readout_bias, "false",
+	       "learn a per-neuron bias (else a buffer of zeros)"),
+	FV_OPT("weights_constraint", ENUM, fa_readout, weights_constraint_name, "null",
+	       "applied in place to the feature weights each forward", .flags = FV_OPT_NULLABLE,
+	       .choices = "abs|norm|absnorm"),
+	FV_OPT("mask_constraint", ENUM, fa_readout, mask_constraint, "null",
+	       "applied in place to the masks each forward", .flags = FV_OPT_NULLABLE,
+	       .choices = "abs"),
+	FV_OPT("init_mask", NODE, fa_readout, init_mask, "null",
+	       "initial masks (neurons, 1, H, W), centre-cropped to mask_size",
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("init_weights", NODE, fa_readout, init_weights, "null",
+	       "initial feature weights (channels, neurons)", .flags = FV_OPT_NULLABLE),
+	FV_OPT("init_scales", NODE, fa_readout, init_scales, "null",
+	       "[[mask mean, mask std], [weights mean, weights std]] of the normal init",
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("mean_activity", NODE, fa_readout, mean_activity, "null",
+	       "per-neuron mean response the bias starts from (list)", .flags = FV_OPT_NULLABLE),
+	{0},
+};
 
 static fa_constraint parse_constraint(const char *s)
 {
@@ -166,16 +169,16 @@ static bool given(const fv_config_node *n)
 
 /* The masks and weights from init_mask / init_weights, or normal draws with
 ** init_scales, with openretina's checks. */
-static fv_status fa_init(fa_readout *r, const fa_opts *o, const fv_build_args *args)
+static fv_status fa_init(fa_readout *r, const fv_build_args *args)
 {
 	double scales[2][2];
 	fv_status st = FV_OK;
-	if (given(o->init_scales))
-		st = read_scales(o->init_scales, scales);
-	else if (!given(o->init_mask))
+	if (given(r->init_scales))
+		st = read_scales(r->init_scales, scales);
+	else if (!given(r->init_mask))
 		st = fv_error(FV_ERR_CONFIG, "%s%s: Either init_mask or init_scales must be provided",
 		              ro_where(args->spec), WHO);
-	else if (!given(o->init_weights))
+	else if (!given(r->init_weights))
 		st = fv_error(FV_ERR_CONFIG, "%s%s: init_weights not given, so init_scales must be "
 		              "provided",
 		              ro_where(args->spec), WHO);
@@ -184,71 +187,58 @@ static fv_status fa_init(fa_readout *r, const fa_opts *o, const fv_build_args *a
 	fv_ctx *rng = ro_rng_new(WHO, args->seed);
 	if (rng == NULL)
 		return FV_ERR_NOMEM;
-	if (given(o->init_mask))
-		st = load_init_mask(r, o->init_mask);
+	if (given(r->init_mask))
+		st = load_init_mask(r, r->init_mask);
 	else
 		ro_fill_normal(rng, r->mask_weights, scales[0][0], scales[0][1]);
-	if (st == FV_OK && given(o->init_weights))
-		st = load_init_weights(r, o->init_weights);
+	if (st == FV_OK && given(r->init_weights))
+		st = load_init_weights(r, r->init_weights);
 	else if (st == FV_OK)
 		ro_fill_normal(rng, r->feature_weights, scales[1][0], scales[1][1]);
 	fv_ctx_free(rng);
 	return st;
 }
 
-static fv_status fa_tensors(fv_module *m, fa_readout *r, const fa_opts *o,
-                            const fv_build_args *args)
+static fv_status fa_tensors(fv_module *m, fa_readout *r, const fv_build_args *args)
 {
 	int64_t ms[2] = {r->h * r->w, r->n}, ws[2] = {r->c, r->n}, ns[1] = {r->n};
 	r->mask_weights = ro_param(m, WHO, "mask_weights", 2, ms);
 	r->feature_weights = ro_param(m, WHO, "feature_weights", 2, ws);
-	r->bias = o->readout_bias ? ro_param(m, WHO, "bias", 1, ns) : ro_buffer(m, WHO, "bias", 1, ns);
+	r->bias = r->readout_bias ? ro_param(m, WHO, "bias", 1, ns) : ro_buffer(m, WHO, "bias", 1, ns);
 	if (r->mask_weights == NULL || r->feature_weights == NULL || r->bias == NULL)
 		return FV_ERR_NOMEM;
 	r->laplace = ro_child(m, args, WHO, "FlatLaplaceL23dnorm", "padding: 0",
 	                      "_input_weights_regularizer_spatial");
 	if (r->laplace == NULL)
 		return FV_ERR_PLUGIN;
-	fv_status st = fa_init(r, o, args);
+	fv_status st = fa_init(r, args);
 	if (st != FV_OK)
 		return st;
 	/* openretina's initialize(): the bias only moves when a mean is given. */
-	return ro_init_bias(WHO, r->bias, r->n, o->mean_activity, args, false);
+	return ro_init_bias(WHO, r->bias, r->n, r->mean_activity, args, false);
 }
 
 static fv_status fa_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
-	const fa_opts *o = opts;
+	(void)opts;
+	fa_readout *r = fv_module_priv(m);
 	int64_t shape[4], n;
-	fv_status st = ro_in_shape(WHO, &o->in_shape, args, shape);
+	fv_status st = ro_in_shape(WHO, &r->in_shape, args, shape);
 	if (st == FV_OK)
-		st = ro_outdims(WHO, o->outdims, args, &n);
-	if (st == FV_OK && o->mask_size.n != 1 && o->mask_size.n != 2)
+		st = ro_outdims(WHO, r->outdims, args, &n);
+	if (st == FV_OK && r->mask_size.n != 1 && r->mask_size.n != 2)
 		st = fv_error(FV_ERR_CONFIG, "%s%s: mask_size: expected a size or (height, width), got "
 		              "%zu values",
-		              ro_where(args->spec), WHO, o->mask_size.n);
+		              ro_where(args->spec), WHO, r->mask_size.n);
 	if (st != FV_OK)
 		return st;
-	fa_readout *r = calloc(1, sizeof *r);
-	if (r == NULL)
-		return fv_error(FV_ERR_NOMEM, "%s: out of memory", WHO);
-	fv_module_set_priv(m, r);
 	r->c = shape[0];
 	r->n = n;
-	r->h = o->mask_size.v[0];
-	r->w = o->mask_size.v[o->mask_size.n - 1];
-	r->reg[0] = o->mask_l1_reg;
-	r->reg[1] = o->weights_l1_reg;
-	r->reg[2] = o->laplace_mask_reg;
-	r->readout_bias = o->readout_bias;
-	r->weights_constraint = parse_constraint(o->weights_constraint);
-	r->mask_abs = o->mask_constraint != NULL;
-	return fa_tensors(m, r, o, args);
-}
-
-static void fa_destroy(fv_module *m)
-{
-	free(fv_module_priv(m)); /* the Laplace child is the module's */
+	r->h = r->mask_size.v[0];
+	r->w = r->mask_size.v[r->mask_size.n - 1];
+	r->weights_constraint = parse_constraint(r->weights_constraint_name);
+	r->mask_abs = r->mask_constraint != NULL;
+	return fa_tensors(m, r, args);
 }
 
 /* ---- forward and regularizer ------------------------------------------------------ */
@@ -319,15 +309,15 @@ static fv_tensor *mean_column_l1(fv_ctx *ctx, fv_tensor *w)
 static fv_tensor *fa_regularizer(fv_module *m, fv_ctx *ctx, const fv_forward_args *fa)
 {
 	const fa_readout *r = fv_module_priv(m);
-	fv_tensor *mask_r = fv_mul_scalar(ctx, mean_column_l1(ctx, r->mask_weights), r->reg[0]);
-	fv_tensor *wt_r = fv_mul_scalar(ctx, mean_column_l1(ctx, r->feature_weights), r->reg[1]);
+	fv_tensor *mask_r = fv_mul_scalar(ctx, mean_column_l1(ctx, r->mask_weights), r->mask_l1_reg);
+	fv_tensor *wt_r = fv_mul_scalar(ctx, mean_column_l1(ctx, r->feature_weights), r->weights_l1_reg);
 	int perm[2] = {1, 0};
 	int64_t masks[5] = {r->n, 1, 1, r->h, r->w};
 	fv_tensor *m5 = fv_reshape(ctx, fv_permute(ctx, r->mask_weights, perm), 5, masks);
 	fv_forward_args sum = FV_FORWARD_ARGS_INIT;
 	sum.reduction = FV_REDUCE_SUM; /* openretina calls it with avg=False */
 	fv_tensor *lap = m5 != NULL ? fv_module_penalty(r->laplace, ctx, m5, &sum) : NULL;
-	double lap_scale = r->reg[2];
+	double lap_scale = r->laplace_mask_reg;
 	if (fa != NULL && fa->reduction == FV_REDUCE_MEAN)
 		lap_scale /= 3;
 	return fv_add(ctx, fv_add(ctx, mask_r, wt_r), fv_mul_scalar(ctx, lap, lap_scale));
@@ -356,9 +346,8 @@ static const fv_component fa_component = {
 	.doc = "free spatial mask x feature weights per neuron (Klindt et al. 2017); input "
 	       "(N, c, t, h, w), output (N, t, neurons), softplus",
 	.options = fa_options,
-	.options_size = sizeof(fa_opts),
+	.priv_size = sizeof(fa_readout),
 	.create = fa_create,
-	.destroy = fa_destroy,
 	.forward = fa_forward,
 	.regularizer = fa_regularizer,
 	.initialize_bias = fa_initialize_bias,

@@ -19,14 +19,14 @@
 */
 #include <math.h>
 #include <stddef.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "readout_common.h"
 
 #define WHO "LNPReadout"
 
-typedef struct lnp_opts {
+typedef struct lnp_readout {
+	/* the options */
 	fv_int_list in_shape;
 	int64_t outdims;
 	const fv_config_node *mean_activity;
@@ -35,59 +35,56 @@ typedef struct lnp_opts {
 	const char *smooth_regularizer;
 	int64_t laplace_padding;
 	const char *nonlinearity;
-	bool bias;
-} lnp_opts;
-
-static const fv_option lnp_options[] = {
-	{"in_shape", FV_OPT_INT_LIST, offsetof(lnp_opts, in_shape), "null", 0, 0, FV_OPT_NULLABLE,
-	 NULL, "input (channels, time, height, width); null: from the model's core"},
-	{"outdims", FV_OPT_INT, offsetof(lnp_opts, outdims), "null", 1, 1e12, FV_OPT_NULLABLE, NULL,
-	 "number of neurons; null: from the session's data"},
-	{"mean_activity", FV_OPT_NODE, offsetof(lnp_opts, mean_activity), "null", 0, 0,
-	 FV_OPT_NULLABLE, NULL, "per-neuron mean response the bias starts from (list)"},
-	{"smooth_weight", FV_OPT_FLOAT, offsetof(lnp_opts, smooth_weight), "0.0", 0, 0, 0, NULL,
-	 "weight of the smoothness penalty on the kernels"},
-	{"sparse_weight", FV_OPT_FLOAT, offsetof(lnp_opts, sparse_weight), "0.0", 0, 0, 0, NULL,
-	 "weight of the mean |kernel| penalty"},
-	{"smooth_regularizer", FV_OPT_STRING, offsetof(lnp_opts, smooth_regularizer),
-	 "LaplaceL2norm", 0, 0, 0, NULL,
-	 "regularizer class of openretina.modules.layers.regularizers (e.g. GaussianLaplaceL2)"},
-	{"laplace_padding", FV_OPT_INT, offsetof(lnp_opts, laplace_padding), "null", 0, 1e6,
-	 FV_OPT_NULLABLE, NULL, "the smoothness regularizer's padding; null: kernel size // 2"},
-	{"nonlinearity", FV_OPT_STRING, offsetof(lnp_opts, nonlinearity), "exp", 0, 0, 0, NULL,
-	 "output nonlinearity: exp or a torch.nn.functional name (softplus, relu, ...)"},
-	{"bias", FV_OPT_BOOL, offsetof(lnp_opts, bias), "false", 0, 0, 0, NULL,
-	 "learn a per-neuron bias"},
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
-};
-
-typedef struct lnp_readout {
+	bool use_bias;
+	/* what create() builds */
 	int64_t c, h, w, n;
-	double smooth_weight, sparse_weight;
 	ro_nonlin nonlin;
 	fv_tensor *weight; /* inner_product_kernel.weight (n, c, 1, h, w) */
 	fv_tensor *bias;   /* inner_product_kernel.bias (n) or NULL */
 	fv_module *smooth; /* _smooth_reg_fn */
 } lnp_readout;
 
+static const fv_option lnp_options[] = {
+	FV_OPT("in_shape", INT_LIST, lnp_readout, in_shape, "null",
+	       "input (channels, time, height, width); null: from the model's core",
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("outdims", INT, lnp_readout, outdims, "null",
+	       "number of neurons; null: from the session's data", .min = 1, .max = 1e12,
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("mean_activity", NODE, lnp_readout, mean_activity, "null",
+	       "per-neuron mean response the bias starts from (list)", .flags = FV_OPT_NULLABLE),
+	FV_OPT("smooth_weight", FLOAT, lnp_readout, smooth_weight, "0.0",
+	       "weight of the smoothness penalty on the kernels"),
+	FV_OPT("sparse_weight", FLOAT, lnp_readout, sparse_weight, "0.0",
+	       "weight of the mean |kernel| penalty"),
+	FV_OPT("smooth_regularizer", STRING, lnp_readout, smooth_regularizer, "LaplaceL2norm",
+	       "regularizer class of openretina.modules.layers.regularizers (e.g. GaussianLaplaceL2)"),
+	FV_OPT("laplace_padding", INT, lnp_readout, laplace_padding, "null",
+	       "the smoothness regularizer's padding; null: kernel size // 2", .min = 0, .max = 1e6,
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("nonlinearity", STRING, lnp_readout, nonlinearity, "exp",
+	       "output nonlinearity: exp or a torch.nn.functional name (softplus, relu, ...)"),
+	FV_OPT("bias", BOOL, lnp_readout, use_bias, "false", "learn a per-neuron bias"),
+	{0},
+};
+
 /* The smoothness regularizer as openretina builds it: GaussianLaplaceL2
 ** also gets the kernel size. */
-static fv_module *make_smooth_reg(fv_module *m, const lnp_readout *r, const lnp_opts *o,
-                                  const fv_build_args *args)
+static fv_module *make_smooth_reg(fv_module *m, const lnp_readout *r, const fv_build_args *args)
 {
 	char yaml[160], padding[32] = "null";
-	if (o->laplace_padding != FV_NONE_INT)
-		snprintf(padding, sizeof padding, "%lld", (long long)o->laplace_padding);
-	if (strcmp(o->smooth_regularizer, "GaussianLaplaceL2") == 0)
+	if (r->laplace_padding != FV_NONE_INT)
+		snprintf(padding, sizeof padding, "%lld", (long long)r->laplace_padding);
+	if (strcmp(r->smooth_regularizer, "GaussianLaplaceL2") == 0)
 		snprintf(yaml, sizeof yaml, "{padding: %s, kernel: [%lld, %lld]}", padding,
 		         (long long)r->h, (long long)r->w);
 	else
 		snprintf(yaml, sizeof yaml, "{padding: %s}", padding);
-	return ro_child(m, args, WHO, o->smooth_regularizer, yaml, "_smooth_reg_fn");
+	return ro_child(m, args, WHO, r->smooth_regularizer, yaml, "_smooth_reg_fn");
 }
 
 /* xavier_normal_ on the weight; Conv3d's default uniform bias init. */
-static fv_status lnp_init(lnp_readout *r, const lnp_opts *o, const fv_build_args *args)
+static fv_status lnp_init(lnp_readout *r, const fv_build_args *args)
 {
 	fv_ctx *rng = ro_rng_new(WHO, args->seed);
 	if (rng == NULL)
@@ -98,42 +95,36 @@ static fv_status lnp_init(lnp_readout *r, const lnp_opts *o, const fv_build_args
 	if (r->bias != NULL)
 		ro_fill_uniform(rng, r->bias, -1 / sqrt(fan_in), 1 / sqrt(fan_in));
 	fv_ctx_free(rng);
-	return ro_init_bias(WHO, r->bias, r->n, o->mean_activity, args, false);
+	return ro_init_bias(WHO, r->bias, r->n, r->mean_activity, args, false);
 }
 
 static fv_status lnp_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
-	const lnp_opts *o = opts;
+	(void)opts;
+	lnp_readout *r = fv_module_priv(m);
 	int64_t shape[4], n;
-	fv_status st = ro_in_shape(WHO, &o->in_shape, args, shape);
+	fv_status st = ro_in_shape(WHO, &r->in_shape, args, shape);
 	if (st == FV_OK)
-		st = ro_outdims(WHO, o->outdims, args, &n);
+		st = ro_outdims(WHO, r->outdims, args, &n);
 	if (st != FV_OK)
 		return st;
-	lnp_readout *r = calloc(1, sizeof *r);
-	if (r == NULL)
-		return fv_error(FV_ERR_NOMEM, "%s: out of memory", WHO);
-	fv_module_set_priv(m, r);
-	*r = (lnp_readout){.c = shape[0], .h = shape[2], .w = shape[3], .n = n,
-	                   .smooth_weight = o->smooth_weight, .sparse_weight = o->sparse_weight};
-	st = ro_nonlin_parse(args->spec, WHO, "nonlinearity", o->nonlinearity, &r->nonlin);
+	r->c = shape[0];
+	r->h = shape[2];
+	r->w = shape[3];
+	r->n = n;
+	st = ro_nonlin_parse(args->spec, WHO, "nonlinearity", r->nonlinearity, &r->nonlin);
 	if (st != FV_OK)
 		return st;
 	int64_t ws[5] = {n, r->c, 1, r->h, r->w};
 	r->weight = ro_param(m, WHO, "inner_product_kernel.weight", 5, ws);
 	if (r->weight == NULL)
 		return FV_ERR_NOMEM;
-	if (o->bias && (r->bias = ro_param(m, WHO, "inner_product_kernel.bias", 1, &n)) == NULL)
+	if (r->use_bias && (r->bias = ro_param(m, WHO, "inner_product_kernel.bias", 1, &n)) == NULL)
 		return FV_ERR_NOMEM;
-	r->smooth = make_smooth_reg(m, r, o, args);
+	r->smooth = make_smooth_reg(m, r, args);
 	if (r->smooth == NULL)
 		return FV_ERR_PLUGIN;
-	return lnp_init(r, o, args);
-}
-
-static void lnp_destroy(fv_module *m)
-{
-	free(fv_module_priv(m));
+	return lnp_init(r, args);
 }
 
 static fv_tensor *lnp_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_forward_args *fa)
@@ -196,9 +187,8 @@ static const fv_component lnp_component = {
 	.doc = "linear-nonlinear-Poisson readout: a full-frame spatial kernel per neuron; input "
 	       "(N, c, t, h, w), output (N, t, neurons)",
 	.options = lnp_options,
-	.options_size = sizeof(lnp_opts),
+	.priv_size = sizeof(lnp_readout),
 	.create = lnp_create,
-	.destroy = lnp_destroy,
 	.forward = lnp_forward,
 	.regularizer = lnp_regularizer,
 	.initialize_bias = lnp_initialize_bias,

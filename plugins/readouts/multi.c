@@ -21,7 +21,8 @@
 ** forward: fa->data_key selects a session; with no key every session runs
 ** and the outputs are concatenated on the last axis in SORTED key order
 ** (openretina's readout_keys()), after a warning (except for the sampled
-** Gaussian, which does not warn).
+** Gaussian, which does not warn).  Sessions whose readouts describe
+** themselves as fv_linear_readouts run in one product.
 ** regularizer: fa->data_key's readout with reduction "mean" when
 ** readout_reg_avg (reg_avg) else "sum", unless the caller asks for one.
 **
@@ -67,129 +68,159 @@ typedef struct multi_opts {
 	const fv_config_node *kw[N_PASS];
 } multi_opts;
 
-#define OPT(name, type, field, def, flags, choices, doc) \
-	{name, type, offsetof(multi_opts, field), def, 0, 0, flags, choices, doc}
-#define REQ FV_OPT_REQUIRED
-#define NUL FV_OPT_NULLABLE
-#define END {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL}
+/* The state: the options, parsed in place, then the sessions. */
+typedef struct multi_readout {
+	multi_opts o;
+	const struct multi_variant *v;
+	size_t n;              /* sessions */
+	char **keys;           /* in n_neurons_dict order */
+	size_t *sorted;        /* indices of keys in sorted order */
+	fv_module **readouts;  /* the children, owned by the module */
+	int64_t *n_neurons;    /* each readout's output size */
+	bool reg_avg;
+	ro_nonlin nonlin;      /* MultiSampledGaussianReadout */
+	bool stackable;        /* every session can give an fv_linear_readout */
+} multi_readout;
 
-#define OPT_IN_SHAPE                                                            \
-	OPT("in_shape", FV_OPT_INT_LIST, in_shape, "null", NUL, NULL,           \
-	    "core output (channels, time, width, height); null: from the model's core")
-#define OPT_N_NEURONS                                                            \
-	OPT("n_neurons_dict", FV_OPT_NODE, n_neurons_dict, NULL, REQ, NULL,      \
-	    "{session: number of neurons}; one readout per session, in this order")
-#define OPT_MEAN_ACTIVITY                                                        \
-	OPT("mean_activity_dict", FV_OPT_NODE, mean_activity_dict, "null", NUL, NULL, \
-	    "{session: [mean response per neuron]} the biases start from; null: 0")
-#define OPT_READOUT_REG_AVG                                                      \
-	OPT("readout_reg_avg", FV_OPT_BOOL, readout_reg_avg, "false", 0, NULL,    \
-	    "regularize with means instead of sums (reduction 'mean')")
-#define OPT_CLONE                                                                \
-	OPT("clone_readout", FV_OPT_BOOL, clone_readout, "false", 0, NULL,        \
-	    "sessions after the first reuse its readout with a per-neuron scale and offset")
+/* The rows the five tables share. */
+#define ROW_IN_SHAPE                                                                       \
+	FV_OPT("in_shape", INT_LIST, multi_readout, o.in_shape, "null",                    \
+	       "core output (channels, time, width, height); null: from the model's core", \
+	       .flags = FV_OPT_NULLABLE)
+#define ROW_N_NEURONS                                                                  \
+	FV_OPT("n_neurons_dict", NODE, multi_readout, o.n_neurons_dict, NULL,          \
+	       "{session: number of neurons}; one readout per session, in this order", \
+	       .flags = FV_OPT_REQUIRED)
+#define ROW_MEAN_ACTIVITY                                                               \
+	FV_OPT("mean_activity_dict", NODE, multi_readout, o.mean_activity_dict, "null", \
+	       "{session: [mean response per neuron]} the biases start from; null: 0",  \
+	       .flags = FV_OPT_NULLABLE)
+#define ROW_READOUT_REG_AVG                                                        \
+	FV_OPT("readout_reg_avg", BOOL, multi_readout, o.readout_reg_avg, "false", \
+	       "regularize with means instead of sums (reduction 'mean')")
+#define ROW_CLONE                                                              \
+	FV_OPT("clone_readout", BOOL, multi_readout, o.clone_readout, "false", \
+	       "sessions after the first reuse its readout with a per-neuron scale and offset")
 
 static const fv_option gm_options[] = {
-	OPT_IN_SHAPE,
-	OPT_N_NEURONS,
-	OPT("scale", FV_OPT_BOOL, scale, NULL, REQ, NULL, "learn a per-neuron output scale"),
-	OPT("bias", FV_OPT_BOOL, bias, NULL, REQ, NULL, "learn a per-neuron bias"),
-	OPT("gaussian_mean_scale", FV_OPT_FLOAT, gaussian_mean_scale, NULL, REQ, NULL,
-	    "factor applied to the mask centres"),
-	OPT("gaussian_var_scale", FV_OPT_FLOAT, gaussian_var_scale, NULL, REQ, NULL,
-	    "factor applied to the mask log variances"),
-	OPT("positive", FV_OPT_BOOL, positive, NULL, REQ, NULL,
-	    "clamp the feature weights to >= 0 (in place) at every forward"),
-	OPT("mask_l1_reg", FV_OPT_FLOAT, mask_l1_reg, "1.0", 0, NULL, "weight of the mask penalty"),
-	OPT("feature_weights_l1_reg", FV_OPT_FLOAT, feature_weights_l1_reg, "1.0", 0, NULL,
-	    "weight of the L1 penalty on the feature weights"),
-	OPT_READOUT_REG_AVG,
-	OPT_MEAN_ACTIVITY,
-	END,
+	ROW_IN_SHAPE,
+	ROW_N_NEURONS,
+	FV_OPT("scale", BOOL, multi_readout, o.scale, NULL, "learn a per-neuron output scale",
+	       .flags = FV_OPT_REQUIRED),
+	FV_OPT("bias", BOOL, multi_readout, o.bias, NULL, "learn a per-neuron bias",
+	       .flags = FV_OPT_REQUIRED),
+	FV_OPT("gaussian_mean_scale", FLOAT, multi_readout, o.gaussian_mean_scale, NULL,
+	       "factor applied to the mask centres", .flags = FV_OPT_REQUIRED),
+	FV_OPT("gaussian_var_scale", FLOAT, multi_readout, o.gaussian_var_scale, NULL,
+	       "factor applied to the mask log variances", .flags = FV_OPT_REQUIRED),
+	FV_OPT("positive", BOOL, multi_readout, o.positive, NULL,
+	       "clamp the feature weights to >= 0 (in place) at every forward",
+	       .flags = FV_OPT_REQUIRED),
+	FV_OPT("mask_l1_reg", FLOAT, multi_readout, o.mask_l1_reg, "1.0",
+	       "weight of the mask penalty"),
+	FV_OPT("feature_weights_l1_reg", FLOAT, multi_readout, o.feature_weights_l1_reg, "1.0",
+	       "weight of the L1 penalty on the feature weights"),
+	ROW_READOUT_REG_AVG,
+	ROW_MEAN_ACTIVITY,
+	{0},
 };
 
 static const fv_option fa_options[] = {
-	OPT_IN_SHAPE,
-	OPT_N_NEURONS,
-	OPT("mask_l1_reg", FV_OPT_FLOAT, mask_l1_reg, NULL, REQ, NULL,
-	    "weight of the L1 penalty on the masks"),
-	OPT("weights_l1_reg", FV_OPT_FLOAT, weights_l1_reg, NULL, REQ, NULL,
-	    "weight of the L1 penalty on the feature weights"),
-	OPT("laplace_mask_reg", FV_OPT_FLOAT, laplace_mask_reg, NULL, REQ, NULL,
-	    "weight of the Laplace smoothness penalty on the masks"),
-	OPT("readout_bias", FV_OPT_BOOL, readout_bias, "false", 0, NULL, "learn a per-neuron bias"),
-	OPT("weights_constraint", FV_OPT_ENUM, weights_constraint, "null", NUL, "abs|norm|absnorm",
-	    "applied in place to the feature weights each forward"),
-	OPT("mask_constraint", FV_OPT_ENUM, mask_constraint, "null", NUL, "abs",
-	    "applied in place to the masks each forward"),
-	OPT("init_mask", FV_OPT_NODE, init_mask, "null", NUL, NULL,
-	    "initial masks (see FactorizedReadout)"),
-	OPT("init_weights", FV_OPT_NODE, init_weights, "null", NUL, NULL,
-	    "initial feature weights (channels, neurons)"),
-	OPT("init_scales", FV_OPT_NODE, init_scales, "null", NUL, NULL,
-	    "[[mask mean, std], [weights mean, std]] of the normal init"),
-	OPT_READOUT_REG_AVG,
-	OPT_MEAN_ACTIVITY,
-	END,
+	ROW_IN_SHAPE,
+	ROW_N_NEURONS,
+	FV_OPT("mask_l1_reg", FLOAT, multi_readout, o.mask_l1_reg, NULL,
+	       "weight of the L1 penalty on the masks", .flags = FV_OPT_REQUIRED),
+	FV_OPT("weights_l1_reg", FLOAT, multi_readout, o.weights_l1_reg, NULL,
+	       "weight of the L1 penalty on the feature weights", .flags = FV_OPT_REQUIRED),
+	FV_OPT("laplace_mask_reg", FLOAT, multi_readout, o.laplace_mask_reg, NULL,
+	       "weight of the Laplace smoothness penalty on the masks", .flags = FV_OPT_REQUIRED),
+	FV_OPT("readout_bias", BOOL, multi_readout, o.readout_bias, "false",
+	       "learn a per-neuron bias"),
+	FV_OPT("weights_constraint", ENUM, multi_readout, o.weights_constraint, "null",
+	       "applied in place to the feature weights each forward", .flags = FV_OPT_NULLABLE,
+	       .choices = "abs|norm|absnorm"),
+	FV_OPT("mask_constraint", ENUM, multi_readout, o.mask_constraint, "null",
+	       "applied in place to the masks each forward", .flags = FV_OPT_NULLABLE,
+	       .choices = "abs"),
+	FV_OPT("init_mask", NODE, multi_readout, o.init_mask, "null",
+	       "initial masks (see FactorizedReadout)", .flags = FV_OPT_NULLABLE),
+	FV_OPT("init_weights", NODE, multi_readout, o.init_weights, "null",
+	       "initial feature weights (channels, neurons)", .flags = FV_OPT_NULLABLE),
+	FV_OPT("init_scales", NODE, multi_readout, o.init_scales, "null",
+	       "[[mask mean, std], [weights mean, std]] of the normal init", .flags = FV_OPT_NULLABLE),
+	ROW_READOUT_REG_AVG,
+	ROW_MEAN_ACTIVITY,
+	{0},
 };
 
 static const fv_option sg_options[] = {
-	OPT_IN_SHAPE,
-	OPT_N_NEURONS,
-	OPT("bias", FV_OPT_BOOL, bias, NULL, REQ, NULL, "learn a per-neuron bias"),
-	OPT("init_mu_range", FV_OPT_FLOAT, init_mu_range, NULL, REQ, NULL,
-	    "positions start uniform in [-range, range]; in (0, 1]"),
-	OPT("init_sigma_range", FV_OPT_FLOAT, init_sigma_range, NULL, REQ, NULL,
-	    "initial sigma (full: uniform in [-range, range]); > 0"),
-	OPT("batch_sample", FV_OPT_BOOL, batch_sample, "true", 0, NULL,
-	    "draw a position per batch element"),
-	OPT("align_corners", FV_OPT_BOOL, align_corners, "true", 0, NULL, "grid_sample's align_corners"),
-	OPT("gauss_type", FV_OPT_ENUM, gauss_type, "full", 0, "full|uncorrelated|isotropic",
-	    "covariance of the position distribution"),
-	OPT("grid_mean_predictor", FV_OPT_NODE, grid_mean_predictor, "null", NUL, NULL,
-	    "see PointGaussianReadout (needs source_grid, which this container cannot pass)"),
-	OPT("shared_features", FV_OPT_NODE, shared_features, "null", NUL, NULL,
-	    "{match_ids: [...]} feature sharing within each session"),
-	OPT("shared_grid", FV_OPT_NODE, shared_grid, "null", NUL, NULL,
-	    "{match_ids: [...]} position sharing within each session"),
-	OPT("init_grid", FV_OPT_NODE, init_grid, "null", NUL, NULL, "initial positions"),
-	OPT("gamma", FV_OPT_FLOAT, gamma, "1.0", 0, NULL,
-	    "weight of the L1 penalty on the feature weights (gamma_readout)"),
-	OPT("reg_avg", FV_OPT_BOOL, reg_avg, "false", 0, NULL, "regularize with means instead of sums"),
-	OPT("nonlinearity_function", FV_OPT_STRING, nonlinearity_function, "softplus", 0, NULL,
-	    "applied to every session's output"),
-	OPT_MEAN_ACTIVITY,
-	END,
+	ROW_IN_SHAPE,
+	ROW_N_NEURONS,
+	FV_OPT("bias", BOOL, multi_readout, o.bias, NULL, "learn a per-neuron bias",
+	       .flags = FV_OPT_REQUIRED),
+	FV_OPT("init_mu_range", FLOAT, multi_readout, o.init_mu_range, NULL,
+	       "positions start uniform in [-range, range]; in (0, 1]", .flags = FV_OPT_REQUIRED),
+	FV_OPT("init_sigma_range", FLOAT, multi_readout, o.init_sigma_range, NULL,
+	       "initial sigma (full: uniform in [-range, range]); > 0", .flags = FV_OPT_REQUIRED),
+	FV_OPT("batch_sample", BOOL, multi_readout, o.batch_sample, "true",
+	       "draw a position per batch element"),
+	FV_OPT("align_corners", BOOL, multi_readout, o.align_corners, "true",
+	       "grid_sample's align_corners"),
+	FV_OPT("gauss_type", ENUM, multi_readout, o.gauss_type, "full",
+	       "covariance of the position distribution", .choices = "full|uncorrelated|isotropic"),
+	FV_OPT("grid_mean_predictor", NODE, multi_readout, o.grid_mean_predictor, "null",
+	       "see PointGaussianReadout (needs source_grid, which this container cannot pass)",
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("shared_features", NODE, multi_readout, o.shared_features, "null",
+	       "{match_ids: [...]} feature sharing within each session", .flags = FV_OPT_NULLABLE),
+	FV_OPT("shared_grid", NODE, multi_readout, o.shared_grid, "null",
+	       "{match_ids: [...]} position sharing within each session", .flags = FV_OPT_NULLABLE),
+	FV_OPT("init_grid", NODE, multi_readout, o.init_grid, "null", "initial positions",
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("gamma", FLOAT, multi_readout, o.gamma, "1.0",
+	       "weight of the L1 penalty on the feature weights (gamma_readout)"),
+	FV_OPT("reg_avg", BOOL, multi_readout, o.reg_avg, "false",
+	       "regularize with means instead of sums"),
+	FV_OPT("nonlinearity_function", STRING, multi_readout, o.nonlinearity_function, "softplus",
+	       "applied to every session's output"),
+	ROW_MEAN_ACTIVITY,
+	{0},
 };
-
-#define LNP_OPTIONS                                                                             \
-	OPT("smooth_weight", FV_OPT_FLOAT, smooth_weight, "0.0", 0, NULL,                      \
-	    "weight of the smoothness penalty"),                                               \
-	OPT("sparse_weight", FV_OPT_FLOAT, sparse_weight, "0.0", 0, NULL,                      \
-	    "weight of the mean |kernel| penalty"),                                            \
-	OPT("smooth_regularizer", FV_OPT_STRING, smooth_regularizer, "LaplaceL2norm", 0, NULL,  \
-	    "smoothness regularizer (e.g. GaussianLaplaceL2)"),                                 \
-	{"laplace_padding", FV_OPT_INT, offsetof(multi_opts, laplace_padding), "null", 0, 1e6, \
-	 NUL, NULL, "the smoothness regularizer's padding"},                                   \
-	OPT("nonlinearity", FV_OPT_STRING, nonlinearity, "exp", 0, NULL, "output nonlinearity"), \
-	OPT("bias", FV_OPT_BOOL, bias, "false", 0, NULL, "learn a per-neuron bias")
 
 static const fv_option lnp_options[] = {
-	OPT_IN_SHAPE, OPT_N_NEURONS, OPT_MEAN_ACTIVITY, OPT_CLONE, OPT_READOUT_REG_AVG,
-	LNP_OPTIONS,  END,
+	ROW_IN_SHAPE,
+	ROW_N_NEURONS,
+	ROW_MEAN_ACTIVITY,
+	ROW_CLONE,
+	ROW_READOUT_REG_AVG,
+	FV_OPT("smooth_weight", FLOAT, multi_readout, o.smooth_weight, "0.0",
+	       "weight of the smoothness penalty"),
+	FV_OPT("sparse_weight", FLOAT, multi_readout, o.sparse_weight, "0.0",
+	       "weight of the mean |kernel| penalty"),
+	FV_OPT("smooth_regularizer", STRING, multi_readout, o.smooth_regularizer, "LaplaceL2norm",
+	       "smoothness regularizer (e.g. GaussianLaplaceL2)"),
+	FV_OPT("laplace_padding", INT, multi_readout, o.laplace_padding, "null",
+	       "the smoothness regularizer's padding", .min = 0, .max = 1e6,
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("nonlinearity", STRING, multi_readout, o.nonlinearity, "exp", "output nonlinearity"),
+	FV_OPT("bias", BOOL, multi_readout, o.bias, "false", "learn a per-neuron bias"),
+	{0},
 };
 
-#define PASS(i, name) \
-	OPT(name, FV_OPT_NODE, kw[i], "null", NUL, NULL, "passed to base_readout when given")
+/* MultiReadoutBase passes these on, untyped, to whichever base readout. */
+#define PASS(i, name)                                      \
+	FV_OPT(name, NODE, multi_readout, o.kw[i], "null", \
+	       "passed to base_readout when given", .flags = FV_OPT_NULLABLE)
 
 static const fv_option base_options[] = {
-	OPT_IN_SHAPE,
-	OPT_N_NEURONS,
-	OPT("base_readout", FV_OPT_STRING, base_readout, NULL, REQ, NULL,
-	    "the readout built per session (a registered name, e.g. GaussianMaskReadout)"),
-	OPT_MEAN_ACTIVITY,
-	OPT_CLONE,
-	OPT_READOUT_REG_AVG,
+	ROW_IN_SHAPE,
+	ROW_N_NEURONS,
+	FV_OPT("base_readout", STRING, multi_readout, o.base_readout, NULL,
+	       "the readout built per session (a registered name, e.g. GaussianMaskReadout)",
+	       .flags = FV_OPT_REQUIRED),
+	ROW_MEAN_ACTIVITY,
+	ROW_CLONE,
+	ROW_READOUT_REG_AVG,
 	PASS(0, "gaussian_mean_scale"), PASS(1, "gaussian_var_scale"), PASS(2, "positive"),
 	PASS(3, "scale"), PASS(4, "bias"), PASS(5, "nonlinearity_function"),
 	PASS(6, "mask_l1_reg"), PASS(7, "feature_weights_l1_reg"), PASS(8, "init_mu_range"),
@@ -201,7 +232,7 @@ static const fv_option base_options[] = {
 	PASS(24, "mask_constraint"), PASS(25, "init_mask"), PASS(26, "init_weights"),
 	PASS(27, "init_scales"), PASS(28, "smooth_weight"), PASS(29, "sparse_weight"),
 	PASS(30, "smooth_regularizer"), PASS(31, "laplace_padding"), PASS(32, "nonlinearity"),
-	END,
+	{0},
 };
 
 /* What distinguishes the five containers. */
@@ -286,28 +317,16 @@ static char *child_yaml(const multi_variant *v, const void *opts, const int64_t 
 
 /* ---- the container --------------------------------------------------------------------- */
 
-typedef struct multi_readout {
-	const multi_variant *v;
-	size_t n;              /* sessions */
-	char **keys;           /* in n_neurons_dict order */
-	size_t *sorted;        /* indices of keys in sorted order */
-	fv_module **readouts;  /* the children, owned by the module */
-	int64_t *n_neurons;    /* each readout's output size */
-	bool reg_avg;
-	ro_nonlin nonlin;      /* MultiSampledGaussianReadout */
-} multi_readout;
-
-static void multi_free(multi_readout *r)
+/* The session tables; the session readouts are the module's children. */
+static void multi_destroy(fv_module *m)
 {
-	if (r == NULL)
-		return;
+	multi_readout *r = fv_module_priv(m);
 	for (size_t i = 0; r->keys != NULL && i < r->n; i++)
 		free(r->keys[i]);
 	free(r->keys);
 	free(r->sorted);
 	free(r->readouts);
 	free(r->n_neurons);
-	free(r);
 }
 
 /* r->sorted = the session indices in sorted key order (Python's sorted()
@@ -436,6 +455,8 @@ static fv_status build_sessions(fv_module *m, multi_readout *r, const void *opts
                                 const fv_build_args *args, const int64_t in_shape[4])
 {
 	bool clone = opt_bool(r->v, opts, "clone_readout");
+	/* The sampled Gaussian's sessions read frames, not the container's input. */
+	r->stackable = !r->v->sampled_gaussian;
 	for (size_t i = 0; i < r->n; i++) {
 		fv_module *child = i > 0 && clone ? make_clone(r, args, i)
 		                                  : make_session(r, opts, args, in_shape, i);
@@ -445,13 +466,20 @@ static fv_status build_sessions(fv_module *m, multi_readout *r, const void *opts
 		if (st != FV_OK)
 			return st;
 		r->readouts[i] = child;
+		/* The registry's copy of a component is full-size: the slot is there. */
+		r->stackable &= fv_module_component(child)->linear_readout != NULL;
 	}
 	return FV_OK;
 }
 
-static fv_status multi_create_variant(const multi_variant *v, fv_module *m, const void *opts,
+/* The variant's options are read through its table (opt_field), which
+** gives their offsets in the state. */
+static fv_status multi_create_variant(const multi_variant *v, fv_module *m,
                                       const fv_build_args *args)
 {
+	multi_readout *r = fv_module_priv(m);
+	const void *opts = r;
+	r->v = v;
 	if (args->registry == NULL)
 		return fv_error(FV_ERR_ARG, "%s: needs the registry to build its session readouts",
 		                v->who);
@@ -459,11 +487,6 @@ static fv_status multi_create_variant(const multi_variant *v, fv_module *m, cons
 	fv_status st = ro_in_shape(v->who, opt_field(v, opts, "in_shape"), args, in_shape);
 	if (st != FV_OK)
 		return st;
-	multi_readout *r = calloc(1, sizeof *r);
-	if (r == NULL)
-		return fv_error(FV_ERR_NOMEM, "%s: out of memory", v->who);
-	fv_module_set_priv(m, r);
-	r->v = v;
 	r->reg_avg = opt_bool(v, opts, v->sampled_gaussian ? "reg_avg" : "readout_reg_avg");
 	if (v->sampled_gaussian) {
 		const char *f = *(const char *const *)opt_field(v, opts, "nonlinearity_function");
@@ -475,11 +498,6 @@ static fv_status multi_create_variant(const multi_variant *v, fv_module *m, cons
 	if (st != FV_OK)
 		return st;
 	return build_sessions(m, r, opts, args, in_shape);
-}
-
-static void multi_destroy(fv_module *m)
-{
-	multi_free(fv_module_priv(m)); /* the session readouts are the module's children */
 }
 
 /* ---- forward, regularizer, bias ------------------------------------------------------- */
@@ -525,42 +543,40 @@ static fv_tensor *forward_session(const multi_readout *r, fv_module *readout, fv
 	return ro_nonlin_apply(ctx, r->nonlin, fv_reshape(ctx, y, 3, out));
 }
 
-/* Whether every session is a GaussianMaskReadout, all with the same
-** output nonlinearity. */
-static bool all_gaussian_masks(const multi_readout *r)
-{
-	for (size_t i = 0; i < r->n; i++) {
-		const fv_component *c = fv_module_component(r->readouts[i]);
-		if (c->names == NULL || strcmp(c->names[0], RO_GAUSSIAN_MASK) != 0)
-			return false;
-		const ro_gaussian_mask *g = fv_module_priv(r->readouts[i]);
-		if (g->nonlin != ((const ro_gaussian_mask *)fv_module_priv(r->readouts[0]))->nonlin)
-			return false;
-	}
-	return r->n > 0;
-}
-
-/* Every GaussianMaskReadout session at once: their weights, scales and
-** biases stacked in sorted key order, so that x is rearranged once and
-** multiplied in one product instead of once per session.  The result is
-** the sessions' outputs concatenated, as from each on its own. */
-static fv_tensor *forward_gaussian_masks(const multi_readout *r, fv_ctx *ctx, fv_tensor *x)
+/* Every session at once, when each readout is an fv_linear_readout with the
+** same activation and the same kind of scale and bias: their weights,
+** scales and biases stacked in sorted key order, so that x is rearranged
+** once and multiplied in one product instead of once per session.  The
+** result is the sessions' outputs concatenated, as from each on its own.
+** Returns false when the sessions differ so and must run one by one; else
+** *y is the output, or NULL (with the message) on failure. */
+static bool forward_stacked(const multi_readout *r, fv_ctx *ctx, fv_tensor *x, fv_tensor **y)
 {
 	size_t n = r->n;
+	fv_linear_readout *lin = fv_ctx_alloc(ctx, n * sizeof *lin);
 	fv_tensor **parts = fv_ctx_alloc(ctx, 3 * n * sizeof *parts);
-	if (parts == NULL)
-		return NULL;
+	*y = NULL;
+	if (lin == NULL || parts == NULL)
+		return true;
 	for (size_t i = 0; i < n; i++) {
-		ro_gaussian_mask *g = fv_module_priv(r->readouts[r->sorted[i]]);
-		if (!ro_gm_input_ok(RO_GAUSSIAN_MASK, g, x) || !(parts[i] = ro_gm_weight(ctx, g)))
-			return NULL;
-		parts[n + i] = g->scale_param;
-		parts[2 * n + i] = g->bias;
+		if (fv_module_linear_readout(r->readouts[r->sorted[i]], ctx, x, &lin[i]) != FV_OK)
+			return true;
+		if (lin[i].activation != lin[0].activation ||
+		    (lin[i].scale == NULL) != (lin[0].scale == NULL) ||
+		    (lin[i].bias == NULL) != (lin[0].bias == NULL))
+			return false;
+		parts[i] = lin[i].weight;
+		parts[n + i] = lin[i].scale;
+		parts[2 * n + i] = lin[i].bias;
 	}
-	const ro_gaussian_mask *first = fv_module_priv(r->readouts[0]);
-	return ro_gm_output(ctx, x, fv_concat(ctx, (int)n, parts, 0),
-	                    fv_concat(ctx, (int)n, parts + n, 0),
-	                    fv_concat(ctx, (int)n, parts + 2 * n, 0), first->nonlin);
+	fv_linear_readout all = {.weight = fv_concat(ctx, (int)n, parts, 0),
+	                         .activation = lin[0].activation};
+	if (lin[0].scale != NULL && (all.scale = fv_concat(ctx, (int)n, parts + n, 0)) == NULL)
+		return true;
+	if (lin[0].bias != NULL && (all.bias = fv_concat(ctx, (int)n, parts + 2 * n, 0)) == NULL)
+		return true;
+	*y = ro_linear_output(ctx, x, &all);
+	return true;
 }
 
 static fv_tensor *multi_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_forward_args *fa)
@@ -576,8 +592,9 @@ static fv_tensor *multi_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const f
 	if (!r->v->sampled_gaussian)
 		ro_warn_once(&warned,
 		             "No data key provided, returning concatenated responses from all readouts");
-	if (all_gaussian_masks(r))
-		return forward_gaussian_masks(r, ctx, x);
+	fv_tensor *y;
+	if (r->stackable && forward_stacked(r, ctx, x, &y))
+		return y;
 	fv_tensor **ys = fv_ctx_alloc(ctx, r->n * sizeof *ys);
 	if (ys == NULL)
 		return NULL;
@@ -643,12 +660,32 @@ static fv_status multi_initialize_bias(fv_module *m, const fv_tensor *mean)
 	return FV_OK;
 }
 
+/* Where the neurons of one session read the feature map: its readout's
+** answer (FV_ERR_NOTFOUND when that readout cannot tell). */
+static fv_status multi_neuron_positions(const fv_module *m, const char *key, int64_t n,
+                                        double *row_col, int64_t map_hw[2])
+{
+	const multi_readout *r = fv_module_priv(m);
+	fv_module *readout = NULL;
+	if (key != NULL)
+		readout = session(r, key, NULL);
+	else if (r->n == 1)
+		readout = r->readouts[0];
+	else
+		return fv_error(FV_ERR_ARG, "%s: neuron positions: a session is needed when there "
+		                "are several", r->v->who);
+	if (readout == NULL)
+		return FV_ERR_NOTFOUND;
+	return fv_module_neuron_positions(readout, key, n, row_col, map_hw);
+}
+
 /* ---- the five components ----------------------------------------------------------------- */
 
 #define VARIANT_CREATE(fn, idx)                                                        \
 	static fv_status fn(fv_module *m, const void *opts, const fv_build_args *args) \
 	{                                                                              \
-		return multi_create_variant(&variants[idx], m, opts, args);            \
+		(void)opts;                                                            \
+		return multi_create_variant(&variants[idx], m, args);                  \
 	}
 VARIANT_CREATE(base_create, 0)
 VARIANT_CREATE(gm_create, 1)
@@ -663,12 +700,13 @@ VARIANT_CREATE(lnp_create, 4)
 		.names = names_,                               \
 		.doc = doc_,                                   \
 		.options = options_,                           \
-		.options_size = sizeof(multi_opts),            \
+		.priv_size = sizeof(multi_readout),            \
 		.create = create_,                             \
 		.destroy = multi_destroy,                      \
 		.forward = multi_forward,                      \
 		.regularizer = multi_regularizer,              \
 		.initialize_bias = multi_initialize_bias,      \
+		.neuron_positions = multi_neuron_positions,    \
 	}
 
 #define MULTI_NAMES(var, name) \
@@ -693,18 +731,5 @@ MULTI_COMPONENT(sg_component, sg_names,
                 sg_options, sg_create);
 MULTI_COMPONENT(lnp_component, lnp_names, "an LNPReadout per session", lnp_options, lnp_create);
 
-static const fv_component *const components[] = {&base_component, &gm_component, &fa_component,
-                                                 &sg_component, &lnp_component};
-
-static const fv_plugin plugin = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "readouts-multi",
-	.n_components = sizeof components / sizeof components[0],
-	.components = components,
-};
-
-FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
-{
-	return &plugin;
-}
+FV_PLUGIN_DEFINE("readouts-multi", &base_component, &gm_component, &fa_component,
+                 &sg_component, &lnp_component);

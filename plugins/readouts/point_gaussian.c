@@ -39,6 +39,7 @@
 #define WHO "PointGaussianReadout"
 #define MAX_MLP_LAYERS 64
 
+/* The options: the first member of the state, pg_readout, parsed in place. */
 typedef struct pg_opts {
 	fv_int_list in_shape;
 	int64_t outdims;
@@ -57,50 +58,15 @@ typedef struct pg_opts {
 	double gamma_readout;
 } pg_opts;
 
-static const fv_option pg_options[] = {
-	{"in_shape", FV_OPT_INT_LIST, offsetof(pg_opts, in_shape), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "feature map (channels, time, width, height); time is unused; null: from the core"},
-	{"outdims", FV_OPT_INT, offsetof(pg_opts, outdims), "null", 1, 1e12, FV_OPT_NULLABLE, NULL,
-	 "number of neurons; null: from the session's data"},
-	{"bias", FV_OPT_BOOL, offsetof(pg_opts, bias), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
-	 "add a learned per-neuron bias"},
-	{"init_mu_range", FV_OPT_FLOAT, offsetof(pg_opts, init_mu_range), "0.1", 0, 0, 0, NULL,
-	 "mu starts uniform in [-init_mu_range, init_mu_range]; must lie in (0, 1]"},
-	{"init_sigma_range", FV_OPT_FLOAT, offsetof(pg_opts, init_sigma_range), "0.15", 0, 0, 0, NULL,
-	 "sigma starts at this value (full: uniform in [-range, range]); must be > 0"},
-	{"batch_sample", FV_OPT_BOOL, offsetof(pg_opts, batch_sample), "true", 0, 0, 0, NULL,
-	 "draw a position per batch element (else one for the whole batch)"},
-	{"align_corners", FV_OPT_BOOL, offsetof(pg_opts, align_corners), "true", 0, 0, 0, NULL,
-	 "grid_sample's align_corners: -1/+1 are the outer pixel centres (else edges)"},
-	{"gauss_type", FV_OPT_ENUM, offsetof(pg_opts, gauss_type), "full", 0, 0, 0,
-	 "full|uncorrelated|isotropic", "shape of the position distribution's covariance"},
-	{"grid_mean_predictor", FV_OPT_NODE, offsetof(pg_opts, grid_mean_predictor), "null", 0, 0,
-	 FV_OPT_NULLABLE, NULL,
-	 "{hidden_features: 20, hidden_layers: 0, final_tanh: false}: predict mu from source_grid"},
-	{"shared_features", FV_OPT_NODE, offsetof(pg_opts, shared_features), "null", 0, 0,
-	 FV_OPT_NULLABLE, NULL, "{match_ids: [...]}: neurons with equal ids share feature vectors"},
-	{"shared_grid", FV_OPT_NODE, offsetof(pg_opts, shared_grid), "null", 0, 0, FV_OPT_NULLABLE,
-	 NULL, "{match_ids: [...]}: neurons with equal ids share a position"},
-	{"init_grid", FV_OPT_NODE, offsetof(pg_opts, init_grid), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "initial positions, one (x, y) pair per neuron (see the docs)"},
-	{"source_grid", FV_OPT_NODE, offsetof(pg_opts, source_grid), "null", 0, 0, FV_OPT_NULLABLE,
-	 NULL, "neurons x input_dimensions: the grid_mean_predictor's input"},
-	{"mean_activity", FV_OPT_NODE, offsetof(pg_opts, mean_activity), "null", 0, 0,
-	 FV_OPT_NULLABLE, NULL, "per-neuron mean response the bias starts from (list); null: 0"},
-	{"gamma_readout", FV_OPT_FLOAT, offsetof(pg_opts, gamma_readout), "1.0", 0, 0, 0, NULL,
-	 "weight of the L1 penalty on the feature weights"},
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
-};
-
 typedef enum pg_gauss { PG_FULL, PG_UNCORRELATED, PG_ISOTROPIC } pg_gauss;
 typedef enum pg_grid { PG_OWN_GRID, PG_SHARED_GRID, PG_PREDICTED_GRID } pg_grid;
 
+/* The options first, parsed in place, then what create() builds. */
 typedef struct pg_readout {
+	pg_opts o;
 	int64_t c, w, h, n;
 	pg_gauss gauss;
 	pg_grid grid_kind;
-	bool batch_sample, align_corners;
-	double gamma;
 	fv_tensor *mu;           /* _mu: (1, n or unique ids, 1, 2); NULL when predicted */
 	int64_t *grid_index;     /* shared grid: unique-id index per neuron */
 	fv_tensor *sigma;        /* (1, n, 2, 2) / (1, n, 1, 2) / (1, n, 1, 1) */
@@ -114,18 +80,50 @@ typedef struct pg_readout {
 	bool final_tanh;
 } pg_readout;
 
+static const fv_option pg_options[] = {
+	FV_OPT("in_shape", INT_LIST, pg_readout, o.in_shape, "null",
+	       "feature map (channels, time, width, height); time is unused; null: from the core",
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("outdims", INT, pg_readout, o.outdims, "null",
+	       "number of neurons; null: from the session's data", .min = 1, .max = 1e12,
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("bias", BOOL, pg_readout, o.bias, NULL, "add a learned per-neuron bias",
+	       .flags = FV_OPT_REQUIRED),
+	FV_OPT("init_mu_range", FLOAT, pg_readout, o.init_mu_range, "0.1",
+	       "mu starts uniform in [-init_mu_range, init_mu_range]; must lie in (0, 1]"),
+	FV_OPT("init_sigma_range", FLOAT, pg_readout, o.init_sigma_range, "0.15",
+	       "sigma starts at this value (full: uniform in [-range, range]); must be > 0"),
+	FV_OPT("batch_sample", BOOL, pg_readout, o.batch_sample, "true",
+	       "draw a position per batch element (else one for the whole batch)"),
+	FV_OPT("align_corners", BOOL, pg_readout, o.align_corners, "true",
+	       "grid_sample's align_corners: -1/+1 are the outer pixel centres (else edges)"),
+	FV_OPT("gauss_type", ENUM, pg_readout, o.gauss_type, "full",
+	       "shape of the position distribution's covariance",
+	       .choices = "full|uncorrelated|isotropic"),
+	FV_OPT("grid_mean_predictor", NODE, pg_readout, o.grid_mean_predictor, "null",
+	       "{hidden_features: 20, hidden_layers: 0, final_tanh: false}: predict mu from source_grid",
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("shared_features", NODE, pg_readout, o.shared_features, "null",
+	       "{match_ids: [...]}: neurons with equal ids share feature vectors",
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("shared_grid", NODE, pg_readout, o.shared_grid, "null",
+	       "{match_ids: [...]}: neurons with equal ids share a position", .flags = FV_OPT_NULLABLE),
+	FV_OPT("init_grid", NODE, pg_readout, o.init_grid, "null",
+	       "initial positions, one (x, y) pair per neuron (see the docs)",
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("source_grid", NODE, pg_readout, o.source_grid, "null",
+	       "neurons x input_dimensions: the grid_mean_predictor's input", .flags = FV_OPT_NULLABLE),
+	FV_OPT("mean_activity", NODE, pg_readout, o.mean_activity, "null",
+	       "per-neuron mean response the bias starts from (list); null: 0",
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("gamma_readout", FLOAT, pg_readout, o.gamma_readout, "1.0",
+	       "weight of the L1 penalty on the feature weights"),
+	{0},
+};
+
 static bool warned_shape;
 
 /* ---- construction ------------------------------------------------------------ */
-
-static void pg_free(pg_readout *r)
-{
-	if (r == NULL)
-		return;
-	free(r->grid_index);
-	free(r->feature_index);
-	free(r);
-}
 
 /* np.unique(ids, return_inverse=True): the index of each id among the
 ** sorted distinct ids, and how many distinct ids there are. */
@@ -437,7 +435,9 @@ static fv_status pg_build(fv_module *m, pg_readout *r, const pg_opts *o,
 
 static fv_status pg_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
-	const pg_opts *o = opts;
+	(void)opts;
+	pg_readout *r = fv_module_priv(m);
+	const pg_opts *o = &r->o;
 	if (o->init_mu_range > 1.0 || o->init_mu_range <= 0.0 || o->init_sigma_range <= 0.0)
 		return fv_error(FV_ERR_CONFIG,
 		                "%s%s: either init_mu_range doesn't belong to [0.0, 1.0] or "
@@ -449,10 +449,6 @@ static fv_status pg_create(fv_module *m, const void *opts, const fv_build_args *
 		st = ro_outdims(WHO, o->outdims, args, &n);
 	if (st != FV_OK)
 		return st;
-	pg_readout *r = calloc(1, sizeof *r);
-	if (r == NULL)
-		return fv_error(FV_ERR_NOMEM, "%s: out of memory", WHO);
-	fv_module_set_priv(m, r);
 	r->c = shape[0];
 	r->w = shape[2];
 	r->h = shape[3];
@@ -460,15 +456,15 @@ static fv_status pg_create(fv_module *m, const void *opts, const fv_build_args *
 	r->gauss = strcmp(o->gauss_type, "full") == 0           ? PG_FULL
 	           : strcmp(o->gauss_type, "uncorrelated") == 0 ? PG_UNCORRELATED
 	                                                         : PG_ISOTROPIC;
-	r->batch_sample = o->batch_sample;
-	r->align_corners = o->align_corners;
-	r->gamma = o->gamma_readout;
 	return pg_build(m, r, o, args);
 }
 
+/* The index arrays of shared grids and features; the rest is the module's. */
 static void pg_destroy(fv_module *m)
 {
-	pg_free(fv_module_priv(m));
+	pg_readout *r = fv_module_priv(m);
+	free(r->grid_index);
+	free(r->feature_index);
 }
 
 /* ---- forward ----------------------------------------------------------------- */
@@ -553,14 +549,14 @@ static fv_tensor *pg_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_f
 		return NULL;
 	int64_t batch = x->shape[0];
 	bool sample = (fa == NULL || fa->sample < 0) ? fv_module_training(m) : fa->sample != 0;
-	fv_tensor *grid = pg_sample_grid(ctx, r, r->batch_sample ? batch : 1, sample);
-	if (!r->batch_sample) {
+	fv_tensor *grid = pg_sample_grid(ctx, r, r->o.batch_sample ? batch : 1, sample);
+	if (!r->o.batch_sample) {
 		int64_t shape[4] = {batch, r->n, 1, 2};
 		grid = fv_expand(ctx, grid, 4, shape);
 	}
 	int64_t y3[3] = {batch, r->c, r->n}, f3[3] = {1, r->c, r->n};
 	int channels = 1;
-	fv_tensor *y = fv_grid_sample(ctx, x, grid, r->align_corners); /* (N, c, n, 1) */
+	fv_tensor *y = fv_grid_sample(ctx, x, grid, r->o.align_corners); /* (N, c, n, 1) */
 	fv_tensor *feat = fv_reshape(ctx, pg_features(ctx, r), 3, f3);
 	y = fv_sum(ctx, fv_mul(ctx, fv_reshape(ctx, y, 3, y3), feat), 1, &channels, false);
 	return r->bias != NULL ? fv_add(ctx, y, r->bias) : y;
@@ -575,7 +571,7 @@ static fv_tensor *pg_regularizer(fv_module *m, fv_ctx *ctx, const fv_forward_arg
 	fv_tensor *l1 = fv_abs(ctx, pg_features(ctx, r));
 	if (red != FV_REDUCE_NONE)
 		l1 = ro_reduce_all(ctx, l1, red == FV_REDUCE_MEAN);
-	return fv_mul_scalar(ctx, l1, r->gamma);
+	return fv_mul_scalar(ctx, l1, r->o.gamma_readout);
 }
 
 /* openretina's initialize(): the bias, when there is one, from the mean
@@ -601,7 +597,7 @@ static const fv_component pg_component = {
 	.doc = "reads each neuron's features at one point drawn from a learned 2-D Gaussian "
 	       "(Lurz et al. 2021); input (N, c, w, h), output (N, neurons)",
 	.options = pg_options,
-	.options_size = sizeof(pg_opts),
+	.priv_size = sizeof(pg_readout),
 	.create = pg_create,
 	.destroy = pg_destroy,
 	.forward = pg_forward,

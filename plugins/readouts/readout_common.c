@@ -313,58 +313,50 @@ fv_module *ro_child(fv_module *m, const fv_build_args *args, const char *who, co
 	return fv_module_add_child(m, name, child) == FV_OK ? child : NULL;
 }
 
-/* ---- GaussianMaskReadout ------------------------------------------------------------- */
+/* ---- linear readouts ------------------------------------------------------------------ */
 
-bool ro_gm_input_ok(const char *who, const ro_gaussian_mask *r, const fv_tensor *x)
+static fv_tensor *softplus_fn(fv_ctx *ctx, fv_tensor *x)
 {
-	if (x->ndim == 5 && x->shape[1] == r->c && x->shape[3] == r->w && x->shape[4] == r->h)
-		return true;
-	fv_error(FV_ERR_SHAPE, "%s: input has shape %s; expected (batch, %lld, time, %lld, %lld)",
-	         who, fv_shape_str(x->ndim, x->shape), (long long)r->c, (long long)r->w,
-	         (long long)r->h);
-	return false;
+	return ro_nonlin_apply(ctx, RO_SOFTPLUS, x);
 }
 
-/* The normalised Gaussian masks (n, w, h) as openretina's get_mask(). */
-static fv_tensor *gm_masks(fv_ctx *ctx, const ro_gaussian_mask *r)
+static fv_tensor *exp_fn(fv_ctx *ctx, fv_tensor *x)
 {
-	int64_t var_shape[3] = {r->n, 1, 1}, mean_shape[4] = {r->n, 1, 1, 2};
-	int last = -1, wh[2] = {1, 2};
-	fv_tensor *scaled_log_var = fv_mul_scalar(ctx, r->mask_log_var, r->var_scale);
-	fv_tensor *var = fv_exp(ctx, fv_clamp(ctx, scaled_log_var, -20, 20));
-	var = fv_reshape(ctx, var, 3, var_shape);
-	fv_tensor *mu = fv_mul_scalar(ctx, r->mask_mean, r->mean_scale);
-	fv_tensor *d = fv_sub(ctx, r->grid, fv_reshape(ctx, mu, 4, mean_shape));
-	fv_tensor *d2 = fv_sum(ctx, fv_square(ctx, d), 1, &last, false);
-	fv_tensor *pdf = fv_div(ctx, d2, fv_add_scalar(ctx, var, 1e-8));
-	pdf = fv_exp(ctx, fv_mul_scalar(ctx, fv_clamp(ctx, pdf, -INFINITY, 20), -0.5));
-	/* The clamp keeps every pdf value >= exp(-10), so the normaliser is
-	** positive and openretina's nan_to_num never has a NaN to replace. */
-	return fv_div(ctx, pdf, fv_sum(ctx, pdf, 2, wh, true));
+	return ro_nonlin_apply(ctx, RO_EXP, x);
 }
 
-static void clamp_nonnegative(fv_tensor *t)
+static fv_tensor *relu_fn(fv_ctx *ctx, fv_tensor *x)
 {
-	for (int64_t i = 0; i < t->numel; i++)
-		if (t->data[i] < 0)
-			t->data[i] = 0;
+	return ro_nonlin_apply(ctx, RO_RELU, x);
 }
 
-/* einsum("nctwh,whd->nctd") then the weighted sum over channels is one
-** product with w[d, c, wh] = features[c, d] * mask[d, wh], which is small:
-** no (n, c, t, d) product is ever formed. */
-fv_tensor *ro_gm_weight(fv_ctx *ctx, ro_gaussian_mask *r)
+static fv_tensor *elu_fn(fv_ctx *ctx, fv_tensor *x)
 {
-	int64_t wh = r->w * r->h;
-	int64_t mask3[3] = {r->n, 1, wh}, feat3[3] = {r->n, r->c, 1}, feat2[2] = {r->c, r->n};
-	int64_t flat_w[2] = {r->n, r->c * wh};
-	const int to_dc[2] = {1, 0};
-	if (r->positive)
-		clamp_nonnegative(r->features);
-	fv_tensor *mask = fv_reshape(ctx, gm_masks(ctx, r), 3, mask3);
-	fv_tensor *feat = fv_reshape(ctx, fv_permute(ctx, fv_reshape(ctx, r->features, 2, feat2),
-	                                             to_dc), 3, feat3);
-	return fv_reshape(ctx, fv_mul(ctx, feat, mask), 2, flat_w);
+	return ro_nonlin_apply(ctx, RO_ELU, x);
+}
+
+static fv_tensor *sigmoid_fn(fv_ctx *ctx, fv_tensor *x)
+{
+	return ro_nonlin_apply(ctx, RO_SIGMOID, x);
+}
+
+static fv_tensor *tanh_fn(fv_ctx *ctx, fv_tensor *x)
+{
+	return ro_nonlin_apply(ctx, RO_TANH, x);
+}
+
+fv_tensor *(*ro_nonlin_fn(ro_nonlin f))(fv_ctx *ctx, fv_tensor *x)
+{
+	switch (f) {
+	case RO_SOFTPLUS: return softplus_fn;
+	case RO_EXP: return exp_fn;
+	case RO_RELU: return relu_fn;
+	case RO_ELU: return elu_fn;
+	case RO_SIGMOID: return sigmoid_fn;
+	case RO_TANH: return tanh_fn;
+	case RO_IDENTITY: break;
+	}
+	return NULL;
 }
 
 fv_tensor *ro_time_rows(fv_ctx *ctx, fv_tensor *x)
@@ -374,12 +366,16 @@ fv_tensor *ro_time_rows(fv_ctx *ctx, fv_tensor *x)
 	return fv_reshape(ctx, fv_permute(ctx, x, time_first), 2, rows);
 }
 
-fv_tensor *ro_gm_output(fv_ctx *ctx, fv_tensor *x, fv_tensor *w, fv_tensor *scale,
-                        fv_tensor *bias, ro_nonlin f)
+fv_tensor *ro_linear_output(fv_ctx *ctx, fv_tensor *x, const fv_linear_readout *lin)
 {
-	if (w == NULL || scale == NULL || bias == NULL)
+	if (lin->weight == NULL)
 		return NULL;
-	int64_t y3[3] = {x->shape[0], x->shape[2], w->shape[0]};
-	fv_tensor *y = fv_reshape(ctx, fv_matmul_ex(ctx, ro_time_rows(ctx, x), w, false, true), 3, y3);
-	return ro_nonlin_apply(ctx, f, fv_add(ctx, fv_mul(ctx, y, scale), bias));
+	int64_t y3[3] = {x->shape[0], x->shape[2], lin->weight->shape[0]};
+	fv_tensor *rows = ro_time_rows(ctx, x);
+	fv_tensor *y = fv_reshape(ctx, fv_matmul_ex(ctx, rows, lin->weight, false, true), 3, y3);
+	if (lin->scale != NULL)
+		y = fv_mul(ctx, y, lin->scale);
+	if (lin->bias != NULL)
+		y = fv_add(ctx, y, lin->bias);
+	return lin->activation != NULL ? lin->activation(ctx, y) : y;
 }

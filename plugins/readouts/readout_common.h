@@ -12,6 +12,7 @@
 **     Readout.initialize_bias() with its "NOT initialized" warning;
 **   - dense arrays written as nested YAML lists (init_mask, init_grid, ...);
 **   - the output nonlinearities openretina selects by name;
+**   - the output of a linear readout (fv_linear_readout);
 **   - the random initialisers (a seeded fv_ctx serves as the generator).
 **
 ** It is compiled into each readout plugin (readout_common.c); its symbols
@@ -104,37 +105,19 @@ fv_tensor *ro_buffer(fv_module *m, const char *who, const char *name, int ndim,
 fv_module *ro_child(fv_module *m, const fv_build_args *args, const char *who, const char *target,
                     const char *yaml, const char *name);
 
-/* ---- GaussianMaskReadout ----
-** Its state (gaussian_mask.c) and forward in parts, here so that the
-** multi-session container (multi.c) can run every session through one
-** product: a session's module is a GaussianMaskReadout when its
-** component's first name is RO_GAUSSIAN_MASK, and its priv is then this. */
-#define RO_GAUSSIAN_MASK "GaussianMaskReadout"
+/* ---- linear readouts (fv_linear_readout) ----
+** A readout that is a linear map of each frame gives it as an
+** fv_linear_readout; its forward, and a container running several sessions
+** at once, compute the output the same way. */
 
-typedef struct ro_gaussian_mask {
-	int64_t c, w, h, n;
-	double mean_scale, var_scale;
-	bool positive;
-	ro_nonlin nonlin;
-	double mask_l1_reg, feature_l1_reg;
-	fv_tensor *mask_mean;    /* (n, 2) */
-	fv_tensor *mask_log_var; /* (n) */
-	fv_tensor *grid;         /* (n, w, h, 2) buffer */
-	fv_tensor *features;     /* (1, c, 1, n) */
-	fv_tensor *scale_param;  /* (n), parameter or buffer of ones */
-	fv_tensor *bias;         /* (n), parameter or buffer of zeros */
-} ro_gaussian_mask;
-
-/* The readout's input must be (batch, c, time, w, h); else an error naming `who`. */
-bool ro_gm_input_ok(const char *who, const ro_gaussian_mask *r, const fv_tensor *x);
-/* The weight (n, c*w*h): features[c, n] * mask[n, w*h], with the features
-** clamped to >= 0 in place first when `positive` (as openretina's forward). */
-fv_tensor *ro_gm_weight(fv_ctx *ctx, ro_gaussian_mask *r);
+/* The activation of an fv_linear_readout for `f` (NULL for the identity).
+** Each plugin has its own copy of these functions: equal pointers mean the
+** same function of the same plugin. */
+fv_tensor *(*ro_nonlin_fn(ro_nonlin f))(fv_ctx *ctx, fv_tensor *x);
 /* x (N, c, t, w, h) as the rows (N*t, c*w*h) the weights multiply. */
 fv_tensor *ro_time_rows(fv_ctx *ctx, fv_tensor *x);
-/* The output (N, t, n) f(rows(x) w^T * scale + bias) of weights w (n, c*w*h),
-** scale and bias (n): one session's, or several sessions' stacked. */
-fv_tensor *ro_gm_output(fv_ctx *ctx, fv_tensor *x, fv_tensor *w, fv_tensor *scale,
-                        fv_tensor *bias, ro_nonlin f);
+/* The output (N, t, n) activation(rows(x) weight^T * scale + bias) of one
+** session's readout, or of several sessions' stacked. */
+fv_tensor *ro_linear_output(fv_ctx *ctx, fv_tensor *x, const fv_linear_readout *lin);
 
 #endif

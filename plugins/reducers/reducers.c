@@ -12,49 +12,32 @@
 **                                     warns and does the same).
 */
 #include <stddef.h>
-#include <stdlib.h>
 
 #include <fovea/plugin.h>
 
+/* The options are the whole state: no create(), no destroy(). */
 typedef struct reducer_opts {
 	int64_t axis;
 	int64_t start;  /* SliceMeanReducer */
 	int64_t length; /* SliceMeanReducer */
 } reducer_opts;
 
-#define OPT(field) offsetof(reducer_opts, field)
-
 static const fv_option mean_options[] = {
-	{"axis", FV_OPT_INT, OPT(axis), "0", 0, 0, 0, NULL,
-	 "axis to average over (negative: counted from the end)"},
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
+	FV_OPT("axis", INT, reducer_opts, axis, "0",
+	       "axis to average over (negative: counted from the end)"),
+	{0},
 };
 
 static const fv_option slice_mean_options[] = {
-	{"axis", FV_OPT_INT, OPT(axis), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
-	 "axis to average over (negative: counted from the end)"},
-	{"start", FV_OPT_INT, OPT(start), NULL, 0, 1e15, FV_OPT_REQUIRED, NULL,
-	 "first index of the averaged slice"},
-	{"length", FV_OPT_INT, OPT(length), NULL, 1, 1e15, FV_OPT_REQUIRED, NULL,
-	 "number of entries averaged (fewer when the axis ends first)"},
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
+	FV_OPT("axis", INT, reducer_opts, axis, NULL,
+	       "axis to average over (negative: counted from the end)", .flags = FV_OPT_REQUIRED),
+	FV_OPT("start", INT, reducer_opts, start, NULL, "first index of the averaged slice",
+	       .min = 0, .max = 1e15, .flags = FV_OPT_REQUIRED),
+	FV_OPT("length", INT, reducer_opts, length, NULL,
+	       "number of entries averaged (fewer when the axis ends first)", .min = 1, .max = 1e15,
+	       .flags = FV_OPT_REQUIRED),
+	{0},
 };
-
-static fv_status reducer_create(fv_module *m, const void *opts, const fv_build_args *args)
-{
-	(void)args;
-	reducer_opts *r = malloc(sizeof *r);
-	if (r == NULL)
-		return fv_error(FV_ERR_NOMEM, "%s: out of memory", fv_module_component(m)->names[0]);
-	*r = *(const reducer_opts *)opts;
-	fv_module_set_priv(m, r);
-	return FV_OK;
-}
-
-static void reducer_destroy(fv_module *m)
-{
-	free(fv_module_priv(m));
-}
 
 /* The axis as a non-negative index of x, or -1 with a message. */
 static int axis_of(const fv_module *m, const fv_tensor *x, int64_t axis)
@@ -124,9 +107,7 @@ static const fv_component mean_component = {
 	.names = mean_names,
 	.doc = "mean of the responses over one axis (time, for a (time, neuron) trace)",
 	.options = mean_options,
-	.options_size = sizeof(reducer_opts),
-	.create = reducer_create,
-	.destroy = reducer_destroy,
+	.priv_size = sizeof(reducer_opts),
 	.forward = mean_forward,
 };
 
@@ -136,9 +117,7 @@ static const fv_component slice_mean_component = {
 	.names = slice_mean_names,
 	.doc = "mean of the responses over a window [start, start+length) of one axis",
 	.options = slice_mean_options,
-	.options_size = sizeof(reducer_opts),
-	.create = reducer_create,
-	.destroy = reducer_destroy,
+	.priv_size = sizeof(reducer_opts),
 	.forward = slice_mean_forward,
 };
 

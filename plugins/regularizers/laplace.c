@@ -59,39 +59,37 @@ static const fv_real LAPLACE_7x7[49] = {
 	0, 0, 1, 1, 1, 0, 0,
 };
 
-typedef struct laplace_opts {
-	int64_t padding; /* FV_NONE_INT: filter_size // 2 */
-	int64_t filter_size;
+typedef struct laplace_filter {
+	int64_t padding;        /* FV_NONE_INT until create() resolves it: size // 2 */
+	int64_t size;           /* kernel side: filter_size (Laplace), 3 (Laplace1d) */
 	bool persistent_buffer;
-} laplace_opts;
+	const char *what;       /* component name, for messages */
+	int spatial_dims;       /* 2: Laplace, 1: Laplace1d */
+	fv_tensor *filter;      /* (1, 1, k, k) or (1, 1, k) */
+	bool owns_filter;       /* not persistent: not a module tensor, freed here */
+} laplace_filter;
+
+#define PERSISTENT_OPTION                                                            \
+	FV_OPT("persistent_buffer", BOOL, laplace_filter, persistent_buffer, "true", \
+	       "false: the filter is not a module tensor (not in the state_dict)")
 
 static const fv_option laplace_options[] = {
-	{"padding", FV_OPT_INT, offsetof(laplace_opts, padding), "null", 0, MAX_PADDING,
-	 FV_OPT_NULLABLE, NULL, "zero padding on each side; null: filter_size // 2 (same size)"},
-	{"filter_size", FV_OPT_INT, offsetof(laplace_opts, filter_size), "3", 3, 7, 0, NULL,
-	 "3, 5 or 7"},
-	{"persistent_buffer", FV_OPT_BOOL, offsetof(laplace_opts, persistent_buffer), "true", 0, 0,
-	 0, NULL, "false: the filter is not a module tensor (not in the state_dict)"},
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
+	FV_OPT("padding", INT, laplace_filter, padding, "null",
+	       "zero padding on each side; null: filter_size // 2 (same size)", .min = 0,
+	       .max = MAX_PADDING, .flags = FV_OPT_NULLABLE),
+	FV_OPT("filter_size", INT, laplace_filter, size, "3", "3, 5 or 7", .min = 3, .max = 7),
+	PERSISTENT_OPTION,
+	{0},
 };
 
 /* Laplace1d has no default padding in openretina: it must be given. */
 static const fv_option laplace1d_options[] = {
-	{"padding", FV_OPT_INT, offsetof(laplace_opts, padding), NULL, 0, MAX_PADDING,
-	 FV_OPT_NULLABLE | FV_OPT_REQUIRED, NULL, "zero padding on each side; null: 1 (same size)"},
-	{"persistent_buffer", FV_OPT_BOOL, offsetof(laplace_opts, persistent_buffer), "true", 0, 0,
-	 0, NULL, "false: the filter is not a module tensor (not in the state_dict)"},
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
+	FV_OPT("padding", INT, laplace_filter, padding, NULL,
+	       "zero padding on each side; null: 1 (same size)", .min = 0, .max = MAX_PADDING,
+	       .flags = FV_OPT_NULLABLE | FV_OPT_REQUIRED),
+	PERSISTENT_OPTION,
+	{0},
 };
-
-typedef struct laplace_filter {
-	const char *what;    /* component name, for messages */
-	int spatial_dims;    /* 2: Laplace, 1: Laplace1d */
-	int64_t size;        /* kernel side */
-	int64_t padding;     /* resolved: never FV_NONE_INT */
-	fv_tensor *filter;   /* (1, 1, k, k) or (1, 1, k) */
-	bool owns_filter;    /* not persistent: not a module tensor, freed here */
-} laplace_filter;
 
 static const fv_real *filter_values(int spatial_dims, int64_t size)
 {
@@ -105,29 +103,25 @@ static const fv_real *filter_values(int spatial_dims, int64_t size)
 	}
 }
 
-static fv_status filter_create(fv_module *m, const char *what, int spatial_dims, int64_t size,
-                               int64_t padding, bool persistent)
+static fv_status filter_create(fv_module *m, const char *what, int spatial_dims)
 {
-	const fv_real *values = filter_values(spatial_dims, size);
+	laplace_filter *lf = fv_module_priv(m);
+	const fv_real *values = filter_values(spatial_dims, lf->size);
 	if (values == NULL)
 		return fv_error(FV_ERR_CONFIG, "%s: filter_size %lld is not supported (expected 3, 5 or 7)",
-		                what, (long long)size);
-	laplace_filter *lf = calloc(1, sizeof *lf);
-	if (lf == NULL)
-		return fv_error(FV_ERR_NOMEM, "%s: out of memory for its state", what);
+		                what, (long long)lf->size);
 	lf->what = what;
 	lf->spatial_dims = spatial_dims;
-	lf->size = size;
-	lf->padding = padding == FV_NONE_INT ? size / 2 : padding;
-	int64_t shape[4] = {1, 1, size, size};
+	if (lf->padding == FV_NONE_INT)
+		lf->padding = lf->size / 2;
+	int64_t shape[4] = {1, 1, lf->size, lf->size};
 	int ndim = 2 + spatial_dims;
-	if (persistent) {
+	if (lf->persistent_buffer) {
 		lf->filter = fv_module_add_buffer(m, "filter", ndim, shape);
 	} else {
 		lf->filter = fv_tensor_new(ndim, shape);
 		lf->owns_filter = lf->filter != NULL;
 	}
-	fv_module_set_priv(m, lf);
 	if (lf->filter == NULL)
 		return fv_error(FV_ERR_NOMEM, "%s: out of memory for its filter", what);
 	memcpy(lf->filter->data, values, (size_t)lf->filter->numel * sizeof(fv_real));
@@ -136,26 +130,25 @@ static fv_status filter_create(fv_module *m, const char *what, int spatial_dims,
 
 static fv_status laplace_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
+	(void)opts;
 	(void)args;
-	const laplace_opts *o = opts;
-	return filter_create(m, "Laplace", 2, o->filter_size, o->padding, o->persistent_buffer);
+	return filter_create(m, "Laplace", 2);
 }
 
 static fv_status laplace1d_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
+	(void)opts;
 	(void)args;
-	const laplace_opts *o = opts;
-	return filter_create(m, "Laplace1d", 1, 3, o->padding, o->persistent_buffer);
+	((laplace_filter *)fv_module_priv(m))->size = 3;
+	return filter_create(m, "Laplace1d", 1);
 }
 
+/* A filter outside the state_dict is not a module tensor: it is freed here. */
 static void filter_destroy(fv_module *m)
 {
 	laplace_filter *lf = fv_module_priv(m);
-	if (lf == NULL)
-		return;
 	if (lf->owns_filter)
 		fv_tensor_free(lf->filter);
-	free(lf);
 }
 
 /* Cross-correlate x with the filter, as F.conv2d / F.conv1d with one input
@@ -217,45 +210,39 @@ static fv_tensor *filter_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x,
 
 /* ---- the normalised penalties ------------------------------------------------- */
 
-typedef struct padding_opts {
-	int64_t padding;
-	bool persistent_buffer; /* TimeLaplaceL23dnorm only */
-} padding_opts;
-
-typedef struct gaussian_opts {
-	fv_int_list kernel;
-	int64_t padding;
-} gaussian_opts;
-
-#define PADDING_OPTION(type)                                                            \
-	{"padding", FV_OPT_INT, offsetof(type, padding), "null", 0, MAX_PADDING,          \
-	 FV_OPT_NULLABLE, NULL, "zero padding of the Laplace conv; null: kernel // 2"}
-
-static const fv_option padding_options[] = {
-	PADDING_OPTION(padding_opts),
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
-};
-
-static const fv_option time_options[] = {
-	PADDING_OPTION(padding_opts),
-	{"persistent_buffer", FV_OPT_BOOL, offsetof(padding_opts, persistent_buffer), "true", 0, 0,
-	 0, NULL, "false: laplace.filter is not a module tensor (not in the state_dict)"},
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
-};
-
-static const fv_option gaussian_options[] = {
-	{"kernel", FV_OPT_INT_LIST, offsetof(gaussian_opts, kernel), NULL, 1, 1e6,
-	 FV_OPT_REQUIRED | FV_OPT_SCALAR_AS_LIST, NULL,
-	 "size of the regularised kernel: k or [k1, k2] (the Gaussian mask's size)"},
-	PADDING_OPTION(gaussian_opts),
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
-};
-
 typedef struct laplace_norm {
+	int64_t padding;
+	bool persistent_buffer;  /* TimeLaplaceL23dnorm; the others' is always true */
+	fv_int_list kernel;      /* GaussianLaplaceL2 */
 	const char *what;
 	fv_module *laplace;      /* child "laplace", owned by the module */
 	fv_tensor *damping;      /* GaussianLaplaceL2: 1 - gaussian2d, (1, 1, k1, k2) */
 } laplace_norm;
+
+#define PADDING_OPTION                                                          \
+	FV_OPT("padding", INT, laplace_norm, padding, "null",                   \
+	       "zero padding of the Laplace conv; null: kernel // 2", .min = 0, \
+	       .max = MAX_PADDING, .flags = FV_OPT_NULLABLE)
+
+static const fv_option padding_options[] = {
+	PADDING_OPTION,
+	{0},
+};
+
+static const fv_option time_options[] = {
+	PADDING_OPTION,
+	FV_OPT("persistent_buffer", BOOL, laplace_norm, persistent_buffer, "true",
+	       "false: laplace.filter is not a module tensor (not in the state_dict)"),
+	{0},
+};
+
+static const fv_option gaussian_options[] = {
+	FV_OPT("kernel", INT_LIST, laplace_norm, kernel, NULL,
+	       "size of the regularised kernel: k or [k1, k2] (the Gaussian mask's size)", .min = 1,
+	       .max = 1e6, .flags = FV_OPT_REQUIRED | FV_OPT_SCALAR_AS_LIST),
+	PADDING_OPTION,
+	{0},
+};
 
 /* Build the child `laplace` from its own component, as openretina's
 ** self.laplace = Laplace(padding=...) / Laplace1d(...). */
@@ -287,23 +274,10 @@ static fv_status add_laplace_child(fv_module *m, const char *what, const fv_comp
 	return rc;
 }
 
-static fv_status norm_priv(fv_module *m, const char *what)
-{
-	laplace_norm *ln = calloc(1, sizeof *ln);
-	if (ln == NULL)
-		return fv_error(FV_ERR_NOMEM, "%s: out of memory for its state", what);
-	ln->what = what;
-	fv_module_set_priv(m, ln);
-	return FV_OK;
-}
-
+/* GaussianLaplaceL2's mask is not a module tensor: it is freed here. */
 static void norm_destroy(fv_module *m)
 {
-	laplace_norm *ln = fv_module_priv(m);
-	if (ln == NULL)
-		return;
-	fv_tensor_free(ln->damping);
-	free(ln);
+	fv_tensor_free(((laplace_norm *)fv_module_priv(m))->damping);
 }
 
 static const fv_component laplace_component;
@@ -311,31 +285,27 @@ static const fv_component laplace1d_component;
 
 static fv_status laplace_l2norm_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
-	const padding_opts *o = opts;
-	fv_status rc = norm_priv(m, "LaplaceL2norm");
-	if (rc == FV_OK)
-		rc = add_laplace_child(m, "LaplaceL2norm", &laplace_component, o->padding, true, args);
-	return rc;
+	(void)opts;
+	laplace_norm *ln = fv_module_priv(m);
+	ln->what = "LaplaceL2norm";
+	return add_laplace_child(m, ln->what, &laplace_component, ln->padding, true, args);
 }
 
 static fv_status flat_laplace_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
-	const padding_opts *o = opts;
-	fv_status rc = norm_priv(m, "FlatLaplaceL23dnorm");
-	if (rc == FV_OK)
-		rc = add_laplace_child(m, "FlatLaplaceL23dnorm", &laplace_component, o->padding, true,
-		                       args);
-	return rc;
+	(void)opts;
+	laplace_norm *ln = fv_module_priv(m);
+	ln->what = "FlatLaplaceL23dnorm";
+	return add_laplace_child(m, ln->what, &laplace_component, ln->padding, true, args);
 }
 
 static fv_status time_laplace_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
-	const padding_opts *o = opts;
-	fv_status rc = norm_priv(m, "TimeLaplaceL23dnorm");
-	if (rc == FV_OK)
-		rc = add_laplace_child(m, "TimeLaplaceL23dnorm", &laplace1d_component, o->padding,
-		                       o->persistent_buffer, args);
-	return rc;
+	(void)opts;
+	laplace_norm *ln = fv_module_priv(m);
+	ln->what = "TimeLaplaceL23dnorm";
+	return add_laplace_child(m, ln->what, &laplace1d_component, ln->padding,
+	                         ln->persistent_buffer, args);
 }
 
 /* openretina's gaussian2d(size=(k1, k2), sigma) with theta 0, centre (0, 0),
@@ -374,8 +344,9 @@ static fv_status make_damping(laplace_norm *ln, int64_t k1, int64_t k2)
 
 static fv_status gaussian_laplace_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
-	const gaussian_opts *o = opts;
-	const char *what = "GaussianLaplaceL2";
+	(void)opts;
+	laplace_norm *o = fv_module_priv(m);
+	const char *what = o->what = "GaussianLaplaceL2";
 	if (o->kernel.n != 1 && o->kernel.n != 2)
 		return fv_error(FV_ERR_CONFIG, "%s: kernel has %zu sizes (expected k or [k1, k2])",
 		                what, o->kernel.n);
@@ -386,9 +357,7 @@ static fv_status gaussian_laplace_create(fv_module *m, const void *opts, const f
 	if (k1 == 1 && k2 == 1)
 		return fv_error(FV_ERR_CONFIG, "%s: kernel (1, 1) makes a constant Gaussian mask "
 		                "(openretina's min-max normalisation divides 0 by 0)", what);
-	fv_status rc = norm_priv(m, what);
-	if (rc == FV_OK)
-		rc = make_damping(fv_module_priv(m), k1, k2);
+	fv_status rc = make_damping(o, k1, k2);
 	if (rc == FV_OK)
 		rc = add_laplace_child(m, what, &laplace_component, o->padding, true, args);
 	return rc;
@@ -543,7 +512,7 @@ static const fv_component laplace_component = {
 	.names = laplace_names,
 	.doc = "2-D Laplace filter (3x3, 5x5, 7x7) of a one-channel stack (N, 1, H, W)",
 	.options = laplace_options,
-	.options_size = sizeof(laplace_opts),
+	.priv_size = sizeof(laplace_filter),
 	.create = laplace_create,
 	.destroy = filter_destroy,
 	.forward = filter_forward,
@@ -556,7 +525,7 @@ static const fv_component laplace1d_component = {
 	.names = laplace1d_names,
 	.doc = "1-D Laplace filter [-1, 2, -1] of one-channel sequences (N, 1, L)",
 	.options = laplace1d_options,
-	.options_size = sizeof(laplace_opts),
+	.priv_size = sizeof(laplace_filter),
 	.create = laplace1d_create,
 	.destroy = filter_destroy,
 	.forward = filter_forward,
@@ -569,7 +538,7 @@ static const fv_component laplace_l2norm_component = {
 	.names = laplace_l2norm_names,
 	.doc = "agg(laplace(w)^2) / (agg(w^2) + 1e-6) of a 2-D conv weight (out, in, k1, k2)",
 	.options = padding_options,
-	.options_size = sizeof(padding_opts),
+	.priv_size = sizeof(laplace_norm),
 	.create = laplace_l2norm_create,
 	.destroy = norm_destroy,
 	.penalty = laplace_l2norm_penalty,
@@ -581,7 +550,7 @@ static const fv_component flat_laplace_component = {
 	.names = flat_laplace_names,
 	.doc = "normalised spatial Laplace penalty of a (out, in, 1, kh, kw) 3-D conv weight",
 	.options = padding_options,
-	.options_size = sizeof(padding_opts),
+	.priv_size = sizeof(laplace_norm),
 	.create = flat_laplace_create,
 	.destroy = norm_destroy,
 	.penalty = flat_laplace_penalty,
@@ -593,7 +562,7 @@ static const fv_component time_laplace_component = {
 	.names = time_laplace_names,
 	.doc = "normalised temporal Laplace penalty of a (out, in, kt, 1, 1) 3-D conv weight",
 	.options = time_options,
-	.options_size = sizeof(padding_opts),
+	.priv_size = sizeof(laplace_norm),
 	.create = time_laplace_create,
 	.destroy = norm_destroy,
 	.penalty = time_laplace_penalty,
@@ -605,26 +574,12 @@ static const fv_component gaussian_laplace_component = {
 	.names = gaussian_laplace_names,
 	.doc = "LaplaceL2norm with the Laplace output damped by 1 - gaussian2d(kernel)",
 	.options = gaussian_options,
-	.options_size = sizeof(gaussian_opts),
+	.priv_size = sizeof(laplace_norm),
 	.create = gaussian_laplace_create,
 	.destroy = norm_destroy,
 	.penalty = gaussian_laplace_penalty,
 };
 
-static const fv_component *const components[] = {
-	&laplace_component,      &laplace1d_component,    &laplace_l2norm_component,
-	&flat_laplace_component, &time_laplace_component, &gaussian_laplace_component,
-};
-
-static const fv_plugin plugin = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "regularizers-laplace",
-	.n_components = sizeof components / sizeof components[0],
-	.components = components,
-};
-
-FV_PLUGIN_EXPORT const fv_plugin *fv_plugin_entry(void)
-{
-	return &plugin;
-}
+FV_PLUGIN_DEFINE("regularizers-laplace", &laplace_component, &laplace1d_component,
+                 &laplace_l2norm_component, &flat_laplace_component, &time_laplace_component,
+                 &gaussian_laplace_component);

@@ -89,57 +89,40 @@ static fv_status read_ranges(const fv_config_node *list, const char *who, ranges
 	return FV_OK;
 }
 
-typedef struct stim_opts {
-	const fv_config_node *min_max_values;
-	double max_norm; /* RangeRegularizationLoss; NAN: null */
-	double factor;   /* RangeRegularizationLoss */
-	double norm;     /* ChangeNormJointlyClipRangeSeparately; NAN: null */
-	double sigma;    /* TemporalGaussianLowPassFilterProcessor */
-	int64_t kernel_size;
-	const char *device;
-} stim_opts;
-
-#define OPT(field) offsetof(stim_opts, field)
-
 /* ---- RangeRegularizationLoss ---------------------------------------------------------- */
 
 #define RANGE_NAME "RangeRegularizationLoss"
 
-static const fv_option range_options[] = {
-	{"min_max_values", FV_OPT_NODE, OPT(min_max_values), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
-	 "[min, max] per channel (null: unbounded); values outside are penalised"},
-	{"max_norm", FV_OPT_FLOAT, OPT(max_norm), NULL, 0, 0, FV_OPT_REQUIRED | FV_OPT_NULLABLE,
-	 NULL, "the stimulus' L2 norm above this is penalised (null: no norm penalty)"},
-	{"factor", FV_OPT_FLOAT, OPT(factor), "1.0", 0, 0, 0, NULL, "weight of the whole penalty"},
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
-};
-
 typedef struct range_loss {
-	ranges r;
+	const fv_config_node *min_max_values; /* during create(): read into r */
 	double max_norm; /* NAN: none */
 	double factor;
+	ranges r;
 } range_loss;
 
+static const fv_option range_options[] = {
+	FV_OPT("min_max_values", NODE, range_loss, min_max_values, NULL,
+	       "[min, max] per channel (null: unbounded); values outside are penalised",
+	       .flags = FV_OPT_REQUIRED),
+	FV_OPT("max_norm", FLOAT, range_loss, max_norm, NULL,
+	       "the stimulus' L2 norm above this is penalised (null: no norm penalty)",
+	       .flags = FV_OPT_REQUIRED | FV_OPT_NULLABLE),
+	FV_OPT("factor", FLOAT, range_loss, factor, "1.0", "weight of the whole penalty"),
+	{0},
+};
+
+/* The channel ranges, which the plugin allocated. */
 static void range_destroy(fv_module *m)
 {
-	range_loss *p = fv_module_priv(m);
-	if (p != NULL)
-		free(p->r.v);
-	free(p);
-	fv_module_set_priv(m, NULL);
+	free(((range_loss *)fv_module_priv(m))->r.v);
 }
 
 static fv_status range_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
+	(void)opts;
 	(void)args;
-	const stim_opts *o = opts;
-	range_loss *p = calloc(1, sizeof *p);
-	if (p == NULL)
-		return fv_error(FV_ERR_NOMEM, RANGE_NAME ": out of memory");
-	fv_module_set_priv(m, p);
-	p->max_norm = o->max_norm;
-	p->factor = o->factor;
-	return read_ranges(o->min_max_values, RANGE_NAME, &p->r);
+	range_loss *p = fv_module_priv(m);
+	return read_ranges(p->min_max_values, RANGE_NAME, &p->r);
 }
 
 static fv_tensor *accumulate(fv_ctx *ctx, fv_tensor *total, fv_tensor *term)
@@ -184,38 +167,34 @@ static fv_tensor *range_penalty(fv_module *m, fv_ctx *ctx, fv_tensor *x, const f
 
 #define CLIP_NAME "ChangeNormJointlyClipRangeSeparately"
 
-static const fv_option clip_options[] = {
-	{"min_max_values", FV_OPT_NODE, OPT(min_max_values), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
-	 "[min, max] per channel (null: unbounded) that values are clamped to"},
-	{"norm", FV_OPT_FLOAT, OPT(norm), NULL, 0, 0, FV_OPT_REQUIRED | FV_OPT_NULLABLE, NULL,
-	 "L2 norm each batch element is rescaled to before clamping (null: no rescaling)"},
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
-};
-
 typedef struct clip {
-	ranges r;
+	const fv_config_node *min_max_values; /* during create(): read into r */
 	double norm; /* NAN: none */
+	ranges r;
 } clip;
 
+static const fv_option clip_options[] = {
+	FV_OPT("min_max_values", NODE, clip, min_max_values, NULL,
+	       "[min, max] per channel (null: unbounded) that values are clamped to",
+	       .flags = FV_OPT_REQUIRED),
+	FV_OPT("norm", FLOAT, clip, norm, NULL,
+	       "L2 norm each batch element is rescaled to before clamping (null: no rescaling)",
+	       .flags = FV_OPT_REQUIRED | FV_OPT_NULLABLE),
+	{0},
+};
+
+/* The same for the clip. */
 static void clip_destroy(fv_module *m)
 {
-	clip *p = fv_module_priv(m);
-	if (p != NULL)
-		free(p->r.v);
-	free(p);
-	fv_module_set_priv(m, NULL);
+	free(((clip *)fv_module_priv(m))->r.v);
 }
 
 static fv_status clip_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
+	(void)opts;
 	(void)args;
-	const stim_opts *o = opts;
-	clip *p = calloc(1, sizeof *p);
-	if (p == NULL)
-		return fv_error(FV_ERR_NOMEM, CLIP_NAME ": out of memory");
-	fv_module_set_priv(m, p);
-	p->norm = o->norm;
-	return read_ranges(o->min_max_values, CLIP_NAME, &p->r);
+	clip *p = fv_module_priv(m);
+	return read_ranges(p->min_max_values, CLIP_NAME, &p->r);
 }
 
 static fv_status rescale(const clip *p, fv_tensor *x)
@@ -263,29 +242,28 @@ static fv_status clip_project(fv_module *m, fv_tensor *x)
 
 #define LOWPASS_NAME "TemporalGaussianLowPassFilterProcessor"
 
-static const fv_option lowpass_options[] = {
-	{"sigma", FV_OPT_FLOAT, OPT(sigma), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
-	 "standard deviation of the Gaussian, in frames (> 0)"},
-	{"kernel_size", FV_OPT_INT, OPT(kernel_size), NULL, 1, 1e6, FV_OPT_REQUIRED, NULL,
-	 "number of taps of the kernel"},
-	{"device", FV_OPT_STRING, OPT(device), "cpu", 0, 0, 0, NULL,
-	 "accepted for openretina compatibility; fovea runs on the CPU"},
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
-};
-
 typedef struct lowpass {
+	double sigma;
+	int64_t kernel_size;
+	const char *device;
 	fv_tensor *kernel; /* state "kernel" (kernel_size), owned by the module */
 	fv_real *column;   /* scratch: one pixel's time course */
 	int64_t column_len;
 } lowpass;
 
+static const fv_option lowpass_options[] = {
+	FV_OPT("sigma", FLOAT, lowpass, sigma, NULL,
+	       "standard deviation of the Gaussian, in frames (> 0)", .flags = FV_OPT_REQUIRED),
+	FV_OPT("kernel_size", INT, lowpass, kernel_size, NULL, "number of taps of the kernel",
+	       .min = 1, .max = 1e6, .flags = FV_OPT_REQUIRED),
+	FV_OPT("device", STRING, lowpass, device, "cpu",
+	       "accepted for openretina compatibility; fovea runs on the CPU"),
+	{0},
+};
+
 static void lowpass_destroy(fv_module *m)
 {
-	lowpass *p = fv_module_priv(m);
-	if (p != NULL)
-		free(p->column);
-	free(p);
-	fv_module_set_priv(m, NULL);
+	free(((lowpass *)fv_module_priv(m))->column);
 }
 
 /* openretina's _gaussian_1d_kernel, in float as torch computes it. */
@@ -303,18 +281,15 @@ static void gaussian_kernel(fv_real *k, int64_t size, double sigma)
 
 static fv_status lowpass_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
+	(void)opts;
 	(void)args;
-	const stim_opts *o = opts;
-	if (!(o->sigma > 0))
-		return fv_error(FV_ERR_CONFIG, LOWPASS_NAME ": sigma must be > 0, got %g", o->sigma);
-	lowpass *p = calloc(1, sizeof *p);
-	if (p == NULL)
-		return fv_error(FV_ERR_NOMEM, LOWPASS_NAME ": out of memory");
-	fv_module_set_priv(m, p);
-	p->kernel = fv_module_set_state(m, "kernel", 1, &o->kernel_size);
+	lowpass *p = fv_module_priv(m);
+	if (!(p->sigma > 0))
+		return fv_error(FV_ERR_CONFIG, LOWPASS_NAME ": sigma must be > 0, got %g", p->sigma);
+	p->kernel = fv_module_set_state(m, "kernel", 1, &p->kernel_size);
 	if (p->kernel == NULL)
 		return FV_ERR_NOMEM;
-	gaussian_kernel(p->kernel->data, o->kernel_size, o->sigma);
+	gaussian_kernel(p->kernel->data, p->kernel_size, p->sigma);
 	return FV_OK;
 }
 
@@ -372,7 +347,7 @@ static const fv_component range_component = {
 	.names = range_names,
 	.doc = "stimulus penalty: values outside per-channel ranges and norm above max_norm",
 	.options = range_options,
-	.options_size = sizeof(stim_opts),
+	.priv_size = sizeof(range_loss),
 	.create = range_create,
 	.destroy = range_destroy,
 	.penalty = range_penalty,
@@ -384,7 +359,7 @@ static const fv_component clip_component = {
 	.names = clip_names,
 	.doc = "stimulus postprocessor: rescale each batch element to a norm, clamp each channel",
 	.options = clip_options,
-	.options_size = sizeof(stim_opts),
+	.priv_size = sizeof(clip),
 	.create = clip_create,
 	.destroy = clip_destroy,
 	.project = clip_project,
@@ -396,7 +371,7 @@ static const fv_component lowpass_component = {
 	.names = lowpass_names,
 	.doc = "stimulus postprocessor: Gaussian low-pass filter along time",
 	.options = lowpass_options,
-	.options_size = sizeof(stim_opts),
+	.priv_size = sizeof(lowpass),
 	.create = lowpass_create,
 	.destroy = lowpass_destroy,
 	.project = lowpass_project,

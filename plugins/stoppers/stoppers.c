@@ -20,70 +20,51 @@
 */
 #include <math.h>
 #include <stddef.h>
-#include <stdlib.h>
 
 #include <fovea/plugin.h>
 
-typedef struct stopper_opts {
+typedef struct stopper {
 	int64_t max_iterations;
 	int64_t patience;  /* EarlyStopper */
 	double min_delta;  /* EarlyStopper */
-} stopper_opts;
-
-typedef struct stopper {
-	stopper_opts o;
 	bool early;        /* EarlyStopper */
 	int64_t calls;
 	int64_t counter;
 	double min_loss;
 } stopper;
 
-#define OPT(field) offsetof(stopper_opts, field)
-
 static const fv_option optimization_options[] = {
-	{"max_iterations", FV_OPT_INT, OPT(max_iterations), NULL, 1, 1e18,
-	 FV_OPT_REQUIRED | FV_OPT_NULLABLE, NULL,
-	 "number of iterations to run (null: until another criterion stops)"},
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
+	FV_OPT("max_iterations", INT, stopper, max_iterations, NULL,
+	       "number of iterations to run (null: until another criterion stops)", .min = 1,
+	       .max = 1e18, .flags = FV_OPT_REQUIRED | FV_OPT_NULLABLE),
+	{0},
 };
 
 static const fv_option early_options[] = {
-	{"max_iterations", FV_OPT_INT, OPT(max_iterations), "null", 1, 1e18, FV_OPT_NULLABLE, NULL,
-	 "most iterations to run (null: no limit)"},
-	{"patience", FV_OPT_INT, OPT(patience), "1", 0, 1e18, 0, NULL,
-	 "number of non-improving losses (above best + min_delta) that stop"},
-	{"min_delta", FV_OPT_FLOAT, OPT(min_delta), "0.0", 0, 0, 0, NULL,
-	 "a loss within min_delta above the best neither improves nor counts"},
-	{NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
+	FV_OPT("max_iterations", INT, stopper, max_iterations, "null",
+	       "most iterations to run (null: no limit)", .min = 1, .max = 1e18,
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("patience", INT, stopper, patience, "1",
+	       "number of non-improving losses (above best + min_delta) that stop", .min = 0,
+	       .max = 1e18),
+	FV_OPT("min_delta", FLOAT, stopper, min_delta, "0.0",
+	       "a loss within min_delta above the best neither improves nor counts"),
+	{0},
 };
-
-static fv_status create(fv_module *m, const void *opts, bool early)
-{
-	stopper *s = calloc(1, sizeof *s);
-	if (s == NULL)
-		return fv_error(FV_ERR_NOMEM, "%s: out of memory", fv_module_component(m)->names[0]);
-	s->o = *(const stopper_opts *)opts;
-	s->early = early;
-	s->min_loss = INFINITY;
-	fv_module_set_priv(m, s);
-	return FV_OK;
-}
 
 static fv_status optimization_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
+	(void)opts;
 	(void)args;
-	return create(m, opts, false);
+	stopper *s = fv_module_priv(m);
+	s->min_loss = INFINITY;
+	return FV_OK;
 }
 
 static fv_status early_create(fv_module *m, const void *opts, const fv_build_args *args)
 {
-	(void)args;
-	return create(m, opts, true);
-}
-
-static void stopper_destroy(fv_module *m)
-{
-	free(fv_module_priv(m));
+	((stopper *)fv_module_priv(m))->early = true;
+	return optimization_create(m, opts, args);
 }
 
 /* openretina's EarlyStopper.early_stop. */
@@ -92,9 +73,9 @@ static bool early_stop(stopper *s, double loss)
 	if (loss < s->min_loss) {
 		s->min_loss = loss;
 		s->counter = 0;
-	} else if (loss > s->min_loss + s->o.min_delta) {
+	} else if (loss > s->min_loss + s->min_delta) {
 		s->counter++;
-		if (s->counter >= s->o.patience)
+		if (s->counter >= s->patience)
 			return true;
 	}
 	return false;
@@ -105,7 +86,7 @@ static bool should_stop(fv_module *m, double loss)
 	stopper *s = fv_module_priv(m);
 	s->calls++;
 	bool stop = s->early && early_stop(s, loss);
-	if (s->o.max_iterations != FV_NONE_INT && s->calls >= s->o.max_iterations)
+	if (s->max_iterations != FV_NONE_INT && s->calls >= s->max_iterations)
 		stop = true;
 	return stop;
 }
@@ -129,9 +110,8 @@ static const fv_component optimization_component = {
 	.names = optimization_names,
 	.doc = "stop a stimulus optimisation after max_iterations iterations",
 	.options = optimization_options,
-	.options_size = sizeof(stopper_opts),
+	.priv_size = sizeof(stopper),
 	.create = optimization_create,
-	.destroy = stopper_destroy,
 	.should_stop = should_stop,
 };
 
@@ -142,9 +122,8 @@ static const fv_component early_component = {
 	.doc = "stop when the loss has not improved by min_delta `patience` times, or after "
 	       "max_iterations",
 	.options = early_options,
-	.options_size = sizeof(stopper_opts),
+	.priv_size = sizeof(stopper),
 	.create = early_create,
-	.destroy = stopper_destroy,
 	.should_stop = should_stop,
 };
 

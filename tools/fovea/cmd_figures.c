@@ -19,8 +19,8 @@ int cli_write_model_figures(fv_registry *reg, const char *checkpoint, const char
 	fv_checkpoint *c = fv_checkpoint_open(checkpoint);
 	fv_config *cfg = NULL;
 	fv_module *model = c ? fv_model_load(reg, c, &cfg) : NULL;
-	fv_status st = model ? fv_figures_write_model(model, fv_config_root(cfg),
-	                                              fv_checkpoint_data_info(c), dir, n_written)
+	fv_status st = model ? fv_figures_write_model(model, fv_checkpoint_data_info(c), dir,
+	                                              n_written)
 	                     : FV_ERR_IO;
 	int rc = st == FV_OK ? CLI_OK : cli_fail("%s", fv_errmsg());
 	fv_module_free(model);
@@ -67,8 +67,9 @@ const cli_cmd cli_cmd_figures = {
 	         "\n"
 	         "Draw the figures of a trained model into DIR (default .), as PNG:\n"
 	         "  readout_positions.png  each session's learned receptive-field centres\n"
-	         "                         (Gaussian-mask readouts' mask_mean) over the\n"
-	         "                         stimulus field, in pixels, labelled by neuron\n"
+	         "                         (where the readout reads, e.g. Gaussian-mask\n"
+	         "                         centres) over the stimulus field, in pixels,\n"
+	         "                         labelled by neuron\n"
 	         "  core_filters.png       the first core layer's filters: per output channel\n"
 	         "                         the spatial filter of each input channel (at the\n"
 	         "                         kernel's peak frame; blue < 0 < red) and the\n"

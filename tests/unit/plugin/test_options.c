@@ -13,6 +13,7 @@
 #include "expect_error.h"
 #include "fovea/config.h"
 #include "fovea/plugin.h"
+#include "plugin/plugin_internal.h"
 
 typedef struct sample_opts {
 	bool flag;
@@ -361,6 +362,62 @@ Test(options, options_sharing_an_offset)
 	cr_assert_eq(s.l.n, 2, "the last entry wins");
 	fv_options_free(table, &s);
 	cr_assert_null(s.l.v);
+}
+
+/* FV_OPT names every field of a row; what it leaves out is zero. */
+Test(options, row_macro)
+{
+	static const fv_option rows[] = {
+		FV_OPT("rate", FLOAT, sample_opts, rate, "1e-2", "a fraction", .min = 0, .max = 1),
+		FV_OPT("mode", ENUM, sample_opts, mode, "full", "convolution type",
+		       .choices = "separable|full", .flags = FV_OPT_NULLABLE),
+		FV_OPT("kernel", INT_LIST, sample_opts, kernel, NULL, "kernel sizes"),
+	};
+	const fv_option *r = &rows[0];
+	cr_assert_str_eq(r->name, "rate");
+	cr_assert_eq(r->type, FV_OPT_FLOAT);
+	cr_assert_eq(r->offset, offsetof(sample_opts, rate));
+	cr_assert_str_eq(r->def, "1e-2");
+	cr_assert_str_eq(r->doc, "a fraction");
+	cr_assert(r->min == 0 && r->max == 1 && r->flags == 0 && r->choices == NULL);
+	r = &rows[1];
+	cr_assert_eq(r->type, FV_OPT_ENUM);
+	cr_assert_str_eq(r->choices, "separable|full");
+	cr_assert_eq(r->flags, FV_OPT_NULLABLE);
+	r = &rows[2];
+	cr_assert_eq(r->type, FV_OPT_INT_LIST);
+	cr_assert_eq(r->offset, offsetof(sample_opts, kernel));
+	cr_assert_null(r->def);
+	cr_assert(r->min == 0 && r->max == 0 && r->flags == 0 && r->choices == NULL);
+}
+
+/* A module's state outlives the configuration: strings are copies there,
+** and releasing the state frees them with the lists. */
+Test(options, owned_strings_are_copies)
+{
+	sample_opts o;
+	memset(&o, 0, sizeof o); /* an owning struct starts zero-filled */
+	const fv_config_node *m = spec(REQUIRED "  name: hello\n  mode: full\n  maybe_s: x\n");
+	cr_assert_eq(fv__options_parse_owned(sample_table, m, &o, "sample"), FV_OK, "%s",
+	             fv_errmsg());
+	cr_assert_str_eq(o.name, "hello");
+	cr_assert_neq(o.name, fv_node_text(fv_node_get(m, "name")), "a copy, not the node's text");
+	cr_assert_neq(o.mode, fv_node_text(fv_node_get(m, "mode")));
+	teardown(); /* the configuration goes; the copies stay */
+	cr_assert_str_eq(o.name, "hello");
+	cr_assert_str_eq(o.mode, "full");
+	cr_assert_str_eq(o.maybe_s, "x");
+	cr_assert_eq(o.kernel.n, 2);
+	fv__options_release(sample_table, &o);
+	cr_assert(o.name == NULL && o.mode == NULL && o.maybe_s == NULL && o.kernel.v == NULL);
+	fv__options_release(sample_table, &o); /* twice is harmless */
+
+	/* A failed parse releases what it had copied (the leak check sees it). */
+	memset(&o, 0, sizeof o);
+	EXPECT_ERROR(fv__options_parse_owned(sample_table, spec(REQUIRED "  name: y\n  maybe_l: [a]\n"),
+	                                     &o, "sample"),
+	             FV_ERR_CONFIG, "expected an integer");
+	cr_assert_null(o.name, "name, parsed before maybe_l, was released");
 }
 
 Test(options, describe_prints_a_table)

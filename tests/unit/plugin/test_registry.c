@@ -174,7 +174,7 @@ static void expect_first_load_error(const char *rel, const char *message)
 Test(registry, bad_abi)
 {
 	expect_first_load_error("tests/fixtures/plugins/bad_abi.so",
-	                        ": plugin ABI 99.3, this fovea has ABI 1.0; rebuild the plugin "
+	                        ": plugin ABI 99.3, this fovea has ABI 1.1; rebuild the plugin "
 	                        "against fovea's headers");
 }
 
@@ -209,6 +209,42 @@ Test(registry, duplicate_name_names_both_files)
 	expect_load_error(reg, "tests/fixtures/plugins/dup_name.so", want);
 	/* Nothing of the refused plugin got in, not even its new name. */
 	cr_assert_null(fv_registry_find(reg, "DupNameReadout", NULL));
+	fv_registry_free(reg);
+}
+
+Test(registry, callbacks_are_checked_at_load)
+{
+	expect_first_load_error("tests/fixtures/plugins/no_forward.so",
+	                        ": readout 'NoForwardReadout' has no forward(), which every readout "
+	                        "needs");
+}
+
+/* A plugin built against ABI 1.0's shorter fv_component: its options come
+** in a temporary struct of options_size, and it keeps and frees its own
+** state. */
+Test(registry, abi_1_0_plugin_keeps_working)
+{
+	fv_registry *reg = fv_registry_new();
+	cr_assert_eq(fv_registry_load_file(reg, build_path("tests/fixtures/plugins/abi_1_0.so")),
+	             FV_OK, "%s", fv_errmsg());
+	const fv_component *c = fv_registry_find(reg, "Abi10Affine", NULL);
+	cr_assert_not_null(c);
+	cr_assert_eq(c->struct_size, offsetof(fv_component, objective) + sizeof c->objective,
+	             "the fixture must have 1.0's size, got %zu", c->struct_size);
+	cr_assert_eq(c->priv_size, 0, "the registry's copy reads 0 where 1.0 had nothing");
+	fv_config *cfg = yaml("_target_: Abi10Affine\nscale: 3\noffsets: [0.25, 0.5]\n");
+	fv_build_args a = {.struct_size = sizeof a, .registry = reg};
+	fv_module *m = fv_instantiate(reg, fv_config_root(cfg), &a);
+	fv_config_free(cfg);
+	cr_assert_not_null(m, "%s", fv_errmsg());
+	fv_ctx *ctx = fv_ctx_new();
+	fv_tensor *x = fv_ctx_from_data(ctx, 1, (int64_t[]){2}, (fv_real[]){1, -2});
+	fv_tensor *y = fv_module_forward(m, ctx, x, NULL);
+	cr_assert_not_null(y, "%s", fv_errmsg());
+	cr_assert_float_eq(y->data[0], 3.75, 1e-6);
+	cr_assert_float_eq(y->data[1], -5.25, 1e-6);
+	fv_ctx_free(ctx);
+	fv_module_free(m); /* the plugin's destroy() frees what its create() allocated */
 	fv_registry_free(reg);
 }
 
@@ -247,16 +283,25 @@ static void leaf_destroy(fv_module *m)
 	free(fv_module_priv(m));
 }
 
+/* A loss, so that the registry does not ask it for a forward(). */
+static fv_tensor *leaf_loss(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_tensor *target)
+{
+	(void)m;
+	(void)target;
+	return fv_sum_all(ctx, output);
+}
+
 static const char *const leaf_names[] = {"TestLeaf", "tests.Leaf", NULL};
 static const fv_component leaf = {
 	.struct_size = sizeof(fv_component),
-	.kind = FV_KIND_READOUT,
+	.kind = FV_KIND_LOSS,
 	.names = leaf_names,
 	.doc = "a leaf module",
 	.options = leaf_options,
 	.options_size = sizeof(leaf_opts),
 	.create = leaf_create,
 	.destroy = leaf_destroy,
+	.loss = leaf_loss,
 };
 
 /* Owns `scale` and `count`, and two leaves built from its own spec's keys. */
@@ -276,6 +321,15 @@ static fv_status parent_create(fv_module *m, const void *o, const fv_build_args 
 	return st;
 }
 
+static fv_tensor *forward_identity(fv_module *m, fv_ctx *ctx, fv_tensor *x,
+                                   const fv_forward_args *fa)
+{
+	(void)m;
+	(void)ctx;
+	(void)fa;
+	return x;
+}
+
 static const fv_option parent_options[] = {
 	{"right", FV_OPT_NODE, 0, NULL, 0, 0, FV_OPT_REQUIRED, NULL, "spec of the right leaf"},
 	{0},
@@ -290,6 +344,7 @@ static const fv_component parent = {
 	.options = parent_options,
 	.options_size = sizeof(const fv_config_node *),
 	.create = parent_create,
+	.forward = forward_identity,
 };
 
 static const fv_component *const test_components[] = {&leaf, &parent};
@@ -338,8 +393,9 @@ Test(registry_checks, struct_too_small)
 {
 	fv_component c = {.struct_size = 40, .names = one_name, .create = create_nothing};
 	char want[128];
+	/* The size of ABI 1.0's fv_component, which ends with objective(). */
 	snprintf(want, sizeof want, "component #0 has struct_size 40, smaller than the %zu bytes",
-	         sizeof(fv_component));
+	         offsetof(fv_component, objective) + sizeof c.objective);
 	expect_add_error(&c, want);
 }
 
@@ -352,10 +408,66 @@ Test(registry_checks, no_names)
 	expect_add_error(&c, "component #0 declares no name");
 }
 
-Test(registry_checks, no_create)
+static fv_status project_nothing(fv_module *m, fv_tensor *x)
 {
-	fv_component c = {.struct_size = sizeof c, .names = one_name};
-	expect_add_error(&c, "component 'Solo' has no create()");
+	(void)m;
+	(void)x;
+	return FV_OK;
+}
+
+/* What each kind is used through must be there when the plugin loads. */
+Test(registry_checks, required_callbacks)
+{
+	static const struct {
+		fv_kind kind;
+		const char *message;
+	} cases[] = {
+		{FV_KIND_CORE, "core 'Solo' has no forward(), which every core needs"},
+		{FV_KIND_READOUT, "readout 'Solo' has no forward(), which every readout needs"},
+		{FV_KIND_OBJECTIVE, "objective 'Solo' has no objective(), which every objective needs"},
+		{FV_KIND_REGULARIZER, "regularizer 'Solo' has no penalty() or project(), which every "
+		                      "regularizer needs"},
+		{FV_KIND_STOPPER, "stopper 'Solo' has no should_stop(), which every stopper needs"},
+		{FV_KIND_LOSS, "loss 'Solo' has no loss(), which every loss needs"},
+		{FV_KIND_REDUCER, "reducer 'Solo' has no forward(), which every reducer needs"},
+		{FV_KIND_MODEL, "model 'Solo' has no forward(), which every model needs"},
+	};
+	cr_assert_eq(sizeof cases / sizeof cases[0], FV_KIND_COUNT, "a kind is not covered");
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		fv_component c = {.struct_size = sizeof c, .names = one_name, .kind = cases[i].kind,
+		                  .create = create_nothing};
+		expect_add_error(&c, cases[i].message);
+	}
+	/* A regularizer needs one of its two; a postprocessor has no penalty. */
+	fv_component post = {.struct_size = sizeof post, .names = one_name,
+	                     .kind = FV_KIND_REGULARIZER, .project = project_nothing};
+	const fv_component *list[] = {&post};
+	fv_plugin p = {.abi_major = FV_ABI_MAJOR, .n_components = 1, .components = list};
+	fv_registry *reg = fv_registry_new();
+	cr_assert_eq(fv_registry_add(reg, &p, "post.so"), FV_OK, "%s", fv_errmsg());
+	fv_registry_free(reg);
+}
+
+Test(registry_checks, priv_size_replaces_options_size)
+{
+	fv_component c = {.struct_size = sizeof c, .names = one_name, .forward = forward_identity,
+	                  .priv_size = 16, .options_size = 8};
+	expect_add_error(&c, "component 'Solo' declares both priv_size 16 and options_size 8");
+}
+
+typedef struct two_doubles {
+	double a, b;
+} two_doubles;
+
+Test(registry_checks, option_outside_the_private_state)
+{
+	static const fv_option opts[] = {
+		FV_OPT("x", FLOAT, two_doubles, b, "1", "x"),
+		{0},
+	};
+	fv_component c = {.struct_size = sizeof c, .names = one_name, .forward = forward_identity,
+	                  .options = opts, .priv_size = 12};
+	expect_add_error(&c, "component 'Solo', option 'x': offset 8 does not fit in priv_size 12");
 }
 
 Test(registry_checks, bad_kind)
@@ -372,7 +484,7 @@ Test(registry_checks, option_outside_the_struct)
 		{0},
 	};
 	fv_component c = {.struct_size = sizeof c, .names = one_name, .create = create_nothing,
-	                  .options = opts, .options_size = 12};
+	                  .forward = forward_identity, .options = opts, .options_size = 12};
 	expect_add_error(&c, "component 'Solo', option 'x': offset 8 does not fit in options_size 12");
 }
 
@@ -383,7 +495,8 @@ Test(registry_checks, enum_without_choices)
 		{0},
 	};
 	fv_component c = {.struct_size = sizeof c, .names = one_name, .create = create_nothing,
-	                  .options = opts, .options_size = sizeof(const char *)};
+	                  .forward = forward_identity, .options = opts,
+	                  .options_size = sizeof(const char *)};
 	expect_add_error(&c, "component 'Solo', option 'mode': an enum needs its choices");
 }
 
@@ -392,7 +505,7 @@ Test(registry_checks, plugin_level)
 	fv_registry *reg = fv_registry_new();
 	fv_plugin p = {.abi_major = 2, .abi_minor = 0, .name = "x"};
 	cr_assert_eq(fv_registry_add(reg, &p, "old.so"), FV_ERR_PLUGIN);
-	pt_expect_msg("old.so: plugin ABI 2.0, this fovea has ABI 1.0; rebuild the plugin against "
+	pt_expect_msg("old.so: plugin ABI 2.0, this fovea has ABI 1.1; rebuild the plugin against "
 	              "fovea's headers");
 	p.abi_major = FV_ABI_MAJOR;
 	cr_assert_eq(fv_registry_add(reg, &p, "empty.so"), FV_ERR_PLUGIN);
@@ -401,7 +514,8 @@ Test(registry_checks, plugin_level)
 	pt_expect_msg("null.so: fv_plugin_entry() returned NULL");
 
 	/* The same name twice inside one plugin. */
-	fv_component a = {.struct_size = sizeof a, .names = one_name, .create = create_nothing};
+	fv_component a = {.struct_size = sizeof a, .names = one_name, .create = create_nothing,
+	                  .forward = forward_identity};
 	const fv_component *twice[] = {&a, &a};
 	fv_plugin p2 = {.abi_major = FV_ABI_MAJOR, .n_components = 2, .components = twice};
 	cr_assert_eq(fv_registry_add(reg, &p2, "twice.so"), FV_ERR_PLUGIN);
@@ -645,6 +759,232 @@ Test(instantiate, component_with_null_spec_uses_defaults)
 	fv_registry_free(reg);
 }
 
+/* ---- private state parsed by the framework (priv_size) --------------------------------- */
+
+typedef struct state {
+	/* the options */
+	double gain;
+	fv_int_list sizes;
+	const char *label;
+	const char *mode;
+	const fv_config_node *node;
+	bool fail;
+	/* the plugin's own, after them */
+	bool opts_is_priv; /* create() got the state as its options */
+	bool node_seen;    /* the node option was set during create() */
+	int64_t total;     /* sum of sizes */
+	char *own;         /* allocated by create(), freed by destroy() */
+} state;
+
+static const fv_option state_options[] = {
+	FV_OPT("gain", FLOAT, state, gain, "1.5", "a number", .min = 0, .max = 10),
+	FV_OPT("sizes", INT_LIST, state, sizes, "[1, 2]", "a list the framework frees"),
+	FV_OPT("label", STRING, state, label, "'a label'", "a string that lives with the module"),
+	FV_OPT("mode", ENUM, state, mode, "fast", "a choice", .choices = "fast|slow"),
+	FV_OPT("node", NODE, state, node, "null", "any YAML, for create() only",
+	       .flags = FV_OPT_NULLABLE),
+	FV_OPT("fail", BOOL, state, fail, "false", "fail in create()"),
+	{0},
+};
+
+static char destroyed_label[64]; /* what destroy() saw */
+
+static fv_status state_create(fv_module *m, const void *opts, const fv_build_args *args)
+{
+	(void)args;
+	state *s = fv_module_priv(m);
+	s->opts_is_priv = opts == s;
+	s->node_seen = s->node != NULL;
+	for (size_t i = 0; i < s->sizes.n; i++)
+		s->total += s->sizes.v[i];
+	s->own = strdup("mine");
+	return s->fail ? fv_error(FV_ERR_ARG, "asked to fail") : FV_OK;
+}
+
+/* Runs before the framework releases the state: the options are intact. */
+static void state_destroy(fv_module *m)
+{
+	state *s = fv_module_priv(m);
+	destroyed++;
+	snprintf(destroyed_label, sizeof destroyed_label, "%s", s->label);
+	free(s->own);
+}
+
+static fv_tensor *state_loss(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_tensor *target)
+{
+	(void)target;
+	const state *s = fv_module_priv(m);
+	return fv_mul_scalar(ctx, fv_sum_all(ctx, output), s->gain);
+}
+
+/* A component with nothing to build: no create(), no destroy(). */
+typedef struct plain {
+	double weight;
+} plain;
+
+static const fv_option plain_options[] = {
+	FV_OPT("weight", FLOAT, plain, weight, "0.5", "the factor"),
+	{0},
+};
+
+static fv_tensor *plain_loss(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_tensor *target)
+{
+	(void)target;
+	const plain *p = fv_module_priv(m);
+	return fv_mul_scalar(ctx, fv_sum_all(ctx, output), p->weight);
+}
+
+static const char *const state_names[] = {"TestState", NULL};
+static const char *const plain_names[] = {"TestPlain", NULL};
+static const fv_component state_component = {
+	.struct_size = sizeof(fv_component),
+	.kind = FV_KIND_LOSS,
+	.names = state_names,
+	.doc = "options parsed into its state",
+	.options = state_options,
+	.priv_size = sizeof(state),
+	.create = state_create,
+	.destroy = state_destroy,
+	.loss = state_loss,
+};
+static const fv_component plain_component = {
+	.struct_size = sizeof(fv_component),
+	.kind = FV_KIND_LOSS,
+	.names = plain_names,
+	.doc = "options only",
+	.options = plain_options,
+	.priv_size = sizeof(plain),
+	.loss = plain_loss,
+};
+FV_PLUGIN_DEFINE("test-state", &state_component, &plain_component);
+
+static fv_registry *state_registry(void)
+{
+	fv_registry *reg = fv_registry_new();
+	cr_assert_eq(fv_registry_add(reg, fv_plugin_entry(), "state.c"), FV_OK, "%s", fv_errmsg());
+	return reg;
+}
+
+Test(priv, options_are_parsed_into_the_state)
+{
+	fv_registry *reg = state_registry();
+	fv_config *cfg = yaml("_target_: TestState\ngain: 2\nsizes: [3, 4]\nlabel: hello\n"
+	                      "mode: slow\nnode: {a: 1}\n");
+	fv_build_args a = {.struct_size = sizeof a, .registry = reg};
+	fv_module *m = fv_instantiate(reg, fv_config_root(cfg), &a);
+	cr_assert_not_null(m, "%s", fv_errmsg());
+	fv_config_free(cfg); /* strings and lists do not point into it */
+	const state *s = fv_module_priv(m);
+	cr_assert(s->opts_is_priv);
+	cr_assert_float_eq(s->gain, 2, 0);
+	cr_assert_eq(s->sizes.n, 2);
+	cr_assert(s->sizes.v[0] == 3 && s->sizes.v[1] == 4);
+	cr_assert_eq(s->total, 7, "create() saw the options");
+	cr_assert_str_eq(s->label, "hello");
+	cr_assert_str_eq(s->mode, "slow");
+	cr_assert(s->node_seen, "the node option is there during create()");
+	cr_assert_null(s->node, "and cleared after it: the configuration may go");
+	cr_assert_str_eq(s->own, "mine");
+
+	fv_ctx *ctx = fv_ctx_new();
+	fv_tensor *y = fv_module_loss(m, ctx, fv_ctx_from_data(ctx, 1, (int64_t[]){2},
+	                                                       (fv_real[]){1, 2}), NULL);
+	cr_assert_not_null(y, "%s", fv_errmsg());
+	cr_assert_float_eq(y->data[0], 6, 1e-6);
+	fv_ctx_free(ctx);
+
+	destroyed = 0;
+	destroyed_label[0] = '\0';
+	fv_module_free(m);
+	cr_assert_eq(destroyed, 1);
+	cr_assert_str_eq(destroyed_label, "hello", "destroy() runs before the state is released");
+	fv_registry_free(reg);
+}
+
+Test(priv, defaults_fill_the_state)
+{
+	fv_registry *reg = state_registry();
+	fv_module *m = fv_instantiate_component(fv_registry_find(reg, "TestState", NULL), NULL, NULL,
+	                                        "s");
+	cr_assert_not_null(m, "%s", fv_errmsg());
+	const state *s = fv_module_priv(m);
+	cr_assert_float_eq(s->gain, 1.5, 0);
+	cr_assert_eq(s->total, 3);
+	cr_assert_str_eq(s->label, "a label");
+	cr_assert_str_eq(s->mode, "fast");
+	cr_assert(!s->node_seen);
+	fv_module_free(m);
+	fv_registry_free(reg);
+}
+
+Test(priv, failures_release_the_state)
+{
+	fv_registry *reg = state_registry();
+	fv_build_args a = {.struct_size = sizeof a, .registry = reg};
+	destroyed = 0;
+	fv_config *cfg = yaml("loss:\n  _target_: TestState\n  label: x\n  fail: true\n");
+	cr_assert_null(fv_instantiate(reg, fv_node_get(fv_config_root(cfg), "loss"), &a));
+	cr_assert_str_eq(fv_errmsg(), "spec.yaml:1: TestState: asked to fail"); /* the map under loss: */
+	cr_assert_eq(destroyed, 1, "destroy() runs after a failed create()");
+	fv_config_free(cfg);
+
+	/* A bad option: no module, so no create() and no destroy(). */
+	cfg = yaml("_target_: TestState\nlabel: kept\nsizes: [1]\nmode: medium\n");
+	cr_assert_null(fv_instantiate(reg, fv_config_root(cfg), &a));
+	pt_expect_msg("mode: expected one of fast|slow");
+	cr_assert_eq(destroyed, 1);
+	fv_config_free(cfg);
+	fv_registry_free(reg);
+}
+
+/* Any allocation of building a module with a private state may fail: the
+** build then fails with a message and releases what it had (the
+** sanitizer build checks the leaks). */
+Test(priv, allocation_failures_are_clean)
+{
+	fv_registry *reg = state_registry();
+	fv_config *cfg = yaml("_target_: TestState\nsizes: [3, 4]\nlabel: hello\nmode: slow\n");
+	fv_build_args a = {.struct_size = sizeof a, .registry = reg};
+	fv_module_free(fv_instantiate(reg, fv_config_root(cfg), &a)); /* defaults parsed once */
+	fv_alloc_fail_at(0, false);
+	fv_module_free(fv_instantiate(reg, fv_config_root(cfg), &a));
+	long n = fv_alloc_fail_at(0, false);
+	/* A few allocations (of names for messages) may fail harmlessly. */
+	long failed = 0;
+	for (long i = 1; i <= n; i++) {
+		fv_clear_error();
+		fv_alloc_fail_at(i, false);
+		fv_module *m = fv_instantiate(reg, fv_config_root(cfg), &a);
+		fv_alloc_fail_at(0, false);
+		if (m == NULL)
+			cr_assert_neq(fv_errmsg()[0], '\0', "allocation %ld: no message", i);
+		failed += m == NULL;
+		fv_module_free(m);
+	}
+	cr_assert_geq(failed, 4, "the state, its list and strings, the module: %ld of %ld", failed,
+	              n);
+	fv_config_free(cfg);
+	fv_registry_free(reg);
+}
+
+Test(priv, create_is_optional)
+{
+	fv_registry *reg = state_registry();
+	fv_config *cfg = yaml("_target_: TestPlain\nweight: 3\n");
+	fv_build_args a = {.struct_size = sizeof a, .registry = reg};
+	fv_module *m = fv_instantiate(reg, fv_config_root(cfg), &a);
+	cr_assert_not_null(m, "%s", fv_errmsg());
+	fv_ctx *ctx = fv_ctx_new();
+	fv_tensor *y = fv_module_loss(m, ctx, fv_ctx_from_data(ctx, 1, (int64_t[]){2},
+	                                                       (fv_real[]){1, 2}), NULL);
+	cr_assert_not_null(y, "%s", fv_errmsg());
+	cr_assert_float_eq(y->data[0], 9, 1e-6);
+	fv_ctx_free(ctx);
+	fv_module_free(m);
+	fv_config_free(cfg);
+	fv_registry_free(reg);
+}
+
 /* ---- modules ---------------------------------------------------------------------------- */
 
 typedef struct seen {
@@ -827,9 +1167,9 @@ Test(module, missing_slots_are_errors)
 	fv_ctx *ctx = fv_ctx_new();
 	fv_tensor *x = fv_ctx_zeros(ctx, 1, (int64_t[]){2});
 	cr_assert_null(fv_module_forward(m, ctx, x, NULL));
-	cr_assert_str_eq(fv_errmsg(), "readout 'TestLeaf' (left) has no forward");
+	cr_assert_str_eq(fv_errmsg(), "loss 'TestLeaf' (left) has no forward");
 	cr_assert_null(fv_module_regularizer(m, ctx, NULL));
-	cr_assert_str_eq(fv_errmsg(), "readout 'TestLeaf' (left) has no regularizer");
+	cr_assert_str_eq(fv_errmsg(), "loss 'TestLeaf' (left) has no regularizer");
 	fv_ctx_free(ctx);
 	fv_module_free(m);
 	fv_registry_free(reg);

@@ -849,6 +849,48 @@ Test(cores, full_gradients_with_colour_and_downsampling, .timeout = 120)
 
 #define ONE_LAYER(type) CORE(type, "[2, 3]", "[3]", "[3]")
 
+/* The first layer as one dense kernel (fv_module_first_layer_filters, for
+** the figures): convolving with it is what the layer computes, whatever
+** the flavour, the log speed included. */
+Test(cores, first_layer_filters_are_the_layers_kernel)
+{
+	static const char *const types[] = {"custom_separable", "separable", "full"};
+	for (int k = 0; k < 3; k++) {
+		char yaml[512];
+		snprintf(yaml, sizeof yaml,
+		         CORE("%s", "[2, 3]", "[6]", "[3]") "cut_first_n_frames: 0\n"
+		                                            "input_padding: false\n" GAMMAS0,
+		         types[k]);
+		fv_module *m = eval_core(yaml, 40 + (uint64_t)k, 1, 400 + (uint64_t)k);
+		T(m, "features.layer0.conv._log_speed_default")->data[0] = 0.25f;
+		fv_tensor *kernel = NULL;
+		cr_assert_eq(fv_module_first_layer_filters(m, &kernel), FV_OK, "%s", fv_errmsg());
+		pt_expect_shape(kernel, 5, (int64_t[]){3, 2, 6, 3, 3}, types[k]);
+		if (k == 0) { /* and it is the formula's */
+			double *want = custom_separable_weight(m, 0, 6);
+			for (int64_t i = 0; i < kernel->numel; i++)
+				cr_assert_float_eq(kernel->data[i], want[i], 1e-6, "%s [%lld]", types[k],
+				                   (long long)i);
+			free(want);
+		}
+		fv_tensor *x = pt_input(5, (int64_t[]){2, 2, 8, 5, 5}, 9, -1, 1);
+		double *w = weight_of(kernel);
+		const int ks[3] = {6, 3, 3}, valid[3][2] = {{0, 0}, {0, 0}, {0, 0}};
+		arr r = naive_conv(arr_from(x), w, 3, ks, valid);
+		naive_layer_tail_eval(m, 0, r);
+		free(w);
+		fv_tensor_free(kernel);
+		expect_forward_matches(m, x, r);
+	}
+	fv_module *dummy = build_core("_target_: DummyCore\n");
+	fv_tensor *none = NULL;
+	cr_assert_eq(fv_module_first_layer_filters(dummy, &none), FV_ERR_NOTFOUND);
+	cr_assert_null(none);
+	pt_expect_msg("core 'DummyCore' (");
+	pt_expect_msg(") has no first_layer_filters");
+	fv_module_free(dummy);
+}
+
 Test(cores, bad_configurations_are_refused)
 {
 	const pt_bad_spec bad[] = {
@@ -1044,6 +1086,31 @@ Test(cores, model_builds_core_then_readout_as_openretina)
 	cr_assert_eq(grid->shape[2], 6);
 	cr_assert_eq(T(m, "readout.session_2.features")->shape[1], 4);
 	cr_assert(fv_module_training(m), "a new model is in train mode, as a torch module");
+	fv_module_free(m);
+}
+
+/* What figures ask a model, it asks its parts: the core's first filters, the
+** readout's neuron positions per session. */
+Test(cores, model_answers_figures_through_its_children)
+{
+	fv_module *m = build_core(model_yaml);
+	fv_module *core = fv_module_child(m, "core"), *readout = fv_module_child(m, "readout");
+	fv_tensor *from_model = NULL, *from_core = NULL;
+	cr_assert_eq(fv_module_first_layer_filters(m, &from_model), FV_OK, "%s", fv_errmsg());
+	cr_assert_eq(fv_module_first_layer_filters(core, &from_core), FV_OK, "%s", fv_errmsg());
+	pt_expect_shape(from_model, 5, (int64_t[]){3, 2, 6, 7, 7}, "layer 0 as a dense kernel");
+	for (int64_t i = 0; i < from_model->numel; i++)
+		cr_assert_eq(from_model->data[i], from_core->data[i]);
+	double a[8], b[8];
+	int64_t hw_a[2], hw_b[2];
+	cr_assert_eq(fv_module_neuron_positions(m, "session_2", 4, a, hw_a), FV_OK, "%s",
+	             fv_errmsg());
+	cr_assert_eq(fv_module_neuron_positions(readout, "session_2", 4, b, hw_b), FV_OK);
+	cr_assert(hw_a[0] == 8 && hw_a[1] == 6 && hw_b[0] == 8 && hw_b[1] == 6,
+	          "the readout's feature map");
+	cr_assert_arr_eq(a, b, sizeof a);
+	fv_tensor_free(from_model);
+	fv_tensor_free(from_core);
 	fv_module_free(m);
 }
 

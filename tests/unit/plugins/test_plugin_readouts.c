@@ -293,6 +293,65 @@ Test(readouts, gaussian_mask_errors)
 	                   "expected (batch, 2, time, 3, 3)");
 }
 
+/* Where each neuron reads, for the readout-positions figure: the mask
+** centre mask_mean * gaussian_mean_scale on the grid linspace(-s/m, s/m, s)
+** of each axis (m the larger side), in pixels. */
+Test(readouts, gaussian_mask_neuron_positions_in_pixels)
+{
+	fv_module *m = build("_target_: GaussianMaskReadout\nin_shape: [1, 2, 5, 4]\noutdims: 3\n"
+	                     "gaussian_mean_scale: 2\n");
+	const fv_real mu[6] = {0, 0, 0.5f, -0.4f, -0.25f, 0.2f};
+	memcpy(pt_tensor(m, "mask_mean")->data, mu, sizeof mu);
+	double rc[6];
+	int64_t hw[2];
+	cr_assert_eq(fv_module_neuron_positions(m, NULL, 3, rc, hw), FV_OK, "%s", fv_errmsg());
+	cr_assert(hw[0] == 5 && hw[1] == 4, "the feature map (%lld, %lld)", (long long)hw[0],
+	          (long long)hw[1]);
+	/* rows: half 5/5, (p + 1) * 4 / 2; columns: half 4/5, (p + 0.8) * 3 / 1.6 */
+	const double want[6] = {2, 1.5, 4, 0, 1, 2.25};
+	for (int i = 0; i < 6; i++)
+		pt_expect_close(rc[i], want[i], 1e-6, "position");
+	cr_assert_eq(fv_module_neuron_positions(m, NULL, 2, rc, hw), FV_ERR_SHAPE);
+	pt_expect_msg("GaussianMaskReadout: neuron positions: asked for 2 neurons, the readout has 3");
+	fv_module_free(m);
+}
+
+/* The readout as an fv_linear_readout: softplus(rows(x) W^T * scale + bias)
+** computed here from it is the forward, positive clamp included. */
+Test(readouts, gaussian_mask_linear_readout_is_its_forward)
+{
+	fv_module *m = build("_target_: GaussianMaskReadout\nin_shape: [2, 3, 4, 3]\noutdims: 2\n"
+	                     "scale: true\npositive: true\n");
+	gc_fill_uniform(pt_tensor(m, "features"), 5, -1, 1);
+	gc_fill_uniform(pt_tensor(m, "bias"), 6, -0.5, 0.5);
+	fv_tensor *x = pt_input(5, (int64_t[]){2, 2, 3, 4, 3}, 7, -1, 1);
+	fv_ctx *ctx = fv_ctx_new();
+	fv_linear_readout lin;
+	cr_assert_eq(fv_module_linear_readout(m, ctx, x, &lin), FV_OK, "%s", fv_errmsg());
+	cr_assert_not_null(lin.activation, "softplus");
+	pt_expect_shape(lin.weight, 2, (int64_t[]){2, 24}, "weight (n, c*w*h)");
+	cr_assert(lin.scale == pt_tensor(m, "scale_param") && lin.bias == pt_tensor(m, "bias"));
+	fv_tensor *y = pt_forward(m, ctx, x, NULL, -1);
+	for (int64_t b = 0; b < 2; b++)
+		for (int64_t t = 0; t < 3; t++)
+			for (int64_t n = 0; n < 2; n++) {
+				double v = 0;
+				for (int64_t c = 0; c < 2; c++)
+					for (int64_t p = 0; p < 12; p++)
+						v += (double)x->data[((b * 2 + c) * 3 + t) * 12 + p] *
+						     lin.weight->data[n * 24 + c * 12 + p];
+				v = softplus(v * lin.scale->data[n] + lin.bias->data[n]);
+				pt_expect_close(y->data[(b * 3 + t) * 2 + n], v, 1e-5, "y");
+			}
+	const gm_setting g = {1.0, 1.0, true};
+	expect_matches_ref(y, x, 2, gm_reference, m, &g);
+	fv_tensor *bad = fv_ctx_zeros(ctx, 5, (int64_t[]){1, 2, 3, 3, 4});
+	cr_assert_eq(fv_module_linear_readout(m, ctx, bad, &lin), FV_ERR_SHAPE);
+	pt_expect_msg("GaussianMaskReadout: input has shape (1, 2, 3, 3, 4); expected (batch, 2, "
+	              "time, 4, 3)");
+	pt_release(m, x, ctx);
+}
+
 Test(readouts, gaussian_mask_exp_nonlinearity_from_dotted_name)
 {
 	fv_module *m = build("_target_: GaussianMaskReadout\nin_shape: [1, 1, 2, 2]\noutdims: 1\n"
@@ -995,6 +1054,54 @@ Test(readouts, multi_gaussian_mask_sessions_routing_and_concat)
 	                        "MultiGaussianMaskReadout: no session 'beta' (sessions: alpha, zeta)");
 	fv_tensor_free(x);
 	fv_module_free(m);
+}
+
+/* Positions are asked per session and answered by its readout; a
+** readout that cannot tell says so (the figure is then skipped). */
+Test(readouts, multi_neuron_positions_by_session)
+{
+	fv_module *m = build(MGM_SPEC(""));
+	gc_fill_uniform(pt_tensor(m, "alpha.mask_mean"), 2, -0.3, 0.3);
+	double got[6], want[6];
+	int64_t hw[2], child_hw[2];
+	cr_assert_eq(fv_module_neuron_positions(m, "alpha", 3, got, hw), FV_OK, "%s", fv_errmsg());
+	cr_assert_eq(fv_module_neuron_positions(fv_module_child(m, "alpha"), NULL, 3, want,
+	                                        child_hw),
+	             FV_OK);
+	cr_assert_arr_eq(got, want, sizeof got);
+	cr_assert(hw[0] == 4 && hw[1] == 3);
+	cr_assert_eq(fv_module_neuron_positions(m, "beta", 3, got, hw), FV_ERR_NOTFOUND);
+	pt_expect_msg("no session 'beta'");
+	cr_assert_eq(fv_module_neuron_positions(m, NULL, 3, got, hw), FV_ERR_ARG);
+	pt_expect_msg("a session is needed when there are several");
+	fv_module_free(m);
+
+	m = build("_target_: MultiReadoutBase\nin_shape: [2, 3, 4, 5]\nn_neurons_dict: {a: 2}\n"
+	          "base_readout: LNPReadout\n");
+	cr_assert_eq(fv_module_neuron_positions(m, "a", 2, got, hw), FV_ERR_NOTFOUND);
+	pt_expect_msg("readout 'LNPReadout' (a) has no neuron_positions");
+	cr_assert_eq(fv_module_neuron_positions(m, NULL, 2, got, hw), FV_ERR_NOTFOUND,
+	             "one session needs no key");
+	fv_module_free(m);
+}
+
+/* Sessions without an fv_linear_readout run one by one; the result is the
+** same concatenation in sorted key order. */
+Test(readouts, multi_without_linear_readouts_concatenates_sessions)
+{
+	fv_module *m = build("_target_: MultiReadoutBase\nin_shape: [2, 3, 4, 5]\n"
+	                     "n_neurons_dict: {b: 2, a: 3}\nbase_readout: LNPReadout\n"
+	                     "nonlinearity: softplus\n");
+	fv_tensor *x = pt_input(5, (int64_t[]){2, 2, 3, 4, 5}, 8, -1, 1);
+	fv_ctx *ctx = fv_ctx_new();
+	fv_tensor *all = pt_forward(m, ctx, x, NULL, -1);
+	fv_tensor *a = pt_forward(m, ctx, x, "a", -1), *b = pt_forward(m, ctx, x, "b", -1);
+	pt_expect_shape(all, 3, (int64_t[]){2, 3, 5}, "all sessions");
+	for (int64_t bt = 0; bt < 6; bt++)
+		for (int64_t n = 0; n < 5; n++)
+			cr_assert_eq(all->data[bt * 5 + n], n < 3 ? a->data[bt * 3 + n]
+			                                          : b->data[bt * 2 + n - 3]);
+	pt_release(m, x, ctx);
 }
 
 Test(readouts, multi_gaussian_mask_gradients_per_session)
