@@ -347,12 +347,12 @@ static fv_status scan(fv__unpickler *u)
 static fv_status grow(fv__unpickler *u, void **arr, size_t *cap, size_t elem, size_t want,
                       size_t limit, const char *what, const char *field)
 {
-	if (want <= *cap)
-		return FV_OK;
 	if (want > limit)
 		return fv_error(FV_ERR_FORMAT, "the %s grows beyond %zu entries (fv_ckpt_limits.%s)", what,
 		                limit, field);
-	size_t c = *cap ? *cap : 64;
+	if (want <= *cap)
+		return FV_OK;
+	size_t c = *cap ? *cap : limit < 64 ? limit : 64;
 	while (c < want)
 		c = c > limit / 2 ? limit : 2 * c;
 	if (fv__pypool_charge(u->pool, (c - *cap) * elem) != FV_OK)
