@@ -100,6 +100,7 @@ typedef struct frame {
 	const fv_pyval *src;
 	fv_config_node *dst;
 	size_t next;
+	bool check_keys; /* keys of several kinds (or floats) may read the same as text */
 } frame;
 
 typedef struct walk {
@@ -286,6 +287,21 @@ static fv_status key_text(walk *w, const fv_pyval *k, char *buf, size_t size, co
 	return FV_OK;
 }
 
+/* Keys of one kind are distinct as values, so distinct as text, except
+** floats (two NaNs); only other dicts need the (linear) duplicate check. */
+static bool mixed_keys(const fv_pyval *d)
+{
+	if (fv_pyval_kind_of(d) != FV_PY_DICT || fv_pyval_len(d) == 0)
+		return false;
+	fv_pyval_kind k0 = fv_pyval_kind_of(fv_pyval_key(d, 0));
+	if (k0 == FV_PY_FLOAT)
+		return true;
+	for (size_t i = 1; i < fv_pyval_len(d); i++)
+		if (fv_pyval_kind_of(fv_pyval_key(d, i)) != k0)
+			return true;
+	return false;
+}
+
 fv_config *fv_pyval_to_config(const fv_pyval *v, const char *name)
 {
 	fv_pyval_kind k = fv_pyval_kind_of(v);
@@ -310,7 +326,7 @@ fv_config *fv_pyval_to_config(const fv_pyval *v, const char *name)
 	bool push;
 	if ((s = node_for(w, v, &cfg->root, &push)) != FV_OK)
 		goto out;
-	w->st[w->top++] = (frame){v, cfg->root, 0};
+	w->st[w->top++] = (frame){v, cfg->root, 0, mixed_keys(v)};
 	while (w->top > 0) {
 		frame *f = &w->st[w->top - 1];
 		if (f->next == fv_pyval_len(f->src)) {
@@ -324,8 +340,7 @@ fv_config *fv_pyval_to_config(const fv_pyval *v, const char *name)
 		if (f->src->kind == FV_PY_DICT) {
 			if ((s = key_text(w, fv_pyval_key(f->src, i), kbuf, sizeof kbuf, &key)) != FV_OK)
 				goto out;
-			if (fv_pyval_kind_of(fv_pyval_key(f->src, i)) != FV_PY_STR &&
-			    fv__node_find(f->dst, key) >= 0) {
+			if (f->check_keys && fv__node_find(f->dst, key) >= 0) {
 				s = fail(w, "two keys read the same once written as text");
 				goto out;
 			}
@@ -340,7 +355,7 @@ fv_config *fv_pyval_to_config(const fv_pyval *v, const char *name)
 				s = fail(w, "nested deeper than a configuration may be");
 				goto out;
 			}
-			w->st[w->top++] = (frame){item, n, 0};
+			w->st[w->top++] = (frame){item, n, 0, mixed_keys(item)};
 		}
 	}
 out:

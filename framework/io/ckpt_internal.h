@@ -72,6 +72,7 @@ struct fv_pyval {
 		struct {
 			const char *s;   /* pool memory, NUL-terminated */
 			size_t len;
+			uint64_t hash;   /* as a dict key; 0 until computed */
 		} str;               /* STR, BYTES */
 		fv__pybody *body;    /* TUPLE, LIST, SET, DICT, SLICE */
 		fv_ckpt_array *arr;  /* TENSOR, NDARRAY (pool memory) */

@@ -233,12 +233,12 @@ static fv_status body_reserve(fv__pypool *p, fv__pybody *b, bool dict, size_t en
 		return FV_ERR_FORMAT;
 	fv_pyval **items = fv__realloc(b->items, cap * sizeof *items);
 	if (items == NULL)
-		return fv_error(FV_ERR_NOMEM, "out of memory reading a checkpoint");
+		return p->failure = fv_error(FV_ERR_NOMEM, "out of memory reading a checkpoint");
 	b->items = items;
 	if (dict) {
 		uint64_t *hashes = fv__realloc(b->hashes, cap / 2 * sizeof *hashes);
 		if (hashes == NULL)
-			return fv_error(FV_ERR_NOMEM, "out of memory reading a checkpoint");
+			return p->failure = fv_error(FV_ERR_NOMEM, "out of memory reading a checkpoint");
 		b->hashes = hashes;
 	}
 	b->cap = cap;
@@ -350,8 +350,15 @@ static bool key_hash(const fv_pyval *k, uint64_t *h)
 		*h = mix(bits ^ 0xf10a7u);
 		return true;
 	}
-	case FV_PY_STR: *h = hash_bytes(k->u.str.s, k->u.str.len, 1); return true;
-	case FV_PY_BYTES: *h = hash_bytes(k->u.str.s, k->u.str.len, 2); return true;
+	case FV_PY_STR:
+	case FV_PY_BYTES:
+		/* Cached: one long string used as a key again and again through
+		** the memo must not cost its length every time. */
+		if (k->u.str.hash == 0)
+			((fv_pyval *)k)->u.str.hash =
+				hash_bytes(k->u.str.s, k->u.str.len, k->kind == FV_PY_STR ? 1 : 2) | 1;
+		*h = k->u.str.hash;
+		return true;
 	case FV_PY_LIST:
 	case FV_PY_DICT: return false;
 	case FV_PY_SET:
@@ -416,7 +423,7 @@ static fv_status index_grow(fv__pypool *p, fv__pybody *b)
 		return FV_ERR_FORMAT;
 	uint32_t *index = fv__calloc(cap, sizeof *index);
 	if (index == NULL)
-		return fv_error(FV_ERR_NOMEM, "out of memory reading a checkpoint");
+		return p->failure = fv_error(FV_ERR_NOMEM, "out of memory reading a checkpoint");
 	free(b->index);
 	b->index = index;
 	b->index_cap = cap;
@@ -477,8 +484,8 @@ fv_pyval *fv__pyval_dict_get(const fv_pyval *dict, const char *key, size_t len)
 {
 	if (dict == NULL || dict->kind != FV_PY_DICT)
 		return NULL;
-	fv_pyval k = {.kind = FV_PY_STR, .u.str = {key, len}};
-	long e = dict_find(dict->u.body, &k, hash_bytes(key, len, 1));
+	fv_pyval k = {.kind = FV_PY_STR, .u.str = {key, len, 0}};
+	long e = dict_find(dict->u.body, &k, hash_bytes(key, len, 1) | 1);
 	return e < 0 ? NULL : dict->u.body->items[2 * e + 1];
 }
 

@@ -7,7 +7,8 @@
 ** machine alone, with made-up storage records (keys "0" to "15", record k
 ** holding 8 * (k + 1) bytes of a pattern), so that persistent ids, tensor
 ** views and every dtype are reached without the fuzzer having to build a
-** zip around them.  The seed corpus (corpus/ckpt/) has both kinds.
+** zip around them.  The seed corpus (corpus/ckpt/, made by
+** make_ckpt_seeds.py) has both kinds.
 **
 ** Whatever loads is walked completely the way a converter would walk it
 ** (every container, string and tensor element read, the tree turned into
