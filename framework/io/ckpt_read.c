@@ -9,6 +9,7 @@
 ** own dense float32 or int64 copy.  Record buffers are charged to the
 ** same budget as the values.
 */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,14 +51,9 @@ static fv_status read_entry(fv__torchzip *z, fv__pypool *pool, int64_t e, unsign
 static fv_status get_record(void *ctx, const char *key, const unsigned char **data, size_t *len)
 {
 	zip_records *r = ctx;
-	size_t klen = strlen(key);
-	char *name = fv__malloc(klen + 6);
-	if (name == NULL)
-		return fv_error(FV_ERR_NOMEM, "out of memory reading a checkpoint");
-	memcpy(name, "data/", 5);
-	memcpy(name + 5, key, klen + 1);
+	char name[300]; /* keys have at most 255 bytes (pickle_globals.c) */
+	snprintf(name, sizeof name, "data/%s", key);
 	int64_t e = fv__torchzip_find(r->z, name);
-	free(name);
 	if (e < 0)
 		return fv_error(FV_ERR_FORMAT, "storage '%s': the archive has no record %s/data/%s", key,
 		                fv__torchzip_prefix(r->z), key);

@@ -859,6 +859,9 @@ fv_status fv__pyglobal_reduce(fv__unpickler *u, const fv_pyval *callable, fv_pyv
 	return not_callable("REDUCE", callable);
 }
 
+/* cls.__new__(cls, *args): only for the classes whose state comes from a
+** BUILD afterwards (omegaconf) and those whose NEWOBJ means the same as a
+** call (OrderedDict, numpy.dtype). */
 fv_status fv__pyglobal_newobj(fv__unpickler *u, const fv_pyval *cls, fv_pyval *args,
                               fv_pyval **out)
 {
@@ -876,23 +879,13 @@ fv_status fv__pyglobal_newobj(fv__unpickler *u, const fv_pyval *cls, fv_pyval *a
 		if (fv_pyval_len(args) != 0)
 			return bad_args(g, "none (omegaconf objects get their state from BUILD)", args);
 		return made(u, fv__pyval_object(p, g), out);
-	case GK_ORDEREDDICT:
-	case GK_DEFAULTDICT: {
+	case GK_ORDEREDDICT: {
 		fv_pyval *d = fv__pyval_container(p, FV_PY_DICT, 0);
-		if (d != NULL && g->kind == GK_ORDEREDDICT)
+		if (d != NULL)
 			d->flags |= FV__PY_ORDERED;
 		return made(u, d, out);
 	}
 	case GK_NP_DTYPE: return np_dtype(u, g, args, out);
-	case GK_BUILTIN:
-		if (g->param == B_DICT || g->param == B_LIST || g->param == B_SET) {
-			if (fv_pyval_len(args) != 0)
-				return bad_args(g, "none", args);
-			static const fv_pyval_kind kinds[] = {
-				[B_DICT] = FV_PY_DICT, [B_LIST] = FV_PY_LIST, [B_SET] = FV_PY_SET};
-			return made(u, fv__pyval_container(p, kinds[g->param], 0), out);
-		}
-		break;
 	default: break;
 	}
 	return not_callable("NEWOBJ", cls);
@@ -903,7 +896,9 @@ fv_status fv__pyglobal_build(fv__unpickler *u, fv_pyval *obj, fv_pyval *state)
 	if (obj->kind == FV_PY_DICT && (obj->flags & FV__PY_ORDERED)) {
 		/* An OrderedDict's attributes (state_dict._metadata): not data. */
 		if (state->kind != FV_PY_DICT && state->kind != FV_PY_NONE && state->kind != FV_PY_TUPLE)
-			return bad_arg(&allowed[0], "the BUILD state", state, "a dict of attributes");
+			return fv_error(FV_ERR_FORMAT,
+			                "BUILD on an OrderedDict with %s; expected a dict of attributes",
+			                fv__pyval_a(state));
 		return FV_OK;
 	}
 	if (obj->kind != FV_PY_OBJECT)

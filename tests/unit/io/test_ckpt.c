@@ -1099,6 +1099,8 @@ static const refusal refusals[] = {
 	  NULL),
 	R("newobj", "\x80\x02\x63torch._utils\n_rebuild_tensor_v2\n)\x81.",
 	  "NEWOBJ on torch._utils._rebuild_tensor_v2 is not allowed", NULL),
+	R("newobj list", "\x80\x02\x63__builtin__\nlist\n)\x81.",
+	  "NEWOBJ on __builtin__.list is not allowed", NULL),
 	R("build dict", "\x80\x02}}b.", "BUILD on a dict (dict) is not allowed", NULL),
 	R("build node twice", "\x80\x02\x63omegaconf.nodes\nAnyNode\n)\x81}b}b.",
 	  "(BUILD): BUILD on None", NULL),
