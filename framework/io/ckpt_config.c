@@ -167,6 +167,15 @@ static fv_status append(walk *w, fv_config_node *parent, const char *key, fv_con
 	return s;
 }
 
+/* A new empty sequence as the last item of level[d - 1], made level[d]. */
+static fv_status open_level(walk *w, fv_config_node **level, int d)
+{
+	fv_status s = append(w, level[d - 1], NULL, fv__node_new(w->cfg, FV_NODE_SEQ, w->file, 0));
+	if (s == FV_OK)
+		level[d] = level[d - 1]->kids[level[d - 1]->n - 1];
+	return s;
+}
+
 /* A tensor or array: nested sequences, row-major (a 0-d one: a number). */
 static fv_status array_node(walk *w, const fv_ckpt_array *a, fv_config_node **out)
 {
@@ -188,8 +197,7 @@ static fv_status array_node(walk *w, const fv_ckpt_array *a, fv_config_node **ou
 	*out = level[0];
 	fv_status s = FV_OK;
 	for (int d = 1; d <= outer && s == FV_OK; d++)
-		if ((s = append(w, level[d - 1], NULL, fv__node_new(w->cfg, FV_NODE_SEQ, w->file, 0))) == FV_OK)
-			level[d] = level[d - 1]->kids[level[d - 1]->n - 1];
+		s = open_level(w, level, d);
 	int64_t elem = 0;
 	while (s == FV_OK) {
 		if (outer == a->ndim - 1)
@@ -201,9 +209,7 @@ static fv_status array_node(walk *w, const fv_ckpt_array *a, fv_config_node **ou
 		if (d < 0)
 			break;
 		for (int e = d + 1; e <= outer && s == FV_OK; e++)
-			if ((s = append(w, level[e - 1], NULL, fv__node_new(w->cfg, FV_NODE_SEQ, w->file, 0))) ==
-			    FV_OK)
-				level[e] = level[e - 1]->kids[level[e - 1]->n - 1];
+			s = open_level(w, level, e);
 	}
 	if (s != FV_OK) {
 		fv__node_free(w->cfg, *out);

@@ -100,7 +100,9 @@ static fv_ckpt *load(fv__torchzip *z, const char *name, const fv_ckpt_limits *li
 	fv_ckpt *c = NULL;
 	fv_status s = fv__pypool_charge(pool, (size_t)n * sizeof *rec.cache);
 	char *pkl_name = fv__malloc(plen + sizeof "/data.pkl");
-	if (s == FV_OK && (pkl_name == NULL || (rec.cache = fv__calloc((size_t)n, sizeof *rec.cache)) == NULL))
+	if (s == FV_OK && pkl_name != NULL)
+		rec.cache = fv__calloc((size_t)n, sizeof *rec.cache);
+	if (s == FV_OK && (pkl_name == NULL || rec.cache == NULL))
 		s = fv_error(FV_ERR_NOMEM, "out of memory reading a checkpoint");
 	if (s == FV_OK) {
 		memcpy(pkl_name, prefix, plen);

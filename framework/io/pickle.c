@@ -909,7 +909,8 @@ static fv_status exec_op(fv__unpickler *u, unsigned char op, const arg *a, bool 
 			s = push(u, x);
 		return s;
 	case 's': /* SETITEM */
-		if ((s = pop(u, &y)) == FV_OK && (s = pop(u, &x)) == FV_OK && (s = peek(u, 0, &z)) == FV_OK) {
+		if ((s = pop(u, &y)) == FV_OK && (s = pop(u, &x)) == FV_OK &&
+		    (s = peek(u, 0, &z)) == FV_OK) {
 			if (z->kind != FV_PY_DICT)
 				return fv_error(FV_ERR_FORMAT, "the target is %s (%s), not a dict",
 				                fv__pyval_a(z), fv_pyval_type_name(z));

@@ -285,7 +285,8 @@ static fv_status latin1_bytes(fv__unpickler *u, const fv__pyglobal *g, const fv_
 
 static bool str_is(const fv_pyval *v, const char *s)
 {
-	return v->kind == FV_PY_STR && v->u.str.len == strlen(s) && memcmp(v->u.str.s, s, v->u.str.len) == 0;
+	return v->kind == FV_PY_STR && v->u.str.len == strlen(s) &&
+	       memcmp(v->u.str.s, s, v->u.str.len) == 0;
 }
 
 /* bytes from (str, encoding) as _codecs.encode and bytearray's protocol 2
@@ -293,11 +294,11 @@ static bool str_is(const fv_pyval *v, const char *s)
 static fv_status encode_str(fv__unpickler *u, const fv__pyglobal *g, const fv_pyval *str,
                             const fv_pyval *enc, fv_pyval **out)
 {
+	fv__pypool *p = fv__unpickler_pool(u);
 	if (str->kind != FV_PY_STR)
 		return bad_arg(g, "the text", str, "a str");
 	if (enc == NULL || str_is(enc, "utf-8") || str_is(enc, "utf8") || str_is(enc, "utf_8"))
-		return made(u, fv__pyval_str(fv__unpickler_pool(u), FV_PY_BYTES, str->u.str.s, str->u.str.len),
-		            out);
+		return made(u, fv__pyval_str(p, FV_PY_BYTES, str->u.str.s, str->u.str.len), out);
 	if (str_is(enc, "latin1") || str_is(enc, "latin-1") || str_is(enc, "latin_1") ||
 	    str_is(enc, "iso-8859-1") || str_is(enc, "iso8859-1"))
 		return latin1_bytes(u, g, str, out);

@@ -228,7 +228,9 @@ static fv_status body_reserve(fv__pypool *p, fv__pybody *b, bool dict, size_t en
 	size_t cap = b->cap ? b->cap : 4;
 	while (cap < want)
 		cap *= 2;
-	size_t grow = (cap - b->cap) * sizeof *b->items + (dict ? (cap - b->cap) / 2 * sizeof *b->hashes : 0);
+	size_t grow = (cap - b->cap) * sizeof *b->items;
+	if (dict)
+		grow += (cap - b->cap) / 2 * sizeof *b->hashes;
 	if (fv__pypool_charge(p, grow) != FV_OK)
 		return FV_ERR_FORMAT;
 	fv_pyval **items = fv__realloc(b->items, cap * sizeof *items);

@@ -136,6 +136,8 @@ static fv_status legacy_error(const char *name)
 
 static fv_status zip_open_error(const char *name, int code)
 {
+	if (code == ZIP_ER_MEMORY)
+		return fv_error(FV_ERR_NOMEM, "%s: out of memory opening the zip archive", name);
 	zip_error_t e;
 	zip_error_init_with_code(&e, code);
 	fv_status s = fv_error(FV_ERR_FORMAT,

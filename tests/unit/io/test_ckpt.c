@@ -351,7 +351,8 @@ Test(ckpt, lnp_dummy_core_is_torch_1_13_layout)
 	fv_ckpt *c = fv_ckpt_from_memory(buf, len, "lnp.ckpt", NULL);
 	cr_assert_not_null(c, "%s", fv_errmsg());
 	cr_expect_str_eq(fv_ckpt_name(c), "lnp.ckpt");
-	const fv_pyval *w = fv_pyval_get(fv_ckpt_state_dict(c), "readout.15-10-07.inner_product_kernel.weight");
+	const fv_pyval *w =
+		fv_pyval_get(fv_ckpt_state_dict(c), "readout.15-10-07.inner_product_kernel.weight");
 	const fv_ckpt_array *a = fv_pyval_array(w);
 	cr_assert_not_null(a);
 	cr_assert_eq(a->numel, 9 * 20 * 20);
@@ -429,7 +430,8 @@ typedef struct hostile {
 
 static const hostile hostiles[] = {
 	/* Refused by the first pass, before any object is built: "(GLOBAL)". */
-	{"reduce_posix_system", {"GLOBAL posix.system is not allowed", "data.pkl byte 795 (GLOBAL)", NULL}},
+	{"reduce_posix_system",
+	 {"GLOBAL posix.system is not allowed", "data.pkl byte 795 (GLOBAL)", NULL}},
 	{"builtins_eval", {"GLOBAL builtins.eval is not allowed", "(GLOBAL)", NULL}},
 	{"dunder_import", {"GLOBAL __builtin__.getattr is not allowed", "(GLOBAL)", NULL}},
 	{"build_unexpected_class", {"GLOBAL subprocess.Popen is not allowed", "(GLOBAL)", NULL}},
@@ -1114,7 +1116,8 @@ static const refusal refusals[] = {
 	R("no stop", "\x80\x02N", "ends without STOP", NULL),
 	R("two values", "\x80\x02NN.", "STOP with 2 values", NULL),
 	R("pid int", "\x80\x02K\x01Q.", "a persistent id is an int", NULL),
-	R("pid bare", "\x80\x02(\x8c\x07storage\x63torch\nFloatStorage\n\x8c\x01\x30\x8c\x03\x63puK\x01tQ.",
+	R("pid bare",
+	  "\x80\x02(\x8c\x07storage\x63torch\nFloatStorage\n\x8c\x01\x30\x8c\x03\x63puK\x01tQ.",
 	  "storage '0': a bare pickle has no storage records", NULL),
 	R("pid type", "\x80\x02(\x8c\x07storage\x63typing\nAny\n\x8c\x01\x30\x8c\x03\x63puK\x01tQ.",
 	  "storage type is a class or function (typing.Any)", NULL),
@@ -1356,7 +1359,10 @@ Test(ckpt, zip_layouts)
 		 {{"a/data.pkl", p.b, p.n, false}, {"b/data.pkl", p.b, p.n, false}, {0}},
 		 2,
 		 "two pickles, 'a/data.pkl' and 'b/data.pkl'"},
-		{"nopkl.ckpt", {{"archive/data/0", le_data, 8, false}, {0}, {0}}, 1, "no record PREFIX/data.pkl"},
+		{"nopkl.ckpt",
+		 {{"archive/data/0", le_data, 8, false}, {0}, {0}},
+		 1,
+		 "no record PREFIX/data.pkl"},
 		{"deflate.ckpt",
 		 {{"archive/data.pkl", p.b, p.n, false}, {"archive/data/0", le_data, 8, true}, {0}},
 		 2,
