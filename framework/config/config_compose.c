@@ -284,8 +284,7 @@ static void dentry_free(dentry *d)
 
 static fv_status entry_error(const fv_config_node *n, const char *msg)
 {
-	char where[512];
-	return fv_error(FV_ERR_CONFIG, "%s: defaults: %s", fv__node_where(n, where, sizeof where), msg);
+	return fv_error_at(n, FV_ERR_CONFIG, "defaults: %s", msg);
 }
 
 /* "[optional|override ]*group[@pkg]" */
@@ -376,7 +375,7 @@ static fv_status parse_entry(const fv_config_node *n, dentry *d)
 }
 
 /* The `defaults` list of a loaded file, removed from its tree. */
-static fv_status take_defaults(fv_config *cfg, const char *file, fv_config_node **out)
+static fv_status take_defaults(fv_config *cfg, fv_config_node **out)
 {
 	*out = NULL;
 	long at = fv__node_find(cfg->root, "defaults");
@@ -384,11 +383,11 @@ static fv_status take_defaults(fv_config *cfg, const char *file, fv_config_node 
 		return FV_OK;
 	fv_config_node *list = cfg->root->kids[at];
 	if (list->type != FV_NODE_SEQ && list->type != FV_NODE_NULL)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: defaults: expected a list", file, list->line);
+		return fv_error_at(list, FV_ERR_CONFIG, "defaults: expected a list");
 	if (list->type == FV_NODE_NULL)
 		list = NULL;
 	else if ((list = fv__node_copy(NULL, list)) == NULL)
-		return fv__node_failure();
+		return fv_errcode();
 	fv__node_remove_at(cfg, cfg->root, (size_t)at);
 	*out = list;
 	return FV_OK;
@@ -670,12 +669,12 @@ static fv_status load_for_compose(composer *c, const char *file, fv_config **cfg
 	size_t len;
 	char *text = fv__read_file(file, &len);
 	if (text == NULL)
-		return FV_ERR_IO;
+		return fv_errcode();
 	*cfg = fv__config_parse(text, len, file, false);
 	*header = *cfg ? package_header(text) : NULL;
 	free(text);
 	if (*cfg == NULL)
-		return FV_ERR_CONFIG;
+		return fv_errcode();
 	if (!grow(&c->loaded, c->n_loaded, sizeof *c->loaded)) {
 		fv_config_free(*cfg);
 		free(*header);
@@ -683,8 +682,8 @@ static fv_status load_for_compose(composer *c, const char *file, fv_config **cfg
 	}
 	c->loaded[c->n_loaded++] = *cfg;
 	if ((*cfg)->root->type != FV_NODE_MAP)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: a configuration composed from a defaults list must "
-		                "be a map", file, (*cfg)->root->line);
+		return fv_error_at((*cfg)->root, FV_ERR_CONFIG, "a configuration composed from a defaults "
+		                   "list must be a map");
 	return FV_OK;
 }
 
@@ -693,7 +692,7 @@ static fv_status expand_loaded(composer *c, fv_config *cfg, const char *file, co
                                const char *final, bool primary_file)
 {
 	fv_config_node *list = NULL;
-	fv_status st = take_defaults(cfg, file, &list);
+	fv_status st = take_defaults(cfg, &list);
 	if (st != FV_OK)
 		return st;
 	if (list == NULL && !(primary_file && c->n_appends > 0))
@@ -811,7 +810,7 @@ static fv_status classify(composer *c, const char *arg, bool *is_group)
 	if (eq != NULL) {
 		value = fv__override_value(NULL, eq + 1, arg);
 		if (value == NULL) {
-			st = FV_ERR_CONFIG;
+			st = fv_errcode();
 			goto done;
 		}
 		if ((st = keep_value(c, value)) != FV_OK)
@@ -885,7 +884,7 @@ static fv_status merge_item(fv_config *out, const item *it)
 {
 	fv_config_node *content = fv__node_copy(out, it->cfg->root);
 	if (content == NULL)
-		return fv__node_failure();
+		return fv_errcode();
 	/* wrap it in maps along the package path, innermost first */
 	const char *pkg = it->package;
 	size_t len = strlen(pkg);
@@ -968,7 +967,7 @@ fv_config *fv_config_compose(const char *path, const char *config_dir, int n_ove
 	if (st == FV_OK && (out = fv__config_new()) == NULL)
 		st = FV_ERR_NOMEM;
 	if (st == FV_OK && (out->root = fv__node_new(out, FV_NODE_MAP, NULL, 1)) == NULL)
-		st = fv__node_failure();
+		st = fv_errcode();
 	for (size_t i = 0; i < c.n_items && st == FV_OK; i++)
 		st = merge_item(out, &c.items[i]);
 	for (int i = 0; i < n_overrides && st == FV_OK; i++)
