@@ -78,12 +78,11 @@ static fv_status read_string(const fv_config_node *root, const char *path, const
 	if (n == NULL || fv_node_is_null(n))
 		return FV_OK;
 	if (fv_node_kind(n) != FV_NODE_SCALAR)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: %s: expected a string", fv_node_file(n),
-		                fv_node_line(n), path);
+		return fv_error_at(n, FV_ERR_CONFIG, "%s: expected a string", path);
 	const char *s = fv_node_text(n);
 	if (!fv_node_quoted(n) && strcmp(s, "???") == 0)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: %s: missing value (?\?\?): set it, e.g. %s=...",
-		                fv_node_file(n), fv_node_line(n), path, path);
+		return fv_error_at(n, FV_ERR_CONFIG, "%s: missing value (?\?\?): set it, e.g. %s=...", path,
+		                   path);
 	*out = s;
 	return FV_OK;
 }

@@ -840,7 +840,7 @@ Test(data, options_from_config)
 	fv_data_options_default(&o);
 	cr_assert_eq(fv_data_options_from_config(&o, NULL, fv_node_get(fv_config_root(cfg), "dataloader")),
 	             FV_ERR_CONFIG);
-	cr_assert(strstr(fv_errmsg(), "bad.yaml:2") && strstr(fv_errmsg(), "batch_size"), "%s",
+	cr_assert(strstr(fv_errmsg(), "bad.yaml:2:3: dataloader.batch_size: expected an integer"), "%s",
 	          fv_errmsg());
 	fv_config_free(cfg);
 
@@ -848,7 +848,7 @@ Test(data, options_from_config)
 	cfg = fv_config_load_string(typo, strlen(typo), "typo.yaml");
 	cr_assert_eq(fv_data_options_from_config(&o, NULL, fv_node_get(fv_config_root(cfg), "dataloader")),
 	             FV_ERR_CONFIG);
-	cr_assert(strstr(fv_errmsg(), "typo.yaml:3: dataloader.batch_sise: unknown dataloader option; "
+	cr_assert(strstr(fv_errmsg(), "typo.yaml:3:3: dataloader.batch_sise: unknown dataloader option; "
 	                              "did you mean 'batch_size'?"),
 	          "%s", fv_errmsg());
 	fv_config_free(cfg);
@@ -857,9 +857,43 @@ Test(data, options_from_config)
 	cfg = fv_config_load_string(bad_names, strlen(bad_names), "names.yaml");
 	cr_assert_eq(fv_data_options_from_config(&o, fv_node_get(fv_config_root(cfg), "data_io"), NULL),
 	             FV_ERR_CONFIG);
-	cr_assert(strstr(fv_errmsg(), "data_io.test_names: expected a list of stimulus names"), "%s",
-	          fv_errmsg());
+	cr_assert(strstr(fv_errmsg(), "names.yaml:2:3: data_io.test_names: expected a list of stimulus "
+	                              "names"), "%s", fv_errmsg());
 	fv_config_free(cfg);
+}
+
+/* Limits and ranges of the data settings, each message placed at its value. */
+static void expect_options_error(const char *text, const char *message)
+{
+	fv_config *cfg = fv_config_load_string(text, strlen(text), "o.yaml");
+	cr_assert_not_null(cfg, "%s", fv_errmsg());
+	const fv_config_node *root = fv_config_root(cfg);
+	fv_data_options o;
+	fv_data_options_default(&o);
+	cr_assert_eq(fv_data_options_from_config(&o, fv_node_get(root, "data_io"),
+	                                         fv_node_get(root, "dataloader")), FV_ERR_CONFIG);
+	cr_assert(strstr(fv_errmsg(), message) != NULL, "message '%s' lacks '%s'", fv_errmsg(),
+	          message);
+	fv_config_free(cfg);
+}
+
+Test(data, options_errors_are_placed)
+{
+	char text[2048] = "data_io:\n  test_names: [";
+	for (int i = 0; i <= FV_DATA_MAX_TEST_NAMES; i++)
+		strcat(text, i ? ", t" : "t");
+	strcat(text, "]\n");
+	expect_options_error(text, "o.yaml:2:3: data_io.test_names: at most 64 test stimuli are "
+	                           "supported, got 65");
+	char clips[8192] = "dataloader:\n  validation_clip_indices: [";
+	for (int i = 0; i <= FV_DATA_MAX_VAL_CLIPS; i++)
+		strcat(clips, i ? ", 1" : "1");
+	strcat(clips, "]\n");
+	expect_options_error(clips, "o.yaml:2:3: dataloader.validation_clip_indices: at most 1024 "
+	                            "validation clips are supported, got 1025");
+	expect_options_error("dataloader:\n  batch_size: 2\n  seed: -1\n",
+	                     "o.yaml:3:3: dataloader.seed must be between 0 and 2**32 - 1, got -1");
+	expect_options_error("dataloader: [1]\n", "o.yaml:1:1: dataloader: expected a map");
 }
 
 /* ---- errors ------------------------------------------------------------------------------ */
