@@ -40,8 +40,8 @@ struct fv_config_node {
 	int line, col;        /* 1-based, 0 when unknown: the key's place for
 	                         map values */
 	char *text;           /* SCALAR only */
-	char *key;            /* key in the parent map; for a detached root, a
-	                         key-path prefix (see fv__node_detach) */
+	char *key;            /* key in the parent map; for the root of a derived
+	                         spec, the key path it continues (fv_config_load_derived) */
 	fv__fname *file;
 	fv_config_node *parent;
 	fv_config_node **kids; /* SEQ items / MAP values */
@@ -89,6 +89,12 @@ void fv__node_remove_at(fv_config *cfg, fv_config_node *parent, size_t i);
 /* Turn `dst` into a copy of the contents of `src` (type, text, children),
 ** keeping dst's key, parent, file and line.  src is consumed (freed). */
 void fv__node_take_contents(fv_config *cfg, fv_config_node *dst, fv_config_node *src);
+/* Give dst the file, line and column of src. */
+void fv__node_take_place(fv_config_node *dst, const fv_config_node *src);
+/* Place n and everything below it as the tree it was written from: each
+** node where `like`'s node at the same key path is, else where its parent
+** (first `up`) is.  like may be NULL: all of n at up. */
+void fv__node_take_places(fv_config_node *n, const fv_config_node *like, const fv_config_node *up);
 /* Deep merge (OmegaConf): maps merge key by key, anything else replaces;
 ** a ??? in src never replaces an existing value.  src is consumed. */
 fv_status fv__node_merge(fv_config *cfg, fv_config_node *dst, fv_config_node *src);

@@ -233,13 +233,26 @@ void fv__node_take_contents(fv_config *cfg, fv_config_node *dst, fv_config_node 
 	fv__node_forget_keypaths(dst);
 }
 
-static void node_take_location(fv_config_node *dst, const fv_config_node *src)
+void fv__node_take_place(fv_config_node *dst, const fv_config_node *src)
 {
 	fv__fname *f = fv__fname_ref(src->file);
 	fv__fname_unref(dst->file);
 	dst->file = f;
 	dst->line = src->line;
 	dst->col = src->col;
+}
+
+void fv__node_take_places(fv_config_node *n, const fv_config_node *like, const fv_config_node *up)
+{
+	fv__node_take_place(n, like != NULL ? like : up);
+	for (size_t i = 0; i < n->n; i++) {
+		const fv_config_node *kid = NULL;
+		if (like != NULL && like->type == FV_NODE_MAP && n->type == FV_NODE_MAP)
+			kid = fv_node_get(like, n->kids[i]->key);
+		else if (like != NULL && like->type == FV_NODE_SEQ && n->type == FV_NODE_SEQ)
+			kid = fv_node_at(like, i);
+		fv__node_take_places(n->kids[i], kid, n);
+	}
 }
 
 fv_status fv__node_merge(fv_config *cfg, fv_config_node *dst, fv_config_node *src)
@@ -250,7 +263,7 @@ fv_status fv__node_merge(fv_config *cfg, fv_config_node *dst, fv_config_node *sr
 		return FV_OK;
 	}
 	if (dst->type != FV_NODE_MAP || src->type != FV_NODE_MAP) {
-		node_take_location(dst, src);
+		fv__node_take_place(dst, src);
 		fv__node_take_contents(cfg, dst, src);
 		return FV_OK;
 	}

@@ -484,10 +484,12 @@ static fv_status res_decode(resolver *r, const fv_config_node *user, arg *args, 
 	sbuf text = {0};
 	fv_status st = arg_text(user, &args[0], &text);
 	if (st == FV_OK) {
-		out->own = fv__override_value(NULL, sb_str(&text), fv_node_file(user));
+		out->own = fv__override_value(NULL, sb_str(&text), "the decoded text");
 		if (out->own == NULL)
 			st = fv_error_at(user, fv_errcode(), "%s: ${oc.decode:...}: %s", fv__node_name(user),
 			                 fv_errmsg());
+		else /* a decoded value is written where the interpolation is */
+			fv__node_take_places(out->own, NULL, user);
 	}
 	free(text.d);
 	return st;

@@ -425,6 +425,21 @@ fv_config *fv_config_load_string(const char *text, size_t len, const char *name)
 	return fv__config_parse(text, len, name, false);
 }
 
+fv_config *fv_config_load_derived(const char *text, size_t len, const fv_config_node *from)
+{
+	fv_config *cfg = fv_config_load_string(text, len, "<derived>");
+	if (cfg == NULL || from == NULL)
+		return cfg;
+	const char *keypath = fv_node_keypath(from);
+	if (keypath != NULL && keypath[0] != '\0' &&
+	    (cfg->root->key = fv__strdup(keypath)) == NULL) {
+		fv_config_free(cfg);
+		return fv_error(FV_ERR_NOMEM, "out of memory deriving a spec from %s", keypath), NULL;
+	}
+	fv__node_take_places(cfg->root, from, from);
+	return cfg;
+}
+
 char *fv__read_file(const char *path, size_t *len_out)
 {
 	FILE *f = fopen(path, "rb");

@@ -46,6 +46,14 @@ typedef enum fv_node_type {
 FV_API fv_config *fv_config_load_file(const char *path);
 /* Parse YAML text; `name` is used as the file name in messages. */
 FV_API fv_config *fv_config_load_string(const char *text, size_t len, const char *name);
+/* Parse YAML text written from the node `from`: a composite component's
+** spec for a nested one, made with fv_node_to_yaml() plus keys of its own.
+** Each value takes the place (fv_error_at) of the value at the same key path
+** under `from`, or its parent's place when `from` has none, and key paths
+** continue from's ("model.core.gamma"), so messages about the derived spec
+** point into the user's file.  A NULL `from` gives plain fv_config_load_string
+** placing under the name "<derived>". */
+FV_API fv_config *fv_config_load_derived(const char *text, size_t len, const fv_config_node *from);
 /* Hydra-style: load `path`, compose its `defaults:` list from the groups in
 ** the directory `path` lives in (or `config_dir` when not NULL), apply the
 ** overrides in order, then resolve leniently, as OmegaConf is lazy: a `???`

@@ -105,9 +105,9 @@ static fv_status read_scales(const fv_config_node *node, double scales[2][2])
 	if (st != FV_OK)
 		return st;
 	if (a.ndim != 2 || a.shape[0] != 2 || a.shape[1] != 2)
-		st = fv_error(FV_ERR_CONFIG, "%s%s: init_scales: expected [[mask mean, mask std], "
-		              "[weights mean, weights std]], got shape %s",
-		              ro_where(node), WHO, fv_shape_str(a.ndim, a.shape));
+		st = fv_error_at(node, FV_ERR_CONFIG, "%s: init_scales: expected [[mask mean, mask std], "
+		                 "[weights mean, weights std]], got shape %s", WHO,
+		                 fv_shape_str(a.ndim, a.shape));
 	else
 		for (int i = 0; i < 4; i++)
 			scales[i / 2][i % 2] = a.v[i];
@@ -124,10 +124,9 @@ static fv_status load_init_mask(fa_readout *r, const fv_config_node *node)
 		return st;
 	if (a.ndim != 4 || a.shape[0] != r->n || a.shape[1] != 1 || a.shape[2] < r->h ||
 	    a.shape[3] < r->w) {
-		st = fv_error(FV_ERR_CONFIG, "%s%s: init_mask: expected (%lld, 1, >=%lld, >=%lld) "
-		              "(neurons, 1, height, width), got %s",
-		              ro_where(node), WHO, (long long)r->n, (long long)r->h, (long long)r->w,
-		              fv_shape_str(a.ndim, a.shape));
+		st = fv_error_at(node, FV_ERR_CONFIG, "%s: init_mask: expected (%lld, 1, >=%lld, >=%lld) "
+		                 "(neurons, 1, height, width), got %s", WHO, (long long)r->n,
+		                 (long long)r->h, (long long)r->w, fv_shape_str(a.ndim, a.shape));
 		ro_array_free(&a);
 		return st;
 	}
@@ -148,10 +147,9 @@ static fv_status load_init_weights(fa_readout *r, const fv_config_node *node)
 	if (st != FV_OK)
 		return st;
 	if (a.ndim != 2 || a.shape[0] != r->c || a.shape[1] != r->n)
-		st = fv_error(FV_ERR_CONFIG, "%s%s: init_weights: expected (%lld, %lld) (channels, "
-		              "neurons), got %s",
-		              ro_where(node), WHO, (long long)r->c, (long long)r->n,
-		              fv_shape_str(a.ndim, a.shape));
+		st = fv_error_at(node, FV_ERR_CONFIG, "%s: init_weights: expected (%lld, %lld) (channels, "
+		                 "neurons), got %s", WHO, (long long)r->c, (long long)r->n,
+		                 fv_shape_str(a.ndim, a.shape));
 	else
 		for (int64_t i = 0; i < a.numel; i++)
 			r->feature_weights->data[i] = (fv_real)a.v[i];
@@ -173,12 +171,11 @@ static fv_status fa_init(fa_readout *r, const fa_opts *o, const fv_build_args *a
 	if (given(o->init_scales))
 		st = read_scales(o->init_scales, scales);
 	else if (!given(o->init_mask))
-		st = fv_error(FV_ERR_CONFIG, "%s%s: Either init_mask or init_scales must be provided",
-		              ro_where(args->spec), WHO);
+		st = fv_error_at(args->spec, FV_ERR_CONFIG,
+		                 "%s: Either init_mask or init_scales must be provided", WHO);
 	else if (!given(o->init_weights))
-		st = fv_error(FV_ERR_CONFIG, "%s%s: init_weights not given, so init_scales must be "
-		              "provided",
-		              ro_where(args->spec), WHO);
+		st = fv_error_at(args->spec, FV_ERR_CONFIG,
+		                 "%s: init_weights not given, so init_scales must be provided", WHO);
 	if (st != FV_OK)
 		return st;
 	fv_ctx *rng = ro_rng_new(WHO, args->seed);
@@ -224,9 +221,9 @@ static fv_status fa_create(fv_module *m, const void *opts, const fv_build_args *
 	if (st == FV_OK)
 		st = ro_outdims(WHO, o->outdims, args, &n);
 	if (st == FV_OK && o->mask_size.n != 1 && o->mask_size.n != 2)
-		st = fv_error(FV_ERR_CONFIG, "%s%s: mask_size: expected a size or (height, width), got "
-		              "%zu values",
-		              ro_where(args->spec), WHO, o->mask_size.n);
+		st = fv_error_at(args->spec, FV_ERR_CONFIG,
+		                 "%s: mask_size: expected a size or (height, width), got %zu values", WHO,
+		                 o->mask_size.n);
 	if (st != FV_OK)
 		return st;
 	fa_readout *r = calloc(1, sizeof *r);

@@ -217,6 +217,43 @@ Test(config, error_at_puts_the_place_of_a_value_first)
 	fv_config_free(cfg);
 }
 
+/* A composite component's derived spec: its values keep the places and key
+** paths of what they were written from; new values sit at their parent. */
+Test(config, derived_specs_keep_places)
+{
+	fv_config *cfg = load("model:\n  core:\n    gamma: 0.5\n    sizes: [3, 5]\n");
+	const fv_config_node *core = at(cfg, "model.core");
+	char *yaml = fv_node_to_yaml(core);
+	cr_assert_not_null(yaml, "%s", fv_errmsg());
+	char text[512];
+	snprintf(text, sizeof text, "%schannels: [1, 2]\n", yaml);
+	free(yaml);
+	fv_config *d = fv_config_load_derived(text, strlen(text), core);
+	cr_assert_not_null(d, "%s", fv_errmsg());
+	const fv_config_node *root = fv_config_root(d);
+	cr_assert_str_eq(fv_node_keypath(fv_node_path(root, "sizes.1")), "model.core.sizes.1");
+	fv_error_at(fv_node_path(root, "sizes.1"), FV_ERR_CONFIG, "%s", "x");
+	cr_assert_str_eq(fv_errmsg(), "t.yaml:4:16: x");
+	fv_error_at(fv_node_path(root, "gamma"), FV_ERR_CONFIG, "x");
+	cr_assert_str_eq(fv_errmsg(), "t.yaml:3:5: x");
+	fv_error_at(fv_node_path(root, "channels.0"), FV_ERR_CONFIG, "x");
+	cr_assert_str_eq(fv_errmsg(), "t.yaml:2:3: x", "a new value sits at the spec");
+	int64_t v;
+	EXPECT_ERROR(fv_node_to_int(fv_node_get(root, "gamma"), &v), FV_ERR_CONFIG,
+	             "t.yaml:3:5: model.core.gamma: expected an integer, got '0.5'");
+	fv_config_free(d);
+	/* from nothing: a plain parse under a name of its own */
+	d = fv_config_load_derived(text, strlen(text), NULL);
+	cr_assert_not_null(d, "%s", fv_errmsg());
+	fv_error_at(fv_node_get(fv_config_root(d), "gamma"), FV_ERR_CONFIG, "x");
+	cr_assert_str_eq(fv_errmsg(), "<derived>:1:1: x");
+	cr_assert_str_eq(fv_node_keypath(fv_node_get(fv_config_root(d), "gamma")), "gamma");
+	fv_config_free(d);
+	cr_assert_null(fv_config_load_derived("a: [\n", 6, core));
+	EXPECT_ERROR(fv_errcode(), FV_ERR_CONFIG, "<derived>:", "YAML syntax error");
+	fv_config_free(cfg);
+}
+
 Test(config, anchors_aliases_and_merge_keys)
 {
 	fv_config *cfg = load_file(DATA("basic.yaml"));
@@ -504,7 +541,12 @@ Test(config, environment_variables_and_resolvers)
 	cr_assert_str_eq(text_at(cfg, "selected"), "dflt");
 	cr_assert_eq(fv_node_kind(at(cfg, "decoded")), FV_NODE_SEQ);
 	cr_assert_eq(int_at(cfg, "decoded.1"), 2);
+	fv_error_at(at(cfg, "decoded.1"), FV_ERR_CONFIG, "x");
+	cr_assert(strstr(fv_errmsg(), "env.yaml:11:1: x") != NULL,
+	          "a decoded value is placed at its interpolation: %s", fv_errmsg());
 	fv_config_free(cfg);
+	EXPECT_ERROR(resolve_text("a: 1\nb: ${oc.decode:'[1, {'}\n"), FV_ERR_CONFIG,
+	             "t.yaml:2:1: b: ${oc.decode:...}: the decoded text:2:1: YAML syntax error");
 
 	setenv("FOVEA_TEST_UNSET_VAR", "set now", 1);
 	cfg = load("a: ${oc.env:FOVEA_TEST_UNSET_VAR,fallback}\n");

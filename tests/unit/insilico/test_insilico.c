@@ -565,7 +565,8 @@ Test(insilico, increase_objective_errors)
 		 "response_reducer: expected a map with a _target_"},
 		{"{_target_: IncreaseObjective, neuron_indices: 0, data_key: s1, "
 		 "response_reducer: {_target_: OptimizationStopper, max_iterations: 1}}",
-		 "'OptimizationStopper' is a stopper, expected a reducer"},
+		 "spec.yaml:1:64: IncreaseObjective: response_reducer: 'OptimizationStopper' is a stopper, "
+		 "expected a reducer"},
 		{"{_target_: IncreaseObjective, neuron_indices: 0, data_key: s1, "
 		 "response_reducer: {_target_: SliceMeanReduce, axis: 0}}",
 		 "did you mean 'SliceMeanReducer'?"},
@@ -780,16 +781,19 @@ Test(insilico, contrastive_objective_errors)
 		 "temperature must be > 0, got 0"},
 		{"{_target_: ContrastiveNeuronObjective, on_cluster_idc: [0], off_cluster_idc_list: "
 		 "[], data_key: s1, response_reducer: {_target_: MeanReducer}}",
-		 "off_cluster_idc_list: expected a non-empty list of index lists"},
+		 "spec.yaml:1:61: ContrastiveNeuronObjective: off_cluster_idc_list: expected a non-empty "
+		 "list of index lists"},
 		{"{_target_: ContrastiveNeuronObjective, on_cluster_idc: [0], off_cluster_idc_list: "
 		 "[[]], data_key: s1, response_reducer: {_target_: MeanReducer}}",
-		 "off_cluster_idc_list: the list of neuron indices is empty"},
+		 "spec.yaml:1:84: ContrastiveNeuronObjective: off_cluster_idc_list: the list of neuron "
+		 "indices is empty"},
 		{"{_target_: ContrastiveNeuronObjective, on_cluster_idc: [x], off_cluster_idc_list: "
 		 "[[1]], data_key: s1, response_reducer: {_target_: MeanReducer}}",
-		 "on_cluster_idc: expected an integer index"},
+		 "spec.yaml:1:57: ContrastiveNeuronObjective: on_cluster_idc: expected an integer index"},
 		{"{_target_: ContrastiveNeuronObjective, on_cluster_idc: {a: 1}, off_cluster_idc_list: "
 		 "[[1]], data_key: s1, response_reducer: {_target_: MeanReducer}}",
-		 "on_cluster_idc: expected a list of neuron indices"},
+		 "spec.yaml:1:40: ContrastiveNeuronObjective: on_cluster_idc: expected a list of neuron "
+		 "indices"},
 	};
 	PT_EXPECT_BUILD_ERRORS(reg, bad);
 	fv_module *mm = make_model();
