@@ -147,18 +147,23 @@ static bool grow(void *arrayp, size_t n, size_t elem)
 	return true;
 }
 
-/* DIR/group/option.yaml (or .yml); NULL when neither exists. */
-static char *option_file(const composer *c, const char *path)
+/* DIR/group/option.yaml (or .yml) in *out; NULL when neither exists.  Out
+** of memory is an error of its own, not a missing file. */
+static fv_status option_file(const composer *c, const char *path, char **out)
 {
-	char *f = fmt("%s/%s.yaml", c->dir, path);
-	if (f == NULL || is_file(f))
-		return f;
-	free(f);
-	f = fmt("%s/%s.yml", c->dir, path);
-	if (f == NULL || is_file(f))
-		return f;
-	free(f);
-	return NULL;
+	static const char *const ext[] = {"yaml", "yml"};
+	*out = NULL;
+	for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+		char *f = fmt("%s/%s.%s", c->dir, path, ext[i]);
+		if (f == NULL)
+			return nomem();
+		if (is_file(f)) {
+			*out = f;
+			return FV_OK;
+		}
+		free(f);
+	}
+	return FV_OK;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -719,8 +724,12 @@ static fv_status expand_file(composer *c, const char *path, const char *explicit
                              bool primary_file, const fv_config_node *at,
                              const char *group_for_msg)
 {
-	char *file = primary_file ? fv__strdup(path) : option_file(c, path);
-	if (file == NULL && !primary_file) {
+	char *file = NULL;
+	fv_status found = primary_file ? ((file = fv__strdup(path)) != NULL ? FV_OK : nomem())
+	                               : option_file(c, path, &file);
+	if (found != FV_OK)
+		return found;
+	if (file == NULL) {
 		if (optional)
 			return FV_OK;
 		const char *slash = strrchr(path, '/');
@@ -730,8 +739,6 @@ static fv_status expand_file(composer *c, const char *path, const char *explicit
 		free(opts);
 		return st;
 	}
-	if (file == NULL)
-		return nomem();
 	for (int i = 0; i < c->depth; i++)
 		if (strcmp(c->stack[i], file) == 0) {
 			fv_status st = fv_error_at(at, FV_ERR_CONFIG, "defaults: '%s' includes itself", file);

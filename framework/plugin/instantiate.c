@@ -88,7 +88,7 @@ fv_module *fv_instantiate_component(const fv_component *c, const fv_config_node 
 	fv_module *m = NULL;
 	if (st == FV_OK) {
 		m = fv__module_new(c, name);
-		st = m != NULL ? FV_OK : fv_errcode();
+		st = m != NULL ? FV_OK : FV_ERR_NOMEM;
 	}
 	if (st == FV_OK) {
 		fv_build_args a = complete_args(args, spec);

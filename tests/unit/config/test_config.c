@@ -811,6 +811,62 @@ Test(config, compose_groups_lists_configs_and_self)
 	fv_config_free(cfg);
 }
 
+/* Composition with command-line choices and values, an interpolation, an
+** alias and a derived spec: a job that reaches most allocations of the
+** configuration code. */
+static fv_status config_job(void)
+{
+	const char *ov[] = {"db=postgres", "+extra_key=[1, {a: 2}]", "app=${db.driver}_x"};
+	fv_config *cfg = fv_config_compose(COMPOSE("config.yaml"), NULL, 3, ov);
+	if (cfg == NULL)
+		return fv_errcode();
+	fv_status st = fv_config_override(cfg, "++anchored={b: 1}");
+	if (st == FV_OK)
+		st = fv_config_resolve(cfg);
+	char *yaml = st == FV_OK ? fv_config_to_yaml(cfg) : NULL;
+	if (st == FV_OK && yaml == NULL)
+		st = fv_errcode();
+	fv_config *d = yaml ? fv_config_load_derived(yaml, strlen(yaml), fv_config_root(cfg)) : NULL;
+	if (yaml != NULL && d == NULL)
+		st = fv_errcode();
+	fv_config_free(d);
+	free(yaml);
+	const char *alias = "a: &x [1, 2]\nb: *x\n";
+	fv_config *a = st == FV_OK ? fv_config_load_string(alias, strlen(alias), "a.yaml") : NULL;
+	if (st == FV_OK && a == NULL)
+		st = fv_errcode();
+	fv_config_free(a);
+	fv_config_free(cfg);
+	return st;
+}
+
+/* Each allocation of the job fails in turn (fv_alloc_fail_at): the job
+** fails with FV_ERR_NOMEM, never with a code a caller guessed, or copes
+** (an allocation only a message needed); the sanitizer build checks that
+** nothing leaks on any of these paths. */
+Test(config, every_allocation_failure_is_out_of_memory)
+{
+	fv_alloc_fail_at(0, false);
+	cr_assert_eq(config_job(), FV_OK, "%s", fv_errmsg());
+	long n = fv_alloc_fail_at(0, false);
+	cr_assert_gt(n, 100, "the job allocates");
+	long failed = 0;
+	for (long i = 1; i <= n; i++) {
+		fv_clear_error();
+		fv_alloc_fail_at(i, false);
+		fv_status st = config_job();
+		fv_alloc_fail_at(0, false);
+		if (st == FV_OK)
+			continue;
+		failed++;
+		cr_assert_eq(st, FV_ERR_NOMEM, "allocation %ld of %ld: code %d: %s", i, n, st,
+		             fv_errmsg());
+		cr_assert(strstr(fv_errmsg(), "out of memory") != NULL, "allocation %ld: %s", i,
+		          fv_errmsg());
+	}
+	cr_assert_gt(failed, n / 2, "most allocations are needed: %ld of %ld", failed, n);
+}
+
 Test(config, compose_self_position)
 {
 	fv_config *cfg = compose(COMPOSE("self_first.yaml"), 0, NULL);

@@ -764,8 +764,11 @@ Test(module, name_clashes_and_misuse)
 	cr_assert_eq(destroyed, 1, "a refused child is freed");
 
 	fv_error(FV_ERR_CONFIG, "the cause");
-	cr_assert_eq(fv_module_add_child(m, "x", NULL), FV_ERR_ARG);
+	cr_assert_eq(fv_module_add_child(m, "x", NULL), FV_ERR_CONFIG, "the cause's code");
 	cr_assert_str_eq(fv_errmsg(), "module 'm', child 'x': the cause");
+	fv_clear_error();
+	cr_assert_eq(fv_module_add_child(m, "x", NULL), FV_ERR_ARG, "no cause: a misuse");
+	cr_assert_str_eq(fv_errmsg(), "module 'm': child 'x' is NULL");
 
 	fv_module *k2 = fv_instantiate_component(c, NULL, NULL, "k2");
 	cr_assert_eq(fv_module_add_child(m, "k2", k2), FV_OK);

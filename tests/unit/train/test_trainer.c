@@ -677,6 +677,13 @@ RUN_TEST(paths_are_strings)
 	                   "value (\?\?\?): set it, e.g. paths.load_model_path=...");
 }
 
+/* The data's refusal of the seed comes back as it is, not as a guess. */
+RUN_TEST(seed_out_of_numpy_range)
+{
+	expect_train_error("seed=4294967296", FV_ERR_ARG,
+	                   "training seed 4294967296: must be between 0 and 2**32 - 1");
+}
+
 RUN_TEST(missing_data_directory)
 {
 	expect_train_error("paths.data_dir=/nonexistent/fovea", FV_ERR_NOTFOUND, "/nonexistent/fovea");
