@@ -52,6 +52,25 @@ Test(error, a_message_can_restate_the_current_one)
 	cr_assert(strlen(fv_errmsg()) < sizeof big, "a long message is cut, not overflowed");
 }
 
+/* Every code has a name of its own for messages ("...: out of memory"). */
+Test(error, each_status_has_a_name)
+{
+	static const struct {
+		fv_status code;
+		const char *name;
+	} names[] = {
+		{FV_OK, "ok"}, {FV_ERR_NOMEM, "out of memory"}, {FV_ERR_IO, "i/o error"},
+		{FV_ERR_FORMAT, "bad file format"}, {FV_ERR_CONFIG, "configuration error"},
+		{FV_ERR_SHAPE, "shape mismatch"}, {FV_ERR_ARG, "invalid argument"},
+		{FV_ERR_PLUGIN, "plugin error"}, {FV_ERR_NOTFOUND, "not found"},
+	};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		cr_expect_str_eq(fv_status_name(names[i].code), names[i].name);
+	cr_expect_str_eq(fv_status_name((fv_status)-99), "unknown error");
+	fv_error(FV_ERR_SHAPE, "x");
+	cr_expect_str_eq(fv_status_name(fv_errcode()), "shape mismatch");
+}
+
 static void *fail_in_thread(void *arg)
 {
 	(void)arg;

@@ -504,6 +504,8 @@ Test(insilico, increase_objective_value_gradient_and_frozen_model)
 	fv_tensor *w = pt_tensor(mm, "w");
 	fv_model *model = fv_model_new(mm);
 	cr_assert_not_null(model, "%s", fv_errmsg());
+	cr_assert_eq(fv_model_module(model), mm, "the model wraps the module");
+	cr_assert_null(fv_model_module(NULL));
 	cr_assert(!w->requires_grad, "fv_model freezes the parameters");
 	cr_assert(!fv_module_training(mm), "fv_model puts the module in eval mode");
 	fv_module *obj = pt_build(reg,
