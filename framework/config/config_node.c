@@ -832,7 +832,8 @@ static fv_status type_error(const fv_config_node *n, const char *expected)
 		return fv_error_at(n, FV_ERR_CONFIG, "%s: missing mandatory value (\?\?\?)",
 		                   fv__node_name(n));
 	describe_value(n, got, sizeof got);
-	return fv_error_at(n, FV_ERR_CONFIG, "%s: expected %s, got %s", fv__node_name(n), expected, got);
+	return fv_error_at(n, FV_ERR_CONFIG, "%s: expected %s, got %s", fv__node_name(n), expected,
+	                   got);
 }
 
 fv_status fv_node_to_bool(const fv_config_node *n, bool *out)

@@ -68,8 +68,9 @@ static fv_status syntax_error(loader *ld)
 	const yaml_parser_t *p = &ld->parser;
 	const char *problem = p->problem ? p->problem : "malformed YAML";
 	if (p->context != NULL)
-		return yaml_error(ld, &p->problem_mark, FV_ERR_CONFIG, "YAML syntax error: %s (%s at line %d)",
-		                  problem, p->context, mark_line(&p->context_mark));
+		return yaml_error(ld, &p->problem_mark, FV_ERR_CONFIG,
+		                  "YAML syntax error: %s (%s at line %d)", problem, p->context,
+		                  mark_line(&p->context_mark));
 	return yaml_error(ld, &p->problem_mark, FV_ERR_CONFIG, "YAML syntax error: %s", problem);
 }
 
@@ -121,15 +122,17 @@ static fv_status load_alias(loader *ld, const yaml_event_t *ev, int depth, fv_co
 		if (strcmp(ld->anchors[i].name, name) != 0)
 			continue;
 		if (depth + fv__node_depth(ld->anchors[i].value) > FV_CONFIG_MAX_DEPTH)
-			return yaml_error(ld, at, FV_ERR_CONFIG, "alias *%s nests values more than %d levels deep",
-			                  name, FV_CONFIG_MAX_DEPTH);
+			return yaml_error(ld, at, FV_ERR_CONFIG,
+			                  "alias *%s nests values more than %d levels deep", name,
+			                  FV_CONFIG_MAX_DEPTH);
 		*out = fv__node_copy(ld->cfg, ld->anchors[i].value);
 		if (*out == NULL)
 			return yaml_error(ld, at, fv_errcode(), "alias *%s: %s", name, fv_errmsg());
 		place_at(*out, at);
 		return FV_OK;
 	}
-	return yaml_error(ld, at, FV_ERR_CONFIG, "unknown alias *%s (no anchor &%s before it)", name, name);
+	return yaml_error(ld, at, FV_ERR_CONFIG, "unknown alias *%s (no anchor &%s before it)", name,
+	                  name);
 }
 
 static bool is_str_tag(const yaml_char_t *tag)
@@ -336,8 +339,8 @@ fail:
 static fv_status load_value(loader *ld, yaml_event_t *ev, int depth, fv_config_node **out)
 {
 	if (depth > FV_CONFIG_MAX_DEPTH)
-		return yaml_error(ld, &ev->start_mark, FV_ERR_CONFIG, "values nested more than %d levels deep",
-		                  FV_CONFIG_MAX_DEPTH);
+		return yaml_error(ld, &ev->start_mark, FV_ERR_CONFIG,
+		                  "values nested more than %d levels deep", FV_CONFIG_MAX_DEPTH);
 	switch (ev->type) {
 	case YAML_SCALAR_EVENT: return load_scalar(ld, ev, out);
 	case YAML_ALIAS_EVENT: return load_alias(ld, ev, depth, out);

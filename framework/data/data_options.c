@@ -138,7 +138,8 @@ static fv_status read_clip_indices(const fv_config_node *dataloader, fv_data_opt
 		return bad_type(n, "a list of clip indices");
 	size_t count = fv_node_size(n);
 	if (count > FV_DATA_MAX_VAL_CLIPS)
-		return fv_error_at(n, FV_ERR_CONFIG, "%s: at most %d validation clips are supported, got %zu",
+		return fv_error_at(n, FV_ERR_CONFIG,
+		                   "%s: at most %d validation clips are supported, got %zu",
 		                   fv_node_keypath(n), FV_DATA_MAX_VAL_CLIPS, count);
 	for (size_t i = 0; i < count; i++) {
 		fv_status rc = fv_node_to_int(fv_node_at(n, i), &o->validation_clips_storage_[i]);

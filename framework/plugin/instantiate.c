@@ -125,14 +125,14 @@ fv_module *fv_instantiate(fv_registry *reg, const fv_config_node *spec, const fv
 	if (key == NULL || key[0] == '\0')
 		key = "(root)";
 	if (fv_node_kind(spec) != FV_NODE_MAP) {
-		fv_error_at(placed(spec), FV_ERR_CONFIG, "%s: expected a map with a _target_, got a %s", key,
-		            node_kind_name(spec));
+		fv_error_at(placed(spec), FV_ERR_CONFIG, "%s: expected a map with a _target_, got a %s",
+		            key, node_kind_name(spec));
 		return NULL;
 	}
 	const fv_config_node *t = fv_node_get(spec, "_target_");
 	if (t == NULL) {
-		fv_error_at(placed(spec), FV_ERR_CONFIG, "%s: no _target_: cannot tell which component to "
-		            "build", key);
+		fv_error_at(placed(spec), FV_ERR_CONFIG,
+		            "%s: no _target_: cannot tell which component to build", key);
 		return NULL;
 	}
 	const char *target = fv_node_text(t);
@@ -148,8 +148,8 @@ fv_module *fv_instantiate(fv_registry *reg, const fv_config_node *spec, const fv
 			fv_error_at(t, FV_ERR_NOTFOUND, "_target_: unknown component '%s'; did you mean '%s'?",
 			            target, near);
 		else
-			fv_error_at(t, FV_ERR_NOTFOUND, "_target_: unknown component '%s' (no plugins are "
-			            "loaded)", target);
+			fv_error_at(t, FV_ERR_NOTFOUND,
+			            "_target_: unknown component '%s' (no plugins are loaded)", target);
 		return NULL;
 	}
 	fv_build_args a = complete_args(args, spec);

@@ -88,7 +88,8 @@ static fv_status expected(const ctx *c, const fv_config_node *n, const char *wha
 		                "(a bug in the component's option table)", c->what, c->opt->name, got,
 		                what_expected);
 	if (fv__node_is_missing(n))
-		return fv_error_at(n, FV_ERR_CONFIG, "%s: missing mandatory value (\?\?\?) (option '%s' of %s)",
+		return fv_error_at(n, FV_ERR_CONFIG,
+		                   "%s: missing mandatory value (\?\?\?) (option '%s' of %s)",
 		                   fv__node_name(n), c->opt->name, c->what);
 	return fv_error_at(n, FV_ERR_CONFIG, "%s: expected %s (option '%s' of %s), got %s",
 	                   fv__node_name(n), what_expected, c->opt->name, c->what, got);
@@ -303,8 +304,8 @@ static fv_status unknown_key(const fv_option *table, const fv_config_node *map, 
 	const char *best = fv_closest_name(key, names, n);
 	fv_status st;
 	if (best != NULL) {
-		st = fv_error_at(entry, FV_ERR_CONFIG, "unknown option '%s' for %s; did you mean '%s'?", key,
-		                 what, best);
+		st = fv_error_at(entry, FV_ERR_CONFIG, "unknown option '%s' for %s; did you mean '%s'?",
+		                 key, what, best);
 	} else {
 		char list[1024];
 		size_t at = 0;

@@ -149,8 +149,8 @@ static fv_status find_scheduler(const fv_config_node *spec, size_t *which)
 	return fv_error_at(target, FV_ERR_CONFIG,
 	                   "%s._target_: unknown scheduler '%s'%s%s%s (fovea has "
 	                   "ReduceLROnPlateau, StepLR, ExponentialLR, CosineAnnealingLR)",
-	                   fv_node_keypath(spec), name, near ? "; did you mean '" : "", near ? near : "",
-	                   near ? "'?" : "");
+	                   fv_node_keypath(spec), name, near ? "; did you mean '" : "",
+	                   near ? near : "", near ? "'?" : "");
 }
 
 fv_status fv_lr_scheduler_parse(const fv_config_node *spec, double lr, fv_lr_scheduler *out)

@@ -439,8 +439,8 @@ static fv_status pg_create(fv_module *m, const void *opts, const fv_build_args *
 	if (o->init_mu_range > 1.0 || o->init_mu_range <= 0.0 || o->init_sigma_range <= 0.0)
 		return fv_error_at(args->spec, FV_ERR_CONFIG,
 		                   "%s: either init_mu_range doesn't belong to [0.0, 1.0] or "
-		                   "init_sigma_range is non-positive (init_mu_range %g, init_sigma_range %g)",
-		                   WHO, o->init_mu_range, o->init_sigma_range);
+		                   "init_sigma_range is non-positive (init_mu_range %g, "
+		                   "init_sigma_range %g)", WHO, o->init_mu_range, o->init_sigma_range);
 	int64_t shape[4], n;
 	fv_status st = ro_in_shape(WHO, &o->in_shape, args, shape);
 	if (st == FV_OK)
