@@ -1576,3 +1576,48 @@ Test(data, openretina_create_data_errors)
 	cr_assert_eq(fv_openretina_data_write(path_in("x"), &o, n), FV_ERR_ARG);
 	cr_assert(strstr(fv_errmsg(), "is too large"), "%s", fv_errmsg());
 }
+
+/* ---- out of memory ---------------------------------------------------------------------- */
+
+/* Opening the fixture and drawing a batch of each split. */
+static fv_status data_job(void)
+{
+	fv_data_options o;
+	fixture_options(&o);
+	fv_data *d = NULL;
+	fv_status st = fv_data_open(&o, &d);
+	if (st != FV_OK)
+		return st;
+	fv_batch_iter *it[3] = {fv_data_train_batches(d, 7), fv_data_validation_batches(d),
+	                        fv_data_test_batches(d, "random_noise_2")};
+	fv_batch b;
+	for (int i = 0; i < 3 && st == FV_OK; i++)
+		if (it[i] == NULL)
+			st = fv_errcode();
+		else if (!fv_batch_next(it[i], &b))
+			st = fv_errcode() != FV_OK ? fv_errcode() : FV_ERR_ARG;
+	for (int i = 0; i < 3; i++)
+		fv_batch_iter_free(it[i]);
+	fv_data_close(d);
+	return st;
+}
+
+/* Each allocation fails in turn: the job reports FV_ERR_NOMEM, never a
+** code a caller guessed. */
+Test(data, every_allocation_failure_is_out_of_memory)
+{
+	write_fixture();
+	fv_alloc_fail_at(0, false);
+	cr_assert_eq(data_job(), FV_OK, "%s", fv_errmsg());
+	long n = fv_alloc_fail_at(0, false);
+	cr_assert_gt(n, 10, "the job allocates");
+	for (long i = 1; i <= n; i++) {
+		fv_clear_error();
+		fv_alloc_fail_at(i, false);
+		fv_status st = data_job();
+		fv_alloc_fail_at(0, false);
+		if (st != FV_OK)
+			cr_assert_eq(st, FV_ERR_NOMEM, "allocation %ld of %ld: code %d: %s", i, n, st,
+			             fv_errmsg());
+	}
+}
