@@ -27,12 +27,6 @@ char *fv__strndup(const char *s, size_t n);
 void fv__benign_begin(void);
 void fv__benign_end(void);
 
-/* The status of the failure that made a call return NULL: the last one
-** recorded on this thread by fv_error(), FV_ERR_ARG when none was since
-** fv_clear_error().  A function returning a status after such a call
-** passes the cause on (FV_ERR_NOMEM stays FV_ERR_NOMEM). */
-fv_status fv__cause(void);
-
 /* Write `parts` to `path` atomically (temp file, fsync, rename). */
 fv_status fv__atomic_write(const char *path, size_t n_parts, const void *const *parts,
                            const size_t *sizes);

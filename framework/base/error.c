@@ -1,5 +1,10 @@
 /*
-** error.c: the per-thread error message behind fv_error() / fv_errmsg().
+** error.c: the per-thread error message and code behind fv_error(),
+** fv_errmsg() and fv_errcode().
+**
+** The code is kept beside the message (as SQLite keeps sqlite3_errcode()
+** beside sqlite3_errmsg()) so that a function which sees a callee fail
+** passes the callee's code on rather than guessing one.
 */
 #include <stdio.h>
 #include <string.h>
@@ -10,22 +15,22 @@
 #define FV_ERRMSG_MAX 2048
 
 static _Thread_local char errmsg[FV_ERRMSG_MAX];
-static _Thread_local fv_status errcode;
+static _Thread_local fv_status errcode = FV_OK;
 
 const char *fv_errmsg(void)
 {
 	return errmsg;
 }
 
-fv_status fv__cause(void)
+fv_status fv_errcode(void)
 {
-	return errcode != FV_OK ? errcode : FV_ERR_ARG;
+	return errcode;
 }
 
+/* The message is formatted aside and then copied, because the arguments
+** may point into errmsg itself (a caller restating fv_errmsg()). */
 fv_status fv_verror(fv_status code, const char *fmt, va_list ap)
 {
-	/* formatted aside first: an argument may be fv_errmsg() itself, when a
-	** caller wraps the message of the failure it reports */
 	char msg[FV_ERRMSG_MAX];
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	memcpy(errmsg, msg, strlen(msg) + 1);

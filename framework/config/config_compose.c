@@ -46,7 +46,7 @@
 typedef struct choice {
 	char *key;             /* "group" or "group@pkg" */
 	fv_config_node *value; /* option name, list of names, or null */
-	char *where;           /* for messages */
+	const fv_config_node *at; /* its place, for messages */
 	bool external, used;
 } choice;
 
@@ -65,7 +65,9 @@ typedef struct dentry {
 	char *path;                  /* D_CONFIG: path/name; D_GROUP: group as written */
 	char *package;               /* explicit @pkg, or NULL */
 	const fv_config_node *value; /* D_GROUP: the option(s), owned elsewhere */
-	char *where;
+	const fv_config_node *at;    /* its place, for messages: an entry of a
+	                                list or a command-line value, which live
+	                                as long as the composer (keep_value) */
 } dentry;
 
 /* A file in composition order, with the package it lands in. */
@@ -85,7 +87,7 @@ typedef struct composer {
 	fv_config_node **cli_values; /* owners of command-line option values */
 	size_t n_cli_values;
 	char **known;     /* group keys already in the list */
-	char **known_where;
+	const fv_config_node **known_at;
 	size_t n_known;
 	fv_config **loaded; /* every file read, freed at the end */
 	size_t n_loaded;
@@ -145,17 +147,18 @@ static bool grow(void *arrayp, size_t n, size_t elem)
 	return true;
 }
 
-/* DIR/group/option.yaml (or .yml) in *file; NULL when neither exists. */
-static fv_status option_file(const composer *c, const char *path, char **file)
+/* DIR/group/option.yaml (or .yml) in *out; NULL when neither exists.  Out
+** of memory is an error of its own, not a missing file. */
+static fv_status option_file(const composer *c, const char *path, char **out)
 {
-	static const char *const exts[] = {"yaml", "yml"};
-	*file = NULL;
-	for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
-		char *f = fmt("%s/%s.%s", c->dir, path, exts[i]);
+	static const char *const ext[] = {"yaml", "yml"};
+	*out = NULL;
+	for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+		char *f = fmt("%s/%s.%s", c->dir, path, ext[i]);
 		if (f == NULL)
 			return nomem();
 		if (is_file(f)) {
-			*file = f;
+			*out = f;
 			return FV_OK;
 		}
 		free(f);
@@ -286,13 +289,11 @@ static void dentry_free(dentry *d)
 {
 	free(d->path);
 	free(d->package);
-	free(d->where);
 }
 
 static fv_status entry_error(const fv_config_node *n, const char *msg)
 {
-	char where[512];
-	return fv_error(FV_ERR_CONFIG, "%s: defaults: %s", fv__node_where(n, where, sizeof where), msg);
+	return fv_error_at(n, FV_ERR_CONFIG, "defaults: %s", msg);
 }
 
 /* "[optional|override ]*group[@pkg]" */
@@ -345,11 +346,8 @@ static fv_status check_option_value(const fv_config_node *v)
 
 static fv_status parse_entry(const fv_config_node *n, dentry *d)
 {
-	char where[512];
 	memset(d, 0, sizeof *d);
-	d->where = fmt("%s", fv__node_where(n, where, sizeof where));
-	if (d->where == NULL)
-		return nomem();
+	d->at = n;
 	if (n->type == FV_NODE_SCALAR) {
 		if (strcmp(n->text, "_self_") == 0) {
 			d->kind = D_SELF;
@@ -383,7 +381,7 @@ static fv_status parse_entry(const fv_config_node *n, dentry *d)
 }
 
 /* The `defaults` list of a loaded file, removed from its tree. */
-static fv_status take_defaults(fv_config *cfg, const char *file, fv_config_node **out)
+static fv_status take_defaults(fv_config *cfg, fv_config_node **out)
 {
 	*out = NULL;
 	long at = fv__node_find(cfg->root, "defaults");
@@ -391,11 +389,11 @@ static fv_status take_defaults(fv_config *cfg, const char *file, fv_config_node 
 		return FV_OK;
 	fv_config_node *list = cfg->root->kids[at];
 	if (list->type != FV_NODE_SEQ && list->type != FV_NODE_NULL)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: defaults: expected a list", file, list->line);
+		return fv_error_at(list, FV_ERR_CONFIG, "defaults: expected a list");
 	if (list->type == FV_NODE_NULL)
 		list = NULL;
 	else if ((list = fv__node_copy(NULL, list)) == NULL)
-		return fv__node_failure();
+		return fv_errcode();
 	fv__node_remove_at(cfg, cfg->root, (size_t)at);
 	*out = list;
 	return FV_OK;
@@ -421,41 +419,36 @@ static choice *find_choice(composer *c, const char *key)
 	return NULL;
 }
 
-static fv_status add_choice(composer *c, const char *key, fv_config_node *value, const char *where,
-                            bool external)
+static fv_status add_choice(composer *c, const char *key, fv_config_node *value,
+                            const fv_config_node *at, bool external)
 {
 	if (find_choice(c, key) != NULL)
 		return FV_OK; /* the first registered wins: command line, then outer files */
 	if (!grow(&c->choices, c->n_choices, sizeof *c->choices))
 		return nomem();
 	choice *ch = &c->choices[c->n_choices];
-	*ch = (choice){.key = fv__strdup(key), .value = value, .where = fv__strdup(where), .external = external};
-	if (ch->key == NULL || ch->where == NULL) {
-		free(ch->key);
-		free(ch->where);
+	*ch = (choice){.key = fv__strdup(key), .value = value, .at = at, .external = external};
+	if (ch->key == NULL)
 		return nomem();
-	}
 	c->n_choices++;
 	return FV_OK;
 }
 
-static fv_status note_known(composer *c, const char *key, const char *where)
+static fv_status note_known(composer *c, const char *key, const fv_config_node *at)
 {
+	char first[512];
 	for (size_t i = 0; i < c->n_known; i++)
 		if (strcmp(c->known[i], key) == 0)
-			return fv_error(FV_ERR_CONFIG, "%s: defaults: the group '%s' appears more than once "
-			                "in the defaults list (also at %s); to change its option write "
-			                "'override %s: OPTION'", where, key, c->known_where[i], key);
+			return fv_error_at(at, FV_ERR_CONFIG, "defaults: the group '%s' appears more than "
+			                   "once in the defaults list (also at %s); to change its option "
+			                   "write 'override %s: OPTION'", key,
+			                   fv__node_where(c->known_at[i], first, sizeof first), key);
 	if (!grow(&c->known, c->n_known, sizeof *c->known) ||
-	    !grow(&c->known_where, c->n_known, sizeof *c->known_where))
+	    !grow(&c->known_at, c->n_known, sizeof *c->known_at))
 		return nomem();
-	c->known[c->n_known] = fv__strdup(key);
-	c->known_where[c->n_known] = fv__strdup(where);
-	if (c->known[c->n_known] == NULL || c->known_where[c->n_known] == NULL) {
-		free(c->known[c->n_known]);
-		free(c->known_where[c->n_known]);
+	c->known_at[c->n_known] = at;
+	if ((c->known[c->n_known] = fv__strdup(key)) == NULL)
 		return nomem();
-	}
 	c->n_known++;
 	return FV_OK;
 }
@@ -484,7 +477,8 @@ typedef struct context {
 
 static fv_status expand_file(composer *c, const char *path, const char *explicit_pkg,
                              const char *default_pkg, const context *parent, bool optional,
-                             bool primary_file, const char *where, const char *group_for_msg);
+                             bool primary_file, const fv_config_node *at,
+                             const char *group_for_msg);
 
 static fv_status add_item(composer *c, fv_config *cfg, const char *package)
 {
@@ -512,16 +506,16 @@ static fv_status expand_group(composer *c, const dentry *d, const context *ctx)
 		if (*s == '/')
 			*s = '.';
 	const fv_config_node *value = d->value;
-	const char *where = d->where;
+	const fv_config_node *at = d->at;
 	choice *ch = find_choice(c, key);
 	if (ch != NULL) {
 		value = ch->value;
 		ch->used = true;
-		where = ch->where;
+		at = ch->at;
 	}
 	if (deleted(c, key, value))
 		goto done;
-	if ((st = note_known(c, key, d->where)) != FV_OK)
+	if ((st = note_known(c, key, d->at)) != FV_OK)
 		goto done;
 	if (value->type == FV_NODE_NULL)
 		goto done;
@@ -535,8 +529,8 @@ static fv_status expand_group(composer *c, const dentry *d, const context *ctx)
 	}
 	if (value->type == FV_NODE_SCALAR && strcmp(value->text, "\?\?\?") == 0) {
 		char *opts = describe_options(c, group, NULL);
-		st = fv_error(FV_ERR_CONFIG, "%s: defaults: you must choose an option for '%s', e.g. "
-		              "%s=OPTION on the command line%s", where, key, key, opts ? opts : "");
+		st = fv_error_at(at, FV_ERR_CONFIG, "defaults: you must choose an option for '%s', e.g. "
+		                 "%s=OPTION on the command line%s", key, key, opts ? opts : "");
 		free(opts);
 		goto done;
 	}
@@ -548,7 +542,7 @@ static fv_status expand_group(composer *c, const dentry *d, const context *ctx)
 			st = nomem();
 			break;
 		}
-		st = expand_file(c, path, d->package, rel_pkg, ctx, d->optional, false, where, group);
+		st = expand_file(c, path, d->package, rel_pkg, ctx, d->optional, false, at, group);
 		free(path);
 	}
 done:
@@ -572,7 +566,7 @@ static fv_status expand_config(composer *c, const dentry *d, const context *ctx)
 		for (char *s = pkg; *s; s++)
 			if (*s == '/')
 				*s = '.';
-		st = expand_file(c, path, d->package, pkg, ctx, d->optional, false, d->where, NULL);
+		st = expand_file(c, path, d->package, pkg, ctx, d->optional, false, d->at, NULL);
 	}
 	free(pkg);
 	free(path);
@@ -580,7 +574,7 @@ static fv_status expand_config(composer *c, const dentry *d, const context *ctx)
 }
 
 /* Hydra: without _self_, a file's own keys come after its defaults. */
-static fv_status read_list(composer *c, const fv_config_node *list, bool primary_file, const char *file,
+static fv_status read_list(composer *c, const fv_config_node *list, bool primary_file,
                            dentry **out, size_t *n_out)
 {
 	size_t n = list ? list->n : 0;
@@ -600,17 +594,14 @@ static fv_status read_list(composer *c, const fv_config_node *list, bool primary
 			st = entry_error(list->kids[i], "_self_ appears twice");
 		has_self |= ds[k].kind == D_SELF;
 	}
-	if (st == FV_OK && !has_self) {
-		ds[k].kind = D_SELF;
-		ds[k++].where = fv__strdup(file);
-	}
+	if (st == FV_OK && !has_self)
+		ds[k++].kind = D_SELF;
 	/* +group=option from the command line go last in the primary list */
 	for (size_t i = 0; primary_file && i < c->n_appends && st == FV_OK; i++, k++) {
 		ds[k] = c->appends[i];
 		ds[k].path = fv__strdup(c->appends[i].path);
 		ds[k].package = c->appends[i].package ? fv__strdup(c->appends[i].package) : NULL;
-		ds[k].where = fv__strdup(c->appends[i].where);
-		if (ds[k].path == NULL || ds[k].where == NULL)
+		if (ds[k].path == NULL)
 			st = nomem();
 	}
 	*out = ds;
@@ -626,7 +617,7 @@ static fv_status register_overrides(composer *c, const dentry *ds, size_t n, con
 		char *group = full_group(ctx->group, ds[i].path);
 		char *key = group && ds[i].package ? fmt("%s@%s", group, ds[i].package)
 		            : group ? fv__strdup(group) : NULL;
-		fv_status st = key ? add_choice(c, key, (fv_config_node *)ds[i].value, ds[i].where, false)
+		fv_status st = key ? add_choice(c, key, (fv_config_node *)ds[i].value, ds[i].at, false)
 		                   : nomem();
 		free(group);
 		free(key);
@@ -677,9 +668,9 @@ static fv_status load_for_compose(composer *c, const char *file, fv_config **cfg
 	size_t len;
 	char *text = fv__read_file(file, &len);
 	if (text == NULL)
-		return fv__cause();
+		return fv_errcode();
 	*cfg = fv__config_parse(text, len, file, false);
-	fv_status st = *cfg ? package_header(text, header) : fv__cause();
+	fv_status st = *cfg ? package_header(text, header) : fv_errcode();
 	free(text);
 	if (st != FV_OK) {
 		fv_config_free(*cfg);
@@ -693,8 +684,8 @@ static fv_status load_for_compose(composer *c, const char *file, fv_config **cfg
 	}
 	c->loaded[c->n_loaded++] = *cfg;
 	if ((*cfg)->root->type != FV_NODE_MAP)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: a configuration composed from a defaults list must "
-		                "be a map", file, (*cfg)->root->line);
+		return fv_error_at((*cfg)->root, FV_ERR_CONFIG, "a configuration composed from a defaults "
+		                   "list must be a map");
 	return FV_OK;
 }
 
@@ -703,7 +694,7 @@ static fv_status expand_loaded(composer *c, fv_config *cfg, const char *file, co
                                const char *final, bool primary_file)
 {
 	fv_config_node *list = NULL;
-	fv_status st = take_defaults(cfg, file, &list);
+	fv_status st = take_defaults(cfg, &list);
 	if (st != FV_OK)
 		return st;
 	if (list == NULL && !(primary_file && c->n_appends > 0))
@@ -719,7 +710,7 @@ static fv_status expand_loaded(composer *c, fv_config *cfg, const char *file, co
 	dentry *ds = NULL;
 	size_t n = 0;
 	context ctx = {group, final};
-	st = read_list(c, list, primary_file, file, &ds, &n);
+	st = read_list(c, list, primary_file, &ds, &n);
 	if (st == FV_OK)
 		st = register_overrides(c, ds, n, &ctx);
 	if (st == FV_OK) {
@@ -736,10 +727,11 @@ static fv_status expand_loaded(composer *c, fv_config *cfg, const char *file, co
 
 static fv_status expand_file(composer *c, const char *path, const char *explicit_pkg,
                              const char *default_pkg, const context *parent, bool optional,
-                             bool primary_file, const char *where, const char *group_for_msg)
+                             bool primary_file, const fv_config_node *at,
+                             const char *group_for_msg)
 {
 	char *file = NULL;
-	fv_status found = primary_file ? ((file = fv__strdup(path)) ? FV_OK : nomem())
+	fv_status found = primary_file ? ((file = fv__strdup(path)) != NULL ? FV_OK : nomem())
 	                               : option_file(c, path, &file);
 	if (found != FV_OK)
 		return found;
@@ -748,20 +740,21 @@ static fv_status expand_file(composer *c, const char *path, const char *explicit
 			return FV_OK;
 		const char *slash = strrchr(path, '/');
 		char *opts = group_for_msg ? describe_options(c, group_for_msg, slash ? slash + 1 : path) : NULL;
-		fv_status st = fv_error(FV_ERR_CONFIG, "%s: defaults: cannot find '%s.yaml' in %s%s", where,
-		                        path, c->dir, opts ? opts : "");
+		fv_status st = fv_error_at(at, FV_ERR_CONFIG, "defaults: cannot find '%s.yaml' in %s%s",
+		                           path, c->dir, opts ? opts : "");
 		free(opts);
 		return st;
 	}
 	for (int i = 0; i < c->depth; i++)
 		if (strcmp(c->stack[i], file) == 0) {
-			fv_status st = fv_error(FV_ERR_CONFIG, "%s: defaults: '%s' includes itself", where, file);
+			fv_status st = fv_error_at(at, FV_ERR_CONFIG, "defaults: '%s' includes itself", file);
 			free(file);
 			return st;
 		}
 	if (c->depth == MAX_NESTING) {
 		free(file);
-		return fv_error(FV_ERR_CONFIG, "%s: defaults lists nest more than %d levels", where, MAX_NESTING);
+		return fv_error_at(at, FV_ERR_CONFIG, "defaults lists nest more than %d levels",
+		                   MAX_NESTING);
 	}
 	fv_config *cfg = NULL;
 	char *header = NULL, *final = NULL;
@@ -821,9 +814,16 @@ static fv_status classify(composer *c, const char *arg, bool *is_group)
 	}
 	fv_config_node *value = NULL;
 	if (eq != NULL) {
-		value = fv__override_value(NULL, eq + 1, arg);
+		/* the value is the place of messages about this choice */
+		char *origin = fmt("override '%s'", arg);
+		if (origin == NULL) {
+			st = nomem();
+			goto done;
+		}
+		value = fv__override_value(NULL, eq + 1, origin);
+		free(origin);
 		if (value == NULL) {
-			st = FV_ERR_CONFIG;
+			st = fv_errcode();
 			goto done;
 		}
 		if ((st = keep_value(c, value)) != FV_OK)
@@ -856,13 +856,11 @@ static fv_status classify(composer *c, const char *arg, bool *is_group)
 		}
 		dentry *d = &c->appends[c->n_appends++];
 		*d = (dentry){.kind = D_GROUP, .path = fv__strdup(group), .value = value,
-		              .package = at ? fv__strdup(at + 1) : NULL, .where = fmt("override '%s'", arg)};
-		if (d->path == NULL || d->where == NULL)
+		              .package = at ? fv__strdup(at + 1) : NULL, .at = value};
+		if (d->path == NULL)
 			st = nomem();
 	} else {
-		char *where = fmt("override '%s'", arg);
-		st = where ? add_choice(c, key, value, where, true) : nomem();
-		free(where);
+		st = add_choice(c, key, value, value, true);
 	}
 done:
 	free(key);
@@ -878,10 +876,10 @@ static fv_status check_unused(composer *c)
 		if (ch->used || strncmp(ch->key, "hydra/", 6) == 0)
 			continue;
 		if (ch->external)
-			return fv_error(FV_ERR_CONFIG, "%s: the group '%s' is not in the defaults list; to add "
-			                "it, use +%s=OPTION", ch->where, ch->key, ch->key);
-		return fv_error(FV_ERR_CONFIG, "%s: defaults: 'override %s' matches no earlier entry of "
-		                "the defaults list", ch->where, ch->key);
+			return fv_error_at(ch->at, FV_ERR_CONFIG, "the group '%s' is not in the defaults list; "
+			                   "to add it, use +%s=OPTION", ch->key, ch->key);
+		return fv_error_at(ch->at, FV_ERR_CONFIG, "defaults: 'override %s' matches no earlier "
+		                   "entry of the defaults list", ch->key);
 	}
 	for (size_t i = 0; i < c->n_deletions; i++)
 		if (!c->deletions[i].used)
@@ -897,7 +895,7 @@ static fv_status merge_item(fv_config *out, const item *it)
 {
 	fv_config_node *content = fv__node_copy(out, it->cfg->root);
 	if (content == NULL)
-		return fv__node_failure();
+		return fv_errcode();
 	/* wrap it in maps along the package path, innermost first */
 	const char *pkg = it->package;
 	size_t len = strlen(pkg);
@@ -922,10 +920,8 @@ static fv_status merge_item(fv_config *out, const item *it)
 
 static void composer_free(composer *c)
 {
-	for (size_t i = 0; i < c->n_choices; i++) {
+	for (size_t i = 0; i < c->n_choices; i++)
 		free(c->choices[i].key);
-		free(c->choices[i].where);
-	}
 	free(c->choices);
 	for (size_t i = 0; i < c->n_deletions; i++) {
 		free(c->deletions[i].key);
@@ -938,12 +934,10 @@ static void composer_free(composer *c)
 	for (size_t i = 0; i < c->n_cli_values; i++)
 		fv__node_free(NULL, c->cli_values[i]);
 	free(c->cli_values);
-	for (size_t i = 0; i < c->n_known; i++) {
+	for (size_t i = 0; i < c->n_known; i++)
 		free(c->known[i]);
-		free(c->known_where[i]);
-	}
 	free(c->known);
-	free(c->known_where);
+	free(c->known_at);
 	for (size_t i = 0; i < c->n_loaded; i++)
 		fv_config_free(c->loaded[i]);
 	free(c->loaded);
@@ -974,13 +968,13 @@ fv_config *fv_config_compose(const char *path, const char *config_dir, int n_ove
 		st = fv_error(FV_ERR_IO, "%s: cannot open the configuration file", path);
 	context top = {"", ""};
 	if (st == FV_OK)
-		st = expand_file(&c, path, NULL, "", &top, false, true, path, NULL);
+		st = expand_file(&c, path, NULL, "", &top, false, true, NULL, NULL);
 	if (st == FV_OK)
 		st = check_unused(&c);
 	if (st == FV_OK && (out = fv__config_new()) == NULL)
 		st = FV_ERR_NOMEM;
 	if (st == FV_OK && (out->root = fv__node_new(out, FV_NODE_MAP, NULL, 1)) == NULL)
-		st = fv__node_failure();
+		st = fv_errcode();
 	for (size_t i = 0; i < c.n_items && st == FV_OK; i++)
 		st = merge_item(out, &c.items[i]);
 	for (int i = 0; i < n_overrides && st == FV_OK; i++)

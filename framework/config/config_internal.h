@@ -5,13 +5,14 @@
 **
 ** A tree is made of fv_config_node.  A map keeps its entries in order (keys
 ** in the children, values are the children); a sequence keeps its items.
-** Every node knows its parent (for key paths in messages), the file and the
-** line it came from.  File names are shared, reference-counted strings, so
+** Every node knows its parent (for key paths in messages), the file, line
+** and column it came from.  File names are shared, reference-counted strings, so
 ** nodes can be copied between configurations (composition) cheaply.
 */
 #ifndef FOVEA_CONFIG_INTERNAL_H
 #define FOVEA_CONFIG_INTERNAL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,10 +37,11 @@ struct fv_config_node {
 	fv_node_type type;
 	bool quoted;          /* scalar was quoted (or is a string by construction) */
 	unsigned char state;  /* FV__NODE_* */
-	int line;             /* 1-based: the key's line for map values */
+	int line, col;        /* 1-based, 0 when unknown: the key's place for
+	                         map values */
 	char *text;           /* SCALAR only */
-	char *key;            /* key in the parent map; for a detached root, a
-	                         key-path prefix (see fv__node_detach) */
+	char *key;            /* key in the parent map; for the root of a derived
+	                         spec, the key path it continues (fv_config_load_derived) */
 	fv__fname *file;
 	fv_config_node *parent;
 	fv_config_node **kids; /* SEQ items / MAP values */
@@ -65,11 +67,10 @@ void fv__fname_unref(fv__fname *f);
 /* ---- nodes (config_node.c) ------------------------------------------------------ */
 
 /* A new node counted against cfg (which may be NULL for free-standing
-** trees).  Sets an error and returns NULL on failure. */
+** trees).  Returns NULL on failure with the error set: FV_ERR_CONFIG
+** (size limit) or FV_ERR_NOMEM, for callers to pass on with fv_errcode().
+** The column is 0 (unknown) until the caller sets it. */
 fv_config_node *fv__node_new(fv_config *cfg, fv_node_type type, fv__fname *file, int line);
-/* Why the last fv__node_new / fv__node_copy on this thread failed:
-** FV_ERR_CONFIG (size limit) or FV_ERR_NOMEM. */
-fv_status fv__node_failure(void);
 fv_config_node *fv__node_new_scalar(fv_config *cfg, const char *text, size_t len, bool quoted,
                                     fv__fname *file, int line);
 /* Free a node and everything below it (it must already be unlinked). */
@@ -88,6 +89,12 @@ void fv__node_remove_at(fv_config *cfg, fv_config_node *parent, size_t i);
 /* Turn `dst` into a copy of the contents of `src` (type, text, children),
 ** keeping dst's key, parent, file and line.  src is consumed (freed). */
 void fv__node_take_contents(fv_config *cfg, fv_config_node *dst, fv_config_node *src);
+/* Give dst the file, line and column of src. */
+void fv__node_take_place(fv_config_node *dst, const fv_config_node *src);
+/* Place n and everything below it as the tree it was written from: each
+** node where `like`'s node at the same key path is, else where its parent
+** (first `up`) is.  like may be NULL: all of n at up. */
+void fv__node_take_places(fv_config_node *n, const fv_config_node *like, const fv_config_node *up);
 /* Deep merge (OmegaConf): maps merge key by key, anything else replaces;
 ** a ??? in src never replaces an existing value.  src is consumed. */
 fv_status fv__node_merge(fv_config *cfg, fv_config_node *dst, fv_config_node *src);
@@ -96,8 +103,11 @@ int fv__node_depth(const fv_config_node *n);
 /* Drop cached key paths below n (after a node moved). */
 void fv__node_forget_keypaths(fv_config_node *n);
 
-/* "FILE:LINE" of a node into buf, for messages. */
+/* "FILE:LINE:COLUMN" of a node into buf (as much of it as is known,
+** "<config>" for none), for messages that name a second place. */
 const char *fv__node_where(const fv_config_node *n, char *buf, size_t size);
+/* fv_error_at() with a va_list. */
+fv_status fv__verror_at(const fv_config_node *n, fv_status code, const char *fmt, va_list ap);
 /* The key path, or "<root>" for the root, for messages. */
 const char *fv__node_name(const fv_config_node *n);
 

@@ -12,6 +12,7 @@
 */
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,26 +48,17 @@ void fv__fname_unref(fv__fname *f)
 
 /* ---- nodes ---------------------------------------------------------------------------- */
 
-static _Thread_local fv_status node_failure = FV_ERR_NOMEM;
-
-fv_status fv__node_failure(void)
-{
-	return node_failure;
-}
-
 fv_config_node *fv__node_new(fv_config *cfg, fv_node_type type, fv__fname *file, int line)
 {
 	if (cfg != NULL && cfg->n_nodes >= FV_CONFIG_MAX_NODES) {
-		node_failure = FV_ERR_CONFIG;
 		cfg->too_big = true;
-		fv_error(FV_ERR_CONFIG, "%s:%d: the configuration grows beyond %d values "
-		         "(alias or interpolation expansion?)",
-		         file ? file->name : "?", line, FV_CONFIG_MAX_NODES);
+		fv_error_at(&(fv_config_node){.file = file, .line = line}, FV_ERR_CONFIG,
+		            "the configuration grows beyond %d values (alias or interpolation "
+		            "expansion?)", FV_CONFIG_MAX_NODES);
 		return NULL;
 	}
 	fv_config_node *n = fv__calloc(1, sizeof *n);
 	if (n == NULL) {
-		node_failure = FV_ERR_NOMEM;
 		fv_error(FV_ERR_NOMEM, "out of memory building a configuration");
 		return NULL;
 	}
@@ -164,6 +156,7 @@ fv_config_node *fv__node_copy(fv_config *cfg, const fv_config_node *src)
 	fv_config_node *n = fv__node_new(cfg, src->type, src->file, src->line);
 	if (n == NULL)
 		return NULL;
+	n->col = src->col;
 	n->quoted = src->quoted;
 	n->state = src->state;
 	if (src->text != NULL && (n->text = fv__strdup(src->text)) == NULL)
@@ -240,12 +233,26 @@ void fv__node_take_contents(fv_config *cfg, fv_config_node *dst, fv_config_node 
 	fv__node_forget_keypaths(dst);
 }
 
-static void node_take_location(fv_config_node *dst, const fv_config_node *src)
+void fv__node_take_place(fv_config_node *dst, const fv_config_node *src)
 {
 	fv__fname *f = fv__fname_ref(src->file);
 	fv__fname_unref(dst->file);
 	dst->file = f;
 	dst->line = src->line;
+	dst->col = src->col;
+}
+
+void fv__node_take_places(fv_config_node *n, const fv_config_node *like, const fv_config_node *up)
+{
+	fv__node_take_place(n, like != NULL ? like : up);
+	for (size_t i = 0; i < n->n; i++) {
+		const fv_config_node *kid = NULL;
+		if (like != NULL && like->type == FV_NODE_MAP && n->type == FV_NODE_MAP)
+			kid = fv_node_get(like, n->kids[i]->key);
+		else if (like != NULL && like->type == FV_NODE_SEQ && n->type == FV_NODE_SEQ)
+			kid = fv_node_at(like, i);
+		fv__node_take_places(n->kids[i], kid, n);
+	}
 }
 
 fv_status fv__node_merge(fv_config *cfg, fv_config_node *dst, fv_config_node *src)
@@ -256,7 +263,7 @@ fv_status fv__node_merge(fv_config *cfg, fv_config_node *dst, fv_config_node *sr
 		return FV_OK;
 	}
 	if (dst->type != FV_NODE_MAP || src->type != FV_NODE_MAP) {
-		node_take_location(dst, src);
+		fv__node_take_place(dst, src);
 		fv__node_take_contents(cfg, dst, src);
 		return FV_OK;
 	}
@@ -310,10 +317,43 @@ bool fv__node_is_missing(const fv_config_node *n)
 	return n != NULL && n->type == FV_NODE_SCALAR && strcmp(n->text, "\?\?\?") == 0;
 }
 
+/* As much of "FILE:LINE:COLUMN" as the node knows; false for none. */
+static bool node_place(const fv_config_node *n, char *buf, size_t size)
+{
+	if (n == NULL || n->file == NULL)
+		return false;
+	if (n->line <= 0)
+		snprintf(buf, size, "%s", n->file->name);
+	else if (n->col <= 0)
+		snprintf(buf, size, "%s:%d", n->file->name, n->line);
+	else
+		snprintf(buf, size, "%s:%d:%d", n->file->name, n->line, n->col);
+	return true;
+}
+
 const char *fv__node_where(const fv_config_node *n, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s:%d", n && n->file ? n->file->name : "<config>", n ? n->line : 0);
+	if (!node_place(n, buf, size))
+		snprintf(buf, size, "<config>");
 	return buf;
+}
+
+fv_status fv__verror_at(const fv_config_node *n, fv_status code, const char *fmt, va_list ap)
+{
+	char place[512], msg[2048];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	if (!node_place(n, place, sizeof place))
+		return fv_error(code, "%s", msg);
+	return fv_error(code, "%s: %s", place, msg);
+}
+
+fv_status fv_error_at(const fv_config_node *n, fv_status code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fv__verror_at(n, code, fmt, ap);
+	va_end(ap);
+	return code;
 }
 
 const char *fv__node_name(const fv_config_node *n)
@@ -791,13 +831,13 @@ static void describe_value(const fv_config_node *n, char *buf, size_t size)
 
 static fv_status type_error(const fv_config_node *n, const char *expected)
 {
-	char where[512], got[80];
+	char got[80];
 	if (fv__node_is_missing(n))
-		return fv_error(FV_ERR_CONFIG, "%s: %s: missing mandatory value (\?\?\?)",
-		                fv__node_where(n, where, sizeof where), fv__node_name(n));
+		return fv_error_at(n, FV_ERR_CONFIG, "%s: missing mandatory value (\?\?\?)",
+		                   fv__node_name(n));
 	describe_value(n, got, sizeof got);
-	return fv_error(FV_ERR_CONFIG, "%s: %s: expected %s, got %s",
-	                fv__node_where(n, where, sizeof where), fv__node_name(n), expected, got);
+	return fv_error_at(n, FV_ERR_CONFIG, "%s: expected %s, got %s", fv__node_name(n), expected,
+	                   got);
 }
 
 fv_status fv_node_to_bool(const fv_config_node *n, bool *out)
@@ -820,11 +860,9 @@ fv_status fv_node_to_int(const fv_config_node *n, int64_t *out)
 	bool overflow = false;
 	int64_t v;
 	if (n->type == FV_NODE_SCALAR && fv__scalar_int(n->text, &v, &overflow)) {
-		if (overflow) {
-			char where[512];
-			return fv_error(FV_ERR_CONFIG, "%s: %s: integer '%s' does not fit in 64 bits",
-			                fv__node_where(n, where, sizeof where), fv__node_name(n), n->text);
-		}
+		if (overflow)
+			return fv_error_at(n, FV_ERR_CONFIG, "%s: integer '%s' does not fit in 64 bits",
+			                   fv__node_name(n), n->text);
 		*out = v;
 		return FV_OK;
 	}

@@ -19,6 +19,15 @@
 #include "fovea/fovea.h"
 #include "base/base_internal.h"
 
+/* A value parsed from an override has lines and columns of its own text,
+** which no editor would find: its place is the origin alone. */
+static void forget_lines(fv_config_node *n)
+{
+	n->line = n->col = 0;
+	for (size_t i = 0; i < n->n; i++)
+		forget_lines(n->kids[i]);
+}
+
 fv_config_node *fv__override_value(fv_config *cfg, const char *text, const char *origin)
 {
 	while (*text == ' ' || *text == '\t')
@@ -37,9 +46,11 @@ fv_config_node *fv__override_value(fv_config *cfg, const char *text, const char 
 		fv_config_free(tmp);
 	} else {
 		/* Hydra reads "key=" as the empty string, not null */
-		n = fv__node_new_scalar(cfg, text, len, len == 0, file, 1);
+		n = fv__node_new_scalar(cfg, text, len, len == 0, file, 0);
 	}
 	fv__fname_unref(file);
+	if (n != NULL)
+		forget_lines(n);
 	return n;
 }
 
@@ -178,10 +189,10 @@ static fv_status walk_to_parent(fv_config *cfg, const char *arg, ov_kind kind, c
 	for (int i = 0; i < n - 1; i++) {
 		long at = child_index(cur, segs[i]);
 		if (at < 0 && (kind == OV_ADD || kind == OV_FORCE) && cur->type == FV_NODE_MAP) {
-			fv_config_node *map = fv__node_new(cfg, FV_NODE_MAP, file, 1);
+			fv_config_node *map = fv__node_new(cfg, FV_NODE_MAP, file, 0);
 			char key[256];
 			snprintf(key, sizeof key, "%.*s", (int)segs[i].len, segs[i].s);
-			fv_status st = map ? fv__node_append(cfg, cur, key, map) : fv__node_failure();
+			fv_status st = map ? fv__node_append(cfg, cur, key, map) : fv_errcode();
 			if (st != FV_OK) {
 				fv__node_free(cfg, map);
 				return st;
@@ -220,7 +231,7 @@ static fv_status apply_delete(fv_config *cfg, const char *arg, fv_config_node *p
 	if (value != NULL) {
 		fv_config_node *want = fv__override_value(NULL, value, arg);
 		if (want == NULL)
-			return FV_ERR_CONFIG;
+			return fv_errcode();
 		bool same = same_value(want, parent->kids[at]);
 		fv__node_free(NULL, want);
 		if (!same) {
@@ -322,7 +333,7 @@ fv_status fv_config_override(fv_config *cfg, const char *arg)
 	/* the value is read first, so that a bad one changes nothing */
 	fv_config_node *parent = NULL, *value = NULL;
 	if (st == FV_OK && kind != OV_DELETE && (value = fv__override_value(cfg, eq + 1, origin)) == NULL)
-		st = FV_ERR_CONFIG;
+		st = fv_errcode();
 	if (st == FV_OK)
 		st = walk_to_parent(cfg, arg, kind, segs, n, file, &parent);
 	if (st == FV_OK && kind == OV_DELETE)

@@ -100,26 +100,25 @@ static fv_status at_error(const fv_config_node *n, fv_status code, const char *f
 
 static fv_status at_error(const fv_config_node *n, fv_status code, const char *fmt, ...)
 {
-	char msg[1024], where[512];
+	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	return fv_error(code, "%s: %s: %s", fv__node_where(n, where, sizeof where), fv__node_name(n), msg);
+	return fv_error_at(n, code, "%s: %s", fv__node_name(n), msg);
 }
 
 static fv_status missing_error(const fv_config_node *missing, const fv_config_node *user)
 {
-	char where[512], uwhere[512];
-	fv__node_where(missing, where, sizeof where);
 	if (user == NULL || user == missing)
-		return fv_error(FV_ERR_CONFIG, "%s: %s: missing mandatory value (\?\?\?)", where,
-		                fv__node_name(missing));
+		return fv_error_at(missing, FV_ERR_CONFIG, "%s: missing mandatory value (\?\?\?)",
+		                   fv__node_name(missing));
+	char uwhere[512];
 	fv__node_where(user, uwhere, sizeof uwhere);
 	char name[512];
 	snprintf(name, sizeof name, "%s", fv__node_name(missing));
-	return fv_error(FV_ERR_CONFIG, "%s: %s: missing mandatory value (\?\?\?), needed by %s at %s",
-	                where, name, fv__node_name(user), uwhere);
+	return fv_error_at(missing, FV_ERR_CONFIG, "%s: missing mandatory value (\?\?\?), needed by "
+	                   "%s at %s", name, fv__node_name(user), uwhere);
 }
 
 static fv_status cycle_error(resolver *r, fv_config_node *again)
@@ -394,7 +393,7 @@ static fv_config_node *string_node(const char *s, bool quoted)
 static fv_status own_string(value *out, const char *s, bool quoted)
 {
 	out->own = string_node(s, quoted);
-	return out->own ? FV_OK : fv__node_failure();
+	return out->own ? FV_OK : fv_errcode();
 }
 
 static bool arg_is_null(const arg *a)
@@ -419,7 +418,7 @@ static fv_status res_env(resolver *r, const fv_config_node *user, arg *args, int
 		st = own_string(out, v, true);
 	} else if (n == 2 && arg_is_null(&args[1])) {
 		out->own = fv__node_new(NULL, FV_NODE_NULL, NULL, 0);
-		st = out->own ? FV_OK : fv__node_failure();
+		st = out->own ? FV_OK : fv_errcode();
 	} else if (n == 2) {
 		sbuf def = {0};
 		if ((st = arg_text(user, &args[1], &def)) == FV_OK)
@@ -463,7 +462,7 @@ static fv_status res_select(resolver *r, const fv_config_node *user, arg *args, 
 	}
 	if (n == 1) {
 		out->own = fv__node_new(NULL, FV_NODE_NULL, NULL, 0);
-		return out->own ? FV_OK : fv__node_failure();
+		return out->own ? FV_OK : fv_errcode();
 	}
 	if (value_node(&args[1].v) != NULL) {
 		*out = args[1].v;
@@ -472,7 +471,7 @@ static fv_status res_select(resolver *r, const fv_config_node *user, arg *args, 
 	}
 	if (arg_is_null(&args[1])) {
 		out->own = fv__node_new(NULL, FV_NODE_NULL, NULL, 0);
-		return out->own ? FV_OK : fv__node_failure();
+		return out->own ? FV_OK : fv_errcode();
 	}
 	return own_string(out, sb_str(&args[1].text), args[1].quoted);
 }
@@ -485,12 +484,12 @@ static fv_status res_decode(resolver *r, const fv_config_node *user, arg *args, 
 	sbuf text = {0};
 	fv_status st = arg_text(user, &args[0], &text);
 	if (st == FV_OK) {
-		out->own = fv__override_value(NULL, sb_str(&text), fv_node_file(user));
-		if (out->own == NULL) {
-			fv_error_prefix("%s:%d: %s: ${oc.decode:...}: ", fv_node_file(user), fv_node_line(user),
-			                fv__node_name(user));
-			st = FV_ERR_CONFIG;
-		}
+		out->own = fv__override_value(NULL, sb_str(&text), "the decoded text");
+		if (out->own == NULL)
+			st = fv_error_at(user, fv_errcode(), "%s: ${oc.decode:...}: %s", fv__node_name(user),
+			                 fv_errmsg());
+		else /* a decoded value is written where the interpolation is */
+			fv__node_take_places(out->own, NULL, user);
 	}
 	free(text.d);
 	return st;
@@ -816,12 +815,12 @@ static fv_status assign_value(resolver *r, fv_config_node *n, value *v)
 			                FV_CONFIG_MAX_DEPTH);
 		src = fv__node_copy(r->cfg, v->ref);
 		if (src == NULL)
-			return fv__node_failure();
+			return fv_errcode();
 	} else if (r->cfg != NULL) {
 		/* count resolver-built nodes against the configuration too */
 		fv_config_node *copy = fv__node_copy(r->cfg, src);
 		if (copy == NULL)
-			return fv__node_failure();
+			return fv_errcode();
 		src = copy;
 	}
 	fv__node_take_contents(r->cfg, n, src);

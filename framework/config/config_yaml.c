@@ -9,6 +9,7 @@
 ** or "null" stay strings when the text is read back.
 */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,16 +40,38 @@ static int mark_line(const yaml_mark_t *m)
 	return (int)m->line + 1;
 }
 
+/* A node takes its place from the event that starts it; libyaml counts
+** from 0, editors from 1. */
+static void place_at(fv_config_node *n, const yaml_mark_t *m)
+{
+	n->line = mark_line(m);
+	n->col = (int)m->column + 1;
+}
+
+/* fv_error_at() for a place in the text that has no node (yet). */
+static fv_status yaml_error(const loader *ld, const yaml_mark_t *m, fv_status code, const char *fmt,
+                            ...) FV_PRINTF(4, 5);
+static fv_status yaml_error(const loader *ld, const yaml_mark_t *m, fv_status code, const char *fmt,
+                            ...)
+{
+	fv_config_node at = {.file = ld->file};
+	place_at(&at, m);
+	va_list ap;
+	va_start(ap, fmt);
+	fv__verror_at(&at, code, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
 static fv_status syntax_error(loader *ld)
 {
 	const yaml_parser_t *p = &ld->parser;
 	const char *problem = p->problem ? p->problem : "malformed YAML";
 	if (p->context != NULL)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: YAML syntax error: %s (%s at line %d)",
-		                ld->file->name, mark_line(&p->problem_mark), problem, p->context,
-		                mark_line(&p->context_mark));
-	return fv_error(FV_ERR_CONFIG, "%s:%d: YAML syntax error: %s", ld->file->name,
-	                mark_line(&p->problem_mark), problem);
+		return yaml_error(ld, &p->problem_mark, FV_ERR_CONFIG,
+		                  "YAML syntax error: %s (%s at line %d)", problem, p->context,
+		                  mark_line(&p->context_mark));
+	return yaml_error(ld, &p->problem_mark, FV_ERR_CONFIG, "YAML syntax error: %s", problem);
 }
 
 static fv_status next_event(loader *ld, yaml_event_t *ev)
@@ -64,7 +87,7 @@ static fv_status remember_anchor(loader *ld, const yaml_char_t *name, const fv_c
 		return FV_OK;
 	fv_config_node *snap = fv__node_copy(ld->cfg, n);
 	if (snap == NULL)
-		return fv__node_failure();
+		return fv_errcode();
 	for (size_t i = 0; i < ld->n_anchors; i++) {
 		if (strcmp(ld->anchors[i].name, (const char *)name) == 0) {
 			/* YAML lets a later anchor reuse a name */
@@ -94,23 +117,22 @@ nomem:
 static fv_status load_alias(loader *ld, const yaml_event_t *ev, int depth, fv_config_node **out)
 {
 	const char *name = (const char *)ev->data.alias.anchor;
-	int line = mark_line(&ev->start_mark);
+	const yaml_mark_t *at = &ev->start_mark;
 	for (size_t i = ld->n_anchors; i-- > 0;) {
 		if (strcmp(ld->anchors[i].name, name) != 0)
 			continue;
 		if (depth + fv__node_depth(ld->anchors[i].value) > FV_CONFIG_MAX_DEPTH)
-			return fv_error(FV_ERR_CONFIG, "%s:%d: alias *%s nests values more than %d levels deep",
-			                ld->file->name, line, name, FV_CONFIG_MAX_DEPTH);
+			return yaml_error(ld, at, FV_ERR_CONFIG,
+			                  "alias *%s nests values more than %d levels deep", name,
+			                  FV_CONFIG_MAX_DEPTH);
 		*out = fv__node_copy(ld->cfg, ld->anchors[i].value);
-		if (*out == NULL) {
-			fv_error_prefix("%s:%d: alias *%s: ", ld->file->name, line, name);
-			return FV_ERR_CONFIG;
-		}
-		(*out)->line = line;
+		if (*out == NULL)
+			return yaml_error(ld, at, fv_errcode(), "alias *%s: %s", name, fv_errmsg());
+		place_at(*out, at);
 		return FV_OK;
 	}
-	return fv_error(FV_ERR_CONFIG, "%s:%d: unknown alias *%s (no anchor &%s before it)",
-	                ld->file->name, line, name, name);
+	return yaml_error(ld, at, FV_ERR_CONFIG, "unknown alias *%s (no anchor &%s before it)", name,
+	                  name);
 }
 
 static bool is_str_tag(const yaml_char_t *tag)
@@ -123,14 +145,14 @@ static fv_status load_scalar(loader *ld, const yaml_event_t *ev, fv_config_node 
 {
 	const char *text = (const char *)ev->data.scalar.value;
 	size_t len = ev->data.scalar.length;
-	int line = mark_line(&ev->start_mark);
 	if (strlen(text) != len)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: a string contains a NUL character",
-		                ld->file->name, line);
+		return yaml_error(ld, &ev->start_mark, FV_ERR_CONFIG, "a string contains a NUL character");
 	bool quoted = ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || is_str_tag(ev->data.scalar.tag);
-	*out = fv__node_new_scalar(ld->cfg, text, len, quoted, ld->file, line);
+	*out = fv__node_new_scalar(ld->cfg, text, len, quoted, ld->file,
+	                           mark_line(&ev->start_mark));
 	if (*out == NULL)
-		return fv__node_failure();
+		return fv_errcode();
+	place_at(*out, &ev->start_mark);
 	fv_status st = remember_anchor(ld, ev->data.scalar.anchor, *out);
 	if (st != FV_OK) {
 		fv__node_free(ld->cfg, *out);
@@ -145,7 +167,8 @@ static fv_status load_seq(loader *ld, const yaml_event_t *start, int depth, fv_c
 {
 	fv_config_node *seq = fv__node_new(ld->cfg, FV_NODE_SEQ, ld->file, mark_line(&start->start_mark));
 	if (seq == NULL)
-		return fv__node_failure();
+		return fv_errcode();
+	place_at(seq, &start->start_mark);
 	fv_status st;
 	for (;;) {
 		yaml_event_t ev;
@@ -181,7 +204,8 @@ static fv_status apply_merges(loader *ld, fv_config_node *map, fv_config_node *s
 {
 	fv_config_node *merged = fv__node_new(ld->cfg, FV_NODE_MAP, map->file, map->line);
 	if (merged == NULL)
-		return fv__node_failure();
+		return fv_errcode();
+	merged->col = map->col;
 	fv_status st = FV_OK;
 	for (size_t s = 0; s < sources->n && st == FV_OK; s++) {
 		fv_config_node *src = sources->kids[s];
@@ -190,7 +214,7 @@ static fv_status apply_merges(loader *ld, fv_config_node *map, fv_config_node *s
 				continue;
 			fv_config_node *copy = fv__node_copy(ld->cfg, src->kids[i]);
 			if (copy == NULL)
-				st = fv__node_failure();
+				st = fv_errcode();
 			else if ((st = fv__node_append(ld->cfg, merged, src->kids[i]->key, copy)) != FV_OK)
 				fv__node_free(ld->cfg, copy);
 		}
@@ -214,7 +238,8 @@ static fv_status apply_merges(loader *ld, fv_config_node *map, fv_config_node *s
 	return st;
 }
 
-static fv_status add_merge_source(loader *ld, fv_config_node *sources, fv_config_node *value, int line)
+static fv_status add_merge_source(loader *ld, fv_config_node *sources, fv_config_node *value,
+                                  const yaml_mark_t *at)
 {
 	fv_status st = FV_OK;
 	if (value->type == FV_NODE_MAP) {
@@ -226,8 +251,8 @@ static fv_status add_merge_source(loader *ld, fv_config_node *sources, fv_config
 		for (size_t i = 0; i < value->n; i++)
 			if (value->kids[i]->type != FV_NODE_MAP) {
 				fv__node_free(ld->cfg, value);
-				return fv_error(FV_ERR_CONFIG, "%s:%d: a merge key (<<) takes maps; item %zu is not a map",
-				                ld->file->name, line, i);
+				return yaml_error(ld, at, FV_ERR_CONFIG, "a merge key (<<) takes maps; item %zu is "
+				                  "not a map", i);
 			}
 		while (value->n > 0 && st == FV_OK) {
 			fv_config_node *m = value->kids[0];
@@ -240,25 +265,24 @@ static fv_status add_merge_source(loader *ld, fv_config_node *sources, fv_config
 		return st;
 	}
 	fv__node_free(ld->cfg, value);
-	return fv_error(FV_ERR_CONFIG, "%s:%d: a merge key (<<) takes a map or a list of maps",
-	                ld->file->name, line);
+	return yaml_error(ld, at, FV_ERR_CONFIG, "a merge key (<<) takes a map or a list of maps");
 }
 
 static fv_status load_map_entry(loader *ld, fv_config_node *map, fv_config_node *sources,
                                 yaml_event_t *key_ev, int depth)
 {
-	int line = mark_line(&key_ev->start_mark);
+	const yaml_mark_t *at = &key_ev->start_mark;
 	if (key_ev->type != YAML_SCALAR_EVENT)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: keys must be plain strings, not %s", ld->file->name,
-		                line, key_ev->type == YAML_ALIAS_EVENT ? "aliases" : "lists or maps");
+		return yaml_error(ld, at, FV_ERR_CONFIG, "keys must be plain strings, not %s",
+		                  key_ev->type == YAML_ALIAS_EVENT ? "aliases" : "lists or maps");
 	const char *key = (const char *)key_ev->data.scalar.value;
 	if (strlen(key) != key_ev->data.scalar.length)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: a key contains a NUL character", ld->file->name, line);
+		return yaml_error(ld, at, FV_ERR_CONFIG, "a key contains a NUL character");
 	bool merge = key_ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && strcmp(key, "<<") == 0;
 	long dup = merge ? -1 : fv__node_find(map, key);
 	if (dup >= 0)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: duplicate key '%s' (first at line %d)", ld->file->name,
-		                line, key, map->kids[dup]->line);
+		return yaml_error(ld, at, FV_ERR_CONFIG, "duplicate key '%s' (first at line %d)", key,
+		                  map->kids[dup]->line);
 	yaml_event_t ev;
 	fv_status st = next_event(ld, &ev);
 	if (st != FV_OK)
@@ -269,8 +293,8 @@ static fv_status load_map_entry(loader *ld, fv_config_node *map, fv_config_node 
 	if (st != FV_OK)
 		return st;
 	if (merge)
-		return add_merge_source(ld, sources, value, line);
-	value->line = line; /* a map value is found at its key */
+		return add_merge_source(ld, sources, value, at);
+	place_at(value, at); /* a map value is found at its key */
 	if ((st = fv__node_append(ld->cfg, map, key, value)) != FV_OK)
 		fv__node_free(ld->cfg, value);
 	return st;
@@ -281,9 +305,10 @@ static fv_status load_map(loader *ld, const yaml_event_t *start, int depth, fv_c
 	int line = mark_line(&start->start_mark);
 	fv_config_node *map = fv__node_new(ld->cfg, FV_NODE_MAP, ld->file, line);
 	fv_config_node *sources = fv__node_new(ld->cfg, FV_NODE_SEQ, ld->file, line);
-	fv_status st = fv__node_failure();
+	fv_status st = fv_errcode();
 	if (map == NULL || sources == NULL)
 		goto fail;
+	place_at(map, &start->start_mark);
 	for (;;) {
 		yaml_event_t ev;
 		if ((st = next_event(ld, &ev)) != FV_OK)
@@ -314,16 +339,16 @@ fail:
 static fv_status load_value(loader *ld, yaml_event_t *ev, int depth, fv_config_node **out)
 {
 	if (depth > FV_CONFIG_MAX_DEPTH)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: values nested more than %d levels deep",
-		                ld->file->name, mark_line(&ev->start_mark), FV_CONFIG_MAX_DEPTH);
+		return yaml_error(ld, &ev->start_mark, FV_ERR_CONFIG,
+		                  "values nested more than %d levels deep", FV_CONFIG_MAX_DEPTH);
 	switch (ev->type) {
 	case YAML_SCALAR_EVENT: return load_scalar(ld, ev, out);
 	case YAML_ALIAS_EVENT: return load_alias(ld, ev, depth, out);
 	case YAML_SEQUENCE_START_EVENT: return load_seq(ld, ev, depth, out);
 	case YAML_MAPPING_START_EVENT: return load_map(ld, ev, depth, out);
 	default:
-		return fv_error(FV_ERR_CONFIG, "%s:%d: unexpected YAML event %d", ld->file->name,
-		                mark_line(&ev->start_mark), (int)ev->type);
+		return yaml_error(ld, &ev->start_mark, FV_ERR_CONFIG, "unexpected YAML event %d",
+		                  (int)ev->type);
 	}
 }
 
@@ -337,11 +362,11 @@ static fv_status load_stream(loader *ld, bool allow_scalar_root)
 		if ((st = next_event(ld, &ev)) != FV_OK)
 			return st;
 		yaml_event_type_t type = ev.type;
-		int line = mark_line(&ev.start_mark);
 		if (type == YAML_DOCUMENT_START_EVENT && have_doc) {
+			st = yaml_error(ld, &ev.start_mark, FV_ERR_CONFIG, "a second YAML document; a "
+			                "configuration file holds one");
 			yaml_event_delete(&ev);
-			return fv_error(FV_ERR_CONFIG, "%s:%d: a second YAML document; a configuration "
-			                "file holds one", ld->file->name, line);
+			return st;
 		}
 		if (type == YAML_SCALAR_EVENT || type == YAML_ALIAS_EVENT ||
 		    type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) {
@@ -359,11 +384,11 @@ static fv_status load_stream(loader *ld, bool allow_scalar_root)
 		fv__node_free(ld->cfg, root);
 		ld->cfg->root = fv__node_new(ld->cfg, allow_scalar_root ? FV_NODE_NULL : FV_NODE_MAP,
 		                             ld->file, 1);
-		return ld->cfg->root ? FV_OK : fv__node_failure();
+		return ld->cfg->root ? FV_OK : fv_errcode();
 	}
 	if (!allow_scalar_root && root->type == FV_NODE_SCALAR)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: the top level of a configuration must be a map, "
-		                "got the value '%.40s'", ld->file->name, root->line, root->text);
+		return fv_error_at(root, FV_ERR_CONFIG, "the top level of a configuration must be a map, "
+		                   "got the value '%.40s'", root->text);
 	return FV_OK;
 }
 
@@ -401,6 +426,21 @@ fv_config *fv_config_load_string(const char *text, size_t len, const char *name)
 	if (text == NULL)
 		return fv_error(FV_ERR_ARG, "fv_config_load_string: no text (NULL)"), NULL;
 	return fv__config_parse(text, len, name, false);
+}
+
+fv_config *fv_config_load_derived(const char *text, size_t len, const fv_config_node *from)
+{
+	fv_config *cfg = fv_config_load_string(text, len, "<derived>");
+	if (cfg == NULL || from == NULL)
+		return cfg;
+	const char *keypath = fv_node_keypath(from);
+	if (keypath != NULL && keypath[0] != '\0' &&
+	    (cfg->root->key = fv__strdup(keypath)) == NULL) {
+		fv_config_free(cfg);
+		return fv_error(FV_ERR_NOMEM, "out of memory deriving a spec from %s", keypath), NULL;
+	}
+	fv__node_take_places(cfg->root, from, from);
+	return cfg;
 }
 
 char *fv__read_file(const char *path, size_t *len_out)

@@ -120,8 +120,11 @@ fv_status fv__h5_list(fv__h5_id file, const char *path, const char *group, char 
 		char *name = len >= 0 ? fv__malloc((size_t)len + 1) : NULL;
 		if (name == NULL || H5Lget_name_by_idx(file, group, H5_INDEX_NAME, H5_ITER_INC, i, name,
 		                                       (size_t)len + 1, H5P_DEFAULT) < 0) {
+			bool nomem = len >= 0 && name == NULL;
 			free(name);
 			fv__data_free_names(list, (size_t)i);
+			if (nomem)
+				return fv_error(FV_ERR_NOMEM, "%s: out of memory", path);
 			return fv_error(FV_ERR_FORMAT, "%s: cannot read the names in group '%s'", path,
 			                group);
 		}

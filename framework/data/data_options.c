@@ -24,8 +24,7 @@ void fv_data_options_default(fv_data_options *o)
 
 static fv_status bad_type(const fv_config_node *n, const char *expected)
 {
-	return fv_error(FV_ERR_CONFIG, "%s:%d: %s: expected %s", fv_node_file(n), fv_node_line(n),
-	                fv_node_keypath(n), expected);
+	return fv_error_at(n, FV_ERR_CONFIG, "%s: expected %s", fv_node_keypath(n), expected);
 }
 
 static fv_status read_int(const fv_config_node *map, const char *key, int64_t *out)
@@ -73,9 +72,8 @@ static fv_status read_test_names(const fv_config_node *data_io, fv_data_options 
 		return bad_type(n, "a list of stimulus names");
 	size_t count = fv_node_size(n);
 	if (count > FV_DATA_MAX_TEST_NAMES)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: %s: at most %d test stimuli are supported, got %zu",
-		                fv_node_file(n), fv_node_line(n), fv_node_keypath(n),
-		                FV_DATA_MAX_TEST_NAMES, count);
+		return fv_error_at(n, FV_ERR_CONFIG, "%s: at most %d test stimuli are supported, got %zu",
+		                   fv_node_keypath(n), FV_DATA_MAX_TEST_NAMES, count);
 	for (size_t i = 0; i < count; i++) {
 		const fv_config_node *item = fv_node_at(n, i);
 		if (fv_node_kind(item) != FV_NODE_SCALAR)
@@ -140,9 +138,9 @@ static fv_status read_clip_indices(const fv_config_node *dataloader, fv_data_opt
 		return bad_type(n, "a list of clip indices");
 	size_t count = fv_node_size(n);
 	if (count > FV_DATA_MAX_VAL_CLIPS)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: %s: at most %d validation clips are supported, got %zu",
-		                fv_node_file(n), fv_node_line(n), fv_node_keypath(n),
-		                FV_DATA_MAX_VAL_CLIPS, count);
+		return fv_error_at(n, FV_ERR_CONFIG,
+		                   "%s: at most %d validation clips are supported, got %zu",
+		                   fv_node_keypath(n), FV_DATA_MAX_VAL_CLIPS, count);
 	for (size_t i = 0; i < count; i++) {
 		fv_status rc = fv_node_to_int(fv_node_at(n, i), &o->validation_clips_storage_[i]);
 		if (rc != FV_OK)
@@ -173,10 +171,9 @@ static fv_status check_dataloader_keys(const fv_config_node *dl)
 			continue;
 		const fv_config_node *n = fv_node_at(dl, i);
 		const char *near = fv_closest_name(key, dataloader_keys, N_DATALOADER_KEYS);
-		return fv_error(FV_ERR_CONFIG, "%s:%d: %s: unknown dataloader option%s%s%s",
-		                fv_node_file(n), fv_node_line(n), fv_node_keypath(n),
-		                near != NULL ? "; did you mean '" : "", near != NULL ? near : "",
-		                near != NULL ? "'?" : "");
+		return fv_error_at(n, FV_ERR_CONFIG, "%s: unknown dataloader option%s%s%s",
+		                   fv_node_keypath(n), near != NULL ? "; did you mean '" : "",
+		                   near != NULL ? near : "", near != NULL ? "'?" : "");
 	}
 	return FV_OK;
 }
@@ -203,10 +200,9 @@ static fv_status read_dataloader(const fv_config_node *dl, fv_data_options *o)
 	int64_t seed = (int64_t)o->seed;
 	if (rc == FV_OK && (rc = read_int(dl, "seed", &seed)) == FV_OK) {
 		if (seed < 0 || seed > 0xffffffffLL)
-			return fv_error(FV_ERR_CONFIG,
-			                "%s:%d: dataloader.seed must be between 0 and 2**32 - 1, got %lld",
-			                fv_node_file(fv_node_get(dl, "seed")),
-			                fv_node_line(fv_node_get(dl, "seed")), (long long)seed);
+			return fv_error_at(fv_node_get(dl, "seed"), FV_ERR_CONFIG,
+			                   "dataloader.seed must be between 0 and 2**32 - 1, got %lld",
+			                   (long long)seed);
 		o->seed = (uint64_t)seed;
 	}
 	return rc;

@@ -115,7 +115,7 @@ static fv_status shared_stimulus_get(reader *r, const char *name, const fv_tenso
 		return FV_OK;
 	}
 	fv_tensor *movie = fv_npy_load(path);
-	fv_status rc = movie != NULL ? check_stimulus(r, movie, path) : FV_ERR_FORMAT;
+	fv_status rc = movie != NULL ? check_stimulus(r, movie, path) : fv_errcode();
 	free(path);
 	shared_stimulus *grown = NULL;
 	if (rc == FV_OK && (grown = fv__realloc(r->shared, (r->n_shared + 1) * sizeof *grown)) == NULL)

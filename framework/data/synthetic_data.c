@@ -167,7 +167,7 @@ static fv_status write_stimuli(generator *g)
 		fv_tensor *movie = i < n ? white_noise(g, g->o->train_frames)
 		                         : white_noise(g, g->o->test_frames);
 		if (movie == NULL) {
-			rc = FV_ERR_NOMEM;
+			rc = fv_errcode();
 			break;
 		}
 		if (i < n)

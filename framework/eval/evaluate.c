@@ -196,7 +196,7 @@ static fv_status run_set(fv_module *model, fv_ctx *ctx, const fv_movie_set *set,
 		if (y == NULL) {
 			fv_error_prefix("evaluating session '%s' on stimulus '%s': ", set->session,
 			                set->stimulus);
-			return FV_ERR_SHAPE;
+			return fv_errcode();
 		}
 		if (y->ndim != 3 || y->shape[0] != 1 || y->shape[2] != n || y->shape[1] > set->chunk_size ||
 		    y->shape[1] < 1) {

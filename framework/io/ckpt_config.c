@@ -160,7 +160,7 @@ static fv_config_node *number_node(walk *w, const fv_ckpt_array *a, int64_t i)
 static fv_status append(walk *w, fv_config_node *parent, const char *key, fv_config_node *kid)
 {
 	if (kid == NULL)
-		return fv__node_failure();
+		return fv_errcode();
 	fv_status s = fv__node_append(w->cfg, parent, key, kid);
 	if (s != FV_OK)
 		fv__node_free(w->cfg, kid);
@@ -181,7 +181,7 @@ static fv_status array_node(walk *w, const fv_ckpt_array *a, fv_config_node **ou
 {
 	if (a->ndim == 0) {
 		*out = number_node(w, a, 0);
-		return *out ? FV_OK : fv__node_failure();
+		return *out ? FV_OK : fv_errcode();
 	}
 	/* Leaves are at the first empty dim, or at the last dim. */
 	int outer = a->ndim - 1;
@@ -193,7 +193,7 @@ static fv_status array_node(walk *w, const fv_ckpt_array *a, fv_config_node **ou
 	fv_config_node *level[FV_CKPT_MAX_DIMS];
 	int64_t idx[FV_CKPT_MAX_DIMS] = {0};
 	if ((level[0] = fv__node_new(w->cfg, FV_NODE_SEQ, w->file, 0)) == NULL)
-		return fv__node_failure();
+		return fv_errcode();
 	*out = level[0];
 	fv_status s = FV_OK;
 	for (int d = 1; d <= outer && s == FV_OK; d++)
@@ -265,7 +265,7 @@ static fv_status node_for(walk *w, const fv_pyval *v, fv_config_node **out, bool
 		return fail(w, msg);
 	}
 	}
-	return *out ? FV_OK : fv__node_failure();
+	return *out ? FV_OK : fv_errcode();
 }
 
 /* A dict key as map key text. */

@@ -40,16 +40,6 @@ static const fv_config_node *placed(const fv_config_node *n)
 	return n;
 }
 
-/* "cfg.yaml:12: " for a node, "" without one; in a caller's buffer. */
-static const char *where(const fv_config_node *n, char *buf, size_t size)
-{
-	buf[0] = '\0';
-	n = placed(n);
-	if (n != NULL && fv_node_file(n) != NULL)
-		snprintf(buf, size, "%s:%d: ", fv_node_file(n), fv_node_line(n));
-	return buf;
-}
-
 /* Build args as this framework knows them, whatever the caller's size. */
 static fv_build_args complete_args(const fv_build_args *args, const fv_config_node *spec)
 {
@@ -67,20 +57,17 @@ static fv_build_args complete_args(const fv_build_args *args, const fv_config_no
 
 /* Prefix the current message with the spec's place unless it already
 ** starts with it (option errors name the exact key's line themselves). */
-static void prefix_with_place(const fv_config_node *spec, const char *target)
+static void prefix_with_place(const fv_config_node *spec, const char *target, fv_status st)
 {
-	char buf[512];
-	const char *place = where(spec, buf, sizeof buf);
 	const char *file = fv_node_file(placed(spec));
 	if (file != NULL && strncmp(fv_errmsg(), file, strlen(file)) == 0)
 		return;
-	fv_error_prefix("%s%s: ", place, target);
+	fv_error_at(placed(spec), st, "%s: %s", target, fv_errmsg());
 }
 
 fv_module *fv_instantiate_component(const fv_component *c, const fv_config_node *spec,
                                     const fv_build_args *args, const char *name)
 {
-	char buf[512];
 	if (c == NULL) {
 		fv_error(FV_ERR_ARG, "fv_instantiate_component: no component given");
 		return NULL;
@@ -89,16 +76,16 @@ fv_module *fv_instantiate_component(const fv_component *c, const fv_config_node 
 	if (spec != NULL && fv_node_is_null(spec))
 		spec = NULL; /* `readout: {_target_: X}` and `key:` with nothing both mean defaults */
 	if (spec != NULL && fv_node_kind(spec) != FV_NODE_MAP) {
-		fv_error(FV_ERR_CONFIG, "%s%s: options must be a map, got a %s", where(spec, buf, sizeof buf),
-		         target, node_kind_name(spec));
+		fv_error_at(placed(spec), FV_ERR_CONFIG, "%s: options must be a map, got a %s", target,
+		            node_kind_name(spec));
 		return NULL;
 	}
 	size_t priv_size = fv__priv_size(c);
 	size_t size = priv_size > 0 ? priv_size : c->options_size;
 	void *opts = fv__calloc(1, size > 0 ? size : 1);
 	if (opts == NULL) {
-		fv_error(FV_ERR_NOMEM, "%s%s: out of memory for its %s", where(spec, buf, sizeof buf),
-		         target, priv_size > 0 ? "private state" : "options");
+		fv_error_at(placed(spec), FV_ERR_NOMEM, "%s: out of memory for its %s", target,
+		            priv_size > 0 ? "private state" : "options");
 		return NULL;
 	}
 	const fv_option *table = c->options != NULL ? c->options : no_options;
@@ -126,7 +113,7 @@ fv_module *fv_instantiate_component(const fv_component *c, const fv_config_node 
 		free(opts);
 	}
 	if (st != FV_OK) {
-		prefix_with_place(spec, target);
+		prefix_with_place(spec, target, st);
 		fv_module_free(m);
 		return NULL;
 	}
@@ -146,42 +133,39 @@ static const char *last_key(const fv_config_node *spec)
 
 fv_module *fv_instantiate(fv_registry *reg, const fv_config_node *spec, const fv_build_args *args)
 {
-	char buf[512];
 	if (spec == NULL) {
 		fv_error(FV_ERR_ARG, "fv_instantiate: no spec given");
 		return NULL;
 	}
 	const char *key = fv_node_keypath(spec);
-	const char *at = where(spec, buf, sizeof buf);
 	if (key == NULL || key[0] == '\0')
 		key = "(root)";
 	if (fv_node_kind(spec) != FV_NODE_MAP) {
-		fv_error(FV_ERR_CONFIG, "%s%s: expected a map with a _target_, got a %s", at, key,
-		         node_kind_name(spec));
+		fv_error_at(placed(spec), FV_ERR_CONFIG, "%s: expected a map with a _target_, got a %s",
+		            key, node_kind_name(spec));
 		return NULL;
 	}
 	const fv_config_node *t = fv_node_get(spec, "_target_");
 	if (t == NULL) {
-		fv_error(FV_ERR_CONFIG, "%s%s: no _target_: cannot tell which component to build", at,
-		         key);
+		fv_error_at(placed(spec), FV_ERR_CONFIG,
+		            "%s: no _target_: cannot tell which component to build", key);
 		return NULL;
 	}
 	const char *target = fv_node_text(t);
 	if (target == NULL || fv_node_is_null(t)) {
-		fv_error(FV_ERR_CONFIG, "%s%s._target_: expected a component name, got a %s",
-		         where(t, buf, sizeof buf), key, node_kind_name(t));
+		fv_error_at(t, FV_ERR_CONFIG, "%s._target_: expected a component name, got a %s", key,
+		            node_kind_name(t));
 		return NULL;
 	}
 	const fv_component *c = fv_registry_find(reg, target, NULL);
 	if (c == NULL) {
 		const char *near = fv_registry_closest(reg, target);
 		if (near != NULL)
-			fv_error(FV_ERR_NOTFOUND, "%s_target_: unknown component '%s'; did you mean '%s'?",
-			         where(t, buf, sizeof buf), target, near);
+			fv_error_at(t, FV_ERR_NOTFOUND, "_target_: unknown component '%s'; did you mean '%s'?",
+			            target, near);
 		else
-			fv_error(FV_ERR_NOTFOUND,
-			         "%s_target_: unknown component '%s' (no plugins are loaded)",
-			         where(t, buf, sizeof buf), target);
+			fv_error_at(t, FV_ERR_NOTFOUND,
+			            "_target_: unknown component '%s' (no plugins are loaded)", target);
 		return NULL;
 	}
 	fv_build_args a = complete_args(args, spec);

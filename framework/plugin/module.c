@@ -296,9 +296,13 @@ static bool is_ancestor_or_self(const fv_module *a, const fv_module *m)
 fv_status fv_module_add_child(fv_module *m, const char *name, fv_module *child)
 {
 	if (child == NULL) {
-		/* The failure that produced NULL already explained itself. */
+		/* The failure that produced NULL already explained itself, unless
+		** there was none (a caller's mistake). */
+		if (fv_errcode() == FV_OK)
+			return fv_error(FV_ERR_ARG, "module '%s': child '%s' is NULL", label(m),
+			                name != NULL ? name : "");
 		fv_error_prefix("module '%s', child '%s': ", label(m), name != NULL ? name : "");
-		return FV_ERR_ARG;
+		return fv_errcode();
 	}
 	if (child->parent != NULL)
 		return fv_error(FV_ERR_ARG, "module '%s': cannot adopt '%s': it already has a parent",

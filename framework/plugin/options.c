@@ -83,33 +83,31 @@ static void got_text(const fv_config_node *n, char *buf, size_t size)
 	}
 }
 
-/* "FILE:LINE: KEY: expected X (option 'o' of C), got 'v'" */
+/* "FILE:LINE:COLUMN: KEY: expected X (option 'o' of C), got 'v'" */
 static fv_status expected(const ctx *c, const fv_config_node *n, const char *what_expected)
 {
-	char where[512], got[96];
+	char got[96];
 	got_text(n, got, sizeof got);
 	if (c->from_default)
 		return fv_error(FV_ERR_ARG, "%s: the default of option '%s' is %s, expected %s "
 		                "(a bug in the component's option table)", c->what, c->opt->name, got,
 		                what_expected);
 	if (fv__node_is_missing(n))
-		return fv_error(FV_ERR_CONFIG, "%s: %s: missing mandatory value (\?\?\?) (option '%s' of %s)",
-		                fv__node_where(n, where, sizeof where), fv__node_name(n), c->opt->name, c->what);
-	return fv_error(FV_ERR_CONFIG, "%s: %s: expected %s (option '%s' of %s), got %s",
-	                fv__node_where(n, where, sizeof where), fv__node_name(n), what_expected,
-	                c->opt->name, c->what, got);
+		return fv_error_at(n, FV_ERR_CONFIG,
+		                   "%s: missing mandatory value (\?\?\?) (option '%s' of %s)",
+		                   fv__node_name(n), c->opt->name, c->what);
+	return fv_error_at(n, FV_ERR_CONFIG, "%s: expected %s (option '%s' of %s), got %s",
+	                   fv__node_name(n), what_expected, c->opt->name, c->what, got);
 }
 
 static fv_status out_of_range(const ctx *c, const fv_config_node *n, const char *value)
 {
-	char where[512];
 	if (c->from_default)
 		return fv_error(FV_ERR_ARG, "%s: the default %s of option '%s' is outside [%g, %g] "
 		                "(a bug in the component's option table)", c->what, value, c->opt->name,
 		                c->opt->min, c->opt->max);
-	return fv_error(FV_ERR_CONFIG, "%s: %s: %s is out of range [%g, %g] (option '%s' of %s)",
-	                fv__node_where(n, where, sizeof where), fv__node_name(n), value, c->opt->min,
-	                c->opt->max, c->opt->name, c->what);
+	return fv_error_at(n, FV_ERR_CONFIG, "%s: %s is out of range [%g, %g] (option '%s' of %s)",
+	                   fv__node_name(n), value, c->opt->min, c->opt->max, c->opt->name, c->what);
 }
 
 /* ---- typed values --------------------------------------------------------------------------------- */
@@ -177,11 +175,8 @@ static fv_status read_enum(const ctx *c, const fv_config_node *n, const char **o
 	char want[512];
 	snprintf(want, sizeof want, "one of %s", choices);
 	fv_status st = expected(c, n, want);
-	if (best != NULL && !c->from_default) {
-		char msg[2048];
-		snprintf(msg, sizeof msg, "%s; did you mean '%s'?", fv_errmsg(), best);
-		st = fv_error(st, "%s", msg);
-	}
+	if (best != NULL && !c->from_default)
+		st = fv_error(st, "%s; did you mean '%s'?", fv_errmsg(), best);
 	free(copy);
 	return st;
 }
@@ -326,18 +321,17 @@ static fv_status unknown_key(const fv_option *table, const fv_config_node *map, 
 	for (const fv_option *o = table; o && o->name; o++)
 		n++;
 	const char **names = fv__malloc((n + 1) * sizeof *names);
-	const char *key = map->kids[i]->key;
-	char where[512];
-	fv__node_where(map->kids[i], where, sizeof where);
+	const fv_config_node *entry = map->kids[i];
+	const char *key = entry->key;
 	if (names == NULL)
-		return fv_error(FV_ERR_CONFIG, "%s: unknown option '%s' for %s", where, key, what);
+		return fv_error_at(entry, FV_ERR_CONFIG, "unknown option '%s' for %s", key, what);
 	for (size_t k = 0; k < n; k++)
 		names[k] = table[k].name;
 	const char *best = fv_closest_name(key, names, n);
 	fv_status st;
 	if (best != NULL) {
-		st = fv_error(FV_ERR_CONFIG, "%s: unknown option '%s' for %s; did you mean '%s'?", where, key,
-		              what, best);
+		st = fv_error_at(entry, FV_ERR_CONFIG, "unknown option '%s' for %s; did you mean '%s'?",
+		                 key, what, best);
 	} else {
 		char list[1024];
 		size_t at = 0;
@@ -346,8 +340,8 @@ static fv_status unknown_key(const fv_option *table, const fv_config_node *map, 
 			int w = snprintf(list + at, sizeof list - at, "%s%s", k ? ", " : "", names[k]);
 			at += w > 0 ? (size_t)w : 0;
 		}
-		st = fv_error(FV_ERR_CONFIG, "%s: unknown option '%s' for %s; valid options: %s", where, key,
-		              what, n ? list : "(none)");
+		st = fv_error_at(entry, FV_ERR_CONFIG, "unknown option '%s' for %s; valid options: %s", key,
+		                 what, n ? list : "(none)");
 	}
 	free(names);
 	return st;
@@ -362,11 +356,10 @@ static fv_status parse_option(const fv_option *o, const fv_config_node *map, voi
 	if (given != NULL)
 		return read_value(&c, given, field);
 	if (o->flags & FV_OPT_REQUIRED) {
-		char where[512];
 		if (map == NULL)
 			return fv_error(FV_ERR_CONFIG, "%s: missing required option '%s'", what, o->name);
-		return fv_error(FV_ERR_CONFIG, "%s: %s: missing required option '%s' of %s",
-		                fv__node_where(map, where, sizeof where), fv__node_name(map), o->name, what);
+		return fv_error_at(map, FV_ERR_CONFIG, "%s: missing required option '%s' of %s",
+		                   fv__node_name(map), o->name, what);
 	}
 	if (o->def == NULL) {
 		if (o->flags & FV_OPT_NULLABLE)
@@ -374,12 +367,9 @@ static fv_status parse_option(const fv_option *o, const fv_config_node *map, voi
 		return FV_OK;
 	}
 	const fv_config_node *def = default_node(o->def);
-	if (def == NULL) {
-		char msg[1024];
-		snprintf(msg, sizeof msg, "%s", fv_errmsg());
+	if (def == NULL)
 		return fv_error(FV_ERR_ARG, "%s: the default '%s' of option '%s' is not valid YAML: %s",
-		                what, o->def, o->name, msg);
-	}
+		                what, o->def, o->name, fv_errmsg());
 	return read_value(&c, def, field);
 }
 
@@ -412,10 +402,10 @@ static fv_status parse_table(const fv_option *table, const fv_config_node *map, 
 	if (map != NULL && map->type == FV_NODE_NULL)
 		map = NULL;
 	if (map != NULL && map->type != FV_NODE_MAP) {
-		char where[512], got[96];
+		char got[96];
 		got_text(map, got, sizeof got);
-		return fv_error(FV_ERR_CONFIG, "%s: %s: expected the options of %s as a map, got %s",
-		                fv__node_where(map, where, sizeof where), fv__node_name(map), what, got);
+		return fv_error_at(map, FV_ERR_CONFIG, "%s: expected the options of %s as a map, got %s",
+		                   fv__node_name(map), what, got);
 	}
 	for (size_t i = 0; map != NULL && i < map->n; i++)
 		if (!in_table(table, map->kids[i]->key) && !ignored(map->kids[i]->key, ignore))

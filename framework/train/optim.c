@@ -88,17 +88,15 @@ static fv_status optim_kind_of(const fv_config_node *spec, fv_optim_kind *kind)
 	const fv_config_node *t = fv_node_get(spec, "_target_");
 	const char *name = t ? fv_node_text(t) : NULL;
 	if (name == NULL)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: optimizer: missing _target_ "
-		                               "(torch.optim.Adam, torch.optim.AdamW or torch.optim.SGD)",
-		                fv_node_file(spec), fv_node_line(spec));
+		return fv_error_at(spec, FV_ERR_CONFIG, "optimizer: missing _target_ "
+		                   "(torch.optim.Adam, torch.optim.AdamW or torch.optim.SGD)");
 	for (size_t i = 0; i < sizeof optim_names / sizeof optim_names[0]; i++)
 		if (strcmp(name, optim_names[i].name) == 0) {
 			*kind = optim_names[i].kind;
 			return FV_OK;
 		}
-	return fv_error(FV_ERR_CONFIG, "%s:%d: _target_: unknown optimizer '%s'; expected "
-	                               "torch.optim.Adam, torch.optim.AdamW or torch.optim.SGD",
-	                fv_node_file(t), fv_node_line(t), name);
+	return fv_error_at(t, FV_ERR_CONFIG, "_target_: unknown optimizer '%s'; expected "
+	                   "torch.optim.Adam, torch.optim.AdamW or torch.optim.SGD", name);
 }
 
 fv_status fv_optim_config_parse(const fv_config_node *spec, fv_optim_config *out)
@@ -125,12 +123,11 @@ fv_status fv_optim_config_parse(const fv_config_node *spec, fv_optim_config *out
 		out->dampening = o.dampening;
 		out->nesterov = o.nesterov;
 		if (o.nesterov && (o.momentum <= 0 || o.dampening != 0))
-			rc = fv_error(FV_ERR_CONFIG, "%s:%d: optimizer: nesterov momentum requires a "
-			                             "momentum > 0 and zero dampening",
-			              fv_node_file(spec), fv_node_line(spec));
+			rc = fv_error_at(spec, FV_ERR_CONFIG, "optimizer: nesterov momentum requires a "
+			                 "momentum > 0 and zero dampening");
 	} else if (o.betas.n != 2) {
-		rc = fv_error(FV_ERR_CONFIG, "%s:%d: optimizer: betas must be two numbers, got %zu",
-		              fv_node_file(spec), fv_node_line(spec), o.betas.n);
+		rc = fv_error_at(spec, FV_ERR_CONFIG, "optimizer: betas must be two numbers, got %zu",
+		                 o.betas.n);
 	} else {
 		out->beta1 = o.betas.v[0];
 		out->beta2 = o.betas.v[1];

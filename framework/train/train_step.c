@@ -31,19 +31,19 @@ fv_status fv_core_readout_step(fv_ctx *ctx, fv_module *model, fv_module *loss_fn
 	fa.data_key = session;
 	out->output = fv_module_forward(model, ctx, x, &fa);
 	if (out->output == NULL)
-		return fv__cause();
+		return fv_errcode();
 	out->loss = fv_module_loss(loss_fn, ctx, out->output, target);
 	out->reg_core = regularizer_of(model, "core", ctx, session);
 	out->reg_readout = regularizer_of(model, "readout", ctx, session);
 	out->total = fv_add(ctx, fv_add(ctx, out->loss, out->reg_core), out->reg_readout);
 	if (out->total == NULL)
-		return fv__cause();
+		return fv_errcode();
 	if (eval_loss_fn != NULL) {
 		bool was = fv_ctx_set_grad_enabled(ctx, false);
 		out->eval_loss = fv_module_loss(eval_loss_fn, ctx, out->output, target);
 		fv_ctx_set_grad_enabled(ctx, was);
 		if (out->eval_loss == NULL)
-			return fv__cause();
+			return fv_errcode();
 	}
 	return FV_OK;
 }

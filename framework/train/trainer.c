@@ -78,12 +78,11 @@ static fv_status read_string(const fv_config_node *root, const char *path, const
 	if (n == NULL || fv_node_is_null(n))
 		return FV_OK;
 	if (fv_node_kind(n) != FV_NODE_SCALAR)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: %s: expected a string", fv_node_file(n),
-		                fv_node_line(n), path);
+		return fv_error_at(n, FV_ERR_CONFIG, "%s: expected a string", path);
 	const char *s = fv_node_text(n);
 	if (!fv_node_quoted(n) && strcmp(s, "???") == 0)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: %s: missing value (?\?\?): set it, e.g. %s=...",
-		                fv_node_file(n), fv_node_line(n), path, path);
+		return fv_error_at(n, FV_ERR_CONFIG, "%s: missing value (?\?\?): set it, e.g. %s=...", path,
+		                   path);
 	*out = s;
 	return FV_OK;
 }
@@ -248,12 +247,12 @@ static fv_status build_model(fv__trainer *t)
 {
 	if (t->load_model_path == NULL) {
 		t->model = fv_model_build(t->reg, t->cfg, t->info, t->seed);
-		return t->model != NULL ? FV_OK : FV_ERR_CONFIG;
+		return t->model != NULL ? FV_OK : fv_errcode();
 	}
 	/* fine-tuning: the checkpoint's model, plus readouts for new sessions */
 	t->base = fv_checkpoint_open(t->load_model_path);
 	if (t->base == NULL)
-		return FV_ERR_IO;
+		return fv_errcode();
 	const fv_data_info *old = fv_checkpoint_data_info(t->base);
 	const char *yaml = fv_checkpoint_model_config_yaml(t->base);
 	if (old == NULL || yaml == NULL)
@@ -262,17 +261,17 @@ static fv_status build_model(fv__trainer *t)
 	size_t n_new = 0;
 	t->merged = fv__merged_info_new(old, t->info, t->load_model_path, &n_new);
 	if (t->merged == NULL)
-		return FV_ERR_SHAPE;
+		return fv_errcode();
 	t->info = fv__merged_info_get(t->merged);
 	fv_config *base_cfg = fv_config_load_string(yaml, strlen(yaml), t->load_model_path);
 	if (base_cfg == NULL)
-		return FV_ERR_FORMAT;
+		return fv_errcode();
 	t->model = fv_model_build(t->reg, base_cfg, t->info, t->seed);
 	fv_status rc = t->model != NULL ? fv_checkpoint_load_model(t->base, t->model, n_new > 0)
-	                                : FV_ERR_CONFIG;
+	                                : fv_errcode();
 	/* later checkpoints rebuild this model, not the one cfg.model describes */
 	if (rc == FV_OK && (t->model_config_yaml = fv_config_to_yaml(base_cfg)) == NULL)
-		rc = FV_ERR_NOMEM;
+		rc = fv_errcode();
 	fv_config_free(base_cfg);
 	if (rc == FV_OK && !t->quiet && n_new > 0)
 		fprintf(t->out, "fine-tuning %s: %zu new session(s) get new readouts\n",
@@ -293,7 +292,7 @@ static int freeze(void *ud, const char *name, fv_tensor *p, bool is_param)
 static fv_status record_config(fv__trainer *t)
 {
 	t->config_yaml = fv_config_to_yaml(t->cfg);
-	return t->config_yaml != NULL ? FV_OK : FV_ERR_NOMEM;
+	return t->config_yaml != NULL ? FV_OK : fv_errcode();
 }
 
 static fv_status make_optimizer(fv__trainer *t)
@@ -316,7 +315,7 @@ static fv_status make_optimizer(fv__trainer *t)
 		return fv_error(FV_ERR_CONFIG, "the model has no trainable parameters%s",
 		                t->only_train_readout ? " outside its frozen core" : "");
 	t->opt = fv_optimizer_new(&oc, t->n_params, t->params);
-	return t->opt != NULL ? FV_OK : FV_ERR_NOMEM;
+	return t->opt != NULL ? FV_OK : fv_errcode();
 }
 
 static fv_status make_loop(fv__trainer *t)
@@ -325,12 +324,12 @@ static fv_status make_loop(fv__trainer *t)
 	t->loss = fv_default_loss(t->reg, spec);
 	t->eval_loss = t->loss != NULL ? fv_default_evaluation_loss(t->reg, spec) : NULL;
 	if (t->eval_loss == NULL)
-		return FV_ERR_CONFIG;
+		return fv_errcode();
 	t->train_it = fv_data_train_batches(t->data, t->seed);
 	t->val_it = fv_data_validation_batches(t->data);
 	t->ctx = fv_ctx_new();
 	if (t->train_it == NULL || t->val_it == NULL || t->ctx == NULL)
-		return FV_ERR_NOMEM;
+		return fv_errcode();
 	if (fv_batch_iter_len(t->train_it) == 0)
 		return fv_error(FV_ERR_CONFIG, "no training batches: every session's training movie is "
 		                "shorter than one batch of dataloader.batch_size chunks");
@@ -458,7 +457,7 @@ static fv_status restore_best(fv__trainer *t)
 		return rc;
 	fv_checkpoint *c = fv_checkpoint_open(path);
 	if (c == NULL)
-		return FV_ERR_FORMAT;
+		return fv_errcode();
 	rc = fv_checkpoint_load_model(c, t->model, false);
 	fv_checkpoint_close(c);
 	return rc;

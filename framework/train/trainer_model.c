@@ -79,8 +79,8 @@ fv_module *fv_model_build(fv_registry *reg, fv_config *cfg, const fv_data_info *
 {
 	const fv_config_node *spec = fv_node_get(fv_config_root(cfg), "model");
 	if (spec == NULL || fv_node_kind(spec) != FV_NODE_MAP) {
-		fv_error(FV_ERR_CONFIG, "%s: model: expected a map (the model's spec)",
-		         spec ? fv_node_file(spec) : "the config has no model key; the config");
+		fv_error_at(spec, FV_ERR_CONFIG, "model: expected a map (the model's spec)%s",
+		            spec ? "" : "; the configuration has no model key");
 		return NULL;
 	}
 	char *neurons = neurons_flow(info);

@@ -134,9 +134,9 @@ static fv_status find_scheduler(const fv_config_node *spec, size_t *which)
 	const fv_config_node *target = fv_node_get(spec, "_target_");
 	const char *name = target != NULL ? fv_node_text(target) : NULL;
 	if (name == NULL)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: %s: a scheduler needs a _target_ (one of "
-		                "ReduceLROnPlateau, StepLR, ExponentialLR, CosineAnnealingLR)",
-		                fv_node_file(spec), fv_node_line(spec), fv_node_keypath(spec));
+		return fv_error_at(spec, FV_ERR_CONFIG, "%s: a scheduler needs a _target_ (one of "
+		                   "ReduceLROnPlateau, StepLR, ExponentialLR, CosineAnnealingLR)",
+		                   fv_node_keypath(spec));
 	const char *names[N_SCHED];
 	for (size_t i = 0; i < N_SCHED; i++) {
 		names[i] = sched_names[i].name;
@@ -146,11 +146,11 @@ static fv_status find_scheduler(const fv_config_node *spec, size_t *which)
 		}
 	}
 	const char *near = fv_closest_name(name, names, N_SCHED);
-	return fv_error(FV_ERR_CONFIG,
-	                "%s:%d: %s._target_: unknown scheduler '%s'%s%s%s (fovea has "
-	                "ReduceLROnPlateau, StepLR, ExponentialLR, CosineAnnealingLR)",
-	                fv_node_file(target), fv_node_line(target), fv_node_keypath(spec), name,
-	                near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+	return fv_error_at(target, FV_ERR_CONFIG,
+	                   "%s._target_: unknown scheduler '%s'%s%s%s (fovea has "
+	                   "ReduceLROnPlateau, StepLR, ExponentialLR, CosineAnnealingLR)",
+	                   fv_node_keypath(spec), name, near ? "; did you mean '" : "",
+	                   near ? near : "", near ? "'?" : "");
 }
 
 fv_status fv_lr_scheduler_parse(const fv_config_node *spec, double lr, fv_lr_scheduler *out)
@@ -174,9 +174,9 @@ fv_status fv_lr_scheduler_parse(const fv_config_node *spec, double lr, fv_lr_sch
 		return rc;
 	if (sched_names[which].kind != FV_SCHED_PLATEAU && o.last_epoch != -1) {
 		fv_options_free(sched_names[which].options, &o);
-		return fv_error(FV_ERR_CONFIG, "%s:%d: %s.last_epoch: only -1 (a new run); fovea "
-		                "resumes a schedule with resume=true", fv_node_file(spec),
-		                fv_node_line(spec), fv_node_keypath(spec));
+		return fv_error_at(fv_node_get(spec, "last_epoch"), FV_ERR_CONFIG, "%s.last_epoch: only -1 "
+		                   "(a new run); fovea resumes a schedule with resume=true",
+		                   fv_node_keypath(spec));
 	}
 	out->kind = sched_names[which].kind;
 	out->monitor = o.monitor != NULL ? o.monitor : "val_correlation";

@@ -1,8 +1,9 @@
 /*
 ** config.h: YAML configurations as a tree, with OmegaConf/Hydra semantics.
 **
-** A loaded fv_config owns every node.  Each node remembers the file and line
-** it came from, so every message about a value can say where it is.
+** A loaded fv_config owns every node.  Each node remembers the file, line
+** and column it came from, so every message about a value can say where it
+** is (fv_error_at).
 ** Supported on top of plain YAML (libyaml):
 **   ${a.b.c}               interpolation of another key (absolute path),
 **                          also inside a longer string ("run_${seed}")
@@ -45,6 +46,14 @@ typedef enum fv_node_type {
 FV_API fv_config *fv_config_load_file(const char *path);
 /* Parse YAML text; `name` is used as the file name in messages. */
 FV_API fv_config *fv_config_load_string(const char *text, size_t len, const char *name);
+/* Parse YAML text written from the node `from`: a composite component's
+** spec for a nested one, made with fv_node_to_yaml() plus keys of its own.
+** Each value takes the place (fv_error_at) of the value at the same key path
+** under `from`, or its parent's place when `from` has none, and key paths
+** continue from's ("model.core.gamma"), so messages about the derived spec
+** point into the user's file.  A NULL `from` gives plain fv_config_load_string
+** placing under the name "<derived>". */
+FV_API fv_config *fv_config_load_derived(const char *text, size_t len, const fv_config_node *from);
 /* Hydra-style: load `path`, compose its `defaults:` list from the groups in
 ** the directory `path` lives in (or `config_dir` when not NULL), apply the
 ** overrides in order, then resolve leniently, as OmegaConf is lazy: a `???`
@@ -86,15 +95,27 @@ FV_API const char *fv_node_key_at(const fv_config_node *n, size_t i);
 FV_API const fv_config_node *fv_node_get(const fv_config_node *n, const char *key);
 /* Dotted path from `n`: "trainer.max_epochs", "model.layers.0". */
 FV_API const fv_config_node *fv_node_path(const fv_config_node *n, const char *path);
-/* Where the node came from; for messages ("file.yaml:12"). */
+/* Where the node came from: the file (or "override 'a.b=3'" for a
+** command-line value) and the 1-based line, 0 when not known.  Messages
+** about a node use fv_error_at() rather than these. */
 FV_API const char *fv_node_file(const fv_config_node *n);
 FV_API int fv_node_line(const fv_config_node *n);
 /* Full dotted key of the node from the root ("model.readout.scale"). */
 FV_API const char *fv_node_keypath(const fv_config_node *n);
 
+/* Record a failure about a configuration value, as fv_error() does, with
+** the value's place in front: "FILE:LINE:COLUMN: " (line and column 1-based,
+** as editors count; a map value is placed at its key), "FILE:LINE: " or
+** "FILE: " when the column or line is not known (a command-line override),
+** nothing for a NULL node or one built in memory.  Every message about a
+** configuration value starts this way, so editors and readers find it:
+**     return fv_error_at(n, FV_ERR_CONFIG, "%s: expected a list", key); */
+FV_API fv_status fv_error_at(const fv_config_node *n, fv_status code, const char *fmt, ...)
+	FV_PRINTF(3, 4);
+
 /* Typed reads with YAML 1.2 core-schema rules (true/false/True/False,
 ** ints with sign, floats incl. 1e-3, .inf, .nan).  On mismatch: FV_ERR_CONFIG
-** with "FILE:LINE: KEY: expected an integer, got 'abc'". */
+** with "FILE:LINE:COLUMN: KEY: expected an integer, got 'abc'". */
 FV_API fv_status fv_node_to_bool(const fv_config_node *n, bool *out);
 FV_API fv_status fv_node_to_int(const fv_config_node *n, int64_t *out);
 FV_API fv_status fv_node_to_double(const fv_config_node *n, double *out);

@@ -4,9 +4,10 @@
 ** Every fallible function of the public API returns an fv_status: FV_OK (0)
 ** on success, a negative code otherwise.  The message that explains the
 ** failure (which file, which key, what was expected) is kept per thread and
-** read with fv_errmsg(); it stays valid until the next failing call on the
-** same thread.  Functions returning pointers return NULL on failure and set
-** the message the same way.
+** read with fv_errmsg(), its code with fv_errcode(); both stay until the
+** next failing call on the same thread.  Functions returning pointers return
+** NULL on failure and set the message and code the same way, so a caller
+** passes the callee's code on with fv_errcode() instead of guessing one.
 */
 #ifndef FOVEA_FOVEA_H
 #define FOVEA_FOVEA_H
@@ -46,15 +47,25 @@ typedef enum fv_status {
 
 /* The message of the last failure on this thread ("" when none). */
 FV_API const char *fv_errmsg(void);
+/* The code of the last failure on this thread (FV_OK when none). */
+FV_API fv_status fv_errcode(void);
 
-/* Record a failure: formats the message and returns `code`, so that error
-** paths read `return fv_error(FV_ERR_CONFIG, "%s:%d: ...", file, line);`. */
+/* Record a failure: formats the message, keeps `code` for fv_errcode() and
+** returns it, so that error paths read
+** `return fv_error(FV_ERR_SHAPE, "fv_add: a %s and b %s", ...);`.  The
+** arguments may include fv_errmsg() itself, which is how a caller restates
+** a callee's failure in its own words:
+** `fv_error(fv_errcode(), "loading %s: %s", path, fv_errmsg())`.
+** For a message about a configuration value, fv_error_at() (config.h) puts
+** the value's file:line:column in front. */
 FV_API fv_status fv_error(fv_status code, const char *fmt, ...) FV_PRINTF(2, 3);
 FV_API fv_status fv_verror(fv_status code, const char *fmt, va_list ap);
 
-/* Prefix the current message with more context ("while loading X: ..."). */
+/* Prefix the current message with more context ("while loading X: ...");
+** the code stays. */
 FV_API void fv_error_prefix(const char *fmt, ...) FV_PRINTF(1, 2);
 
+/* Forget the last failure: fv_errmsg() is "" and fv_errcode() FV_OK. */
 FV_API void fv_clear_error(void);
 
 /* A short name for a status code ("out of memory", "bad format", ...). */

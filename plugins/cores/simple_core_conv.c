@@ -46,10 +46,10 @@ static fv_status bad_padding(const fv_config_node *n, const char *key)
 		got = "a list of another length or with non-integer items";
 	else if (n != NULL && fv_node_kind(n) == FV_NODE_MAP)
 		got = "a map";
-	return fv_error(FV_ERR_CONFIG,
-	                "%s:%d: SimpleCoreWrapper: %s: expected true, false, 'same', 'valid', a "
-	                "non-negative integer or a list of 3 non-negative integers, got %s",
-	                n ? fv_node_file(n) : "?", n ? fv_node_line(n) : 0, key, got);
+	return fv_error_at(n, FV_ERR_CONFIG,
+	                   "SimpleCoreWrapper: %s: expected true, false, 'same', 'valid', a "
+	                   "non-negative integer or a list of 3 non-negative integers, got %s", key,
+	                   got);
 }
 
 static bool parse_amount(const fv_config_node *n, int *out)

@@ -251,17 +251,13 @@ static fv_module *build_child(fv_module *m, const fv_build_args *args, const cha
                               const fv_build_args *child_args)
 {
 	if (fv_node_kind(spec) != FV_NODE_MAP) {
-		fv_error(FV_ERR_CONFIG, "%s:%d: %s: expected a map with a _target_",
-		         fv_node_file(spec), fv_node_line(spec), name);
+		fv_error_at(spec, FV_ERR_CONFIG, "%s: expected a map with a _target_", name);
 		return NULL;
 	}
 	char *yaml = derive_spec(spec, extra, n_extra);
 	if (yaml == NULL)
 		return NULL;
-	char origin[512];
-	snprintf(origin, sizeof origin, "%s:%d: %s", fv_node_file(spec) ? fv_node_file(spec) : "spec",
-	         fv_node_line(spec), fv_node_keypath(spec));
-	fv_config *cfg = fv_config_load_string(yaml, strlen(yaml), origin);
+	fv_config *cfg = fv_config_load_derived(yaml, strlen(yaml), spec);
 	free(yaml);
 	if (cfg == NULL)
 		return NULL;
@@ -295,7 +291,7 @@ static fv_status build_core(fv_module *m, core_readout *cr, const fv_build_args 
 	cr->core = build_child(m, args, "core", cr->core_spec, extra, cr->hidden_channels.is_set ? 2 : 1,
 	                      child_args);
 	free(neurons);
-	return cr->core != NULL ? FV_OK : FV_ERR_CONFIG;
+	return cr->core != NULL ? FV_OK : fv_errcode();
 }
 
 /* openretina's compute_readout_input_shape(): the core's output on zeros
@@ -347,7 +343,7 @@ static fv_status build_readout(fv_module *m, core_readout *cr, const fv_build_ar
 		extra[n_extra++] = (extra_key){"mean_activity_dict", means};
 		child_args->seed = args->seed + 1;
 		cr->readout = build_child(m, args, "readout", cr->readout_spec, extra, n_extra, child_args);
-		rc = cr->readout != NULL ? FV_OK : FV_ERR_CONFIG;
+		rc = cr->readout != NULL ? FV_OK : fv_errcode();
 	}
 	free(neurons);
 	free(means);
@@ -362,10 +358,9 @@ static fv_status check_options(const core_readout *o)
 		                "sizes",
 		                o->in_shape.n);
 	if (fv_node_kind(o->n_neurons_dict) != FV_NODE_MAP || fv_node_size(o->n_neurons_dict) == 0)
-		return fv_error(FV_ERR_CONFIG,
-		                "%s:%d: n_neurons_dict: expected a map {session: neurons} "
-		                "with at least one session",
-		                fv_node_file(o->n_neurons_dict), fv_node_line(o->n_neurons_dict));
+		return fv_error_at(o->n_neurons_dict, FV_ERR_CONFIG,
+		                   "n_neurons_dict: expected a map {session: neurons} "
+		                   "with at least one session");
 	return FV_OK;
 }
 

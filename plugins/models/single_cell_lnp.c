@@ -160,39 +160,33 @@ static const fv_option lnp_options[] = {
 	{0},
 };
 
-/* "file:line: " of a spec, for messages; "" when it has no place. */
-static const char *where(const fv_config_node *n)
-{
-	static _Thread_local char buf[512];
-	if (n == NULL || fv_node_file(n) == NULL)
-		return "";
-	snprintf(buf, sizeof buf, "%s:%d: ", fv_node_file(n), fv_node_line(n));
-	return buf;
-}
-
 /* ---- construction ------------------------------------------------------------ */
 
 static fv_status check_shapes(const lnp_opts *o, const fv_build_args *args)
 {
-	const char *at = where(args->spec);
 	if (o->in_shape.n != 4)
-		return fv_error(FV_ERR_CONFIG, "%s%s: in_shape: expected 4 sizes (channels, time, height, "
-		                "width), got %zu", at, WHO, o->in_shape.n);
+		return fv_error_at(args->spec, FV_ERR_CONFIG,
+		                   "%s: in_shape: expected 4 sizes (channels, time, height, "
+		                   "width), got %zu", WHO, o->in_shape.n);
 	if (o->spat_kernel_size.n != 2)
-		return fv_error(FV_ERR_CONFIG, "%s%s: spat_kernel_size: expected 2 sizes (height, width), "
-		                "got %zu", at, WHO, o->spat_kernel_size.n);
+		return fv_error_at(args->spec, FV_ERR_CONFIG,
+		                   "%s: spat_kernel_size: expected 2 sizes (height, width), got %zu", WHO,
+		                   o->spat_kernel_size.n);
 	if (o->rf_location.is_set && o->rf_location.n != 2)
-		return fv_error(FV_ERR_CONFIG, "%s%s: rf_location: expected (y, x) or null, got %zu "
-		                "values", at, WHO, o->rf_location.n);
+		return fv_error_at(args->spec, FV_ERR_CONFIG,
+		                   "%s: rf_location: expected (y, x) or null, got %zu values", WHO,
+		                   o->rf_location.n);
 	const int64_t *s = o->in_shape.v, *k = o->spat_kernel_size.v;
 	if (k[0] > s[2] || k[1] > s[3])
-		return fv_error(FV_ERR_CONFIG, "%s%s: spat_kernel_size (%lld, %lld) is larger than the "
-		                "(%lld, %lld) frame of in_shape", at, WHO, (long long)k[0],
-		                (long long)k[1], (long long)s[2], (long long)s[3]);
+		return fv_error_at(args->spec, FV_ERR_CONFIG,
+		                   "%s: spat_kernel_size (%lld, %lld) is larger than the "
+		                   "(%lld, %lld) frame of in_shape", WHO, (long long)k[0], (long long)k[1],
+		                   (long long)s[2], (long long)s[3]);
 	if (o->rf_location.is_set && (o->rf_location.v[0] >= s[2] || o->rf_location.v[1] >= s[3]))
-		return fv_error(FV_ERR_CONFIG, "%s%s: rf_location (%lld, %lld) lies outside the (%lld, "
-		                "%lld) frame of in_shape", at, WHO, (long long)o->rf_location.v[0],
-		                (long long)o->rf_location.v[1], (long long)s[2], (long long)s[3]);
+		return fv_error_at(args->spec, FV_ERR_CONFIG,
+		                   "%s: rf_location (%lld, %lld) lies outside the (%lld, "
+		                   "%lld) frame of in_shape", WHO, (long long)o->rf_location.v[0],
+		                   (long long)o->rf_location.v[1], (long long)s[2], (long long)s[3]);
 	return FV_OK;
 }
 
@@ -217,16 +211,15 @@ static fv_module *add_smooth_reg(fv_module *m, const fv_build_args *args, const 
                                  const char *target, int64_t padding, const char *kernel,
                                  const char *child_name)
 {
-	const char *at = where(args->spec);
 	if (args->registry == NULL) {
-		fv_error(FV_ERR_ARG, "%s%s: %s: needs the registry to build '%s'", at, WHO, option,
-		         target);
+		fv_error_at(args->spec, FV_ERR_ARG, "%s: %s: needs the registry to build '%s'", WHO, option,
+		            target);
 		return NULL;
 	}
 	const fv_component *c = fv_registry_find(args->registry, target, NULL);
 	if (c != NULL && c->kind != FV_KIND_REGULARIZER) {
-		fv_error(FV_ERR_CONFIG, "%s%s: %s: '%s' is a %s, not a regularizer", at, WHO, option,
-		         target, fv_kind_name(c->kind));
+		fv_error_at(args->spec, FV_ERR_CONFIG, "%s: %s: '%s' is a %s, not a regularizer", WHO,
+		            option, target, fv_kind_name(c->kind));
 		return NULL;
 	}
 	char yaml[128], pad[32] = "null";
@@ -243,7 +236,7 @@ static fv_module *add_smooth_reg(fv_module *m, const fv_build_args *args, const 
 	child_args.mean_activity = NULL;
 	fv_module *child = fv_instantiate_named(args->registry, target, yaml, &child_args, child_name);
 	if (child == NULL) {
-		fv_error_prefix("%s%s: %s: ", at, WHO, option);
+		fv_error_at(args->spec, fv_errcode(), "%s: %s: %s", WHO, option, fv_errmsg());
 		return NULL;
 	}
 	/* fv_module_add_child owns the child whatever happens. */

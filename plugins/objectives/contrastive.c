@@ -68,10 +68,8 @@ static fv_status read_clusters(contrastive *o)
 {
 	const fv_config_node *off = o->off_cluster_idc_list;
 	if (fv_node_kind(off) != FV_NODE_SEQ || fv_node_size(off) == 0)
-		return fv_error(FV_ERR_CONFIG,
-		                "%s:%d: " NAME ": off_cluster_idc_list: expected a non-empty list of "
-		                "index lists",
-		                fv_node_file(off) ? fv_node_file(off) : "config", fv_node_line(off));
+		return fv_error_at(off, FV_ERR_CONFIG,
+		                   NAME ": off_cluster_idc_list: expected a non-empty list of index lists");
 	size_t n = fv_node_size(off) + 1;
 	o->clusters = calloc(n, sizeof *o->clusters);
 	if (o->clusters == NULL)

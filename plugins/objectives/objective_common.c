@@ -7,12 +7,6 @@
 
 #include "objective_common.h"
 
-/* A node's file for messages (composed configs may have none). */
-static const char *file_of(const fv_config_node *n)
-{
-	return fv_node_file(n) != NULL ? fv_node_file(n) : "config";
-}
-
 fv_status obj_build_reducer(fv_module *m, const char *who, const fv_config_node *spec,
                             const fv_build_args *args, fv_module **out)
 {
@@ -32,11 +26,10 @@ fv_status obj_build_reducer(fv_module *m, const char *who, const fv_config_node 
 	}
 	const fv_component *c = fv_module_component(r);
 	if (c->kind != FV_KIND_REDUCER || c->forward == NULL) {
-		fv_status st = fv_error(FV_ERR_CONFIG,
-		                        "%s:%d: %s: response_reducer: '%s' is a %s, expected a reducer "
-		                        "such as SliceMeanReducer",
-		                        file_of(spec), fv_node_line(spec), who, c->names[0],
-		                        fv_kind_name(c->kind));
+		fv_status st = fv_error_at(spec, FV_ERR_CONFIG,
+		                           "%s: response_reducer: '%s' is a %s, expected a reducer "
+		                           "such as SliceMeanReducer", who, c->names[0],
+		                           fv_kind_name(c->kind));
 		fv_module_free(r);
 		return st;
 	}
@@ -104,8 +97,7 @@ static fv_status int_item(const fv_config_node *item, const char *who, const cha
 {
 	if (fv_node_kind(item) == FV_NODE_SCALAR && fv_node_to_int(item, out) == FV_OK)
 		return FV_OK;
-	return fv_error(FV_ERR_CONFIG, "%s:%d: %s: %s: expected an integer index", file_of(item),
-	                fv_node_line(item), who, key);
+	return fv_error_at(item, FV_ERR_CONFIG, "%s: %s: expected an integer index", who, key);
 }
 
 fv_status obj_int_list(const fv_config_node *node, const char *who, const char *key,
@@ -115,12 +107,12 @@ fv_status obj_int_list(const fv_config_node *node, const char *who, const char *
 	*n = 0;
 	bool scalar = fv_node_kind(node) == FV_NODE_SCALAR;
 	if (!scalar && fv_node_kind(node) != FV_NODE_SEQ)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: %s: %s: expected a list of neuron indices",
-		                file_of(node), fv_node_line(node), who, key);
+		return fv_error_at(node, FV_ERR_CONFIG, "%s: %s: expected a list of neuron indices", who,
+		                   key);
 	size_t count = scalar ? 1 : fv_node_size(node);
 	if (count == 0)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: %s: %s: the list of neuron indices is empty",
-		                file_of(node), fv_node_line(node), who, key);
+		return fv_error_at(node, FV_ERR_CONFIG, "%s: %s: the list of neuron indices is empty", who,
+		                   key);
 	int64_t *v = malloc(count * sizeof *v);
 	if (v == NULL)
 		return fv_error(FV_ERR_NOMEM, "%s: out of memory", who);

@@ -108,9 +108,9 @@ static fv_status read_scales(const fv_config_node *node, double scales[2][2])
 	if (st != FV_OK)
 		return st;
 	if (a.ndim != 2 || a.shape[0] != 2 || a.shape[1] != 2)
-		st = fv_error(FV_ERR_CONFIG, "%s%s: init_scales: expected [[mask mean, mask std], "
-		              "[weights mean, weights std]], got shape %s",
-		              ro_where(node), WHO, fv_shape_str(a.ndim, a.shape));
+		st = fv_error_at(node, FV_ERR_CONFIG, "%s: init_scales: expected [[mask mean, mask std], "
+		                 "[weights mean, weights std]], got shape %s", WHO,
+		                 fv_shape_str(a.ndim, a.shape));
 	else
 		for (int i = 0; i < 4; i++)
 			scales[i / 2][i % 2] = a.v[i];
@@ -127,10 +127,9 @@ static fv_status load_init_mask(fa_readout *r, const fv_config_node *node)
 		return st;
 	if (a.ndim != 4 || a.shape[0] != r->n || a.shape[1] != 1 || a.shape[2] < r->h ||
 	    a.shape[3] < r->w) {
-		st = fv_error(FV_ERR_CONFIG, "%s%s: init_mask: expected (%lld, 1, >=%lld, >=%lld) "
-		              "(neurons, 1, height, width), got %s",
-		              ro_where(node), WHO, (long long)r->n, (long long)r->h, (long long)r->w,
-		              fv_shape_str(a.ndim, a.shape));
+		st = fv_error_at(node, FV_ERR_CONFIG, "%s: init_mask: expected (%lld, 1, >=%lld, >=%lld) "
+		                 "(neurons, 1, height, width), got %s", WHO, (long long)r->n,
+		                 (long long)r->h, (long long)r->w, fv_shape_str(a.ndim, a.shape));
 		ro_array_free(&a);
 		return st;
 	}
@@ -151,10 +150,9 @@ static fv_status load_init_weights(fa_readout *r, const fv_config_node *node)
 	if (st != FV_OK)
 		return st;
 	if (a.ndim != 2 || a.shape[0] != r->c || a.shape[1] != r->n)
-		st = fv_error(FV_ERR_CONFIG, "%s%s: init_weights: expected (%lld, %lld) (channels, "
-		              "neurons), got %s",
-		              ro_where(node), WHO, (long long)r->c, (long long)r->n,
-		              fv_shape_str(a.ndim, a.shape));
+		st = fv_error_at(node, FV_ERR_CONFIG, "%s: init_weights: expected (%lld, %lld) (channels, "
+		                 "neurons), got %s", WHO, (long long)r->c, (long long)r->n,
+		                 fv_shape_str(a.ndim, a.shape));
 	else
 		for (int64_t i = 0; i < a.numel; i++)
 			r->feature_weights->data[i] = (fv_real)a.v[i];
@@ -176,12 +174,11 @@ static fv_status fa_init(fa_readout *r, const fv_build_args *args)
 	if (given(r->init_scales))
 		st = read_scales(r->init_scales, scales);
 	else if (!given(r->init_mask))
-		st = fv_error(FV_ERR_CONFIG, "%s%s: Either init_mask or init_scales must be provided",
-		              ro_where(args->spec), WHO);
+		st = fv_error_at(args->spec, FV_ERR_CONFIG,
+		                 "%s: Either init_mask or init_scales must be provided", WHO);
 	else if (!given(r->init_weights))
-		st = fv_error(FV_ERR_CONFIG, "%s%s: init_weights not given, so init_scales must be "
-		              "provided",
-		              ro_where(args->spec), WHO);
+		st = fv_error_at(args->spec, FV_ERR_CONFIG,
+		                 "%s: init_weights not given, so init_scales must be provided", WHO);
 	if (st != FV_OK)
 		return st;
 	fv_ctx *rng = ro_rng_new(WHO, args->seed);
@@ -227,9 +224,9 @@ static fv_status fa_create(fv_module *m, const void *opts, const fv_build_args *
 	if (st == FV_OK)
 		st = ro_outdims(WHO, r->outdims, args, &n);
 	if (st == FV_OK && r->mask_size.n != 1 && r->mask_size.n != 2)
-		st = fv_error(FV_ERR_CONFIG, "%s%s: mask_size: expected a size or (height, width), got "
-		              "%zu values",
-		              ro_where(args->spec), WHO, r->mask_size.n);
+		st = fv_error_at(args->spec, FV_ERR_CONFIG,
+		                 "%s: mask_size: expected a size or (height, width), got %zu values", WHO,
+		                 r->mask_size.n);
 	if (st != FV_OK)
 		return st;
 	r->c = shape[0];

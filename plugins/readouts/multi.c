@@ -347,9 +347,8 @@ static fv_status read_sessions(multi_readout *r, const fv_config_node *dict)
 {
 	const char *who = r->v->who;
 	if (fv_node_kind(dict) != FV_NODE_MAP || fv_node_size(dict) == 0)
-		return fv_error(FV_ERR_CONFIG, "%s%s: n_neurons_dict: expected a non-empty map "
-		                "{session: number of neurons}",
-		                ro_where(dict), who);
+		return fv_error_at(dict, FV_ERR_CONFIG, "%s: n_neurons_dict: expected a non-empty map "
+		                   "{session: number of neurons}", who);
 	r->n = fv_node_size(dict);
 	r->keys = calloc(r->n, sizeof *r->keys);
 	r->sorted = calloc(r->n, sizeof *r->sorted);
@@ -361,16 +360,14 @@ static fv_status read_sessions(multi_readout *r, const fv_config_node *dict)
 		const char *key = fv_node_key_at(dict, i);
 		const fv_config_node *val = fv_node_at(dict, i);
 		if (key[0] == '\0' || strchr(key, '.') != NULL)
-			return fv_error(FV_ERR_CONFIG, "%s%s: n_neurons_dict: session name '%s' cannot "
-			                "name a module (empty or contains '.')",
-			                ro_where(val), who, key);
+			return fv_error_at(val, FV_ERR_CONFIG, "%s: n_neurons_dict: session name '%s' cannot "
+			                   "name a module (empty or contains '.')", who, key);
 		fv_status st = fv_node_to_int(val, &r->n_neurons[i]);
 		if (st != FV_OK)
 			return st;
 		if (r->n_neurons[i] <= 0)
-			return fv_error(FV_ERR_CONFIG, "%s%s: n_neurons_dict.%s: expected a positive "
-			                "number of neurons, got %lld",
-			                ro_where(val), who, key, (long long)r->n_neurons[i]);
+			return fv_error_at(val, FV_ERR_CONFIG, "%s: n_neurons_dict.%s: expected a positive "
+			                   "number of neurons, got %lld", who, key, (long long)r->n_neurons[i]);
 		size_t len = strlen(key) + 1;
 		if ((r->keys[i] = malloc(len)) == NULL)
 			return fv_error(FV_ERR_NOMEM, "%s: out of memory", who);
@@ -379,8 +376,9 @@ static fv_status read_sessions(multi_readout *r, const fv_config_node *dict)
 	sort_sessions(r);
 	for (size_t i = 1; i < r->n; i++)
 		if (strcmp(r->keys[r->sorted[i]], r->keys[r->sorted[i - 1]]) == 0)
-			return fv_error(FV_ERR_CONFIG, "%s%s: n_neurons_dict: session '%s' appears twice",
-			                ro_where(dict), who, r->keys[r->sorted[i]]);
+			return fv_error_at(dict, FV_ERR_CONFIG,
+			                   "%s: n_neurons_dict: session '%s' appears twice", who,
+			                   r->keys[r->sorted[i]]);
 	return FV_OK;
 }
 
@@ -392,13 +390,12 @@ static fv_status session_mean(const multi_readout *r, const fv_config_node *dict
 	if (dict == NULL || fv_node_is_null(dict))
 		return FV_OK;
 	if (fv_node_kind(dict) != FV_NODE_MAP)
-		return fv_error(FV_ERR_CONFIG, "%s%s: mean_activity_dict: expected a map {session: "
-		                "[mean response per neuron]}",
-		                ro_where(dict), r->v->who);
+		return fv_error_at(dict, FV_ERR_CONFIG, "%s: mean_activity_dict: expected a map {session: "
+		                   "[mean response per neuron]}", r->v->who);
 	const fv_config_node *node = fv_node_get(dict, r->keys[i]);
 	if (node == NULL)
-		return fv_error(FV_ERR_CONFIG, "%s%s: mean_activity_dict: no entry for session '%s'",
-		                ro_where(dict), r->v->who, r->keys[i]);
+		return fv_error_at(dict, FV_ERR_CONFIG, "%s: mean_activity_dict: no entry for session '%s'",
+		                   r->v->who, r->keys[i]);
 	fv_build_args none = {.struct_size = sizeof none};
 	return ro_mean_activity(r->v->who, node, &none, r->n_neurons[i], out);
 }
@@ -443,8 +440,8 @@ static fv_module *make_session(multi_readout *r, const void *opts, const fv_buil
 		a.seed = args->seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
 		child = fv_instantiate_named(args->registry, base, yaml, &a, r->keys[i]);
 		if (child == NULL)
-			fv_error_prefix("%s%s: session '%s' (%s): ", ro_where(args->spec), v->who,
-			                r->keys[i], base);
+			fv_error_at(args->spec, fv_errcode(), "%s: session '%s' (%s): %s", v->who, r->keys[i],
+			            base, fv_errmsg());
 	}
 	free(yaml);
 	fv_tensor_free(mean);

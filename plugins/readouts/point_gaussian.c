@@ -166,8 +166,8 @@ static fv_status read_sharing(const fv_config_node *spec, const char *key, const
 {
 	*index = NULL;
 	if (fv_node_kind(spec) != FV_NODE_MAP)
-		return fv_error(FV_ERR_CONFIG, "%s%s: %s: expected a map {match_ids: [...]}",
-		                ro_where(spec), WHO, key);
+		return fv_error_at(spec, FV_ERR_CONFIG, "%s: %s: expected a map {match_ids: [...]}", WHO,
+		                   key);
 	const fv_config_node *ids_node = NULL;
 	for (size_t i = 0; i < fv_node_size(spec); i++) {
 		const char *k = fv_node_key_at(spec, i);
@@ -176,28 +176,29 @@ static fv_status read_sharing(const fv_config_node *spec, const char *key, const
 			ids_node = v;
 		else if (strcmp(k, param_key) == 0) {
 			if (!fv_node_is_null(v))
-				return fv_error(FV_ERR_CONFIG,
-				                "%s%s: %s.%s: must be null; sharing another readout's "
-				                "Parameter cannot be written in a config",
-				                ro_where(v), WHO, key, param_key);
+				return fv_error_at(v, FV_ERR_CONFIG,
+				                   "%s: %s.%s: must be null; sharing another readout's "
+				                   "Parameter cannot be written in a config", WHO, key, param_key);
 		} else
-			return fv_error(FV_ERR_CONFIG, "%s%s: %s: unknown key '%s' (expected match_ids, %s)",
-			                ro_where(v), WHO, key, k, param_key);
+			return fv_error_at(v, FV_ERR_CONFIG,
+			                   "%s: %s: unknown key '%s' (expected match_ids, %s)", WHO, key, k,
+			                   param_key);
 	}
 	if (ids_node == NULL || fv_node_is_null(ids_node)) {
 		if (ids_optional)
 			return FV_OK;
-		return fv_error(FV_ERR_CONFIG, "%s%s: %s: match_ids must be set for sharing grid",
-		                ro_where(spec), WHO, key);
+		return fv_error_at(spec, FV_ERR_CONFIG, "%s: %s: match_ids must be set for sharing grid",
+		                   WHO, key);
 	}
 	ro_array ids;
 	fv_status st = ro_array_from_node(WHO, "match_ids", ids_node, &ids);
 	if (st != FV_OK)
 		return st;
 	if (ids.ndim != 1 || ids.numel != n)
-		st = fv_error(FV_ERR_CONFIG, "%s%s: %s.match_ids: there must be one match ID per output "
-		              "dimension: expected %lld, got %lld",
-		              ro_where(ids_node), WHO, key, (long long)n, (long long)ids.numel);
+		st = fv_error_at(ids_node, FV_ERR_CONFIG,
+		                 "%s: %s.match_ids: there must be one match ID per output "
+		                 "dimension: expected %lld, got %lld", WHO, key, (long long)n,
+		                 (long long)ids.numel);
 	if (st == FV_OK)
 		st = unique_inverse(&ids, index, n_unique);
 	ro_array_free(&ids);
@@ -211,10 +212,9 @@ static fv_status read_predictor(const fv_config_node *spec, int64_t *hidden_feat
 	*hidden_layers = 0;
 	*final_tanh = false;
 	if (fv_node_kind(spec) != FV_NODE_MAP)
-		return fv_error(FV_ERR_CONFIG,
-		                "%s%s: grid_mean_predictor: expected a map {hidden_features, "
-		                "hidden_layers, final_tanh}",
-		                ro_where(spec), WHO);
+		return fv_error_at(spec, FV_ERR_CONFIG,
+		                   "%s: grid_mean_predictor: expected a map {hidden_features, "
+		                   "hidden_layers, final_tanh}", WHO);
 	for (size_t i = 0; i < fv_node_size(spec); i++) {
 		const char *k = fv_node_key_at(spec, i);
 		const fv_config_node *v = fv_node_at(spec, i);
@@ -226,19 +226,17 @@ static fv_status read_predictor(const fv_config_node *spec, int64_t *hidden_feat
 		else if (strcmp(k, "final_tanh") == 0)
 			st = fv_node_to_bool(v, final_tanh);
 		else
-			st = fv_error(FV_ERR_CONFIG,
-			              "%s%s: grid_mean_predictor: unknown key '%s' (expected "
-			              "hidden_features, hidden_layers, final_tanh)",
-			              ro_where(v), WHO, k);
+			st = fv_error_at(v, FV_ERR_CONFIG,
+			                 "%s: grid_mean_predictor: unknown key '%s' (expected "
+			                 "hidden_features, hidden_layers, final_tanh)", WHO, k);
 		if (st != FV_OK)
 			return st;
 	}
 	if (*hidden_features < 1 || *hidden_layers < 0 || *hidden_layers >= MAX_MLP_LAYERS)
-		return fv_error(FV_ERR_CONFIG,
-		                "%s%s: grid_mean_predictor: need hidden_features >= 1 and 0 <= "
-		                "hidden_layers < %d, got %lld and %lld",
-		                ro_where(spec), WHO, MAX_MLP_LAYERS, (long long)*hidden_features,
-		                (long long)*hidden_layers);
+		return fv_error_at(spec, FV_ERR_CONFIG,
+		                   "%s: grid_mean_predictor: need hidden_features >= 1 and 0 <= "
+		                   "hidden_layers < %d, got %lld and %lld", WHO, MAX_MLP_LAYERS,
+		                   (long long)*hidden_features, (long long)*hidden_layers);
 	return FV_OK;
 }
 
@@ -256,9 +254,9 @@ static fv_status load_source_grid(fv_module *m, pg_readout *r, const fv_config_n
 	if (st != FV_OK)
 		return st;
 	if (a.ndim != 2 || a.shape[0] != r->n) {
-		st = fv_error(FV_ERR_CONFIG, "%s%s: source_grid: expected %lld rows (neurons) of "
-		              "coordinates, got shape %s",
-		              ro_where(node), WHO, (long long)r->n, fv_shape_str(a.ndim, a.shape));
+		st = fv_error_at(node, FV_ERR_CONFIG, "%s: source_grid: expected %lld rows (neurons) of "
+		                 "coordinates, got shape %s", WHO, (long long)r->n,
+		                 fv_shape_str(a.ndim, a.shape));
 		ro_array_free(&a);
 		return st;
 	}
@@ -276,9 +274,8 @@ static fv_status load_source_grid(fv_module *m, pg_readout *r, const fv_config_n
 	}
 	if (big == 0) {
 		ro_array_free(&a);
-		return fv_error(FV_ERR_CONFIG, "%s%s: source_grid: every row is the same; its "
-		                "normalisation would divide by 0",
-		                ro_where(node), WHO);
+		return fv_error_at(node, FV_ERR_CONFIG, "%s: source_grid: every row is the same; its "
+		                   "normalisation would divide by 0", WHO);
 	}
 	int64_t shape[2] = {rows, d};
 	r->source_grid = ro_buffer(m, WHO, "source_grid", 2, shape);
@@ -329,8 +326,9 @@ static fv_status load_init_grid(pg_readout *r, const fv_config_node *node)
 	if (st != FV_OK)
 		return st;
 	if (a.numel != 2 * r->n)
-		st = fv_error(FV_ERR_CONFIG, "%s%s: init_grid: expected %lld (x, y) pairs, got shape %s",
-		              ro_where(node), WHO, (long long)r->n, fv_shape_str(a.ndim, a.shape));
+		st = fv_error_at(node, FV_ERR_CONFIG,
+		                 "%s: init_grid: expected %lld (x, y) pairs, got shape %s", WHO,
+		                 (long long)r->n, fv_shape_str(a.ndim, a.shape));
 	else
 		for (int64_t i = 0; i < a.numel; i++)
 			r->mu->data[i] = (fv_real)a.v[i];
@@ -343,9 +341,9 @@ static fv_status make_grid(fv_module *m, pg_readout *r, const pg_opts *o, fv_ctx
 	bool predicted = o->grid_mean_predictor != NULL && !fv_node_is_null(o->grid_mean_predictor);
 	bool shared = o->shared_grid != NULL && !fv_node_is_null(o->shared_grid);
 	if (predicted && shared)
-		return fv_error(FV_ERR_CONFIG,
-		                "%s%s: Shared grid_mean_predictor and shared_grid_mean cannot both be set",
-		                ro_where(o->shared_grid), WHO);
+		return fv_error_at(o->shared_grid, FV_ERR_CONFIG,
+		                   "%s: Shared grid_mean_predictor and shared_grid_mean cannot both be set",
+		                   WHO);
 	if (predicted)
 		return make_predictor(m, r, o->grid_mean_predictor, o->source_grid, rng);
 	int64_t n_mu = r->n;
@@ -439,10 +437,10 @@ static fv_status pg_create(fv_module *m, const void *opts, const fv_build_args *
 	pg_readout *r = fv_module_priv(m);
 	const pg_opts *o = &r->o;
 	if (o->init_mu_range > 1.0 || o->init_mu_range <= 0.0 || o->init_sigma_range <= 0.0)
-		return fv_error(FV_ERR_CONFIG,
-		                "%s%s: either init_mu_range doesn't belong to [0.0, 1.0] or "
-		                "init_sigma_range is non-positive (init_mu_range %g, init_sigma_range %g)",
-		                ro_where(args->spec), WHO, o->init_mu_range, o->init_sigma_range);
+		return fv_error_at(args->spec, FV_ERR_CONFIG,
+		                   "%s: either init_mu_range doesn't belong to [0.0, 1.0] or "
+		                   "init_sigma_range is non-positive (init_mu_range %g, "
+		                   "init_sigma_range %g)", WHO, o->init_mu_range, o->init_sigma_range);
 	int64_t shape[4], n;
 	fv_status st = ro_in_shape(WHO, &o->in_shape, args, shape);
 	if (st == FV_OK)

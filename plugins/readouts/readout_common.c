@@ -9,43 +9,29 @@
 
 #include "readout_common.h"
 
-const char *ro_where(const fv_config_node *n)
-{
-	static char ring[4][512];
-	static int next;
-	if (n == NULL || fv_node_file(n) == NULL)
-		return "";
-	char *s = ring[next];
-	next = (next + 1) % 4;
-	snprintf(s, sizeof ring[0], "%s:%d: ", fv_node_file(n), fv_node_line(n));
-	return s;
-}
-
 fv_status ro_in_shape(const char *who, const fv_int_list *opt, const fv_build_args *args,
                       int64_t out[4])
 {
-	const char *where = ro_where(args->spec);
 	if (opt->is_set) {
 		if (opt->n != 4)
-			return fv_error(FV_ERR_CONFIG,
-			                "%s%s: in_shape: expected 4 sizes (channels, time, width, "
-			                "height), got %zu",
-			                where, who, opt->n);
+			return fv_error_at(args->spec, FV_ERR_CONFIG,
+			                   "%s: in_shape: expected 4 sizes (channels, time, width, "
+			                   "height), got %zu", who, opt->n);
 		for (int i = 0; i < 4; i++)
 			out[i] = opt->v[i];
 	} else {
 		if (args->in_ndim != 4)
-			return fv_error(FV_ERR_CONFIG,
-			                "%s%s: in_shape: required (channels, time, width, height); "
-			                "neither the spec nor the model gives it",
-			                where, who);
+			return fv_error_at(args->spec, FV_ERR_CONFIG,
+			                   "%s: in_shape: required (channels, time, width, height); "
+			                   "neither the spec nor the model gives it", who);
 		for (int i = 0; i < 4; i++)
 			out[i] = args->in_shape[i];
 	}
 	for (int i = 0; i < 4; i++)
 		if (out[i] <= 0)
-			return fv_error(FV_ERR_CONFIG, "%s%s: in_shape: sizes must be positive, got %s",
-			                where, who, fv_shape_str(4, out));
+			return fv_error_at(args->spec, FV_ERR_CONFIG,
+			                   "%s: in_shape: sizes must be positive, got %s", who,
+			                   fv_shape_str(4, out));
 	return FV_OK;
 }
 
@@ -53,10 +39,10 @@ fv_status ro_outdims(const char *who, int64_t opt, const fv_build_args *args, in
 {
 	*out = opt != FV_NONE_INT ? opt : args->n_neurons;
 	if (*out <= 0)
-		return fv_error(FV_ERR_CONFIG,
-		                "%s%s: outdims: expected a positive number of neurons, got %lld%s",
-		                ro_where(args->spec), who, (long long)*out,
-		                opt == FV_NONE_INT ? " (not in the spec, none from the model)" : "");
+		return fv_error_at(args->spec, FV_ERR_CONFIG,
+		                   "%s: outdims: expected a positive number of neurons, got %lld%s", who,
+		                   (long long)*out,
+		                   opt == FV_NONE_INT ? " (not in the spec, none from the model)" : "");
 	return FV_OK;
 }
 
@@ -71,9 +57,8 @@ fv_status ro_mean_activity(const char *who, const fv_config_node *node, const fv
 			return st;
 		if (a.numel != n) {
 			ro_array_free(&a);
-			return fv_error(FV_ERR_CONFIG, "%s%s: mean_activity: expected %lld values (one "
-			                "per neuron), got %lld",
-			                ro_where(node), who, (long long)n, (long long)a.numel);
+			return fv_error_at(node, FV_ERR_CONFIG, "%s: mean_activity: expected %lld values (one "
+			                   "per neuron), got %lld", who, (long long)n, (long long)a.numel);
 		}
 		*out = fv_tensor_new(1, &n);
 		if (*out != NULL)
@@ -135,10 +120,10 @@ static fv_status array_shape(const char *who, const char *key, const fv_config_n
 	a->ndim = 0;
 	while (fv_node_kind(n) == FV_NODE_SEQ) {
 		if (a->ndim == FV_MAX_DIMS)
-			return fv_error(FV_ERR_CONFIG, "%s%s: %s: more than %d levels of nesting",
-			                ro_where(n), who, key, FV_MAX_DIMS);
+			return fv_error_at(n, FV_ERR_CONFIG, "%s: %s: more than %d levels of nesting", who, key,
+			                   FV_MAX_DIMS);
 		if (fv_node_size(n) == 0)
-			return fv_error(FV_ERR_CONFIG, "%s%s: %s: empty list", ro_where(n), who, key);
+			return fv_error_at(n, FV_ERR_CONFIG, "%s: %s: empty list", who, key);
 		a->shape[a->ndim++] = (int64_t)fv_node_size(n);
 		n = fv_node_at(n, 0);
 	}
@@ -153,15 +138,15 @@ static fv_status array_fill(const char *who, const char *key, const fv_config_no
 {
 	if (depth == a->ndim) {
 		if (fv_node_kind(n) != FV_NODE_SCALAR)
-			return fv_error(FV_ERR_CONFIG, "%s%s: %s: expected a number at nesting depth %d",
-			                ro_where(n), who, key, depth);
+			return fv_error_at(n, FV_ERR_CONFIG, "%s: %s: expected a number at nesting depth %d",
+			                   who, key, depth);
 		fv_status st = fv_node_to_double(n, &a->v[(*pos)++]);
 		return st;
 	}
 	if (fv_node_kind(n) != FV_NODE_SEQ || (int64_t)fv_node_size(n) != a->shape[depth])
-		return fv_error(FV_ERR_CONFIG,
-		                "%s%s: %s: ragged nested list: expected %lld items at depth %d", ro_where(n),
-		                who, key, (long long)a->shape[depth], depth);
+		return fv_error_at(n, FV_ERR_CONFIG,
+		                   "%s: %s: ragged nested list: expected %lld items at depth %d", who, key,
+		                   (long long)a->shape[depth], depth);
 	for (size_t i = 0; i < fv_node_size(n); i++) {
 		fv_status st = array_fill(who, key, fv_node_at(n, i), a, depth + 1, pos);
 		if (st != FV_OK)
@@ -215,10 +200,10 @@ fv_status ro_nonlin_parse(const fv_config_node *spec, const char *who, const cha
 			return FV_OK;
 		}
 	}
-	return fv_error(FV_ERR_CONFIG,
-	                "%s%s: %s: unknown nonlinearity '%s'; expected one of softplus, exp, relu, "
-	                "elu, sigmoid, tanh, identity (optionally as torch.nn.functional.NAME)",
-	                ro_where(spec), who, key, name != NULL ? name : "null");
+	return fv_error_at(spec, FV_ERR_CONFIG,
+	                   "%s: %s: unknown nonlinearity '%s'; expected one of softplus, exp, relu, "
+	                   "elu, sigmoid, tanh, identity (optionally as torch.nn.functional.NAME)", who,
+	                   key, name != NULL ? name : "null");
 }
 
 fv_tensor *ro_nonlin_apply(fv_ctx *ctx, ro_nonlin f, fv_tensor *x)
@@ -306,7 +291,8 @@ fv_module *ro_child(fv_module *m, const fv_build_args *args, const char *who, co
 	child_args.mean_activity = NULL;
 	fv_module *child = fv_instantiate_named(args->registry, target, yaml, &child_args, name);
 	if (child == NULL) {
-		fv_error_prefix("%s%s: building %s (%s): ", ro_where(args->spec), who, name, target);
+		fv_error_at(args->spec, fv_errcode(), "%s: building %s (%s): %s", who, name, target,
+		            fv_errmsg());
 		return NULL;
 	}
 	/* fv_module_add_child owns the child whatever happens. */

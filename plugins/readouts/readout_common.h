@@ -23,10 +23,6 @@
 
 #include <fovea/plugin.h>
 
-/* "file.yaml:12: " for messages about a spec, "" when it has no origin.
-** Uses a small static ring buffer, like fv_shape_str. */
-const char *ro_where(const fv_config_node *n);
-
 /* (c, t, w, h): the `in_shape` option when given, else the model's
 ** args->in_shape.  `who` names the component in messages. */
 fv_status ro_in_shape(const char *who, const fv_int_list *opt, const fv_build_args *args,

@@ -38,20 +38,14 @@ typedef struct ranges {
 	range *v;
 } ranges;
 
-static const char *file_of(const fv_config_node *n)
-{
-	return fv_node_file(n) != NULL ? fv_node_file(n) : "config";
-}
-
 static fv_status read_bound(const fv_config_node *n, const char *who, double *v, bool *has)
 {
 	*has = n != NULL && !fv_node_is_null(n);
 	if (!*has)
 		return FV_OK;
 	if (fv_node_to_double(n, v) != FV_OK)
-		return fv_error(FV_ERR_CONFIG, "%s:%d: %s: min_max_values: expected a number or null, "
-		                               "got '%s'",
-		                file_of(n), fv_node_line(n), who, fv_node_text(n) ? fv_node_text(n) : "?");
+		return fv_error_at(n, FV_ERR_CONFIG, "%s: min_max_values: expected a number or null, "
+		                   "got '%s'", who, fv_node_text(n) ? fv_node_text(n) : "?");
 	return FV_OK;
 }
 
@@ -60,10 +54,9 @@ static fv_status read_ranges(const fv_config_node *list, const char *who, ranges
 	out->n = 0;
 	out->v = NULL;
 	if (fv_node_kind(list) != FV_NODE_SEQ || fv_node_size(list) == 0)
-		return fv_error(FV_ERR_CONFIG,
-		                "%s:%d: %s: min_max_values: expected a list of [min, max] pairs, one "
-		                "per channel",
-		                file_of(list), fv_node_line(list), who);
+		return fv_error_at(list, FV_ERR_CONFIG,
+		                   "%s: min_max_values: expected a list of [min, max] pairs, one "
+		                   "per channel", who);
 	size_t n = fv_node_size(list);
 	out->v = calloc(n, sizeof *out->v);
 	if (out->v == NULL)
@@ -72,9 +65,8 @@ static fv_status read_ranges(const fv_config_node *list, const char *who, ranges
 	for (size_t i = 0; i < n; i++) {
 		const fv_config_node *pair = fv_node_at(list, i);
 		if (fv_node_kind(pair) != FV_NODE_SEQ || fv_node_size(pair) != 2)
-			return fv_error(FV_ERR_CONFIG,
-			                "%s:%d: %s: min_max_values[%zu]: expected a pair [min, max]",
-			                file_of(pair), fv_node_line(pair), who, i);
+			return fv_error_at(pair, FV_ERR_CONFIG,
+			                   "%s: min_max_values[%zu]: expected a pair [min, max]", who, i);
 		range *r = &out->v[i];
 		fv_status st = read_bound(fv_node_at(pair, 0), who, &r->lo, &r->has_lo);
 		if (st == FV_OK)

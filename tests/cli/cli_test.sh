@@ -130,19 +130,19 @@ instantiate)
 	init_std: 11
 	EOF
 	run 1 "$fovea" instantiate "$tmp/spec.yaml" --in-shape 2,5,6,7 --neurons 3
-	expect err "$tmp/spec.yaml:2"
+	expect err "$tmp/spec.yaml:2:1: init_std"
 	expect err "init_std"
 	spec <<-'EOF'
 	# a comment, so the target is on line 2
 	_target_: ExampleLinearReadot
 	EOF
 	run 1 "$fovea" instantiate "$tmp/spec.yaml" --in-shape 2,5,6,7 --neurons 3
-	expect err "$tmp/spec.yaml:2: _target_: unknown component 'ExampleLinearReadot'; did you mean 'ExampleLinearReadout'?"
+	expect err "$tmp/spec.yaml:2:1: _target_: unknown component 'ExampleLinearReadot'; did you mean 'ExampleLinearReadout'?"
 	spec <<-'EOF'
 	_target_: ExampleLinearReadout
 	EOF
 	run 1 "$fovea" instantiate "$tmp/spec.yaml" --in-shape 2,5 --neurons 3
-	expect err "$tmp/spec.yaml:1: ExampleLinearReadout: needs an input shape (C, T, H, W), got 2 dims"
+	expect err "$tmp/spec.yaml:1:1: ExampleLinearReadout: needs an input shape (C, T, H, W), got 2 dims"
 	run 2 "$fovea" instantiate "$tmp/spec.yaml" --in-shape 2,x
 	expect err "--in-shape: expected sizes like 2,50,18,16, got '2,x'"
 	run 2 "$fovea" instantiate

@@ -40,13 +40,14 @@ static fv_status read_default_tolerance(fv_pcase *pc)
 	if (tol == NULL)
 		return FV_OK;
 	const fv_config_node *n;
-	if ((n = fv_node_get(tol, "rtol")) != NULL && fv_node_to_double(n, &pc->rtol) != FV_OK)
-		return FV_ERR_FORMAT;
-	if ((n = fv_node_get(tol, "atol")) != NULL && fv_node_to_double(n, &pc->atol) != FV_OK)
-		return FV_ERR_FORMAT;
+	fv_status st = FV_OK;
+	if ((n = fv_node_get(tol, "rtol")) != NULL)
+		st = fv_node_to_double(n, &pc->rtol);
+	if (st == FV_OK && (n = fv_node_get(tol, "atol")) != NULL)
+		st = fv_node_to_double(n, &pc->atol);
 	n = fv_node_get(tol, "check");
 	pc->exact = n != NULL && fv_node_text(n) != NULL && strcmp(fv_node_text(n), "exact") == 0;
-	return FV_OK;
+	return st;
 }
 
 fv_status fv__pcase_open(fv_pcase *pc, const char *path, FILE *out)
@@ -56,11 +57,11 @@ fv_status fv__pcase_open(fv_pcase *pc, const char *path, FILE *out)
 	case_paths(pc, path);
 	pc->yaml = fv_config_load_file(pc->yaml_path);
 	if (pc->yaml == NULL)
-		return FV_ERR_IO;
+		return fv_errcode();
 	pc->root = fv_config_root(pc->yaml);
 	pc->st = fv_safetensors_open(pc->st_path);
 	if (pc->st == NULL)
-		return FV_ERR_IO;
+		return fv_errcode();
 	pc->checked = calloc(fv_safetensors_count(pc->st) + 1, sizeof *pc->checked);
 	if (pc->checked == NULL)
 		return fv_error(FV_ERR_NOMEM, "out of memory");

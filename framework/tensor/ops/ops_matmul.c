@@ -85,8 +85,9 @@ static fv_status plan_init(matmul_plan *p, const fv_tensor *a, const fv_tensor *
 	char op[192];
 	snprintf(op, sizeof op, "fv_matmul: batch dims of a %s and b %s",
 	         fv_shape_str(a->ndim, a->shape), fv_shape_str(b->ndim, b->shape));
-	if (fv__broadcast_shape(op, na, a->shape, nb, b->shape, &p->nb, p->batch) != FV_OK)
-		return FV_ERR_SHAPE;
+	fv_status st = fv__broadcast_shape(op, na, a->shape, nb, b->shape, &p->nb, p->batch);
+	if (st != FV_OK)
+		return st;
 
 	int64_t strides[3][FV_MAX_DIMS];
 	fv__broadcast_strides(p->nb, p->batch, na, a->shape, strides[0]);

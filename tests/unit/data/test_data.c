@@ -840,7 +840,7 @@ Test(data, options_from_config)
 	fv_data_options_default(&o);
 	cr_assert_eq(fv_data_options_from_config(&o, NULL, fv_node_get(fv_config_root(cfg), "dataloader")),
 	             FV_ERR_CONFIG);
-	cr_assert(strstr(fv_errmsg(), "bad.yaml:2") && strstr(fv_errmsg(), "batch_size"), "%s",
+	cr_assert(strstr(fv_errmsg(), "bad.yaml:2:3: dataloader.batch_size: expected an integer"), "%s",
 	          fv_errmsg());
 	fv_config_free(cfg);
 
@@ -848,7 +848,7 @@ Test(data, options_from_config)
 	cfg = fv_config_load_string(typo, strlen(typo), "typo.yaml");
 	cr_assert_eq(fv_data_options_from_config(&o, NULL, fv_node_get(fv_config_root(cfg), "dataloader")),
 	             FV_ERR_CONFIG);
-	cr_assert(strstr(fv_errmsg(), "typo.yaml:3: dataloader.batch_sise: unknown dataloader option; "
+	cr_assert(strstr(fv_errmsg(), "typo.yaml:3:3: dataloader.batch_sise: unknown dataloader option; "
 	                              "did you mean 'batch_size'?"),
 	          "%s", fv_errmsg());
 	fv_config_free(cfg);
@@ -857,9 +857,43 @@ Test(data, options_from_config)
 	cfg = fv_config_load_string(bad_names, strlen(bad_names), "names.yaml");
 	cr_assert_eq(fv_data_options_from_config(&o, fv_node_get(fv_config_root(cfg), "data_io"), NULL),
 	             FV_ERR_CONFIG);
-	cr_assert(strstr(fv_errmsg(), "data_io.test_names: expected a list of stimulus names"), "%s",
-	          fv_errmsg());
+	cr_assert(strstr(fv_errmsg(), "names.yaml:2:3: data_io.test_names: expected a list of stimulus "
+	                              "names"), "%s", fv_errmsg());
 	fv_config_free(cfg);
+}
+
+/* Limits and ranges of the data settings, each message placed at its value. */
+static void expect_options_error(const char *text, const char *message)
+{
+	fv_config *cfg = fv_config_load_string(text, strlen(text), "o.yaml");
+	cr_assert_not_null(cfg, "%s", fv_errmsg());
+	const fv_config_node *root = fv_config_root(cfg);
+	fv_data_options o;
+	fv_data_options_default(&o);
+	cr_assert_eq(fv_data_options_from_config(&o, fv_node_get(root, "data_io"),
+	                                         fv_node_get(root, "dataloader")), FV_ERR_CONFIG);
+	cr_assert(strstr(fv_errmsg(), message) != NULL, "message '%s' lacks '%s'", fv_errmsg(),
+	          message);
+	fv_config_free(cfg);
+}
+
+Test(data, options_errors_are_placed)
+{
+	char text[2048] = "data_io:\n  test_names: [";
+	for (int i = 0; i <= FV_DATA_MAX_TEST_NAMES; i++)
+		strcat(text, i ? ", t" : "t");
+	strcat(text, "]\n");
+	expect_options_error(text, "o.yaml:2:3: data_io.test_names: at most 64 test stimuli are "
+	                           "supported, got 65");
+	char clips[8192] = "dataloader:\n  validation_clip_indices: [";
+	for (int i = 0; i <= FV_DATA_MAX_VAL_CLIPS; i++)
+		strcat(clips, i ? ", 1" : "1");
+	strcat(clips, "]\n");
+	expect_options_error(clips, "o.yaml:2:3: dataloader.validation_clip_indices: at most 1024 "
+	                            "validation clips are supported, got 1025");
+	expect_options_error("dataloader:\n  batch_size: 2\n  seed: -1\n",
+	                     "o.yaml:3:3: dataloader.seed must be between 0 and 2**32 - 1, got -1");
+	expect_options_error("dataloader: [1]\n", "o.yaml:1:1: dataloader: expected a map");
 }
 
 /* ---- errors ------------------------------------------------------------------------------ */
@@ -1541,4 +1575,49 @@ Test(data, openretina_create_data_errors)
 	o.clip_length = 100000;
 	cr_assert_eq(fv_openretina_data_write(path_in("x"), &o, n), FV_ERR_ARG);
 	cr_assert(strstr(fv_errmsg(), "is too large"), "%s", fv_errmsg());
+}
+
+/* ---- out of memory ---------------------------------------------------------------------- */
+
+/* Opening the fixture and drawing a batch of each split. */
+static fv_status data_job(void)
+{
+	fv_data_options o;
+	fixture_options(&o);
+	fv_data *d = NULL;
+	fv_status st = fv_data_open(&o, &d);
+	if (st != FV_OK)
+		return st;
+	fv_batch_iter *it[3] = {fv_data_train_batches(d, 7), fv_data_validation_batches(d),
+	                        fv_data_test_batches(d, "random_noise_2")};
+	fv_batch b;
+	for (int i = 0; i < 3 && st == FV_OK; i++)
+		if (it[i] == NULL)
+			st = fv_errcode();
+		else if (!fv_batch_next(it[i], &b))
+			st = fv_errcode() != FV_OK ? fv_errcode() : FV_ERR_ARG;
+	for (int i = 0; i < 3; i++)
+		fv_batch_iter_free(it[i]);
+	fv_data_close(d);
+	return st;
+}
+
+/* Each allocation fails in turn: the job reports FV_ERR_NOMEM, never a
+** code a caller guessed. */
+Test(data, every_allocation_failure_is_out_of_memory)
+{
+	write_fixture();
+	fv_alloc_fail_at(0, false);
+	cr_assert_eq(data_job(), FV_OK, "%s", fv_errmsg());
+	long n = fv_alloc_fail_at(0, false);
+	cr_assert_gt(n, 10, "the job allocates");
+	for (long i = 1; i <= n; i++) {
+		fv_clear_error();
+		fv_alloc_fail_at(i, false);
+		fv_status st = data_job();
+		fv_alloc_fail_at(0, false);
+		if (st != FV_OK)
+			cr_assert_eq(st, FV_ERR_NOMEM, "allocation %ld of %ld: code %d: %s", i, n, st,
+			             fv_errmsg());
+	}
 }

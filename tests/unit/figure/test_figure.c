@@ -37,6 +37,8 @@ Test(figure, rectangles_and_lines_are_clipped_to_the_canvas)
 {
 	fv_canvas *c = fv_canvas_new(10, 8);
 	cr_assert_not_null(c);
+	cr_expect_eq(fv_canvas_width(c), 10);
+	cr_expect_eq(fv_canvas_height(c), 8);
 	cr_expect(RGB_EQ(fv_canvas_pixel(c, 3, 3), 255, 255, 255), "a new canvas is white");
 	fv_canvas_rect(c, 8, 6, 5, 5, FV_RGB(1, 2, 3));
 	cr_expect(RGB_EQ(fv_canvas_pixel(c, 9, 7), 1, 2, 3));

@@ -504,6 +504,8 @@ Test(insilico, increase_objective_value_gradient_and_frozen_model)
 	fv_tensor *w = pt_tensor(mm, "w");
 	fv_model *model = fv_model_new(mm);
 	cr_assert_not_null(model, "%s", fv_errmsg());
+	cr_assert_eq(fv_model_module(model), mm, "the model wraps the module");
+	cr_assert_null(fv_model_module(NULL));
 	cr_assert(!w->requires_grad, "fv_model freezes the parameters");
 	cr_assert(!fv_module_training(mm), "fv_model puts the module in eval mode");
 	fv_module *obj = pt_build(reg,
@@ -565,7 +567,8 @@ Test(insilico, increase_objective_errors)
 		 "response_reducer: expected a map with a _target_"},
 		{"{_target_: IncreaseObjective, neuron_indices: 0, data_key: s1, "
 		 "response_reducer: {_target_: OptimizationStopper, max_iterations: 1}}",
-		 "'OptimizationStopper' is a stopper, expected a reducer"},
+		 "spec.yaml:1:64: IncreaseObjective: response_reducer: 'OptimizationStopper' is a stopper, "
+		 "expected a reducer"},
 		{"{_target_: IncreaseObjective, neuron_indices: 0, data_key: s1, "
 		 "response_reducer: {_target_: SliceMeanReduce, axis: 0}}",
 		 "did you mean 'SliceMeanReducer'?"},
@@ -780,16 +783,19 @@ Test(insilico, contrastive_objective_errors)
 		 "temperature must be > 0, got 0"},
 		{"{_target_: ContrastiveNeuronObjective, on_cluster_idc: [0], off_cluster_idc_list: "
 		 "[], data_key: s1, response_reducer: {_target_: MeanReducer}}",
-		 "off_cluster_idc_list: expected a non-empty list of index lists"},
+		 "spec.yaml:1:61: ContrastiveNeuronObjective: off_cluster_idc_list: expected a non-empty "
+		 "list of index lists"},
 		{"{_target_: ContrastiveNeuronObjective, on_cluster_idc: [0], off_cluster_idc_list: "
 		 "[[]], data_key: s1, response_reducer: {_target_: MeanReducer}}",
-		 "off_cluster_idc_list: the list of neuron indices is empty"},
+		 "spec.yaml:1:84: ContrastiveNeuronObjective: off_cluster_idc_list: the list of neuron "
+		 "indices is empty"},
 		{"{_target_: ContrastiveNeuronObjective, on_cluster_idc: [x], off_cluster_idc_list: "
 		 "[[1]], data_key: s1, response_reducer: {_target_: MeanReducer}}",
-		 "on_cluster_idc: expected an integer index"},
+		 "spec.yaml:1:57: ContrastiveNeuronObjective: on_cluster_idc: expected an integer index"},
 		{"{_target_: ContrastiveNeuronObjective, on_cluster_idc: {a: 1}, off_cluster_idc_list: "
 		 "[[1]], data_key: s1, response_reducer: {_target_: MeanReducer}}",
-		 "on_cluster_idc: expected a list of neuron indices"},
+		 "spec.yaml:1:40: ContrastiveNeuronObjective: on_cluster_idc: expected a list of neuron "
+		 "indices"},
 	};
 	PT_EXPECT_BUILD_ERRORS(reg, bad);
 	fv_module *mm = make_model();

@@ -207,7 +207,7 @@ Test(options, a_null_map_means_all_defaults)
 	cr_assert_eq(k, 4);
 	cr_assert_eq(fv_options_parse(NULL, NULL, NULL, "none", NULL), FV_OK, "no table, no options");
 	EXPECT_ERROR(fv_options_parse(NULL, spec("comp:\n  a: 1\n"), NULL, "bare", NULL), FV_ERR_CONFIG,
-	             "t.yaml:2: unknown option 'a' for bare; valid options: (none)");
+	             "t.yaml:2:3: unknown option 'a' for bare; valid options: (none)");
 }
 
 Test(options, ignored_keys)
@@ -221,16 +221,16 @@ Test(options, ignored_keys)
 	fv_options_free(sample_table, &o);
 	EXPECT_ERROR(fv_options_parse(sample_table, spec(REQUIRED "  session: s1\n"), &o,
 	                              "sample", NULL),
-	             FV_ERR_CONFIG, "t.yaml:3: unknown option 'session' for sample");
+	             FV_ERR_CONFIG, "t.yaml:3:3: unknown option 'session' for sample");
 }
 
 Test(options, unknown_keys_suggest_the_closest_or_list_all)
 {
 	sample_opts o;
 	EXPECT_ERROR(parse(REQUIRED "  coutn: 3\n", &o), FV_ERR_CONFIG,
-	             "t.yaml:3: unknown option 'coutn' for sample; did you mean 'count'?");
+	             "t.yaml:3:3: unknown option 'coutn' for sample; did you mean 'count'?");
 	EXPECT_ERROR(parse(REQUIRED "  zzzzzzzzzzzz: 3\n", &o), FV_ERR_CONFIG,
-	             "t.yaml:3: unknown option 'zzzzzzzzzzzz' for sample; valid options: flag, count, rate, "
+	             "t.yaml:3:3: unknown option 'zzzzzzzzzzzz' for sample; valid options: flag, count, rate, "
 	             "name, mode, kernel, weights, extra, maybe_i, maybe_f, maybe_s, maybe_l, required, "
 	             "shape, no_default");
 }
@@ -239,24 +239,24 @@ Test(options, wrong_types)
 {
 	const bad_spec bad[] = {
 		{REQUIRED "  count: abc\n",
-		 "t.yaml:3: comp.count: expected an integer (option 'count' of sample), got 'abc'"},
+		 "t.yaml:3:3: comp.count: expected an integer (option 'count' of sample), got 'abc'"},
 		{REQUIRED "  count: 2.5\n", "expected an integer (option 'count' of sample), got '2.5'"},
 		{REQUIRED "  count: null\n",
-		 "t.yaml:3: comp.count: expected an integer (option 'count' of sample), got null"},
+		 "t.yaml:3:3: comp.count: expected an integer (option 'count' of sample), got null"},
 		{REQUIRED "  flag: 1\n",
-		 "t.yaml:3: comp.flag: expected a boolean (true/false) (option 'flag' of sample), got '1'"},
+		 "t.yaml:3:3: comp.flag: expected a boolean (true/false) (option 'flag' of sample), got '1'"},
 		{REQUIRED "  rate: fast\n",
 		 "comp.rate: expected a number (option 'rate' of sample), got 'fast'"},
 		{REQUIRED "  name: [a]\n",
 		 "comp.name: expected a string (option 'name' of sample), got a list"},
 		{REQUIRED "  kernel: 3\n",
-		 "t.yaml:3: comp.kernel: expected a list of integers (option 'kernel' of sample), got '3'"},
+		 "t.yaml:3:3: comp.kernel: expected a list of integers (option 'kernel' of sample), got '3'"},
 		{REQUIRED "  kernel: [1, x]\n",
-		 "t.yaml:3: comp.kernel.1: expected an integer (option 'kernel' of sample), got 'x'"},
+		 "t.yaml:3:15: comp.kernel.1: expected an integer (option 'kernel' of sample), got 'x'"},
 		{REQUIRED "  weights: {a: 1}\n",
 		 "comp.weights: expected a list of numbers (option 'weights' of sample), got a map"},
 		{REQUIRED "  count: 99999999999999999999\n", "expected an integer that fits in 64 bits"},
-		{"comp: [1, 2]\n", "t.yaml:1: comp: expected the options of sample as a map, got a list"},
+		{"comp: [1, 2]\n", "t.yaml:1:1: comp: expected the options of sample as a map, got a list"},
 	};
 	expect_parse_errors(bad, sizeof bad / sizeof bad[0]);
 }
@@ -265,15 +265,15 @@ Test(options, ranges_and_choices)
 {
 	const bad_spec bad[] = {
 		{REQUIRED "  count: 12\n",
-		 "t.yaml:3: comp.count: 12 is out of range [1, 10] (option 'count' of sample)"},
+		 "t.yaml:3:3: comp.count: 12 is out of range [1, 10] (option 'count' of sample)"},
 		{REQUIRED "  count: 0\n", "0 is out of range [1, 10]"},
 		{REQUIRED "  rate: 1.5\n",
 		 "comp.rate: 1.5 is out of range [0, 1] (option 'rate' of sample)"},
 		{REQUIRED "  rate: .nan\n", "nan is out of range [0, 1]"},
 		{REQUIRED "  kernel:\n    - 3\n    - 32\n",
-		 "t.yaml:5: comp.kernel.1: 32 is out of range [1, 31] (option 'kernel' of sample)"},
+		 "t.yaml:5:7: comp.kernel.1: 32 is out of range [1, 31] (option 'kernel' of sample)"},
 		{REQUIRED "  mode: ful\n",
-		 "t.yaml:3: comp.mode: expected one of custom_separable|separable|full (option 'mode' of "
+		 "t.yaml:3:3: comp.mode: expected one of custom_separable|separable|full (option 'mode' of "
 		 "sample), got 'ful'; did you mean 'full'?"},
 	};
 	expect_parse_errors(bad, sizeof bad / sizeof bad[0]);
@@ -291,12 +291,12 @@ Test(options, required_and_mandatory_values)
 {
 	sample_opts o;
 	EXPECT_ERROR(parse("comp:\n  count: 2\n", &o), FV_ERR_CONFIG,
-	             "t.yaml:1: comp: missing required option 'required' of sample");
+	             "t.yaml:1:1: comp: missing required option 'required' of sample");
 	memset(&o, 0, sizeof o);
 	EXPECT_ERROR(fv_options_parse(sample_table, NULL, &o, "sample", NULL), FV_ERR_CONFIG,
 	             "sample: missing required option 'required'");
 	EXPECT_ERROR(parse("comp:\n  required: ???\n", &o), FV_ERR_CONFIG,
-	             "t.yaml:2: comp.required: missing mandatory value (\?\?\?) (option 'required' of sample)");
+	             "t.yaml:2:3: comp.required: missing mandatory value (\?\?\?) (option 'required' of sample)");
 	EXPECT_ERROR(parse(REQUIRED "  kernel: ???\n", &o), FV_ERR_CONFIG,
 	             "comp.kernel: missing mandatory value");
 }
@@ -481,7 +481,7 @@ Test(options, values_left_unresolved_report_why)
 	cr_assert_not_null(c, "%s", fv_errmsg());
 	env_opts o;
 	EXPECT_ERROR(fv_options_parse(table, fv_config_root(c), &o, "env", ignore), FV_ERR_CONFIG,
-	             "env_missing.yaml:1: cache: environment variable 'FOVEA_TEST_UNSET_VAR' is not set");
+	             "env_missing.yaml:1:1: cache: environment variable 'FOVEA_TEST_UNSET_VAR' is not set");
 	fv_config_free(c);
 }
 

@@ -663,7 +663,7 @@ Test(instantiate, option_errors_name_the_file_and_key)
 {
 	fv_registry *reg = registry_with_example();
 	expect_instantiate_error(reg, "_target_: ExampleLinearReadout\ngamma: -1\n",
-	                         "spec.yaml:2");
+	                         "spec.yaml:2:1:");
 	expect_instantiate_error(reg, "_target_: ExampleLinearReadout\ngamma: -1\n",
 	                         "gamma");
 	expect_instantiate_error(reg, "_target_: ExampleLinearReadout\ngama: 1\n",
@@ -679,14 +679,14 @@ Test(instantiate, spec_errors)
 {
 	fv_registry *reg = registry_with_example();
 	expect_instantiate_error(reg, "gamma: 1\n",
-	                         "spec.yaml:1: (root): no _target_: cannot tell which component "
+	                         "spec.yaml:1:1: (root): no _target_: cannot tell which component "
 	                         "to build");
 	expect_instantiate_error(reg, "- 1\n- 2\n",
-	                         "spec.yaml:1: (root): expected a map with a _target_, got a list");
+	                         "spec.yaml:1:1: (root): expected a map with a _target_, got a list");
 	expect_instantiate_error(reg, "_target_: [a, b]\n",
 	                         "_target_: expected a component name, got a list");
 	expect_instantiate_error(reg, "# line one\n_target_: ExampleLinearReadot\n",
-	                         "spec.yaml:2: _target_: unknown component 'ExampleLinearReadot'; "
+	                         "spec.yaml:2:1: _target_: unknown component 'ExampleLinearReadot'; "
 	                         "did you mean 'ExampleLinearReadout'?");
 	fv_registry_free(reg);
 }
@@ -699,12 +699,12 @@ Test(instantiate, plugin_errors_are_placed)
 	fv_build_args a = readout_args(reg);
 	a.in_ndim = 2;
 	cr_assert_null(fv_instantiate(reg, fv_node_get(fv_config_root(cfg), "readout"), &a));
-	cr_assert_str_eq(fv_errmsg(), "spec.yaml:1: ExampleLinearReadout: needs an input shape "
+	cr_assert_str_eq(fv_errmsg(), "spec.yaml:1:1: ExampleLinearReadout: needs an input shape "
 	                              "(C, T, H, W), got 2 dims");
 	a = readout_args(reg);
 	a.n_neurons = 0;
 	cr_assert_null(fv_instantiate(reg, fv_node_get(fv_config_root(cfg), "readout"), &a));
-	cr_assert_str_eq(fv_errmsg(), "spec.yaml:1: ExampleLinearReadout: needs n_neurons > 0, got 0");
+	cr_assert_str_eq(fv_errmsg(), "spec.yaml:1:1: ExampleLinearReadout: needs n_neurons > 0, got 0");
 
 	a = readout_args(reg);
 	fv_module *m = fv_instantiate(reg, fv_node_get(fv_config_root(cfg), "readout"), &a);
@@ -738,7 +738,7 @@ Test(instantiate, create_failure_is_cleaned_up_and_placed)
 	fv_build_args a = {.struct_size = sizeof a};
 	destroyed = 0;
 	cr_assert_null(fv_instantiate(reg, fv_node_get(fv_config_root(cfg), "model"), &a));
-	cr_assert_str_eq(fv_errmsg(), "spec.yaml:1: TestLeaf: asked to fail"); /* the map under model: */
+	cr_assert_str_eq(fv_errmsg(), "spec.yaml:1:1: TestLeaf: asked to fail"); /* the map under model: */
 	cr_assert_eq(destroyed, 1, "destroy() must run on a failed create()");
 	fv_config_free(cfg);
 	fv_registry_free(reg);
@@ -924,7 +924,7 @@ Test(priv, failures_release_the_state)
 	destroyed = 0;
 	fv_config *cfg = yaml("loss:\n  _target_: TestState\n  label: x\n  fail: true\n");
 	cr_assert_null(fv_instantiate(reg, fv_node_get(fv_config_root(cfg), "loss"), &a));
-	cr_assert_str_eq(fv_errmsg(), "spec.yaml:1: TestState: asked to fail"); /* the map under loss: */
+	cr_assert_str_eq(fv_errmsg(), "spec.yaml:1:1: TestState: asked to fail"); /* the map under loss: */
 	cr_assert_eq(destroyed, 1, "destroy() runs after a failed create()");
 	fv_config_free(cfg);
 
@@ -1104,8 +1104,11 @@ Test(module, name_clashes_and_misuse)
 	cr_assert_eq(destroyed, 1, "a refused child is freed");
 
 	fv_error(FV_ERR_CONFIG, "the cause");
-	cr_assert_eq(fv_module_add_child(m, "x", NULL), FV_ERR_ARG);
+	cr_assert_eq(fv_module_add_child(m, "x", NULL), FV_ERR_CONFIG, "the cause's code");
 	cr_assert_str_eq(fv_errmsg(), "module 'm', child 'x': the cause");
+	fv_clear_error();
+	cr_assert_eq(fv_module_add_child(m, "x", NULL), FV_ERR_ARG, "no cause: a misuse");
+	cr_assert_str_eq(fv_errmsg(), "module 'm': child 'x' is NULL");
 
 	fv_module *k2 = fv_instantiate_component(c, NULL, NULL, "k2");
 	cr_assert_eq(fv_module_add_child(m, "k2", k2), FV_OK);

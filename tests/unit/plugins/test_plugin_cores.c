@@ -903,7 +903,7 @@ Test(cores, bad_configurations_are_refused)
 		 "channels[0] must be 1"},
 		{CORE("custom_separable", "[2, 3]", "[2]", "[3]") GAMMAS0, "temporal_kernel_sizes[0] = 2"},
 		{ONE_LAYER("custom_separable") "input_padding: middle\n" GAMMAS0,
-		 "input_padding: expected true, false, 'same'"},
+		 "spec.yaml:6:1: SimpleCoreWrapper: input_padding: expected true, false, 'same'"},
 		{CORE("custom_separable", "[2, 3, 3]", "[3, 3]", "[3, 3]") "hidden_padding: [1, 2]\n"
 		 GAMMAS0, "hidden_padding: expected"},
 		{ONE_LAYER("custom_separable") "input_padding: -1\n" GAMMAS0, "got -1"},
@@ -1188,8 +1188,20 @@ Test(cores, model_refuses_bad_specs)
 		{MODEL("[2, 20, 14]", "{a: 3}", "{_target_: DummyCore}"),
 		 "in_shape: expected (channels, time, height, width), got 3 sizes"},
 		{MODEL("[2, 20, 14, 12]", "[3]", "{_target_: DummyCore}"),
-		 "n_neurons_dict: expected a map {session: neurons}"},
-		{MODEL("[2, 20, 14, 12]", "{a: 3}", "DummyCore"), "core: expected a map with a _target_"},
+		 "spec.yaml:3:1: n_neurons_dict: expected a map {session: neurons}"},
+		{MODEL("[2, 20, 14, 12]", "{a: 3}", "DummyCore"),
+		 "spec.yaml:4:1: core: expected a map with a _target_"},
+		/* the core's own spec is derived; its messages point into the model's */
+		{MODEL("[2, 20, 14, 12]", "{a: 3}",
+		       "{_target_: SimpleCoreWrapper, channels: [2, 3], temporal_kernel_sizes: [3],"
+		       " spatial_kernel_sizes: [3], gamma_input: x, gamma_hidden: 0,"
+		       " gamma_in_sparse: 0, gamma_temporal: 0}"),
+		 "spec.yaml:4:110: core.gamma_input: expected a number (option 'gamma_input' of "
+		 "SimpleCoreWrapper), got 'x'"},
+		{MODEL("[2, 20, 14, 12]", "{a: 3}",
+		       "{_target_: SimpleCoreWrapper, channels: [2, 3], temporal_kernel_sizes: [3],"
+		       " spatial_kernel_sizes: [3]}"),
+		 "spec.yaml:4:1: core: missing required option 'gamma_input' of SimpleCoreWrapper"},
 		{MODEL("[2, 20, 14, 12]", "{a: 3}",
 		       "{_target_: SimpleCoreWrapper, channels: [2, 3], temporal_kernel_sizes: [30],"
 		       " spatial_kernel_sizes: [3], gamma_input: 0, gamma_hidden: 0,"

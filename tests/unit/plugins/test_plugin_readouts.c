@@ -280,10 +280,11 @@ Test(readouts, gaussian_mask_errors)
 {
 	const pt_bad_spec bad[] = {
 		{"_target_: GaussianMaskReadout\nin_shape: [2, 3, 3]\noutdims: 3\n",
-		 "in_shape: expected 4 sizes"},
+		 "spec.yaml:1:1: GaussianMaskReadout: in_shape: expected 4 sizes"},
 		{"_target_: GaussianMaskReadout\noutdims: 3\n", "in_shape: required"},
 		{GM_SMALL, "outdims: expected a positive number of neurons"},
-		{GM_SMALL "outdims: 3\nmean_activity: [1, 2]\n", "mean_activity: expected 3 values"},
+		{GM_SMALL "outdims: 3\nmean_activity: [1, 2]\n",
+		 "spec.yaml:4:1: GaussianMaskReadout: mean_activity: expected 3 values"},
 		{GM_SMALL "outdims: 3\nnonlinearity_function: torch.nn.functional.gelu\n",
 		 "unknown nonlinearity 'torch.nn.functional.gelu'"},
 	};
@@ -1177,9 +1178,12 @@ Test(readouts, multi_errors)
 		 "mean_activity_dict: no entry for session 'alpha'"},
 		{MGM_SPEC("mean_activity_dict: {zeta: [1, 2], alpha: [3]}\n"),
 		 "mean_activity: expected 3 values"},
-		{MGM_SESSIONS("{a.b: 2}"), "session name 'a.b' cannot name a module"},
-		{MGM_SESSIONS("{}"), "n_neurons_dict: expected a non-empty map"},
-		{MGM_SESSIONS("{a: 0}"), "n_neurons_dict.a: expected a positive number of neurons, got 0"},
+		{MGM_SESSIONS("{a.b: 2}"), "spec.yaml:3:18: MultiGaussianMaskReadout: n_neurons_dict: "
+		 "session name 'a.b' cannot name a module"},
+		{MGM_SESSIONS("{}"), "spec.yaml:3:1: MultiGaussianMaskReadout: n_neurons_dict: expected a "
+		 "non-empty map"},
+		{MGM_SESSIONS("{a: 0}"), "spec.yaml:3:18: MultiGaussianMaskReadout: n_neurons_dict.a: "
+		 "expected a positive number of neurons, got 0"},
 		{MSG_BASE "init_mu_range: 2\n", "either init_mu_range doesn't belong to [0.0, 1.0]"},
 		{MSG_BASE "init_mu_range: 0.2\ngrid_mean_predictor: {hidden_layers: 0}\n",
 		 "grid_mean_predictor needs source_grid"},

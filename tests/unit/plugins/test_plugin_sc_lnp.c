@@ -630,7 +630,8 @@ Test(sc_lnp, gradients_rank1_softsign_uncropped_patch)
 
 Test(sc_lnp, construction_errors)
 {
-	expect_build_error(TARGET "in_shape: [3, 4, 9]\n", "in_shape: expected 4 sizes");
+	expect_build_error(TARGET "in_shape: [3, 4, 9]\n",
+	                   "spec.yaml:1:1: SingleCellSeparatedLNP: in_shape: expected 4 sizes");
 	expect_build_error(TARGET "spat_kernel_size: [3, 3]\n", "in_shape");
 	expect_build_error(TARGET "in_shape: [1, 4, 9, 9]\nspat_kernel_size: [3]\n",
 	                   "spat_kernel_size: expected 2 sizes");
@@ -653,7 +654,8 @@ Test(sc_lnp, construction_errors)
 	cr_assert(strstr(fv_errmsg(), "LaplaceL3norm") != NULL, "%s", fv_errmsg());
 	expect_build_error(TARGET "in_shape: [1, 4, 9, 9]\nspat_kernel_size: [3, 3]\n"
 	                          "smooth_regularizer_temp: PoissonLoss3d\n",
-	                   "smooth_regularizer_temp: 'PoissonLoss3d' is a loss, not a regularizer");
+	                   "spec.yaml:1:1: SingleCellSeparatedLNP: smooth_regularizer_temp: "
+	                   "'PoissonLoss3d' is a loss, not a regularizer");
 	expect_build_error(TARGET "in_shape: [1, 4, 9, 9]\nspat_kernel_size: [3, 3]\n"
 	                          "learning_rat: 0.1\n",
 	                   "learning_rat");

@@ -60,6 +60,29 @@ Test(autograd, gradients_accumulate_across_backward_calls)
 	fv_tensor_free(x);
 }
 
+/* torch's detach: the same numbers, cut off the tape.  L = sum(x * d)
+** with d = detach(x) is x . x, whose gradient through x alone is x. */
+Test(autograd, detach_shares_data_and_stops_gradients)
+{
+	fv_tensor *x = param(3, (fv_real[]){1, -2, 3});
+	fv_ctx *ctx = fv_ctx_new();
+	fv_tensor *d = fv_detach(ctx, x);
+	cr_assert_not_null(d, "%s", fv_errmsg());
+	cr_assert_eq(d->data, x->data, "a view");
+	cr_assert_eq(d->ndim, 1);
+	cr_assert_eq(d->shape[0], 3);
+	cr_assert(!d->requires_grad);
+	fv_tensor *l = fv_sum_all(ctx, fv_mul(ctx, x, d));
+	cr_assert(l->requires_grad, "x still does");
+	cr_assert_eq(fv_backward(ctx, l), FV_OK, "%s", fv_errmsg());
+	expect_grad(x, (double[]){1, -2, 3});
+	fv_error(FV_ERR_IO, "first");
+	cr_assert_null(fv_detach(ctx, NULL));
+	cr_assert_str_eq(fv_errmsg(), "first", "NULL in, NULL out, the cause kept");
+	fv_ctx_free(ctx);
+	fv_tensor_free(x);
+}
+
 Test(autograd, no_grad_mode_records_nothing)
 {
 	fv_tensor *x = param(2, (fv_real[]){1, 2});

@@ -175,6 +175,43 @@ static void expect_sched_error(const char *text, const char *fragment)
 	fv_config_free(c);
 }
 
+/* As the trainer reads it: under lr_scheduler, placed at the value at fault. */
+Test(scheduler, errors_are_placed)
+{
+	fv_config *c = yaml("lr_scheduler:\n  _target_: StepLR\n  step_size: 2\n  last_epoch: 3\n");
+	fv_lr_scheduler s;
+	const fv_config_node *spec = fv_node_get(fv_config_root(c), "lr_scheduler");
+	cr_expect_eq(fv_lr_scheduler_parse(spec, 0.1, &s), FV_ERR_CONFIG);
+	pt_expect_msg("sched.yaml:4:3: lr_scheduler.last_epoch: only -1 (a new run)");
+	fv_config_free(c);
+	c = yaml("lr_scheduler:\n  _target_: StepLr\n");
+	spec = fv_node_get(fv_config_root(c), "lr_scheduler");
+	cr_expect_eq(fv_lr_scheduler_parse(spec, 0.1, &s), FV_ERR_CONFIG);
+	pt_expect_msg("sched.yaml:2:3: lr_scheduler._target_: unknown scheduler 'StepLr'; did you "
+	              "mean 'StepLR'?");
+	fv_config_free(c);
+	c = yaml("lr_scheduler:\n  step_size: 2\n");
+	spec = fv_node_get(fv_config_root(c), "lr_scheduler");
+	cr_expect_eq(fv_lr_scheduler_parse(spec, 0.1, &s), FV_ERR_CONFIG);
+	pt_expect_msg("sched.yaml:1:1: lr_scheduler: a scheduler needs a _target_");
+	fv_config_free(c);
+}
+
+/* The model's spec is checked before anything is built from it. */
+Test(model, spec_must_be_a_map)
+{
+	fv_config *c = yaml("seed: 1\nmodel: 3\n");
+	cr_assert_null(fv_model_build(NULL, c, NULL, 0));
+	cr_expect_eq(fv_errcode(), FV_ERR_CONFIG);
+	pt_expect_msg("sched.yaml:2:1: model: expected a map (the model's spec)");
+	fv_config_free(c);
+	c = yaml("seed: 1\n");
+	cr_assert_null(fv_model_build(NULL, c, NULL, 0));
+	cr_expect_eq(fv_errcode(), FV_ERR_CONFIG);
+	pt_expect_msg("model: expected a map (the model's spec); the configuration has no model key");
+	fv_config_free(c);
+}
+
 Test(scheduler, bad_specs)
 {
 	expect_sched_error("_target_: torch.optim.lr_scheduler.StepLr\nstep_size: 2\n",
@@ -628,6 +665,23 @@ RUN_TEST(bad_monitor)
 RUN_TEST(bad_optimizer)
 {
 	expect_train_error("optimizer.betas=[0.9]", FV_ERR_CONFIG, "betas");
+}
+
+RUN_TEST(paths_are_strings)
+{
+	expect_train_error("paths.load_model_path=[a, b]", FV_ERR_CONFIG,
+	                   "override 'paths.load_model_path=[a, b]': paths.load_model_path: expected a "
+	                   "string");
+	expect_train_error("paths.load_model_path=\?\?\?", FV_ERR_CONFIG,
+	                   "override 'paths.load_model_path=\?\?\?': paths.load_model_path: missing "
+	                   "value (\?\?\?): set it, e.g. paths.load_model_path=...");
+}
+
+/* The data's refusal of the seed comes back as it is, not as a guess. */
+RUN_TEST(seed_out_of_numpy_range)
+{
+	expect_train_error("seed=4294967296", FV_ERR_ARG,
+	                   "training seed 4294967296: must be between 0 and 2**32 - 1");
 }
 
 RUN_TEST(missing_data_directory)
