@@ -454,7 +454,7 @@ static fv_status write_ground_truth(generator *g, session_data *sessions)
 		return fv_error(FV_ERR_NOMEM, "out of memory");
 	json_t *truth = ground_truth_json(g->o, sessions);
 	size_t len = 0;
-	char *text = fv__json_dump_outline(truth, NEURON_DEPTH, path, &len);
+	char *text = fv__json_dump_outline(truth, NEURON_DEPTH, 0, path, &len);
 	json_decref(truth);
 	fv_status rc = text != NULL ? FV_OK : FV_ERR_NOMEM;
 	if (rc == FV_OK) {

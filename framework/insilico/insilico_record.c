@@ -15,6 +15,7 @@
 #include "fovea/figure.h"
 #include "fovea/npy.h"
 #include "insilico/insilico_internal.h"
+#include "io/json.h"
 
 json_t *fv__ins_json_indices(const fv_indices *ix)
 {
@@ -128,33 +129,10 @@ static json_t *record(const fv__ins *s, const fv__ins_stimulus *st)
 	return r;
 }
 
-/* jansson indents an object with every array element on a line of its
-** own; the record keeps one member per line instead
-** (`  "objective_trace": [1.5, 2.25],`), which reads, and greps, as a
-** table.  Floats keep 9 significant digits: they come from float32. */
-static char *layout(json_t *r)
-{
-	fv__text t = {0};
-	const char *key;
-	json_t *value;
-	size_t i = 0, n = json_object_size(r);
-	fv__text_printf(&t, "{\n");
-	json_object_foreach(r, key, value) {
-		char *v = json_dumps(value, JSON_ENCODE_ANY | JSON_REAL_PRECISION(9));
-		if (v == NULL)
-			t.failed = true;
-		else
-			fv__text_printf(&t, "  \"%s\": %s%s\n", key, v, ++i < n ? "," : "");
-		free(v);
-	}
-	fv__text_printf(&t, "}\n");
-	return fv__text_take(&t, "the record");
-}
-
 static fv_status write_record(const fv__ins *s, const fv__ins_stimulus *st, const char *path)
 {
 	json_t *r = record(s, st);
-	char *text = r != NULL ? layout(r) : NULL;
+	char *text = fv__json_dump_outline(r, 1, JSON_REAL_PRECISION(9), "the record", NULL);
 	json_decref(r);
 	if (text == NULL)
 		return FV_ERR_NOMEM;

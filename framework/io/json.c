@@ -91,10 +91,10 @@ static bool holds_containers(const json_t *v)
 	return false;
 }
 
-static int dump_outline(const json_t *v, int depth, int levels, fv__text *out)
+static int dump_outline(const json_t *v, int depth, int levels, size_t precision, fv__text *out)
 {
 	if (depth >= levels || !holds_containers(v))
-		return json_dump_callback(v, append_text, out, JSON_ENCODE_ANY | FV_JSON_PRECISION);
+		return json_dump_callback(v, append_text, out, JSON_ENCODE_ANY | precision);
 	bool object = json_is_object(v);
 	size_t n = object ? json_object_size(v) : json_array_size(v);
 	void *it = object ? json_object_iter((json_t *)v) : NULL;
@@ -115,7 +115,7 @@ static int dump_outline(const json_t *v, int depth, int levels, fv__text *out)
 		} else {
 			item = json_array_get(v, i);
 		}
-		if (dump_outline(item, depth + 1, levels, out) != 0)
+		if (dump_outline(item, depth + 1, levels, precision, out) != 0)
 			return -1;
 		fv__text_printf(out, i + 1 < n ? ",\n" : "\n");
 	}
@@ -123,12 +123,13 @@ static int dump_outline(const json_t *v, int depth, int levels, fv__text *out)
 	return out->failed ? -1 : 0;
 }
 
-char *fv__json_dump_outline(const json_t *v, int levels, const char *what, size_t *len)
+char *fv__json_dump_outline(const json_t *v, int levels, size_t precision, const char *what,
+                            size_t *len)
 {
 	if (v == NULL)
 		return not_built(what);
 	fv__text out = {0};
-	if (dump_outline(v, 0, levels, &out) != 0) {
+	if (dump_outline(v, 0, levels, precision != 0 ? precision : FV_JSON_PRECISION, &out) != 0) {
 		fv__text_free(&out);
 		fv_error(FV_ERR_NOMEM, "out of memory writing %s", what);
 		return NULL;

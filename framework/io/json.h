@@ -46,8 +46,11 @@ char *fv__json_dump(const json_t *v, size_t flags, const char *what, size_t *len
 ** or array shallower than `levels` that holds objects or arrays gets one
 ** member a line (indented by two spaces a level, as JSON_INDENT(2) does),
 ** everything else one line each.  (JSON_INDENT alone would give every
-** number of a long array its own line.) */
-char *fv__json_dump_outline(const json_t *v, int levels, const char *what, size_t *len);
+** number of a long array its own line.)  `precision` is a
+** JSON_REAL_PRECISION(n) flag, 0 for the writers' 17 digits: values that
+** were float32 read back the same with 9. */
+char *fv__json_dump_outline(const json_t *v, int levels, size_t precision, const char *what,
+                            size_t *len);
 
 /* A real, or null when `v` is NaN or infinite.  NULL when out of memory,
 ** which the json_pack() or json_*_set_new() it is passed to reports. */
