@@ -431,8 +431,13 @@ fv_config *fv_config_load_string(const char *text, size_t len, const char *name)
 fv_config *fv_config_load_derived(const char *text, size_t len, const fv_config_node *from)
 {
 	fv_config *cfg = fv_config_load_string(text, len, "<derived>");
-	if (cfg == NULL || from == NULL)
+	if (cfg == NULL)
 		return cfg;
+	if (from == NULL) {
+		/* text a program wrote: its lines are nobody's to look up */
+		fv__node_take_places(cfg->root, NULL, &(fv_config_node){.line = 0});
+		return cfg;
+	}
 	const char *keypath = fv_node_keypath(from);
 	if (keypath != NULL && keypath[0] != '\0' &&
 	    (cfg->root->key = fv__strdup(keypath)) == NULL) {

@@ -110,7 +110,7 @@ fv_module *fv_instantiate_named(fv_registry *reg, const char *target, const char
 	fv_config *cfg = NULL;
 	const fv_config_node *spec = NULL;
 	if (yaml != NULL && yaml[0] != '\0') {
-		cfg = fv_config_load_string(yaml, strlen(yaml), target);
+		cfg = fv_config_load_derived(yaml, strlen(yaml), NULL);
 		if (cfg == NULL)
 			return NULL;
 		spec = fv_config_root(cfg);

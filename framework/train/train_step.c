@@ -99,6 +99,9 @@ fv_tensor **fv_module_params(const fv_module *m, size_t *n)
 {
 	param_list l = {0};
 	fv_module_foreach_tensor(m, collect_param, &l);
+	/* an empty array, not NULL, so that NULL always means a failure */
+	if (!l.failed && l.items == NULL)
+		l.failed = (l.items = fv__malloc(sizeof *l.items)) == NULL;
 	if (l.failed) {
 		free(l.items);
 		fv_error(FV_ERR_NOMEM, "out of memory listing parameters");

@@ -311,6 +311,8 @@ static fv_status make_optimizer(fv__trainer *t)
 		fv_module_foreach_tensor(core, freeze, NULL);
 	}
 	t->params = fv_module_params(t->model, &t->n_params);
+	if (t->params == NULL)
+		return fv_errcode();
 	if (t->n_params == 0)
 		return fv_error(FV_ERR_CONFIG, "the model has no trainable parameters%s",
 		                t->only_train_readout ? " outside its frozen core" : "");

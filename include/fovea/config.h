@@ -51,8 +51,8 @@ FV_API fv_config *fv_config_load_string(const char *text, size_t len, const char
 ** Each value takes the place (fv_error_at) of the value at the same key path
 ** under `from`, or its parent's place when `from` has none, and key paths
 ** continue from's ("model.core.gamma"), so messages about the derived spec
-** point into the user's file.  A NULL `from` gives plain fv_config_load_string
-** placing under the name "<derived>". */
+** point into the user's file.  With a NULL `from` (text the program wrote
+** from nothing the user wrote) the values have no place at all. */
 FV_API fv_config *fv_config_load_derived(const char *text, size_t len, const fv_config_node *from);
 /* Hydra-style: load `path`, compose its `defaults:` list from the groups in
 ** the directory `path` lives in (or `config_dir` when not NULL), apply the

@@ -83,7 +83,8 @@ FV_API fv_module *fv_default_evaluation_loss(fv_registry *reg,
                                              const fv_config_node *model_spec);
 
 /* Every trainable parameter below m (requires_grad), in state_dict order,
-** into a malloc'd array the caller frees. */
+** into a malloc'd array the caller frees (an empty one, *n = 0, for a
+** module without any); NULL only when out of memory. */
 FV_API fv_tensor **fv_module_params(const fv_module *m, size_t *n);
 
 /* ---- learning-rate schedulers (torch.optim.lr_scheduler) -------------------------

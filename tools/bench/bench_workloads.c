@@ -185,6 +185,8 @@ static int workload_optimizer(workload *w, const fv_config_node *model)
 		return bench_fail(w->name, fv_errmsg());
 	w->params = fv_module_params(w->model, &w->n_params);
 	if (w->params == NULL)
+		return bench_fail(w->name, fv_errmsg());
+	if (w->n_params == 0)
 		return bench_fail(w->name, "the model has no trainable parameters");
 	w->opt = fv_optimizer_new(&oc, w->n_params, w->params);
 	return w->opt ? 0 : bench_fail(w->name, fv_errmsg());

@@ -242,11 +242,12 @@ Test(config, derived_specs_keep_places)
 	EXPECT_ERROR(fv_node_to_int(fv_node_get(root, "gamma"), &v), FV_ERR_CONFIG,
 	             "t.yaml:3:5: model.core.gamma: expected an integer, got '0.5'");
 	fv_config_free(d);
-	/* from nothing: a plain parse under a name of its own */
+	/* from nothing: no place at all */
 	d = fv_config_load_derived(text, strlen(text), NULL);
 	cr_assert_not_null(d, "%s", fv_errmsg());
 	fv_error_at(fv_node_get(fv_config_root(d), "gamma"), FV_ERR_CONFIG, "x");
-	cr_assert_str_eq(fv_errmsg(), "<derived>:1:1: x");
+	cr_assert_str_eq(fv_errmsg(), "x");
+	cr_assert_null(fv_node_file(fv_node_path(fv_config_root(d), "sizes.0")));
 	cr_assert_str_eq(fv_node_keypath(fv_node_get(fv_config_root(d), "gamma")), "gamma");
 	fv_config_free(d);
 	cr_assert_null(fv_config_load_derived("a: [\n", 6, core));

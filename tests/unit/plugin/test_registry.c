@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fovea/trainer.h"
 #include "plugin_testing.h"
 
 
@@ -691,6 +692,19 @@ Test(instantiate, spec_errors)
 	fv_registry_free(reg);
 }
 
+/* Options a program wrote (fv_instantiate_named) have no file or line to
+** show: the message names the component and the key only. */
+Test(instantiate, named_specs_have_no_made_up_place)
+{
+	fv_registry *reg = registry_with_example();
+	fv_build_args a = readout_args(reg);
+	cr_assert_null(fv_instantiate_named(reg, "ExampleLinearReadout", "gamma: -1\n", &a, "r"));
+	cr_assert_eq(fv_errcode(), FV_ERR_CONFIG);
+	cr_assert_str_eq(fv_errmsg(), "ExampleLinearReadout: gamma: -1 is out of range [0, inf] "
+	                              "(option 'gamma' of ExampleLinearReadout)");
+	fv_registry_free(reg);
+}
+
 /* A plugin's own message reaches the caller, placed at its spec. */
 Test(instantiate, plugin_errors_are_placed)
 {
@@ -1044,6 +1058,40 @@ Test(module, names_and_visit_order)
 	cr_assert_eq(sc.n, 2);
 	cr_assert_str_eq(sc.names[0], "w");
 	cr_assert_str_eq(sc.names[1], "running");
+	built_free(&parent);
+}
+
+static int freeze_all(void *ud, const char *name, fv_tensor *t, bool is_param)
+{
+	(void)ud;
+	(void)name;
+	if (is_param)
+		t->requires_grad = false;
+	return 0;
+}
+
+/* The trainable parameters: a list, an empty list, or NULL for a failure
+** (which the trainer passes on, rather than reading it as "no parameters"). */
+Test(module, params_are_a_list_or_a_failure)
+{
+	built parent = build_parent();
+	size_t n = 99;
+	fv_tensor **p = fv_module_params(parent.m, &n);
+	cr_assert_not_null(p, "%s", fv_errmsg());
+	cr_assert_eq(n, 3);
+	cr_assert_eq(p[1], fv_module_tensor(parent.m, "left.w"));
+	free(p);
+	fv_alloc_fail_at(1, false);
+	p = fv_module_params(parent.m, &n);
+	fv_alloc_fail_at(0, false);
+	cr_assert_null(p);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(fv_errcode(), FV_ERR_NOMEM);
+	fv_module_foreach_tensor(parent.m, freeze_all, NULL);
+	p = fv_module_params(parent.m, &n);
+	cr_assert_not_null(p, "no parameters is an empty list, not a failure");
+	cr_assert_eq(n, 0);
+	free(p);
 	built_free(&parent);
 }
 
