@@ -126,11 +126,14 @@ static int predict(fv_registry *reg, const predict_args *a)
 			              "(batch, time, neurons)");
 		else if (fv_npy_save_data(out, batched ? 3 : 2, y->shape + !batched, y->data) != FV_OK)
 			rc = cli_fail("%s", fv_errmsg());
-		else
-			printf("wrote %s: %s%lld frames x %lld neurons (the first %lld frames of the "
-			       "stimulus have no prediction)\n",
-			       out, batched ? "a batch of " : "", (long long)y->shape[1], (long long)y->shape[2],
+		else {
+			printf("wrote %s: ", out);
+			if (batched)
+				printf("%lld stimuli x ", (long long)y->shape[0]);
+			printf("%lld frames x %lld neurons (the first %lld frames of the stimulus have no "
+			       "prediction)\n", (long long)y->shape[1], (long long)y->shape[2],
 			       (long long)(x->shape[2] - y->shape[1]));
+		}
 	}
 	fv_ctx_free(ctx);
 	fv_module_free(model);
