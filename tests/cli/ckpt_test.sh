@@ -14,6 +14,9 @@
 #                .ckpt does, `fovea mei` on the imported model and on the
 #                .ckpt, a file without hyper_parameters and no --model, a
 #                model fovea cannot build (a GRU core), usage errors
+#   finetune     `fovea train paths.load_model_path=MODEL.ckpt`: the .ckpt's
+#                model fine-tuned on new sessions, then `fovea eval` of the
+#                result
 #   hostile      every file of tests/data/ckpt/hostile/ refused with one
 #                message and a non-zero exit, no output file, and the
 #                payload's marker /tmp/fovea_pwned never appears
@@ -95,6 +98,19 @@ import)
 	expect err "expected a .ckpt file"
 	run 2 "$fovea" import "$tmp/h.ckpt" --bogus
 	expect err "unknown option '--bogus'"
+	;;
+finetune)
+	"$fovea" create-data "$tmp/d" --seed 5 --neurons 3,4 --frames 240 --train-stimuli 1 \
+		--test-frames 80 --trials 3 --filter-length 4 >/dev/null || fail "create-data"
+	run 0 "$fovea" train "$srcdir/configs/example.yaml" paths.data_dir="$tmp/d" \
+		paths.output_dir="$tmp/run" dataloader.batch_size=2 dataloader.train_chunk_size=60 \
+		dataloader.clip_length=60 dataloader.num_val_clips=1 trainer.max_epochs=1 \
+		paths.load_model_path="$data/hoefling_low_res_gmask.ckpt" --threads 1 --no-progress
+	expect out "fine-tuning $data/hoefling_low_res_gmask.ckpt: 2 new session(s) get new readouts"
+	expect out "trained 1 epochs"
+	exists "$tmp/run/best.safetensors"
+	run 0 "$fovea" eval "$tmp/run/best.safetensors" "$tmp/d" dataloader.num_val_clips=1 \
+		dataloader.clip_length=60
 	;;
 hostile)
 	rm -f /tmp/fovea_pwned
