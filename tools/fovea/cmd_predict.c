@@ -85,8 +85,8 @@ static int stimulus_batch(const predict_args *a, const fv_data_info *info, fv_ct
 		              fv_shape_str(s->ndim, s->shape), want);
 	}
 	if (rc == CLI_OK) {
-		int64_t shape[5] = {first ? s->shape[0] : 1, s->shape[first], s->shape[first + 1], s->shape[first + 2],
-		                    s->shape[first + 3]};
+		int64_t shape[5] = {first ? s->shape[0] : 1, s->shape[first], s->shape[first + 1],
+		                    s->shape[first + 2], s->shape[first + 3]};
 		*out = fv_ctx_from_data(ctx, 5, shape, s->data);
 		double mean = a->raw ? 0.0 : info->stim_mean, std = a->raw ? 1.0 : info->stim_std;
 		for (int64_t i = 0; *out != NULL && i < (*out)->numel; i++)
