@@ -73,7 +73,7 @@ static int import(fv_registry *reg, const import_args *a, const char *out)
 		return cli_fail("%s", fv_errmsg());
 	fv_config *cfg = NULL;
 	fv_module *model = fv_model_load(reg, c, &cfg);
-	int rc = model != NULL ? CLI_OK : cli_fail("%s: %s", a->ckpt, fv_errmsg());
+	int rc = model != NULL ? CLI_OK : cli_fail("%s", fv_errmsg());
 	if (rc == CLI_OK && fv_checkpoint_write(c, out) != FV_OK)
 		rc = cli_fail("%s", fv_errmsg());
 	if (rc == CLI_OK) {
