@@ -361,7 +361,9 @@ static fv_checkpoint *open_checkpoint(const char *path, bool import, const char 
 
 fv_checkpoint *fv_checkpoint_open(const char *path)
 {
-	return open_checkpoint(path, is_zip(path), NULL);
+	/* a .ckpt that is no zip (a legacy torch.save file) gets the torch
+	** reader's message, not the safetensors reader's */
+	return open_checkpoint(path, is_zip(path) || ends_with(path, ".ckpt"), NULL);
 }
 
 fv_checkpoint *fv_checkpoint_import(const char *path, const char *model_yaml)

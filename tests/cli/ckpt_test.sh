@@ -121,6 +121,7 @@ hostile)
 		[ ! -e "$tmp/out.safetensors" ] || fail "$f: a file was written"
 		run 1 "$fovea" predict "$f" "$data/gaussian_sampled.stimulus.npy" --session s \
 			-o "$tmp/out.npy"
+		refute err "safetensors"
 	done
 	[ ! -e /tmp/fovea_pwned ] || fail "/tmp/fovea_pwned appeared: something was executed"
 	;;
