@@ -285,3 +285,40 @@ fv_status fv_st_writer_save(fv_st_writer *w, const char *path)
 	free(text);
 	return s;
 }
+
+fv_status fv_st_writer_to_memory(fv_st_writer *w, void **buf, size_t *len)
+{
+	if (w == NULL || buf == NULL || len == NULL)
+		return fv_error(FV_ERR_ARG, "fv_st_writer_to_memory: an argument is NULL");
+	*buf = NULL;
+	*len = 0;
+	json_t *header = header_json(w);
+	size_t hlen = 0;
+	char *text = fv__json_dump(header, JSON_COMPACT, "the safetensors header", &hlen);
+	json_decref(header);
+	if (text == NULL)
+		return FV_ERR_NOMEM;
+	/* the same bytes write_file() writes */
+	size_t pad = (8 - hlen % 8) % 8, total = 8 + hlen + pad;
+	for (size_t i = 0; i < w->count; i++)
+		total += w->items[i].nbytes;
+	unsigned char *out = fv__malloc(total);
+	if (out == NULL) {
+		free(text);
+		return fv_error(FV_ERR_NOMEM, "out of memory building a safetensors buffer");
+	}
+	for (int i = 0; i < 8; i++)
+		out[i] = (unsigned char)((uint64_t)(hlen + pad) >> (8 * i));
+	memcpy(out + 8, text, hlen);
+	memset(out + 8 + hlen, ' ', pad);
+	size_t at = 8 + hlen + pad;
+	for (size_t i = 0; i < w->count; i++) {
+		if (w->items[i].nbytes > 0)
+			memcpy(out + at, w->items[i].data, w->items[i].nbytes);
+		at += w->items[i].nbytes;
+	}
+	free(text);
+	*buf = out;
+	*len = total;
+	return FV_OK;
+}

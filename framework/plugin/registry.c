@@ -468,7 +468,7 @@ fv_status fv_registry_load_dir(fv_registry *reg, const char *dir)
 	fv_status st = scan_dir(dir, &files, &dirs);
 	for (size_t i = 0; st == FV_OK && i < dirs.n; i++)
 		st = scan_dir(dirs.v[i], &files, NULL);
-	if (st == FV_OK) {
+	if (st == FV_OK && files.n > 0) { /* qsort takes no NULL array, even empty */
 		qsort(files.v, files.n, sizeof *files.v, compare_paths);
 		for (size_t i = 0; st == FV_OK && i < files.n; i++)
 			if (is_file(files.v[i]))

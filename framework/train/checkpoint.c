@@ -12,6 +12,7 @@
 #include "fovea/checkpoint.h"
 #include "base/base_internal.h"
 #include "io/json.h"
+#include "trainer_internal.h"
 
 #define OPTIM_PREFIX "optimizer."
 
@@ -162,6 +163,9 @@ fv_status fv_checkpoint_save(const char *path, const fv_checkpoint_content *c)
 struct fv_checkpoint {
 	char *path;
 	fv_safetensors *st;
+	/* an imported .ckpt: the fovea checkpoint's bytes, for fv_checkpoint_write */
+	void *bytes;
+	size_t n_bytes;
 	bool have_info;
 	fv_data_info info;
 	/* what `info` points to */
@@ -186,6 +190,7 @@ void fv_checkpoint_close(fv_checkpoint *c)
 	free(c->mean_activity);
 	free(c->n_session_info);
 	fv_safetensors_close(c->st);
+	free(c->bytes);
 	free(c->path);
 	free(c);
 }
@@ -308,7 +313,21 @@ static fv_status parse_info(fv_checkpoint *c, const char *json)
 	return FV_OK;
 }
 
-fv_checkpoint *fv_checkpoint_open(const char *path)
+/* torch's checkpoints are zip files; safetensors files start with their
+** header's length, whose high bytes are never "PK". */
+static bool is_zip(const char *path)
+{
+	unsigned char magic[4] = {0};
+	FILE *f = fopen(path, "rb");
+	if (f == NULL)
+		return false;
+	bool zip = fread(magic, 1, 4, f) == 4 && memcmp(magic, "PK\3\4", 4) == 0;
+	fclose(f);
+	return zip;
+}
+
+/* Open the checkpoint from `model_yaml`/`path`: read the file, or import it. */
+static fv_checkpoint *open_checkpoint(const char *path, bool import, const char *model_yaml)
 {
 	fv_checkpoint *c = fv__calloc(1, sizeof *c);
 	if (c == NULL || (c->path = fv__strdup(path)) == NULL) {
@@ -316,7 +335,10 @@ fv_checkpoint *fv_checkpoint_open(const char *path)
 		fv_error(FV_ERR_NOMEM, "%s: out of memory", path);
 		return NULL;
 	}
-	c->st = fv_safetensors_open(path);
+	if (!import)
+		c->st = fv_safetensors_open(path);
+	else if (fv__ckpt_import(path, model_yaml, &c->bytes, &c->n_bytes) == FV_OK)
+		c->st = fv_safetensors_from_memory(c->bytes, c->n_bytes, path);
 	if (c->st == NULL) {
 		fv_checkpoint_close(c);
 		return NULL;
@@ -335,6 +357,30 @@ fv_checkpoint *fv_checkpoint_open(const char *path)
 		return NULL;
 	}
 	return c;
+}
+
+fv_checkpoint *fv_checkpoint_open(const char *path)
+{
+	/* a .ckpt that is no zip (a legacy torch.save file) gets the torch
+	** reader's message, not the safetensors reader's */
+	return open_checkpoint(path, is_zip(path) || ends_with(path, ".ckpt"), NULL);
+}
+
+fv_checkpoint *fv_checkpoint_import(const char *path, const char *model_yaml)
+{
+	return open_checkpoint(path, true, model_yaml);
+}
+
+fv_status fv_checkpoint_write(const fv_checkpoint *c, const char *path)
+{
+	if (c == NULL || path == NULL)
+		return fv_error(FV_ERR_ARG, "fv_checkpoint_write: %s is NULL", c ? "path" : "checkpoint");
+	if (c->bytes == NULL)
+		return fv_error(FV_ERR_ARG, "%s: only an imported checkpoint is written again",
+		                c->path);
+	const void *parts[1] = {c->bytes};
+	size_t sizes[1] = {c->n_bytes};
+	return fv__atomic_write(path, 1, parts, sizes);
 }
 
 const char *fv_checkpoint_path(const fv_checkpoint *c)

@@ -243,6 +243,40 @@ static fv_status open_data(fv__trainer *t)
 	return FV_OK;
 }
 
+/* The config a fine-tuned checkpoint rebuilds its model from: the base's.
+** A base imported from an openretina .ckpt has only its `model`; the rest
+** (data, dataloader, ...) is then this run's, so that `fovea eval` of the
+** result reads the data as it was trained on. */
+static fv_status keep_model_config(fv__trainer *t, const fv_config *base_cfg)
+{
+	char *base = fv_config_to_yaml(base_cfg);
+	if (base == NULL)
+		return fv_errcode();
+	if (fv_node_size(fv_config_root(base_cfg)) != 1) {
+		t->model_config_yaml = base;
+		return FV_OK;
+	}
+	char *run = fv_config_to_yaml(t->cfg);
+	fv_config *rest = run != NULL ? fv_config_load_string(run, strlen(run), "the config") : NULL;
+	char *rest_yaml = NULL;
+	if (rest != NULL && fv_config_override(rest, "~model") == FV_OK)
+		rest_yaml = fv_config_to_yaml(rest);
+	fv__text text = {0};
+	if (rest_yaml != NULL) {
+		fv__text_printf(&text, "%s%s%s", rest_yaml,
+		                rest_yaml[0] != '\0' && rest_yaml[strlen(rest_yaml) - 1] != '\n' ? "\n"
+		                                                                              : "",
+		                base);
+		t->model_config_yaml = fv__text_take(&text, "the model config");
+	}
+	fv_status rc = t->model_config_yaml != NULL ? FV_OK : fv_errcode();
+	free(rest_yaml);
+	fv_config_free(rest);
+	free(run);
+	free(base);
+	return rc;
+}
+
 static fv_status build_model(fv__trainer *t)
 {
 	if (t->load_model_path == NULL) {
@@ -270,8 +304,8 @@ static fv_status build_model(fv__trainer *t)
 	fv_status rc = t->model != NULL ? fv_checkpoint_load_model(t->base, t->model, n_new > 0)
 	                                : fv_errcode();
 	/* later checkpoints rebuild this model, not the one cfg.model describes */
-	if (rc == FV_OK && (t->model_config_yaml = fv_config_to_yaml(base_cfg)) == NULL)
-		rc = fv_errcode();
+	if (rc == FV_OK)
+		rc = keep_model_config(t, base_cfg);
 	fv_config_free(base_cfg);
 	if (rc == FV_OK && !t->quiet && n_new > 0)
 		fprintf(t->out, "fine-tuning %s: %zu new session(s) get new readouts\n",

@@ -99,6 +99,11 @@ fv_status fv__append_metrics(fv__trainer *t, double lr);
 /* Restore the run from DIR/last.safetensors (the model, the optimizer,
 ** the trainer state and the first rows of metrics.csv). */
 fv_status fv__resume(fv__trainer *t, fv_checkpoint *last);
+
+/* ckpt_import.c: the bytes of the fovea checkpoint an openretina .ckpt
+** holds (malloc'd); `model_yaml` (may be NULL) gives the model when the
+** file has no hyper_parameters. */
+fv_status fv__ckpt_import(const char *path, const char *model_yaml, void **buf, size_t *len);
 /* metrics.csv's header line. */
 void fv__metrics_header(fv__text *csv);
 

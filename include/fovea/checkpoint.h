@@ -65,6 +65,18 @@ typedef struct fv_checkpoint fv_checkpoint;
 ** malformed data_info). */
 FV_API fv_checkpoint *fv_checkpoint_open(const char *path);
 FV_API void fv_checkpoint_close(fv_checkpoint *c);
+/* fv_checkpoint_open() also takes an openretina PyTorch Lightning
+** checkpoint (.ckpt, a zip file): it is read without executing anything
+** (ckpt.h) and converted in memory: hyper_parameters become the `model`
+** config (openretina's argument names are fovea's option names),
+** state_dict the tensors, hyper_parameters.data_info the data info.
+** fv_checkpoint_import() does the same with the model's constructor
+** arguments taken from `model_yaml` (a `_target_` map; may be NULL), for
+** files without hyper_parameters (SingleCellSeparatedLNP). */
+FV_API fv_checkpoint *fv_checkpoint_import(const char *path, const char *model_yaml);
+/* Write an imported checkpoint as a fovea .safetensors checkpoint
+** (atomically). */
+FV_API fv_status fv_checkpoint_write(const fv_checkpoint *c, const char *path);
 
 FV_API const char *fv_checkpoint_path(const fv_checkpoint *c);
 /* Metadata; NULL when the checkpoint has none. */

@@ -92,6 +92,8 @@ FV_API fv_status fv_st_writer_add_tensor(fv_st_writer *w, const char *name, cons
 FV_API fv_status fv_st_writer_meta(fv_st_writer *w, const char *key, const char *value);
 /* Write atomically (see above).  Tensors are stored sorted by name. */
 FV_API fv_status fv_st_writer_save(fv_st_writer *w, const char *path);
+/* The bytes fv_st_writer_save() would write, in a malloc'd buffer. */
+FV_API fv_status fv_st_writer_to_memory(fv_st_writer *w, void **buf, size_t *len);
 
 #ifdef __cplusplus
 }

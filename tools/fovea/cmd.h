@@ -40,6 +40,7 @@ extern const cli_cmd cli_cmd_predict;
 extern const cli_cmd cli_cmd_mei;
 extern const cli_cmd cli_cmd_mds;
 extern const cli_cmd cli_cmd_figures;
+extern const cli_cmd cli_cmd_import;
 
 /* ---- helpers, in fovea.c ------------------------------------------------------ */
 

@@ -64,26 +64,29 @@ static int check_session(const fv_data_info *info, const char *session, const ch
 	                info->n_sessions, info->n_sessions ? info->sessions[0] : "");
 }
 
-/* The stimulus as a normalised batch of one, (1, C, T, H, W). */
+/* The stimulus as a normalised batch, (N, C, T, H, W): one movie
+** (C, T, H, W) is a batch of one. */
 static int stimulus_batch(const predict_args *a, const fv_data_info *info, fv_ctx *ctx,
-                          fv_tensor **out)
+                          fv_tensor **out, bool *batched)
 {
 	fv_tensor *s = fv_npy_load(a->stimulus);
 	if (s == NULL)
 		return cli_fail("%s", fv_errmsg());
-	int first = s->ndim == 5 && s->shape[0] == 1 ? 1 : 0;
+	int first = s->ndim == 5 ? 1 : 0;
+	*batched = first;
 	int rc = CLI_OK;
 	if (s->ndim - first != 4 || s->shape[first] != info->input_shape[0] ||
 	    s->shape[first + 2] != info->input_shape[1] || s->shape[first + 3] != info->input_shape[2]) {
 		char want[64];
 		snprintf(want, sizeof want, "%s", fv_shape_str(3, info->input_shape));
-		rc = cli_fail("%s: shape %s, expected (channels, time, height, width) with (channels, "
+		rc = cli_fail("%s: shape %s, expected (channels, time, height, width) or a batch of "
+		              "them, with (channels, "
 		              "height, width) = %s as the model was trained", a->stimulus,
 		              fv_shape_str(s->ndim, s->shape), want);
 	}
 	if (rc == CLI_OK) {
-		int64_t shape[5] = {1, s->shape[first], s->shape[first + 1], s->shape[first + 2],
-		                    s->shape[first + 3]};
+		int64_t shape[5] = {first ? s->shape[0] : 1, s->shape[first], s->shape[first + 1],
+		                    s->shape[first + 2], s->shape[first + 3]};
 		*out = fv_ctx_from_data(ctx, 5, shape, s->data);
 		double mean = a->raw ? 0.0 : info->stim_mean, std = a->raw ? 1.0 : info->stim_std;
 		for (int64_t i = 0; *out != NULL && i < (*out)->numel; i++)
@@ -106,24 +109,31 @@ static int predict(fv_registry *reg, const predict_args *a)
 	if (rc == CLI_OK)
 		rc = check_session(fv_checkpoint_data_info(c), a->session, a->checkpoint);
 	fv_tensor *x = NULL;
+	bool batched = false;
 	if (rc == CLI_OK)
-		rc = stimulus_batch(a, fv_checkpoint_data_info(c), ctx, &x);
+		rc = stimulus_batch(a, fv_checkpoint_data_info(c), ctx, &x, &batched);
 	if (rc == CLI_OK) {
 		fv_ctx_set_grad_enabled(ctx, false);
 		fv_forward_args fa = FV_FORWARD_ARGS_INIT;
 		fa.data_key = a->session;
+		/* the stimulus is a full movie: a SingleCellSeparatedLNP crops it
+		** around rf_location, as openretina's training_step does */
+		fa.crop_input = true;
 		fv_tensor *y = fv_module_forward(model, ctx, x, &fa);
 		const char *out = a->output ? a->output : "prediction.npy";
 		if (y == NULL || y->ndim != 3)
 			rc = cli_fail("%s", y == NULL ? fv_errmsg() : "the model's output is not "
 			              "(batch, time, neurons)");
-		else if (fv_npy_save_data(out, 2, y->shape + 1, y->data) != FV_OK)
+		else if (fv_npy_save_data(out, batched ? 3 : 2, y->shape + !batched, y->data) != FV_OK)
 			rc = cli_fail("%s", fv_errmsg());
-		else
-			printf("wrote %s: %lld frames x %lld neurons (the first %lld frames of the "
-			       "stimulus have no prediction)\n",
-			       out, (long long)y->shape[1], (long long)y->shape[2],
+		else {
+			printf("wrote %s: ", out);
+			if (batched)
+				printf("%lld stimuli x ", (long long)y->shape[0]);
+			printf("%lld frames x %lld neurons (the first %lld frames of the stimulus have no "
+			       "prediction)\n", (long long)y->shape[1], (long long)y->shape[2],
 			       (long long)(x->shape[2] - y->shape[1]));
+		}
 	}
 	fv_ctx_free(ctx);
 	fv_module_free(model);
@@ -153,7 +163,10 @@ const cli_cmd cli_cmd_predict = {
 	         "Run the checkpoint's model on a movie (channels x time x height x width,\n"
 	         "in the units of the data directory's stimuli/*.npy) through the readout\n"
 	         "of session S, and write the predicted responses, (time - lag) x neurons,\n"
-	         "as float32 .npy (default prediction.npy).\n"
+	         "as float32 .npy (default prediction.npy).  A batch of movies (N x channels\n"
+	         "x time x height x width) gives N x (time - lag) x neurons.  CHECKPOINT is\n"
+	         "a fovea checkpoint or an openretina .ckpt; a SingleCellSeparatedLNP crops\n"
+	         "the movie around its rf_location, as openretina's training does.\n"
 	         "\n"
 	         "  --raw   the stimulus is already normalised (skip (x - stim_mean) / stim_std)\n",
 	.run = run_predict,
