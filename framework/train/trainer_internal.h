@@ -80,6 +80,7 @@ typedef struct fv__trainer {
 	fv__text csv;                /* metrics.csv so far */
 	/* output */
 	char dir[4096];
+	int lock_fd;                 /* on DIR/.fovea.lock, -1 before it is taken */
 	FILE *out;
 	bool bar, quiet;
 	fv_best_checkpoint_fn on_best;
@@ -101,5 +102,10 @@ fv_status fv__append_metrics(fv__trainer *t, double lr);
 fv_status fv__resume(fv__trainer *t, fv_checkpoint *last);
 /* metrics.csv's header line. */
 void fv__metrics_header(fv__text *csv);
+
+/* run_lock.c: take DIR/.fovea.lock exclusively (*fd gets the descriptor,
+** held until fv__run_unlock), or refuse, naming DIR and the holder's pid. */
+fv_status fv__run_lock(const char *dir, int *fd);
+void fv__run_unlock(int fd);
 
 #endif /* FOVEA_TRAINER_INTERNAL_H */
