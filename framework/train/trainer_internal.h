@@ -100,6 +100,11 @@ fv_status fv__append_metrics(fv__trainer *t, double lr);
 /* Restore the run from DIR/last.safetensors (the model, the optimizer,
 ** the trainer state and the first rows of metrics.csv). */
 fv_status fv__resume(fv__trainer *t, fv_checkpoint *last);
+/* The part of fv__resume that reads the metadata's trainer_state JSON (of
+** the checkpoint at `path`) into t: the epoch, the seed, the step, the
+** learning rate of t->opt, the best value, the scheduler and early stopping
+** state.  Separate so that the checkpoint-metadata fuzzer reaches it. */
+fv_status fv__apply_trainer_state(fv__trainer *t, const char *json, const char *path);
 /* metrics.csv's header line. */
 void fv__metrics_header(fv__text *csv);
 

@@ -21,6 +21,10 @@
 #   nonfinite           a regularizer weight of .nan or below 0 is refused; a
 #                       gradient that goes non-finite stops the run with exit
 #                       1 and no NaN checkpoint (issue 12 item 7)
+#   resume_bad_state    a last.safetensors whose trainer_state counts more
+#                       epochs than its steps allow is refused on resume
+#                       (found with fuzz_ckpt_meta: 2^63-1 epochs replayed
+#                       the batch order forever)
 set -u
 
 case_name=$1
@@ -317,6 +321,20 @@ nonfinite)
 	expect err "training stopped"
 	[ ! -e "$tmp/big/last.safetensors" ] && [ ! -e "$tmp/big/best.safetensors" ] ||
 		fail "a checkpoint was written from non-finite weights"
+	;;
+
+resume_bad_state)
+	make_data "$tmp/d" "${data_args[@]}"
+	run 0 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/run" \
+		"${small[@]}" trainer.max_epochs=1 --quiet
+	# (the trainer_state JSON sits escaped inside the header's JSON)
+	grep -aq 'epochs_done\\": 1, \\"global_step\\": 4,' "$tmp/run/last.safetensors" ||
+		fail "last.safetensors: trainer_state not as expected"
+	# in place, same length: the header stays valid
+	LC_ALL=C sed -i 's/epochs_done\\": 1, /epochs_done\\": 9, /' "$tmp/run/last.safetensors"
+	run 1 timeout 60 "$fovea" train "$example" paths.data_dir="$tmp/d" \
+		paths.output_dir="$tmp/run" "${small[@]}" trainer.max_epochs=20 resume=true --quiet
+	expect err "last.safetensors: metadata trainer_state: 9 epochs in 4 steps do not fit 4 training batches per epoch"
 	;;
 
 *)
