@@ -104,7 +104,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fv_st_writer *w = fv_st_writer_new();
 	int64_t shape[1] = {1};
 	float one = 1;
-	fv_status rc = w != NULL ? fv_st_writer_add(w, "w", FV_F32, 1, shape, &one) : FV_ERR_NOMEM;
+	fv_status rc = w != NULL ? fv_st_writer_add(w, "w", FV_DTYPE_F32, 1, shape, &one)
+	                         : FV_ERR_NOMEM;
 	if (rc == FV_OK && (keys & 1))
 		rc = fv_st_writer_meta(w, "format", keys & 8 ? "other" : FV_CHECKPOINT_FORMAT);
 	if (rc == FV_OK && (keys & 2))
