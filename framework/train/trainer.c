@@ -380,6 +380,9 @@ static fv_status prepare_output(fv__trainer *t)
 {
 	char last[4200];
 	fv_status rc = make_dirs(t->dir);
+	/* before anything in the directory is read or written */
+	if (rc == FV_OK)
+		rc = fv__run_lock(t->dir, &t->lock_fd);
 	if (rc == FV_OK)
 		rc = fv__out_path(t, "last.safetensors", last, sizeof last);
 	if (rc != FV_OK)
@@ -515,6 +518,7 @@ static void trainer_free(fv__trainer *t)
 	free(t->config_yaml);
 	free(t->model_config_yaml);
 	fv__text_free(&t->csv);
+	fv__run_unlock(t->lock_fd);
 }
 
 static double wall_seconds(void)
@@ -559,7 +563,7 @@ fv_status fv_train(fv_registry *reg, fv_config *cfg, const fv_train_options *o,
 	res = res != NULL ? res : &scratch;
 	memset(res, 0, sizeof *res);
 	res->best_epoch = -1;
-	fv__trainer t = {.reg = reg, .cfg = cfg};
+	fv__trainer t = {.reg = reg, .cfg = cfg, .lock_fd = -1};
 	fv_status rc = setup(&t, o);
 	if (rc == FV_OK)
 		rc = run_epochs(&t, res);

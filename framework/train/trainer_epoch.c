@@ -64,24 +64,111 @@ static void add_terms(running *r, const fv_step_terms *s, double batch, int firs
 	r->weight += batch;
 }
 
-static fv_status train_batch(fv__trainer *t, const fv_batch *b, running *r)
+/* ---- non-finite values ------------------------------------------------------------------- */
+
+/* Lightning's EarlyStopping(check_finite=True) stops when the monitored
+** metric is NaN or inf; fovea stops at the first non-finite term of any
+** batch instead, before the optimizer step, so no checkpoint ever holds
+** weights that a NaN has reached and the last good one stays on disk. */
+
+static fv_status not_finite(const fv__trainer *t, const char *pass, int64_t batch, int64_t total,
+                            const char *session, const char *what, double v)
+{
+	return fv_error(FV_ERR_ARG,
+	                "epoch %lld/%lld, %s batch %lld/%lld, session '%s': %s is %g; training "
+	                "stopped, the checkpoints of the last finished epoch are kept (look for "
+	                "NaN/inf in the data, a regularizer weight or the learning rate)",
+	                (long long)t->epochs_done + 1, (long long)t->max_epochs, pass,
+	                (long long)batch + 1, (long long)total, session, what, v);
+}
+
+/* Whether every element of x is finite; *v gets the first that is not. */
+static bool all_finite(const fv_tensor *x, double *v)
+{
+	for (int64_t i = 0; i < x->numel; i++)
+		if (!isfinite(x->data[i])) {
+			*v = (double)x->data[i];
+			return false;
+		}
+	return true;
+}
+
+/* The first term of a step that is NaN or inf, or NULL. */
+static const char *bad_term(const fv_step_terms *s, bool with_eval, double *v)
+{
+	static const char *const names[] = {"the loss", "the core regularizer",
+	                                    "the readout regularizer", "the total loss",
+	                                    "the evaluation loss"};
+	const fv_tensor *terms[] = {s->loss, s->reg_core, s->reg_readout, s->total, s->eval_loss};
+	for (int i = 0; i < (with_eval ? 5 : 4); i++) {
+		*v = value_of(terms[i]);
+		if (!isfinite(*v))
+			return names[i];
+	}
+	return NULL;
+}
+
+typedef struct find_param {
+	const fv_tensor *want;
+	const char *name;
+} find_param;
+
+static int match_param(void *ud, const char *name, fv_tensor *p, bool is_param)
+{
+	(void)is_param;
+	find_param *f = ud;
+	if (p != f->want)
+		return 0;
+	f->name = name;
+	return 1;
+}
+
+/* The first trainable parameter whose gradient (grads) or value is not
+** finite, as "the gradient of core.features.layer0.conv.weight_spatial". */
+static bool bad_param(const fv__trainer *t, bool grads, char *what, size_t size, double *v)
+{
+	for (size_t i = 0; i < t->n_params; i++) {
+		const fv_tensor *p = t->params[i], *x = grads ? p->grad : p;
+		if (x == NULL || all_finite(x, v))
+			continue;
+		find_param f = {p, NULL};
+		fv_module_foreach_tensor(t->model, match_param, &f);
+		snprintf(what, size, "%s %s", grads ? "the gradient of" : "after the optimizer step,",
+		         f.name != NULL ? f.name : p->name != NULL ? p->name : "a parameter");
+		return true;
+	}
+	return false;
+}
+
+/* ---- training ---------------------------------------------------------------------------- */
+
+static fv_status train_batch(fv__trainer *t, const fv_batch *b, int64_t i, int64_t n, running *r)
 {
 	fv_ctx_reset(t->ctx);
 	fv_optimizer_zero_grad(t->opt);
 	fv_step_terms s;
 	fv_status rc = fv_core_readout_step(t->ctx, t->model, t->loss, t->eval_loss, b->input,
 	                                    b->target, b->session, &s);
+	double v;
+	const char *bad = rc == FV_OK ? bad_term(&s, false, &v) : NULL;
+	if (bad != NULL)
+		return not_finite(t, "training", i, n, b->session, bad, v);
 	if (rc == FV_OK)
 		rc = fv_backward(t->ctx, s.total);
 	if (rc != FV_OK) {
 		fv_error_prefix("epoch %lld, session '%s': ", (long long)t->epochs_done, b->session);
 		return rc;
 	}
+	char what[512];
+	if (bad_param(t, true, what, sizeof what, &v))
+		return not_finite(t, "training", i, n, b->session, what, v);
 	if (!isnan(t->clip))
 		fv_clip_grad_norm(t->n_params, t->params, t->clip);
 	rc = fv_optimizer_step(t->opt);
 	if (rc != FV_OK)
 		return rc;
+	if (bad_param(t, false, what, sizeof what, &v))
+		return not_finite(t, "training", i, n, b->session, what, v);
 	add_terms(r, &s, (double)b->input->shape[0], M_TRAIN_LOSS);
 	t->global_step++;
 	return FV_OK;
@@ -107,7 +194,7 @@ fv_status fv__train_epoch(fv__trainer *t)
 	int64_t total = fv_batch_iter_len(t->train_it), done = 0;
 	fv_batch b;
 	while (fv_batch_next(t->train_it, &b)) {
-		fv_status rc = train_batch(t, &b, &r);
+		fv_status rc = train_batch(t, &b, done, total, &r);
 		if (rc != FV_OK)
 			return rc;
 		done++;
@@ -128,7 +215,8 @@ fv_status fv__train_epoch(fv__trainer *t)
 
 /* ---- validation ---------------------------------------------------------------------------- */
 
-static fv_status validate_batch(fv__trainer *t, const fv_batch *b, running *r)
+static fv_status validate_batch(fv__trainer *t, const fv_batch *b, int64_t i, int64_t n,
+                                running *r)
 {
 	fv_ctx_reset(t->ctx);
 	fv_step_terms s;
@@ -138,6 +226,10 @@ static fv_status validate_batch(fv__trainer *t, const fv_batch *b, running *r)
 		fv_error_prefix("validation, session '%s': ", b->session);
 		return rc;
 	}
+	double bad_value;
+	const char *bad = bad_term(&s, true, &bad_value);
+	if (bad != NULL)
+		return not_finite(t, "validation", i, n, b->session, bad, bad_value);
 	/* openretina's validation_step divides the loss by sum(output.shape) */
 	double dims = 0;
 	for (int d = 0; d < s.output->ndim; d++)
@@ -160,9 +252,12 @@ fv_status fv__validate(fv__trainer *t)
 	running r = {0};
 	fv_batch b;
 	fv_status rc = FV_OK;
-	while (fv_batch_next(t->val_it, &b))
+	int64_t total = fv_batch_iter_len(t->val_it), done = 0;
+	while (fv_batch_next(t->val_it, &b)) {
 		if (rc == FV_OK)
-			rc = validate_batch(t, &b, &r); /* finish the pass to keep the iterator aligned */
+			rc = validate_batch(t, &b, done, total, &r);
+		done++; /* on to the end of the pass after a failure: the iterator stays aligned */
+	}
 	fv_ctx_set_grad_enabled(t->ctx, was);
 	fv_module_set_training(t->model, true);
 	for (int i = M_VAL_LOSS; i <= M_VAL_EVAL; i++)

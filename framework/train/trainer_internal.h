@@ -80,6 +80,7 @@ typedef struct fv__trainer {
 	fv__text csv;                /* metrics.csv so far */
 	/* output */
 	char dir[4096];
+	int lock_fd;                 /* on DIR/.fovea.lock, -1 before it is taken */
 	FILE *out;
 	bool bar, quiet;
 	fv_best_checkpoint_fn on_best;
@@ -104,7 +105,18 @@ fv_status fv__resume(fv__trainer *t, fv_checkpoint *last);
 ** holds (malloc'd); `model_yaml` (may be NULL) gives the model when the
 ** file has no hyper_parameters. */
 fv_status fv__ckpt_import(const char *path, const char *model_yaml, void **buf, size_t *len);
+
+/* The part of fv__resume that reads the metadata's trainer_state JSON (of
+** the checkpoint at `path`) into t: the epoch, the seed, the step, the
+** learning rate of t->opt, the best value, the scheduler and early stopping
+** state.  Separate so that the checkpoint-metadata fuzzer reaches it. */
+fv_status fv__apply_trainer_state(fv__trainer *t, const char *json, const char *path);
 /* metrics.csv's header line. */
 void fv__metrics_header(fv__text *csv);
+
+/* run_lock.c: take DIR/.fovea.lock exclusively (*fd gets the descriptor,
+** held until fv__run_unlock), or refuse, naming DIR and the holder's pid. */
+fv_status fv__run_lock(const char *dir, int *fd);
+void fv__run_unlock(int fd);
 
 #endif /* FOVEA_TRAINER_INTERNAL_H */

@@ -10,6 +10,7 @@
 */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -212,7 +213,32 @@ static fv_status apply_state(fv__trainer *t, const json_t *root, const char *pat
 	}
 	if (r.rc == FV_OK && (t->epochs_done < 0 || isnan(fv_optimizer_lr(t->opt))))
 		r.rc = fv_error(FV_ERR_FORMAT, "%s: metadata trainer_state: bad epochs_done or lr", path);
+	/* Resuming replays the batch order of every finished epoch, so an
+	** epoch count the data does not account for would make that replay
+	** endless (epochs_done 2^63-1): every epoch took one step per training
+	** batch. */
+	int64_t per_epoch = t->train_it != NULL ? fv_batch_iter_len(t->train_it) : 0;
+	if (r.rc == FV_OK && (t->global_step < t->epochs_done || t->global_step < 0 ||
+	                      (per_epoch > 0 && (t->epochs_done > INT64_MAX / per_epoch ||
+	                                         t->epochs_done * per_epoch != t->global_step))))
+		r.rc = fv_error(FV_ERR_FORMAT, "%s: metadata trainer_state: %lld epochs in %lld steps "
+		                "do not fit %lld training batches per epoch (resume with the data and "
+		                "dataloader settings of the run)",
+		                path, (long long)t->epochs_done, (long long)t->global_step,
+		                (long long)per_epoch);
 	return r.rc;
+}
+
+fv_status fv__apply_trainer_state(fv__trainer *t, const char *json, const char *path)
+{
+	json_t *state = NULL;
+	char what[4200];
+	snprintf(what, sizeof what, "%s: metadata trainer_state", path);
+	fv_status rc = fv__json_load(json, strlen(json), what, &state);
+	if (rc == FV_OK)
+		rc = apply_state(t, state, path);
+	json_decref(state);
+	return rc;
 }
 
 fv_status fv__resume(fv__trainer *t, fv_checkpoint *last)
@@ -225,14 +251,8 @@ fv_status fv__resume(fv__trainer *t, fv_checkpoint *last)
 	fv_status rc = fv_checkpoint_load_model(last, t->model, false);
 	if (rc == FV_OK)
 		rc = fv_checkpoint_load_optimizer(last, t->opt, t->n_params, t->params);
-	json_t *state = NULL;
-	char what[4200];
-	snprintf(what, sizeof what, "%s: metadata trainer_state", path);
 	if (rc == FV_OK)
-		rc = fv__json_load(json, strlen(json), what, &state);
-	if (rc == FV_OK)
-		rc = apply_state(t, state, path);
-	json_decref(state);
+		rc = fv__apply_trainer_state(t, json, path);
 	if (rc == FV_OK)
 		rc = reload_metrics(t, t->epochs_done);
 	if (rc == FV_OK) {

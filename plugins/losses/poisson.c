@@ -41,7 +41,7 @@ static const fv_option poisson_options[] = {
 static const fv_option l1_poisson_options[] = {
 	POISSON_OPTIONS,
 	FV_OPT("gamma_l1", FLOAT, poisson_opts, gamma_l1, "0.001",
-	       "weight of the L1 penalty on the output"),
+	       "weight of the L1 penalty on the output", .min = 0, .max = 1e30),
 	{0},
 };
 

@@ -75,9 +75,10 @@ static const fv_option gm_options[] = {
 	FV_OPT("nonlinearity_function", STRING, gm_readout, nonlinearity_function, "softplus",
 	       "output nonlinearity (torch.nn.functional name)"),
 	FV_OPT("mask_l1_reg", FLOAT, gm_readout, mask_l1_reg, "1.0",
-	       "weight of the mask penalty exp(log_var*var_scale) + (mean*mean_scale)^2"),
+	       "weight of the mask penalty exp(log_var*var_scale) + (mean*mean_scale)^2",
+	       .min = 0, .max = 1e30),
 	FV_OPT("feature_weights_l1_reg", FLOAT, gm_readout, feature_l1_reg, "1.0",
-	       "weight of the L1 penalty on the feature weights"),
+	       "weight of the L1 penalty on the feature weights", .min = 0, .max = 1e30),
 	{0},
 };
 

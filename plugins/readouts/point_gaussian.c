@@ -117,7 +117,7 @@ static const fv_option pg_options[] = {
 	       "per-neuron mean response the bias starts from (list); null: 0",
 	       .flags = FV_OPT_NULLABLE),
 	FV_OPT("gamma_readout", FLOAT, pg_readout, o.gamma_readout, "1.0",
-	       "weight of the L1 penalty on the feature weights"),
+	       "weight of the L1 penalty on the feature weights", .min = 0, .max = 1e30),
 	{0},
 };
 

@@ -15,6 +15,16 @@
 #                       usual overrides trains on the directory openretina's own
 #                       `openretina create-data` writes (fovea create-data
 #                       --layout openretina), then evaluates
+#   concurrent_runs     a second training into a directory a running one
+#                       holds is refused, naming the holder's pid (issue 12
+#                       item 12); the first one ends normally
+#   nonfinite           a regularizer weight of .nan or below 0 is refused; a
+#                       gradient that goes non-finite stops the run with exit
+#                       1 and no NaN checkpoint (issue 12 item 7)
+#   resume_bad_state    a last.safetensors whose trainer_state counts more
+#                       epochs than its steps allow is refused on resume
+#                       (found with fuzz_ckpt_meta: 2^63-1 epochs replayed
+#                       the batch order forever)
 set -u
 
 case_name=$1
@@ -267,6 +277,64 @@ hdf5_core_readout)
 	run 0 "$fovea" train "$srcdir/configs/hdf5_core_readout.yaml" paths.data_dir="$tmp/d3" \
 		paths.output_dir="$tmp/run3" trainer.max_epochs=1 --threads 1 --quiet
 	exists "$tmp/run3/best.safetensors"
+	;;
+
+concurrent_runs)
+	make_data "$tmp/d" "${data_args[@]}"
+	# long enough that the first run still trains when it gets stopped below
+	"$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/run" \
+		"${small[@]}" trainer.max_epochs=400 --quiet >"$tmp/first.out" 2>&1 &
+	first=$!
+	for _ in $(seq 600); do
+		[ "$(cat "$tmp/run/.fovea.lock" 2>/dev/null)" = "$first" ] && break
+		sleep 0.05
+	done
+	# held still while the second one tries, so the refusal cannot race its end
+	kill -STOP "$first"
+	run 1 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/run" \
+		"${small[@]}" trainer.max_epochs=1 --quiet
+	expect err "$tmp/run is in use by another training (process $first holds .fovea.lock)"
+	kill -CONT "$first"
+	wait "$first" || fail "the first training exited $?: $(cat "$tmp/first.out")"
+	exists "$tmp/run/best.safetensors"
+	# the kernel released the lock: the directory can be resumed now
+	run 0 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/run" \
+		"${small[@]}" trainer.max_epochs=401 resume=true --quiet
+	;;
+
+nonfinite)
+	make_data "$tmp/d" "${data_args[@]}"
+	# YAML's .nan is a float to the parser; the weights' ranges refuse it
+	run 1 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/nan" \
+		"${small[@]}" model.core.gamma_temporal=.nan --quiet
+	expect err "model.core.gamma_temporal: nan is out of range [0, 1e+30]"
+	run 1 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/neg" \
+		"${small[@]}" model.readout.mask_l1_reg=-1 --quiet
+	expect err "model.readout.mask_l1_reg: -1 is out of range [0, 1e+30]"
+	# a learning rate that blows the weights up: the first non-finite
+	# gradient stops the run before any checkpoint takes it
+	run 1 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/big" \
+		"${small[@]}" model.learning_rate=1e9 seed=1 --quiet
+	expect err "epoch 1/3, training batch "
+	expect err "session 'session_"
+	expect err "the gradient of "
+	expect err "training stopped"
+	[ ! -e "$tmp/big/last.safetensors" ] && [ ! -e "$tmp/big/best.safetensors" ] ||
+		fail "a checkpoint was written from non-finite weights"
+	;;
+
+resume_bad_state)
+	make_data "$tmp/d" "${data_args[@]}"
+	run 0 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/run" \
+		"${small[@]}" trainer.max_epochs=1 --quiet
+	# (the trainer_state JSON sits escaped inside the header's JSON)
+	grep -aq 'epochs_done\\": 1, \\"global_step\\": 4,' "$tmp/run/last.safetensors" ||
+		fail "last.safetensors: trainer_state not as expected"
+	# in place, same length: the header stays valid
+	LC_ALL=C sed -i 's/epochs_done\\": 1, /epochs_done\\": 9, /' "$tmp/run/last.safetensors"
+	run 1 timeout 60 "$fovea" train "$example" paths.data_dir="$tmp/d" \
+		paths.output_dir="$tmp/run" "${small[@]}" trainer.max_epochs=20 resume=true --quiet
+	expect err "last.safetensors: metadata trainer_state: 9 epochs in 4 steps do not fit 4 training batches per epoch"
 	;;
 
 *)
