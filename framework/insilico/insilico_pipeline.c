@@ -93,6 +93,12 @@ static fv_status find_session(fv__ins *s)
 {
 	const fv_data_info *info = s->info;
 	const char *want = s->job->session, *path = s->job->checkpoint;
+	/* A checkpoint not written by fovea train (or stripped of its
+	** metadata) has no sessions to choose a readout from. */
+	if (info == NULL)
+		return fv_error(FV_ERR_FORMAT, "%s: the checkpoint's metadata has no data_info "
+		                "(sessions, neurons, stimulus shape); was it written by fovea train?",
+		                path);
 	if (info->n_sessions == 0)
 		return fv_error(FV_ERR_FORMAT, "%s: the model has no sessions", path);
 	for (size_t i = 0; i < info->n_sessions; i++)

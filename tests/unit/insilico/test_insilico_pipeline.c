@@ -40,7 +40,11 @@ static const char *in_tmp(const char *name)
 	return p[k];
 }
 
-static void save_checkpoint(const char *path)
+/* What save_checkpoint writes as the metadata's data_info: the model's
+** own, none at all, or one listing no sessions (issue 12 items 2 and 3). */
+typedef enum saved_info { INFO_MODEL, INFO_NONE, INFO_NO_SESSIONS } saved_info;
+
+static void save_checkpoint_with(const char *path, saved_info saved)
 {
 	char example[1024];
 	snprintf(example, sizeof example, "%s/../configs/example.yaml", FOVEA_TEST_SRCDIR);
@@ -63,13 +67,22 @@ static void save_checkpoint(const char *path)
 	fv_module *model = fv_model_build(reg, cfg, &info, 3);
 	cr_assert_not_null(model, "%s", fv_errmsg());
 	char *yaml = fv_config_to_yaml(cfg);
-	fv_checkpoint_content c = {.model = model, .config_yaml = yaml, .data_info = &info};
+	fv_data_info empty = info;
+	empty.n_sessions = 0;
+	fv_checkpoint_content c = {.model = model, .config_yaml = yaml,
+	                           .data_info = saved == INFO_MODEL ? &info
+	                                        : saved == INFO_NONE ? NULL : &empty};
 	cr_assert_eq(fv_checkpoint_save(path, &c), FV_OK, "%s", fv_errmsg());
 	free(yaml);
 	fv_module_free(model);
 	fv_tensor_free(mean[0]);
 	fv_tensor_free(mean[1]);
 	fv_config_free(cfg);
+}
+
+static void save_checkpoint(const char *path)
+{
+	save_checkpoint_with(path, INFO_MODEL);
 }
 
 static void setup(void)
@@ -617,6 +630,32 @@ Test(pipeline, bad_jobs)
 	mds.reference = "movie.npy";
 	expect_failure(cfg, &mds, "a reference movie is for the MEIs of units");
 	fv_config_free(cfg);
+}
+
+/* Issue 12 items 2 and 3: a checkpoint without data_info, or whose
+** data_info lists no sessions, is refused naming the file (it was a NULL
+** dereference and a read before the sessions array). */
+Test(pipeline, checkpoint_without_sessions)
+{
+	const int64_t n1 = 1;
+	fv_insilico_kind kinds[2] = {FV_INSILICO_MEI, FV_INSILICO_MDS};
+	const fv_indices off = {1, &n1};
+	for (int k = 0; k < 2; k++) {
+		fv_config *cfg = short_config(kinds[k]);
+		fv_insilico_job job = {.kind = kinds[k], .units = {1, &n1}, .on = {1, &n1},
+		                       .n_off = kinds[k] == FV_INSILICO_MDS, .off = &off};
+		if (kinds[k] == FV_INSILICO_MDS)
+			job.units = (fv_indices){0, NULL};
+		const char *noinfo = in_tmp("noinfo.safetensors"), *nosess = in_tmp("nosess.safetensors");
+		save_checkpoint_with(noinfo, INFO_NONE);
+		save_checkpoint_with(nosess, INFO_NO_SESSIONS);
+		job.checkpoint = noinfo;
+		job.session = "session_1";
+		expect_failure(cfg, &job, "noinfo.safetensors: the checkpoint's metadata has no data_info");
+		job.checkpoint = nosess;
+		expect_failure(cfg, &job, "nosess.safetensors: the model has no sessions");
+		fv_config_free(cfg);
+	}
 }
 
 /* A bad setting names its key, and which optimisation it stopped. */
