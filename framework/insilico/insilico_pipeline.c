@@ -85,6 +85,14 @@ static fv_status check_job(const fv_insilico_job *job)
 		st = check_indices("ON cluster indices", &job->on);
 	for (size_t k = 0; st == FV_OK && job->kind == FV_INSILICO_MDS && k < job->n_off; k++)
 		st = check_indices("OFF cluster indices", &job->off[k]);
+	/* A neuron on both sides makes the objective (ON minus OFF) cancel
+	** itself: the optimisation runs and means nothing. */
+	for (size_t k = 0; st == FV_OK && job->kind == FV_INSILICO_MDS && k < job->n_off; k++)
+		for (size_t i = 0; st == FV_OK && i < job->on.n; i++)
+			for (size_t j = 0; st == FV_OK && j < job->off[k].n; j++)
+				if (job->on.v[i] == job->off[k].v[j])
+					st = fv_error(FV_ERR_ARG, "neuron %lld is in both the ON cluster and "
+					              "OFF cluster %zu", (long long)job->on.v[i], k);
 	return st;
 }
 

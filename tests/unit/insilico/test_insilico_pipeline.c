@@ -627,6 +627,11 @@ Test(pipeline, bad_jobs)
 	mds.n_off = 1;
 	mds.off = &off;
 	expect_failure(cfg, &mds, "cluster neuron 9 is out of range: session 'session_1' has 4");
+	/* issue 12 item 10: the same neuron ON and OFF cancels the objective */
+	const int64_t on1[] = {0, 1};
+	mds.on = (fv_indices){2, on1};
+	expect_failure(cfg, &mds, "neuron 1 is in both the ON cluster and OFF cluster 0");
+	mds.on = (fv_indices){2, on};
 	mds.reference = "movie.npy";
 	expect_failure(cfg, &mds, "a reference movie is for the MEIs of units");
 	fv_config_free(cfg);
@@ -637,9 +642,9 @@ Test(pipeline, bad_jobs)
 ** dereference and a read before the sessions array). */
 Test(pipeline, checkpoint_without_sessions)
 {
-	const int64_t n1 = 1;
+	const int64_t n0 = 0, n1 = 1;
 	fv_insilico_kind kinds[2] = {FV_INSILICO_MEI, FV_INSILICO_MDS};
-	const fv_indices off = {1, &n1};
+	const fv_indices off = {1, &n0};
 	for (int k = 0; k < 2; k++) {
 		fv_config *cfg = short_config(kinds[k]);
 		fv_insilico_job job = {.kind = kinds[k], .units = {1, &n1}, .on = {1, &n1},
