@@ -109,6 +109,12 @@ static fv_status find_session(fv__ins *s)
 		                path);
 	if (info->n_sessions == 0)
 		return fv_error(FV_ERR_FORMAT, "%s: the model has no sessions", path);
+	/* Reference movies are normalised with these: a std of 0 or a mean of
+	** 1e308 would make every response NaN. */
+	if (!isfinite(info->stim_mean) || !isfinite(info->stim_std) || !(info->stim_std > 0))
+		return fv_error(FV_ERR_FORMAT, "%s: data_info stim_mean %g and stim_std %g cannot "
+		                "normalise a stimulus (the mean must be finite, the std finite and > 0)",
+		                path, info->stim_mean, info->stim_std);
 	for (size_t i = 0; i < info->n_sessions; i++)
 		if (want == NULL || strcmp(info->sessions[i], want) == 0) {
 			s->session_index = i;

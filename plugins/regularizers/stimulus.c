@@ -200,6 +200,10 @@ static fv_status rescale(const clip *p, fv_tensor *x)
 		double ss = 0;
 		for (int64_t i = 0; i < per; i++)
 			ss += (double)v[i] * v[i];
+		if (!isfinite(ss))
+			return fv_error(FV_ERR_ARG, CLIP_NAME ": batch element %lld holds non-finite "
+			                            "values (NaN weights, or a diverging optimisation?)",
+			                (long long)b);
 		if (!(ss > 0))
 			return fv_error(FV_ERR_ARG, CLIP_NAME ": batch element %lld has norm 0; it cannot "
 			                            "be rescaled to norm %g",

@@ -9,6 +9,7 @@
 ** the errors of bad jobs.
 */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,9 +41,12 @@ static const char *in_tmp(const char *name)
 	return p[k];
 }
 
-/* What save_checkpoint writes as the metadata's data_info: the model's
-** own, none at all, or one listing no sessions (issue 12 items 2 and 3). */
-typedef enum saved_info { INFO_MODEL, INFO_NONE, INFO_NO_SESSIONS } saved_info;
+/* What save_checkpoint writes: the model's own data_info, none at all, one
+** listing no sessions (issue 12 items 2 and 3), one with stim_std 0, or
+** the model with a NaN weight (item 9). */
+typedef enum saved_info {
+	INFO_MODEL, INFO_NONE, INFO_NO_SESSIONS, INFO_STD_0, NAN_WEIGHT
+} saved_info;
 
 static void save_checkpoint_with(const char *path, saved_info saved)
 {
@@ -69,9 +73,18 @@ static void save_checkpoint_with(const char *path, saved_info saved)
 	char *yaml = fv_config_to_yaml(cfg);
 	fv_data_info empty = info;
 	empty.n_sessions = 0;
+	if (saved == INFO_STD_0)
+		info.stim_std = 0;
+	if (saved == NAN_WEIGHT) {
+		size_t n;
+		fv_tensor **params = fv_module_params(model, &n);
+		cr_assert(n > 0);
+		params[0]->data[0] = NAN;
+		free(params);
+	}
 	fv_checkpoint_content c = {.model = model, .config_yaml = yaml,
-	                           .data_info = saved == INFO_MODEL ? &info
-	                                        : saved == INFO_NONE ? NULL : &empty};
+	                           .data_info = saved == INFO_NONE ? NULL
+	                                        : saved == INFO_NO_SESSIONS ? &empty : &info};
 	cr_assert_eq(fv_checkpoint_save(path, &c), FV_OK, "%s", fv_errmsg());
 	free(yaml);
 	fv_module_free(model);
@@ -661,6 +674,31 @@ Test(pipeline, checkpoint_without_sessions)
 		expect_failure(cfg, &job, "nosess.safetensors: the model has no sessions");
 		fv_config_free(cfg);
 	}
+}
+
+/* Issue 12 item 9: a checkpoint whose stim_std cannot normalise, or whose
+** weights give a NaN stimulus, is refused; no NaN file is written. */
+Test(pipeline, non_finite_inputs_and_outputs_are_refused)
+{
+	fv_config *cfg = short_config(FV_INSILICO_MEI);
+	const int64_t n1 = 1;
+	const char *std0 = in_tmp("std0.safetensors"), *nanw = in_tmp("nanw.safetensors");
+	save_checkpoint_with(std0, INFO_STD_0);
+	save_checkpoint_with(nanw, NAN_WEIGHT);
+	fv_insilico_job job = {.checkpoint = std0, .kind = FV_INSILICO_MEI, .session = "session_1",
+	                       .units = {1, &n1}};
+	expect_failure(cfg, &job, "std0.safetensors: data_info stim_mean 0.5 and stim_std 0 cannot "
+	                          "normalise a stimulus");
+	job.checkpoint = nanw;
+	expect_failure(cfg, &job, "batch element 0 holds non-finite values");
+	fv_config_free(cfg);
+	/* without the projection that notices, the record refuses to write */
+	const char *plain[] = {"time_steps=30", "postprocessors=null"};
+	cfg = compose(FV_INSILICO_MEI, NULL, 2, plain);
+	expect_failure(cfg, &job, "nanw.safetensors: mei_session_1_1: ");
+	pt_expect_msg("stimulus values are not finite");
+	cr_expect_not(exists("err", "mei_session_1_1", "npy"), "a NaN stimulus was written");
+	fv_config_free(cfg);
 }
 
 /* A bad setting names its key, and which optimisation it stopped. */
