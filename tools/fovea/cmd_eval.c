@@ -44,7 +44,10 @@ static int parse_args(int argc, char **argv, eval_args *a)
 			a->cutoff = strtod(argv[++i], &end);
 			/* NaN would compare false with every ratio and leave no neuron in
 			** the summary without saying so. */
-			if (errno != 0 || *end != '\0' || !isfinite(a->cutoff))
+			if (errno != 0 || *end != '\0')
+				return cli_usage_error(self, "--var-ratio-cutoff needs a number, got '%s'",
+				                       argv[i]);
+			if (!isfinite(a->cutoff))
 				return cli_usage_error(self, "--var-ratio-cutoff needs a finite number, "
 				                       "got '%s'", argv[i]);
 		} else if (s[0] == '-' && s[1] == '-') {
