@@ -202,12 +202,27 @@ static fv_status dataset_shape(hid_t ds, const char *path, const char *name, fv_
 		                          name);
 	}
 	H5Sclose(space);
+	/* Each size is bounded before the product so that the shape can be
+	** printed, and the product is checked for overflow: two sizes of 2^36
+	** each would wrap int64 and pass a plain comparison. */
 	int64_t numel = 1;
+	bool overflow = false;
 	out->ndim = ndim;
 	for (int i = 0; i < ndim; i++) {
-		out->shape[i] = (int64_t)dims[i];
-		if (dims[i] > (hsize_t)H5_MAX_ELEMENTS || (numel *= (int64_t)dims[i]) > H5_MAX_ELEMENTS)
-			return fv_error(FV_ERR_FORMAT, "%s: dataset '%s' is implausibly large", path, name);
+		overflow |= dims[i] > (hsize_t)H5_MAX_ELEMENTS;
+		out->shape[i] = overflow ? 0 : (int64_t)dims[i];
+		overflow |= __builtin_mul_overflow(numel, out->shape[i], &numel);
+	}
+	if (overflow || numel > H5_MAX_ELEMENTS) {
+		char shape[FV_MAX_DIMS * 24 + 4];
+		int n = snprintf(shape, sizeof shape, "(");
+		for (int i = 0; i < ndim; i++)
+			n += snprintf(shape + n, sizeof shape - (size_t)n, "%s%llu", i ? ", " : "",
+			              (unsigned long long)dims[i]);
+		snprintf(shape + n, sizeof shape - (size_t)n, ")");
+		return fv_error(FV_ERR_FORMAT, "%s: dataset '%s' of shape %s is implausibly large "
+		                               "(more than %lld elements)",
+		                path, name, shape, (long long)H5_MAX_ELEMENTS);
 	}
 	return FV_OK;
 }

@@ -85,6 +85,14 @@ static fv_status check_job(const fv_insilico_job *job)
 		st = check_indices("ON cluster indices", &job->on);
 	for (size_t k = 0; st == FV_OK && job->kind == FV_INSILICO_MDS && k < job->n_off; k++)
 		st = check_indices("OFF cluster indices", &job->off[k]);
+	/* A neuron on both sides makes the objective (ON minus OFF) cancel
+	** itself: the optimisation runs and means nothing. */
+	for (size_t k = 0; st == FV_OK && job->kind == FV_INSILICO_MDS && k < job->n_off; k++)
+		for (size_t i = 0; st == FV_OK && i < job->on.n; i++)
+			for (size_t j = 0; st == FV_OK && j < job->off[k].n; j++)
+				if (job->on.v[i] == job->off[k].v[j])
+					st = fv_error(FV_ERR_ARG, "neuron %lld is in both the ON cluster and "
+					              "OFF cluster %zu", (long long)job->on.v[i], k);
 	return st;
 }
 
@@ -93,8 +101,20 @@ static fv_status find_session(fv__ins *s)
 {
 	const fv_data_info *info = s->info;
 	const char *want = s->job->session, *path = s->job->checkpoint;
+	/* A checkpoint not written by fovea train (or stripped of its
+	** metadata) has no sessions to choose a readout from. */
+	if (info == NULL)
+		return fv_error(FV_ERR_FORMAT, "%s: the checkpoint's metadata has no data_info "
+		                "(sessions, neurons, stimulus shape); was it written by fovea train?",
+		                path);
 	if (info->n_sessions == 0)
 		return fv_error(FV_ERR_FORMAT, "%s: the model has no sessions", path);
+	/* Reference movies are normalised with these: a std of 0 or a mean of
+	** 1e308 would make every response NaN. */
+	if (!isfinite(info->stim_mean) || !isfinite(info->stim_std) || !(info->stim_std > 0))
+		return fv_error(FV_ERR_FORMAT, "%s: data_info stim_mean %g and stim_std %g cannot "
+		                "normalise a stimulus (the mean must be finite, the std finite and > 0)",
+		                path, info->stim_mean, info->stim_std);
 	for (size_t i = 0; i < info->n_sessions; i++)
 		if (want == NULL || strcmp(info->sessions[i], want) == 0) {
 			s->session_index = i;

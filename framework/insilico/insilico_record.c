@@ -149,6 +149,15 @@ fv_status fv__ins_write(const fv__ins *s, const fv__ins_stimulus *st)
 	if (snprintf(path, sizeof path, "%s/%s.json", s->dir, st->stem) >= (int)sizeof path)
 		return fv_error(FV_ERR_ARG, "%s/%s: the output path is too long", s->dir, st->stem);
 	const fv_tensor *x = st->x;
+	/* NaN weights (or an optimisation that diverged) give a NaN stimulus;
+	** a file of NaN looks like a result, so none is written. */
+	int64_t bad = 0;
+	for (int64_t i = 0; i < x->numel; i++)
+		bad += !isfinite(x->data[i]);
+	if (bad > 0)
+		return fv_error(FV_ERR_ARG, "%s: %s: %lld of the %lld stimulus values are not finite "
+		                "(NaN weights in the checkpoint?); nothing written", s->job->checkpoint,
+		                st->stem, (long long)bad, (long long)x->numel);
 	snprintf(path, sizeof path, "%s/%s.npy", s->dir, st->stem);
 	fv_status rc = fv_npy_save_data(path, 4, x->shape + 1, x->data);
 	snprintf(path, sizeof path, "%s/%s.png", s->dir, st->stem);

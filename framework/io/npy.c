@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "fovea/npy.h"
+#include "io/npy_internal.h"
 #include "tensor/tensor_internal.h"
 #include "base/base_internal.h"
 
@@ -217,6 +218,40 @@ static fv_status read_header(FILE *f, const char *path, npy_header *h, long *dat
 	return rc;
 }
 
+/* The data must be exactly what the shape says: the element count and byte
+** count are checked for overflow (a crafted shape such as (55,
+** 1111111111111111111) would otherwise wrap) and against the bytes actually
+** left in the file before anything is allocated, so a lying header costs
+** nothing. */
+static fv_status check_size(FILE *f, const char *path, const npy_header *h)
+{
+	int64_t n = 1, bytes;
+	bool overflow = false;
+	for (int i = 0; i < h->ndim; i++)
+		overflow |= __builtin_mul_overflow(n, h->shape[i], &n);
+	overflow |= __builtin_mul_overflow(n, (int64_t)h->itemsize, &bytes);
+	if (overflow)
+		return fv_error(FV_ERR_FORMAT, "%s: shape %s has too many elements", path,
+		                fv_shape_str(h->ndim, h->shape));
+	long here = ftell(f);
+	if (here < 0 || fseek(f, 0, SEEK_END) != 0)
+		return fv_error(FV_ERR_IO, "%s: cannot seek: %s", path, strerror(errno));
+	long end = ftell(f);
+	if (end < 0 || fseek(f, here, SEEK_SET) != 0)
+		return fv_error(FV_ERR_IO, "%s: cannot seek: %s", path, strerror(errno));
+	int64_t have = (int64_t)end - (int64_t)here;
+	if (bytes > have)
+		return fv_error(FV_ERR_FORMAT, "%s: data truncated: shape %s needs %lld bytes, "
+		                               "the file has %lld after the header",
+		                path, fv_shape_str(h->ndim, h->shape), (long long)bytes, (long long)have);
+	if (bytes < have)
+		return fv_error(FV_ERR_FORMAT, "%s: unexpected data after the array of shape %s "
+		                               "(%lld bytes more than its %lld)",
+		                path, fv_shape_str(h->ndim, h->shape), (long long)(have - bytes),
+		                (long long)bytes);
+	return FV_OK;
+}
+
 static fv_status read_data(FILE *f, const char *path, const npy_header *h, fv_tensor *t)
 {
 	enum { CHUNK = 1 << 16 };
@@ -242,6 +277,21 @@ static fv_status read_data(FILE *f, const char *path, const npy_header *h, fv_te
 	return FV_OK;
 }
 
+fv_tensor *fv__npy_read(FILE *f, const char *path)
+{
+	npy_header h;
+	long data_start;
+	fv_tensor *t = NULL;
+	if (read_header(f, path, &h, &data_start) == FV_OK && check_size(f, path, &h) == FV_OK) {
+		t = fv_tensor_new(h.ndim, h.shape);
+		if (t != NULL && read_data(f, path, &h, t) != FV_OK) {
+			fv_tensor_free(t);
+			t = NULL;
+		}
+	}
+	return t;
+}
+
 fv_tensor *fv_npy_load(const char *path)
 {
 	FILE *f = fopen(path, "rb");
@@ -249,16 +299,7 @@ fv_tensor *fv_npy_load(const char *path)
 		fv_error(FV_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
 		return NULL;
 	}
-	npy_header h;
-	long data_start;
-	fv_tensor *t = NULL;
-	if (read_header(f, path, &h, &data_start) == FV_OK) {
-		t = fv_tensor_new(h.ndim, h.shape);
-		if (t != NULL && read_data(f, path, &h, t) != FV_OK) {
-			fv_tensor_free(t);
-			t = NULL;
-		}
-	}
+	fv_tensor *t = fv__npy_read(f, path);
 	fclose(f);
 	return t;
 }

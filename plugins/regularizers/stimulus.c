@@ -43,7 +43,7 @@ static fv_status read_bound(const fv_config_node *n, const char *who, double *v,
 	*has = n != NULL && !fv_node_is_null(n);
 	if (!*has)
 		return FV_OK;
-	if (fv_node_to_double(n, v) != FV_OK)
+	if (fv_node_to_double(n, v) != FV_OK || isnan(*v))
 		return fv_error_at(n, FV_ERR_CONFIG, "%s: min_max_values: expected a number or null, "
 		                   "got '%s'", who, fv_node_text(n) ? fv_node_text(n) : "?");
 	return FV_OK;
@@ -73,6 +73,9 @@ static fv_status read_ranges(const fv_config_node *list, const char *who, ranges
 			st = read_bound(fv_node_at(pair, 1), who, &r->hi, &r->has_hi);
 		if (st != FV_OK)
 			return st;
+		if (r->has_lo && r->has_hi && !(r->lo <= r->hi))
+			return fv_error_at(pair, FV_ERR_CONFIG, "%s: min_max_values[%zu]: min %g is above "
+			                   "max %g", who, i, r->lo, r->hi);
 		if (!r->has_lo)
 			r->lo = -INFINITY;
 		if (!r->has_hi)
@@ -98,7 +101,7 @@ static const fv_option range_options[] = {
 	       .flags = FV_OPT_REQUIRED),
 	FV_OPT("max_norm", FLOAT, range_loss, max_norm, NULL,
 	       "the stimulus' L2 norm above this is penalised (null: no norm penalty)",
-	       .flags = FV_OPT_REQUIRED | FV_OPT_NULLABLE),
+	       .min = 0, .max = 1e300, .flags = FV_OPT_REQUIRED | FV_OPT_NULLABLE),
 	FV_OPT("factor", FLOAT, range_loss, factor, "1.0", "weight of the whole penalty"),
 	{0},
 };
@@ -171,7 +174,7 @@ static const fv_option clip_options[] = {
 	       .flags = FV_OPT_REQUIRED),
 	FV_OPT("norm", FLOAT, clip, norm, NULL,
 	       "L2 norm each batch element is rescaled to before clamping (null: no rescaling)",
-	       .flags = FV_OPT_REQUIRED | FV_OPT_NULLABLE),
+	       .min = 1e-300, .max = 1e300, .flags = FV_OPT_REQUIRED | FV_OPT_NULLABLE),
 	{0},
 };
 
@@ -197,6 +200,10 @@ static fv_status rescale(const clip *p, fv_tensor *x)
 		double ss = 0;
 		for (int64_t i = 0; i < per; i++)
 			ss += (double)v[i] * v[i];
+		if (!isfinite(ss))
+			return fv_error(FV_ERR_ARG, CLIP_NAME ": batch element %lld holds non-finite "
+			                            "values (NaN weights, or a diverging optimisation?)",
+			                (long long)b);
 		if (!(ss > 0))
 			return fv_error(FV_ERR_ARG, CLIP_NAME ": batch element %lld has norm 0; it cannot "
 			                            "be rescaled to norm %g",

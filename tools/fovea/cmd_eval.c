@@ -8,6 +8,7 @@
 ** (data_io.*, dataloader.*), which key=value overrides may change.
 */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,9 +42,14 @@ static int parse_args(int argc, char **argv, eval_args *a)
 			char *end;
 			errno = 0;
 			a->cutoff = strtod(argv[++i], &end);
+			/* NaN would compare false with every ratio and leave no neuron in
+			** the summary without saying so. */
 			if (errno != 0 || *end != '\0')
 				return cli_usage_error(self, "--var-ratio-cutoff needs a number, got '%s'",
 				                       argv[i]);
+			if (!isfinite(a->cutoff))
+				return cli_usage_error(self, "--var-ratio-cutoff needs a finite number, "
+				                       "got '%s'", argv[i]);
 		} else if (s[0] == '-' && s[1] == '-') {
 			return cli_usage_error(self, "unknown option '%s'", s);
 		} else if (strchr(s, '=') != NULL || s[0] == '~') {

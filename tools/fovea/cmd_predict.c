@@ -9,6 +9,7 @@
 ** (time - lag, neurons): the first `lag` frames feed the core's temporal
 ** filters and have no prediction.
 */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,7 +76,13 @@ static int stimulus_batch(const predict_args *a, const fv_data_info *info, fv_ct
 	int first = s->ndim == 5 ? 1 : 0;
 	*batched = first;
 	int rc = CLI_OK;
-	if (s->ndim - first != 4 || s->shape[first] != info->input_shape[0] ||
+	/* A std of 0 or a mean of 1e308 turns every pixel into inf or NaN. */
+	if (!a->raw && (!isfinite(info->stim_mean) || !isfinite(info->stim_std) ||
+	                !(info->stim_std > 0)))
+		rc = cli_fail("%s: data_info stim_mean %g and stim_std %g cannot normalise a stimulus "
+		              "(the mean must be finite, the std finite and > 0)", a->checkpoint,
+		              info->stim_mean, info->stim_std);
+	else if (s->ndim - first != 4 || s->shape[first] != info->input_shape[0] ||
 	    s->shape[first + 2] != info->input_shape[1] || s->shape[first + 3] != info->input_shape[2]) {
 		char want[64];
 		snprintf(want, sizeof want, "%s", fv_shape_str(3, info->input_shape));
@@ -121,9 +128,16 @@ static int predict(fv_registry *reg, const predict_args *a)
 		fa.crop_input = true;
 		fv_tensor *y = fv_module_forward(model, ctx, x, &fa);
 		const char *out = a->output ? a->output : "prediction.npy";
+		int64_t bad = 0;
+		for (int64_t i = 0; y != NULL && i < y->numel; i++)
+			bad += !isfinite(y->data[i]);
 		if (y == NULL || y->ndim != 3)
 			rc = cli_fail("%s", y == NULL ? fv_errmsg() : "the model's output is not "
 			              "(batch, time, neurons)");
+		else if (bad > 0)
+			rc = cli_fail("%s: %lld of the %lld predicted values are not finite (NaN weights "
+			              "in the checkpoint?); nothing written", a->checkpoint,
+			              (long long)bad, (long long)y->numel);
 		else if (fv_npy_save_data(out, batched ? 3 : 2, y->shape + !batched, y->data) != FV_OK)
 			rc = cli_fail("%s", fv_errmsg());
 		else {

@@ -1621,3 +1621,25 @@ Test(data, every_allocation_failure_is_out_of_memory)
 			             fv_errmsg());
 	}
 }
+
+/* Issue 12 item 4: a dataset whose element count overflows int64 (two
+** sizes of 2^36, each plausible alone) is refused with its shape, before
+** any allocation.  Chunked and never written, so the file stays tiny. */
+Test(data, error_dataset_shape_overflows)
+{
+	write_fixture();
+	hid_t f = h5_create("session_2.hdf5");
+	hsize_t dims[2] = {(hsize_t)1 << 36, (hsize_t)1 << 36}, chunk[2] = {1, 1};
+	hid_t space = H5Screate_simple(2, dims, NULL);
+	hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+	H5Pset_chunk(dcpl, 2, chunk);
+	hid_t ds = H5Dcreate2(f, "responses_random_noise_0", H5T_IEEE_F64LE, space, H5P_DEFAULT, dcpl,
+	                      H5P_DEFAULT);
+	cr_assert_geq(ds, 0);
+	H5Dclose(ds);
+	H5Pclose(dcpl);
+	H5Sclose(space);
+	H5Fclose(f);
+	expect_fixture_error(FV_ERR_FORMAT, "session_2.hdf5",
+	                     "shape (68719476736, 68719476736) is implausibly large");
+}

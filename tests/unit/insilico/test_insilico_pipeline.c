@@ -9,6 +9,7 @@
 ** the errors of bad jobs.
 */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,14 @@ static const char *in_tmp(const char *name)
 	return p[k];
 }
 
-static void save_checkpoint(const char *path)
+/* What save_checkpoint writes: the model's own data_info, none at all, one
+** listing no sessions (issue 12 items 2 and 3), one with stim_std 0, or
+** the model with a NaN weight (item 9). */
+typedef enum saved_info {
+	INFO_MODEL, INFO_NONE, INFO_NO_SESSIONS, INFO_STD_0, NAN_WEIGHT
+} saved_info;
+
+static void save_checkpoint_with(const char *path, saved_info saved)
 {
 	char example[1024];
 	snprintf(example, sizeof example, "%s/../configs/example.yaml", FOVEA_TEST_SRCDIR);
@@ -63,13 +71,31 @@ static void save_checkpoint(const char *path)
 	fv_module *model = fv_model_build(reg, cfg, &info, 3);
 	cr_assert_not_null(model, "%s", fv_errmsg());
 	char *yaml = fv_config_to_yaml(cfg);
-	fv_checkpoint_content c = {.model = model, .config_yaml = yaml, .data_info = &info};
+	fv_data_info empty = info;
+	empty.n_sessions = 0;
+	if (saved == INFO_STD_0)
+		info.stim_std = 0;
+	if (saved == NAN_WEIGHT) {
+		size_t n;
+		fv_tensor **params = fv_module_params(model, &n);
+		cr_assert(n > 0);
+		params[0]->data[0] = NAN;
+		free(params);
+	}
+	fv_checkpoint_content c = {.model = model, .config_yaml = yaml,
+	                           .data_info = saved == INFO_NONE ? NULL
+	                                        : saved == INFO_NO_SESSIONS ? &empty : &info};
 	cr_assert_eq(fv_checkpoint_save(path, &c), FV_OK, "%s", fv_errmsg());
 	free(yaml);
 	fv_module_free(model);
 	fv_tensor_free(mean[0]);
 	fv_tensor_free(mean[1]);
 	fv_config_free(cfg);
+}
+
+static void save_checkpoint(const char *path)
+{
+	save_checkpoint_with(path, INFO_MODEL);
 }
 
 static void setup(void)
@@ -614,8 +640,64 @@ Test(pipeline, bad_jobs)
 	mds.n_off = 1;
 	mds.off = &off;
 	expect_failure(cfg, &mds, "cluster neuron 9 is out of range: session 'session_1' has 4");
+	/* issue 12 item 10: the same neuron ON and OFF cancels the objective */
+	const int64_t on1[] = {0, 1};
+	mds.on = (fv_indices){2, on1};
+	expect_failure(cfg, &mds, "neuron 1 is in both the ON cluster and OFF cluster 0");
+	mds.on = (fv_indices){2, on};
 	mds.reference = "movie.npy";
 	expect_failure(cfg, &mds, "a reference movie is for the MEIs of units");
+	fv_config_free(cfg);
+}
+
+/* Issue 12 items 2 and 3: a checkpoint without data_info, or whose
+** data_info lists no sessions, is refused naming the file (it was a NULL
+** dereference and a read before the sessions array). */
+Test(pipeline, checkpoint_without_sessions)
+{
+	const int64_t n0 = 0, n1 = 1;
+	fv_insilico_kind kinds[2] = {FV_INSILICO_MEI, FV_INSILICO_MDS};
+	const fv_indices off = {1, &n0};
+	for (int k = 0; k < 2; k++) {
+		fv_config *cfg = short_config(kinds[k]);
+		fv_insilico_job job = {.kind = kinds[k], .units = {1, &n1}, .on = {1, &n1},
+		                       .n_off = kinds[k] == FV_INSILICO_MDS, .off = &off};
+		if (kinds[k] == FV_INSILICO_MDS)
+			job.units = (fv_indices){0, NULL};
+		const char *noinfo = in_tmp("noinfo.safetensors"), *nosess = in_tmp("nosess.safetensors");
+		save_checkpoint_with(noinfo, INFO_NONE);
+		save_checkpoint_with(nosess, INFO_NO_SESSIONS);
+		job.checkpoint = noinfo;
+		job.session = "session_1";
+		expect_failure(cfg, &job, "noinfo.safetensors: the checkpoint's metadata has no data_info");
+		job.checkpoint = nosess;
+		expect_failure(cfg, &job, "nosess.safetensors: the model has no sessions");
+		fv_config_free(cfg);
+	}
+}
+
+/* Issue 12 item 9: a checkpoint whose stim_std cannot normalise, or whose
+** weights give a NaN stimulus, is refused; no NaN file is written. */
+Test(pipeline, non_finite_inputs_and_outputs_are_refused)
+{
+	fv_config *cfg = short_config(FV_INSILICO_MEI);
+	const int64_t n1 = 1;
+	const char *std0 = in_tmp("std0.safetensors"), *nanw = in_tmp("nanw.safetensors");
+	save_checkpoint_with(std0, INFO_STD_0);
+	save_checkpoint_with(nanw, NAN_WEIGHT);
+	fv_insilico_job job = {.checkpoint = std0, .kind = FV_INSILICO_MEI, .session = "session_1",
+	                       .units = {1, &n1}};
+	expect_failure(cfg, &job, "std0.safetensors: data_info stim_mean 0.5 and stim_std 0 cannot "
+	                          "normalise a stimulus");
+	job.checkpoint = nanw;
+	expect_failure(cfg, &job, "batch element 0 holds non-finite values");
+	fv_config_free(cfg);
+	/* without the projection that notices, the record refuses to write */
+	const char *plain[] = {"time_steps=30", "postprocessors=null"};
+	cfg = compose(FV_INSILICO_MEI, NULL, 2, plain);
+	expect_failure(cfg, &job, "nanw.safetensors: mei_session_1_1: ");
+	pt_expect_msg("stimulus values are not finite");
+	cr_expect_not(exists("err", "mei_session_1_1", "npy"), "a NaN stimulus was written");
 	fv_config_free(cfg);
 }
 

@@ -192,3 +192,22 @@ Test(npy, write_into_missing_directory_fails_cleanly)
 	cr_assert(strstr(fv_errmsg(), path) != NULL, "%s", fv_errmsg());
 	fv_tensor_free(t);
 }
+
+/* Issue 12 item 4: a shape whose element count overflows int64 (or whose
+** bytes the file does not hold) is refused before anything is allocated,
+** naming the file and the shape. */
+Test(npy, overflowing_or_oversized_shape_is_refused)
+{
+	float v[4] = {0};
+	const char *p = write_raw("ovf.npy", "{'descr': '<f4', 'fortran_order': False, "
+	                                     "'shape': (55, 1111111111111111111), }", v, sizeof v);
+	expect_error(p, "too many elements");
+	cr_assert(strstr(fv_errmsg(), "1111111111111111111") != NULL, "%s", fv_errmsg());
+	p = write_raw("ovf4.npy", "{'descr': '<f4', 'fortran_order': False, "
+	                          "'shape': (1, 9223372036854775807, 6, 5), }", v, sizeof v);
+	expect_error(p, "too many elements");
+	/* Fits in int64 but not in the file: refused without a 32 GiB calloc. */
+	p = write_raw("huge.npy", "{'descr': '<f8', 'fortran_order': False, "
+	                          "'shape': (65536, 65536), }", v, sizeof v);
+	expect_error(p, "needs 34359738368 bytes");
+}
