@@ -7,9 +7,9 @@
 **   SliceMeanReducer(axis, start, length):
 **                                     mean over `length` entries of `axis`
 **                                     from `start`; cut short at the end of
-**                                     the axis; a `start` beyond it is an
-**                                     error (openretina warns and averages
-**                                     from 0).
+**                                     the axis, and when `start` lies beyond
+**                                     it, taken from 0 instead (openretina
+**                                     warns and does the same).
 */
 #include <stddef.h>
 
@@ -74,13 +74,9 @@ static fv_tensor *slice_mean_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x,
 		return NULL;
 	int64_t size = x->shape[axis], start = r->start;
 	int64_t length = size - start < r->length ? size - start : r->length;
-	/* openretina warns and averages from 0 instead; the score of a window
-	** the user did not ask for is meaningless, so this is an error. */
-	if (length <= 0 && size > 0) {
-		fv_error(FV_ERR_SHAPE, "SliceMeanReducer: start %lld is past the end of axis %d of "
-		         "responses %s (%lld entries)", (long long)start, axis,
-		         fv_shape_str(x->ndim, x->shape), (long long)size);
-		return NULL;
+	if (length <= 0) { /* start beyond the end: openretina falls back to 0 */
+		start = 0;
+		length = r->length < size ? r->length : size;
 	}
 	if (length <= 0) {
 		fv_error(FV_ERR_SHAPE, "SliceMeanReducer: axis %d of responses %s is empty", axis,
