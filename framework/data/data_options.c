@@ -142,9 +142,17 @@ static fv_status read_clip_indices(const fv_config_node *dataloader, fv_data_opt
 		                   "%s: at most %d validation clips are supported, got %zu",
 		                   fv_node_keypath(n), FV_DATA_MAX_VAL_CLIPS, count);
 	for (size_t i = 0; i < count; i++) {
-		fv_status rc = fv_node_to_int(fv_node_at(n, i), &o->validation_clips_storage_[i]);
+		const fv_config_node *item = fv_node_at(n, i);
+		fv_status rc = fv_node_to_int(item, &o->validation_clips_storage_[i]);
 		if (rc != FV_OK)
 			return rc;
+		/* A repeated clip would be validated twice and weigh double. */
+		for (size_t j = 0; j < i; j++)
+			if (o->validation_clips_storage_[j] == o->validation_clips_storage_[i])
+				return fv_error_at(item, FV_ERR_CONFIG,
+				                   "%s: clip %lld is listed twice (items %zu and %zu)",
+				                   fv_node_keypath(n),
+				                   (long long)o->validation_clips_storage_[i], j, i);
 	}
 	o->validation_clip_indices = o->validation_clips_storage_;
 	o->n_validation_clip_indices = count;

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "data/data_internal.h"
+#include "tensor/tensor_internal.h"
 #include "fovea/npy.h"
 #include "fovea/fovea.h"
 #include "base/base_internal.h"
@@ -82,6 +83,23 @@ static fv_status check_stimulus(reader *r, const fv_tensor *movie, const char *w
 	return FV_OK;
 }
 
+/* Stimuli and responses must be finite: a NaN or inf would pass through
+** training unnoticed until the loss or mean_activity turns non-finite,
+** far from the file that holds it. */
+static fv_status check_finite(const char *file, const char *dataset, const double *v,
+                              const fv_real *t, int64_t n)
+{
+	for (int64_t i = 0; i < n; i++) {
+		double x = v != NULL ? v[i] : (double)t[i];
+		if (!isfinite(x))
+			return fv_error(FV_ERR_FORMAT,
+			                "%s: dataset '%s' holds a non-finite value (%g at flat index %lld): "
+			                "stimuli and responses must be finite",
+			                file, dataset, x, (long long)i);
+	}
+	return FV_OK;
+}
+
 static fv_tensor *to_tensor(const double *v, int ndim, const int64_t *shape)
 {
 	fv_tensor *t = fv_tensor_new(ndim, shape);
@@ -116,6 +134,8 @@ static fv_status shared_stimulus_get(reader *r, const char *name, const fv_tenso
 	}
 	fv_tensor *movie = fv_npy_load(path);
 	fv_status rc = movie != NULL ? check_stimulus(r, movie, path) : fv_errcode();
+	if (rc == FV_OK)
+		rc = check_finite(path, name, NULL, movie->data, movie->numel);
 	free(path);
 	shared_stimulus *grown = NULL;
 	if (rc == FV_OK && (grown = fv__realloc(r->shared, (r->n_shared + 1) * sizeof *grown)) == NULL)
@@ -149,6 +169,9 @@ static fv_status session_movie(reader *r, fv__h5_id file, const char *path, cons
 	if (fv__h5_is_dataset(file, key)) {
 		fv__h5_array a;
 		fv_status rc = fv__h5_read(file, path, key, &a);
+		if (rc == FV_OK && (rc = check_finite(path, key, a.data, NULL,
+		                                      fv__numel(a.ndim, a.shape))) != FV_OK)
+			fv__h5_array_free(&a);
 		if (rc != FV_OK)
 			return rc;
 		own = to_tensor(a.data, a.ndim, a.shape);
@@ -197,6 +220,9 @@ static fv_status read_responses(fv__h5_id file, const char *path, const char *se
 	snprintf(key, sizeof key, RESPONSES_PREFIX "%s", name);
 	memset(trials, 0, sizeof *trials);
 	fv_status rc = fv__h5_read(file, path, key, avg);
+	if (rc == FV_OK && (rc = check_finite(path, key, avg->data, NULL,
+	                                      fv__numel(avg->ndim, avg->shape))) != FV_OK)
+		fv__h5_array_free(avg);
 	if (rc != FV_OK)
 		return rc;
 	if (avg->ndim == 2)
@@ -256,6 +282,9 @@ static fv_status test_trials(fv__h5_id file, const char *path, const char *sessi
 		if (!fv__h5_is_dataset(file, key))
 			return FV_OK;
 		fv_status rc = fv__h5_read(file, path, key, &own);
+		if (rc == FV_OK && (rc = check_finite(path, key, own.data, NULL,
+		                                      fv__numel(own.ndim, own.shape))) != FV_OK)
+			fv__h5_array_free(&own);
 		if (rc != FV_OK)
 			return rc;
 		if (own.ndim != 3 || own.shape[1] != avg->shape[0] || own.shape[2] != avg->shape[1]) {

@@ -229,6 +229,17 @@ fv_status fv__session_split(fv__session *s, fv__session_raw *raw, const fv_data_
 	if (rc == FV_OK)
 		rc = set_samples(&s->train, s->name, s->train.movie->shape[1], o->train_chunk_size,
 		                 o->train_chunk_size, o->batch_size, true);
+	/* openretina clamps a shifted chunk start to frames - chunk_size: with a
+	** chunk longer than the movie that start is negative, and numpy slicing
+	** then wraps around into a shorter chunk; fovea would read before the
+	** movie.  Neither is training, so the chunk must fit the movie. */
+	if (rc == FV_OK && o->train_chunk_size > s->train.movie->shape[1])
+		rc = fv_error(FV_ERR_CONFIG,
+		              "session '%s': dataloader.train_chunk_size=%lld is longer than its "
+		              "training movie (%lld frames after taking %zu validation clips of %lld "
+		              "frames)",
+		              s->name, (long long)o->train_chunk_size,
+		              (long long)s->train.movie->shape[1], s->n_val_clips, (long long)len);
 	if (rc == FV_OK && s->train.pub.n_batches == 0)
 		rc = fv_error(FV_ERR_CONFIG,
 		              "session '%s': its training movie (%lld frames) gives %lld chunks of "

@@ -369,6 +369,14 @@ static fv_status make_loop(fv__trainer *t)
 	if (fv_batch_iter_len(t->train_it) == 0)
 		return fv_error(FV_ERR_CONFIG, "no training batches: every session's training movie is "
 		                "shorter than one batch of dataloader.batch_size chunks");
+	/* Without validation every monitored metric is NaN: no best checkpoint,
+	** no early stopping, no plateau. */
+	if (fv_batch_iter_len(t->val_it) == 0)
+		return fv_error(FV_ERR_CONFIG,
+		                "no validation batches (dataloader.num_val_clips is 0 or "
+		                "val_clip_indices is empty): fovea trains with a validation split, which "
+		                "picks best.safetensors and drives early stopping and the learning-rate "
+		                "scheduler; set dataloader.num_val_clips to 1 or more");
 	t->best_value = t->best_mode_max ? -INFINITY : INFINITY;
 	t->best_epoch = -1;
 	fv__metrics_header(&t->csv);

@@ -1643,3 +1643,63 @@ Test(data, error_dataset_shape_overflows)
 	expect_fixture_error(FV_ERR_FORMAT, "session_2.hdf5",
 	                     "shape (68719476736, 68719476736) is implausibly large");
 }
+
+/* ---- issue 12: bad data and bad loader options ------------------------------------------ */
+
+/* A chunk longer than the training movie made the chunk start negative and
+** the batch copy read before the movie. */
+Test(data, error_chunk_longer_than_training_movie)
+{
+	write_fixture();
+	fv_data_options o;
+	fixture_options(&o);
+	o.train_chunk_size = 60;
+	o.batch_size = 1;
+	expect_open_error(&o, FV_ERR_CONFIG,
+	                  "session 'session_0': dataloader.train_chunk_size=60 is longer than its "
+	                  "training movie (50 frames", NULL);
+	o.train_chunk_size = 50; /* exactly the movie: one chunk, valid */
+	fv_data *d = NULL;
+	cr_assert_eq(fv_data_open(&o, &d), FV_OK, "%s", fv_errmsg());
+	fv_batch_iter *it = fv_data_train_batches(d, 3);
+	cr_assert_not_null(it, "%s", fv_errmsg());
+	fv_batch b;
+	for (int i = 0; i < 4 && fv_batch_next(it, &b); i++)
+		cr_assert_eq(b.input->shape[2], 50);
+	fv_batch_iter_free(it);
+	fv_data_close(d);
+}
+
+Test(data, error_non_finite_responses)
+{
+	write_fixture();
+	hid_t f = h5_create("session_2.hdf5");
+	double v[4 * 40] = {0};
+	v[77] = NAN;
+	int64_t shape[2] = {4, 40};
+	h5_write(f, "responses_random_noise_0", H5T_NATIVE_DOUBLE, 2, shape, v);
+	H5Fclose(f);
+	expect_fixture_error(FV_ERR_FORMAT, "session_2.hdf5: dataset 'responses_random_noise_0' holds "
+	                     "a non-finite value (nan at flat index 77)", NULL);
+}
+
+Test(data, error_non_finite_stimulus)
+{
+	write_fixture();
+	char path[512];
+	snprintf(path, sizeof path, "%s/stimuli/random_noise_1.npy", tmpdir);
+	int64_t shape[4] = {C, 30, H, W};
+	double *v = movie_values(1000, 30);
+	v[5] = INFINITY;
+	write_npy_f64(path, 4, shape, v);
+	free(v);
+	expect_fixture_error(FV_ERR_FORMAT, "random_noise_1.npy: dataset 'random_noise_1' holds a "
+	                     "non-finite value (inf at flat index 5)", NULL);
+}
+
+Test(data, error_duplicate_validation_clips)
+{
+	expect_options_error("dataloader:\n  validation_clip_indices: [1, 2, 1]\n",
+	                     "o.yaml:2:35: dataloader.validation_clip_indices: clip 1 is listed twice "
+	                     "(items 0 and 2)");
+}
