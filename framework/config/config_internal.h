@@ -24,6 +24,10 @@
 ** absurd nesting) from exhausting memory or the C stack. */
 #define FV_CONFIG_MAX_NODES 200000
 #define FV_CONFIG_MAX_DEPTH 256
+/* Bytes of text that interpolation may produce in one configuration (a
+** string-doubling chain of 28 keys would otherwise reach gigabytes with a
+** few hundred nodes).  Real configurations produce a few kilobytes. */
+#define FV_CONFIG_MAX_RESOLVED_BYTES ((size_t)16 << 20)
 
 typedef struct fv__fname {
 	int refs;
@@ -53,6 +57,8 @@ struct fv_config_node {
 struct fv_config {
 	fv_config_node *root;
 	size_t n_nodes;       /* live nodes, checked against FV_CONFIG_MAX_NODES */
+	size_t resolved_bytes; /* text made by interpolation, checked against
+	                          FV_CONFIG_MAX_RESOLVED_BYTES */
 	time_t now;           /* ${now:...}: one instant per configuration */
 	bool have_now;
 	bool too_big;         /* FV_CONFIG_MAX_NODES was hit: stop, do not retry */

@@ -236,6 +236,33 @@ static fv_status defer(resolver *r, fv_status st)
 
 static fv_status resolve_node(resolver *r, fv_config_node *n);
 
+/* Charge `more` bytes of text made by interpolation to the configuration.
+** Counting the text, not only the nodes, is what stops a string-doubling
+** chain (x1='${x0}${x0}', x2='${x1}${x1}', ...); once over, the config is
+** marked too big so lenient resolution does not retry every user of it. */
+static fv_status charge(resolver *r, const fv_config_node *user, size_t more)
+{
+	if (r->cfg == NULL)
+		return FV_OK;
+	if (more <= FV_CONFIG_MAX_RESOLVED_BYTES - r->cfg->resolved_bytes) {
+		r->cfg->resolved_bytes += more;
+		return FV_OK;
+	}
+	r->cfg->too_big = true;
+	return at_error(user, FV_ERR_CONFIG, "interpolation makes the configuration's text grow "
+	                "beyond %zu MiB (values that repeat each other, doubling at every step?)",
+	                FV_CONFIG_MAX_RESOLVED_BYTES >> 20);
+}
+
+/* Bytes of text in a tree, for charge(). */
+static size_t tree_text_bytes(const fv_config_node *n)
+{
+	size_t sum = n->text != NULL ? strlen(n->text) : 0;
+	for (size_t i = 0; i < n->n; i++)
+		sum += tree_text_bytes(n->kids[i]);
+	return sum;
+}
+
 static fv_status resolve_tree(resolver *r, fv_config_node *n)
 {
 	if (n->type == FV_NODE_SCALAR)
@@ -351,12 +378,31 @@ static fv_status walk(resolver *r, const fv_config_node *user, const char *path,
 	return FV_OK;
 }
 
+/* A value cannot be the map or list that holds it: it would contain itself.
+** OmegaConf puts such a container into a string unresolved (its Python repr)
+** and recurses without end when it is the whole value; fovea puts no
+** container into a string, so both are errors.  Checking before resolving
+** the container matters: resolving it would resolve this value again, and
+** every sibling doing the same ("- x${.}" ten times) took minutes. */
+static fv_status check_not_enclosing(const fv_config_node *user, const char *path,
+                                     const fv_config_node *n)
+{
+	for (const fv_config_node *p = user->parent; p != NULL; p = p->parent)
+		if (p == n)
+			return at_error(user, FV_ERR_CONFIG, "interpolation '${%s}' refers to the %s that "
+			                "holds this value; a value cannot contain itself", path,
+			                n->type == FV_NODE_SEQ ? "list" : "map");
+	return FV_OK;
+}
+
 /* The value at `path`, fully resolved. */
 static fv_status lookup(resolver *r, const fv_config_node *user, const char *path, value *out)
 {
 	fv_config_node *n;
 	fv_status st = walk(r, user, path, &n);
 	if (st != FV_OK)
+		return st;
+	if ((st = check_not_enclosing(user, path, n)) != FV_OK)
 		return st;
 	if ((st = ensure_resolved(r, n, user)) != FV_OK)
 		return st;
@@ -447,6 +493,8 @@ static fv_status res_select(resolver *r, const fv_config_node *user, arg *args, 
 			st = w;
 		if (w == FV_ERR_CONFIG)
 			found = NULL;
+		if (found != NULL)
+			st = check_not_enclosing(user, sb_str(&key), found);
 	}
 	free(key.d);
 	if (st != FV_OK)
@@ -611,8 +659,10 @@ static fv_status eval_text(resolver *r, fv_config_node *user, const char *s, siz
 			i += 3;
 		} else if (starts_interp(s, i)) {
 			value v = {0};
-			if ((st = eval_interp(r, user, s, &i, &v)) == FV_OK)
-				st = render(user, value_node(&v), out);
+			size_t before = out->n;
+			if ((st = eval_interp(r, user, s, &i, &v)) == FV_OK &&
+			    (st = render(user, value_node(&v), out)) == FV_OK)
+				st = charge(r, user, out->n - before);
 			value_clear(&v);
 		} else {
 			st = sb_add(out, s + i, 1);
@@ -813,6 +863,9 @@ static fv_status assign_value(resolver *r, fv_config_node *n, value *v)
 		if (above + fv__node_depth(v->ref) > FV_CONFIG_MAX_DEPTH)
 			return at_error(n, FV_ERR_CONFIG, "interpolation nests values more than %d levels deep",
 			                FV_CONFIG_MAX_DEPTH);
+		fv_status st = charge(r, n, tree_text_bytes(v->ref));
+		if (st != FV_OK)
+			return st;
 		src = fv__node_copy(r->cfg, v->ref);
 		if (src == NULL)
 			return fv_errcode();

@@ -163,9 +163,14 @@ fv_module *fv_instantiate(fv_registry *reg, const fv_config_node *spec, const fv
 		if (near != NULL)
 			fv_error_at(t, FV_ERR_NOTFOUND, "_target_: unknown component '%s'; did you mean '%s'?",
 			            target, near);
-		else
+		else if (fv_registry_size(reg) == 0)
 			fv_error_at(t, FV_ERR_NOTFOUND,
 			            "_target_: unknown component '%s' (no plugins are loaded)", target);
+		else /* nothing close: say what there is instead of guessing */
+			fv_error_at(t, FV_ERR_NOTFOUND,
+			            "_target_: unknown component '%s'; no close match among the %zu loaded "
+			            "component%s (`fovea plugins` lists them)", target, fv_registry_size(reg),
+			            fv_registry_size(reg) == 1 ? "" : "s");
 		return NULL;
 	}
 	fv_build_args a = complete_args(args, spec);

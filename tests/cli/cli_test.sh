@@ -65,6 +65,16 @@ describe)
 		expect out "standard deviation of the normal initialisation"
 	done
 	;;
+unknown_target)
+	# issue 12 item 11: no close match is not "no plugins are loaded"
+	spec <<-'EOF'
+	_target_: ZzzzQqqqWwww
+	EOF
+	run 1 "$fovea" instantiate "$tmp/spec.yaml" --in-shape 2,5,6,7 --neurons 3
+	expect err "$tmp/spec.yaml:1:1: _target_: unknown component 'ZzzzQqqqWwww'; no close match among the"
+	expect err "(\`fovea plugins\` lists them)"
+	refute err "no plugins are loaded"
+	;;
 describe_unknown)
 	run 1 "$fovea" describe ExampleLinearReadot
 	expect err "unknown component 'ExampleLinearReadot'; did you mean 'ExampleLinearReadout'?"

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "expect_error.h"
 #include "fovea/config.h"
@@ -435,6 +436,68 @@ Test(config, hostile_inputs_are_refused_not_crashed_on)
 	/* composition resolves leniently, but gives up at once on a bomb */
 	cr_assert_null(fv_config_compose(DATA("interp_bomb.yaml"), NULL, 0, NULL));
 	EXPECT_ERROR(fv_errcode(), FV_ERR_CONFIG, "interp_bomb.yaml:1: the configuration grows beyond");
+}
+
+/* Issue 12 item 5: resolved text counts against a budget, whichever way it
+** is written, and the message names the key that went over. */
+Test(config, string_doubling_interpolation_is_refused)
+{
+	fv_config *cfg = load("a: 1\n");
+	cr_assert_eq(fv_config_override(cfg, "+x0=lol"), FV_OK, "%s", fv_errmsg());
+	for (int i = 1; i <= 28; i++) {
+		char o[64];
+		snprintf(o, sizeof o, "+x%d='${x%d}${x%d}'", i, i - 1, i - 1);
+		cr_assert_eq(fv_config_override(cfg, o), FV_OK, "%s: %s", o, fv_errmsg());
+	}
+	clock_t t0 = clock();
+	EXPECT_ERROR(fv_config_resolve(cfg), FV_ERR_CONFIG,
+	             "x22: interpolation makes the configuration's text grow beyond 16 MiB");
+	cr_assert_lt((double)(clock() - t0) / CLOCKS_PER_SEC, 5.0);
+	fv_config_free(cfg);
+	/* whole-value copies of a long string count too */
+	char text[2048] = "s0: abcdefghijklmnopqrstuvwxyz0123456789\n";
+	for (int i = 1; i <= 20; i++) {
+		size_t len = strlen(text);
+		snprintf(text + len, sizeof text - len, "s%d: ${s%d}${s%d}\n", i, i - 1, i - 1);
+	}
+	for (int i = 0; i < 20; i++) {
+		size_t len = strlen(text);
+		snprintf(text + len, sizeof text - len, "c%d: ${s19}\n", i);
+	}
+	EXPECT_ERROR(resolve_text(text), FV_ERR_CONFIG, "text grow beyond");
+	/* ordinary configurations stay far below the budget */
+	cr_assert_eq(resolve_text("a: x\nb: ${a}${a}\nc: ['${b}', '${b}_${a}']\n"), FV_OK, "%s", fv_errmsg());
+}
+
+/* Relative interpolation to the list (or map) holding the value: refused at
+** once, in strict resolution and in the lenient one of composition, instead
+** of each item resolving all of its siblings again. */
+Test(config, self_reference_in_list_items_is_bounded)
+{
+	const char *items = "l:\n- x${.}\n- x${.}\n- x${.}\n- x${.}\n- x${.}\n"
+	                    "- x${.}\n- x${.}\n- x${.}\n- x${.}\n- x${.}\n";
+	clock_t t0 = clock();
+	EXPECT_ERROR(resolve_text(items), FV_ERR_CONFIG, "t.yaml:2:3: l.0: interpolation '${.}' "
+	             "refers to the list that holds this value");
+	EXPECT_ERROR(resolve_text("l: [a, '${.}']\n"), FV_ERR_CONFIG, "refers to the list");
+	EXPECT_ERROR(resolve_text("m: {a: {b: '${..}'}}\n"), FV_ERR_CONFIG, "refers to the map");
+	EXPECT_ERROR(resolve_text("m: {a: '${oc.select:.}'}\n"), FV_ERR_CONFIG, "refers to the map");
+	char path[64];
+	snprintf(path, sizeof path, "/tmp/fovea_selfref_%ld.yaml", (long)getpid());
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs(items, f);
+	fclose(f);
+	/* composition leaves the values as written, with the reason */
+	fv_config *cfg = fv_config_compose(path, NULL, 0, NULL);
+	cr_assert_not_null(cfg, "%s", fv_errmsg());
+	cr_assert_str_eq(fv_node_text(at(cfg, "l[9]")), "x${.}");
+	fv_config_free(cfg);
+	remove(path);
+	cr_assert_lt((double)(clock() - t0) / CLOCKS_PER_SEC, 2.0);
+	/* a sibling's key is still fine */
+	cr_assert_eq(resolve_text("m: {a: 1, b: '${.a}'}\nl: [1, '${.[0]}']\n"), FV_OK, "%s",
+	             fv_errmsg());
 }
 
 /* ---- interpolation ------------------------------------------------------------------------------ */

@@ -689,6 +689,13 @@ Test(instantiate, spec_errors)
 	expect_instantiate_error(reg, "# line one\n_target_: ExampleLinearReadot\n",
 	                         "spec.yaml:2:1: _target_: unknown component 'ExampleLinearReadot'; "
 	                         "did you mean 'ExampleLinearReadout'?");
+	/* issue 12 item 11: nothing close is not "no plugins are loaded" */
+	expect_instantiate_error(reg, "_target_: ZzzzQqqqWwww\n",
+	                         "spec.yaml:1:1: _target_: unknown component 'ZzzzQqqqWwww'; no close "
+	                         "match among the 1 loaded component (`fovea plugins` lists them)");
+	fv_registry_free(reg);
+	reg = fv_registry_new();
+	expect_instantiate_error(reg, "_target_: ZzzzQqqqWwww\n", "(no plugins are loaded)");
 	fv_registry_free(reg);
 }
 
