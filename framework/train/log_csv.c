@@ -326,10 +326,10 @@ static const char *const csv_names[] = {
 };
 
 const fv__logger_kind fv__csv_logger = {
-	.names = csv_names,
-	.doc = "Lightning's CSVLogger: LOG_DIR/metrics.csv (sorted columns, one row per log "
-	       "call) and LOG_DIR/hparams.yaml",
-	.options = csv_options,
+	.info = {csv_names, "logger",
+	         "Lightning's CSVLogger: LOG_DIR/metrics.csv (sorted columns, one row per log "
+	         "call) and LOG_DIR/hparams.yaml",
+	         csv_options},
 	.state_size = sizeof(csv_logger),
 	.open = csv_open,
 	.log = csv_log,

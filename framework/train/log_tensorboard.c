@@ -179,10 +179,10 @@ static const char *const tb_names[] = {
 };
 
 const fv__logger_kind fv__tensorboard_logger = {
-	.names = tb_names,
-	.doc = "Lightning's TensorBoardLogger: scalars in a TensorBoard event file under LOG_DIR, "
-	       "and LOG_DIR/hparams.yaml",
-	.options = tb_options,
+	.info = {tb_names, "logger",
+	         "Lightning's TensorBoardLogger: scalars in a TensorBoard event file under LOG_DIR, "
+	         "and LOG_DIR/hparams.yaml",
+	         tb_options},
 	.state_size = sizeof(tb_logger),
 	.open = tb_open,
 	.log = tb_log,

@@ -39,7 +39,7 @@ struct fv__loggers {
 const fv__logger_kind *fv__logger_kind_find(const char *name)
 {
 	for (size_t k = 0; name != NULL && k < N_KINDS; k++)
-		for (const char *const *n = kinds[k]->names; *n != NULL; n++)
+		for (const char *const *n = kinds[k]->info.names; *n != NULL; n++)
 			if (strcmp(*n, name) == 0)
 				return kinds[k];
 	return NULL;
@@ -58,7 +58,7 @@ static fv_status unknown_target(const fv_config_node *at, const char *target)
 	const char *names[64];
 	size_t n = 0;
 	for (size_t k = 0; k < N_KINDS; k++)
-		for (const char *const *s = kinds[k]->names; *s != NULL && n < 63; s++)
+		for (const char *const *s = kinds[k]->info.names; *s != NULL && n < 63; s++)
 			names[n++] = *s;
 	for (const char *const *s = skipped_loggers; *s != NULL && n < 63; s++)
 		names[n++] = *s;
@@ -136,9 +136,9 @@ static fv_status open_one(fv__loggers *l, const fv__logger_kind *kind, const fv_
 {
 	void *state = fv__calloc(1, kind->state_size);
 	if (state == NULL)
-		return fv_error(FV_ERR_NOMEM, "out of memory opening the %s", kind->names[0]);
+		return fv_error(FV_ERR_NOMEM, "out of memory opening the %s", kind->info.names[0]);
 	char dir[4096];
-	fv_status rc = fv_options_parse(kind->options, spec, state, fv_node_keypath(spec), hydra_keys);
+	fv_status rc = fv_options_parse(kind->info.options, spec, state, fv_node_keypath(spec), hydra_keys);
 	if (rc == FV_OK)
 		rc = kind->log_dir(state, dir, sizeof dir);
 	if (rc == FV_OK)
@@ -146,7 +146,7 @@ static fv_status open_one(fv__loggers *l, const fv__logger_kind *kind, const fv_
 	if (rc == FV_OK)
 		rc = kind->open(state, dir, hparams_yaml, resume_epoch, resume_step);
 	if (rc != FV_OK) {
-		fv_options_free(kind->options, state);
+		fv_options_free(kind->info.options, state);
 		free(state);
 		return rc;
 	}
@@ -231,7 +231,7 @@ void fv__loggers_close(fv__loggers *l)
 		return;
 	for (size_t i = 0; i < l->n; i++) {
 		l->v[i].kind->close(l->v[i].state);
-		fv_options_free(l->v[i].kind->options, l->v[i].state);
+		fv_options_free(l->v[i].kind->info.options, l->v[i].state);
 		free(l->v[i].state);
 	}
 	free(l->v);

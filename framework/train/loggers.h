@@ -15,6 +15,7 @@
 
 #include "fovea/config.h"
 #include "fovea/plugin.h"
+#include "fovea/trainer.h"
 
 typedef struct fv__log_value {
 	const char *name;
@@ -23,9 +24,8 @@ typedef struct fv__log_value {
 
 /* A logger kind: its Lightning class names, its options, its methods. */
 typedef struct fv__logger_kind {
-	const char *const *names;  /* NULL-terminated; [0] is the short name */
-	const char *doc;
-	const fv_option *options;  /* parsed straight into the state, as a plugin's priv */
+	fv_builtin info;           /* names, doc, and the options, which are parsed
+	                           ** straight into the state as a plugin's priv */
 	size_t state_size;
 	fv_status (*open)(void *state, const char *log_dir, const char *hparams_yaml,
 	                  int64_t resume_epoch, int64_t resume_step);

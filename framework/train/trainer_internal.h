@@ -102,6 +102,7 @@ const fv_config_node *fv__trainer_callback(const fv_config_node *root, const cha
 /* trainer_log.c: open the config's loggers (after a resume is restored),
 ** and hand them one epoch's rows as Lightning's fit loop logs them. */
 fv_status fv__trainer_log_open(fv__trainer *t);
+extern const fv_option fv__lr_monitor_options[]; /* LearningRateMonitor's */
 fv_status fv__trainer_log_epoch(fv__trainer *t, double lr);
 
 /* trainer_state.c */

@@ -21,7 +21,7 @@ typedef struct lr_monitor_opts {
 } lr_monitor_opts;
 
 #define OFF(f) offsetof(lr_monitor_opts, f)
-static const fv_option lr_monitor_options[] = {
+const fv_option fv__lr_monitor_options[] = {
 	{"logging_interval", FV_OPT_ENUM, OFF(logging_interval), "null", 0, 0, FV_OPT_NULLABLE,
 	 "epoch|step", "when the learning rate is logged; fovea logs it once per epoch"},
 	{"log_momentum", FV_OPT_BOOL, OFF(log_momentum), "false", 0, 0, 0, NULL,
@@ -40,7 +40,7 @@ static fv_status read_lr_monitor(fv__trainer *t, const fv_config_node *root)
 	if (spec == NULL)
 		return FV_OK;
 	lr_monitor_opts o = {0};
-	fv_status rc = fv_options_parse(lr_monitor_options, spec, &o, fv_node_keypath(spec),
+	fv_status rc = fv_options_parse(fv__lr_monitor_options, spec, &o, fv_node_keypath(spec),
 	                                hydra_keys);
 	if (rc != FV_OK)
 		return rc;
@@ -50,7 +50,7 @@ static fv_status read_lr_monitor(fv__trainer *t, const fv_config_node *root)
 	t->lr_monitor = true;
 	t->lr_momentum = o.log_momentum;
 	t->lr_weight_decay = o.log_weight_decay;
-	fv_options_free(lr_monitor_options, &o);
+	fv_options_free(fv__lr_monitor_options, &o);
 	return rc;
 }
 
