@@ -967,8 +967,10 @@ fv_config *fv_config_compose(const char *path, const char *config_dir, int n_ove
 	for (int i = 0; i < n_overrides && st == FV_OK; i++)
 		if (!is_group[i])
 			st = fv_config_override(out, overrides[i]);
-	if (st == FV_OK)
+	if (st == FV_OK) {
+		fv__config_forget_reads(out); /* composing read keys; the program has not yet */
 		st = fv__config_resolve(out, false);
+	}
 	composer_free(&c);
 	free(is_group);
 	free(dir);

@@ -85,6 +85,46 @@ static fv_status read_test_names(const fv_config_node *data_io, fv_data_options 
 	return FV_OK;
 }
 
+/* Does the list or scalar n name exactly the stimuli of o->test_names? */
+static bool same_names(const fv_config_node *n, const fv_data_options *o)
+{
+	if (fv_node_kind(n) == FV_NODE_SCALAR)
+		return o->n_test_names == 1 && strcmp(fv_node_text(n), o->test_names[0]) == 0;
+	if (fv_node_kind(n) != FV_NODE_SEQ || fv_node_size(n) != o->n_test_names)
+		return false;
+	for (size_t i = 0; i < o->n_test_names; i++) {
+		const char *name = fv_node_text(fv_node_at(n, i));
+		if (name == NULL || strcmp(name, o->test_names[i]) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* openretina's HDF5 reader takes test_names and base_data_path twice, once
+** for load_stimuli and once for load_responses; fovea reads the directory
+** once, so the two must agree with what it uses. */
+static fv_status check_steps_agree(const fv_config_node *data_io, const fv_data_options *o)
+{
+	static const char *const steps[] = {"stimuli", "responses"};
+	for (size_t i = 0; i < 2; i++) {
+		char key[64];
+		snprintf(key, sizeof key, "%s.test_names", steps[i]);
+		const fv_config_node *names = fv_node_path(data_io, key);
+		if (names != NULL && !fv_node_is_null(names) && o->n_test_names > 0 &&
+		    !same_names(names, o))
+			return fv_error_at(names, FV_ERR_CONFIG, "%s: differs from data_io.test_names; "
+			                   "fovea reads one test split for stimuli and responses",
+			                   fv_node_keypath(names));
+		snprintf(key, sizeof key, "%s.base_data_path", steps[i]);
+		const char *path = fv_node_text(fv_node_path(data_io, key));
+		if (path != NULL && o->data_dir != NULL && strcmp(path, o->data_dir) != 0)
+			return fv_error_at(fv_node_path(data_io, key), FV_ERR_CONFIG, "%s: '%s' differs "
+			                   "from stimuli.base_data_path '%s'; fovea reads one directory",
+			                   fv_node_keypath(fv_node_path(data_io, key)), path, o->data_dir);
+	}
+	return FV_OK;
+}
+
 /* stimuli.stimulus_size [C, H, W] as load_stimuli takes it, else the
 ** separate color_channels / video_height / video_width keys. */
 static fv_status read_stimulus_size(const fv_config_node *data_io, fv_data_options *o)
@@ -166,6 +206,8 @@ static fv_status read_data_io(const fv_config_node *data_io, fv_data_options *o)
 		rc = read_double(data_io, "stimuli.norm_mean", &o->norm_mean);
 	if (rc == FV_OK)
 		rc = read_double(data_io, "stimuli.norm_std", &o->norm_std);
+	if (rc == FV_OK)
+		rc = check_steps_agree(data_io, o);
 	return rc;
 }
 

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config/config_internal.h"
 #include "train/trainer_internal.h"
 
 /* ---- settings ---------------------------------------------------------------------- */
@@ -174,6 +175,11 @@ static fv_status read_settings(fv__trainer *t, const char **output_dir)
 	snprintf(arg, sizeof arg, "++seed=%lld", (long long)seed);
 	if (rc == FV_OK)
 		rc = fv_config_override(t->cfg, arg);
+	bool check_match = false;
+	if (rc == FV_OK)
+		rc = read_bool(root, "check_stimuli_responses_match", &check_match);
+	if (rc == FV_OK && !check_match) /* fovea always checks: false has no effect */
+		fv__node_unmark(fv_node_get(root, "check_stimuli_responses_match"));
 	if (rc == FV_OK)
 		rc = read_bool(root, "only_train_readout", &t->only_train_readout);
 	if (rc == FV_OK)
@@ -542,6 +548,8 @@ static fv_status setup(fv__trainer *t, const fv_train_options *o)
 		rc = prepare_output(t);
 	if (rc == FV_OK)
 		rc = fv__trainer_log_open(t);
+	if (rc == FV_OK)
+		rc = fv__report_unused(t, o != NULL && o->strict);
 	return rc;
 }
 

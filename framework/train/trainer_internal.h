@@ -105,6 +105,10 @@ fv_status fv__trainer_log_open(fv__trainer *t);
 extern const fv_option fv__lr_monitor_options[]; /* LearningRateMonitor's */
 fv_status fv__trainer_log_epoch(fv__trainer *t, double lr);
 
+/* trainer_unused.c: name the config's keys nothing read (an error when
+** strict). */
+fv_status fv__report_unused(fv__trainer *t, bool strict);
+
 /* trainer_state.c */
 /* DIR/NAME into buf (an error when it does not fit). */
 fv_status fv__out_path(const fv__trainer *t, const char *name, char *buf, size_t size);

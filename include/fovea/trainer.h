@@ -190,6 +190,8 @@ typedef struct fv_train_options {
 	bool quiet;         /* nothing on `out` */
 	fv_best_checkpoint_fn on_best; /* may be NULL */
 	void *ud;           /* for on_best */
+	bool strict;        /* keys of the config fovea does not act on are an error, not a
+	                    ** warning (fv_config_unused) */
 } fv_train_options;
 
 typedef struct fv_train_result {

@@ -43,6 +43,25 @@ train)
 	expect out "trained 1 epochs"
 	exists "$tmp/run/best.safetensors"
 	;;
+not_used)
+	# a key fovea does not act on is named at the start; --strict refuses it
+	"$fovea" create-data "$tmp/d" --layout openretina --num-colors 2 >/dev/null || fail "create-data"
+	run 0 "$fovea" train "$srcdir/configs/hdf5_core_readout.yaml" paths.data_dir="$tmp/d" \
+		data_io.color_channels=2 trainer.max_epochs=1 dataloader.batch_size=32 \
+		paths.output_dir="$tmp/r1" +lab_notebook.page=12 check_stimuli_responses_match=false \
+		--threads 1
+	expect err "fovea: not used: "
+	expect err "lab_notebook.page"
+	expect err "check_stimuli_responses_match"
+	refute err "paths.data_dir"
+	refute err "dataloader.batch_size"
+	run 1 "$fovea" train "$srcdir/configs/hdf5_core_readout.yaml" paths.data_dir="$tmp/d" \
+		data_io.color_channels=2 trainer.max_epochs=1 paths.output_dir="$tmp/r2" \
+		+lab_notebook.page=12 --strict
+	expect err "not used by fovea (--strict): "
+	expect err "lab_notebook.page"
+	[ -e "$tmp/r2/last.safetensors" ] && fail "--strict trained anyway"
+	;;
 data_targets)
 	"$fovea" create-data "$tmp/d" --layout openretina --num-colors 2 >/dev/null || fail "create-data"
 	run 1 "$fovea" train "$srcdir/configs/hdf5_core_readout.yaml" paths.data_dir="$tmp/d" \

@@ -16,6 +16,7 @@ typedef struct train_args {
 	const char *config;
 	const char *config_dir, *config_name; /* Hydra's --config-dir / --config-name */
 	const char *cfg;                      /* --cfg job|hydra|all: print, do not train */
+	bool strict;  /* keys fovea does not act on are an error */
 	bool resolve; /* accepted: composing resolves every interpolation it can already */
 	char config_buf[4200];
 	int n_overrides;
@@ -73,6 +74,8 @@ static int parse_args(int argc, char **argv, train_args *a)
 		}
 		if (strcmp(s, "--resolve") == 0) {
 			a->resolve = true;
+		} else if (strcmp(s, "--strict") == 0) {
+			a->strict = true;
 		} else if (strcmp(s, "--threads") == 0 || strcmp(s, "-j") == 0) {
 			char *end;
 			errno = 0;
@@ -219,7 +222,7 @@ static int run_train(int argc, char **argv)
 	}
 	figure_hook hook = {reg, -1, -1, 0};
 	fv_train_options o = {.progress = a.progress, .quiet = a.quiet,
-	                      .on_best = on_best_checkpoint, .ud = &hook};
+	                      .on_best = on_best_checkpoint, .ud = &hook, .strict = a.strict};
 	fv_train_result res;
 	rc = CLI_OK;
 	if (fv_train(reg, cfg, &o, &res) != FV_OK)
@@ -264,6 +267,8 @@ const cli_cmd cli_cmd_train = {
 	         "                  the hydra node) and exit without training; values are\n"
 	         "                  resolved as far as composing can (--resolve is accepted);\n"
 	         "                  ??? marks what training fills in (n_neurons_dict, ...)\n"
+	         "  --strict        keys of the config fovea does not act on are an error (they\n"
+	         "                  are listed as \"not used\" at the start otherwise)\n"
 	         "  --threads N     threads for the tensor ops (default: all cores)\n"
 	         "  --progress      a progress bar even when stdout is not a terminal\n"
 	         "  --no-progress   one line per epoch even on a terminal\n"
