@@ -179,8 +179,17 @@ char *fv_zoo_fetch(const fv_zoo_model *m, const fv_download_options *o)
 
 /* ---- resolution ------------------------------------------------------------------- */
 
+/* The length of the leading letters of `s` (an author's name). */
+static size_t letters(const char *s)
+{
+	size_t n = 0;
+	while ((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z'))
+		n++;
+	return n;
+}
+
 /* Up to four model names for a misspelt one: the closest by edit distance,
-** then those sharing its first word ("hoefling"). */
+** then those starting with the same author ("hoefling"). */
 static size_t suggestions(const char *name, const char *out[4])
 {
 	const char *names[N_MODELS];
@@ -190,10 +199,10 @@ static size_t suggestions(const char *name, const char *out[4])
 	const char *near = fv_closest_name(name, names, N_MODELS);
 	if (near != NULL)
 		out[n++] = near;
-	size_t word = strcspn(name, "_");
+	size_t word = letters(name);
 	for (size_t i = 0; i < N_MODELS && n < 4 && word >= 3; i++)
-		if (names[i] != near && strncmp(names[i], name, word) == 0 &&
-		    strcspn(names[i], "_") == word)
+		if (names[i] != near && letters(names[i]) == word &&
+		    strncmp(names[i], name, word) == 0)
 			out[n++] = names[i];
 	return n;
 }
