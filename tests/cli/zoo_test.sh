@@ -255,6 +255,13 @@ commands)
 		dataloader.clip_length=60 dataloader.num_val_clips=1 trainer.max_epochs=1 \
 		paths.load_model_path=hoefling_2024_low_res --threads 1 --no-progress
 	expect out "fine-tuning hoefling_2024_low_res: 1 new session(s) get new readouts"
+	# openretina's test results in data_info are kept (make_pretrained.py)
+	run 0 "$fovea" import "$data/pretrained_performance.ckpt" -o "$tmp/pp.safetensors"
+	expect out "openretina's test performance kept (metadata pretrained_performance)"
+	run 0 "$fovea" predict "$tmp/pp.safetensors" "$data/hoefling_low_res_gmask.stimulus.npy" \
+		--session "$session" --raw -o "$tmp/pp.npy"
+	python3 "$srcdir/tests/cli/npy_close.py" "$tmp/pp.npy" "$data/hoefling_low_res_gmask.expected_$session.npy" \
+		1e-4 1e-5 || fail "the model with its performance predicts wrongly"
 	# --model: a .ckpt without hyper_parameters in every command
 	lnp=$data/single_cell_lnp.ckpt
 	yaml=$data/single_cell_lnp.model.yaml

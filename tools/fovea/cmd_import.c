@@ -90,6 +90,8 @@ static int import(fv_registry *reg, const import_args *a, const char *out)
 		for (size_t i = 0; i < info->n_sessions; i++)
 			printf("    %s: %lld\n", info->sessions[i], (long long)info->n_neurons[i]);
 		printf("  %lld parameters\n", (long long)n_params);
+		if (fv_safetensors_meta(fv_checkpoint_tensors(c), "pretrained_performance") != NULL)
+			printf("  openretina's test performance kept (metadata pretrained_performance)\n");
 		printf("wrote %s\n", out);
 	}
 	fv_module_free(model);
