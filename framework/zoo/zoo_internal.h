@@ -17,6 +17,7 @@ typedef struct fv__progress {
 	const char *label;
 	int64_t start;     /* bytes already there when the transfer began (a resume) */
 	double t0, last;   /* monotonic seconds: the start, the last redraw */
+	int64_t shown;     /* the bytes the bar shows */
 	bool drawn;
 } fv__progress;
 

@@ -49,12 +49,13 @@ static void draw(fv__progress *p, int64_t done, int64_t total, double t)
 
 void fv__progress_update(fv__progress *p, int64_t done, int64_t total)
 {
-	if (p->out == NULL)
+	if (p->out == NULL || (p->drawn && done == p->shown))
 		return;
 	double t = now();
 	if (p->last >= 0.0 && t - p->last < 0.1 && done != total)
 		return;
 	p->last = t;
+	p->shown = done;
 	draw(p, done, total, t);
 }
 
