@@ -25,8 +25,14 @@
 #                  and the kept .part is resumed by the next attempt
 #   http_errors    404 and a refused connection: clear errors, nothing left
 #   unknown_name   a misspelt name gets the closest names
-#   commands       names and .ckpt files in eval, mds, predict, figures,
-#                  import, train's paths.load_model_path; --model
+#   eval           `fovea eval` of the fixture .ckpt, of its import and by
+#                  name: the same per-neuron metrics; a session the model
+#                  lacks; train's paths.load_model_path=NAME (fine-tuning)
+#   mds            `fovea mds` of the .ckpt, by name and of its import: the
+#                  same stimulus; `fovea figures NAME`; an index out of range
+#   model_option   --model MODEL.yaml in predict, figures, eval, mei and mds
+#                  (a .ckpt without hyper_parameters); openretina's test
+#                  results kept by import
 set -u
 
 case_name=$1
@@ -65,6 +71,18 @@ serve() {
 }
 requests() { grep -c "$1" "$tmp/log"; }
 populate() { mkdir -p "${cached%/*}" && cp "$fixture" "$cached"; }
+# fixture_data: a data directory $tmp/d with the fixture's sessions and
+# neuron counts (14, 27, 19) and stimulus size (2 x 18 x 16); $opts make
+# `fovea eval` read it (the .ckpt carries no data settings)
+fixture_data() {
+	"$fovea" create-data "$tmp/d" --seed 3 --neurons 14,27,19 --frames 240 --train-stimuli 1 \
+		--test-frames 80 --trials 3 >/dev/null || fail "create-data"
+	mv "$tmp/d/session_0.hdf5" "$tmp/d/session_1_ventral1_20200226.hdf5"
+	mv "$tmp/d/session_1.hdf5" "$tmp/d/session_2_ventral2_20200626.hdf5"
+	mv "$tmp/d/session_2.hdf5" "$tmp/d/$session.hdf5"
+	opts=('+data_io.test_names=[test]' +dataloader.num_val_clips=1 +dataloader.clip_length=60
+		+dataloader.batch_size=2)
+}
 same_as_fixture() { cmp -s "$1" "$fixture" || fail "$1 differs from the served file"; }
 no_part() { [ ! -e "$cached.part" ] || fail "$cached.part was left behind"; }
 mei() { # mei OUTDIR CHECKPOINT [ARGS...]
@@ -213,16 +231,10 @@ unknown_name)
 		fail "import by name"
 	grep -q "3 sessions, 60 neurons" "$tmp/out" || { fail "not the cached model"; cat "$tmp/out"; }
 	;;
-commands)
+eval)
 	populate
-	# eval: the .ckpt, its import and its name give the same metrics
-	"$fovea" create-data "$tmp/d" --seed 3 --neurons 14,27,19 --frames 240 --train-stimuli 1 \
-		--test-frames 80 --trials 3 >/dev/null || fail "create-data"
-	mv "$tmp/d/session_0.hdf5" "$tmp/d/session_1_ventral1_20200226.hdf5"
-	mv "$tmp/d/session_1.hdf5" "$tmp/d/session_2_ventral2_20200626.hdf5"
-	mv "$tmp/d/session_2.hdf5" "$tmp/d/$session.hdf5"
-	opts=('+data_io.test_names=[test]' +dataloader.num_val_clips=1 +dataloader.clip_length=60
-		+dataloader.batch_size=2)
+	fixture_data
+	# the .ckpt, its import and its name give the same metrics
 	run 0 "$fovea" import "$fixture" -o "$tmp/h.safetensors"
 	for ck in "$fixture" "$tmp/h.safetensors" hoefling_2024_low_res; do
 		run 0 "$fovea" eval "$ck" "$tmp/d" -o "$tmp/ev" "${opts[@]}"
@@ -237,7 +249,17 @@ commands)
 	mv "$tmp/d/$session.hdf5" "$tmp/d/session_9.hdf5"
 	run 1 "$fovea" eval hoefling_2024_low_res "$tmp/d" -o "$tmp/ev" "${opts[@]}"
 	expect err "session 'session_9' of the data has no readout in $cached"
-	# mds: from the .ckpt, its name and its import, the same stimulus
+	# fine-tuning a published model by name
+	run 0 "$fovea" train "$srcdir/configs/example.yaml" paths.data_dir="$tmp/d" \
+		paths.output_dir="$tmp/run" dataloader.batch_size=2 dataloader.train_chunk_size=60 \
+		dataloader.clip_length=60 dataloader.num_val_clips=1 trainer.max_epochs=1 \
+		paths.load_model_path=hoefling_2024_low_res --threads 1 --no-progress
+	expect out "fine-tuning hoefling_2024_low_res: 1 new session(s) get new readouts"
+	;;
+mds)
+	populate
+	run 0 "$fovea" import "$fixture" -o "$tmp/h.safetensors"
+	# from the .ckpt, its name and its import, the same stimulus
 	for ck in "$fixture" hoefling_2024_low_res "$tmp/h.safetensors"; do
 		run 0 "$fovea" mds "$ck" --session "$session" --on 0,1 --off 2,3 --off 5 \
 			--out "$tmp/mds_${ck##*/}" time_steps=40 --no-progress --threads 1
@@ -249,12 +271,11 @@ commands)
 	done
 	run 0 "$fovea" figures hoefling_2024_low_res --out "$tmp/fig"
 	expect out "wrote 2 figures"
-	# fine-tuning a published model by name
-	run 0 "$fovea" train "$srcdir/configs/example.yaml" paths.data_dir="$tmp/d" \
-		paths.output_dir="$tmp/run" dataloader.batch_size=2 dataloader.train_chunk_size=60 \
-		dataloader.clip_length=60 dataloader.num_val_clips=1 trainer.max_epochs=1 \
-		paths.load_model_path=hoefling_2024_low_res --threads 1 --no-progress
-	expect out "fine-tuning hoefling_2024_low_res: 1 new session(s) get new readouts"
+	run 1 "$fovea" mds hoefling_2024_low_res --session "$session" --on 0 --off 19
+	expect err "cluster neuron 19 is out of range: session '$session' has 19 neurons (0..18)"
+	;;
+model_option)
+	fixture_data
 	# openretina's test results in data_info are kept (make_pretrained.py)
 	run 0 "$fovea" import "$data/pretrained_performance.ckpt" -o "$tmp/pp.safetensors"
 	expect out "openretina's test performance kept (metadata pretrained_performance)"
@@ -278,6 +299,8 @@ commands)
 	# with --model, mei and mds reach the model (which needs a cropped stimulus)
 	run 1 "$fovea" mei "$lnp" --session single_cell --neuron 0 --model "$yaml" --out "$tmp/x"
 	expect err "SingleCellSeparatedLNP: input frames are (20, 20)"
+	run 1 "$fovea" mds "$lnp" --session single_cell --on 0 --off 1 --model "$yaml" --out "$tmp/x"
+	expect err "cluster neuron 1 is out of range: session 'single_cell' has 1 neurons (0..0)"
 	run 1 "$fovea" eval "$lnp" "$tmp/d" --model "$yaml" "${opts[@]}"
 	expect err "of the data has no readout in $lnp"
 	run 1 "$fovea" predict "$lnp" x.npy --session single_cell --model "$tmp/none.yaml"
