@@ -10,12 +10,14 @@
 #                    first half of what was asked for, then closes
 #   /redirect/PATH   302 to /PATH (Hugging Face redirects to its storage)
 #   /norange/PATH    ignores Range: always 200 with the whole file
+#   /slow/PATH       the file, after a second's wait (overlapping downloads)
 #
 # A path that is no file under ROOT gets 404.
 import http.server
 import os
 import re
 import sys
+import time
 
 root, port_file, log_file = sys.argv[1:4]
 
@@ -40,9 +42,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.log()
         path = self.path
         mode = None
-        for prefix in ("short", "redirect", "norange"):
+        for prefix in ("short", "redirect", "norange", "slow"):
             if path.startswith(f"/{prefix}/"):
                 mode, path = prefix, path[len(prefix) + 1:]
+        if mode == "slow":
+            time.sleep(1)
         if mode == "redirect":
             self.send_response(302)
             self.send_header("Location", path)

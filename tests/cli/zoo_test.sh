@@ -18,7 +18,8 @@
 #                  layout, with no server at all; the same MEI as from the file
 #   download       an empty cache: `fovea mei NAME` downloads (also through a
 #                  redirect), the file equals the served one, no .part is
-#                  left, the next run downloads nothing
+#                  left, the next run downloads nothing; two processes at
+#                  once download it once
 #   resume         a partial .part is resumed with a Range request; a server
 #                  ignoring ranges restarts it; a complete or oversized .part
 #   size_mismatch  a body shorter than announced is refused, no final file,
@@ -154,6 +155,16 @@ download)
 	no_part
 	run 0 "$fovea" models
 	expect out "hoefling_2024_low_res        cached      374277 bytes"
+	# two processes at once: the second waits for the first's file
+	rm -rf "$tmp/cache"
+	export FOVEA_MODEL_BASE_URL=$base/slow
+	"$fovea" models --download hoefling_2024_low_res >"$tmp/a" 2>&1 &
+	first=$!
+	"$fovea" models --download hoefling_2024_low_res >"$tmp/b" 2>&1 || fail "second download"
+	wait "$first" || fail "first download"
+	[ "$(requests "GET /slow/")" -eq 1 ] || { fail "downloaded twice at once"; cat "$tmp/log"; }
+	same_as_fixture "$cached"
+	no_part
 	;;
 resume)
 	serve
