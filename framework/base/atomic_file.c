@@ -56,7 +56,7 @@ static mode_t new_file_mode(const char *path)
 	return 0666 & ~mask;
 }
 
-static fv_status sync_directory(const char *path)
+fv_status fv__sync_dir(const char *path)
 {
 	char *copy = fv__strdup(path);
 	if (copy == NULL)
@@ -118,5 +118,5 @@ fv_status fv__atomic_write(const char *path, size_t n_parts, const void *const *
 		return s;
 	}
 	free(tmp);
-	return sync_directory(path);
+	return fv__sync_dir(path);
 }

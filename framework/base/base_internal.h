@@ -36,6 +36,8 @@ fv_status fv__make_dirs(const char *path);
 /* Write `parts` to `path` atomically (temp file, fsync, rename). */
 fv_status fv__atomic_write(const char *path, size_t n_parts, const void *const *parts,
                            const size_t *sizes);
+/* fsync the directory holding `path`, after a rename into it. */
+fv_status fv__sync_dir(const char *path);
 
 /* A growing string; after a failed allocation every call is a no-op and
 ** `failed` stays set, so a sequence of appends is checked once. */

@@ -132,7 +132,10 @@ static fv_status find_session(fv__ins *s)
 
 static fv_status open_model(fv__ins *s)
 {
-	if ((s->ck = fv_checkpoint_open(s->job->checkpoint)) == NULL)
+	const fv_insilico_job *job = s->job;
+	s->ck = job->model_yaml != NULL ? fv_checkpoint_import(job->checkpoint, job->model_yaml)
+	                                : fv_checkpoint_open(job->checkpoint);
+	if (s->ck == NULL)
 		return FV_ERR_IO;
 	s->info = fv_checkpoint_data_info(s->ck);
 	fv_status st = find_session(s);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "fovea/checkpoint.h"
+#include "fovea/zoo.h"
 #include "base/base_internal.h"
 #include "io/json.h"
 #include "trainer_internal.h"
@@ -359,16 +360,34 @@ static fv_checkpoint *open_checkpoint(const char *path, bool import, const char 
 	return c;
 }
 
-fv_checkpoint *fv_checkpoint_open(const char *path)
+/* `path` may also name one of openretina's published models (zoo.h): its
+** file in openretina's cache, downloaded first if absent. */
+static fv_checkpoint *open_named(const char *path, bool import, const char *model_yaml)
 {
+	char *local = NULL;
+	if (path == NULL) {
+		fv_error(FV_ERR_ARG, "fv_checkpoint_open: the path is NULL");
+		return NULL;
+	}
+	if (fv_zoo_resolve(path, NULL, &local) != FV_OK)
+		return NULL;
+	const char *file = local != NULL ? local : path;
 	/* a .ckpt that is no zip (a legacy torch.save file) gets the torch
 	** reader's message, not the safetensors reader's */
-	return open_checkpoint(path, is_zip(path) || ends_with(path, ".ckpt"), NULL);
+	fv_checkpoint *c = open_checkpoint(file, import || is_zip(file) || ends_with(file, ".ckpt"),
+	                                   model_yaml);
+	free(local);
+	return c;
+}
+
+fv_checkpoint *fv_checkpoint_open(const char *path)
+{
+	return open_named(path, false, NULL);
 }
 
 fv_checkpoint *fv_checkpoint_import(const char *path, const char *model_yaml)
 {
-	return open_checkpoint(path, true, model_yaml);
+	return open_named(path, true, model_yaml);
 }
 
 fv_status fv_checkpoint_write(const fv_checkpoint *c, const char *path)

@@ -239,7 +239,7 @@ static fv_status add_tensors(import_state *s, const fv_pyval *sd)
 	return FV_OK;
 }
 
-static fv_status add_metadata(import_state *s)
+static fv_status add_metadata(import_state *s, const fv_pyval *data_info)
 {
 	s->info.sessions = s->sessions;
 	s->info.n_neurons = s->n_neurons;
@@ -257,6 +257,12 @@ static fv_status add_metadata(import_state *s)
 		rc = fv_st_writer_meta(s->w, "data_info", info);
 	if (rc == FV_OK)
 		rc = fv_st_writer_meta(s->w, "imported_from", s->path);
+	char *perf = NULL;
+	if (rc == FV_OK)
+		rc = fv__ckpt_performance(data_info, s->path, &perf);
+	if (rc == FV_OK && perf != NULL)
+		rc = fv_st_writer_meta(s->w, "pretrained_performance", perf);
+	free(perf);
 	free(cfg);
 	free(info);
 	return rc;
@@ -289,7 +295,7 @@ fv_status fv__ckpt_import(const char *path, const char *model_yaml, void **buf, 
 	if (rc == FV_OK)
 		rc = add_tensors(&s, sd);
 	if (rc == FV_OK)
-		rc = add_metadata(&s);
+		rc = add_metadata(&s, di);
 	if (rc == FV_OK)
 		rc = fv_st_writer_to_memory(s.w, buf, len);
 	import_free(&s);

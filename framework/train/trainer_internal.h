@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 
+#include "fovea/ckpt.h"
 #include "fovea/trainer.h"
 #include "base/base_internal.h"
 #include "train/loggers.h"
@@ -122,6 +123,11 @@ fv_status fv__resume(fv__trainer *t, fv_checkpoint *last);
 ** holds (malloc'd); `model_yaml` (may be NULL) gives the model when the
 ** file has no hyper_parameters. */
 fv_status fv__ckpt_import(const char *path, const char *model_yaml, void **buf, size_t *len);
+/* ckpt_performance.c: the test performance openretina keeps in data_info
+** (pretrained_performance, its metric, model_cut_frames) as JSON for the
+** metadata key "pretrained_performance"; *json is NULL when the data info
+** holds none of them. */
+fv_status fv__ckpt_performance(const fv_pyval *data_info, const char *path, char **json);
 
 /* The part of fv__resume that reads the metadata's trainer_state JSON (of
 ** the checkpoint at `path`) into t: the epoch, the seed, the step, the

@@ -19,6 +19,11 @@
 **       data_info      JSON: sessions, n_neurons_dict, mean_activity_dict,
 **                      input_shape (C, H, W), stim_mean, stim_std
 **       trainer_state  JSON owned by the trainer (epoch, scheduler, ...)
+**       imported_from  an imported openretina .ckpt: its path
+**       pretrained_performance  an imported .ckpt whose data_info holds
+**                      openretina's test results: JSON {"metric": ...,
+**                      "model_cut_frames": N, "sessions": {session:
+**                      per-neuron values or one number}}
 ** The file is written atomically (temporary file, fsync, rename), so a crash
 ** leaves the previous checkpoint or the new one, never a broken file.
 */

@@ -148,7 +148,7 @@ typedef struct fv_indices {
 ** wanted.  Indices are checked against the model before any optimisation
 ** runs. */
 typedef struct fv_insilico_job {
-	const char *checkpoint; /* a fovea checkpoint (fv_checkpoint_open) */
+	const char *checkpoint; /* a checkpoint or model name (fv_checkpoint_open) */
 	fv_insilico_kind kind;
 	const char *session;    /* the readout (data_key); NULL: the model's first session,
 	                        ** allowed for inner units only (their layer is in the core) */
@@ -161,6 +161,8 @@ typedef struct fv_insilico_job {
 	const char *reference;  /* MEI, INNER_MEI: a movie .npy (C, T, H, W) in data units;
 	                        ** the record gets each unit's mean predicted response to it.
 	                        ** NULL: none */
+	const char *model_yaml; /* the model of a .ckpt without hyper_parameters
+	                        ** (fv_checkpoint_import); NULL: none needed */
 } fv_insilico_job;
 
 /* One finished optimisation, after its files are written.  Pointers are

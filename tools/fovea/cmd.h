@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "fovea/checkpoint.h"
 #include "fovea/fovea.h"
 #include "fovea/plugin.h"
 
@@ -41,6 +42,7 @@ extern const cli_cmd cli_cmd_mei;
 extern const cli_cmd cli_cmd_mds;
 extern const cli_cmd cli_cmd_figures;
 extern const cli_cmd cli_cmd_import;
+extern const cli_cmd cli_cmd_models;
 
 /* ---- helpers, in fovea.c ------------------------------------------------------ */
 
@@ -54,9 +56,22 @@ fv_registry *cli_load_registry(void);
 ** older name remains for the commands not yet moved over. */
 #define cli_closest fv_closest_name
 
+/* In cli_checkpoint.c: open a checkpoint argument (a fovea checkpoint, an
+** openretina .ckpt or one of openretina's model names, downloaded if need
+** be); `model_yaml` (--model, may be NULL) gives the model of a .ckpt
+** without hyper_parameters.  NULL after printing why. */
+fv_checkpoint *cli_open_checkpoint(const char *path, const char *model_yaml);
+/* The --model line of the usage texts. */
+#define CLI_MODEL_USAGE                                                                      \
+	"  --model MODEL.yaml  the model of a .ckpt without hyper_parameters (a _target_ map\n"  \
+	"                      of openretina's constructor arguments; SingleCellSeparatedLNP)\n"
+#define CLI_CHECKPOINT_USAGE                                                                 \
+	"CHECKPOINT is a fovea checkpoint, an openretina .ckpt, or the name of one of\n"         \
+	"openretina's published models (`fovea models`; downloaded when not cached).\n"
+
 /* In cmd_figures.c: the model figures of a checkpoint into `dir` (which
 ** must exist); *n_written gets how many.  Reports errors. */
-int cli_write_model_figures(fv_registry *reg, const char *checkpoint, const char *dir,
-                            int *n_written);
+int cli_write_model_figures(fv_registry *reg, const char *checkpoint, const char *model_yaml,
+                            const char *dir, int *n_written);
 
 #endif /* FOVEA_TOOLS_CMD_H */

@@ -19,7 +19,7 @@
 #include "fovea/trainer.h"
 
 typedef struct eval_args {
-	const char *checkpoint, *data_dir, *output, *split;
+	const char *checkpoint, *data_dir, *output, *split, *model;
 	double cutoff;
 	int n_overrides;
 	const char **overrides;
@@ -31,11 +31,14 @@ static int parse_args(int argc, char **argv, eval_args *a)
 	for (int i = 1; i < argc; i++) {
 		const char *s = argv[i];
 		bool takes_value = strcmp(s, "--output") == 0 || strcmp(s, "-o") == 0 ||
-		                   strcmp(s, "--split") == 0 || strcmp(s, "--var-ratio-cutoff") == 0;
+		                   strcmp(s, "--split") == 0 || strcmp(s, "--var-ratio-cutoff") == 0 ||
+		                   strcmp(s, "--model") == 0;
 		if (takes_value && i + 1 >= argc)
 			return cli_usage_error(self, "%s needs a value", s);
 		if (strcmp(s, "--output") == 0 || strcmp(s, "-o") == 0) {
 			a->output = argv[++i];
+		} else if (strcmp(s, "--model") == 0) {
+			a->model = argv[++i];
 		} else if (strcmp(s, "--split") == 0) {
 			a->split = argv[++i];
 		} else if (strcmp(s, "--var-ratio-cutoff") == 0) {
@@ -146,9 +149,9 @@ static int write_outputs(const fv_eval_result *r, const eval_args *a)
 
 static int evaluate(fv_registry *reg, const eval_args *a)
 {
-	fv_checkpoint *c = fv_checkpoint_open(a->checkpoint);
+	fv_checkpoint *c = cli_open_checkpoint(a->checkpoint, a->model);
 	if (c == NULL)
-		return cli_fail("%s", fv_errmsg());
+		return CLI_FAILED;
 	fv_config *cfg = NULL;
 	fv_data *d = NULL;
 	fv_eval_result *r = NULL;
@@ -195,7 +198,7 @@ const cli_cmd cli_cmd_eval = {
 	.name = "eval",
 	.summary = "evaluate a trained model on test stimuli",
 	.usage = "fovea eval CHECKPOINT DATA_DIR [--split NAME] [--output DIR] "
-	         "[--var-ratio-cutoff X] [key=value ...]\n"
+	         "[--var-ratio-cutoff X] [--model MODEL.yaml] [key=value ...]\n"
 	         "\n"
 	         "Run a checkpoint's model on the test stimuli of DATA_DIR (openretina's\n"
 	         "HDF5 layout) and compute openretina's metrics per neuron: correlation,\n"
@@ -206,9 +209,12 @@ const cli_cmd cli_cmd_eval = {
 	         "eval_summary.json beside the checkpoint (or into --output DIR) and prints\n"
 	         "the summary.\n"
 	         "\n"
+	         CLI_CHECKPOINT_USAGE
+	         "\n"
 	         "  --split NAME            one test stimulus (default: every one)\n"
 	         "  --var-ratio-cutoff X    summary over neurons with var_ratio >= X (0.15)\n"
 	         "  key=value               change the checkpoint's data settings, e.g.\n"
-	         "                          'data_io.test_names=[test]'\n",
+	         "                          'data_io.test_names=[test]'\n"
+	         CLI_MODEL_USAGE,
 	.run = run_eval,
 };

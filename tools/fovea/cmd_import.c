@@ -90,6 +90,8 @@ static int import(fv_registry *reg, const import_args *a, const char *out)
 		for (size_t i = 0; i < info->n_sessions; i++)
 			printf("    %s: %lld\n", info->sessions[i], (long long)info->n_neurons[i]);
 		printf("  %lld parameters\n", (long long)n_params);
+		if (fv_safetensors_meta(fv_checkpoint_tensors(c), "pretrained_performance") != NULL)
+			printf("  openretina's test performance kept (metadata pretrained_performance)\n");
 		printf("wrote %s\n", out);
 	}
 	fv_module_free(model);
@@ -123,7 +125,8 @@ const cli_cmd cli_cmd_import = {
 	         "in it, rebuild its model, and write it as a fovea checkpoint (default: the\n"
 	         "same name ending in .safetensors).  Prints the model class, its sessions\n"
 	         "and neurons and its parameter count.  Every command that takes a checkpoint\n"
-	         "also takes a .ckpt as it is; import keeps the conversion.\n"
+	         "also takes a .ckpt as it is; import keeps the conversion.  MODEL.ckpt may\n"
+	         "also be the name of one of openretina's published models (`fovea models`).\n"
 	         "\n"
 	         "  --model MODEL.yaml  the model's constructor arguments as a _target_ map,\n"
 	         "                      for a checkpoint without hyper_parameters\n"

@@ -19,7 +19,7 @@
 #include "fovea/trainer.h"
 
 typedef struct predict_args {
-	const char *checkpoint, *stimulus, *session, *output;
+	const char *checkpoint, *stimulus, *session, *output, *model;
 	bool raw;
 } predict_args;
 
@@ -29,13 +29,15 @@ static int parse_args(int argc, char **argv, predict_args *a)
 	for (int i = 1; i < argc; i++) {
 		const char *s = argv[i];
 		bool takes_value = strcmp(s, "--session") == 0 || strcmp(s, "--output") == 0 ||
-		                   strcmp(s, "-o") == 0;
+		                   strcmp(s, "-o") == 0 || strcmp(s, "--model") == 0;
 		if (takes_value && i + 1 >= argc)
 			return cli_usage_error(self, "%s needs a value", s);
 		if (strcmp(s, "--session") == 0)
 			a->session = argv[++i];
 		else if (strcmp(s, "--output") == 0 || strcmp(s, "-o") == 0)
 			a->output = argv[++i];
+		else if (strcmp(s, "--model") == 0)
+			a->model = argv[++i];
 		else if (strcmp(s, "--raw") == 0)
 			a->raw = true;
 		else if (s[0] == '-' && s[1] == '-')
@@ -107,9 +109,9 @@ static int stimulus_batch(const predict_args *a, const fv_data_info *info, fv_ct
 
 static int predict(fv_registry *reg, const predict_args *a)
 {
-	fv_checkpoint *c = fv_checkpoint_open(a->checkpoint);
+	fv_checkpoint *c = cli_open_checkpoint(a->checkpoint, a->model);
 	if (c == NULL)
-		return cli_fail("%s", fv_errmsg());
+		return CLI_FAILED;
 	fv_module *model = fv_model_load(reg, c, NULL);
 	fv_ctx *ctx = fv_ctx_new();
 	int rc = model != NULL && ctx != NULL ? CLI_OK : cli_fail("%s", fv_errmsg());
@@ -173,15 +175,19 @@ const cli_cmd cli_cmd_predict = {
 	.name = "predict",
 	.summary = "predict responses to a stimulus with a trained model",
 	.usage = "fovea predict CHECKPOINT STIMULUS.npy --session S [--output OUT.npy] [--raw]\n"
+	         "                     [--model MODEL.yaml]\n"
 	         "\n"
 	         "Run the checkpoint's model on a movie (channels x time x height x width,\n"
 	         "in the units of the data directory's stimuli/*.npy) through the readout\n"
 	         "of session S, and write the predicted responses, (time - lag) x neurons,\n"
 	         "as float32 .npy (default prediction.npy).  A batch of movies (N x channels\n"
-	         "x time x height x width) gives N x (time - lag) x neurons.  CHECKPOINT is\n"
-	         "a fovea checkpoint or an openretina .ckpt; a SingleCellSeparatedLNP crops\n"
-	         "the movie around its rf_location, as openretina's training does.\n"
+	         "x time x height x width) gives N x (time - lag) x neurons.  A\n"
+	         "SingleCellSeparatedLNP crops the movie around its rf_location, as\n"
+	         "openretina's training does.\n"
+	         CLI_CHECKPOINT_USAGE
 	         "\n"
-	         "  --raw   the stimulus is already normalised (skip (x - stim_mean) / stim_std)\n",
+	         "  --raw               the stimulus is already normalised (skip\n"
+	         "                      (x - stim_mean) / stim_std)\n"
+	         CLI_MODEL_USAGE,
 	.run = run_predict,
 };

@@ -162,7 +162,7 @@ static void draw_figures(figure_hook *h, const char *dir, int64_t epoch)
 	snprintf(best, sizeof best, "%s/best.safetensors", dir);
 	h->last = monotonic_seconds();
 	h->drawn_epoch = -1;
-	if (cli_write_model_figures(h->reg, best, dir, &h->n_written) != CLI_OK)
+	if (cli_write_model_figures(h->reg, best, NULL, dir, &h->n_written) != CLI_OK)
 		fputs("fovea: warning: the model figures were not written\n", stderr);
 	else
 		h->drawn_epoch = epoch;

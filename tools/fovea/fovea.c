@@ -28,6 +28,7 @@ static const cli_cmd *const commands[] = {
 	&cli_cmd_mds,
 	&cli_cmd_figures,
 	&cli_cmd_import,
+	&cli_cmd_models,
 	&cli_cmd_help,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -59,6 +59,8 @@ static int set_common(ins_args *a, const char *opt, const char *val)
 		a->session = val;
 	else if (strcmp(opt, "--out") == 0)
 		a->out_dir = val;
+	else if (strcmp(opt, "--model") == 0)
+		a->model = val;
 	else if (strcmp(opt, "--seed") == 0) {
 		rc = parse_number(a->cmd, opt, val, 0, INT64_MAX, &v);
 		a->seed = (uint64_t)v;
@@ -79,7 +81,8 @@ static bool listed(const char *const *names, const char *s)
 
 static int parse_one(ins_args *a, int argc, char **argv, int *i, const ins_own *own)
 {
-	static const char *const with_value[] = {"--session", "--seed", "--out", "--threads", NULL};
+	static const char *const with_value[] = {"--session", "--seed", "--out", "--threads", "--model",
+	                                           NULL};
 	const char *s = argv[*i];
 	bool mine = listed(own->names, s);
 	if (mine || listed(with_value, s)) {
@@ -132,6 +135,7 @@ int ins_run(const ins_args *a, fv_insilico_job *job)
 	if (a->threads > 0)
 		fv_set_num_threads(a->threads);
 	job->checkpoint = a->checkpoint;
+	job->model_yaml = a->model;
 	job->session = a->session;
 	job->seed = a->seed;
 	fv_config *cfg = fv_insilico_config_compose(job->kind, a->config_file, a->n_overrides,

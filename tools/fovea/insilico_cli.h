@@ -22,7 +22,7 @@ typedef struct ins_own {
 
 typedef struct ins_args {
 	const cli_cmd *cmd;
-	const char *checkpoint, *config_file, *session, *out_dir;
+	const char *checkpoint, *config_file, *session, *out_dir, *model;
 	uint64_t seed;
 	int threads;
 	int progress; /* -1: a live line on a terminal; 0: plain lines; 1: live line */
@@ -54,6 +54,10 @@ int ins_run(const ins_args *a, fv_insilico_job *job);
 	"  --progress         a live progress line even when stdout is not a terminal\n"       \
 	"  --no-progress      plain lines even on a terminal\n"                                 \
 	"  --quiet            print nothing but errors\n"                                        \
+	"  --model MODEL.yaml the model of a .ckpt without hyper_parameters (a _target_ map\n"   \
+	"                     of openretina's constructor arguments)\n"                         \
+	"\n"                                                                                     \
+	CLI_CHECKPOINT_USAGE                                                                     \
 	"\n"                                                                                     \
 	"CONFIG.yaml and key=value overrides change the optimisation.  Keys (defaults\n"        \
 	"from openretina's visualize_model_neurons):\n"                                         \

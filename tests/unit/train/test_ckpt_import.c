@@ -5,6 +5,7 @@
 ** it yields, and the errors of a file it cannot convert.
 */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,41 @@ Test(ckpt_import, without_hyper_parameters_needs_the_model)
 	cr_assert_str_eq(info->sessions[0], "single_cell");
 	cr_assert_eq(info->input_shape[1], 20);
 	cr_assert_not_null(strstr(fv_checkpoint_model_config_yaml(c), "SingleCellSeparatedLNP"));
+	fv_checkpoint_close(c);
+}
+
+/* tests/data/ckpt/make_pretrained.py: hoefling_low_res_gmask.ckpt with
+** what openretina's test_step adds to data_info. */
+Test(ckpt_import, pretrained_performance_is_kept)
+{
+	fv_checkpoint *c = fv_checkpoint_open(DATA "pretrained_performance.ckpt");
+	cr_assert_not_null(c, "%s", fv_errmsg());
+	const char *text = fv_safetensors_meta(fv_checkpoint_tensors(c), "pretrained_performance");
+	cr_assert_not_null(text);
+	json_error_t e;
+	json_t *root = json_loads(text, 0, &e);
+	cr_assert_not_null(root, "%s", text);
+	cr_assert_str_eq(json_string_value(json_object_get(root, "metric")), "test CorrelationLoss3d");
+	cr_assert_eq(json_integer_value(json_object_get(root, "model_cut_frames")), 30);
+	json_t *sessions = json_object_get(root, "sessions");
+	cr_assert_eq(json_object_size(sessions), 3);
+	json_t *s1 = json_object_get(sessions, "session_1_ventral1_20200226");
+	cr_assert_eq(json_array_size(s1), 14);
+	for (size_t k = 0; k < 14; k++)
+		cr_assert_float_eq(json_number_value(json_array_get(s1, k)), k / 16.0 - 0.25, 1e-12);
+	cr_assert_eq(json_array_size(json_object_get(sessions, "session_2_ventral2_20200626")), 27);
+	/* a 0-dim tensor (a loss without per-neuron values) is one number */
+	json_t *s3 = json_object_get(sessions, "session_3_dorsal1_20201021");
+	cr_assert(json_is_number(s3));
+	cr_assert_float_eq(json_number_value(s3), 0.375, 1e-12);
+	json_decref(root);
+	/* the model is the fixture's */
+	fv_checkpoint *h = fv_checkpoint_open(DATA "hoefling_low_res_gmask.ckpt");
+	cr_assert_not_null(h, "%s", fv_errmsg());
+	cr_assert_eq(fv_safetensors_count(fv_checkpoint_tensors(h)),
+	             fv_safetensors_count(fv_checkpoint_tensors(c)));
+	cr_assert_null(fv_safetensors_meta(fv_checkpoint_tensors(h), "pretrained_performance"));
+	fv_checkpoint_close(h);
 	fv_checkpoint_close(c);
 }
 
