@@ -428,6 +428,28 @@ static void announce_best(fv__trainer *t)
 		t->on_best(t->on_best_ud, path, t->best_epoch);
 }
 
+bool fv__trainer_interrupted(fv__trainer *t)
+{
+	if (!t->interrupted && t->should_stop != NULL && t->should_stop(t->on_best_ud))
+		t->interrupted = true;
+	return t->interrupted;
+}
+
+static fv_status report_epoch(fv__trainer *t, double lr, bool best)
+{
+	fv_epoch_report e = {
+		.epoch = t->epochs_done - 1, .max_epochs = t->max_epochs, .n_metrics = N_METRICS,
+		.names = fv__metric_names, .values = t->metrics, .lr = lr,
+		.seconds = t->epoch_seconds, .best = best,
+	};
+	fv_status rc = t->on_epoch(t->on_best_ud, &e);
+	if (rc != FV_OK)
+		return fv_error(rc, "training stopped by the epoch callback after epoch %lld/%lld "
+		                "(its checkpoints are written)", (long long)t->epochs_done,
+		                (long long)t->max_epochs);
+	return FV_OK;
+}
+
 static fv_status end_of_epoch(fv__trainer *t)
 {
 	double lr = fv_optimizer_lr(t->opt); /* the rate this epoch ran with */
@@ -452,6 +474,8 @@ static fv_status end_of_epoch(fv__trainer *t)
 		announce_best(t);
 	if (rc == FV_OK)
 		rc = fv__save_checkpoint(t, "last.safetensors");
+	if (rc == FV_OK && t->on_epoch != NULL)
+		rc = report_epoch(t, lr, best);
 	return rc;
 }
 
@@ -463,6 +487,14 @@ static fv_status run_epochs(fv__trainer *t, fv_train_result *res)
 		fv_status rc = fv__train_epoch(t);
 		if (rc == FV_OK)
 			rc = fv__validate(t);
+		if (rc == FV_OK && t->interrupted) {
+			if (!t->quiet)
+				fprintf(t->out, "%sinterrupted during epoch %lld: %s\n", t->bar ? "\n" : "",
+				        (long long)t->epochs_done + 1, t->epochs_done > 0
+				        ? "last.safetensors holds the last finished epoch (resume=true "
+				          "continues from it)" : "no epoch finished");
+			break;
+		}
 		if (rc == FV_OK)
 			rc = end_of_epoch(t);
 		if (rc != FV_OK)
@@ -523,6 +555,8 @@ static fv_status setup(fv__trainer *t, const fv_train_options *o)
 	t->quiet = o != NULL && o->quiet;
 	t->on_best = o != NULL ? o->on_best : NULL;
 	t->on_best_ud = o != NULL ? o->ud : NULL;
+	t->on_epoch = o != NULL ? o->on_epoch : NULL;
+	t->should_stop = o != NULL ? o->should_stop : NULL;
 	int progress = o != NULL ? o->progress : -1;
 	t->bar = !t->quiet && (progress == 1 || (progress < 0 && isatty(fileno(t->out))));
 	fv_status rc = read_settings(t, &dir);
@@ -564,6 +598,7 @@ fv_status fv_train(fv_registry *reg, fv_config *cfg, const fv_train_options *o,
 		res->best_epoch = t.best_epoch;
 		res->best_value = t.best_value;
 		res->stopped_early = t.stopped;
+		res->interrupted = t.interrupted;
 		snprintf(res->output_dir, sizeof res->output_dir, "%s", t.dir);
 	}
 	res->seconds = wall_seconds() - start;
