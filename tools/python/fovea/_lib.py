@@ -324,6 +324,18 @@ def check(status):
         raise last_error()
 
 
+def tensor_array(tp, copy=True):
+    """An fv_tensor's values as a float32 array of its shape (a copy, or a
+    view of libfovea's memory when copy is False)."""
+    import numpy as np
+    t = tp.contents
+    shape = tuple(t.shape[:t.ndim])
+    if t.numel == 0:
+        return np.zeros(shape, np.float32)
+    a = np.ctypeslib.as_array(t.data, shape=(t.numel,)).reshape(shape)
+    return a.copy() if copy else a
+
+
 def take_string(ptr):
     """A malloc'd C string as str, freed."""
     if not ptr:

@@ -62,6 +62,8 @@ def create_data(dir, layout="fovea", **options):
                             % (neurons,), _lib.ERR_ARG)
             arr = (ctypes.c_int64 * len(counts))(*counts)
             o.n_neurons, o.n_n_neurons = arr, len(counts)
+            if "sessions" not in options:  # one session per count, as create-data
+                o.n_sessions = len(counts)
         _lib.check(lib.fv_synthetic_write(_lib.enc(dir), ctypes.byref(o)))
     elif layout == "openretina":
         o = _lib.OpenretinaDataOptions()

@@ -27,11 +27,9 @@ def _indices(name, values, keep):
 
 
 def _record(r):
-    t = r.stimulus.contents
-    shape = tuple(t.shape[:t.ndim])
     n = r.iterations
     trace = (lambda p: np.ctypeslib.as_array(p, shape=(n,)).copy() if n else np.zeros(0))
-    return {"unit": r.unit, "stimulus": np.ctypeslib.as_array(t.data, shape=shape)[0].copy(),
+    return {"unit": r.unit, "stimulus": _lib.tensor_array(r.stimulus)[0],
             "objective": trace(r.objective_trace), "loss": trace(r.loss_trace),
             "final_objective": r.final_objective, "iterations": n,
             "seconds_per_iteration": r.seconds_per_iteration,
@@ -40,8 +38,10 @@ def _record(r):
 
 
 def _compose(kind, config, overrides):
-    if isinstance(overrides, str) or any(not isinstance(o, str) for o in overrides):
-        raise Error("overrides: expected a list of 'key=value' strings", _lib.ERR_ARG)
+    if isinstance(overrides, (str, bytes)) or not all(isinstance(o, str) for o in overrides):
+        raise Error("overrides: expected a list of 'key=value' strings, got %r" % (overrides,),
+                    _lib.ERR_ARG)
+    overrides = list(overrides)
     arr = (ctypes.c_char_p * max(len(overrides), 1))(*[_lib.enc(o) for o in overrides])
     cfg = lib.fv_insilico_config_compose(kind, _lib.enc(config), len(overrides), arr)
     if not cfg:
@@ -95,9 +95,10 @@ def optimize_stimulus(model, kind="mei", session=None, units=None, layer=None, o
 
     cb = _lib.INSILICO_FN(on_result)
     tmp = tempfile.mkdtemp(prefix="fovea-mei-") if out_dir is None else None
-    cfg = _compose(_KINDS[kind], config, list(overrides))
+    cfg = _compose(_KINDS[kind], config, overrides)
     try:
         with model._lock:
+            model._live()
             model._apply_threads()
             path = model.path
             if model._dirty:  # the weights changed in memory: optimise those

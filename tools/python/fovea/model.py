@@ -180,11 +180,7 @@ class Model:
                            _lib.enc(session), 1 if normalize else 0)
         if not y:
             raise _lib.last_error()
-        t = y.contents
-        shape = tuple(t.shape[:t.ndim])
-        if t.numel == 0:
-            return np.zeros(shape, np.float32)
-        return np.ctypeslib.as_array(t.data, shape=shape)
+        return _lib.tensor_array(y, copy=False)
 
     # ---- state ----------------------------------------------------------------------
 
@@ -206,10 +202,7 @@ class Model:
             self._live()
             out = {}
             for name, t in self._tensors():
-                c = t.contents
-                shape = tuple(c.shape[:c.ndim])
-                a = np.ctypeslib.as_array(c.data, shape=shape).copy() if c.numel else \
-                    np.zeros(shape, np.float32)
+                a = _lib.tensor_array(t)
                 if name.endswith("num_batches_tracked"):
                     a = a.astype(np.int64)
                 out[name] = a
@@ -236,7 +229,7 @@ class Model:
                 c = tensors[name].contents
                 shape = tuple(c.shape[:c.ndim])
                 try:
-                    a = np.ascontiguousarray(value, dtype=np.float32)
+                    a = np.array(value, dtype=np.float32, order="C")  # 0-d stays 0-d
                 except (TypeError, ValueError) as e:
                     raise Error("load_state_dict: '%s': not numeric (%s)" % (name, e),
                                 _lib.ERR_ARG) from None

@@ -34,8 +34,10 @@ def _config_file(config, tmp):
 
 
 def _compose(config, overrides, config_dir):
-    if isinstance(overrides, str) or any(not isinstance(o, str) for o in overrides):
-        raise Error("overrides: expected a list of 'key=value' strings", _lib.ERR_ARG)
+    if isinstance(overrides, (str, bytes)) or not all(isinstance(o, str) for o in overrides):
+        raise Error("overrides: expected a list of 'key=value' strings, got %r" % (overrides,),
+                    _lib.ERR_ARG)
+    overrides = list(overrides)
     with tempfile.TemporaryDirectory(prefix="fovea-train-") as tmp:
         path = _config_file(config, tmp)
         if config_dir is None and isinstance(config, dict):
@@ -86,7 +88,7 @@ def train(config, overrides=(), callback=None, config_dir=None, threads=None, qu
     unfinished epoch is dropped, last.safetensors holds the last finished one,
     resume=true continues from it; the result says interrupted=True.
     """
-    cfg = _compose(config, list(overrides), config_dir)
+    cfg = _compose(config, overrides, config_dir)
     failure = []
 
     def on_epoch(ud, rep):
