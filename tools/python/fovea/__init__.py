@@ -11,14 +11,14 @@ from ._lib import (ERR_ARG, ERR_CONFIG, ERR_FORMAT, ERR_IO, ERR_NOMEM, ERR_NOTFO
                    ERR_PLUGIN, ERR_SHAPE, Error, library_path)
 from ._lib import lib as _clib
 from .components import describe, plugins
-from .data import create_data, evaluate
+from .data import create_data, evaluate, test_set
 from .insilico import mei, optimize_stimulus
 from .model import Model, load
 from .train import train
 
 __version__ = "0.1.0"
 
-__all__ = ["Error", "Model", "load", "plugins", "describe", "create_data", "evaluate", "mei",
+__all__ = ["Error", "Model", "load", "plugins", "describe", "create_data", "evaluate", "test_set", "mei",
            "optimize_stimulus", "train", "set_num_threads", "get_num_threads", "ERR_NOMEM",
            "ERR_IO", "ERR_FORMAT", "ERR_CONFIG", "ERR_SHAPE", "ERR_ARG", "ERR_PLUGIN",
            "ERR_NOTFOUND", "library_path"]

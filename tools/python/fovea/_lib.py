@@ -10,7 +10,10 @@ import ctypes.util
 import os
 import threading
 
-from . import _paths
+try:
+    from ._paths import LIBRARY as _BUILT_LIBRARY  # written by meson
+except ImportError:  # the source tree itself: FOVEA_LIBRARY or the system's
+    _BUILT_LIBRARY = None
 
 # fv_status (fovea.h)
 OK = 0
@@ -42,7 +45,7 @@ def _candidates():
     if env:
         return [env]
     found = ctypes.util.find_library("fovea")
-    return [p for p in (_paths.LIBRARY, found) if p]
+    return [p for p in (_BUILT_LIBRARY, found) if p]
 
 
 def _open_library():
@@ -137,6 +140,12 @@ class DataOptions(ctypes.Structure):
                 ("seed", ctypes.c_uint64), ("allow_over_boundaries", ctypes.c_bool),
                 ("test_names_storage_", ctypes.c_char_p * 64),
                 ("validation_clips_storage_", ctypes.c_int64 * 1024)]
+
+
+class MovieSet(ctypes.Structure):
+    """fv_movie_set (data.h), its leading fields."""
+    _fields_ = [("session", ctypes.c_char_p), ("stimulus", ctypes.c_char_p),
+                ("movie", TensorP), ("responses", TensorP), ("responses_by_trial", TensorP)]
 
 
 class EvalOptions(ctypes.Structure):
@@ -285,6 +294,9 @@ _PROTOTYPES = {
     "fv_data_close": (None, [_P]),
     "fv_data_n_sessions": (ctypes.c_size_t, [_P]),
     "fv_data_session_name": (_S, [_P, ctypes.c_size_t]),
+    "fv_data_find_session": (ctypes.c_int64, [_P, _S]),
+    "fv_data_n_test": (ctypes.c_size_t, [_P, ctypes.c_size_t]),
+    "fv_data_test": (ctypes.POINTER(MovieSet), [_P, ctypes.c_size_t, ctypes.c_size_t]),
     "fv_evaluate": (_I, [_P, _P, ctypes.POINTER(EvalOptions), ctypes.POINTER(_P)]),
     "fv_eval_result_free": (None, [_P]),
     "fv_eval_n_neurons": (ctypes.c_size_t, [_P]),

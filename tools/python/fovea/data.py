@@ -158,3 +158,31 @@ def evaluate(model, data_dir, split=None, var_ratio_cutoff=0.15):
         finally:
             lib.fv_eval_result_free(result)
             lib.fv_data_close(data)
+
+
+def test_set(model, data_dir, session):
+    """The test stimuli of one session of `data_dir`, read as the model's
+    config says (as evaluate() reads them): a list of dicts with stimulus
+    (its name), movie (C, T, H, W, normalised: the model's units, so
+    model(movie, session=...) predicts it), responses (T, neurons: the trial
+    average) and trials ((trials, T, neurons), or None).  The prediction
+    lacks the first `lag` frames: compare it with responses[-len(pred):]."""
+    if not os.path.isdir(data_dir):
+        raise Error("%s: not a data directory" % data_dir, _lib.ERR_IO)
+    with model._lock:
+        data = _open_data(model, data_dir)
+        try:
+            k = lib.fv_data_find_session(data, _lib.enc(session))
+            if k < 0:
+                raise Error("%s has no session %r" % (data_dir, session), _lib.ERR_NOTFOUND)
+            out = []
+            for i in range(lib.fv_data_n_test(data, k)):
+                m = lib.fv_data_test(data, k, i).contents
+                out.append({"stimulus": _lib.dec(m.stimulus),
+                            "movie": _lib.tensor_array(m.movie),
+                            "responses": _lib.tensor_array(m.responses),
+                            "trials": _lib.tensor_array(m.responses_by_trial)
+                            if m.responses_by_trial else None})
+            return out
+        finally:
+            lib.fv_data_close(data)

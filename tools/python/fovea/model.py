@@ -73,7 +73,7 @@ class Model:
             self._ctx = lib.fv_ctx_new()
             if not self._ctx:
                 raise _lib.last_error()
-            info = lib.fv_checkpoint_data_info(self._ckpt)
+            info = self._info = lib.fv_checkpoint_data_info(self._ckpt)
             self.data_info = json.loads(_lib.take_string(lib.fv_data_info_to_json(info)))
         except BaseException:
             self.close()
@@ -159,6 +159,9 @@ class Model:
         with self._lock:
             self._live()
             self._apply_threads()
+            if step >= n:  # one call: the output copied once
+                y = self._run(x, session, normalize).copy()
+                return y[0] if single else y
             for start in range(0, n, step):
                 y = self._run(x[start:start + step], session, normalize)
                 if out is None:
@@ -174,9 +177,8 @@ class Model:
         view.ndim = 5
         view.shape[:] = x.shape
         view.strides[:] = _element_strides(x)
-        info = lib.fv_checkpoint_data_info(self._ckpt)
         lib.fv_ctx_reset(self._ctx)
-        y = lib.fv_predict(self._module, self._ctx, info, ctypes.byref(view),
+        y = lib.fv_predict(self._module, self._ctx, self._info, ctypes.byref(view),
                            _lib.enc(session), 1 if normalize else 0)
         if not y:
             raise _lib.last_error()
