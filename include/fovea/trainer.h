@@ -190,7 +190,7 @@ typedef struct fv_epoch_report {
 	int64_t epoch;              /* 0-based */
 	int64_t max_epochs;
 	size_t n_metrics;
-	const char *const *names;   /* metrics.csv's names: train_loss, ..., val_correlation */
+	const char *const *names;   /* metrics.csv's names: train_loss, ..., val_evaluation_loss */
 	const double *values;
 	double lr;                  /* the learning rate the epoch ran with */
 	double seconds;             /* wall time of the epoch, validation included */

@@ -80,7 +80,7 @@ def train(config, overrides=(), callback=None, config_dir=None, threads=None, qu
                config_dir) or a dict of the same content
     overrides  Hydra's key=value, +key=value, ~key
     callback   callback(epoch, metrics) after every epoch (0-based epoch;
-               metrics: train_loss, ..., val_correlation, lr, seconds, best),
+               metrics: train_loss, ..., val_evaluation_loss, lr, seconds, best),
                when metrics.csv and the checkpoints are written; an exception
                it raises stops the run and is raised again
     stop       a callable polled between steps (True stops), besides Ctrl-C
