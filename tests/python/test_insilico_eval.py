@@ -51,6 +51,13 @@ def test_evaluate_equals_fovea_eval():
         for key, col in (("corr", "corr_to_average"), ("feve", "feve"),
                          ("poisson_loss", "poisson_loss_to_average"), ("var_ratio", "var_ratio")):
             assert abs(res[key][i] - float(row[col])) <= 1e-7 + 1e-6 * abs(float(row[col])), key
+    try:
+        import pandas  # noqa: F401
+        frame = fovea.evaluate(fovea.load(ckpt), os.path.join(tmp, "d"), as_frame=True)
+        assert list(frame["corr"]) == list(res["corr"])
+    except ImportError:
+        expect_error(lambda: fovea.evaluate(fovea.load(ckpt), os.path.join(tmp, "d"),
+                                            as_frame=True), fovea.ERR_ARG, "pandas")
     summary = json.load(open(os.path.join(tmp, "ev", "eval_summary.json")))
     assert abs(res["summary"]["corr_to_avg_mean"] - summary["corr_to_avg_mean"]) < 1e-6
 

@@ -136,12 +136,25 @@ def _collect(result):
     return out
 
 
-def evaluate(model, data_dir, split=None, var_ratio_cutoff=0.15):
+def _frame(result):
+    try:
+        import pandas
+    except ImportError:
+        raise Error("evaluate(as_frame=True) needs pandas (Debian: python3-pandas)",
+                    _lib.ERR_ARG) from None
+    summary = result.pop("summary")
+    frame = pandas.DataFrame(result)
+    frame.attrs["summary"] = summary
+    return frame
+
+
+def evaluate(model, data_dir, split=None, var_ratio_cutoff=0.15, as_frame=False):
     """openretina's metrics of `model` on the test stimuli of `data_dir`
     (read as the model's config says): per neuron, arrays under session,
     split, neuron, corr (to the trial average), feve, jackknife, var_ratio,
     corr_ceiling, mse, poisson_loss; "summary" holds the summary dict of
-    eval_summary.json."""
+    eval_summary.json.  as_frame=True: a pandas DataFrame of the per-neuron
+    columns, the summary in its attrs["summary"]."""
     if not os.path.isdir(data_dir):
         raise Error("%s: not a data directory" % data_dir, _lib.ERR_IO)
     with model._lock:
@@ -154,7 +167,8 @@ def evaluate(model, data_dir, split=None, var_ratio_cutoff=0.15):
                                  model_path=_lib.enc(model.path))
             _lib.check(lib.fv_evaluate(model._handle()[0], data, ctypes.byref(o),
                                        ctypes.byref(result)))
-            return _collect(result)
+            out = _collect(result)
+            return _frame(out) if as_frame else out
         finally:
             lib.fv_eval_result_free(result)
             lib.fv_data_close(data)
