@@ -124,7 +124,8 @@ class Model:
             if not isinstance(self.threads, int) or self.threads < 1:
                 raise Error("threads: expected an integer >= 1, got %r" % (self.threads,),
                             _lib.ERR_ARG)
-            lib.fv_set_num_threads(self.threads)
+            if lib.fv_get_num_threads() != self.threads:  # resetting BLIS costs ms
+                lib.fv_set_num_threads(self.threads)
 
     # ---- predictions --------------------------------------------------------------
 
