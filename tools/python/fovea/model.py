@@ -99,7 +99,10 @@ class Model:
             self._ckpt = self._module = self._ctx = None
 
     def __del__(self):
-        self.close()
+        try:
+            self.close()
+        except Exception:  # at interpreter exit the module may be gone already
+            pass
 
     def __enter__(self):
         return self
