@@ -29,22 +29,13 @@ static void setup(void)
 	cr_assert_not_null(mkdtemp(tmp));
 	reg = fv_registry_new();
 	cr_assert_eq(fv_registry_load_default(reg), FV_OK, "%s", fv_errmsg());
-	/* two sessions of 3 and 4 neurons, 1 x 6 x 5 pixels */
-	fv_synthetic_options o;
-	fv_synthetic_options_default(&o);
-	int64_t neurons[] = {3, 4};
-	o.seed = 3;
-	o.n_sessions = 2;
-	o.n_neurons = neurons;
-	o.n_n_neurons = 2;
-	o.channels = 1;
-	o.height = 6;
-	o.width = 5;
-	o.train_frames = 240;
-	o.n_train_stimuli = 1;
-	o.test_frames = 60;
-	o.n_test_trials = 3;
-	o.filter_length = 4;
+	/* two sessions of 3 and 4 neurons, 1 x 6 x 5 pixels, 240 training frames */
+	static const int64_t neurons[] = {3, 4};
+	const fv_synthetic_options o = {
+		.seed = 3, .n_sessions = 2, .n_neurons = neurons, .n_n_neurons = 2, .channels = 1,
+		.height = 6, .width = 5, .train_frames = 240, .n_train_stimuli = 1, .test_frames = 60,
+		.n_test_trials = 3, .filter_length = 4, .rate = 1.0,
+	};
 	char dir[300];
 	snprintf(dir, sizeof dir, "%s/data", tmp);
 	cr_assert_eq(fv_synthetic_write(dir, &o), FV_OK, "%s", fv_errmsg());
