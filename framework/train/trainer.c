@@ -434,6 +434,28 @@ static void announce_best(fv__trainer *t)
 		t->on_best(t->on_best_ud, path, t->best_epoch);
 }
 
+bool fv__trainer_interrupted(fv__trainer *t)
+{
+	if (!t->interrupted && t->should_stop != NULL && t->should_stop(t->on_best_ud))
+		t->interrupted = true;
+	return t->interrupted;
+}
+
+static fv_status report_epoch(fv__trainer *t, double lr, bool best)
+{
+	fv_epoch_report e = {
+		.epoch = t->epochs_done - 1, .max_epochs = t->max_epochs, .n_metrics = N_METRICS,
+		.names = fv__metric_names, .values = t->metrics, .lr = lr,
+		.seconds = t->epoch_seconds, .best = best,
+	};
+	fv_status rc = t->on_epoch(t->on_best_ud, &e);
+	if (rc != FV_OK)
+		return fv_error(rc, "training stopped by the epoch callback after epoch %lld/%lld "
+		                "(its checkpoints are written)", (long long)t->epochs_done,
+		                (long long)t->max_epochs);
+	return FV_OK;
+}
+
 static fv_status end_of_epoch(fv__trainer *t)
 {
 	double lr = fv_optimizer_lr(t->opt); /* the rate this epoch ran with */
@@ -458,6 +480,8 @@ static fv_status end_of_epoch(fv__trainer *t)
 		announce_best(t);
 	if (rc == FV_OK)
 		rc = fv__save_checkpoint(t, "last.safetensors");
+	if (rc == FV_OK && t->on_epoch != NULL)
+		rc = report_epoch(t, lr, best);
 	return rc;
 }
 
@@ -469,6 +493,14 @@ static fv_status run_epochs(fv__trainer *t, fv_train_result *res)
 		fv_status rc = fv__train_epoch(t);
 		if (rc == FV_OK)
 			rc = fv__validate(t);
+		if (rc == FV_OK && t->interrupted) {
+			if (!t->quiet)
+				fprintf(t->out, "%sinterrupted during epoch %lld: %s\n", t->bar ? "\n" : "",
+				        (long long)t->epochs_done + 1, t->epochs_done > 0
+				        ? "last.safetensors holds the last finished epoch (resume=true "
+				          "continues from it)" : "no epoch finished");
+			break;
+		}
 		if (rc == FV_OK)
 			rc = end_of_epoch(t);
 		if (rc != FV_OK)
@@ -522,14 +554,30 @@ static double wall_seconds(void)
 	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static fv_status setup(fv__trainer *t, const fv_train_options *o)
+/* The caller's options as far as its struct_size reaches (0: the fields of
+** the first release, up to ud); the rest keep their zero defaults. */
+static fv_train_options options_of(const fv_train_options *o)
+{
+	fv_train_options copy = {.progress = -1};
+	if (o == NULL)
+		return copy;
+	size_t n = o->struct_size != 0 ? o->struct_size : offsetof(fv_train_options, on_epoch);
+	memcpy(&copy, o, n < sizeof copy ? n : sizeof copy);
+	return copy;
+}
+
+static fv_status setup(fv__trainer *t, const fv_train_options *given)
 {
 	const char *dir = NULL;
-	t->out = o != NULL && o->out != NULL ? o->out : stdout;
-	t->quiet = o != NULL && o->quiet;
-	t->on_best = o != NULL ? o->on_best : NULL;
-	t->on_best_ud = o != NULL ? o->ud : NULL;
-	int progress = o != NULL ? o->progress : -1;
+	fv_train_options opts = options_of(given);
+	const fv_train_options *o = &opts;
+	t->out = o->out != NULL ? o->out : stdout;
+	t->quiet = o->quiet;
+	t->on_best = o->on_best;
+	t->on_best_ud = o->ud;
+	t->on_epoch = o->on_epoch;
+	t->should_stop = o->should_stop;
+	int progress = o->progress;
 	t->bar = !t->quiet && (progress == 1 || (progress < 0 && isatty(fileno(t->out))));
 	fv_status rc = read_settings(t, &dir);
 	if (rc == FV_OK && snprintf(t->dir, sizeof t->dir, "%s", dir) >= (int)sizeof t->dir)
@@ -549,7 +597,7 @@ static fv_status setup(fv__trainer *t, const fv_train_options *o)
 	if (rc == FV_OK)
 		rc = fv__trainer_log_open(t);
 	if (rc == FV_OK)
-		rc = fv__report_unused(t, o != NULL && o->strict);
+		rc = fv__report_unused(t, o->strict);
 	return rc;
 }
 
@@ -572,6 +620,7 @@ fv_status fv_train(fv_registry *reg, fv_config *cfg, const fv_train_options *o,
 		res->best_epoch = t.best_epoch;
 		res->best_value = t.best_value;
 		res->stopped_early = t.stopped;
+		res->interrupted = t.interrupted;
 		snprintf(res->output_dir, sizeof res->output_dir, "%s", t.dir);
 	}
 	res->seconds = wall_seconds() - start;

@@ -194,6 +194,8 @@ fv_status fv__train_epoch(fv__trainer *t)
 	int64_t total = fv_batch_iter_len(t->train_it), done = 0;
 	fv_batch b;
 	while (fv_batch_next(t->train_it, &b)) {
+		if (fv__trainer_interrupted(t))
+			return FV_OK; /* the epoch is dropped: nothing of it is written */
 		fv_status rc = train_batch(t, &b, done, total, &r);
 		if (rc != FV_OK)
 			return rc;
@@ -254,7 +256,8 @@ fv_status fv__validate(fv__trainer *t)
 	fv_status rc = FV_OK;
 	int64_t total = fv_batch_iter_len(t->val_it), done = 0;
 	while (fv_batch_next(t->val_it, &b)) {
-		if (rc == FV_OK)
+		/* once interrupted the pass runs out unused: the epoch is dropped */
+		if (rc == FV_OK && !fv__trainer_interrupted(t))
 			rc = validate_batch(t, &b, done, total, &r);
 		done++; /* on to the end of the pass after a failure: the iterator stays aligned */
 	}

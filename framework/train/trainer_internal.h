@@ -89,8 +89,14 @@ typedef struct fv__trainer {
 	FILE *out;
 	bool bar, quiet;
 	fv_best_checkpoint_fn on_best;
-	void *on_best_ud;
+	void *on_best_ud;            /* for every callback */
+	fv_epoch_fn on_epoch;
+	fv_stop_fn should_stop;
+	bool interrupted;            /* should_stop said so */
 } fv__trainer;
+
+/* Whether should_stop asks to stop now (remembered in t->interrupted). */
+bool fv__trainer_interrupted(fv__trainer *t);
 
 /* trainer_epoch.c: one training pass and one validation pass, filling
 ** t->metrics. */

@@ -184,12 +184,39 @@ FV_API fv_module *fv_model_load(fv_registry *reg, const fv_checkpoint *c, fv_con
 ** epoch: 0-based), e.g. to redraw figures while a long run goes on. */
 typedef void (*fv_best_checkpoint_fn)(void *ud, const char *path, int64_t epoch);
 
+/* One finished epoch, for live plots: after its metrics.csv row and its
+** checkpoints are written.  Pointers are valid during the call only. */
+typedef struct fv_epoch_report {
+	int64_t epoch;              /* 0-based */
+	int64_t max_epochs;
+	size_t n_metrics;
+	const char *const *names;   /* metrics.csv's names: train_loss, ..., val_evaluation_loss */
+	const double *values;
+	double lr;                  /* the learning rate the epoch ran with */
+	double seconds;             /* wall time of the epoch, validation included */
+	bool best;                  /* best.safetensors was written for it */
+} fv_epoch_report;
+
+/* A status other than FV_OK ends the run with that status. */
+typedef fv_status (*fv_epoch_fn)(void *ud, const fv_epoch_report *e);
+/* Polled before every training and validation step; true stops the run
+** there (Ctrl-C in an interactive session): the unfinished epoch is
+** dropped, so last.safetensors holds the last finished one and
+** resume=true continues exactly as an uninterrupted run would. */
+typedef bool (*fv_stop_fn)(void *ud);
+
 typedef struct fv_train_options {
+	/* sizeof(fv_train_options) as the caller was compiled; fields beyond it
+	** are taken as zero, so later releases can add fields.  0 stands for the
+	** first release's fields (up to ud). */
+	size_t struct_size;
 	int progress;       /* -1: a bar when `out` is a terminal; 0: plain lines; 1: bar */
 	FILE *out;          /* progress and summary lines; NULL: stdout */
 	bool quiet;         /* nothing on `out` */
 	fv_best_checkpoint_fn on_best; /* may be NULL */
-	void *ud;           /* for on_best */
+	void *ud;           /* for every callback */
+	fv_epoch_fn on_epoch;       /* may be NULL */
+	fv_stop_fn should_stop;     /* may be NULL */
 	bool strict;        /* keys of the config fovea does not act on are an error, not a
 	                    ** warning (fv_config_unused) */
 } fv_train_options;
@@ -202,6 +229,7 @@ typedef struct fv_train_result {
 	double seconds_per_epoch; /* mean over the epochs this invocation ran */
 	bool stopped_early;
 	char output_dir[4096];
+	bool interrupted;      /* should_stop ended the run */
 } fv_train_result;
 
 /* Train as configured (the config as fv_config_compose gives it).  The

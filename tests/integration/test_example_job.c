@@ -136,7 +136,7 @@ Test(example_job, reaches_the_trial_ceiling_and_finds_the_centres, .timeout = 18
 	/* one thread: the result does not depend on it, and on a shared
 	** machine one thread finishes sooner than two fighting for cores */
 	fv_set_num_threads(1);
-	fv_train_options o = {.progress = 0};
+	fv_train_options o = {.struct_size = sizeof o, .progress = 0};
 	fv_train_result res;
 	cr_assert_eq(fv_train(reg, cfg, &o, &res), FV_OK, "%s", fv_errmsg());
 	printf("trained %lld epochs in %.1f s (%.2f s per epoch)\n", (long long)res.epochs,

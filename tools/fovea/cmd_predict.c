@@ -16,6 +16,7 @@
 
 #include "cmd.h"
 #include "fovea/npy.h"
+#include "fovea/predict.h"
 #include "fovea/trainer.h"
 
 typedef struct predict_args {
@@ -56,55 +57,51 @@ static int parse_args(int argc, char **argv, predict_args *a)
 	return CLI_OK;
 }
 
-static int check_session(const fv_data_info *info, const char *session, const char *ckpt)
-{
-	for (size_t i = 0; i < info->n_sessions; i++)
-		if (strcmp(info->sessions[i], session) == 0)
-			return CLI_OK;
-	const char *near = cli_closest(session, info->sessions, info->n_sessions);
-	return cli_fail("%s has no session '%s'%s%s%s (it has %zu sessions, the first '%s')", ckpt,
-	                session, near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "",
-	                info->n_sessions, info->n_sessions ? info->sessions[0] : "");
-}
-
-/* The stimulus as a normalised batch, (N, C, T, H, W): one movie
-** (C, T, H, W) is a batch of one. */
-static int stimulus_batch(const predict_args *a, const fv_data_info *info, fv_ctx *ctx,
-                          fv_tensor **out, bool *batched)
+/* The stimulus file through fv_predict(); *y gets the output in ctx. */
+static int run_model(const predict_args *a, fv_module *model, const fv_data_info *info,
+                     fv_ctx *ctx, fv_tensor **y, bool *batched, int64_t *frames)
 {
 	fv_tensor *s = fv_npy_load(a->stimulus);
 	if (s == NULL)
 		return cli_fail("%s", fv_errmsg());
-	int first = s->ndim == 5 ? 1 : 0;
-	*batched = first;
+	*batched = s->ndim == 5;
+	*frames = s->ndim >= 4 ? s->shape[s->ndim - 3] : 0;
+	fv_stimulus_view v = {.ndim = s->ndim};
+	if (s->ndim == 4 || s->ndim == 5)
+		fv_stimulus_view_dense(&v, s->data, s->ndim, s->shape);
+	else
+		memcpy(v.shape, s->shape, (size_t)(s->ndim < 5 ? s->ndim : 5) * sizeof *v.shape);
+	v.data = s->data;
+	*y = fv_predict(model, ctx, info, &v, a->session, a->raw ? 0 : FV_PREDICT_NORMALIZE);
 	int rc = CLI_OK;
-	/* A std of 0 or a mean of 1e308 turns every pixel into inf or NaN. */
-	if (!a->raw && (!isfinite(info->stim_mean) || !isfinite(info->stim_std) ||
-	                !(info->stim_std > 0)))
-		rc = cli_fail("%s: data_info stim_mean %g and stim_std %g cannot normalise a stimulus "
-		              "(the mean must be finite, the std finite and > 0)", a->checkpoint,
-		              info->stim_mean, info->stim_std);
-	else if (s->ndim - first != 4 || s->shape[first] != info->input_shape[0] ||
-	    s->shape[first + 2] != info->input_shape[1] || s->shape[first + 3] != info->input_shape[2]) {
-		char want[64];
-		snprintf(want, sizeof want, "%s", fv_shape_str(3, info->input_shape));
-		rc = cli_fail("%s: shape %s, expected (channels, time, height, width) or a batch of "
-		              "them, with (channels, "
-		              "height, width) = %s as the model was trained", a->stimulus,
-		              fv_shape_str(s->ndim, s->shape), want);
-	}
-	if (rc == CLI_OK) {
-		int64_t shape[5] = {first ? s->shape[0] : 1, s->shape[first], s->shape[first + 1],
-		                    s->shape[first + 2], s->shape[first + 3]};
-		*out = fv_ctx_from_data(ctx, 5, shape, s->data);
-		double mean = a->raw ? 0.0 : info->stim_mean, std = a->raw ? 1.0 : info->stim_std;
-		for (int64_t i = 0; *out != NULL && i < (*out)->numel; i++)
-			(*out)->data[i] = (fv_real)(((*out)->data[i] - mean) / std);
-		if (*out == NULL)
-			rc = cli_fail("%s", fv_errmsg());
-	}
+	if (*y == NULL)
+		rc = fv_errcode() == FV_ERR_SHAPE
+		         ? cli_fail("%s: %s", a->stimulus, fv_errmsg())
+		         : cli_fail("%s: %s", a->checkpoint, fv_errmsg());
 	fv_tensor_free(s);
 	return rc;
+}
+
+static int write_prediction(const predict_args *a, const fv_tensor *y, bool batched,
+                            int64_t frames)
+{
+	const char *out = a->output ? a->output : "prediction.npy";
+	int64_t bad = 0;
+	for (int64_t i = 0; i < y->numel; i++)
+		bad += !isfinite(y->data[i]);
+	if (bad > 0)
+		return cli_fail("%s: %lld of the %lld predicted values are not finite (NaN weights "
+		                "in the checkpoint?); nothing written", a->checkpoint, (long long)bad,
+		                (long long)y->numel);
+	if (fv_npy_save_data(out, batched ? 3 : 2, y->shape + !batched, y->data) != FV_OK)
+		return cli_fail("%s", fv_errmsg());
+	printf("wrote %s: ", out);
+	if (batched)
+		printf("%lld stimuli x ", (long long)y->shape[0]);
+	printf("%lld frames x %lld neurons (the first %lld frames of the stimulus have no "
+	       "prediction)\n", (long long)y->shape[1], (long long)y->shape[2],
+	       (long long)(frames - y->shape[1]));
+	return CLI_OK;
 }
 
 static int predict(fv_registry *reg, const predict_args *a)
@@ -115,42 +112,13 @@ static int predict(fv_registry *reg, const predict_args *a)
 	fv_module *model = fv_model_load(reg, c, NULL);
 	fv_ctx *ctx = fv_ctx_new();
 	int rc = model != NULL && ctx != NULL ? CLI_OK : cli_fail("%s", fv_errmsg());
-	if (rc == CLI_OK)
-		rc = check_session(fv_checkpoint_data_info(c), a->session, a->checkpoint);
-	fv_tensor *x = NULL;
+	fv_tensor *y = NULL;
 	bool batched = false;
+	int64_t frames = 0;
 	if (rc == CLI_OK)
-		rc = stimulus_batch(a, fv_checkpoint_data_info(c), ctx, &x, &batched);
-	if (rc == CLI_OK) {
-		fv_ctx_set_grad_enabled(ctx, false);
-		fv_forward_args fa = FV_FORWARD_ARGS_INIT;
-		fa.data_key = a->session;
-		/* the stimulus is a full movie: a SingleCellSeparatedLNP crops it
-		** around rf_location, as openretina's training_step does */
-		fa.crop_input = true;
-		fv_tensor *y = fv_module_forward(model, ctx, x, &fa);
-		const char *out = a->output ? a->output : "prediction.npy";
-		int64_t bad = 0;
-		for (int64_t i = 0; y != NULL && i < y->numel; i++)
-			bad += !isfinite(y->data[i]);
-		if (y == NULL || y->ndim != 3)
-			rc = cli_fail("%s", y == NULL ? fv_errmsg() : "the model's output is not "
-			              "(batch, time, neurons)");
-		else if (bad > 0)
-			rc = cli_fail("%s: %lld of the %lld predicted values are not finite (NaN weights "
-			              "in the checkpoint?); nothing written", a->checkpoint,
-			              (long long)bad, (long long)y->numel);
-		else if (fv_npy_save_data(out, batched ? 3 : 2, y->shape + !batched, y->data) != FV_OK)
-			rc = cli_fail("%s", fv_errmsg());
-		else {
-			printf("wrote %s: ", out);
-			if (batched)
-				printf("%lld stimuli x ", (long long)y->shape[0]);
-			printf("%lld frames x %lld neurons (the first %lld frames of the stimulus have no "
-			       "prediction)\n", (long long)y->shape[1], (long long)y->shape[2],
-			       (long long)(x->shape[2] - y->shape[1]));
-		}
-	}
+		rc = run_model(a, model, fv_checkpoint_data_info(c), ctx, &y, &batched, &frames);
+	if (rc == CLI_OK)
+		rc = write_prediction(a, y, batched, frames);
 	fv_ctx_free(ctx);
 	fv_module_free(model);
 	fv_checkpoint_close(c);

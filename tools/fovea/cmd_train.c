@@ -221,7 +221,7 @@ static int run_train(int argc, char **argv)
 		return CLI_FAILED;
 	}
 	figure_hook hook = {reg, -1, -1, 0};
-	fv_train_options o = {.progress = a.progress, .quiet = a.quiet,
+	fv_train_options o = {.struct_size = sizeof o, .progress = a.progress, .quiet = a.quiet,
 	                      .on_best = on_best_checkpoint, .ud = &hook, .strict = a.strict};
 	fv_train_result res;
 	rc = CLI_OK;

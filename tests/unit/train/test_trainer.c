@@ -375,7 +375,7 @@ static fv_status train(const char *data, const char *out, int n_extra, const cha
                        fv_train_result *res)
 {
 	fv_config *cfg = config(data, out, n_extra, extra);
-	fv_train_options o = {.quiet = true};
+	fv_train_options o = {.struct_size = sizeof o, .quiet = true};
 	fv_status rc = fv_train(reg, cfg, &o, res);
 	fv_config_free(cfg);
 	return rc;
@@ -519,7 +519,7 @@ RUN_TEST(on_best_follows_the_best_checkpoint)
 	write_data("d", 2);
 	fv_config *cfg = config("d", "run", 0, NULL);
 	best_calls calls = {0, -1, "", false};
-	fv_train_options o = {.quiet = true, .on_best = record_best, .ud = &calls};
+	fv_train_options o = {.struct_size = sizeof o, .quiet = true, .on_best = record_best, .ud = &calls};
 	fv_train_result res;
 	cr_assert_eq(fv_train(reg, cfg, &o, &res), FV_OK, "%s", fv_errmsg());
 	fv_config_free(cfg);
