@@ -60,6 +60,15 @@ fv_tensor *sc_conv_forward(const sc_conv *c, fv_ctx *ctx, fv_tensor *x);
 ** gets a new tensor the caller frees. */
 fv_status sc_conv_dense_kernel(const sc_conv *c, fv_tensor **out);
 
+/* custom_separable: the temporal kernel (O, I, kt) at `log_speed` (the
+** basis is a constant of the graph; the gradient reaches sin/cos weights). */
+fv_tensor *sc_conv_temporal_kernel(const sc_conv *c, fv_ctx *ctx, double log_speed);
+
+/* custom_separable: openretina's temporal_smoothing(sin_weights,
+** cos_weights) = sum (lin*sin)^2 / O + sum (lin*cos)^2 / O, lin =
+** linspace(0.1, 0.9, K). */
+fv_tensor *sc_conv_temporal_smoothing(const sc_conv *c, fv_ctx *ctx);
+
 /* Map (C, T, H, W) to the conv's output shape in place; fails when a
 ** dimension would not be positive (`where` names the layer). */
 fv_status sc_conv_output_shape(const sc_conv *c, int64_t shape[4], const char *where);

@@ -219,18 +219,18 @@ fv_status sc_conv_create(sc_conv *c, fv_module *m, const char *prefix, sc_conv_t
 ** current log speed: rows k = 0..K-1 of mask*sin(k*freq) and mask*cos(k*freq),
 ** with time = t - T, freq = exp(log_speed)*time*2pi/T and the sigmoid mask
 ** 1/(1 + exp(-time - int(0.95 T)/exp(log_speed))). */
-static void basis_frame(const sc_conv *c, int t, double *mask, double *freq)
+static void basis_frame(const sc_conv *c, double log_speed, int t, double *mask, double *freq)
 {
 	int T = c->kernel[0];
-	double stretch = exp((double)c->log_speed->data[0]);
+	double stretch = exp(log_speed);
 	double shift = (double)(int64_t)(T * 0.95) / stretch;
 	double time = (double)(t - T);
 	*freq = stretch * time * 2 * M_PI / T;
 	*mask = 1.0 / (1.0 + exp(-time - shift));
 }
 
-static fv_status temporal_basis(const sc_conv *c, fv_ctx *ctx, fv_tensor **sines,
-                                fv_tensor **cosines)
+static fv_status temporal_basis(const sc_conv *c, double log_speed, fv_ctx *ctx,
+                                fv_tensor **sines, fv_tensor **cosines)
 {
 	int T = c->kernel[0], K = c->n_basis;
 	const int64_t shape[2] = {K, T};
@@ -240,7 +240,7 @@ static fv_status temporal_basis(const sc_conv *c, fv_ctx *ctx, fv_tensor **sines
 		return FV_ERR_NOMEM;
 	for (int t = 0; t < T; t++) {
 		double mask, freq;
-		basis_frame(c, t, &mask, &freq);
+		basis_frame(c, log_speed, t, &mask, &freq);
 		for (int k = 0; k < K; k++) {
 			(*sines)->data[k * T + t] = (fv_real)(mask * sin(freq * k));
 			(*cosines)->data[k * T + t] = (fv_real)(mask * cos(freq * k));
@@ -250,10 +250,10 @@ static fv_status temporal_basis(const sc_conv *c, fv_ctx *ctx, fv_tensor **sines
 }
 
 /* w_time (O, I, T) = sin_weights . sines + cos_weights . cosines. */
-static fv_tensor *temporal_kernel(const sc_conv *c, fv_ctx *ctx)
+fv_tensor *sc_conv_temporal_kernel(const sc_conv *c, fv_ctx *ctx, double log_speed)
 {
 	fv_tensor *sines, *cosines;
-	if (temporal_basis(c, ctx, &sines, &cosines) != FV_OK)
+	if (temporal_basis(c, log_speed, ctx, &sines, &cosines) != FV_OK)
 		return NULL;
 	const int64_t flat[2] = {(int64_t)c->out_ch * c->in_ch, c->n_basis};
 	const int64_t oit[3] = {c->out_ch, c->in_ch, c->kernel[0]};
@@ -265,7 +265,7 @@ static fv_tensor *temporal_kernel(const sc_conv *c, fv_ctx *ctx)
 static fv_tensor *forward_custom_separable(const sc_conv *c, fv_ctx *ctx, fv_tensor *x)
 {
 	const int64_t oihw[4] = {c->out_ch, c->in_ch, c->kernel[1], c->kernel[2]};
-	fv_tensor *w_time = temporal_kernel(c, ctx);
+	fv_tensor *w_time = sc_conv_temporal_kernel(c, ctx, (double)c->log_speed->data[0]);
 	fv_tensor *w_space = fv_reshape(ctx, c->w_spatial, 4, oihw);
 	return fv_conv3d_separable(ctx, x, w_time, w_space, &c->p);
 }
@@ -291,6 +291,32 @@ fv_tensor *sc_conv_forward(const sc_conv *c, fv_ctx *ctx, fv_tensor *x)
 	}
 }
 
+/* ---- temporal smoothness ------------------------------------------------------ */
+
+/* torch.linspace(0.1, 0.9, K) as (1, 1, K), with torch's symmetric formula. */
+static fv_tensor *smoother(fv_ctx *ctx, int64_t K)
+{
+	const int64_t shape[3] = {1, 1, K};
+	fv_tensor *s = fv_ctx_empty(ctx, 3, shape);
+	if (s == NULL)
+		return NULL;
+	double start = 0.1, end = 0.9, step = K > 1 ? (end - start) / (double)(K - 1) : 0;
+	/* one step is `start` alone, as in torch */
+	for (int64_t k = 0; k < K; k++)
+		s->data[k] = (fv_real)(K == 1 || k < K / 2 ? start + step * (double)k
+		                                           : end - step * (double)(K - 1 - k));
+	return s;
+}
+
+fv_tensor *sc_conv_temporal_smoothing(const sc_conv *c, fv_ctx *ctx)
+{
+	fv_tensor *lin = smoother(ctx, c->n_basis);
+	double inv_out = 1.0 / (double)c->out_ch;
+	fv_tensor *s = fv_sum_all(ctx, fv_square(ctx, fv_mul(ctx, lin, c->sin_w)));
+	fv_tensor *k = fv_sum_all(ctx, fv_square(ctx, fv_mul(ctx, lin, c->cos_w)));
+	return fv_add(ctx, fv_mul_scalar(ctx, s, inv_out), fv_mul_scalar(ctx, k, inv_out));
+}
+
 /* ---- shapes --------------------------------------------------------------- */
 
 static fv_status conv_shape(int64_t shape[4], const int kernel[3], const fv_conv3d_params *p,
@@ -301,7 +327,7 @@ static fv_status conv_shape(int64_t shape[4], const int kernel[3], const fv_conv
 		int64_t out = shape[1 + d] + p->pad[d][0] + p->pad[d][1] - kernel[d] + 1;
 		if (out <= 0)
 			return fv_error(FV_ERR_SHAPE,
-			                "SimpleCoreWrapper: %s: the input is too small in %s: %lld "
+			                "%s: the input is too small in %s: %lld "
 			                "(padded by %d + %d) for a kernel of %d",
 			                where, axis[d], (long long)shape[1 + d], p->pad[d][0],
 			                p->pad[d][1], kernel[d]);
@@ -338,7 +364,7 @@ static void dense_custom_separable(const sc_conv *c, fv_real *k)
 	for (int64_t oi = 0; oi < OI; oi++)
 		for (int64_t t = 0; t < T; t++) {
 			double mask, freq, wt = 0;
-			basis_frame(c, (int)t, &mask, &freq);
+			basis_frame(c, (double)c->log_speed->data[0], (int)t, &mask, &freq);
 			for (int64_t b = 0; b < K; b++)
 				wt += mask * ((double)sw[oi * K + b] * sin(freq * (double)b) +
 				              (double)cw[oi * K + b] * cos(freq * (double)b));
