@@ -26,7 +26,6 @@
 #include <string.h>
 
 #include "gru_core.h"
-#include "simple_core.h"
 
 typedef enum nonlinearity { NL_ELU, NL_SOFTPLUS, NL_RELU, NL_SIGMOID, NL_TANH, NL_IDENTITY } nonlinearity;
 
@@ -201,10 +200,6 @@ static fv_status check_options(const gru_core *g, const int64_t *kt)
 			                "temporal_kernel_sizes[%d] = %lld: custom_separable needs "
 			                "a length of at least 3 (its subsampling factor)",
 			                i, (long long)kt[i]);
-	if (g->batch_adaptation)
-		return fv_error(FV_ERR_CONFIG,
-		                "batch_adaptation (a learned log speed per session) is not "
-		                "supported by fovea yet; set batch_adaptation to false");
 	return FV_OK;
 }
 
@@ -333,6 +328,27 @@ static fv_status add_regularizer(fv_module *m, const fv_build_args *args, const 
 	return rc;
 }
 
+static fv_status create_speeds(fv_module *m, const gru_core *g)
+{
+	char(*prefixes)[32] = calloc((size_t)g->n_layers + 1, sizeof *prefixes);
+	const char **names = calloc((size_t)g->n_layers + 1, sizeof *names);
+	int n = 0;
+	fv_status rc = FV_ERR_NOMEM;
+	if (prefixes != NULL && names != NULL) {
+		for (int i = 0; i < g->n_layers; i++) {
+			snprintf(prefixes[n], sizeof prefixes[n], "features.layer%d.conv", i);
+			names[n] = prefixes[n];
+			n++;
+		}
+		if (g->has_projection)
+			names[n++] = "features.projection.0";
+		rc = gru_speed_create(m, g->n_neurons_dict, names, n);
+	}
+	free(prefixes);
+	free(names);
+	return rc == FV_ERR_NOMEM && prefixes == NULL ? fv_error(rc, "out of memory") : rc;
+}
+
 static fv_status build(fv_module *m, gru_core *g, const fv_build_args *args, const int64_t *kt,
                        const int64_t *ks)
 {
@@ -363,6 +379,8 @@ static fv_status build(fv_module *m, gru_core *g, const fv_build_args *args, con
 		if (g->batch_norm)
 			rc = create_film(m, g, &g->layers[i], rng);
 	fv_ctx_free(rng);
+	if (rc == FV_OK && g->batch_adaptation)
+		rc = create_speeds(m, g);
 	return rc;
 }
 
@@ -492,15 +510,23 @@ static fv_tensor *film(const gru_layer *l, fv_ctx *ctx, fv_tensor *x, fv_tensor 
 	return fv_add(ctx, fv_mul(ctx, fv_reshape(ctx, gamma, 5, s), x), fv_reshape(ctx, beta, 5, s));
 }
 
+/* The run of one forward: the inputs every layer may need. */
+typedef struct run {
+	bool training;
+	fv_tensor *cond;      /* ConditionedGRUCore: (B, cond_dim) */
+	fv_tensor *log_speed; /* forward with a data_key: the session's, else NULL */
+} run;
+
 static fv_tensor *layer_forward(const gru_core *g, const gru_layer *l, fv_ctx *ctx, fv_tensor *x,
-                                bool training, fv_tensor *cond)
+                                const run *r)
 {
-	x = sc_conv_forward(&l->conv, ctx, x);
+	x = r->log_speed ? gru_speed_conv_forward(&l->conv, ctx, x, r->log_speed)
+	                 : sc_conv_forward(&l->conv, ctx, x);
 	if (g->batch_norm)
-		x = norm(g, l, ctx, x, training);
+		x = norm(g, l, ctx, x, r->training);
 	else if (l->nonlin)
 		x = activate(g->nl, ctx, x);
-	return l->film_gw != NULL ? film(l, ctx, x, cond) : x;
+	return l->film_gw != NULL ? film(l, ctx, x, r->cond) : x;
 }
 
 /* The (B, cond_dim) conditioning, zeros when none is given. */
@@ -532,12 +558,15 @@ static fv_tensor *gru_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_
 		         x ? fv_shape_str(x->ndim, x->shape) : "none");
 		return NULL;
 	}
-	fv_tensor *cond = g->conditioned ? conditioning(g, ctx, x, fa) : NULL;
-	if (g->conditioned && cond == NULL)
+	run r = {.training = fv_module_training(m)};
+	if (g->conditioned && (r.cond = conditioning(g, ctx, x, fa)) == NULL)
 		return NULL;
-	bool training = fv_module_training(m);
+	if (fa != NULL && fa->data_key != NULL && (r.log_speed = gru_speed_of(m, fa->data_key)) == NULL) {
+		fv_error_prefix("%s: forward: ", g->name);
+		return NULL;
+	}
 	for (int i = 0; i < g->n_layers; i++) {
-		x = layer_forward(g, &g->layers[i], ctx, x, training, cond);
+		x = layer_forward(g, &g->layers[i], ctx, x, &r);
 		if (i == 0 && g->has_projection)
 			x = activate(g->nl, ctx, sc_conv_forward(&g->projection, ctx, x));
 	}

@@ -12,6 +12,8 @@
 
 #include <fovea/plugin.h>
 
+#include "simple_core.h"
+
 /* The six 2-D convolutions of a ConvGRUCell, in openretina's order. */
 enum { GRU_RESET_IN, GRU_RESET_H, GRU_UPDATE_IN, GRU_UPDATE_H, GRU_OUT_IN, GRU_OUT_H, GRU_NCONV };
 
@@ -39,5 +41,15 @@ fv_tensor *gru_cell_forward(const gru_cell *g, fv_ctx *ctx, fv_tensor *x);
 
 /* Map (C, T, H, W) to the cell's output shape in place. */
 fv_status gru_cell_output_shape(const gru_cell *g, int64_t shape[4]);
+
+/* batch_adaptation (gru_speed.c): register log_speed_<session> for each
+** key of n_neurons_dict on m, with its aliases below each conv prefix. */
+fv_status gru_speed_create(fv_module *m, const fv_config_node *n_neurons_dict,
+                           const char *const *conv_prefixes, int n_convs);
+/* The log speed of a session, or NULL with a message. */
+fv_tensor *gru_speed_of(const fv_module *m, const char *data_key);
+/* A layer's conv at the session's log speed (differentiable in it). */
+fv_tensor *gru_speed_conv_forward(const sc_conv *c, fv_ctx *ctx, fv_tensor *x,
+                                  fv_tensor *log_speed);
 
 #endif

@@ -262,9 +262,12 @@ static void run_module(flow *f)
 		forward_one(f, x, multi ? keys[k] : single, multi);
 	compare_module(f, "output.param.", false);
 	compare_module(f, "output.buffer.", false);
-	if (fv__pcase_has(f->pc, "output.regularizer") || multi)
-		for (size_t k = 0; k < (multi ? n_keys : 1); k++)
-			regularize_one(f, multi ? keys[k] : single, multi);
+	/* a multi-session readout has a regularizer per key; a core one for all */
+	if (multi && !fv__pcase_has(f->pc, "output.regularizer"))
+		for (size_t k = 0; k < n_keys; k++)
+			regularize_one(f, keys[k], true);
+	else if (fv__pcase_has(f->pc, "output.regularizer"))
+		regularize_one(f, single, false);
 	compare_train_total_loss(f);
 	if (f->loss != NULL) {
 		if (fv_backward(f->ctx, f->loss) != FV_OK)
