@@ -158,9 +158,11 @@ static fv_tensor *gate_conv(const gru_cell *g, fv_ctx *ctx, int i, fv_tensor *x,
 	return fv_conv3d(ctx, x, fv_reshape(ctx, g->w[i], 5, w5), g->b[i], p);
 }
 
-static fv_tensor *frame(fv_ctx *ctx, fv_tensor *x, int64_t t)
+/* Frame t of a gate input (R, T, B, H, W) as the state's (1, R, B, H, W). */
+static fv_tensor *frame(fv_ctx *ctx, fv_tensor *in, int64_t t)
 {
-	return fv_slice(ctx, x, 2, t, t + 1, 1);
+	const int64_t s[5] = {1, in->shape[0], in->shape[2], in->shape[3], in->shape[4]};
+	return fv_reshape(ctx, fv_slice(ctx, in, 1, t, t + 1, 1), 5, s);
 }
 
 /* One step of the cell from the input convs' frame t. */
@@ -178,6 +180,17 @@ static fv_tensor *step(const gru_cell *g, fv_ctx *ctx, fv_tensor *const in[3], i
 	return fv_add(ctx, fv_mul(ctx, h, keep), fv_mul(ctx, n, z));
 }
 
+/* The input's share of gate i for every frame, (B, R, T, H, W) as
+** (R, T, B, H, W): frames then batch, so that a frame is one block. */
+static fv_tensor *gate_input(const gru_cell *g, fv_ctx *ctx, int i, fv_tensor *x)
+{
+	static const int to_rtb[5] = {1, 2, 0, 3, 4};
+	return fv_permute(ctx, gate_conv(g, ctx, i, x, &g->p_in), to_rtb);
+}
+
+/* The state lives as (1, R, B, H, W), the batch on the time axis of the
+** (1, k, k) hidden convolutions: each is then one product over the whole
+** batch rather than one per sample. */
 fv_tensor *gru_cell_forward(const gru_cell *g, fv_ctx *ctx, fv_tensor *x)
 {
 	if (x == NULL)
@@ -191,12 +204,10 @@ fv_tensor *gru_cell_forward(const gru_cell *g, fv_ctx *ctx, fv_tensor *x)
 	int64_t s[4] = {x->shape[1], x->shape[2], x->shape[3], x->shape[4]};
 	if (gru_cell_output_shape(g, s) != FV_OK)
 		return NULL;
-	/* reset, update, out: the input's share of every frame at once */
-	fv_tensor *in[3] = {gate_conv(g, ctx, GRU_RESET_IN, x, &g->p_in),
-	                    gate_conv(g, ctx, GRU_UPDATE_IN, x, &g->p_in),
-	                    gate_conv(g, ctx, GRU_OUT_IN, x, &g->p_in)};
+	fv_tensor *in[3] = {gate_input(g, ctx, GRU_RESET_IN, x), gate_input(g, ctx, GRU_UPDATE_IN, x),
+	                    gate_input(g, ctx, GRU_OUT_IN, x)};
 	int64_t T = x->shape[2];
-	const int64_t state[5] = {x->shape[0], g->rec_channels, 1, s[2], s[3]};
+	const int64_t state[5] = {1, g->rec_channels, x->shape[0], s[2], s[3]};
 	fv_tensor *h = fv_ctx_zeros(ctx, 5, state);
 	fv_tensor **hs = fv_ctx_alloc(ctx, (size_t)T * sizeof *hs);
 	if (hs == NULL || h == NULL)
@@ -207,5 +218,7 @@ fv_tensor *gru_cell_forward(const gru_cell *g, fv_ctx *ctx, fv_tensor *x)
 			return NULL;
 		hs[t] = h;
 	}
-	return fv_concat(ctx, (int)T, hs, 2);
+	/* (T, R, B, H, W) -> (B, R, T, H, W) */
+	static const int to_brt[5] = {2, 1, 0, 3, 4};
+	return fv_permute(ctx, fv_concat(ctx, (int)T, hs, 0), to_brt);
 }
