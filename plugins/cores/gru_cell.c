@@ -149,13 +149,32 @@ fv_status gru_cell_output_shape(const gru_cell *g, int64_t shape[4])
 	return FV_OK;
 }
 
+/* The convolutions of one forward.  With groups 1 the convs that read the
+** same tensor run as one, their weights stacked on the output channels:
+** the three input convs, and the update and reset hidden convs. */
+typedef struct gru_run {
+	fv_tensor *w_in, *b_in; /* (3R, C, k, k): reset, update, out; or NULL */
+	fv_tensor *w_zr, *b_zr; /* (2R, R, k, k): update, reset; or NULL */
+	fv_tensor *in[3];       /* reset, update, out: the input's share, (R, T, B, H, W) */
+} gru_run;
+
 /* conv2d(x, w, b) of each frame of x, as a (1, k, k) 3-D convolution. */
-static fv_tensor *gate_conv(const gru_cell *g, fv_ctx *ctx, int i, fv_tensor *x,
-                            const fv_conv3d_params *p)
+static fv_tensor *conv(fv_ctx *ctx, fv_tensor *w, fv_tensor *b, fv_tensor *x,
+                       const fv_conv3d_params *p)
 {
-	const fv_tensor *w = g->w[i];
 	const int64_t w5[5] = {w->shape[0], w->shape[1], 1, w->shape[2], w->shape[3]};
-	return fv_conv3d(ctx, x, fv_reshape(ctx, g->w[i], 5, w5), g->b[i], p);
+	return fv_conv3d(ctx, x, fv_reshape(ctx, w, 5, w5), b, p);
+}
+
+static fv_tensor *stack(fv_ctx *ctx, fv_tensor *a, fv_tensor *b, fv_tensor *c)
+{
+	fv_tensor *xs[3] = {a, b, c};
+	return fv_concat(ctx, c != NULL ? 3 : 2, xs, 0);
+}
+
+static fv_tensor *channels(fv_ctx *ctx, fv_tensor *x, int axis, int64_t i, int64_t n)
+{
+	return fv_slice(ctx, x, axis, i * n, (i + 1) * n, 1);
 }
 
 /* Frame t of a gate input (R, T, B, H, W) as the state's (1, R, B, H, W). */
@@ -165,27 +184,59 @@ static fv_tensor *frame(fv_ctx *ctx, fv_tensor *in, int64_t t)
 	return fv_reshape(ctx, fv_slice(ctx, in, 1, t, t + 1, 1), 5, s);
 }
 
-/* One step of the cell from the input convs' frame t. */
-static fv_tensor *step(const gru_cell *g, fv_ctx *ctx, fv_tensor *const in[3], int64_t t,
-                       fv_tensor *h)
+/* The hidden convs' share of the update and reset gates. */
+static void hidden_zr(const gru_cell *g, const gru_run *r, fv_ctx *ctx, fv_tensor *h,
+                      fv_tensor **z, fv_tensor **rs)
 {
-	const fv_conv3d_params *p = &g->p_rec;
-	fv_tensor *z = fv_sigmoid(
-	        ctx, fv_add(ctx, frame(ctx, in[1], t), gate_conv(g, ctx, GRU_UPDATE_H, h, p)));
-	fv_tensor *r = fv_sigmoid(
-	        ctx, fv_add(ctx, frame(ctx, in[0], t), gate_conv(g, ctx, GRU_RESET_H, h, p)));
-	fv_tensor *n = fv_tanh(ctx, fv_add(ctx, frame(ctx, in[2], t),
-	                                   gate_conv(g, ctx, GRU_OUT_H, fv_mul(ctx, h, r), p)));
+	if (r->w_zr != NULL) {
+		fv_tensor *zr = conv(ctx, r->w_zr, r->b_zr, h, &g->p_rec);
+		*z = channels(ctx, zr, 1, 0, g->rec_channels);
+		*rs = channels(ctx, zr, 1, 1, g->rec_channels);
+		return;
+	}
+	*z = conv(ctx, g->w[GRU_UPDATE_H], g->b[GRU_UPDATE_H], h, &g->p_rec);
+	*rs = conv(ctx, g->w[GRU_RESET_H], g->b[GRU_RESET_H], h, &g->p_rec);
+}
+
+/* One step of the cell from the input convs' frame t. */
+static fv_tensor *step(const gru_cell *g, const gru_run *r, fv_ctx *ctx, int64_t t, fv_tensor *h)
+{
+	fv_tensor *zh, *rh;
+	hidden_zr(g, r, ctx, h, &zh, &rh);
+	fv_tensor *z = fv_sigmoid(ctx, fv_add(ctx, frame(ctx, r->in[1], t), zh));
+	fv_tensor *rg = fv_sigmoid(ctx, fv_add(ctx, frame(ctx, r->in[0], t), rh));
+	fv_tensor *oh = conv(ctx, g->w[GRU_OUT_H], g->b[GRU_OUT_H], fv_mul(ctx, h, rg), &g->p_rec);
+	fv_tensor *n = fv_tanh(ctx, fv_add(ctx, frame(ctx, r->in[2], t), oh));
 	fv_tensor *keep = fv_add_scalar(ctx, fv_neg(ctx, z), 1);
 	return fv_add(ctx, fv_mul(ctx, h, keep), fv_mul(ctx, n, z));
 }
 
-/* The input's share of gate i for every frame, (B, R, T, H, W) as
+/* The input's share of every gate for every frame, (B, R, T, H, W) as
 ** (R, T, B, H, W): frames then batch, so that a frame is one block. */
-static fv_tensor *gate_input(const gru_cell *g, fv_ctx *ctx, int i, fv_tensor *x)
+static void gate_inputs(const gru_cell *g, gru_run *r, fv_ctx *ctx, fv_tensor *x)
 {
 	static const int to_rtb[5] = {1, 2, 0, 3, 4};
-	return fv_permute(ctx, gate_conv(g, ctx, i, x, &g->p_in), to_rtb);
+	static const int in_convs[3] = {GRU_RESET_IN, GRU_UPDATE_IN, GRU_OUT_IN};
+	if (r->w_in != NULL) {
+		fv_tensor *all = fv_permute(ctx, conv(ctx, r->w_in, r->b_in, x, &g->p_in), to_rtb);
+		for (int i = 0; i < 3; i++)
+			r->in[i] = channels(ctx, all, 0, i, g->rec_channels);
+		return;
+	}
+	for (int i = 0; i < 3; i++)
+		r->in[i] = fv_permute(
+		        ctx, conv(ctx, g->w[in_convs[i]], g->b[in_convs[i]], x, &g->p_in), to_rtb);
+}
+
+static void fuse(const gru_cell *g, gru_run *r, fv_ctx *ctx)
+{
+	if (g->groups != 1)
+		return;
+	fv_tensor *const *w = g->w, *const *b = g->b;
+	r->w_in = stack(ctx, w[GRU_RESET_IN], w[GRU_UPDATE_IN], w[GRU_OUT_IN]);
+	r->b_in = stack(ctx, b[GRU_RESET_IN], b[GRU_UPDATE_IN], b[GRU_OUT_IN]);
+	r->w_zr = stack(ctx, w[GRU_UPDATE_H], w[GRU_RESET_H], NULL);
+	r->b_zr = stack(ctx, b[GRU_UPDATE_H], b[GRU_RESET_H], NULL);
 }
 
 /* The state lives as (1, R, B, H, W), the batch on the time axis of the
@@ -204,16 +255,17 @@ fv_tensor *gru_cell_forward(const gru_cell *g, fv_ctx *ctx, fv_tensor *x)
 	int64_t s[4] = {x->shape[1], x->shape[2], x->shape[3], x->shape[4]};
 	if (gru_cell_output_shape(g, s) != FV_OK)
 		return NULL;
-	fv_tensor *in[3] = {gate_input(g, ctx, GRU_RESET_IN, x), gate_input(g, ctx, GRU_UPDATE_IN, x),
-	                    gate_input(g, ctx, GRU_OUT_IN, x)};
+	gru_run r = {0};
+	fuse(g, &r, ctx);
+	gate_inputs(g, &r, ctx, x);
 	int64_t T = x->shape[2];
 	const int64_t state[5] = {1, g->rec_channels, x->shape[0], s[2], s[3]};
 	fv_tensor *h = fv_ctx_zeros(ctx, 5, state);
 	fv_tensor **hs = fv_ctx_alloc(ctx, (size_t)T * sizeof *hs);
-	if (hs == NULL || h == NULL)
+	if (hs == NULL || h == NULL || !r.in[0] || !r.in[1] || !r.in[2])
 		return NULL;
 	for (int64_t t = 0; t < T; t++) {
-		h = step(g, ctx, in, t, h);
+		h = step(g, &r, ctx, t, h);
 		if (h == NULL)
 			return NULL;
 		hs[t] = h;

@@ -15,9 +15,10 @@ PT_SUITE(gru, "cores", "regularizers");
 
 /* A ConvGRUCore with one custom_separable layer (2 -> 3 channels) of
 ** kernel (3, 3, 3), unpadded, ELU, affine BatchNorm; `extra` follows. */
-#define GRU_CORE(extra)                                                                \
-	"_target_: ConvGRUCore\nchannels: [2, 3]\ntemporal_kernel_sizes: [3]\n"        \
+#define GRU_CORE_C(channels, extra)                                                    \
+	"_target_: ConvGRUCore\nchannels: " channels "\ntemporal_kernel_sizes: [3]\n"  \
 	"spatial_kernel_sizes: [3]\ngamma_input: 0.1\ngamma_temporal: 1\n" extra
+#define GRU_CORE(extra) GRU_CORE_C("[2, 3]", extra)
 
 #define GRU_KWARGS(pad)                                                                \
 	"use_gru: true\ngru_kwargs: {rec_channels: 2, input_kern: 3, rec_kern: 3, "     \
@@ -44,19 +45,22 @@ typedef struct map {
 	int64_t C, H, W, stride_c; /* element (c, y, x) at v[c*stride_c + y*W + x] */
 } map;
 
+/* With groups: output r reads the input channels of its group, weight
+** (R, C / groups, k, k). */
 static double conv_at(const map *in, const fv_tensor *w, const fv_tensor *b, int64_t p,
                       int64_t r, int64_t y, int64_t x)
 {
-	int64_t k = w->shape[2];
+	int64_t k = w->shape[2], cg = w->shape[1], groups = in->C / cg;
+	int64_t c0 = r / (w->shape[0] / groups) * cg;
 	double s = b->data[r];
-	for (int64_t c = 0; c < in->C; c++)
+	for (int64_t c = 0; c < cg; c++)
 		for (int64_t i = 0; i < k; i++)
 			for (int64_t j = 0; j < k; j++) {
 				int64_t yy = y + i - p, xx = x + j - p;
 				if (yy < 0 || yy >= in->H || xx < 0 || xx >= in->W)
 					continue;
-				s += w->data[((r * in->C + c) * k + i) * k + j] *
-				     in->v[c * in->stride_c + yy * in->W + xx];
+				s += w->data[((r * cg + c) * k + i) * k + j] *
+				     in->v[(c0 + c) * in->stride_c + yy * in->W + xx];
 			}
 	return s;
 }
@@ -120,11 +124,13 @@ static double *naive_gru(const fv_module *m, const fv_tensor *f, int64_t pad_in,
 	return out;
 }
 
-static void expect_gru_matches(const char *pad, int64_t pad_in, int64_t shrink)
+static void expect_gru_matches(const char *channels, const char *kwargs, int64_t pad_in,
+                               int64_t shrink)
 {
-	fv_module *plain = pt_build(reg, GRU_CORE(""), 3);
 	char yaml[512];
-	snprintf(yaml, sizeof yaml, GRU_CORE(GRU_KWARGS("%s")), pad);
+	snprintf(yaml, sizeof yaml, GRU_CORE_C("%s", ""), channels);
+	fv_module *plain = pt_build(reg, yaml, 3);
+	snprintf(yaml, sizeof yaml, GRU_CORE_C("%s", "%s"), channels, kwargs);
 	fv_module *gru = pt_build(reg, yaml, 3);
 	/* nonzero biases, so that every conv's bias is checked */
 	for (int i = 0; i < 6; i++)
@@ -140,7 +146,8 @@ static void expect_gru_matches(const char *pad, int64_t pad_in, int64_t shrink)
 	fv_tensor *x = pt_input(5, xs, 11, -1, 1);
 	fv_ctx *ctx = fv_ctx_new();
 	fv_tensor *f = run(plain, ctx, x), *y = run(gru, ctx, x);
-	const int64_t want[5] = {2, 2, 4, 5 - shrink, 4 - shrink};
+	const int64_t R = pt_tensor(gru, "features.gru.gru.out_gate_hidden.bias")->numel;
+	const int64_t want[5] = {2, R, 4, 5 - shrink, 4 - shrink};
 	pt_expect_shape(y, 5, want, "GRU output");
 	double *ref = naive_gru(gru, f, pad_in, shrink);
 	for (int64_t i = 0; i < y->numel; i++)
@@ -161,12 +168,21 @@ static void expect_gru_matches(const char *pad, int64_t pad_in, int64_t shrink)
 
 Test(gru, recurrence_matches_a_naive_gru_padded_input)
 {
-	expect_gru_matches("true", 1, 0);
+	expect_gru_matches("[2, 3]", GRU_KWARGS("true"), 1, 0);
 }
 
 Test(gru, recurrence_matches_a_naive_gru_unpadded_input_shrinks_the_state)
 {
-	expect_gru_matches("false", 0, 2);
+	expect_gru_matches("[2, 3]", GRU_KWARGS("false"), 0, 2);
+}
+
+/* groups > 1 runs every gate conv on its own (the fused path needs groups 1) */
+Test(gru, recurrence_matches_a_naive_gru_with_groups)
+{
+	expect_gru_matches("[2, 4]",
+	                   "use_gru: true\ngru_kwargs: {rec_channels: 6, input_kern: 3, "
+	                   "rec_kern: 3, groups: 2}\n",
+	                   1, 0);
 }
 
 /* ---- memory: the recurrent loop allocates nothing in steady state -------------- */
