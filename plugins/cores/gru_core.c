@@ -27,7 +27,14 @@
 
 #include "gru_core.h"
 
-typedef enum nonlinearity { NL_ELU, NL_SOFTPLUS, NL_RELU, NL_SIGMOID, NL_TANH, NL_IDENTITY } nonlinearity;
+typedef enum nonlinearity {
+	NL_ELU,
+	NL_SOFTPLUS,
+	NL_RELU,
+	NL_SIGMOID,
+	NL_TANH,
+	NL_IDENTITY
+} nonlinearity;
 
 typedef struct gru_layer {
 	sc_conv conv;
@@ -205,37 +212,26 @@ static fv_status check_options(const gru_core *g, const int64_t *kt)
 
 /* ---- construction ---------------------------------------------------------------- */
 
-static fv_tensor *add(fv_module *m, const char *prefix, const char *name, int ndim,
-                      const int64_t *shape, bool buffer, fv_real fill)
-{
-	char full[128];
-	snprintf(full, sizeof full, "%s.%s", prefix, name);
-	fv_tensor *t = buffer ? fv_module_add_buffer(m, full, ndim, shape)
-	                      : fv_module_add_param(m, full, ndim, shape);
-	if (t != NULL)
-		fv_tensor_fill(t, fill);
-	return t;
-}
-
 static fv_status create_norm(fv_module *m, const gru_core *g, gru_layer *l, const char *prefix)
 {
 	int64_t C = l->conv.out_ch;
 	const int64_t c5[5] = {1, C, 1, 1, 1};
 	if (g->bias && g->batch_norm_scale) {
-		l->norm_w = add(m, prefix, "norm.weight", 1, &C, false, 1);
-		l->norm_b = add(m, prefix, "norm.bias", 1, &C, false, 0);
+		l->norm_w = sc_add_tensor(m, prefix, "norm.weight", 1, &C, false, 1);
+		l->norm_b = sc_add_tensor(m, prefix, "norm.bias", 1, &C, false, 0);
 		if (l->norm_w == NULL || l->norm_b == NULL)
 			return FV_ERR_NOMEM;
 	}
-	l->running_mean = add(m, prefix, "norm.running_mean", 1, &C, true, 0);
-	l->running_var = add(m, prefix, "norm.running_var", 1, &C, true, 1);
-	l->num_batches = add(m, prefix, "norm.num_batches_tracked", 0, NULL, true, 0);
+	l->running_mean = sc_add_tensor(m, prefix, "norm.running_mean", 1, &C, true, 0);
+	l->running_var = sc_add_tensor(m, prefix, "norm.running_var", 1, &C, true, 1);
+	l->num_batches = sc_add_tensor(m, prefix, "norm.num_batches_tracked", 0, NULL, true, 0);
 	if (l->running_mean == NULL || l->running_var == NULL || l->num_batches == NULL)
 		return FV_ERR_NOMEM;
-	if (g->bias && !g->batch_norm_scale && (l->bias = add(m, prefix, "bias.bias", 5, c5, false, 0)) == NULL)
+	if (g->bias && !g->batch_norm_scale &&
+	    (l->bias = sc_add_tensor(m, prefix, "bias.bias", 5, c5, false, 0)) == NULL)
 		return FV_ERR_NOMEM;
 	if (!g->bias && g->batch_norm_scale &&
-	    (l->scale = add(m, prefix, "scale.scale", 5, c5, false, 1)) == NULL)
+	    (l->scale = sc_add_tensor(m, prefix, "scale.scale", 5, c5, false, 1)) == NULL)
 		return FV_ERR_NOMEM;
 	return FV_OK;
 }
@@ -246,10 +242,10 @@ static fv_status create_film(fv_module *m, const gru_core *g, gru_layer *l, fv_c
 	char prefix[32];
 	snprintf(prefix, sizeof prefix, "film_%d", l->feature);
 	const int64_t C = l->conv.out_ch, w[2] = {C, g->cond_dim};
-	l->film_gw = add(m, prefix, "fc_gamma.weight", 2, w, false, 0);
-	l->film_gb = add(m, prefix, "fc_gamma.bias", 1, &C, false, 1);
-	l->film_bw = add(m, prefix, "fc_beta.weight", 2, w, false, 0);
-	l->film_bb = add(m, prefix, "fc_beta.bias", 1, &C, false, 0);
+	l->film_gw = sc_add_tensor(m, prefix, "fc_gamma.weight", 2, w, false, 0);
+	l->film_gb = sc_add_tensor(m, prefix, "fc_gamma.bias", 1, &C, false, 1);
+	l->film_bw = sc_add_tensor(m, prefix, "fc_beta.weight", 2, w, false, 0);
+	l->film_bb = sc_add_tensor(m, prefix, "fc_beta.bias", 1, &C, false, 0);
 	if (!l->film_gw || !l->film_gb || !l->film_bw || !l->film_bb)
 		return FV_ERR_NOMEM;
 	for (int64_t i = 0; i < l->film_gw->numel; i++) {
@@ -315,17 +311,7 @@ static fv_status add_regularizer(fv_module *m, const fv_build_args *args, const 
 		snprintf(yaml, sizeof yaml, "padding: null");
 	else
 		snprintf(yaml, sizeof yaml, "padding: %lld", (long long)padding);
-	fv_build_args child_args = *args;
-	child_args.struct_size = sizeof child_args;
-	child_args.spec = NULL;
-	child_args.session = NULL;
-	fv_module *child = fv_instantiate_named(args->registry, target, yaml, &child_args, name);
-	if (child == NULL)
-		return fv_errcode();
-	fv_status rc = fv_module_add_child(m, name, child); /* owns child whatever happens */
-	if (rc == FV_OK && out != NULL)
-		*out = child;
-	return rc;
+	return sc_add_child(m, args, target, yaml, name, out);
 }
 
 static fv_status create_speeds(fv_module *m, const gru_core *g)

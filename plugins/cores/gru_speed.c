@@ -65,8 +65,8 @@ fv_tensor *gru_speed_of(const fv_module *m, const char *data_key)
 }
 
 /* A (rows, cols) constant of the context from f(r, c). */
-static fv_tensor *grid(fv_ctx *ctx, int64_t rows, int64_t cols, double (*f)(int64_t, int64_t, int64_t),
-                       int64_t arg)
+static fv_tensor *grid(fv_ctx *ctx, int64_t rows, int64_t cols,
+                       double (*f)(int64_t, int64_t, int64_t), int64_t arg)
 {
 	const int64_t shape[2] = {rows, cols};
 	fv_tensor *t = fv_ctx_empty(ctx, 2, shape);

@@ -193,13 +193,9 @@ static sc_conv_type conv_type_of(const char *s)
 static fv_tensor *add_tensor(fv_module *m, int layer, const char *name, int ndim,
                              const int64_t *shape, bool buffer, fv_real fill)
 {
-	char full[128];
-	snprintf(full, sizeof full, "features.layer%d.%s", layer, name);
-	fv_tensor *t = buffer ? fv_module_add_buffer(m, full, ndim, shape)
-	                      : fv_module_add_param(m, full, ndim, shape);
-	if (t != NULL)
-		fv_tensor_fill(t, fill);
-	return t;
+	char prefix[64];
+	snprintf(prefix, sizeof prefix, "features.layer%d", layer);
+	return sc_add_tensor(m, prefix, name, ndim, shape, buffer, fill);
 }
 
 static fv_status create_layer(fv_module *m, simple_core *sc, int i, fv_ctx *rng)
@@ -234,33 +230,16 @@ static fv_status create_layer(fv_module *m, simple_core *sc, int i, fv_ctx *rng)
 
 /* openretina builds both Laplace regularizers in every core; the temporal
 ** one with a non-persistent filter, so it has no state_dict entry. */
-static fv_status add_regularizer(fv_module *m, const fv_build_args *args, const char *target,
-                                 const char *yaml, const char *name, fv_module **out)
-{
-	fv_build_args child_args = *args;
-	child_args.struct_size = sizeof child_args;
-	child_args.spec = NULL;
-	child_args.session = NULL;
-	fv_module *child = fv_instantiate_named(args->registry, target, yaml, &child_args, name);
-	if (child == NULL)
-		return FV_ERR_NOTFOUND;
-	/* add_child owns the child whatever happens */
-	fv_status rc = fv_module_add_child(m, name, child);
-	if (rc == FV_OK)
-		*out = child;
-	return rc;
-}
-
 static fv_status create_regularizers(fv_module *m, simple_core *sc, const fv_build_args *args)
 {
 	if (args->registry == NULL)
 		return fv_error(FV_ERR_ARG, "no registry to build the Laplace regularizers from");
-	fv_status rc = add_regularizer(m, args, "FlatLaplaceL23dnorm", "padding: 0",
-	                               "_input_weights_regularizer_spatial", &sc->reg_spatial);
+	fv_status rc = sc_add_child(m, args, "FlatLaplaceL23dnorm", "padding: 0",
+	                            "_input_weights_regularizer_spatial", &sc->reg_spatial);
 	if (rc != FV_OK)
 		return rc;
-	return add_regularizer(m, args, "TimeLaplaceL23dnorm", "padding: 0\npersistent_buffer: false",
-	                       "_input_weights_regularizer_temporal", &sc->reg_temporal);
+	return sc_add_child(m, args, "TimeLaplaceL23dnorm", "padding: 0\npersistent_buffer: false",
+	                    "_input_weights_regularizer_temporal", &sc->reg_temporal);
 }
 
 static void derive(simple_core *sc)

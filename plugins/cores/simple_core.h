@@ -45,6 +45,15 @@ typedef struct sc_conv {
 	fv_tensor *w_full;        /* full: (O, I, kt, kh, kw) */
 } sc_conv;
 
+/* A parameter (or buffer) "prefix.name" of m filled with `fill`. */
+fv_tensor *sc_add_tensor(fv_module *m, const char *prefix, const char *name, int ndim,
+                         const int64_t *shape, bool buffer, fv_real fill);
+
+/* Build the registered component `target` from `yaml` as m's child `name`
+** (openretina's Laplace regularizers of a core); *out (may be NULL) gets it. */
+fv_status sc_add_child(fv_module *m, const fv_build_args *args, const char *target,
+                       const char *yaml, const char *name, fv_module **out);
+
 /* Parse an input_padding / hidden_padding value (`key` names it). */
 fv_status sc_padding_parse(const fv_config_node *n, const char *key, sc_padding *out);
 

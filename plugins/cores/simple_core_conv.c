@@ -111,13 +111,33 @@ static void conv_params(fv_conv3d_params *p, const sc_padding *pad, const int ke
 
 /* ---- initialisation ------------------------------------------------------ */
 
-static fv_tensor *add_param(fv_module *m, const char *prefix, const char *name, int ndim,
-                            const int64_t *shape, bool buffer)
+fv_tensor *sc_add_tensor(fv_module *m, const char *prefix, const char *name, int ndim,
+                         const int64_t *shape, bool buffer, fv_real fill)
 {
 	char full[256];
 	snprintf(full, sizeof full, "%s.%s", prefix, name);
-	return buffer ? fv_module_add_buffer(m, full, ndim, shape)
-	              : fv_module_add_param(m, full, ndim, shape);
+	fv_tensor *t = buffer ? fv_module_add_buffer(m, full, ndim, shape)
+	                      : fv_module_add_param(m, full, ndim, shape);
+	if (t != NULL)
+		fv_tensor_fill(t, fill);
+	return t;
+}
+
+fv_status sc_add_child(fv_module *m, const fv_build_args *args, const char *target,
+                       const char *yaml, const char *name, fv_module **out)
+{
+	fv_build_args child_args = *args;
+	child_args.struct_size = sizeof child_args;
+	child_args.spec = NULL;
+	child_args.session = NULL;
+	fv_module *child = fv_instantiate_named(args->registry, target, yaml, &child_args, name);
+	if (child == NULL)
+		return FV_ERR_NOTFOUND;
+	/* add_child owns the child whatever happens */
+	fv_status rc = fv_module_add_child(m, name, child);
+	if (rc == FV_OK && out != NULL)
+		*out = child;
+	return rc;
 }
 
 static void fill_normal(fv_tensor *t, fv_ctx *rng, double scale)
@@ -142,9 +162,9 @@ static fv_status create_custom_separable(sc_conv *c, fv_module *m, const char *p
 	int64_t O = c->out_ch, I = c->in_ch;
 	int64_t basis[3] = {O, I, c->n_basis};
 	int64_t spatial[5] = {O, I, 1, c->kernel[1], c->kernel[2]};
-	c->sin_w = add_param(m, prefix, "sin_weights", 3, basis, false);
-	c->cos_w = add_param(m, prefix, "cos_weights", 3, basis, false);
-	c->w_spatial = add_param(m, prefix, "weight_spatial", 5, spatial, false);
+	c->sin_w = sc_add_tensor(m, prefix, "sin_weights", 3, basis, false, 0);
+	c->cos_w = sc_add_tensor(m, prefix, "cos_weights", 3, basis, false, 0);
+	c->w_spatial = sc_add_tensor(m, prefix, "weight_spatial", 5, spatial, false, 0);
 	if (c->sin_w == NULL || c->cos_w == NULL || c->w_spatial == NULL)
 		return FV_ERR_NOMEM;
 	fill_normal(c->sin_w, rng, 0.01);
@@ -158,8 +178,8 @@ static fv_status create_separable(sc_conv *c, fv_module *m, const char *prefix, 
 	int64_t O = c->out_ch, I = c->in_ch;
 	int64_t space[5] = {O, I, 1, c->kernel[1], c->kernel[2]};
 	int64_t time[5] = {O, O, c->kernel[0], 1, 1};
-	c->w_space = add_param(m, prefix, "space_conv.weight", 5, space, false);
-	c->w_time = add_param(m, prefix, "time_conv.weight", 5, time, false);
+	c->w_space = sc_add_tensor(m, prefix, "space_conv.weight", 5, space, false, 0);
+	c->w_time = sc_add_tensor(m, prefix, "time_conv.weight", 5, time, false, 0);
 	if (c->w_space == NULL || c->w_time == NULL)
 		return FV_ERR_NOMEM;
 	fill_conv_default(c->w_space, rng);
@@ -170,7 +190,7 @@ static fv_status create_separable(sc_conv *c, fv_module *m, const char *prefix, 
 static fv_status create_full(sc_conv *c, fv_module *m, const char *prefix, fv_ctx *rng)
 {
 	int64_t shape[5] = {c->out_ch, c->in_ch, c->kernel[0], c->kernel[1], c->kernel[2]};
-	c->w_full = add_param(m, prefix, "conv.weight", 5, shape, false);
+	c->w_full = sc_add_tensor(m, prefix, "conv.weight", 5, shape, false, 0);
 	if (c->w_full == NULL)
 		return FV_ERR_NOMEM;
 	fill_conv_default(c->w_full, rng);
@@ -209,7 +229,7 @@ fv_status sc_conv_create(sc_conv *c, fv_module *m, const char *prefix, sc_conv_t
 		return rc;
 	/* Every flavour registers the batch-adaptation buffer, zero. */
 	const int64_t one = 1;
-	c->log_speed = add_param(m, prefix, "_log_speed_default", 1, &one, true);
+	c->log_speed = sc_add_tensor(m, prefix, "_log_speed_default", 1, &one, true, 0);
 	return c->log_speed ? FV_OK : FV_ERR_NOMEM;
 }
 
