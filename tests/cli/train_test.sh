@@ -18,7 +18,8 @@
 #   gru_core_readout    openretina's configs/model/GRU_core_readout.yaml
 #                       (ConvGRUCore) through hdf5_core_readout.yaml with
 #                       model=GRU_core_readout, smaller kernels and a GRU:
-#                       trains, evaluates, draws the core's filters; the
+#                       trains, evaluates, draws the core's filters, finds
+#                       a most exciting input; the
 #                       config's own even GRU kernels are refused with
 #                       use_gru true, where openretina fails
 #   concurrent_runs     a second training into a directory a running one
@@ -302,6 +303,8 @@ gru_core_readout)
 		fail "config.yaml: core"
 	run 0 "$fovea" eval "$tmp/run/best.safetensors" "$tmp/d"
 	expect out "test correlation"
+	run 0 "$fovea" mei "$tmp/run/best.safetensors" --session session_0 --neuron 1 --out "$tmp/run"
+	exists "$tmp/run/mei_session_0_1.npy"
 	run 1 "$fovea" train "$srcdir/configs/hdf5_core_readout.yaml" "${gru[@]}" \
 		paths.output_dir="$tmp/never" trainer.max_epochs=1 model.core.use_gru=true
 	expect err "GRU_core_readout.yaml"
