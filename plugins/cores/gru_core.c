@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fovea/insilico.h>
+
 #include "gru_core.h"
 
 typedef enum nonlinearity {
@@ -468,22 +470,42 @@ static fv_tensor *activate(nonlinearity nl, fv_ctx *ctx, fv_tensor *x)
 	}
 }
 
+/* Announce x under openretina's module name features[.<part>[<layer>][.<what>]], for
+** InnerNeuronVisualizationObjective (insilico.h); free unless capturing. */
+static fv_tensor *mark(fv_module *m, fv_ctx *ctx, const char *part, int layer, const char *what,
+                       fv_tensor *x)
+{
+	if (x == NULL || m == NULL || !fv_module_capturing(m))
+		return x;
+	char name[96];
+	int n = snprintf(name, sizeof name, "features%s%s", part[0] != '\0' ? "." : "", part);
+	if (layer >= 0)
+		n += snprintf(name + n, sizeof name - (size_t)n, "%d", layer);
+	if (what != NULL)
+		snprintf(name + n, sizeof name - (size_t)n, ".%s", what);
+	fv_module_capture(m, ctx, name, x);
+	return x;
+}
+
 /* BatchNorm3d, then the Bias3DLayer or Scale3DLayer, then the
 ** nonlinearity.  The bias (scale) of a non-affine norm is folded into the
 ** norm's shift (factor): the same numbers up to rounding, one pass fewer. */
-static fv_tensor *norm(const gru_core *g, const gru_layer *l, fv_ctx *ctx, fv_tensor *x,
+static fv_tensor *norm(fv_module *m, const gru_core *g, int i, fv_ctx *ctx, fv_tensor *x,
                        bool training)
 {
+	const gru_layer *l = &g->layers[i];
 	const int64_t C = l->conv.out_ch;
 	fv_tensor *w = l->scale ? fv_reshape(ctx, l->scale, 1, &C) : l->norm_w;
 	fv_tensor *b = l->bias ? fv_reshape(ctx, l->bias, 1, &C) : l->norm_b;
 	double momentum = g->batch_norm_momentum;
-	if (l->nonlin && g->nl == NL_ELU)
+	if (l->nonlin && g->nl == NL_ELU && !fv_module_capturing(m))
 		return fv_batch_norm3d_elu(ctx, x, w, b, l->running_mean, l->running_var,
 		                           l->num_batches, training, momentum, 1e-5, 1.0);
 	x = fv_batch_norm3d(ctx, x, w, b, l->running_mean, l->running_var, l->num_batches,
 	                    training, momentum, 1e-5);
-	return l->nonlin ? activate(g->nl, ctx, x) : x;
+	/* with a folded Bias3DLayer / Scale3DLayer the capture point is its output */
+	x = mark(m, ctx, "layer", i, l->bias ? "bias" : l->scale ? "scale" : "norm", x);
+	return l->nonlin ? mark(m, ctx, "layer", i, "nonlin", activate(g->nl, ctx, x)) : x;
 }
 
 /* FiLM: fc_gamma(c) * x + fc_beta(c), the (B, C) factors broadcast over
@@ -503,15 +525,18 @@ typedef struct run {
 	fv_tensor *log_speed; /* forward with a data_key: the session's, else NULL */
 } run;
 
-static fv_tensor *layer_forward(const gru_core *g, const gru_layer *l, fv_ctx *ctx, fv_tensor *x,
-                                const run *r)
+static fv_tensor *layer_forward(fv_module *m, const gru_core *g, int i, fv_ctx *ctx,
+                                fv_tensor *x, const run *r)
 {
+	const gru_layer *l = &g->layers[i];
 	x = r->log_speed ? gru_speed_conv_forward(&l->conv, ctx, x, r->log_speed)
 	                 : sc_conv_forward(&l->conv, ctx, x);
+	x = mark(m, ctx, "layer", i, "conv", x);
 	if (g->batch_norm)
-		x = norm(g, l, ctx, x, r->training);
+		x = norm(m, g, i, ctx, x, r->training);
 	else if (l->nonlin)
-		x = activate(g->nl, ctx, x);
+		x = mark(m, ctx, "layer", i, "nonlin", activate(g->nl, ctx, x));
+	x = mark(m, ctx, "layer", i, NULL, x);
 	return l->film_gw != NULL ? film(l, ctx, x, r->cond) : x;
 }
 
@@ -552,12 +577,14 @@ static fv_tensor *gru_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_
 		return NULL;
 	}
 	for (int i = 0; i < g->n_layers; i++) {
-		x = layer_forward(g, &g->layers[i], ctx, x, &r);
+		x = layer_forward(m, g, i, ctx, x, &r);
 		if (i == 0 && g->has_projection)
-			x = activate(g->nl, ctx, sc_conv_forward(&g->projection, ctx, x));
+			x = mark(m, ctx, "projection", -1, NULL,
+			         activate(g->nl, ctx, sc_conv_forward(&g->projection, ctx, x)));
 	}
 	if (g->has_gru)
-		x = gru_cell_forward(&g->gru, ctx, x);
+		x = mark(m, ctx, "gru", -1, NULL, gru_cell_forward(&g->gru, ctx, x));
+	x = mark(m, ctx, "", -1, NULL, x);
 	if (x == NULL)
 		fv_error_prefix("%s: forward: ", g->name);
 	return x;

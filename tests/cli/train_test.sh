@@ -305,6 +305,9 @@ gru_core_readout)
 	expect out "test correlation"
 	run 0 "$fovea" mei "$tmp/run/best.safetensors" --session session_0 --neuron 1 --out "$tmp/run"
 	exists "$tmp/run/mei_session_0_1.npy"
+	run 0 "$fovea" mei "$tmp/run/best.safetensors" --layer core.features.gru --channel 0 \
+		--session session_0 --out "$tmp/run"
+	exists "$tmp/run/mei_core.features.gru_0.npy"
 	run 1 "$fovea" train "$srcdir/configs/hdf5_core_readout.yaml" "${gru[@]}" \
 		paths.output_dir="$tmp/never" trainer.max_epochs=1 model.core.use_gru=true
 	expect err "GRU_core_readout.yaml"
