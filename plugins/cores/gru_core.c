@@ -316,25 +316,28 @@ static fv_status add_regularizer(fv_module *m, const fv_build_args *args, const 
 	return sc_add_child(m, args, target, yaml, name, out);
 }
 
+/* batch_adaptation: the log speeds, aliased below every conv that
+** openretina hands them to (the layers' and the projection's). */
 static fv_status create_speeds(fv_module *m, const gru_core *g)
 {
 	char(*prefixes)[32] = calloc((size_t)g->n_layers + 1, sizeof *prefixes);
 	const char **names = calloc((size_t)g->n_layers + 1, sizeof *names);
-	int n = 0;
-	fv_status rc = FV_ERR_NOMEM;
-	if (prefixes != NULL && names != NULL) {
-		for (int i = 0; i < g->n_layers; i++) {
-			snprintf(prefixes[n], sizeof prefixes[n], "features.layer%d.conv", i);
-			names[n] = prefixes[n];
-			n++;
-		}
-		if (g->has_projection)
-			names[n++] = "features.projection.0";
-		rc = gru_speed_create(m, g->n_neurons_dict, names, n);
+	if (prefixes == NULL || names == NULL) {
+		free(prefixes);
+		free(names);
+		return fv_error(FV_ERR_NOMEM, "out of memory");
 	}
+	int n = 0;
+	for (; n < g->n_layers; n++) {
+		snprintf(prefixes[n], sizeof prefixes[n], "features.layer%d.conv", n);
+		names[n] = prefixes[n];
+	}
+	if (g->has_projection)
+		names[n++] = "features.projection.0";
+	fv_status rc = gru_speed_create(m, g->n_neurons_dict, names, n);
 	free(prefixes);
 	free(names);
-	return rc == FV_ERR_NOMEM && prefixes == NULL ? fv_error(rc, "out of memory") : rc;
+	return rc;
 }
 
 static fv_status build(fv_module *m, gru_core *g, const fv_build_args *args, const int64_t *kt,
