@@ -644,7 +644,8 @@ static fv_tensor *term(fv_module *m, fv_ctx *ctx, const char *name, double gamma
 {
 	char full[64];
 	snprintf(full, sizeof full, "regularizer_terms.%s", name);
-	fv_tensor *keep = t != NULL ? fv_module_set_state(m, full, 0, NULL) : NULL;
+	const int64_t scalar[1] = {1}; /* unused: 0 dims; not NULL, which memcmp may not see */
+	fv_tensor *keep = t != NULL ? fv_module_set_state(m, full, 0, scalar) : NULL;
 	if (keep != NULL)
 		keep->data[0] = t->data[0];
 	return fv_mul_scalar(ctx, t, gamma);
