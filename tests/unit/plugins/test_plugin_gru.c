@@ -339,3 +339,33 @@ Test(gru, bad_specs_are_refused_with_what_openretina_fails_on)
 	};
 	PT_EXPECT_BUILD_ERRORS(reg, bad);
 }
+
+/* ---- Scale2DLayer, Scale3DLayer ------------------------------------------------ */
+
+Test(gru, scale_layers_multiply_each_channel_and_check_the_input)
+{
+	static const struct {
+		const char *target;
+		int ndim;
+	} layers[] = {{"Scale2DLayer", 4}, {"Scale3DLayer", 5}};
+	for (int k = 0; k < 2; k++) {
+		fv_module *m = pt_make(reg, layers[k].target, "num_channels: 3\ninitial: 0.5", "s");
+		fv_tensor *scale = pt_tensor(m, "scale");
+		cr_assert_eq(scale->ndim, layers[k].ndim);
+		cr_assert_float_eq(scale->data[2], 0.5, 0);
+		gc_fill_uniform(scale, 4, -2, 2);
+		const int64_t xs[5] = {2, 3, 4, 5, 2};
+		fv_tensor *x = pt_input(layers[k].ndim, xs, 5, -1, 1);
+		fv_ctx *ctx = fv_ctx_new();
+		fv_tensor *y = pt_forward(m, ctx, x, NULL, -1);
+		int64_t per = x->numel / (2 * 3);
+		for (int64_t i = 0; i < x->numel; i++)
+			cr_assert_float_eq(y->data[i], x->data[i] * scale->data[(i / per) % 3], 1e-6);
+		const int64_t bad[5] = {2, 4, 4, 5, 2};
+		pt_expect_forward_error(m, NULL, layers[k].ndim, bad, "expected an input (B, 3,");
+		fv_ctx_free(ctx);
+		fv_tensor_free(x);
+		fv_module_free(m);
+	}
+	pt_expect_make_error(reg, "Scale3DLayer", "initial: 2", "num_channels");
+}
