@@ -202,6 +202,9 @@ typedef struct fv_forward_args {
 	                          training_step receives it; apply the model's own
 	                          input preparation (e.g. SingleCellSeparatedLNP's
 	                          crop around rf_location) before forward */
+	fv_tensor *conditioning; /* conditioned cores (ConditionedGRUCore): the
+	                            (B, cond_dim) conditioning, or NULL (zeros);
+	                            read only when struct_size covers it */
 } fv_forward_args;
 
 /* The defaults every caller starts from (sample -1, sums, no crop). */

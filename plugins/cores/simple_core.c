@@ -193,13 +193,9 @@ static sc_conv_type conv_type_of(const char *s)
 static fv_tensor *add_tensor(fv_module *m, int layer, const char *name, int ndim,
                              const int64_t *shape, bool buffer, fv_real fill)
 {
-	char full[128];
-	snprintf(full, sizeof full, "features.layer%d.%s", layer, name);
-	fv_tensor *t = buffer ? fv_module_add_buffer(m, full, ndim, shape)
-	                      : fv_module_add_param(m, full, ndim, shape);
-	if (t != NULL)
-		fv_tensor_fill(t, fill);
-	return t;
+	char prefix[64];
+	snprintf(prefix, sizeof prefix, "features.layer%d", layer);
+	return sc_add_tensor(m, prefix, name, ndim, shape, buffer, fill);
 }
 
 static fv_status create_layer(fv_module *m, simple_core *sc, int i, fv_ctx *rng)
@@ -234,33 +230,16 @@ static fv_status create_layer(fv_module *m, simple_core *sc, int i, fv_ctx *rng)
 
 /* openretina builds both Laplace regularizers in every core; the temporal
 ** one with a non-persistent filter, so it has no state_dict entry. */
-static fv_status add_regularizer(fv_module *m, const fv_build_args *args, const char *target,
-                                 const char *yaml, const char *name, fv_module **out)
-{
-	fv_build_args child_args = *args;
-	child_args.struct_size = sizeof child_args;
-	child_args.spec = NULL;
-	child_args.session = NULL;
-	fv_module *child = fv_instantiate_named(args->registry, target, yaml, &child_args, name);
-	if (child == NULL)
-		return FV_ERR_NOTFOUND;
-	/* add_child owns the child whatever happens */
-	fv_status rc = fv_module_add_child(m, name, child);
-	if (rc == FV_OK)
-		*out = child;
-	return rc;
-}
-
 static fv_status create_regularizers(fv_module *m, simple_core *sc, const fv_build_args *args)
 {
 	if (args->registry == NULL)
 		return fv_error(FV_ERR_ARG, "no registry to build the Laplace regularizers from");
-	fv_status rc = add_regularizer(m, args, "FlatLaplaceL23dnorm", "padding: 0",
-	                               "_input_weights_regularizer_spatial", &sc->reg_spatial);
+	fv_status rc = sc_add_child(m, args, "FlatLaplaceL23dnorm", "padding: 0",
+	                            "_input_weights_regularizer_spatial", &sc->reg_spatial);
 	if (rc != FV_OK)
 		return rc;
-	return add_regularizer(m, args, "TimeLaplaceL23dnorm", "padding: 0\npersistent_buffer: false",
-	                       "_input_weights_regularizer_temporal", &sc->reg_temporal);
+	return sc_add_child(m, args, "TimeLaplaceL23dnorm", "padding: 0\npersistent_buffer: false",
+	                    "_input_weights_regularizer_temporal", &sc->reg_temporal);
 }
 
 static void derive(simple_core *sc)
@@ -382,8 +361,8 @@ static fv_status sc_output_shape(fv_module *m, int in_ndim, const int64_t *in_sh
 		s[1 + d] /= sc->down_kernel[d];
 	}
 	for (int i = 0; rc == FV_OK && i < sc->n_layers; i++) {
-		char where[32];
-		snprintf(where, sizeof where, "layer %d", i);
+		char where[64];
+		snprintf(where, sizeof where, NAME ": layer %d", i);
 		rc = sc_conv_output_shape(&sc->layers[i].conv, s, where);
 		if (rc == FV_OK && sc->layers[i].pool && (s[2] < 2 || s[3] < 2))
 			rc = fv_error(FV_ERR_SHAPE,
@@ -514,31 +493,6 @@ static fv_tensor *group_sparsity(const simple_core *sc, fv_ctx *ctx, int first_l
 	return total;
 }
 
-/* torch.linspace(0.1, 0.9, K) as (1, 1, K), with torch's symmetric formula. */
-static fv_tensor *smoother(fv_ctx *ctx, int64_t K)
-{
-	const int64_t shape[3] = {1, 1, K};
-	fv_tensor *s = fv_ctx_empty(ctx, 3, shape);
-	if (s == NULL)
-		return NULL;
-	double start = 0.1, end = 0.9, step = K > 1 ? (end - start) / (double)(K - 1) : 0;
-	/* one step is `start` alone, as in torch */
-	for (int64_t k = 0; k < K; k++)
-		s->data[k] = (fv_real)(K == 1 || k < K / 2 ? start + step * (double)k
-		                                           : end - step * (double)(K - 1 - k));
-	return s;
-}
-
-/* Σ (lin·sin)² / O + Σ (lin·cos)² / O for one layer. */
-static fv_tensor *temporal_smoothing(fv_ctx *ctx, const sc_conv *c)
-{
-	fv_tensor *lin = smoother(ctx, c->n_basis);
-	double inv_out = 1.0 / (double)c->out_ch;
-	fv_tensor *s = fv_sum_all(ctx, fv_square(ctx, fv_mul(ctx, lin, c->sin_w)));
-	fv_tensor *k = fv_sum_all(ctx, fv_square(ctx, fv_mul(ctx, lin, c->cos_w)));
-	return fv_add(ctx, fv_mul_scalar(ctx, s, inv_out), fv_mul_scalar(ctx, k, inv_out));
-}
-
 static fv_tensor *temporal_smoothness(const simple_core *sc, fv_ctx *ctx)
 {
 	fv_forward_args sum = FV_FORWARD_ARGS_INIT;
@@ -547,7 +501,7 @@ static fv_tensor *temporal_smoothness(const simple_core *sc, fv_ctx *ctx)
 		return fv_module_penalty(sc->reg_temporal, ctx, sc->layers[0].conv.w_time, &sum);
 	fv_tensor *total = fv_ctx_scalar(ctx, 0);
 	for (int i = 0; i < sc->n_layers; i++)
-		total = fv_add(ctx, total, temporal_smoothing(ctx, &sc->layers[i].conv));
+		total = fv_add(ctx, total, sc_conv_temporal_smoothing(&sc->layers[i].conv, ctx));
 	return total;
 }
 

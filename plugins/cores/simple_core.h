@@ -45,6 +45,15 @@ typedef struct sc_conv {
 	fv_tensor *w_full;        /* full: (O, I, kt, kh, kw) */
 } sc_conv;
 
+/* A parameter (or buffer) "prefix.name" of m filled with `fill`. */
+fv_tensor *sc_add_tensor(fv_module *m, const char *prefix, const char *name, int ndim,
+                         const int64_t *shape, bool buffer, fv_real fill);
+
+/* Build the registered component `target` from `yaml` as m's child `name`
+** (openretina's Laplace regularizers of a core); *out (may be NULL) gets it. */
+fv_status sc_add_child(fv_module *m, const fv_build_args *args, const char *target,
+                       const char *yaml, const char *name, fv_module **out);
+
 /* Parse an input_padding / hidden_padding value (`key` names it). */
 fv_status sc_padding_parse(const fv_config_node *n, const char *key, sc_padding *out);
 
@@ -59,6 +68,15 @@ fv_tensor *sc_conv_forward(const sc_conv *c, fv_ctx *ctx, fv_tensor *x);
 /* The weight as the dense kernel (out, in, kt, kh, kw) it stands for: *out
 ** gets a new tensor the caller frees. */
 fv_status sc_conv_dense_kernel(const sc_conv *c, fv_tensor **out);
+
+/* custom_separable: the temporal kernel (O, I, kt) at `log_speed` (the
+** basis is a constant of the graph; the gradient reaches sin/cos weights). */
+fv_tensor *sc_conv_temporal_kernel(const sc_conv *c, fv_ctx *ctx, double log_speed);
+
+/* custom_separable: openretina's temporal_smoothing(sin_weights,
+** cos_weights) = sum (lin*sin)^2 / O + sum (lin*cos)^2 / O, lin =
+** linspace(0.1, 0.9, K). */
+fv_tensor *sc_conv_temporal_smoothing(const sc_conv *c, fv_ctx *ctx);
 
 /* Map (C, T, H, W) to the conv's output shape in place; fails when a
 ** dimension would not be positive (`where` names the layer). */

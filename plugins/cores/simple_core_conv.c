@@ -111,13 +111,33 @@ static void conv_params(fv_conv3d_params *p, const sc_padding *pad, const int ke
 
 /* ---- initialisation ------------------------------------------------------ */
 
-static fv_tensor *add_param(fv_module *m, const char *prefix, const char *name, int ndim,
-                            const int64_t *shape, bool buffer)
+fv_tensor *sc_add_tensor(fv_module *m, const char *prefix, const char *name, int ndim,
+                         const int64_t *shape, bool buffer, fv_real fill)
 {
 	char full[256];
 	snprintf(full, sizeof full, "%s.%s", prefix, name);
-	return buffer ? fv_module_add_buffer(m, full, ndim, shape)
-	              : fv_module_add_param(m, full, ndim, shape);
+	fv_tensor *t = buffer ? fv_module_add_buffer(m, full, ndim, shape)
+	                      : fv_module_add_param(m, full, ndim, shape);
+	if (t != NULL)
+		fv_tensor_fill(t, fill);
+	return t;
+}
+
+fv_status sc_add_child(fv_module *m, const fv_build_args *args, const char *target,
+                       const char *yaml, const char *name, fv_module **out)
+{
+	fv_build_args child_args = *args;
+	child_args.struct_size = sizeof child_args;
+	child_args.spec = NULL;
+	child_args.session = NULL;
+	fv_module *child = fv_instantiate_named(args->registry, target, yaml, &child_args, name);
+	if (child == NULL)
+		return FV_ERR_NOTFOUND;
+	/* add_child owns the child whatever happens */
+	fv_status rc = fv_module_add_child(m, name, child);
+	if (rc == FV_OK && out != NULL)
+		*out = child;
+	return rc;
 }
 
 static void fill_normal(fv_tensor *t, fv_ctx *rng, double scale)
@@ -142,9 +162,9 @@ static fv_status create_custom_separable(sc_conv *c, fv_module *m, const char *p
 	int64_t O = c->out_ch, I = c->in_ch;
 	int64_t basis[3] = {O, I, c->n_basis};
 	int64_t spatial[5] = {O, I, 1, c->kernel[1], c->kernel[2]};
-	c->sin_w = add_param(m, prefix, "sin_weights", 3, basis, false);
-	c->cos_w = add_param(m, prefix, "cos_weights", 3, basis, false);
-	c->w_spatial = add_param(m, prefix, "weight_spatial", 5, spatial, false);
+	c->sin_w = sc_add_tensor(m, prefix, "sin_weights", 3, basis, false, 0);
+	c->cos_w = sc_add_tensor(m, prefix, "cos_weights", 3, basis, false, 0);
+	c->w_spatial = sc_add_tensor(m, prefix, "weight_spatial", 5, spatial, false, 0);
 	if (c->sin_w == NULL || c->cos_w == NULL || c->w_spatial == NULL)
 		return FV_ERR_NOMEM;
 	fill_normal(c->sin_w, rng, 0.01);
@@ -158,8 +178,8 @@ static fv_status create_separable(sc_conv *c, fv_module *m, const char *prefix, 
 	int64_t O = c->out_ch, I = c->in_ch;
 	int64_t space[5] = {O, I, 1, c->kernel[1], c->kernel[2]};
 	int64_t time[5] = {O, O, c->kernel[0], 1, 1};
-	c->w_space = add_param(m, prefix, "space_conv.weight", 5, space, false);
-	c->w_time = add_param(m, prefix, "time_conv.weight", 5, time, false);
+	c->w_space = sc_add_tensor(m, prefix, "space_conv.weight", 5, space, false, 0);
+	c->w_time = sc_add_tensor(m, prefix, "time_conv.weight", 5, time, false, 0);
 	if (c->w_space == NULL || c->w_time == NULL)
 		return FV_ERR_NOMEM;
 	fill_conv_default(c->w_space, rng);
@@ -170,7 +190,7 @@ static fv_status create_separable(sc_conv *c, fv_module *m, const char *prefix, 
 static fv_status create_full(sc_conv *c, fv_module *m, const char *prefix, fv_ctx *rng)
 {
 	int64_t shape[5] = {c->out_ch, c->in_ch, c->kernel[0], c->kernel[1], c->kernel[2]};
-	c->w_full = add_param(m, prefix, "conv.weight", 5, shape, false);
+	c->w_full = sc_add_tensor(m, prefix, "conv.weight", 5, shape, false, 0);
 	if (c->w_full == NULL)
 		return FV_ERR_NOMEM;
 	fill_conv_default(c->w_full, rng);
@@ -209,7 +229,7 @@ fv_status sc_conv_create(sc_conv *c, fv_module *m, const char *prefix, sc_conv_t
 		return rc;
 	/* Every flavour registers the batch-adaptation buffer, zero. */
 	const int64_t one = 1;
-	c->log_speed = add_param(m, prefix, "_log_speed_default", 1, &one, true);
+	c->log_speed = sc_add_tensor(m, prefix, "_log_speed_default", 1, &one, true, 0);
 	return c->log_speed ? FV_OK : FV_ERR_NOMEM;
 }
 
@@ -219,18 +239,18 @@ fv_status sc_conv_create(sc_conv *c, fv_module *m, const char *prefix, sc_conv_t
 ** current log speed: rows k = 0..K-1 of mask*sin(k*freq) and mask*cos(k*freq),
 ** with time = t - T, freq = exp(log_speed)*time*2pi/T and the sigmoid mask
 ** 1/(1 + exp(-time - int(0.95 T)/exp(log_speed))). */
-static void basis_frame(const sc_conv *c, int t, double *mask, double *freq)
+static void basis_frame(const sc_conv *c, double log_speed, int t, double *mask, double *freq)
 {
 	int T = c->kernel[0];
-	double stretch = exp((double)c->log_speed->data[0]);
+	double stretch = exp(log_speed);
 	double shift = (double)(int64_t)(T * 0.95) / stretch;
 	double time = (double)(t - T);
 	*freq = stretch * time * 2 * M_PI / T;
 	*mask = 1.0 / (1.0 + exp(-time - shift));
 }
 
-static fv_status temporal_basis(const sc_conv *c, fv_ctx *ctx, fv_tensor **sines,
-                                fv_tensor **cosines)
+static fv_status temporal_basis(const sc_conv *c, double log_speed, fv_ctx *ctx,
+                                fv_tensor **sines, fv_tensor **cosines)
 {
 	int T = c->kernel[0], K = c->n_basis;
 	const int64_t shape[2] = {K, T};
@@ -240,7 +260,7 @@ static fv_status temporal_basis(const sc_conv *c, fv_ctx *ctx, fv_tensor **sines
 		return FV_ERR_NOMEM;
 	for (int t = 0; t < T; t++) {
 		double mask, freq;
-		basis_frame(c, t, &mask, &freq);
+		basis_frame(c, log_speed, t, &mask, &freq);
 		for (int k = 0; k < K; k++) {
 			(*sines)->data[k * T + t] = (fv_real)(mask * sin(freq * k));
 			(*cosines)->data[k * T + t] = (fv_real)(mask * cos(freq * k));
@@ -250,10 +270,10 @@ static fv_status temporal_basis(const sc_conv *c, fv_ctx *ctx, fv_tensor **sines
 }
 
 /* w_time (O, I, T) = sin_weights . sines + cos_weights . cosines. */
-static fv_tensor *temporal_kernel(const sc_conv *c, fv_ctx *ctx)
+fv_tensor *sc_conv_temporal_kernel(const sc_conv *c, fv_ctx *ctx, double log_speed)
 {
 	fv_tensor *sines, *cosines;
-	if (temporal_basis(c, ctx, &sines, &cosines) != FV_OK)
+	if (temporal_basis(c, log_speed, ctx, &sines, &cosines) != FV_OK)
 		return NULL;
 	const int64_t flat[2] = {(int64_t)c->out_ch * c->in_ch, c->n_basis};
 	const int64_t oit[3] = {c->out_ch, c->in_ch, c->kernel[0]};
@@ -265,7 +285,7 @@ static fv_tensor *temporal_kernel(const sc_conv *c, fv_ctx *ctx)
 static fv_tensor *forward_custom_separable(const sc_conv *c, fv_ctx *ctx, fv_tensor *x)
 {
 	const int64_t oihw[4] = {c->out_ch, c->in_ch, c->kernel[1], c->kernel[2]};
-	fv_tensor *w_time = temporal_kernel(c, ctx);
+	fv_tensor *w_time = sc_conv_temporal_kernel(c, ctx, (double)c->log_speed->data[0]);
 	fv_tensor *w_space = fv_reshape(ctx, c->w_spatial, 4, oihw);
 	return fv_conv3d_separable(ctx, x, w_time, w_space, &c->p);
 }
@@ -291,6 +311,32 @@ fv_tensor *sc_conv_forward(const sc_conv *c, fv_ctx *ctx, fv_tensor *x)
 	}
 }
 
+/* ---- temporal smoothness ------------------------------------------------------ */
+
+/* torch.linspace(0.1, 0.9, K) as (1, 1, K), with torch's symmetric formula. */
+static fv_tensor *smoother(fv_ctx *ctx, int64_t K)
+{
+	const int64_t shape[3] = {1, 1, K};
+	fv_tensor *s = fv_ctx_empty(ctx, 3, shape);
+	if (s == NULL)
+		return NULL;
+	double start = 0.1, end = 0.9, step = K > 1 ? (end - start) / (double)(K - 1) : 0;
+	/* one step is `start` alone, as in torch */
+	for (int64_t k = 0; k < K; k++)
+		s->data[k] = (fv_real)(K == 1 || k < K / 2 ? start + step * (double)k
+		                                           : end - step * (double)(K - 1 - k));
+	return s;
+}
+
+fv_tensor *sc_conv_temporal_smoothing(const sc_conv *c, fv_ctx *ctx)
+{
+	fv_tensor *lin = smoother(ctx, c->n_basis);
+	double inv_out = 1.0 / (double)c->out_ch;
+	fv_tensor *s = fv_sum_all(ctx, fv_square(ctx, fv_mul(ctx, lin, c->sin_w)));
+	fv_tensor *k = fv_sum_all(ctx, fv_square(ctx, fv_mul(ctx, lin, c->cos_w)));
+	return fv_add(ctx, fv_mul_scalar(ctx, s, inv_out), fv_mul_scalar(ctx, k, inv_out));
+}
+
 /* ---- shapes --------------------------------------------------------------- */
 
 static fv_status conv_shape(int64_t shape[4], const int kernel[3], const fv_conv3d_params *p,
@@ -301,7 +347,7 @@ static fv_status conv_shape(int64_t shape[4], const int kernel[3], const fv_conv
 		int64_t out = shape[1 + d] + p->pad[d][0] + p->pad[d][1] - kernel[d] + 1;
 		if (out <= 0)
 			return fv_error(FV_ERR_SHAPE,
-			                "SimpleCoreWrapper: %s: the input is too small in %s: %lld "
+			                "%s: the input is too small in %s: %lld "
 			                "(padded by %d + %d) for a kernel of %d",
 			                where, axis[d], (long long)shape[1 + d], p->pad[d][0],
 			                p->pad[d][1], kernel[d]);
@@ -338,7 +384,7 @@ static void dense_custom_separable(const sc_conv *c, fv_real *k)
 	for (int64_t oi = 0; oi < OI; oi++)
 		for (int64_t t = 0; t < T; t++) {
 			double mask, freq, wt = 0;
-			basis_frame(c, (int)t, &mask, &freq);
+			basis_frame(c, (double)c->log_speed->data[0], (int)t, &mask, &freq);
 			for (int64_t b = 0; b < K; b++)
 				wt += mask * ((double)sw[oi * K + b] * sin(freq * (double)b) +
 				              (double)cw[oi * K + b] * cos(freq * (double)b));

@@ -390,7 +390,14 @@ static fv_status cr_create(fv_module *m, const void *opts, const fv_build_args *
 static fv_tensor *cr_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_forward_args *fa)
 {
 	const core_readout *cr = fv_module_priv(m);
-	fv_tensor *features = fv_module_forward(cr->core, ctx, x, fa);
+	/* openretina's BaseCoreReadout calls core(x) without the data_key: a
+	** core's per-session state (ConvGRUCore's batch adaptation) is unused */
+	fv_forward_args core_fa = FV_FORWARD_ARGS_INIT;
+	if (fa != NULL) /* a caller built against an older, shorter struct */
+		memcpy(&core_fa, fa, fa->struct_size < sizeof core_fa ? fa->struct_size : sizeof core_fa);
+	core_fa.struct_size = sizeof core_fa;
+	core_fa.data_key = NULL;
+	fv_tensor *features = fv_module_forward(cr->core, ctx, x, &core_fa);
 	if (features == NULL) {
 		fv_error_prefix(NAME ": core: ");
 		return NULL;

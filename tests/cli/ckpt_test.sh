@@ -13,7 +13,7 @@
 #                default name and -o), the imported file predicting as the
 #                .ckpt does, `fovea mei` on the imported model and on the
 #                .ckpt, a file without hyper_parameters and no --model, a
-#                model fovea cannot build (a GRU core), usage errors
+#                model fovea cannot build (gru_core.ckpt), usage errors
 #   finetune     `fovea train paths.load_model_path=MODEL.ckpt`: the .ckpt's
 #                model fine-tuned on new sessions, then `fovea eval` of the
 #                result
@@ -87,9 +87,12 @@ import)
 	expect out "openretina.models.linear_nonlinear.SingleCellSeparatedLNP"
 	expect out "1 session, 1 neurons:"
 	expect out "250 parameters"
-	# a model fovea cannot build is refused, naming what is missing
+	# a model fovea cannot build is refused, naming what is wrong: gru_core.ckpt
+	# is a SimpleCoreWrapper model whose core target says ConvGRUCore (its
+	# options and state_dict are SimpleCoreWrapper's; openretina fails to
+	# load it too)
 	run 1 "$fovea" import "$data/gru_core.ckpt" -o "$tmp/gru.safetensors"
-	expect err "unknown component 'openretina.modules.core.gru_core.ConvGRUCore'"
+	expect err "unknown option 'maxpool_every_n_layers' for ConvGRUCore"
 	[ ! -e "$tmp/gru.safetensors" ] || fail "a partial model was written"
 	run 1 "$fovea" predict "$data/gru_core.ckpt" "$data/gaussian_sampled.stimulus.npy" \
 		--session session_1_ventral1_20200226 -o "$tmp/gru.npy"

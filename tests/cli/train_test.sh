@@ -15,6 +15,13 @@
 #                       usual overrides trains on the directory openretina's own
 #                       `openretina create-data` writes (fovea create-data
 #                       --layout openretina), then evaluates
+#   gru_core_readout    openretina's configs/model/GRU_core_readout.yaml
+#                       (ConvGRUCore) through hdf5_core_readout.yaml with
+#                       model=GRU_core_readout, smaller kernels and a GRU:
+#                       trains, evaluates, draws the core's filters, finds
+#                       a most exciting input; the
+#                       config's own even GRU kernels are refused with
+#                       use_gru true, where openretina fails
 #   concurrent_runs     a second training into a directory a running one
 #                       holds is refused, naming the holder's pid (issue 12
 #                       item 12); the first one ends normally
@@ -277,6 +284,34 @@ hdf5_core_readout)
 	run 0 "$fovea" train "$srcdir/configs/hdf5_core_readout.yaml" paths.data_dir="$tmp/d3" \
 		paths.output_dir="$tmp/run3" trainer.max_epochs=1 --threads 1 --quiet
 	exists "$tmp/run3/best.safetensors"
+	;;
+
+gru_core_readout)
+	"$fovea" create-data "$tmp/d" --layout openretina --num-colors 2 >/dev/null ||
+		fail "create-data --layout openretina"
+	gru=(model=GRU_core_readout paths.data_dir="$tmp/d" data_io.color_channels=2
+	     dataloader.batch_size=32 'model.hidden_channels=[4,4]'
+	     'model.core.spatial_kernel_sizes=[5,3]' 'model.core.temporal_kernel_sizes=[11,5]')
+	run 0 "$fovea" train "$srcdir/configs/hdf5_core_readout.yaml" "${gru[@]}" \
+		paths.output_dir="$tmp/run" trainer.max_epochs=1 model.core.use_gru=true \
+		model.core.gru_kwargs.input_kern=3 model.core.gru_kwargs.rec_kern=3 \
+		model.core.gru_kwargs.rec_channels=4 --threads 1
+	expect out "trained 1 epochs"
+	exists "$tmp/run/best.safetensors"
+	exists "$tmp/run/core_filters.png"
+	grep -q "_target_: openretina.modules.core.gru_core.ConvGRUCore" "$tmp/run/config.yaml" ||
+		fail "config.yaml: core"
+	run 0 "$fovea" eval "$tmp/run/best.safetensors" "$tmp/d"
+	expect out "test correlation"
+	run 0 "$fovea" mei "$tmp/run/best.safetensors" --session session_0 --neuron 1 --out "$tmp/run"
+	exists "$tmp/run/mei_session_0_1.npy"
+	run 0 "$fovea" mei "$tmp/run/best.safetensors" --layer core.features.gru --channel 0 \
+		--session session_0 --out "$tmp/run"
+	exists "$tmp/run/mei_core.features.gru_0.npy"
+	run 1 "$fovea" train "$srcdir/configs/hdf5_core_readout.yaml" "${gru[@]}" \
+		paths.output_dir="$tmp/never" trainer.max_epochs=1 model.core.use_gru=true
+	expect err "GRU_core_readout.yaml"
+	expect err "gru_kwargs.rec_kern = 4: an even kernel"
 	;;
 
 concurrent_runs)

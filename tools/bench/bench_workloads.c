@@ -91,8 +91,8 @@ static int workload_path(const bench_opts *o, const char *name, char *path, size
 			return 0;
 	}
 	fprintf(stderr,
-	        "fovea-bench: --workload %s: no %s.yaml in %s (known: hoefling, hdf5; or give "
-	        "--config-dir DIR or a path to a .yaml file)\n",
+	        "fovea-bench: --workload %s: no %s.yaml in %s (known: hoefling, hdf5, gru, "
+	        "convgru; or give --config-dir DIR or a path to a .yaml file)\n",
 	        name, name,
 	        o->config_dir ? o->config_dir : "./configs/bench nor in the source tree's configs/bench");
 	return 1;
@@ -103,8 +103,10 @@ static bool read_int(const fv_config_node *n, int64_t *out)
 	return n != NULL && fv_node_to_int(n, out) == FV_OK;
 }
 
-/* A list of `want` integers, or one integer for all of them. */
-static bool read_ints(const fv_config_node *n, int64_t *out, size_t want)
+/* A list of `want` integers, or one integer for all of them; with
+** `longer`, a longer list's first `want` (openretina's ConvGRUCore config
+** gives three kernel sizes for two layers). */
+static bool read_ints_ex(const fv_config_node *n, int64_t *out, size_t want, bool longer)
 {
 	if (n != NULL && fv_node_kind(n) == FV_NODE_SCALAR) {
 		for (size_t i = 0; i < want; i++)
@@ -112,12 +114,63 @@ static bool read_ints(const fv_config_node *n, int64_t *out, size_t want)
 				return false;
 		return true;
 	}
-	if (n == NULL || fv_node_kind(n) != FV_NODE_SEQ || fv_node_size(n) != want)
+	if (n == NULL || fv_node_kind(n) != FV_NODE_SEQ || fv_node_size(n) < want ||
+	    (!longer && fv_node_size(n) != want))
 		return false;
 	for (size_t i = 0; i < want; i++)
 		if (!read_int(fv_node_at(n, i), &out[i]))
 			return false;
 	return true;
+}
+
+static bool read_ints(const fv_config_node *n, int64_t *out, size_t want)
+{
+	return read_ints_ex(n, out, want, false);
+}
+
+/* Python's bool() of a padding value, as ConvGRUCore tests it. */
+static bool truthy(const fv_config_node *n)
+{
+	if (n == NULL || fv_node_is_null(n))
+		return false;
+	if (fv_node_kind(n) != FV_NODE_SCALAR)
+		return fv_node_size(n) > 0;
+	const char *t = fv_node_text(n);
+	return strcmp(t, "0") != 0 && strcmp(t, "false") != 0 && strcmp(t, "False") != 0 &&
+	       t[0] != '\0';
+}
+
+/* (T, H, W) after ConvGRUCore's layer i: spatial padding by truthiness,
+** layer 1 never padded, layer n >= 2 by layer n-1's kernel size // 2. */
+static void gru_layer_output(const fv_config_node *core, size_t i, const int64_t *kt,
+                             const int64_t *ks, int64_t thw[3])
+{
+	bool padded = i == 0 ? truthy(fv_node_get(core, "input_padding"))
+	                     : i >= 2 && truthy(fv_node_get(core, "hidden_padding"));
+	int64_t p = padded ? ks[i == 0 ? 0 : i - 1] / 2 : 0;
+	thw[0] -= kt[i] - 1;
+	thw[1] += 2 * p - ks[i] + 1;
+	thw[2] += 2 * p - ks[i] + 1;
+}
+
+/* ConvGRUCore's GRU (use_gru): its FLOPs over the (c, T, H, W) map, which
+** becomes its output (rec_channels, T, H - s, W - s), s the shrinkage. */
+static double gru_stage(const workload *w, const fv_config_node *core, int64_t *c,
+                        int64_t thw[3])
+{
+	const fv_config_node *g = fv_node_get(core, "gru_kwargs");
+	int64_t r = 0, ik = 0, rk = 0;
+	if (!truthy(fv_node_get(core, "use_gru")) || g == NULL ||
+	    !read_int(fv_node_get(g, "rec_channels"), &r) ||
+	    !read_int(fv_node_get(g, "input_kern"), &ik) || !read_int(fv_node_get(g, "rec_kern"), &rk))
+		return 0;
+	int64_t shrink = truthy(fv_node_get(g, "pad_input")) ? 0 : ik - 1;
+	thw[1] -= shrink;
+	thw[2] -= shrink;
+	double flops = 2.0 * (double)w->batch * (double)(thw[0] * thw[1] * thw[2]) * (double)r *
+	               (double)(3 * *c * ik * ik + 3 * r * rk * rk);
+	*c = r;
+	return flops;
 }
 
 /* (T, H, W) after one layer of kernel (kt, ks, ks) and the padding spec
@@ -146,9 +199,11 @@ static int count_flops(workload *w, const fv_config_node *model, const int64_t i
 	size_t layers = hidden ? fv_node_size(hidden) : 0;
 	int64_t c = in_shape[0], thw[3] = {in_shape[1], in_shape[2], in_shape[3]};
 	int64_t kt[8], ks[8];
+	const char *target = core ? fv_node_text(fv_node_get(core, "_target_")) : NULL;
+	bool gru = target != NULL && strstr(target, "GRUCore") != NULL;
 	if (core == NULL || layers == 0 || layers > 8 ||
-	    !read_ints(fv_node_get(core, "temporal_kernel_sizes"), kt, layers) ||
-	    !read_ints(fv_node_get(core, "spatial_kernel_sizes"), ks, layers))
+	    !read_ints_ex(fv_node_get(core, "temporal_kernel_sizes"), kt, layers, gru) ||
+	    !read_ints_ex(fv_node_get(core, "spatial_kernel_sizes"), ks, layers, gru))
 		return bench_fail(w->name, "model: expected hidden_channels (1 to 8 layers) and core "
 		                     "temporal_kernel_sizes / spatial_kernel_sizes for them");
 	w->core_flops = 0;
@@ -156,12 +211,20 @@ static int count_flops(workload *w, const fv_config_node *model, const int64_t i
 		int64_t o;
 		if (!read_int(fv_node_at(hidden, i), &o))
 			return bench_fail(w->name, "model.hidden_channels: expected integers");
-		layer_output(fv_node_get(core, i == 0 ? "input_padding" : "hidden_padding"), kt[i],
-		             ks[i], thw);
-		w->core_flops += 2.0 * (double)w->batch * (double)(o * thw[0] * thw[1] * thw[2]) *
+		if (gru)
+			gru_layer_output(core, i, kt, ks, thw);
+		else
+			layer_output(fv_node_get(core, i == 0 ? "input_padding" : "hidden_padding"),
+			             kt[i], ks[i], thw);
+		double pixels = (double)(thw[0] * thw[1] * thw[2]);
+		w->core_flops += 2.0 * (double)w->batch * (double)o * pixels *
 		                 (double)(c * kt[i] * ks[i] * ks[i]);
+		if (gru && i == 0 && truthy(fv_node_get(core, "use_projections")))
+			w->core_flops += 2.0 * (double)w->batch * (double)(o * o) * pixels;
 		c = o;
 	}
+	if (gru)
+		w->core_flops += gru_stage(w, core, &c, thw);
 	double per_neuron = 2.0 * (double)w->batch * (double)(c * thw[0]) * (double)(thw[1] * thw[2] + 1);
 	w->readout_all_flops = 0;
 	for (size_t i = 0; i < fv_node_size(neurons); i++) {

@@ -256,28 +256,39 @@ static void run_module(flow *f)
 	if (sample != NULL && !fv_node_is_null(sample))
 		f->fa.sample = flag_at(f->pc, "forward_kwargs.sample", false);
 	f->fa.crop_input = flag_at(f->pc, "crop_input_before_forward", false);
+	if (fv__pcase_has(f->pc, "input.conditioning")) /* ConditionedGRUCore */
+		f->fa.conditioning = fv__pcase_input(f->pc, f->ctx, "input.conditioning", true);
 	for (size_t k = 0; k < (multi ? n_keys : 1); k++)
 		forward_one(f, x, multi ? keys[k] : single, multi);
 	compare_module(f, "output.param.", false);
 	compare_module(f, "output.buffer.", false);
-	if (fv__pcase_has(f->pc, "output.regularizer") || multi)
-		for (size_t k = 0; k < (multi ? n_keys : 1); k++)
-			regularize_one(f, multi ? keys[k] : single, multi);
+	/* a multi-session readout has a regularizer per key; a core one for all */
+	if (multi && !fv__pcase_has(f->pc, "output.regularizer"))
+		for (size_t k = 0; k < n_keys; k++)
+			regularize_one(f, keys[k], true);
+	else if (fv__pcase_has(f->pc, "output.regularizer"))
+		regularize_one(f, single, false);
 	compare_train_total_loss(f);
 	if (f->loss != NULL) {
 		if (fv_backward(f->ctx, f->loss) != FV_OK)
 			fv__pcase_fail(f->pc, "backward: %s", fv_errmsg());
 		compare_module(f, "grad.param.", true);
 		fv__pcase_compare_if_present(f->pc, "grad.input.x", x->grad);
+		if (f->fa.conditioning != NULL)
+			fv__pcase_compare_if_present(f->pc, "grad.input.conditioning",
+			                             f->fa.conditioning->grad);
 	}
-	if (fv__pcase_has(f->pc, "output.y_all")) {
+	/* output.y_all: every session; output.y_default: a core without data_key */
+	const char *no_key_outputs[2] = {"output.y_all", "output.y_default"};
+	for (int i = 0; i < 2; i++) {
+		if (!fv__pcase_has(f->pc, no_key_outputs[i]))
+			continue;
 		bool was = fv_ctx_set_grad_enabled(f->ctx, false);
 		f->fa.data_key = NULL;
-		fv__pcase_compare(f->pc, "output.y_all", fv_module_forward(f->m, f->ctx, x, &f->fa));
+		fv__pcase_compare(f->pc, no_key_outputs[i], fv_module_forward(f->m, f->ctx, x, &f->fa));
 		fv_ctx_set_grad_enabled(f->ctx, was);
 	}
 }
-
 /* Any other output.X is module state after the forward, e.g.
 ** CorrelationLoss3d's _per_neuron_correlations (stored without the
 ** underscore of openretina's private attribute). */
