@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "config.h"
 #include "fovea.h"
@@ -51,6 +52,7 @@ typedef enum fv_kind {
 	FV_KIND_LOSS,
 	FV_KIND_REDUCER,
 	FV_KIND_MODEL,      /* compositions, e.g. core + readout */
+	FV_KIND_LAYER,      /* building blocks y = f(x): nonlinearities, scaling, channel sums */
 	FV_KIND_COUNT
 } fv_kind;
 
@@ -220,6 +222,25 @@ typedef struct fv_linear_readout {
 	fv_tensor *(*activation)(fv_ctx *ctx, fv_tensor *y); /* NULL: the identity */
 } fv_linear_readout;
 
+/* The extra forward arguments some of openretina's losses take beside
+** (output, target), by name: CelltypePoissonLoss3d's group_assignment and
+** group_counts, L1CorrelationLoss3d's pre_ca (the second item of its
+** `output` pair).  Read them with fv_loss_extra(). */
+typedef struct fv_loss_extras {
+	size_t n;
+	const char *const *names;
+	fv_tensor *const *values;
+} fv_loss_extras;
+
+/* The extra named `name`, or NULL (ex may be NULL). */
+static inline fv_tensor *fv_loss_extra(const fv_loss_extras *ex, const char *name)
+{
+	for (size_t i = 0; ex != NULL && i < ex->n; i++)
+		if (strcmp(ex->names[i], name) == 0)
+			return ex->values[i];
+	return NULL;
+}
+
 /* ---- the component descriptor ----------------------------------------------- */
 
 /* The registry refuses at load a component without the callbacks its kind
@@ -299,6 +320,10 @@ struct fv_component {
 	** as forward() would), in the context `ctx`. */
 	fv_status (*linear_readout)(fv_module *m, fv_ctx *ctx, const fv_tensor *x,
 	                            fv_linear_readout *out);
+	/* LOSS: the loss with extra named inputs (see fv_loss_extras); a loss
+	** without it takes none. */
+	fv_tensor *(*loss_with)(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_tensor *target,
+	                        const fv_loss_extras *extras);
 };
 
 typedef struct fv_plugin {
@@ -374,6 +399,10 @@ FV_API fv_tensor *fv_module_regularizer(fv_module *m, fv_ctx *ctx, const fv_forw
 FV_API fv_tensor *fv_module_penalty(fv_module *m, fv_ctx *ctx, fv_tensor *x,
                                     const fv_forward_args *fa);
 FV_API fv_tensor *fv_module_loss(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_tensor *target);
+/* The loss with extra named inputs: through loss_with() when the component
+** has it, else loss(), refusing extras it would ignore. */
+FV_API fv_tensor *fv_module_loss_with(fv_module *m, fv_ctx *ctx, fv_tensor *output,
+                                      fv_tensor *target, const fv_loss_extras *extras);
 FV_API fv_status fv_module_project(fv_module *m, fv_tensor *x);
 FV_API fv_status fv_module_initialize_bias(fv_module *m, const fv_tensor *mean_activity);
 FV_API fv_status fv_module_output_shape(fv_module *m, int in_ndim, const int64_t *in_shape,

@@ -3,7 +3,8 @@
 **
 ** The flow is chosen by what the case stores, not by its name, so new
 ** cases of the same kinds need no code:
-**   output.loss         a loss: loss(input.output, input.target)
+**   output.loss         a loss: loss(input.output, input.target) with any
+**                       other input.* as its extra named inputs
 **   output.regularizer  without output.y, for a REGULARIZER component:
 **                       penalty(input.x, avg)
 **   otherwise           a module: forward per data key (forward_kwargs
@@ -97,13 +98,56 @@ static fv_module *build(flow *f)
 
 /* ---- the flows -------------------------------------------------------------- */
 
+/* A loss's inputs beyond output, target and the upstream: openretina's
+** extra forward arguments (group_assignment, pre_ca), by name. */
+typedef struct loss_inputs {
+	size_t n;
+	const char *names[MAX_KEYS];
+	fv_tensor *values[MAX_KEYS];
+} loss_inputs;
+
+static bool is_extra_input(const char *name)
+{
+	return strncmp(name, "input.", 6) == 0 && strcmp(name, "input.output") != 0 &&
+	       strcmp(name, "input.target") != 0 && strncmp(name, "input.upstream", 14) != 0;
+}
+
+static void load_loss_inputs(flow *f, loss_inputs *li)
+{
+	size_t n = fv_safetensors_count(f->pc->st);
+	li->n = 0;
+	for (size_t i = 0; i < n && li->n < MAX_KEYS; i++) {
+		const char *name = fv_safetensors_at(f->pc->st, i)->name;
+		if (!is_extra_input(name))
+			continue;
+		char grad[300];
+		snprintf(grad, sizeof grad, "grad.%s", name);
+		li->names[li->n] = name + 6;
+		li->values[li->n] = fv__pcase_input(f->pc, f->ctx, name, fv__pcase_has(f->pc, grad));
+		li->n++;
+	}
+}
+
+static void compare_loss_input_grads(flow *f, const loss_inputs *li)
+{
+	for (size_t i = 0; i < li->n; i++) {
+		char grad[300];
+		snprintf(grad, sizeof grad, "grad.input.%s", li->names[i]);
+		if (li->values[i] != NULL)
+			fv__pcase_compare_if_present(f->pc, grad, li->values[i]->grad);
+	}
+}
+
 static void run_loss(flow *f)
 {
 	fv_tensor *out = fv__pcase_input(f->pc, f->ctx, "input.output", true);
 	fv_tensor *target = fv__pcase_input(f->pc, f->ctx, "input.target", true);
 	if (out == NULL || target == NULL)
 		return;
-	fv_tensor *loss = fv_module_loss(f->m, f->ctx, out, target);
+	loss_inputs li;
+	load_loss_inputs(f, &li);
+	const fv_loss_extras extras = {li.n, li.names, li.values};
+	fv_tensor *loss = fv_module_loss_with(f->m, f->ctx, out, target, &extras);
 	fv__pcase_compare(f->pc, "output.loss", loss);
 	if (loss == NULL)
 		return;
@@ -116,6 +160,7 @@ static void run_loss(flow *f)
 	}
 	fv__pcase_compare_if_present(f->pc, "grad.input.output", out->grad);
 	fv__pcase_compare_if_present(f->pc, "grad.input.target", target->grad);
+	compare_loss_input_grads(f, &li);
 }
 
 static void run_penalty(flow *f)
