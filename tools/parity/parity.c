@@ -90,9 +90,14 @@ static fv_module *build(flow *f)
 		return NULL;
 	}
 	fv_build_args args = {.struct_size = sizeof args, .registry = f->reg};
-	fv_module *m = fv_instantiate_component(c, fv__pcase_get(f->pc, "kwargs"), &args, "");
+	fv_config *derived;
+	const fv_config_node *kwargs = fv__pcase_kwargs(f->pc, &derived);
+	if (kwargs == NULL && derived == NULL && f->pc->n_failed > 0)
+		return NULL;
+	fv_module *m = fv_instantiate_component(c, kwargs, &args, "");
 	if (m == NULL)
 		fv__pcase_fail(f->pc, "building %s: %s", target, fv_errmsg());
+	fv_config_free(derived);
 	return m;
 }
 

@@ -56,6 +56,11 @@ void fv__pcase_check_all_compared(fv_pcase *pc);
 ** their comparisons and failures in the case. */
 void fv__parity_insilico(fv_pcase *pc, fv_registry *reg);
 
+/* The case's kwargs, with the stored tensors they name ("param.X") written
+** in as nested lists (parity_kwargs.c); *derived gets the config to free
+** after use, or NULL when the kwargs are used as they are. */
+const fv_config_node *fv__pcase_kwargs(fv_pcase *pc, fv_config **derived);
+
 /* yaml helpers */
 const fv_config_node *fv__pcase_get(const fv_pcase *pc, const char *path);
 
