@@ -293,6 +293,25 @@ static void compare_train_total_loss(flow *f)
 }
 /* ---- end of output.train_total_loss ----------------------------------------- */
 
+/* output.y.member<i>: an ensemble's member i (the child members.<i>) on
+** the same input, outside L. */
+static void compare_members(flow *f, fv_tensor *x, const char *key)
+{
+	bool was = fv_ctx_set_grad_enabled(f->ctx, false);
+	for (int i = 0;; i++) {
+		char out[64], child[64];
+		snprintf(out, sizeof out, "output.y.member%d", i);
+		snprintf(child, sizeof child, "members.%d", i);
+		if (!fv__pcase_has(f->pc, out))
+			break;
+		fv_module *member = fv_module_child(f->m, child);
+		f->fa.data_key = key;
+		fv__pcase_compare(f->pc, out,
+		                  member ? fv_module_forward(member, f->ctx, x, &f->fa) : NULL);
+	}
+	fv_ctx_set_grad_enabled(f->ctx, was);
+}
+
 static void run_module(flow *f)
 {
 	const char *keys[MAX_KEYS];
@@ -308,6 +327,7 @@ static void run_module(flow *f)
 	f->fa.crop_input = flag_at(f->pc, "crop_input_before_forward", false);
 	for (size_t k = 0; k < (multi ? n_keys : 1); k++)
 		forward_one(f, x, multi ? keys[k] : single, multi);
+	compare_members(f, x, multi ? NULL : single);
 	compare_module(f, "output.param.", false);
 	compare_module(f, "output.buffer.", false);
 	if (fv__pcase_has(f->pc, "output.regularizer") || multi)
