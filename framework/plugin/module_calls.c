@@ -51,6 +51,13 @@ fv_tensor *fv_module_loss_with(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_
 	return fv_module_loss(m, ctx, output, target);
 }
 
+void fv_module_after_optimizer_step(fv_module *m)
+{
+	const fv_component *c = fv_module_component(m);
+	if (FV__HAS_SLOT(c, after_optimizer_step))
+		c->after_optimizer_step(m);
+}
+
 fv_status fv_module_project(fv_module *m, fv_tensor *x)
 {
 	const fv_component *c = fv_module_component(m);

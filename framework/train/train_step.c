@@ -48,6 +48,20 @@ fv_status fv_core_readout_step(fv_ctx *ctx, fv_module *model, fv_module *loss_fn
 	return FV_OK;
 }
 
+/* The default the model's own option table gives `key` (a `_target_` map
+** such as SpatialContrastCoreReadout's PoissonLoss3d(avg=True)), or NULL. */
+static const char *model_default(fv_registry *reg, const fv_config_node *model_spec,
+                                 const char *key)
+{
+	const fv_config_node *t = model_spec ? fv_node_get(model_spec, "_target_") : NULL;
+	const fv_component *c = t ? fv_registry_find(reg, fv_node_text(t), NULL) : NULL;
+	for (const fv_option *o = c ? c->options : NULL; o != NULL && o->name != NULL; o++)
+		if (strcmp(o->name, key) == 0 && o->type == FV_OPT_NODE && o->def != NULL &&
+		    strcmp(o->def, "null") != 0)
+			return o->def;
+	return NULL;
+}
+
 static fv_module *loss_module(fv_registry *reg, const fv_config_node *model_spec, const char *key,
                               const char *target, const char *yaml)
 {
@@ -55,7 +69,13 @@ static fv_module *loss_module(fv_registry *reg, const fv_config_node *model_spec
 	fv_build_args args = {.struct_size = sizeof args, .registry = reg};
 	if (spec != NULL && !fv_node_is_null(spec))
 		return fv_instantiate(reg, spec, &args);
-	return fv_instantiate_named(reg, target, yaml, &args, key);
+	const char *def = spec == NULL ? model_default(reg, model_spec, key) : NULL;
+	if (def == NULL)
+		return fv_instantiate_named(reg, target, yaml, &args, key);
+	fv_config *cfg = fv_config_load_string(def, strlen(def), key);
+	fv_module *m = cfg ? fv_instantiate(reg, fv_config_root(cfg), &args) : NULL;
+	fv_config_free(cfg);
+	return m;
 }
 
 fv_module *fv_default_loss(fv_registry *reg, const fv_config_node *model_spec)

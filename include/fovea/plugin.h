@@ -324,6 +324,9 @@ struct fv_component {
 	** without it takes none. */
 	fv_tensor *(*loss_with)(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_tensor *target,
 	                        const fv_loss_extras *extras);
+	/* MODEL: constraints put on the parameters after each optimizer step
+	** (openretina's optimizer_step overrides, e.g. clamping a gain >= 0). */
+	void (*after_optimizer_step)(fv_module *m);
 };
 
 typedef struct fv_plugin {
@@ -408,6 +411,9 @@ FV_API fv_status fv_module_initialize_bias(fv_module *m, const fv_tensor *mean_a
 FV_API fv_status fv_module_output_shape(fv_module *m, int in_ndim, const int64_t *in_shape,
                                         int *out_ndim, int64_t *out_shape);
 FV_API bool fv_module_should_stop(fv_module *m, double loss);
+/* The model's after_optimizer_step(), if it has one: call it after every
+** optimizer step of a training run. */
+FV_API void fv_module_after_optimizer_step(fv_module *m);
 /* The optional callbacks: a module without one gives FV_ERR_NOTFOUND, with
 ** a message naming it. */
 FV_API fv_status fv_module_neuron_positions(const fv_module *m, const char *session, int64_t n,

@@ -77,7 +77,9 @@ FV_API fv_status fv_core_readout_step(fv_ctx *ctx, fv_module *model, fv_module *
 
 /* The default loss modules of openretina's core-readout models, or the
 ** ones a model spec names in its `loss` / `evaluation_loss` keys (spec may
-** be NULL). */
+** be NULL).  Without such a key, a spec whose `_target_` model declares a
+** default for the option (a `_target_` map, e.g. SpatialContrastCoreReadout's
+** PoissonLoss3d with avg) gets that one. */
 FV_API fv_module *fv_default_loss(fv_registry *reg, const fv_config_node *model_spec);
 FV_API fv_module *fv_default_evaluation_loss(fv_registry *reg,
                                              const fv_config_node *model_spec);

@@ -216,6 +216,14 @@ static fv_tensor *single_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x,
 	return fv_reshape(ctx, y, 3, out);
 }
 
+/* openretina's optimizer_step override: w >= 0 after every step. */
+static void single_after_step(fv_module *m)
+{
+	const single_sc *s = fv_module_priv(m);
+	if (s->w->data[0] < 0)
+		s->w->data[0] = 0;
+}
+
 static const char *const single_names[] = {
 	SINGLE,
 	"openretina.models.spatial_contrast.SingleCellSpatialContrast",
@@ -232,6 +240,7 @@ static const fv_component single_component = {
 	.priv_size = sizeof(single_sc),
 	.create = single_create,
 	.forward = single_forward,
+	.after_optimizer_step = single_after_step,
 };
 
 /* ---- SpatialContrastCoreReadout ---------------------------------------------------- */
@@ -271,8 +280,9 @@ static const fv_option multi_options[] = {
 	FV_OPT("neuron_chunk_size", INT, sc_core_readout, neuron_chunk_size, "32",
 	       "neurons per chunk in openretina (GPU memory); no effect on the numbers", .min = 1,
 	       .max = 1e12),
-	FV_OPT("loss", NODE, sc_core_readout, loss, "null",
-	       "training loss (default PoissonLoss3d(avg: true))", .flags = FV_OPT_NULLABLE),
+	FV_OPT("loss", NODE, sc_core_readout, loss, "{_target_: PoissonLoss3d, avg: true}",
+	       "training loss; its mean, not openretina's usual sum, keeps the gradients of large "
+	       "sessions finite", .flags = FV_OPT_NULLABLE),
 	FV_OPT("evaluation_loss", NODE, sc_core_readout, evaluation_loss, "null",
 	       "evaluation metric (default CorrelationLoss3d(avg: true))", .flags = FV_OPT_NULLABLE),
 	FV_OPT("data_info", NODE, sc_core_readout, data_info, NULL,
@@ -477,6 +487,25 @@ static fv_tensor *multi_regularizer(fv_module *m, fv_ctx *ctx, const fv_forward_
 	              fv_module_regularizer(o->readout, ctx, fa));
 }
 
+static int clamp_gain(void *ud, const char *name, fv_tensor *t, bool is_param)
+{
+	(void)ud;
+	size_t len = strlen(name);
+	if (!is_param || len < 5 || strcmp(name + len - 5, ".nl_a") != 0)
+		return 0;
+	for (int64_t i = 0; i < t->numel; i++)
+		if (t->data[i] < 0)
+			t->data[i] = 0;
+	return 0;
+}
+
+/* openretina's optimizer_step override: every session's nl_a >= 0. */
+static void multi_after_step(fv_module *m)
+{
+	const sc_core_readout *o = fv_module_priv(m);
+	fv_module_foreach_tensor(o->readout, clamp_gain, NULL);
+}
+
 static const char *const multi_names[] = {
 	MULTI,
 	"openretina.models.spatial_contrast.SpatialContrastCoreReadout",
@@ -494,6 +523,7 @@ static const fv_component multi_component = {
 	.create = multi_create,
 	.forward = multi_forward,
 	.regularizer = multi_regularizer,
+	.after_optimizer_step = multi_after_step,
 };
 
 FV_PLUGIN_DEFINE("models-spatial-contrast", &single_component, &multi_component);

@@ -384,25 +384,54 @@ static void clip_and_step(flow *f)
 		fv__pcase_compare_if_present(f->pc, "output.grad_norm_before_clip", norm);
 		compare_module(f, "clipped_grad.param.", true);
 	}
-	fv_optim_config oc;
+	/* as the trainer: AdamW at the model's learning_rate unless an optimizer is given */
+	fv_optim_config oc = fv_optim_defaults(FV_OPTIM_ADAMW);
+	const fv_config_node *lr = fv__pcase_get(f->pc, "kwargs.learning_rate");
+	if (lr != NULL)
+		fv_node_to_double(lr, &oc.lr);
 	const fv_config_node *spec = fv__pcase_get(f->pc, "kwargs.optimizer");
 	fv_optimizer *opt = NULL;
-	if (spec == NULL || fv_optim_config_parse(spec, &oc) != FV_OK ||
-	    (opt = fv_optimizer_new(&oc, n, params)) == NULL || fv_optimizer_step(opt) != FV_OK)
-		fv__pcase_fail(f->pc, "optimizer: %s", spec ? fv_errmsg() : "kwargs.optimizer missing");
-	else
+	if ((spec != NULL && !fv_node_is_null(spec) && fv_optim_config_parse(spec, &oc) != FV_OK) ||
+	    (opt = fv_optimizer_new(&oc, n, params)) == NULL || fv_optimizer_step(opt) != FV_OK) {
+		fv__pcase_fail(f->pc, "optimizer: %s", fv_errmsg());
+	} else {
+		fv_module_after_optimizer_step(f->m);
 		compare_module(f, "step1.param.", false);
+	}
 	fv_optimizer_free(opt);
 	free(params);
+}
+
+/* The case's kwargs with the model's `_target_`, so that the losses default
+** as the model declares them (fv_default_loss). */
+static fv_config *model_spec(const fv_pcase *pc)
+{
+	const fv_config_node *kw = fv__pcase_get(pc, "kwargs");
+	char *yaml = kw ? fv_node_to_yaml(kw) : NULL;
+	const char *target = text_at(pc, "target");
+	size_t len = yaml ? strlen(yaml) + strlen(target ? target : "") + 32 : 0;
+	char *text = len ? malloc(len) : NULL;
+	fv_config *cfg = NULL;
+	if (text != NULL) {
+		bool named = fv_node_get(kw, "_target_") != NULL || target == NULL;
+		snprintf(text, len, "%s%s%s%s", named ? "" : "_target_: '", named ? "" : target,
+		         named ? "" : "'\n", yaml);
+		cfg = fv_config_load_derived(text, strlen(text), kw);
+	}
+	free(text);
+	free(yaml);
+	return cfg;
 }
 
 static void run_train_step(flow *f)
 {
 	fv_tensor *x = fv__pcase_input(f->pc, f->ctx, "input.x", true);
 	fv_tensor *target = fv__pcase_input(f->pc, f->ctx, "input.target", false);
-	const fv_config_node *kw = fv__pcase_get(f->pc, "kwargs");
-	fv_module *loss_fn = fv_default_loss(f->reg, kw);
-	fv_module *eval_fn = fv_default_evaluation_loss(f->reg, kw);
+	fv_config *spec = model_spec(f->pc);
+	const fv_config_node *kw = spec ? fv_config_root(spec) : NULL;
+	fv_module *loss_fn = kw ? fv_default_loss(f->reg, kw) : NULL;
+	fv_module *eval_fn = kw ? fv_default_evaluation_loss(f->reg, kw) : NULL;
+	fv_config_free(spec);
 	fv_step_terms st;
 	if (x == NULL || target == NULL || loss_fn == NULL || eval_fn == NULL ||
 	    fv_core_readout_step(f->ctx, f->m, loss_fn, eval_fn, x, target,
