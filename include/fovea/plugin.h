@@ -140,6 +140,7 @@ typedef struct fv_module fv_module;
 typedef struct fv_component fv_component;
 typedef struct fv_registry fv_registry;
 typedef struct fv_model fv_model; /* a trained model as seen by objectives */
+struct fv_step_terms;             /* a training step's terms (trainer.h) */
 
 FV_API void *fv_module_priv(const fv_module *m);
 /* For components without priv_size (ABI 1.0 style), which own their state. */
@@ -327,6 +328,12 @@ struct fv_component {
 	/* MODEL: constraints put on the parameters after each optimizer step
 	** (openretina's optimizer_step overrides, e.g. clamping a gain >= 0). */
 	void (*after_optimizer_step)(fv_module *m);
+	/* MODEL: the model's own training step (openretina's training_step when
+	** it is not BaseCoreReadout's), filling the fv_step_terms of trainer.h
+	** from the loss modules the trainer built; NULL: core + readout. */
+	fv_status (*training_step)(fv_module *m, fv_ctx *ctx, fv_module *loss_fn,
+	                           fv_module *eval_loss_fn, fv_tensor *x, fv_tensor *target,
+	                           const char *session, struct fv_step_terms *out);
 };
 
 typedef struct fv_plugin {

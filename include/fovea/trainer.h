@@ -60,7 +60,9 @@ extern "C" {
 **   total      = loss + reg_core + reg_readout  (what is differentiated)
 **   eval_loss  = evaluation_loss_fn(y, target)  (CorrelationLoss3d(avg=True,
 **                                                negate=False) by default)
-** The model must have children "core" and "readout" (UnifiedCoreReadout). */
+** The model must have children "core" and "readout" (UnifiedCoreReadout),
+** unless its component has a training_step() of its own, which is called
+** instead (SingleCellSpatialContrast). */
 
 typedef struct fv_step_terms {
 	fv_tensor *output;

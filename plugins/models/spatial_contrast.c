@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include <fovea/plugin.h>
+#include <fovea/trainer.h>
 
 #include "sta_filters.h"
 
@@ -76,8 +77,9 @@ static const fv_option single_options[] = {
 	FV_OPT("a_init", FLOAT, single_sc, a_init, "1.0", "initial nl_a"),
 	FV_OPT("b_init", FLOAT, single_sc, b_init, "1.0", "initial nl_b"),
 	FV_OPT("c_init", FLOAT, single_sc, c_init, "0.0", "initial nl_c"),
-	FV_OPT("loss", NODE, single_sc, loss, "null",
-	       "training loss (default PoissonLoss3d(per_neuron, avg))", .flags = FV_OPT_NULLABLE),
+	FV_OPT("loss", NODE, single_sc, loss, "{_target_: PoissonLoss3d, per_neuron: true, avg: true}",
+	       "training loss; training_step divides it by the number of predictions",
+	       .flags = FV_OPT_NULLABLE),
 	FV_OPT("validation_loss", NODE, single_sc, validation_loss, "null",
 	       "validation metric (default CorrelationLoss3d(avg))", .flags = FV_OPT_NULLABLE),
 	{0},
@@ -216,6 +218,35 @@ static fv_tensor *single_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x,
 	return fv_reshape(ctx, y, 3, out);
 }
 
+/* openretina's training_step: loss_fn(y, target) / y.numel() (a per-neuron
+** mean divided again), no regularizer; the evaluation metric is logged. */
+static fv_status single_training_step(fv_module *m, fv_ctx *ctx, fv_module *loss_fn,
+                                      fv_module *eval_loss_fn, fv_tensor *x, fv_tensor *target,
+                                      const char *session, fv_step_terms *out)
+{
+	fv_forward_args fa = FV_FORWARD_ARGS_INIT;
+	fa.data_key = session;
+	memset(out, 0, sizeof *out);
+	out->output = fv_module_forward(m, ctx, x, &fa);
+	if (out->output == NULL)
+		return fv_errcode();
+	out->loss = fv_mul_scalar(ctx, fv_module_loss(loss_fn, ctx, out->output, target),
+	                          1.0 / (double)out->output->numel);
+	out->reg_core = fv_ctx_scalar(ctx, 0);
+	out->reg_readout = fv_ctx_scalar(ctx, 0);
+	out->total = fv_sum_all(ctx, out->loss);
+	if (out->total == NULL)
+		return fv_errcode();
+	if (eval_loss_fn != NULL) {
+		bool was = fv_ctx_set_grad_enabled(ctx, false);
+		out->eval_loss = fv_module_loss(eval_loss_fn, ctx, out->output, target);
+		fv_ctx_set_grad_enabled(ctx, was);
+		if (out->eval_loss == NULL)
+			return fv_errcode();
+	}
+	return FV_OK;
+}
+
 /* openretina's optimizer_step override: w >= 0 after every step. */
 static void single_after_step(fv_module *m)
 {
@@ -241,6 +272,7 @@ static const fv_component single_component = {
 	.create = single_create,
 	.forward = single_forward,
 	.after_optimizer_step = single_after_step,
+	.training_step = single_training_step,
 };
 
 /* ---- SpatialContrastCoreReadout ---------------------------------------------------- */

@@ -439,11 +439,17 @@ static void run_train_step(flow *f)
 		fv__pcase_fail(f->pc, "training step: %s", fv_errmsg());
 	} else {
 		fv__pcase_compare(f->pc, "output.y", st.output);
-		fv__pcase_compare(f->pc, "output.loss", st.loss);
-		fv__pcase_compare(f->pc, "output.regularizer_core", st.reg_core);
-		fv__pcase_compare(f->pc, "output.regularizer_readout", st.reg_readout);
-		fv__pcase_compare(f->pc, "output.total_loss", st.total);
-		fv__pcase_compare_if_present(f->pc, "output.evaluation_loss", st.eval_loss);
+		/* a model with its own training_step (SingleCellSpatialContrast)
+		** logs train_loss and train_correlation and has no regularizers */
+		bool own = fv__pcase_has(f->pc, "output.train_loss");
+		fv__pcase_compare(f->pc, own ? "output.train_loss" : "output.loss", st.loss);
+		if (!own) {
+			fv__pcase_compare(f->pc, "output.regularizer_core", st.reg_core);
+			fv__pcase_compare(f->pc, "output.regularizer_readout", st.reg_readout);
+			fv__pcase_compare(f->pc, "output.total_loss", st.total);
+		}
+		fv__pcase_compare_if_present(f->pc, own ? "output.train_correlation"
+		                                        : "output.evaluation_loss", st.eval_loss);
 		compare_module(f, "output.param.", false);
 		compare_module(f, "output.buffer.", false);
 		if (fv_backward(f->ctx, st.total) != FV_OK)
