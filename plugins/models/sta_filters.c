@@ -321,16 +321,16 @@ fv_status sta_load_filters(const char *who, const char *dir, const char *file, b
 	char path[4096];
 	snprintf(path, sizeof path, "%s/%s", dir, file);
 	fv_tensor *t = fv_npy_load(path);
-	if (t == NULL)
-		return fv_error(fv_errcode(), "%s: STA %s: %s", who, path, fv_errmsg());
+	if (t == NULL) /* the message names the file */
+		return fv_error(fv_errcode(), "the STA: %s", fv_errmsg());
 	fv_status st = FV_OK;
 	if (t->ndim != 3)
-		st = fv_error(FV_ERR_SHAPE, "%s: STA %s: expected (frames, height, width), got %s", who,
+		st = fv_error(FV_ERR_SHAPE, "the STA %s: expected (frames, height, width), got %s",
 		              path, fv_shape_str(t->ndim, t->shape));
 	int64_t frames = t->shape[0], sh = t->shape[1], sw = t->shape[2];
 	if (st == FV_OK && (sh < target_h || sw < target_w))
-		st = fv_error(FV_ERR_SHAPE, "%s: STA %s: its frames (%lld, %lld) are smaller than the "
-		              "stimulus (%lld, %lld)", who, path, (long long)sh, (long long)sw,
+		st = fv_error(FV_ERR_SHAPE, "the STA %s: its frames (%lld, %lld) are smaller than the "
+		              "stimulus (%lld, %lld)", path, (long long)sh, (long long)sw,
 		              (long long)target_h, (long long)target_w);
 	double *sta = st == FV_OK ? malloc((size_t)(frames * target_h * target_w) * sizeof *sta) : NULL;
 	if (st == FV_OK && sta == NULL)
