@@ -41,14 +41,18 @@ fv_status fv_core_readout_step(fv_ctx *ctx, fv_module *model, fv_module *loss_fn
 	out->total = fv_add(ctx, fv_add(ctx, out->loss, out->reg_core), out->reg_readout);
 	if (out->total == NULL)
 		return fv_errcode();
-	if (eval_loss_fn != NULL) {
-		bool was = fv_ctx_set_grad_enabled(ctx, false);
-		out->eval_loss = fv_module_loss(eval_loss_fn, ctx, out->output, target);
-		fv_ctx_set_grad_enabled(ctx, was);
-		if (out->eval_loss == NULL)
-			return fv_errcode();
-	}
-	return FV_OK;
+	return fv_step_evaluate(ctx, eval_loss_fn, target, out);
+}
+
+fv_status fv_step_evaluate(fv_ctx *ctx, fv_module *eval_loss_fn, fv_tensor *target,
+                           fv_step_terms *out)
+{
+	if (eval_loss_fn == NULL)
+		return FV_OK;
+	bool was = fv_ctx_set_grad_enabled(ctx, false);
+	out->eval_loss = fv_module_loss(eval_loss_fn, ctx, out->output, target);
+	fv_ctx_set_grad_enabled(ctx, was);
+	return out->eval_loss != NULL ? FV_OK : fv_errcode();
 }
 
 /* The default the model's own option table gives `key` (a `_target_` map

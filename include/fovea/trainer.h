@@ -77,6 +77,12 @@ FV_API fv_status fv_core_readout_step(fv_ctx *ctx, fv_module *model, fv_module *
                                       fv_module *eval_loss_fn, fv_tensor *x, fv_tensor *target,
                                       const char *session, fv_step_terms *out);
 
+/* out->eval_loss = eval_loss_fn(out->output, target) without recording, as
+** a training step logs it (nothing when eval_loss_fn is NULL); for a
+** model's own training_step. */
+FV_API fv_status fv_step_evaluate(fv_ctx *ctx, fv_module *eval_loss_fn, fv_tensor *target,
+                                  fv_step_terms *out);
+
 /* The default loss modules of openretina's core-readout models, or the
 ** ones a model spec names in its `loss` / `evaluation_loss` keys (spec may
 ** be NULL).  Without such a key, a spec whose `_target_` model declares a

@@ -237,14 +237,7 @@ static fv_status single_training_step(fv_module *m, fv_ctx *ctx, fv_module *loss
 	out->total = fv_sum_all(ctx, out->loss);
 	if (out->total == NULL)
 		return fv_errcode();
-	if (eval_loss_fn != NULL) {
-		bool was = fv_ctx_set_grad_enabled(ctx, false);
-		out->eval_loss = fv_module_loss(eval_loss_fn, ctx, out->output, target);
-		fv_ctx_set_grad_enabled(ctx, was);
-		if (out->eval_loss == NULL)
-			return fv_errcode();
-	}
-	return FV_OK;
+	return fv_step_evaluate(ctx, eval_loss_fn, target, out);
 }
 
 /* openretina's optimizer_step override: w >= 0 after every step. */

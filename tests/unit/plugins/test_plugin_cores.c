@@ -361,6 +361,9 @@ static void expect_tensors(fv_module *m, expect_entry *e, int n)
 /* What layer `l` of `c` output channels holds besides its conv weights. */
 #define LAYER_TAIL(l, c)                                                  \
 	B("features.layer" #l ".conv._log_speed_default", 1, 1),           \
+	NORM_AND_BIAS(l, c)
+/* BatchNorm3d and Bias3DLayer of layer `l`. */
+#define NORM_AND_BIAS(l, c)                                               \
 	P("features.layer" #l ".norm.weight", 1, c),                       \
 	P("features.layer" #l ".norm.bias", 1, c),                         \
 	B("features.layer" #l ".norm.running_mean", 1, c),                 \
@@ -762,14 +765,6 @@ Test(cores, separable_temporal_laplace_and_zero_gammas)
 
 /* ---- time_independent ----------------------------------------------------------------- */
 
-#define TIME_INDEPENDENT_TAIL(l, c)                                        \
-	P("features.layer" #l ".norm.weight", 1, c),                       \
-	P("features.layer" #l ".norm.bias", 1, c),                         \
-	B("features.layer" #l ".norm.running_mean", 1, c),                 \
-	B("features.layer" #l ".norm.running_var", 1, c),                  \
-	B("features.layer" #l ".norm.num_batches_tracked", 0, 0),          \
-	P("features.layer" #l ".bias.bias", 5, 1, c, 1, 1, 1)
-
 /* TimeIndependentConv3D: conv.conv.weight (O, I, 1, k, k), no log speed;
 ** the temporal kernel sizes are ignored. */
 Test(cores, time_independent_state_dict_names)
@@ -779,9 +774,9 @@ Test(cores, time_independent_state_dict_names)
 	expect_entry e[] = {
 		B("_input_weights_regularizer_spatial.laplace.filter", 4, 1, 1, 3, 3),
 		P("features.layer0.conv.conv.weight", 5, 3, 2, 1, 5, 5),
-		TIME_INDEPENDENT_TAIL(0, 3),
+		NORM_AND_BIAS(0, 3),
 		P("features.layer1.conv.conv.weight", 5, 4, 3, 1, 3, 3),
-		TIME_INDEPENDENT_TAIL(1, 4),
+		NORM_AND_BIAS(1, 4),
 	};
 	expect_tensors(m, e, (int)(sizeof e / sizeof e[0]));
 	fv_module_free(m);
