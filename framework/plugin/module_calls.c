@@ -37,6 +37,27 @@ fv_tensor *fv_module_loss(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_tenso
 	return c->loss(m, ctx, output, target);
 }
 
+fv_tensor *fv_module_loss_with(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_tensor *target,
+                               const fv_loss_extras *extras)
+{
+	const fv_component *c = fv_module_component(m);
+	if (FV__HAS_SLOT(c, loss_with))
+		return c->loss_with(m, ctx, output, target, extras);
+	if (extras != NULL && extras->n > 0) {
+		fv_error(FV_ERR_ARG, "%s '%s' (%s) takes only output and target, not '%s'",
+		         fv_kind_name(c->kind), c->names[0], fv_module_name(m), extras->names[0]);
+		return NULL;
+	}
+	return fv_module_loss(m, ctx, output, target);
+}
+
+void fv_module_after_optimizer_step(fv_module *m)
+{
+	const fv_component *c = fv_module_component(m);
+	if (FV__HAS_SLOT(c, after_optimizer_step))
+		c->after_optimizer_step(m);
+}
+
 fv_status fv_module_project(fv_module *m, fv_tensor *x)
 {
 	const fv_component *c = fv_module_component(m);

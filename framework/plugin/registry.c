@@ -194,7 +194,8 @@ static const char *missing_callback(const fv_component *c)
 	case FV_KIND_CORE:
 	case FV_KIND_READOUT:
 	case FV_KIND_REDUCER:
-	case FV_KIND_MODEL: return c->forward == NULL ? "forward()" : NULL;
+	case FV_KIND_MODEL:
+	case FV_KIND_LAYER: return c->forward == NULL ? "forward()" : NULL;
 	case FV_KIND_LOSS: return c->loss == NULL ? "loss()" : NULL;
 	case FV_KIND_REGULARIZER:
 		return c->penalty == NULL && c->project == NULL ? "penalty() or project()" : NULL;

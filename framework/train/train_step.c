@@ -27,6 +27,9 @@ fv_status fv_core_readout_step(fv_ctx *ctx, fv_module *model, fv_module *loss_fn
                                const char *session, fv_step_terms *out)
 {
 	memset(out, 0, sizeof *out);
+	const fv_component *c = fv_module_component(model);
+	if (c->training_step != NULL) /* the registry's copy is full-size */
+		return c->training_step(model, ctx, loss_fn, eval_loss_fn, x, target, session, out);
 	fv_forward_args fa = FV_FORWARD_ARGS_INIT;
 	fa.data_key = session;
 	out->output = fv_module_forward(model, ctx, x, &fa);
@@ -38,14 +41,32 @@ fv_status fv_core_readout_step(fv_ctx *ctx, fv_module *model, fv_module *loss_fn
 	out->total = fv_add(ctx, fv_add(ctx, out->loss, out->reg_core), out->reg_readout);
 	if (out->total == NULL)
 		return fv_errcode();
-	if (eval_loss_fn != NULL) {
-		bool was = fv_ctx_set_grad_enabled(ctx, false);
-		out->eval_loss = fv_module_loss(eval_loss_fn, ctx, out->output, target);
-		fv_ctx_set_grad_enabled(ctx, was);
-		if (out->eval_loss == NULL)
-			return fv_errcode();
-	}
-	return FV_OK;
+	return fv_step_evaluate(ctx, eval_loss_fn, target, out);
+}
+
+fv_status fv_step_evaluate(fv_ctx *ctx, fv_module *eval_loss_fn, fv_tensor *target,
+                           fv_step_terms *out)
+{
+	if (eval_loss_fn == NULL)
+		return FV_OK;
+	bool was = fv_ctx_set_grad_enabled(ctx, false);
+	out->eval_loss = fv_module_loss(eval_loss_fn, ctx, out->output, target);
+	fv_ctx_set_grad_enabled(ctx, was);
+	return out->eval_loss != NULL ? FV_OK : fv_errcode();
+}
+
+/* The default the model's own option table gives `key` (a `_target_` map
+** such as SpatialContrastCoreReadout's PoissonLoss3d(avg=True)), or NULL. */
+static const char *model_default(fv_registry *reg, const fv_config_node *model_spec,
+                                 const char *key)
+{
+	const fv_config_node *t = model_spec ? fv_node_get(model_spec, "_target_") : NULL;
+	const fv_component *c = t ? fv_registry_find(reg, fv_node_text(t), NULL) : NULL;
+	for (const fv_option *o = c ? c->options : NULL; o != NULL && o->name != NULL; o++)
+		if (strcmp(o->name, key) == 0 && o->type == FV_OPT_NODE && o->def != NULL &&
+		    strcmp(o->def, "null") != 0)
+			return o->def;
+	return NULL;
 }
 
 static fv_module *loss_module(fv_registry *reg, const fv_config_node *model_spec, const char *key,
@@ -55,7 +76,13 @@ static fv_module *loss_module(fv_registry *reg, const fv_config_node *model_spec
 	fv_build_args args = {.struct_size = sizeof args, .registry = reg};
 	if (spec != NULL && !fv_node_is_null(spec))
 		return fv_instantiate(reg, spec, &args);
-	return fv_instantiate_named(reg, target, yaml, &args, key);
+	const char *def = spec == NULL ? model_default(reg, model_spec, key) : NULL;
+	if (def == NULL)
+		return fv_instantiate_named(reg, target, yaml, &args, key);
+	fv_config *cfg = fv_config_load_string(def, strlen(def), key);
+	fv_module *m = cfg ? fv_instantiate(reg, fv_config_root(cfg), &args) : NULL;
+	fv_config_free(cfg);
+	return m;
 }
 
 fv_module *fv_default_loss(fv_registry *reg, const fv_config_node *model_spec)

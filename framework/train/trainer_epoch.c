@@ -167,6 +167,7 @@ static fv_status train_batch(fv__trainer *t, const fv_batch *b, int64_t i, int64
 	rc = fv_optimizer_step(t->opt);
 	if (rc != FV_OK)
 		return rc;
+	fv_module_after_optimizer_step(t->model); /* e.g. a gain clamped >= 0 */
 	if (bad_param(t, false, what, sizeof what, &v))
 		return not_finite(t, "training", i, n, b->session, what, v);
 	add_terms(r, &s, (double)b->input->shape[0], M_TRAIN_LOSS);

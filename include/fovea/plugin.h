@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "config.h"
 #include "fovea.h"
@@ -51,6 +52,7 @@ typedef enum fv_kind {
 	FV_KIND_LOSS,
 	FV_KIND_REDUCER,
 	FV_KIND_MODEL,      /* compositions, e.g. core + readout */
+	FV_KIND_LAYER,      /* building blocks y = f(x): nonlinearities, scaling, channel sums */
 	FV_KIND_COUNT
 } fv_kind;
 
@@ -140,6 +142,7 @@ typedef struct fv_module fv_module;
 typedef struct fv_component fv_component;
 typedef struct fv_registry fv_registry;
 typedef struct fv_model fv_model; /* a trained model as seen by objectives */
+struct fv_step_terms;             /* a training step's terms (trainer.h) */
 
 FV_API void *fv_module_priv(const fv_module *m);
 /* For components without priv_size (ABI 1.0 style), which own their state. */
@@ -225,6 +228,25 @@ typedef struct fv_linear_readout {
 	fv_tensor *(*activation)(fv_ctx *ctx, fv_tensor *y); /* NULL: the identity */
 } fv_linear_readout;
 
+/* The extra forward arguments some of openretina's losses take beside
+** (output, target), by name: CelltypePoissonLoss3d's group_assignment and
+** group_counts, L1CorrelationLoss3d's pre_ca (the second item of its
+** `output` pair).  Read them with fv_loss_extra(). */
+typedef struct fv_loss_extras {
+	size_t n;
+	const char *const *names;
+	fv_tensor *const *values;
+} fv_loss_extras;
+
+/* The extra named `name`, or NULL (ex may be NULL). */
+static inline fv_tensor *fv_loss_extra(const fv_loss_extras *ex, const char *name)
+{
+	for (size_t i = 0; ex != NULL && i < ex->n; i++)
+		if (strcmp(ex->names[i], name) == 0)
+			return ex->values[i];
+	return NULL;
+}
+
 /* ---- the component descriptor ----------------------------------------------- */
 
 /* The registry refuses at load a component without the callbacks its kind
@@ -304,6 +326,19 @@ struct fv_component {
 	** as forward() would), in the context `ctx`. */
 	fv_status (*linear_readout)(fv_module *m, fv_ctx *ctx, const fv_tensor *x,
 	                            fv_linear_readout *out);
+	/* LOSS: the loss with extra named inputs (see fv_loss_extras); a loss
+	** without it takes none. */
+	fv_tensor *(*loss_with)(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_tensor *target,
+	                        const fv_loss_extras *extras);
+	/* MODEL: constraints put on the parameters after each optimizer step
+	** (openretina's optimizer_step overrides, e.g. clamping a gain >= 0). */
+	void (*after_optimizer_step)(fv_module *m);
+	/* MODEL: the model's own training step (openretina's training_step when
+	** it is not BaseCoreReadout's), filling the fv_step_terms of trainer.h
+	** from the loss modules the trainer built; NULL: core + readout. */
+	fv_status (*training_step)(fv_module *m, fv_ctx *ctx, fv_module *loss_fn,
+	                           fv_module *eval_loss_fn, fv_tensor *x, fv_tensor *target,
+	                           const char *session, struct fv_step_terms *out);
 };
 
 typedef struct fv_plugin {
@@ -379,11 +414,18 @@ FV_API fv_tensor *fv_module_regularizer(fv_module *m, fv_ctx *ctx, const fv_forw
 FV_API fv_tensor *fv_module_penalty(fv_module *m, fv_ctx *ctx, fv_tensor *x,
                                     const fv_forward_args *fa);
 FV_API fv_tensor *fv_module_loss(fv_module *m, fv_ctx *ctx, fv_tensor *output, fv_tensor *target);
+/* The loss with extra named inputs: through loss_with() when the component
+** has it, else loss(), refusing extras it would ignore. */
+FV_API fv_tensor *fv_module_loss_with(fv_module *m, fv_ctx *ctx, fv_tensor *output,
+                                      fv_tensor *target, const fv_loss_extras *extras);
 FV_API fv_status fv_module_project(fv_module *m, fv_tensor *x);
 FV_API fv_status fv_module_initialize_bias(fv_module *m, const fv_tensor *mean_activity);
 FV_API fv_status fv_module_output_shape(fv_module *m, int in_ndim, const int64_t *in_shape,
                                         int *out_ndim, int64_t *out_shape);
 FV_API bool fv_module_should_stop(fv_module *m, double loss);
+/* The model's after_optimizer_step(), if it has one: call it after every
+** optimizer step of a training run. */
+FV_API void fv_module_after_optimizer_step(fv_module *m);
 /* The optional callbacks: a module without one gives FV_ERR_NOTFOUND, with
 ** a message naming it. */
 FV_API fv_status fv_module_neuron_positions(const fv_module *m, const char *session, int64_t n,

@@ -60,7 +60,9 @@ extern "C" {
 **   total      = loss + reg_core + reg_readout  (what is differentiated)
 **   eval_loss  = evaluation_loss_fn(y, target)  (CorrelationLoss3d(avg=True,
 **                                                negate=False) by default)
-** The model must have children "core" and "readout" (UnifiedCoreReadout). */
+** The model must have children "core" and "readout" (UnifiedCoreReadout),
+** unless its component has a training_step() of its own, which is called
+** instead (SingleCellSpatialContrast). */
 
 typedef struct fv_step_terms {
 	fv_tensor *output;
@@ -75,9 +77,17 @@ FV_API fv_status fv_core_readout_step(fv_ctx *ctx, fv_module *model, fv_module *
                                       fv_module *eval_loss_fn, fv_tensor *x, fv_tensor *target,
                                       const char *session, fv_step_terms *out);
 
+/* out->eval_loss = eval_loss_fn(out->output, target) without recording, as
+** a training step logs it (nothing when eval_loss_fn is NULL); for a
+** model's own training_step. */
+FV_API fv_status fv_step_evaluate(fv_ctx *ctx, fv_module *eval_loss_fn, fv_tensor *target,
+                                  fv_step_terms *out);
+
 /* The default loss modules of openretina's core-readout models, or the
 ** ones a model spec names in its `loss` / `evaluation_loss` keys (spec may
-** be NULL). */
+** be NULL).  Without such a key, a spec whose `_target_` model declares a
+** default for the option (a `_target_` map, e.g. SpatialContrastCoreReadout's
+** PoissonLoss3d with avg) gets that one. */
 FV_API fv_module *fv_default_loss(fv_registry *reg, const fv_config_node *model_spec);
 FV_API fv_module *fv_default_evaluation_loss(fv_registry *reg,
                                              const fv_config_node *model_spec);

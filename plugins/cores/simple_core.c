@@ -103,8 +103,9 @@ static const fv_option sc_options[] = {
 	       "weights of a channel sum turning colour input into one channel (channels[0] must be 1)",
 	       .flags = FV_OPT_NULLABLE),
 	FV_OPT("convolution_type", ENUM, simple_core, convolution_type, "custom_separable",
-	       "sin/cos-parametrised separable conv, two torch convs, or a dense conv",
-	       .choices = "custom_separable|separable|full"),
+	       "sin/cos-parametrised separable conv, two torch convs, a dense conv, or a "
+	       "(1, k, k) conv ignoring temporal_kernel_sizes",
+	       .choices = "custom_separable|separable|full|time_independent"),
 	FV_OPT("n_neurons_dict", NODE, simple_core, n_neurons_dict, "null",
 	       "accepted for compatibility with openretina's model configs; unused",
 	       .flags = FV_OPT_NULLABLE),
@@ -153,27 +154,33 @@ static fv_status check_options(const simple_core *o)
 }
 
 /* openretina fails on the first regularizer() call when a nonzero gamma
-** needs a weight the conv flavour lacks; we refuse the configuration. */
+** needs a weight the conv flavour lacks; we refuse the configuration.
+** time_independent has spatial weights (weight_spatial) but no temporal
+** ones. */
 static fv_status check_gammas(const simple_core *o)
 {
 	const char *type = o->convolution_type;
 	bool custom = strcmp(type, "custom_separable") == 0;
+	bool spatial = custom || strcmp(type, "time_independent") == 0;
 	bool separable = strcmp(type, "separable") == 0;
 	size_t n_layers = o->channels.n - 1;
-	if (!custom && o->gamma_input != 0)
+	if (!spatial && o->gamma_input != 0)
 		return fv_error(FV_ERR_CONFIG,
 		                "gamma_input = %g needs the spatial weights of a "
-		                "custom_separable conv; convolution_type is %s (set gamma_input to 0)",
+		                "custom_separable or time_independent conv; convolution_type is %s "
+		                "(set gamma_input to 0)",
 		                o->gamma_input, type);
-	if (!custom && o->gamma_in_sparse != 0)
+	if (!spatial && o->gamma_in_sparse != 0)
 		return fv_error(FV_ERR_CONFIG,
 		                "gamma_in_sparse = %g needs the spatial weights of a "
-		                "custom_separable conv; convolution_type is %s (set gamma_in_sparse to 0)",
+		                "custom_separable or time_independent conv; convolution_type is %s "
+		                "(set gamma_in_sparse to 0)",
 		                o->gamma_in_sparse, type);
-	if (!custom && o->gamma_hidden != 0 && n_layers > 1)
+	if (!spatial && o->gamma_hidden != 0 && n_layers > 1)
 		return fv_error(FV_ERR_CONFIG,
 		                "gamma_hidden = %g needs the spatial weights of a "
-		                "custom_separable conv; convolution_type is %s (set gamma_hidden to 0)",
+		                "custom_separable or time_independent conv; convolution_type is %s "
+		                "(set gamma_hidden to 0)",
 		                o->gamma_hidden, type);
 	if (!custom && !separable && o->gamma_temporal != 0)
 		return fv_error(FV_ERR_CONFIG,
@@ -187,6 +194,8 @@ static sc_conv_type conv_type_of(const char *s)
 {
 	if (strcmp(s, "custom_separable") == 0)
 		return SC_CONV_CUSTOM_SEPARABLE;
+	if (strcmp(s, "time_independent") == 0)
+		return SC_CONV_TIME_INDEPENDENT;
 	return strcmp(s, "separable") == 0 ? SC_CONV_SEPARABLE : SC_CONV_FULL;
 }
 
@@ -474,6 +483,14 @@ static fv_tensor *sc_forward(fv_module *m, fv_ctx *ctx, fv_tensor *x, const fv_f
 
 /* ---- regularizer ----------------------------------------------------------- */
 
+/* A layer's weight_spatial as openretina's regularizers see it:
+** TimeIndependentConv3D returns conv.weight.data, so its terms have a value
+** but no gradient (they only shift the logged loss). */
+static fv_tensor *spatial_weight(fv_ctx *ctx, const sc_conv *c)
+{
+	return c->type == SC_CONV_TIME_INDEPENDENT ? fv_detach(ctx, c->w_spatial) : c->w_spatial;
+}
+
 /* Σ_o  Σ_i ||w[o,i]|| / sqrt(1e-8 + ||w[o]||²)  for w = (O, I, 1, kh, kw). */
 static fv_tensor *group_sparsity_of(fv_ctx *ctx, fv_tensor *w)
 {
@@ -489,7 +506,8 @@ static fv_tensor *group_sparsity(const simple_core *sc, fv_ctx *ctx, int first_l
 {
 	fv_tensor *total = fv_ctx_scalar(ctx, 0);
 	for (int i = first_layer; i < sc->n_layers; i++)
-		total = fv_add(ctx, total, group_sparsity_of(ctx, sc->layers[i].conv.w_spatial));
+		total = fv_add(ctx, total,
+		               group_sparsity_of(ctx, spatial_weight(ctx, &sc->layers[i].conv)));
 	return total;
 }
 
@@ -519,8 +537,8 @@ static fv_tensor *sc_regularizer(fv_module *m, fv_ctx *ctx, const fv_forward_arg
 	fv_tensor *total = fv_ctx_scalar(ctx, 0);
 	if (sc->gamma_input != 0)
 		total = add_term(ctx, total, sc->gamma_input,
-		                 fv_module_penalty(sc->reg_spatial, ctx, sc->layers[0].conv.w_spatial,
-		                                   &sum));
+		                 fv_module_penalty(sc->reg_spatial, ctx,
+		                                   spatial_weight(ctx, &sc->layers[0].conv), &sum));
 	if (sc->gamma_hidden != 0)
 		total = add_term(ctx, total, sc->gamma_hidden, group_sparsity(sc, ctx, 1));
 	if (sc->gamma_temporal != 0)

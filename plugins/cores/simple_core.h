@@ -10,6 +10,8 @@
 **   separable         TorchSTSeparableConv3D: space_conv.weight,
 **                     time_conv.weight, _log_speed_default (buffer)
 **   full              TorchFullConv3D: conv.weight, _log_speed_default
+**   time_independent  TimeIndependentConv3D: conv.weight (O, I, 1, kh, kw);
+**                     no temporal kernel and no _log_speed_default
 */
 #ifndef FOVEA_PLUGIN_SIMPLE_CORE_H
 #define FOVEA_PLUGIN_SIMPLE_CORE_H
@@ -19,7 +21,8 @@
 typedef enum sc_conv_type {
 	SC_CONV_CUSTOM_SEPARABLE,
 	SC_CONV_SEPARABLE,
-	SC_CONV_FULL
+	SC_CONV_FULL,
+	SC_CONV_TIME_INDEPENDENT
 } sc_conv_type;
 
 /* A padding argument as openretina accepts it: 'same' (also `true`), or an
@@ -37,12 +40,13 @@ typedef struct sc_conv {
 	fv_conv3d_params p_space; /* separable: the (1, kh, kw) conv */
 	fv_conv3d_params p_time;  /* separable: the (kt, 1, 1) conv */
 	int n_basis;              /* custom_separable: kt / 3 sines and cosines */
-	fv_tensor *log_speed;     /* buffer (1), every flavour */
+	fv_tensor *log_speed;     /* buffer (1), every flavour but time_independent */
 	fv_tensor *sin_w, *cos_w; /* custom_separable: (O, I, n_basis) */
-	fv_tensor *w_spatial;     /* custom_separable: (O, I, 1, kh, kw) */
+	fv_tensor *w_spatial;     /* custom_separable: (O, I, 1, kh, kw); time_independent:
+	                             w_full, which openretina's regularizers see detached */
 	fv_tensor *w_space;       /* separable: (O, I, 1, kh, kw) */
 	fv_tensor *w_time;        /* separable: (O, O, kt, 1, 1) */
-	fv_tensor *w_full;        /* full: (O, I, kt, kh, kw) */
+	fv_tensor *w_full;        /* full: (O, I, kt, kh, kw); time_independent: kt = 1 */
 } sc_conv;
 
 /* A parameter (or buffer) "prefix.name" of m filled with `fill`. */

@@ -20,6 +20,10 @@
 **
 ** full (TorchFullConv3D) is a plain dense Conv3d.
 **
+** time_independent (TimeIndependentConv3D) is a plain Conv3d with a
+** (1, kh, kw) kernel: the temporal kernel size is ignored and there is no
+** _log_speed_default.  Its padding argument pads every axis, time too.
+**
 ** For figures, each flavour also gives its weight as the one dense kernel
 ** (out, in, kt, kh, kw) it stands for (sc_conv_dense_kernel).
 */
@@ -212,6 +216,13 @@ fv_status sc_conv_create(sc_conv *c, fv_module *m, const char *prefix, sc_conv_t
 	conv_params(&c->p_space, pad, space);
 	conv_params(&c->p_time, pad, time);
 
+	if (type == SC_CONV_TIME_INDEPENDENT) {
+		c->kernel[0] = 1;
+		conv_params(&c->p, pad, c->kernel);
+		fv_status rc = create_full(c, m, prefix, rng);
+		c->w_spatial = c->w_full;
+		return rc;
+	}
 	fv_status rc;
 	switch (type) {
 	case SC_CONV_CUSTOM_SEPARABLE:
@@ -306,7 +317,7 @@ fv_tensor *sc_conv_forward(const sc_conv *c, fv_ctx *ctx, fv_tensor *x)
 		return forward_custom_separable(c, ctx, x);
 	case SC_CONV_SEPARABLE:
 		return forward_separable(c, ctx, x);
-	default:
+	default: /* full, time_independent */
 		return fv_conv3d(ctx, x, c->w_full, NULL, &c->p);
 	}
 }

@@ -7,6 +7,11 @@
 **                    axis but the last (then avg is ignored, as openretina).
 **   L1PoissonLoss3d: the same plus gamma_l1 times the same reduction of
 **                    |output|: a sparsity pressure on predicted rates.
+**   CelltypePoissonLoss3d: the elementwise loss weighted per neuron by its
+**                    cell type (group_weights.h) before the reduction.
+**   StandardPoissonLoss3d: PoissonLoss3d that accepts group_assignment and
+**                    group_counts and ignores them (openretina's legacy
+**                    measures module, for the cell-type data loader).
 **
 ** It is the negative Poisson log-likelihood up to the log(target!) term,
 ** which does not depend on the model.
@@ -15,6 +20,7 @@
 
 #include <fovea/plugin.h>
 
+#include "group_weights.h"
 #include "lagged_target.h"
 
 typedef struct poisson_opts {
@@ -81,6 +87,38 @@ static fv_tensor *l1_poisson_loss(fv_module *m, fv_ctx *ctx, fv_tensor *output, 
 	return fv_add(ctx, poisson, fv_mul_scalar(ctx, l1, p->gamma_l1));
 }
 
+static fv_tensor *celltype_poisson_with(fv_module *m, fv_ctx *ctx, fv_tensor *output,
+                                        fv_tensor *target, const fv_loss_extras *ex)
+{
+	static const char who[] = "CelltypePoissonLoss3d";
+	const poisson_opts *p = fv_module_priv(m);
+	fv_tensor *terms = poisson_terms(ctx, who, p, output, target);
+	if (terms == NULL)
+		return NULL;
+	return reduce(ctx, fv_mul(ctx, terms, group_weights(ctx, who, ex, output)), p);
+}
+
+static fv_tensor *celltype_poisson_loss(fv_module *m, fv_ctx *ctx, fv_tensor *output,
+                                        fv_tensor *target)
+{
+	return celltype_poisson_with(m, ctx, output, target, NULL);
+}
+
+/* The groups are accepted and unused, as openretina's legacy class does. */
+static fv_tensor *standard_poisson_with(fv_module *m, fv_ctx *ctx, fv_tensor *output,
+                                        fv_tensor *target, const fv_loss_extras *ex)
+{
+	(void)ex;
+	const poisson_opts *p = fv_module_priv(m);
+	return reduce(ctx, poisson_terms(ctx, "StandardPoissonLoss3d", p, output, target), p);
+}
+
+static fv_tensor *standard_poisson_loss(fv_module *m, fv_ctx *ctx, fv_tensor *output,
+                                        fv_tensor *target)
+{
+	return standard_poisson_with(m, ctx, output, target, NULL);
+}
+
 static const char *const poisson_names[] = {
 	"PoissonLoss3d",
 	"openretina.modules.losses.poisson.PoissonLoss3d",
@@ -115,4 +153,41 @@ static const fv_component l1_poisson_component = {
 	.loss = l1_poisson_loss,
 };
 
-FV_PLUGIN_DEFINE("losses-poisson", &poisson_component, &l1_poisson_component);
+static const char *const celltype_poisson_names[] = {
+	"CelltypePoissonLoss3d",
+	"openretina.modules.losses.poisson.CelltypePoissonLoss3d",
+	"openretina.modules.measures.CelltypePoissonLoss3d",
+	NULL,
+};
+
+static const fv_component celltype_poisson_component = {
+	.struct_size = sizeof(fv_component),
+	.kind = FV_KIND_LOSS,
+	.names = celltype_poisson_names,
+	.doc = "PoissonLoss3d weighted per neuron by cell type: needs the inputs group_assignment "
+	       "(batch, neurons; 1-based ids) and group_counts",
+	.options = poisson_options,
+	.priv_size = sizeof(poisson_opts),
+	.loss = celltype_poisson_loss,
+	.loss_with = celltype_poisson_with,
+};
+
+static const char *const standard_poisson_names[] = {
+	"StandardPoissonLoss3d",
+	"openretina.modules.measures.StandardPoissonLoss3d",
+	NULL,
+};
+
+static const fv_component standard_poisson_component = {
+	.struct_size = sizeof(fv_component),
+	.kind = FV_KIND_LOSS,
+	.names = standard_poisson_names,
+	.doc = "PoissonLoss3d that accepts group_assignment and group_counts and ignores them",
+	.options = poisson_options,
+	.priv_size = sizeof(poisson_opts),
+	.loss = standard_poisson_loss,
+	.loss_with = standard_poisson_with,
+};
+
+FV_PLUGIN_DEFINE("losses-poisson", &poisson_component, &l1_poisson_component,
+                 &celltype_poisson_component, &standard_poisson_component);

@@ -8,6 +8,9 @@
 **   MultiSampledGaussianReadout   PointGaussianReadout over (B*T, C, w, h),
 **                                 then a nonlinearity (softplus)
 **   MultipleLNPReadout            LNPReadout per session
+**   MultiSpatialContrastReadout   SpatialContrastReadout per session, each
+**                                 given its own entry of the *_dict options
+**                                 (spatial_filters_dict -> spatial_filters)
 **
 ** The sessions come from `n_neurons_dict` (session -> neuron count), in its
 ** order.  Each session's readout is built through the registry from a spec
@@ -65,6 +68,9 @@ typedef struct multi_opts {
 	int64_t laplace_padding;
 	const fv_config_node *init_mask, *init_weights, *init_scales;
 	const fv_config_node *grid_mean_predictor, *shared_features, *shared_grid, *init_grid;
+	const fv_config_node *spatial_filters_dict, *temporal_filters_dict;
+	double w_init, a_init, b_init, c_init;
+	int64_t neuron_chunk_size;
 	const fv_config_node *kw[N_PASS];
 } multi_opts;
 
@@ -211,6 +217,27 @@ static const fv_option lnp_options[] = {
 	{0},
 };
 
+/* The per-session entries (`X_dict: {session: value}`) go to the sessions'
+** readouts as `X: value` (child_yaml). */
+static const fv_option sc_options[] = {
+	ROW_IN_SHAPE,
+	ROW_N_NEURONS,
+	FV_OPT("spatial_filters_dict", NODE, multi_readout, o.spatial_filters_dict, NULL,
+	       "{session: spatial filters (neurons, height, width)}", .flags = FV_OPT_REQUIRED),
+	FV_OPT("temporal_filters_dict", NODE, multi_readout, o.temporal_filters_dict, NULL,
+	       "{session: temporal filters (neurons, frames)}", .flags = FV_OPT_REQUIRED),
+	FV_OPT("w_init", FLOAT, multi_readout, o.w_init, "0.0", "initial contrast weight w"),
+	FV_OPT("a_init", FLOAT, multi_readout, o.a_init, "4.0", "initial output scale nl_a"),
+	FV_OPT("b_init", FLOAT, multi_readout, o.b_init, "1.0", "initial input gain nl_b"),
+	FV_OPT("c_init", FLOAT, multi_readout, o.c_init, "-5.0", "initial offset nl_c"),
+	ROW_MEAN_ACTIVITY,
+	ROW_READOUT_REG_AVG,
+	FV_OPT("neuron_chunk_size", INT, multi_readout, o.neuron_chunk_size, "32",
+	       "neurons per chunk in openretina (GPU memory); no effect on the numbers", .min = 1,
+	       .max = 1e12),
+	{0},
+};
+
 /* MultiReadoutBase passes these on, untyped, to whichever base readout. */
 #define PASS(i, name)                                      \
 	FV_OPT(name, NODE, multi_readout, o.kw[i], "null", \
@@ -246,14 +273,16 @@ typedef struct multi_variant {
 	const fv_option *options;
 	bool sampled_gaussian;     /* 5-D -> (B*T, C, w, h), nonlinearity after */
 	bool mask_size_from_input; /* MultiFactorizedReadout */
+	bool session_entries;      /* X_dict options give each session its X */
 } multi_variant;
 
 static const multi_variant variants[] = {
-	{"MultiReadoutBase", NULL, base_options, false, false},
-	{"MultiGaussianMaskReadout", "GaussianMaskReadout", gm_options, false, false},
-	{"MultiFactorizedReadout", "FactorizedReadout", fa_options, false, true},
-	{"MultiSampledGaussianReadout", "PointGaussianReadout", sg_options, true, false},
-	{"MultipleLNPReadout", "LNPReadout", lnp_options, false, false},
+	{"MultiReadoutBase", NULL, base_options, false, false, false},
+	{"MultiGaussianMaskReadout", "GaussianMaskReadout", gm_options, false, false, false},
+	{"MultiFactorizedReadout", "FactorizedReadout", fa_options, false, true, false},
+	{"MultiSampledGaussianReadout", "PointGaussianReadout", sg_options, true, false, false},
+	{"MultipleLNPReadout", "LNPReadout", lnp_options, false, false, false},
+	{"MultiSpatialContrastReadout", "SpatialContrastReadout", sc_options, false, false, true},
 };
 
 /* The container's own keys: never passed on to the session readouts. */
@@ -288,22 +317,40 @@ static bool opt_bool(const multi_variant *v, const void *opts, const char *name)
 	return b != NULL && *b;
 }
 
-/* "{key: value, ..., in_shape: [c, t, w, h], outdims: n}" for a session. */
-static char *child_yaml(const multi_variant *v, const void *opts, const int64_t in_shape[4],
-                        int64_t n)
+/* A per-session option: "spatial_filters_dict" gives "spatial_filters". */
+static bool session_entry(const multi_variant *v, const char *name, char *child, size_t size)
+{
+	size_t len = strlen(name);
+	if (!v->session_entries || len < 6 || strcmp(name + len - 5, "_dict") != 0)
+		return false;
+	snprintf(child, size, "%.*s", (int)(len - 5), name);
+	return true;
+}
+
+/* One option of the container for the session `key`: "name: value, ". */
+static void child_option(sbuf *b, const multi_variant *v, const fv_option *o, const void *opts,
+                         const char *key)
+{
+	const void *field = (const char *)opts + o->offset;
+	char entry[64];
+	size_t mark = b->len;
+	bool per_session = session_entry(v, o->name, entry, sizeof entry);
+	sb_printf(b, "%s: ", per_session ? entry : child_key(o->name));
+	if (per_session ? emit_entry(b, field, key) : emit_option(b, o, field))
+		sb_printf(b, ", ");
+	else if (!b->failed)
+		b->s[b->len = mark] = '\0';
+}
+
+/* "{key: value, ..., in_shape: [c, t, w, h], outdims: n}" for the session `key`. */
+static char *child_yaml(const multi_variant *v, const void *opts, const char *key,
+                        const int64_t in_shape[4], int64_t n)
 {
 	sbuf b = {0};
 	sb_printf(&b, "{");
-	for (const fv_option *o = v->options; o->name != NULL; o++) {
-		if (own_key(v, o->name))
-			continue;
-		size_t mark = b.len;
-		sb_printf(&b, "%s: ", child_key(o->name));
-		if (emit_option(&b, o, (const char *)opts + o->offset))
-			sb_printf(&b, ", ");
-		else if (!b.failed)
-			b.s[b.len = mark] = '\0';
-	}
+	for (const fv_option *o = v->options; o->name != NULL; o++)
+		if (!own_key(v, o->name))
+			child_option(&b, v, o, opts, key);
 	sb_printf(&b, "in_shape: [%lld, %lld, %lld, %lld], outdims: %lld", (long long)in_shape[0],
 	          (long long)in_shape[1], (long long)in_shape[2], (long long)in_shape[3],
 	          (long long)n);
@@ -430,7 +477,7 @@ static fv_module *make_session(multi_readout *r, const void *opts, const fv_buil
 	                            i, &mean);
 	if (st != FV_OK)
 		return NULL;
-	char *yaml = child_yaml(v, opts, in_shape, r->n_neurons[i]);
+	char *yaml = child_yaml(v, opts, r->keys[i], in_shape, r->n_neurons[i]);
 	fv_module *child = NULL;
 	if (yaml != NULL) {
 		fv_build_args a = *args;
@@ -680,7 +727,7 @@ static fv_status multi_neuron_positions(const fv_module *m, const char *key, int
 	return fv_module_neuron_positions(readout, key, n, row_col, map_hw);
 }
 
-/* ---- the five components ----------------------------------------------------------------- */
+/* ---- the six components ----------------------------------------------------------------- */
 
 #define VARIANT_CREATE(fn, idx)                                                        \
 	static fv_status fn(fv_module *m, const void *opts, const fv_build_args *args) \
@@ -693,6 +740,7 @@ VARIANT_CREATE(gm_create, 1)
 VARIANT_CREATE(fa_create, 2)
 VARIANT_CREATE(sg_create, 3)
 VARIANT_CREATE(lnp_create, 4)
+VARIANT_CREATE(sc_create, 5)
 
 #define MULTI_COMPONENT(var, names_, doc_, options_, create_)  \
 	static const fv_component var = {                      \
@@ -732,5 +780,14 @@ MULTI_COMPONENT(sg_component, sg_names,
                 sg_options, sg_create);
 MULTI_COMPONENT(lnp_component, lnp_names, "an LNPReadout per session", lnp_options, lnp_create);
 
+static const char *const sc_names[] = {
+	"MultiSpatialContrastReadout",
+	"openretina.modules.readout.spatial_contrast_model_readout.MultiSpatialContrastReadout",
+	NULL,
+};
+MULTI_COMPONENT(sc_component, sc_names,
+                "a SpatialContrastReadout per session with its own filters (the *_dict entries)",
+                sc_options, sc_create);
+
 FV_PLUGIN_DEFINE("readouts-multi", &base_component, &gm_component, &fa_component,
-                 &sg_component, &lnp_component);
+                 &sg_component, &lnp_component, &sc_component);

@@ -23,6 +23,11 @@ void sb_printf(sbuf *b, const char *fmt, ...) FV_PRINTF(2, 3);
 ** absent NODE option (the receiving readout's default applies) or a list. */
 bool emit_option(sbuf *b, const fv_option *o, const void *field);
 
+/* Append the entry `key` of a map NODE option (the field at `field`) as flow
+** YAML: a per-session value such as spatial_filters_dict[key].  Returns
+** false, appending nothing, when the map or the entry is missing. */
+bool emit_entry(sbuf *b, const void *field, const char *key);
+
 /* ClonedReadout; instantiated with fv_instantiate_component() and
 ** args->n_neurons, then given its source. */
 extern const fv_component cloned_component;

@@ -150,3 +150,15 @@ bool emit_option(sbuf *b, const fv_option *o, const void *field)
 	}
 	return false;
 }
+
+/* The entry `key` of the map NODE option `field` as flow YAML; false when
+** the option is absent or has no such entry. */
+bool emit_entry(sbuf *b, const void *field, const char *key)
+{
+	const fv_config_node *map = *(const fv_config_node *const *)field;
+	const fv_config_node *n = map && fv_node_kind(map) == FV_NODE_MAP ? fv_node_get(map, key) : NULL;
+	if (n == NULL)
+		return false;
+	emit_node(b, n);
+	return true;
+}

@@ -3,7 +3,8 @@
 **
 ** The flow is chosen by what the case stores, not by its name, so new
 ** cases of the same kinds need no code:
-**   output.loss         a loss: loss(input.output, input.target)
+**   output.loss         a loss: loss(input.output, input.target) with any
+**                       other input.* as its extra named inputs
 **   output.regularizer  without output.y, for a REGULARIZER component:
 **                       penalty(input.x, avg)
 **   otherwise           a module: forward per data key (forward_kwargs
@@ -89,13 +90,58 @@ static fv_module *build(flow *f)
 		return NULL;
 	}
 	fv_build_args args = {.struct_size = sizeof args, .registry = f->reg};
-	fv_module *m = fv_instantiate_component(c, fv__pcase_get(f->pc, "kwargs"), &args, "");
+	fv_config *derived;
+	const fv_config_node *kwargs = fv__pcase_kwargs(f->pc, &derived);
+	if (kwargs == NULL && derived == NULL && f->pc->n_failed > 0)
+		return NULL;
+	fv_module *m = fv_instantiate_component(c, kwargs, &args, "");
 	if (m == NULL)
 		fv__pcase_fail(f->pc, "building %s: %s", target, fv_errmsg());
+	fv_config_free(derived);
 	return m;
 }
 
 /* ---- the flows -------------------------------------------------------------- */
+
+/* A loss's inputs beyond output, target and the upstream: openretina's
+** extra forward arguments (group_assignment, pre_ca), by name. */
+typedef struct loss_inputs {
+	size_t n;
+	const char *names[MAX_KEYS];
+	fv_tensor *values[MAX_KEYS];
+} loss_inputs;
+
+static bool is_extra_input(const char *name)
+{
+	return strncmp(name, "input.", 6) == 0 && strcmp(name, "input.output") != 0 &&
+	       strcmp(name, "input.target") != 0 && strncmp(name, "input.upstream", 14) != 0;
+}
+
+static void load_loss_inputs(flow *f, loss_inputs *li)
+{
+	size_t n = fv_safetensors_count(f->pc->st);
+	li->n = 0;
+	for (size_t i = 0; i < n && li->n < MAX_KEYS; i++) {
+		const char *name = fv_safetensors_at(f->pc->st, i)->name;
+		if (!is_extra_input(name))
+			continue;
+		char grad[300];
+		snprintf(grad, sizeof grad, "grad.%s", name);
+		li->names[li->n] = name + 6;
+		li->values[li->n] = fv__pcase_input(f->pc, f->ctx, name, fv__pcase_has(f->pc, grad));
+		li->n++;
+	}
+}
+
+static void compare_loss_input_grads(flow *f, const loss_inputs *li)
+{
+	for (size_t i = 0; i < li->n; i++) {
+		char grad[300];
+		snprintf(grad, sizeof grad, "grad.input.%s", li->names[i]);
+		if (li->values[i] != NULL)
+			fv__pcase_compare_if_present(f->pc, grad, li->values[i]->grad);
+	}
+}
 
 static void run_loss(flow *f)
 {
@@ -103,7 +149,10 @@ static void run_loss(flow *f)
 	fv_tensor *target = fv__pcase_input(f->pc, f->ctx, "input.target", true);
 	if (out == NULL || target == NULL)
 		return;
-	fv_tensor *loss = fv_module_loss(f->m, f->ctx, out, target);
+	loss_inputs li;
+	load_loss_inputs(f, &li);
+	const fv_loss_extras extras = {li.n, li.names, li.values};
+	fv_tensor *loss = fv_module_loss_with(f->m, f->ctx, out, target, &extras);
 	fv__pcase_compare(f->pc, "output.loss", loss);
 	if (loss == NULL)
 		return;
@@ -116,6 +165,7 @@ static void run_loss(flow *f)
 	}
 	fv__pcase_compare_if_present(f->pc, "grad.input.output", out->grad);
 	fv__pcase_compare_if_present(f->pc, "grad.input.target", target->grad);
+	compare_loss_input_grads(f, &li);
 }
 
 static void run_penalty(flow *f)
@@ -243,6 +293,25 @@ static void compare_train_total_loss(flow *f)
 }
 /* ---- end of output.train_total_loss ----------------------------------------- */
 
+/* output.y.member<i>: an ensemble's member i (the child members.<i>) on
+** the same input, outside L. */
+static void compare_members(flow *f, fv_tensor *x, const char *key)
+{
+	bool was = fv_ctx_set_grad_enabled(f->ctx, false);
+	for (int i = 0;; i++) {
+		char out[64], child[64];
+		snprintf(out, sizeof out, "output.y.member%d", i);
+		snprintf(child, sizeof child, "members.%d", i);
+		if (!fv__pcase_has(f->pc, out))
+			break;
+		fv_module *member = fv_module_child(f->m, child);
+		f->fa.data_key = key;
+		fv__pcase_compare(f->pc, out,
+		                  member ? fv_module_forward(member, f->ctx, x, &f->fa) : NULL);
+	}
+	fv_ctx_set_grad_enabled(f->ctx, was);
+}
+
 static void run_module(flow *f)
 {
 	const char *keys[MAX_KEYS];
@@ -260,6 +329,7 @@ static void run_module(flow *f)
 		f->fa.conditioning = fv__pcase_input(f->pc, f->ctx, "input.conditioning", true);
 	for (size_t k = 0; k < (multi ? n_keys : 1); k++)
 		forward_one(f, x, multi ? keys[k] : single, multi);
+	compare_members(f, x, multi ? NULL : single);
 	compare_module(f, "output.param.", false);
 	compare_module(f, "output.buffer.", false);
 	/* a multi-session readout has a regularizer per key; a core one for all */
@@ -325,25 +395,54 @@ static void clip_and_step(flow *f)
 		fv__pcase_compare_if_present(f->pc, "output.grad_norm_before_clip", norm);
 		compare_module(f, "clipped_grad.param.", true);
 	}
-	fv_optim_config oc;
+	/* as the trainer: AdamW at the model's learning_rate unless an optimizer is given */
+	fv_optim_config oc = fv_optim_defaults(FV_OPTIM_ADAMW);
+	const fv_config_node *lr = fv__pcase_get(f->pc, "kwargs.learning_rate");
+	if (lr != NULL)
+		fv_node_to_double(lr, &oc.lr);
 	const fv_config_node *spec = fv__pcase_get(f->pc, "kwargs.optimizer");
 	fv_optimizer *opt = NULL;
-	if (spec == NULL || fv_optim_config_parse(spec, &oc) != FV_OK ||
-	    (opt = fv_optimizer_new(&oc, n, params)) == NULL || fv_optimizer_step(opt) != FV_OK)
-		fv__pcase_fail(f->pc, "optimizer: %s", spec ? fv_errmsg() : "kwargs.optimizer missing");
-	else
+	if ((spec != NULL && !fv_node_is_null(spec) && fv_optim_config_parse(spec, &oc) != FV_OK) ||
+	    (opt = fv_optimizer_new(&oc, n, params)) == NULL || fv_optimizer_step(opt) != FV_OK) {
+		fv__pcase_fail(f->pc, "optimizer: %s", fv_errmsg());
+	} else {
+		fv_module_after_optimizer_step(f->m);
 		compare_module(f, "step1.param.", false);
+	}
 	fv_optimizer_free(opt);
 	free(params);
+}
+
+/* The case's kwargs with the model's `_target_`, so that the losses default
+** as the model declares them (fv_default_loss). */
+static fv_config *model_spec(const fv_pcase *pc)
+{
+	const fv_config_node *kw = fv__pcase_get(pc, "kwargs");
+	char *yaml = kw ? fv_node_to_yaml(kw) : NULL;
+	const char *target = text_at(pc, "target");
+	size_t len = yaml ? strlen(yaml) + strlen(target ? target : "") + 32 : 0;
+	char *text = len ? malloc(len) : NULL;
+	fv_config *cfg = NULL;
+	if (text != NULL) {
+		bool named = fv_node_get(kw, "_target_") != NULL || target == NULL;
+		snprintf(text, len, "%s%s%s%s", named ? "" : "_target_: '", named ? "" : target,
+		         named ? "" : "'\n", yaml);
+		cfg = fv_config_load_derived(text, strlen(text), kw);
+	}
+	free(text);
+	free(yaml);
+	return cfg;
 }
 
 static void run_train_step(flow *f)
 {
 	fv_tensor *x = fv__pcase_input(f->pc, f->ctx, "input.x", true);
 	fv_tensor *target = fv__pcase_input(f->pc, f->ctx, "input.target", false);
-	const fv_config_node *kw = fv__pcase_get(f->pc, "kwargs");
-	fv_module *loss_fn = fv_default_loss(f->reg, kw);
-	fv_module *eval_fn = fv_default_evaluation_loss(f->reg, kw);
+	fv_config *spec = model_spec(f->pc);
+	const fv_config_node *kw = spec ? fv_config_root(spec) : NULL;
+	fv_module *loss_fn = kw ? fv_default_loss(f->reg, kw) : NULL;
+	fv_module *eval_fn = kw ? fv_default_evaluation_loss(f->reg, kw) : NULL;
+	fv_config_free(spec);
 	fv_step_terms st;
 	if (x == NULL || target == NULL || loss_fn == NULL || eval_fn == NULL ||
 	    fv_core_readout_step(f->ctx, f->m, loss_fn, eval_fn, x, target,
@@ -351,11 +450,17 @@ static void run_train_step(flow *f)
 		fv__pcase_fail(f->pc, "training step: %s", fv_errmsg());
 	} else {
 		fv__pcase_compare(f->pc, "output.y", st.output);
-		fv__pcase_compare(f->pc, "output.loss", st.loss);
-		fv__pcase_compare(f->pc, "output.regularizer_core", st.reg_core);
-		fv__pcase_compare(f->pc, "output.regularizer_readout", st.reg_readout);
-		fv__pcase_compare(f->pc, "output.total_loss", st.total);
-		fv__pcase_compare_if_present(f->pc, "output.evaluation_loss", st.eval_loss);
+		/* a model with its own training_step (SingleCellSpatialContrast)
+		** logs train_loss and train_correlation and has no regularizers */
+		bool own = fv__pcase_has(f->pc, "output.train_loss");
+		fv__pcase_compare(f->pc, own ? "output.train_loss" : "output.loss", st.loss);
+		if (!own) {
+			fv__pcase_compare(f->pc, "output.regularizer_core", st.reg_core);
+			fv__pcase_compare(f->pc, "output.regularizer_readout", st.reg_readout);
+			fv__pcase_compare(f->pc, "output.total_loss", st.total);
+		}
+		fv__pcase_compare_if_present(f->pc, own ? "output.train_correlation"
+		                                        : "output.evaluation_loss", st.eval_loss);
 		compare_module(f, "output.param.", false);
 		compare_module(f, "output.buffer.", false);
 		if (fv_backward(f->ctx, st.total) != FV_OK)

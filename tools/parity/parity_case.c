@@ -70,6 +70,7 @@ fv_status fv__pcase_open(fv_pcase *pc, const char *path, FILE *out)
 
 void fv__pcase_close(fv_pcase *pc)
 {
+	fv__pcase_remove_stas(pc);
 	fv_config_free(pc->yaml);
 	fv_safetensors_close(pc->st);
 	free(pc->checked);
@@ -92,6 +93,15 @@ const fv_config_node *fv__pcase_get(const fv_pcase *pc, const char *path)
 bool fv__pcase_has(const fv_pcase *pc, const char *name)
 {
 	return fv_safetensors_find(pc->st, name) != NULL;
+}
+
+bool fv__pcase_has_prefix(const fv_pcase *pc, const char *prefix)
+{
+	size_t n = fv_safetensors_count(pc->st), len = strlen(prefix);
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(fv_safetensors_at(pc->st, i)->name, prefix, len) == 0)
+			return true;
+	return false;
 }
 
 static size_t entry_index(const fv_pcase *pc, const char *name)

@@ -27,6 +27,7 @@ typedef struct fv_pcase {
 	FILE *out;
 	int n_failed;
 	char why[512];           /* first failure */
+	char sta_dir[64];        /* the STAs written for the case (parity_kwargs.c), or "" */
 } fv_pcase;
 
 fv_status fv__pcase_open(fv_pcase *pc, const char *path, FILE *out);
@@ -44,6 +45,8 @@ bool fv__pcase_compare_if_present(fv_pcase *pc, const char *name, const fv_tenso
 /* A stored tensor as a context tensor (or NULL, with a failure recorded). */
 fv_tensor *fv__pcase_input(fv_pcase *pc, fv_ctx *ctx, const char *name, bool requires_grad);
 bool fv__pcase_has(const fv_pcase *pc, const char *name);
+/* Whether some stored tensor's name starts with `prefix`. */
+bool fv__pcase_has_prefix(const fv_pcase *pc, const char *prefix);
 
 /* Copy every param.* into the module; a tensor missing on either side fails. */
 void fv__pcase_load_state(fv_pcase *pc, fv_module *m);
@@ -55,6 +58,13 @@ void fv__pcase_check_all_compared(fv_pcase *pc);
 ** for cases with a `model` or `stops_after_iterations` key; they record
 ** their comparisons and failures in the case. */
 void fv__parity_insilico(fv_pcase *pc, fv_registry *reg);
+
+/* The case's kwargs, with the stored tensors they name ("param.X") written
+** in as nested lists (parity_kwargs.c); *derived gets the config to free
+** after use, or NULL when the kwargs are used as they are. */
+const fv_config_node *fv__pcase_kwargs(fv_pcase *pc, fv_config **derived);
+/* Remove the temporary STA directory fv__pcase_kwargs() may have made. */
+void fv__pcase_remove_stas(fv_pcase *pc);
 
 /* yaml helpers */
 const fv_config_node *fv__pcase_get(const fv_pcase *pc, const char *path);

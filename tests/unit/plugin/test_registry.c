@@ -432,6 +432,7 @@ Test(registry_checks, required_callbacks)
 		{FV_KIND_LOSS, "loss 'Solo' has no loss(), which every loss needs"},
 		{FV_KIND_REDUCER, "reducer 'Solo' has no forward(), which every reducer needs"},
 		{FV_KIND_MODEL, "model 'Solo' has no forward(), which every model needs"},
+		{FV_KIND_LAYER, "layer 'Solo' has no forward(), which every layer needs"},
 	};
 	cr_assert_eq(sizeof cases / sizeof cases[0], FV_KIND_COUNT, "a kind is not covered");
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -1236,7 +1237,7 @@ Test(module, missing_slots_are_errors)
 Test(module, kind_names)
 {
 	const char *want[FV_KIND_COUNT] = {"core", "readout", "objective", "regularizer",
-	                                   "stopper", "loss", "reducer", "model"};
+	                                   "stopper", "loss", "reducer", "model", "layer"};
 	for (int k = 0; k < FV_KIND_COUNT; k++)
 		cr_assert_str_eq(fv_kind_name((fv_kind)k), want[k]);
 	cr_assert_str_eq(fv_kind_name(FV_KIND_COUNT), "unknown kind");

@@ -361,6 +361,9 @@ static void expect_tensors(fv_module *m, expect_entry *e, int n)
 /* What layer `l` of `c` output channels holds besides its conv weights. */
 #define LAYER_TAIL(l, c)                                                  \
 	B("features.layer" #l ".conv._log_speed_default", 1, 1),           \
+	NORM_AND_BIAS(l, c)
+/* BatchNorm3d and Bias3DLayer of layer `l`. */
+#define NORM_AND_BIAS(l, c)                                               \
 	P("features.layer" #l ".norm.weight", 1, c),                       \
 	P("features.layer" #l ".norm.bias", 1, c),                         \
 	B("features.layer" #l ".norm.running_mean", 1, c),                 \
@@ -760,6 +763,81 @@ Test(cores, separable_temporal_laplace_and_zero_gammas)
 	fv_module_free(m);
 }
 
+/* ---- time_independent ----------------------------------------------------------------- */
+
+/* TimeIndependentConv3D: conv.conv.weight (O, I, 1, k, k), no log speed;
+** the temporal kernel sizes are ignored. */
+Test(cores, time_independent_state_dict_names)
+{
+	fv_module *m = build_core(CORE("time_independent", "[2, 3, 4]", "[9, 30]", "[5, 3]")
+	                          GAMMAS("0.5", "0", "0.2", "0.3"));
+	expect_entry e[] = {
+		B("_input_weights_regularizer_spatial.laplace.filter", 4, 1, 1, 3, 3),
+		P("features.layer0.conv.conv.weight", 5, 3, 2, 1, 5, 5),
+		NORM_AND_BIAS(0, 3),
+		P("features.layer1.conv.conv.weight", 5, 4, 3, 1, 3, 3),
+		NORM_AND_BIAS(1, 4),
+	};
+	expect_tensors(m, e, (int)(sizeof e / sizeof e[0]));
+	fv_module_free(m);
+}
+
+/* 'same' keeps every axis; an integer padding pads time too (torch's
+** Conv3d padding=p with a (1, k, k) kernel): T grows by 2p. */
+Test(cores, time_independent_matches_naive)
+{
+	fv_module *m = eval_core(CORE("time_independent", "[2, 3, 2]", "[7, 9]", "[3, 2]")
+	                         "cut_first_n_frames: 1\ninput_padding: true\n"
+	                         "hidden_padding: 1\n" GAMMAS0,
+	                         81, 2, 800);
+	fv_tensor *x = pt_input(5, (int64_t[]){2, 2, 4, 6, 5}, 8, -1, 1);
+	const int k0[3] = {1, 3, 3}, k1[3] = {1, 2, 2};
+	const int same[3][2] = {{0, 0}, {1, 1}, {1, 1}}, one[3][2] = {{1, 1}, {1, 1}, {1, 1}};
+	double *w0 = weight_of(T(m, "features.layer0.conv.conv.weight"));
+	double *w1 = weight_of(T(m, "features.layer1.conv.conv.weight"));
+	arr r = naive_conv(arr_from(x), w0, 3, k0, same);
+	naive_layer_tail_eval(m, 0, r);
+	r = naive_conv(r, w1, 2, k1, one);
+	naive_layer_tail_eval(m, 1, r);
+	r = naive_cut(r, 1);
+	free(w0);
+	free(w1);
+	/* time 4 -> 4 -> 6 -> cut 5; space 6x5 -> 6x5 -> 7x6 */
+	cr_assert_eq(r.s[2], 5);
+	cr_assert_eq(r.s[3], 7);
+	expect_output_shape(CORE("time_independent", "[2, 3, 2]", "[7, 9]", "[3, 2]")
+	                    "cut_first_n_frames: 1\ninput_padding: true\nhidden_padding: 1\n"
+	                    GAMMAS0, (int64_t[]){2, 2, 4, 6, 5});
+	expect_forward_matches(m, x, r);
+}
+
+/* openretina's weight_spatial of a TimeIndependentConv3D is conv.weight.data:
+** the regularizer has its value and no gradient. */
+Test(cores, time_independent_regularizer_is_detached)
+{
+	fv_module *m = build_core(CORE("time_independent", "[2, 3, 2]", "[1, 1]", "[5, 3]")
+	                          GAMMAS("0.5", "0", "0.2", "0.3"));
+	fill_params(m, 91, -1, 1);
+	fv_tensor *w0 = T(m, "features.layer0.conv.conv.weight");
+	fv_tensor *w1 = T(m, "features.layer1.conv.conv.weight");
+	double g0 = naive_group_sparsity(w0), g1 = naive_group_sparsity(w1);
+	double want = 0.5 * naive_flat_laplace(w0) + 0.3 * g1 + 0.2 * (g0 + g1);
+	fv_ctx *ctx = fv_ctx_new();
+	fv_forward_args fa = FV_FORWARD_ARGS_INIT;
+	fv_tensor *r = fv_module_regularizer(m, ctx, &fa);
+	cr_assert_not_null(r, "%s", fv_errmsg());
+	cr_assert(fabs(r->data[0] - want) <= 1e-5 * fabs(want), "regularizer %.9g, want %.9g",
+	          (double)r->data[0], want);
+	cr_assert_neq(fv_backward(ctx, r), FV_OK, "the regularizer has a gradient");
+	pt_expect_msg("does not require grad");
+	cr_assert_null(w0->grad);
+	pt_release(m, NULL, ctx);
+	pt_expect_build_error(reg, CORE("time_independent", "[2, 3]", "[1]", "[3]")
+	                      GAMMAS("0", "0.5", "0", "0"),
+	                      "temporal smoothness is not supported for convolution_type "
+	                      "time_independent");
+}
+
 /* ---- gradients ------------------------------------------------------------------------ */
 
 typedef struct core_fn {
@@ -856,6 +934,7 @@ Test(cores, first_layer_filters_are_the_layers_kernel)
 {
 	static const char *const types[] = {"custom_separable", "separable", "full"};
 	for (int k = 0; k < 3; k++) {
+		/* (time_independent's kernel is its weight: see the tests above) */
 		char yaml[512];
 		snprintf(yaml, sizeof yaml,
 		         CORE("%s", "[2, 3]", "[6]", "[3]") "cut_first_n_frames: 0\n"
