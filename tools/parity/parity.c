@@ -12,6 +12,7 @@
 **                       L = sum_k sum(y_k * upstream_k) + regularizer_k.
 **   key `trainer`       a core + readout training step (train.h), norm
 **                       clipping and one optimizer step.
+** Scheduler cases (output.lr) run in lr_parity.c.
 ** In-silico cases (keys `model`, `stops_after_iterations`) have their own
 ** flows in insilico_parity.c: an optimize_stimulus run, an objective and
 ** its stimulus gradient, or a stopper replaying losses.
@@ -366,6 +367,10 @@ static bool is_insilico(const fv_pcase *pc)
 
 static void run_case(flow *f)
 {
+	if (fv__pcase_has(f->pc, "output.lr")) {
+		fv__parity_lr_schedule(f->pc);
+		return;
+	}
 	if (is_insilico(f->pc)) {
 		fv__parity_insilico(f->pc, f->reg);
 		return;

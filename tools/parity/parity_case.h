@@ -56,6 +56,10 @@ void fv__pcase_check_all_compared(fv_pcase *pc);
 ** their comparisons and failures in the case. */
 void fv__parity_insilico(fv_pcase *pc, fv_registry *reg);
 
+/* The learning-rate scheduler cases (lr_parity.c), for cases storing
+** output.lr: a trajectory of rates and parameters under the scheduler. */
+void fv__parity_lr_schedule(fv_pcase *pc);
+
 /* yaml helpers */
 const fv_config_node *fv__pcase_get(const fv_pcase *pc, const char *path);
 

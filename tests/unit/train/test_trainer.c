@@ -216,14 +216,20 @@ Test(scheduler, bad_specs)
 {
 	expect_sched_error("_target_: torch.optim.lr_scheduler.StepLr\nstep_size: 2\n",
 	                   "did you mean 'torch.optim.lr_scheduler.StepLR'?");
-	expect_sched_error("_target_: OneCycleLR\n", "unknown scheduler 'OneCycleLR'");
+	expect_sched_error("_target_: CyclicLR\n", "unknown scheduler 'CyclicLR'");
+	expect_sched_error("_target_: OneCycleLR\n", "missing required option 'max_lr' of OneCycleLR");
 	expect_sched_error("mode: max\n", "a scheduler needs a _target_");
 	expect_sched_error("_target_: ReduceLROnPlateau\npatiense: 3\n", "did you mean 'patience'");
 	expect_sched_error("_target_: ReduceLROnPlateau\nfactor: 1.5\n", "factor");
 	expect_sched_error("_target_: ReduceLROnPlateau\nthreshold_mode: relative\n",
 	                   "threshold_mode");
 	expect_sched_error("_target_: StepLR\ngamma: 0.5\n", "step_size");
-	expect_sched_error("_target_: ExponentialLR\ngamma: 0.5\ninterval: step\n", "interval");
+	expect_sched_error("_target_: ExponentialLR\ngamma: 0.5\ninterval: batch\n", "interval");
+	expect_sched_error("_target_: ReduceLROnPlateau\ninterval: step\n",
+	                   "interval: ReduceLROnPlateau steps after validation");
+	expect_sched_error("_target_: OneCycleLR\nmax_lr: 0.1\nepochs: 3\n",
+	                   "epochs: give both epochs and steps_per_epoch");
+	expect_sched_error("_target_: MultiStepLR\nmilestones: [3, -1]\n", "milestones");
 }
 
 /* ---- early stopping ----------------------------------------------------------------------- */
