@@ -83,10 +83,9 @@ FV_API fv_status fv_core_readout_step(fv_ctx *ctx, fv_module *model, fv_module *
 ** once and takes one optimizer step.  The epoch's last batch always closes
 ** its window, whose sum is still divided by k.  Windows restart with every
 ** epoch; the terms in `out` are the unscaled ones Lightning logs. */
-FV_API fv_status fv_core_readout_micro_step(fv_ctx *ctx, fv_module *model, fv_module *loss_fn,
-                                            fv_module *eval_loss_fn, fv_tensor *x,
-                                            fv_tensor *target, const char *session,
-                                            int64_t accumulate, fv_step_terms *out);
+/* The backward of one batch of a window: of total / accumulate (total as
+** fv_core_readout_step gives it), adding into the parameters' gradients. */
+FV_API fv_status fv_accumulate_backward(fv_ctx *ctx, fv_tensor *total, int64_t accumulate);
 /* Whether batch `i` (0-based) of an epoch of `n` batches opens a window
 ** (zero the gradients before it) / closes one (clip and step after it). */
 FV_API bool fv_accumulation_opens(int64_t i, int64_t accumulate);
