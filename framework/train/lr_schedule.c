@@ -210,6 +210,8 @@ int64_t fv_estimated_stepping_batches(int64_t batches, int64_t accumulate, int64
                                       int64_t max_steps)
 {
 	int64_t per_epoch = (batches + accumulate - 1) / accumulate;
-	int64_t total = per_epoch * (max_epochs > 1 ? max_epochs : 1);
+	int64_t epochs = max_epochs > 1 ? max_epochs : 1;
+	int64_t total = per_epoch > 0 && epochs > INT64_MAX / per_epoch ? INT64_MAX
+	                                                                : per_epoch * epochs;
 	return max_steps >= 0 && max_steps < total ? max_steps : total;
 }

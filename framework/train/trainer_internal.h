@@ -47,7 +47,11 @@ typedef struct fv__trainer {
 	/* settings */
 	uint64_t seed;
 	int64_t max_epochs;
+	int64_t min_epochs;          /* early stopping waits for these */
+	int64_t max_steps;           /* optimizer steps; -1: no limit */
+	int64_t accumulate;          /* accumulate_grad_batches */
 	double clip;                 /* NaN: no clipping */
+	bool clip_value;             /* gradient_clip_algorithm value (else norm) */
 	bool only_train_readout;
 	bool resume;
 	const char *load_model_path;
@@ -77,6 +81,7 @@ typedef struct fv__trainer {
 	bool stopped;
 	double metrics[N_METRICS];   /* of the last epoch */
 	double epoch_seconds;
+	double epoch_lr;             /* the rate at the start of the epoch (metrics.csv) */
 	fv__text csv;                /* metrics.csv so far */
 	/* output */
 	char dir[4096];
