@@ -167,9 +167,10 @@ static fv_status optimizer_step(fv__trainer *t, const fv_batch *b, int64_t i, in
 	double v;
 	if (bad_param(t, true, what, sizeof what, &v))
 		return not_finite(t, "training", i, n, b->session, what, v);
-	if (!isnan(t->clip) && t->clip_value)
+	/* Lightning's clip_gradients: nothing for a value <= 0 (or null) */
+	if (t->clip > 0 && t->clip_value)
 		fv_clip_grad_value(t->n_params, t->params, t->clip);
-	else if (!isnan(t->clip))
+	else if (t->clip > 0)
 		fv_clip_grad_norm(t->n_params, t->params, t->clip);
 	fv_status rc = fv_optimizer_step(t->opt);
 	if (rc != FV_OK)

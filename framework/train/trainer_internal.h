@@ -50,7 +50,7 @@ typedef struct fv__trainer {
 	int64_t min_epochs;          /* early stopping waits for these */
 	int64_t max_steps;           /* optimizer steps; -1: no limit */
 	int64_t accumulate;          /* accumulate_grad_batches */
-	double clip;                 /* NaN: no clipping */
+	double clip;                 /* NaN or <= 0: no clipping */
 	bool clip_value;             /* gradient_clip_algorithm value (else norm) */
 	bool only_train_readout;
 	bool resume;

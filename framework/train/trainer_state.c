@@ -109,7 +109,7 @@ static fv_status reload_metrics(fv__trainer *t, int64_t rows)
 static char *state_json(const fv__trainer *t)
 {
 	json_t *state = json_pack(
-		"{s:I, s:I, s:I, s:o, s:o, s:I, s:b, s:{s:I, s:I, s:I, s:o, s:I, s:I, s:o}, s:{s:I, s:o}}",
+		"{s:I, s:I, s:I, s:o, s:o, s:I, s:b, s:{s:I, s:I, s:I, s:o, s:I, s:I, s:o, s:I}, s:{s:I, s:o}}",
 		"epochs_done", (json_int_t)t->epochs_done, "global_step", (json_int_t)t->global_step,
 		/* all 64 bits, as int64; the reader casts back */
 		"seed", (json_int_t)t->seed, "lr", fv__json_number(fv_optimizer_lr(t->opt)),
@@ -121,6 +121,7 @@ static char *state_json(const fv__trainer *t)
 		"best", fv__json_number(t->sched.best),
 		"t_i", (json_int_t)t->sched.t_i, "t_cur", (json_int_t)t->sched.t_cur,
 		"momentum", fv__json_number(t->sched.momentum),
+		"total_steps", (json_int_t)t->sched.total_steps,
 		"early_stopping", "wait_count", (json_int_t)t->stop.wait_count,
 		"best", fv__json_number(t->stop.best));
 	char *text = fv__json_dump(state, 0, "the trainer state", NULL);
@@ -207,12 +208,14 @@ static fv_status apply_state(fv__trainer *t, const json_t *root, const char *pat
 		t->sched.num_bad_epochs = read_int(&r, s, "num_bad_epochs");
 		t->sched.cooldown_counter = read_int(&r, s, "cooldown_counter");
 		t->sched.best = read_double(&r, s, "best", t->sched.mode_max ? -INFINITY : INFINITY);
-		/* CosineAnnealingWarmRestarts' period and OneCycleLR's momentum;
-		** absent from the checkpoints of fovea before them */
+		/* CosineAnnealingWarmRestarts' period, OneCycleLR's momentum and
+		** length (kept, as torch's state_dict keeps it, when max_epochs
+		** changes); absent from the checkpoints of fovea before them */
 		if (json_object_get(s, "t_i") != NULL) {
 			t->sched.t_i = read_int(&r, s, "t_i");
 			t->sched.t_cur = read_int(&r, s, "t_cur");
 			t->sched.momentum = read_double(&r, s, "momentum", NAN);
+			t->sched.total_steps = read_int(&r, s, "total_steps");
 		}
 		if (!isnan(t->sched.momentum))
 			fv_optimizer_set_momentum(t->opt, t->sched.momentum);

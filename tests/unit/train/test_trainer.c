@@ -561,20 +561,22 @@ RUN_TEST(same_seed_same_run)
 	free(c);
 }
 
-RUN_TEST(resume_continues_exactly)
+/* Train 4 epochs in one go and as 2 + 2 resumed; both must end the same. */
+static void expect_resume_exact(int n_extra, const char **extra)
 {
 	write_data("d", 2);
-	const char *four[] = {"trainer.max_epochs=4"};
-	cr_assert_eq(train("d", "whole", 1, four, NULL), FV_OK, "%s", fv_errmsg());
-	const char *two[] = {"trainer.max_epochs=2"};
-	cr_assert_eq(train("d", "parts", 1, two, NULL), FV_OK, "%s", fv_errmsg());
+	const char *four[8] = {"trainer.max_epochs=4"}, *two[8] = {"trainer.max_epochs=2"};
+	const char *more[8] = {"trainer.max_epochs=4", "resume=true"};
+	for (int i = 0; i < n_extra; i++)
+		four[1 + i] = two[1 + i] = more[2 + i] = extra[i];
+	cr_assert_eq(train("d", "whole", 1 + n_extra, four, NULL), FV_OK, "%s", fv_errmsg());
+	cr_assert_eq(train("d", "parts", 1 + n_extra, two, NULL), FV_OK, "%s", fv_errmsg());
 	/* without resume=true the directory is refused */
-	cr_expect_eq(train("d", "parts", 1, four, NULL), FV_ERR_CONFIG);
+	cr_expect_eq(train("d", "parts", 1 + n_extra, four, NULL), FV_ERR_CONFIG);
 	pt_expect_msg("already holds a training run");
 	pt_expect_msg("resume=true");
-	const char *more[] = {"trainer.max_epochs=4", "resume=true"};
 	fv_train_result res;
-	cr_assert_eq(train("d", "parts", 2, more, &res), FV_OK, "%s", fv_errmsg());
+	cr_assert_eq(train("d", "parts", 2 + n_extra, more, &res), FV_OK, "%s", fv_errmsg());
 	cr_expect_eq(res.epochs, 4);
 	char *a = metrics_without_time("whole"), *b = metrics_without_time("parts");
 	cr_expect_str_eq(a, b);
@@ -587,6 +589,28 @@ RUN_TEST(resume_continues_exactly)
 	snprintf(pa, sizeof pa, "%s/best.safetensors", in_tmp("whole"));
 	snprintf(pb, sizeof pb, "%s/best.safetensors", in_tmp("parts"));
 	expect_same_tensors(pa, pb);
+}
+
+RUN_TEST(resume_continues_exactly)
+{
+	expect_resume_exact(0, NULL);
+}
+
+/* The state of a restarting cosine and of accumulation survives too. */
+RUN_TEST(resume_continues_warm_restarts_with_accumulation)
+{
+	const char *extra[] = {"lr_scheduler=cosine_annealing_warm_restarts", "lr_scheduler.T_0=1",
+	                       "trainer.accumulate_grad_batches=3"};
+	expect_resume_exact(3, extra);
+}
+
+/* OneCycleLR steps per optimizer step and cycles AdamW's beta1; its
+** total_steps is fixed so that both runs have the same cycle. */
+RUN_TEST(resume_continues_one_cycle)
+{
+	const char *extra[] = {"lr_scheduler=one_cycle_lr", "+lr_scheduler.total_steps=500",
+	                       "trainer.accumulate_grad_batches=2"};
+	expect_resume_exact(3, extra);
 }
 
 static float tensor_value(const char *ckpt, const char *name, int64_t i)
