@@ -5,17 +5,23 @@
 ** schedulers, early stopping, and building a model for a data set.
 **
 ** One epoch, as Lightning runs openretina's BaseCoreReadout:
-**   - every training batch of the LongCycler (fv_data_train_batches): zero
-**     the gradients (to None), fv_core_readout_step, backward of the total
-**     (loss + core and readout regularizers), clip the gradient norm
-**     (trainer.gradient_clip_val), one optimizer step;
+**   - every training batch of the LongCycler (fv_data_train_batches):
+**     fv_core_readout_step, backward of the total (loss + core and readout
+**     regularizers) divided by trainer.accumulate_grad_batches k; after
+**     every k-th batch and the epoch's last: clip the gradients
+**     (trainer.gradient_clip_val, gradient_clip_algorithm norm or value),
+**     one optimizer step, a scheduler with interval "step" steps, and the
+**     gradients are dropped (to None); trainer.max_steps optimizer steps
+**     end the run, mid-epoch (fovea then still validates that epoch and
+**     keeps its row and checkpoints, where Lightning skips the validation);
 **   - validation over every session's clips in eval mode without grad;
 **     the monitored "val_evaluation_loss" is the evaluation loss
 **     (CorrelationLoss3d(avg=True): the mean correlation over neurons) of
 **     each batch, averaged over batches weighted by batch size, as
 **     Lightning averages a logged value;
-**   - then the scheduler steps (ReduceLROnPlateau on the monitored value),
-**     early stopping looks at the monitored value, a strictly better value
+**   - then a scheduler with interval "epoch" steps (ReduceLROnPlateau on
+**     the monitored value), early stopping looks at the monitored value
+**     (a stop takes effect from trainer.min_epochs on), a strictly better value
 **     writes best.safetensors, a row goes to metrics.csv and
 **     last.safetensors is rewritten (with the optimizer and trainer state).
 ** After the last epoch the best weights are restored.  The output directory
@@ -27,7 +33,8 @@
 ** model, with readouts added for the data's new sessions), model.* (the
 ** model, model.learning_rate, model.optimizer, model.lr_scheduler; the
 ** top-level optimizer / lr_scheduler when the model names none),
-** trainer.max_epochs, trainer.gradient_clip_val,
+** trainer.max_epochs, min_epochs, max_steps, accumulate_grad_batches,
+** gradient_clip_val, gradient_clip_algorithm,
 ** training_callbacks.*: EarlyStopping (monitor, min_delta, patience, mode,
 ** check_finite) and ModelCheckpoint (monitor, mode), data_io.* and
 ** dataloader.* (see data.h).  fovea's own: resume (continue the run in
