@@ -486,14 +486,8 @@ static fv_status epoch_schedule(fv__trainer *t)
 	if (t->sched.kind == FV_SCHED_NONE || t->sched.per_step ||
 	    (t->epochs_done + 1) % t->sched.frequency != 0)
 		return FV_OK;
-	double metric = t->sched.kind == FV_SCHED_PLATEAU ? t->metrics[t->sched_metric] : 0;
-	double lr = fv_lr_scheduler_step(&t->sched, fv_optimizer_lr(t->opt), metric);
-	if (isnan(lr))
-		return fv_errcode();
-	fv_optimizer_set_lr(t->opt, lr);
-	if (!isnan(t->sched.momentum))
-		fv_optimizer_set_momentum(t->opt, t->sched.momentum);
-	return FV_OK;
+	bool plateau = t->sched.kind == FV_SCHED_PLATEAU;
+	return fv__schedule_step(t, plateau ? t->metrics[t->sched_metric] : 0);
 }
 
 static fv_status end_of_epoch(fv__trainer *t)

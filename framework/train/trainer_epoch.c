@@ -145,19 +145,24 @@ static bool bad_param(const fv__trainer *t, bool grads, char *what, size_t size,
 
 /* ---- training ---------------------------------------------------------------------------- */
 
-/* Lightning's interval "step": after an optimizer step, every
-** frequency-th batch of the epoch. */
-static fv_status step_schedule(fv__trainer *t, int64_t i)
+fv_status fv__schedule_step(fv__trainer *t, double metric)
 {
-	if (!t->sched.per_step || (i + 1) % t->sched.frequency != 0)
-		return FV_OK;
-	double lr = fv_lr_scheduler_step(&t->sched, fv_optimizer_lr(t->opt), 0);
+	double lr = fv_lr_scheduler_step(&t->sched, fv_optimizer_lr(t->opt), metric);
 	if (isnan(lr))
 		return fv_errcode();
 	fv_optimizer_set_lr(t->opt, lr);
 	if (!isnan(t->sched.momentum))
 		fv_optimizer_set_momentum(t->opt, t->sched.momentum);
 	return FV_OK;
+}
+
+/* Lightning's interval "step": after an optimizer step, every
+** frequency-th batch of the epoch. */
+static fv_status step_schedule(fv__trainer *t, int64_t i)
+{
+	if (!t->sched.per_step || (i + 1) % t->sched.frequency != 0)
+		return FV_OK;
+	return fv__schedule_step(t, 0);
 }
 
 /* The end of a window: clip the accumulated gradients, one optimizer step. */

@@ -95,6 +95,9 @@ typedef struct fv__trainer {
 /* trainer_epoch.c: one training pass and one validation pass, filling
 ** t->metrics. */
 fv_status fv__train_epoch(fv__trainer *t);
+/* One scheduler step (with the monitored `metric`), applied to the
+** optimizer's rate and momentum. */
+fv_status fv__schedule_step(fv__trainer *t, double metric);
 fv_status fv__validate(fv__trainer *t);
 
 /* trainer_state.c */
