@@ -132,8 +132,8 @@ errors)
 		"${small[@]}"
 	expect err "$tmp/nodata"
 	run 1 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/r" \
-		"${small[@]}" lr_scheduler._target_=OneCycleLR
-	expect err "unknown scheduler 'OneCycleLR'"
+		"${small[@]}" lr_scheduler._target_=CyclicLR
+	expect err "unknown scheduler 'CyclicLR'"
 
 	# bad data (item 1 of issue 5): exit 1, the file, session, stimulus and shapes named
 	bad() { # bad NAME: a fresh copy of the data in $tmp/NAME
