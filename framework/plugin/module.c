@@ -56,7 +56,6 @@ static const char *const kind_names[FV_KIND_COUNT] = {
 	[FV_KIND_LOSS] = "loss",
 	[FV_KIND_REDUCER] = "reducer",
 	[FV_KIND_MODEL] = "model",
-	[FV_KIND_SCHEDULER] = "scheduler",
 };
 
 const char *fv_kind_name(fv_kind kind)

@@ -44,9 +44,4 @@ void fv__options_release(const fv_option *table, void *opts);
 ** that the module outlives. */
 void fv__options_drop_nodes(const fv_option *table, void *opts);
 
-/* The components libfovea itself provides, which fv_registry_load_default()
-** registers before the plugin files: the learning-rate schedulers
-** (train/trainer_sched.c). */
-fv_status fv__register_lr_schedulers(fv_registry *reg);
-
 #endif /* FOVEA_PLUGIN_INTERNAL_H */

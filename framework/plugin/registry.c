@@ -200,7 +200,6 @@ static const char *missing_callback(const fv_component *c)
 		return c->penalty == NULL && c->project == NULL ? "penalty() or project()" : NULL;
 	case FV_KIND_STOPPER: return c->should_stop == NULL ? "should_stop()" : NULL;
 	case FV_KIND_OBJECTIVE: return c->objective == NULL ? "objective()" : NULL;
-	case FV_KIND_SCHEDULER: /* stepped by the trainer (lr_schedule.c) */
 	case FV_KIND_COUNT: break;
 	}
 	return NULL;
@@ -536,9 +535,7 @@ fv_status fv_registry_load_default(fv_registry *reg)
 {
 	char dir[PATH_MAX];
 	builtin_dir(dir, sizeof dir);
-	fv_status st = fv__register_lr_schedulers(reg);
-	if (st == FV_OK && is_dir(dir))
-		st = fv_registry_load_dir(reg, dir);
+	fv_status st = is_dir(dir) ? fv_registry_load_dir(reg, dir) : FV_OK;
 	const char *env = getenv("FOVEA_PLUGIN_PATH");
 	if (st != FV_OK || env == NULL)
 		return st;

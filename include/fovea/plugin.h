@@ -51,8 +51,6 @@ typedef enum fv_kind {
 	FV_KIND_LOSS,
 	FV_KIND_REDUCER,
 	FV_KIND_MODEL,      /* compositions, e.g. core + readout */
-	FV_KIND_SCHEDULER,  /* learning-rate schedulers: built into libfovea (trainer.h);
-	                       the registry lists them for their option tables */
 	FV_KIND_COUNT
 } fv_kind;
 

@@ -433,8 +433,7 @@ Test(registry_checks, required_callbacks)
 		{FV_KIND_REDUCER, "reducer 'Solo' has no forward(), which every reducer needs"},
 		{FV_KIND_MODEL, "model 'Solo' has no forward(), which every model needs"},
 	};
-	/* every kind but SCHEDULER, whose stepping is libfovea's own */
-	cr_assert_eq(sizeof cases / sizeof cases[0], FV_KIND_COUNT - 1, "a kind is not covered");
+	cr_assert_eq(sizeof cases / sizeof cases[0], FV_KIND_COUNT, "a kind is not covered");
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		fv_component c = {.struct_size = sizeof c, .names = one_name, .kind = cases[i].kind,
 		                  .create = create_nothing};
@@ -1237,7 +1236,7 @@ Test(module, missing_slots_are_errors)
 Test(module, kind_names)
 {
 	const char *want[FV_KIND_COUNT] = {"core", "readout", "objective", "regularizer",
-	                                   "stopper", "loss", "reducer", "model", "scheduler"};
+	                                   "stopper", "loss", "reducer", "model"};
 	for (int k = 0; k < FV_KIND_COUNT; k++)
 		cr_assert_str_eq(fv_kind_name((fv_kind)k), want[k]);
 	cr_assert_str_eq(fv_kind_name(FV_KIND_COUNT), "unknown kind");
