@@ -27,6 +27,12 @@ char *fv__strndup(const char *s, size_t n);
 void fv__benign_begin(void);
 void fv__benign_end(void);
 
+/* What a path names (paths.c): false for anything missing or else. */
+bool fv__is_dir(const char *path);
+bool fv__is_file(const char *path);
+/* mkdir -p: create `path` and its missing parents. */
+fv_status fv__make_dirs(const char *path);
+
 /* Write `parts` to `path` atomically (temp file, fsync, rename). */
 fv_status fv__atomic_write(const char *path, size_t n_parts, const void *const *parts,
                            const size_t *sizes);

@@ -1,9 +1,9 @@
 /*
 ** trainer_sched.c: what the learning-rate schedulers accept (one option
-** table per torch scheduler, registered as built-in components of kind
-** "scheduler" so that `fovea describe` documents them) and reading a
-** scheduler spec into an fv_lr_scheduler; and early stopping.  Their
-** arithmetic is in lr_schedule.c.
+** table per torch scheduler) and reading a scheduler spec into an
+** fv_lr_scheduler; and early stopping.  The tables are also fv_builtin
+** entries (builtins.c), so `fovea describe OneCycleLR` prints what this
+** parser accepts.  Their arithmetic is in lr_schedule.c.
 */
 #include <math.h>
 #include <stddef.h>
@@ -11,7 +11,7 @@
 
 #include "fovea/trainer.h"
 #include "fovea/fovea.h"
-#include "plugin/plugin_internal.h"
+#include "train/trainer_internal.h"
 
 /* Hydra's instantiation keys. */
 static const char *const ignored_keys[] = {"_partial_", "_convert_", "_recursive_", NULL};
@@ -60,7 +60,7 @@ typedef struct sched_opts {
 	  .min = 1, .max = 1e9),                                                                   \
 	O("last_epoch", INT, last_epoch, "-1", "only -1 (a new run; fovea resumes with resume=true)"), \
 	O("verbose", NODE, ignored, "null", "accepted, no effect (torch's deprecated flag)",        \
-	  .flags = FV_OPT_NULLABLE)
+	  .flags = FV_OPT_NULLABLE | FV_OPT_NO_EFFECT)
 #define PER_EPOCH "epoch: after every epoch; step: after every optimizer step"
 
 static const fv_option plateau_options[] = {
@@ -157,72 +157,36 @@ static const fv_option one_cycle_options[] = {
 #undef LIGHTNING_OPTIONS
 #undef PER_EPOCH
 
-/* ---- the components ------------------------------------------------------------------- */
+/* ---- the schedulers, as `fovea describe` documents them ------------------------------- */
 
-#define SCHEDULER(var, cls, doc_, table)                                                   \
-	static const char *const var##_names[] = {cls, "torch.optim.lr_scheduler." cls, NULL}; \
-	static const fv_component var = {                                                      \
-		.struct_size = sizeof(fv_component),                                             \
-		.kind = FV_KIND_SCHEDULER,                                                       \
-		.names = var##_names,                                                            \
-		.doc = doc_,                                                                     \
-		.options = table,                                                                \
-		.options_size = sizeof(sched_opts),                                              \
-	}
-
-SCHEDULER(plateau_component, "ReduceLROnPlateau",
-          "torch's ReduceLROnPlateau: lower the rate when the monitored metric stalls "
-          "(after validation)", plateau_options);
-SCHEDULER(step_component, "StepLR", "torch's StepLR: lr * gamma every step_size steps",
-          step_options);
-SCHEDULER(multistep_component, "MultiStepLR",
-          "torch's MultiStepLR: lr * gamma at each milestone", multistep_options);
-SCHEDULER(exponential_component, "ExponentialLR", "torch's ExponentialLR: lr * gamma every step",
-          exponential_options);
-SCHEDULER(cosine_component, "CosineAnnealingLR",
-          "torch's CosineAnnealingLR (its recursive form: past T_max the cosine rises again)",
-          cosine_options);
-SCHEDULER(warm_restarts_component, "CosineAnnealingWarmRestarts",
-          "torch's CosineAnnealingWarmRestarts (SGDR): cosine periods of T_0, T_0*T_mult, ...",
-          warm_restarts_options);
-SCHEDULER(one_cycle_component, "OneCycleLR",
-          "torch's OneCycleLR: the 1cycle policy for rate and momentum", one_cycle_options);
-#undef SCHEDULER
-
-static const struct {
-	const fv_component *c;
-	fv_sched_kind kind;
-} schedulers[] = {
-	{&plateau_component, FV_SCHED_PLATEAU},
-	{&step_component, FV_SCHED_STEP},
-	{&multistep_component, FV_SCHED_MULTISTEP},
-	{&exponential_component, FV_SCHED_EXPONENTIAL},
-	{&cosine_component, FV_SCHED_COSINE},
-	{&warm_restarts_component, FV_SCHED_COSINE_WARM},
-	{&one_cycle_component, FV_SCHED_ONE_CYCLE},
+#define NAMES(cls) ((const char *const[]){cls, "torch.optim.lr_scheduler." cls, NULL})
+const fv_builtin fv__lr_schedulers[FV__N_LR_SCHEDULERS] = {
+	{NAMES("ReduceLROnPlateau"), "scheduler",
+	 "torch's ReduceLROnPlateau: lower the rate when the monitored metric stalls (after "
+	 "validation)", plateau_options},
+	{NAMES("StepLR"), "scheduler", "torch's StepLR: lr * gamma every step_size steps",
+	 step_options},
+	{NAMES("MultiStepLR"), "scheduler", "torch's MultiStepLR: lr * gamma at each milestone",
+	 multistep_options},
+	{NAMES("ExponentialLR"), "scheduler", "torch's ExponentialLR: lr * gamma every step",
+	 exponential_options},
+	{NAMES("CosineAnnealingLR"), "scheduler",
+	 "torch's CosineAnnealingLR (its recursive form: past T_max the cosine rises again)",
+	 cosine_options},
+	{NAMES("CosineAnnealingWarmRestarts"), "scheduler",
+	 "torch's CosineAnnealingWarmRestarts (SGDR): cosine periods of T_0, T_0*T_mult, ...",
+	 warm_restarts_options},
+	{NAMES("OneCycleLR"), "scheduler", "torch's OneCycleLR: the 1cycle policy for rate and momentum",
+	 one_cycle_options},
 };
-#define N_SCHED (sizeof schedulers / sizeof schedulers[0])
+#undef NAMES
 
-static const fv_component *const builtin_components[] = {
-	&plateau_component,     &step_component,          &multistep_component,
-	&exponential_component, &cosine_component,        &warm_restarts_component,
-	&one_cycle_component,
+/* in the order of fv__lr_schedulers */
+static const fv_sched_kind sched_kinds[FV__N_LR_SCHEDULERS] = {
+	FV_SCHED_PLATEAU, FV_SCHED_STEP,        FV_SCHED_MULTISTEP, FV_SCHED_EXPONENTIAL,
+	FV_SCHED_COSINE,  FV_SCHED_COSINE_WARM, FV_SCHED_ONE_CYCLE,
 };
-
-static const fv_plugin builtin_schedulers = {
-	.abi_major = FV_ABI_MAJOR,
-	.abi_minor = FV_ABI_MINOR,
-	.name = "lr-schedulers",
-	.n_components = N_SCHED,
-	.components = builtin_components,
-};
-
-fv_status fv__register_lr_schedulers(fv_registry *reg)
-{
-	if (fv_registry_find(reg, plateau_component.names[0], NULL) != NULL)
-		return FV_OK; /* a second fv_registry_load_default() */
-	return fv_registry_add(reg, &builtin_schedulers, "libfovea (built in)");
-}
+#define N_SCHED FV__N_LR_SCHEDULERS
 
 /* ---- reading a spec ------------------------------------------------------------------- */
 
@@ -256,8 +220,8 @@ static fv_status find_scheduler(const fv_config_node *spec, size_t *which)
 		                   fv_node_keypath(spec), sched_list());
 	const char *names[2 * N_SCHED];
 	for (size_t i = 0; i < N_SCHED; i++) {
-		names[2 * i] = schedulers[i].c->names[0];
-		names[2 * i + 1] = schedulers[i].c->names[1];
+		names[2 * i] = fv__lr_schedulers[i].names[0];
+		names[2 * i + 1] = fv__lr_schedulers[i].names[1];
 		if (strcmp(name, names[2 * i]) == 0 || strcmp(name, names[2 * i + 1]) == 0) {
 			*which = i;
 			return FV_OK;
@@ -382,14 +346,14 @@ fv_status fv_lr_scheduler_parse(const fv_config_node *spec, double lr, fv_lr_sch
 	fv_status rc = find_scheduler(spec, &which);
 	if (rc != FV_OK)
 		return rc;
-	const fv_component *c = schedulers[which].c;
+	const fv_builtin *b = &fv__lr_schedulers[which];
 	sched_opts o = {0};
-	rc = fv_options_parse(c->options, spec, &o, c->names[0], ignored_keys);
+	rc = fv_options_parse(b->options, spec, &o, b->names[0], ignored_keys);
 	if (rc != FV_OK)
 		return rc;
-	out->kind = schedulers[which].kind;
+	out->kind = sched_kinds[which];
 	rc = take_options(out, &o, lr, spec);
-	fv_options_free(c->options, &o); /* the strings stay: they point into the config */
+	fv_options_free(b->options, &o); /* the strings stay: they point into the config */
 	return rc;
 }
 

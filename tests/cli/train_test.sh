@@ -316,7 +316,7 @@ accumulate_one_cycle)
 	expect err "OneCycleLR: tried to step 4 times; total_steps is 3"
 
 	run 0 "$fovea" describe torch.optim.lr_scheduler.OneCycleLR
-	expect out "OneCycleLR (scheduler)"
+	expect out "OneCycleLR (scheduler, built into libfovea)"
 	expect out "max_lr"
 	expect out "anneal_strategy"
 	;;
