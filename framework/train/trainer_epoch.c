@@ -147,7 +147,11 @@ static bool bad_param(const fv__trainer *t, bool grads, char *what, size_t size,
 
 fv_status fv__schedule_step(fv__trainer *t, double metric)
 {
+	fv_clear_error(); /* a NaN below either comes with its message or gets one */
 	double lr = fv_lr_scheduler_step(&t->sched, fv_optimizer_lr(t->opt), metric);
+	if (isnan(lr) && fv_errcode() == FV_OK)
+		fv_error(FV_ERR_ARG, "lr_scheduler: the learning rate became NaN after step %lld",
+		         (long long)t->sched.last_epoch);
 	if (isnan(lr))
 		return fv_errcode();
 	fv_optimizer_set_lr(t->opt, lr);

@@ -111,7 +111,8 @@ static fv_status reload_metrics(fv__trainer *t, int64_t rows)
 static char *state_json(const fv__trainer *t)
 {
 	json_t *state = json_pack(
-		"{s:I, s:I, s:I, s:o, s:o, s:I, s:b, s:{s:I, s:I, s:I, s:o, s:I, s:I, s:o, s:I}, s:{s:I, s:o}}",
+		"{s:I, s:I, s:I, s:o, s:o, s:I, s:b, "
+		"s:{s:I, s:I, s:I, s:o, s:I, s:I, s:o, s:I}, s:{s:I, s:o}}",
 		"epochs_done", (json_int_t)t->epochs_done, "global_step", (json_int_t)t->global_step,
 		/* all 64 bits, as int64; the reader casts back */
 		"seed", (json_int_t)t->seed, "lr", fv__json_number(fv_optimizer_lr(t->opt)),
@@ -189,6 +190,17 @@ static double read_double(state_reader *r, const json_t *obj, const char *key, d
 	return v == NULL || json_is_null(v) ? inf : json_number_value(v);
 }
 
+/* What the scheduler's arithmetic needs of restored state: a period of at
+** least one step, a position inside it, a momentum in [0, 1]. */
+static bool sched_state_valid(const fv_lr_scheduler *s)
+{
+	if (s->kind == FV_SCHED_COSINE_WARM && (s->t_i < 1 || s->t_cur < 0 || s->t_cur >= s->t_i))
+		return false;
+	if (s->kind == FV_SCHED_ONE_CYCLE && s->total_steps < 1)
+		return false;
+	return isnan(s->momentum) || (s->momentum >= 0 && s->momentum <= 1);
+}
+
 static fv_status apply_state(fv__trainer *t, const json_t *root, const char *path)
 {
 	state_reader r = {path, FV_OK};
@@ -219,6 +231,9 @@ static fv_status apply_state(fv__trainer *t, const json_t *root, const char *pat
 			t->sched.momentum = read_double(&r, s, "momentum", NAN);
 			t->sched.total_steps = read_int(&r, s, "total_steps");
 		}
+		if (r.rc == FV_OK && !sched_state_valid(&t->sched))
+			r.rc = fv_error(FV_ERR_FORMAT, "%s: metadata trainer_state: the scheduler's "
+			                "t_i, t_cur, momentum or total_steps is out of range", path);
 		if (!isnan(t->sched.momentum))
 			fv_optimizer_set_momentum(t->opt, t->sched.momentum);
 	}
