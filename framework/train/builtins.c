@@ -26,6 +26,13 @@ static const fv_builtin *const all[] = {
 	&fv__csv_logger.info,
 	&fv__tensorboard_logger.info,
 	&lr_monitor,
+	&fv__lr_schedulers[0],
+	&fv__lr_schedulers[1],
+	&fv__lr_schedulers[2],
+	&fv__lr_schedulers[3],
+	&fv__lr_schedulers[4],
+	&fv__lr_schedulers[5],
+	&fv__lr_schedulers[6],
 };
 #define N_BUILTINS (sizeof all / sizeof all[0])
 

@@ -265,6 +265,14 @@ void fv_optimizer_set_lr(fv_optimizer *opt, double lr)
 	opt->cfg.lr = lr;
 }
 
+void fv_optimizer_set_momentum(fv_optimizer *opt, double momentum)
+{
+	if (opt->cfg.kind == FV_OPTIM_SGD)
+		opt->cfg.momentum = momentum;
+	else
+		opt->cfg.beta1 = momentum;
+}
+
 const fv_optim_config *fv_optimizer_config(const fv_optimizer *opt)
 {
 	return &opt->cfg;
@@ -326,4 +334,14 @@ double fv_clip_grad_norm(size_t n_params, fv_tensor *const *params, double max_n
 				g->data[j] = (fv_real)(g->data[j] * coef);
 		}
 	return norm;
+}
+
+void fv_clip_grad_value(size_t n_params, fv_tensor *const *params, double clip_value)
+{
+	fv_real hi = (fv_real)clip_value, lo = -hi;
+	for (size_t i = 0; i < n_params; i++) {
+		fv_tensor *g = params[i]->grad;
+		for (int64_t j = 0; g != NULL && j < g->numel; j++)
+			g->data[j] = g->data[j] < lo ? lo : g->data[j] > hi ? hi : g->data[j];
+	}
 }

@@ -69,6 +69,31 @@ static const char *model_default(fv_registry *reg, const fv_config_node *model_s
 	return NULL;
 }
 
+/* Lightning's ClosureResult normalises the training step's loss by
+** accumulate_grad_batches before the backward. */
+fv_status fv_accumulate_backward(fv_ctx *ctx, fv_tensor *total, int64_t accumulate)
+{
+	if (accumulate < 1)
+		return fv_error(FV_ERR_ARG, "accumulate_grad_batches %lld: 1 or more",
+		                (long long)accumulate);
+	if (accumulate > 1)
+		total = fv_mul_scalar(ctx, total, 1.0 / (double)accumulate);
+	return fv_backward(ctx, total);
+}
+
+/* Lightning's _should_accumulate, with the batch counted from 0 within
+** the epoch: a window of k batches ends at every k-th batch and at the
+** epoch's last. */
+bool fv_accumulation_opens(int64_t i, int64_t accumulate)
+{
+	return i % accumulate == 0;
+}
+
+bool fv_accumulation_closes(int64_t i, int64_t n, int64_t accumulate)
+{
+	return (i + 1) % accumulate == 0 || i + 1 == n;
+}
+
 static fv_module *loss_module(fv_registry *reg, const fv_config_node *model_spec, const char *key,
                               const char *target, const char *yaml)
 {

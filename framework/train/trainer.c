@@ -19,6 +19,8 @@
 
 typedef struct trainer_opts {
 	int64_t max_epochs;
+	int64_t min_epochs;
+	int64_t max_steps;
 	double gradient_clip_val;
 	const char *gradient_clip_algorithm;
 	int64_t accumulate_grad_batches;
@@ -35,10 +37,15 @@ static const fv_option trainer_options[] = {
 	 "epochs to train (Lightning's default 1000 when null)"},
 	{"gradient_clip_val", FV_OPT_FLOAT, OFF(gradient_clip_val), "null", 0, 1e30, FV_OPT_NULLABLE,
 	 NULL, "clip the gradients' total L2 norm to this value"},
+	{"min_epochs", FV_OPT_INT, OFF(min_epochs), "null", 0, 1e12, FV_OPT_NULLABLE, NULL,
+	 "early stopping takes effect only after this many epochs"},
+	{"max_steps", FV_OPT_INT, OFF(max_steps), "-1", -1, 1e15, 0, NULL,
+	 "stop after this many optimizer steps (-1: no limit)"},
 	{"gradient_clip_algorithm", FV_OPT_ENUM, OFF(gradient_clip_algorithm), "null", 0, 0,
-	 FV_OPT_NULLABLE, "norm", "only norm"},
-	{"accumulate_grad_batches", FV_OPT_INT, OFF(accumulate_grad_batches), "1", 0, 0, 0, NULL,
-	 "only 1: one optimizer step per batch"},
+	 FV_OPT_NULLABLE, "norm|value",
+	 "norm: scale to the total L2 norm (default); value: clamp each element"},
+	{"accumulate_grad_batches", FV_OPT_INT, OFF(accumulate_grad_batches), "1", 1, 1e9, 0, NULL,
+	 "batches whose gradients add up (loss / k) before one clip and optimizer step"},
 	{"check_val_every_n_epoch", FV_OPT_INT, OFF(check_val_every_n_epoch), "1", 0, 0, 0, NULL,
 	 "only 1: validation after every epoch"},
 	{"precision", FV_OPT_NODE, OFF(ignored), "null", 0, 0, FV_OPT_NULLABLE, NULL,
@@ -133,13 +140,17 @@ static fv_status read_trainer(fv__trainer *t, const fv_config_node *root)
 	                                hydra_ignored);
 	if (rc != FV_OK)
 		return rc;
-	t->max_epochs = o.max_epochs == FV_NONE_INT ? 1000 : o.max_epochs;
+	/* Lightning: max_epochs 1000 when neither it nor max_steps is given */
+	t->max_epochs = o.max_epochs != FV_NONE_INT ? o.max_epochs
+	                : o.max_steps == -1         ? 1000
+	                                            : INT64_MAX;
+	t->min_epochs = o.min_epochs == FV_NONE_INT ? 0 : o.min_epochs;
+	t->max_steps = o.max_steps;
+	t->accumulate = o.accumulate_grad_batches;
 	t->clip = o.gradient_clip_val;
+	t->clip_value = o.gradient_clip_algorithm != NULL &&
+	                strcmp(o.gradient_clip_algorithm, "value") == 0;
 	fv_options_free(trainer_options, &o);
-	if (o.accumulate_grad_batches != 1)
-		return fv_error(FV_ERR_CONFIG, "trainer.accumulate_grad_batches: fovea takes one "
-		                "optimizer step per batch (1), got %lld",
-		                (long long)o.accumulate_grad_batches);
 	if (o.check_val_every_n_epoch != 1)
 		return fv_error(FV_ERR_CONFIG, "trainer.check_val_every_n_epoch: fovea validates "
 		                "after every epoch (1), got %lld", (long long)o.check_val_every_n_epoch);
@@ -322,7 +333,6 @@ static fv_status make_optimizer(fv__trainer *t)
 	fv_status rc = spec != NULL ? fv_optim_config_parse(spec, &oc) : FV_OK;
 	if (rc != FV_OK)
 		return rc;
-	t->sched.base_lr = oc.lr; /* torch's base_lrs: the optimizer's initial rate */
 	if (t->only_train_readout) {
 		fv_module *core = fv_module_child(t->model, "core");
 		if (core == NULL)
@@ -365,6 +375,25 @@ static fv_status make_loop(fv__trainer *t)
 	t->best_value = t->best_mode_max ? -INFINITY : INFINITY;
 	t->best_epoch = -1;
 	fv__metrics_header(&t->csv);
+	return FV_OK;
+}
+
+/* The scheduler's constructor: its first rate (and momentum).  OneCycleLR
+** without total_steps gets Lightning's estimated_stepping_batches, as
+** openretina's instantiate_scheduler gives it. */
+static fv_status start_schedule(fv__trainer *t)
+{
+	if (t->sched.kind == FV_SCHED_ONE_CYCLE && t->sched.total_steps == 0)
+		t->sched.total_steps = fv_estimated_stepping_batches(
+			fv_batch_iter_len(t->train_it), t->accumulate, t->max_epochs, t->max_steps);
+	double lr = fv_lr_scheduler_start(&t->sched, fv_optimizer_lr(t->opt));
+	if (isnan(lr)) {
+		fv_error_prefix("lr_scheduler: ");
+		return fv_errcode();
+	}
+	fv_optimizer_set_lr(t->opt, lr);
+	if (!isnan(t->sched.momentum))
+		fv_optimizer_set_momentum(t->opt, t->sched.momentum);
 	return FV_OK;
 }
 
@@ -456,23 +485,34 @@ static fv_status report_epoch(fv__trainer *t, double lr, bool best)
 	return FV_OK;
 }
 
+/* Lightning's interval "epoch": non-plateau schedulers step after the
+** epoch's last batch, ReduceLROnPlateau after validation, both at every
+** frequency-th epoch; the rate is not used in between. */
+static fv_status epoch_schedule(fv__trainer *t)
+{
+	if (t->sched.kind == FV_SCHED_NONE || t->sched.per_step ||
+	    (t->epochs_done + 1) % t->sched.frequency != 0)
+		return FV_OK;
+	bool plateau = t->sched.kind == FV_SCHED_PLATEAU;
+	return fv__schedule_step(t, plateau ? t->metrics[t->sched_metric] : 0);
+}
+
 static fv_status end_of_epoch(fv__trainer *t)
 {
-	double lr = fv_optimizer_lr(t->opt); /* the rate this epoch ran with */
+	double lr = t->epoch_lr; /* the rate this epoch started with */
 	bool best = improves(t, t->metrics[t->best_metric]);
-	fv_status rc = FV_OK;
 	if (best) {
 		t->best_value = t->metrics[t->best_metric];
 		t->best_epoch = t->epochs_done;
 	}
-	if ((t->epochs_done + 1) % t->sched.frequency == 0 && t->sched.kind != FV_SCHED_NONE) {
-		double metric = t->sched.kind == FV_SCHED_PLATEAU ? t->metrics[t->sched_metric] : 0;
-		fv_optimizer_set_lr(t->opt, fv_lr_scheduler_step(&t->sched, lr, metric));
-	}
-	if (t->stop.enabled && fv_early_stopping_step(&t->stop, t->metrics[t->stop_metric]))
+	fv_status rc = epoch_schedule(t);
+	/* Lightning's fit loop ignores a stop request before min_epochs */
+	if (t->stop.enabled && fv_early_stopping_step(&t->stop, t->metrics[t->stop_metric]) &&
+	    t->epochs_done + 1 >= t->min_epochs)
 		t->stopped = true;
 	print_epoch(t, lr, best);
-	rc = fv__append_metrics(t, lr);
+	if (rc == FV_OK)
+		rc = fv__append_metrics(t, lr);
 	t->epochs_done++;
 	if (rc == FV_OK && best)
 		rc = fv__save_checkpoint(t, "best.safetensors");
@@ -489,7 +529,8 @@ static fv_status run_epochs(fv__trainer *t, fv_train_result *res)
 {
 	double seconds = 0;
 	int64_t ran = 0;
-	while (!t->stopped && t->epochs_done < t->max_epochs) {
+	while (!t->stopped && t->epochs_done < t->max_epochs &&
+	       (t->max_steps < 0 || t->global_step < t->max_steps)) {
 		fv_status rc = fv__train_epoch(t);
 		if (rc == FV_OK)
 			rc = fv__validate(t);
@@ -592,6 +633,8 @@ static fv_status setup(fv__trainer *t, const fv_train_options *given)
 		rc = make_optimizer(t);
 	if (rc == FV_OK)
 		rc = make_loop(t);
+	if (rc == FV_OK)
+		rc = start_schedule(t);
 	if (rc == FV_OK)
 		rc = prepare_output(t);
 	if (rc == FV_OK)

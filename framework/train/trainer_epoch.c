@@ -5,6 +5,9 @@
 **
 ** Logged values are averaged over the epoch's batches weighted by batch
 ** size, which is how Lightning reduces a value logged with on_epoch=True.
+** With accumulate_grad_batches k the gradients of k batches add up before
+** one clip and optimizer step (train.h); trainer.max_steps ends the epoch
+** after the step that reaches it.
 ** Every batch runs in the per-step context, reset first, so after the first
 ** batches the loop allocates nothing.
 */
@@ -142,10 +145,59 @@ static bool bad_param(const fv__trainer *t, bool grads, char *what, size_t size,
 
 /* ---- training ---------------------------------------------------------------------------- */
 
+fv_status fv__schedule_step(fv__trainer *t, double metric)
+{
+	fv_clear_error(); /* a NaN below either comes with its message or gets one */
+	double lr = fv_lr_scheduler_step(&t->sched, fv_optimizer_lr(t->opt), metric);
+	if (isnan(lr) && fv_errcode() == FV_OK)
+		fv_error(FV_ERR_ARG, "lr_scheduler: the learning rate became NaN after step %lld",
+		         (long long)t->sched.last_epoch);
+	if (isnan(lr))
+		return fv_errcode();
+	fv_optimizer_set_lr(t->opt, lr);
+	if (!isnan(t->sched.momentum))
+		fv_optimizer_set_momentum(t->opt, t->sched.momentum);
+	return FV_OK;
+}
+
+/* Lightning's interval "step": after an optimizer step, every
+** frequency-th batch of the epoch. */
+static fv_status step_schedule(fv__trainer *t, int64_t i)
+{
+	if (!t->sched.per_step || (i + 1) % t->sched.frequency != 0)
+		return FV_OK;
+	return fv__schedule_step(t, 0);
+}
+
+/* The end of a window: clip the accumulated gradients, one optimizer step. */
+static fv_status optimizer_step(fv__trainer *t, const fv_batch *b, int64_t i, int64_t n)
+{
+	char what[512];
+	double v;
+	if (bad_param(t, true, what, sizeof what, &v))
+		return not_finite(t, "training", i, n, b->session, what, v);
+	/* Lightning's clip_gradients: nothing for a value <= 0 (or null) */
+	if (t->clip > 0 && t->clip_value)
+		fv_clip_grad_value(t->n_params, t->params, t->clip);
+	else if (t->clip > 0)
+		fv_clip_grad_norm(t->n_params, t->params, t->clip);
+	fv_status rc = fv_optimizer_step(t->opt);
+	if (rc != FV_OK)
+		return rc;
+	fv_module_after_optimizer_step(t->model); /* e.g. a gain clamped >= 0 */
+	if (bad_param(t, false, what, sizeof what, &v))
+		return not_finite(t, "training", i, n, b->session, what, v);
+	t->global_step++;
+	return step_schedule(t, i);
+}
+
+/* One batch: the training step and the backward of total / k; the batch
+** closing a window of k (or the epoch) also steps. */
 static fv_status train_batch(fv__trainer *t, const fv_batch *b, int64_t i, int64_t n, running *r)
 {
 	fv_ctx_reset(t->ctx);
-	fv_optimizer_zero_grad(t->opt);
+	if (fv_accumulation_opens(i, t->accumulate))
+		fv_optimizer_zero_grad(t->opt);
 	fv_step_terms s;
 	fv_status rc = fv_core_readout_step(t->ctx, t->model, t->loss, t->eval_loss, b->input,
 	                                    b->target, b->session, &s);
@@ -154,25 +206,18 @@ static fv_status train_batch(fv__trainer *t, const fv_batch *b, int64_t i, int64
 	if (bad != NULL)
 		return not_finite(t, "training", i, n, b->session, bad, v);
 	if (rc == FV_OK)
-		rc = fv_backward(t->ctx, s.total);
+		rc = fv_accumulate_backward(t->ctx, s.total, t->accumulate);
 	if (rc != FV_OK) {
 		fv_error_prefix("epoch %lld, session '%s': ", (long long)t->epochs_done, b->session);
 		return rc;
 	}
-	char what[512];
-	if (bad_param(t, true, what, sizeof what, &v))
-		return not_finite(t, "training", i, n, b->session, what, v);
-	if (!isnan(t->clip))
-		fv_clip_grad_norm(t->n_params, t->params, t->clip);
-	rc = fv_optimizer_step(t->opt);
-	if (rc != FV_OK)
-		return rc;
-	fv_module_after_optimizer_step(t->model); /* e.g. a gain clamped >= 0 */
-	if (bad_param(t, false, what, sizeof what, &v))
-		return not_finite(t, "training", i, n, b->session, what, v);
 	add_terms(r, &s, (double)b->input->shape[0], M_TRAIN_LOSS);
-	t->global_step++;
-	return FV_OK;
+	return fv_accumulation_closes(i, n, t->accumulate) ? optimizer_step(t, b, i, n) : FV_OK;
+}
+
+static bool max_steps_reached(const fv__trainer *t)
+{
+	return t->max_steps >= 0 && t->global_step >= t->max_steps;
 }
 
 /* The seed of epoch e's random stream (dropout, sampled readout
@@ -193,8 +238,9 @@ fv_status fv__train_epoch(fv__trainer *t)
 	fv_ctx_seed(t->ctx, epoch_seed(t->seed, t->epochs_done));
 	running r = {0};
 	int64_t total = fv_batch_iter_len(t->train_it), done = 0;
+	t->epoch_lr = fv_optimizer_lr(t->opt);
 	fv_batch b;
-	while (fv_batch_next(t->train_it, &b)) {
+	while (!max_steps_reached(t) && fv_batch_next(t->train_it, &b)) {
 		if (fv__trainer_interrupted(t))
 			return FV_OK; /* the epoch is dropped: nothing of it is written */
 		fv_status rc = train_batch(t, &b, done, total, &r);

@@ -49,7 +49,11 @@ typedef struct fv__trainer {
 	/* settings */
 	uint64_t seed;
 	int64_t max_epochs;
-	double clip;                 /* NaN: no clipping */
+	int64_t min_epochs;          /* early stopping waits for these */
+	int64_t max_steps;           /* optimizer steps; -1: no limit */
+	int64_t accumulate;          /* accumulate_grad_batches */
+	double clip;                 /* NaN or <= 0: no clipping */
+	bool clip_value;             /* gradient_clip_algorithm value (else norm) */
 	bool only_train_readout;
 	bool resume;
 	const char *load_model_path;
@@ -79,6 +83,7 @@ typedef struct fv__trainer {
 	bool stopped;
 	double metrics[N_METRICS];   /* of the last epoch */
 	double epoch_seconds;
+	double epoch_lr;             /* the rate at the start of the epoch (metrics.csv) */
 	fv__text csv;                /* metrics.csv so far */
 	fv__loggers *loggers;        /* the config's `logger` group */
 	int64_t epoch_first_step;    /* global_step when the epoch being logged began */
@@ -97,10 +102,16 @@ typedef struct fv__trainer {
 
 /* Whether should_stop asks to stop now (remembered in t->interrupted). */
 bool fv__trainer_interrupted(fv__trainer *t);
+/* trainer_sched.c: the schedulers' option tables, for builtins.c */
+#define FV__N_LR_SCHEDULERS 7
+extern const fv_builtin fv__lr_schedulers[FV__N_LR_SCHEDULERS];
 
 /* trainer_epoch.c: one training pass and one validation pass, filling
 ** t->metrics. */
 fv_status fv__train_epoch(fv__trainer *t);
+/* One scheduler step (with the monitored `metric`), applied to the
+** optimizer's rate and momentum. */
+fv_status fv__schedule_step(fv__trainer *t, double metric);
 fv_status fv__validate(fv__trainer *t);
 
 /* The training callback whose _target_ ends with `cls`, or NULL. */

@@ -1,10 +1,9 @@
 /*
-** trainer_sched.c: the learning-rate schedulers and early stopping of the
-** training loop (see trainer.h), with torch's and Lightning's semantics.
-**
-** The schedulers use torch's "chainable" formulas (each step derives the
-** new rate from the current one), not the closed forms, because that is
-** what torch computes and the two differ in the last bits.
+** trainer_sched.c: what the learning-rate schedulers accept (one option
+** table per torch scheduler) and reading a scheduler spec into an
+** fv_lr_scheduler; and early stopping.  The tables are also fv_builtin
+** entries (builtins.c), so `fovea describe OneCycleLR` prints what this
+** parser accepts.  Their arithmetic is in lr_schedule.c.
 */
 #include <math.h>
 #include <stddef.h>
@@ -12,13 +11,13 @@
 
 #include "fovea/trainer.h"
 #include "fovea/fovea.h"
+#include "train/trainer_internal.h"
 
-/* Hydra's instantiation keys and Lightning's per-scheduler settings that
-** fovea reads separately or that have no effect here. */
+/* Hydra's instantiation keys. */
 static const char *const ignored_keys[] = {"_partial_", "_convert_", "_recursive_", NULL};
 
 typedef struct sched_opts {
-	/* Lightning */
+	/* Lightning, as openretina's instantiate_scheduler pops them */
 	const char *monitor;
 	const char *interval;
 	int64_t frequency;
@@ -31,89 +30,165 @@ typedef struct sched_opts {
 	int64_t cooldown;
 	double min_lr;
 	double eps;
-	/* StepLR, ExponentialLR, CosineAnnealingLR */
+	/* StepLR, MultiStepLR, ExponentialLR */
 	int64_t step_size;
+	fv_int_list milestones;
 	double gamma;
+	/* CosineAnnealingLR, CosineAnnealingWarmRestarts */
 	int64_t t_max;
+	int64_t t_0, t_mult;
 	double eta_min;
+	/* OneCycleLR */
+	double max_lr;
+	int64_t total_steps, epochs, steps_per_epoch;
+	double pct_start;
+	const char *anneal_strategy;
+	bool cycle_momentum;
+	double base_momentum, max_momentum, div_factor, final_div_factor;
+	bool three_phase;
 	int64_t last_epoch;
 	const fv_config_node *ignored;
 } sched_opts;
 
-#define OFF(f) offsetof(sched_opts, f)
-#define LIGHTNING_OPTIONS                                                                      \
-	{"monitor", FV_OPT_STRING, OFF(monitor), "null", 0, 0, FV_OPT_NULLABLE, NULL,            \
-	 "the metric ReduceLROnPlateau watches (val_evaluation_loss: validation correlation)"},    \
-	{"interval", FV_OPT_ENUM, OFF(interval), "epoch", 0, 0, 0, "epoch",                        \
-	 "when the scheduler steps (fovea steps per epoch)"},                                      \
-	{"frequency", FV_OPT_INT, OFF(frequency), "1", 1, 1e9, 0, NULL,                            \
-	 "step at the end of every N-th epoch"},                                                    \
-	{"verbose", FV_OPT_NODE, OFF(ignored), "null", 0, 0, FV_OPT_NULLABLE, NULL,               \
-	 "accepted, no effect"}
+#define O(name, type, field, def, ...) FV_OPT(name, type, sched_opts, field, def, __VA_ARGS__)
+#define LIGHTNING_OPTIONS(interval_doc)                                                        \
+	O("monitor", STRING, monitor, "null",                                                    \
+	  "the metric ReduceLROnPlateau watches (val_correlation = val_evaluation_loss)",        \
+	  .flags = FV_OPT_NULLABLE),                                                               \
+	O("interval", ENUM, interval, "epoch", interval_doc, .choices = "epoch|step"),            \
+	O("frequency", INT, frequency, "1", "step at every N-th epoch (or optimizer step)",        \
+	  .min = 1, .max = 1e9),                                                                   \
+	O("last_epoch", INT, last_epoch, "-1", "only -1 (a new run; fovea resumes with resume=true)"), \
+	O("verbose", NODE, ignored, "null", "accepted, no effect (torch's deprecated flag)",        \
+	  .flags = FV_OPT_NULLABLE | FV_OPT_NO_EFFECT)
+#define PER_EPOCH "epoch: after every epoch; step: after every optimizer step"
 
 static const fv_option plateau_options[] = {
-	LIGHTNING_OPTIONS,
-	{"mode", FV_OPT_ENUM, OFF(mode), "min", 0, 0, 0, "min|max",
-	 "min: the metric should decrease; max: increase"},
-	{"factor", FV_OPT_FLOAT, OFF(factor), "0.1", 0, 0.999999999, 0, NULL,
-	 "new lr = lr * factor (must be < 1)"},
-	{"patience", FV_OPT_INT, OFF(patience), "10", 0, 1e12, 0, NULL,
-	 "epochs without improvement before the rate drops"},
-	{"threshold", FV_OPT_FLOAT, OFF(threshold), "0.0001", 0, 1e12, 0, NULL,
-	 "how much better counts as an improvement"},
-	{"threshold_mode", FV_OPT_ENUM, OFF(threshold_mode), "rel", 0, 0, 0, "rel|abs",
-	 "rel: best * (1 +- threshold); abs: best +- threshold"},
-	{"cooldown", FV_OPT_INT, OFF(cooldown), "0", 0, 1e12, 0, NULL,
-	 "epochs to wait after a drop before counting again"},
-	{"min_lr", FV_OPT_FLOAT, OFF(min_lr), "null", 0, 1e12, FV_OPT_NULLABLE, NULL,
-	 "lower bound of the rate (default: lr * factor^3, as openretina)"},
-	{"eps", FV_OPT_FLOAT, OFF(eps), "1e-8", 0, 1e12, 0, NULL,
-	 "drops smaller than this are skipped"},
+	LIGHTNING_OPTIONS("epoch (fovea validates once per epoch, so only epoch)"),
+	O("mode", ENUM, mode, "min", "min: the metric should decrease; max: increase",
+	  .choices = "min|max"),
+	O("factor", FLOAT, factor, "null", "new lr = lr * factor (< 1; torch's default 0.1)",
+	  .min = 0, .max = 0.999999999, .flags = FV_OPT_NULLABLE),
+	O("patience", INT, patience, "10", "epochs without improvement before the rate drops",
+	  .min = 0, .max = 1e12),
+	O("threshold", FLOAT, threshold, "0.0001", "how much better counts as an improvement",
+	  .min = 0, .max = 1e12),
+	O("threshold_mode", ENUM, threshold_mode, "rel",
+	  "rel: best * (1 +- threshold); abs: best +- threshold", .choices = "rel|abs"),
+	O("cooldown", INT, cooldown, "0", "epochs to wait after a drop before counting again",
+	  .min = 0, .max = 1e12),
+	O("min_lr", FLOAT, min_lr, "null",
+	  "lower bound of the rate (default: lr * factor^3, factor 0.3 if not given, as openretina)",
+	  .min = 0, .max = 1e12, .flags = FV_OPT_NULLABLE),
+	O("eps", FLOAT, eps, "1e-8", "drops smaller than this are skipped", .min = 0, .max = 1e12),
 	{0},
 };
 
 static const fv_option step_options[] = {
-	LIGHTNING_OPTIONS,
-	{"step_size", FV_OPT_INT, OFF(step_size), NULL, 1, 1e12, FV_OPT_REQUIRED, NULL,
-	 "epochs between decays"},
-	{"gamma", FV_OPT_FLOAT, OFF(gamma), "0.1", 0, 1e12, 0, NULL, "decay factor"},
-	{"last_epoch", FV_OPT_INT, OFF(last_epoch), "-1", 0, 0, 0, NULL, "only -1 (a new run)"},
+	LIGHTNING_OPTIONS(PER_EPOCH),
+	O("step_size", INT, step_size, NULL, "steps between decays", .min = 1, .max = 1e12,
+	  .flags = FV_OPT_REQUIRED),
+	O("gamma", FLOAT, gamma, "0.1", "decay factor", .min = 0, .max = 1e12),
+	{0},
+};
+
+static const fv_option multistep_options[] = {
+	LIGHTNING_OPTIONS(PER_EPOCH),
+	O("milestones", INT_LIST, milestones, NULL,
+	  "steps at which the rate is multiplied by gamma (once per listing)", .min = 0,
+	  .max = 1e12, .flags = FV_OPT_REQUIRED),
+	O("gamma", FLOAT, gamma, "0.1", "decay factor", .min = 0, .max = 1e12),
 	{0},
 };
 
 static const fv_option exponential_options[] = {
-	LIGHTNING_OPTIONS,
-	{"gamma", FV_OPT_FLOAT, OFF(gamma), NULL, 0, 1e12, FV_OPT_REQUIRED, NULL,
-	 "decay factor per epoch"},
-	{"last_epoch", FV_OPT_INT, OFF(last_epoch), "-1", 0, 0, 0, NULL, "only -1 (a new run)"},
+	LIGHTNING_OPTIONS(PER_EPOCH),
+	O("gamma", FLOAT, gamma, NULL, "decay factor per step", .min = 0, .max = 1e12,
+	  .flags = FV_OPT_REQUIRED),
 	{0},
 };
 
 static const fv_option cosine_options[] = {
-	LIGHTNING_OPTIONS,
-	{"T_max", FV_OPT_INT, OFF(t_max), NULL, 1, 1e12, FV_OPT_REQUIRED, NULL,
-	 "epochs of a half cosine period"},
-	{"eta_min", FV_OPT_FLOAT, OFF(eta_min), "0.0", 0, 1e12, 0, NULL, "minimum learning rate"},
-	{"last_epoch", FV_OPT_INT, OFF(last_epoch), "-1", 0, 0, 0, NULL, "only -1 (a new run)"},
+	LIGHTNING_OPTIONS(PER_EPOCH),
+	O("T_max", INT, t_max, NULL, "steps of a half cosine period", .min = 1, .max = 1e12,
+	  .flags = FV_OPT_REQUIRED),
+	O("eta_min", FLOAT, eta_min, "0.0", "minimum learning rate", .min = 0, .max = 1e12),
 	{0},
 };
-#undef OFF
 
-static const struct {
-	const char *name;
-	fv_sched_kind kind;
-	const fv_option *options;
-} sched_names[] = {
-	{"torch.optim.lr_scheduler.ReduceLROnPlateau", FV_SCHED_PLATEAU, plateau_options},
-	{"ReduceLROnPlateau", FV_SCHED_PLATEAU, plateau_options},
-	{"torch.optim.lr_scheduler.StepLR", FV_SCHED_STEP, step_options},
-	{"StepLR", FV_SCHED_STEP, step_options},
-	{"torch.optim.lr_scheduler.ExponentialLR", FV_SCHED_EXPONENTIAL, exponential_options},
-	{"ExponentialLR", FV_SCHED_EXPONENTIAL, exponential_options},
-	{"torch.optim.lr_scheduler.CosineAnnealingLR", FV_SCHED_COSINE, cosine_options},
-	{"CosineAnnealingLR", FV_SCHED_COSINE, cosine_options},
+static const fv_option warm_restarts_options[] = {
+	LIGHTNING_OPTIONS(PER_EPOCH),
+	O("T_0", INT, t_0, NULL, "steps of the first period", .min = 1, .max = 1e12,
+	  .flags = FV_OPT_REQUIRED),
+	O("T_mult", INT, t_mult, "1", "each period is T_mult times the one before", .min = 1,
+	  .max = 1e12),
+	O("eta_min", FLOAT, eta_min, "0.0", "minimum learning rate", .min = 0, .max = 1e12),
+	{0},
 };
-#define N_SCHED (sizeof sched_names / sizeof sched_names[0])
+
+static const fv_option one_cycle_options[] = {
+	LIGHTNING_OPTIONS(PER_EPOCH " (openretina's config: step)"),
+	O("max_lr", FLOAT, max_lr, NULL, "the peak learning rate", .min = 0, .max = 1e12,
+	  .flags = FV_OPT_REQUIRED),
+	O("total_steps", INT, total_steps, "null",
+	  "steps of the cycle (default: epochs * steps_per_epoch, else the trainer's estimate "
+	  "of its optimizer steps, as openretina)", .min = 1, .max = 1e15, .flags = FV_OPT_NULLABLE),
+	O("epochs", INT, epochs, "null", "with steps_per_epoch: total_steps = their product",
+	  .min = 1, .max = 1e12, .flags = FV_OPT_NULLABLE),
+	O("steps_per_epoch", INT, steps_per_epoch, "null", "see epochs", .min = 1, .max = 1e12,
+	  .flags = FV_OPT_NULLABLE),
+	O("pct_start", FLOAT, pct_start, "0.3", "fraction of the cycle spent raising the rate",
+	  .min = 0, .max = 1),
+	O("anneal_strategy", ENUM, anneal_strategy, "cos", "cos or linear annealing",
+	  .choices = "cos|linear"),
+	O("cycle_momentum", BOOL, cycle_momentum, "true",
+	  "cycle the momentum (Adam's beta1, SGD's momentum) inversely to the rate"),
+	O("base_momentum", FLOAT, base_momentum, "0.85", "lowest momentum", .min = 0, .max = 1),
+	O("max_momentum", FLOAT, max_momentum, "0.95", "highest momentum", .min = 0, .max = 1),
+	O("div_factor", FLOAT, div_factor, "25.0", "initial_lr = max_lr / div_factor", .min = 1e-12,
+	  .max = 1e12),
+	O("final_div_factor", FLOAT, final_div_factor, "10000.0",
+	  "final lr = initial_lr / final_div_factor", .min = 1e-12, .max = 1e15),
+	O("three_phase", BOOL, three_phase, "false",
+	  "a third phase: back to initial_lr, then down to the final rate"),
+	{0},
+};
+#undef O
+#undef LIGHTNING_OPTIONS
+#undef PER_EPOCH
+
+/* ---- the schedulers, as `fovea describe` documents them ------------------------------- */
+
+#define NAMES(cls) ((const char *const[]){cls, "torch.optim.lr_scheduler." cls, NULL})
+const fv_builtin fv__lr_schedulers[FV__N_LR_SCHEDULERS] = {
+	{NAMES("ReduceLROnPlateau"), "scheduler",
+	 "torch's ReduceLROnPlateau: lower the rate when the monitored metric stalls (after "
+	 "validation)", plateau_options},
+	{NAMES("StepLR"), "scheduler", "torch's StepLR: lr * gamma every step_size steps",
+	 step_options},
+	{NAMES("MultiStepLR"), "scheduler", "torch's MultiStepLR: lr * gamma at each milestone",
+	 multistep_options},
+	{NAMES("ExponentialLR"), "scheduler", "torch's ExponentialLR: lr * gamma every step",
+	 exponential_options},
+	{NAMES("CosineAnnealingLR"), "scheduler",
+	 "torch's CosineAnnealingLR (its recursive form: past T_max the cosine rises again)",
+	 cosine_options},
+	{NAMES("CosineAnnealingWarmRestarts"), "scheduler",
+	 "torch's CosineAnnealingWarmRestarts (SGDR): cosine periods of T_0, T_0*T_mult, ...",
+	 warm_restarts_options},
+	{NAMES("OneCycleLR"), "scheduler", "torch's OneCycleLR: the 1cycle policy for rate and momentum",
+	 one_cycle_options},
+};
+#undef NAMES
+
+/* in the order of fv__lr_schedulers */
+static const fv_sched_kind sched_kinds[FV__N_LR_SCHEDULERS] = {
+	FV_SCHED_PLATEAU, FV_SCHED_STEP,        FV_SCHED_MULTISTEP, FV_SCHED_EXPONENTIAL,
+	FV_SCHED_COSINE,  FV_SCHED_COSINE_WARM, FV_SCHED_ONE_CYCLE,
+};
+#define N_SCHED FV__N_LR_SCHEDULERS
+
+/* ---- reading a spec ------------------------------------------------------------------- */
 
 /* openretina's _create_default_scheduler. */
 static void default_plateau(fv_lr_scheduler *s, double lr)
@@ -127,6 +202,13 @@ static void default_plateau(fv_lr_scheduler *s, double lr)
 	s->threshold_rel = false;
 	s->min_lr = lr * pow(0.3, 3);
 	s->eps = 1e-8;
+	s->best = -INFINITY;
+}
+
+static const char *sched_list(void)
+{
+	return "ReduceLROnPlateau, StepLR, MultiStepLR, ExponentialLR, CosineAnnealingLR, "
+	       "CosineAnnealingWarmRestarts, OneCycleLR";
 }
 
 static fv_status find_scheduler(const fv_config_node *spec, size_t *which)
@@ -134,23 +216,120 @@ static fv_status find_scheduler(const fv_config_node *spec, size_t *which)
 	const fv_config_node *target = fv_node_get(spec, "_target_");
 	const char *name = target != NULL ? fv_node_text(target) : NULL;
 	if (name == NULL)
-		return fv_error_at(spec, FV_ERR_CONFIG, "%s: a scheduler needs a _target_ (one of "
-		                   "ReduceLROnPlateau, StepLR, ExponentialLR, CosineAnnealingLR)",
-		                   fv_node_keypath(spec));
-	const char *names[N_SCHED];
+		return fv_error_at(spec, FV_ERR_CONFIG, "%s: a scheduler needs a _target_ (one of %s)",
+		                   fv_node_keypath(spec), sched_list());
+	const char *names[2 * N_SCHED];
 	for (size_t i = 0; i < N_SCHED; i++) {
-		names[i] = sched_names[i].name;
-		if (strcmp(name, names[i]) == 0) {
+		names[2 * i] = fv__lr_schedulers[i].names[0];
+		names[2 * i + 1] = fv__lr_schedulers[i].names[1];
+		if (strcmp(name, names[2 * i]) == 0 || strcmp(name, names[2 * i + 1]) == 0) {
 			*which = i;
 			return FV_OK;
 		}
 	}
-	const char *near = fv_closest_name(name, names, N_SCHED);
+	const char *near = fv_closest_name(name, names, 2 * N_SCHED);
 	return fv_error_at(target, FV_ERR_CONFIG,
-	                   "%s._target_: unknown scheduler '%s'%s%s%s (fovea has "
-	                   "ReduceLROnPlateau, StepLR, ExponentialLR, CosineAnnealingLR)",
+	                   "%s._target_: unknown scheduler '%s'%s%s%s (fovea has %s)",
 	                   fv_node_keypath(spec), name, near ? "; did you mean '" : "",
-	                   near ? near : "", near ? "'?" : "");
+	                   near ? near : "", near ? "'?" : "", sched_list());
+}
+
+static fv_status sched_error(const fv_config_node *spec, const char *key, const char *what)
+{
+	const fv_config_node *at = fv_node_get(spec, key);
+	return fv_error_at(at != NULL ? at : spec, FV_ERR_CONFIG, "%s.%s: %s", fv_node_keypath(spec),
+	                   key, what);
+}
+
+static void take_plateau(fv_lr_scheduler *s, const sched_opts *o, double lr)
+{
+	s->mode_max = strcmp(o->mode, "max") == 0;
+	s->factor = isnan(o->factor) ? 0.1 : o->factor;
+	s->patience = o->patience;
+	s->threshold = o->threshold;
+	s->threshold_rel = strcmp(o->threshold_mode, "rel") == 0;
+	s->cooldown = o->cooldown;
+	/* openretina's _handle_reduce_lr_on_plateau: factor 0.3 when not given */
+	s->min_lr = !isnan(o->min_lr) ? o->min_lr : lr * pow(isnan(o->factor) ? 0.3 : o->factor, 3);
+	s->eps = o->eps;
+	s->best = s->mode_max ? -INFINITY : INFINITY;
+}
+
+/* torch's MultiStepLR keeps Counter(milestones): each distinct milestone
+** with the number of times it was listed. */
+static fv_status take_milestones(fv_lr_scheduler *s, const sched_opts *o,
+                                 const fv_config_node *spec)
+{
+	for (size_t i = 0; i < o->milestones.n; i++) {
+		int64_t m = o->milestones.v[i];
+		size_t j = 0;
+		while (j < s->n_milestones && s->milestones[j] < m)
+			j++;
+		if (j < s->n_milestones && s->milestones[j] == m) {
+			s->milestone_count[j]++;
+			continue;
+		}
+		if (s->n_milestones == FV_SCHED_MAX_MILESTONES)
+			return sched_error(spec, "milestones", "more than 64 distinct milestones");
+		memmove(s->milestones + j + 1, s->milestones + j,
+		        (s->n_milestones - j) * sizeof *s->milestones);
+		memmove(s->milestone_count + j + 1, s->milestone_count + j,
+		        (s->n_milestones - j) * sizeof *s->milestone_count);
+		s->milestones[j] = m;
+		s->milestone_count[j] = 1;
+		s->n_milestones++;
+	}
+	return FV_OK;
+}
+
+static fv_status take_one_cycle(fv_lr_scheduler *s, const sched_opts *o,
+                                const fv_config_node *spec)
+{
+	s->max_lr = o->max_lr;
+	if (o->total_steps != FV_NONE_INT)
+		s->total_steps = o->total_steps;
+	else if (o->epochs != FV_NONE_INT && o->steps_per_epoch != FV_NONE_INT)
+		s->total_steps = o->epochs * o->steps_per_epoch;
+	else if (o->epochs != FV_NONE_INT || o->steps_per_epoch != FV_NONE_INT)
+		return sched_error(spec, o->epochs != FV_NONE_INT ? "epochs" : "steps_per_epoch",
+		                   "give both epochs and steps_per_epoch (or total_steps)");
+	s->pct_start = o->pct_start;
+	s->anneal_linear = strcmp(o->anneal_strategy, "linear") == 0;
+	s->cycle_momentum = o->cycle_momentum;
+	s->base_momentum = o->base_momentum;
+	s->max_momentum = o->max_momentum;
+	s->div_factor = o->div_factor;
+	s->final_div_factor = o->final_div_factor;
+	s->three_phase = o->three_phase;
+	return FV_OK;
+}
+
+static fv_status take_options(fv_lr_scheduler *s, const sched_opts *o, double lr,
+                              const fv_config_node *spec)
+{
+	s->monitor = o->monitor != NULL ? o->monitor : "val_correlation";
+	s->frequency = o->frequency;
+	s->per_step = strcmp(o->interval, "step") == 0;
+	s->gamma = o->gamma;
+	s->step_size = o->step_size;
+	s->t_max = o->t_max;
+	s->t_0 = o->t_0;
+	s->t_mult = o->t_mult;
+	s->eta_min = o->eta_min;
+	if (o->last_epoch != -1)
+		return sched_error(spec, "last_epoch", "only -1 (a new run); fovea resumes a schedule "
+		                   "with resume=true");
+	switch (s->kind) {
+	case FV_SCHED_PLATEAU:
+		if (s->per_step)
+			return sched_error(spec, "interval", "ReduceLROnPlateau steps after validation, "
+			                   "once per epoch in fovea: use interval: epoch");
+		take_plateau(s, o, lr);
+		return FV_OK;
+	case FV_SCHED_MULTISTEP: return take_milestones(s, o, spec);
+	case FV_SCHED_ONE_CYCLE: return take_one_cycle(s, o, spec);
+	default: return FV_OK;
+	}
 }
 
 fv_status fv_lr_scheduler_parse(const fv_config_node *spec, double lr, fv_lr_scheduler *out)
@@ -158,105 +337,24 @@ fv_status fv_lr_scheduler_parse(const fv_config_node *spec, double lr, fv_lr_sch
 	memset(out, 0, sizeof *out);
 	out->frequency = 1;
 	out->base_lr = lr;
+	out->momentum = NAN;
 	if (spec == NULL || fv_node_is_null(spec)) {
 		default_plateau(out, lr);
-		out->best = -INFINITY;
 		return FV_OK;
 	}
 	size_t which = 0;
 	fv_status rc = find_scheduler(spec, &which);
 	if (rc != FV_OK)
 		return rc;
+	const fv_builtin *b = &fv__lr_schedulers[which];
 	sched_opts o = {0};
-	rc = fv_options_parse(sched_names[which].options, spec, &o, sched_names[which].name,
-	                      ignored_keys);
+	rc = fv_options_parse(b->options, spec, &o, b->names[0], ignored_keys);
 	if (rc != FV_OK)
 		return rc;
-	if (sched_names[which].kind != FV_SCHED_PLATEAU && o.last_epoch != -1) {
-		fv_options_free(sched_names[which].options, &o);
-		return fv_error_at(fv_node_get(spec, "last_epoch"), FV_ERR_CONFIG, "%s.last_epoch: only -1 "
-		                   "(a new run); fovea resumes a schedule with resume=true",
-		                   fv_node_keypath(spec));
-	}
-	out->kind = sched_names[which].kind;
-	out->monitor = o.monitor != NULL ? o.monitor : "val_correlation";
-	out->frequency = o.frequency;
-	if (out->kind == FV_SCHED_PLATEAU) {
-		out->mode_max = strcmp(o.mode, "max") == 0;
-		out->factor = o.factor;
-		out->patience = o.patience;
-		out->threshold = o.threshold;
-		out->threshold_rel = strcmp(o.threshold_mode, "rel") == 0;
-		out->cooldown = o.cooldown;
-		out->min_lr = isnan(o.min_lr) ? lr * pow(o.factor, 3) : o.min_lr;
-		out->eps = o.eps;
-		out->best = out->mode_max ? -INFINITY : INFINITY;
-	} else {
-		out->step_size = o.step_size;
-		out->gamma = o.gamma;
-		out->t_max = o.t_max;
-		out->eta_min = o.eta_min;
-	}
-	fv_options_free(sched_names[which].options, &o);
-	return FV_OK;
-}
-
-/* torch's ReduceLROnPlateau.is_better. */
-static bool plateau_better(const fv_lr_scheduler *s, double a)
-{
-	double best = s->best;
-	if (s->threshold_rel)
-		return s->mode_max ? a > best * (s->threshold + 1.0) : a < best * (1.0 - s->threshold);
-	return s->mode_max ? a > best + s->threshold : a < best - s->threshold;
-}
-
-static double plateau_step(fv_lr_scheduler *s, double lr, double metric)
-{
-	if (plateau_better(s, metric)) {
-		s->best = metric;
-		s->num_bad_epochs = 0;
-	} else {
-		s->num_bad_epochs++;
-	}
-	if (s->cooldown_counter > 0) {
-		s->cooldown_counter--;
-		s->num_bad_epochs = 0; /* bad epochs in cooldown do not count */
-	}
-	if (s->num_bad_epochs > s->patience) {
-		double new_lr = fmax(lr * s->factor, s->min_lr);
-		if (lr - new_lr > s->eps)
-			lr = new_lr;
-		s->cooldown_counter = s->cooldown;
-		s->num_bad_epochs = 0;
-	}
-	return lr;
-}
-
-static double cosine_step(const fv_lr_scheduler *s, double lr)
-{
-	double e = (double)s->last_epoch, t = (double)s->t_max;
-	if ((s->last_epoch - 1 - s->t_max) % (2 * s->t_max) == 0)
-		return lr + (s->base_lr - s->eta_min) * (1 - cos(M_PI / t)) / 2;
-	return (1 + cos(M_PI * e / t)) / (1 + cos(M_PI * (e - 1) / t)) * (lr - s->eta_min) +
-	       s->eta_min;
-}
-
-double fv_lr_scheduler_step(fv_lr_scheduler *s, double lr, double metric)
-{
-	s->last_epoch++;
-	switch (s->kind) {
-	case FV_SCHED_PLATEAU:
-		return plateau_step(s, lr, metric);
-	case FV_SCHED_STEP:
-		return s->last_epoch % s->step_size == 0 ? lr * s->gamma : lr;
-	case FV_SCHED_EXPONENTIAL:
-		return lr * s->gamma;
-	case FV_SCHED_COSINE:
-		return cosine_step(s, lr);
-	case FV_SCHED_NONE:
-		break;
-	}
-	return lr;
+	out->kind = sched_kinds[which];
+	rc = take_options(out, &o, lr, spec);
+	fv_options_free(b->options, &o); /* the strings stay: they point into the config */
+	return rc;
 }
 
 /* ---- early stopping ------------------------------------------------------------------ */

@@ -111,7 +111,8 @@ static fv_status reload_metrics(fv__trainer *t, int64_t rows)
 static char *state_json(const fv__trainer *t)
 {
 	json_t *state = json_pack(
-		"{s:I, s:I, s:I, s:o, s:o, s:I, s:b, s:{s:I, s:I, s:I, s:o}, s:{s:I, s:o}}",
+		"{s:I, s:I, s:I, s:o, s:o, s:I, s:b, "
+		"s:{s:I, s:I, s:I, s:o, s:I, s:I, s:o, s:I}, s:{s:I, s:o}}",
 		"epochs_done", (json_int_t)t->epochs_done, "global_step", (json_int_t)t->global_step,
 		/* all 64 bits, as int64; the reader casts back */
 		"seed", (json_int_t)t->seed, "lr", fv__json_number(fv_optimizer_lr(t->opt)),
@@ -121,6 +122,9 @@ static char *state_json(const fv__trainer *t)
 		"num_bad_epochs", (json_int_t)t->sched.num_bad_epochs,
 		"cooldown_counter", (json_int_t)t->sched.cooldown_counter,
 		"best", fv__json_number(t->sched.best),
+		"t_i", (json_int_t)t->sched.t_i, "t_cur", (json_int_t)t->sched.t_cur,
+		"momentum", fv__json_number(t->sched.momentum),
+		"total_steps", (json_int_t)t->sched.total_steps,
 		"early_stopping", "wait_count", (json_int_t)t->stop.wait_count,
 		"best", fv__json_number(t->stop.best));
 	char *text = fv__json_dump(state, 0, "the trainer state", NULL);
@@ -186,6 +190,17 @@ static double read_double(state_reader *r, const json_t *obj, const char *key, d
 	return v == NULL || json_is_null(v) ? inf : json_number_value(v);
 }
 
+/* What the scheduler's arithmetic needs of restored state: a period of at
+** least one step, a position inside it, a momentum in [0, 1]. */
+static bool sched_state_valid(const fv_lr_scheduler *s)
+{
+	if (s->kind == FV_SCHED_COSINE_WARM && (s->t_i < 1 || s->t_cur < 0 || s->t_cur >= s->t_i))
+		return false;
+	if (s->kind == FV_SCHED_ONE_CYCLE && s->total_steps < 1)
+		return false;
+	return isnan(s->momentum) || (s->momentum >= 0 && s->momentum <= 1);
+}
+
 static fv_status apply_state(fv__trainer *t, const json_t *root, const char *path)
 {
 	state_reader r = {path, FV_OK};
@@ -207,6 +222,20 @@ static fv_status apply_state(fv__trainer *t, const json_t *root, const char *pat
 		t->sched.num_bad_epochs = read_int(&r, s, "num_bad_epochs");
 		t->sched.cooldown_counter = read_int(&r, s, "cooldown_counter");
 		t->sched.best = read_double(&r, s, "best", t->sched.mode_max ? -INFINITY : INFINITY);
+		/* CosineAnnealingWarmRestarts' period, OneCycleLR's momentum and
+		** length (kept, as torch's state_dict keeps it, when max_epochs
+		** changes); absent from the checkpoints of fovea before them */
+		if (json_object_get(s, "t_i") != NULL) {
+			t->sched.t_i = read_int(&r, s, "t_i");
+			t->sched.t_cur = read_int(&r, s, "t_cur");
+			t->sched.momentum = read_double(&r, s, "momentum", NAN);
+			t->sched.total_steps = read_int(&r, s, "total_steps");
+		}
+		if (r.rc == FV_OK && !sched_state_valid(&t->sched))
+			r.rc = fv_error(FV_ERR_FORMAT, "%s: metadata trainer_state: the scheduler's "
+			                "t_i, t_cur, momentum or total_steps is out of range", path);
+		if (!isnan(t->sched.momentum))
+			fv_optimizer_set_momentum(t->opt, t->sched.momentum);
 	}
 	const json_t *e = member(&r, root, "early_stopping", 1u << JSON_OBJECT, "an object");
 	if (e != NULL) {
@@ -217,12 +246,18 @@ static fv_status apply_state(fv__trainer *t, const json_t *root, const char *pat
 		r.rc = fv_error(FV_ERR_FORMAT, "%s: metadata trainer_state: bad epochs_done or lr", path);
 	/* Resuming replays the batch order of every finished epoch, so an
 	** epoch count the data does not account for would make that replay
-	** endless (epochs_done 2^63-1): every epoch took one step per training
-	** batch. */
-	int64_t per_epoch = t->train_it != NULL ? fv_batch_iter_len(t->train_it) : 0;
+	** endless (epochs_done 2^63-1): every epoch took one optimizer step per
+	** window of accumulate_grad_batches batches (the last cut short by
+	** max_steps). */
+	int64_t batches = t->train_it != NULL ? fv_batch_iter_len(t->train_it) : 0;
+	int64_t per_epoch = batches > 0 ? fv_estimated_stepping_batches(batches, t->accumulate, 1, -1)
+	                                : 0;
+	bool cut = t->max_steps >= 0 && t->global_step == t->max_steps;
 	if (r.rc == FV_OK && (t->global_step < t->epochs_done || t->global_step < 0 ||
 	                      (per_epoch > 0 && (t->epochs_done > INT64_MAX / per_epoch ||
-	                                         t->epochs_done * per_epoch != t->global_step))))
+	                                         (t->epochs_done * per_epoch != t->global_step &&
+	                                          !(cut && t->global_step <
+	                                                       t->epochs_done * per_epoch))))))
 		r.rc = fv_error(FV_ERR_FORMAT, "%s: metadata trainer_state: %lld epochs in %lld steps "
 		                "do not fit %lld training batches per epoch (resume with the data and "
 		                "dataloader settings of the run)",

@@ -60,6 +60,9 @@ FV_API fv_status fv_optimizer_step(fv_optimizer *opt);
 FV_API void fv_optimizer_zero_grad(fv_optimizer *opt);
 FV_API double fv_optimizer_lr(const fv_optimizer *opt);
 FV_API void fv_optimizer_set_lr(fv_optimizer *opt, double lr);
+/* The momentum a scheduler cycles (torch's OneCycleLR): Adam's and AdamW's
+** beta1, SGD's momentum. */
+FV_API void fv_optimizer_set_momentum(fv_optimizer *opt, double momentum);
 FV_API const fv_optim_config *fv_optimizer_config(const fv_optimizer *opt);
 
 /* State for checkpoints: per parameter i, the step count and the moment
@@ -76,6 +79,10 @@ FV_API fv_status fv_optimizer_set_param_steps(fv_optimizer *opt, size_t i, int64
 ** L2 norm over all existing grads; if above max_norm, grads are scaled by
 ** max_norm / (norm + 1e-6).  Returns the norm before clipping. */
 FV_API double fv_clip_grad_norm(size_t n_params, fv_tensor *const *params, double max_norm);
+/* torch.nn.utils.clip_grad_value_: every existing gradient element clamped
+** to [-clip_value, clip_value] (Lightning's gradient_clip_algorithm
+** "value"). */
+FV_API void fv_clip_grad_value(size_t n_params, fv_tensor *const *params, double clip_value);
 
 #ifdef __cplusplus
 }

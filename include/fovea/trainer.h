@@ -5,17 +5,23 @@
 ** schedulers, early stopping, and building a model for a data set.
 **
 ** One epoch, as Lightning runs openretina's BaseCoreReadout:
-**   - every training batch of the LongCycler (fv_data_train_batches): zero
-**     the gradients (to None), fv_core_readout_step, backward of the total
-**     (loss + core and readout regularizers), clip the gradient norm
-**     (trainer.gradient_clip_val), one optimizer step;
+**   - every training batch of the LongCycler (fv_data_train_batches):
+**     fv_core_readout_step, backward of the total (loss + core and readout
+**     regularizers) divided by trainer.accumulate_grad_batches k; after
+**     every k-th batch and the epoch's last: clip the gradients
+**     (trainer.gradient_clip_val, gradient_clip_algorithm norm or value),
+**     one optimizer step, a scheduler with interval "step" steps, and the
+**     gradients are dropped (to None); trainer.max_steps optimizer steps
+**     end the run, mid-epoch (fovea then still validates that epoch and
+**     keeps its row and checkpoints, where Lightning skips the validation);
 **   - validation over every session's clips in eval mode without grad;
 **     the monitored "val_evaluation_loss" is the evaluation loss
 **     (CorrelationLoss3d(avg=True): the mean correlation over neurons) of
 **     each batch, averaged over batches weighted by batch size, as
 **     Lightning averages a logged value;
-**   - then the scheduler steps (ReduceLROnPlateau on the monitored value),
-**     early stopping looks at the monitored value, a strictly better value
+**   - then a scheduler with interval "epoch" steps (ReduceLROnPlateau on
+**     the monitored value), early stopping looks at the monitored value
+**     (a stop takes effect from trainer.min_epochs on), a strictly better value
 **     writes best.safetensors, a row goes to metrics.csv and
 **     last.safetensors is rewritten (with the optimizer and trainer state).
 ** After the last epoch the best weights are restored.  The output directory
@@ -27,7 +33,8 @@
 ** model, with readouts added for the data's new sessions), model.* (the
 ** model, model.learning_rate, model.optimizer, model.lr_scheduler; the
 ** top-level optimizer / lr_scheduler when the model names none),
-** trainer.max_epochs, trainer.gradient_clip_val,
+** trainer.max_epochs, min_epochs, max_steps, accumulate_grad_batches,
+** gradient_clip_val, gradient_clip_algorithm,
 ** training_callbacks.*: EarlyStopping (monitor, min_delta, patience, mode,
 ** check_finite) and ModelCheckpoint (monitor, mode), data_io.* and
 ** dataloader.* (see data.h).  fovea's own: resume (continue the run in
@@ -83,6 +90,22 @@ FV_API fv_status fv_core_readout_step(fv_ctx *ctx, fv_module *model, fv_module *
 FV_API fv_status fv_step_evaluate(fv_ctx *ctx, fv_module *eval_loss_fn, fv_tensor *target,
                                   fv_step_terms *out);
 
+/* ---- gradient accumulation (Lightning's accumulate_grad_batches) ------------------
+** With accumulate_grad_batches = k Lightning runs training_step on every
+** batch and backpropagates total / k, so the gradients of a window of k
+** batches add up (the gradients are zeroed only before a window's first
+** batch); after the window's last batch it clips the accumulated gradients
+** once and takes one optimizer step.  The epoch's last batch always closes
+** its window, whose sum is still divided by k.  Windows restart with every
+** epoch; the terms in `out` are the unscaled ones Lightning logs. */
+/* The backward of one batch of a window: of total / accumulate (total as
+** fv_core_readout_step gives it), adding into the parameters' gradients. */
+FV_API fv_status fv_accumulate_backward(fv_ctx *ctx, fv_tensor *total, int64_t accumulate);
+/* Whether batch `i` (0-based) of an epoch of `n` batches opens a window
+** (zero the gradients before it) / closes one (clip and step after it). */
+FV_API bool fv_accumulation_opens(int64_t i, int64_t accumulate);
+FV_API bool fv_accumulation_closes(int64_t i, int64_t n, int64_t accumulate);
+
 /* The default loss modules of openretina's core-readout models, or the
 ** ones a model spec names in its `loss` / `evaluation_loss` keys (spec may
 ** be NULL).  Without such a key, a spec whose `_target_` model declares a
@@ -98,22 +121,34 @@ FV_API fv_module *fv_default_evaluation_loss(fv_registry *reg,
 FV_API fv_tensor **fv_module_params(const fv_module *m, size_t *n);
 
 /* ---- learning-rate schedulers (torch.optim.lr_scheduler) -------------------------
-** Stepped once per epoch (Lightning's interval "epoch"), after validation;
-** `frequency` N steps at the end of every N-th epoch.  The state is plain
-** data so the trainer can checkpoint it. */
+** The seven schedulers of openretina's configs/lr_scheduler/, with torch's
+** option names, defaults and step() arithmetic (the recursive "chainable"
+** forms where torch uses them, so rates match to the last bit), and
+** Lightning's stepping: `interval` "epoch" steps once per epoch (every
+** `frequency`-th), ReduceLROnPlateau after validation with the monitored
+** value, the others after the epoch's last batch; "step" steps after every
+** optimizer step (batches that only accumulate do not count).  Each is an
+** fv_builtin of kind "scheduler" (`fovea describe OneCycleLR`).
+** The state is plain data so the trainer can checkpoint it. */
 
 typedef enum fv_sched_kind {
 	FV_SCHED_NONE,
 	FV_SCHED_PLATEAU,     /* ReduceLROnPlateau */
 	FV_SCHED_STEP,        /* StepLR */
 	FV_SCHED_EXPONENTIAL, /* ExponentialLR */
-	FV_SCHED_COSINE       /* CosineAnnealingLR */
+	FV_SCHED_COSINE,      /* CosineAnnealingLR */
+	FV_SCHED_MULTISTEP,   /* MultiStepLR */
+	FV_SCHED_COSINE_WARM, /* CosineAnnealingWarmRestarts */
+	FV_SCHED_ONE_CYCLE    /* OneCycleLR */
 } fv_sched_kind;
+
+#define FV_SCHED_MAX_MILESTONES 64
 
 typedef struct fv_lr_scheduler {
 	fv_sched_kind kind;
 	const char *monitor;  /* the metric ReduceLROnPlateau watches */
 	int64_t frequency;
+	bool per_step;        /* interval "step" (else "epoch") */
 	/* ReduceLROnPlateau */
 	bool mode_max;
 	double factor;
@@ -121,34 +156,65 @@ typedef struct fv_lr_scheduler {
 	double threshold;
 	bool threshold_rel;
 	int64_t cooldown;
-	double min_lr;
+	double min_lr;        /* also OneCycleLR's final rate: initial_lr / final_div_factor */
 	double eps;
-	/* StepLR, ExponentialLR */
+	/* StepLR, ExponentialLR, MultiStepLR */
 	int64_t step_size;
 	double gamma;
-	/* CosineAnnealingLR */
+	/* MultiStepLR: distinct milestones, ascending, and how often each was listed */
+	size_t n_milestones;
+	int64_t milestones[FV_SCHED_MAX_MILESTONES];
+	int64_t milestone_count[FV_SCHED_MAX_MILESTONES];
+	/* CosineAnnealingLR, CosineAnnealingWarmRestarts */
 	int64_t t_max;
 	double eta_min;
+	int64_t t_0, t_mult;
+	/* OneCycleLR; total_steps 0: the trainer's estimate of its optimizer steps */
+	double max_lr, initial_lr;
+	int64_t total_steps;
+	double pct_start;
+	bool anneal_linear;
+	bool cycle_momentum;
+	double base_momentum, max_momentum;
+	double div_factor, final_div_factor;
+	bool three_phase;
 	/* state */
 	double base_lr;
 	int64_t last_epoch;   /* steps taken */
 	double best;
 	int64_t num_bad_epochs;
 	int64_t cooldown_counter;
+	int64_t t_i, t_cur;   /* CosineAnnealingWarmRestarts */
+	double momentum;      /* OneCycleLR's momentum of the current step; NaN: not cycled */
 } fv_lr_scheduler;
 
 /* Read a scheduler spec ({_target_: torch.optim.lr_scheduler.StepLR, ...},
 ** also the bare class names; NULL or null: openretina's default
 ** ReduceLROnPlateau(mode=max, factor=0.3, patience=5, threshold=0.0005,
 ** threshold_mode=abs, min_lr=lr*0.3^3)).  `lr` is the initial learning
-** rate; a ReduceLROnPlateau without min_lr gets lr * factor^3 as
-** openretina's instantiate_scheduler gives it. */
+** rate; a ReduceLROnPlateau without min_lr gets lr * factor^3 (factor 0.3
+** when not given) as openretina's instantiate_scheduler gives it.  The
+** result is the constructed scheduler (torch's last_epoch 0); call
+** fv_lr_scheduler_start() for the rate (and momentum) it sets. */
 FV_API fv_status fv_lr_scheduler_parse(const fv_config_node *spec, double lr,
                                        fv_lr_scheduler *out);
-/* One epoch-end step: returns the learning rate for the next epoch given
-** the current one and the monitored metric (ignored but by
-** ReduceLROnPlateau). */
+/* What the constructor does to the optimizer: `lr` is its learning rate
+** (torch's base_lrs); returns the rate to train the first step with (the
+** same, but for OneCycleLR: max_lr / div_factor), and sets s->momentum
+** (OneCycleLR with cycle_momentum: max_momentum, else NaN).  OneCycleLR
+** needs total_steps (set it first when the config left it to the
+** trainer); without one this is an error and returns NaN. */
+FV_API double fv_lr_scheduler_start(fv_lr_scheduler *s, double lr);
+/* One step: returns the learning rate to use next given the current one and
+** the monitored metric (ignored but by ReduceLROnPlateau), and updates
+** s->momentum.  Stepping OneCycleLR past total_steps is an error (as
+** torch's ValueError) and returns NaN. */
 FV_API double fv_lr_scheduler_step(fv_lr_scheduler *s, double lr, double metric);
+/* Lightning's Trainer.estimated_stepping_batches: the optimizer steps of a
+** run of max_epochs epochs of `batches` batches each, accumulating
+** `accumulate` batches per step, capped by max_steps (< 0: none). */
+FV_API int64_t fv_estimated_stepping_batches(int64_t batches, int64_t accumulate,
+                                             int64_t max_epochs, int64_t max_steps);
 
 /* ---- early stopping (Lightning's EarlyStopping) --------------------------------- */
 

@@ -28,6 +28,11 @@
 #   nonfinite           a regularizer weight of .nan or below 0 is refused; a
 #                       gradient that goes non-finite stops the run with exit
 #                       1 and no NaN checkpoint (issue 12 item 7)
+#   accumulate_one_cycle  trainer.accumulate_grad_batches=3 takes one optimizer
+#                       step per 3 batches (metrics.csv's step column);
+#                       openretina's one_cycle_lr scheduler config trains, its
+#                       rate moving per optimizer step, and a total_steps too
+#                       short for the run stops it with torch's complaint
 #   resume_bad_state    a last.safetensors whose trainer_state counts more
 #                       epochs than its steps allow is refused on resume
 #                       (found with fuzz_ckpt_meta: 2^63-1 epochs replayed
@@ -134,8 +139,8 @@ errors)
 		"${small[@]}"
 	expect err "$tmp/nodata"
 	run 1 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/r" \
-		"${small[@]}" lr_scheduler._target_=OneCycleLR
-	expect err "unknown scheduler 'OneCycleLR'"
+		"${small[@]}" lr_scheduler._target_=CyclicLR
+	expect err "unknown scheduler 'CyclicLR'"
 
 	# bad data (item 1 of issue 5): exit 1, the file, session, stimulus and shapes named
 	bad() { # bad NAME: a fresh copy of the data in $tmp/NAME
@@ -312,6 +317,42 @@ gru_core_readout)
 		paths.output_dir="$tmp/never" trainer.max_epochs=1 model.core.use_gru=true
 	expect err "GRU_core_readout.yaml"
 	expect err "gru_kwargs.rec_kern = 4: an even kernel"
+	;;
+accumulate_one_cycle)
+	make_data "$tmp/d" "${data_args[@]}"
+	run 0 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/one" \
+		"${small[@]}" trainer.max_epochs=1 --threads 1 --quiet
+	n=$(sed -n 2p "$tmp/one/metrics.csv" | cut -d, -f2)
+	[ "$n" -gt 3 ] || fail "expected more than 3 batches per epoch, got '$n'"
+	windows=$(((n + 2) / 3))
+	run 0 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/acc" \
+		"${small[@]}" trainer.max_epochs=2 trainer.accumulate_grad_batches=3 --threads 1 --no-progress
+	expect out "trained 2 epochs"
+	[ "$(sed -n 2p "$tmp/acc/metrics.csv" | cut -d, -f1,2)" = "0,$windows" ] ||
+		fail "accumulation: epoch 1 should take $windows steps: $(sed -n 2p "$tmp/acc/metrics.csv")"
+	[ "$(sed -n 3p "$tmp/acc/metrics.csv" | cut -d, -f1,2)" = "1,$((2 * windows))" ] ||
+		fail "accumulation: 2 epochs should take $((2 * windows)) steps: $(sed -n 3p "$tmp/acc/metrics.csv")"
+
+	run 0 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/oc" \
+		"${small[@]}" trainer.max_epochs=2 lr_scheduler=one_cycle_lr --threads 1 --quiet
+	grep -q "_target_: torch.optim.lr_scheduler.OneCycleLR" "$tmp/oc/config.yaml" ||
+		fail "config.yaml: no OneCycleLR"
+	# epoch 1 starts at max_lr / div_factor = 0.02 / 25; epoch 2 somewhere below max_lr
+	lr0=$(sed -n 2p "$tmp/oc/metrics.csv" | cut -d, -f3)
+	lr1=$(sed -n 3p "$tmp/oc/metrics.csv" | cut -d, -f3)
+	awk -v a="$lr0" 'BEGIN { exit !(a > 0.00079999 && a < 0.00080001) }' ||
+		fail "OneCycleLR: first rate $lr0, expected 0.0008"
+	awk -v a="$lr0" -v b="$lr1" 'BEGIN { exit !(b != a && b > 0 && b < 0.02) }' ||
+		fail "OneCycleLR: second epoch's rate $lr1"
+
+	run 1 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/short" \
+		"${small[@]}" trainer.max_epochs=2 lr_scheduler=one_cycle_lr +lr_scheduler.total_steps=3 --quiet
+	expect err "OneCycleLR: tried to step 4 times; total_steps is 3"
+
+	run 0 "$fovea" describe torch.optim.lr_scheduler.OneCycleLR
+	expect out "OneCycleLR (scheduler, built into libfovea)"
+	expect out "max_lr"
+	expect out "anneal_strategy"
 	;;
 
 concurrent_runs)

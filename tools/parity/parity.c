@@ -12,7 +12,10 @@
 **                       regularizer, then backward of
 **                       L = sum_k sum(y_k * upstream_k) + regularizer_k.
 **   key `trainer`       a core + readout training step (train.h), norm
-**                       clipping and one optimizer step.
+**                       clipping and one optimizer step; with micro-batches
+**                       (input.x.mb0, ...) accumulated as Lightning's
+**                       accumulate_grad_batches does.
+** Scheduler cases (output.lr) run in lr_parity.c.
 ** In-silico cases (keys `model`, `stops_after_iterations`) have their own
 ** flows in insilico_parity.c: an optimize_stimulus run, an objective and
 ** its stimulus gradient, or a stopper replaying losses.
@@ -390,7 +393,11 @@ static void clip_and_step(flow *f)
 	const fv_config_node *c = fv__pcase_get(f->pc, "trainer.gradient_clip_val");
 	if (c != NULL && !fv_node_is_null(c))
 		fv_node_to_double(c, &clip);
-	if (clip > 0) {
+	const char *algorithm = text_at(f->pc, "trainer.gradient_clip_algorithm");
+	if (clip > 0 && algorithm != NULL && strcmp(algorithm, "value") == 0) {
+		fv_clip_grad_value(n, params, clip);
+		compare_module(f, "clipped_grad.param.", true);
+	} else if (clip > 0) {
 		fv_tensor *norm = fv_ctx_scalar(f->ctx, (fv_real)fv_clip_grad_norm(n, params, clip));
 		fv__pcase_compare_if_present(f->pc, "output.grad_norm_before_clip", norm);
 		compare_module(f, "clipped_grad.param.", true);
@@ -473,6 +480,67 @@ static void run_train_step(flow *f)
 	fv_module_free(eval_fn);
 }
 
+/* ---- accumulated micro-batches (model_accumulate_grad_batches) ---------------
+** Lightning's accumulate_grad_batches = k: each micro-batch j (input.x.mb<j>,
+** input.target.mb<j>, session micro_batch_data_keys[j]) runs the training
+** step and the backward of total / k; the gradients add up, then one clip
+** and one optimizer step. */
+static void compare_micro_batch(flow *f, const fv_step_terms *st, int j)
+{
+	static const char *const names[] = {"output.y", "output.loss", "output.regularizer_core",
+	                                    "output.regularizer_readout", "output.total_loss"};
+	const fv_tensor *terms[] = {st->output, st->loss, st->reg_core, st->reg_readout, st->total};
+	for (int i = 0; i < 5; i++) {
+		char key[128];
+		snprintf(key, sizeof key, "%s.mb%d", names[i], j);
+		fv__pcase_compare(f->pc, key, terms[i]);
+	}
+}
+
+static bool micro_batch(flow *f, fv_module *loss_fn, int64_t k, int j, const char *session)
+{
+	char xname[64], tname[64];
+	snprintf(xname, sizeof xname, "input.x.mb%d", j);
+	snprintf(tname, sizeof tname, "input.target.mb%d", j);
+	fv_ctx_reset(f->ctx);
+	fv_tensor *x = fv__pcase_input(f->pc, f->ctx, xname, false);
+	fv_tensor *target = fv__pcase_input(f->pc, f->ctx, tname, false);
+	fv_step_terms st;
+	if (x == NULL || target == NULL ||
+	    fv_core_readout_step(f->ctx, f->m, loss_fn, NULL, x, target, session, &st) != FV_OK ||
+	    fv_accumulate_backward(f->ctx, st.total, k) != FV_OK) {
+		fv__pcase_fail(f->pc, "micro-batch %d: %s", j, fv_errmsg());
+		return false;
+	}
+	compare_micro_batch(f, &st, j);
+	return true;
+}
+
+static void run_accumulate(flow *f)
+{
+	const fv_config_node *keys = fv__pcase_get(f->pc, "micro_batch_data_keys");
+	const fv_config_node *kn = fv__pcase_get(f->pc, "trainer.accumulate_grad_batches");
+	int64_t k = 0;
+	if (keys == NULL || kn == NULL || fv_node_to_int(kn, &k) != FV_OK || k < 1) {
+		fv__pcase_fail(f->pc, "the case needs micro_batch_data_keys and "
+		               "trainer.accumulate_grad_batches");
+		return;
+	}
+	fv_module *loss_fn = fv_default_loss(f->reg, fv__pcase_get(f->pc, "kwargs"));
+	bool ok = loss_fn != NULL;
+	for (size_t j = 0; ok && j < fv_node_size(keys); j++)
+		ok = micro_batch(f, loss_fn, k, (int)j, fv_node_text(fv_node_at(keys, j)));
+	if (ok) {
+		compare_module(f, "output.param.", false);
+		compare_module(f, "output.buffer.", false);
+		compare_module(f, "grad.param.", true);
+		clip_and_step(f);
+	} else if (loss_fn == NULL) {
+		fv__pcase_fail(f->pc, "loss: %s", fv_errmsg());
+	}
+	fv_module_free(loss_fn);
+}
+
 /* ---- in-silico cases (insilico_parity.c) ------------------------------------ */
 static bool is_insilico(const fv_pcase *pc)
 {
@@ -482,6 +550,10 @@ static bool is_insilico(const fv_pcase *pc)
 
 static void run_case(flow *f)
 {
+	if (fv__pcase_has(f->pc, "output.lr")) {
+		fv__parity_lr_schedule(f->pc);
+		return;
+	}
 	if (is_insilico(f->pc)) {
 		fv__parity_insilico(f->pc, f->reg);
 		return;
@@ -493,7 +565,9 @@ static void run_case(flow *f)
 	fv_module_set_training(f->m, text_at(f->pc, "mode") != NULL &&
 	                                     strcmp(text_at(f->pc, "mode"), "train") == 0);
 	const fv_component *c = fv_module_component(f->m);
-	if (fv__pcase_get(f->pc, "trainer") != NULL)
+	if (fv__pcase_get(f->pc, "trainer") != NULL && fv__pcase_has(f->pc, "input.x.mb0"))
+		run_accumulate(f);
+	else if (fv__pcase_get(f->pc, "trainer") != NULL)
 		run_train_step(f);
 	else if (fv__pcase_has(f->pc, "output.loss"))
 		run_loss(f);

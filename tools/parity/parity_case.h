@@ -65,6 +65,9 @@ void fv__parity_insilico(fv_pcase *pc, fv_registry *reg);
 const fv_config_node *fv__pcase_kwargs(fv_pcase *pc, fv_config **derived);
 /* Remove the temporary STA directory fv__pcase_kwargs() may have made. */
 void fv__pcase_remove_stas(fv_pcase *pc);
+/* The learning-rate scheduler cases (lr_parity.c), for cases storing
+** output.lr: a trajectory of rates and parameters under the scheduler. */
+void fv__parity_lr_schedule(fv_pcase *pc);
 
 /* yaml helpers */
 const fv_config_node *fv__pcase_get(const fv_pcase *pc, const char *path);

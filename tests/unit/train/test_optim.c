@@ -114,6 +114,39 @@ Test(optim, clip_grad_norm)
 		fv_tensor_free(ps[i]);
 }
 
+/* torch's clip_grad_value_: each element clamped; a missing grad stays. */
+Test(optim, clip_grad_value)
+{
+	fv_tensor *a = scalar_param(0, 3), *b = scalar_param(0, -4), *c = scalar_param(0, 0.25);
+	fv_tensor *d = scalar_param(0, 9);
+	fv_zero_grad_to_none(d);
+	fv_tensor *ps[4] = {a, b, c, d};
+	fv_clip_grad_value(4, ps, 0.5);
+	cr_expect_eq(a->grad->data[0], 0.5f);
+	cr_expect_eq(b->grad->data[0], -0.5f);
+	cr_expect_eq(c->grad->data[0], 0.25f);
+	cr_expect_null(d->grad);
+	for (int i = 0; i < 4; i++)
+		fv_tensor_free(ps[i]);
+}
+
+/* OneCycleLR cycles Adam's beta1 and SGD's momentum. */
+Test(optim, set_momentum)
+{
+	fv_tensor *p = scalar_param(1, 1);
+	fv_optim_config adam = fv_optim_defaults(FV_OPTIM_ADAMW), sgd = fv_optim_defaults(FV_OPTIM_SGD);
+	fv_optimizer *o = fv_optimizer_new(&adam, 1, &p);
+	fv_optimizer_set_momentum(o, 0.85);
+	cr_expect_eq(fv_optimizer_config(o)->beta1, 0.85);
+	cr_expect_eq(fv_optimizer_config(o)->beta2, 0.999);
+	fv_optimizer_free(o);
+	o = fv_optimizer_new(&sgd, 1, &p);
+	fv_optimizer_set_momentum(o, 0.9);
+	cr_expect_eq(fv_optimizer_config(o)->momentum, 0.9);
+	fv_optimizer_free(o);
+	fv_tensor_free(p);
+}
+
 static fv_status parse(const char *yaml, fv_optim_config *c)
 {
 	fv_config *cfg = fv_config_load_string(yaml, strlen(yaml), "opt.yaml");

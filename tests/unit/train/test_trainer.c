@@ -216,14 +216,20 @@ Test(scheduler, bad_specs)
 {
 	expect_sched_error("_target_: torch.optim.lr_scheduler.StepLr\nstep_size: 2\n",
 	                   "did you mean 'torch.optim.lr_scheduler.StepLR'?");
-	expect_sched_error("_target_: OneCycleLR\n", "unknown scheduler 'OneCycleLR'");
+	expect_sched_error("_target_: CyclicLR\n", "unknown scheduler 'CyclicLR'");
+	expect_sched_error("_target_: OneCycleLR\n", "missing required option 'max_lr' of OneCycleLR");
 	expect_sched_error("mode: max\n", "a scheduler needs a _target_");
 	expect_sched_error("_target_: ReduceLROnPlateau\npatiense: 3\n", "did you mean 'patience'");
 	expect_sched_error("_target_: ReduceLROnPlateau\nfactor: 1.5\n", "factor");
 	expect_sched_error("_target_: ReduceLROnPlateau\nthreshold_mode: relative\n",
 	                   "threshold_mode");
 	expect_sched_error("_target_: StepLR\ngamma: 0.5\n", "step_size");
-	expect_sched_error("_target_: ExponentialLR\ngamma: 0.5\ninterval: step\n", "interval");
+	expect_sched_error("_target_: ExponentialLR\ngamma: 0.5\ninterval: batch\n", "interval");
+	expect_sched_error("_target_: ReduceLROnPlateau\ninterval: step\n",
+	                   "interval: ReduceLROnPlateau steps after validation");
+	expect_sched_error("_target_: OneCycleLR\nmax_lr: 0.1\nepochs: 3\n",
+	                   "epochs: give both epochs and steps_per_epoch");
+	expect_sched_error("_target_: MultiStepLR\nmilestones: [3, -1]\n", "milestones");
 }
 
 /* ---- early stopping ----------------------------------------------------------------------- */
@@ -555,20 +561,22 @@ RUN_TEST(same_seed_same_run)
 	free(c);
 }
 
-RUN_TEST(resume_continues_exactly)
+/* Train 4 epochs in one go and as 2 + 2 resumed; both must end the same. */
+static void expect_resume_exact(int n_extra, const char **extra)
 {
 	write_data("d", 2);
-	const char *four[] = {"trainer.max_epochs=4"};
-	cr_assert_eq(train("d", "whole", 1, four, NULL), FV_OK, "%s", fv_errmsg());
-	const char *two[] = {"trainer.max_epochs=2"};
-	cr_assert_eq(train("d", "parts", 1, two, NULL), FV_OK, "%s", fv_errmsg());
+	const char *four[8] = {"trainer.max_epochs=4"}, *two[8] = {"trainer.max_epochs=2"};
+	const char *more[8] = {"trainer.max_epochs=4", "resume=true"};
+	for (int i = 0; i < n_extra; i++)
+		four[1 + i] = two[1 + i] = more[2 + i] = extra[i];
+	cr_assert_eq(train("d", "whole", 1 + n_extra, four, NULL), FV_OK, "%s", fv_errmsg());
+	cr_assert_eq(train("d", "parts", 1 + n_extra, two, NULL), FV_OK, "%s", fv_errmsg());
 	/* without resume=true the directory is refused */
-	cr_expect_eq(train("d", "parts", 1, four, NULL), FV_ERR_CONFIG);
+	cr_expect_eq(train("d", "parts", 1 + n_extra, four, NULL), FV_ERR_CONFIG);
 	pt_expect_msg("already holds a training run");
 	pt_expect_msg("resume=true");
-	const char *more[] = {"trainer.max_epochs=4", "resume=true"};
 	fv_train_result res;
-	cr_assert_eq(train("d", "parts", 2, more, &res), FV_OK, "%s", fv_errmsg());
+	cr_assert_eq(train("d", "parts", 2 + n_extra, more, &res), FV_OK, "%s", fv_errmsg());
 	cr_expect_eq(res.epochs, 4);
 	char *a = metrics_without_time("whole"), *b = metrics_without_time("parts");
 	cr_expect_str_eq(a, b);
@@ -581,6 +589,28 @@ RUN_TEST(resume_continues_exactly)
 	snprintf(pa, sizeof pa, "%s/best.safetensors", in_tmp("whole"));
 	snprintf(pb, sizeof pb, "%s/best.safetensors", in_tmp("parts"));
 	expect_same_tensors(pa, pb);
+}
+
+RUN_TEST(resume_continues_exactly)
+{
+	expect_resume_exact(0, NULL);
+}
+
+/* The state of a restarting cosine and of accumulation survives too. */
+RUN_TEST(resume_continues_warm_restarts_with_accumulation)
+{
+	const char *extra[] = {"lr_scheduler=cosine_annealing_warm_restarts", "lr_scheduler.T_0=1",
+	                       "trainer.accumulate_grad_batches=3"};
+	expect_resume_exact(3, extra);
+}
+
+/* OneCycleLR steps per optimizer step and cycles AdamW's beta1; its
+** total_steps is fixed so that both runs have the same cycle. */
+RUN_TEST(resume_continues_one_cycle)
+{
+	const char *extra[] = {"lr_scheduler=one_cycle_lr", "+lr_scheduler.total_steps=500",
+	                       "trainer.accumulate_grad_batches=2"};
+	expect_resume_exact(3, extra);
 }
 
 static float tensor_value(const char *ckpt, const char *name, int64_t i)
@@ -689,10 +719,129 @@ RUN_TEST(missing_data_directory)
 	expect_train_error("paths.data_dir=/nonexistent/fovea", FV_ERR_NOTFOUND, "/nonexistent/fovea");
 }
 
-RUN_TEST(unsupported_accumulation)
+RUN_TEST(bad_trainer_values)
 {
-	expect_train_error("trainer.accumulate_grad_batches=2", FV_ERR_CONFIG,
+	expect_train_error("trainer.accumulate_grad_batches=0", FV_ERR_CONFIG,
 	                   "accumulate_grad_batches");
+	expect_train_error("+trainer.gradient_clip_algorithm=clamp", FV_ERR_CONFIG,
+	                   "gradient_clip_algorithm");
+	expect_train_error("+trainer.max_steps=-2", FV_ERR_CONFIG, "max_steps");
+}
+
+/* ---- accumulation, max_steps, min_epochs, per-step schedules ------------------------------- */
+
+/* Column `col` (0: epoch, 1: step, 2: lr) of row `row` of metrics.csv. */
+static double csv_value(const char *run, int row, int col)
+{
+	char path[600];
+	snprintf(path, sizeof path, "%s/metrics.csv", in_tmp(run));
+	char *s = read_text(path), *save = NULL;
+	char *line = strtok_r(s, "\n", &save);
+	for (int i = 0; i <= row && line != NULL; i++)
+		line = strtok_r(NULL, "\n", &save);
+	cr_assert_not_null(line, "%s has no row %d", path, row);
+	char *field = line;
+	for (int i = 0; i < col; i++)
+		field = strchr(field, ',') + 1;
+	double v = strtod(field, NULL);
+	free(s);
+	return v;
+}
+
+/* The training batches of one epoch of the tiny data: the steps of a
+** one-epoch run without accumulation. */
+static int64_t batches_per_epoch(void)
+{
+	const char *one[] = {"trainer.max_epochs=1"};
+	cr_assert_eq(train("d", "one", 1, one, NULL), FV_OK, "%s", fv_errmsg());
+	return (int64_t)csv_value("one", 0, 1);
+}
+
+/* accumulate_grad_batches 3: one optimizer step per 3 batches, the epoch's
+** last (partial) window stepping too, per epoch. */
+RUN_TEST(accumulation_steps_once_per_window)
+{
+	write_data("d", 2);
+	int64_t n = batches_per_epoch();
+	cr_assert_gt(n, 3);
+	const char *acc[] = {"trainer.max_epochs=2", "trainer.accumulate_grad_batches=3"};
+	fv_train_result res;
+	cr_assert_eq(train("d", "run", 2, acc, &res), FV_OK, "%s", fv_errmsg());
+	cr_expect_eq(res.epochs, 2);
+	cr_expect_eq((int64_t)csv_value("run", 0, 1), (n + 2) / 3);
+	cr_expect_eq((int64_t)csv_value("run", 1, 1), 2 * ((n + 2) / 3));
+}
+
+/* A window as long as the epoch (or longer) takes its only step at the
+** epoch's last batch: every batch of epoch 1 sees the initial weights, so
+** the logged training loss is the same for k = n and k = 2n (and one step). */
+RUN_TEST(accumulation_window_spans_the_epoch)
+{
+	write_data("d", 2);
+	int64_t n = batches_per_epoch();
+	char k1[64], k2[64];
+	snprintf(k1, sizeof k1, "trainer.accumulate_grad_batches=%lld", (long long)n);
+	snprintf(k2, sizeof k2, "trainer.accumulate_grad_batches=%lld", (long long)(2 * n));
+	const char *a[] = {"trainer.max_epochs=1", k1}, *b[] = {"trainer.max_epochs=1", k2};
+	cr_assert_eq(train("d", "a", 2, a, NULL), FV_OK, "%s", fv_errmsg());
+	cr_assert_eq(train("d", "b", 2, b, NULL), FV_OK, "%s", fv_errmsg());
+	cr_expect_eq(csv_value("a", 0, 1), 1);
+	cr_expect_eq(csv_value("b", 0, 1), 1);
+	cr_expect_eq(csv_value("a", 0, 3), csv_value("b", 0, 3), "train_loss");
+	cr_expect_neq(csv_value("one", 0, 3), csv_value("a", 0, 3), "k = 1 steps within the epoch");
+}
+
+/* max_steps ends the run after the step that reaches it, mid-epoch. */
+RUN_TEST(max_steps_ends_the_run)
+{
+	write_data("d", 2);
+	const char *steps[] = {"trainer.max_epochs=5", "+trainer.max_steps=2"};
+	fv_train_result res;
+	cr_assert_eq(train("d", "run", 2, steps, &res), FV_OK, "%s", fv_errmsg());
+	cr_expect_eq(res.epochs, 1);
+	cr_expect_eq(csv_value("run", 0, 1), 2);
+}
+
+/* As early_stopping_stops_and_restores_the_best, but min_epochs 4: the
+** stop requested after epoch 2 waits until epoch 4. */
+RUN_TEST(min_epochs_delays_early_stopping)
+{
+	write_data("d", 2);
+	const char *stop[] = {"trainer.max_epochs=6", "+trainer.min_epochs=4",
+	                      "training_callbacks.early_stopping.min_delta=10",
+	                      "training_callbacks.early_stopping.patience=1"};
+	fv_train_result res;
+	cr_assert_eq(train("d", "run", 4, stop, &res), FV_OK, "%s", fv_errmsg());
+	cr_expect(res.stopped_early);
+	cr_expect_eq(res.epochs, 4);
+}
+
+/* torch's _annealing_cos from `a` to `b`. */
+static double cos_anneal(double a, double b, double pct)
+{
+	return b + (a - b) / 2 * (cos(M_PI * pct) + 1);
+}
+
+/* configs/lr_scheduler/one_cycle_lr.yaml (interval step) with accumulation
+** 2 over 2 epochs: total_steps is Lightning's estimate, 2 ceil(n / 2), and
+** the rate moves once per optimizer step: epoch 2 starts at the rate of
+** step ceil(n / 2) of the cycle (model.learning_rate 0.02 is max_lr). */
+RUN_TEST(one_cycle_steps_per_optimizer_step)
+{
+	write_data("d", 2);
+	int64_t n = batches_per_epoch(), m = (n + 1) / 2;
+	const char *oc[] = {"trainer.max_epochs=2", "trainer.accumulate_grad_batches=2",
+	                    "lr_scheduler=one_cycle_lr", "+trainer.gradient_clip_algorithm=value",
+	                    "trainer.gradient_clip_val=0.5"};
+	cr_assert_eq(train("d", "run", 5, oc, NULL), FV_OK, "%s", fv_errmsg());
+	double max_lr = 0.02, initial = max_lr / 25, final = initial / 1e4;
+	double up_end = 0.3 * (double)(2 * m) - 1, down_end = (double)(2 * m) - 1;
+	double want = (double)m <= up_end
+	                      ? cos_anneal(initial, max_lr, (double)m / up_end)
+	                      : cos_anneal(max_lr, final, ((double)m - up_end) / (down_end - up_end));
+	cr_expect_float_eq(csv_value("run", 0, 2), initial, 1e-12 * initial);
+	cr_expect_float_eq(csv_value("run", 1, 2), want, 1e-12 * want, "lr %.17g, expected %.17g",
+	                   csv_value("run", 1, 2), want);
 }
 
 RUN_TEST(bad_fine_tuning_checkpoint)
