@@ -229,6 +229,16 @@ static fv_tensor *add_tensor(fv_module *m, const char *name, int ndim, const int
 		return NULL;
 	if (grow((void **)&m->tensors, &m->cap_tensors, m->n_tensors, sizeof *m->tensors) != FV_OK)
 		return NULL;
+	/* a parameter costs four copies in training: itself, its gradient and
+	** Adam's two moments; refuse before building when those cannot fit */
+	double bytes = 4.0 * (double)sizeof(fv_real);
+	for (int i = 0; i < ndim && shape != NULL; i++)
+		bytes *= shape[i] > 0 ? (double)shape[i] : 0.0;
+	if (is_param && fv__memory_check(bytes, "with its gradient and optimizer state, it") != FV_OK) {
+		fv_error_prefix("module '%s', %s '%s' of shape %s: ", label(m), what, name,
+		                fv_shape_str(ndim, shape));
+		return NULL;
+	}
 	fv_tensor *t = fv_tensor_new(ndim, shape);
 	if (t == NULL) {
 		fv_error_prefix("module '%s', %s '%s': ", label(m), what, name);

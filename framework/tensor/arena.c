@@ -94,6 +94,11 @@ void *fv_ctx_alloc(fv_ctx *ctx, size_t bytes)
 	if (need == 0)
 		need = FV_ARENA_ALIGN;
 	if (c == NULL || c->size - c->used < need) {
+		/* the arena holds one step's activations and gradients: this is
+		** where a batch or a stimulus too large for the machine shows */
+		if (fv__memory_check((double)ctx->used_total + (double)need,
+		                     "one step's activations and gradients") != FV_OK)
+			return NULL;
 		size_t size = c ? c->size * 2 : FV_ARENA_MIN_CHUNK;
 		if (size < need)
 			size = need;

@@ -184,4 +184,5 @@ const cli_cmd cli_cmd_predict = {
 	         "\n"
 	         "  --raw   the stimulus is already normalised (skip (x - stim_mean) / stim_std)\n",
 	.run = run_predict,
+	.max_memory = true,
 };
