@@ -24,12 +24,6 @@ char *fv__strndup(const char *s, size_t n);
 ** the caller absorbs their failure by design (a string that only serves
 ** messages falls back to a shorter one, an optimisation is skipped), so
 ** fault injection leaves them alone.  They nest. */
-/* Refuse a request of `bytes` (a double, so that an absurd size cannot
-** wrap) above the job's memory limit, before allocating it: FV_ERR_NOMEM
-** with "WHAT needs N GiB, more than ...".  Requests under 64 MiB pass
-** unchecked.  See memory_limit.c. */
-fv_status fv__memory_check(double bytes, const char *what);
-
 void fv__benign_begin(void);
 void fv__benign_end(void);
 
