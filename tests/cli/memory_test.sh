@@ -9,8 +9,10 @@
 #            parameter, against the machine's memory and against --max-memory
 #            / FOVEA_MAX_MEMORY; a bad size is a usage error; the normal job
 #            trains under a modest limit
-#   mei      `fovea mei ... time_steps=100000000` and `fovea mds` likewise,
-#            and predict's option
+#   mei      `fovea mei ... time_steps=100000000` (neuron and inner unit) and
+#            `fovea mds` likewise, refused before the start stimulus is
+#            drawn, and with --max-memory / FOVEA_MAX_MEMORY counting one
+#            forward's activations; predict's option
 set -u
 
 case_name=$1
@@ -35,18 +37,20 @@ train)
 	make_data
 	run 1 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/big" \
 		"${small[@]}" 'model.hidden_channels=[1000000000]' --threads 1 --no-progress
-	expect err "needs"
-	expect err "GiB, more than the"
+	expect err "module 'core', parameter 'features.layer0.conv."
+	expect err "of shape (1000000000, 1, "
+	expect err "with its gradient and optimizer state, it needs 14.9 GiB"
 	expect err "GiB this machine has available"
 	refute err "out of memory"
 	# a limit of the user's own, on the command line or in the environment
 	run 1 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/lim" \
 		"${small[@]}" 'model.hidden_channels=[3000]' --max-memory 100M --threads 1 --no-progress
-	expect err "GiB, more than the limit of 0.1 GiB (--max-memory or FOVEA_MAX_MEMORY)"
+	expect err "one step's activations and gradients"
+	expect err "more than the limit of 100.0 MiB (--max-memory or FOVEA_MAX_MEMORY)"
 	FOVEA_MAX_MEMORY=100M run 1 "$fovea" train "$example" paths.data_dir="$tmp/d" \
 		paths.output_dir="$tmp/lim" "${small[@]}" 'model.hidden_channels=[3000]' --threads 1 \
 		--no-progress
-	expect err "more than the limit of 0.1 GiB"
+	expect err "more than the limit of 100.0 MiB"
 	FOVEA_MAX_MEMORY=lots run 1 "$fovea" train "$example" paths.data_dir="$tmp/d" \
 		paths.output_dir="$tmp/lim" "${small[@]}" 'model.hidden_channels=[3000]' --threads 1 \
 		--no-progress
@@ -67,21 +71,41 @@ mei)
 	run 0 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/run" \
 		"${small[@]}" trainer.max_epochs=1 --threads 1 --no-progress
 	ck=$tmp/run/best.safetensors
+	# refused at once: the random start of 100000000 frames ran for minutes
+	start=$SECONDS
 	run 1 "$fovea" mei "$ck" --session session_1 --neuron 0 --out "$tmp/m" time_steps=100000000 \
 		--no-progress
-	expect err "needs"
+	expect err "a stimulus of 100000000 frames (1 x 1 x 100000000 x 6 x 5: it, its gradient and the optimizer's state) needs 44.7 GiB"
 	expect err "GiB this machine has available"
-	[ -e "$tmp/m" ] && [ -n "$(ls -A "$tmp/m")" ] && fail "mei wrote files"
+	[ -e "$tmp/m" ] && fail "mei created its output directory"
+	# the same for an inner unit (its layer was probed at full length first)
+	run 1 "$fovea" mei "$ck" --layer core.features.layer0 --channel 0 --out "$tmp/m" \
+		time_steps=100000000 --no-progress
+	expect err "needs 44.7 GiB"
+	# the activations of one forward count too (measured, then extrapolated)
 	run 1 "$fovea" mei "$ck" --session session_1 --neuron 0 --out "$tmp/m" time_steps=100000 \
 		--max-memory 100M --no-progress
-	expect err "GiB, more than the limit of 0.1 GiB"
-	run 1 "$fovea" mds "$ck" --session session_1 --on 0 --out "$tmp/s" time_steps=100000000 \
-		--no-progress
+	expect err "an optimisation of a stimulus of 100000 frames (1 x 1 x 100000 x 6 x 5: it, its gradient, the optimizer's state and one forward's activations) needs"
+	expect err "more than the limit of 100.0 MiB (--max-memory or FOVEA_MAX_MEMORY)"
+	FOVEA_MAX_MEMORY=100M run 1 "$fovea" mei "$ck" --session session_1 --neuron 0 \
+		--out "$tmp/m" time_steps=100000 --no-progress
+	expect err "more than the limit of 100.0 MiB"
+	[ -e "$tmp/m" ] && fail "mei created its output directory"
+	run 1 "$fovea" mds "$ck" --session session_1 --on 0 --off 1 --out "$tmp/s" \
+		time_steps=100000000 --no-progress
+	expect err "needs 44.7 GiB"
 	expect err "GiB this machine has available"
+	FOVEA_MAX_MEMORY=100M run 1 "$fovea" mds "$ck" --session session_1 --on 0 --off 1 \
+		--out "$tmp/s" time_steps=100000 --no-progress
+	expect err "more than the limit of 100.0 MiB"
+	[ -e "$tmp/s" ] && fail "mds created its output directory"
+	[ $((SECONDS - start)) -lt 30 ] || fail "the refusals took $((SECONDS - start)) s"
 	run 2 "$fovea" predict "$ck" --max-memory 0
 	expect err "fovea predict: --max-memory: '0' is not a memory size"
+	# a normal MEI is not refused, even under a modest limit
 	run 0 "$fovea" mei "$ck" --session session_1 --neuron 0 --out "$tmp/ok" time_steps=30 \
-		--max-memory 2G --no-progress
+		--max-memory 200M --no-progress
+	exists "$tmp/ok/mei_session_1_0.npy"
 	;;
 *)
 	echo "unknown case $case_name" >&2
