@@ -56,6 +56,9 @@ static int parse_args(int argc, char **argv, predict_args *a)
 
 static int check_session(const fv_data_info *info, const char *session, const char *ckpt)
 {
+	if (info == NULL)
+		return cli_fail("%s: the checkpoint's metadata has no data_info (sessions, neurons, "
+		                "stimulus shape); was it written by fovea train?", ckpt);
 	for (size_t i = 0; i < info->n_sessions; i++)
 		if (strcmp(info->sessions[i], session) == 0)
 			return CLI_OK;
@@ -96,10 +99,19 @@ static int stimulus_batch(const predict_args *a, const fv_data_info *info, fv_ct
 		                    s->shape[first + 2], s->shape[first + 3]};
 		*out = fv_ctx_from_data(ctx, 5, shape, s->data);
 		double mean = a->raw ? 0.0 : info->stim_mean, std = a->raw ? 1.0 : info->stim_std;
-		for (int64_t i = 0; *out != NULL && i < (*out)->numel; i++)
+		int64_t bad = 0;
+		for (int64_t i = 0; *out != NULL && i < (*out)->numel; i++) {
 			(*out)->data[i] = (fv_real)(((*out)->data[i] - mean) / std);
+			bad += !isfinite((*out)->data[i]);
+		}
+		/* a finite mean can still push every pixel past float's range */
 		if (*out == NULL)
 			rc = cli_fail("%s", fv_errmsg());
+		else if (bad > 0)
+			rc = cli_fail("%s: %lld of its %lld values are not finite%s (stim_mean %g, "
+			              "stim_std %g of %s); nothing written", a->stimulus, (long long)bad,
+			              (long long)(*out)->numel, a->raw ? "" : " once normalised",
+			              mean, std, a->checkpoint);
 	}
 	fv_tensor_free(s);
 	return rc;
