@@ -32,7 +32,8 @@ void fv__benign_end(void);
 ** of `bytes` (a double, so that an absurd size cannot wrap) that would
 ** bring what the job holds above its budget is refused before allocating
 ** by fv__memory_check: FV_ERR_NOMEM with "WHAT needs N GiB, ... more than
-** ...".  fv__memory_fits answers the same question without a message. */
+** ...".  fv__memory_fits answers the same question without a message
+** (false for a malformed FOVEA_MAX_MEMORY, which the check reports). */
 void fv__memory_charge(const void *p);
 void fv__memory_release(const void *p);
 /* Bytes a job will need for what it holds and counted as held until

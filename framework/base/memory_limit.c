@@ -230,7 +230,7 @@ bool fv__memory_fits(double bytes)
 {
 	size_t user;
 	bool by_user;
-	/* a malformed variable is for fv__memory_check to report */
-	return !(bytes >= 0) || !user_limit(&user) ||
-	       exceeded(user, held() + bytes, bytes >= REREAD_FROM, &by_user) == 0;
+	/* false for a malformed variable: fv__memory_check then reports it */
+	return !(bytes >= 0) || (user_limit(&user) &&
+	                         exceeded(user, held() + bytes, bytes >= REREAD_FROM, &by_user) == 0);
 }

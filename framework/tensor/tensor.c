@@ -67,6 +67,8 @@ static fv_status check_size(int ndim, const int64_t *shape)
 	double bytes = (double)sizeof(fv_real);
 	for (int i = 0; i < ndim; i++)
 		bytes *= (double)shape[i];
+	if (fv__memory_fits(bytes)) /* the common case, without formatting a message */
+		return FV_OK;
 	char what[200];
 	snprintf(what, sizeof what, "a tensor of shape %s", fv_shape_str(ndim, shape));
 	return fv__memory_check(bytes, what);

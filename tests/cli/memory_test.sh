@@ -37,9 +37,9 @@ train)
 	make_data
 	run 1 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/big" \
 		"${small[@]}" 'model.hidden_channels=[1000000000]' --threads 1 --no-progress
-	expect err "module 'core', parameter 'features.layer0.conv."
-	expect err "of shape (1000000000, 1, "
-	expect err "with its gradient and optimizer state, it needs 14.9 GiB"
+	# on this machine (< 30 GiB) the second of the core's weights is refused
+	# before any is filled; a larger machine refuses a later allocation
+	expect err "needs"
 	expect err "GiB this machine has available"
 	refute err "out of memory"
 	# a limit of the user's own, on the command line or in the environment
@@ -75,13 +75,16 @@ mei)
 	start=$SECONDS
 	run 1 "$fovea" mei "$ck" --session session_1 --neuron 0 --out "$tmp/m" time_steps=100000000 \
 		--no-progress
-	expect err "a stimulus of 100000000 frames (1 x 1 x 100000000 x 6 x 5: it, its gradient and the optimizer's state) needs 44.7 GiB"
+	# 44.7 GiB for the stimulus alone; a machine with more refuses the
+	# activations then
+	expect err "stimulus of 100000000 frames (1 x 1 x 100000000 x 6 x 5: it, its gradient"
 	expect err "GiB this machine has available"
 	[ -e "$tmp/m" ] && fail "mei created its output directory"
 	# the same for an inner unit (its layer was probed at full length first)
 	run 1 "$fovea" mei "$ck" --layer core.features.layer0 --channel 0 --out "$tmp/m" \
 		time_steps=100000000 --no-progress
-	expect err "needs 44.7 GiB"
+	expect err "stimulus of 100000000 frames"
+	expect err "GiB this machine has available"
 	# the activations of one forward count too (measured, then extrapolated)
 	run 1 "$fovea" mei "$ck" --session session_1 --neuron 0 --out "$tmp/m" time_steps=100000 \
 		--max-memory 100M --no-progress
@@ -93,7 +96,7 @@ mei)
 	[ -e "$tmp/m" ] && fail "mei created its output directory"
 	run 1 "$fovea" mds "$ck" --session session_1 --on 0 --off 1 --out "$tmp/s" \
 		time_steps=100000000 --no-progress
-	expect err "needs 44.7 GiB"
+	expect err "stimulus of 100000000 frames"
 	expect err "GiB this machine has available"
 	FOVEA_MAX_MEMORY=100M run 1 "$fovea" mds "$ck" --session session_1 --on 0 --off 1 \
 		--out "$tmp/s" time_steps=100000 --no-progress
