@@ -36,6 +36,17 @@ make_data() {
 	"$fovea" create-data "$tmp/d" "${data_args[@]}" >/dev/null || fail "create-data"
 }
 
+# refused_training OVERRIDES...: the tiny job with OVERRIDES exits 1 with a
+# one-line message before its first epoch and writes no checkpoint
+refused_training() {
+	run 1 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/run" \
+		"${small[@]}" "$@" --threads 1 --no-progress
+	refute out "epoch"
+	[ -e "$tmp/run/best.safetensors" ] || [ -e "$tmp/run/last.safetensors" ] &&
+		fail "a checkpoint was written"
+	[ "$(grep -c . "$tmp/err")" -eq 1 ] || { fail "expected one error line"; show err; }
+}
+
 case "$case_" in
 eval_cutoff_nan)
 	run 2 "$fovea" eval "$tmp/x.safetensors" "$tmp/d" --var-ratio-cutoff nan
@@ -43,23 +54,14 @@ eval_cutoff_nan)
 	;;
 no_validation)
 	make_data
-	run 1 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/run" \
-		"${small[@]}" dataloader.num_val_clips=0 --threads 1 --no-progress
+	refused_training dataloader.num_val_clips=0
 	expect err "no validation batches (dataloader.num_val_clips is 0"
 	expect err "set dataloader.num_val_clips to 1 or more"
-	refute out "best"
-	[ -e "$tmp/run/best.safetensors" ] && fail "a best checkpoint was written"
-	[ "$(grep -c . "$tmp/err")" -eq 1 ] || { fail "expected one error line"; show err; }
 	;;
 chunk_too_long)
 	make_data
-	run 1 "$fovea" train "$example" paths.data_dir="$tmp/d" paths.output_dir="$tmp/run" \
-		"${small[@]}" dataloader.train_chunk_size=300 dataloader.batch_size=1 --threads 1 \
-		--no-progress
+	refused_training dataloader.train_chunk_size=300 dataloader.batch_size=1
 	expect err "session 'session_0': dataloader.train_chunk_size=300 is longer than its training movie (200 frames"
-	refute out "epoch"
-	[ -e "$tmp/run/last.safetensors" ] && fail "a checkpoint was written"
-	[ "$(grep -c . "$tmp/err")" -eq 1 ] || { fail "expected one error line"; show err; }
 	;;
 nonfinite_outputs)
 	make_data
