@@ -15,7 +15,9 @@
 #   nonfinite_outputs checkpoints damaged by edit_safetensors.py (item 9):
 #                     NaN weights, stim_std 0, stim_mean 1e308, no data_info;
 #                     predict writes nothing, eval reports every neuron whose
-#                     prediction is not finite (report and JSON) and exits 1
+#                     prediction is not finite (report and JSON) and exits 1;
+#                     neurons with constant (silent) test responses are
+#                     reported too, with exit 0
 set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 case_=$1
@@ -117,6 +119,15 @@ assert s["corr_to_avg_mean"] is None and s["feve_mean"] is None, s
 PY
 	run 1 "$fovea" eval "$tmp/noinfo.safetensors" "$tmp/d" -o "$tmp/ev2"
 	expect err "no data_info"
+	# silent neurons (no spike in the test trials): constant responses, an
+	# undefined correlation that openretina's eps makes 0; reported, exit 0
+	"$fovea" create-data "$tmp/silent" "${data_args[@]}" --rate 1e-9 >/dev/null ||
+		fail "create-data --rate 1e-9"
+	run 0 "$fovea" eval "$ck" "$tmp/silent" -o "$tmp/evs"
+	expect out "Neurons with an undefined correlation: 7"
+	expect out "session_0: 3 with a constant prediction or response (correlation 0, as openretina's eps gives)"
+	python3 -c "import json,sys; s=json.load(open(sys.argv[1])); assert s['undefined_corr_by_session']['session_1'] == {'non_finite': 0, 'constant': 4} and s['corr_to_avg_mean'] == 0, s" \
+		"$tmp/evs/eval_summary.json" || fail "constant responses are not reported"
 	# a sound model reports none
 	run 0 "$fovea" eval "$ck" "$tmp/d" -o "$tmp/ev3"
 	refute out "undefined"
