@@ -43,6 +43,12 @@ void fv__memory_unreserve(size_t bytes);
 fv_status fv__memory_check(double bytes, const char *what);
 bool fv__memory_fits(double bytes);
 
+/* What a path names (paths.c): false for anything missing or else. */
+bool fv__is_dir(const char *path);
+bool fv__is_file(const char *path);
+/* mkdir -p: create `path` and its missing parents. */
+fv_status fv__make_dirs(const char *path);
+
 /* Write `parts` to `path` atomically (temp file, fsync, rename). */
 fv_status fv__atomic_write(const char *path, size_t n_parts, const void *const *parts,
                            const size_t *sizes);

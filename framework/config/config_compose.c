@@ -34,7 +34,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "config/config_internal.h"
 #include "fovea/fovea.h"
@@ -121,18 +120,6 @@ static fv_status nomem(void)
 	return fv_error(FV_ERR_NOMEM, "out of memory composing a configuration");
 }
 
-static bool is_dir(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static bool is_file(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 /* Room for element n of *arrayp, whose capacity is the power of two above n. */
 static bool grow(void *arrayp, size_t n, size_t elem)
 {
@@ -157,7 +144,7 @@ static fv_status option_file(const composer *c, const char *path, char **out)
 		char *f = fmt("%s/%s.%s", c->dir, path, ext[i]);
 		if (f == NULL)
 			return nomem();
-		if (is_file(f)) {
+		if (fv__is_file(f)) {
 			*out = f;
 			return FV_OK;
 		}
@@ -522,7 +509,7 @@ static fv_status expand_group(composer *c, const dentry *d, const context *ctx)
 	/* Hydra's own groups (hydra/launcher, ...) are not fovea's business */
 	if (strncmp(group, "hydra/", 6) == 0) {
 		char *dirpath = fmt("%s/%s", c->dir, group);
-		bool present = dirpath && is_dir(dirpath);
+		bool present = dirpath && fv__is_dir(dirpath);
 		free(dirpath);
 		if (!present)
 			goto done;
@@ -798,7 +785,7 @@ static fv_status classify(composer *c, const char *arg, bool *is_group)
 		goto done;
 	}
 	bool value_is_map = eq && eq[1] == '{';
-	if (!is_dir(dirpath) || value_is_map || group[0] == '\0') {
+	if (!fv__is_dir(dirpath) || value_is_map || group[0] == '\0') {
 		if (strchr(group, '/') != NULL && strncmp(group, "hydra/", 6) != 0)
 			st = fv_error(FV_ERR_CONFIG, "override '%s': there is no config group '%s' in %s", arg,
 			              group, c->dir);
@@ -964,7 +951,7 @@ fv_config *fv_config_compose(const char *path, const char *config_dir, int n_ove
 		st = nomem();
 	for (int i = 0; i < n_overrides && st == FV_OK; i++)
 		st = classify(&c, overrides[i], &is_group[i]);
-	if (st == FV_OK && !is_file(path))
+	if (st == FV_OK && !fv__is_file(path))
 		st = fv_error(FV_ERR_IO, "%s: cannot open the configuration file", path);
 	context top = {"", ""};
 	if (st == FV_OK)
@@ -980,8 +967,10 @@ fv_config *fv_config_compose(const char *path, const char *config_dir, int n_ove
 	for (int i = 0; i < n_overrides && st == FV_OK; i++)
 		if (!is_group[i])
 			st = fv_config_override(out, overrides[i]);
-	if (st == FV_OK)
+	if (st == FV_OK) {
+		fv__config_forget_reads(out); /* composing read keys; the program has not yet */
 		st = fv__config_resolve(out, false);
+	}
 	composer_free(&c);
 	free(is_group);
 	free(dir);

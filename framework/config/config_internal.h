@@ -41,6 +41,9 @@ struct fv_config_node {
 	fv_node_type type;
 	bool quoted;          /* scalar was quoted (or is a string by construction) */
 	unsigned char state;  /* FV__NODE_* */
+	bool used;            /* read by key, path or value since composition
+	                         (fv_config_unused); set through const pointers:
+	                         nodes are never const objects */
 	int line, col;        /* 1-based, 0 when unknown: the key's place for
 	                         map values */
 	char *text;           /* SCALAR only */
@@ -63,6 +66,13 @@ struct fv_config {
 	bool have_now;
 	bool too_big;         /* FV_CONFIG_MAX_NODES was hit: stop, do not retry */
 };
+
+/* Mark n and everything below it read (an interpolation copied it). */
+void fv__node_mark_used(const fv_config_node *n);
+/* Forget that n was read (an option accepted but without effect). */
+void fv__node_unmark(const fv_config_node *n);
+/* Forget every read of cfg (config_unused.c). */
+void fv__config_forget_reads(fv_config *cfg);
 
 /* ---- file names (config_node.c) ---------------------------------------------- */
 

@@ -248,7 +248,9 @@ void fv__node_take_places(fv_config_node *n, const fv_config_node *like, const f
 	for (size_t i = 0; i < n->n; i++) {
 		const fv_config_node *kid = NULL;
 		if (like != NULL && like->type == FV_NODE_MAP && n->type == FV_NODE_MAP)
-			kid = fv_node_get(like, n->kids[i]->key);
+			kid = fv__node_find(like, n->kids[i]->key) >= 0
+			          ? like->kids[fv__node_find(like, n->kids[i]->key)]
+			          : NULL;
 		else if (like != NULL && like->type == FV_NODE_SEQ && n->type == FV_NODE_SEQ)
 			kid = fv_node_at(like, i);
 		fv__node_take_places(n->kids[i], kid, n);
@@ -392,9 +394,34 @@ fv_node_type fv_node_kind(const fv_config_node *n)
 	return n ? n->type : FV_NODE_NULL;
 }
 
+/* A read marks the node used (see fv_config_unused).  Walking a tree's shape
+** (kinds, sizes, keys, fv_node_at) does not: only asking for a key or a
+** value does. */
+static const fv_config_node *mark(const fv_config_node *n)
+{
+	if (n != NULL)
+		((fv_config_node *)n)->used = true;
+	return n;
+}
+
+void fv__node_mark_used(const fv_config_node *n)
+{
+	if (n == NULL)
+		return;
+	mark(n);
+	for (size_t i = 0; i < n->n; i++)
+		fv__node_mark_used(n->kids[i]);
+}
+
+void fv__node_unmark(const fv_config_node *n)
+{
+	if (n != NULL)
+		((fv_config_node *)n)->used = false;
+}
+
 const char *fv_node_text(const fv_config_node *n)
 {
-	return n && n->type == FV_NODE_SCALAR ? n->text : NULL;
+	return n && n->type == FV_NODE_SCALAR ? mark(n)->text : NULL;
 }
 
 bool fv_node_quoted(const fv_config_node *n)
@@ -422,7 +449,7 @@ const fv_config_node *fv_node_get(const fv_config_node *n, const char *key)
 	if (key == NULL)
 		return NULL;
 	long i = fv__node_find(n, key);
-	return i >= 0 ? n->kids[i] : NULL;
+	return i >= 0 ? mark(n->kids[i]) : NULL;
 }
 
 /* A list index: decimal digits only, no sign. */
@@ -479,6 +506,7 @@ const fv_config_node *fv_node_path(const fv_config_node *n, const char *path)
 		}
 		if (*p == '.')
 			p++;
+		mark(n);
 	}
 	return n;
 }
@@ -844,6 +872,7 @@ fv_status fv_node_to_bool(const fv_config_node *n, bool *out)
 {
 	if (n == NULL)
 		return fv_error(FV_ERR_ARG, "fv_node_to_bool: no node (NULL)");
+	mark(n);
 	if (n->error != NULL)
 		return fv__node_check(n);
 	if (n->type == FV_NODE_SCALAR && fv__scalar_bool(n->text, out))
@@ -855,6 +884,7 @@ fv_status fv_node_to_int(const fv_config_node *n, int64_t *out)
 {
 	if (n == NULL)
 		return fv_error(FV_ERR_ARG, "fv_node_to_int: no node (NULL)");
+	mark(n);
 	if (n->error != NULL)
 		return fv__node_check(n);
 	bool overflow = false;
@@ -873,6 +903,7 @@ fv_status fv_node_to_double(const fv_config_node *n, double *out)
 {
 	if (n == NULL)
 		return fv_error(FV_ERR_ARG, "fv_node_to_double: no node (NULL)");
+	mark(n);
 	if (n->error != NULL)
 		return fv__node_check(n);
 	if (n->type == FV_NODE_SCALAR) {
@@ -900,5 +931,5 @@ fv_status fv_node_to_double(const fv_config_node *n, double *out)
 
 bool fv_node_is_null(const fv_config_node *n)
 {
-	return n == NULL || n->type == FV_NODE_NULL;
+	return n == NULL || mark(n)->type == FV_NODE_NULL;
 }

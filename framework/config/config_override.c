@@ -334,6 +334,9 @@ fv_status fv_config_override(fv_config *cfg, const char *arg)
 	fv_config_node *parent = NULL, *value = NULL;
 	if (st == FV_OK && kind != OV_DELETE && (value = fv__override_value(cfg, eq + 1, origin)) == NULL)
 		st = fv_errcode();
+	/* a value the program sets is the program's own reading (composition
+	** forgets the reads of command-line overrides afterwards) */
+	fv__node_mark_used(value);
 	if (st == FV_OK)
 		st = walk_to_parent(cfg, arg, kind, segs, n, file, &parent);
 	if (st == FV_OK && kind == OV_DELETE)

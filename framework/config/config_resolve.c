@@ -374,6 +374,7 @@ static fv_status walk(resolver *r, const fv_config_node *user, const char *path,
 			return no_such_key(user, path, n, seg, len);
 		n = (fv_config_node *)next;
 	}
+	fv__node_mark_used(n); /* what an interpolation copies counts as read */
 	*out = n;
 	return FV_OK;
 }

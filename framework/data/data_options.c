@@ -85,6 +85,46 @@ static fv_status read_test_names(const fv_config_node *data_io, fv_data_options 
 	return FV_OK;
 }
 
+/* Does the list or scalar n name exactly the stimuli of o->test_names? */
+static bool same_names(const fv_config_node *n, const fv_data_options *o)
+{
+	if (fv_node_kind(n) == FV_NODE_SCALAR)
+		return o->n_test_names == 1 && strcmp(fv_node_text(n), o->test_names[0]) == 0;
+	if (fv_node_kind(n) != FV_NODE_SEQ || fv_node_size(n) != o->n_test_names)
+		return false;
+	for (size_t i = 0; i < o->n_test_names; i++) {
+		const char *name = fv_node_text(fv_node_at(n, i));
+		if (name == NULL || strcmp(name, o->test_names[i]) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* openretina's HDF5 reader takes test_names and base_data_path twice, once
+** for load_stimuli and once for load_responses; fovea reads the directory
+** once, so the two must agree with what it uses. */
+static fv_status check_steps_agree(const fv_config_node *data_io, const fv_data_options *o)
+{
+	static const char *const steps[] = {"stimuli", "responses"};
+	for (size_t i = 0; i < 2; i++) {
+		char key[64];
+		snprintf(key, sizeof key, "%s.test_names", steps[i]);
+		const fv_config_node *names = fv_node_path(data_io, key);
+		if (names != NULL && !fv_node_is_null(names) && o->n_test_names > 0 &&
+		    !same_names(names, o))
+			return fv_error_at(names, FV_ERR_CONFIG, "%s: differs from data_io.test_names; "
+			                   "fovea reads one test split for stimuli and responses",
+			                   fv_node_keypath(names));
+		snprintf(key, sizeof key, "%s.base_data_path", steps[i]);
+		const char *path = fv_node_text(fv_node_path(data_io, key));
+		if (path != NULL && o->data_dir != NULL && strcmp(path, o->data_dir) != 0)
+			return fv_error_at(fv_node_path(data_io, key), FV_ERR_CONFIG, "%s: '%s' differs "
+			                   "from stimuli.base_data_path '%s'; fovea reads one directory",
+			                   fv_node_keypath(fv_node_path(data_io, key)), path, o->data_dir);
+	}
+	return FV_OK;
+}
+
 /* stimuli.stimulus_size [C, H, W] as load_stimuli takes it, else the
 ** separate color_channels / video_height / video_width keys. */
 static fv_status read_stimulus_size(const fv_config_node *data_io, fv_data_options *o)
@@ -109,11 +149,53 @@ static fv_status read_stimulus_size(const fv_config_node *data_io, fv_data_optio
 	return FV_OK;
 }
 
+/* The data steps fovea runs: openretina's HDF5 reader and its movie data
+** loaders.  Any other _target_ (a published dataset's reader, a lab's own)
+** is refused by name: reading the directory with the generic reader instead
+** would train on something the config did not ask for. */
+static const char *const data_targets[] = {
+	"openretina.data_io.h5_dataset_reader.load_stimuli",
+	"openretina.data_io.h5_dataset_reader.load_responses",
+	"openretina.data_io.base_dataloader.multiple_movies_dataloaders",
+};
+#define N_DATA_TARGETS (sizeof data_targets / sizeof data_targets[0])
+
+static fv_status check_targets(const fv_config_node *n, int depth)
+{
+	if (depth > 32)
+		return FV_OK; /* deeper nesting than any reader has: the reader refuses it */
+	const fv_config_node *target = fv_node_kind(n) == FV_NODE_MAP ? fv_node_get(n, "_target_")
+	                                                              : NULL;
+	const char *name = fv_node_text(target);
+	if (name != NULL) {
+		bool known = false;
+		for (size_t i = 0; i < N_DATA_TARGETS && !known; i++)
+			known = strcmp(name, data_targets[i]) == 0;
+		if (!known) {
+			const char *near = fv_closest_name(name, data_targets, N_DATA_TARGETS);
+			return fv_error_at(target, FV_ERR_NOTFOUND, "%s: fovea has no data step '%s' (it "
+			                   "reads openretina's HDF5 layout: h5_dataset_reader.load_stimuli "
+			                   "and load_responses, base_dataloader.multiple_movies_dataloaders)"
+			                   "%s%s%s", fv_node_keypath(target), name,
+			                   near ? "; did you mean '" : "", near ? near : "",
+			                   near ? "'?" : "");
+		}
+	}
+	for (size_t i = 0; i < fv_node_size(n); i++) {
+		fv_status rc = check_targets(fv_node_at(n, i), depth + 1);
+		if (rc != FV_OK)
+			return rc;
+	}
+	return FV_OK;
+}
+
 static fv_status read_data_io(const fv_config_node *data_io, fv_data_options *o)
 {
 	if (fv_node_kind(data_io) != FV_NODE_MAP)
 		return bad_type(data_io, "a map");
-	fv_status rc = read_test_names(data_io, o);
+	fv_status rc = check_targets(data_io, 0);
+	if (rc == FV_OK)
+		rc = read_test_names(data_io, o);
 	if (rc == FV_OK)
 		rc = read_stimulus_size(data_io, o);
 	if (rc == FV_OK)
@@ -124,6 +206,8 @@ static fv_status read_data_io(const fv_config_node *data_io, fv_data_options *o)
 		rc = read_double(data_io, "stimuli.norm_mean", &o->norm_mean);
 	if (rc == FV_OK)
 		rc = read_double(data_io, "stimuli.norm_std", &o->norm_std);
+	if (rc == FV_OK)
+		rc = check_steps_agree(data_io, o);
 	return rc;
 }
 
@@ -190,7 +274,9 @@ static fv_status read_dataloader(const fv_config_node *dl, fv_data_options *o)
 {
 	if (fv_node_kind(dl) != FV_NODE_MAP)
 		return bad_type(dl, "a map");
-	fv_status rc = check_dataloader_keys(dl);
+	fv_status rc = check_targets(dl, 0);
+	if (rc == FV_OK)
+		rc = check_dataloader_keys(dl);
 	if (rc != FV_OK)
 		return rc;
 	rc = read_int(dl, "batch_size", &o->batch_size);

@@ -353,8 +353,14 @@ static fv_status parse_option(const fv_option *o, const fv_config_node *map, voi
 	void *field = (char *)opts + o->offset;
 	const fv_config_node *given = fv_node_get(map, o->name);
 	ctx c = {o, what, given == NULL, owned};
-	if (given != NULL)
-		return read_value(&c, given, field);
+	if (given != NULL) {
+		fv_status st = read_value(&c, given, field);
+		if (o->flags & FV_OPT_NO_EFFECT)
+			fv__node_unmark(given); /* checked, but nothing acts on it */
+		else if (st == FV_OK && o->type != FV_OPT_NODE)
+			fv__node_mark_used(given); /* a list was read item by item */
+		return st;
+	}
 	if (o->flags & FV_OPT_REQUIRED) {
 		if (map == NULL)
 			return fv_error(FV_ERR_CONFIG, "%s: missing required option '%s'", what, o->name);

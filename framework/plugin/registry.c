@@ -417,18 +417,6 @@ static bool has_so_suffix(const char *name)
 	return n > 3 && strcmp(name + n - 3, ".so") == 0;
 }
 
-static bool is_dir(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static bool is_file(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 /* Append DIR's *.so files to `files` and, when `dirs` is not NULL, DIR's
 ** visible subdirectories to `dirs`. */
 static fv_status scan_dir(const char *dir, path_list *files, path_list *dirs)
@@ -445,7 +433,7 @@ static fv_status scan_dir(const char *dir, path_list *files, path_list *dirs)
 			st = path_list_push(files, dir, de->d_name);
 		} else if (dirs != NULL) {
 			st = path_list_push(dirs, dir, de->d_name);
-			if (st == FV_OK && !is_dir(dirs->v[dirs->n - 1]))
+			if (st == FV_OK && !fv__is_dir(dirs->v[dirs->n - 1]))
 				free(dirs->v[--dirs->n]);
 		}
 	}
@@ -471,7 +459,7 @@ fv_status fv_registry_load_dir(fv_registry *reg, const char *dir)
 	if (st == FV_OK && files.n > 0) { /* qsort takes no NULL array, even empty */
 		qsort(files.v, files.n, sizeof *files.v, compare_paths);
 		for (size_t i = 0; st == FV_OK && i < files.n; i++)
-			if (is_file(files.v[i]))
+			if (fv__is_file(files.v[i]))
 				st = fv_registry_load_file(reg, files.v[i]);
 	}
 	path_list_free(&files);
@@ -517,16 +505,16 @@ static void builtin_dir(char *out, size_t size)
 	}
 	*strrchr(self, '/') = '\0'; /* realpath's result is absolute: there is a slash */
 	int len = snprintf(out, size, "%s/fovea/plugins", self);
-	if (len < 0 || (size_t)len >= size || !is_dir(out))
+	if (len < 0 || (size_t)len >= size || !fv__is_dir(out))
 		snprintf(out, size, "%s", FV_INSTALL_PLUGIN_DIR);
 }
 
 /* One entry of FOVEA_PLUGIN_PATH: a directory, or a single plugin file. */
 static fv_status load_path_entry(fv_registry *reg, const char *p)
 {
-	if (is_dir(p))
+	if (fv__is_dir(p))
 		return fv_registry_load_dir(reg, p);
-	if (is_file(p))
+	if (fv__is_file(p))
 		return fv_registry_load_file(reg, p);
 	return FV_OK; /* missing: skipped, as an empty PATH entry would be */
 }
@@ -535,7 +523,7 @@ fv_status fv_registry_load_default(fv_registry *reg)
 {
 	char dir[PATH_MAX];
 	builtin_dir(dir, sizeof dir);
-	fv_status st = is_dir(dir) ? fv_registry_load_dir(reg, dir) : FV_OK;
+	fv_status st = fv__is_dir(dir) ? fv_registry_load_dir(reg, dir) : FV_OK;
 	const char *env = getenv("FOVEA_PLUGIN_PATH");
 	if (st != FV_OK || env == NULL)
 		return st;

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config/config_internal.h"
 #include "train/trainer_internal.h"
 
 /* ---- settings ---------------------------------------------------------------------- */
@@ -97,8 +98,7 @@ static const fv_config_node *spec_of(const fv_config_node *root, const char *key
 	return n != NULL && fv_node_kind(n) == FV_NODE_MAP ? n : NULL;
 }
 
-/* The training callback whose _target_ ends with `cls`, or NULL. */
-static const fv_config_node *callback(const fv_config_node *root, const char *cls)
+const fv_config_node *fv__trainer_callback(const fv_config_node *root, const char *cls)
 {
 	const fv_config_node *cbs = fv_node_get(root, "training_callbacks");
 	for (size_t i = 0; cbs != NULL && i < fv_node_size(cbs); i++) {
@@ -148,7 +148,7 @@ static fv_status read_trainer(fv__trainer *t, const fv_config_node *root)
 
 static fv_status read_checkpoint_monitor(fv__trainer *t, const fv_config_node *root)
 {
-	const fv_config_node *cb = callback(root, "ModelCheckpoint");
+	const fv_config_node *cb = fv__trainer_callback(root, "ModelCheckpoint");
 	const char *monitor = NULL, *mode = NULL;
 	fv_status rc = FV_OK;
 	if (cb != NULL && (rc = read_string(cb, "monitor", &monitor)) == FV_OK)
@@ -175,6 +175,11 @@ static fv_status read_settings(fv__trainer *t, const char **output_dir)
 	snprintf(arg, sizeof arg, "++seed=%lld", (long long)seed);
 	if (rc == FV_OK)
 		rc = fv_config_override(t->cfg, arg);
+	bool check_match = false;
+	if (rc == FV_OK)
+		rc = read_bool(root, "check_stimuli_responses_match", &check_match);
+	if (rc == FV_OK && !check_match) /* fovea always checks: false has no effect */
+		fv__node_unmark(fv_node_get(root, "check_stimuli_responses_match"));
 	if (rc == FV_OK)
 		rc = read_bool(root, "only_train_readout", &t->only_train_readout);
 	if (rc == FV_OK)
@@ -193,7 +198,7 @@ static fv_status read_settings(fv__trainer *t, const char **output_dir)
 	if (rc == FV_OK)
 		rc = fv_lr_scheduler_parse(spec_of(root, "lr_scheduler"), t->learning_rate, &t->sched);
 	if (rc == FV_OK)
-		rc = fv_early_stopping_parse(callback(root, "EarlyStopping"), &t->stop);
+		rc = fv_early_stopping_parse(fv__trainer_callback(root, "EarlyStopping"), &t->stop);
 	if (rc == FV_OK && t->sched.kind == FV_SCHED_PLATEAU)
 		rc = metric_of(t->sched.monitor, "lr_scheduler", &t->sched_metric);
 	if (rc == FV_OK && t->stop.enabled)
@@ -204,26 +209,6 @@ static fv_status read_settings(fv__trainer *t, const char **output_dir)
 }
 
 /* ---- setting up ------------------------------------------------------------------------ */
-
-static fv_status make_dirs(const char *path)
-{
-	char buf[4096];
-	if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-		return fv_error(FV_ERR_ARG, "output directory name too long: %s", path);
-	for (char *p = buf + 1;; p++) {
-		bool end = *p == '\0';
-		if (*p == '/' || end) {
-			*p = '\0';
-			if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-				return fv_error(FV_ERR_IO, "cannot create the output directory %s: %s", buf,
-				                strerror(errno));
-			if (end)
-				break;
-			*p = '/';
-		}
-	}
-	return FV_OK;
-}
 
 static fv_status open_data(fv__trainer *t)
 {
@@ -387,7 +372,7 @@ static fv_status make_loop(fv__trainer *t)
 static fv_status prepare_output(fv__trainer *t)
 {
 	char last[4200];
-	fv_status rc = make_dirs(t->dir);
+	fv_status rc = fv__make_dirs(t->dir);
 	/* before anything in the directory is read or written */
 	if (rc == FV_OK)
 		rc = fv__run_lock(t->dir, &t->lock_fd);
@@ -526,6 +511,7 @@ static void trainer_free(fv__trainer *t)
 	free(t->config_yaml);
 	free(t->model_config_yaml);
 	fv__text_free(&t->csv);
+	fv__loggers_close(t->loggers);
 	fv__run_unlock(t->lock_fd);
 }
 
@@ -560,6 +546,10 @@ static fv_status setup(fv__trainer *t, const fv_train_options *o)
 		rc = make_loop(t);
 	if (rc == FV_OK)
 		rc = prepare_output(t);
+	if (rc == FV_OK)
+		rc = fv__trainer_log_open(t);
+	if (rc == FV_OK)
+		rc = fv__report_unused(t, o != NULL && o->strict);
 	return rc;
 }
 

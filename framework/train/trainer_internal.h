@@ -10,6 +10,7 @@
 
 #include "fovea/trainer.h"
 #include "base/base_internal.h"
+#include "train/loggers.h"
 
 /* (trainer_model.c) The data info of a fine-tuning run: the checkpoint's
 ** sessions and the data's new ones, sorted; it points into both, which
@@ -78,6 +79,9 @@ typedef struct fv__trainer {
 	double metrics[N_METRICS];   /* of the last epoch */
 	double epoch_seconds;
 	fv__text csv;                /* metrics.csv so far */
+	fv__loggers *loggers;        /* the config's `logger` group */
+	int64_t epoch_first_step;    /* global_step when the epoch being logged began */
+	bool lr_monitor, lr_momentum, lr_weight_decay; /* LearningRateMonitor's settings */
 	/* output */
 	char dir[4096];
 	int lock_fd;                 /* on DIR/.fovea.lock, -1 before it is taken */
@@ -91,6 +95,19 @@ typedef struct fv__trainer {
 ** t->metrics. */
 fv_status fv__train_epoch(fv__trainer *t);
 fv_status fv__validate(fv__trainer *t);
+
+/* The training callback whose _target_ ends with `cls`, or NULL. */
+const fv_config_node *fv__trainer_callback(const fv_config_node *root, const char *cls);
+
+/* trainer_log.c: open the config's loggers (after a resume is restored),
+** and hand them one epoch's rows as Lightning's fit loop logs them. */
+fv_status fv__trainer_log_open(fv__trainer *t);
+extern const fv_option fv__lr_monitor_options[]; /* LearningRateMonitor's */
+fv_status fv__trainer_log_epoch(fv__trainer *t, double lr);
+
+/* trainer_unused.c: name the config's keys nothing read (an error when
+** strict). */
+fv_status fv__report_unused(fv__trainer *t, bool strict);
 
 /* trainer_state.c */
 /* DIR/NAME into buf (an error when it does not fit). */

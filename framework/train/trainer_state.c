@@ -76,7 +76,9 @@ fv_status fv__append_metrics(fv__trainer *t, double lr)
 	fv__text_printf(&t->csv, ",%.3f\n", t->epoch_seconds);
 	char path[4200];
 	fv_status rc = fv__out_path(t, "metrics.csv", path, sizeof path);
-	return rc == FV_OK ? write_text(path, &t->csv) : rc;
+	if (rc == FV_OK)
+		rc = write_text(path, &t->csv);
+	return rc == FV_OK ? fv__trainer_log_epoch(t, lr) : rc;
 }
 
 /* Keep the header and the first `rows` rows of DIR/metrics.csv. */

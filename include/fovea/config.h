@@ -70,6 +70,17 @@ FV_API fv_status fv_config_override(fv_config *cfg, const char *arg);
 FV_API fv_status fv_config_resolve(fv_config *cfg);
 FV_API void fv_config_free(fv_config *cfg);
 
+/* The keys nothing has read since cfg was composed: each scalar, null or
+** empty container that was never looked up by key or path (fv_node_get,
+** fv_node_path), read as a value (fv_node_text, fv_node_to_*, ...), nor
+** copied by an interpolation, is passed to `fn`, in document order.  Keys
+** starting with '_' (_target_, _convert_, ...) and the subtrees named in
+** `skip` (key paths, NULL-terminated, may be NULL) are left out.  Returns
+** how many were found.  This is how `fovea train` lists what a config sets
+** and fovea does not act on. */
+FV_API size_t fv_config_unused(const fv_config *cfg, const char *const *skip,
+                               void (*fn)(void *ud, const fv_config_node *n), void *ud);
+
 /* The resolved tree as YAML text (malloc'd; the caller frees). */
 FV_API char *fv_config_to_yaml(const fv_config *cfg);
 

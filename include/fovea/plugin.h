@@ -73,6 +73,8 @@ enum {
 	FV_OPT_REQUIRED = 1 << 0,       /* no default: the key must be given */
 	FV_OPT_NULLABLE = 1 << 1,       /* null / None accepted (see FV_NONE_*) */
 	FV_OPT_SCALAR_AS_LIST = 1 << 2, /* lists: a scalar x means [x] */
+	FV_OPT_NO_EFFECT = 1 << 3,      /* accepted for compatibility, without effect: the key
+	                                ** stays unread (fv_config_unused lists it) */
 };
 
 /* How a nullable option reads when null. */

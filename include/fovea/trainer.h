@@ -190,6 +190,8 @@ typedef struct fv_train_options {
 	bool quiet;         /* nothing on `out` */
 	fv_best_checkpoint_fn on_best; /* may be NULL */
 	void *ud;           /* for on_best */
+	bool strict;        /* keys of the config fovea does not act on are an error, not a
+	                    ** warning (fv_config_unused) */
 } fv_train_options;
 
 typedef struct fv_train_result {
@@ -208,6 +210,21 @@ typedef struct fv_train_result {
 ** `res` may be NULL. */
 FV_API fv_status fv_train(fv_registry *reg, fv_config *cfg, const fv_train_options *o,
                           fv_train_result *res);
+
+/* The parts of a training config that are not plugins (loggers, callbacks,
+** the trainer's own settings) declare their options in tables too, so that
+** `fovea describe` documents them like components. */
+typedef struct fv_builtin {
+	const char *const *names; /* NULL-terminated: the short name, then _target_ spellings */
+	const char *kind;         /* "logger", "callback", ... */
+	const char *doc;
+	const fv_option *options;
+} fv_builtin;
+
+/* The built-in part called `name` (any of its names), or NULL. */
+FV_API const fv_builtin *fv_builtin_find(const char *name);
+/* All of them, *n set to their number. */
+FV_API const fv_builtin *const *fv_builtins(size_t *n);
 
 #ifdef __cplusplus
 }

@@ -269,7 +269,7 @@ static fv_status add_params(fv_module *m, sc_lnp *s, int64_t rank, uint64_t seed
 		s->softplus_b = add_param(m, "nonlinearity.b", 0, NULL);
 		s->softplus_w = add_param(m, "nonlinearity.w", 0, NULL);
 		if (s->softplus_b == NULL || s->softplus_w == NULL)
-			return FV_ERR_NOMEM;
+			return fv_errcode();
 		s->softplus_w->data[0] = 1; /* ParametrizedSoftplus(a=1, b=0, w=1) */
 	}
 	int64_t space[5] = {rank, s->channels, 1, s->kernel[0], s->kernel[1]};
@@ -277,7 +277,7 @@ static fv_status add_params(fv_module *m, sc_lnp *s, int64_t rank, uint64_t seed
 	s->space_w = add_param(m, "space_conv.weight", 5, space);
 	s->time_w = add_param(m, "time_conv.weight", 5, time);
 	if (s->space_w == NULL || s->time_w == NULL)
-		return FV_ERR_NOMEM;
+		return fv_errcode();
 	fv_ctx *rng = fv_ctx_new();
 	if (rng == NULL)
 		return fv_error(FV_ERR_NOMEM, "%s: out of memory initialising its kernels", WHO);
@@ -313,11 +313,11 @@ static fv_status lnp_create(fv_module *m, const void *opts, const fv_build_args 
 	s->spat_reg = add_smooth_reg(m, args, "smooth_regularizer_spat", o->smooth_regularizer_spat,
 	                             o->laplace_padding, spat_kernel, "_smooth_reg_fn_spat");
 	if (s->spat_reg == NULL)
-		return FV_ERR_CONFIG;
+		return fv_errcode();
 	s->temp_reg = add_smooth_reg(m, args, "smooth_regularizer_temp", o->smooth_regularizer_temp,
 	                             o->laplace_padding, temp_kernel, "_smooth_reg_fn_temp");
 	if (s->temp_reg == NULL)
-		return FV_ERR_CONFIG;
+		return fv_errcode();
 	return add_params(m, s, o->rank, args->seed);
 }
 

@@ -22,7 +22,7 @@ fv_status obj_build_reducer(fv_module *m, const char *who, const fv_config_node 
 	fv_module *r = fv_instantiate(args->registry, spec, &child_args);
 	if (r == NULL) {
 		fv_error_prefix("%s: response_reducer: ", who);
-		return FV_ERR_CONFIG;
+		return fv_errcode();
 	}
 	const fv_component *c = fv_module_component(r);
 	if (c->kind != FV_KIND_REDUCER || c->forward == NULL) {

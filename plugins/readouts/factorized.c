@@ -185,7 +185,7 @@ static fv_status fa_init(fa_readout *r, const fv_build_args *args)
 		return st;
 	fv_ctx *rng = ro_rng_new(WHO, args->seed);
 	if (rng == NULL)
-		return FV_ERR_NOMEM;
+		return fv_errcode();
 	if (given(r->init_mask))
 		st = load_init_mask(r, r->init_mask);
 	else
@@ -205,11 +205,11 @@ static fv_status fa_tensors(fv_module *m, fa_readout *r, const fv_build_args *ar
 	r->feature_weights = ro_param(m, WHO, "feature_weights", 2, ws);
 	r->bias = r->readout_bias ? ro_param(m, WHO, "bias", 1, ns) : ro_buffer(m, WHO, "bias", 1, ns);
 	if (r->mask_weights == NULL || r->feature_weights == NULL || r->bias == NULL)
-		return FV_ERR_NOMEM;
+		return fv_errcode();
 	r->laplace = ro_child(m, args, WHO, "FlatLaplaceL23dnorm", "padding: 0",
 	                      "_input_weights_regularizer_spatial");
 	if (r->laplace == NULL)
-		return FV_ERR_PLUGIN;
+		return fv_errcode();
 	fv_status st = fa_init(r, args);
 	if (st != FV_OK)
 		return st;

@@ -88,7 +88,7 @@ static fv_status lnp_init(lnp_readout *r, const fv_build_args *args)
 {
 	fv_ctx *rng = ro_rng_new(WHO, args->seed);
 	if (rng == NULL)
-		return FV_ERR_NOMEM;
+		return fv_errcode();
 	double field = (double)(r->h * r->w);
 	double fan_in = (double)r->c * field, fan_out = (double)r->n * field;
 	ro_fill_normal(rng, r->weight, 0, sqrt(2.0 / (fan_in + fan_out)));
@@ -118,12 +118,12 @@ static fv_status lnp_create(fv_module *m, const void *opts, const fv_build_args 
 	int64_t ws[5] = {n, r->c, 1, r->h, r->w};
 	r->weight = ro_param(m, WHO, "inner_product_kernel.weight", 5, ws);
 	if (r->weight == NULL)
-		return FV_ERR_NOMEM;
+		return fv_errcode();
 	if (r->use_bias && (r->bias = ro_param(m, WHO, "inner_product_kernel.bias", 1, &n)) == NULL)
-		return FV_ERR_NOMEM;
+		return fv_errcode();
 	r->smooth = make_smooth_reg(m, r, args);
 	if (r->smooth == NULL)
-		return FV_ERR_PLUGIN;
+		return fv_errcode();
 	return lnp_init(r, args);
 }
 

@@ -264,7 +264,7 @@ static fv_status add_laplace_child(fv_module *m, const char *what, const fv_comp
 	fv_config_free(spec);
 	if (child == NULL) {
 		fv_error_prefix("%s: building its laplace filter: ", what);
-		return fv_errmsg()[0] ? FV_ERR_CONFIG : fv_error(FV_ERR_CONFIG, "%s: no filter", what);
+		return fv_errcode();
 	}
 	fv_status rc = fv_module_add_child(m, "laplace", child); /* adopts it, even on failure */
 	if (rc == FV_OK) {

@@ -64,6 +64,17 @@ describe)
 		expect out "0.01"
 		expect out "standard deviation of the normal initialisation"
 	done
+	# the parts of a training config that are not plugins, from their tables
+	run 0 "$fovea" describe lightning.pytorch.loggers.TensorBoardLogger
+	expect out "TensorBoardLogger (logger, built into libfovea)"
+	for opt in save_dir name version prefix sub_dir log_graph default_hp_metric; do
+		expect out "$opt"
+	done
+	run 0 "$fovea" describe LearningRateMonitor
+	expect out "logging_interval"
+	expect out "epoch|step"
+	run 1 "$fovea" describe CSVLoger
+	expect err "did you mean 'CSVLogger'?"
 	;;
 unknown_target)
 	# issue 12 item 11: no close match is not "no plugins are loaded"

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "cmd.h"
+#include "fovea/trainer.h"
 
 static void describe(const fv_component *c, const char *file)
 {
@@ -27,6 +28,34 @@ static void describe(const fv_component *c, const char *file)
 	fflush(stdout);
 }
 
+/* A part of a training config that is not a plugin (a logger, a callback). */
+static void describe_builtin(const fv_builtin *b)
+{
+	printf("%s (%s, built into libfovea)\n", b->names[0], b->kind);
+	printf("  %s\n", b->doc != NULL ? b->doc : "(undocumented)");
+	if (b->names[1] != NULL) {
+		printf("  aliases:");
+		for (const char *const *alias = b->names + 1; *alias != NULL; alias++)
+			printf(" %s", *alias);
+		putchar('\n');
+	}
+	puts("\noptions:");
+	fv_options_describe(b->options, stdout);
+	fflush(stdout);
+}
+
+/* The closest name among the built-in parts, or NULL. */
+static const char *closest_builtin(const char *name)
+{
+	size_t n, k = 0;
+	const fv_builtin *const *all = fv_builtins(&n);
+	const char *names[256];
+	for (size_t i = 0; i < n; i++)
+		for (const char *const *s = all[i]->names; *s != NULL && k < 256; s++)
+			names[k++] = *s;
+	return fv_closest_name(name, names, k);
+}
+
 static int run_describe(int argc, char **argv)
 {
 	if (argc != 2)
@@ -37,10 +66,15 @@ static int run_describe(int argc, char **argv)
 	const char *file = NULL;
 	const fv_component *c = fv_registry_find(reg, argv[1], &file);
 	int rc = CLI_OK;
+	const fv_builtin *b = c == NULL ? fv_builtin_find(argv[1]) : NULL;
 	if (c != NULL) {
 		describe(c, file);
+	} else if (b != NULL) {
+		describe_builtin(b);
 	} else {
 		const char *near = fv_registry_closest(reg, argv[1]);
+		if (near == NULL)
+			near = closest_builtin(argv[1]);
 		if (near != NULL)
 			rc = cli_fail("unknown component '%s'; did you mean '%s'?", argv[1], near);
 		else

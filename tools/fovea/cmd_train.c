@@ -14,6 +14,11 @@
 
 typedef struct train_args {
 	const char *config;
+	const char *config_dir, *config_name; /* Hydra's --config-dir / --config-name */
+	const char *cfg;                      /* --cfg job|hydra|all: print, do not train */
+	bool strict;  /* keys fovea does not act on are an error */
+	bool resolve; /* accepted: composing resolves every interpolation it can already */
+	char config_buf[4200];
 	int n_overrides;
 	const char **overrides;
 	int threads;
@@ -21,12 +26,57 @@ typedef struct train_args {
 	bool quiet;
 } train_args;
 
+static bool is_flag(const char *s, const char *a, const char *b, const char *c)
+{
+	return strcmp(s, a) == 0 || (b != NULL && strcmp(s, b) == 0) ||
+	       (c != NULL && strcmp(s, c) == 0);
+}
+
+/* Hydra's way of naming the config: --config-dir DIR --config-name NAME is
+** DIR/NAME.yaml composed with DIR as the config directory. */
+static int config_from_name(train_args *a)
+{
+	const cli_cmd *self = &cli_cmd_train;
+	if (a->config_name == NULL)
+		return a->config_dir == NULL || a->config != NULL
+		           ? CLI_OK
+		           : cli_usage_error(self, "--config-dir needs --config-name NAME");
+	if (a->config != NULL)
+		return cli_usage_error(self, "give either CONFIG.yaml or --config-name, not both");
+	size_t n = strlen(a->config_name);
+	bool has_ext = n > 5 && strcmp(a->config_name + n - 5, ".yaml") == 0;
+	int len = snprintf(a->config_buf, sizeof a->config_buf, "%s/%s%s",
+	                   a->config_dir ? a->config_dir : ".", a->config_name,
+	                   has_ext ? "" : ".yaml");
+	if (len < 0 || (size_t)len >= sizeof a->config_buf)
+		return cli_usage_error(self, "--config-name: the path is too long");
+	a->config = a->config_buf;
+	return CLI_OK;
+}
+
 static int parse_args(int argc, char **argv, train_args *a)
 {
 	const cli_cmd *self = &cli_cmd_train;
 	for (int i = 1; i < argc; i++) {
 		const char *s = argv[i];
-		if (strcmp(s, "--threads") == 0 || strcmp(s, "-j") == 0) {
+		const char **value = NULL;
+		if (is_flag(s, "--config-dir", "--config-path", "-cd") || strcmp(s, "-cp") == 0)
+			value = &a->config_dir;
+		else if (is_flag(s, "--config-name", "-cn", NULL))
+			value = &a->config_name;
+		else if (is_flag(s, "--cfg", "-c", NULL))
+			value = &a->cfg;
+		if (value != NULL) {
+			if (i + 1 >= argc)
+				return cli_usage_error(self, "%s needs a value", s);
+			*value = argv[++i];
+			continue;
+		}
+		if (strcmp(s, "--resolve") == 0) {
+			a->resolve = true;
+		} else if (strcmp(s, "--strict") == 0) {
+			a->strict = true;
+		} else if (strcmp(s, "--threads") == 0 || strcmp(s, "-j") == 0) {
 			char *end;
 			errno = 0;
 			long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
@@ -50,8 +100,38 @@ static int parse_args(int argc, char **argv, train_args *a)
 			return cli_usage_error(self, "'%s' is neither an option nor key=value", s);
 		}
 	}
+	if (a->cfg != NULL && !is_flag(a->cfg, "job", "hydra", "all"))
+		return cli_usage_error(self, "--cfg takes job, hydra or all, not '%s'", a->cfg);
+	int rc = config_from_name(a);
+	if (rc != CLI_OK)
+		return rc;
 	if (a->config == NULL)
-		return cli_usage_error(self, "expected a config file");
+		return cli_usage_error(self, "expected a config file (CONFIG.yaml, or --config-dir "
+		                       "DIR --config-name NAME)");
+	return CLI_OK;
+}
+
+/* --cfg: print the composed config as Hydra does (job: without the hydra
+** node; hydra: only it; all: everything) instead of training. */
+static int print_config(fv_config *cfg, const train_args *a)
+{
+	if (strcmp(a->cfg, "job") == 0 && fv_node_get(fv_config_root(cfg), "hydra") != NULL &&
+	    fv_config_override(cfg, "~hydra") != FV_OK)
+		return cli_fail("%s", fv_errmsg());
+	const fv_config_node *hydra = fv_node_get(fv_config_root(cfg), "hydra");
+	char *text = strcmp(a->cfg, "hydra") == 0
+	                 ? (hydra != NULL ? fv_node_to_yaml(hydra) : strdup("{}\n"))
+	                 : fv_config_to_yaml(cfg);
+	if (text == NULL)
+		return cli_fail("%s", fv_errmsg()[0] ? fv_errmsg() : "out of memory");
+	if (strcmp(a->cfg, "hydra") == 0) { /* the node's lines, under its key */
+		fputs("hydra:\n", stdout);
+		for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n"))
+			printf("  %s\n", line);
+	} else {
+		fputs(text, stdout);
+	}
+	free(text);
 	return CLI_OK;
 }
 
@@ -126,10 +206,15 @@ static int run_train(int argc, char **argv)
 	}
 	if (a.threads > 0)
 		fv_set_num_threads(a.threads);
-	fv_config *cfg = fv_config_compose(a.config, NULL, a.n_overrides, a.overrides);
+	fv_config *cfg = fv_config_compose(a.config, a.config_dir, a.n_overrides, a.overrides);
 	free(a.overrides);
 	if (cfg == NULL)
 		return cli_fail("%s", fv_errmsg());
+	if (a.cfg != NULL) {
+		rc = print_config(cfg, &a);
+		fv_config_free(cfg);
+		return rc;
+	}
 	fv_registry *reg = cli_load_registry();
 	if (reg == NULL) {
 		fv_config_free(cfg);
@@ -137,7 +222,7 @@ static int run_train(int argc, char **argv)
 	}
 	figure_hook hook = {reg, -1, -1, 0};
 	fv_train_options o = {.progress = a.progress, .quiet = a.quiet,
-	                      .on_best = on_best_checkpoint, .ud = &hook};
+	                      .on_best = on_best_checkpoint, .ud = &hook, .strict = a.strict};
 	fv_train_result res;
 	rc = CLI_OK;
 	if (fv_train(reg, cfg, &o, &res) != FV_OK)
@@ -160,6 +245,7 @@ const cli_cmd cli_cmd_train = {
 	.summary = "train a model on a data directory",
 	.usage = "fovea train CONFIG.yaml [key=value ...] [--threads N] [--progress|--no-progress] "
 	         "[--quiet]\n"
+	         "       fovea train --config-dir DIR --config-name NAME [key=value ...] [...]\n"
 	         "\n"
 	         "Train the model a config describes (openretina's `openretina train`): the\n"
 	         "config is composed from its `defaults:` groups, then the key=value\n"
@@ -173,6 +259,16 @@ const cli_cmd cli_cmd_train = {
 	         "paths.load_model_path=CKPT fine-tunes a trained model, adding readouts\n"
 	         "for new sessions; only_train_readout=true freezes the core.\n"
 	         "\n"
+	         "  --config-dir DIR, --config-path DIR, -cd DIR, -cp DIR\n"
+	         "                  the config directory (Hydra's spellings); with\n"
+	         "  --config-name NAME, -cn NAME\n"
+	         "                  the config DIR/NAME.yaml, e.g. openretina's own configs/\n"
+	         "  --cfg job|hydra|all  print the composed config (all of it, without or only\n"
+	         "                  the hydra node) and exit without training; values are\n"
+	         "                  resolved as far as composing can (--resolve is accepted);\n"
+	         "                  ??? marks what training fills in (n_neurons_dict, ...)\n"
+	         "  --strict        keys of the config fovea does not act on are an error (they\n"
+	         "                  are listed as \"not used\" at the start otherwise)\n"
 	         "  --threads N     threads for the tensor ops (default: all cores)\n"
 	         "  --progress      a progress bar even when stdout is not a terminal\n"
 	         "  --no-progress   one line per epoch even on a terminal\n"

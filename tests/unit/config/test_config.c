@@ -15,6 +15,7 @@
 
 #include "expect_error.h"
 #include "fovea/config.h"
+#include "fovea/plugin.h"
 
 #define DATA(name) FOVEA_TEST_SRCDIR "/data/config/" name
 #define COMPOSE_DIR FOVEA_TEST_SRCDIR "/data/config/compose"
@@ -1136,5 +1137,60 @@ Test(config, compose_with_explicit_config_dir)
 	fv_config *cfg = fv_config_compose(DATA("missing.yaml"), COMPOSE_DIR, 0, NULL);
 	cr_assert_not_null(cfg, "%s", fv_errmsg());
 	cr_assert_str_eq(text_at(cfg, "model.in_shape"), "\?\?\?");
+	fv_config_free(cfg);
+}
+
+/* ---- keys nothing read (fv_config_unused) ---------------------------------------------- */
+
+static void collect_keypath(void *ud, const fv_config_node *n)
+{
+	char *list = ud;
+	strcat(list, fv_node_keypath(n));
+	strcat(list, ";");
+}
+
+Test(config, unused_keys_are_those_nothing_read)
+{
+	const char *text = "a: 1\n"
+	                   "b:\n  c: 2\n  d: null\n  e: ???\n  f: x\n"
+	                   "l: [1, 2]\n"
+	                   "_target_: t\n"
+	                   "hydra: {run: {dir: y}}\n"
+	                   "s: '${a}'\n"
+	                   "opts: {used: 3, compat: 4}\n";
+	char path[64];
+	snprintf(path, sizeof path, "/tmp/fovea_unused_%ld.yaml", (long)getpid());
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+	fv_config *cfg = fv_config_compose(path, NULL, 1, (const char *[]){"b.f=z"});
+	remove(path);
+	cr_assert_not_null(cfg, "%s", fv_errmsg());
+	const fv_config_node *root = fv_config_root(cfg);
+	char list[512] = "";
+	/* composing and the override read nothing yet; a (copied by ${a}),
+	** nulls, ???, _keys and the skipped hydra are never listed */
+	const char *skip[] = {"hydra", NULL};
+	cr_assert_eq(fv_config_unused(cfg, skip, collect_keypath, list), 7, "%s", list);
+	cr_assert_str_eq(list, "b.c;b.f;l.0;l.1;s;opts.used;opts.compat;");
+	/* a lookup, a value read, an option parsed; an option without effect stays */
+	cr_assert_not_null(fv_node_path(root, "b.c"));
+	int64_t v;
+	cr_assert_eq(fv_node_to_int(fv_node_at(fv_node_get(root, "l"), 1), &v), FV_OK);
+	struct { int64_t used; const fv_config_node *compat; } o;
+	const fv_option table[] = {
+		{"used", FV_OPT_INT, offsetof(__typeof__(o), used), "0", 0, 0, 0, NULL, "read"},
+		{"compat", FV_OPT_NODE, offsetof(__typeof__(o), compat), "null", 0, 0,
+		 FV_OPT_NULLABLE | FV_OPT_NO_EFFECT, NULL, "accepted, no effect"},
+		{0},
+	};
+	cr_assert_eq(fv_options_parse(table, fv_node_get(root, "opts"), &o, "opts", NULL), FV_OK, "%s",
+	             fv_errmsg());
+	list[0] = '\0';
+	cr_assert_eq(fv_config_unused(cfg, skip, collect_keypath, list), 4, "%s", list);
+	cr_assert_str_eq(list, "b.f;l.0;s;opts.compat;");
+	/* without the skip list, hydra's key is one more */
+	cr_assert_eq(fv_config_unused(cfg, NULL, NULL, NULL), 5);
 	fv_config_free(cfg);
 }

@@ -844,7 +844,16 @@ Test(data, options_from_config)
 	          fv_errmsg());
 	fv_config_free(cfg);
 
-	const char *typo = "dataloader:\n  _target_: x\n  batch_sise: 4\n";
+	const char *other = "dataloader:\n  _target_: x.y.movie_loaders\n";
+	cfg = fv_config_load_string(other, strlen(other), "other.yaml");
+	cr_assert_eq(fv_data_options_from_config(&o, NULL, fv_node_get(fv_config_root(cfg), "dataloader")),
+	             FV_ERR_NOTFOUND);
+	cr_assert(strstr(fv_errmsg(), "other.yaml:2:3: dataloader._target_: fovea has no data step "
+	                              "'x.y.movie_loaders'"), "%s", fv_errmsg());
+	fv_config_free(cfg);
+
+	const char *typo = "dataloader:\n  _target_: openretina.data_io.base_dataloader."
+	                   "multiple_movies_dataloaders\n  batch_sise: 4\n";
 	cfg = fv_config_load_string(typo, strlen(typo), "typo.yaml");
 	cr_assert_eq(fv_data_options_from_config(&o, NULL, fv_node_get(fv_config_root(cfg), "dataloader")),
 	             FV_ERR_CONFIG);
