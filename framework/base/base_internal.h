@@ -27,6 +27,22 @@ char *fv__strndup(const char *s, size_t n);
 void fv__benign_begin(void);
 void fv__benign_end(void);
 
+/* The job's memory (memory_limit.c).  Persistent tensor data and arena
+** chunks are charged when allocated and released when freed.  A request
+** of `bytes` (a double, so that an absurd size cannot wrap) that would
+** bring what the job holds above its budget is refused before allocating
+** by fv__memory_check: FV_ERR_NOMEM with "WHAT needs N GiB, ... more than
+** ...".  fv__memory_fits answers the same question without a message
+** (false for a malformed FOVEA_MAX_MEMORY, which the check reports). */
+void fv__memory_charge(const void *p);
+void fv__memory_release(const void *p);
+/* Bytes a job will need for what it holds and counted as held until
+** unreserved: a parameter's gradient and optimizer state. */
+void fv__memory_reserve(size_t bytes);
+void fv__memory_unreserve(size_t bytes);
+fv_status fv__memory_check(double bytes, const char *what);
+bool fv__memory_fits(double bytes);
+
 /* What a path names (paths.c): false for anything missing or else. */
 bool fv__is_dir(const char *path);
 bool fv__is_file(const char *path);

@@ -225,6 +225,7 @@ static fv_status run_set(fv_module *model, fv_ctx *ctx, const fv_movie_set *set,
 
 typedef struct columns {
 	double *corr, *mse, *poisson, *feve, *jack, *ratio, *ceiling, *trial_corr, *trial_mse;
+	fv_eval_undefined *undefined;
 } columns;
 
 static fv_status columns_alloc(columns *c, int64_t n, int64_t r)
@@ -239,8 +240,9 @@ static fv_status columns_alloc(columns *c, int64_t n, int64_t r)
 	c->ceiling = fv__malloc(m * sizeof(double));
 	c->trial_corr = fv__malloc(m * (size_t)r * sizeof(double));
 	c->trial_mse = fv__malloc(m * (size_t)r * sizeof(double));
+	c->undefined = fv__malloc(m * sizeof *c->undefined);
 	if (!c->corr || !c->mse || !c->poisson || !c->feve || !c->jack || !c->ratio || !c->ceiling ||
-	    !c->trial_corr || !c->trial_mse)
+	    !c->trial_corr || !c->trial_mse || !c->undefined)
 		return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
 	return FV_OK;
 }
@@ -256,6 +258,30 @@ static void columns_free(columns *c)
 	free(c->ceiling);
 	free(c->trial_corr);
 	free(c->trial_mse);
+	free(c->undefined);
+}
+
+/* Whether column j of a (t, n) array is constant, and whether it is
+** finite throughout. */
+static void column_shape(int64_t t, int64_t n, const double *a, int64_t j, bool *constant,
+                         bool *finite)
+{
+	*constant = true;
+	*finite = true;
+	for (int64_t i = 0; i < t; i++) {
+		*finite &= isfinite(a[i * n + j]) != 0;
+		*constant &= a[i * n + j] == a[j];
+	}
+}
+
+static fv_eval_undefined undefined_corr(const aligned *a, int64_t j)
+{
+	bool pred_const, pred_finite, avg_const, avg_finite;
+	column_shape(a->rows, a->n, a->pred, j, &pred_const, &pred_finite);
+	column_shape(a->rows, a->n, a->avg, j, &avg_const, &avg_finite);
+	if (!pred_finite || !avg_finite)
+		return FV_EVAL_NONFINITE;
+	return pred_const || avg_const ? FV_EVAL_CONSTANT : FV_EVAL_DEFINED;
 }
 
 static void compute_columns(const aligned *a, columns *c)
@@ -264,6 +290,8 @@ static void compute_columns(const aligned *a, columns *c)
 	fv_metric_correlation(t, n, a->avg, a->pred, c->corr);
 	fv_metric_mse(t, n, a->avg, a->pred, c->mse);
 	fv_metric_poisson(t, n, a->avg, a->pred, c->poisson);
+	for (int64_t j = 0; j < n; j++)
+		c->undefined[j] = undefined_corr(a, j);
 	bool trials = a->trials != NULL && a->r > 1;
 	for (int64_t j = 0; j < n && !trials; j++)
 		c->feve[j] = c->jack[j] = c->ratio[j] = c->ceiling[j] = NAN;
@@ -296,7 +324,7 @@ static fv_status add_neurons(fv_eval_result *res, const fv_movie_set *set, const
 		                      .poisson_loss = c->poisson[j], .corr = c->corr[j],
 		                      .mse = c->mse[j], .feve = c->feve[j], .jackknife = c->jack[j],
 		                      .var_ratio = c->ratio[j], .corr_ceiling = c->ceiling[j],
-		                      .n_trials = a->r};
+		                      .n_trials = a->r, .undefined = c->undefined[j]};
 		e->corr_by_trial = fv__malloc((size_t)a->r * sizeof(double));
 		e->mse_by_trial = fv__malloc((size_t)a->r * sizeof(double));
 		res->n++;
@@ -405,8 +433,11 @@ static void summarise(fv_eval_result *r, int64_t lag, size_t n_sessions)
 		trials += (double)t;
 	}
 	s->n_test_repeats_avg = r->n_sets ? trials / (double)r->n_sets : 0.0;
-	for (size_t i = 0; i < r->n; i++)
+	for (size_t i = 0; i < r->n; i++) {
 		s->filtering_applied |= !isnan(r->neurons[i].var_ratio);
+		s->n_neurons_nonfinite += r->neurons[i].undefined == FV_EVAL_NONFINITE;
+		s->n_neurons_constant += r->neurons[i].undefined == FV_EVAL_CONSTANT;
+	}
 	nanmean corr = {0}, mse = {0}, feve = {0}, fev = {0}, poisson = {0}, jack = {0}, ceil = {0};
 	for (size_t i = 0; i < r->n; i++) {
 		const fv_eval_neuron *e = &r->neurons[i];
@@ -538,6 +569,75 @@ fv_status fv_evaluate(fv_module *model, fv_data *data, const fv_eval_options *o,
 
 /* ---- output ------------------------------------------------------------------------------------ */
 
+/* The neurons of one session whose correlation is undefined. */
+typedef struct session_undefined {
+	const char *session;
+	int64_t nonfinite, constant;
+} session_undefined;
+
+/* Per session with any, in the order of the results; NULL with *n = 0 when
+** none (or out of memory: the totals of the summary still say it). */
+static session_undefined *undefined_by_session(const fv_eval_result *r, size_t *n)
+{
+	*n = 0;
+	if (r->summary.n_neurons_nonfinite + r->summary.n_neurons_constant == 0)
+		return NULL;
+	session_undefined *list = fv__calloc(r->n_names + 1, sizeof *list);
+	for (size_t i = 0; list != NULL && i < r->n; i++) {
+		const fv_eval_neuron *e = &r->neurons[i];
+		if (e->undefined == FV_EVAL_DEFINED)
+			continue;
+		size_t k = 0;
+		while (k < *n && list[k].session != e->session)
+			k++;
+		if (k == *n)
+			list[(*n)++].session = e->session;
+		list[k].nonfinite += e->undefined == FV_EVAL_NONFINITE;
+		list[k].constant += e->undefined == FV_EVAL_CONSTANT;
+	}
+	return list;
+}
+
+/* {"SESSION": {"non_finite": N, "constant": M}, ...} */
+static json_t *undefined_json(const fv_eval_result *r)
+{
+	size_t n;
+	session_undefined *list = undefined_by_session(r, &n);
+	json_t *o = json_object();
+	for (size_t k = 0; o != NULL && k < n; k++)
+		if (json_object_set_new(o, list[k].session,
+		                        json_pack("{s:I, s:I}", "non_finite",
+		                                  (json_int_t)list[k].nonfinite, "constant",
+		                                  (json_int_t)list[k].constant)) != 0) {
+			json_decref(o);
+			o = NULL;
+		}
+	free(list);
+	return o;
+}
+
+static void print_undefined(const fv_eval_result *r, FILE *out)
+{
+	const fv_eval_summary *s = &r->summary;
+	if (s->n_neurons_nonfinite + s->n_neurons_constant == 0)
+		return;
+	fprintf(out, "Neurons with an undefined correlation: %lld\n",
+	        (long long)(s->n_neurons_nonfinite + s->n_neurons_constant));
+	size_t n;
+	session_undefined *list = undefined_by_session(r, &n);
+	for (size_t k = 0; k < n; k++) {
+		fprintf(out, "  %s:", list[k].session);
+		if (list[k].nonfinite > 0)
+			fprintf(out, " %lld with a non-finite prediction (NaN metrics, left out of the "
+			        "means)%s", (long long)list[k].nonfinite, list[k].constant ? ";" : "");
+		if (list[k].constant > 0)
+			fprintf(out, " %lld with a constant prediction or response (correlation 0, as "
+			        "openretina's eps gives)", (long long)list[k].constant);
+		fputc('\n', out);
+	}
+	free(list);
+}
+
 /* pandas writes NaN as an empty field. */
 static void csv_value(fv__text *t, double v)
 {
@@ -614,6 +714,17 @@ fv_status fv_eval_write_summary(const fv_eval_result *r, const char *path)
 		"jackknife_mean", fv__json_number(s->jackknife_mean),
 		"n_sessions", (json_int_t)s->n_sessions,
 		"corr_ceiling_mean", fv__json_number(s->corr_ceiling_mean));
+	json_t *count = json_integer(s->n_neurons_nonfinite + s->n_neurons_constant);
+	json_t *by_session = undefined_json(r);
+	if (summary != NULL &&
+	    (count == NULL || by_session == NULL ||
+	     json_object_set(summary, "n_neurons_undefined_corr", count) != 0 ||
+	     json_object_set(summary, "undefined_corr_by_session", by_session) != 0)) {
+		json_decref(summary);
+		summary = NULL;
+	}
+	json_decref(count);
+	json_decref(by_session);
 	char *text = fv__json_dump(summary, JSON_INDENT(2), path, NULL);
 	json_decref(summary);
 	if (text == NULL)
@@ -650,6 +761,7 @@ void fv_eval_print_report(const fv_eval_result *r, FILE *out)
 	if (n_stimuli > 1)
 		fprintf(out, " (one row per neuron and test stimulus, %zu stimuli)", n_stimuli);
 	fputc('\n', out);
+	print_undefined(r, out);
 	if (s->filtering_applied) {
 		fprintf(out, "Variance ratio cutoff: %g\n", r->var_ratio_cutoff);
 		fprintf(out, "Neurons above var_ratio threshold (>=%g): %lld\n", r->var_ratio_cutoff,

@@ -130,7 +130,9 @@ void fv_metric_feve(int64_t r, int64_t t, int64_t n, const double *trials, const
 			}
 		mse /= (double)(r * t);
 		double f = 1 - fmax(mse - noise_back, 0) / ev;
-		out[j] = fmax(f, 0);
+		/* fmax drops a NaN where numpy's maximum keeps it: a NaN
+		** prediction has no FEVe, not a perfect one */
+		out[j] = isnan(mse) ? NAN : fmax(f, 0);
 	}
 }
 

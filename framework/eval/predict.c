@@ -109,14 +109,24 @@ static fv_tensor *gather(fv_ctx *ctx, const fv_stimulus_view *x, const int64_t s
 	for (int d = 0; d < x->ndim; d++)
 		st[5 - x->ndim + d] = x->strides[d];
 	fv_real *out = t->data;
+	int64_t bad = 0;
 	for (int64_t n = 0; n < shape[0]; n++)
 		for (int64_t c = 0; c < shape[1]; c++)
 			for (int64_t f = 0; f < shape[2]; f++)
 				for (int64_t h = 0; h < shape[3]; h++) {
 					const float *row = x->data + n * st[0] + c * st[1] + f * st[2] + h * st[3];
-					for (int64_t w = 0; w < shape[4]; w++)
-						*out++ = (fv_real)(((double)row[w * st[4]] - mean) / std);
+					for (int64_t w = 0; w < shape[4]; w++, out++) {
+						*out = (fv_real)(((double)row[w * st[4]] - mean) / std);
+						bad += !isfinite(*out);
+					}
 				}
+	/* a finite mean can still push every pixel past float's range */
+	if (bad > 0) {
+		fv_error(FV_ERR_ARG, "%lld of its %lld values are not finite%s (stim_mean %g, "
+		         "stim_std %g); nothing predicted", (long long)bad, (long long)t->numel,
+		         mean != 0.0 || std != 1.0 ? " once normalised" : "", mean, std);
+		return NULL;
+	}
 	return t;
 }
 

@@ -87,6 +87,14 @@ fv_status fv__ins_probe_layer(fv__ins *s);
 /* The job's reference movie: each unit's mean response (s->reference_mean). */
 fv_status fv__ins_reference(fv__ins *s);
 
+/* ---- insilico_memory.c ------------------------------------------------------------ */
+
+/* Refuse, before anything of the stimulus's size is allocated or computed,
+** an optimisation whose stimulus, gradient, optimizer state and one
+** forward's activations at s->time_steps frames exceed the job's memory
+** budget (memory_limit.c). */
+fv_status fv__ins_check_memory(const fv__ins *s);
+
 /* ---- insilico_record.c --------------------------------------------------------------- */
 
 /* DIR/STEM.npy, DIR/STEM.png and DIR/STEM.json. */

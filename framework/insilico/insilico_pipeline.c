@@ -502,6 +502,8 @@ static fv_status run(fv__ins *s, fv_insilico_result *res)
 	if (st == FV_OK)
 		st = fv__ins_config_complete(s);
 	if (st == FV_OK)
+		st = fv__ins_check_memory(s);
+	if (st == FV_OK)
 		st = check_units(s);
 	if (st == FV_OK && s->job->kind == FV_INSILICO_INNER_MEI)
 		st = fv__ins_config_inner_start(s);

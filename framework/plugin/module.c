@@ -31,6 +31,7 @@ typedef struct named_tensor {
 	fv_tensor *t;  /* t->name is the full dotted name */
 	bool is_param;
 	bool transient; /* outside the state_dict (a non-persistent buffer) */
+	size_t reserved; /* memory_limit.c: bytes reserved for its training state */
 } named_tensor;
 
 struct fv_module {
@@ -230,6 +231,20 @@ static fv_tensor *add_tensor(fv_module *m, const char *name, int ndim, const int
 		return NULL;
 	if (grow((void **)&m->tensors, &m->cap_tensors, m->n_tensors, sizeof *m->tensors) != FV_OK)
 		return NULL;
+	/* a parameter costs four copies in training: itself, its gradient and
+	** Adam's two moments.  The three to come are reserved as soon as it
+	** exists, so that the next parameter's check counts them: a core
+	** creates all its weights before it fills any, and filling gigabytes
+	** of random numbers is what a refusal must come before. */
+	double bytes = (double)sizeof(fv_real);
+	for (int i = 0; i < ndim && shape != NULL; i++)
+		bytes *= shape[i] > 0 ? (double)shape[i] : 0.0;
+	if (is_param && fv__memory_check(4 * bytes, "with its gradient and optimizer state, it") !=
+	                        FV_OK) {
+		fv_error_prefix("module '%s', %s '%s' of shape %s: ", label(m), what, name,
+		                fv_shape_str(ndim, shape));
+		return NULL;
+	}
 	fv_tensor *t = fv_tensor_new(ndim, shape);
 	if (t == NULL) {
 		fv_error_prefix("module '%s', %s '%s': ", label(m), what, name);
@@ -243,8 +258,10 @@ static fv_tensor *add_tensor(fv_module *m, const char *name, int ndim, const int
 		return NULL;
 	}
 	t->requires_grad = is_param;
-	m->tensors[m->n_tensors++] =
-	        (named_tensor){.local = local, .t = t, .is_param = is_param, .transient = transient};
+	size_t reserved = is_param ? 3 * (size_t)t->numel * sizeof(fv_real) : 0;
+	fv__memory_reserve(reserved);
+	m->tensors[m->n_tensors++] = (named_tensor){.local = local, .t = t, .is_param = is_param,
+	                                            .transient = transient, .reserved = reserved};
 	return t;
 }
 
@@ -437,6 +454,7 @@ void fv_module_free(fv_module *m)
 	for (size_t i = 0; i < m->n_children; i++)
 		fv_module_free(m->children[i]);
 	for (size_t i = 0; i < m->n_tensors; i++) {
+		fv__memory_unreserve(m->tensors[i].reserved);
 		fv_tensor_free(m->tensors[i].t);
 		free(m->tensors[i].local);
 	}

@@ -5,6 +5,7 @@
 ** them into one chunk of the total size, so from the second identical step
 ** on a training loop performs no allocation at all.
 */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,7 @@ static fv_arena_chunk *chunk_new(fv_ctx *ctx, size_t size)
 		free(c);
 		return NULL;
 	}
+	fv__memory_charge(c->base);
 	c->size = size;
 	c->used = 0;
 	c->next = NULL;
@@ -42,6 +44,7 @@ static void chunks_free(fv_arena_chunk *c)
 {
 	while (c != NULL) {
 		fv_arena_chunk *next = c->next;
+		fv__memory_release(c->base);
 		free(c->base);
 		free(c);
 		c = next;
@@ -94,8 +97,17 @@ void *fv_ctx_alloc(fv_ctx *ctx, size_t bytes)
 	if (need == 0)
 		need = FV_ARENA_ALIGN;
 	if (c == NULL || c->size - c->used < need) {
+		/* the arena holds one step's activations and gradients: this is
+		** where a batch or a stimulus too large for the machine shows.
+		** Doubling keeps the number of chunks small, but near the limit
+		** the chunk is only as large as the request. */
+		char what[96];
+		snprintf(what, sizeof what, "one step's activations and gradients (%.1f MiB so far)",
+		         (double)ctx->used_total / 0x1p20);
+		if (fv__memory_check((double)need, what) != FV_OK)
+			return NULL;
 		size_t size = c ? c->size * 2 : FV_ARENA_MIN_CHUNK;
-		if (size < need)
+		if (size < need || !fv__memory_fits((double)size))
 			size = need;
 		fv_arena_chunk *fresh = chunk_new(ctx, size);
 		if (fresh == NULL) {

@@ -60,9 +60,23 @@ static void set_shape(fv_tensor *t, int ndim, const int64_t *shape)
 	t->numel = fv__numel(ndim, shape);
 }
 
+/* Refuse a tensor the job cannot hold before allocating it (memory_limit.c);
+** the size is computed in floating point so that it cannot wrap. */
+static fv_status check_size(int ndim, const int64_t *shape)
+{
+	double bytes = (double)sizeof(fv_real);
+	for (int i = 0; i < ndim; i++)
+		bytes *= (double)shape[i];
+	if (fv__memory_fits(bytes)) /* the common case, without formatting a message */
+		return FV_OK;
+	char what[200];
+	snprintf(what, sizeof what, "a tensor of shape %s", fv_shape_str(ndim, shape));
+	return fv__memory_check(bytes, what);
+}
+
 fv_tensor *fv_tensor_new(int ndim, const int64_t *shape)
 {
-	if (check_shape(ndim, shape) != FV_OK)
+	if (check_shape(ndim, shape) != FV_OK || check_size(ndim, shape) != FV_OK)
 		return NULL;
 	fv_tensor *t = fv__calloc(1, sizeof *t);
 	if (t == NULL)
@@ -73,6 +87,7 @@ fv_tensor *fv_tensor_new(int ndim, const int64_t *shape)
 		free(t);
 		goto nomem;
 	}
+	fv__memory_charge(t->data);
 	t->persistent = true;
 	return t;
 nomem:
@@ -98,6 +113,7 @@ void fv_tensor_free(fv_tensor *t)
 	if (t->grad != NULL && t->grad->persistent)
 		fv_tensor_free(t->grad);
 	fv_tensor_free(t->spare_grad);
+	fv__memory_release(t->data);
 	free(t->data);
 	free(t->name);
 	free(t);

@@ -77,6 +77,26 @@ FV_API const char *fv_status_name(fv_status code);
 ** `candidates` are skipped; a NULL name or list gives NULL. */
 FV_API const char *fv_closest_name(const char *name, const char *const *candidates, size_t n);
 
+/* The memory one job may use.  Large requests (a tensor, the activations of
+** a step, a model's parameters with gradients and optimizer state, a whole
+** stimulus optimisation) are checked before they are allocated and refused
+** with FV_ERR_NOMEM and "needs N GiB" when, with what the job already
+** holds, they exceed the smaller of this limit and the memory the machine
+** had available.  0 (the default) means no limit of the user's
+** own; then the environment variable FOVEA_MAX_MEMORY (a size such as 4G)
+** is read, if set.  The setting is process-wide. */
+FV_API fv_status fv_set_max_memory(size_t bytes);
+/* A size in bytes from text: "1073741824", "512M", "4G", "1.5GiB", "2TB"
+** (units are powers of 1024).  FV_ERR_ARG for anything else or zero. */
+FV_API fv_status fv_parse_size(const char *text, size_t *out);
+/* The machine's available memory in bytes (MemAvailable of /proc/meminfo,
+** else physical memory), 0 when unknown. */
+FV_API size_t fv_memory_available(void);
+/* Bytes the process's libfovea holds now: the data of its persistent
+** tensors (parameters, gradients, optimizer state, data sets) and its
+** contexts' arenas.  The limit above applies to this plus a request. */
+FV_API size_t fv_memory_in_use(void);
+
 /* Fault injection, for tests: from now on the n-th heap allocation of
 ** libfovea fails (n >= 1), and with `sticky` every one after it too;
 ** n = 0 turns failures off.  Returns the number of allocations made since

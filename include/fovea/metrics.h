@@ -76,6 +76,17 @@ typedef struct fv_eval_options {
 	const char *exp_name;     /* NULL: "unknown" */
 } fv_eval_options;
 
+/* A correlation is undefined where a series has no variance or is not
+** finite.  openretina's eps makes it 0 for a constant series (kept in the
+** means, as there); a non-finite prediction (NaN weights, an overflowing
+** model) makes every metric of the neuron NaN, left out of the means.
+** Either way the neuron is counted and reported, never silently dropped. */
+typedef enum fv_eval_undefined {
+	FV_EVAL_DEFINED = 0,
+	FV_EVAL_NONFINITE, /* the prediction is NaN or infinite somewhere */
+	FV_EVAL_CONSTANT,  /* the prediction or the trial-averaged response is constant */
+} fv_eval_undefined;
+
 typedef struct fv_eval_neuron {
 	const char *session;
 	const char *split;
@@ -84,6 +95,7 @@ typedef struct fv_eval_neuron {
 	int64_t n_trials;
 	double *corr_by_trial;    /* n_trials values, or NULL */
 	double *mse_by_trial;
+	fv_eval_undefined undefined; /* whether corr is defined, and why not */
 } fv_eval_neuron;
 
 typedef struct fv_eval_summary {
@@ -98,6 +110,8 @@ typedef struct fv_eval_summary {
 	double feve_mean, fev_mean, poisson_loss_mean, jackknife_mean;
 	double corr_ceiling_mean;
 	int64_t n_sessions;
+	/* neurons (rows) whose correlation is undefined, by cause */
+	int64_t n_neurons_nonfinite, n_neurons_constant;
 } fv_eval_summary;
 
 typedef struct fv_eval_result fv_eval_result;
@@ -112,9 +126,11 @@ FV_API const fv_eval_neuron *fv_eval_neuron_at(const fv_eval_result *r, size_t i
 FV_API const fv_eval_summary *fv_eval_get_summary(const fv_eval_result *r);
 /* One row per neuron (pandas' to_csv layout: an index column first). */
 FV_API fv_status fv_eval_write_csv(const fv_eval_result *r, const char *path);
-/* EvaluationSummary.save_json's fields plus corr_ceiling_mean. */
+/* EvaluationSummary.save_json's fields plus corr_ceiling_mean and the
+** neurons with an undefined correlation (in all and per session). */
 FV_API fv_status fv_eval_write_summary(const fv_eval_result *r, const char *path);
-/* The report openretina's print_report prints. */
+/* The report openretina's print_report prints, plus a line per session
+** with neurons whose correlation is undefined. */
 FV_API void fv_eval_print_report(const fv_eval_result *r, FILE *out);
 
 #ifdef __cplusplus

@@ -28,6 +28,7 @@ typedef struct cli_cmd {
 	const char *summary; /* one line, for `fovea --help` */
 	const char *usage;   /* "fovea NAME ARGS..." then a blank line and the details */
 	int (*run)(int argc, char **argv); /* argv[0] is the command's name */
+	bool max_memory; /* takes --max-memory SIZE, handled by the dispatcher */
 } cli_cmd;
 
 extern const cli_cmd cli_cmd_plugins;

@@ -86,6 +86,10 @@ static void dir_of(const char *path, char *buf, size_t size)
 static int check_sessions(const fv_checkpoint *c, fv_data *d)
 {
 	const fv_data_info *model = fv_checkpoint_data_info(c), *data = fv_data_get_info(d);
+	if (model == NULL || data == NULL)
+		return cli_fail("%s: %s has no data_info (sessions, neurons, stimulus shape); was it "
+		                "written by fovea train?", fv_checkpoint_path(c),
+		                model == NULL ? "the checkpoint's metadata" : "the data set");
 	for (size_t i = 0; i < data->n_sessions; i++) {
 		bool found = false;
 		for (size_t k = 0; k < model->n_sessions && !found; k++)
@@ -169,6 +173,13 @@ static int evaluate(fv_registry *reg, const eval_args *a)
 		rc = cli_fail("%s", fv_errmsg());
 	if (rc == CLI_OK)
 		rc = write_outputs(r, a);
+	/* the outputs say which neurons; the exit status says the model is broken */
+	const fv_eval_summary *sum = rc == CLI_OK ? fv_eval_get_summary(r) : NULL;
+	if (sum != NULL && sum->n_neurons_nonfinite > 0)
+		rc = cli_fail("%s: the predictions of %lld of the %lld neurons are not finite (NaN "
+		              "weights in the checkpoint?); see 'Neurons with an undefined correlation' "
+		              "above", a->checkpoint, (long long)sum->n_neurons_nonfinite,
+		              (long long)sum->n_neurons_total);
 	fv_eval_result_free(r);
 	fv_data_close(d);
 	fv_module_free(model);

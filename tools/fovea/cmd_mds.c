@@ -93,4 +93,5 @@ const cli_cmd cli_cmd_mds = {
 	         "  --temperature T    the softmax temperature (default 1.6)\n"
 	         INS_COMMON_USAGE,
 	.run = run_mds,
+	.max_memory = true,
 };

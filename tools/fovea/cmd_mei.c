@@ -111,4 +111,5 @@ const cli_cmd cli_cmd_mei = {
 	         "                     movie M (channels x time x height x width, data units)\n"
 	         INS_COMMON_USAGE,
 	.run = run_mei,
+	.max_memory = true,
 };

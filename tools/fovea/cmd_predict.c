@@ -158,4 +158,5 @@ const cli_cmd cli_cmd_predict = {
 	         "                      (x - stim_mean) / stim_std)\n"
 	         CLI_MODEL_USAGE,
 	.run = run_predict,
+	.max_memory = true,
 };

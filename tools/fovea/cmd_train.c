@@ -274,4 +274,5 @@ const cli_cmd cli_cmd_train = {
 	         "  --no-progress   one line per epoch even on a terminal\n"
 	         "  --quiet         print nothing but errors\n",
 	.run = run_train,
+	.max_memory = true,
 };

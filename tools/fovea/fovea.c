@@ -118,6 +118,39 @@ static void print_help(FILE *out)
 static void print_command_help(const cli_cmd *cmd)
 {
 	printf("usage: %s\n", cmd->usage);
+	if (cmd->max_memory)
+		printf("Memory:\n"
+		       "  --max-memory SIZE  refuse, before allocating, work that needs more than SIZE\n"
+		       "                     (4G, 512M, 1.5GiB; FOVEA_MAX_MEMORY sets it too); work\n"
+		       "                     needing more than the machine has available is always\n"
+		       "                     refused\n");
+}
+
+/* Take --max-memory SIZE (or --max-memory=SIZE) out of the arguments of a
+** command that takes it, so the command's own parser never sees it. */
+static int take_max_memory(const cli_cmd *cmd, int *argc, char **argv)
+{
+	int out = 1;
+	for (int i = 1; i < *argc; i++) {
+		const char *value = NULL;
+		if (strcmp(argv[i], "--max-memory") == 0) {
+			if (i + 1 == *argc)
+				return cli_usage_error(cmd, "--max-memory needs a size, e.g. --max-memory 4G");
+			value = argv[++i];
+		} else if (strncmp(argv[i], "--max-memory=", 13) == 0) {
+			value = argv[i] + 13;
+		} else {
+			argv[out++] = argv[i];
+			continue;
+		}
+		size_t bytes;
+		if (fv_parse_size(value, &bytes) != FV_OK)
+			return cli_usage_error(cmd, "--max-memory: %s", fv_errmsg());
+		fv_set_max_memory(bytes);
+	}
+	*argc = out;
+	argv[out] = NULL;
+	return CLI_OK;
 }
 
 static bool asks_for_help(int argc, char **argv)
@@ -177,5 +210,12 @@ int main(int argc, char **argv)
 		print_command_help(cmd);
 		return CLI_OK;
 	}
-	return cmd->run(argc - 1, argv + 1);
+	argc--;
+	argv++;
+	if (cmd->max_memory) {
+		int rc = take_max_memory(cmd, &argc, argv);
+		if (rc != CLI_OK)
+			return rc;
+	}
+	return cmd->run(argc, argv);
 }

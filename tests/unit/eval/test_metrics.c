@@ -115,3 +115,12 @@ Test(metrics, neurons_are_independent_columns)
 	cr_expect_float_eq(ratio[0], 0.25, 1e-9);
 	cr_expect_float_eq(jack[1], 9.75 / 14.75, 1e-8);
 }
+
+/* numpy's maximum keeps a NaN where C's fmax drops it: a NaN prediction
+** has a NaN FEVe (issue 12 item 9; fmax made it a perfect 1). */
+Test(metrics, feve_of_a_nan_prediction_is_nan)
+{
+	double trials[4] = {1, 3, 2, 4}, pred[2] = {NAN, 2}, f;
+	fv_metric_feve(2, 2, 1, trials, pred, &f);
+	cr_expect(isnan(f), "feve %g", f);
+}
