@@ -37,14 +37,7 @@ typedef struct csv_logger {
 
 #define OFF(f) offsetof(csv_logger, f)
 static const fv_option csv_options[] = {
-	{"save_dir", FV_OPT_STRING, OFF(save_dir), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
-	 "the directory the logs go under"},
-	{"name", FV_OPT_STRING, OFF(name), "lightning_logs", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "the experiment's sub-directory of save_dir (null or \"\": none)"},
-	{"version", FV_OPT_NODE, OFF(version), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "null: the next free version_N; an integer N: version_N; a string: that directory"},
-	{"prefix", FV_OPT_STRING, OFF(prefix), "", 0, 0, 0, NULL,
-	 "put before every metric's name, joined with '-'"},
+	FV__LOGGER_DIR_OPTIONS(OFF),
 	{"flush_logs_every_n_steps", FV_OPT_INT, OFF(flush_logs_every_n_steps), "100", 1, 1e12, 0,
 	 NULL, "accepted; fovea rewrites metrics.csv after every epoch"},
 	{0},

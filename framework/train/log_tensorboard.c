@@ -34,14 +34,7 @@ typedef struct tb_logger {
 
 #define OFF(f) offsetof(tb_logger, f)
 static const fv_option tb_options[] = {
-	{"save_dir", FV_OPT_STRING, OFF(save_dir), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
-	 "the directory the logs go under"},
-	{"name", FV_OPT_STRING, OFF(name), "lightning_logs", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "the experiment's sub-directory of save_dir (null or \"\": none)"},
-	{"version", FV_OPT_NODE, OFF(version), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "null: the next free version_N; an integer N: version_N; a string: that directory"},
-	{"prefix", FV_OPT_STRING, OFF(prefix), "", 0, 0, 0, NULL,
-	 "put before every metric's name, joined with '-'"},
+	FV__LOGGER_DIR_OPTIONS(OFF),
 	{"sub_dir", FV_OPT_STRING, OFF(sub_dir), "null", 0, 0, FV_OPT_NULLABLE, NULL,
 	 "a directory under the version's, for the event files"},
 	{"log_graph", FV_OPT_BOOL, OFF(log_graph), "false", 0, 0, 0, NULL,

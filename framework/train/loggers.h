@@ -38,6 +38,20 @@ typedef struct fv__logger_kind {
 
 extern const fv__logger_kind fv__csv_logger, fv__tensorboard_logger;
 
+/* The option rows every Lightning logger has: where its files go
+** (fv__lightning_log_dir) and the prefix of its metric names.  OFF(field)
+** gives the offset of save_dir, name, version and prefix in the logger's
+** state. */
+#define FV__LOGGER_DIR_OPTIONS(OFF)                                                       \
+	{"save_dir", FV_OPT_STRING, OFF(save_dir), NULL, 0, 0, FV_OPT_REQUIRED, NULL,        \
+	 "the directory the logs go under"},                                                  \
+	{"name", FV_OPT_STRING, OFF(name), "lightning_logs", 0, 0, FV_OPT_NULLABLE, NULL,    \
+	 "the experiment's sub-directory of save_dir (null or \"\": none)"},                   \
+	{"version", FV_OPT_NODE, OFF(version), "null", 0, 0, FV_OPT_NULLABLE, NULL,          \
+	 "null: the next free version_N; an integer N: version_N; a string: that directory"}, \
+	{"prefix", FV_OPT_STRING, OFF(prefix), "", 0, 0, 0, NULL,                            \
+	 "put before every metric's name, joined with '-'"}
+
 /* Lightning's log_dir: save_dir/name/version, where a null version is the
 ** next free version_N under save_dir/name, an integer N is version_N and a
 ** string is itself (openretina's configs give "", the directory itself). */
