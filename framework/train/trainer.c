@@ -25,6 +25,7 @@ typedef struct trainer_opts {
 	const char *gradient_clip_algorithm;
 	int64_t accumulate_grad_batches;
 	int64_t check_val_every_n_epoch;
+	const fv_config_node *precision;
 	const fv_config_node *ignored;
 } trainer_opts;
 
@@ -48,8 +49,9 @@ static const fv_option trainer_options[] = {
 	 "batches whose gradients add up (loss / k) before one clip and optimizer step"},
 	{"check_val_every_n_epoch", FV_OPT_INT, OFF(check_val_every_n_epoch), "1", 0, 0, 0, NULL,
 	 "only 1: validation after every epoch"},
-	{"precision", FV_OPT_NODE, OFF(ignored), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "accepted; fovea computes in float32"},
+	{"precision", FV_OPT_NODE, OFF(precision), "null", 0, 0, FV_OPT_NULLABLE, NULL,
+	 "32 or 32-true; a mixed or half precision runs in float32, said at the start (an "
+	 "error with --strict)"},
 	NO_EFFECT("default_root_dir"),
 	NO_EFFECT("deterministic"),
 	NO_EFFECT("accelerator"),
@@ -133,6 +135,33 @@ static fv_status metric_of(const char *name, const char *who, int *out)
 	return rc;
 }
 
+/* Lightning's precision: fovea computes in float32, so 32 and 32-true are
+** exact; 16/bf16 variants run in float32 and say so (or fail when strict),
+** anything else is an error. */
+static fv_status check_precision(const fv__trainer *t, const fv_config_node *n)
+{
+	static const char *const exact[] = {"32", "32-true"};
+	static const char *const lower[] = {"16", "16-mixed", "16-true", "bf16", "bf16-mixed",
+	                                    "bf16-true", "transformer-engine",
+	                                    "transformer-engine-float16"};
+	const char *p = n == NULL || fv_node_is_null(n) ? "32" : fv_node_text(n);
+	for (size_t i = 0; p != NULL && i < sizeof exact / sizeof exact[0]; i++)
+		if (strcmp(p, exact[i]) == 0)
+			return FV_OK;
+	for (size_t i = 0; p != NULL && i < sizeof lower / sizeof lower[0]; i++) {
+		if (strcmp(p, lower[i]) != 0)
+			continue;
+		if (t->strict)
+			return fv_error_at(n, FV_ERR_CONFIG, "trainer.precision: '%s' asks for less than "
+			                   "float32, and fovea computes in float32 (--strict)", p);
+		fprintf(stderr, "fovea: trainer.precision '%s': this run computes in float32\n", p);
+		return FV_OK;
+	}
+	return fv_error_at(n, FV_ERR_CONFIG, "trainer.precision: expected 32 or 32-true (or a "
+	                   "16/bf16 mixed precision, run in float32), got %s",
+	                   p != NULL ? p : "a non-scalar");
+}
+
 static fv_status read_trainer(fv__trainer *t, const fv_config_node *root)
 {
 	trainer_opts o = {0};
@@ -150,7 +179,10 @@ static fv_status read_trainer(fv__trainer *t, const fv_config_node *root)
 	t->clip = o.gradient_clip_val;
 	t->clip_value = o.gradient_clip_algorithm != NULL &&
 	                strcmp(o.gradient_clip_algorithm, "value") == 0;
+	rc = check_precision(t, o.precision);
 	fv_options_free(trainer_options, &o);
+	if (rc != FV_OK)
+		return rc;
 	if (o.check_val_every_n_epoch != 1)
 		return fv_error(FV_ERR_CONFIG, "trainer.check_val_every_n_epoch: fovea validates "
 		                "after every epoch (1), got %lld", (long long)o.check_val_every_n_epoch);
@@ -618,6 +650,7 @@ static fv_status setup(fv__trainer *t, const fv_train_options *given)
 	t->on_best_ud = o->ud;
 	t->on_epoch = o->on_epoch;
 	t->should_stop = o->should_stop;
+	t->strict = o->strict;
 	int progress = o->progress;
 	t->bar = !t->quiet && (progress == 1 || (progress < 0 && isatty(fileno(t->out))));
 	fv_status rc = read_settings(t, &dir);
@@ -640,7 +673,7 @@ static fv_status setup(fv__trainer *t, const fv_train_options *given)
 	if (rc == FV_OK)
 		rc = fv__trainer_log_open(t);
 	if (rc == FV_OK)
-		rc = fv__report_unused(t, o->strict);
+		rc = fv__report_unused(t, t->strict);
 	return rc;
 }
 

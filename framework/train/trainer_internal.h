@@ -88,6 +88,7 @@ typedef struct fv__trainer {
 	fv__loggers *loggers;        /* the config's `logger` group */
 	int64_t epoch_first_step;    /* global_step when the epoch being logged began */
 	bool lr_monitor, lr_momentum, lr_weight_decay; /* LearningRateMonitor's settings */
+	bool strict;                 /* fv_train_options.strict */
 	/* output */
 	char dir[4096];
 	int lock_fd;                 /* on DIR/.fovea.lock, -1 before it is taken */

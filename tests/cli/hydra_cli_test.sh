@@ -53,14 +53,23 @@ not_used)
 	expect err "fovea: not used: "
 	expect err "lab_notebook.page"
 	expect err "check_stimuli_responses_match"
+	# openretina's config asks for 16-mixed: the run says it is float32
+	expect err "trainer.precision '16-mixed': this run computes in float32"
 	refute err "paths.data_dir"
 	refute err "dataloader.batch_size"
 	run 1 "$fovea" train "$srcdir/configs/hdf5_core_readout.yaml" paths.data_dir="$tmp/d" \
 		data_io.color_channels=2 trainer.max_epochs=1 paths.output_dir="$tmp/r2" \
-		+lab_notebook.page=12 --strict
+		+lab_notebook.page=12 trainer.precision=32-true --strict
 	expect err "not used by fovea (--strict): "
 	expect err "lab_notebook.page"
 	[ -e "$tmp/r2/last.safetensors" ] && fail "--strict trained anyway"
+	run 1 "$fovea" train "$srcdir/configs/hdf5_core_readout.yaml" paths.data_dir="$tmp/d" \
+		data_io.color_channels=2 trainer.max_epochs=1 paths.output_dir="$tmp/r3" --strict
+	expect err "trainer.precision: '16-mixed' asks for less than float32"
+	run 1 "$fovea" train "$srcdir/configs/hdf5_core_readout.yaml" paths.data_dir="$tmp/d" \
+		data_io.color_channels=2 trainer.max_epochs=1 paths.output_dir="$tmp/r4" \
+		trainer.precision=64
+	expect err "trainer.precision: expected 32 or 32-true"
 	;;
 data_targets)
 	"$fovea" create-data "$tmp/d" --layout openretina --num-colors 2 >/dev/null || fail "create-data"
