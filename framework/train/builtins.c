@@ -22,7 +22,22 @@ static const fv_builtin lr_monitor = {
 	fv__lr_monitor_options,
 };
 
+static const char *const model_checkpoint_names[] = {
+	"ModelCheckpoint",
+	"lightning.pytorch.callbacks.ModelCheckpoint",
+	"lightning.pytorch.callbacks.model_checkpoint.ModelCheckpoint",
+	NULL,
+};
+
+static const fv_builtin model_checkpoint = {
+	model_checkpoint_names, "callback",
+	"Lightning's ModelCheckpoint: the best save_top_k epochs by the monitored metric as "
+	"DIRPATH/FILENAME.safetensors, and DIRPATH/last.safetensors with save_last",
+	fv__model_checkpoint_options,
+};
+
 static const fv_builtin *const all[] = {
+	&model_checkpoint,
 	&fv__csv_logger.info,
 	&fv__tensorboard_logger.info,
 	&lr_monitor,

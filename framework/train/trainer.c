@@ -552,6 +552,8 @@ static fv_status end_of_epoch(fv__trainer *t)
 		announce_best(t);
 	if (rc == FV_OK)
 		rc = fv__save_checkpoint(t, "last.safetensors");
+	if (rc == FV_OK)
+		rc = fv__model_checkpoint_epoch(t);
 	if (rc == FV_OK && t->on_epoch != NULL)
 		rc = report_epoch(t, lr, best);
 	return rc;
@@ -617,6 +619,7 @@ static void trainer_free(fv__trainer *t)
 	free(t->model_config_yaml);
 	fv__text_free(&t->csv);
 	fv__loggers_close(t->loggers);
+	fv__model_checkpoint_free(&t->mc);
 	fv__run_unlock(t->lock_fd);
 }
 
@@ -672,6 +675,8 @@ static fv_status setup(fv__trainer *t, const fv_train_options *given)
 		rc = prepare_output(t);
 	if (rc == FV_OK)
 		rc = fv__trainer_log_open(t);
+	if (rc == FV_OK)
+		rc = fv__model_checkpoint_open(t);
 	if (rc == FV_OK)
 		rc = fv__report_unused(t, t->strict);
 	return rc;

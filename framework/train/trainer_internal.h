@@ -43,6 +43,17 @@ extern const char *const fv__metric_names[N_METRICS];
 ** name openretina's default scheduler watches); -1 when unknown. */
 int fv__metric_index(const char *name);
 
+/* Lightning's ModelCheckpoint (model_checkpoint.c). */
+typedef struct fv__model_ckpt {
+	bool on, max, verbose, weights_only, auto_names, save_last;
+	int metric;                  /* index in t->metrics; -1: no monitor */
+	int64_t top_k, every;
+	char *dir, *pattern;
+	char **paths;                /* the files kept, with their monitored values */
+	double *values;
+	size_t n;
+} fv__model_ckpt;
+
 typedef struct fv__trainer {
 	fv_registry *reg;
 	fv_config *cfg;
@@ -89,6 +100,7 @@ typedef struct fv__trainer {
 	int64_t epoch_first_step;    /* global_step when the epoch being logged began */
 	bool lr_monitor, lr_momentum, lr_weight_decay; /* LearningRateMonitor's settings */
 	bool strict;                 /* fv_train_options.strict */
+	fv__model_ckpt mc;
 	/* output */
 	char dir[4096];
 	int lock_fd;                 /* on DIR/.fovea.lock, -1 before it is taken */
@@ -123,6 +135,16 @@ const fv_config_node *fv__trainer_callback(const fv_config_node *root, const cha
 fv_status fv__trainer_log_open(fv__trainer *t);
 extern const fv_option fv__lr_monitor_options[]; /* LearningRateMonitor's */
 fv_status fv__trainer_log_epoch(fv__trainer *t, double lr);
+
+/* model_checkpoint.c: read the callback (after the output directory is
+** known), save and rank after an epoch (epochs_done counts it), free. */
+extern const fv_option fv__model_checkpoint_options[];
+fv_status fv__model_checkpoint_open(fv__trainer *t);
+fv_status fv__model_checkpoint_epoch(fv__trainer *t);
+void fv__model_checkpoint_free(fv__model_ckpt *m);
+/* trainer_state.c: a checkpoint at `path`; weights_only leaves the
+** optimizer and trainer state out. */
+fv_status fv__save_checkpoint_path(fv__trainer *t, const char *path, bool weights_only);
 
 /* trainer_unused.c: name the config's keys nothing read (an error when
 ** strict). */

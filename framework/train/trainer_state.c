@@ -132,28 +132,31 @@ static char *state_json(const fv__trainer *t)
 	return text;
 }
 
-fv_status fv__save_checkpoint(fv__trainer *t, const char *name)
+fv_status fv__save_checkpoint_path(fv__trainer *t, const char *path, bool weights_only)
 {
-	char path[4200];
-	fv_status rc = fv__out_path(t, name, path, sizeof path);
-	if (rc != FV_OK)
-		return rc;
-	char *state = state_json(t);
-	if (state == NULL)
+	char *state = weights_only ? NULL : state_json(t);
+	if (!weights_only && state == NULL)
 		return FV_ERR_NOMEM;
 	fv_checkpoint_content c = {
 		.model = t->model,
 		.config_yaml = t->config_yaml,
 		.model_config_yaml = t->model_config_yaml,
 		.data_info = t->info,
-		.optimizer = t->opt,
-		.n_optim_params = t->n_params,
-		.optim_params = t->params,
+		.optimizer = weights_only ? NULL : t->opt,
+		.n_optim_params = weights_only ? 0 : t->n_params,
+		.optim_params = weights_only ? NULL : t->params,
 		.trainer_state = state,
 	};
-	rc = fv_checkpoint_save(path, &c);
+	fv_status rc = fv_checkpoint_save(path, &c);
 	free(state);
 	return rc;
+}
+
+fv_status fv__save_checkpoint(fv__trainer *t, const char *name)
+{
+	char path[4200];
+	fv_status rc = fv__out_path(t, name, path, sizeof path);
+	return rc == FV_OK ? fv__save_checkpoint_path(t, path, false) : rc;
 }
 
 /* ---- resuming -------------------------------------------------------------------------------- */

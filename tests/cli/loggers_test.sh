@@ -94,6 +94,29 @@ errors)
 		'+logger.mlflow={_target_: lightning.pytorch.loggers.MLFlowLogger, experiment_name: x}'
 	expect out "logger logger.mlflow skipped"
 	;;
+model_checkpoint)
+	# Lightning's ModelCheckpoint: the best save_top_k epochs by the monitor,
+	# named by the filename pattern, and last with save_last
+	train "$tmp/run" 0 trainer.max_epochs=4 training_callbacks.model_checkpoint.save_top_k=2 \
+		training_callbacks.model_checkpoint.save_last=true
+	ls "$tmp/run/checkpoints" >"$tmp/files"
+	[ "$(wc -l <"$tmp/files")" -eq 3 ] || fail "expected 2 ranked files and last: $(cat "$tmp/files")"
+	grep -qx "last.safetensors" "$tmp/files" || fail "no last.safetensors"
+	# the two best epochs by val_evaluation_loss (mode max), from fovea's metrics.csv
+	awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "val_evaluation_loss") c = i }
+		NR > 1 { printf "epoch=%02d_val_evaluation_loss=%.3f.safetensors %s\n", $1, $c, $c }' \
+		"$tmp/run/metrics.csv" | sort -k2 -g -r | head -2 | cut -d' ' -f1 | sort >"$tmp/want"
+	grep -v last "$tmp/files" | sort >"$tmp/got"
+	cmp -s "$tmp/want" "$tmp/got" || fail "kept $(cat "$tmp/got"), expected $(cat "$tmp/want")"
+	# nothing of the callback is left unread, and --strict passes (float32 asked for)
+	refute err "model_checkpoint"
+	train "$tmp/strict" 0 trainer.max_epochs=1 trainer.precision=32-true --strict
+	refute err "not used"
+	train "$tmp/steps" 1 trainer.max_epochs=1 training_callbacks.model_checkpoint.every_n_train_steps=5
+	expect err "every_n_train_steps, train_time_interval and save_on_train_epoch_end are not supported"
+	train "$tmp/fmt" 1 trainer.max_epochs=1 'training_callbacks.model_checkpoint.filename="{epoch:>5}"'
+	expect err "format '>5' is not supported"
+	;;
 *)
 	fail "unknown case $case_name"
 	;;
