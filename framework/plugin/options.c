@@ -256,6 +256,7 @@ static void set_null(const ctx *c, void *field)
 		free(((fv_float_list *)field)->v);
 		*(fv_float_list *)field = (fv_float_list){0};
 		break;
+	case FV_OPT_KWARGS: break;
 	}
 }
 
@@ -290,6 +291,7 @@ static fv_status read_value(const ctx *c, const fv_config_node *n, void *field)
 	case FV_OPT_INT_LIST:
 	case FV_OPT_FLOAT_LIST: return read_list(c, n, field);
 	case FV_OPT_NODE: *(const fv_config_node **)field = n; return FV_OK;
+	case FV_OPT_KWARGS: break;
 	}
 	return fv_error(FV_ERR_ARG, "%s: option '%s' has an unknown type %d", c->what, o->name, (int)o->type);
 }
@@ -299,7 +301,15 @@ static fv_status read_value(const ctx *c, const fv_config_node *n, void *field)
 static bool in_table(const fv_option *table, const char *key)
 {
 	for (const fv_option *o = table; o && o->name; o++)
-		if (strcmp(o->name, key) == 0)
+		if (o->type != FV_OPT_KWARGS && strcmp(o->name, key) == 0)
+			return true;
+	return false;
+}
+
+static bool takes_kwargs(const fv_option *table)
+{
+	for (const fv_option *o = table; o && o->name; o++)
+		if (o->type == FV_OPT_KWARGS)
 			return true;
 	return false;
 }
@@ -315,18 +325,41 @@ static bool ignored(const char *key, const char *const *ignore)
 	return false;
 }
 
+/* The table's option names (without its **kwargs row), malloc'd; *n their count. */
+static const char **option_names(const fv_option *table, size_t *n)
+{
+	*n = 0;
+	for (const fv_option *o = table; o && o->name; o++)
+		*n += o->type != FV_OPT_KWARGS;
+	const char **names = fv__malloc((*n + 1) * sizeof *names);
+	size_t k = 0;
+	for (const fv_option *o = table; names != NULL && o && o->name; o++)
+		if (o->type != FV_OPT_KWARGS)
+			names[k++] = o->name;
+	return names;
+}
+
+/* A key the class's **kwargs takes: one that is not a plausible typo of an
+** option (a misspelt option is still an error, with its correction). */
+static bool admitted_by_kwargs(const fv_option *table, const char *key)
+{
+	if (!takes_kwargs(table))
+		return false;
+	size_t n;
+	const char **names = option_names(table, &n);
+	bool typo = names == NULL || fv_closest_name(key, names, n) != NULL;
+	free(names);
+	return !typo;
+}
+
 static fv_status unknown_key(const fv_option *table, const fv_config_node *map, size_t i, const char *what)
 {
-	size_t n = 0;
-	for (const fv_option *o = table; o && o->name; o++)
-		n++;
-	const char **names = fv__malloc((n + 1) * sizeof *names);
+	size_t n;
+	const char **names = option_names(table, &n);
 	const fv_config_node *entry = map->kids[i];
 	const char *key = entry->key;
 	if (names == NULL)
 		return fv_error_at(entry, FV_ERR_CONFIG, "unknown option '%s' for %s", key, what);
-	for (size_t k = 0; k < n; k++)
-		names[k] = table[k].name;
 	const char *best = fv_closest_name(key, names, n);
 	fv_status st;
 	if (best != NULL) {
@@ -350,6 +383,8 @@ static fv_status unknown_key(const fv_option *table, const fv_config_node *map, 
 static fv_status parse_option(const fv_option *o, const fv_config_node *map, void *opts, const char *what,
                               bool owned)
 {
+	if (o->type == FV_OPT_KWARGS)
+		return FV_OK; /* the keys it admits stay unread */
 	void *field = (char *)opts + o->offset;
 	const fv_config_node *given = fv_node_get(map, o->name);
 	ctx c = {o, what, given == NULL, owned};
@@ -391,6 +426,7 @@ static void zero_field(const fv_option *o, void *opts)
 	case FV_OPT_NODE: *(const fv_config_node **)field = NULL; break;
 	case FV_OPT_INT_LIST: *(fv_int_list *)field = (fv_int_list){0}; break;
 	case FV_OPT_FLOAT_LIST: *(fv_float_list *)field = (fv_float_list){0}; break;
+	case FV_OPT_KWARGS: break;
 	}
 }
 
@@ -414,7 +450,8 @@ static fv_status parse_table(const fv_option *table, const fv_config_node *map, 
 		                   fv__node_name(map), what, got);
 	}
 	for (size_t i = 0; map != NULL && i < map->n; i++)
-		if (!in_table(table, map->kids[i]->key) && !ignored(map->kids[i]->key, ignore))
+		if (!in_table(table, map->kids[i]->key) && !ignored(map->kids[i]->key, ignore) &&
+		    !admitted_by_kwargs(table, map->kids[i]->key))
 			return unknown_key(table, map, i, what);
 	for (const fv_option *o = table; o && o->name; o++) {
 		fv_status st = parse_option(o, map, opts, what, owned);
@@ -489,6 +526,7 @@ static const char *type_name(const fv_option *o)
 	case FV_OPT_INT_LIST: return o->flags & FV_OPT_SCALAR_AS_LIST ? "int or int list" : "int list";
 	case FV_OPT_FLOAT_LIST: return o->flags & FV_OPT_SCALAR_AS_LIST ? "float or float list" : "float list";
 	case FV_OPT_NODE: return "any";
+	case FV_OPT_KWARGS: return "other keys";
 	}
 	return "?";
 }

@@ -146,6 +146,7 @@ static size_t option_value_size(fv_opt_type type)
 	case FV_OPT_INT_LIST: return sizeof(fv_int_list);
 	case FV_OPT_FLOAT_LIST: return sizeof(fv_float_list);
 	case FV_OPT_NODE: return sizeof(const fv_config_node *);
+	case FV_OPT_KWARGS: return 0;
 	}
 	return 0;
 }
@@ -168,6 +169,8 @@ static fv_status check_options(const fv_component *c, const char *origin)
 	if (c->options == NULL)
 		return FV_OK;
 	for (const fv_option *o = c->options; o->name != NULL; o++) {
+		if (o->type == FV_OPT_KWARGS)
+			continue; /* a row without a value */
 		size_t value_size = option_value_size(o->type);
 		if (value_size == 0)
 			return fv_error(FV_ERR_PLUGIN, "%s: component '%s', option '%s': unknown type %d",

@@ -68,7 +68,8 @@ typedef enum fv_opt_type {
 	FV_OPT_ENUM,       /* const char *, one of `choices` ("a|b|c") */
 	FV_OPT_INT_LIST,   /* fv_int_list */
 	FV_OPT_FLOAT_LIST, /* fv_float_list */
-	FV_OPT_NODE        /* const fv_config_node *: any YAML value, checked by the plugin */
+	FV_OPT_NODE,       /* const fv_config_node *: any YAML value, checked by the plugin */
+	FV_OPT_KWARGS      /* no value: see FV_OPT_KWARGS_ROW */
 } fv_opt_type;
 
 enum {
@@ -119,6 +120,14 @@ typedef struct fv_option {
 #define FV_OPT(name_, type_, struct_, field_, def_, ...)                                  \
 	{.name = (name_), .type = FV_OPT_##type_, .offset = offsetof(struct_, field_), \
 	 .def = (def_), .doc = __VA_ARGS__}
+
+/* The row of a component whose openretina class takes **kwargs: keys the
+** table does not name are then accepted, as Python accepts them, and left
+** unread, so that the not-used report (fv_config_unused) lists them and
+** --strict refuses them -- except a plausible typo of an option, which is
+** still an error with its correction.  Without this row an unknown key is
+** an error. */
+#define FV_OPT_KWARGS_ROW(doc_) {.name = "**kwargs", .type = FV_OPT_KWARGS, .doc = (doc_)}
 
 /* Parse `map` (may be NULL: all defaults) against `table` (ended by an entry
 ** with name == NULL) into `opts`.  Keys listed in `ignore` (NULL-terminated,

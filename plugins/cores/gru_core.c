@@ -127,7 +127,8 @@ typedef struct gru_core {
 	       "a 1x1x1 conv and nonlinearity after layer 0"),                                    \
 	FV_OPT("gru_kwargs", NODE, gru_core, gru_kwargs, "null",                                  \
 	       "the GRU's rec_channels, input_kern, rec_kern, groups, gamma_rec, pad_input",      \
-	       .flags = FV_OPT_NULLABLE)
+	       .flags = FV_OPT_NULLABLE),                                                         \
+	FV_OPT_KWARGS_ROW("accepted and ignored, as ConvGRUCore's **kwargs (listed as not used)")
 
 static const fv_option gru_core_options[] = {GRU_OPTIONS, {0}};
 

@@ -157,6 +157,7 @@ static const fv_option lnp_options[] = {
 	       "accepted and unused (openretina's **kwargs)", .flags = FV_OPT_NULLABLE),
 	FV_OPT("data_info", NODE, sc_lnp, o.data_info, "null",
 	       "accepted and unused (openretina's **kwargs)", .flags = FV_OPT_NULLABLE),
+	FV_OPT_KWARGS_ROW("accepted and ignored, as its **kwargs (listed as not used)"),
 	{0},
 };
 

@@ -147,6 +147,7 @@ bool emit_option(sbuf *b, const fv_option *o, const void *field)
 		emit_node(b, n);
 		return true;
 	}
+	case FV_OPT_KWARGS: return false;
 	}
 	return false;
 }

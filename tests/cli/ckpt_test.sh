@@ -8,7 +8,9 @@
 #                given as it is; SingleCellSeparatedLNP after `fovea import
 #                --model`) on NAME.stimulus.npy, a batch of two, matches
 #                NAME.expected_<session>.npy for every session within the
-#                fixture's tolerance (rtol 1e-4, atol 1e-5)
+#                fixture's tolerance (rtol 1e-4, atol 1e-5); the openretina
+#                checkpoints of ../shared/ckpt, and those PyTorch wrote from
+#                openretina's modules (make_torch_ckpts.py: gru_core_readout)
 #   import       `fovea import`: what it prints, the file it writes (the
 #                default name and -o), the imported file predicting as the
 #                .ckpt does, `fovea mei` on the imported model and on the
@@ -89,14 +91,14 @@ import)
 	expect out "250 parameters"
 	# a model fovea cannot build is refused, naming what is wrong: gru_core.ckpt
 	# is a SimpleCoreWrapper model whose core target says ConvGRUCore (its
-	# options and state_dict are SimpleCoreWrapper's; openretina fails to
-	# load it too)
+	# SimpleCoreWrapper options pass through ConvGRUCore's **kwargs, but its
+	# state_dict is SimpleCoreWrapper's; openretina fails to load it too)
 	run 1 "$fovea" import "$data/gru_core.ckpt" -o "$tmp/gru.safetensors"
-	expect err "unknown option 'maxpool_every_n_layers' for ConvGRUCore"
+	expect err "tensor 'core.features.layer0.bias.bias' of the checkpoint is not in the model"
 	[ ! -e "$tmp/gru.safetensors" ] || fail "a partial model was written"
 	run 1 "$fovea" predict "$data/gru_core.ckpt" "$data/gaussian_sampled.stimulus.npy" \
 		--session session_1_ventral1_20200226 -o "$tmp/gru.npy"
-	expect err "ConvGRUCore"
+	expect err "tensor 'core.features.layer0.bias.bias' of the checkpoint is not in the model"
 	run 2 "$fovea" import
 	expect err "expected a .ckpt file"
 	run 2 "$fovea" import "$tmp/h.ckpt" --bogus

@@ -94,6 +94,14 @@ class _StandInFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         pass
 
 
+def import_openretina(src):
+    """Make openretina's source at `src` importable, with stand-ins for what
+    building its modules does not need."""
+    sys.path.insert(0, src)
+    if not any(isinstance(f, _StandInFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _StandInFinder())
+
+
 def load_class(target):
     module, _, name = target.rpartition(".")
     return getattr(importlib.import_module(module), name)
@@ -198,8 +206,7 @@ def main():
     if not os.path.isdir(os.path.join(args.openretina, "openretina")):
         sys.exit(f"torch_reference: {args.openretina}: expected openretina's source directory "
                  "(one holding the 'openretina' package)")
-    sys.path.insert(0, args.openretina)
-    sys.meta_path.insert(0, _StandInFinder())
+    import_openretina(args.openretina)
     import torch
 
     tasks = args.task.split(",")

@@ -501,3 +501,46 @@ Test(options, closest_name_is_a_plausible_typo)
 	cr_assert_null(fv_closest_name("count", NULL, 5));
 	cr_assert_null(fv_closest_name("count", names, 0));
 }
+
+/* The class takes **kwargs: keys the table does not name are accepted and
+** left unread, so the not-used report lists exactly those. */
+static void collect_unused(void *ud, const fv_config_node *n)
+{
+	char *names = ud;
+	strcat(names, fv_node_keypath(n));
+	strcat(names, ";");
+}
+
+Test(options, kwargs_row_admits_other_keys_and_leaves_them_unread)
+{
+	typedef struct kw_opts {
+		int64_t count;
+	} kw_opts;
+	static const fv_option table[] = {
+		FV_OPT("count", INT, kw_opts, count, "3", "how many", .min = 1, .max = 10),
+		FV_OPT_KWARGS_ROW("other keys, as the class's **kwargs"),
+		{0},
+	};
+	kw_opts o = {0};
+	cr_assert_eq(fv_options_parse(table, spec("comp:\n  count: 4\n  pool: 2\n  none: null\n  extra: [1]\n"),
+	                              &o, "kw", NULL),
+	             FV_OK, "%s", fv_errmsg());
+	cr_assert_eq(o.count, 4);
+	char names[128] = "";
+	/* a null asks for nothing: it is not reported */
+	cr_assert_eq(fv_config_unused(cfg, NULL, collect_unused, names), 2);
+	cr_assert_str_eq(names, "comp.pool;comp.extra.0;");
+	/* a misspelt option is not taken for a keyword argument */
+	EXPECT_ERROR(fv_options_parse(table, spec("comp:\n  coutn: 4\n"), &o, "kw", NULL),
+	             FV_ERR_CONFIG, "unknown option 'coutn' for kw; did you mean 'count'?");
+	/* the table's own options are still checked */
+	EXPECT_ERROR(fv_options_parse(table, spec("comp:\n  count: 40\n"), &o, "kw", NULL), FV_ERR_CONFIG,
+	             "40");
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	fv_options_describe(table, f);
+	fclose(f);
+	cr_assert(strstr(text, "**kwargs") != NULL && strstr(text, "other keys") != NULL, "%s", text);
+	free(text);
+}
