@@ -222,9 +222,7 @@ static fv_status fa_create(fv_module *m, const void *opts, const fv_build_args *
 	(void)opts;
 	fa_readout *r = fv_module_priv(m);
 	int64_t shape[4], n;
-	fv_status st = ro_in_shape(WHO, &r->in_shape, args, shape);
-	if (st == FV_OK)
-		st = ro_outdims(WHO, r->outdims, args, &n);
+	fv_status st = ro_dims(WHO, &r->in_shape, r->outdims, args, shape, &n);
 	if (st == FV_OK && r->mask_size.n != 1 && r->mask_size.n != 2)
 		st = fv_error_at(args->spec, FV_ERR_CONFIG,
 		                 "%s: mask_size: expected a size or (height, width), got %zu values", WHO,

@@ -136,9 +136,7 @@ static fv_status gm_create(fv_module *m, const void *opts, const fv_build_args *
 	(void)opts;
 	gm_readout *r = fv_module_priv(m);
 	int64_t shape[4], n;
-	fv_status st = ro_in_shape(WHO, &r->in_shape, args, shape);
-	if (st == FV_OK)
-		st = ro_outdims(WHO, r->outdims, args, &n);
+	fv_status st = ro_dims(WHO, &r->in_shape, r->outdims, args, shape, &n);
 	if (st != FV_OK)
 		return st;
 	r->c = shape[0];

@@ -442,9 +442,7 @@ static fv_status pg_create(fv_module *m, const void *opts, const fv_build_args *
 		                   "init_sigma_range is non-positive (init_mu_range %g, "
 		                   "init_sigma_range %g)", WHO, o->init_mu_range, o->init_sigma_range);
 	int64_t shape[4], n;
-	fv_status st = ro_in_shape(WHO, &o->in_shape, args, shape);
-	if (st == FV_OK)
-		st = ro_outdims(WHO, o->outdims, args, &n);
+	fv_status st = ro_dims(WHO, &o->in_shape, o->outdims, args, shape, &n);
 	if (st != FV_OK)
 		return st;
 	r->c = shape[0];

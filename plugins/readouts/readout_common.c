@@ -46,6 +46,13 @@ fv_status ro_outdims(const char *who, int64_t opt, const fv_build_args *args, in
 	return FV_OK;
 }
 
+fv_status ro_dims(const char *who, const fv_int_list *in_shape, int64_t outdims,
+                  const fv_build_args *args, int64_t shape[4], int64_t *n)
+{
+	fv_status st = ro_in_shape(who, in_shape, args, shape);
+	return st == FV_OK ? ro_outdims(who, outdims, args, n) : st;
+}
+
 fv_status ro_mean_activity(const char *who, const fv_config_node *node, const fv_build_args *args,
                            int64_t n, fv_tensor **out)
 {

@@ -29,6 +29,9 @@ fv_status ro_in_shape(const char *who, const fv_int_list *opt, const fv_build_ar
                       int64_t out[4]);
 /* The `outdims` option when given (not FV_NONE_INT), else args->n_neurons. */
 fv_status ro_outdims(const char *who, int64_t opt, const fv_build_args *args, int64_t *out);
+/* Both: the readout's input shape and its number of neurons. */
+fv_status ro_dims(const char *who, const fv_int_list *in_shape, int64_t outdims,
+                  const fv_build_args *args, int64_t shape[4], int64_t *n);
 
 /* The mean activity of n neurons: the YAML list `node` when given, else
 ** args->mean_activity, else none (*out = NULL).  *out is a persistent copy

@@ -126,9 +126,7 @@ static fv_status sc_create(fv_module *m, const void *opts, const fv_build_args *
 	(void)opts;
 	sc_readout *r = fv_module_priv(m);
 	int64_t shape[4];
-	fv_status st = ro_in_shape(WHO, &r->in_shape, args, shape);
-	if (st == FV_OK)
-		st = ro_outdims(WHO, r->outdims, args, &r->n);
+	fv_status st = ro_dims(WHO, &r->in_shape, r->outdims, args, shape, &r->n);
 	if (st != FV_OK)
 		return st;
 	if (shape[0] != 1)
