@@ -19,6 +19,7 @@
 */
 #include <math.h>
 #include <stdalign.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,17 +31,14 @@
 #define SLAB_VALUES 256
 #define SLAB_BODIES 128
 
-typedef struct value_slab {
-	struct value_slab *next;
+/* Values and container bodies come from chains of slabs, each holding a
+** fixed number of items of one type, so a checkpoint of a million values
+** costs a few thousand mallocs. */
+typedef struct slab {
+	struct slab *next;
 	size_t used;
-	fv_pyval v[SLAB_VALUES];
-} value_slab;
-
-typedef struct body_slab {
-	struct body_slab *next;
-	size_t used;
-	fv__pybody b[SLAB_BODIES];
-} body_slab;
+	alignas(max_align_t) unsigned char items[];
+} slab;
 
 typedef struct blob {
 	struct blob *next;
@@ -51,8 +49,8 @@ struct fv__pypool {
 	size_t max_bytes, used;
 	size_t max_depth;
 	fv_status failure;  /* why the last allocation failed */
-	value_slab *values;
-	body_slab *bodies;
+	slab *values;   /* of fv_pyval */
+	slab *bodies;   /* of fv__pybody */
 	blob *blobs;
 	fv_pyval none, yes, no; /* shared: nothing ever changes them */
 };
@@ -78,16 +76,17 @@ void fv__pypool_free(fv__pypool *p)
 {
 	if (p == NULL)
 		return;
-	for (value_slab *s = p->values, *next; s != NULL; s = next) {
+	for (slab *s = p->values, *next; s != NULL; s = next) {
 		next = s->next;
 		free(s);
 	}
-	for (body_slab *s = p->bodies, *next; s != NULL; s = next) {
+	for (slab *s = p->bodies, *next; s != NULL; s = next) {
 		next = s->next;
+		fv__pybody *b = (fv__pybody *)(void *)s->items;
 		for (size_t i = 0; i < s->used; i++) {
-			free(s->b[i].items);
-			free(s->b[i].hashes);
-			free(s->b[i].index);
+			free(b[i].items);
+			free(b[i].hashes);
+			free(b[i].index);
 		}
 		free(s);
 	}
@@ -137,22 +136,31 @@ void *fv__pypool_blob(fv__pypool *p, size_t n)
 	return b->data;
 }
 
-fv_pyval *fv__pyval_new(fv__pypool *p, fv_pyval_kind kind)
+/* A zeroed item of `size` bytes from the chain *head (`per_slab` items a slab). */
+static void *slab_item(fv__pypool *p, slab **head, size_t size, size_t per_slab)
 {
-	value_slab *s = p->values;
-	if (s == NULL || s->used == SLAB_VALUES) {
-		if (fv__pypool_charge(p, sizeof *s) != FV_OK)
+	slab *s = *head;
+	if (s == NULL || s->used == per_slab) {
+		size_t bytes = sizeof *s + size * per_slab;
+		if (fv__pypool_charge(p, bytes) != FV_OK)
 			return NULL;
-		s = fv__malloc(sizeof *s);
+		s = fv__malloc(bytes);
 		if (s == NULL)
 			return nomem(p);
 		s->used = 0;
-		s->next = p->values;
-		p->values = s;
+		s->next = *head;
+		*head = s;
 	}
-	fv_pyval *v = &s->v[s->used++];
-	memset(v, 0, sizeof *v);
-	v->kind = (uint8_t)kind;
+	void *item = s->items + size * s->used++;
+	memset(item, 0, size);
+	return item;
+}
+
+fv_pyval *fv__pyval_new(fv__pypool *p, fv_pyval_kind kind)
+{
+	fv_pyval *v = slab_item(p, &p->values, sizeof *v, SLAB_VALUES);
+	if (v != NULL)
+		v->kind = (uint8_t)kind;
 	return v;
 }
 
@@ -249,19 +257,9 @@ static fv_status body_reserve(fv__pypool *p, fv__pybody *b, bool dict, size_t en
 
 fv_pyval *fv__pyval_container(fv__pypool *p, fv_pyval_kind kind, size_t n)
 {
-	body_slab *s = p->bodies;
-	if (s == NULL || s->used == SLAB_BODIES) {
-		if (fv__pypool_charge(p, sizeof *s) != FV_OK)
-			return NULL;
-		s = fv__malloc(sizeof *s);
-		if (s == NULL)
-			return nomem(p);
-		s->used = 0;
-		s->next = p->bodies;
-		p->bodies = s;
-	}
-	fv__pybody *b = &s->b[s->used++];
-	memset(b, 0, sizeof *b);
+	fv__pybody *b = slab_item(p, &p->bodies, sizeof *b, SLAB_BODIES);
+	if (b == NULL)
+		return NULL;
 	b->depth = 1;
 	fv_pyval *v = fv__pyval_new(p, kind);
 	if (v == NULL)
