@@ -454,6 +454,8 @@ static fv_status announce(const fv__ins *s, const fv__ins_stimulus *st)
 		.final_objective = st->final_objective,
 		.seconds_per_iteration = st->n ? st->total_seconds / (double)st->n : NAN,
 		.peak_channel = st->peak[0], .peak_row = st->peak[1], .peak_col = st->peak[2],
+		.response_trace = st->response_trace, .n_response = st->n_response,
+		.title = st->title,
 	};
 	return s->on_result(s->ud, &r);
 }
