@@ -311,6 +311,10 @@ static fv_status name_stimulus(const fv__ins *s, fv__ins_stimulus *st)
 		free(text);
 		json_decref(on);
 	}
+	/* the figure names the model too: the checkpoint's file name */
+	const char *base = strrchr(job->checkpoint, '/');
+	size_t t = strlen(st->title);
+	snprintf(st->title + t, sizeof st->title - t, ", %s", base ? base + 1 : job->checkpoint);
 	if (len >= n)
 		return fv_error(FV_ERR_ARG, "%s: the name of the output files is too long", st->stem);
 	for (char *p = st->stem; *p; p++)

@@ -245,8 +245,12 @@ inner)
 movies)
 	tiny_model
 	run 0 "$fovea" mei "$ck" --session session_1 --neuron 2 --out "$tmp/m" time_steps=20 \
-		--no-progress --movie "$tmp/one.mp4"
+		--no-progress --movie "$tmp/one.mp4" --format svg
 	expect out "wrote $tmp/one.mp4"
+	expect out "wrote $tmp/m/mei_session_1_2.svg"
+	grep -q '>MEI session_1 neuron 2, best.safetensors</text>' "$tmp/m/mei_session_1_2.svg" ||
+		fail "mei_session_1_2.svg has no title naming session, neuron and model"
+	is_png "$tmp/m/mei_session_1_2.png"
 	frames "$tmp/one.mp4" 20 '^(h264|mpeg4)$'
 	run 0 "$fovea" mei "$ck" --session session_1 --neuron 0,1 --out "$tmp/m2" time_steps=20 \
 		--quiet --movie gif
@@ -289,7 +293,7 @@ visualize)
 		fail "index.html: expected 2 weight figures and 3 neurons of session_0"
 	for n in 0 1 2; do
 		frames "$tmp/v/mei_session_0_$n.mp4" 20
-		grep -q ">MEI session_0 neuron $n</text>" "$tmp/v/mei_session_0_$n.svg" ||
+		grep -q ">MEI session_0 neuron $n, best.safetensors</text>" "$tmp/v/mei_session_0_$n.svg" ||
 			fail "mei_session_0_$n.svg has no title"
 		is_png "$tmp/v/mei_session_0_$n.png"
 	done

@@ -25,7 +25,6 @@ typedef struct vis_args {
 	ins_args common;
 	bool inner;
 	const char *movie_format;
-	fv_figure_output out;
 	vis_entry *entries;
 	size_t n_entries, cap;
 	bool failed;
@@ -43,25 +42,14 @@ static int set_option(void *ud, const char *name, const char *value)
 			return cli_usage_error(&cli_cmd_visualize, "--movie-format '%s': expected mp4, "
 			                       "gif or png", value);
 		a->movie_format = value;
-		return CLI_OK;
 	}
-	int fig = cli_figure_option(&cli_cmd_visualize, name, value, &a->out);
-	return fig < 0 ? -fig : CLI_OK;
+	return CLI_OK;
 }
 
-/* After each MEI (and its movie): the figure in the chosen format, and
-** an entry for the page. */
+/* After each MEI (its figures and movie written): an entry for the page. */
 static fv_status add_entry(void *ud, const fv_insilico_record *r)
 {
 	vis_args *a = ud;
-	if (a->out.format != FV_FIGURE_AUTO && a->out.format != FV_FIGURE_PNG) {
-		char path[4400];
-		snprintf(path, sizeof path, "%s/%s.%s", r->dir, r->stem,
-		         fv_figure_format_ext(a->out.format));
-		fv_status rc = fv_figure_stimulus_to(r->stimulus, r->title, 10, &a->out, path);
-		if (rc != FV_OK)
-			return rc;
-	}
 	if (a->n_entries == a->cap) {
 		size_t cap = a->cap ? 2 * a->cap : 16;
 		vis_entry *e = realloc(a->entries, cap * sizeof *e);
@@ -127,7 +115,7 @@ static int write_index(const vis_args *a, const char *dir, const char *const *we
 	FILE *f = fopen(path, "w");
 	if (f == NULL)
 		return cli_fail("%s: cannot write: %s", path, strerror(errno));
-	const char *ext = fv_figure_format_ext(a->out.format);
+	const char *ext = fv_figure_format_ext(a->common.figure.format);
 	fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>", f);
 	html_escaped(f, a->common.checkpoint);
 	fputs("</title>\n<style>\nbody{font-family:'DejaVu Sans',sans-serif;margin:1.5em}\n"
@@ -207,11 +195,11 @@ static int visualize(vis_args *a, fv_registry *reg, const char *dir)
 		rc = run_inner(a, reg);
 	int n = 0;
 	if (rc == CLI_OK)
-		rc = cli_write_model_figures_to(reg, a->common.checkpoint, a->common.model, dir, &a->out,
+		rc = cli_write_model_figures_to(reg, a->common.checkpoint, a->common.model, dir, &a->common.figure,
 		                                &n);
 	/* the page shows PNGs; other formats get a PNG beside them */
-	if (rc == CLI_OK && a->out.format != FV_FIGURE_AUTO && a->out.format != FV_FIGURE_PNG) {
-		fv_figure_output png = a->out;
+	if (rc == CLI_OK && a->common.figure.format != FV_FIGURE_AUTO && a->common.figure.format != FV_FIGURE_PNG) {
+		fv_figure_output png = a->common.figure;
 		png.format = FV_FIGURE_PNG;
 		rc = cli_write_model_figures_to(reg, a->common.checkpoint, a->common.model, dir, &png,
 		                                &n);
@@ -233,7 +221,7 @@ static int visualize(vis_args *a, fv_registry *reg, const char *dir)
 
 static int run_visualize(int argc, char **argv)
 {
-	static const char *const names[] = {"--format", "--size", "--dpi", "--movie-format", NULL};
+	static const char *const names[] = {"--movie-format", NULL};
 	static const char *const flags[] = {"--inner", NULL};
 	vis_args a = {.common = {.cmd = &cli_cmd_visualize}, .movie_format = "mp4"};
 	ins_own own = {names, set_option, &a, flags};
@@ -283,7 +271,6 @@ const cli_cmd cli_cmd_visualize = {
 	         "\n"
 	         "  --inner            also the inner units of every core layer\n"
 	         "  --movie-format F   mp4 (default), gif or png (animated)\n"
-	         CLI_FIGURE_USAGE
 	         INS_COMMON_USAGE,
 	.run = run_visualize,
 	.max_memory = true,

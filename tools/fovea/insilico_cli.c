@@ -64,6 +64,11 @@ static int set_common(ins_args *a, const char *opt, const char *val)
 		a->model = val;
 	else if (strcmp(opt, "--movie") == 0)
 		a->movie = val;
+	else if (strcmp(opt, "--format") == 0 || strcmp(opt, "--size") == 0 ||
+	         strcmp(opt, "--dpi") == 0) {
+		int fig = cli_figure_option(a->cmd, opt, val, &a->figure);
+		rc = fig < 0 ? -fig : CLI_OK;
+	}
 	else if (strcmp(opt, "--seed") == 0) {
 		rc = parse_number(a->cmd, opt, val, 0, INT64_MAX, &v);
 		a->seed = (uint64_t)v;
@@ -85,7 +90,7 @@ static bool listed(const char *const *names, const char *s)
 static int parse_one(ins_args *a, int argc, char **argv, int *i, const ins_own *own)
 {
 	static const char *const with_value[] = {"--session", "--seed", "--out", "--threads", "--model",
-	                                           "--movie", NULL};
+	                                           "--movie", "--format", "--size", "--dpi", NULL};
 	const char *s = argv[*i];
 	if (listed(own->flags, s))
 		return own->set(own->ud, s, NULL);
@@ -163,9 +168,26 @@ typedef struct movie_hook {
 	void *ud;
 } movie_hook;
 
+/* --format/--size/--dpi: the figure again, as asked, beside STEM.png. */
+static fv_status write_figure(const ins_args *a, const fv_insilico_record *r)
+{
+	const fv_figure_output *o = &a->figure;
+	if (o->format == FV_FIGURE_AUTO && o->width_in <= 0 && o->height_in <= 0 && o->dpi <= 0)
+		return FV_OK;
+	char path[4400];
+	snprintf(path, sizeof path, "%s/%s.%s", r->dir, r->stem, fv_figure_format_ext(o->format));
+	fv_status rc = fv_figure_stimulus_to(r->stimulus, r->title, 10, o, path);
+	if (rc == FV_OK && !a->quiet && o->format != FV_FIGURE_AUTO && o->format != FV_FIGURE_PNG)
+		printf("wrote %s\n", path);
+	return rc;
+}
+
 static fv_status after_stimulus(void *ud, const fv_insilico_record *r)
 {
 	movie_hook *h = ud;
+	fv_status st = write_figure(h->a, r);
+	if (st != FV_OK)
+		return st;
 	if (h->a->movie != NULL) {
 		char path[4400];
 		ins_movie_path(path, sizeof path, h->a->movie, h->several, r);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "cmd.h"
+#include "fovea/figure.h"
 #include "fovea/insilico.h"
 
 /* A command's own options, each taking a value (`names`, NULL-terminated);
@@ -25,6 +26,7 @@ typedef struct ins_args {
 	const cli_cmd *cmd;
 	const char *checkpoint, *config_file, *session, *out_dir, *model;
 	const char *movie;      /* --movie FILE|FORMAT, or NULL */
+	fv_figure_output figure; /* --format, --size, --dpi: STEM.EXT beside STEM.png */
 	uint64_t seed;
 	int threads;
 	int progress; /* -1: a live line on a terminal; 0: plain lines; 1: live line */
@@ -71,6 +73,8 @@ fv_status ins_write_movie(const fv_insilico_record *r, const char *path);
 /* The usage lines of the shared options. */
 #define INS_COMMON_USAGE                                                                     \
 	"  --seed N           seed of the random start stimulus (default 0)\n"                 \
+	"  --format F         also write each figure as STEM.F (svg or pdf; png: sized\n"     \
+	"                     by --size W[xH] inches and --dpi N)\n"                           \
 	"  --movie FILE       also write each stimulus as a movie, its response beneath:\n"    \
 	"                     FILE.mp4 (H.264), .gif or .png (animated); with several\n"       \
 	"                     units FILE gets _STEM; a bare mp4/gif/png writes DIR/STEM.mp4\n"  \
