@@ -420,12 +420,12 @@ static fv_status draw_filters(const fv_module *model, const kernel5 *k,
 		snprintf(title, sizeof title, "Core layer 0 filters: %s", fv__model_name(model));
 		fv__fig_text(f, 12, 22, TITLE_FONT, FV__LEFT, ink, true, false, title);
 		fv__fig_text(f, L.left, L.top - 10, LABEL_FONT, FV__LEFT, ink, false, false,
-		             "spatial, at the peak frame (per input channel)");
+		             "spatial, peak frame");
 		double vmax = fv__max_abs(k->w, k->O * k->I * k->T * k->H * k->W);
 		for (int64_t o = 0; o < k->O; o++)
 			draw_filter_row(f, &L, k, o, vmax, trace, s);
 		fv__fig_text(f, L.plot_x, L.top - 10, LABEL_FONT, FV__LEFT, ink, false, false,
-		             "temporal, at the peak pixel");
+		             "temporal, peak pixel");
 		double bar_h = (double)k->O * L.row_h - 30;
 		fv__fig_colorbar(f, L.plot_x + L.plot_w + 12, L.top, 7, bar_h < 200 ? bar_h : 200, vmax,
 		                 "weight");

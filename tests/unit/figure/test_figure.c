@@ -384,7 +384,8 @@ Test(figure, core_filters_come_from_the_model)
 	remove(path);
 	EXPECT_TEXT(svg, "Core layer 0 filters: FigModel");
 	EXPECT_TEXT(svg, "out 0");
-	EXPECT_TEXT(svg, "temporal, at the peak pixel");
+	EXPECT_TEXT(svg, "temporal, peak pixel");
+	EXPECT_TEXT(svg, "spatial, peak frame");
 	EXPECT_TEXT(svg, "weight");
 	const char *bar[] = {"-2", "-1", "0", "1", "2"}; /* the largest |weight| is 2 */
 	for (int i = 0; i < 5; i++)
