@@ -311,6 +311,10 @@ static fv_status name_stimulus(const fv__ins *s, fv__ins_stimulus *st)
 		free(text);
 		json_decref(on);
 	}
+	/* the figure names the model too: the checkpoint's file name */
+	const char *base = strrchr(job->checkpoint, '/');
+	size_t t = strlen(st->title);
+	snprintf(st->title + t, sizeof st->title - t, ", %s", base ? base + 1 : job->checkpoint);
 	if (len >= n)
 		return fv_error(FV_ERR_ARG, "%s: the name of the output files is too long", st->stem);
 	for (char *p = st->stem; *p; p++)
@@ -454,6 +458,8 @@ static fv_status announce(const fv__ins *s, const fv__ins_stimulus *st)
 		.final_objective = st->final_objective,
 		.seconds_per_iteration = st->n ? st->total_seconds / (double)st->n : NAN,
 		.peak_channel = st->peak[0], .peak_row = st->peak[1], .peak_col = st->peak[2],
+		.response_trace = st->response_trace, .n_response = st->n_response,
+		.title = st->title,
 	};
 	return s->on_result(s->ud, &r);
 }

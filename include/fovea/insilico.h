@@ -177,6 +177,10 @@ typedef struct fv_insilico_record {
 	double final_objective;     /* at the final stimulus */
 	double seconds_per_iteration;
 	int64_t peak_channel, peak_row, peak_col; /* fv_stimulus_peak */
+	const double *response_trace; /* the unit's response over the model's output time
+	                              ** (its last frames align with the stimulus'), or NULL */
+	int64_t n_response;
+	const char *title;            /* the figure's: what was optimised, the session */
 } fv_insilico_record;
 
 /* Called after each optimisation; a status other than FV_OK ends the run

@@ -13,6 +13,10 @@
 #                 (InnerNeuronVisualizationObjective), their files, the
 #                 reducer moved to the layer's last frames, the peak at the
 #                 layer's central unit, and the errors of its options
+#   movies        `fovea mei --movie`, `fovea predict --movie`: the movies read
+#                 back (frames, size, codec); `fovea figures --format/--size`
+#   visualize     `fovea visualize`: the files, index.html's links resolving,
+#                 the figures' SVG text, --inner, the errors of its options
 #   example_job   the acceptance test of issue 6: the README's main job
 #                 (create-data, train configs/example.yaml), then `fovea mei`
 #                 for every neuron of a session; each MEI must drive its
@@ -24,12 +28,34 @@ set -u
 case_name=$1
 fovea=$2
 srcdir=$3
+movie_info=${4:-}
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 is_png() { [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] || fail "$1 is not a PNG"; }
 # jval FILE KEY: the value of a one-line member "KEY": VALUE, of fovea's JSON
 jval() { sed -n "s/^  \"$2\": \\(.*\\),\$/\\1/p" "$1"; }
+
+# frames FILE N [CODEC_RE]: the movie has N frames of even size (and a codec
+# matching CODEC_RE).
+frames() {
+	local info
+	info=$("$movie_info" "$1") || { fail "movie_info $1"; return; }
+	set -- "$1" "$2" "${3:-.}" $info
+	[ "$4" = "$2" ] || fail "$1: $4 frames, expected $2"
+	[ $(($5 % 2)) -eq 0 ] && [ $(($6 % 2)) -eq 0 ] && [ "$5" -ge 300 ] || fail "$1: size $5 x $6"
+	echo "$7" | grep -Eq "$3" || fail "$1: codec $7, expected $3"
+}
+# links DIR/index.html: every src and href names a file beside it.
+links() {
+	local d f n=0
+	d=$(dirname "$1")
+	for f in $(grep -o '\(src\|href\)="[^"]*"' "$1" | sed 's/^[a-z]*="\(.*\)"$/\1/'); do
+		n=$((n + 1))
+		[ -f "$d/$f" ] || fail "$1 links to $f, which is missing"
+	done
+	[ "$n" -gt 0 ] || fail "$1 has no links"
+}
 
 example=$srcdir/configs/example.yaml
 
@@ -216,6 +242,78 @@ inner)
 	expect out "--channel LIST"
 	;;
 
+movies)
+	tiny_model
+	run 0 "$fovea" mei "$ck" --session session_1 --neuron 2 --out "$tmp/m" time_steps=20 \
+		--no-progress --movie "$tmp/one.mp4" --format svg
+	expect out "wrote $tmp/one.mp4"
+	expect out "wrote $tmp/m/mei_session_1_2.svg"
+	grep -q '>MEI session_1 neuron 2, best.safetensors</text>' "$tmp/m/mei_session_1_2.svg" ||
+		fail "mei_session_1_2.svg has no title naming session, neuron and model"
+	is_png "$tmp/m/mei_session_1_2.png"
+	frames "$tmp/one.mp4" 20 '^(h264|mpeg4)$'
+	run 0 "$fovea" mei "$ck" --session session_1 --neuron 0,1 --out "$tmp/m2" time_steps=20 \
+		--quiet --movie gif
+	frames "$tmp/m2/mei_session_1_0.gif" 20 '^gif$'
+	frames "$tmp/m2/mei_session_1_1.gif" 20 '^gif$'
+	run 0 "$fovea" mei "$ck" --session session_1 --neuron 0,1 --out "$tmp/m3" time_steps=20 \
+		--quiet --movie "$tmp/anim.png"
+	frames "$tmp/anim_mei_session_1_1.png" 20 '^apng$'
+	run 1 "$fovea" mei "$ck" --session session_1 --neuron 0 --out "$tmp/m4" --quiet \
+		--movie "$tmp/x.avi"
+	expect err "$tmp/x.avi: cannot tell the movie format from the file name (expected .mp4"
+	# predict: the test movie's 60 frames, the 4 neurons' predictions beneath
+	run 0 "$fovea" predict "$ck" "$tmp/d/stimuli/test.npy" --session session_1 \
+		--movie "$tmp/p.mp4" -o "$tmp/p.npy"
+	expect out "wrote $tmp/p.mp4"
+	frames "$tmp/p.mp4" 60
+	# figures: SVG keeps its text; bad formats and sizes are usage errors
+	run 0 "$fovea" figures "$ck" --out "$tmp/f" --format svg --size 8
+	expect out "wrote 2 figures to $tmp/f"
+	grep -q '>Readout positions: UnifiedCoreReadout</text>' "$tmp/f/readout_positions.svg" ||
+		fail "readout_positions.svg has no title naming the model"
+	grep -q '>session session_1 (4 neurons)</text>' "$tmp/f/readout_positions.svg" ||
+		fail "readout_positions.svg names no session"
+	grep -q 'width="576.00pt"' "$tmp/f/core_filters.svg" || fail "--size 8 is 576 points"
+	run 0 "$fovea" figures "$ck" --out "$tmp/f" --format pdf
+	[ "$(head -c 5 "$tmp/f/core_filters.pdf")" = "%PDF-" ] || fail "core_filters.pdf"
+	run 2 "$fovea" figures "$ck" --format tiff
+	expect err "--format: figure format 'tiff': expected png, svg or pdf"
+	run 2 "$fovea" figures "$ck" --size 8y3
+	expect err "--size '8y3': expected W or WxH in inches"
+	run 2 "$fovea" figures "$ck" --dpi -3
+	expect err "--dpi '-3': expected a number of pixels per inch"
+	;;
+visualize)
+	tiny_model
+	run 0 "$fovea" visualize "$ck" --out "$tmp/v" time_steps=20 --no-progress --format svg
+	expect out "wrote $tmp/v/index.html"
+	links "$tmp/v/index.html"
+	[ "$(grep -c '<figure class="card">' "$tmp/v/index.html")" -eq 5 ] ||
+		fail "index.html: expected 2 weight figures and 3 neurons of session_0"
+	for n in 0 1 2; do
+		frames "$tmp/v/mei_session_0_$n.mp4" 20
+		grep -q ">MEI session_0 neuron $n, best.safetensors</text>" "$tmp/v/mei_session_0_$n.svg" ||
+			fail "mei_session_0_$n.svg has no title"
+		is_png "$tmp/v/mei_session_0_$n.png"
+	done
+	grep -q '>t = 0</text>' "$tmp/v/mei_session_0_0.svg" || fail "no frame labels"
+	run 0 "$fovea" visualize "$ck" --out "$tmp/vi" --inner --session session_1 --quiet \
+		time_steps=20 --movie-format gif
+	[ -z "$out" ] || fail "--quiet printed: $out"
+	links "$tmp/vi/index.html"
+	inner=$(ls "$tmp/vi" | grep -c '^mei_core\.features\.layer0_[0-9]*\.png$')
+	[ "$inner" -gt 0 ] || fail "--inner wrote no layer0 channels"
+	[ "$(grep -c '<figure class="card">' "$tmp/vi/index.html")" -eq $((2 + 4 + inner)) ] ||
+		fail "index.html: expected 2 weight figures, 4 neurons and $inner channels"
+	frames "$tmp/vi/mei_core.features.layer0_0.gif" 20 '^gif$'
+	run 2 "$fovea" visualize "$ck" --movie-format avi
+	expect err "--movie-format 'avi': expected mp4, gif or png"
+	run 2 "$fovea" visualize "$ck" --movie x.mp4
+	expect err "--movie: visualize writes a movie per unit anyway"
+	run 2 "$fovea" visualize
+	expect err "expected a checkpoint"
+	;;
 example_job)
 	# the README's main job: default data, configs/example.yaml
 	"$fovea" create-data "$tmp/data" >/dev/null || fail "create-data"

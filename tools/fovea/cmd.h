@@ -38,6 +38,7 @@ extern const cli_cmd cli_cmd_parity;
 extern const cli_cmd cli_cmd_create_data;
 extern const cli_cmd cli_cmd_train;
 extern const cli_cmd cli_cmd_eval;
+extern const cli_cmd cli_cmd_visualize;
 extern const cli_cmd cli_cmd_predict;
 extern const cli_cmd cli_cmd_mei;
 extern const cli_cmd cli_cmd_mds;
@@ -74,5 +75,19 @@ fv_checkpoint *cli_open_checkpoint(const char *path, const char *model_yaml);
 ** must exist); *n_written gets how many.  Reports errors. */
 int cli_write_model_figures(fv_registry *reg, const char *checkpoint, const char *model_yaml,
                             const char *dir, int *n_written);
+struct fv_figure_output;
+int cli_write_model_figures_to(fv_registry *reg, const char *checkpoint, const char *model_yaml,
+                               const char *dir, const struct fv_figure_output *out,
+                               int *n_written);
+/* In cmd_figures.c: --format png|svg|pdf, --size W[xH] (inches), --dpi N
+** into *out.  1 when `opt` is one of them (its value used), 0 when not,
+** CLI_USAGE after reporting a bad value (as -CLI_USAGE). */
+int cli_figure_option(const cli_cmd *cmd, const char *opt, const char *val,
+                      struct fv_figure_output *out);
+#define CLI_FIGURE_USAGE                                                                     \
+	"  --format F          png, svg or pdf (default: png)\n"                                \
+	"  --size W[xH]        the page in inches (one side given: the other keeps the\n"       \
+	"                      figure's proportions; default: the figure's natural size)\n"     \
+	"  --dpi N             pixels per inch of PNGs (default 100)\n"
 
 #endif /* FOVEA_TOOLS_CMD_H */

@@ -37,7 +37,7 @@ static int parse_args(int argc, char **argv, mds_args *a, fv_indices *on, fv_ind
 {
 	static const char *const names[] = {"--on", "--off", "--temperature", NULL};
 	const cli_cmd *self = &cli_cmd_mds;
-	ins_own own = {names, set_option, a};
+	ins_own own = {names, set_option, a, NULL};
 	int rc = ins_parse(&a->common, argc, argv, &own);
 	if (rc == CLI_OK && a->common.session == NULL)
 		rc = cli_usage_error(self, "--session is required (whose readout to use)");

@@ -58,7 +58,7 @@ static int run_mei(int argc, char **argv)
 	static const char *const names[] = {"--neuron", "--neurons", "--layer", "--channel",
 	                                    "--channels", "--reference", NULL};
 	mei_args a = {.common = {.cmd = &cli_cmd_mei}};
-	ins_own own = {names, set_option, &a};
+	ins_own own = {names, set_option, &a, NULL};
 	fv_insilico_job job = {.kind = FV_INSILICO_MEI};
 	int rc = ins_parse(&a.common, argc, argv, &own);
 	if (rc == CLI_OK)

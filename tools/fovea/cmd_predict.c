@@ -15,12 +15,13 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "fovea/figure.h"
 #include "fovea/npy.h"
 #include "fovea/predict.h"
 #include "fovea/trainer.h"
 
 typedef struct predict_args {
-	const char *checkpoint, *stimulus, *session, *output, *model;
+	const char *checkpoint, *stimulus, *session, *output, *model, *movie;
 	bool raw;
 } predict_args;
 
@@ -30,7 +31,8 @@ static int parse_args(int argc, char **argv, predict_args *a)
 	for (int i = 1; i < argc; i++) {
 		const char *s = argv[i];
 		bool takes_value = strcmp(s, "--session") == 0 || strcmp(s, "--output") == 0 ||
-		                   strcmp(s, "-o") == 0 || strcmp(s, "--model") == 0;
+		                   strcmp(s, "-o") == 0 || strcmp(s, "--model") == 0 ||
+		                   strcmp(s, "--movie") == 0;
 		if (takes_value && i + 1 >= argc)
 			return cli_usage_error(self, "%s needs a value", s);
 		if (strcmp(s, "--session") == 0)
@@ -39,6 +41,8 @@ static int parse_args(int argc, char **argv, predict_args *a)
 			a->output = argv[++i];
 		else if (strcmp(s, "--model") == 0)
 			a->model = argv[++i];
+		else if (strcmp(s, "--movie") == 0)
+			a->movie = argv[++i];
 		else if (strcmp(s, "--raw") == 0)
 			a->raw = true;
 		else if (s[0] == '-' && s[1] == '-')
@@ -55,6 +59,41 @@ static int parse_args(int argc, char **argv, predict_args *a)
 	if (a->session == NULL)
 		return cli_usage_error(self, "--session is required (which readout to use)");
 	return CLI_OK;
+}
+
+/* --movie: the (first) stimulus, normalised as the model sees it, its
+** predicted responses beneath, one trace per neuron. */
+static int write_movie(const predict_args *a, const fv_data_info *info, const fv_tensor *s,
+                       const fv_tensor *y)
+{
+	if (s->ndim != 4 && s->ndim != 5)
+		return cli_fail("%s: a movie needs (channels, time, height, width)", a->stimulus);
+	const int64_t *d = s->shape + (s->ndim == 5);
+	fv_tensor *x = fv_tensor_new(4, d);
+	double *r = y != NULL ? malloc((size_t)(y->shape[y->ndim - 2] * y->shape[y->ndim - 1]) *
+	                               sizeof *r) : NULL;
+	if (x == NULL || r == NULL) {
+		fv_tensor_free(x);
+		free(r);
+		return cli_fail("out of memory for the movie");
+	}
+	double mean = a->raw ? 0 : info->stim_mean;
+	double sd = a->raw || !(info->stim_std > 0) ? 1 : info->stim_std;
+	for (int64_t i = 0; i < x->numel; i++)
+		x->data[i] = (fv_real)(((double)s->data[i] - mean) / sd);
+	int64_t n_time = y->shape[y->ndim - 2], n = y->shape[y->ndim - 1];
+	for (int64_t i = 0; i < n_time * n; i++)
+		r[i] = (double)y->data[i];
+	char title[512];
+	snprintf(title, sizeof title, "predicted responses, session %s", a->session);
+	fv_movie_args m = {.stimulus = x, .title = title, .responses = r, .n_time = n_time,
+	                   .n_traces = (int)n, .trace_label = "predicted response"};
+	int rc = fv_movie_write(&m, a->movie) == FV_OK ? CLI_OK : cli_fail("%s", fv_errmsg());
+	if (rc == CLI_OK)
+		printf("wrote %s\n", a->movie);
+	fv_tensor_free(x);
+	free(r);
+	return rc;
 }
 
 /* The stimulus file through fv_predict(); *y gets the output in ctx. */
@@ -78,6 +117,8 @@ static int run_model(const predict_args *a, fv_module *model, const fv_data_info
 		rc = fv_errcode() == FV_ERR_SHAPE
 		         ? cli_fail("%s: %s", a->stimulus, fv_errmsg())
 		         : cli_fail("%s: %s", a->checkpoint, fv_errmsg());
+	if (rc == CLI_OK && a->movie != NULL)
+		rc = write_movie(a, info, s, *y);
 	fv_tensor_free(s);
 	return rc;
 }
@@ -143,7 +184,7 @@ const cli_cmd cli_cmd_predict = {
 	.name = "predict",
 	.summary = "predict responses to a stimulus with a trained model",
 	.usage = "fovea predict CHECKPOINT STIMULUS.npy --session S [--output OUT.npy] [--raw]\n"
-	         "                     [--model MODEL.yaml]\n"
+	         "                     [--movie FILE] [--model MODEL.yaml]\n"
 	         "\n"
 	         "Run the checkpoint's model on a movie (channels x time x height x width,\n"
 	         "in the units of the data directory's stimuli/*.npy) through the readout\n"
@@ -156,6 +197,9 @@ const cli_cmd cli_cmd_predict = {
 	         "\n"
 	         "  --raw               the stimulus is already normalised (skip\n"
 	         "                      (x - stim_mean) / stim_std)\n"
+	         "  --movie FILE        also write the stimulus (normalised; the first of a\n"
+	         "                      batch) as a movie, the predicted responses of every\n"
+	         "                      neuron beneath: FILE.mp4, .gif or .png (animated)\n"
 	         CLI_MODEL_USAGE,
 	.run = run_predict,
 	.max_memory = true,

@@ -27,6 +27,7 @@ static const cli_cmd *const commands[] = {
 	&cli_cmd_mei,
 	&cli_cmd_mds,
 	&cli_cmd_figures,
+	&cli_cmd_visualize,
 	&cli_cmd_import,
 	&cli_cmd_models,
 	&cli_cmd_help,

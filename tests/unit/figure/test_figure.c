@@ -33,75 +33,6 @@ Test(figure, diverging_map_is_white_at_zero_and_saturates_at_the_ends)
 	cr_expect(RGB_EQ(flat, 255, 255, 255), "vmax 0 draws white");
 }
 
-Test(figure, rectangles_and_lines_are_clipped_to_the_canvas)
-{
-	fv_canvas *c = fv_canvas_new(10, 8);
-	cr_assert_not_null(c);
-	cr_expect_eq(fv_canvas_width(c), 10);
-	cr_expect_eq(fv_canvas_height(c), 8);
-	cr_expect(RGB_EQ(fv_canvas_pixel(c, 3, 3), 255, 255, 255), "a new canvas is white");
-	fv_canvas_rect(c, 8, 6, 5, 5, FV_RGB(1, 2, 3));
-	cr_expect(RGB_EQ(fv_canvas_pixel(c, 9, 7), 1, 2, 3));
-	cr_expect(RGB_EQ(fv_canvas_pixel(c, 7, 7), 255, 255, 255));
-	fv_canvas_line(c, 0, 0, 4, 4, FV_RGB(9, 9, 9));
-	for (int i = 0; i <= 4; i++)
-		cr_expect(RGB_EQ(fv_canvas_pixel(c, i, i), 9, 9, 9), "diagonal pixel %d", i);
-	cr_expect(RGB_EQ(fv_canvas_pixel(c, 1, 0), 255, 255, 255));
-	fv_canvas_line(c, -5, 2, 20, 2, FV_RGB(7, 7, 7)); /* off both sides: no crash */
-	cr_expect(RGB_EQ(fv_canvas_pixel(c, 9, 2), 7, 7, 7));
-	fv_canvas_free(c);
-	cr_expect_null(fv_canvas_new(0, 5));
-	cr_expect(strstr(fv_errmsg(), "0 x 5") != NULL, "%s", fv_errmsg());
-}
-
-Test(figure, text_draws_the_glyphs_of_the_font)
-{
-	fv_canvas *c = fv_canvas_new(40, 12);
-	cr_assert_not_null(c);
-	cr_expect_eq(fv_text_width("10", 2), 14, "two glyphs of 3 + a gap of 1, scale 2");
-	int w = fv_canvas_text(c, 0, 0, 1, FV_RGB(0, 0, 0), "1-");
-	cr_expect_eq(w, 7);
-	/* '1' is 010/110/010/010/111: ink at (1, 0), none at (0, 0), a full bottom row */
-	cr_expect(RGB_EQ(fv_canvas_pixel(c, 1, 0), 0, 0, 0));
-	cr_expect(RGB_EQ(fv_canvas_pixel(c, 0, 0), 255, 255, 255));
-	cr_expect(RGB_EQ(fv_canvas_pixel(c, 0, 4), 0, 0, 0));
-	/* '-' (the second glyph, from x = 4) is its middle row only */
-	cr_expect(RGB_EQ(fv_canvas_pixel(c, 5, 2), 0, 0, 0));
-	cr_expect(RGB_EQ(fv_canvas_pixel(c, 5, 1), 255, 255, 255));
-	fv_canvas_free(c);
-}
-
-static unsigned be32(const unsigned char *p)
-{
-	return (unsigned)p[0] << 24 | (unsigned)p[1] << 16 | (unsigned)p[2] << 8 | p[3];
-}
-
-Test(figure, png_has_the_signature_and_size)
-{
-	fv_canvas *c = fv_canvas_new(13, 7);
-	cr_assert_not_null(c);
-	char path[] = "/tmp/fovea_test_figure_XXXXXX";
-	int fd = mkstemp(path);
-	cr_assert_geq(fd, 0);
-	close(fd);
-	cr_assert_eq(fv_canvas_save_png(c, path), FV_OK, "%s", fv_errmsg());
-	unsigned char head[33];
-	FILE *f = fopen(path, "rb");
-	cr_assert_not_null(f);
-	cr_assert_eq(fread(head, 1, sizeof head, f), sizeof head);
-	fclose(f);
-	remove(path);
-	cr_expect_eq(memcmp(head, "\x89PNG\r\n\x1a\n", 8), 0);
-	cr_expect_eq(memcmp(head + 12, "IHDR", 4), 0);
-	cr_expect_eq(be32(head + 16), 13u);
-	cr_expect_eq(be32(head + 20), 7u);
-	cr_expect_eq(head[24], 8, "8 bits per sample");
-	cr_expect_eq(head[25], 2, "colour type RGB");
-	cr_expect_eq(fv_canvas_save_png(c, "/nonexistent-dir/x.png"), FV_ERR_IO);
-	cr_expect(strstr(fv_errmsg(), "/nonexistent-dir/x.png") != NULL, "%s", fv_errmsg());
-	fv_canvas_free(c);
-}
-
 /* A (2, 4, 5, 6) stimulus: small noise everywhere, a strong time course
 ** on channel 1 at (row 3, col 1). */
 static fv_tensor *planted(void)
@@ -129,24 +60,6 @@ Test(figure, stimulus_peak_is_the_pixel_with_most_energy)
 	cr_expect_eq(fv_stimulus_peak(bad, &ch, &row, &col), FV_ERR_SHAPE);
 	cr_expect(strstr(fv_errmsg(), "(channels, time, height, width)") != NULL, "%s", fv_errmsg());
 	fv_tensor_free(bad);
-	fv_tensor_free(t);
-}
-
-Test(figure, stimulus_figure_is_written)
-{
-	fv_tensor *t = planted();
-	char path[] = "/tmp/fovea_test_stimulus_XXXXXX";
-	int fd = mkstemp(path);
-	cr_assert_geq(fd, 0);
-	close(fd);
-	cr_assert_eq(fv_figure_stimulus(t, "a title", 3, path), FV_OK, "%s", fv_errmsg());
-	FILE *f = fopen(path, "rb");
-	cr_assert_not_null(f);
-	unsigned char head[8];
-	cr_expect_eq(fread(head, 1, 8, f), 8u);
-	fclose(f);
-	remove(path);
-	cr_expect_eq(memcmp(head, "\x89PNG\r\n\x1a\n", 8), 0);
 	fv_tensor_free(t);
 }
 
@@ -263,27 +176,185 @@ static const fv_data_info fig_info = {
 	.input_shape = {1, 4, 3},
 };
 
+/* A temporary file name ending in `suffix` (".svg"), the file created. */
+static void temp_name(char *buf, size_t n, const char *suffix)
+{
+	snprintf(buf, n, "/tmp/fovea_test_figure_XXXXXX%s", suffix);
+	int fd = mkstemps(buf, (int)strlen(suffix));
+	cr_assert_geq(fd, 0);
+	close(fd);
+}
+
+/* The whole file as a string (malloc'd). */
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	cr_assert_not_null(f, "%s", path);
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *s = malloc((size_t)n + 1);
+	cr_assert_not_null(s);
+	cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
+	s[n] = '\0';
+	fclose(f);
+	return s;
+}
+
+/* The SVG has a <text ...>want</text> element. */
+static bool has_text(const char *svg, const char *want)
+{
+	char needle[512];
+	snprintf(needle, sizeof needle, ">%s</text>", want);
+	return strstr(svg, needle) != NULL;
+}
+
+#define EXPECT_TEXT(svg, want) cr_expect(has_text((svg), (want)), "no <text> '%s'", (want))
+
+/* Is any pixel of the box (x, y, w, h) far from white? */
+static bool inked(const rgb_image *im, int x, int y, int w, int h)
+{
+	for (int j = y; j < y + h; j++)
+		for (int i = x; i < x + w; i++) {
+			fv_rgb c = pixel_at(im, i, j);
+			if (c.r + c.g + c.b < 600)
+				return true;
+		}
+	return false;
+}
+
+/* points -> pixels at the default 100 dpi */
+#define PX(pt) ((int)((pt) * 100.0 / 72.0))
+
+Test(figure, stimulus_svg_has_titles_ticks_and_colour_bar_values)
+{
+	fv_tensor *t = planted();
+	char path[64];
+	temp_name(path, sizeof path, ".svg");
+	cr_assert_eq(fv_figure_stimulus(t, "MEI session_1 neuron 3", 3, path), FV_OK, "%s",
+	             fv_errmsg());
+	char *svg = slurp(path);
+	remove(path);
+	cr_expect(strncmp(svg, "<?xml", 5) == 0 && strstr(svg, "</svg>") != NULL);
+	EXPECT_TEXT(svg, "MEI session_1 neuron 3");
+	/* 3 of 4 frames, evenly spaced: 0, 2 (1.5 rounded), 3 */
+	EXPECT_TEXT(svg, "t = 0");
+	EXPECT_TEXT(svg, "t = 2");
+	EXPECT_TEXT(svg, "t = 3");
+	cr_expect(!has_text(svg, "t = 1"));
+	EXPECT_TEXT(svg, "channel 0");
+	EXPECT_TEXT(svg, "channel 1");
+	EXPECT_TEXT(svg, "time course at the peak pixel (row 3, column 1)");
+	EXPECT_TEXT(svg, "frame");
+	EXPECT_TEXT(svg, "value");
+	/* the colour bar spans the largest |value|, 1: ticks every 0.5 */
+	const char *bar[] = {"-1.0", "-0.5", "0.0", "0.5", "1.0"};
+	for (int i = 0; i < 5; i++)
+		EXPECT_TEXT(svg, bar[i]);
+	/* the time axis: frames 0..3 */
+	for (int i = 0; i < 4; i++) {
+		char v[8];
+		snprintf(v, sizeof v, "%d", i);
+		EXPECT_TEXT(svg, v);
+	}
+	cr_expect(strstr(svg, "font-family=\"DejaVu Sans") != NULL);
+	cr_expect(strstr(svg, "data:image/png;base64,") != NULL, "the frames are images");
+	free(svg);
+	fv_tensor_free(t);
+}
+
+Test(figure, stimulus_png_has_its_size_and_inked_regions)
+{
+	fv_tensor *t = planted();
+	char path[64];
+	temp_name(path, sizeof path, ".png");
+	cr_assert_eq(fv_figure_stimulus(t, "a title", 3, path), FV_OK, "%s", fv_errmsg());
+	rgb_image im = read_png(path);
+	/* 64 + 280 + 78 = 422 points wide; 48 + 2 * (43.3 + 4) + 36 + 120 + 44
+	** = 342.7 points high; at 100 dpi */
+	cr_expect_eq(im.info.width, 586u);
+	cr_expect_eq(im.info.height, 476u);
+	cr_expect(inked(&im, PX(12), PX(10), PX(60), PX(14)), "the title");
+	/* channel 1, frame 0: the planted pixel (row 3, column 1) is +0.8,
+	** a strong red on the map of |max| 1 */
+	fv_rgb peak = pixel_at(&im, PX(64 + 1.5 * 52 / 6), PX(48 + 47.33 + 3.5 * 52 / 6));
+	cr_expect(peak.r > 180 && peak.g < 90, "the peak is %d %d %d", peak.r, peak.g, peak.b);
+	cr_expect(inked(&im, PX(64), PX(178.7), PX(280), PX(120)), "the time course");
+	cr_expect(!inked(&im, PX(422 - 20), PX(342.7 - 10), PX(18), PX(8)), "the corner is blank");
+	free(im.px);
+	/* a chosen size and resolution */
+	fv_figure_output out = {.width_in = 8, .dpi = 50};
+	cr_assert_eq(fv_figure_stimulus_to(t, "a title", 3, &out, path), FV_OK, "%s", fv_errmsg());
+	im = read_png(path);
+	cr_expect_eq(im.info.width, 400u);
+	cr_expect_eq(im.info.height, 325u, "the aspect kept: %u", im.info.height);
+	free(im.px);
+	remove(path);
+	fv_tensor_free(t);
+}
+
+Test(figure, pdf_by_name_or_format_and_bad_names_are_errors)
+{
+	fv_tensor *t = planted();
+	char path[64];
+	temp_name(path, sizeof path, ".pdf");
+	cr_assert_eq(fv_figure_stimulus(t, "a title", 3, path), FV_OK, "%s", fv_errmsg());
+	char *pdf = slurp(path);
+	cr_expect(strncmp(pdf, "%PDF-", 5) == 0);
+	free(pdf);
+	fv_figure_output svg = {.format = FV_FIGURE_SVG};
+	cr_assert_eq(fv_figure_stimulus_to(t, "a title", 3, &svg, path), FV_OK, "%s", fv_errmsg());
+	char *text = slurp(path);
+	cr_expect(strstr(text, "<svg") != NULL, "--format svg wins over the name");
+	free(text);
+	remove(path);
+	cr_expect_eq(fv_figure_stimulus(t, NULL, 3, "/tmp/x.jpg"), FV_ERR_ARG);
+	cr_expect(strstr(fv_errmsg(), "/tmp/x.jpg: cannot tell the figure format") != NULL, "%s",
+	          fv_errmsg());
+	fv_figure_output huge = {.width_in = 1000, .dpi = 300};
+	cr_expect_eq(fv_figure_stimulus_to(t, NULL, 3, &huge, "/tmp/x.png"), FV_ERR_ARG);
+	cr_expect(strstr(fv_errmsg(), "each side must be 1..16384") != NULL, "%s", fv_errmsg());
+	cr_expect_eq(fv_figure_stimulus(t, NULL, 3, "/nonexistent-dir/x.png"), FV_ERR_IO);
+	cr_expect(strstr(fv_errmsg(), "/nonexistent-dir/x.png") != NULL, "%s", fv_errmsg());
+	fv_figure_format fmt;
+	cr_expect_eq(fv_figure_format_parse("SVG", &fmt), FV_OK);
+	cr_expect_eq(fmt, FV_FIGURE_SVG);
+	cr_expect_eq(fv_figure_format_parse("tiff", &fmt), FV_ERR_ARG);
+	cr_expect(strstr(fv_errmsg(), "'tiff': expected png, svg or pdf") != NULL, "%s", fv_errmsg());
+	fv_tensor_free(t);
+}
+
 Test(figure, readout_positions_come_from_the_model)
 {
 	fv_registry *reg = fv_registry_new();
 	cr_assert_eq(fv_registry_add(reg, &fig_plugin, "test_figure.c"), FV_OK, "%s", fv_errmsg());
 	fv_module *m = fig_model_new(reg, "FigModel", NULL);
-	char path[] = "/tmp/fovea_test_positions_XXXXXX";
-	int fd = mkstemp(path);
-	cr_assert_geq(fd, 0);
-	close(fd);
+	char path[64];
+	temp_name(path, sizeof path, ".png");
 	cr_assert_eq(fv_figure_readout_positions(m, &fig_info, path), FV_OK, "%s", fv_errmsg());
 	rgb_image im = read_png(path);
-	remove(path);
-	/* One panel at (12, 42), 16-pixel cells on the 4 x 3 stimulus; a dot is
-	** 5 x 5 around ((column + 0.5) * 16, (row + 0.5) * 16) of the panel. */
-	fv_rgb dot0 = pixel_at(&im, 12 + 40, 42 + 24), dot1 = pixel_at(&im, 12 + 8, 42 + 56);
-	cr_expect(RGB_EQ(dot0, 200, 30, 30), "neuron 0 is %d %d %d", dot0.r, dot0.g, dot0.b);
-	cr_expect(RGB_EQ(dot1, 200, 30, 30), "neuron 1 is %d %d %d", dot1.r, dot1.g, dot1.b);
-	fv_rgb empty = pixel_at(&im, 12 + 8, 42 + 8);
-	cr_expect(RGB_EQ(empty, 235, 235, 235), "no neuron at (0, 0): %d %d %d", empty.r, empty.g,
+	/* One panel at (56, 52) points, 50-point cells on the 4 x 3 stimulus;
+	** a dot at ((column + 0.5) * 50, (row + 0.5) * 50) of the panel. */
+	fv_rgb dot0 = pixel_at(&im, PX(56 + 125), PX(52 + 75));
+	fv_rgb dot1 = pixel_at(&im, PX(56 + 25), PX(52 + 175));
+	cr_expect(dot0.r > 180 && dot0.g < 60, "neuron 0 is %d %d %d", dot0.r, dot0.g, dot0.b);
+	cr_expect(dot1.r > 180 && dot1.g < 60, "neuron 1 is %d %d %d", dot1.r, dot1.g, dot1.b);
+	fv_rgb empty = pixel_at(&im, PX(56 + 25), PX(52 + 25));
+	cr_expect(RGB_EQ(empty, 238, 238, 238), "no neuron at (0, 0): %d %d %d", empty.r, empty.g,
 	          empty.b);
 	free(im.px);
+	remove(path);
+	temp_name(path, sizeof path, ".svg");
+	cr_assert_eq(fv_figure_readout_positions(m, &fig_info, path), FV_OK, "%s", fv_errmsg());
+	char *svg = slurp(path);
+	remove(path);
+	EXPECT_TEXT(svg, "Readout positions: FigModel");
+	EXPECT_TEXT(svg, "session s1 (2 neurons)");
+	EXPECT_TEXT(svg, "column (pixels)");
+	EXPECT_TEXT(svg, "row (pixels)");
+	EXPECT_TEXT(svg, "1");
+	cr_expect(strstr(svg, "<circle cx=\"181.00\" cy=\"127.00\"") != NULL, "neuron 0's dot");
+	free(svg);
 	fv_module_free(m);
 	fv_registry_free(reg);
 }
@@ -293,24 +364,33 @@ Test(figure, core_filters_come_from_the_model)
 	fv_registry *reg = fv_registry_new();
 	cr_assert_eq(fv_registry_add(reg, &fig_plugin, "test_figure.c"), FV_OK, "%s", fv_errmsg());
 	fv_module *m = fig_model_new(reg, "FigModel", NULL);
-	char path[] = "/tmp/fovea_test_filters_XXXXXX";
-	int fd = mkstemp(path);
-	cr_assert_geq(fd, 0);
-	close(fd);
+	char path[64];
+	temp_name(path, sizeof path, ".png");
 	cr_assert_eq(fv_figure_core_filters(m, path), FV_OK, "%s", fv_errmsg());
 	rgb_image im = read_png(path);
-	remove(path);
-	/* One output row and one input column of a 2 x 2 kernel (16-pixel
-	** cells): 48 + 40 + 48 + 160 + 70 wide, 52 + 62 + 10 high. */
-	cr_expect_eq(im.info.width, 366u);
-	cr_expect_eq(im.info.height, 124u);
-	/* The spatial filter is the frame at the peak, t 1: +2 (the colour
-	** map's red end) at (0, 0), -1 at (1, 0). */
-	fv_rgb peak = pixel_at(&im, 48 + 8, 52 + 8), neg = pixel_at(&im, 48 + 8, 52 + 24);
+	/* One output row, one input column of a 2 x 2 kernel in 44 points at
+	** (40, 64): cells of 22.  The spatial filter is the frame at the
+	** peak, t 1: +2 (the colour map's red end) at (0, 0), -1 at (1, 0). */
+	fv_rgb peak = pixel_at(&im, PX(40 + 11), PX(64 + 11));
+	fv_rgb neg = pixel_at(&im, PX(40 + 11), PX(64 + 33));
 	cr_expect(RGB_EQ(peak, 178, 24, 43), "the peak is %d %d %d", peak.r, peak.g, peak.b);
 	fv_rgb want = fv_colormap_diverging(-1.0, 2.0);
 	cr_expect(RGB_EQ(neg, want.r, want.g, want.b), "-1 is %d %d %d", neg.r, neg.g, neg.b);
 	free(im.px);
+	remove(path);
+	temp_name(path, sizeof path, ".svg");
+	cr_assert_eq(fv_figure_core_filters(m, path), FV_OK, "%s", fv_errmsg());
+	char *svg = slurp(path);
+	remove(path);
+	EXPECT_TEXT(svg, "Core layer 0 filters: FigModel");
+	EXPECT_TEXT(svg, "out 0");
+	EXPECT_TEXT(svg, "temporal, peak pixel");
+	EXPECT_TEXT(svg, "spatial, peak frame");
+	EXPECT_TEXT(svg, "weight");
+	const char *bar[] = {"-2", "-1", "0", "1", "2"}; /* the largest |weight| is 2 */
+	for (int i = 0; i < 5; i++)
+		EXPECT_TEXT(svg, bar[i]);
+	free(svg);
 	fv_module_free(m);
 	fv_registry_free(reg);
 }
@@ -346,8 +426,17 @@ Test(figure, model_figures_are_skipped_or_fail)
 	          "%s", fv_errmsg());
 	fv_module_free(broken);
 
-	const char *const written[] = {"readout_positions.png", "core_filters.png"};
-	for (int i = 0; i < 2; i++) {
+	fv_module *fig2 = fig_model_new(reg, "FigModel", NULL);
+	fv_figure_output svg = {.format = FV_FIGURE_SVG};
+	cr_assert_eq(fv_figures_write_model_to(fig2, &fig_info, dir, &svg, &n), FV_OK, "%s",
+	             fv_errmsg());
+	cr_expect_eq(n, 2);
+	fv_module_free(fig2);
+	const char *const written[] = {"readout_positions.png", "core_filters.png",
+	                               "readout_positions.svg", "core_filters.svg"};
+	for (int i = 0; i < 4; i++) {
+		snprintf(file, sizeof file, "%s/%s", dir, written[i]);
+		cr_expect_eq(access(file, F_OK), 0, "%s written", written[i]);
 		snprintf(file, sizeof file, "%s/%s", dir, written[i]);
 		remove(file);
 	}
