@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fovea/parallel.h"
 #include "insilico_cli.h"
 
 static int parse_number(const cli_cmd *cmd, const char *opt, const char *text, long long lo,
@@ -144,7 +145,12 @@ int ins_run(const ins_args *a, fv_insilico_job *job)
 		return cli_fail("%s", fv_errmsg());
 	fv_registry *reg = cli_load_registry();
 	int rc = reg != NULL ? CLI_OK : CLI_FAILED;
-	fv_insilico_options o = {.out_dir = a->out_dir, .progress = a->progress, .quiet = a->quiet};
+	/* under mpirun each process optimises its share of the units, and
+	** live lines of several processes on one terminal would be a jumble */
+	int progress = fv_parallel_size() > 1 && a->progress < 0 ? 0 : a->progress;
+	fv_insilico_options o = {.out_dir = a->out_dir, .progress = progress, .quiet = a->quiet,
+	                         .shard_index = fv_parallel_rank(),
+	                         .shard_count = fv_parallel_size()};
 	if (rc == CLI_OK && fv_optimize_from_config(reg, cfg, job, &o, NULL) != FV_OK)
 		rc = cli_fail("%s", fv_errmsg());
 	fv_registry_free(reg);
