@@ -216,6 +216,38 @@ seed = [int(x["params"]["seed"]) for x in t]
 assert all(0.001 <= v <= 0.1 for v in lr) and all(1 <= v <= 100 for v in seed), (lr, seed)
 assert len(set(lr)) == 3, lr
 PY
+	# a search config as openretina writes one: params in the file, choices
+	# of lists, Optuna's GridSampler named by its _target_
+	cp -r "$srcdir/configs" "$tmp/c"
+	cat "$example" - >"$tmp/c/search.yaml" <<'YAML'
+objective_target: val_loss
+hydra:
+  sweep:
+    dir: ${paths.log_dir}/search_runs
+  sweeper:
+    sampler:
+      _target_: optuna.samplers.GridSampler
+    direction: minimize
+    study_name: tiny_search
+    n_trials: 50
+    params:
+      model.hidden_channels: choice([2], [3])
+      trainer.max_epochs: 1
+YAML
+	run 0 "$fovea" sweep "$tmp/c/search.yaml" "${tiny[@]}" paths.log_dir="$tmp" --threads 1 \
+		--quiet
+	refute err "not used: objective_target"
+	expect out "sweep tiny_search: 2 complete, 0 failed, 0 not run; summary in $tmp/search_runs"
+	python3 - "$tmp/search_runs" <<'PY' || fail "the search config's trials"
+import json, sys
+s = json.load(open(sys.argv[1] + "/summary.json"))
+assert s["sampler"] == "grid" and s["objective_target"] == "val_loss", s
+p = [t["params"] for t in s["trials"]]
+assert p == [{"model.hidden_channels": "[2]", "trainer.max_epochs": "1"},
+             {"model.hidden_channels": "[3]", "trainer.max_epochs": "1"}], p
+assert s["best_trial"]["objective"] == min(t["objective"] for t in s["trials"])
+PY
+	grep -q "hidden_channels:" "$tmp/search_runs/1/config.yaml" || fail "trial 1 has no config.yaml"
 	# the same seed draws the same trials again
 	run 0 "$fovea" "${rnd[@]}" --out "$tmp/again"
 	python3 - "$tmp/slurm" "$tmp/again" <<'PY' || fail "a seed drew different values"

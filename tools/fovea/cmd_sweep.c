@@ -14,18 +14,11 @@
 ** and .csv) is written from the trial records once every worker of the
 ** job is done.
 */
-#include <errno.h>
-#include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
 #include "cmd.h"
 #include "fovea/parallel.h"
-#include "fovea/trainer.h"
-#include "sweep.h"
 #include "sweep_run.h"
 
 static int set_value(sweep_args *a, const char *opt, const char *val)

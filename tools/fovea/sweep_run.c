@@ -4,8 +4,6 @@
 ** summary written from the trials' records.
 */
 #include <errno.h>
-#include <jansson.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,9 +11,7 @@
 #include <time.h>
 
 #include "fovea/config.h"
-#include "fovea/figure.h"
 #include "fovea/parallel.h"
-#include "fovea/trainer.h"
 #include "sweep_run.h"
 
 /* ---- the study -------------------------------------------------------------------- */

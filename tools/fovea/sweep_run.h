@@ -5,6 +5,8 @@
 #ifndef FOVEA_TOOLS_SWEEP_RUN_H
 #define FOVEA_TOOLS_SWEEP_RUN_H
 
+#include <jansson.h>
+
 #include "cmd.h"
 #include "sweep.h"
 
@@ -37,6 +39,9 @@ void sweep_study_close(sweep_study *s);
 ** failed (it is recorded so); an error only when the record cannot be
 ** written. */
 int sweep_run_trial(const sweep_study *s, fv_registry *reg, uint64_t t);
+
+/* Write `j` (which this takes over) as DIR/NAME, atomically. */
+int sweep_save_json(const char *dir, const char *name, json_t *j);
 
 /* DIR/summary.json and DIR/summary.csv from the trial records there. */
 int sweep_write_summary(const sweep_study *s);

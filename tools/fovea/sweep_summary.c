@@ -103,9 +103,21 @@ static int write_csv(const sweep_study *s, json_t *trials)
 	return rc;
 }
 
-static int write_json(const sweep_study *s, json_t *trials, json_t *best)
+int sweep_save_json(const char *dir, const char *name, json_t *j)
 {
 	char path[4300];
+	char *text = j != NULL ? json_dumps(j, JSON_INDENT(2)) : NULL;
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	int rc = text != NULL ? CLI_OK : cli_fail("out of memory");
+	if (rc == CLI_OK && fv_write_file_atomic(path, text, strlen(text)) != FV_OK)
+		rc = cli_fail("%s", fv_errmsg());
+	free(text);
+	json_decref(j);
+	return rc;
+}
+
+static int write_json(const sweep_study *s, json_t *trials, json_t *best)
+{
 	json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:o, s:O, s:O}", "study_name", s->name,
 	                      "direction", s->maximize ? "maximize" : "minimize",
 	                      "sampler", s->sampler == SAMPLER_GRID ? "grid" : "random",
@@ -113,14 +125,7 @@ static int write_json(const sweep_study *s, json_t *trials, json_t *best)
 	                      "objective_target",
 	                      s->objective ? json_string(s->objective) : json_null(),
 	                      "best_trial", best ? best : json_null(), "trials", trials);
-	char *text = j != NULL ? json_dumps(j, JSON_INDENT(2)) : NULL;
-	snprintf(path, sizeof path, "%s/summary.json", s->dir);
-	int rc = text != NULL ? CLI_OK : cli_fail("out of memory");
-	if (rc == CLI_OK && fv_write_file_atomic(path, text, strlen(text)) != FV_OK)
-		rc = cli_fail("%s", fv_errmsg());
-	free(text);
-	json_decref(j);
-	return rc;
+	return sweep_save_json(s->dir, "summary.json", j);
 }
 
 int sweep_write_summary(const sweep_study *s)

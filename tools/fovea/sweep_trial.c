@@ -5,7 +5,6 @@
 ** of the trial itself is its record's status, not an error of the sweep.
 */
 #include <errno.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +13,6 @@
 #include <time.h>
 
 #include "fovea/config.h"
-#include "fovea/figure.h"
 #include "fovea/trainer.h"
 #include "sweep_run.h"
 
@@ -62,7 +60,7 @@ static bool add_override(trial *t, const char *fmt, const char *a, const char *b
 static bool build_overrides(trial *t)
 {
 	const sweep_study *s = t->study;
-	size_t n = (size_t)s->n_fixed + s->space.n + 1;
+	size_t n = (size_t)s->n_fixed + s->space.n + 2;
 	if ((t->values = calloc(s->space.n, sizeof *t->values)) == NULL ||
 	    (t->overrides = calloc(n, sizeof *t->overrides)) == NULL)
 		return false;
@@ -73,6 +71,9 @@ static bool build_overrides(trial *t)
 		ok = add_override(t, "%s%s", s->fixed[i], "");
 	for (size_t i = 0; ok && i < s->space.n; i++)
 		ok = add_override(t, "%s=%s", s->space.params[i].key, t->values[i]);
+	/* the sweep reads objective_target, the trainer does not: no "not used" */
+	if (ok && s->objective != NULL)
+		ok = add_override(t, "~objective_target%s%s", "", "");
 	return ok && add_override(t, "++paths.output_dir=%s%s", t->dir, "");
 }
 
@@ -113,16 +114,7 @@ static json_t *record(const trial *t, double seconds)
 
 static int write_record(const trial *t, double seconds)
 {
-	json_t *j = record(t, seconds);
-	char *text = j != NULL ? json_dumps(j, JSON_INDENT(2)) : NULL;
-	char path[4300];
-	snprintf(path, sizeof path, "%s/trial.json", t->dir);
-	int rc = text != NULL ? CLI_OK : cli_fail("out of memory");
-	if (rc == CLI_OK && fv_write_file_atomic(path, text, strlen(text)) != FV_OK)
-		rc = cli_fail("%s", fv_errmsg());
-	free(text);
-	json_decref(j);
-	return rc;
+	return sweep_save_json(t->dir, "trial.json", record(t, seconds));
 }
 
 static double seconds_now(void)
