@@ -216,6 +216,18 @@ seed = [int(x["params"]["seed"]) for x in t]
 assert all(0.001 <= v <= 0.1 for v in lr) and all(1 <= v <= 100 for v in seed), (lr, seed)
 assert len(set(lr)) == 3, lr
 PY
+	# without a seed the tasks of an array draw with their job id
+	draw=("${base[@]}" 'optimizer.lr=interval(0.001, 0.1)' +hydra.sweeper.n_trials=2)
+	for task in 0 1; do
+		run 0 env SLURM_ARRAY_JOB_ID=123 SLURM_ARRAY_TASK_ID=$task SLURM_ARRAY_TASK_COUNT=2 \
+			"$fovea" "${draw[@]}" --out "$tmp/noseed"
+	done
+	run 0 "$fovea" "${draw[@]}" +hydra.sweeper.sampler.seed=123 --out "$tmp/seed123"
+	python3 - "$tmp/noseed" "$tmp/seed123" <<'PY' || fail "an array without a seed"
+import json, sys
+a, b = (json.load(open(d + "/summary.json")) for d in sys.argv[1:])
+assert a["seed"] == 123 and [t["params"] for t in a["trials"]] == [t["params"] for t in b["trials"]]
+PY
 	# a search config as openretina writes one: params in the file, choices
 	# of lists, Optuna's GridSampler named by its _target_
 	cp -r "$srcdir/configs" "$tmp/c"

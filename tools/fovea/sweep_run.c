@@ -72,7 +72,10 @@ static int read_sampler(sweep_study *s, const fv_config_node *root)
 	else if (target != NULL && strstr(target, "RandomSampler") == NULL && !s->args->quiet)
 		printf("sweep: %s is not built in; sampling at random\n", target);
 	const fv_config_node *seed = fv_node_path(root, "hydra.sweeper.sampler.seed");
-	int64_t v = (int64_t)time(NULL);
+	/* without a seed, the time; the tasks of a Slurm array start at other
+	** times but must draw the same trials: their array's job id */
+	const char *job = getenv("SLURM_ARRAY_JOB_ID");
+	int64_t v = job != NULL ? strtoll(job, NULL, 10) : (int64_t)time(NULL);
 	if (seed != NULL && !fv_node_is_null(seed) && fv_node_to_int(seed, &v) != FV_OK)
 		return cli_fail("%s", fv_errmsg());
 	s->seed = (uint64_t)v;
