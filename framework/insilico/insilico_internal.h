@@ -24,6 +24,7 @@ typedef struct fv__ins {
 	bool quiet, live;         /* live: the progress line is rewritten in place */
 	fv_insilico_fn on_result;
 	void *ud;
+	int shard_index, shard_count; /* this process's units (fv_insilico_options) */
 	/* the model */
 	fv_checkpoint *ck;
 	const fv_data_info *info;

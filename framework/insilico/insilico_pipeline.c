@@ -502,6 +502,13 @@ static fv_status optimise_unit(fv__ins *s, int64_t unit, fv_insilico_result *res
 
 /* ---- the run ------------------------------------------------------------------------- */
 
+/* Whether the k-th unit of the job is this process's (every unit checks
+** and loads alike on every process, so errors are the same everywhere). */
+static bool mine(const fv__ins *s, int64_t k)
+{
+	return s->shard_count <= 1 || k % s->shard_count == s->shard_index;
+}
+
 static fv_status run(fv__ins *s, fv_insilico_result *res)
 {
 	fv_status st = open_model(s);
@@ -518,11 +525,12 @@ static fv_status run(fv__ins *s, fv_insilico_result *res)
 	if (st == FV_OK)
 		st = make_dir(s->dir);
 	if (st != FV_OK || s->job->kind == FV_INSILICO_MDS)
-		return st == FV_OK ? optimise_unit(s, -1, res) : st;
+		return st == FV_OK && mine(s, 0) ? optimise_unit(s, -1, res) : st;
 	const fv_indices *units = &s->job->units;
 	int64_t n = units->n > 0 ? (int64_t)units->n : s->n_units;
 	for (int64_t k = 0; st == FV_OK && k < n; k++)
-		st = optimise_unit(s, units->n > 0 ? units->v[k] : k, res);
+		if (mine(s, k))
+			st = optimise_unit(s, units->n > 0 ? units->v[k] : k, res);
 	return st;
 }
 
@@ -544,6 +552,11 @@ fv_status fv_optimize_from_config(fv_registry *reg, fv_config *cfg, const fv_ins
 	s.dir = o != NULL && o->out_dir != NULL ? o->out_dir : ".";
 	s.on_result = o != NULL ? o->on_result : NULL;
 	s.ud = o != NULL ? o->ud : NULL;
+	s.shard_index = o != NULL ? o->shard_index : 0;
+	s.shard_count = o != NULL ? o->shard_count : 0;
+	if (s.shard_count > 1 && (s.shard_index < 0 || s.shard_index >= s.shard_count))
+		return fv_error(FV_ERR_ARG, "fv_optimize_from_config: shard %d of %d",
+		                s.shard_index, s.shard_count);
 	int progress = o != NULL ? o->progress : -1;
 	s.live = !s.quiet && (progress == 1 || (progress < 0 && isatty(fileno(s.out))));
 	fv_config *own = NULL;

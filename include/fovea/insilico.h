@@ -196,6 +196,12 @@ typedef struct fv_insilico_options {
 	bool quiet;               /* nothing on `out` */
 	fv_insilico_fn on_result; /* may be NULL */
 	void *ud;                 /* for on_result */
+	/* Run only this process's share of the units, for processes that split
+	** a job (`mpirun fovea mei`): the k-th unit (0-based, in the job's order;
+	** an MDS is unit 0) when k % shard_count == shard_index.  Each stimulus
+	** depends on its unit alone, so the shards' files are those of one
+	** process.  shard_count 0 or 1: every unit. */
+	int shard_index, shard_count;
 } fv_insilico_options;
 
 typedef struct fv_insilico_result {

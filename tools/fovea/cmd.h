@@ -45,6 +45,7 @@ extern const cli_cmd cli_cmd_mds;
 extern const cli_cmd cli_cmd_figures;
 extern const cli_cmd cli_cmd_import;
 extern const cli_cmd cli_cmd_models;
+extern const cli_cmd cli_cmd_sweep;
 
 /* ---- helpers, in fovea.c ------------------------------------------------------ */
 

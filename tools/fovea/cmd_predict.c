@@ -17,6 +17,7 @@
 #include "cmd.h"
 #include "fovea/figure.h"
 #include "fovea/npy.h"
+#include "fovea/parallel.h"
 #include "fovea/predict.h"
 #include "fovea/trainer.h"
 
@@ -96,14 +97,38 @@ static int write_movie(const predict_args *a, const fv_data_info *info, const fv
 	return rc;
 }
 
-/* The stimulus file through fv_predict(); *y gets the output in ctx. */
+/* Under mpirun a batch is split: rank r predicts stimuli [lo, hi), blocks
+** in rank order with the first ranks one group larger, so that rank 0 has
+** one whenever there is one.  A single movie is rank 0's.  The blocks start
+** at multiples of GROUP stimuli because the vectorised loops of the tensor
+** ops may round a value differently at another alignment: a stimulus at
+** the same offset modulo 64 bytes in every layer's batch gives the same
+** bits, so the file written is that of one process. */
+#define GROUP 16
+
+static void block_of(int64_t r, int64_t n, int64_t *lo, int64_t *hi)
+{
+	int64_t size = fv_parallel_size(), groups = (n + GROUP - 1) / GROUP;
+	int64_t base = groups / size, extra = groups % size;
+	int64_t first = r * base + (r < extra ? r : extra), count = base + (r < extra);
+	*lo = first * GROUP < n ? first * GROUP : n;
+	*hi = (first + count) * GROUP < n ? (first + count) * GROUP : n;
+}
+
+static void my_block(int64_t n, int64_t *lo, int64_t *hi)
+{
+	block_of(fv_parallel_rank(), n, lo, hi);
+}
+
+/* The stimulus file through fv_predict(), this process's share of it; *y
+** gets the output in ctx, or stays NULL when the share is empty. */
 static int run_model(const predict_args *a, fv_module *model, const fv_data_info *info,
-                     fv_ctx *ctx, fv_tensor **y, bool *batched, int64_t *frames)
+                     fv_ctx *ctx, fv_tensor **y, int64_t *n_stimuli, int64_t *frames)
 {
 	fv_tensor *s = fv_npy_load(a->stimulus);
 	if (s == NULL)
 		return cli_fail("%s", fv_errmsg());
-	*batched = s->ndim == 5;
+	*n_stimuli = s->ndim == 5 ? s->shape[0] : -1;
 	*frames = s->ndim >= 4 ? s->shape[s->ndim - 3] : 0;
 	fv_stimulus_view v = {.ndim = s->ndim};
 	if (s->ndim == 4 || s->ndim == 5)
@@ -111,13 +136,21 @@ static int run_model(const predict_args *a, fv_module *model, const fv_data_info
 	else
 		memcpy(v.shape, s->shape, (size_t)(s->ndim < 5 ? s->ndim : 5) * sizeof *v.shape);
 	v.data = s->data;
-	*y = fv_predict(model, ctx, info, &v, a->session, a->raw ? 0 : FV_PREDICT_NORMALIZE);
+	int64_t lo = 0, hi = 1;
+	bool split = *n_stimuli > 0; /* an empty batch is rank 0's error to report */
+	my_block(split ? *n_stimuli : 1, &lo, &hi);
+	if (split) {
+		v.data += lo * v.strides[0];
+		v.shape[0] = hi - lo;
+	}
 	int rc = CLI_OK;
-	if (*y == NULL)
+	if (hi > lo && (*y = fv_predict(model, ctx, info, &v, a->session,
+	                                a->raw ? 0 : FV_PREDICT_NORMALIZE)) == NULL)
 		rc = fv_errcode() == FV_ERR_SHAPE
 		         ? cli_fail("%s: %s", a->stimulus, fv_errmsg())
 		         : cli_fail("%s: %s", a->checkpoint, fv_errmsg());
-	if (rc == CLI_OK && a->movie != NULL)
+	/* the movie shows the first stimulus, which is rank 0's */
+	if (rc == CLI_OK && a->movie != NULL && fv_parallel_rank() == 0 && *y != NULL)
 		rc = write_movie(a, info, s, *y);
 	fv_tensor_free(s);
 	return rc;
@@ -145,21 +178,63 @@ static int write_prediction(const predict_args *a, const fv_tensor *y, bool batc
 	return CLI_OK;
 }
 
+/* Whether every process got here without an error (a process that failed
+** reported why); a lone process just passes its own code on. */
+static int all_ok(int rc)
+{
+	double failed = rc != CLI_OK;
+	if (fv_parallel_allreduce_sum(&failed, 1) != FV_OK)
+		return cli_fail("%s", fv_errmsg());
+	return failed > 0 ? CLI_FAILED : CLI_OK;
+}
+
+/* Rank 0 collects the shares of a split batch into *y (in ctx), in the
+** order of the stimuli: the file written is that of one process. */
+static int gather_prediction(fv_ctx *ctx, fv_tensor **y, int64_t n)
+{
+	int size = fv_parallel_size(), rank = fv_parallel_rank();
+	int64_t shape[3] = {0, 0, 0}; /* rank 0 always has a share */
+	if (rank == 0)
+		memcpy(shape, (*y)->shape, sizeof shape);
+	if (fv_parallel_broadcast(shape, sizeof shape, 0) != FV_OK)
+		return cli_fail("%s", fv_errmsg());
+	size_t per = (size_t)(shape[1] * shape[2]) * sizeof(float);
+	size_t *counts = malloc((size_t)size * sizeof *counts);
+	shape[0] = n;
+	fv_tensor *all = rank == 0 ? fv_ctx_empty(ctx, 3, shape) : NULL;
+	if (counts == NULL || (rank == 0 && all == NULL)) {
+		free(counts);
+		return cli_fail("out of memory for the predictions of %lld stimuli", (long long)n);
+	}
+	for (int r = 0; r < size; r++) {
+		int64_t lo, hi;
+		block_of(r, n, &lo, &hi);
+		counts[r] = (size_t)(hi - lo) * per;
+	}
+	fv_status st = fv_parallel_gather(*y != NULL ? (*y)->data : NULL,
+	                                  all != NULL ? all->data : NULL, counts, 0);
+	free(counts);
+	*y = all;
+	return st == FV_OK ? CLI_OK : cli_fail("%s", fv_errmsg());
+}
+
 static int predict(fv_registry *reg, const predict_args *a)
 {
 	fv_checkpoint *c = cli_open_checkpoint(a->checkpoint, a->model);
 	if (c == NULL)
-		return CLI_FAILED;
+		return all_ok(CLI_FAILED);
 	fv_module *model = fv_model_load(reg, c, NULL);
 	fv_ctx *ctx = fv_ctx_new();
 	int rc = model != NULL && ctx != NULL ? CLI_OK : cli_fail("%s", fv_errmsg());
 	fv_tensor *y = NULL;
-	bool batched = false;
-	int64_t frames = 0;
+	int64_t n = -1, frames = 0; /* n: stimuli in a batch, -1: one movie */
 	if (rc == CLI_OK)
-		rc = run_model(a, model, fv_checkpoint_data_info(c), ctx, &y, &batched, &frames);
-	if (rc == CLI_OK)
-		rc = write_prediction(a, y, batched, frames);
+		rc = run_model(a, model, fv_checkpoint_data_info(c), ctx, &y, &n, &frames);
+	rc = all_ok(rc);
+	if (rc == CLI_OK && n > 0 && fv_parallel_size() > 1)
+		rc = gather_prediction(ctx, &y, n);
+	if (rc == CLI_OK && fv_parallel_rank() == 0)
+		rc = write_prediction(a, y, n >= 0, frames);
 	fv_ctx_free(ctx);
 	fv_module_free(model);
 	fv_checkpoint_close(c);

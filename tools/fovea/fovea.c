@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "fovea/parallel.h"
 
 static const cli_cmd cli_cmd_help;
 
@@ -22,6 +23,7 @@ static const cli_cmd *const commands[] = {
 	&cli_cmd_parity,
 	&cli_cmd_create_data,
 	&cli_cmd_train,
+	&cli_cmd_sweep,
 	&cli_cmd_eval,
 	&cli_cmd_predict,
 	&cli_cmd_mei,
@@ -218,5 +220,10 @@ int main(int argc, char **argv)
 		if (rc != CLI_OK)
 			return rc;
 	}
-	return cmd->run(argc, argv);
+	/* under mpirun or srun every process joins the job; alone, nothing */
+	if (fv_parallel_init() != FV_OK)
+		return cli_fail("%s", fv_errmsg());
+	int rc = cmd->run(argc, argv);
+	fv_parallel_finalize();
+	return rc;
 }

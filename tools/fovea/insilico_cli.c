@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "fovea/figure.h"
+#include "fovea/parallel.h"
 #include "insilico_cli.h"
 
 static int parse_number(const cli_cmd *cmd, const char *opt, const char *text, long long lo,
@@ -217,8 +218,13 @@ fv_status ins_optimize(const ins_args *a, fv_registry *reg, fv_insilico_job *job
 	if (cfg == NULL)
 		return fv_errcode();
 	movie_hook hook = {a, job->kind != FV_INSILICO_MDS && job->units.n != 1, on_result, ud};
-	fv_insilico_options o = {.out_dir = a->out_dir, .progress = a->progress, .quiet = a->quiet,
-	                         .on_result = after_stimulus, .ud = &hook};
+	/* under mpirun each process optimises its share of the units, and
+	** live lines of several processes on one terminal would be a jumble */
+	int progress = fv_parallel_size() > 1 && a->progress < 0 ? 0 : a->progress;
+	fv_insilico_options o = {.out_dir = a->out_dir, .progress = progress, .quiet = a->quiet,
+	                         .on_result = after_stimulus, .ud = &hook,
+	                         .shard_index = fv_parallel_rank(),
+	                         .shard_count = fv_parallel_size()};
 	fv_status rc = fv_optimize_from_config(reg, cfg, job, &o, result);
 	fv_config_free(cfg);
 	return rc;

@@ -210,7 +210,8 @@ class InsilicoOptions(ctypes.Structure):
     """fv_insilico_options (insilico.h)."""
     _fields_ = [("out_dir", ctypes.c_char_p), ("progress", ctypes.c_int),
                 ("out", ctypes.c_void_p), ("quiet", ctypes.c_bool),
-                ("on_result", INSILICO_FN), ("ud", ctypes.c_void_p)]
+                ("on_result", INSILICO_FN), ("ud", ctypes.c_void_p),
+                ("shard_index", ctypes.c_int), ("shard_count", ctypes.c_int)]
 
 
 class EpochReport(ctypes.Structure):
