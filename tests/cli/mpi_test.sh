@@ -178,6 +178,12 @@ PY
 sweep_errors)
 	tiny_data
 	base=(sweep "$example" "${tiny[@]}" trainer.max_epochs=1 --threads 1 --quiet)
+	run 2 "$fovea" sweep
+	expect err "fovea sweep: expected a config file"
+	run 1 "$fovea" sweep "$tmp/none.yaml" 'a=choice(1)'
+	expect err "none.yaml: cannot open the configuration file"
+	run 2 "$fovea" "${base[@]}" --threads 0
+	expect err "--threads needs an integer in 1..4096, got '0'"
 	run 1 "$fovea" "${base[@]}" --out "$tmp/e"
 	expect err "hydra.sweeper.params is empty"
 	run 1 "$fovea" "${base[@]}" 'optimizer.lr=interval(0.1, 0.01)' --out "$tmp/e"
