@@ -2,8 +2,12 @@
 # mpi_test.sh: work spread over processes (issue 17), through the real
 # binary, one case per meson test:
 #
-#   mpi_test.sh CASE FOVEA SOURCE_ROOT MPI   (MPI: "mpi" when fovea was built with it)
+#   mpi_test.sh CASE FOVEA SOURCE_ROOT MPI COLLECTIVES
+#     (MPI: "mpi" when fovea was built with it; COLLECTIVES: the test program
+#     tests/unit/parallel/mpi_collectives.c)
 #
+#   collectives   fovea/parallel.h's allreduce, broadcast, gather and barrier over
+#                 1, 2 and 3 processes, and as one process without mpirun
 #   mei           `mpirun -np 1|2|3 fovea mei --neurons all` (and an MDS) write the
 #                 files one process writes: .npy and .png byte for byte, .json
 #                 equal but for the timing keys
@@ -21,6 +25,7 @@ case_name=$1
 fovea=$2
 srcdir=$3
 mpi=$4
+collectives=$5
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -84,6 +89,15 @@ PY
 }
 
 case "$case_name" in
+collectives)
+	run 0 "$collectives"
+	expect out "collectives over 1 processes: ok"
+	needs_mpi
+	for n in 1 2 3; do
+		run 0 mpi_run "$n" "$collectives"
+		expect out "collectives over $n processes: ok"
+	done
+	;;
 mei)
 	needs_mpi
 	tiny_model
