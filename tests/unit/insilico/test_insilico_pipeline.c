@@ -743,3 +743,36 @@ Test(pipeline, on_result_ends_the_run)
 	fv_tensor_free(s.stimulus);
 	fv_config_free(cfg);
 }
+
+/* A shard (mpirun fovea mei) optimises the k-th unit of the job when
+** k % shard_count == shard_index, each as the whole job would. */
+Test(pipeline, shards_split_the_units)
+{
+	fv_config *cfg = short_config(FV_INSILICO_MEI);
+	const int64_t list[3] = {3, 0, 2};
+	fv_insilico_job job = {.checkpoint = ckpt, .kind = FV_INSILICO_MEI, .session = "session_1",
+	                       .units = {3, list}};
+	seen whole = {0}, part[2] = {{0}};
+	fv_insilico_options o = {.out_dir = in_tmp("shards"), .quiet = true, .on_result = note,
+	                         .ud = &whole};
+	cr_assert_eq(fv_optimize_from_config(reg, cfg, &job, &o, NULL), FV_OK, "%s", fv_errmsg());
+	for (int k = 0; k < 2; k++) {
+		o.ud = &part[k];
+		o.shard_index = k;
+		o.shard_count = 2;
+		cr_assert_eq(fv_optimize_from_config(reg, cfg, &job, &o, NULL), FV_OK, "%s",
+		             fv_errmsg());
+	}
+	cr_assert(part[0].n == 2 && part[1].n == 1);
+	cr_expect(part[0].units[0] == 3 && part[0].units[1] == 2 && part[1].units[0] == 0);
+	cr_expect_eq(part[0].final_objective[0], whole.final_objective[0]);
+	cr_expect_eq(part[0].final_objective[1], whole.final_objective[2]);
+	cr_expect_eq(part[1].final_objective[0], whole.final_objective[1]);
+	o.shard_index = 2;
+	cr_expect_eq(fv_optimize_from_config(reg, cfg, &job, &o, NULL), FV_ERR_ARG);
+	cr_expect(strstr(fv_errmsg(), "shard 2 of 2") != NULL, "%s", fv_errmsg());
+	fv_tensor_free(whole.stimulus);
+	fv_tensor_free(part[0].stimulus);
+	fv_tensor_free(part[1].stimulus);
+	fv_config_free(cfg);
+}
