@@ -155,6 +155,10 @@ bool fv__sep_add_weight_grad(fv_ctx *ctx, const sep_geom *g, fv_real *grad,
 
 /* ---- the time-first order (ops_conv3d_timefirst.c) ---- */
 
+/* Multiply-adds of the forward and of the backward (every gradient), in
+** the space-first order and in the time-first one. */
+void fv__sep_order_macs(const fv__conv_shape *s, double space[2], double time[2]);
+
 /* Whether a call of shape s runs time-first. */
 bool fv__tf_chosen(const fv__conv_shape *s);
 
