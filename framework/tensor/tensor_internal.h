@@ -59,6 +59,10 @@ static inline bool fv__grad_fresh(const fv_ctx *ctx, int i)
 	return (ctx->fresh_grads >> i) & 1u;
 }
 
+/* Whether the library chose BLIS's AVX-512 kernels for this processor at
+** load time (blis_arch.c), when the user left BLIS_ARCH_TYPE unset. */
+bool fv__blis_arch_wanted(void);
+
 /* ---- per-op timers (profile.c, fovea/profile.h) ----------------------
 ** Every hook is behind fv__profiling, so that ops pay one flag test. */
 extern bool fv__profiling;

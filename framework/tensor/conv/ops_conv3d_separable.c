@@ -94,6 +94,7 @@ static void geom_shape(sep_geom *g, const fv__conv_shape *s)
 	g->gcol = w->to + 2 * g->gpad;
 #ifdef SEP_AVX2
 	g->avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+	g->avx512 = g->avx2 && fv__sep_avx512_wanted();
 #endif
 	/* dx reads dS at (y + ph - a*dh, x + pw - b*dw) / stride: spread, with
 	** (kh-1)*dh zero rows and (kw-1)*dw zero columns before */
@@ -583,6 +584,10 @@ void fv__sep_bcast_pass(const sep_geom *g, const sep_bcast *bc, const fv_real *P
 {
 	const int64_t op = g->op;
 #ifdef SEP_AVX2
+	if (g->avx512 && op % 16 == 0) {
+		fv__sep_bcast_pass_avx512(g, bc, P, w, S);
+		return;
+	}
 	if (g->avx2) {
 		bcast_pass_avx2(g, bc, P, w, S);
 		return;
