@@ -293,6 +293,16 @@ static void assert_close_scaled(const char *what, const fv_real *got, const fv_r
 		          (double)got[i], (double)want[i], scale);
 }
 
+/* x, w_time and w_space of a case, uniform in [-1, 1) from seeds seed.. */
+static void case_inputs(const sep_case *sc, uint64_t seed, fv_tensor *in[3])
+{
+	int64_t xs[5] = {sc->n, sc->c, sc->t, sc->h, sc->w};
+	int64_t ts[3] = {sc->o, sc->c, sc->kt}, ss[4] = {sc->o, sc->c, sc->kh, sc->kw};
+	in[0] = gc_input(5, xs, seed, -1, 1);
+	in[1] = gc_input(3, ts, seed + 1, -1, 1);
+	in[2] = gc_input(4, ss, seed + 2, -1, 1);
+}
+
 Test(conv3d_separable, time_first_equals_space_first)
 {
 	static const sep_case cases[] = {
@@ -303,10 +313,8 @@ Test(conv3d_separable, time_first_equals_space_first)
 	static const char *names[4] = {"out", "dx", "dw_time", "dw_space"};
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
 		const sep_case *sc = &cases[c];
-		int64_t xs[5] = {sc->n, sc->c, sc->t, sc->h, sc->w};
-		int64_t ts[3] = {sc->o, sc->c, sc->kt}, ss[4] = {sc->o, sc->c, sc->kh, sc->kw};
-		fv_tensor *in[3] = {gc_input(5, xs, 11, -1, 1), gc_input(3, ts, 12, -1, 1),
-		                    gc_input(4, ss, 13, -1, 1)};
+		fv_tensor *in[3];
+		case_inputs(sc, 11, in);
 		fv_tensor *space[4], *time[4];
 		setenv("FV_SEPARABLE_ORDER", "space", 1);
 		run_conv(in, &sc->p, space);
@@ -340,10 +348,8 @@ Test(conv3d_separable, avx512_equals_avx2_bit_for_bit)
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
 		for (int order = 0; order < 2; order++) {
 			const sep_case *sc = &cases[c];
-			int64_t xs[5] = {sc->n, sc->c, sc->t, sc->h, sc->w};
-			int64_t ts[3] = {sc->o, sc->c, sc->kt}, ss[4] = {sc->o, sc->c, sc->kh, sc->kw};
-			fv_tensor *in[3] = {gc_input(5, xs, 21, -1, 1), gc_input(3, ts, 22, -1, 1),
-			                    gc_input(4, ss, 23, -1, 1)};
+			fv_tensor *in[3];
+			case_inputs(sc, 21, in);
 			fv_tensor *avx2[4], *avx512[4];
 			setenv("FV_SEPARABLE_ORDER", orders[order], 1);
 			setenv("FV_CONV_AVX512", "0", 1);
