@@ -26,8 +26,11 @@ fv_status fv_op_record(fv_ctx *ctx, fv_tensor *out, const fv_op_def *def, int n_
 	if (n_srcs > FV_MAX_OP_SRCS)
 		return fv_error(FV_ERR_ARG, "op %s has %d sources; at most %d are supported", def->name,
 		                n_srcs, FV_MAX_OP_SRCS);
-	if (!fv_op_needs_grad(ctx, n_srcs, srcs))
+	if (!fv_op_needs_grad(ctx, n_srcs, srcs)) {
+		if (fv__profiling)
+			fv__profile_discard();
 		return FV_OK;
+	}
 	fv_node *node = fv_ctx_alloc(ctx, sizeof *node);
 	if (node == NULL)
 		return FV_ERR_NOMEM;
@@ -47,6 +50,8 @@ fv_status fv_op_record(fv_ctx *ctx, fv_tensor *out, const fv_op_def *def, int n_
 	ctx->tape = node;
 	out->node = node;
 	out->requires_grad = true;
+	if (fv__profiling)
+		fv__profile_forward(def, out, n_srcs, srcs);
 	return FV_OK;
 }
 
@@ -113,7 +118,12 @@ static fv_status run_tape(fv_ctx *ctx)
 			}
 		}
 		ctx->fresh_grads = fresh;
+		double t0[2] = {0, 0};
+		if (fv__profiling)
+			fv__profile_backward_begin(t0);
 		fv_status rc = n->def->backward(ctx, n->out, n->srcs, src_grads, n->aux);
+		if (fv__profiling)
+			fv__profile_backward_end(n, src_grads, t0);
 		ctx->fresh_grads = 0;
 		if (rc != FV_OK) {
 			fv_error_prefix("backward of %s: ", n->def->name);

@@ -59,6 +59,27 @@ static inline bool fv__grad_fresh(const fv_ctx *ctx, int i)
 	return (ctx->fresh_grads >> i) & 1u;
 }
 
+/* Whether the library chose BLIS's AVX-512 kernels for this processor at
+** load time (blis_arch.c), when the user left BLIS_ARCH_TYPE unset. */
+bool fv__blis_arch_wanted(void);
+
+/* ---- per-op timers (profile.c, fovea/profile.h) ----------------------
+** Every hook is behind fv__profiling, so that ops pay one flag test. */
+extern bool fv__profiling;
+/* The running op (the forward about to be recorded, or the backward
+** running) performs `flops` FLOPs, `dense_flops` in a dense equivalent,
+** and moves `extra_bytes` besides its operands (saved buffers). */
+void fv__profile_note(double flops, double dense_flops, double extra_bytes);
+/* Forgets what the running op noted (it was not recorded). */
+void fv__profile_discard(void);
+/* `def` produced `out` from srcs and was recorded. */
+void fv__profile_forward(const fv_op_def *def, const fv_tensor *out, int n_srcs,
+                         fv_tensor *const *srcs);
+/* Around node n's backward; begin sets the start times (wall, CPU) to pass
+** to end. */
+void fv__profile_backward_begin(double t0[2]);
+void fv__profile_backward_end(const fv_node *n, fv_tensor *const *src_grads, const double t0[2]);
+
 /* y = elu(x) of n elements (x == y allowed), as fv_elu computes it; and
 ** gz = gy * elu'(z) from y = elu(z) (alpha > 0), as fv_elu's backward. */
 void fv__elu_rows(int64_t n, const fv_real *x, fv_real *y, fv_real alpha);

@@ -4,7 +4,8 @@
 **   bench_main.c       the command line, the clocks and the report lines;
 **   bench_workloads.c  the model workloads (configs/bench/NAME.yaml) and
 **                      their tasks fwd, fwd_all, train and stim;
-**   bench_ops.c        the op tasks conv and readout.
+**   bench_ops.c        the op tasks conv and readout;
+**   bench_profile.c    --profile: a training step op by op.
 **
 ** A task runs its measurement WARMUPS times unrecorded, then o->reps times,
 ** recording each run's wall-clock and CPU time with bench_record() into
@@ -32,6 +33,7 @@ typedef struct bench_opts {
 	int reps;
 	bool json;
 	bool conv, readout, fwd, fwd_all, train, stim;
+	bool profile; /* --profile: the per-op profile of a training step instead */
 	const char *workloads[MAX_LIST];
 	int n_workloads;
 	char workload_buf[512];
@@ -89,6 +91,14 @@ int workload_load(const bench_opts *o, fv_registry *reg, const char *name, workl
 void workload_free(workload *w);
 /* The model tasks of o for each of its workloads (loaded into ws). */
 int bench_run_workloads(const bench_opts *o, workload *ws, double *times);
+
+/* One training step as the train task times it. */
+fv_status bench_train_step(workload *w, fv_ctx *ctx);
+
+/* ---- bench_profile.c -------------------------------------------------------------------- */
+
+/* The per-op profile of a training step of each workload. */
+int bench_run_profile(const bench_opts *o, workload *ws);
 
 /* ---- bench_ops.c ----------------------------------------------------------------------- */
 

@@ -3,7 +3,7 @@
 ** their hot ops: the command line, the clocks and the report lines.
 **
 **   fovea-bench [--workload hoefling,hdf5] [--task fwd,fwd_all,train,conv,readout]
-**               [--threads 1,2] [--reps R] [--json] [--config-dir DIR]
+**               [--threads 1,2] [--reps R] [--json] [--config-dir DIR] [--profile]
 **               (tasks: fwd, fwd_all, train, stim, conv, readout)
 **
 ** The model tasks fwd, fwd_all, train and stim run on workloads
@@ -11,7 +11,8 @@
 ** says what each measures); the op tasks conv and readout need none
 ** (bench_ops.c).  Without --task: the model tasks when --workload is given,
 ** else conv and readout.  Lists are comma-separated; every combination is
-** measured.
+** measured.  --profile prints, instead of the tasks, one training step
+** of each workload op by op (bench_profile.c).
 **
 ** GFLOP/s counts 2 per multiply-add of what torch computes: dense
 ** convolutions (the "useful" FLOPs), the readout, 3x the forward for a
@@ -124,7 +125,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: fovea-bench [--workload hoefling,hdf5|FILE.yaml] "
 	           "[--task fwd,fwd_all,train,stim,conv,readout]\n"
 	           "                   [--threads N[,N...]] [--reps R] [--json] "
-	           "[--config-dir DIR]\n");
+	           "[--config-dir DIR] [--profile]\n");
 }
 
 static int parse_tasks(bench_opts *o, const char *list)
@@ -200,6 +201,8 @@ static int parse_workloads(bench_opts *o, const char *list)
 ** tasks without --workload: the default model. */
 static void default_tasks(bench_opts *o, bool tasks_given)
 {
+	if (o->profile && o->n_workloads == 0)
+		o->workloads[o->n_workloads++] = "hoefling";
 	if (!tasks_given) {
 		o->fwd = o->fwd_all = o->train = o->n_workloads > 0;
 		o->conv = o->readout = o->n_workloads == 0;
@@ -226,6 +229,8 @@ static int parse_args(bench_opts *o, int argc, char **argv)
 			rc = v == NULL || parse_workloads(o, v);
 		else if (strcmp(a, "--config-dir") == 0)
 			rc = (o->config_dir = v) == NULL;
+		else if (strcmp(a, "--profile") == 0)
+			o->profile = true, takes_value = false;
 		else if (strcmp(a, "--json") == 0)
 			o->json = true, takes_value = false;
 		else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -258,12 +263,16 @@ int main(int argc, char **argv)
 		rc = bench_fail("plugins", fv_errmsg());
 	for (int i = 0; rc == 0 && i < o.n_workloads; i++)
 		rc = workload_load(&o, reg, o.workloads[i], &ws[i]);
-	if (rc == 0 && !o.json)
+	if (rc == 0 && !o.json && !o.profile)
 		printf("%-30s %-8s %3s %9s %9s %9s %9s %8s %8s %8s\n", "workload", "task", "thr",
 		       "min_ms", "median_ms", "max_ms", "cpu_min", "GF/s", "act_GF/s", "peak_MiB");
 	for (int t = 0; rc == 0 && t < o.n_threads; t++) {
 		fv_set_num_threads(o.thread_list[t]);
 		o.threads = fv_get_num_threads();
+		if (o.profile) {
+			rc |= bench_run_profile(&o, ws);
+			continue;
+		}
 		rc |= bench_run_workloads(&o, ws, times);
 		rc |= bench_run_ops(&o, times);
 	}

@@ -343,7 +343,7 @@ static int bench_forward(const bench_opts *o, workload *w, bool all, double *tim
 	return 0;
 }
 
-static fv_status train_step(workload *w, fv_ctx *ctx)
+fv_status bench_train_step(workload *w, fv_ctx *ctx)
 {
 	fv_step_terms s;
 	fv_status rc = fv_core_readout_step(ctx, w->model, w->loss, w->eval_loss, w->x, w->target,
@@ -371,7 +371,7 @@ static int bench_train(const bench_opts *o, workload *w, double *times)
 	double rss2 = 0;
 	for (int r = -WARMUPS; r < o->reps; r++) {
 		clock_pair t0 = bench_now();
-		fv_status rc = train_step(w, ctx);
+		fv_status rc = bench_train_step(w, ctx);
 		clock_pair t1 = bench_now();
 		if (rc != FV_OK) {
 			fv_ctx_free(ctx);

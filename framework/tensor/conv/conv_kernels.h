@@ -128,6 +128,14 @@ fv__task_plan fv__plan_tasks(int64_t ntasks, double macs);
 typedef void (*fv__task_fn)(void *ud, int64_t task, int slot, int inner_threads);
 void fv__run_tasks(const fv__task_plan *plan, int64_t ntasks, fv__task_fn fn, void *ud);
 
+/* Multiply-adds of a dense conv3d of shape s (its forward). */
+static inline double fv__dense_conv_macs(const fv__conv_shape *s)
+{
+	const fv__conv_window *w = &s->win;
+	return (double)s->n * (double)s->o * (double)(w->to * w->ho * w->wo) *
+	       (double)fv__window_rows(w);
+}
+
 /* Weight gradients are summed over the batch in this many fixed partial
 ** sums (by contiguous ranges of samples), whatever the thread count, so
 ** that the result does not depend on it. */

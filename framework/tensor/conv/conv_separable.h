@@ -47,6 +47,7 @@ typedef struct sep_geom {
 	int64_t npix;             /* t * plane: the pixels of S_i */
 	bool slide;               /* temporal stride and dilation 1: the sliding windows */
 	bool avx2;                /* run the AVX2 kernels */
+	bool avx512;              /* and the AVX-512 ones where there are (sep_avx512.c) */
 	int64_t *base;            /* npix, (t, p) order: where pixel (t, p)'s window starts in P_i */
 	int64_t *base_pt;         /* the same in (p, t) order */
 	int64_t *s_col;           /* npix, (t, p) order: where pixel (t, p)'s column is in S_i */
@@ -124,6 +125,17 @@ typedef struct sep_bcast {
 void fv__sep_bcast_pass(const sep_geom *g, const sep_bcast *b, const fv_real *P, const fv_real *w,
                         fv_real *dst);
 
+/* ---- the AVX-512 kernels (sep_avx512.c) ---- */
+
+/* Whether the processor has AVX-512 F and VL and FV_CONV_AVX512 is not 0. */
+bool fv__sep_avx512_wanted(void);
+
+#ifdef SEP_AVX2
+/* fv__sep_bcast_pass for op a multiple of 16, bit for bit. */
+void fv__sep_bcast_pass_avx512(const sep_geom *g, const sep_bcast *b, const float *P,
+                               const float *w, float *dst);
+#endif
+
 /* dw (taps, op) += sum_{p < pixels, t < n} dS[col(nt, fr0 + t, p, o)] *
 ** P[base_pt[p * n + t] + off[k]]: the weight gradient of a broadcast pass
 ** (dS in columns of nt frames). */
@@ -154,6 +166,10 @@ bool fv__sep_add_weight_grad(fv_ctx *ctx, const sep_geom *g, fv_real *grad,
                              const fv_real *partials, int64_t count, int64_t k);
 
 /* ---- the time-first order (ops_conv3d_timefirst.c) ---- */
+
+/* Multiply-adds of the forward and of the backward (every gradient), in
+** the space-first order and in the time-first one. */
+void fv__sep_order_macs(const fv__conv_shape *s, double space[2], double time[2]);
 
 /* Whether a call of shape s runs time-first. */
 bool fv__tf_chosen(const fv__conv_shape *s);

@@ -392,12 +392,9 @@ typedef struct conv_aux {
 	fv__conv_shape s;
 } conv_aux;
 
-/* Multiply-adds of the forward pass. */
 static double conv_macs(const fv__conv_shape *s)
 {
-	const fv__conv_window *w = &s->win;
-	return (double)s->n * (double)s->o * (double)(w->to * w->ho * w->wo) *
-	       (double)fv__window_rows(w);
+	return fv__dense_conv_macs(s);
 }
 
 /* What the tasks of one forward or backward call share. */
@@ -589,6 +586,10 @@ static fv_status conv3d_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *const *
 	fv__run_tasks(&plan, j.partials, backward_task, &j);
 	if (grads[1] != NULL)
 		fv__add_partials(grads[1]->data, j.dw_partials, j.partials, wsize);
+	if (fv__profiling) {
+		double flops = 2 * conv_macs(s) * ((grads[0] != NULL) + (grads[1] != NULL));
+		fv__profile_note(flops, flops, 0);
+	}
 	return FV_OK;
 }
 
@@ -635,6 +636,8 @@ fv_tensor *fv_conv3d(fv_ctx *ctx, fv_tensor *x, fv_tensor *w, fv_tensor *bias,
 	if (j.scratch == NULL)
 		return NULL;
 	fv__run_tasks(&plan, ntasks, forward_task, &j);
+	if (fv__profiling)
+		fv__profile_note(2 * conv_macs(s), 2 * conv_macs(s), 0);
 	fv_tensor *srcs[3] = {x, w, bias};
 	if (fv_op_record(ctx, out, &conv3d_def, 3, srcs, &aux, sizeof aux) != FV_OK)
 		return NULL;

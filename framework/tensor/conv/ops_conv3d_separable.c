@@ -94,6 +94,7 @@ static void geom_shape(sep_geom *g, const fv__conv_shape *s)
 	g->gcol = w->to + 2 * g->gpad;
 #ifdef SEP_AVX2
 	g->avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+	g->avx512 = g->avx2 && fv__sep_avx512_wanted();
 #endif
 	/* dx reads dS at (y + ph - a*dh, x + pw - b*dw) / stride: spread, with
 	** (kh-1)*dh zero rows and (kw-1)*dw zero columns before */
@@ -583,6 +584,10 @@ void fv__sep_bcast_pass(const sep_geom *g, const sep_bcast *bc, const fv_real *P
 {
 	const int64_t op = g->op;
 #ifdef SEP_AVX2
+	if (g->avx512 && op % 16 == 0) {
+		fv__sep_bcast_pass_avx512(g, bc, P, w, S);
+		return;
+	}
 	if (g->avx2) {
 		bcast_pass_avx2(g, bc, P, w, S);
 		return;
@@ -1391,6 +1396,19 @@ static bool alloc_scratch(fv_ctx *ctx, sep_job *j, const fv__task_plan *plan)
 	return true;
 }
 
+/* For the profile: what a call performs (backward: every gradient) and a
+** dense conv3d of its shape would (backward: the input and weight
+** gradients, twice the forward), and the bytes of the buffers it saves. */
+static void note_flops(const sep_geom *g, bool time_first, bool backward)
+{
+	double space[2], time[2], saved;
+	fv__sep_order_macs(g->s, space, time);
+	saved = (double)g->s->n * (double)g->s->c * (double)sizeof(fv_real) *
+	        (double)(time_first ? fv__tf_saved_size(g) : g->npix * g->op);
+	double dense = 2 * fv__dense_conv_macs(g->s) * (backward ? 2 : 1);
+	fv__profile_note(2 * (time_first ? time : space)[backward], dense, saved);
+}
+
 static fv_status separable_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *const *srcs,
                                     fv_tensor *const *grads, const void *aux_)
 {
@@ -1399,6 +1417,8 @@ static fv_status separable_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *cons
 	sep_geom g;
 	if (!fv__sep_geom(ctx, &g, s, srcs[1]->data, srcs[2]->data))
 		return FV_ERR_NOMEM;
+	if (fv__profiling)
+		note_flops(&g, aux->time_first, true);
 	/* the weight gradients are added to (they are small); dx too in
 	** time-first order, else each channel's part is cleared as it comes */
 	for (int i = aux->time_first ? 0 : 1; i < 3; i++)
@@ -1532,6 +1552,8 @@ fv_tensor *fv_conv3d_separable(fv_ctx *ctx, fv_tensor *x, fv_tensor *w_time,
 	if (aux.time_first ? !time_first_forward(ctx, &g, x, out, grads && w_space->requires_grad, &aux)
 	                   : !space_first_forward(ctx, &g, x, out, grads && w_time->requires_grad, &aux))
 		return NULL;
+	if (fv__profiling)
+		note_flops(&g, aux.time_first, false);
 	if (fv_op_record(ctx, out, &separable_def, 3, srcs, &aux, sizeof aux) != FV_OK)
 		return NULL;
 	fv__op_assigns_fresh_grads(out);

@@ -673,9 +673,7 @@ static void backward_task(void *ud, int64_t task, int slot, int threads)
 
 /* ---- the calls ------------------------------------------------------------------------ */
 
-/* Multiply-adds of the forward and of the backward (every gradient), in
-** either order. */
-static void order_macs(const fv__conv_shape *s, double space[2], double time[2])
+void fv__sep_order_macs(const fv__conv_shape *s, double space[2], double time[2])
 {
 	const fv__conv_window *w = &s->win;
 	double nco = (double)s->n * (double)s->c * (double)s->o;
@@ -713,7 +711,7 @@ bool fv__tf_chosen(const fv__conv_shape *s)
 	if (force != NULL && strcmp(force, "space") == 0)
 		return false;
 	double space[2], time[2];
-	order_macs(s, space, time);
+	fv__sep_order_macs(s, space, time);
 	return TF_AUTO && time[0] < space[0] && time[1] < space[1];
 }
 
@@ -747,7 +745,7 @@ fv_status fv__tf_forward(fv_ctx *ctx, const sep_geom *g, const fv_real *x, fv_re
 		return FV_ERR_NOMEM;
 	tf_job j = {.t = &t, .x = x, .out = out, .saved = saved};
 	double space[2], time[2];
-	order_macs(g->s, space, time);
+	fv__sep_order_macs(g->s, space, time);
 	fv__task_plan plan = fv__plan_tasks(g->s->n, time[0]);
 	if (!alloc_scratch(ctx, &j, &plan, true))
 		return FV_ERR_NOMEM;
@@ -771,7 +769,7 @@ fv_status fv__tf_backward(fv_ctx *ctx, const sep_geom *g, const fv_real *x, cons
 	if ((dwt != NULL || dws != NULL) && j.partials > FV_CONV_MAX_PARTIALS)
 		j.partials = FV_CONV_MAX_PARTIALS;
 	double space[2], time[2];
-	order_macs(s, space, time);
+	fv__sep_order_macs(s, space, time);
 	fv__task_plan plan = fv__plan_tasks(j.partials, time[1]);
 	if (!alloc_scratch(ctx, &j, &plan, false))
 		return FV_ERR_NOMEM;

@@ -188,6 +188,11 @@ static fv_status matmul_backward(fv_ctx *ctx, fv_tensor *out, fv_tensor *const *
 		fv_real beta = grad_beta(ctx, 1, src_grads[1], nbatch * p.k * p.n);
 		matmul_pass_run(&p, MM_GRAD_B, srcs[0]->data, src_grads[1]->data, out->grad->data, beta);
 	}
+	if (fv__profiling) {
+		double flops = 2.0 * (double)(nbatch * p.m * p.n * p.k) *
+		               ((src_grads[0] != NULL) + (src_grads[1] != NULL));
+		fv__profile_note(flops, flops, 0);
+	}
 	return FV_OK;
 }
 
@@ -208,6 +213,10 @@ fv_tensor *fv_matmul_ex(fv_ctx *ctx, fv_tensor *a, fv_tensor *b, bool trans_a, b
 	if (out == NULL)
 		return NULL;
 	matmul_pass_run(&p, MM_FORWARD, a->data, b->data, out->data, 0);
+	if (fv__profiling) {
+		double flops = 2.0 * (double)(fv__numel(p.nb, p.batch) * p.m * p.n * p.k);
+		fv__profile_note(flops, flops, 0);
+	}
 	matmul_aux t = {trans_a, trans_b};
 	fv_tensor *srcs[2] = {a, b};
 	if (fv_op_record(ctx, out, &MATMUL_DEF, 2, srcs, &t, sizeof t) != FV_OK)
