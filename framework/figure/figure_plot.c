@@ -11,7 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cairo-ft.h>
 #include <cairo-pdf.h>
+#include <ft2build.h>
+#include FT_FREETYPE_H
+#include <pthread.h>
 
 #include "base/base_internal.h"
 #include "figure/figure_internal.h"
@@ -392,10 +396,36 @@ void fv__fig_dot(fv__fig *f, double x, double y, double radius, fv_rgb fill)
 
 /* ---- text ------------------------------------------------------------------------------ */
 
+/* DejaVu Sans from Debian's fonts-dejavu-core, opened once through
+** FreeType and shared by every figure.  Going through fontconfig instead
+** (cairo's toy font API) would read the system's font configuration, which
+** fontconfig never frees: a leak in every program that draws a figure. */
+#define FONT_DIR "/usr/share/fonts/truetype/dejavu/"
+
+static cairo_font_face_t *faces[2]; /* regular, bold; NULL: not found */
+static pthread_once_t faces_once = PTHREAD_ONCE_INIT;
+
+static void open_faces(void)
+{
+	static const char *const files[2] = {FONT_DIR "DejaVuSans.ttf",
+	                                     FONT_DIR "DejaVuSans-Bold.ttf"};
+	static FT_Library ft; /* lives as long as the process, as the faces do */
+	static FT_Face face[2];
+	if (FT_Init_FreeType(&ft) != 0)
+		return;
+	for (int i = 0; i < 2; i++)
+		if (FT_New_Face(ft, files[i], 0, &face[i]) == 0)
+			faces[i] = cairo_ft_font_face_create_for_ft_face(face[i], 0);
+}
+
 static void use_font(cairo_t *cr, double size, bool bold)
 {
-	cairo_select_font_face(cr, FV__FONT, CAIRO_FONT_SLANT_NORMAL,
-	                       bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
+	pthread_once(&faces_once, open_faces);
+	if (faces[bold] != NULL)
+		cairo_set_font_face(cr, faces[bold]);
+	else /* the font package is missing: whatever fontconfig offers */
+		cairo_select_font_face(cr, FV__FONT, CAIRO_FONT_SLANT_NORMAL,
+		                       bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
 	cairo_set_font_size(cr, size);
 }
 
