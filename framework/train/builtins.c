@@ -36,7 +36,48 @@ static const fv_builtin model_checkpoint = {
 	fv__model_checkpoint_options,
 };
 
+static const char *const trainer_names[] = {"Trainer", "lightning.Trainer",
+                                            "lightning.pytorch.Trainer", NULL};
+
+static const fv_builtin trainer = {
+	trainer_names, "trainer",
+	"Lightning's Trainer arguments (the config's `trainer` node): the training loop's "
+	"length, batch limits, validation schedule, accumulation and clipping",
+	fv__trainer_options,
+};
+
+static const char *const early_stopping_names[] = {
+	"EarlyStopping",
+	"lightning.pytorch.callbacks.EarlyStopping",
+	"lightning.pytorch.callbacks.early_stopping.EarlyStopping",
+	NULL,
+};
+
+static const fv_builtin early_stopping = {
+	early_stopping_names, "callback",
+	"Lightning's EarlyStopping: stops training when the monitored metric has not improved "
+	"by min_delta for patience checks, or crosses a threshold",
+	fv__early_stopping_options,
+};
+
+static const char *const optimizer_reset_names[] = {
+	"OptimizerResetCallback",
+	"openretina.utils.model_utils.OptimizerResetCallback",
+	NULL,
+};
+
+static const fv_builtin optimizer_reset = {
+	optimizer_reset_names, "callback",
+	"openretina's OptimizerResetCallback: when the learning rate has dropped since the last "
+	"validation, a fresh AdamW at the new rate replaces the optimizer (the LR scheduler keeps "
+	"driving the old one, as in openretina)",
+	fv__optimizer_reset_options,
+};
+
 static const fv_builtin *const all[] = {
+	&trainer,
+	&early_stopping,
+	&optimizer_reset,
 	&model_checkpoint,
 	&fv__csv_logger.info,
 	&fv__tensorboard_logger.info,
