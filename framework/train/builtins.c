@@ -74,7 +74,21 @@ static const fv_builtin optimizer_reset = {
 	fv__optimizer_reset_options,
 };
 
+static const char *const weight_figures_names[] = {
+	"WeightVisualizationCallback",
+	"openretina.callbacks.weight_visualization_callback.WeightVisualizationCallback",
+	NULL,
+};
+
+static const fv_builtin weight_figures = {
+	weight_figures_names, "callback",
+	"openretina's WeightVisualizationCallback: figures of the model's weights (the first core "
+	"layer's filters, the readout positions) every n epochs into folder_path",
+	fv__weight_figures_options,
+};
+
 static const fv_builtin *const all[] = {
+	&weight_figures,
 	&trainer,
 	&early_stopping,
 	&optimizer_reset,

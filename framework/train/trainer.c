@@ -450,6 +450,7 @@ static fv_status end_of_epoch(fv__trainer *t)
 	}
 	/* Lightning: on_validation_end (the reset), then the epoch's schedulers */
 	fv_status rc = t->val_ran ? fv__optimizer_reset_epoch(t) : FV_OK;
+	fv__weight_figures_epoch(t, t->epochs_done, t->val_ran);
 	if (rc == FV_OK)
 		rc = epoch_schedule(t);
 	bool stop = false;
@@ -483,6 +484,7 @@ static fv_status run_epochs(fv__trainer *t, fv_train_result *res)
 	fv_status rc0 = fv__sanity_check(t);
 	if (rc0 != FV_OK)
 		return rc0;
+	fv__weight_figures_start(t); /* on_train_start */
 	while (!t->stopped && t->epochs_done < t->max_epochs &&
 	       (t->max_steps < 0 || t->global_step < t->max_steps)) {
 		fv_status rc = fv__train_epoch(t);
@@ -542,6 +544,7 @@ static void trainer_free(fv__trainer *t)
 	fv__text_free(&t->csv);
 	fv__loggers_close(t->loggers);
 	fv__model_checkpoint_free(&t->mc);
+	fv__weight_figures_free(&t->wv);
 	fv__run_unlock(t->lock_fd);
 }
 
@@ -601,6 +604,8 @@ static fv_status setup(fv__trainer *t, const fv_train_options *given)
 		rc = fv__model_checkpoint_open(t);
 	if (rc == FV_OK)
 		rc = fv__optimizer_reset_open(t);
+	if (rc == FV_OK)
+		rc = fv__weight_figures_open(t);
 	if (rc == FV_OK)
 		rc = fv__report_unused(t, t->strict);
 	return rc;

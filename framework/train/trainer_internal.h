@@ -61,6 +61,13 @@ typedef struct fv__batch_limit {
 	double value;
 } fv__batch_limit;
 
+/* openretina's WeightVisualizationCallback (weight_figures.c). */
+typedef struct fv__weight_figures {
+	char *dir;                   /* folder_path; NULL: off */
+	int64_t every, start;
+	bool on_train, on_val;
+} fv__weight_figures;
+
 typedef struct fv__trainer {
 	fv_registry *reg;
 	fv_config *cfg;
@@ -114,6 +121,7 @@ typedef struct fv__trainer {
 	bool lr_monitor, lr_momentum, lr_weight_decay; /* LearningRateMonitor's settings */
 	bool strict;                 /* fv_train_options.strict */
 	fv__model_ckpt mc;
+	fv__weight_figures wv;
 	/* OptimizerResetCallback: the rate seen at the last validation end; after
 	** a reset the scheduler drives sched_lr (the old optimizer's rate) */
 	bool opt_reset, reset_seen, sched_detached;
@@ -173,6 +181,14 @@ fv_status fv__early_stopping_epoch(fv__trainer *t, bool *stop);
 extern const fv_option fv__optimizer_reset_options[];
 fv_status fv__optimizer_reset_open(fv__trainer *t);
 fv_status fv__optimizer_reset_epoch(fv__trainer *t);
+
+/* weight_figures.c: read the callback; draw at the start of a new run and
+** at the end of epoch `epoch` (0-based); free. */
+extern const fv_option fv__weight_figures_options[];
+fv_status fv__weight_figures_open(fv__trainer *t);
+void fv__weight_figures_start(const fv__trainer *t);
+void fv__weight_figures_epoch(const fv__trainer *t, int64_t epoch, bool validated);
+void fv__weight_figures_free(fv__weight_figures *w);
 
 /* trainer_log.c: open the config's loggers (after a resume is restored),
 ** and hand them one epoch's rows as Lightning's fit loop logs them. */

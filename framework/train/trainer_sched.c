@@ -6,6 +6,7 @@
 ** parser accepts.  Their arithmetic is in lr_schedule.c.
 */
 #include <math.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -441,30 +442,50 @@ static bool better(bool mode_max, float a, float b)
 	return mode_max ? a > b : a < b;
 }
 
+static bool check(fv_early_stopping *e, double value, char *msg, size_t size);
+
+/* snprintf into msg, when there is one. */
+static void say(char *msg, size_t size, const char *fmt, ...)
+{
+	if (msg == NULL)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, size, fmt, ap);
+	va_end(ap);
+}
+
 bool fv_early_stopping_step(fv_early_stopping *e, double value)
 {
 	e->message[0] = '\0';
 	if (!e->enabled)
 		return false;
+	if (!e->verbose) /* the messages name the monitor, which only verbose needs */
+		return check(e, value, NULL, 0);
+	return check(e, value, e->message, sizeof e->message);
+}
+
+/* The step, with Lightning's verbose line into msg (NULL: none). */
+static bool check(fv_early_stopping *e, double value, char *msg, size_t size)
+{
 	/* Lightning keeps the metric and best_score as float32 tensors */
 	float current = (float)value, best = (float)e->best;
 	const char *m = e->monitor, *op = e->mode_max ? ">" : "<";
-	size_t size = sizeof e->message;
 	if (e->check_finite && !isfinite(current)) {
-		snprintf(e->message, size, "Monitored metric %s = %g is not finite. Previous best value "
-		         "was %.3f. Signaling Trainer to stop.", m, current, best);
+		say(msg, size, "Monitored metric %s = %g is not finite. Previous best value "
+		    "was %.3f. Signaling Trainer to stop.", m, current, best);
 		return true;
 	}
 	if (!isnan(e->stopping_threshold) &&
 	    better(e->mode_max, current, (float)e->stopping_threshold)) {
-		snprintf(e->message, size, "Stopping threshold reached: %s = %g %s %g. Signaling "
-		         "Trainer to stop.", m, current, op, e->stopping_threshold);
+		say(msg, size, "Stopping threshold reached: %s = %g %s %g. Signaling "
+		    "Trainer to stop.", m, current, op, e->stopping_threshold);
 		return true;
 	}
 	if (!isnan(e->divergence_threshold) &&
 	    better(e->mode_max, (float)e->divergence_threshold, current)) {
-		snprintf(e->message, size, "Divergence threshold reached: %s = %g %s %g. Signaling "
-		         "Trainer to stop.", m, current, e->mode_max ? "<" : ">",
+		say(msg, size, "Divergence threshold reached: %s = %g %s %g. Signaling "
+		    "Trainer to stop.", m, current, e->mode_max ? "<" : ">",
 		         e->divergence_threshold);
 		return true;
 	}
@@ -472,10 +493,10 @@ bool fv_early_stopping_step(fv_early_stopping *e, double value)
 	float shifted = current - delta;
 	if (better(e->mode_max, shifted, best)) {
 		if (isfinite(best))
-			snprintf(e->message, size, "Metric %s improved by %.3f >= min_delta = %g. New best "
+			say(msg, size, "Metric %s improved by %.3f >= min_delta = %g. New best "
 			         "score: %.3f", m, fabsf(best - current), e->min_delta, current);
 		else
-			snprintf(e->message, size, "Metric %s improved. New best score: %.3f", m, current);
+			say(msg, size, "Metric %s improved. New best score: %.3f", m, current);
 		e->best = current;
 		e->wait_count = 0;
 		return false;
@@ -483,7 +504,7 @@ bool fv_early_stopping_step(fv_early_stopping *e, double value)
 	e->wait_count++;
 	if (e->wait_count < e->patience)
 		return false;
-	snprintf(e->message, size, "Monitored metric %s did not improve in the last %lld records. "
+	say(msg, size, "Monitored metric %s did not improve in the last %lld records. "
 	         "Best score: %.3f. Signaling Trainer to stop.", m, (long long)e->wait_count, best);
 	return true;
 }

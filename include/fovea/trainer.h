@@ -242,7 +242,7 @@ FV_API fv_status fv_early_stopping_parse(const fv_config_node *spec, fv_early_st
 /* Look at one epoch's value; true when training should stop.  The
 ** comparison is Lightning's, in float32: improved when
 ** value - min_delta > best (max mode) or value + min_delta < best (min).
-** e->message gets Lightning's verbose line for the check ("" for none). */
+** With verbose, e->message gets Lightning's line for the check ("" for none). */
 FV_API bool fv_early_stopping_step(fv_early_stopping *e, double value);
 
 /* ---- models for data -------------------------------------------------------------- */

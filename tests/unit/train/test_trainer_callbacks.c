@@ -468,3 +468,26 @@ Test(callbacks, optimizer_reset_keeps_the_scheduler_on_the_old_optimizer)
 	cr_expect_neq(csv_cell("plain", 2, "train_loss"), csv_cell("reset", 2, "train_loss"));
 	cr_expect_eq(csv_cell("plain", 1, "train_loss"), csv_cell("reset", 1, "train_loss"));
 }
+
+/* openretina's layout: FOLDER/weights_core/weights_layer_0 and
+** FOLDER/weights_readout, one file per figure and STAGE_epoch_E: init at
+** the start, train after epochs 0 and 2 (every_n_epochs 2). */
+Test(callbacks, weight_figures_every_n_epochs)
+{
+	char arg[700];
+	snprintf(arg, sizeof arg, "+training_callbacks.wv._target_=openretina.callbacks."
+	         "weight_visualization_callback.WeightVisualizationCallback "
+	         "+training_callbacks.wv.every_n_epochs=2 +training_callbacks.wv.folder_path=%s/wv",
+	         tmp);
+	reports r = {.fail_at = -1, .stop_at = -1};
+	train_ok("run", arg, &r);
+	char *core = dir_names("wv/weights_core/weights_layer_0");
+	cr_expect_str_eq(core, "filters_init_epoch_0.png\nfilters_train_epoch_0.png\n"
+	                       "filters_train_epoch_2.png\n");
+	char *readout = dir_names("wv/weights_readout");
+	cr_expect_str_eq(readout, "readout_positions_init_epoch_0.png\n"
+	                          "readout_positions_train_epoch_0.png\n"
+	                          "readout_positions_train_epoch_2.png\n");
+	free(core);
+	free(readout);
+}
