@@ -354,6 +354,11 @@ bool fv_batch_next(fv_batch_iter *it, fv_batch *b)
 	return true;
 }
 
+void fv_batch_iter_end_epoch(fv_batch_iter *it)
+{
+	it->in_epoch = false;
+}
+
 fv_status fv_batch_iter_seek(fv_batch_iter *it, int64_t epoch, int64_t batch)
 {
 	if (epoch < 0 || batch < 0 || batch > it->len)

@@ -36,7 +36,62 @@ static const fv_builtin model_checkpoint = {
 	fv__model_checkpoint_options,
 };
 
+static const char *const trainer_names[] = {"Trainer", "lightning.Trainer",
+                                            "lightning.pytorch.Trainer", NULL};
+
+static const fv_builtin trainer = {
+	trainer_names, "trainer",
+	"Lightning's Trainer arguments (the config's `trainer` node): the training loop's "
+	"length, batch limits, validation schedule, accumulation and clipping",
+	fv__trainer_options,
+};
+
+static const char *const early_stopping_names[] = {
+	"EarlyStopping",
+	"lightning.pytorch.callbacks.EarlyStopping",
+	"lightning.pytorch.callbacks.early_stopping.EarlyStopping",
+	NULL,
+};
+
+static const fv_builtin early_stopping = {
+	early_stopping_names, "callback",
+	"Lightning's EarlyStopping: stops training when the monitored metric has not improved "
+	"by min_delta for patience checks, or crosses a threshold",
+	fv__early_stopping_options,
+};
+
+static const char *const optimizer_reset_names[] = {
+	"OptimizerResetCallback",
+	"openretina.utils.model_utils.OptimizerResetCallback",
+	NULL,
+};
+
+static const fv_builtin optimizer_reset = {
+	optimizer_reset_names, "callback",
+	"openretina's OptimizerResetCallback: when the learning rate has dropped since the last "
+	"validation, a fresh AdamW at the new rate replaces the optimizer (the LR scheduler keeps "
+	"driving the old one, as in openretina)",
+	fv__optimizer_reset_options,
+};
+
+static const char *const weight_figures_names[] = {
+	"WeightVisualizationCallback",
+	"openretina.callbacks.weight_visualization_callback.WeightVisualizationCallback",
+	NULL,
+};
+
+static const fv_builtin weight_figures = {
+	weight_figures_names, "callback",
+	"openretina's WeightVisualizationCallback: figures of the model's weights (the first core "
+	"layer's filters, the readout positions) every n epochs into folder_path",
+	fv__weight_figures_options,
+};
+
 static const fv_builtin *const all[] = {
+	&weight_figures,
+	&trainer,
+	&early_stopping,
+	&optimizer_reset,
 	&model_checkpoint,
 	&fv__csv_logger.info,
 	&fv__tensorboard_logger.info,

@@ -9,8 +9,10 @@
 **
 ** fovea's own RUN/best.safetensors and RUN/last.safetensors are written
 ** as before; these are the callback's files, for scripts that expect them.
-** The ranking of a resumed run starts afresh (Lightning restores it from
-** its .ckpt; fovea's checkpoint does not record it yet).
+** The ranking travels in the checkpoints' trainer state, as Lightning keeps
+** best_k_models in its .ckpt: resume=true goes on ranking against the files
+** of the first part of the run, unless dirpath has changed (then Lightning
+** starts afresh, and so does fovea, saying so).
 */
 #include <math.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "io/json.h"
 #include "train/trainer_internal.h"
 
 typedef struct mc_opts {
@@ -64,6 +67,7 @@ const fv_option fv__model_checkpoint_options[] = {
 static const char *const hydra_keys[] = {"_partial_", "_convert_", "_recursive_", NULL};
 
 static fv_status file_name(const fv__trainer *t, char *out, size_t size);
+static fv_status keep(fv__model_ckpt *m, const char *path, double value);
 
 static bool node_set(const fv_config_node *n)
 {
@@ -72,6 +76,69 @@ static bool node_set(const fv_config_node *n)
 		return false;
 	return !(fv_node_to_int(n, &v) == FV_OK && v == 0) &&
 	       !(fv_node_text(n) != NULL && strcmp(fv_node_text(n), "false") == 0);
+}
+
+static void forget(fv__model_ckpt *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		free(m->paths[i]);
+	m->n = 0;
+}
+
+/* Lightning's load_state_dict: the ranking only for the same dirpath. */
+static void keep_restored(fv__model_ckpt *m)
+{
+	if (m->restored_dir == NULL || strcmp(m->restored_dir, m->dir) == 0)
+		return;
+	if (m->n > 0)
+		fprintf(stderr, "fovea: ModelCheckpoint: dirpath changed from %s to %s: the ranking "
+		        "of the resumed run starts afresh\n", m->restored_dir, m->dir);
+	forget(m);
+}
+
+json_t *fv__model_checkpoint_state(const fv__model_ckpt *m)
+{
+	json_t *paths = json_array(), *values = json_array();
+	for (size_t i = 0; paths != NULL && values != NULL && i < m->n; i++)
+		if (json_array_append_new(paths, json_string(m->paths[i])) != 0 ||
+		    json_array_append_new(values, fv__json_number(m->values[i])) != 0)
+			break;
+	json_t *state = json_pack("{s:s?, s:o?, s:o?}", "dirpath", m->dir, "paths", paths,
+	                          "values", values);
+	if (state == NULL || json_array_size(paths) != m->n)
+		fv_error(FV_ERR_NOMEM, "out of memory writing the ModelCheckpoint state");
+	if (state != NULL && json_array_size(paths) != m->n) {
+		json_decref(state);
+		return NULL;
+	}
+	return state;
+}
+
+fv_status fv__model_checkpoint_restore(fv__model_ckpt *m, const json_t *state, const char *path)
+{
+	const json_t *dir = json_object_get(state, "dirpath");
+	const json_t *paths = json_object_get(state, "paths"), *values = json_object_get(state, "values");
+	if (!json_is_object(state) || !json_is_array(paths) || !json_is_array(values) ||
+	    json_array_size(paths) != json_array_size(values) || (dir != NULL && !json_is_null(dir) &&
+	                                                          !json_is_string(dir)))
+		return fv_error(FV_ERR_FORMAT, "%s: metadata trainer_state: model_checkpoint: expected "
+		                "{dirpath: string, paths: [strings], values: [numbers]} of one length",
+		                path);
+	forget(m);
+	free(m->restored_dir);
+	m->restored_dir = json_is_string(dir) ? fv__strdup(json_string_value(dir)) : NULL;
+	for (size_t i = 0; i < json_array_size(paths); i++) {
+		const json_t *p = json_array_get(paths, i), *v = json_array_get(values, i);
+		if (!json_is_string(p) || !(json_is_number(v) || json_is_null(v)))
+			return fv_error(FV_ERR_FORMAT, "%s: metadata trainer_state: model_checkpoint: "
+			                "entry %zu is not a path and a number", path, i);
+		/* null: an infinite value (json.h); NaN files are never kept better */
+		fv_status rc = keep(m, json_string_value(p), json_is_null(v) ? (m->max ? -INFINITY : INFINITY)
+		                                                             : json_number_value(v));
+		if (rc != FV_OK)
+			return rc;
+	}
+	return FV_OK;
 }
 
 fv_status fv__model_checkpoint_open(fv__trainer *t)
@@ -119,12 +186,15 @@ fv_status fv__model_checkpoint_open(fv__trainer *t)
 		else
 			rc = fv_error(FV_ERR_NOMEM, "out of memory reading ModelCheckpoint");
 	}
+	if (rc == FV_OK)
+		keep_restored(m);
 	fv_options_free(fv__model_checkpoint_options, &o);
 	return rc;
 }
 
 void fv__model_checkpoint_free(fv__model_ckpt *m)
 {
+	free(m->restored_dir);
 	for (size_t i = 0; i < m->n; i++)
 		free(m->paths[i]);
 	free(m->paths);

@@ -17,61 +17,6 @@
 
 /* ---- settings ---------------------------------------------------------------------- */
 
-typedef struct trainer_opts {
-	int64_t max_epochs;
-	int64_t min_epochs;
-	int64_t max_steps;
-	double gradient_clip_val;
-	const char *gradient_clip_algorithm;
-	int64_t accumulate_grad_batches;
-	int64_t check_val_every_n_epoch;
-	const fv_config_node *precision;
-	const fv_config_node *ignored;
-} trainer_opts;
-
-#define OFF(f) offsetof(trainer_opts, f)
-#define NO_EFFECT(name)                                                                  \
-	{name, FV_OPT_NODE, OFF(ignored), "null", 0, 0, FV_OPT_NULLABLE, NULL,            \
-	 "accepted, no effect in fovea"}
-static const fv_option trainer_options[] = {
-	{"max_epochs", FV_OPT_INT, OFF(max_epochs), "null", 1, 1e12, FV_OPT_NULLABLE, NULL,
-	 "epochs to train (Lightning's default 1000 when null)"},
-	{"gradient_clip_val", FV_OPT_FLOAT, OFF(gradient_clip_val), "null", 0, 1e30, FV_OPT_NULLABLE,
-	 NULL, "clip the gradients' total L2 norm to this value"},
-	{"min_epochs", FV_OPT_INT, OFF(min_epochs), "null", 0, 1e12, FV_OPT_NULLABLE, NULL,
-	 "early stopping takes effect only after this many epochs"},
-	{"max_steps", FV_OPT_INT, OFF(max_steps), "-1", -1, 1e15, 0, NULL,
-	 "stop after this many optimizer steps (-1: no limit)"},
-	{"gradient_clip_algorithm", FV_OPT_ENUM, OFF(gradient_clip_algorithm), "null", 0, 0,
-	 FV_OPT_NULLABLE, "norm|value",
-	 "norm: scale to the total L2 norm (default); value: clamp each element"},
-	{"accumulate_grad_batches", FV_OPT_INT, OFF(accumulate_grad_batches), "1", 1, 1e9, 0, NULL,
-	 "batches whose gradients add up (loss / k) before one clip and optimizer step"},
-	{"check_val_every_n_epoch", FV_OPT_INT, OFF(check_val_every_n_epoch), "1", 0, 0, 0, NULL,
-	 "only 1: validation after every epoch"},
-	{"precision", FV_OPT_NODE, OFF(precision), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "32 or 32-true; a mixed or half precision runs in float32, said at the start (an "
-	 "error with --strict)"},
-	NO_EFFECT("default_root_dir"),
-	NO_EFFECT("deterministic"),
-	NO_EFFECT("accelerator"),
-	NO_EFFECT("devices"),
-	NO_EFFECT("log_every_n_steps"),
-	NO_EFFECT("enable_progress_bar"),
-	NO_EFFECT("enable_model_summary"),
-	NO_EFFECT("enable_checkpointing"),
-	NO_EFFECT("benchmark"),
-	NO_EFFECT("detect_anomaly"),
-	NO_EFFECT("num_sanity_val_steps"),
-	NO_EFFECT("logger"),
-	NO_EFFECT("callbacks"),
-	{0},
-};
-#undef OFF
-#undef NO_EFFECT
-
-static const char *const hydra_ignored[] = {"_partial_", "_convert_", "_recursive_", NULL};
-
 static fv_status read_bool(const fv_config_node *root, const char *path, bool *out)
 {
 	const fv_config_node *n = fv_node_path(root, path);
@@ -135,60 +80,6 @@ static fv_status metric_of(const char *name, const char *who, int *out)
 	return rc;
 }
 
-/* Lightning's precision: fovea computes in float32, so 32 and 32-true are
-** exact; 16/bf16 variants run in float32 and say so (or fail when strict),
-** anything else is an error. */
-static fv_status check_precision(const fv__trainer *t, const fv_config_node *n)
-{
-	static const char *const exact[] = {"32", "32-true"};
-	static const char *const lower[] = {"16", "16-mixed", "16-true", "bf16", "bf16-mixed",
-	                                    "bf16-true", "transformer-engine",
-	                                    "transformer-engine-float16"};
-	const char *p = n == NULL || fv_node_is_null(n) ? "32" : fv_node_text(n);
-	for (size_t i = 0; p != NULL && i < sizeof exact / sizeof exact[0]; i++)
-		if (strcmp(p, exact[i]) == 0)
-			return FV_OK;
-	for (size_t i = 0; p != NULL && i < sizeof lower / sizeof lower[0]; i++) {
-		if (strcmp(p, lower[i]) != 0)
-			continue;
-		if (t->strict)
-			return fv_error_at(n, FV_ERR_CONFIG, "trainer.precision: '%s' asks for less than "
-			                   "float32, and fovea computes in float32 (--strict)", p);
-		fprintf(stderr, "fovea: trainer.precision '%s': this run computes in float32\n", p);
-		return FV_OK;
-	}
-	return fv_error_at(n, FV_ERR_CONFIG, "trainer.precision: expected 32 or 32-true (or a "
-	                   "16/bf16 mixed precision, run in float32), got %s",
-	                   p != NULL ? p : "a non-scalar");
-}
-
-static fv_status read_trainer(fv__trainer *t, const fv_config_node *root)
-{
-	trainer_opts o = {0};
-	fv_status rc = fv_options_parse(trainer_options, fv_node_get(root, "trainer"), &o, "trainer",
-	                                hydra_ignored);
-	if (rc != FV_OK)
-		return rc;
-	/* Lightning: max_epochs 1000 when neither it nor max_steps is given */
-	t->max_epochs = o.max_epochs != FV_NONE_INT ? o.max_epochs
-	                : o.max_steps == -1         ? 1000
-	                                            : INT64_MAX;
-	t->min_epochs = o.min_epochs == FV_NONE_INT ? 0 : o.min_epochs;
-	t->max_steps = o.max_steps;
-	t->accumulate = o.accumulate_grad_batches;
-	t->clip = o.gradient_clip_val;
-	t->clip_value = o.gradient_clip_algorithm != NULL &&
-	                strcmp(o.gradient_clip_algorithm, "value") == 0;
-	rc = check_precision(t, o.precision);
-	fv_options_free(trainer_options, &o);
-	if (rc != FV_OK)
-		return rc;
-	if (o.check_val_every_n_epoch != 1)
-		return fv_error(FV_ERR_CONFIG, "trainer.check_val_every_n_epoch: fovea validates "
-		                "after every epoch (1), got %lld", (long long)o.check_val_every_n_epoch);
-	return FV_OK;
-}
-
 static fv_status read_checkpoint_monitor(fv__trainer *t, const fv_config_node *root)
 {
 	const fv_config_node *cb = fv__trainer_callback(root, "ModelCheckpoint");
@@ -205,7 +96,7 @@ static fv_status read_checkpoint_monitor(fv__trainer *t, const fv_config_node *r
 static fv_status read_settings(fv__trainer *t, const char **output_dir)
 {
 	const fv_config_node *root = fv_config_root(t->cfg);
-	fv_status rc = read_trainer(t, root);
+	fv_status rc = fv__read_trainer(t, root);
 	int64_t seed = 0;
 	const fv_config_node *seed_node = fv_node_get(root, "seed");
 	if (rc == FV_OK && seed_node != NULL && !fv_node_is_null(seed_node))
@@ -244,8 +135,12 @@ static fv_status read_settings(fv__trainer *t, const char **output_dir)
 		rc = fv_early_stopping_parse(fv__trainer_callback(root, "EarlyStopping"), &t->stop);
 	if (rc == FV_OK && t->sched.kind == FV_SCHED_PLATEAU)
 		rc = metric_of(t->sched.monitor, "lr_scheduler", &t->sched_metric);
-	if (rc == FV_OK && t->stop.enabled)
+	/* Lightning's EarlyStopping(strict=True) fails on a metric never logged;
+	** fovea knows its metric names, so it says so before training */
+	if (rc == FV_OK && t->stop.enabled && t->stop.strict)
 		rc = metric_of(t->stop.monitor, "EarlyStopping", &t->stop_metric);
+	else if (rc == FV_OK && t->stop.enabled)
+		t->stop_metric = fv__metric_index(t->stop.monitor);
 	if (rc == FV_OK)
 		rc = read_checkpoint_monitor(t, root);
 	return rc;
@@ -396,6 +291,14 @@ static fv_status make_loop(fv__trainer *t)
 	if (fv_batch_iter_len(t->train_it) == 0)
 		return fv_error(FV_ERR_CONFIG, "no training batches: every session's training movie is "
 		                "shorter than one batch of dataloader.batch_size chunks");
+	fv_status rc = fv__trainer_batches(t, fv_batch_iter_len(t->train_it));
+	if (rc != FV_OK)
+		return rc;
+	t->val_batches = fv__batch_limit_apply(&t->val_limit, fv_batch_iter_len(t->val_it));
+	if (t->val_batches == 0 && fv_batch_iter_len(t->val_it) > 0)
+		return fv_error(FV_ERR_CONFIG, "trainer.limit_val_batches 0 turns validation off: "
+		                "fovea trains with a validation split, which picks best.safetensors "
+		                "and drives early stopping and the learning-rate scheduler");
 	/* Without validation every monitored metric is NaN: no best checkpoint,
 	** no early stopping, no plateau. */
 	if (fv_batch_iter_len(t->val_it) == 0)
@@ -526,21 +429,35 @@ static fv_status epoch_schedule(fv__trainer *t)
 	    (t->epochs_done + 1) % t->sched.frequency != 0)
 		return FV_OK;
 	bool plateau = t->sched.kind == FV_SCHED_PLATEAU;
+	/* Lightning reads the monitor from callback_metrics, which keep the last
+	** validation's values; before any there is none (strict) */
+	if (plateau && !t->val_ever)
+		return fv_error(FV_ERR_CONFIG, "lr_scheduler: ReduceLROnPlateau conditioned on %s, "
+		                "which is not available at the end of epoch %lld: no validation has "
+		                "run yet (trainer.check_val_every_n_epoch=%lld)",
+		                fv__metric_names[t->sched_metric], (long long)t->epochs_done + 1,
+		                (long long)t->val_every);
 	return fv__schedule_step(t, plateau ? t->metrics[t->sched_metric] : 0);
 }
 
 static fv_status end_of_epoch(fv__trainer *t)
 {
 	double lr = t->epoch_lr; /* the rate this epoch started with */
-	bool best = improves(t, t->metrics[t->best_metric]);
+	bool best = t->val_ran && improves(t, t->metrics[t->best_metric]);
 	if (best) {
 		t->best_value = t->metrics[t->best_metric];
 		t->best_epoch = t->epochs_done;
 	}
-	fv_status rc = epoch_schedule(t);
+	/* Lightning: on_validation_end (the reset), then the epoch's schedulers */
+	fv_status rc = t->val_ran ? fv__optimizer_reset_epoch(t) : FV_OK;
+	fv__weight_figures_epoch(t, t->epochs_done, t->val_ran);
+	if (rc == FV_OK)
+		rc = epoch_schedule(t);
+	bool stop = false;
+	if (rc == FV_OK)
+		rc = fv__early_stopping_epoch(t, &stop);
 	/* Lightning's fit loop ignores a stop request before min_epochs */
-	if (t->stop.enabled && fv_early_stopping_step(&t->stop, t->metrics[t->stop_metric]) &&
-	    t->epochs_done + 1 >= t->min_epochs)
+	if (stop && t->epochs_done + 1 >= t->min_epochs)
 		t->stopped = true;
 	print_epoch(t, lr, best);
 	if (rc == FV_OK)
@@ -550,10 +467,11 @@ static fv_status end_of_epoch(fv__trainer *t)
 		rc = fv__save_checkpoint(t, "best.safetensors");
 	if (rc == FV_OK && best && t->on_best != NULL)
 		announce_best(t);
+	/* the ranking first, so that last.safetensors keeps it for resume=true */
+	if (rc == FV_OK && t->val_ran) /* at validation end (Lightning), as every epoch when 1 */
+		rc = fv__model_checkpoint_epoch(t);
 	if (rc == FV_OK)
 		rc = fv__save_checkpoint(t, "last.safetensors");
-	if (rc == FV_OK)
-		rc = fv__model_checkpoint_epoch(t);
 	if (rc == FV_OK && t->on_epoch != NULL)
 		rc = report_epoch(t, lr, best);
 	return rc;
@@ -563,11 +481,17 @@ static fv_status run_epochs(fv__trainer *t, fv_train_result *res)
 {
 	double seconds = 0;
 	int64_t ran = 0;
+	fv_status rc0 = fv__sanity_check(t);
+	if (rc0 != FV_OK)
+		return rc0;
+	fv__weight_figures_start(t); /* on_train_start */
 	while (!t->stopped && t->epochs_done < t->max_epochs &&
 	       (t->max_steps < 0 || t->global_step < t->max_steps)) {
 		fv_status rc = fv__train_epoch(t);
-		if (rc == FV_OK)
+		t->val_ran = (t->epochs_done + 1) % t->val_every == 0;
+		if (rc == FV_OK && t->val_ran)
 			rc = fv__validate(t);
+		t->val_ever |= t->val_ran;
 		if (rc == FV_OK && t->interrupted) {
 			if (!t->quiet)
 				fprintf(t->out, "%sinterrupted during epoch %lld: %s\n", t->bar ? "\n" : "",
@@ -620,6 +544,7 @@ static void trainer_free(fv__trainer *t)
 	fv__text_free(&t->csv);
 	fv__loggers_close(t->loggers);
 	fv__model_checkpoint_free(&t->mc);
+	fv__weight_figures_free(&t->wv);
 	fv__run_unlock(t->lock_fd);
 }
 
@@ -677,6 +602,10 @@ static fv_status setup(fv__trainer *t, const fv_train_options *given)
 		rc = fv__trainer_log_open(t);
 	if (rc == FV_OK)
 		rc = fv__model_checkpoint_open(t);
+	if (rc == FV_OK)
+		rc = fv__optimizer_reset_open(t);
+	if (rc == FV_OK)
+		rc = fv__weight_figures_open(t);
 	if (rc == FV_OK)
 		rc = fv__report_unused(t, t->strict);
 	return rc;

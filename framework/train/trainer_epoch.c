@@ -148,12 +148,19 @@ static bool bad_param(const fv__trainer *t, bool grads, char *what, size_t size,
 fv_status fv__schedule_step(fv__trainer *t, double metric)
 {
 	fv_clear_error(); /* a NaN below either comes with its message or gets one */
-	double lr = fv_lr_scheduler_step(&t->sched, fv_optimizer_lr(t->opt), metric);
+	/* after an OptimizerResetCallback reset the scheduler still drives the
+	** old optimizer (openretina's quirk): its rate is sched_lr */
+	double now = t->sched_detached ? t->sched_lr : fv_optimizer_lr(t->opt);
+	double lr = fv_lr_scheduler_step(&t->sched, now, metric);
 	if (isnan(lr) && fv_errcode() == FV_OK)
 		fv_error(FV_ERR_ARG, "lr_scheduler: the learning rate became NaN after step %lld",
 		         (long long)t->sched.last_epoch);
 	if (isnan(lr))
 		return fv_errcode();
+	if (t->sched_detached) {
+		t->sched_lr = lr;
+		return FV_OK;
+	}
 	fv_optimizer_set_lr(t->opt, lr);
 	if (!isnan(t->sched.momentum))
 		fv_optimizer_set_momentum(t->opt, t->sched.momentum);
@@ -237,10 +244,11 @@ fv_status fv__train_epoch(fv__trainer *t)
 	fv_module_set_training(t->model, true);
 	fv_ctx_seed(t->ctx, epoch_seed(t->seed, t->epochs_done));
 	running r = {0};
-	int64_t total = fv_batch_iter_len(t->train_it), done = 0;
+	int64_t total = t->train_batches, done = 0;
 	t->epoch_lr = fv_optimizer_lr(t->opt);
+	t->epoch_sched_lr = t->sched_lr;
 	fv_batch b;
-	while (!max_steps_reached(t) && fv_batch_next(t->train_it, &b)) {
+	while (done < total && !max_steps_reached(t) && fv_batch_next(t->train_it, &b)) {
 		if (fv__trainer_interrupted(t))
 			return FV_OK; /* the epoch is dropped: nothing of it is written */
 		fv_status rc = train_batch(t, &b, done, total, &r);
@@ -254,6 +262,9 @@ fv_status fv__train_epoch(fv__trainer *t)
 			last_draw = now;
 		}
 	}
+	/* limit_train_batches: Lightning drops the loader's iterator, drawing
+	** nothing more of this epoch */
+	fv_batch_iter_end_epoch(t->train_it);
 	if (t->bar)
 		clear_bar(t);
 	for (int i = M_TRAIN_LOSS; i <= M_TRAIN_EVAL; i++)
@@ -293,7 +304,8 @@ static fv_status validate_batch(fv__trainer *t, const fv_batch *b, int64_t i, in
 	return FV_OK;
 }
 
-fv_status fv__validate(fv__trainer *t)
+/* One pass over the first `limit` validation batches into t->metrics. */
+static fv_status validate_batches(fv__trainer *t, int64_t limit)
 {
 	double start = now_seconds();
 	fv_module_set_training(t->model, false);
@@ -301,17 +313,54 @@ fv_status fv__validate(fv__trainer *t)
 	running r = {0};
 	fv_batch b;
 	fv_status rc = FV_OK;
-	int64_t total = fv_batch_iter_len(t->val_it), done = 0;
-	while (fv_batch_next(t->val_it, &b)) {
+	int64_t done = 0;
+	while (done < limit && fv_batch_next(t->val_it, &b)) {
 		/* once interrupted the pass runs out unused: the epoch is dropped */
 		if (rc == FV_OK && !fv__trainer_interrupted(t))
-			rc = validate_batch(t, &b, done, total, &r);
+			rc = validate_batch(t, &b, done, limit, &r);
 		done++; /* on to the end of the pass after a failure: the iterator stays aligned */
 	}
+	fv_batch_iter_end_epoch(t->val_it);
 	fv_ctx_set_grad_enabled(t->ctx, was);
 	fv_module_set_training(t->model, true);
 	for (int i = M_VAL_LOSS; i <= M_VAL_EVAL; i++)
 		t->metrics[i] = r.weight > 0 ? r.sum[i] / r.weight : NAN;
 	t->epoch_seconds += now_seconds() - start;
+	return rc;
+}
+
+fv_status fv__validate(fv__trainer *t)
+{
+	return validate_batches(t, t->val_batches);
+}
+
+fv_status fv__sanity_check(fv__trainer *t)
+{
+	int64_t n = t->sanity_steps < t->val_batches ? t->sanity_steps : t->val_batches;
+	if (n == 0)
+		return FV_OK;
+	double kept[N_METRICS];
+	memcpy(kept, t->metrics, sizeof kept);
+	fv_status rc = validate_batches(t, n);
+	if (rc != FV_OK)
+		fv_error_prefix("sanity check (trainer.num_sanity_val_steps=%lld): ",
+		                t->sanity_steps == INT64_MAX ? -1LL : (long long)t->sanity_steps);
+	memcpy(t->metrics, kept, sizeof kept); /* Lightning resets the logged metrics */
+	t->epoch_seconds = 0;
+	return rc;
+}
+
+fv_status fv__seek_train(fv__trainer *t, int64_t epochs)
+{
+	if (t->train_batches == fv_batch_iter_len(t->train_it))
+		return fv_batch_iter_seek(t->train_it, epochs, 0);
+	/* limited epochs draw less than whole ones: replay them batch by batch */
+	fv_status rc = fv_batch_iter_seek(t->train_it, 0, 0);
+	fv_batch b;
+	for (int64_t e = 0; rc == FV_OK && e < epochs; e++) {
+		for (int64_t i = 0; i < t->train_batches && fv_batch_next(t->train_it, &b); i++)
+			;
+		fv_batch_iter_end_epoch(t->train_it);
+	}
 	return rc;
 }

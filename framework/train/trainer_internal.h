@@ -52,7 +52,21 @@ typedef struct fv__model_ckpt {
 	char **paths;                /* the files kept, with their monitored values */
 	double *values;
 	size_t n;
+	char *restored_dir;          /* the dirpath of a resumed ranking */
 } fv__model_ckpt;
+
+/* A limit_*_batches value as Lightning keeps it: a fraction or a count. */
+typedef struct fv__batch_limit {
+	bool fraction;
+	double value;
+} fv__batch_limit;
+
+/* openretina's WeightVisualizationCallback (weight_figures.c). */
+typedef struct fv__weight_figures {
+	char *dir;                   /* folder_path; NULL: off */
+	int64_t every, start;
+	bool on_train, on_val;
+} fv__weight_figures;
 
 typedef struct fv__trainer {
 	fv_registry *reg;
@@ -69,6 +83,9 @@ typedef struct fv__trainer {
 	bool resume;
 	const char *load_model_path;
 	double learning_rate;
+	fv__batch_limit train_limit, val_limit, val_interval;
+	int64_t val_every;           /* check_val_every_n_epoch */
+	int64_t sanity_steps;        /* num_sanity_val_steps; INT64_MAX: all */
 	int sched_metric, stop_metric, best_metric;
 	bool best_mode_max;
 	/* data and model */
@@ -83,6 +100,7 @@ typedef struct fv__trainer {
 	fv_lr_scheduler sched;
 	fv_early_stopping stop;
 	fv_batch_iter *train_it, *val_it;
+	int64_t train_batches, val_batches; /* per epoch and pass, after the limits */
 	fv_ctx *ctx;
 	char *config_yaml;
 	char *model_config_yaml;     /* fine-tuning: the config of the model */
@@ -92,7 +110,9 @@ typedef struct fv__trainer {
 	double best_value;
 	int64_t best_epoch;
 	bool stopped;
-	double metrics[N_METRICS];   /* of the last epoch */
+	bool val_ran;                /* this epoch validated */
+	bool val_ever;               /* some epoch validated: the val metrics exist */
+	double metrics[N_METRICS];   /* of the last epoch (val: of the last validation) */
 	double epoch_seconds;
 	double epoch_lr;             /* the rate at the start of the epoch (metrics.csv) */
 	fv__text csv;                /* metrics.csv so far */
@@ -101,6 +121,12 @@ typedef struct fv__trainer {
 	bool lr_monitor, lr_momentum, lr_weight_decay; /* LearningRateMonitor's settings */
 	bool strict;                 /* fv_train_options.strict */
 	fv__model_ckpt mc;
+	fv__weight_figures wv;
+	/* OptimizerResetCallback: the rate seen at the last validation end; after
+	** a reset the scheduler drives sched_lr (the old optimizer's rate) */
+	bool opt_reset, reset_seen, sched_detached;
+	double reset_prev_lr, sched_lr;
+	double epoch_sched_lr;       /* sched_lr at the epoch's start (LearningRateMonitor) */
 	/* output */
 	char dir[4096];
 	int lock_fd;                 /* on DIR/.fovea.lock, -1 before it is taken */
@@ -112,6 +138,15 @@ typedef struct fv__trainer {
 	fv_stop_fn should_stop;
 	bool interrupted;            /* should_stop said so */
 } fv__trainer;
+
+/* trainer_options.c: the `trainer` node's table (builtins.c), read into t;
+** the batch limits; the training batches per epoch from the loader's
+** length (an error for Lightning's refusals). */
+extern const fv_option fv__trainer_options[];
+fv_status fv__read_trainer(fv__trainer *t, const fv_config_node *root);
+fv_status fv__batch_limit_parse(const fv_config_node *n, const char *name, fv__batch_limit *out);
+int64_t fv__batch_limit_apply(const fv__batch_limit *l, int64_t length);
+fv_status fv__trainer_batches(fv__trainer *t, int64_t length);
 
 /* Whether should_stop asks to stop now (remembered in t->interrupted). */
 bool fv__trainer_interrupted(fv__trainer *t);
@@ -126,9 +161,34 @@ fv_status fv__train_epoch(fv__trainer *t);
 ** optimizer's rate and momentum. */
 fv_status fv__schedule_step(fv__trainer *t, double metric);
 fv_status fv__validate(fv__trainer *t);
+/* Lightning's sanity check: num_sanity_val_steps validation batches before
+** training, their metrics dropped. */
+fv_status fv__sanity_check(fv__trainer *t);
+/* Position the training batches after `epochs` epochs of train_batches. */
+fv_status fv__seek_train(fv__trainer *t, int64_t epochs);
 
 /* The training callback whose _target_ ends with `cls`, or NULL. */
 const fv_config_node *fv__trainer_callback(const fv_config_node *root, const char *cls);
+
+/* early_stopping.c: Lightning's EarlyStopping at an epoch's end: checks
+** after validation, or after every training epoch (check_on_train_epoch_end);
+** *stop says whether it asks to stop.  An unknown monitor was refused or
+** (strict false) left stop_metric -1. */
+extern const fv_option fv__early_stopping_options[];
+fv_status fv__early_stopping_epoch(fv__trainer *t, bool *stop);
+
+/* optimizer_reset.c: openretina's OptimizerResetCallback at validation end. */
+extern const fv_option fv__optimizer_reset_options[];
+fv_status fv__optimizer_reset_open(fv__trainer *t);
+fv_status fv__optimizer_reset_epoch(fv__trainer *t);
+
+/* weight_figures.c: read the callback; draw at the start of a new run and
+** at the end of epoch `epoch` (0-based); free. */
+extern const fv_option fv__weight_figures_options[];
+fv_status fv__weight_figures_open(fv__trainer *t);
+void fv__weight_figures_start(const fv__trainer *t);
+void fv__weight_figures_epoch(const fv__trainer *t, int64_t epoch, bool validated);
+void fv__weight_figures_free(fv__weight_figures *w);
 
 /* trainer_log.c: open the config's loggers (after a resume is restored),
 ** and hand them one epoch's rows as Lightning's fit loop logs them. */
@@ -142,6 +202,12 @@ extern const fv_option fv__model_checkpoint_options[];
 fv_status fv__model_checkpoint_open(fv__trainer *t);
 fv_status fv__model_checkpoint_epoch(fv__trainer *t);
 void fv__model_checkpoint_free(fv__model_ckpt *m);
+/* Its ranking as checkpoints keep it ({"dirpath", "paths", "values"}),
+** and restored from one (before fv__model_checkpoint_open, which keeps it
+** only for the same dirpath, as Lightning). */
+typedef struct json_t json_t;
+json_t *fv__model_checkpoint_state(const fv__model_ckpt *m);
+fv_status fv__model_checkpoint_restore(fv__model_ckpt *m, const json_t *state, const char *path);
 /* trainer_state.c: a checkpoint at `path`; weights_only leaves the
 ** optimizer and trainer state out. */
 fv_status fv__save_checkpoint_path(fv__trainer *t, const char *path, bool weights_only);

@@ -137,6 +137,8 @@ static fv_status log_metrics(fv__trainer *t, bool val, int64_t step)
 {
 	fv__log_value v[N_METRICS];
 	size_t n = 0;
+	if (val && !t->val_ran) /* check_val_every_n_epoch: no validation, no row */
+		return FV_OK;
 	for (int i = 0; i < N_METRICS; i++)
 		if ((strncmp(fv__metric_names[i], "val_", 4) == 0) == val)
 			v[n++] = (fv__log_value){fv__metric_names[i], t->metrics[i]};
@@ -148,8 +150,10 @@ fv_status fv__trainer_log_epoch(fv__trainer *t, double lr)
 	fv_status rc = FV_OK;
 	if (t->loggers == NULL)
 		return FV_OK;
+	/* LearningRateMonitor reads the scheduler's optimizer: after an
+	** OptimizerResetCallback reset, the old one (optimizer_reset.c) */
 	if (t->lr_monitor)
-		rc = log_lr(t, lr);
+		rc = log_lr(t, t->sched_detached ? t->epoch_sched_lr : lr);
 	if (rc == FV_OK)
 		rc = log_metrics(t, true, t->global_step);
 	if (rc == FV_OK)

@@ -6,6 +6,7 @@
 ** parser accepts.  Their arithmetic is in lr_schedule.c.
 */
 #include <math.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -364,20 +365,21 @@ typedef struct stop_opts {
 	double min_delta;
 	int64_t patience;
 	const char *mode;
-	bool check_finite;
+	bool check_finite, verbose, strict;
 	double stopping_threshold;
 	double divergence_threshold;
+	const fv_config_node *on_train_epoch_end;
 	const fv_config_node *ignored;
 } stop_opts;
 
 #define OFF(f) offsetof(stop_opts, f)
-static const fv_option stop_options[] = {
+const fv_option fv__early_stopping_options[] = {
 	{"monitor", FV_OPT_STRING, OFF(monitor), NULL, 0, 0, FV_OPT_REQUIRED, NULL,
 	 "the metric to watch (val_evaluation_loss: validation correlation)"},
 	{"min_delta", FV_OPT_FLOAT, OFF(min_delta), "0.0", 0, 0, 0, NULL,
-	 "smallest change that counts as an improvement"},
+	 "smallest change that counts as an improvement (its absolute value)"},
 	{"patience", FV_OPT_INT, OFF(patience), "3", 0, 1e12, 0, NULL,
-	 "epochs without improvement before stopping"},
+	 "checks without improvement before stopping"},
 	{"mode", FV_OPT_ENUM, OFF(mode), "min", 0, 0, 0, "min|max", "min: lower is better"},
 	{"check_finite", FV_OPT_BOOL, OFF(check_finite), "true", 0, 0, 0, NULL,
 	 "stop when the metric becomes NaN or infinite"},
@@ -385,14 +387,16 @@ static const fv_option stop_options[] = {
 	 NULL, "stop at once when the metric is better than this"},
 	{"divergence_threshold", FV_OPT_FLOAT, OFF(divergence_threshold), "null", 0, 0,
 	 FV_OPT_NULLABLE, NULL, "stop at once when the metric is worse than this"},
-	{"verbose", FV_OPT_NODE, OFF(ignored), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "accepted, no effect"},
-	{"strict", FV_OPT_NODE, OFF(ignored), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "accepted (fovea always requires a known monitor)"},
-	{"check_on_train_epoch_end", FV_OPT_NODE, OFF(ignored), "null", 0, 0, FV_OPT_NULLABLE,
-	 NULL, "accepted, no effect (fovea checks after validation)"},
+	{"verbose", FV_OPT_BOOL, OFF(verbose), "false", 0, 0, 0, NULL,
+	 "say at each check whether the metric improved and why training stops"},
+	{"strict", FV_OPT_BOOL, OFF(strict), "true", 0, 0, 0, NULL,
+	 "an unknown monitor is an error; false: a warning, and no early stopping"},
+	{"check_on_train_epoch_end", FV_OPT_NODE, OFF(on_train_epoch_end), "null", 0, 0,
+	 FV_OPT_NULLABLE, NULL,
+	 "true: check after every training epoch (with the last validation's value); false: "
+	 "after each validation; null: true when the trainer validates every epoch"},
 	{"log_rank_zero_only", FV_OPT_NODE, OFF(ignored), "null", 0, 0, FV_OPT_NULLABLE, NULL,
-	 "accepted, no effect"},
+	 "accepted: fovea runs one process"},
 	{0},
 };
 #undef OFF
@@ -402,12 +406,19 @@ fv_status fv_early_stopping_parse(const fv_config_node *spec, fv_early_stopping 
 	memset(out, 0, sizeof *out);
 	out->best = INFINITY;
 	out->stopping_threshold = out->divergence_threshold = NAN;
+	out->on_train_epoch_end = -1;
 	if (spec == NULL || fv_node_is_null(spec))
 		return FV_OK;
 	stop_opts o = {0};
-	fv_status rc = fv_options_parse(stop_options, spec, &o, "EarlyStopping", ignored_keys);
-	if (rc != FV_OK)
+	fv_status rc = fv_options_parse(fv__early_stopping_options, spec, &o, "EarlyStopping",
+	                                ignored_keys);
+	bool on_train = false;
+	if (rc == FV_OK && o.on_train_epoch_end != NULL && !fv_node_is_null(o.on_train_epoch_end))
+		rc = fv_node_to_bool(o.on_train_epoch_end, &on_train);
+	if (rc != FV_OK) {
+		fv_options_free(fv__early_stopping_options, &o);
 		return rc;
+	}
 	out->enabled = true;
 	out->monitor = o.monitor;
 	out->mode_max = strcmp(o.mode, "max") == 0;
@@ -416,8 +427,12 @@ fv_status fv_early_stopping_parse(const fv_config_node *spec, fv_early_stopping 
 	out->check_finite = o.check_finite;
 	out->stopping_threshold = o.stopping_threshold;
 	out->divergence_threshold = o.divergence_threshold;
+	out->verbose = o.verbose;
+	out->strict = o.strict;
+	out->on_train_epoch_end = o.on_train_epoch_end == NULL || fv_node_is_null(o.on_train_epoch_end)
+	                          ? -1 : on_train;
 	out->best = out->mode_max ? -INFINITY : INFINITY;
-	fv_options_free(stop_options, &o);
+	fv_options_free(fv__early_stopping_options, &o);
 	return FV_OK;
 }
 
@@ -427,27 +442,69 @@ static bool better(bool mode_max, float a, float b)
 	return mode_max ? a > b : a < b;
 }
 
+static bool check(fv_early_stopping *e, double value, char *msg, size_t size);
+
+/* snprintf into msg, when there is one. */
+static void say(char *msg, size_t size, const char *fmt, ...)
+{
+	if (msg == NULL)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, size, fmt, ap);
+	va_end(ap);
+}
+
 bool fv_early_stopping_step(fv_early_stopping *e, double value)
 {
+	e->message[0] = '\0';
 	if (!e->enabled)
 		return false;
+	if (!e->verbose) /* the messages name the monitor, which only verbose needs */
+		return check(e, value, NULL, 0);
+	return check(e, value, e->message, sizeof e->message);
+}
+
+/* The step, with Lightning's verbose line into msg (NULL: none). */
+static bool check(fv_early_stopping *e, double value, char *msg, size_t size)
+{
 	/* Lightning keeps the metric and best_score as float32 tensors */
 	float current = (float)value, best = (float)e->best;
-	if (e->check_finite && !isfinite(current))
+	const char *m = e->monitor, *op = e->mode_max ? ">" : "<";
+	if (e->check_finite && !isfinite(current)) {
+		say(msg, size, "Monitored metric %s = %g is not finite. Previous best value "
+		    "was %.3f. Signaling Trainer to stop.", m, current, best);
 		return true;
+	}
 	if (!isnan(e->stopping_threshold) &&
-	    better(e->mode_max, current, (float)e->stopping_threshold))
+	    better(e->mode_max, current, (float)e->stopping_threshold)) {
+		say(msg, size, "Stopping threshold reached: %s = %g %s %g. Signaling "
+		    "Trainer to stop.", m, current, op, e->stopping_threshold);
 		return true;
+	}
 	if (!isnan(e->divergence_threshold) &&
-	    better(e->mode_max, (float)e->divergence_threshold, current))
+	    better(e->mode_max, (float)e->divergence_threshold, current)) {
+		say(msg, size, "Divergence threshold reached: %s = %g %s %g. Signaling "
+		    "Trainer to stop.", m, current, e->mode_max ? "<" : ">",
+		         e->divergence_threshold);
 		return true;
+	}
 	float delta = e->mode_max ? (float)e->min_delta : -(float)e->min_delta;
 	float shifted = current - delta;
 	if (better(e->mode_max, shifted, best)) {
+		if (isfinite(best))
+			say(msg, size, "Metric %s improved by %.3f >= min_delta = %g. New best "
+			         "score: %.3f", m, fabsf(best - current), e->min_delta, current);
+		else
+			say(msg, size, "Metric %s improved. New best score: %.3f", m, current);
 		e->best = current;
 		e->wait_count = 0;
 		return false;
 	}
 	e->wait_count++;
-	return e->wait_count >= e->patience;
+	if (e->wait_count < e->patience)
+		return false;
+	say(msg, size, "Monitored metric %s did not improve in the last %lld records. "
+	         "Best score: %.3f. Signaling Trainer to stop.", m, (long long)e->wait_count, best);
+	return true;
 }

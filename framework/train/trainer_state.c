@@ -71,8 +71,9 @@ fv_status fv__append_metrics(fv__trainer *t, double lr)
 {
 	fv__text_printf(&t->csv, "%lld,%lld,%.17g", (long long)t->epochs_done,
 	                (long long)t->global_step, lr);
+	/* an epoch without validation (check_val_every_n_epoch) has none */
 	for (int i = 0; i < N_METRICS; i++)
-		fv__text_printf(&t->csv, ",%.17g", t->metrics[i]);
+		fv__text_printf(&t->csv, ",%.17g", i >= M_VAL_LOSS && !t->val_ran ? NAN : t->metrics[i]);
 	fv__text_printf(&t->csv, ",%.3f\n", t->epoch_seconds);
 	char path[4200];
 	fv_status rc = fv__out_path(t, "metrics.csv", path, sizeof path);
@@ -127,7 +128,10 @@ static char *state_json(const fv__trainer *t)
 		"total_steps", (json_int_t)t->sched.total_steps,
 		"early_stopping", "wait_count", (json_int_t)t->stop.wait_count,
 		"best", fv__json_number(t->stop.best));
-	char *text = fv__json_dump(state, 0, "the trainer state", NULL);
+	/* Lightning keeps ModelCheckpoint's best_k_models in the checkpoint */
+	json_t *mc = state != NULL ? fv__model_checkpoint_state(&t->mc) : NULL;
+	char *text = mc != NULL && json_object_set_new(state, "model_checkpoint", mc) == 0
+	             ? fv__json_dump(state, 0, "the trainer state", NULL) : NULL;
 	json_decref(state);
 	return text;
 }
@@ -245,6 +249,9 @@ static fv_status apply_state(fv__trainer *t, const json_t *root, const char *pat
 		t->stop.wait_count = read_int(&r, e, "wait_count");
 		t->stop.best = read_double(&r, e, "best", t->stop.mode_max ? -INFINITY : INFINITY);
 	}
+	const json_t *mc = json_object_get(root, "model_checkpoint"); /* absent before */
+	if (r.rc == FV_OK && mc != NULL)
+		r.rc = fv__model_checkpoint_restore(&t->mc, mc, path);
 	if (r.rc == FV_OK && (t->epochs_done < 0 || isnan(fv_optimizer_lr(t->opt))))
 		r.rc = fv_error(FV_ERR_FORMAT, "%s: metadata trainer_state: bad epochs_done or lr", path);
 	/* Resuming replays the batch order of every finished epoch, so an
@@ -252,7 +259,9 @@ static fv_status apply_state(fv__trainer *t, const json_t *root, const char *pat
 	** endless (epochs_done 2^63-1): every epoch took one optimizer step per
 	** window of accumulate_grad_batches batches (the last cut short by
 	** max_steps). */
-	int64_t batches = t->train_it != NULL ? fv_batch_iter_len(t->train_it) : 0;
+	int64_t batches = t->train_batches > 0  ? t->train_batches
+	                  : t->train_it != NULL ? fv_batch_iter_len(t->train_it)
+	                                        : 0;
 	int64_t per_epoch = batches > 0 ? fv_estimated_stepping_batches(batches, t->accumulate, 1, -1)
 	                                : 0;
 	bool cut = t->max_steps >= 0 && t->global_step == t->max_steps;
@@ -298,8 +307,7 @@ fv_status fv__resume(fv__trainer *t, fv_checkpoint *last)
 	if (rc == FV_OK) {
 		fv_batch_iter_free(t->train_it);
 		t->train_it = fv_data_train_batches(t->data, t->seed);
-		rc = t->train_it != NULL ? fv_batch_iter_seek(t->train_it, t->epochs_done, 0)
-		                         : FV_ERR_NOMEM;
+		rc = t->train_it != NULL ? fv__seek_train(t, t->epochs_done) : FV_ERR_NOMEM;
 	}
 	if (rc != FV_OK)
 		fv_error_prefix("resuming from %s: ", path);

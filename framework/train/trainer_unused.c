@@ -6,6 +6,7 @@
 ** The hydra node is Hydra's own runtime configuration, of which fovea reads
 ** only run.dir; it is not listed.
 */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,36 +14,59 @@
 
 static const char *const not_listed[] = {"hydra", NULL};
 
-/* Why fovea ignores a key, where a reason is known. */
-static const char *reason(const char *keypath)
+/* The doc of option `key` of the built-in part `name`, when the table
+** declares it without effect. */
+static const char *no_effect_doc(const char *name, const char *key)
 {
-	static const struct {
-		const char *prefix, *why;
-	} known[] = {
-		{"trainer.accelerator", "fovea runs on the CPU"},
-		{"trainer.devices", "fovea runs on the CPU; threads with --threads"},
-		{"trainer.profiler", "no profiler; see fovea-bench --profile"},
-		{"paths.cache_dir", "openretina's download cache"},
-	};
-	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-		if (strncmp(keypath, known[i].prefix, strlen(known[i].prefix)) == 0)
-			return known[i].why;
+	const fv_builtin *b = name != NULL ? fv_builtin_find(name) : NULL;
+	for (const fv_option *o = b != NULL ? b->options : NULL; o != NULL && o->name; o++)
+		if (strcmp(o->name, key) == 0 && (o->flags & FV_OPT_NO_EFFECT))
+			return o->doc;
 	return NULL;
 }
 
+/* Why fovea ignores a key: what the option tables say (trainer.KEY, or
+** KEY of a callback or logger with a _target_), else a known reason. */
+static const char *reason(const fv_config_node *root, const char *path)
+{
+	const char *dot = strrchr(path, '.');
+	const char *key = dot != NULL ? dot + 1 : path;
+	if (strncmp(path, "trainer.", 8) == 0 && strchr(path + 8, '.') == NULL)
+		return no_effect_doc("Trainer", key);
+	char parent_path[512];
+	const fv_config_node *parent = NULL;
+	if (dot != NULL && (size_t)(dot - path) < sizeof parent_path) {
+		snprintf(parent_path, sizeof parent_path, "%.*s", (int)(dot - path), path);
+		parent = fv_node_path(root, parent_path);
+	}
+	const fv_config_node *target = parent != NULL && fv_node_kind(parent) == FV_NODE_MAP
+	                               ? fv_node_get(parent, "_target_") : NULL;
+	if (target != NULL && fv_node_kind(target) == FV_NODE_SCALAR)
+		return no_effect_doc(fv_node_text(target), key);
+	if (strncmp(path, "paths.cache_dir", 15) == 0)
+		return "openretina's download cache";
+	return NULL;
+}
+
+typedef struct unused {
+	fv__text list;
+	const fv_config_node *root;
+} unused;
+
 static void add_key(void *ud, const fv_config_node *n)
 {
-	fv__text *list = ud;
-	const char *path = fv_node_keypath(n), *why = reason(path);
+	unused *u = ud;
+	fv__text *list = &u->list;
+	const char *path = fv_node_keypath(n), *why = reason(u->root, path);
 	fv__text_printf(list, "%s%s%s%s%s", list->len ? ", " : "", path, why ? " (" : "",
 	                why ? why : "", why ? ")" : "");
 }
 
 fv_status fv__report_unused(fv__trainer *t, bool strict)
 {
-	fv__text list = {0};
-	size_t n = fv_config_unused(t->cfg, not_listed, add_key, &list);
-	char *text = n > 0 ? fv__text_take(&list, "the list of unused keys") : NULL;
+	unused u = {{0}, fv_config_root(t->cfg)};
+	size_t n = fv_config_unused(t->cfg, not_listed, add_key, &u);
+	char *text = n > 0 ? fv__text_take(&u.list, "the list of unused keys") : NULL;
 	fv_status rc = FV_OK;
 	if (n > 0 && text == NULL)
 		rc = fv_errcode();

@@ -205,6 +205,10 @@ FV_API int64_t fv_batch_iter_epoch(const fv_batch_iter *it);
 /* Position the iterator as if `epoch` whole epochs and then `batch`
 ** batches had been taken (for resuming a run); only indices are replayed. */
 FV_API fv_status fv_batch_iter_seek(fv_batch_iter *it, int64_t epoch, int64_t batch);
+/* End the current epoch now, as Lightning abandons the loader's iterator
+** after limit_train_batches: the rest of the epoch is not drawn, and the
+** next call of fv_batch_next begins the next epoch. */
+FV_API void fv_batch_iter_end_epoch(fv_batch_iter *it);
 FV_API void fv_batch_iter_free(fv_batch_iter *it);
 
 /* ---- synthetic data (`fovea create-data`) ------------------------------------------ */

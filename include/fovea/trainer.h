@@ -227,16 +227,22 @@ typedef struct fv_early_stopping {
 	bool check_finite;
 	double stopping_threshold;   /* stop once better than this; NaN: none */
 	double divergence_threshold; /* stop once worse than this; NaN: none */
+	bool verbose;                /* say why at each check, as Lightning's log lines */
+	bool strict;                 /* an unknown monitor is an error (else: never stops) */
+	int on_train_epoch_end;      /* check_on_train_epoch_end: 1, 0, -1 (null: the trainer
+	                             ** decides, Lightning's rule) */
 	/* state */
 	double best;
 	int64_t wait_count;
+	char message[256];           /* the last step's verdict, in Lightning's words */
 } fv_early_stopping;
 
 /* Read an EarlyStopping spec; NULL gives a disabled one. */
 FV_API fv_status fv_early_stopping_parse(const fv_config_node *spec, fv_early_stopping *out);
 /* Look at one epoch's value; true when training should stop.  The
 ** comparison is Lightning's, in float32: improved when
-** value - min_delta > best (max mode) or value + min_delta < best (min). */
+** value - min_delta > best (max mode) or value + min_delta < best (min).
+** With verbose, e->message gets Lightning's line for the check ("" for none). */
 FV_API bool fv_early_stopping_step(fv_early_stopping *e, double value);
 
 /* ---- models for data -------------------------------------------------------------- */

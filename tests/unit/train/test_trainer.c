@@ -288,6 +288,39 @@ Test(early_stopping, thresholds)
 	cr_expect(fv_early_stopping_step(&e, 0.05));
 }
 
+/* verbose: Lightning's log lines, one per verdict; strict and
+** check_on_train_epoch_end as given (null: -1, the trainer decides). */
+Test(early_stopping, verbose_messages_and_flags)
+{
+	/* the monitor's name is the config's: it stays alive while stepping */
+	fv_config *c = yaml("monitor: val_correlation\nmode: max\npatience: 1\n"
+	                    "min_delta: 0.01\nverbose: true\nstrict: false\n"
+	                    "check_on_train_epoch_end: true\n");
+	fv_early_stopping e;
+	cr_assert_eq(fv_early_stopping_parse(fv_config_root(c), &e), FV_OK, "%s", fv_errmsg());
+	cr_expect(e.verbose);
+	cr_expect_not(e.strict);
+	cr_expect_eq(e.on_train_epoch_end, 1);
+	cr_expect_not(fv_early_stopping_step(&e, 0.5));
+	cr_expect_str_eq(e.message, "Metric val_correlation improved. New best score: 0.500");
+	cr_expect_not(fv_early_stopping_step(&e, 0.75));
+	cr_expect_str_eq(e.message, "Metric val_correlation improved by 0.250 >= min_delta = 0.01. "
+	                            "New best score: 0.750");
+	cr_expect(fv_early_stopping_step(&e, 0.755));
+	cr_expect_str_eq(e.message, "Monitored metric val_correlation did not improve in the last 1 "
+	                            "records. Best score: 0.750. Signaling Trainer to stop.");
+	cr_expect(fv_early_stopping_step(&e, NAN), "check_finite, Lightning's default");
+	cr_expect_str_eq(e.message, "Monitored metric val_correlation = nan is not finite. Previous "
+	                            "best value was 0.750. Signaling Trainer to stop.");
+	fv_config_free(c);
+	e = parse_stop("monitor: val_loss\n");
+	cr_expect(e.strict, "Lightning's default");
+	cr_expect_not(e.verbose);
+	cr_expect_eq(e.on_train_epoch_end, -1);
+	cr_expect(fv_early_stopping_step(&e, INFINITY));
+	cr_expect_str_eq(e.message, "", "no lines without verbose");
+}
+
 Test(early_stopping, disabled_and_bad_specs)
 {
 	fv_early_stopping e;
