@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/base_internal.h"
+#include "data/data_internal.h"
 #include "fovea/data_plugin.h"
 
 /* Deeper nesting than any reader has: a cycle or a hostile config. */
@@ -59,20 +60,23 @@ static bool has_step(const fv_config_node *n, int depth)
 	return false;
 }
 
-/* The closest name of a data step to `name`, or NULL.  Only data steps: a
-** readout's name is no useful suggestion for a reader. */
+/* The closest name of a data step to `name`, or NULL.  Only data steps (a
+** readout's name is no useful suggestion for a reader), and the generic
+** HDF5 reader's, which fv_data_open() runs itself. */
 static const char *closest_data_step(const fv_registry *reg, const char *name)
 {
-	size_t n = 0, total = fv_registry_size(reg);
+	size_t n_generic, n = 0, total = fv_registry_size(reg);
+	const char *const *generic = fv__data_generic_targets(&n_generic);
 	for (size_t i = 0; i < total; i++) {
 		const fv_component *c = fv_registry_at(reg, i, NULL);
 		for (size_t k = 0; c->kind == FV_KIND_DATA && c->names[k] != NULL; k++)
 			n++;
 	}
-	const char **names = n > 0 ? fv__malloc(n * sizeof *names) : NULL;
+	const char **names = fv__malloc((n + n_generic) * sizeof *names);
 	if (names == NULL)
 		return NULL;
-	n = 0;
+	memcpy(names, generic, n_generic * sizeof *names);
+	n = n_generic;
 	for (size_t i = 0; i < total; i++) {
 		const fv_component *c = fv_registry_at(reg, i, NULL);
 		for (size_t k = 0; c->kind == FV_KIND_DATA && c->names[k] != NULL; k++)
@@ -87,6 +91,10 @@ static fv_status unknown_step(const fv_registry *reg, const fv_config_node *t, c
                               const fv_component *c)
 {
 	const char *key = fv_node_keypath(t);
+	if (c == NULL && fv__data_is_generic_target(name))
+		return fv_error_at(t, FV_ERR_CONFIG, "%s: '%s' is a step of the generic HDF5 reader, "
+		                   "which fovea runs only when every step of data_io is one of its "
+		                   "own; it does not mix with data-step plugins", key, name);
 	if (c != NULL)
 		return fv_error_at(t, FV_ERR_CONFIG, "%s: '%s' is a %s, not a data step", key, name,
 		                   fv_kind_name(c->kind));
@@ -94,6 +102,26 @@ static fv_status unknown_step(const fv_registry *reg, const fv_config_node *t, c
 	return fv_error_at(t, FV_ERR_NOTFOUND, "%s: no data step '%s' is loaded%s%s%s", key, name,
 	                   near != NULL ? "; did you mean '" : " (`fovea plugins` lists them)",
 	                   near != NULL ? near : "", near != NULL ? "'?" : "");
+}
+
+fv_status fv__data_check_targets(const fv_registry *reg, const fv_config_node *n, int depth)
+{
+	if (depth > MAX_DEPTH)
+		return fv_error_at(n, FV_ERR_CONFIG, "%s: data steps nested more than %d deep",
+		                   fv_node_keypath(n), MAX_DEPTH);
+	const fv_config_node *t = fv_node_kind(n) == FV_NODE_MAP ? fv_node_get(n, "_target_") : NULL;
+	const char *name = fv_node_text(t);
+	if (name != NULL && !fv__data_is_generic_target(name)) {
+		const fv_component *c = fv_registry_find(reg, name, NULL);
+		if (c == NULL || c->kind != FV_KIND_DATA)
+			return unknown_step(reg, t, name, c);
+	}
+	for (size_t i = 0; i < fv_node_size(n); i++) {
+		fv_status rc = fv__data_check_targets(reg, fv_node_at(n, i), depth + 1);
+		if (rc != FV_OK)
+			return rc;
+	}
+	return FV_OK;
 }
 
 /* The values of the step's nested steps, by option key. */

@@ -58,7 +58,9 @@ fv_status fv_data_open_config(fv_registry *reg, const fv_config_node *root, fv_d
 		                "registry was given to find them in");
 	fv_data_options o;
 	fv_data_options_default(&o);
-	fv_status rc = fv_data_options_from_config(&o, NULL, dl);
+	fv_status rc = fv__data_check_targets(reg, io, 0);
+	if (rc == FV_OK)
+		rc = fv_data_options_from_config(&o, NULL, dl);
 	fv_dvalue *movies = NULL, *responses = NULL;
 	if (rc == FV_OK)
 		rc = eval_key(reg, io, "stimuli", &movies);

@@ -160,6 +160,12 @@ static const char *const data_targets[] = {
 };
 #define N_DATA_TARGETS (sizeof data_targets / sizeof data_targets[0])
 
+const char *const *fv__data_generic_targets(size_t *n)
+{
+	*n = N_DATA_TARGETS;
+	return data_targets;
+}
+
 bool fv__data_is_generic_target(const char *name)
 {
 	for (size_t i = 0; i < N_DATA_TARGETS; i++)

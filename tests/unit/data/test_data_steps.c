@@ -605,3 +605,25 @@ Test(data_steps, a_config_naming_an_unknown_reader_is_refused_with_the_closest)
 	root = load_yaml("data_io:\n  stimuli: {_target_: tests.readers.movies}\n");
 	EXPECT_ERROR(fv_data_open_config(reg, root, &d), FV_ERR_CONFIG, "data_io.responses: missing");
 }
+
+Test(data_steps, the_generic_reader_does_not_mix_with_data_step_plugins)
+{
+	cr_assert_eq(fv_registry_add(reg, &reader_plugin, "test_data_steps.c"), FV_OK);
+	const fv_config_node *root = load_yaml(
+		"data_io:\n"
+		"  stimuli: {_target_: openretina.data_io.h5_dataset_reader.load_stimuli}\n"
+		"  responses: {_target_: tests.readers.responses}\n");
+	fv_data *d = NULL;
+	EXPECT_ERROR(fv_data_open_config(reg, root, &d), FV_ERR_CONFIG, "data_io.stimuli._target_",
+	             "a step of the generic HDF5 reader", "does not mix with data-step plugins");
+	/* A misspelt generic step is named, with its right spelling, before
+	** anything runs. */
+	root = load_yaml(
+		"data_io:\n"
+		"  stimuli: {_target_: openretina.data_io.h5_dataset_reader.load_stimuli}\n"
+		"  responses: {_target_: openretina.data_io.h5_dataset_reader.load_respons}\n");
+	EXPECT_ERROR(fv_data_open_config(reg, root, &d), FV_ERR_NOTFOUND,
+	             "data_io.responses._target_",
+	             "did you mean 'openretina.data_io.h5_dataset_reader.load_responses'?");
+	cr_assert_null(d);
+}
