@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <zip.h>
 
+#include "data_step_testing.h"
 #include "expect_error.h"
 #include "fovea/data_plugin.h"
 
@@ -22,12 +23,7 @@ static char dir[] = "/tmp/fovea_files_XXXXXX";
 
 static void setup(void)
 {
-	const char *build = getenv("FOVEA_BUILD_DIR");
-	cr_assert_not_null(build, "FOVEA_BUILD_DIR is not set (run through meson test)");
-	char so[1024];
-	snprintf(so, sizeof so, "%s/plugins/data/data_files.so", build);
-	reg = fv_registry_new();
-	cr_assert_eq(fv_registry_load_file(reg, so), FV_OK, "%s", fv_errmsg());
+	reg = dt_registry_with("data/data_files.so");
 	strcpy(dir, "/tmp/fovea_files_XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 	cfg = NULL;

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "data_step_testing.h"
 #include "expect_error.h"
 #include "fovea/data_plugin.h"
 
@@ -20,12 +21,7 @@ static char path[64];
 
 static void setup(void)
 {
-	const char *build = getenv("FOVEA_BUILD_DIR");
-	cr_assert_not_null(build, "FOVEA_BUILD_DIR is not set (run through meson test)");
-	char so[1024];
-	snprintf(so, sizeof so, "%s/plugins/data/data_h5.so", build);
-	reg = fv_registry_new();
-	cr_assert_eq(fv_registry_load_file(reg, so), FV_OK, "%s", fv_errmsg());
+	reg = dt_registry_with("data/data_h5.so");
 	snprintf(path, sizeof path, "/tmp/fovea_h5_%d.h5", (int)getpid());
 	cfg = NULL;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "data_step_testing.h"
 #include "expect_error.h"
 #include "fovea/data_plugin.h"
 
@@ -348,17 +349,6 @@ static void write_npy(const char *path, int64_t rows, int64_t cols, const float 
 	fclose(f);
 }
 
-static fv_registry *example_registry(void)
-{
-	const char *build = getenv("FOVEA_BUILD_DIR");
-	cr_assert_not_null(build, "FOVEA_BUILD_DIR is not set (run through meson test)");
-	char so[1024];
-	snprintf(so, sizeof so, "%s/plugins/examples/example_npy_reader.so", build);
-	fv_registry *r = fv_registry_new();
-	cr_assert_eq(fv_registry_load_file(r, so), FV_OK, "%s", fv_errmsg());
-	return r;
-}
-
 Test(example_reader, load_and_split_as_the_docs_show)
 {
 	char dir[] = "/tmp/fovea_steps_XXXXXX";
@@ -376,7 +366,7 @@ Test(example_reader, load_and_split_as_the_docs_show)
 	         "  responses:\n"
 	         "    _target_: fovea.examples.load_npy\n"
 	         "    file_path: %s\n", path);
-	fv_registry *r = example_registry();
+	fv_registry *r = dt_registry_with("examples/example_npy_reader.so");
 	fv_config *c = fv_config_load_string(yaml, strlen(yaml), "example.yaml");
 	fv_dvalue *s = NULL;
 	cr_assert_eq(fv_data_eval(r, fv_node_get(fv_config_root(c), "responses"), &s), FV_OK, "%s",
