@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "fovea/data.h"
+#include "fovea/plugin.h"
 
 /* ---- the opened data set (data_sessions.c, data_split.c, data_info.c) ---- */
 
@@ -70,6 +71,20 @@ struct fv_data {
 	fv_tensor *const **info_extra;
 };
 
+/* Is `name` a step of openretina's generic HDF5 reader, which
+** fv_data_open() runs itself (data_options.c)? */
+bool fv__data_is_generic_target(const char *name);
+const char *const *fv__data_generic_targets(size_t *n);
+/* Every _target_ under n is a loaded data step or one of the generic
+** reader's: else the error fv_data_eval() would give, before anything
+** runs (data_eval.c). */
+fv_status fv__data_check_targets(const fv_registry *reg, const fv_config_node *n, int depth);
+/* The dataloader options and the normalisation, checked (data_sessions.c). */
+fv_status fv__data_check_options(const fv_data_options *o);
+/* Keep in d->opt what outlives the caller's options: the scalars. */
+void fv__data_keep_options(fv_data *d, const fv_data_options *o);
+/* Sort the sessions by name, set the input shape and build the info. */
+fv_status fv__data_finish(fv_data *d, const int64_t input_shape[3]);
 void fv__movie_set_free(fv__movie_set *s);
 void fv__session_raw_free(fv__session_raw *r);
 /* Cut the raw session into train / validation / test sets (data_split.c). */

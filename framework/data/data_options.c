@@ -160,6 +160,20 @@ static const char *const data_targets[] = {
 };
 #define N_DATA_TARGETS (sizeof data_targets / sizeof data_targets[0])
 
+const char *const *fv__data_generic_targets(size_t *n)
+{
+	*n = N_DATA_TARGETS;
+	return data_targets;
+}
+
+bool fv__data_is_generic_target(const char *name)
+{
+	for (size_t i = 0; i < N_DATA_TARGETS; i++)
+		if (strcmp(name, data_targets[i]) == 0)
+			return true;
+	return false;
+}
+
 static fv_status check_targets(const fv_config_node *n, int depth)
 {
 	if (depth > 32)

@@ -590,6 +590,11 @@ static fv_status check_options(const fv_data_options *o)
 {
 	if (o->data_dir == NULL || o->data_dir[0] == '\0')
 		return fv_error(FV_ERR_CONFIG, "no data directory given (paths.data_dir)");
+	return fv__data_check_options(o);
+}
+
+fv_status fv__data_check_options(const fv_data_options *o)
+{
 	if (o->clip_length <= 0)
 		return fv_error(FV_ERR_CONFIG, "dataloader.clip_length must be positive, got %lld",
 		                (long long)o->clip_length);
@@ -697,13 +702,28 @@ static fv_status read_directory(fv_data *d, reader *r)
 	fv__data_free_names(files, n_files);
 	if (rc != FV_OK)
 		return rc;
-	qsort(d->sessions, d->n_sessions, sizeof *d->sessions, compare_sessions);
 	if ((rc = check_test_names(r)) != FV_OK)
 		return rc;
-	d->info.input_shape[0] = r->size[0];
-	d->info.input_shape[1] = r->size[1];
-	d->info.input_shape[2] = r->size[2];
+	return fv__data_finish(d, r->size);
+}
+
+fv_status fv__data_finish(fv_data *d, const int64_t input_shape[3])
+{
+	qsort(d->sessions, d->n_sessions, sizeof *d->sessions, compare_sessions);
+	for (int i = 0; i < 3; i++)
+		d->info.input_shape[i] = input_shape[i];
 	return fv__data_build_info(d);
+}
+
+void fv__data_keep_options(fv_data *d, const fv_data_options *o)
+{
+	d->opt = *o;
+	d->opt.data_dir = NULL;
+	d->opt.test_names = NULL;
+	d->opt.n_test_names = 0;
+	d->opt.validation_clip_indices = NULL;
+	d->opt.n_validation_clip_indices = 0;
+	memset(d->opt.test_names_storage_, 0, sizeof d->opt.test_names_storage_);
 }
 
 fv_status fv_data_open(const fv_data_options *o, fv_data **out)
@@ -725,13 +745,7 @@ fv_status fv_data_open(const fv_data_options *o, fv_data **out)
 	    (d->dir = fv__data_strdup(o->data_dir)) == NULL) {
 		rc = fv_error(FV_ERR_NOMEM, "out of memory");
 	} else {
-		d->opt = *o;
-		d->opt.data_dir = NULL;
-		d->opt.test_names = NULL;
-		d->opt.n_test_names = 0;
-		d->opt.validation_clip_indices = NULL;
-		d->opt.n_validation_clip_indices = 0;
-		memset(d->opt.test_names_storage_, 0, sizeof d->opt.test_names_storage_);
+		fv__data_keep_options(d, o);
 		fv__h5_quiet_begin();
 		rc = read_directory(d, &r);
 		fv__h5_quiet_end();

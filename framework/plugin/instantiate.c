@@ -106,7 +106,9 @@ fv_module *fv_instantiate_component(const fv_component *c, const fv_config_node 
 		fv_build_args a = complete_args(args, spec);
 		st = c->create(m, opts, &a);
 	}
-	if (priv_size > 0 && st == FV_OK) {
+	/* A data step's module lives only for its call, inside the config's
+	** lifetime, so its nested specs stay readable in data_step(). */
+	if (priv_size > 0 && st == FV_OK && c->kind != FV_KIND_DATA) {
 		fv__options_drop_nodes(table, opts);
 	} else if (priv_size == 0) {
 		fv_options_free(table, opts);

@@ -58,6 +58,7 @@ static const char *const kind_names[FV_KIND_COUNT] = {
 	[FV_KIND_REDUCER] = "reducer",
 	[FV_KIND_MODEL] = "model",
 	[FV_KIND_LAYER] = "layer",
+	[FV_KIND_DATA] = "data step",
 };
 
 const char *fv_kind_name(fv_kind kind)

@@ -204,6 +204,7 @@ static const char *missing_callback(const fv_component *c)
 		return c->penalty == NULL && c->project == NULL ? "penalty() or project()" : NULL;
 	case FV_KIND_STOPPER: return c->should_stop == NULL ? "should_stop()" : NULL;
 	case FV_KIND_OBJECTIVE: return c->objective == NULL ? "objective()" : NULL;
+	case FV_KIND_DATA: return !FV__HAS_SLOT(c, data_step) ? "data_step()" : NULL;
 	case FV_KIND_COUNT: break;
 	}
 	return NULL;

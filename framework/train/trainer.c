@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config/config_internal.h"
+#include "fovea/data_plugin.h"
 #include "train/trainer_internal.h"
 
 /* ---- settings ---------------------------------------------------------------------- */
@@ -150,16 +151,7 @@ static fv_status read_settings(fv__trainer *t, const char **output_dir)
 
 static fv_status open_data(fv__trainer *t)
 {
-	const fv_config_node *root = fv_config_root(t->cfg);
-	fv_data_options o;
-	fv_data_options_default(&o);
-	fv_status rc = fv_data_options_from_config(&o, fv_node_get(root, "data_io"),
-	                                           fv_node_get(root, "dataloader"));
-	if (rc == FV_OK && o.data_dir == NULL)
-		rc = fv_error(FV_ERR_CONFIG, "no data directory: set paths.data_dir (used by "
-		              "data_io.stimuli.base_data_path)");
-	if (rc == FV_OK)
-		rc = fv_data_open(&o, &t->data);
+	fv_status rc = fv_data_open_config(t->reg, fv_config_root(t->cfg), &t->data);
 	if (rc != FV_OK)
 		return rc;
 	t->info = fv_data_get_info(t->data);

@@ -18,7 +18,8 @@
 **
 ** ABI history: 1.0 had options parsed into a temporary struct of
 ** options_size and the private state allocated by the plugin; 1.1 added
-** priv_size and the optional callbacks after it.  1.0 plugins keep working.
+** priv_size and the optional callbacks after it; 1.2 the DATA kind and its
+** data_step() (see data_plugin.h).  1.0 plugins keep working.
 */
 #ifndef FOVEA_PLUGIN_H
 #define FOVEA_PLUGIN_H
@@ -38,7 +39,7 @@ extern "C" {
 #endif
 
 #define FV_ABI_MAJOR 1
-#define FV_ABI_MINOR 1
+#define FV_ABI_MINOR 2
 
 #define FV_PLUGIN_EXPORT __attribute__((visibility("default")))
 #define FV_PLUGIN_ENTRY_SYMBOL "fv_plugin_entry"
@@ -53,6 +54,7 @@ typedef enum fv_kind {
 	FV_KIND_REDUCER,
 	FV_KIND_MODEL,      /* compositions, e.g. core + readout */
 	FV_KIND_LAYER,      /* building blocks y = f(x): nonlinearities, scaling, channel sums */
+	FV_KIND_DATA,       /* data-reading steps: openretina's data_io / dataloader functions */
 	FV_KIND_COUNT
 } fv_kind;
 
@@ -152,6 +154,8 @@ typedef struct fv_component fv_component;
 typedef struct fv_registry fv_registry;
 typedef struct fv_model fv_model; /* a trained model as seen by objectives */
 struct fv_step_terms;             /* a training step's terms (trainer.h) */
+struct fv_data_inputs;            /* a data step's nested values (data_plugin.h) */
+struct fv_dvalue;                 /* a data step's value (data_plugin.h) */
 
 FV_API void *fv_module_priv(const fv_module *m);
 /* For components without priv_size (ABI 1.0 style), which own their state. */
@@ -261,7 +265,7 @@ static inline fv_tensor *fv_loss_extra(const fv_loss_extras *ex, const char *nam
 /* The registry refuses at load a component without the callbacks its kind
 ** is used through: forward (CORE, READOUT, REDUCER, MODEL), loss (LOSS),
 ** penalty or project (REGULARIZER), should_stop (STOPPER), objective
-** (OBJECTIVE).  The others are optional; calling a missing one through
+** (OBJECTIVE), data_step (DATA).  The others are optional; calling a missing one through
 ** fv_module_*() is an error naming the module. */
 struct fv_component {
 	size_t struct_size;        /* sizeof(fv_component) the plugin was built with */
@@ -314,7 +318,8 @@ struct fv_component {
 	** create(), and frees it, with the options' lists and strings, after
 	** destroy().  String and enum options are copies that live as long as
 	** the module; node options point into the configuration and are set to
-	** NULL when create() returns.  0: the 1.0 behaviour (options_size). */
+	** NULL when create() returns (a DATA step's stay set: its module lives
+	** only for its data_step() call).  0: the 1.0 behaviour (options_size). */
 	size_t priv_size;
 
 	/* What the framework and containers may ask a module instead of
@@ -348,6 +353,14 @@ struct fv_component {
 	fv_status (*training_step)(fv_module *m, fv_ctx *ctx, fv_module *loss_fn,
 	                           fv_module *eval_loss_fn, fv_tensor *x, fv_tensor *target,
 	                           const char *session, struct fv_step_terms *out);
+
+	/* ---- ABI 1.2 ---- */
+
+	/* DATA: run the step (see data_plugin.h): its options are parsed into
+	** the module's state as for any component, the values of its nested
+	** steps are in `in`; *out gets the value it returns, owned by the
+	** caller. */
+	fv_status (*data_step)(fv_module *m, struct fv_data_inputs *in, struct fv_dvalue **out);
 };
 
 typedef struct fv_plugin {

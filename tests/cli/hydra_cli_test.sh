@@ -76,7 +76,11 @@ data_targets)
 	run 1 "$fovea" train "$srcdir/configs/hdf5_core_readout.yaml" paths.data_dir="$tmp/d" \
 		data_io.color_channels=2 paths.output_dir="$tmp/r1" \
 		data_io.stimuli._target_=openretina.data_io.hoefling_2024.stimuli.movies_from_pickle
-	expect err "data_io.stimuli._target_: fovea has no data step 'openretina.data_io.hoefling_2024.stimuli.movies_from_pickle'"
+	expect err "data_io.stimuli._target_: no data step 'openretina.data_io.hoefling_2024.stimuli.movies_from_pickle' is loaded"
+	run 1 "$fovea" train "$srcdir/configs/hdf5_core_readout.yaml" paths.data_dir="$tmp/d" \
+		data_io.color_channels=2 paths.output_dir="$tmp/r3" \
+		data_io.responses._target_=openretina.data_io.h5_dataset_reader.load_response
+	expect err "data_io.responses._target_: no data step 'openretina.data_io.h5_dataset_reader.load_response' is loaded; did you mean 'openretina.data_io.h5_dataset_reader.load_responses'?"
 	run 1 "$fovea" train "$srcdir/configs/hdf5_core_readout.yaml" paths.data_dir="$tmp/d" \
 		data_io.color_channels=2 paths.output_dir="$tmp/r2" \
 		dataloader._target_=openretina.data_io.base_dataloader.multiple_movies_dataloader

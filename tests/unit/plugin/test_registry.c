@@ -175,7 +175,7 @@ static void expect_first_load_error(const char *rel, const char *message)
 Test(registry, bad_abi)
 {
 	expect_first_load_error("tests/fixtures/plugins/bad_abi.so",
-	                        ": plugin ABI 99.3, this fovea has ABI 1.1; rebuild the plugin "
+	                        ": plugin ABI 99.3, this fovea has ABI 1.2; rebuild the plugin "
 	                        "against fovea's headers");
 }
 
@@ -433,6 +433,7 @@ Test(registry_checks, required_callbacks)
 		{FV_KIND_REDUCER, "reducer 'Solo' has no forward(), which every reducer needs"},
 		{FV_KIND_MODEL, "model 'Solo' has no forward(), which every model needs"},
 		{FV_KIND_LAYER, "layer 'Solo' has no forward(), which every layer needs"},
+		{FV_KIND_DATA, "data step 'Solo' has no data_step(), which every data step needs"},
 	};
 	cr_assert_eq(sizeof cases / sizeof cases[0], FV_KIND_COUNT, "a kind is not covered");
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -507,7 +508,7 @@ Test(registry_checks, plugin_level)
 	fv_registry *reg = fv_registry_new();
 	fv_plugin p = {.abi_major = 2, .abi_minor = 0, .name = "x"};
 	cr_assert_eq(fv_registry_add(reg, &p, "old.so"), FV_ERR_PLUGIN);
-	pt_expect_msg("old.so: plugin ABI 2.0, this fovea has ABI 1.1; rebuild the plugin against "
+	pt_expect_msg("old.so: plugin ABI 2.0, this fovea has ABI 1.2; rebuild the plugin against "
 	              "fovea's headers");
 	p.abi_major = FV_ABI_MAJOR;
 	cr_assert_eq(fv_registry_add(reg, &p, "empty.so"), FV_ERR_PLUGIN);
@@ -1237,7 +1238,8 @@ Test(module, missing_slots_are_errors)
 Test(module, kind_names)
 {
 	const char *want[FV_KIND_COUNT] = {"core", "readout", "objective", "regularizer",
-	                                   "stopper", "loss", "reducer", "model", "layer"};
+	                                   "stopper", "loss", "reducer", "model", "layer",
+	                                   "data step"};
 	for (int k = 0; k < FV_KIND_COUNT; k++)
 		cr_assert_str_eq(fv_kind_name((fv_kind)k), want[k]);
 	cr_assert_str_eq(fv_kind_name(FV_KIND_COUNT), "unknown kind");
