@@ -29,6 +29,9 @@ struct fv_eval_result {
 	char *model_path, *model_tag, *exp_name, *data_split;
 	fv_dataset_stats stats; /* all zero unless attached */
 	bool keep_responses;
+	const char **info_cols; /* interned session_info keys */
+	size_t n_info_cols, cap_info_cols;
+	const fv_data_info *data_info; /* while evaluating */
 };
 
 /* One (session, stimulus) pair aligned to the model: rows of (T, N). */
@@ -82,7 +85,9 @@ void fv_eval_result_free(fv_eval_result *r)
 		free(r->neurons[i].corr_by_trial);
 		free(r->neurons[i].mse_by_trial);
 		free(r->neurons[i].response);
+		free(r->neurons[i].info);
 	}
+	free(r->info_cols);
 	for (size_t i = 0; i < r->n_names; i++)
 		free(r->names[i]);
 	free(r->names);
@@ -116,6 +121,65 @@ const fv_eval_neuron *fv_eval_neuron_at(const fv_eval_result *r, size_t i)
 const fv_eval_summary *fv_eval_get_summary(const fv_eval_result *r)
 {
 	return &r->summary;
+}
+
+size_t fv_eval_n_info_columns(const fv_eval_result *r)
+{
+	return r->n_info_cols;
+}
+
+const char *fv_eval_info_column(const fv_eval_result *r, size_t k)
+{
+	return k < r->n_info_cols ? r->info_cols[k] : NULL;
+}
+
+/* The column of a session_info key, added on first use; -1 out of memory. */
+static int64_t info_column(fv_eval_result *r, const char *key)
+{
+	const char *name = intern(r, key);
+	if (name == NULL)
+		return -1;
+	for (size_t k = 0; k < r->n_info_cols; k++)
+		if (r->info_cols[k] == name)
+			return (int64_t)k;
+	if (!grow((void **)&r->info_cols, &r->cap_info_cols, r->n_info_cols, sizeof *r->info_cols))
+		return -1;
+	r->info_cols[r->n_info_cols] = name;
+	return (int64_t)r->n_info_cols++;
+}
+
+/* openretina's per-neuron and scalar session_kwargs of neuron j: arrays of
+** one value per neuron give the neuron's, single values are repeated, and
+** arrays of other lengths are left out (openretina writes their Python
+** repr; fovea keeps numeric columns). */
+static fv_status add_info(fv_eval_result *r, const char *session, int64_t n, int64_t j,
+                          fv_eval_neuron *e)
+{
+	const fv_data_info *di = r->data_info;
+	size_t s = 0;
+	while (di != NULL && s < di->n_sessions && strcmp(di->sessions[s], session) != 0)
+		s++;
+	if (di == NULL || s == di->n_sessions || di->n_session_info == NULL)
+		return FV_OK;
+	for (size_t k = 0; k < di->n_session_info[s]; k++) {
+		const fv_tensor *v = di->session_info[s][k];
+		if (v->numel != n && v->numel != 1)
+			continue;
+		int64_t col = info_column(r, di->session_info_names[s][k]);
+		if (col < 0)
+			return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
+		if ((size_t)col >= e->n_info) {
+			double *grown = fv__realloc(e->info, ((size_t)col + 1) * sizeof *grown);
+			if (grown == NULL)
+				return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
+			for (size_t i = e->n_info; i <= (size_t)col; i++)
+				grown[i] = NAN;
+			e->info = grown;
+			e->n_info = (size_t)col + 1;
+		}
+		e->info[col] = v->data[v->numel == 1 ? 0 : j];
+	}
+	return FV_OK;
 }
 
 /* ---- running the model -------------------------------------------------------------- */
@@ -350,6 +414,9 @@ static fv_status add_neurons(fv_eval_result *res, const fv_movie_set *set, const
 		for (int64_t i = 0; res->keep_responses && i < a->rows; i++)
 			e->response[i] = a->pred[i * a->n + j];
 		e->n_frames = res->keep_responses ? a->rows : 0;
+		fv_status rc = add_info(res, set->session, a->n, j, e);
+		if (rc != FV_OK)
+			return rc;
 	}
 	if (!grow((void **)&res->trials_per_set, &res->cap_sets, res->n_sets,
 	          sizeof *res->trials_per_set))
@@ -589,6 +656,7 @@ static fv_status init_result(fv_eval_result *r, const fv_eval_options *o, char *
 {
 	r->var_ratio_cutoff = o->var_ratio_cutoff;
 	r->keep_responses = o->keep_responses;
+	r->data_info = NULL;
 	r->model_path = fv__strdup(o->model_path ? o->model_path : "");
 	r->model_tag = fv__strdup(o->model_tag ? o->model_tag : o->model_path ? o->model_path : "");
 	r->exp_name = fv__strdup(o->exp_name ? o->exp_name : "unknown");
@@ -613,6 +681,8 @@ fv_status fv_evaluate(fv_module *model, fv_data *data, const fv_eval_options *o,
 		rc = fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
 	if (rc == FV_OK)
 		rc = init_result(r, o, splits, n_splits);
+	if (r != NULL)
+		r->data_info = fv_data_get_info(data);
 	bool was_training = fv_module_training(model);
 	fv_module_set_training(model, false);
 	if (ctx != NULL)
@@ -632,6 +702,8 @@ fv_status fv_evaluate(fv_module *model, fv_data *data, const fv_eval_options *o,
 		n_sessions += any;
 	}
 	fv_module_set_training(model, was_training);
+	if (r != NULL)
+		r->data_info = NULL; /* owned by the data set, which may close first */
 	fv_ctx_free(ctx);
 	free(splits);
 	if (rc != FV_OK) {
@@ -765,6 +837,21 @@ static void py_repr(fv__text *t, double v)
 	}
 }
 
+/* A session_info value: fovea keeps them as float32, so a whole number is
+** written as the integer it most likely was (cell types, indices), others
+** as Python writes a float. */
+static void csv_info(fv__text *t, double v)
+{
+	if (isnan(v))
+		fv__text_printf(t, ",");
+	else if (v == floor(v) && fabs(v) < 1e15)
+		fv__text_printf(t, ",%lld", (long long)v);
+	else {
+		fv__text_printf(t, ",");
+		py_repr(t, v);
+	}
+}
+
 /* A list cell as pandas writes a Python list: "[a, b, ...]", quoted. */
 static void csv_list(fv__text *t, const double *v, int64_t n)
 {
@@ -784,6 +871,8 @@ fv_status fv_eval_write_csv(const fv_eval_result *r, const char *path)
 	                    "corr_to_average,mse_to_average,feve,jackknife,var_ratio,corr_ceiling");
 	for (int64_t i = 0; i < r->max_trials; i++)
 		fv__text_printf(&t, ",corr_%lld,mse_%lld", (long long)i, (long long)i);
+	for (size_t k = 0; k < r->n_info_cols; k++)
+		fv__text_printf(&t, ",%s", r->info_cols[k]);
 	fv__text_printf(&t, "%s\n", r->keep_responses ? ",model_response" : "");
 	for (size_t j = 0; j < r->n; j++) {
 		const fv_eval_neuron *e = &r->neurons[j];
@@ -799,6 +888,8 @@ fv_status fv_eval_write_csv(const fv_eval_result *r, const char *path)
 			csv_value(&t, i < e->n_trials ? e->corr_by_trial[i] : NAN);
 			csv_value(&t, i < e->n_trials ? e->mse_by_trial[i] : NAN);
 		}
+		for (size_t k = 0; k < r->n_info_cols; k++)
+			csv_info(&t, k < e->n_info ? e->info[k] : NAN);
 		if (r->keep_responses)
 			csv_list(&t, e->response, e->n_frames);
 		fv__text_printf(&t, "\n");

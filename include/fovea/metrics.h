@@ -105,6 +105,11 @@ typedef struct fv_eval_neuron {
 	fv_eval_undefined undefined; /* whether corr is defined, and why not */
 	double *response;         /* keep_responses: the n_frames aligned predictions */
 	int64_t n_frames;
+	/* The session's session_info values of this neuron, as openretina adds
+	** session_kwargs to each row: info[k] belongs to the column
+	** fv_eval_info_column(k); NaN (or k >= n_info) where the session lacks it. */
+	double *info;
+	size_t n_info;
 } fv_eval_neuron;
 
 typedef struct fv_eval_summary {
@@ -175,6 +180,9 @@ FV_API void fv_eval_set_dataset_stats(fv_eval_result *r, fv_dataset_stats *s);
 FV_API size_t fv_eval_n_neurons(const fv_eval_result *r);
 FV_API const fv_eval_neuron *fv_eval_neuron_at(const fv_eval_result *r, size_t i);
 FV_API const fv_eval_summary *fv_eval_get_summary(const fv_eval_result *r);
+/* The session_info columns of the per-neuron table, in order of first use. */
+FV_API size_t fv_eval_n_info_columns(const fv_eval_result *r);
+FV_API const char *fv_eval_info_column(const fv_eval_result *r, size_t k);
 /* One row per neuron (pandas' to_csv layout: an index column first). */
 FV_API fv_status fv_eval_write_csv(const fv_eval_result *r, const char *path);
 /* EvaluationSummary.save_json's fields plus corr_ceiling_mean and the

@@ -50,7 +50,25 @@ eval)
 	expect out "Test frames (random_noise_2): "
 	expect out "Summary results saved to $tmp/e.json"
 	exists "$tmp/e.csv"
-	head -1 "$tmp/e.csv" | grep -q ',corr_0,mse_0,model_response$' || fail "CSV header: $(head -1 "$tmp/e.csv")"
+	head -1 "$tmp/e.csv" | grep -q ',corr_0,mse_0,celltypes,model_response$' ||
+		fail "CSV header: $(head -1 "$tmp/e.csv")"
+	# model_response as pandas writes a list of Python floats: each item is
+	# repr() of itself and a float32 value, the list has the aligned frames
+	/usr/bin/python3 - "$tmp/e.csv" <<'PY' || fail "model_response is not Python's repr"
+import csv, struct, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert len(rows) > 0
+for row in rows:
+    cell = row["model_response"]
+    assert cell[0] == "[" and cell[-1] == "]", cell[:20]
+    items = cell[1:-1].split(", ")
+    assert len(items) > 100, len(items)
+    for it in items:
+        v = float(it)
+        assert repr(v) == it, (it, repr(v))
+        assert struct.unpack("f", struct.pack("f", v))[0] == v, it
+    assert row["celltypes"].lstrip("-").isdigit(), row["celltypes"]
+PY
 	grep -q '"unique_test_frames": {' "$tmp/e.json" || fail "no unique_test_frames in the summary"
 	# the counts: every frame of the created movies differs, so a test
 	# stimulus shows as many unique frames as the sessions see of it
