@@ -26,7 +26,7 @@ struct fv_eval_result {
 	int64_t max_trials;
 	fv_eval_summary summary;
 	double var_ratio_cutoff;
-	char *model_path, *model_tag, *exp_name, *data_split;
+	char *model_path, *model_tag, *exp_name, *data_split, *species;
 	fv_dataset_stats stats; /* all zero unless attached */
 	bool keep_responses;
 	const char **info_cols; /* interned session_info keys */
@@ -97,6 +97,7 @@ void fv_eval_result_free(fv_eval_result *r)
 	free(r->model_tag);
 	free(r->exp_name);
 	free(r->data_split);
+	free(r->species);
 	fv_dataset_stats_free(&r->stats);
 	free(r);
 }
@@ -661,6 +662,8 @@ static fv_status init_result(fv_eval_result *r, const fv_eval_options *o, char *
 	r->model_tag = fv__strdup(o->model_tag ? o->model_tag : o->model_path ? o->model_path : "");
 	r->exp_name = fv__strdup(o->exp_name ? o->exp_name : "unknown");
 	r->data_split = join_names(splits, n_splits);
+	if (o->species != NULL && (r->species = fv__strdup(o->species)) == NULL)
+		return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
 	if (!r->model_path || !r->model_tag || !r->exp_name || !r->data_split)
 		return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
 	return FV_OK;
@@ -944,12 +947,12 @@ fv_status fv_eval_write_summary(const fv_eval_result *r, const char *path)
 {
 	const fv_eval_summary *s = &r->summary;
 	json_t *summary = json_pack(
-		"{s:s, s:s, s:s, s:n, s:s, s:I, s:I, s:I, s:o, s:I, s:I, s:o, s:b,"
+		"{s:s, s:s, s:s, s:s?, s:s, s:I, s:I, s:I, s:o, s:I, s:I, s:o, s:b,"
 		" s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o}",
 		"model_path", r->model_path,
 		"model_tag", r->model_tag,
 		"exp_name", r->exp_name,
-		"species",
+		"species", r->species,
 		"data_split", s->data_split,
 		"temporal_lag", (json_int_t)s->temporal_lag,
 		"n_test_repeats_min", (json_int_t)s->n_test_repeats_min,

@@ -81,6 +81,7 @@ typedef struct fv_eval_options {
 	const char *model_tag;    /* NULL: model_path */
 	const char *exp_name;     /* NULL: "unknown" */
 	bool keep_responses;      /* keep each neuron's prediction (model_response) */
+	const char *species;      /* NULL: none (null in the summary) */
 } fv_eval_options;
 
 /* A correlation is undefined where a series has no variance or is not

@@ -73,11 +73,15 @@ PY
 	# the counts: every frame of the created movies differs, so a test
 	# stimulus shows as many unique frames as the sessions see of it
 	grep -q '"data_split": "random_noise_2"' "$tmp/e.json" || fail "data_split"
+	grep -q '"species": null' "$tmp/e.json" || fail "species"
 	run 0 "$fovea" eval -cp "$tmp/cfg" -cn hdf5_core_readout +evaluation=default \
 		paths.data_dir="$tmp/d" evaluation.model_path="$tmp/run/best.safetensors" \
-		evaluation.data_split=validation evaluation.compute_dataset_statistics=false
+		evaluation.data_split=validation evaluation.compute_dataset_statistics=false \
+		+data_io.responses.specie=mouse evaluation.summary_results_path="$tmp/v.json"
 	expect out "Data split: validation"
 	refute out "Dataset Statistics"
+	grep -q '"species": "mouse"' "$tmp/v.json" || fail "species from data_io.responses.specie"
+	grep -q '"unique_test_frames": {}' "$tmp/v.json" || fail "no statistics: {} as openretina"
 	run 1 "$fovea" eval -cp "$tmp/cfg" -cn hdf5_core_readout +evaluation=default \
 		paths.data_dir="$tmp/d" evaluation.model_path="$tmp/run/best.safetensors"
 	expect err "data_split 'test': no such dataloader (there are: train, validation, random_noise_2, random_noise_3)"

@@ -178,6 +178,30 @@ static int write_outputs(const fv_eval_result *r, const eval_args *a)
 	return CLI_OK;
 }
 
+/* The outputs say which neurons; the exit status says the model is broken. */
+static int nonfinite_status(const fv_eval_result *r, const char *checkpoint)
+{
+	const fv_eval_summary *sum = fv_eval_get_summary(r);
+	if (sum->n_neurons_nonfinite == 0)
+		return CLI_OK;
+	return cli_fail("%s: the predictions of %lld of the %lld neurons are not finite (NaN "
+	                "weights in the checkpoint?); see 'Neurons with an undefined correlation' "
+	                "above", checkpoint, (long long)sum->n_neurons_nonfinite,
+	                (long long)sum->n_neurons_total);
+}
+
+/* openretina's species: data_io.responses.specie, else data_io.stimuli.specie. */
+static const char *species_of(const fv_config_node *root)
+{
+	const char *keys[2] = {"data_io.responses.specie", "data_io.stimuli.specie"};
+	for (int i = 0; i < 2; i++) {
+		const fv_config_node *n = fv_node_path(root, keys[i]);
+		if (n != NULL && !fv_node_is_null(n) && fv_node_text(n) != NULL)
+			return fv_node_text(n);
+	}
+	return NULL;
+}
+
 static int evaluate(fv_registry *reg, const eval_args *a)
 {
 	fv_checkpoint *c = cli_open_checkpoint(a->checkpoint, a->model);
@@ -203,13 +227,8 @@ static int evaluate(fv_registry *reg, const eval_args *a)
 		rc = cli_fail("%s", fv_errmsg());
 	if (rc == CLI_OK)
 		rc = write_outputs(r, a);
-	/* the outputs say which neurons; the exit status says the model is broken */
-	const fv_eval_summary *sum = rc == CLI_OK ? fv_eval_get_summary(r) : NULL;
-	if (sum != NULL && sum->n_neurons_nonfinite > 0)
-		rc = cli_fail("%s: the predictions of %lld of the %lld neurons are not finite (NaN "
-		              "weights in the checkpoint?); see 'Neurons with an undefined correlation' "
-		              "above", a->checkpoint, (long long)sum->n_neurons_nonfinite,
-		              (long long)sum->n_neurons_total);
+	if (rc == CLI_OK)
+		rc = nonfinite_status(r, a->checkpoint);
 	fv_eval_result_free(r);
 	fv_data_close(d);
 	fv_module_free(model);
@@ -266,7 +285,8 @@ static int config_evaluate(config_run *r)
 	fv_eval_options o = {.split = r->ec.data_split, .var_ratio_cutoff = r->ec.var_ratio_cutoff,
 	                     .model_path = r->ec.model_path, .model_tag = r->ec.model_tag,
 	                     .exp_name = exp ? fv_node_text(exp) : NULL,
-	                     .keep_responses = r->ec.add_responses_to_model_results};
+	                     .keep_responses = r->ec.add_responses_to_model_results,
+	                     .species = species_of(root)};
 	if (fv_evaluate(r->model, r->data, &o, &r->result) != FV_OK)
 		return cli_fail("%s", fv_errmsg());
 	if (r->ec.compute_dataset_statistics) {
@@ -276,7 +296,8 @@ static int config_evaluate(config_run *r)
 			return cli_fail("%s", fv_errmsg());
 		fv_eval_set_dataset_stats(r->result, &st);
 	}
-	return config_outputs(r);
+	int rc = config_outputs(r);
+	return rc == CLI_OK ? nonfinite_status(r->result, r->ec.model_path) : rc;
 }
 
 static int evaluate_from_config(fv_registry *reg, const eval_args *a)
