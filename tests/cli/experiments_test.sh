@@ -82,6 +82,14 @@ PY
 	refute out "Dataset Statistics"
 	grep -q '"species": "mouse"' "$tmp/v.json" || fail "species from data_io.responses.specie"
 	grep -q '"unique_test_frames": {}' "$tmp/v.json" || fail "no statistics: {} as openretina"
+	# the training split: its whole chunks in order, one row per neuron
+	run 0 "$fovea" eval -cp "$tmp/cfg" -cn hdf5_core_readout +evaluation=default \
+		paths.data_dir="$tmp/d" evaluation.model_path="$tmp/run/best.safetensors" \
+		evaluation.data_split=train evaluation.compute_dataset_statistics=false \
+		evaluation.model_results_path="$tmp/t.csv"
+	expect out "Data split: train"
+	[ "$(grep -c ',train,' "$tmp/t.csv")" -eq "$(($(wc -l <"$tmp/e.csv") - 1))" ] ||
+		fail "the train split has not one row per neuron"
 	run 1 "$fovea" eval -cp "$tmp/cfg" -cn hdf5_core_readout +evaluation=default \
 		paths.data_dir="$tmp/d" evaluation.model_path="$tmp/run/best.safetensors"
 	expect err "data_split 'test': no such dataloader (there are: train, validation, random_noise_2, random_noise_3)"
