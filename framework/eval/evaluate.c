@@ -26,7 +26,12 @@ struct fv_eval_result {
 	int64_t max_trials;
 	fv_eval_summary summary;
 	double var_ratio_cutoff;
-	char *model_path, *model_tag, *exp_name, *data_split;
+	char *model_path, *model_tag, *exp_name, *data_split, *species;
+	fv_dataset_stats stats; /* all zero unless attached */
+	bool keep_responses;
+	const char **info_cols; /* interned session_info keys */
+	size_t n_info_cols, cap_info_cols;
+	const fv_data_info *data_info; /* while evaluating */
 };
 
 /* One (session, stimulus) pair aligned to the model: rows of (T, N). */
@@ -79,7 +84,10 @@ void fv_eval_result_free(fv_eval_result *r)
 	for (size_t i = 0; i < r->n; i++) {
 		free(r->neurons[i].corr_by_trial);
 		free(r->neurons[i].mse_by_trial);
+		free(r->neurons[i].response);
+		free(r->neurons[i].info);
 	}
+	free(r->info_cols);
 	for (size_t i = 0; i < r->n_names; i++)
 		free(r->names[i]);
 	free(r->names);
@@ -89,7 +97,16 @@ void fv_eval_result_free(fv_eval_result *r)
 	free(r->model_tag);
 	free(r->exp_name);
 	free(r->data_split);
+	free(r->species);
+	fv_dataset_stats_free(&r->stats);
 	free(r);
+}
+
+void fv_eval_set_dataset_stats(fv_eval_result *r, fv_dataset_stats *s)
+{
+	fv_dataset_stats_free(&r->stats);
+	r->stats = *s;
+	memset(s, 0, sizeof *s);
 }
 
 size_t fv_eval_n_neurons(const fv_eval_result *r)
@@ -105,6 +122,65 @@ const fv_eval_neuron *fv_eval_neuron_at(const fv_eval_result *r, size_t i)
 const fv_eval_summary *fv_eval_get_summary(const fv_eval_result *r)
 {
 	return &r->summary;
+}
+
+size_t fv_eval_n_info_columns(const fv_eval_result *r)
+{
+	return r->n_info_cols;
+}
+
+const char *fv_eval_info_column(const fv_eval_result *r, size_t k)
+{
+	return k < r->n_info_cols ? r->info_cols[k] : NULL;
+}
+
+/* The column of a session_info key, added on first use; -1 out of memory. */
+static int64_t info_column(fv_eval_result *r, const char *key)
+{
+	const char *name = intern(r, key);
+	if (name == NULL)
+		return -1;
+	for (size_t k = 0; k < r->n_info_cols; k++)
+		if (r->info_cols[k] == name)
+			return (int64_t)k;
+	if (!grow((void **)&r->info_cols, &r->cap_info_cols, r->n_info_cols, sizeof *r->info_cols))
+		return -1;
+	r->info_cols[r->n_info_cols] = name;
+	return (int64_t)r->n_info_cols++;
+}
+
+/* openretina's per-neuron and scalar session_kwargs of neuron j: arrays of
+** one value per neuron give the neuron's, single values are repeated, and
+** arrays of other lengths are left out (openretina writes their Python
+** repr; fovea keeps numeric columns). */
+static fv_status add_info(fv_eval_result *r, const char *session, int64_t n, int64_t j,
+                          fv_eval_neuron *e)
+{
+	const fv_data_info *di = r->data_info;
+	size_t s = 0;
+	while (di != NULL && s < di->n_sessions && strcmp(di->sessions[s], session) != 0)
+		s++;
+	if (di == NULL || s == di->n_sessions || di->n_session_info == NULL)
+		return FV_OK;
+	for (size_t k = 0; k < di->n_session_info[s]; k++) {
+		const fv_tensor *v = di->session_info[s][k];
+		if (v->numel != n && v->numel != 1)
+			continue;
+		int64_t col = info_column(r, di->session_info_names[s][k]);
+		if (col < 0)
+			return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
+		if ((size_t)col >= e->n_info) {
+			double *grown = fv__realloc(e->info, ((size_t)col + 1) * sizeof *grown);
+			if (grown == NULL)
+				return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
+			for (size_t i = e->n_info; i <= (size_t)col; i++)
+				grown[i] = NAN;
+			e->info = grown;
+			e->n_info = (size_t)col + 1;
+		}
+		e->info[col] = v->data[v->numel == 1 ? 0 : j];
+	}
+	return FV_OK;
 }
 
 /* ---- running the model -------------------------------------------------------------- */
@@ -309,11 +385,11 @@ static void compute_columns(const aligned *a, columns *c)
 	}
 }
 
-static fv_status add_neurons(fv_eval_result *res, const fv_movie_set *set, const aligned *a,
-                             const columns *c)
+static fv_status add_neurons(fv_eval_result *res, const fv_movie_set *set, const char *split_name,
+                             const aligned *a, const columns *c)
 {
 	const char *session = intern(res, set->session);
-	const char *split = intern(res, set->stimulus ? set->stimulus : "test");
+	const char *split = intern(res, split_name);
 	if (session == NULL || split == NULL)
 		return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
 	for (int64_t j = 0; j < a->n; j++) {
@@ -334,6 +410,14 @@ static fv_status add_neurons(fv_eval_result *res, const fv_movie_set *set, const
 			e->corr_by_trial[r] = c->trial_corr[r * a->n + j];
 			e->mse_by_trial[r] = c->trial_mse[r * a->n + j];
 		}
+		if (res->keep_responses && (e->response = fv__malloc((size_t)a->rows * sizeof(double) + 1)) == NULL)
+			return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
+		for (int64_t i = 0; res->keep_responses && i < a->rows; i++)
+			e->response[i] = a->pred[i * a->n + j];
+		e->n_frames = res->keep_responses ? a->rows : 0;
+		fv_status rc = add_info(res, set->session, a->n, j, e);
+		if (rc != FV_OK)
+			return rc;
 	}
 	if (!grow((void **)&res->trials_per_set, &res->cap_sets, res->n_sets,
 	          sizeof *res->trials_per_set))
@@ -345,7 +429,7 @@ static fv_status add_neurons(fv_eval_result *res, const fv_movie_set *set, const
 }
 
 static fv_status evaluate_set(fv_module *model, fv_ctx *ctx, const fv_movie_set *set,
-                              int64_t *lag, fv_eval_result *res)
+                              const char *split, int64_t *lag, fv_eval_result *res)
 {
 	aligned a = {0};
 	columns c = {0};
@@ -356,7 +440,7 @@ static fv_status evaluate_set(fv_module *model, fv_ctx *ctx, const fv_movie_set 
 		rc = columns_alloc(&c, a.n, a.r);
 	if (rc == FV_OK) {
 		compute_columns(&a, &c);
-		rc = add_neurons(res, set, &a, &c);
+		rc = add_neurons(res, set, split, &a, &c);
 	}
 	columns_free(&c);
 	aligned_free(&a);
@@ -465,11 +549,70 @@ static void summarise(fv_eval_result *r, int64_t lag, size_t n_sessions)
 
 /* ---- the driver ------------------------------------------------------------------------------ */
 
-/* The test stimulus names to evaluate, sorted and unique. */
+static bool is_fit_split(const char *split)
+{
+	return split != NULL && (strcmp(split, "train") == 0 || strcmp(split, "validation") == 0);
+}
+
+/* One session's set of a split: openretina's dataloader keys are "train",
+** "validation" and the test stimulus names. */
+static const fv_movie_set *split_set(fv_data *d, size_t session, const char *split)
+{
+	if (strcmp(split, "train") == 0)
+		return fv_data_train(d, session);
+	if (strcmp(split, "validation") == 0)
+		return fv_data_validation(d, session);
+	return fv_data_test_named(d, session, split);
+}
+
+/* The samples of a set that lie within its movie and responses: the
+** training chunks of openretina's MovieDataSet, which leaves out the frames
+** after the last whole chunk (other splits have only whole samples). */
+static fv_movie_set whole_chunks(const fv_movie_set *set)
+{
+	fv_movie_set v = *set;
+	int64_t frames = set->movie->shape[1], resp = set->responses->shape[0];
+	while (v.n_samples > 0 && (set->start_indices[v.n_samples - 1] + set->chunk_size > frames ||
+	                           set->start_indices[v.n_samples - 1] + set->chunk_size > resp))
+		v.n_samples--;
+	return v;
+}
+
+/* The error of a split no dataloader has, listing those there are. */
+static fv_status collect_splits(fv_data *d, const char *only, char ***out, size_t *n_out);
+
+static fv_status no_such_split(fv_data *d, const char *only)
+{
+	fv__text t = {0};
+	fv__text_printf(&t, "train, validation");
+	char **names = NULL;
+	size_t n = 0;
+	if (collect_splits(d, NULL, &names, &n) == FV_OK)
+		for (size_t i = 0; i < n; i++)
+			fv__text_printf(&t, ", %s", names[i]);
+	free(names);
+	char *list = fv__text_take(&t, "the split names");
+	fv_status rc = fv_error(FV_ERR_NOTFOUND, "data_split '%s': no such dataloader (there are: %s)",
+	                        only, list ? list : "?");
+	free(list);
+	return rc;
+}
+
+/* The splits to evaluate: train or validation alone, or test stimulus
+** names, sorted and unique. */
 static fv_status collect_splits(fv_data *d, const char *only, char ***out, size_t *n_out)
 {
 	size_t n = 0, cap = 0;
 	char **names = NULL;
+	if (is_fit_split(only)) {
+		names = fv__malloc(sizeof *names);
+		if (names == NULL)
+			return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
+		names[0] = (char *)only;
+		*out = names;
+		*n_out = 1;
+		return FV_OK;
+	}
 	for (size_t s = 0; s < fv_data_n_sessions(d); s++)
 		for (size_t i = 0; i < fv_data_n_test(d, s); i++) {
 			const char *name = fv_data_test(d, s, i)->stimulus;
@@ -487,8 +630,7 @@ static fv_status collect_splits(fv_data *d, const char *only, char ***out, size_
 	if (n == 0) {
 		free(names);
 		if (only != NULL)
-			return fv_error(FV_ERR_NOTFOUND,
-			                "no session has responses to the test stimulus '%s'", only);
+			return no_such_split(d, only);
 		return fv_error(FV_ERR_NOTFOUND, "the data set has no test stimuli (data_io.test_names)");
 	}
 	for (size_t i = 1; i < n; i++) /* insertion sort: few names */
@@ -514,10 +656,14 @@ static fv_status init_result(fv_eval_result *r, const fv_eval_options *o, char *
                              size_t n_splits)
 {
 	r->var_ratio_cutoff = o->var_ratio_cutoff;
+	r->keep_responses = o->keep_responses;
+	r->data_info = NULL;
 	r->model_path = fv__strdup(o->model_path ? o->model_path : "");
 	r->model_tag = fv__strdup(o->model_tag ? o->model_tag : o->model_path ? o->model_path : "");
 	r->exp_name = fv__strdup(o->exp_name ? o->exp_name : "unknown");
 	r->data_split = join_names(splits, n_splits);
+	if (o->species != NULL && (r->species = fv__strdup(o->species)) == NULL)
+		return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
 	if (!r->model_path || !r->model_tag || !r->exp_name || !r->data_split)
 		return fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
 	return FV_OK;
@@ -538,6 +684,8 @@ fv_status fv_evaluate(fv_module *model, fv_data *data, const fv_eval_options *o,
 		rc = fv_error(FV_ERR_NOMEM, "evaluation: out of memory");
 	if (rc == FV_OK)
 		rc = init_result(r, o, splits, n_splits);
+	if (r != NULL)
+		r->data_info = fv_data_get_info(data);
 	bool was_training = fv_module_training(model);
 	fv_module_set_training(model, false);
 	if (ctx != NULL)
@@ -547,15 +695,18 @@ fv_status fv_evaluate(fv_module *model, fv_data *data, const fv_eval_options *o,
 	for (size_t s = 0; rc == FV_OK && s < fv_data_n_sessions(data); s++) {
 		bool any = false;
 		for (size_t k = 0; rc == FV_OK && k < n_splits; k++) {
-			const fv_movie_set *set = fv_data_test_named(data, s, splits[k]);
+			const fv_movie_set *set = split_set(data, s, splits[k]);
 			if (set != NULL) {
-				rc = evaluate_set(model, ctx, set, &lag, r);
+				fv_movie_set whole = strcmp(splits[k], "train") == 0 ? whole_chunks(set) : *set;
+				rc = evaluate_set(model, ctx, &whole, splits[k], &lag, r);
 				any = true;
 			}
 		}
 		n_sessions += any;
 	}
 	fv_module_set_training(model, was_training);
+	if (r != NULL)
+		r->data_info = NULL; /* owned by the data set, which may close first */
 	fv_ctx_free(ctx);
 	free(splits);
 	if (rc != FV_OK) {
@@ -647,6 +798,75 @@ static void csv_value(fv__text *t, double v)
 		fv__text_printf(t, ",%.9g", v);
 }
 
+/* A double as Python's repr writes it: the fewest digits that read back
+** the same value, positional for exponents -4 to 15, with ".0" on whole
+** numbers ("100.0", "0.30000001192092896", "1e-05", "1.5e+16"). */
+static void py_repr(fv__text *t, double v)
+{
+	if (!isfinite(v)) {
+		fv__text_printf(t, "%s", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+		return;
+	}
+	char e[40];
+	for (int p = 1; p <= 17; p++) {
+		snprintf(e, sizeof e, "%.*e", p - 1, v);
+		if (strtod(e, NULL) == v)
+			break;
+	}
+	/* e is [-]D[.DDD]e(+|-)XX: split it into sign, digits and exponent */
+	char digits[24];
+	int nd = 0, exp = atoi(strchr(e, 'e') + 1);
+	bool neg = e[0] == '-';
+	for (const char *c = e + neg; *c != 'e'; c++)
+		if (*c != '.')
+			digits[nd++] = *c;
+	while (nd > 1 && digits[nd - 1] == '0')
+		nd--;
+	digits[nd] = '\0';
+	if (exp < -4 || exp >= 16) {
+		fv__text_printf(t, "%s%c%s%se%c%02d", neg ? "-" : "", digits[0], nd > 1 ? "." : "",
+		                digits + 1, exp < 0 ? '-' : '+', exp < 0 ? -exp : exp);
+	} else if (exp < 0) {
+		fv__text_printf(t, "%s0.", neg ? "-" : "");
+		for (int i = 1; i < -exp; i++)
+			fv__text_printf(t, "0");
+		fv__text_printf(t, "%s", digits);
+	} else {
+		int whole = exp + 1;
+		fv__text_printf(t, "%s%.*s", neg ? "-" : "", nd < whole ? nd : whole, digits);
+		for (int i = nd; i < whole; i++)
+			fv__text_printf(t, "0");
+		fv__text_printf(t, ".%s", nd > whole ? digits + whole : "0");
+	}
+}
+
+/* A session_info value: fovea keeps them as float32, so a whole number is
+** written as the integer it most likely was (cell types, indices), others
+** as Python writes a float. */
+static void csv_info(fv__text *t, double v)
+{
+	if (isnan(v))
+		fv__text_printf(t, ",");
+	else if (v == floor(v) && fabs(v) < 1e15)
+		fv__text_printf(t, ",%lld", (long long)v);
+	else {
+		fv__text_printf(t, ",");
+		py_repr(t, v);
+	}
+}
+
+/* A list cell as pandas writes a Python list: "[a, b, ...]", quoted. */
+static void csv_list(fv__text *t, const double *v, int64_t n)
+{
+	fv__text_printf(t, ",\"[");
+	for (int64_t i = 0; i < n; i++) {
+		if (i > 0)
+			fv__text_printf(t, ", ");
+		py_repr(t, v[i]);
+	}
+	fv__text_printf(t, "]\"");
+}
+
 fv_status fv_eval_write_csv(const fv_eval_result *r, const char *path)
 {
 	fv__text t = {0};
@@ -654,7 +874,9 @@ fv_status fv_eval_write_csv(const fv_eval_result *r, const char *path)
 	                    "corr_to_average,mse_to_average,feve,jackknife,var_ratio,corr_ceiling");
 	for (int64_t i = 0; i < r->max_trials; i++)
 		fv__text_printf(&t, ",corr_%lld,mse_%lld", (long long)i, (long long)i);
-	fv__text_printf(&t, "\n");
+	for (size_t k = 0; k < r->n_info_cols; k++)
+		fv__text_printf(&t, ",%s", r->info_cols[k]);
+	fv__text_printf(&t, "%s\n", r->keep_responses ? ",model_response" : "");
 	for (size_t j = 0; j < r->n; j++) {
 		const fv_eval_neuron *e = &r->neurons[j];
 		fv__text_printf(&t, "%zu,%s,%lld,%s", j, e->session, (long long)e->index, e->split);
@@ -669,6 +891,10 @@ fv_status fv_eval_write_csv(const fv_eval_result *r, const char *path)
 			csv_value(&t, i < e->n_trials ? e->corr_by_trial[i] : NAN);
 			csv_value(&t, i < e->n_trials ? e->mse_by_trial[i] : NAN);
 		}
+		for (size_t k = 0; k < r->n_info_cols; k++)
+			csv_info(&t, k < e->n_info ? e->info[k] : NAN);
+		if (r->keep_responses)
+			csv_list(&t, e->response, e->n_frames);
 		fv__text_printf(&t, "\n");
 	}
 	char *s = fv__text_take(&t, path);
@@ -681,18 +907,52 @@ fv_status fv_eval_write_csv(const fv_eval_result *r, const char *path)
 	return rc;
 }
 
+/* {"NAME": count, ...} of the test stimuli. */
+static json_t *per_test(const fv_dataset_stats *st, const int64_t *v)
+{
+	json_t *o = json_object();
+	for (size_t i = 0; o != NULL && i < st->n_test; i++)
+		if (json_object_set_new(o, st->test_names[i], json_integer(v[i])) != 0) {
+			json_decref(o);
+			o = NULL;
+		}
+	return o;
+}
+
+/* EvaluationSummary's dataset fields (all 0 and {} without statistics).
+** openretina's n_sessions comes from DatasetStatistics too: with them it
+** replaces the count of evaluated sessions. */
+static int add_stats_json(json_t *summary, const fv_dataset_stats *st)
+{
+	if (st->n_sessions > 0 &&
+	    json_object_set_new(summary, "n_sessions", json_integer(st->n_sessions)) != 0)
+		return 1;
+	json_t *f = per_test(st, st->unique_test_frames), *t = per_test(st, st->unique_test_transitions);
+	json_t *add = json_pack("{s:I, s:I, s:I, s:o*, s:I, s:I, s:o*}",
+	                        "unique_train_frames", (json_int_t)st->unique_train_frames,
+	                        "unique_val_frames", (json_int_t)st->unique_val_frames,
+	                        "unique_train_val_frames", (json_int_t)st->unique_train_val_frames,
+	                        "unique_test_frames", f,
+	                        "unique_train_transitions", (json_int_t)st->unique_train_transitions,
+	                        "unique_val_transitions", (json_int_t)st->unique_val_transitions,
+	                        "unique_test_transitions", t);
+	int rc = add == NULL || f == NULL || t == NULL || json_object_update(summary, add) != 0;
+	json_decref(add);
+	return rc;
+}
+
 /* openretina's EvaluationSummary.save_json, field for field, plus
 ** corr_ceiling_mean; a mean over no neurons is NaN and written as null. */
 fv_status fv_eval_write_summary(const fv_eval_result *r, const char *path)
 {
 	const fv_eval_summary *s = &r->summary;
 	json_t *summary = json_pack(
-		"{s:s, s:s, s:s, s:n, s:s, s:I, s:I, s:I, s:o, s:I, s:I, s:o, s:b,"
+		"{s:s, s:s, s:s, s:s?, s:s, s:I, s:I, s:I, s:o, s:I, s:I, s:o, s:b,"
 		" s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o}",
 		"model_path", r->model_path,
 		"model_tag", r->model_tag,
 		"exp_name", r->exp_name,
-		"species",
+		"species", r->species,
 		"data_split", s->data_split,
 		"temporal_lag", (json_int_t)s->temporal_lag,
 		"n_test_repeats_min", (json_int_t)s->n_test_repeats_min,
@@ -714,6 +974,10 @@ fv_status fv_eval_write_summary(const fv_eval_result *r, const char *path)
 		"jackknife_mean", fv__json_number(s->jackknife_mean),
 		"n_sessions", (json_int_t)s->n_sessions,
 		"corr_ceiling_mean", fv__json_number(s->corr_ceiling_mean));
+	if (summary != NULL && add_stats_json(summary, &r->stats) != 0) {
+		json_decref(summary);
+		summary = NULL;
+	}
 	json_t *count = json_integer(s->n_neurons_nonfinite + s->n_neurons_constant);
 	json_t *by_session = undefined_json(r);
 	if (summary != NULL &&
@@ -743,6 +1007,47 @@ static void rule(FILE *out, char c)
 	fputc('\n', out);
 }
 
+/* A count with thousands separators, as Python's {:,} writes it. */
+static const char *grouped(int64_t v, char buf[32])
+{
+	char digits[24];
+	int n = snprintf(digits, sizeof digits, "%lld", (long long)(v < 0 ? -v : v)), k = 0;
+	if (v < 0)
+		buf[k++] = '-';
+	for (int i = 0; i < n; i++) {
+		if (i > 0 && (n - i) % 3 == 0)
+			buf[k++] = ',';
+		buf[k++] = digits[i];
+	}
+	buf[k] = '\0';
+	return buf;
+}
+
+/* print_report's dataset section, shown when statistics were computed. */
+static void print_stats(const fv_dataset_stats *st, FILE *out)
+{
+	char a[32], b[32];
+	if (st->n_sessions == 0 && st->unique_train_val_frames == 0 && st->n_test == 0)
+		return;
+	rule(out, '-');
+	fprintf(out, "Dataset Statistics (unique frames/frame transitions across sessions, from "
+	        "dataloaders):\n  Sessions: %lld\n", (long long)st->n_sessions);
+	if (st->unique_train_frames > 0 && st->unique_val_frames > 0) {
+		fprintf(out, "  Training frames: %s\n", grouped(st->unique_train_frames, a));
+		fprintf(out, "  Training pairwise frame transitions: %s\n",
+		        grouped(st->unique_train_transitions, a));
+		fprintf(out, "  Validation frames: %s\n", grouped(st->unique_val_frames, a));
+		fprintf(out, "  Validation pairwise frame transitions: %s\n",
+		        grouped(st->unique_val_transitions, a));
+	} else {
+		fprintf(out, "  Training + validation frames: %s\n",
+		        grouped(st->unique_train_val_frames, a));
+	}
+	for (size_t i = 0; i < st->n_test; i++)
+		fprintf(out, "  Test frames (%s): %s (%s transitions)\n", st->test_names[i],
+		        grouped(st->unique_test_frames[i], a), grouped(st->unique_test_transitions[i], b));
+}
+
 void fv_eval_print_report(const fv_eval_result *r, FILE *out)
 {
 	const fv_eval_summary *s = &r->summary;
@@ -751,6 +1056,7 @@ void fv_eval_print_report(const fv_eval_result *r, FILE *out)
 	rule(out, '=');
 	fprintf(out, "Model path: %s\nData split: %s\nTemporal lag: %lld\n", r->model_path,
 	        s->data_split, (long long)s->temporal_lag);
+	print_stats(&r->stats, out);
 	rule(out, '-');
 	/* several test stimuli at once (fovea's default split): a neuron
 	** counts once per stimulus, as openretina run once per split would */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "fovea/metrics.h"
+#include "base/base_internal.h"
 
 #define CORR_EPS 1e-8     /* correlation_numpy's eps */
 #define VAR_EPS 1e-9      /* explainable_vs_total_var's eps */
@@ -178,4 +179,34 @@ void fv_metric_corr_ceiling(int64_t r, int64_t t, int64_t n, const double *trial
 		double ev = fmax(total - noise, VAR_EPS);
 		out[j] = sqrt(ev / (ev + noise / (double)r));
 	}
+}
+
+/* global_mean_oracle: each neuron against the mean over neurons at the same
+** (frame, trial), as one series of r * t pairs.  The pairs' order does not
+** change a correlation, so the (R, T, N) layout is used as it is. */
+void fv_metric_global_mean_oracle(int64_t r, int64_t t, int64_t n, const double *trials,
+                                  double *out)
+{
+	int64_t m = r * t;
+	double *mean = fv__malloc((size_t)m * sizeof *mean + 1);
+	if (mean == NULL) {
+		for (int64_t j = 0; j < n; j++)
+			out[j] = NAN;
+		return;
+	}
+	for (int64_t k = 0; k < m; k++) {
+		double s = 0;
+		for (int64_t j = 0; j < n; j++)
+			s += trials[k * n + j];
+		mean[k] = s / (double)n;
+	}
+	for (int64_t j = 0; j < n; j++) {
+		double mx, sx, mo, so, cov = 0;
+		column_moments(m, n, trials, j, &mx, &sx);
+		column_moments(m, 1, mean, 0, &mo, &so);
+		for (int64_t k = 0; k < m; k++)
+			cov += (trials[k * n + j] - mx) / (sx + CORR_EPS) * ((mean[k] - mo) / (so + CORR_EPS));
+		out[j] = cov / (double)m;
+	}
+	free(mean);
 }

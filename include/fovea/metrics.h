@@ -62,6 +62,11 @@ FV_API void fv_metric_feve(int64_t r, int64_t t, int64_t n, const double *trials
 /* oracle_corr_jackknife of trials (R, T, N). */
 FV_API void fv_metric_jackknife(int64_t r, int64_t t, int64_t n, const double *trials,
                                 double *out);
+/* global_mean_oracle of responses (R, T, N) (R = 1 for (T, N)): per neuron,
+** the correlation over all (trial, frame) pairs with the mean over neurons
+** of the same pair.  NaN for every neuron when out of memory. */
+FV_API void fv_metric_global_mean_oracle(int64_t r, int64_t t, int64_t n, const double *trials,
+                                         double *out);
 /* The correlation ceiling of the trial average (see above). */
 FV_API void fv_metric_corr_ceiling(int64_t r, int64_t t, int64_t n, const double *trials,
                                    double *out);
@@ -69,11 +74,14 @@ FV_API void fv_metric_corr_ceiling(int64_t r, int64_t t, int64_t n, const double
 /* ---- evaluating a model ----------------------------------------------------------- */
 
 typedef struct fv_eval_options {
-	const char *split;        /* one test stimulus name; NULL: every one */
+	const char *split;        /* train, validation or one test stimulus name;
+	                             NULL: every test stimulus */
 	double var_ratio_cutoff;  /* openretina's default 0.15 */
 	const char *model_path;   /* for the summary */
 	const char *model_tag;    /* NULL: model_path */
 	const char *exp_name;     /* NULL: "unknown" */
+	bool keep_responses;      /* keep each neuron's prediction (model_response) */
+	const char *species;      /* NULL: none (null in the summary) */
 } fv_eval_options;
 
 /* A correlation is undefined where a series has no variance or is not
@@ -96,6 +104,13 @@ typedef struct fv_eval_neuron {
 	double *corr_by_trial;    /* n_trials values, or NULL */
 	double *mse_by_trial;
 	fv_eval_undefined undefined; /* whether corr is defined, and why not */
+	double *response;         /* keep_responses: the n_frames aligned predictions */
+	int64_t n_frames;
+	/* The session's session_info values of this neuron, as openretina adds
+	** session_kwargs to each row: info[k] belongs to the column
+	** fv_eval_info_column(k); NaN (or k >= n_info) where the session lacks it. */
+	double *info;
+	size_t n_info;
 } fv_eval_neuron;
 
 typedef struct fv_eval_summary {
@@ -116,14 +131,59 @@ typedef struct fv_eval_summary {
 
 typedef struct fv_eval_result fv_eval_result;
 
+/* ---- openretina's evaluation config (configs/evaluation/default.yaml) ------------ */
+
+typedef struct fv_eval_config {
+	const char *model_path;           /* required: the checkpoint */
+	const char *model_tag;            /* null: model_path */
+	const char *data_split;           /* train, validation, test or a test stimulus name */
+	bool add_responses_to_model_results; /* a model_response column in the CSV */
+	const char *model_results_path;   /* the per-neuron CSV; null: not written */
+	const char *summary_results_path; /* the summary JSON; null: not written */
+	double var_ratio_cutoff;
+	bool compute_dataset_statistics;  /* unique frames and transitions per split */
+} fv_eval_config;
+
+/* The option table of the `evaluation` node (`fovea describe Evaluation`). */
+FV_API const fv_option *fv_eval_config_options(void);
+/* Parse the `evaluation` node of a composed config; errors name the key.
+** The strings belong to the config. */
+FV_API fv_status fv_eval_config_parse(const fv_config_node *evaluation, fv_eval_config *out);
+
+/* ---- dataset statistics (openretina's DatasetStatistics) -------------------------
+** Unique frames and consecutive-frame transitions the dataloaders show, a
+** frame known by its fingerprint (mean, std with ddof 1, first, last and
+** an off-centre pixel: channel 0, row H/2, column W/3) as openretina's
+** compute_dataloader_statistics counts them: the training batches over
+** `train_passes` epochs (openretina: 10, for the random shifts), the
+** validation and each test stimulus's batches once. */
+typedef struct fv_dataset_stats {
+	int64_t unique_train_frames, unique_val_frames, unique_train_val_frames;
+	int64_t unique_train_transitions, unique_val_transitions;
+	size_t n_test;
+	char **test_names;                 /* sorted */
+	int64_t *unique_test_frames, *unique_test_transitions;
+	int64_t n_sessions;
+} fv_dataset_stats;
+
+FV_API fv_status fv_dataset_statistics(fv_data *d, uint64_t seed, int train_passes,
+                                       fv_dataset_stats *out);
+FV_API void fv_dataset_stats_free(fv_dataset_stats *s);
+
 /* Run `model` (in eval mode, without grad) on the test stimuli of `data`
 ** and compute every metric.  Errors name the session and stimulus. */
 FV_API fv_status fv_evaluate(fv_module *model, fv_data *data, const fv_eval_options *o,
                              fv_eval_result **out);
 FV_API void fv_eval_result_free(fv_eval_result *r);
+/* Attach dataset statistics to the summary, its JSON and the report (the
+** result takes them over; `s` is left empty). */
+FV_API void fv_eval_set_dataset_stats(fv_eval_result *r, fv_dataset_stats *s);
 FV_API size_t fv_eval_n_neurons(const fv_eval_result *r);
 FV_API const fv_eval_neuron *fv_eval_neuron_at(const fv_eval_result *r, size_t i);
 FV_API const fv_eval_summary *fv_eval_get_summary(const fv_eval_result *r);
+/* The session_info columns of the per-neuron table, in order of first use. */
+FV_API size_t fv_eval_n_info_columns(const fv_eval_result *r);
+FV_API const char *fv_eval_info_column(const fv_eval_result *r, size_t k);
 /* One row per neuron (pandas' to_csv layout: an index column first). */
 FV_API fv_status fv_eval_write_csv(const fv_eval_result *r, const char *path);
 /* EvaluationSummary.save_json's fields plus corr_ceiling_mean and the

@@ -204,7 +204,7 @@ errors)
 	run 1 "$fovea" eval "$tmp/not.safetensors" "$tmp/d"
 	expect err "not.safetensors"
 	run 1 "$fovea" eval "$ck" "$tmp/d" --split nope
-	expect err "no session has responses to the test stimulus 'nope'"
+	expect err "data_split 'nope': no such dataloader (there are: train, validation, test)"
 	make_data "$tmp/three" "${data_args[@]}" --neurons 3,4,5
 	run 1 "$fovea" eval "$ck" "$tmp/three"
 	expect err "session 'session_2' of the data has no readout"

@@ -72,6 +72,20 @@ fv_checkpoint *cli_open_checkpoint(const char *path, const char *model_yaml);
 	"CHECKPOINT is a fovea checkpoint, an openretina .ckpt, or the name of one of\n"         \
 	"openretina's published models (`fovea models`; downloaded when not cached).\n"
 
+/* In cli_config.c: whether s is one of up to three spellings of a flag. */
+bool cli_is_flag(const char *s, const char *a, const char *b, const char *c);
+/* Hydra's --config-dir DIR --config-name NAME: *config becomes DIR/NAME.yaml
+** (in buf), the directory being the config directory of the composition.
+** Usage errors for a directory without a name, or a name and a file. */
+int cli_config_from_name(const cli_cmd *self, const char *dir, const char *name,
+                         const char **config, char *buf, size_t size);
+/* The usage lines of these options. */
+#define CLI_CONFIG_DIR_USAGE                                                                 \
+	"  --config-dir DIR, --config-path DIR, -cd DIR, -cp DIR\n"                          \
+	"                  the config directory (Hydra's; openretina's configs/ as it is)\n"    \
+	"  --config-name NAME, -cn NAME\n"                                                    \
+	"                  the config DIR/NAME.yaml, composed with DIR's groups\n"
+
 /* In cmd_figures.c: the model figures of a checkpoint into `dir` (which
 ** must exist); *n_written gets how many.  Reports errors. */
 int cli_write_model_figures(fv_registry *reg, const char *checkpoint, const char *model_yaml,

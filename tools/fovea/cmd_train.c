@@ -26,32 +26,13 @@ typedef struct train_args {
 	bool quiet;
 } train_args;
 
-static bool is_flag(const char *s, const char *a, const char *b, const char *c)
-{
-	return strcmp(s, a) == 0 || (b != NULL && strcmp(s, b) == 0) ||
-	       (c != NULL && strcmp(s, c) == 0);
-}
+#define is_flag cli_is_flag
 
-/* Hydra's way of naming the config: --config-dir DIR --config-name NAME is
-** DIR/NAME.yaml composed with DIR as the config directory. */
+/* Hydra's way of naming the config (cli_config.c). */
 static int config_from_name(train_args *a)
 {
-	const cli_cmd *self = &cli_cmd_train;
-	if (a->config_name == NULL)
-		return a->config_dir == NULL || a->config != NULL
-		           ? CLI_OK
-		           : cli_usage_error(self, "--config-dir needs --config-name NAME");
-	if (a->config != NULL)
-		return cli_usage_error(self, "give either CONFIG.yaml or --config-name, not both");
-	size_t n = strlen(a->config_name);
-	bool has_ext = n > 5 && strcmp(a->config_name + n - 5, ".yaml") == 0;
-	int len = snprintf(a->config_buf, sizeof a->config_buf, "%s/%s%s",
-	                   a->config_dir ? a->config_dir : ".", a->config_name,
-	                   has_ext ? "" : ".yaml");
-	if (len < 0 || (size_t)len >= sizeof a->config_buf)
-		return cli_usage_error(self, "--config-name: the path is too long");
-	a->config = a->config_buf;
-	return CLI_OK;
+	return cli_config_from_name(&cli_cmd_train, a->config_dir, a->config_name, &a->config,
+	                            a->config_buf, sizeof a->config_buf);
 }
 
 static int parse_args(int argc, char **argv, train_args *a)

@@ -124,3 +124,29 @@ Test(metrics, feve_of_a_nan_prediction_is_nan)
 	fv_metric_feve(2, 2, 1, trials, pred, &f);
 	cr_expect(isnan(f), "feve %g", f);
 }
+
+/* global_mean_oracle, one trial: neuron 0 = 1 2 3, neuron 1 = 3 2 7, their
+** mean 2 2 5 (deviations -1 -1 2, population std sqrt 2).  Neuron 0:
+** deviations -1 0 1, cov (1 + 0 + 2) / 3 = 1, std sqrt(2/3): r =
+** 1 / sqrt(4/3) = sqrt(3)/2.  Neuron 1: deviations -1 -2 3, cov 3, std
+** sqrt(14/3): r = 3 / sqrt(28/3). */
+Test(metrics, global_mean_oracle_one_trial)
+{
+	double x[6] = {1, 3, 2, 2, 3, 7}, r[2];
+	fv_metric_global_mean_oracle(1, 3, 2, x, r);
+	cr_expect_float_eq(r[0], sqrt(3.0) / 2, 1e-7);
+	cr_expect_float_eq(r[1], 3 / sqrt(28.0 / 3), 1e-7);
+}
+
+/* Two trials of two frames and three neurons, openretina's (frames,
+** repeats, neurons) [[[1,5,2],[0,4,4]],[[3,1,1],[2,2,6]]] given here trials
+** first; the expected values are numpy's correlation_numpy of the
+** rearranged arrays, as oracles.py computes them. */
+Test(metrics, global_mean_oracle_trials)
+{
+	double x[12] = {1, 5, 2, 3, 1, 1, 0, 4, 4, 2, 2, 6}, r[3];
+	fv_metric_global_mean_oracle(2, 2, 3, x, r);
+	cr_expect_float_eq(r[0], -0.43835699, 1e-7);
+	cr_expect_float_eq(r[1], 0.35424595, 1e-7);
+	cr_expect_float_eq(r[2], 0.89327458, 1e-7);
+}

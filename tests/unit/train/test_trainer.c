@@ -911,14 +911,14 @@ RUN_TEST(evaluate_a_trained_model)
 	eo.split = "nope";
 	fv_eval_result *none = NULL;
 	cr_expect_eq(fv_evaluate(ev.model, ev.data, &eo, &none), FV_ERR_NOTFOUND);
-	pt_expect_msg("test stimulus 'nope'");
+	pt_expect_msg("data_split 'nope': no such dataloader (there are: train, validation, test)");
 	snprintf(path, sizeof path, "%s/eval.csv", in_tmp("run"));
 	cr_assert_eq(fv_eval_write_csv(r, path), FV_OK, "%s", fv_errmsg());
 	char *csv = read_text(path);
 	cr_expect(strncmp(csv, ",session,neuron_relative_idx,data_split,poisson_loss_to_average,"
 	                       "corr_to_average,mse_to_average,feve,jackknife,var_ratio,corr_ceiling,"
-	                       "corr_0,mse_0,corr_1,mse_1,corr_2,mse_2\n0,session_0,0,test,",
-	                  171) == 0,
+	                       "corr_0,mse_0,corr_1,mse_1,corr_2,mse_2,channel,sign\n0,session_0,0,test,",
+	                  204) == 0,
 	          "%s", csv);
 	cr_expect_eq(count_lines(csv), 8);
 	free(csv);

@@ -152,7 +152,8 @@ class EvalOptions(ctypes.Structure):
     """fv_eval_options (metrics.h)."""
     _fields_ = [("split", ctypes.c_char_p), ("var_ratio_cutoff", ctypes.c_double),
                 ("model_path", ctypes.c_char_p), ("model_tag", ctypes.c_char_p),
-                ("exp_name", ctypes.c_char_p)]
+                ("exp_name", ctypes.c_char_p), ("keep_responses", ctypes.c_bool),
+                ("species", ctypes.c_char_p)]
 
 
 class EvalNeuron(ctypes.Structure):

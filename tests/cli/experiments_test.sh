@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# experiments_test.sh NAME FOVEA SRCDIR: one of the project's configs shaped
+# like openretina's experiment configs (tests/configs/experiments/) composed
+# from a config directory made of configs/ and that folder, trained for one
+# short epoch (two steps) on created data; an experiment whose model fovea
+# cannot build on that data stops with the error naming it.  NAME strict:
+# --strict passes on the hdf5_core_readout shape.  NAME eval: `fovea eval`
+# from the composed directory with the evaluation group.
+set -u
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+name=$1 fovea=$2 srcdir=$3
+
+mkdir -p "$tmp/cfg" && cp -r "$srcdir/configs/." "$tmp/cfg/"
+cp -r "$srcdir/tests/configs/experiments/." "$tmp/cfg/"
+"$fovea" create-data "$tmp/d" --layout openretina --num-colors 2 >/dev/null || fail "create-data"
+short=(paths.data_dir="$tmp/d" paths.output_dir="$tmp/run" trainer.max_epochs=1
+	+trainer.max_steps=2 --threads 1)
+
+# expected error of the experiments fovea cannot train on this data
+case $name in
+goldin_2022_core_readout_hparams_search)
+	want="MultiFactorizedReadout: session 'session_0' (FactorizedReadout): FactorizedReadout: FactorizedReadout: Either init_mask or init_scales must be provided" ;;
+hoefling_2024_core_readout_low_res_lnp)
+	want="model.optimizer: interpolation '\${optimizer}' refers to a missing key" ;;
+sridhar_2025_nm_sc | sridhar_2025_wn_sc)
+	want="unknown option 'n_neurons_dict' for SingleCellSpatialContrast" ;;
+sridhar_2025_nm_sc_multicell | sridhar_2025_wn_sc_multicell)
+	want="data_info.sessions_kwargs.session_0.cell_indices: expected the session's list of cell in" ;;
+vystrcilova_2024_nm_ln | vystrcilova_2024_wn_ln)
+	want="SingleCellSeparatedLNP: input frames are (16, 8) but the forward needs patches of spat_kernel_size (5, 5)" ;;
+*) want="" ;;
+esac
+
+case $name in
+strict)
+	run 0 "$fovea" train -cp "$tmp/cfg" -cn hdf5_core_readout "${short[@]}" \
+		trainer.precision=32-true --strict
+	expect out "trained 1 epochs"
+	refute err "not used"
+	;;
+eval)
+	run 0 "$fovea" train -cp "$tmp/cfg" -cn hdf5_core_readout "${short[@]}"
+	run 0 "$fovea" eval -cp "$tmp/cfg" -cn hdf5_core_readout +evaluation=default \
+		paths.data_dir="$tmp/d" evaluation.model_path="$tmp/run/best.safetensors" \
+		evaluation.data_split=random_noise_2 evaluation.model_results_path="$tmp/e.csv" \
+		evaluation.summary_results_path="$tmp/e.json" \
+		evaluation.add_responses_to_model_results=true
+	expect out "Dataset Statistics (unique frames/frame transitions across sessions, from dataloaders):"
+	expect out "  Sessions: 2"
+	expect out "Test frames (random_noise_2): "
+	expect out "Summary results saved to $tmp/e.json"
+	exists "$tmp/e.csv"
+	head -1 "$tmp/e.csv" | grep -q ',corr_0,mse_0,celltypes,model_response$' ||
+		fail "CSV header: $(head -1 "$tmp/e.csv")"
+	# model_response as pandas writes a list of Python floats: each item is
+	# repr() of itself and a float32 value, the list has the aligned frames
+	/usr/bin/python3 - "$tmp/e.csv" <<'PY' || fail "model_response is not Python's repr"
+import csv, struct, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert len(rows) > 0
+for row in rows:
+    cell = row["model_response"]
+    assert cell[0] == "[" and cell[-1] == "]", cell[:20]
+    items = cell[1:-1].split(", ")
+    assert len(items) > 100, len(items)
+    for it in items:
+        v = float(it)
+        assert repr(v) == it, (it, repr(v))
+        assert struct.unpack("f", struct.pack("f", v))[0] == v, it
+    assert row["celltypes"].lstrip("-").isdigit(), row["celltypes"]
+PY
+	grep -q '"unique_test_frames": {' "$tmp/e.json" || fail "no unique_test_frames in the summary"
+	# the counts: every frame of the created movies differs, so a test
+	# stimulus shows as many unique frames as the sessions see of it
+	grep -q '"data_split": "random_noise_2"' "$tmp/e.json" || fail "data_split"
+	grep -q '"species": null' "$tmp/e.json" || fail "species"
+	run 0 "$fovea" eval -cp "$tmp/cfg" -cn hdf5_core_readout +evaluation=default \
+		paths.data_dir="$tmp/d" evaluation.model_path="$tmp/run/best.safetensors" \
+		evaluation.data_split=validation evaluation.compute_dataset_statistics=false \
+		+data_io.responses.specie=mouse evaluation.summary_results_path="$tmp/v.json"
+	expect out "Data split: validation"
+	refute out "Dataset Statistics"
+	grep -q '"species": "mouse"' "$tmp/v.json" || fail "species from data_io.responses.specie"
+	grep -q '"unique_test_frames": {}' "$tmp/v.json" || fail "no statistics: {} as openretina"
+	# the training split: its whole chunks in order, one row per neuron
+	run 0 "$fovea" eval -cp "$tmp/cfg" -cn hdf5_core_readout +evaluation=default \
+		paths.data_dir="$tmp/d" evaluation.model_path="$tmp/run/best.safetensors" \
+		evaluation.data_split=train evaluation.compute_dataset_statistics=false \
+		evaluation.model_results_path="$tmp/t.csv"
+	expect out "Data split: train"
+	[ "$(grep -c ',train,' "$tmp/t.csv")" -eq "$(($(wc -l <"$tmp/e.csv") - 1))" ] ||
+		fail "the train split has not one row per neuron"
+	run 1 "$fovea" eval -cp "$tmp/cfg" -cn hdf5_core_readout +evaluation=default \
+		paths.data_dir="$tmp/d" evaluation.model_path="$tmp/run/best.safetensors"
+	expect err "data_split 'test': no such dataloader (there are: train, validation, random_noise_2, random_noise_3)"
+	run 1 "$fovea" eval -cp "$tmp/cfg" -cn hdf5_core_readout +evaluation=default \
+		paths.data_dir="$tmp/d"
+	expect err "evaluation.model_path"
+	run 1 "$fovea" eval -cp "$tmp/cfg" -cn hdf5_core_readout paths.data_dir="$tmp/d"
+	expect err "the config has no 'evaluation' node"
+	run 2 "$fovea" eval -cp "$tmp/cfg" -cn hdf5_core_readout --split test
+	expect err "give evaluation.* keys instead"
+	;;
+*)
+	[ -f "$tmp/cfg/$name.yaml" ] || fail "no experiment $name"
+	if [ -z "$want" ]; then
+		run 0 "$fovea" train -cp "$tmp/cfg" -cn "$name" "${short[@]}"
+		expect out "trained 1 epochs"
+		exists "$tmp/run/last.safetensors"
+	else
+		run 1 "$fovea" train -cp "$tmp/cfg" -cn "$name" "${short[@]}"
+		expect err "$want"
+	fi
+	;;
+esac
+finish "experiments_$name"
