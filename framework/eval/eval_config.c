@@ -7,7 +7,8 @@
 
 #include "fovea/metrics.h"
 
-static const fv_option options[] = {
+/* Not static: `fovea describe Evaluation` shows it (train/builtins.c). */
+const fv_option fv__eval_config_options[] = {
 	FV_OPT("model_path", STRING, fv_eval_config, model_path, NULL,
 	       "the checkpoint to evaluate (evaluation.model_path=PATH)", .flags = FV_OPT_REQUIRED),
 	FV_OPT("model_tag", STRING, fv_eval_config, model_tag, "null",
@@ -32,7 +33,7 @@ static const fv_option options[] = {
 
 const fv_option *fv_eval_config_options(void)
 {
-	return options;
+	return fv__eval_config_options;
 }
 
 fv_status fv_eval_config_parse(const fv_config_node *evaluation, fv_eval_config *out)
@@ -42,5 +43,5 @@ fv_status fv_eval_config_parse(const fv_config_node *evaluation, fv_eval_config 
 		return fv_error(FV_ERR_CONFIG, "the config has no 'evaluation' node: add "
 		                "'- evaluation: default' to its defaults (openretina's "
 		                "configs/evaluation/default.yaml) or give +evaluation.model_path=PATH");
-	return fv_options_parse(options, evaluation, out, "evaluation", NULL);
+	return fv_options_parse(fv__eval_config_options, evaluation, out, "evaluation", NULL);
 }

@@ -87,9 +87,19 @@ static const fv_builtin weight_figures = {
 	fv__weight_figures_options,
 };
 
+static const char *const evaluation_names[] = {"Evaluation", "evaluation", NULL};
+
+static const fv_builtin evaluation = {
+	evaluation_names, "evaluation",
+	"openretina eval's settings (the config's `evaluation` node, configs/evaluation/"
+	"default.yaml): which checkpoint and split, which outputs, the variance cutoff",
+	fv__eval_config_options,
+};
+
 static const fv_builtin *const all[] = {
 	&weight_figures,
 	&trainer,
+	&evaluation,
 	&early_stopping,
 	&optimizer_reset,
 	&model_checkpoint,

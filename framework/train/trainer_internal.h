@@ -143,6 +143,8 @@ typedef struct fv__trainer {
 ** the batch limits; the training batches per epoch from the loader's
 ** length (an error for Lightning's refusals). */
 extern const fv_option fv__trainer_options[];
+/* The `evaluation` node's options (eval/eval_config.c). */
+extern const fv_option fv__eval_config_options[];
 fv_status fv__read_trainer(fv__trainer *t, const fv_config_node *root);
 fv_status fv__batch_limit_parse(const fv_config_node *n, const char *name, fv__batch_limit *out);
 int64_t fv__batch_limit_apply(const fv__batch_limit *l, int64_t length);

@@ -26,6 +26,11 @@ describe)
 		expect out "$key"
 	done
 	run 0 "$fovea" describe OptimizerResetCallback
+	run 0 "$fovea" describe Evaluation
+	for key in model_path data_split add_responses_to_model_results model_results_path \
+		summary_results_path var_ratio_cutoff compute_dataset_statistics; do
+		expect out "$key"
+	done
 	;;
 limits)
 	# two training batches an epoch: metrics.csv's step column counts them
