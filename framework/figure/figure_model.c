@@ -404,7 +404,7 @@ static void filter_layout_init(filter_layout *L, const kernel5 *k)
 	L->height = L->top + (double)k->O * L->row_h + 20;
 }
 
-static fv_status draw_filters(const fv_module *model, const kernel5 *k,
+static fv_status draw_filters(const fv_module *model, int64_t layer, const kernel5 *k,
                               const fv_figure_output *out, const char *path)
 {
 	filter_layout L;
@@ -417,7 +417,8 @@ static fv_status draw_filters(const fv_module *model, const kernel5 *k,
 	                                                               "core filters");
 	if (rc == FV_OK) {
 		char title[300];
-		snprintf(title, sizeof title, "Core layer 0 filters: %s", fv__model_name(model));
+		snprintf(title, sizeof title, "Core layer %lld filters: %s", (long long)layer,
+		         fv__model_name(model));
 		fv__fig_text(f, 12, 22, TITLE_FONT, FV__LEFT, ink, true, false, title);
 		fv__fig_text(f, L.left, L.top - 10, LABEL_FONT, FV__LEFT, ink, false, false,
 		             "spatial, peak frame");
@@ -436,11 +437,11 @@ static fv_status draw_filters(const fv_module *model, const kernel5 *k,
 	return rc;
 }
 
-fv_status fv_figure_core_filters_to(const fv_module *model, const fv_figure_output *out,
-                                    const char *path)
+fv_status fv_figure_layer_filters_to(const fv_module *model, int64_t layer,
+                                     const fv_figure_output *out, const char *path)
 {
 	fv_tensor *t = NULL;
-	fv_status rc = fv_module_first_layer_filters(model, &t);
+	fv_status rc = fv_module_layer_filters(model, layer, &t);
 	if (rc != FV_OK)
 		fv_error_prefix("core filters: ");
 	else if (t == NULL || t->ndim != 5)
@@ -449,10 +450,16 @@ fv_status fv_figure_core_filters_to(const fv_module *model, const fv_figure_outp
 	if (rc == FV_OK) {
 		const int64_t *d = t->shape;
 		kernel5 k = {d[0], d[1], d[2], d[3], d[4], t->data};
-		rc = draw_filters(model, &k, out, path);
+		rc = draw_filters(model, layer, &k, out, path);
 	}
 	fv_tensor_free(t);
 	return rc;
+}
+
+fv_status fv_figure_core_filters_to(const fv_module *model, const fv_figure_output *out,
+                                    const char *path)
+{
+	return fv_figure_layer_filters_to(model, 0, out, path);
 }
 
 fv_status fv_figure_core_filters(const fv_module *model, const char *path)
@@ -482,9 +489,17 @@ fv_status fv_figures_write_model_to(const fv_module *model, const fv_data_info *
 	const char *ext = fv_figure_format_ext(out ? out->format : FV_FIGURE_AUTO);
 	snprintf(path, sizeof path, "%s/readout_positions.%s", dir, ext);
 	fv_status rc = count_or_skip(fv_figure_readout_positions_to(model, info, out, path), &n);
-	if (rc == FV_OK) {
-		snprintf(path, sizeof path, "%s/core_filters.%s", dir, ext);
-		rc = count_or_skip(fv_figure_core_filters_to(model, out, path), &n);
+	/* core_filters.EXT, then core_filters_layer1.EXT, ... to the last layer */
+	for (int64_t layer = 0; rc == FV_OK; layer++) {
+		if (layer == 0)
+			snprintf(path, sizeof path, "%s/core_filters.%s", dir, ext);
+		else
+			snprintf(path, sizeof path, "%s/core_filters_layer%lld.%s", dir, (long long)layer,
+			         ext);
+		int before = n;
+		rc = count_or_skip(fv_figure_layer_filters_to(model, layer, out, path), &n);
+		if (n == before)
+			break;
 	}
 	if (n_written != NULL)
 		*n_written = n;

@@ -110,6 +110,17 @@ fv_status fv_module_first_layer_filters(const fv_module *m, fv_tensor **out)
 	                                            : missing_optional(m, "first_layer_filters");
 }
 
+fv_status fv_module_layer_filters(const fv_module *m, int64_t layer, fv_tensor **out)
+{
+	const fv_component *c = fv_module_component(m);
+	*out = NULL;
+	if (FV__HAS_SLOT(c, layer_filters))
+		return c->layer_filters(m, layer, out);
+	if (layer == 0)
+		return fv_module_first_layer_filters(m, out);
+	return missing_optional(m, "layer_filters");
+}
+
 fv_status fv_module_linear_readout(fv_module *m, fv_ctx *ctx, const fv_tensor *x,
                                    fv_linear_readout *out)
 {

@@ -4,17 +4,19 @@
 ** and after every validation (call_on_validation_epoch_end) of an epoch e
 ** with e >= start_epoch and e % every_n_epochs == 0, the model's weights are
 ** drawn into folder_path as openretina's save_weight_visualizations lays
-** them out: FOLDER/weights_core/weights_layer_0/ and
+** them out: FOLDER/weights_core/weights_layer_N/ for every core layer N and
 ** FOLDER/weights_readout/, each file suffixed STAGE_epoch_E.
 **
-** The figures are fovea's own (framework/figure): the first core layer's
-** filters and the readout positions; deeper core layers have no figure
-** there yet.  As in openretina a figure that fails is a warning, never the
-** end of the run; folder_path null skips the callback.
+** The figures are fovea's own (framework/figure): each core layer's
+** filters and the readout positions.  As in openretina a figure that fails
+** is a warning, never the end of the run; folder_path null skips the
+** callback.
 */
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fovea/figure.h"
 #include "train/trainer_internal.h"
@@ -70,22 +72,28 @@ void fv__weight_figures_free(fv__weight_figures *w)
 	free(w->dir);
 }
 
-/* One figure into FOLDER/SUB/NAME_SUFFIX.png; a failure is a warning. */
-static void draw(const fv__trainer *t, const char *sub, const char *name, const char *suffix,
-                 bool readout)
+/* One figure into FOLDER/SUB/NAME_SUFFIX.png: the readout positions, or
+** core layer `layer`'s filters (readout: layer < 0).  A failure is a
+** warning; false when the model has no such figure. */
+static bool draw(const fv__trainer *t, const char *sub, const char *name, const char *suffix,
+                 int64_t layer)
 {
 	char dir[4200], path[4400];
 	snprintf(dir, sizeof dir, "%s/%s", t->wv.dir, sub);
 	snprintf(path, sizeof path, "%s/%s_%s.png", dir, name, suffix);
 	fv_status rc = fv__make_dirs(dir);
 	if (rc == FV_OK)
-		rc = readout ? fv_figure_readout_positions(t->model, t->info, path)
-		             : fv_figure_core_filters(t->model, path);
-	if (rc == FV_ERR_NOTFOUND)
+		rc = layer < 0 ? fv_figure_readout_positions(t->model, t->info, path)
+		               : fv_figure_layer_filters_to(t->model, layer, NULL, path);
+	if (rc == FV_ERR_NOTFOUND) {
 		fv_clear_error(); /* a model without that figure: nothing to draw */
-	else if (rc != FV_OK)
+		rmdir(dir);       /* made for it, still empty (else rmdir leaves it) */
+		return false;
+	}
+	if (rc != FV_OK)
 		fprintf(stderr, "fovea: warning: failed to plot weight visualization at epoch %lld: %s\n",
 		        (long long)t->epochs_done, fv_errmsg());
+	return true;
 }
 
 /* openretina's _call_visualization with state_suffix STAGE_epoch_E. */
@@ -93,8 +101,14 @@ static void visualize(const fv__trainer *t, const char *stage, int64_t epoch)
 {
 	char suffix[64];
 	snprintf(suffix, sizeof suffix, "%s_epoch_%lld", stage, (long long)epoch);
-	draw(t, "weights_core/weights_layer_0", "filters", suffix, false);
-	draw(t, "weights_readout", "readout_positions", suffix, true);
+	/* every core layer, as openretina's core draws each of its layers */
+	for (int64_t layer = 0;; layer++) {
+		char sub[64];
+		snprintf(sub, sizeof sub, "weights_core/weights_layer_%lld", (long long)layer);
+		if (!draw(t, sub, "filters", suffix, layer))
+			break;
+	}
+	draw(t, "weights_readout", "readout_positions", suffix, -1);
 }
 
 void fv__weight_figures_start(const fv__trainer *t)

@@ -113,10 +113,15 @@ FV_API fv_status fv_figure_readout_positions_to(const fv_module *model,
 FV_API fv_status fv_figure_core_filters(const fv_module *model, const char *path);
 FV_API fv_status fv_figure_core_filters_to(const fv_module *model, const fv_figure_output *out,
                                            const char *path);
+/* The same for core layer `layer` (fv_module_layer_filters); FV_ERR_NOTFOUND
+** past the core's last layer. */
+FV_API fv_status fv_figure_layer_filters_to(const fv_module *model, int64_t layer,
+                                            const fv_figure_output *out, const char *path);
 
-/* Both model figures into `dir`: readout_positions.EXT and
-** core_filters.EXT (EXT from out->format; NULL or AUTO: png); a figure
-** the model cannot have (FV_ERR_NOTFOUND) is skipped.  *n_written (may be
+/* The model figures into `dir`: readout_positions.EXT, core_filters.EXT
+** (layer 0) and core_filters_layerN.EXT for every further core layer (EXT
+** from out->format; NULL or AUTO: png); a figure the model cannot have
+** (FV_ERR_NOTFOUND) is skipped.  *n_written (may be
 ** NULL) gets how many were written. */
 FV_API fv_status fv_figures_write_model(const fv_module *model, const fv_data_info *info,
                                         const char *dir, int *n_written);

@@ -19,7 +19,8 @@
 ** ABI history: 1.0 had options parsed into a temporary struct of
 ** options_size and the private state allocated by the plugin; 1.1 added
 ** priv_size and the optional callbacks after it; 1.2 the DATA kind and its
-** data_step() (see data_plugin.h).  1.0 plugins keep working.
+** data_step() (see data_plugin.h); 1.3 layer_filters().  1.0 plugins keep
+** working.
 */
 #ifndef FOVEA_PLUGIN_H
 #define FOVEA_PLUGIN_H
@@ -39,7 +40,7 @@ extern "C" {
 #endif
 
 #define FV_ABI_MAJOR 1
-#define FV_ABI_MINOR 2
+#define FV_ABI_MINOR 3
 
 #define FV_PLUGIN_EXPORT __attribute__((visibility("default")))
 #define FV_PLUGIN_ENTRY_SYMBOL "fv_plugin_entry"
@@ -361,6 +362,13 @@ struct fv_component {
 	** steps are in `in`; *out gets the value it returns, owned by the
 	** caller. */
 	fv_status (*data_step)(fv_module *m, struct fv_data_inputs *in, struct fv_dvalue **out);
+
+	/* ---- ABI 1.3 ---- */
+
+	/* CORE, MODEL: the filters of core layer `layer` (0 is the first), as
+	** first_layer_filters gives layer 0's; FV_ERR_NOTFOUND past the last
+	** layer. */
+	fv_status (*layer_filters)(const fv_module *m, int64_t layer, fv_tensor **out);
 };
 
 typedef struct fv_plugin {
@@ -453,6 +461,9 @@ FV_API void fv_module_after_optimizer_step(fv_module *m);
 FV_API fv_status fv_module_neuron_positions(const fv_module *m, const char *session, int64_t n,
                                             double *row_col, int64_t map_hw[2]);
 FV_API fv_status fv_module_first_layer_filters(const fv_module *m, fv_tensor **out);
+/* Layer `layer`'s filters; a component without layer_filters() gives layer
+** 0 through first_layer_filters() and FV_ERR_NOTFOUND for the others. */
+FV_API fv_status fv_module_layer_filters(const fv_module *m, int64_t layer, fv_tensor **out);
 FV_API fv_status fv_module_linear_readout(fv_module *m, fv_ctx *ctx, const fv_tensor *x,
                                           fv_linear_readout *out);
 

@@ -674,10 +674,18 @@ static fv_tensor *gru_regularizer(fv_module *m, fv_ctx *ctx, const fv_forward_ar
 
 /* ---- figures -------------------------------------------------------------------- */
 
-static fv_status gru_first_layer_filters(const fv_module *m, fv_tensor **out)
+static fv_status gru_layer_filters(const fv_module *m, int64_t layer, fv_tensor **out)
 {
 	const gru_core *g = fv_module_priv(m);
-	return sc_conv_dense_kernel(&g->layers[0].conv, out);
+	if (layer < 0 || layer >= g->n_layers)
+		return fv_error(FV_ERR_NOTFOUND, "%s: no layer %lld (it has %d)", g->name,
+		                (long long)layer, g->n_layers);
+	return sc_conv_dense_kernel(&g->layers[layer].conv, out);
+}
+
+static fv_status gru_first_layer_filters(const fv_module *m, fv_tensor **out)
+{
+	return gru_layer_filters(m, 0, out);
 }
 
 /* ---- descriptors -------------------------------------------------------------- */
@@ -708,6 +716,7 @@ static const fv_component gru_component = {
 	.regularizer = gru_regularizer,
 	.output_shape = gru_output_shape,
 	.first_layer_filters = gru_first_layer_filters,
+	.layer_filters = gru_layer_filters,
 };
 
 static const fv_component conditioned_component = {
@@ -724,6 +733,7 @@ static const fv_component conditioned_component = {
 	.regularizer = gru_regularizer,
 	.output_shape = gru_output_shape,
 	.first_layer_filters = gru_first_layer_filters,
+	.layer_filters = gru_layer_filters,
 };
 
 FV_PLUGIN_DEFINE("cores-gru", &gru_component, &conditioned_component);

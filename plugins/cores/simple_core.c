@@ -552,10 +552,18 @@ static fv_tensor *sc_regularizer(fv_module *m, fv_ctx *ctx, const fv_forward_arg
 
 /* ---- figures -------------------------------------------------------------------- */
 
-static fv_status sc_first_layer_filters(const fv_module *m, fv_tensor **out)
+static fv_status sc_layer_filters(const fv_module *m, int64_t layer, fv_tensor **out)
 {
 	const simple_core *sc = fv_module_priv(m);
-	return sc_conv_dense_kernel(&sc->layers[0].conv, out);
+	if (layer < 0 || layer >= sc->n_layers)
+		return fv_error(FV_ERR_NOTFOUND, NAME ": no layer %lld (it has %d)", (long long)layer,
+		                sc->n_layers);
+	return sc_conv_dense_kernel(&sc->layers[layer].conv, out);
+}
+
+static fv_status sc_first_layer_filters(const fv_module *m, fv_tensor **out)
+{
+	return sc_layer_filters(m, 0, out);
 }
 
 /* ---- descriptor -------------------------------------------------------------- */
@@ -580,6 +588,7 @@ static const fv_component simple_core_component = {
 	.regularizer = sc_regularizer,
 	.output_shape = sc_output_shape,
 	.first_layer_filters = sc_first_layer_filters,
+	.layer_filters = sc_layer_filters,
 };
 
 FV_PLUGIN_DEFINE("cores-simple", &simple_core_component);

@@ -439,6 +439,12 @@ static fv_status cr_first_layer_filters(const fv_module *m, fv_tensor **out)
 	return fv_module_first_layer_filters(cr->core, out);
 }
 
+static fv_status cr_layer_filters(const fv_module *m, int64_t layer, fv_tensor **out)
+{
+	const core_readout *cr = fv_module_priv(m);
+	return fv_module_layer_filters(cr->core, layer, out);
+}
+
 /* ---- descriptor -------------------------------------------------------------------------- */
 
 static const char *const cr_names[] = {
@@ -461,6 +467,7 @@ static const fv_component core_readout_component = {
 	.regularizer = cr_regularizer,
 	.neuron_positions = cr_neuron_positions,
 	.first_layer_filters = cr_first_layer_filters,
+	.layer_filters = cr_layer_filters,
 };
 
 FV_PLUGIN_DEFINE("models-core-readout", &core_readout_component);

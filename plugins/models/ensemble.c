@@ -117,6 +117,12 @@ static fv_status ensemble_first_layer_filters(const fv_module *m, fv_tensor **ou
 	return fv_module_first_layer_filters(e->members[0], out);
 }
 
+static fv_status ensemble_layer_filters(const fv_module *m, int64_t layer, fv_tensor **out)
+{
+	const ensemble *e = fv_module_priv(m);
+	return fv_module_layer_filters(e->members[0], layer, out);
+}
+
 static const char *const ensemble_names[] = {
 	NAME,
 	"openretina.modules.layers.ensemble.EnsembleModel",
@@ -135,6 +141,7 @@ static const fv_component ensemble_component = {
 	.forward = ensemble_forward,
 	.neuron_positions = ensemble_neuron_positions,
 	.first_layer_filters = ensemble_first_layer_filters,
+	.layer_filters = ensemble_layer_filters,
 };
 
 FV_PLUGIN_DEFINE("models-ensemble", &ensemble_component);

@@ -79,6 +79,11 @@ import)
 	cmp -s "$tmp/mei_safetensors/mei_session_3_dorsal1_20201021_4.npy" \
 		"$tmp/mei_ckpt/mei_session_3_dorsal1_20201021_4.npy" || fail "MEIs differ"
 	run 0 "$fovea" figures "$tmp/h.ckpt" --out "$tmp/fig"
+	# readout positions and both core layers' filters
+	expect out "wrote 3 figures"
+	exists "$tmp/fig/core_filters.png"
+	exists "$tmp/fig/core_filters_layer1.png"
+	[ ! -e "$tmp/fig/core_filters_layer2.png" ] || fail "a third core layer drawn"
 	# a single-cell LNP: its arguments must come from --model
 	run 1 "$fovea" import "$data/single_cell_lnp.ckpt" -o "$tmp/lnp.safetensors"
 	expect err "the checkpoint has no hyper_parameters"

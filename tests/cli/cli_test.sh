@@ -23,7 +23,7 @@ case "$case_name" in
 version)
 	run 0 "$fovea" --version
 	expect out "fovea 0.1.0"
-	expect out "plugin ABI 1.2"
+	expect out "plugin ABI 1.3"
 	;;
 help)
 	run 0 "$fovea" --help
@@ -100,7 +100,7 @@ bad_plugins)
 		expect err "$test_plugins/$file"
 		expect err "$message"
 	}
-	check_bad bad_abi.so "plugin ABI 99.3, this fovea has ABI 1.2; rebuild the plugin against fovea's headers"
+	check_bad bad_abi.so "plugin ABI 99.3, this fovea has ABI 1.3; rebuild the plugin against fovea's headers"
 	check_bad no_entry.so "not a fovea plugin: it does not export fv_plugin_entry()"
 	check_bad not_a_plugin.so "cannot load plugin"
 	check_bad dup_name.so "name 'fovea.examples.LinearReadout' of $test_plugins/dup_name.so is already registered by $builddir/plugins/examples/example_linear_readout.so"

@@ -383,6 +383,9 @@ Test(figure, core_filters_come_from_the_model)
 	char *svg = slurp(path);
 	remove(path);
 	EXPECT_TEXT(svg, "Core layer 0 filters: FigModel");
+	/* a model with only first_layer_filters() has no other layer */
+	cr_expect_eq(fv_figure_layer_filters_to(m, 1, NULL, path), FV_ERR_NOTFOUND);
+	fv_clear_error();
 	EXPECT_TEXT(svg, "out 0");
 	EXPECT_TEXT(svg, "temporal, peak pixel");
 	EXPECT_TEXT(svg, "spatial, peak frame");

@@ -175,7 +175,7 @@ static void expect_first_load_error(const char *rel, const char *message)
 Test(registry, bad_abi)
 {
 	expect_first_load_error("tests/fixtures/plugins/bad_abi.so",
-	                        ": plugin ABI 99.3, this fovea has ABI 1.2; rebuild the plugin "
+	                        ": plugin ABI 99.3, this fovea has ABI 1.3; rebuild the plugin "
 	                        "against fovea's headers");
 }
 
@@ -508,7 +508,7 @@ Test(registry_checks, plugin_level)
 	fv_registry *reg = fv_registry_new();
 	fv_plugin p = {.abi_major = 2, .abi_minor = 0, .name = "x"};
 	cr_assert_eq(fv_registry_add(reg, &p, "old.so"), FV_ERR_PLUGIN);
-	pt_expect_msg("old.so: plugin ABI 2.0, this fovea has ABI 1.2; rebuild the plugin against "
+	pt_expect_msg("old.so: plugin ABI 2.0, this fovea has ABI 1.3; rebuild the plugin against "
 	              "fovea's headers");
 	p.abi_major = FV_ABI_MAJOR;
 	cr_assert_eq(fv_registry_add(reg, &p, "empty.so"), FV_ERR_PLUGIN);

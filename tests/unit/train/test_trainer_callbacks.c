@@ -469,21 +469,31 @@ Test(callbacks, optimizer_reset_keeps_the_scheduler_on_the_old_optimizer)
 	cr_expect_eq(csv_cell("plain", 1, "train_loss"), csv_cell("reset", 1, "train_loss"));
 }
 
-/* openretina's layout: FOLDER/weights_core/weights_layer_0 and
-** FOLDER/weights_readout, one file per figure and STAGE_epoch_E: init at
-** the start, train after epochs 0 and 2 (every_n_epochs 2). */
+/* openretina's layout: FOLDER/weights_core/weights_layer_N for each of the
+** core's two layers and FOLDER/weights_readout, one file per figure and
+** STAGE_epoch_E: init at the start, train after epochs 0 and 2
+** (every_n_epochs 2). */
 Test(callbacks, weight_figures_every_n_epochs)
 {
 	char arg[700];
 	snprintf(arg, sizeof arg, "+training_callbacks.wv._target_=openretina.callbacks."
 	         "weight_visualization_callback.WeightVisualizationCallback "
-	         "+training_callbacks.wv.every_n_epochs=2 +training_callbacks.wv.folder_path=%s/wv",
+	         "+training_callbacks.wv.every_n_epochs=2 +training_callbacks.wv.folder_path=%s/wv "
+	         "model.hidden_channels=[4,4] model.core.temporal_kernel_sizes=[5,3] "
+	         "model.core.spatial_kernel_sizes=[1,1]",
 	         tmp);
 	reports r = {.fail_at = -1, .stop_at = -1};
 	train_ok("run", arg, &r);
+	const char *want = "filters_init_epoch_0.png\nfilters_train_epoch_0.png\n"
+	                   "filters_train_epoch_2.png\n";
 	char *core = dir_names("wv/weights_core/weights_layer_0");
-	cr_expect_str_eq(core, "filters_init_epoch_0.png\nfilters_train_epoch_0.png\n"
-	                       "filters_train_epoch_2.png\n");
+	cr_expect_str_eq(core, want);
+	free(core);
+	core = dir_names("wv/weights_core/weights_layer_1");
+	cr_expect_str_eq(core, want);
+	char path[700];
+	snprintf(path, sizeof path, "%s/wv/weights_core/weights_layer_2", tmp);
+	cr_expect_neq(access(path, F_OK), 0, "a folder for a layer the core does not have");
 	char *readout = dir_names("wv/weights_readout");
 	cr_expect_str_eq(readout, "readout_positions_init_epoch_0.png\n"
 	                          "readout_positions_train_epoch_0.png\n"
