@@ -281,7 +281,7 @@ mds)
 			"$tmp/mds_hoefling_low_res_gmask.ckpt/mds_${session}_0-1.npy" || fail "MDS of $ck differs"
 	done
 	run 0 "$fovea" figures hoefling_2024_low_res --out "$tmp/fig"
-	expect out "wrote 2 figures"
+	expect out "wrote 3 figures" # readout positions, two core layers
 	run 1 "$fovea" mds hoefling_2024_low_res --session "$session" --on 0 --off 19
 	expect err "cluster neuron 19 is out of range: session '$session' has 19 neurons (0..18)"
 	;;
