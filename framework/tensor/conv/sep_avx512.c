@@ -32,6 +32,15 @@ bool fv__sep_avx512_wanted(void)
 
 /* d[j] (16 channels: 8 at d[j], 8 at d[j] + half) = sum_k p[j][off[k]] *
 ** w[k * ldw]. */
+/* x[0] in every lane, read by the broadcast instruction itself, as the AVX2
+** kernels' _mm256_broadcast_ss does: x may lack a float's alignment (a
+** caller's array viewed at any byte offset). */
+AVX512_FN
+static inline __m512 bcast(const float *x)
+{
+	return _mm512_broadcastss_ps(_mm_broadcast_ss(x));
+}
+
 AVX512_FN
 static void spatial_block(const float *const *p, const int64_t *off, int64_t taps,
                           const float *w, int64_t ldw, float *const *d, int64_t half)
@@ -47,8 +56,8 @@ static void spatial_block(const float *const *p, const int64_t *off, int64_t tap
 		__m512 wv = _mm512_loadu_ps(w);
 		int64_t o = off[k];
 #pragma GCC unroll 16
-		for (int j = 0; j < SEP512_ITEMS; j++)
-			a[j] = _mm512_fmadd_ps(_mm512_set1_ps(q[j][o]), wv, a[j]);
+		for (int j = 0; j < SEP512_ITEMS; j++) /* a caller's array may be misaligned: */
+			a[j] = _mm512_fmadd_ps(bcast(q[j] + o), wv, a[j]); /* no float deref */
 	}
 #pragma GCC unroll 16
 	for (int j = 0; j < SEP512_ITEMS; j++) {
