@@ -17,6 +17,8 @@
 #                 back (frames, size, codec); `fovea figures --format/--size`
 #   visualize     `fovea visualize`: the files, index.html's links resolving,
 #                 the figures' SVG text, --inner, the errors of its options
+#   browser       index.html of `fovea visualize` rendered by headless
+#                 Chromium: the screenshot shows the figures
 #   example_job   the acceptance test of issue 6: the README's main job
 #                 (create-data, train configs/example.yaml), then `fovea mei`
 #                 for every neuron of a session; each MEI must drive its
@@ -29,6 +31,7 @@ case_name=$1
 fovea=$2
 srcdir=$3
 movie_info=${4:-}
+png_stats=${5:-}
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -313,6 +316,32 @@ visualize)
 	expect err "--movie: visualize writes a movie per unit anyway"
 	run 2 "$fovea" visualize
 	expect err "expected a checkpoint"
+	;;
+browser)
+	# index.html as a browser draws it from the file system: Debian's headless
+	# Chromium takes a screenshot, which must show the figures (the warm half
+	# of their colour maps; text, links and broken-image icons are grey or blue).  The same
+	# page with its figures gone is the control: the check must tell them apart.
+	chromium=$(command -v chromium || command -v chromium-browser) ||
+		{ echo "no chromium (tools/setup installs Debian's)"; exit 77; }
+	tiny_model
+	run 0 "$fovea" visualize "$ck" --out "$tmp/v" time_steps=20 --no-progress --quiet
+	mkdir "$tmp/blank" && cp "$tmp/v/index.html" "$tmp/blank/"
+	shot() {
+		HOME=$tmp "$chromium" --headless --no-sandbox --disable-gpu --hide-scrollbars \
+			--user-data-dir="$tmp/chromium" --window-size=1200,2400 \
+			--screenshot="$2" "file://$1" >/dev/null 2>&1 || fail "chromium $1"
+		read -r w h nonwhite warm < <("$png_stats" "$2") || fail "png_stats $2"
+		[ "$w $h" = "1200 2400" ] || fail "$2: screenshot of $w x $h"
+	}
+	shot "$tmp/v/index.html" "$tmp/page.png"
+	echo "figures: non-white $nonwhite, warm $warm"
+	awk -v n="$nonwhite" -v c="$warm" 'BEGIN { exit !(n > 0.05 && c > 0.003) }' ||
+		fail "the page shows no figures (non-white $nonwhite, warm $warm)"
+	shot "$tmp/blank/index.html" "$tmp/blank.png"
+	echo "without the figures: non-white $nonwhite, warm $warm"
+	awk -v c="$warm" 'BEGIN { exit !(c < 0.0005) }' ||
+		fail "the control page without figures looks coloured (warm $warm)"
 	;;
 example_job)
 	# the README's main job: default data, configs/example.yaml
