@@ -16,6 +16,9 @@
 #   sweep         `mpirun -np 2 fovea sweep` of 6 grid trials, one made to fail:
 #                 every trial's record, the summary, and the same objectives as
 #                 the trials run one after another by one process
+#   sweep_optuna  (no MPI needed) Optuna's TPE sampler through Optuna by ask
+#                 and tell, checked against Optuna replaying the study
+#   sweep_optuna_mpi  the same over 2 processes, in batches of 2
 #   sweep_errors  (no MPI needed) the sweep's config and command-line errors,
 #                 random sampling, a Slurm array's tasks sharing one directory
 # The MPI cases exit 77 (skipped) when fovea has no MPI or mpirun is missing.
@@ -193,6 +196,37 @@ a, b = ([t.get("objective") for t in json.load(open(d + "/summary.json"))["trial
 assert a == b, (a, b)
 PY
 	;;
+sweep_optuna|sweep_optuna_mpi)
+	# Optuna's TPE sampler run by Optuna itself (ask and tell): 6 trials, the
+	# learning rate 'fast' fails; replayed by optuna_replay.py against a
+	# study of its own, in batches of one trial per process
+	py=/usr/bin/python3
+	[ -x "$py" ] || py=python3
+	"$py" -c 'import optuna' 2>/dev/null || { echo "no python3-optuna (tools/setup installs it)"; exit 77; }
+	np=1 launch=()
+	if [ "$case_name" = sweep_optuna_mpi ]; then
+		needs_mpi
+		np=2 launch=(mpi_run 2)
+	fi
+	tiny_data
+	run 0 "${launch[@]}" "$fovea" sweep "$example" "${tiny[@]}" trainer.max_epochs=1 \
+		+hydra.sweeper.n_trials=6 'optimizer.lr=choice(0.01, fast, 0.003)' \
+		'optimizer.weight_decay=tag(log, interval(1e-4, 1e-1))' 'seed=range(1, 3)' \
+		+hydra.sweeper.sampler._target_=optuna.samplers.TPESampler \
+		+hydra.sweeper.sampler.seed=5 +hydra.sweeper.sampler.n_startup_trials=3 \
+		+objective_target=val_correlation +hydra.sweeper.direction=maximize \
+		--threads 1 --quiet --out "$tmp/tpe"
+	echo "$out"
+	expect out "sweep fovea_sweep: "
+	exists "$tmp/tpe/optuna.db"
+	"$py" "$srcdir/tests/cli/optuna_replay.py" "$tmp/tpe" "$np" 5 3 || fail "Optuna's replay"
+	grep -q '"failed"' "$tmp/tpe/summary.json" || fail "no trial failed: pick a sampler seed that tries 'fast'"
+	# without python3-optuna: one message naming what is missing
+	run 1 env FOVEA_PYTHON=/nonexistent/python3 "$fovea" sweep "$example" "${tiny[@]}" \
+		'seed=range(1, 3)' +hydra.sweeper.sampler._target_=optuna.samplers.TPESampler \
+		--quiet --out "$tmp/nopy"
+	expect err "python3-optuna"
+	;;
 sweep_errors)
 	tiny_data
 	base=(sweep "$example" "${tiny[@]}" trainer.max_epochs=1 --threads 1 --quiet)
@@ -214,7 +248,7 @@ sweep_errors)
 		--out "$tmp/e"
 	expect err "hydra.sweeper.direction: expected minimize or maximize, got 'up'"
 	run 2 "$fovea" "${base[@]}" --sampler tpe
-	expect err "--sampler: expected random or grid, got 'tpe'"
+	expect err "--sampler: expected random, grid or optuna, got 'tpe'"
 	run 1 env SLURM_ARRAY_TASK_ID=0 SLURM_ARRAY_TASK_COUNT=2 "$fovea" "${base[@]}" \
 		'optimizer.lr=choice(0.01)'
 	expect err "give --out DIR"

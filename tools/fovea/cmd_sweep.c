@@ -8,7 +8,8 @@
 ** train.py's final validation of the best checkpoint returns).
 **
 ** Trials are spread over the processes of an MPI job and over the tasks of
-** a Slurm array: trial t runs on worker t % workers.  Every trial writes
+** a Slurm array: with the built-in samplers trial t runs on worker
+** t % workers; with Optuna's, in batches of one trial per process.  Every trial writes
 ** DIR/t/trial.json (params, status, objective, error); a trial that fails
 ** is recorded failed and the search goes on.  The summary (DIR/summary.json
 ** and .csv) is written from the trial records once every worker of the
@@ -27,9 +28,9 @@ static int set_value(sweep_args *a, const char *opt, const char *val)
 	if (strcmp(opt, "--out") == 0) {
 		a->out = val;
 	} else if (strcmp(opt, "--sampler") == 0) {
-		if (strcmp(val, "random") != 0 && strcmp(val, "grid") != 0)
-			return cli_usage_error(&cli_cmd_sweep, "--sampler: expected random or grid, got "
-			                                       "'%s'", val);
+		if (strcmp(val, "random") != 0 && strcmp(val, "grid") != 0 && strcmp(val, "optuna") != 0)
+			return cli_usage_error(&cli_cmd_sweep, "--sampler: expected random, grid or optuna, "
+			                                       "got '%s'", val);
 		a->sampler = val;
 	} else { /* --threads */
 		long v = strtol(val, &end, 10);
@@ -83,6 +84,113 @@ static void worker(int *index, int *count)
 	*count = tasks * fv_parallel_size();
 }
 
+/* The built-in samplers: any process computes any trial's values, so
+** trial t simply runs on worker t % workers. */
+static int run_builtin(const sweep_study *s, fv_registry *reg, int index, int count)
+{
+	int rc = CLI_OK;
+	double objective;
+	for (uint64_t t = (uint64_t)index; rc == CLI_OK && t < s->n_trials; t += (uint64_t)count)
+		rc = sweep_run_trial(s, reg, t, NULL, &objective);
+	return rc;
+}
+
+/* Every rank learns whether any failed: they stop together. */
+static int agree(int rc)
+{
+	double failed = rc != CLI_OK;
+	if (fv_parallel_allreduce_sum(&failed, 1) != FV_OK)
+		return cli_fail("%s", fv_errmsg());
+	return failed > 0 ? CLI_FAILED : CLI_OK;
+}
+
+/* Rank 0's text to every rank (*text malloc'd on the others). */
+static int share_text(char **text)
+{
+	uint64_t len = fv_parallel_rank() == 0 ? strlen(*text) + 1 : 0;
+	if (fv_parallel_broadcast(&len, sizeof len, 0) != FV_OK)
+		return cli_fail("%s", fv_errmsg());
+	if (fv_parallel_rank() != 0 && (*text = malloc(len)) == NULL)
+		return cli_fail("out of memory");
+	return fv_parallel_broadcast(*text, len, 0) == FV_OK ? CLI_OK : cli_fail("%s", fv_errmsg());
+}
+
+/* This rank's trial of the batch (rank r runs the r-th): its number and
+** the value of every entry of the space, in order. */
+static int run_asked(const sweep_study *s, fv_registry *reg, json_t *batch, double *objectives)
+{
+	json_t *trial = json_array_get(batch, (size_t)fv_parallel_rank());
+	if (trial == NULL)
+		return CLI_OK; /* the last batch may be smaller than the job */
+	json_t *params = json_object_get(trial, "params");
+	char **values = calloc(s->space.n + 1, sizeof *values);
+	if (values == NULL)
+		return cli_fail("out of memory");
+	for (size_t i = 0; i < s->space.n; i++)
+		values[i] = (char *)json_string_value(json_object_get(params, s->space.params[i].key));
+	for (size_t i = 0; i < s->space.n; i++)
+		if (values[i] == NULL) {
+			free(values);
+			return cli_fail("sweep: Optuna's trial lacks a value of %s", s->space.params[i].key);
+		}
+	uint64_t number = (uint64_t)json_integer_value(json_object_get(trial, "number"));
+	int rc = sweep_run_trial(s, reg, number, values, &objectives[fv_parallel_rank()]);
+	free(values);
+	return rc;
+}
+
+/* One batch, as Hydra's Optuna sweeper runs n_jobs trials at once: rank 0
+** asks for one trial per rank, every rank runs its own, rank 0 tells
+** Optuna the outcomes. */
+static int run_batch(const sweep_study *s, fv_registry *reg, sweep_optuna *o, size_t k)
+{
+	int size = fv_parallel_size();
+	json_t *batch = NULL;
+	char *text = NULL;
+	int rc = fv_parallel_rank() == 0 ? sweep_optuna_ask(o, k, &batch) : CLI_OK;
+	if (rc == CLI_OK && fv_parallel_rank() == 0 &&
+	    (text = json_dumps(batch, JSON_COMPACT)) == NULL)
+		rc = cli_fail("out of memory");
+	if ((rc = agree(rc)) == CLI_OK)
+		rc = share_text(&text);
+	if (rc == CLI_OK && batch == NULL && (batch = json_loads(text, 0, NULL)) == NULL)
+		rc = cli_fail("sweep: rank %d cannot read the batch of trials", fv_parallel_rank());
+	double *objectives = calloc((size_t)size, sizeof *objectives);
+	if (rc == CLI_OK && objectives == NULL)
+		rc = cli_fail("out of memory");
+	if (rc == CLI_OK)
+		rc = run_asked(s, reg, batch, objectives);
+	if ((rc = agree(rc)) == CLI_OK && fv_parallel_allreduce_sum(objectives, (size_t)size) != FV_OK)
+		rc = cli_fail("%s", fv_errmsg());
+	for (size_t i = 0; rc == CLI_OK && fv_parallel_rank() == 0 && i < k; i++)
+		rc = sweep_optuna_tell(o, (uint64_t)json_integer_value(json_object_get(
+		                                  json_array_get(batch, i), "number")), objectives[i]);
+	free(objectives);
+	free(text);
+	json_decref(batch);
+	return agree(rc);
+}
+
+/* Optuna's samplers: each task of a Slurm array runs its share of the
+** trials in batches of one per rank, against the one shared study. */
+static int run_optuna(sweep_study *s, fv_registry *reg, int task, int tasks)
+{
+	uint64_t quota = s->n_trials / (uint64_t)tasks + ((uint64_t)task < s->n_trials % (uint64_t)tasks);
+	sweep_optuna *o = NULL;
+	int rc = agree(fv_parallel_rank() == 0 ? sweep_optuna_open(s, task, &o) : CLI_OK);
+	for (uint64_t done = 0; rc == CLI_OK && done < quota;) {
+		uint64_t k = quota - done < (uint64_t)fv_parallel_size() ? quota - done
+		                                                        : (uint64_t)fv_parallel_size();
+		rc = run_batch(s, reg, o, (size_t)k);
+		done += k;
+	}
+	/* the summary lists the whole study: other tasks' trials, earlier runs' */
+	if (rc == CLI_OK && fv_parallel_rank() == 0)
+		rc = sweep_optuna_count(o, &s->n_listed);
+	sweep_optuna_close(o);
+	return rc;
+}
+
 static int run_sweep(int argc, char **argv)
 {
 	sweep_args a = {.sampler = NULL};
@@ -100,8 +208,10 @@ static int run_sweep(int argc, char **argv)
 		rc = CLI_FAILED;
 	int index = 0, count = 1;
 	worker(&index, &count);
-	for (uint64_t t = (uint64_t)index; rc == CLI_OK && t < study.n_trials; t += (uint64_t)count)
-		rc = sweep_run_trial(&study, reg, t);
+	if (rc == CLI_OK && study.sampler == SAMPLER_OPTUNA)
+		rc = run_optuna(&study, reg, index / fv_parallel_size(), count / fv_parallel_size());
+	else if (rc == CLI_OK)
+		rc = run_builtin(&study, reg, index, count);
 	/* every worker of this job is done before its rank 0 sums them up */
 	if (fv_parallel_barrier() != FV_OK && rc == CLI_OK)
 		rc = cli_fail("%s", fv_errmsg());
@@ -116,7 +226,8 @@ static int run_sweep(int argc, char **argv)
 const cli_cmd cli_cmd_sweep = {
 	.name = "sweep",
 	.summary = "hyper-parameter search over hydra.sweeper.params (Hydra's Optuna sweeper)",
-	.usage = "fovea sweep CONFIG.yaml [key=value ...] [--out DIR] [--sampler random|grid]\n"
+	.usage = "fovea sweep CONFIG.yaml [key=value ...] [--out DIR]\n"
+	         "                         [--sampler random|grid|optuna]\n"
 	         "                         [--threads N] [--quiet]\n"
 	         "\n"
 	         "Run the hyper-parameter search a config describes, as openretina's\n"
@@ -137,10 +248,13 @@ const cli_cmd cli_cmd_sweep = {
 	         "\n"
 	         "Samplers (hydra.sweeper.sampler.seed seeds them; null: the time, in a Slurm\n"
 	         "array SLURM_ARRAY_JOB_ID):\n"
-	         "  random   each trial's values drawn independently (the default, and what\n"
-	         "           a config whose sampler is Optuna's TPE gets: fovea has no TPE)\n"
+	         "  random   each trial's values drawn independently (the default)\n"
 	         "  grid     every combination of choice and range values, the last key\n"
 	         "           varying fastest, at most n_trials of them\n"
+	         "  optuna   the sampler hydra.sweeper.sampler names (TPESampler, CmaEsSampler,\n"
+	         "           ...), run by Optuna itself (Debian python3-optuna) by ask and\n"
+	         "           tell, one batch of trials per round, one per process; the study\n"
+	         "           in hydra.sweeper.storage, else DIR/optuna.db\n"
 	         "\n"
 	         "Under `mpirun -np N` (or srun) the trials are shared out over the N\n"
 	         "processes, trial t on rank t % N; in a Slurm array each task takes its\n"
@@ -149,8 +263,9 @@ const cli_cmd cli_cmd_sweep = {
 	         "\n"
 	         "  --out DIR       the sweep directory (default: hydra.sweep.dir, else\n"
 	         "                  multirun/DATE/TIME)\n"
-	         "  --sampler S     random or grid (default: hydra.sweeper.sampler's\n"
-	         "                  _target_ when it names Optuna's GridSampler, else random)\n"
+	         "  --sampler S     random, grid or optuna (default: as hydra.sweeper.sampler's\n"
+	         "                  _target_ names it: RandomSampler or none random,\n"
+	         "                  GridSampler grid, any other optuna)\n"
 	         "  --threads N     threads for the tensor ops of each trial\n"
 	         "  --quiet         print only one line per trial, the outcome and errors\n",
 	.run = run_sweep,

@@ -34,7 +34,9 @@ typedef struct sweep_space {
 	sweep_param *params;
 } sweep_space;
 
-typedef enum sweep_sampler { SAMPLER_RANDOM, SAMPLER_GRID } sweep_sampler;
+/* Built in: random and grid; SAMPLER_OPTUNA: the config's Optuna sampler,
+** run by Optuna itself (sweep_optuna.c). */
+typedef enum sweep_sampler { SAMPLER_RANDOM, SAMPLER_GRID, SAMPLER_OPTUNA } sweep_sampler;
 
 /* Add the entry KEY: TEXT; false after reporting what is wrong (`where`
 ** names the entry for the message). */

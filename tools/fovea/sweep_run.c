@@ -61,22 +61,32 @@ static int read_params(sweep_study *s, const fv_config_node *sweeper)
 	return CLI_OK;
 }
 
+/* Optuna's samplers that fovea builds in; any other runs in Optuna itself. */
+static sweep_sampler sampler_of(const char *target)
+{
+	if (target == NULL || strstr(target, "RandomSampler") != NULL)
+		return SAMPLER_RANDOM;
+	return strstr(target, "GridSampler") != NULL ? SAMPLER_GRID : SAMPLER_OPTUNA;
+}
+
 static int read_sampler(sweep_study *s, const fv_config_node *root)
 {
+	const fv_config_node *node = fv_node_path(root, "hydra.sweeper.sampler");
 	const char *target = text_at(root, "hydra.sweeper.sampler._target_");
-	s->sampler = SAMPLER_RANDOM;
-	if (s->args->sampler != NULL)
-		s->sampler = strcmp(s->args->sampler, "grid") == 0 ? SAMPLER_GRID : SAMPLER_RANDOM;
-	else if (target != NULL && strstr(target, "GridSampler") != NULL)
-		s->sampler = SAMPLER_GRID;
-	else if (target != NULL && strstr(target, "RandomSampler") == NULL && !s->args->quiet)
-		printf("sweep: %s is not built in; sampling at random\n", target);
+	const char *want = s->args->sampler;
+	s->sampler = want == NULL ? sampler_of(target)
+	             : strcmp(want, "grid") == 0 ? SAMPLER_GRID
+	             : strcmp(want, "random") == 0 ? SAMPLER_RANDOM : SAMPLER_OPTUNA;
+	if (s->sampler == SAMPLER_OPTUNA && node != NULL &&
+	    (s->sampler_yaml = fv_node_to_yaml(node)) == NULL)
+		return cli_fail("out of memory");
 	const fv_config_node *seed = fv_node_path(root, "hydra.sweeper.sampler.seed");
 	/* without a seed, the time; the tasks of a Slurm array start at other
 	** times but must draw the same trials: their array's job id */
 	const char *job = getenv("SLURM_ARRAY_JOB_ID");
 	int64_t v = job != NULL ? strtoll(job, NULL, 10) : (int64_t)time(NULL);
-	if (seed != NULL && !fv_node_is_null(seed) && fv_node_to_int(seed, &v) != FV_OK)
+	s->seed_given = seed != NULL && !fv_node_is_null(seed);
+	if (s->seed_given && fv_node_to_int(seed, &v) != FV_OK)
 		return cli_fail("%s", fv_errmsg());
 	s->seed = (uint64_t)v;
 	return CLI_OK;
@@ -136,10 +146,14 @@ static int read_study(sweep_study *s, fv_config *cfg)
 		rc = read_counts(s, root);
 	if (rc == CLI_OK && fv_parallel_rank() == 0)
 		rc = choose_dir(s, root);
-	if (rc == CLI_OK && text_at(root, "hydra.sweeper.storage") != NULL && !s->args->quiet &&
+	const char *storage = text_at(root, "hydra.sweeper.storage");
+	if (rc == CLI_OK && s->sampler == SAMPLER_OPTUNA && storage != NULL &&
+	    (s->storage = strdup(storage)) == NULL)
+		rc = cli_fail("out of memory");
+	if (rc == CLI_OK && s->sampler != SAMPLER_OPTUNA && storage != NULL && !s->args->quiet &&
 	    fv_parallel_rank() == 0)
-		printf("sweep: hydra.sweeper.storage is not used: the trials' records are in %s\n",
-		       s->dir);
+		printf("sweep: hydra.sweeper.storage is not used by the %s sampler: the trials' "
+		       "records are in %s\n", s->sampler == SAMPLER_GRID ? "grid" : "random", s->dir);
 	return rc;
 }
 
@@ -159,6 +173,21 @@ static int make_dirs(const char *path)
 	}
 }
 
+/* Optuna's study in the sweep directory, by absolute path: the tasks of a
+** Slurm array may start elsewhere. */
+static int default_storage(sweep_study *s)
+{
+	char *abs = realpath(s->dir, NULL);
+	if (abs == NULL)
+		return cli_fail("cannot resolve %s: %s", s->dir, strerror(errno));
+	size_t n = strlen(abs) + 32;
+	s->storage = malloc(n);
+	if (s->storage != NULL)
+		snprintf(s->storage, n, "sqlite:///%s/optuna.db", abs);
+	free(abs);
+	return s->storage != NULL ? CLI_OK : cli_fail("out of memory");
+}
+
 /* Rank 0 chose the directory and seed; every rank must use those. */
 static int share(sweep_study *s, int rc)
 {
@@ -173,6 +202,11 @@ static int share(sweep_study *s, int rc)
 	return CLI_OK;
 }
 
+const char *sweep_sampler_name(sweep_sampler sampler)
+{
+	return sampler == SAMPLER_GRID ? "grid" : sampler == SAMPLER_RANDOM ? "random" : "optuna";
+}
+
 int sweep_study_open(sweep_study *s, const sweep_args *a)
 {
 	s->args = a;
@@ -185,10 +219,14 @@ int sweep_study_open(sweep_study *s, const sweep_args *a)
 	fv_config_free(cfg);
 	if (rc == CLI_OK && fv_parallel_rank() == 0)
 		rc = make_dirs(s->dir);
+	if (rc == CLI_OK && s->sampler == SAMPLER_OPTUNA && s->storage == NULL &&
+	    fv_parallel_rank() == 0)
+		rc = default_storage(s);
 	rc = share(s, rc);
+	s->n_listed = s->n_trials;
 	if (rc == CLI_OK && fv_parallel_rank() == 0 && !a->quiet)
 		printf("sweep %s: %llu trials (%s sampler, seed %llu) in %s\n", s->name,
-		       (unsigned long long)s->n_trials, s->sampler == SAMPLER_GRID ? "grid" : "random",
+		       (unsigned long long)s->n_trials, sweep_sampler_name(s->sampler),
 		       (unsigned long long)s->seed, s->dir);
 	return rc;
 }
@@ -199,5 +237,7 @@ void sweep_study_close(sweep_study *s)
 	free(s->fixed);
 	free(s->name);
 	free(s->objective);
+	free(s->storage);
+	free(s->sampler_yaml);
 	*s = (sweep_study){0};
 }

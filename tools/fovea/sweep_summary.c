@@ -120,11 +120,13 @@ static int write_json(const sweep_study *s, json_t *trials, json_t *best)
 {
 	json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:o, s:O, s:O}", "study_name", s->name,
 	                      "direction", s->maximize ? "maximize" : "minimize",
-	                      "sampler", s->sampler == SAMPLER_GRID ? "grid" : "random",
-	                      "seed", (json_int_t)s->seed, "n_trials", (json_int_t)s->n_trials,
+	                      "sampler", sweep_sampler_name(s->sampler),
+	                      "seed", (json_int_t)s->seed, "n_trials", (json_int_t)s->n_listed,
 	                      "objective_target",
 	                      s->objective ? json_string(s->objective) : json_null(),
 	                      "best_trial", best ? best : json_null(), "trials", trials);
+	if (j != NULL && s->storage != NULL) /* Optuna's study, for its own tools */
+		json_object_set_new(j, "storage", json_string(s->storage));
 	return sweep_save_json(s->dir, "summary.json", j);
 }
 
@@ -132,7 +134,7 @@ int sweep_write_summary(const sweep_study *s)
 {
 	json_t *trials = json_array();
 	size_t failed = 0, done = 0;
-	for (uint64_t t = 0; trials != NULL && t < s->n_trials; t++) {
+	for (uint64_t t = 0; trials != NULL && t < s->n_listed; t++) {
 		json_t *r = load_trial(s, t);
 		const char *status = json_string_value(json_object_get(r, "status"));
 		failed += status != NULL && strcmp(status, "failed") == 0;
@@ -147,7 +149,7 @@ int sweep_write_summary(const sweep_study *s)
 		rc = write_json(s, trials, best);
 	if (rc == CLI_OK) /* the outcome, --quiet or not */
 		printf("sweep %s: %zu complete, %zu failed, %zu not run; summary in %s/summary.{json,"
-		       "csv}\n", s->name, done, failed, (size_t)s->n_trials - done - failed, s->dir);
+		       "csv}\n", s->name, done, failed, (size_t)s->n_listed - done - failed, s->dir);
 	if (rc == CLI_OK && best != NULL)
 		printf("best trial %lld: objective %.6g\n",
 		       (long long)json_integer_value(json_object_get(best, "number")),

@@ -57,14 +57,26 @@ static bool add_override(trial *t, const char *fmt, const char *a, const char *b
 	return true;
 }
 
-static bool build_overrides(trial *t)
+/* The trial's values: given (copied), or the built-in sampler's. */
+static bool choose_values(trial *t, char *const *given)
+{
+	const sweep_study *s = t->study;
+	if (given == NULL)
+		return sweep_trial_values(&s->space, s->sampler, s->seed, t->number, t->values);
+	for (size_t i = 0; i < s->space.n; i++)
+		if ((t->values[i] = strdup(given[i])) == NULL)
+			return false;
+	return true;
+}
+
+static bool build_overrides(trial *t, char *const *given)
 {
 	const sweep_study *s = t->study;
 	size_t n = (size_t)s->n_fixed + s->space.n + 2;
 	if ((t->values = calloc(s->space.n, sizeof *t->values)) == NULL ||
 	    (t->overrides = calloc(n, sizeof *t->overrides)) == NULL)
 		return false;
-	if (!sweep_trial_values(&s->space, s->sampler, s->seed, t->number, t->values))
+	if (!choose_values(t, given))
 		return false;
 	bool ok = true;
 	for (int i = 0; ok && i < s->n_fixed; i++)
@@ -136,7 +148,8 @@ static void print_outcome(const trial *t)
 	fflush(stdout);
 }
 
-int sweep_run_trial(const sweep_study *s, fv_registry *reg, uint64_t number)
+int sweep_run_trial(const sweep_study *s, fv_registry *reg, uint64_t number, char *const *given,
+                    double *objective)
 {
 	trial t = {.study = s, .number = number, .objective = NAN};
 	double t0 = seconds_now();
@@ -144,13 +157,14 @@ int sweep_run_trial(const sweep_study *s, fv_registry *reg, uint64_t number)
 	int rc = CLI_OK;
 	if (mkdir(t.dir, 0777) != 0 && errno != EEXIST)
 		rc = cli_fail("cannot create %s: %s", t.dir, strerror(errno));
-	if (rc == CLI_OK && !build_overrides(&t))
+	if (rc == CLI_OK && !build_overrides(&t, given))
 		rc = cli_fail("out of memory");
 	if (rc == CLI_OK) {
 		train(&t, reg);
 		print_outcome(&t);
 		rc = write_record(&t, seconds_now() - t0);
 	}
+	*objective = t.error[0] == '\0' ? t.objective : NAN;
 	for (size_t i = 0; t.values != NULL && i < s->space.n; i++)
 		free(t.values[i]);
 	for (int i = 0; i < t.n_overrides; i++)
