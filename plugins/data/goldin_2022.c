@@ -100,7 +100,7 @@ static fv_status read_stimuli(const void *opts, const pub_file *f, fv_dvalue **o
 }
 
 /* assert np.allclose(test, test_by_trial.mean(axis=0)) */
-static fv_status check_mean(const pub_file *f, const fv_tensor *by_trial, const fv_tensor *test)
+static fv_status check_mean(const pub_file *f, const pub_array *by_trial, const fv_tensor *test)
 {
 	int64_t k = by_trial->shape[0], m = test->numel;
 	for (int64_t i = 0; i < m; i++) {
@@ -126,11 +126,17 @@ static fv_status read_repeats(const void *opts, const pub_file *f, const fv_tens
 	*out = NULL;
 	if (!pub_is_group(f, "test") || !pub_is_group(f, "test/repeats"))
 		return FV_OK;
-	fv_status rc = pub_cell_repeats(f, "test/repeats", o->fr_normalization, true, out);
-	if (rc == FV_OK && *out != NULL)
+	pub_array a;
+	fv_status rc = pub_cell_repeats(f, "test/repeats", o->fr_normalization, true, &a);
+	if (rc != FV_OK || a.data == NULL)
+		return rc;
+	if ((*out = pub_tensor_of(&a)) == NULL)
+		rc = fv_errcode();
+	if (rc == FV_OK)
 		rc = pub_check_repeats(f, "test/repeats", *out, test);
-	if (rc == FV_OK && *out != NULL)
-		rc = check_mean(f, *out, test);
+	if (rc == FV_OK)
+		rc = check_mean(f, &a, test);
+	pub_array_free(&a);
 	if (rc != FV_OK) {
 		fv_tensor_free(*out);
 		*out = NULL;

@@ -131,10 +131,14 @@ static fv_status read_repeats(const void *opts, const pub_file *f, const fv_tens
 			rc = pub_divided(f, key, &a, 1.0, out);
 		pub_array_free(&a);
 	} else {
-		rc = pub_cell_repeats(f, "test/repeats", o->fr_normalization, false, out);
-		if (rc == FV_OK && *out == NULL) /* np.stack of nothing */
+		pub_array a;
+		rc = pub_cell_repeats(f, "test/repeats", o->fr_normalization, false, &a);
+		if (rc == FV_OK && a.data == NULL) /* np.stack of nothing */
 			rc = fv_error(FV_ERR_NOTFOUND, "%s: group 'test/repeats' holds neither '%s' nor "
 			              "cell<k> datasets", f->path, o->response_type);
+		if (rc == FV_OK && (*out = pub_tensor_of(&a)) == NULL)
+			rc = fv_errcode();
+		pub_array_free(&a);
 	}
 	free(key);
 	if (rc == FV_OK)

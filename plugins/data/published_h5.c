@@ -172,11 +172,11 @@ fv_status pub_read(const pub_file *f, const char *key, int ndim, const char *dim
 }
 
 /* One item of `a / divisor` in numpy's arithmetic. */
-static fv_real divide(double x, double divisor, bool f32)
+static double divide(double x, double divisor, bool f32)
 {
 	if (f32)
-		return (fv_real)((float)x / (float)divisor);
-	return (fv_real)(x / divisor);
+		return (float)x / (float)divisor;
+	return x / divisor;
 }
 
 static fv_status check_finite(const pub_file *f, const char *key, const fv_tensor *t)
@@ -188,6 +188,14 @@ static fv_status check_finite(const pub_file *f, const char *key, const fv_tenso
 	return FV_OK;
 }
 
+fv_tensor *pub_tensor_of(const pub_array *a)
+{
+	fv_tensor *t = fv_tensor_new(a->ndim, a->shape);
+	for (int64_t i = 0; t != NULL && i < t->numel; i++)
+		t->data[i] = (fv_real)a->data[i];
+	return t;
+}
+
 fv_status pub_divided(const pub_file *f, const char *key, const pub_array *a, double divisor,
                       fv_tensor **out)
 {
@@ -195,7 +203,7 @@ fv_status pub_divided(const pub_file *f, const char *key, const pub_array *a, do
 	if (*out == NULL)
 		return fv_errcode();
 	for (int64_t i = 0; i < (*out)->numel; i++)
-		(*out)->data[i] = divide(a->data[i], divisor, a->f32);
+		(*out)->data[i] = (fv_real)divide(a->data[i], divisor, a->f32);
 	fv_status rc = check_finite(f, key, *out);
 	if (rc != FV_OK) {
 		fv_tensor_free(*out);
@@ -421,7 +429,7 @@ static void free_cells(cell *cells, size_t n)
 
 /* np.stack(cells) / fr rearranged to (repeats, neurons, time). */
 static fv_status stack_cells(const pub_file *f, const cell *cells, size_t n, double fr,
-                             fv_tensor **out)
+                             pub_array *out)
 {
 	bool f32 = true;
 	for (size_t i = 0; i < n; i++) {
@@ -434,21 +442,22 @@ static fv_status stack_cells(const pub_file *f, const cell *cells, size_t n, dou
 			                fv_shape_str(2, cells[0].a.shape));
 	}
 	int64_t reps = cells[0].a.shape[0], frames = cells[0].a.shape[1];
-	*out = fv_tensor_new(3, (int64_t[]){reps, (int64_t)n, frames});
-	if (*out == NULL)
-		return fv_errcode();
+	*out = (pub_array){.ndim = 3, .shape = {reps, (int64_t)n, frames}, .f32 = f32};
+	out->data = malloc((size_t)(reps * (int64_t)n * frames + 1) * sizeof(double));
+	if (out->data == NULL)
+		return fv_error(FV_ERR_NOMEM, "%s: the test repeats: out of memory", f->path);
 	for (size_t c = 0; c < n; c++)
 		for (int64_t r = 0; r < reps; r++)
 			for (int64_t t = 0; t < frames; t++)
-				(*out)->data[(r * (int64_t)n + (int64_t)c) * frames + t] =
+				out->data[(r * (int64_t)n + (int64_t)c) * frames + t] =
 					divide(cells[c].a.data[r * frames + t], fr, f32);
 	return FV_OK;
 }
 
 fv_status pub_cell_repeats(const pub_file *f, const char *group, double fr, bool skip_groups,
-                           fv_tensor **out)
+                           pub_array *out)
 {
-	*out = NULL;
+	memset(out, 0, sizeof *out);
 	cell *cells = NULL;
 	size_t n = 0, used = 0;
 	fv_status rc = list_cells(f, group, &cells, &n);

@@ -63,11 +63,14 @@ fv_status pub_movies(const pub_file *f, bool normalize, const char *stim_id, fv_
 
 /* The repeats stored one dataset per cell (repeats, time) under group
 ** `group`, the cells ordered by the integer after their last "cell", as
-** (repeats, neurons, time) divided by `fr`; datasets only when
-** `skip_groups` (goldin skips the others, maheswaranathan reads them).
-** *out NULL when there is no cell. */
+** (repeats, neurons, time) divided by `fr` (in numpy's dtype, kept as
+** doubles: goldin compares their mean); datasets only when `skip_groups`
+** (goldin skips the others, maheswaranathan reads them).  out->data NULL
+** when there is no cell. */
 fv_status pub_cell_repeats(const pub_file *f, const char *group, double fr, bool skip_groups,
-                           fv_tensor **out);
+                           pub_array *out);
+/* The array as a float32 tensor (NULL with the error set). */
+fv_tensor *pub_tensor_of(const pub_array *a);
 
 /* Check that repeats (trials, neurons, time) match the test responses. */
 fv_status pub_check_repeats(const pub_file *f, const char *key, const fv_tensor *repeats,
