@@ -22,9 +22,7 @@
 **   2 xcell0<k>, 3 a group named cell<k>   10 flags: 1 normalize_stimuli,
 **   2 test responses the mean of the repeats   11 fr_normalization
 **   0.1 + b / 16
-** Values: one byte each, (b - 120) / 16 below 0xf0, else a special value
-** (NaN, infinities, 0, +-1e30); when the input is used up, a fixed
-** varying sequence.
+** Values: as fuzz_bytes.h reads them.
 */
 #include <math.h>
 #include <stdint.h>
@@ -38,37 +36,11 @@
 
 #include "fovea/data_plugin.h"
 #include "fovea/fovea.h"
+#include "fuzz_bytes.h"
 
 /* The readers' entry points, renamed when compiled for this target. */
 const fv_plugin *goldin_plugin_entry(void);
 const fv_plugin *mahe_plugin_entry(void);
-
-typedef struct cursor {
-	const uint8_t *p;
-	size_t n, used;
-	uint64_t fallback;
-} cursor;
-
-static unsigned byte(cursor *c)
-{
-	return c->used < c->n ? c->p[c->used++] : 0;
-}
-
-static int64_t pick(cursor *c, int64_t lo, int64_t hi)
-{
-	return lo + (int64_t)(byte(c) % (unsigned)(hi - lo + 1));
-}
-
-static double value(cursor *c)
-{
-	static const double special[] = {NAN, INFINITY, -INFINITY, 0, 1e30, -1e30, 1e-30, 0.5};
-	if (c->used >= c->n) {
-		c->fallback = c->fallback * 6364136223846793005ULL + 1442695040888963407ULL;
-		return (double)((c->fallback >> 40) % 97) / 16.0;
-	}
-	unsigned b = byte(c);
-	return b < 0xf0 ? ((double)b - 120.0) / 16.0 : special[b % 8];
-}
 
 static void put(hid_t f, const char *key, int ndim, const hsize_t *dims, const double *data,
                   bool f32)
