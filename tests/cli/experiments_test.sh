@@ -47,6 +47,25 @@ vystrcilova_2024_nm_ln | vystrcilova_2024_wn_ln)
 *) want="" ;;
 esac
 
+# The published readers: the zip unpacked in the cache directory; a bad
+# session file stops training with one message naming the file and key.
+published_checks() {
+	case $name in
+	maheswaranathan_2023_core_readout)
+		exists "$tmp/cache/baccus_lab/maheswaranathan_2023/neural_code_data/ganglion_cell_data/15-10-07/naturalscene.h5" ;;
+	goldin_2022_core_readout)
+		/usr/bin/python3 -c "import h5py; f = h5py.File('$tmp/d/mouse_2.h5', 'a'); del f['test/response/binned']" ||
+			fail "editing mouse_2.h5"
+		run 1 "$fovea" train -cp "$tmp/cfg" -cn "$name" "${short[@]}"
+		expect err "$tmp/d/mouse_2.h5: dataset '/test/response/binned' not found in the file"
+		/usr/bin/python3 -c "import h5py, numpy as np; f = h5py.File('$tmp/d/mouse_1.h5', 'a'); f['train/response/binned'][0, 3] = np.nan" ||
+			fail "editing mouse_1.h5"
+		rm "$tmp/d/mouse_2.h5"
+		run 1 "$fovea" train -cp "$tmp/cfg" -cn "$name" "${short[@]}"
+		expect err "$tmp/d/mouse_1.h5: dataset '/train/response/binned' holds NaN" ;;
+	esac
+}
+
 case $name in
 strict)
 	run 0 "$fovea" train -cp "$tmp/cfg" -cn hdf5_core_readout "${short[@]}" \
@@ -123,6 +142,7 @@ PY
 		run 0 "$fovea" train -cp "$tmp/cfg" -cn "$name" "${short[@]}"
 		expect out "trained 1 epochs"
 		exists "$tmp/run/last.safetensors"
+		published_checks
 	else
 		run 1 "$fovea" train -cp "$tmp/cfg" -cn "$name" "${short[@]}"
 		expect err "$want"
