@@ -405,6 +405,26 @@ Test(goldin_2022, sessions_of_the_specie)
 	fv_dvalue_free(v);
 }
 
+/* normalize_stimuli false: the images as stored, norm_mean/std None. */
+Test(goldin_2022, stimuli_as_stored)
+{
+	fixture("goldin_2022", "--seed 8 --mouse 1 --axolotl 0");
+	char yaml[1024];
+	snprintf(yaml, sizeof yaml,
+	         "stimuli:\n  _target_: openretina.data_io.goldin_2022.stimuli.load_all_stimuli\n"
+	         "  base_data_path: %s/d\n  normalize_stimuli: false\n  stim_type: images\n", dir);
+	fv_dvalue *v = NULL;
+	cr_assert_eq(eval("stimuli", &v, yaml), FV_OK, "%s", fv_errmsg());
+	const fv_dvalue *split = fv_dvalue_get(v, "mouse_1");
+	fv_tensor *train = truth("mouse_1", "stimulus_train");
+	expect_movie(field(split, "train", NULL), train, 0.0f, 1.0f);
+	cr_assert(isnan(fv_dvalue_number_of(fv_dvalue_get(split, "norm_mean"))));
+	cr_assert_eq(fv_dvalue_kind_of(fv_dvalue_get(split, "norm_std")), FV_DV_NULL);
+	cr_assert_str_eq(fv_dvalue_text_of(fv_dvalue_get(split, "stim_id")), "images");
+	fv_tensor_free(train);
+	fv_dvalue_free(v);
+}
+
 Test(goldin_2022, responses_and_repeats_divided)
 {
 	fixture("goldin_2022", "--seed 2 --mouse 2 --axolotl 0 --no-repeats mouse_2");
