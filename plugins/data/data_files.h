@@ -8,6 +8,13 @@
 
 #include <fovea/fovea.h>
 
+/* get_local_file_path: `file_path` itself (~ expanded) when local, which
+** must exist; a GIN or Hugging Face file found in, else downloaded to,
+** `cache_folder` (NULL: $OPENRETINA_CACHE_DIRECTORY, else
+** ~/openretina_cache) and unpacked when a zip archive.  *out gets a
+** malloc'd path. */
+fv_status fv_data_local_path(const char *file_path, const char *cache_folder, char **out);
+
 /* is_target_present: `rel` itself under `cache`, else the first entry under
 ** `cache` whose path ends in rel's parent plus rel's stem and whose own
 ** stem is rel's stem (a folder, or a file not ending in .metadata or

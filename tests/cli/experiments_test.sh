@@ -12,14 +12,30 @@ name=$1 fovea=$2 srcdir=$3
 
 mkdir -p "$tmp/cfg" && cp -r "$srcdir/configs/." "$tmp/cfg/"
 cp -r "$srcdir/tests/configs/experiments/." "$tmp/cfg/"
-"$fovea" create-data "$tmp/d" --layout openretina --num-colors 2 >/dev/null || fail "create-data"
-short=(paths.data_dir="$tmp/d" paths.output_dir="$tmp/run" trainer.max_epochs=1
-	+trainer.max_steps=2 --threads 1)
+short=(paths.output_dir="$tmp/run" trainer.max_epochs=1 +trainer.max_steps=2 --threads 1)
+fixtures=$srcdir/tools/fixtures
+export OPENRETINA_CACHE_DIRECTORY=$tmp/cache
+# the data: the published data sets' layouts from their fixture writers (the
+# maheswaranathan zip found through the cache directory, batches of 4 so
+# that its 22 clips of 90 frames leave a training batch), else created data
+case $name in
+maheswaranathan_2023_*)
+	/usr/bin/python3 "$fixtures/maheswaranathan_2023.py" "$tmp/cache" --zip --sessions 2 \
+		--train-frames 2000 --test-frames 120 --size 16 16 || fail "fixture"
+	short+=(dataloader.batch_size=4) ;;
+goldin_2022_*)
+	/usr/bin/python3 "$fixtures/goldin_2022.py" "$tmp/d" --mouse 2 --axolotl 1 \
+		--train-images 700 --size 12 12 || fail "fixture"
+	short+=(paths.data_dir="$tmp/d") ;;
+*)
+	"$fovea" create-data "$tmp/d" --layout openretina --num-colors 2 >/dev/null || fail "create-data"
+	short+=(paths.data_dir="$tmp/d") ;;
+esac
 
 # expected error of the experiments fovea cannot train on this data
 case $name in
 goldin_2022_core_readout_hparams_search)
-	want="MultiFactorizedReadout: session 'session_0' (FactorizedReadout): FactorizedReadout: FactorizedReadout: Either init_mask or init_scales must be provided" ;;
+	want="MultiFactorizedReadout: session 'mouse_1' (FactorizedReadout): FactorizedReadout: FactorizedReadout: Either init_mask or init_scales must be provided" ;;
 hoefling_2024_core_readout_low_res_lnp)
 	want="model.optimizer: interpolation '\${optimizer}' refers to a missing key" ;;
 sridhar_2025_nm_sc | sridhar_2025_wn_sc)
@@ -30,6 +46,25 @@ vystrcilova_2024_nm_ln | vystrcilova_2024_wn_ln)
 	want="SingleCellSeparatedLNP: input frames are (16, 8) but the forward needs patches of spat_kernel_size (5, 5)" ;;
 *) want="" ;;
 esac
+
+# The published readers: the zip unpacked in the cache directory; a bad
+# session file stops training with one message naming the file and key.
+published_checks() {
+	case $name in
+	maheswaranathan_2023_core_readout)
+		exists "$tmp/cache/baccus_lab/maheswaranathan_2023/neural_code_data/ganglion_cell_data/15-10-07/naturalscene.h5" ;;
+	goldin_2022_core_readout)
+		/usr/bin/python3 -c "import h5py; f = h5py.File('$tmp/d/mouse_2.h5', 'a'); del f['test/response/binned']" ||
+			fail "editing mouse_2.h5"
+		run 1 "$fovea" train -cp "$tmp/cfg" -cn "$name" "${short[@]}"
+		expect err "$tmp/d/mouse_2.h5: dataset '/test/response/binned' not found in the file"
+		/usr/bin/python3 -c "import h5py, numpy as np; f = h5py.File('$tmp/d/mouse_1.h5', 'a'); f['train/response/binned'][0, 3] = np.nan" ||
+			fail "editing mouse_1.h5"
+		rm "$tmp/d/mouse_2.h5"
+		run 1 "$fovea" train -cp "$tmp/cfg" -cn "$name" "${short[@]}"
+		expect err "$tmp/d/mouse_1.h5: dataset '/train/response/binned' holds NaN" ;;
+	esac
+}
 
 case $name in
 strict)
@@ -107,6 +142,7 @@ PY
 		run 0 "$fovea" train -cp "$tmp/cfg" -cn "$name" "${short[@]}"
 		expect out "trained 1 epochs"
 		exists "$tmp/run/last.safetensors"
+		published_checks
 	else
 		run 1 "$fovea" train -cp "$tmp/cfg" -cn "$name" "${short[@]}"
 		expect err "$want"

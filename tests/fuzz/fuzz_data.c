@@ -41,32 +41,7 @@
 
 #include "fovea/data.h"
 #include "fovea/fovea.h"
-
-typedef struct cursor {
-	const uint8_t *p;
-	size_t n, used;
-	uint64_t fallback;
-} cursor;
-
-static unsigned byte(cursor *c)
-{
-	return c->used < c->n ? c->p[c->used++] : 0;
-}
-
-static int64_t pick(cursor *c, int64_t lo, int64_t hi)
-{
-	return lo + (int64_t)(byte(c) % (unsigned)(hi - lo + 1));
-}
-
-static double value(cursor *c)
-{
-	static const double special[16] = {NAN, INFINITY, -INFINITY, 0, 1e30, -1e30, 1e-30, 3.5,
-	                                   -0.0, 65504, 1e38, 1, 2, 0.5, 4, 8};
-	if (c->used >= c->n)
-		return (double)(c->fallback++ * 37 % 11) / 4.0;
-	unsigned b = c->p[c->used++];
-	return b < 0xf0 ? ((double)b - 120.0) / 16.0 : special[b & 15];
-}
+#include "fuzz_bytes.h"
 
 typedef struct plan {
 	int64_t sessions, channels, frames, test_frames, height, width;
