@@ -15,6 +15,12 @@ cp -r "$srcdir/tests/configs/experiments/." "$tmp/cfg/"
 "$fovea" create-data "$tmp/d" --layout openretina --num-colors 2 >/dev/null || fail "create-data"
 short=(paths.data_dir="$tmp/d" paths.output_dir="$tmp/run" trainer.max_epochs=1
 	+trainer.max_steps=2 --threads 1)
+# karamanlis_2024 reads its own layout: sessions of tools/fixtures/karamanlis_2024.py
+if [ "$name" = karamanlis_2024_core_readout ]; then
+	/usr/bin/python3 "$srcdir/tools/fixtures/karamanlis_2024.py" "$tmp/k" --no-expected ||
+		fail "tools/fixtures/karamanlis_2024.py"
+	short[0]=paths.data_dir="$tmp/k/sessions"
+fi
 
 # expected error of the experiments fovea cannot train on this data
 case $name in
