@@ -53,4 +53,15 @@ expect err "bin"
 # a session folder without the species name is no session
 train 1 data_io.stimuli.specie=rat
 expect err "No data directories found in $s for animal rat"
+# zipped sessions, as openretina: the stimuli key one "<name>.zip", the
+# responses, listed after it was unpacked, "<name>"; the second run trains
+/usr/bin/python3 "$srcdir/tools/fixtures/karamanlis_2024.py" "$tmp/z" --no-expected --zip \
+	--sessions 1 || fail "tools/fixtures/karamanlis_2024.py --zip"
+s=$tmp/z/sessions
+train 1
+expect err "'$s0'"
+expect err "no movies"
+[ -d "$s/$s0" ] && [ ! -e "$s/$s0.zip" ] || fail "$s0.zip was not unpacked in place"
+train 0
+expect out "trained 1 epochs"
 finish karamanlis
