@@ -122,7 +122,10 @@ static fv_status check_numeric(const kara_mat *m, const char *name, const matvar
 	if (v->isComplex || v->data == NULL || !element(v->data, v->class_type, 0, &x))
 		return fv_error(FV_ERR_FORMAT, "%s: variable '%s' is no real numeric array (MATLAB "
 		                "class %d%s)", m->path, name, (int)v->class_type,
-		                v->isComplex ? ", complex" : "");
+		                v->isComplex ? ", complex"
+		                : v->class_type == MAT_C_EMPTY && Mat_GetVersion(m->mat) == MAT_FT_MAT73
+		                        ? "; a v7.3 file names it in the dataset's MATLAB_class "
+		                          "attribute, a null-terminated string" : "");
 	return FV_OK;
 }
 

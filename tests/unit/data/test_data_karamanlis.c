@@ -450,3 +450,16 @@ Test(data_karamanlis, several_mat_files_and_no_session_are_errors)
 	cr_assert_neq(eval_step("responses.load_all_responses", "  specie: rat\n", &v), FV_OK);
 	cr_assert_not_null(strstr(fv_errmsg(), "No data directories found"), "%s", fv_errmsg());
 }
+
+/* h5py's own string attribute (null-padded, no terminator) is no class libmatio reads */
+Test(data_karamanlis, unreadable_matlab_class_is_named)
+{
+	generate("--seed 17 --sessions 1 --format v73 --no-expected");
+	python("import sys, h5py, numpy as np\n"
+	       "p = sys.argv[1] + '/sessions/" S0 "/" S0 "_fixationmovie_data.mat'\n"
+	       "with h5py.File(p, 'r+') as f:\n"
+	       "    del f['frozenbin'].attrs['MATLAB_class']\n"
+	       "    f['frozenbin'].attrs['MATLAB_class'] = np.bytes_('double')\n");
+	expect_step_error(RESPONSES, MAT ": variable 'frozenbin' is no real numeric array",
+	                  "MATLAB_class attribute");
+}
