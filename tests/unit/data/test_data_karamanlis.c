@@ -50,7 +50,7 @@ static void generate(const char *args)
 {
 	char cmd[2048];
 	snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/../tools/fixtures/karamanlis_2024.py %s "
-	         "--frames 24 --test-frames 12 %s", FOVEA_TEST_SRCDIR, dir, args);
+	         "--frames 16 --test-frames 8 --image-size 300 420 %s", FOVEA_TEST_SRCDIR, dir, args);
 	cr_assert_eq(system(cmd), 0, "%s", cmd);
 }
 
@@ -199,7 +199,7 @@ Test(data_karamanlis, cache_is_an_npz_numpy_reads)
 	       "z = np.load(glob.glob(d + '/sessions/*/*_extracted_stimuli_30_40.npz')[0])\n"
 	       "assert sorted(z.files) == ['test_data', 'train_data'], z.files\n"
 	       "assert z['train_data'].dtype == np.float32\n"
-	       "assert z['test_data'].shape == (1, 12, 30, 40), z['test_data'].shape\n"
+	       "assert z['test_data'].shape == (1, 8, 30, 40), z['test_data'].shape\n"
 	       "assert (z['train_data'] == np.load(d + '/train.npy')).all()\n");
 	fv_dvalue_free(v);
 }
@@ -378,7 +378,7 @@ Test(data_karamanlis, wrong_shape_names_file_and_key)
 	generate("--seed 10 --sessions 1 --format v73 --no-expected");
 	rewrite_mat("old['frozenbin'] = old['frozenbin'][0]\n"
 	            "old['frozenfixations'] = old['frozenfixations'][:, :2]");
-	expect_step_error(RESPONSES, MAT, "variable 'frozenbin' has shape (12, 5) as h5py reads it; "
+	expect_step_error(RESPONSES, MAT, "variable 'frozenbin' has shape (8, 5) as h5py reads it; "
 	                                  "expected 3 dimensions");
 	expect_step_error(STIMULI, MAT, "'frozenfixations' has 2 values per fixation; expected 3");
 }
