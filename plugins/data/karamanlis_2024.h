@@ -25,12 +25,15 @@
 
 /* ---- .mat variables (karamanlis_2024_mat.c) ------------------------------------- */
 
-/* A numeric MATLAB variable in h5py's view, as doubles. */
+/* A numeric MATLAB variable in h5py's view, kept in its own type as
+** libmatio read it (no converted copy: image ensembles are large). */
 typedef struct kara_array {
 	int ndim;
 	int64_t shape[KARA_MAX_DIMS];
 	int64_t numel;
-	double *data;
+	const void *raw; /* numel numbers of class `cls` */
+	int cls;         /* enum matio_classes */
+	void *owner;     /* the matvar_t */
 } kara_array;
 
 typedef struct kara_mat kara_mat;
@@ -43,6 +46,8 @@ void kara_mat_close(kara_mat *m);
 ** infinite values are refused too. */
 fv_status kara_mat_read(kara_mat *m, const char *name, int ndim, bool finite, kara_array *out);
 void kara_array_free(kara_array *a);
+/* Number i (flat, C order in h5py's view) as a double. */
+double kara_at(const kara_array *a, int64_t i);
 
 /* ---- the fixation movie (karamanlis_2024_movie.c) ------------------------------- */
 
@@ -63,12 +68,13 @@ void kara_axis_free(kara_axis *a);
 void kara_resize_frame(const kara_axis *ay, const kara_axis *ax, const float *src, float *tmp,
                        float *dst);
 
-/* The frames of return_fix_movie_torch for the fixations `fix` (frames x
-** stride, each row image (1-based), x, y, then ignored columns) over the images `images` ((n, x, y) in h5py's
+/* The frames of return_fix_movie_torch for the fixations `fix` ((frames,
+** k) or (trials, frames, k), k >= 3: image (1-based), x, y, then ignored
+** columns), the `frames` rows from row `first` on, over the images `images` ((n, x, y) in h5py's
 ** view), each resized to (h, w) and written in order to `dst` (frames x h
 ** x w).  An error naming `file` and `key` when a fixation leaves the screen
 ** empty or names no image. */
-fv_status kara_fix_movie(const kara_array *images, const double *fix, int64_t stride,
+fv_status kara_fix_movie(const kara_array *images, const kara_array *fix, int64_t first,
                          int64_t frames, int64_t h, int64_t w, float *dst, const char *file,
                          const char *key);
 

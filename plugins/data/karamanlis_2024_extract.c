@@ -10,7 +10,8 @@
 
 #include "karamanlis_2024.h"
 
-/* The fixation movie of `images` for `fix` (rows of fix->shape[last]). */
+/* The fixation movie of `images` for every row of `fix` (trial after
+** trial for runningfixations, as openretina concatenates them). */
 static fv_status movie(const kara_array *images, const kara_array *fix, int64_t h, int64_t w,
                        const char *path, const char *key, fv_tensor **out)
 {
@@ -26,11 +27,10 @@ static fv_status movie(const kara_array *images, const kara_array *fix, int64_t 
 		                (long long)frames, key);
 	fv_status rc;
 	if (sizeof(fv_real) == sizeof(float)) {
-		rc = kara_fix_movie(images, fix->data, stride, frames, h, w, (float *)t->data, path,
-		                    key);
+		rc = kara_fix_movie(images, fix, 0, frames, h, w, (float *)t->data, path, key);
 	} else { /* a float64 build: the frames are float32 in openretina too */
 		float *f = malloc((size_t)t->numel * sizeof *f);
-		rc = f != NULL ? kara_fix_movie(images, fix->data, stride, frames, h, w, f, path, key)
+		rc = f != NULL ? kara_fix_movie(images, fix, 0, frames, h, w, f, path, key)
 		               : fv_error(FV_ERR_NOMEM, "%s: out of memory", path);
 		for (int64_t i = 0; rc == FV_OK && i < t->numel; i++)
 			t->data[i] = (fv_real)f[i];
@@ -60,7 +60,6 @@ fv_status kara_extract_stimuli(const char *path, int64_t h, int64_t w, fv_tensor
 		rc = kara_mat_read(m, "frozenfixations", 2, false, &frozen_fix);
 	if (rc == FV_OK)
 		rc = kara_mat_read(m, "runningfixations", 3, false, &running_fix);
-	kara_mat_close(m);
 	if (rc == FV_OK)
 		rc = movie(&frozen, &frozen_fix, h, w, path, "frozenfixations", test);
 	if (rc == FV_OK)
@@ -69,6 +68,7 @@ fv_status kara_extract_stimuli(const char *path, int64_t h, int64_t w, fv_tensor
 	kara_array_free(&frozen);
 	kara_array_free(&frozen_fix);
 	kara_array_free(&running_fix);
+	kara_mat_close(m); /* after the variables: matio's v7.3 ones hold the file's ids */
 	if (rc != FV_OK) {
 		fv_tensor_free(*test);
 		*test = NULL;

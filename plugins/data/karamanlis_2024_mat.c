@@ -69,7 +69,8 @@ void kara_mat_close(kara_mat *m)
 
 void kara_array_free(kara_array *a)
 {
-	free(a->data);
+	if (a->owner != NULL)
+		Mat_VarFree(a->owner);
 	memset(a, 0, sizeof *a);
 }
 
@@ -129,22 +130,25 @@ static fv_status check_numeric(const kara_mat *m, const char *name, const matvar
 	return FV_OK;
 }
 
-static fv_status convert(const kara_mat *m, const char *name, const matvar_t *v, bool finite,
-                         kara_array *a)
+double kara_at(const kara_array *a, int64_t i)
+{
+	double x = 0.0;
+	element(a->raw, (enum matio_classes)a->cls, (size_t)i, &x);
+	return x;
+}
+
+static fv_status check_values(const kara_mat *m, const char *name, const matvar_t *v,
+                              bool finite, const kara_array *a)
 {
 	/* matio sizes the data from the dims; a damaged file may disagree */
 	if (v->nbytes / Mat_SizeOfClass(v->class_type) < (size_t)a->numel)
 		return fv_error(FV_ERR_FORMAT, "%s: variable '%s' holds fewer numbers than its dims "
 		                "say (damaged file?)", m->path, name);
-	a->data = malloc((size_t)a->numel * sizeof *a->data);
-	if (a->data == NULL)
-		return fv_error(FV_ERR_NOMEM, "%s: out of memory reading '%s'", m->path, name);
-	for (int64_t i = 0; i < a->numel; i++) {
-		element(v->data, v->class_type, (size_t)i, &a->data[i]);
-		if (finite && !isfinite(a->data[i]))
+	for (int64_t i = 0; finite && i < a->numel; i++) {
+		double x = kara_at(a, i);
+		if (!isfinite(x))
 			return fv_error(FV_ERR_FORMAT, "%s: variable '%s' holds %s at flat index %lld",
-			                m->path, name, isnan(a->data[i]) ? "NaN" : "an infinite value",
-			                (long long)i);
+			                m->path, name, isnan(x) ? "NaN" : "an infinite value", (long long)i);
 	}
 	return FV_OK;
 }
@@ -166,12 +170,14 @@ fv_status kara_mat_read(kara_mat *m, const char *name, int ndim, bool finite, ka
 		return fv_error(FV_ERR_FORMAT, "%s: variable '%s' cannot be read (damaged or "
 		                "truncated file?)%s%s", m->path, name, mat_message[0] ? ": " : "",
 		                mat_message);
+	out->owner = v;
 	rc = h5py_shape(m, name, v, ndim, out);
 	if (rc == FV_OK)
 		rc = check_numeric(m, name, v);
+	out->raw = v->data;
+	out->cls = (int)v->class_type;
 	if (rc == FV_OK)
-		rc = convert(m, name, v, finite, out);
-	Mat_VarFree(v);
+		rc = check_values(m, name, v, finite, out);
 	if (rc != FV_OK)
 		kara_array_free(out);
 	return rc;

@@ -41,9 +41,12 @@ static bool as_int(double x, int64_t *out)
 	return true;
 }
 
-static fv_status draw(const kara_array *images, const double *fix, float *screen,
-                      const char *file, const char *key, int64_t f)
+static fv_status draw(const kara_array *images, const kara_array *fixations, int64_t f,
+                      float *screen, const char *file, const char *key)
 {
+	int64_t stride = fixations->shape[fixations->ndim - 1];
+	double fix[3] = {kara_at(fixations, f * stride), kara_at(fixations, f * stride + 1),
+	                 kara_at(fixations, f * stride + 2)};
 	int64_t n = images->shape[0], nx = images->shape[1], ny = images->shape[2];
 	int64_t k, x, y, c0, c1, r0, r1, ox, oy;
 	if (!as_int(fix[0], &k) || !as_int(fix[1], &x) || !as_int(fix[2], &y))
@@ -61,19 +64,19 @@ static fv_status draw(const kara_array *images, const double *fix, float *screen
 		                (long long)nx, KARA_SCREEN_H, KARA_SCREEN_W);
 	k = k < 0 ? k + n : k;
 	memset(screen, 0, (size_t)KARA_SCREEN_H * KARA_SCREEN_W * sizeof *screen);
-	const double *img = images->data + k * nx * ny; /* [x][y] */
+	int64_t img = k * nx * ny; /* [x][y] */
 	for (int64_t r = r0; r <= r1; r++) {
 		int64_t iy = oy + r < 0 ? oy + r + ny : oy + r;
-		float *row = screen + r * KARA_SCREEN_W;
+		float *line = screen + r * KARA_SCREEN_W;
 		for (int64_t c = c0; c <= c1; c++) {
 			int64_t ix = ox + c < 0 ? ox + c + nx : ox + c;
-			row[c] = (float)img[ix * ny + iy];
+			line[c] = (float)kara_at(images, img + ix * ny + iy);
 		}
 	}
 	return FV_OK;
 }
 
-fv_status kara_fix_movie(const kara_array *images, const double *fix, int64_t stride,
+fv_status kara_fix_movie(const kara_array *images, const kara_array *fix, int64_t first,
                          int64_t frames, int64_t h, int64_t w, float *dst, const char *file,
                          const char *key)
 {
@@ -87,7 +90,7 @@ fv_status kara_fix_movie(const kara_array *images, const double *fix, int64_t st
 	if (rc == FV_OK && (screen == NULL || tmp == NULL))
 		rc = fv_error(FV_ERR_NOMEM, "%s: out of memory composing the fixation movie", file);
 	for (int64_t f = 0; rc == FV_OK && f < frames; f++) {
-		rc = draw(images, fix + stride * f, screen, file, key, f);
+		rc = draw(images, fix, first + f, screen, file, key);
 		if (rc == FV_OK)
 			kara_resize_frame(&ay, &ax, screen, tmp, dst + f * h * w);
 	}

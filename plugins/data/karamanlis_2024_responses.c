@@ -49,11 +49,11 @@ static fv_tensor *by_trial(const kara_array *a, double fr)
 		for (int64_t s = 0; s < time; s++)
 			for (int64_t n = 0; n < neurons; n++)
 				t->data[(k * neurons + n) * time + s] =
-					(fv_real)(a->data[(k * time + s) * neurons + n] / fr);
+					(fv_real)(kara_at(a, (k * time + s) * neurons + n) / fr);
 	return t;
 }
 
-/* np.mean(axis=0) of (trials, neurons, time) from the doubles of `a`. */
+/* np.mean(axis=0) of (trials, neurons, time), in double as numpy takes it. */
 static fv_tensor *trial_mean(const kara_array *a, double fr)
 {
 	int64_t trials = a->shape[0], time = a->shape[1], neurons = a->shape[2];
@@ -62,7 +62,7 @@ static fv_tensor *trial_mean(const kara_array *a, double fr)
 		for (int64_t s = 0; s < time; s++) {
 			double sum = 0.0;
 			for (int64_t k = 0; k < trials; k++)
-				sum += a->data[(k * time + s) * neurons + n] / fr;
+				sum += kara_at(a, (k * time + s) * neurons + n) / fr;
 			t->data[n * time + s] = (fv_real)(sum / (double)trials);
 		}
 	return t;
@@ -75,7 +75,7 @@ static fv_tensor *joined(const kara_array *a, double fr)
 	fv_tensor *t = fv_tensor_new(2, (int64_t[]){neurons, frames});
 	for (int64_t f = 0; t != NULL && f < frames; f++)
 		for (int64_t n = 0; n < neurons; n++)
-			t->data[n * frames + f] = (fv_real)(a->data[f * neurons + n] / fr);
+			t->data[n * frames + f] = (fv_real)(kara_at(a, f * neurons + n) / fr);
 	return t;
 }
 
@@ -124,11 +124,11 @@ static fv_status read_file(const char *path, const kara_responses *o, fv_dvalue 
 		rc = kara_mat_read(m, "frozenbin", 3, true, &test);
 	if (rc == FV_OK)
 		rc = kara_mat_read(m, "runningbin", 3, true, &train);
-	kara_mat_close(m);
 	if (rc == FV_OK)
 		rc = split_of(&test, &train, path, o, out);
 	kara_array_free(&test);
 	kara_array_free(&train);
+	kara_mat_close(m); /* after the variables: matio's v7.3 ones hold the file's ids */
 	return rc;
 }
 

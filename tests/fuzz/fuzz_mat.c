@@ -46,7 +46,7 @@ static void draw_some(const kara_array *images, const kara_array *fix)
 		return;
 	frames = frames < 2 ? frames : 2;
 	float out[2 * 6 * 8];
-	if (kara_fix_movie(images, fix->data, stride, frames, 6, 8, out, path, "fix") != FV_OK)
+	if (kara_fix_movie(images, fix, 0, frames, 6, 8, out, path, "fix") != FV_OK)
 		check_rejection();
 	else
 		for (int i = 0; i < frames * 48; i++)
@@ -81,12 +81,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (n != a[i].numel)
 			abort();
 		for (int64_t k = 0; k < a[i].numel; k++)
-			sink = a[i].data[k];
+			sink = kara_at(&a[i], k);
 	}
-	kara_mat_close(m);
-	if (a[0].data != NULL && a[3].data != NULL)
+	if (a[0].raw != NULL && a[3].raw != NULL)
 		draw_some(&a[0], &a[3]);
 	for (size_t i = 0; i < N_VARS; i++)
 		kara_array_free(&a[i]);
+	kara_mat_close(m);
 	return 0;
 }
