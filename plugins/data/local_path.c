@@ -3,7 +3,8 @@
 ** path (with ~ expanded) that must exist, or a remote file of the GIN or
 ** Hugging Face stores resolved to the cache directory, downloaded when it
 ** is not there yet and unpacked when it is a zip archive.  Shared by the
-** get_local_file_path step and the readers that call it themselves.
+** get_local_file_path step and the readers that call it themselves
+** (maheswaranathan_2023, goldin_2022, karamanlis_2024's base_data_path).
 */
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@
 #define HUGGINGFACE_FILE_URL "https://huggingface.co/datasets/open-retina/open-retina/resolve/main/"
 
 /* os.path.expanduser for "~" and "~/...". */
-static char *expand_user(const char *path)
+char *fv_data_expand_user(const char *path)
 {
 	const char *home = getenv("HOME");
 	if (path[0] == '~' && (path[1] == '/' || path[1] == '\0') && home != NULL)
@@ -87,7 +88,7 @@ static fv_status resolve(const char *p, const char *cache, char **out)
 	if (strncmp(p, "https://", 8) == 0)
 		return fv_error(FV_ERR_CONFIG, "file_path '%s': only " GIN_BASE_URL " and "
 		                HUGGINGFACE_BASE_URL " data storage are supported", p);
-	char *local = expand_user(p);
+	char *local = fv_data_expand_user(p);
 	struct stat st;
 	if (local == NULL)
 		return fv_error(FV_ERR_NOMEM, "out of memory");
@@ -103,7 +104,7 @@ static fv_status resolve(const char *p, const char *cache, char **out)
 fv_status fv_data_local_path(const char *file_path, const char *cache_folder, char **out)
 {
 	*out = NULL;
-	char *cache = cache_folder != NULL ? expand_user(cache_folder) : fv_zoo_cache_dir();
+	char *cache = cache_folder != NULL ? fv_data_expand_user(cache_folder) : fv_zoo_cache_dir();
 	fv_status rc = cache != NULL ? resolve(file_path, cache, out)
 	                             : fv_error(FV_ERR_NOMEM, "out of memory");
 	free(cache);

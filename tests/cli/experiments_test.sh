@@ -27,6 +27,10 @@ goldin_2022_*)
 	/usr/bin/python3 "$fixtures/goldin_2022.py" "$tmp/d" --mouse 2 --axolotl 1 \
 		--train-images 700 --size 12 12 || fail "fixture"
 	short+=(paths.data_dir="$tmp/d") ;;
+karamanlis_2024_*)
+	/usr/bin/python3 "$fixtures/karamanlis_2024.py" "$tmp/k" --no-expected ||
+		fail "tools/fixtures/karamanlis_2024.py"
+	short+=(paths.data_dir="$tmp/k/sessions") ;;
 *)
 	"$fovea" create-data "$tmp/d" --layout openretina --num-colors 2 >/dev/null || fail "create-data"
 	short+=(paths.data_dir="$tmp/d") ;;
