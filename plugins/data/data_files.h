@@ -28,12 +28,6 @@ fv_status fv_data_find_cached(const char *cache, const char *rel, char **out);
 ** land outside the target directory are refused. */
 fv_status fv_data_unzip(const char *zip_path, char **out);
 
-/* get_local_file_path: `file_path` with ~ expanded when local (it must
-** exist), else the GIN or Hugging Face file through `cache_folder` (NULL:
-** fv_zoo_cache_dir()), downloaded and unpacked as needed.  *out gets a
-** malloc'd path. */
-fv_status fv_data_local_path(const char *file_path, const char *cache_folder, char **out);
-
 /* os.path.expanduser of "~" and "~/...": a malloc'd copy (NULL when out of
 ** memory). */
 char *fv_data_expand_user(const char *path);
