@@ -223,7 +223,9 @@ static fv_status session_mean(fv__session *s, const fv_dvalue *resp)
 		                (long long)s->n_neurons, (long long)s->n_neurons);
 	fv__session_raw raw = {.train_responses = fv__malloc((size_t)(r->numel ? r->numel : 1) *
 	                                                     sizeof(double)),
-	                       .train_responses_f32 = sizeof(fv_real) == sizeof(float),
+	                       /* numpy's float64 mean (compute_data_info of the
+	                       ** readers' float64 arrays), of the float32 values held */
+	                       .train_responses_f32 = false,
 	                       .n_train_frames = r->shape[1]};
 	if (raw.train_responses == NULL)
 		return fv_error(FV_ERR_NOMEM, "out of memory");

@@ -73,12 +73,19 @@ fv_status fv_data_open_config(fv_registry *reg, const fv_config_node *root, fv_d
 	*out = NULL;
 	const fv_config_node *io = fv_node_get(root, "data_io");
 	const fv_config_node *dl = fv_node_get(root, "dataloader");
+	const char *loader = fv_node_text(fv_node_get(dl, "_target_"));
+	if ((io == NULL || only_generic(io, 0)) && !is_builtin_loader(loader)) {
+		fv_status rc = reg != NULL ? fv__data_check_targets(reg, dl, 0) : FV_OK;
+		return rc != FV_OK ? rc : fv_error_at(fv_node_get(dl, "_target_"), FV_ERR_CONFIG,
+		                                      "dataloader._target_: '%s' takes the values of "
+		                                      "data steps; the generic HDF5 reader's data goes "
+		                                      "through multiple_movies_dataloaders", loader);
+	}
 	if (io == NULL || only_generic(io, 0))
 		return open_generic(io, dl, out);
 	if (reg == NULL)
 		return fv_error(FV_ERR_ARG, "fv_data_open_config: data_io names data steps, but no "
 		                "registry was given to find them in");
-	const char *loader = fv_node_text(fv_node_get(dl, "_target_"));
 	fv_data_options o;
 	fv_data_options_default(&o);
 	fv_status rc = fv__data_check_targets(reg, io, 0);

@@ -23,18 +23,25 @@ static fv_status set_number(fv_dvalue *map, const char *key, double x)
 	return fv_dvalue_set(map, key, fv_dvalue_number(x));
 }
 
-/* (neurons, T) as (T, neurons), the rows of `keep` only (NULL: all). */
-static fv_tensor *time_first(const fv_tensor *r, const bool *keep, int64_t kept)
+/* The columns of src (n, t) kept by `keep` (NULL: all) as the rows of dst (kept, n). */
+static void columns_as_rows(const fv_real *src, int64_t n, int64_t t, const bool *keep,
+                            fv_real *dst)
 {
-	int64_t n = r->shape[0], t = r->shape[1], row = 0;
-	fv_tensor *out = fv_tensor_new(2, (int64_t[]){kept, n});
-	for (int64_t j = 0; out != NULL && j < t; j++) {
+	for (int64_t j = 0, row = 0; j < t; j++) {
 		if (keep != NULL && !keep[j])
 			continue;
 		for (int64_t i = 0; i < n; i++)
-			out->data[row * n + i] = r->data[i * t + j];
+			dst[row * n + i] = src[i * t + j];
 		row++;
 	}
+}
+
+/* (neurons, T) as (T, neurons), the frames of `keep` only (NULL: all). */
+static fv_tensor *time_first(const fv_tensor *r, const bool *keep, int64_t kept)
+{
+	fv_tensor *out = fv_tensor_new(2, (int64_t[]){kept, r->shape[0]});
+	if (out != NULL)
+		columns_as_rows(r->data, r->shape[0], r->shape[1], keep, out->data);
 	return out;
 }
 
@@ -184,9 +191,7 @@ static fv_tensor *trials_time_first(const fv_tensor *a)
 	int64_t k = a->shape[0], n = a->shape[1], t = a->shape[2];
 	fv_tensor *out = fv_tensor_new(3, (int64_t[]){k, t, n});
 	for (int64_t r = 0; out != NULL && r < k; r++)
-		for (int64_t i = 0; i < n; i++)
-			for (int64_t j = 0; j < t; j++)
-				out->data[(r * t + j) * n + i] = a->data[(r * n + i) * t + j];
+		columns_as_rows(a->data + r * n * t, n, t, NULL, out->data + r * t * n);
 	return out;
 }
 
