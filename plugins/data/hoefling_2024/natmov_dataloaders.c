@@ -6,6 +6,7 @@
 ** FV_DV_DATALOADERS with a train, validation and "test" loader per
 ** session, each on its eye's (and, for training, its sequence's) movie.
 */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,6 +76,10 @@ static fv_status sequences(natmov *nm, const fv_dvalue *movies)
 		return fv_errcode();
 	for (int64_t i = 0; rs == NULL && i < n; i++)
 		nm->random_sequences->data[i] = (fv_real)i;
+	for (int64_t i = 0; rs != NULL && i < rs->numel; i++)
+		if (!(rs->data[i] >= 0 && rs->data[i] < 1e9) || rs->data[i] != floorf(rs->data[i]))
+			return fv_error(FV_ERR_FORMAT, "natmov_dataloaders_v2: random_sequences holds %g, "
+			                "not a clip number", (double)rs->data[i]);
 	/* With one sequence gen_start_indices gives a plain list, which
 	** natmov_dataloaders_v2 then indexes by scan_sequence_idx: a single
 	** start, no loader. */
