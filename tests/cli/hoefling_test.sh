@@ -37,9 +37,9 @@ for bad in nan class missing-key; do
 	rm -rf "$tmp/h" && /usr/bin/python3 "$fixture" "$tmp/h" --corrupt $bad --height 2 --width 2 >/dev/null || fail "fixture $bad"
 	run 1 "$fovea" train "${args[@]}"
 	case $bad in
-	nan) expect err "session 'session_1_ventral1_20200101': 'natural_inferred_spikes' holds NaN" ;;
+	nan) expect err "$tmp/h/responses.h5: make_final_responses: session 'session_1_ventral1_20200101': 'natural_inferred_spikes' holds NaN" ;;
 	class) expect err "$tmp/h/movies.pkl"; expect err "fractions" ;;
-	missing-key) expect err "session 'session_1_ventral1_20200101' has no array 'd_qi'" ;;
+	missing-key) expect err "$tmp/h/responses.h5: quality filter: session 'session_1_ventral1_20200101' has no array 'd_qi'" ;;
 	esac
 	[ "$(grep -c . <<<"$err")" -eq 1 ] || fail "$bad: more than one line on stderr: $err"
 done

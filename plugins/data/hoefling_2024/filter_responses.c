@@ -241,7 +241,7 @@ static fv_status filter_step(fv_module *m, fv_data_inputs *in, fv_dvalue **out)
 		by_count(dict, o);
 	if (rc != FV_OK) {
 		fv_dvalue_free(dict);
-		return rc;
+		return hoef_name_file(rc, fv_data_input_spec(in));
 	}
 	say(o->verbose, LINE);
 	snprintf(msg, sizeof msg, "Final dataset contains %lld neurons over %zu fields",

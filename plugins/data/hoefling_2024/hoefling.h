@@ -36,4 +36,8 @@ fv_status hoef_apply_qi_mask(fv_dvalue *dict, double d_qi, double chirp_qi, bool
 /* Remove the sessions whose group_assignment is empty (_clean_up_empty_fields). */
 void hoef_drop_empty(fv_dvalue *dict);
 
+/* rc, its message prefixed with the file the step's data comes from (the
+** first file_path under its spec), so that a bad key names its file. */
+fv_status hoef_name_file(fv_status rc, const fv_config_node *spec);
+
 #endif /* FOVEA_PLUGINS_HOEFLING_H */

@@ -294,7 +294,7 @@ static fv_status final_step(fv_module *m, fv_data_inputs *in, fv_dvalue **out)
 	fv_dvalue_free(dict);
 	if (rc != FV_OK) {
 		fv_dvalue_free(result);
-		return rc;
+		return hoef_name_file(rc, spec);
 	}
 	*out = result;
 	return FV_OK;

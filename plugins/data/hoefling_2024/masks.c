@@ -2,6 +2,7 @@
 ** masks.c: masking a session's neurons (openretina's _apply_mask_to_field,
 ** _apply_qi_mask and _clean_up_empty_fields in hoefling_2024/responses.py).
 */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,4 +108,25 @@ fv_status hoef_apply_qi_mask(fv_dvalue *dict, double d_qi, double chirp_qi, bool
 	}
 	hoef_drop_empty(dict);
 	return FV_OK;
+}
+
+/* The first file_path text under n, depth first (the responses file). */
+static const char *source_file(const fv_config_node *n, int depth)
+{
+	if (n == NULL || depth > 16)
+		return NULL;
+	const char *path = fv_node_text(fv_node_get(n, "file_path"));
+	for (size_t i = 0; path == NULL && i < fv_node_size(n); i++)
+		path = source_file(fv_node_at(n, i), depth + 1);
+	return path;
+}
+
+fv_status hoef_name_file(fv_status rc, const fv_config_node *spec)
+{
+	const char *file = source_file(spec, 0);
+	if (rc == FV_OK || file == NULL || fv_errcode() != rc)
+		return rc;
+	char why[768];
+	snprintf(why, sizeof why, "%s", fv_errmsg());
+	return fv_error(rc, "%s: %s", file, why);
 }

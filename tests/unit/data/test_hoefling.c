@@ -453,14 +453,15 @@ static void expect_corrupt(const char *corrupt, fv_status code, const char *a, c
 
 Test(hoefling, nan_responses_are_refused_naming_session_and_key)
 {
-	expect_corrupt("nan", FV_ERR_FORMAT, "session 'session_1_ventral1_20200101'",
+	expect_corrupt("nan", FV_ERR_FORMAT, "/responses.h5: make_final_responses: session "
+	               "'session_1_ventral1_20200101'",
 	               "'natural_inferred_spikes' holds NaN (neuron 0, sample 100)");
 }
 
 Test(hoefling, a_missing_key_is_named)
 {
-	expect_corrupt("missing-key", FV_ERR_FORMAT, "session 'session_1_ventral1_20200101'",
-	               "no array 'd_qi'");
+	expect_corrupt("missing-key", FV_ERR_FORMAT, "/responses.h5: quality filter: session "
+	               "'session_1_ventral1_20200101'", "no array 'd_qi'");
 }
 
 Test(hoefling, a_movie_of_the_wrong_shape_is_named_with_its_file)
