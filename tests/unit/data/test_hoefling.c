@@ -474,3 +474,46 @@ Test(hoefling, a_pickle_with_an_unexpected_class_is_refused)
 {
 	expect_corrupt("class", FV_ERR_FORMAT, "movies.pkl", "fractions");
 }
+
+/* ---- DataLoaders checked field by field (fv_data_from_loaders) ---------------------------- */
+
+static fv_dvalue *tiny_loader(int64_t frames, double start)
+{
+	fv_dvalue *l = fv_dvalue_map(FV_DV_MOVIE_LOADER);
+	fv_tensor *m = fv_tensor_new(4, (int64_t[]){1, frames, 2, 2});
+	fv_tensor *r = fv_tensor_new(2, (int64_t[]){frames, 3});
+	fv_dvalue *starts = fv_dvalue_list();
+	cr_assert_eq(fv_dvalue_append(starts, fv_dvalue_number(start)), FV_OK);
+	cr_assert_eq(fv_dvalue_set(l, "movie", fv_dvalue_tensor(m)), FV_OK);
+	cr_assert_eq(fv_dvalue_set(l, "responses", fv_dvalue_tensor(r)), FV_OK);
+	cr_assert_eq(fv_dvalue_set(l, "start_indices", starts), FV_OK);
+	cr_assert_eq(fv_dvalue_set(l, "chunk_size", fv_dvalue_number(5)), FV_OK);
+	cr_assert_eq(fv_dvalue_set(l, "batch_size", fv_dvalue_number(1)), FV_OK);
+	cr_assert_eq(fv_dvalue_set(l, "scene_length", fv_dvalue_number(5)), FV_OK);
+	return l;
+}
+
+static fv_dvalue *tiny_loaders(double val_start, bool with_validation)
+{
+	fv_dvalue *d = fv_dvalue_map(FV_DV_DATALOADERS), *train = fv_dvalue_map(NULL);
+	cr_assert_eq(fv_dvalue_set(train, "s", tiny_loader(20, 0)), FV_OK);
+	cr_assert_eq(fv_dvalue_set(d, "train", train), FV_OK);
+	if (with_validation) {
+		fv_dvalue *val = fv_dvalue_map(NULL);
+		cr_assert_eq(fv_dvalue_set(val, "s", tiny_loader(10, val_start)), FV_OK);
+		cr_assert_eq(fv_dvalue_set(d, "validation", val), FV_OK);
+	}
+	return d;
+}
+
+Test(hoefling, loaders_are_checked_naming_fold_session_and_field)
+{
+	fv_data *d = NULL;
+	EXPECT_ERROR(fv_data_from_loaders(tiny_loaders(0, false), NULL, NULL, &d), FV_ERR_FORMAT,
+	             "dataloader: no validation fold");
+	EXPECT_ERROR(fv_data_from_loaders(tiny_loaders(6, true), NULL, NULL, &d), FV_ERR_SHAPE,
+	             "fold 'validation', session 's': start_indices", "outside the movie");
+	EXPECT_ERROR(fv_data_from_loaders(tiny_loaders(5, true), NULL, NULL, &d), FV_ERR_NOTFOUND,
+	             "session 's' has loaders but no responses in data_io.responses");
+	cr_assert_null(d);
+}
