@@ -23,16 +23,39 @@ struct fv_data_inputs {
 	fv_registry *reg;
 	const fv_config_node *spec;
 	fv_dvalue *values; /* a dict: option key -> the value of its nested step */
+	/* Values the caller passes beside the config (fv_data_eval_with), borrowed. */
+	size_t n_extra;
+	const char *const *extra_keys;
+	const fv_dvalue *const *extra_values;
 };
+
+static const fv_dvalue *extra_input(const fv_data_inputs *in, const char *key)
+{
+	for (size_t i = 0; key != NULL && i < in->n_extra; i++)
+		if (strcmp(in->extra_keys[i], key) == 0)
+			return in->extra_values[i];
+	return NULL;
+}
 
 const fv_dvalue *fv_data_input(const fv_data_inputs *in, const char *key)
 {
-	return in != NULL ? fv_dvalue_get(in->values, key) : NULL;
+	if (in == NULL)
+		return NULL;
+	const fv_dvalue *v = fv_dvalue_get(in->values, key);
+	return v != NULL ? v : extra_input(in, key);
 }
 
 fv_dvalue *fv_data_input_take(fv_data_inputs *in, const char *key)
 {
-	return in != NULL ? fv_dvalue_take(in->values, key) : NULL;
+	if (in == NULL)
+		return NULL;
+	fv_dvalue *v = fv_dvalue_take(in->values, key);
+	if (v != NULL)
+		return v;
+	/* The caller keeps its own values (openretina's train script uses them
+	** again for data_info): the step gets a copy. */
+	const fv_dvalue *extra = extra_input(in, key);
+	return extra != NULL ? fv_dvalue_copy(extra) : NULL;
 }
 
 const fv_config_node *fv_data_input_spec(const fv_data_inputs *in)
@@ -152,7 +175,7 @@ static const char *last_key(const fv_config_node *spec)
 }
 
 static fv_status run_step(fv_registry *reg, const fv_config_node *spec, int depth,
-                          fv_dvalue **out)
+                          const fv_data_inputs *extra, fv_dvalue **out)
 {
 	const fv_config_node *t = fv_node_get(spec, "_target_");
 	const char *name = fv_node_text(t);
@@ -163,6 +186,11 @@ static fv_status run_step(fv_registry *reg, const fv_config_node *spec, int dept
 	if (c == NULL || c->kind != FV_KIND_DATA)
 		return unknown_step(reg, t, name, c);
 	fv_data_inputs in = {.reg = reg, .spec = spec, .values = fv_dvalue_map(NULL)};
+	if (extra != NULL) {
+		in.n_extra = extra->n_extra;
+		in.extra_keys = extra->extra_keys;
+		in.extra_values = extra->extra_values;
+	}
 	if (in.values == NULL)
 		return fv_errcode();
 	fv_status st = eval_inputs(reg, spec, depth, in.values);
@@ -230,7 +258,7 @@ static fv_status eval_node(fv_registry *reg, const fv_config_node *n, int depth,
 	case FV_NODE_SCALAR: return eval_scalar(n, out);
 	case FV_NODE_SEQ: return eval_container(reg, n, depth, out);
 	case FV_NODE_MAP:
-		return fv_node_get(n, "_target_") != NULL ? run_step(reg, n, depth, out)
+		return fv_node_get(n, "_target_") != NULL ? run_step(reg, n, depth, NULL, out)
 		                                         : eval_container(reg, n, depth, out);
 	}
 	return fv_error_at(n, FV_ERR_CONFIG, "%s: not a value", fv_node_keypath(n));
@@ -244,4 +272,21 @@ fv_status fv_data_eval(fv_registry *reg, const fv_config_node *spec, fv_dvalue *
 	if (reg == NULL || spec == NULL)
 		return fv_error(FV_ERR_ARG, "fv_data_eval: no registry or no spec");
 	return eval_node(reg, spec, 0, out);
+}
+
+fv_status fv_data_eval_with(fv_registry *reg, const fv_config_node *spec, size_t n,
+                            const char *const *keys, const fv_dvalue *const *values,
+                            fv_dvalue **out)
+{
+	if (out == NULL)
+		return fv_error(FV_ERR_ARG, "fv_data_eval_with: no place for the value");
+	*out = NULL;
+	if (reg == NULL || spec == NULL || (n > 0 && (keys == NULL || values == NULL)))
+		return fv_error(FV_ERR_ARG, "fv_data_eval_with: no registry, spec or inputs");
+	const fv_config_node *t = fv_node_get(spec, "_target_");
+	if (fv_node_kind(spec) != FV_NODE_MAP || t == NULL)
+		return fv_error_at(spec, FV_ERR_CONFIG, "%s: expected a map with _target_ naming a "
+		                   "data step", fv_node_keypath(spec));
+	fv_data_inputs extra = {.n_extra = n, .extra_keys = keys, .extra_values = values};
+	return run_step(reg, spec, 0, &extra, out);
 }

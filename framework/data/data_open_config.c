@@ -6,8 +6,18 @@
 ** steps, except for the generic HDF5 layout, which fv_data_open() reads
 ** directly (lazily, file by file) as it always has.
 */
+#include <string.h>
+
 #include "data/data_internal.h"
 #include "fovea/data_plugin.h"
+
+/* openretina's generic dataloader, which fovea runs itself
+** (fv_data_open_values) with the dataloader section's options. */
+static bool is_builtin_loader(const char *name)
+{
+	return name == NULL || strcmp(name, "multiple_movies_dataloaders") == 0 ||
+	       strcmp(name, "openretina.data_io.base_dataloader.multiple_movies_dataloaders") == 0;
+}
 
 /* Every _target_ under n is one of the generic HDF5 reader's. */
 static bool only_generic(const fv_config_node *n, int depth)
@@ -46,11 +56,31 @@ static fv_status eval_key(fv_registry *reg, const fv_config_node *io, const char
 	return fv_data_eval(reg, spec, out);
 }
 
+/* hydra.utils.instantiate(cfg.dataloader, neuron_data_dictionary=...,
+** movies_dictionary=...), then its DataLoaders as the data set. */
+static fv_status run_loader(fv_registry *reg, const fv_config_node *dl, const fv_dvalue *movies,
+                            const fv_dvalue *responses, fv_data **out)
+{
+	static const char *const keys[] = {"neuron_data_dictionary", "movies_dictionary"};
+	const fv_dvalue *values[] = {responses, movies};
+	fv_dvalue *loaders = NULL;
+	fv_status rc = fv_data_eval_with(reg, dl, 2, keys, values, &loaders);
+	return rc == FV_OK ? fv_data_from_loaders(loaders, responses, movies, out) : rc;
+}
+
 fv_status fv_data_open_config(fv_registry *reg, const fv_config_node *root, fv_data **out)
 {
 	*out = NULL;
 	const fv_config_node *io = fv_node_get(root, "data_io");
 	const fv_config_node *dl = fv_node_get(root, "dataloader");
+	const char *loader = fv_node_text(fv_node_get(dl, "_target_"));
+	if ((io == NULL || only_generic(io, 0)) && !is_builtin_loader(loader)) {
+		fv_status rc = reg != NULL ? fv__data_check_targets(reg, dl, 0) : FV_OK;
+		return rc != FV_OK ? rc : fv_error_at(fv_node_get(dl, "_target_"), FV_ERR_CONFIG,
+		                                      "dataloader._target_: '%s' takes the values of "
+		                                      "data steps; the generic HDF5 reader's data goes "
+		                                      "through multiple_movies_dataloaders", loader);
+	}
 	if (io == NULL || only_generic(io, 0))
 		return open_generic(io, dl, out);
 	if (reg == NULL)
@@ -59,7 +89,9 @@ fv_status fv_data_open_config(fv_registry *reg, const fv_config_node *root, fv_d
 	fv_data_options o;
 	fv_data_options_default(&o);
 	fv_status rc = fv__data_check_targets(reg, io, 0);
-	if (rc == FV_OK)
+	if (rc == FV_OK && !is_builtin_loader(loader))
+		rc = fv__data_check_targets(reg, dl, 0);
+	if (rc == FV_OK && is_builtin_loader(loader))
 		rc = fv_data_options_from_config(&o, NULL, dl);
 	fv_dvalue *movies = NULL, *responses = NULL;
 	if (rc == FV_OK)
@@ -67,7 +99,8 @@ fv_status fv_data_open_config(fv_registry *reg, const fv_config_node *root, fv_d
 	if (rc == FV_OK)
 		rc = eval_key(reg, io, "responses", &responses);
 	if (rc == FV_OK)
-		rc = fv_data_open_values(&o, movies, responses, out);
+		rc = is_builtin_loader(loader) ? fv_data_open_values(&o, movies, responses, out)
+		                               : run_loader(reg, dl, movies, responses, out);
 	fv_dvalue_free(movies);
 	fv_dvalue_free(responses);
 	return rc;

@@ -264,3 +264,13 @@ fv_dvalue *fv_dvalue_take(fv_dvalue *map, const char *key)
 	map->n--;
 	return item;
 }
+
+fv_tensor *fv_dvalue_take_tensor(fv_dvalue *v)
+{
+	if (v == NULL || v->kind != FV_DV_TENSOR)
+		return NULL;
+	fv_tensor *t = v->tensor;
+	v->tensor = NULL;
+	v->kind = FV_DV_NULL;
+	return t;
+}

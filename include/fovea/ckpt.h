@@ -90,6 +90,10 @@ FV_API fv_ckpt *fv_ckpt_open(const char *path, const fv_ckpt_limits *limits);
 FV_API fv_ckpt *fv_ckpt_from_memory(const void *buf, size_t len, const char *name,
                                     const fv_ckpt_limits *limits);
 FV_API void fv_ckpt_close(fv_ckpt *c);
+/* A plain pickle file (pickle.dump, not torch's zip), read by the same
+** machine under the same allow-list and limits; its object is the root.
+** Persistent ids (storages) are refused.  Close with fv_ckpt_close(). */
+FV_API fv_ckpt *fv_pickle_open(const char *path, const fv_ckpt_limits *limits);
 
 /* The object that was saved (for Lightning, the checkpoint dict). */
 FV_API const fv_pyval *fv_ckpt_root(const fv_ckpt *c);

@@ -92,6 +92,9 @@ FV_API const char *fv_dvalue_key_at(const fv_dvalue *v, size_t i);
 FV_API const fv_dvalue *fv_dvalue_get(const fv_dvalue *map, const char *key);
 /* Remove a map's item and hand it over (NULL when absent). */
 FV_API fv_dvalue *fv_dvalue_take(fv_dvalue *map, const char *key);
+/* Hand over a tensor value's tensor (the value becomes None), so that a
+** large array moves on without a copy; NULL unless v is a tensor. */
+FV_API fv_tensor *fv_dvalue_take_tensor(fv_dvalue *v);
 
 /* openretina's MoviesTrainTestSplit: train (C, T, H, W), test_dict a map
 ** of name -> (C, T', H, W) tensors (at least one), random_sequences a
@@ -131,7 +134,52 @@ FV_API fv_registry *fv_data_input_registry(const fv_data_inputs *in);
 ** data step, is an error naming it, its key and the closest data steps. */
 FV_API fv_status fv_data_eval(fv_registry *reg, const fv_config_node *spec, fv_dvalue **out);
 
+/* Evaluate the step `spec` (a map with `_target_`) with n further inputs
+** beside its options, as Hydra's instantiate(cfg, key=value, ...) passes
+** them: the step reads values[i] with fv_data_input(in, keys[i]).  The
+** values stay the caller's (fv_data_input_take gives the step a copy).
+** A dataloader is such a step: fovea calls it with
+** "neuron_data_dictionary" (data_io.responses' value) and
+** "movies_dictionary" (data_io.stimuli's), as openretina's train script
+** does, and it returns FV_DV_DATALOADERS (below). */
+FV_API fv_status fv_data_eval_with(fv_registry *reg, const fv_config_node *spec, size_t n,
+                                   const char *const *keys, const fv_dvalue *const *values,
+                                   fv_dvalue **out);
+
 /* ---- a data set from the steps' values ------------------------------------------- */
+
+/* What a dataloader step returns: openretina's dict of DataLoaders, one
+** map per fold ("train", "validation", and each test stimulus: "test" or
+** its name), each a map session -> FV_DV_MOVIE_LOADER.  A loader holds
+** get_movie_dataloader's arguments:
+**   movie           (C, T, H, W) tensor, normalised; or the text name of an
+**                   entry of the DataLoaders' own "movies" map (name ->
+**                   tensor), for a movie several sessions share (stored once)
+**   responses       (T', N) tensor, T' >= T
+**   responses_by_trial  test folds, optional: (trials, T, N)
+**   start_indices   a tensor or list of frames, or None / absent: every
+**                   chunk_size (train), scene_length (validation), the whole
+**                   movie or every scene_length (test), as get_movie_dataloader
+**   chunk_size, batch_size, scene_length   numbers
+**   allow_over_boundaries   number (1 / 0), default 1
+**   drop_last       number, default 1 (only train drops a partial batch)
+**   roi_ids, roi_coords, group_assignment, mean_response   optional tensors
+**                   (kept as the MovieDataSet keeps them; not used to train)
+** Every session has a train and a validation loader, with the same scene
+** length and allow_over_boundaries everywhere (one sampler setting).
+** openretina's loader returns None for responses holding NaN: a step
+** leaves such a session out of the fold instead. */
+#define FV_DV_DATALOADERS "DataLoaders"
+#define FV_DV_MOVIE_LOADER "MovieDataLoader"
+
+/* The data set of `loaders` (FV_DV_DATALOADERS, consumed: its tensors move
+** into the data set), with data_info as openretina's compute_data_info
+** builds it from `responses` (the dict of ResponsesTrainTestSplit: neurons,
+** mean activity of each session's train responses, session_kwargs) and
+** `movies` (norm_mean / norm_std), which stay the caller's.  Errors name
+** the fold, the session and the field. */
+FV_API fv_status fv_data_from_loaders(fv_dvalue *loaders, const fv_dvalue *responses,
+                                      const fv_dvalue *movies, fv_data **out);
 
 /* The data set openretina's multiple_movies_dataloaders builds from
 ** `responses`, a dict of ResponsesTrainTestSplit per session, and `movies`,
@@ -147,10 +195,15 @@ FV_API fv_status fv_data_open_values(const fv_data_options *o, const fv_dvalue *
                                      const fv_dvalue *responses, fv_data **out);
 
 /* The data set of a training config (`root`): data_io's stimuli and
-** responses steps evaluated through `reg` (fv_data_eval) and opened with
-** fv_data_open_values() and the dataloader section's options, or, when
-** every _target_ of data_io is the generic HDF5 reader's, the directory
-** read by fv_data_open() as fv_data_options_from_config() describes it. */
+** responses steps evaluated through `reg` (fv_data_eval), then the
+** dataloader: its `_target_` found in the registry and run with
+** fv_data_eval_with() and the two values, its DataLoaders made the data set
+** by fv_data_from_loaders().  openretina's multiple_movies_dataloaders (or
+** no `_target_`) is fovea's own: fv_data_open_values() with the dataloader
+** section's options.  When every _target_ of data_io is the generic HDF5
+** reader's, the directory is read by fv_data_open() as
+** fv_data_options_from_config() describes it.  An unknown dataloader is an
+** error naming it and the closest data steps. */
 FV_API fv_status fv_data_open_config(fv_registry *reg, const fv_config_node *root,
                                      fv_data **out);
 

@@ -38,6 +38,7 @@ static fv_dvalue *read_strings(hid_t obj, hid_t type, hid_t space, bool is_attr)
 	size_t size = H5Tget_size(type);
 	hid_t mem = H5Tcopy(H5T_C_S1);
 	H5Tset_size(mem, var ? H5T_VARIABLE : size + 1);
+	H5Tset_cset(mem, H5Tget_cset(type)); /* h5py writes UTF-8; HDF5 converts no charsets */
 	size_t item = var ? sizeof(char *) : size + 1;
 	char *buf = calloc((size_t)(n > 0 ? n : 1), item);
 	herr_t ok = buf == NULL ? -1 : is_attr ? H5Aread(obj, mem, buf)

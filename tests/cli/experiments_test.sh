@@ -36,6 +36,17 @@ karamanlis_2024_*)
 	short+=(paths.data_dir="$tmp/d") ;;
 esac
 
+# experiments on openretina's own data_io groups read the fixtures of their data set
+case $name in
+hoefling_2024_core_readout_low_res | hoefling_2024_core_readout_low_res_hyperparams_search)
+	/usr/bin/python3 "$srcdir/tools/fixtures/hoefling_2024.py" "$tmp/h" >/dev/null ||
+		fail "tools/fixtures/hoefling_2024.py"
+	# two validation clips and small batches keep the epoch short
+	short+=(paths.cache_dir="$tmp/h" paths.movies_path="$tmp/h/movies.pkl"
+		paths.responses_path="$tmp/h/responses.h5" "dataloader.validation_clip_indices=[4,10]"
+		dataloader.batch_size=8) ;;
+esac
+
 # expected error of the experiments fovea cannot train on this data
 case $name in
 goldin_2022_core_readout_hparams_search)

@@ -75,8 +75,8 @@ data_targets)
 	"$fovea" create-data "$tmp/d" --layout openretina --num-colors 2 >/dev/null || fail "create-data"
 	run 1 "$fovea" train "$srcdir/configs/hdf5_core_readout.yaml" paths.data_dir="$tmp/d" \
 		data_io.color_channels=2 paths.output_dir="$tmp/r1" \
-		data_io.stimuli._target_=openretina.data_io.hoefling_2024.stimuli.movies_from_pickle
-	expect err "data_io.stimuli._target_: no data step 'openretina.data_io.hoefling_2024.stimuli.movies_from_pickle' is loaded"
+		data_io.stimuli._target_=openretina.data_io.hoefling_2024.stimuli.movies_from_pickles
+	expect err "data_io.stimuli._target_: no data step 'openretina.data_io.hoefling_2024.stimuli.movies_from_pickles' is loaded; did you mean 'openretina.data_io.hoefling_2024.stimuli.movies_from_pickle'?"
 	run 1 "$fovea" train "$srcdir/configs/hdf5_core_readout.yaml" paths.data_dir="$tmp/d" \
 		data_io.color_channels=2 paths.output_dir="$tmp/r3" \
 		data_io.responses._target_=openretina.data_io.h5_dataset_reader.load_response
