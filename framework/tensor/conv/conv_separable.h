@@ -147,6 +147,18 @@ typedef struct sep_tap_grad {
 void fv__sep_tap_grad(const sep_geom *g, const sep_tap_grad *tg, const fv_real *dS,
                       const fv_real *P, fv_real *dw);
 
+/* The vector kernels of fv__sep_tap_grad sum this many terms at most in a
+** register, then add them to a partial sum: float sums of a few hundred
+** terms, as accurate as one pixel's, for little overhead.  Both kernels
+** group the same way, so their results are equal bit for bit. */
+#define SEP_TAP_GRAD_TERMS 256
+
+#ifdef SEP_AVX2
+/* fv__sep_tap_grad for op a multiple of 16, bit for bit (sep_avx512.c). */
+void fv__sep_tap_grad_avx512(const sep_geom *g, const sep_tap_grad *tg, const float *dS,
+                             const float *P, float *dw);
+#endif
+
 /* dst columns [v0, v1) = the transposed temporal pass (from To frames in
 ** columns of gcol with gpad zero frames either side, to T frames) with
 ** channel-wise weights w (kt, op). */

@@ -787,8 +787,6 @@ static void temporal_weight_grad(const sep_geom *g, const fv_real *gout, const f
 }
 
 #ifdef SEP_AVX2
-#define TAP_GRAD_TERMS 256 /* at most, in a register sum of the spatial weight gradient */
-
 static void tap_grad_avx2(const sep_geom *g, const sep_tap_grad *tg, const float *dS,
                           const float *P, float *dw)
 {
@@ -806,9 +804,8 @@ static void tap_grad_avx2(const sep_geom *g, const sep_tap_grad *tg, const float
 			float part[8][16] = {{0}};
 			for (int j = 0; j < items; j++)
 				d[j] = part[j];
-			/* a few pixels a call: float sums of a few hundred terms, as
-			** accurate as one pixel's, for less overhead */
-			int64_t group = n < TAP_GRAD_TERMS ? TAP_GRAD_TERMS / n : 1;
+			/* a few pixels a call (SEP_TAP_GRAD_TERMS) */
+			int64_t group = n < SEP_TAP_GRAD_TERMS ? SEP_TAP_GRAD_TERMS / n : 1;
 			int64_t stride = g->vecs * nt * 8;
 			for (int64_t p = 0; p < tg->pixels; p += group) {
 				const float *col = dS + fv__col_index(g, nt, tg->fr0, p, ov);
@@ -834,6 +831,10 @@ void fv__sep_tap_grad(const sep_geom *g, const sep_tap_grad *tg, const fv_real *
 {
 	const int64_t op = g->op, n = tg->n;
 #ifdef SEP_AVX2
+	if (g->avx512 && op % 16 == 0) {
+		fv__sep_tap_grad_avx512(g, tg, dS, P, dw);
+		return;
+	}
 	if (g->avx2) {
 		tap_grad_avx2(g, tg, dS, P, dw);
 		return;

@@ -67,6 +67,111 @@ static void spatial_block(const float *const *p, const int64_t *off, int64_t tap
 	}
 }
 
+/* ---- the weight gradient of a broadcast pass (fv__sep_tap_grad) ----
+** A block of up to TG512_MAX taps (one zmm of sums each, 16 channels)
+** against one 16-channel vector of dS per pixel and frame: twice the taps
+** of the AVX2 kernel's 12 ymm sums for the same loads of dS, and the
+** broadcasts of P each feed 16 lanes.  Each channel's sum runs over the
+** pixels and frames in the same order, in the same groups of pixels, with
+** the same fused multiply-adds: equal bit for bit to the AVX2 kernel. */
+#define TG512_MAX 12
+
+/* The 16 channels of dS at d: 8 at d, 8 at d + half. */
+AVX512_FN
+static inline __m512 load_halves(const float *d, int64_t half)
+{
+	__m512d lo = _mm512_castpd256_pd512(_mm256_castps_pd(_mm256_loadu_ps(d)));
+	return _mm512_castpd_ps(_mm512_insertf64x4(lo, _mm256_castps_pd(_mm256_loadu_ps(d + half)), 1));
+}
+
+/* sums[j] (16 channels) += sum_{p < pixels, t < n} P[base[p * n + t] + o[j]]
+** * dS(p, t) for the N taps j; dS(p, t) at dS + p * stride + 8 * t. */
+AVX512_FN __attribute__((always_inline))
+static inline void tap_grad_n(int N, const int64_t *o, const float *P, const int64_t *base,
+                              const float *dS, int64_t half, int64_t n, int64_t pixels,
+                              int64_t stride, float *sums)
+{
+	__m512 a[TG512_MAX];
+	int64_t oj[TG512_MAX];
+#pragma GCC unroll 16
+	for (int j = 0; j < N; j++) {
+		a[j] = _mm512_setzero_ps();
+		oj[j] = o[j];
+	}
+	for (int64_t p = 0; p < pixels; p++, dS += stride - 8 * n)
+		for (int64_t t = 0; t < n; t++, dS += 8) {
+			__m512 dv = load_halves(dS, half);
+			const float *pq = P + *base++;
+#pragma GCC unroll 16
+			for (int j = 0; j < N; j++)
+				a[j] = _mm512_fmadd_ps(bcast(pq + oj[j]), dv, a[j]);
+		}
+#pragma GCC unroll 16
+	for (int j = 0; j < N; j++)
+		_mm512_storeu_ps(sums + 16 * j, _mm512_add_ps(_mm512_loadu_ps(sums + 16 * j), a[j]));
+}
+
+#define TAP_GRAD_KERNEL(N)                                                                  \
+	AVX512_FN static void tap_grad_##N(const int64_t *o, const float *P, const int64_t *base, \
+	                                   const float *dS, int64_t half, int64_t n,            \
+	                                   int64_t pixels, int64_t stride, float *sums)          \
+	{                                                                                         \
+		tap_grad_n(N, o, P, base, dS, half, n, pixels, stride, sums);                     \
+	}
+TAP_GRAD_KERNEL(8)
+TAP_GRAD_KERNEL(9)
+TAP_GRAD_KERNEL(10)
+TAP_GRAD_KERNEL(11)
+TAP_GRAD_KERNEL(12)
+
+typedef void tap_grad_fn(const int64_t *, const float *, const int64_t *, const float *, int64_t,
+                         int64_t, int64_t, int64_t, float *);
+
+/* The kernel for blocks of `items` taps (8 to 12). */
+static tap_grad_fn *tap_grad_kernel(int items)
+{
+	static tap_grad_fn *const kernels[] = {tap_grad_8, tap_grad_9, tap_grad_10, tap_grad_11,
+	                                       tap_grad_12};
+	return kernels[items - 8];
+}
+
+/* Taps a block: the fewest blocks of at most TG512_MAX, evened out (25
+** taps: 3 of 9; 121: 11 of 11), at least 8 (a short block repeats its
+** last tap). */
+static int tap_grad_items(int64_t taps)
+{
+	int64_t blocks = (taps + TG512_MAX - 1) / TG512_MAX;
+	int64_t items = (taps + blocks - 1) / blocks;
+	return items < 8 ? 8 : (int)items;
+}
+
+void fv__sep_tap_grad_avx512(const sep_geom *g, const sep_tap_grad *tg, const float *dS,
+                             const float *P, float *dw)
+{
+	const int64_t op = g->op, taps = tg->taps, n = tg->n, nt = tg->nt;
+	const int items = tap_grad_items(taps);
+	tap_grad_fn *kernel = tap_grad_kernel(items);
+	/* a few pixels a call, as the AVX2 kernel groups them */
+	const int64_t group = n < SEP_TAP_GRAD_TERMS ? SEP_TAP_GRAD_TERMS / n : 1;
+	const int64_t stride = g->vecs * nt * 8;
+	for (int64_t k0 = 0; k0 < taps; k0 += items) {
+		int64_t o[TG512_MAX];
+		for (int j = 0; j < items; j++)
+			o[j] = tg->off[k0 + j < taps ? k0 + j : taps - 1];
+		for (int64_t ov = 0; ov < op; ov += 16) {
+			float part[TG512_MAX * 16] = {0};
+			for (int64_t p = 0; p < tg->pixels; p += group) {
+				const float *col = dS + fv__col_index(g, nt, tg->fr0, p, ov);
+				int64_t px = tg->pixels - p < group ? tg->pixels - p : group;
+				kernel(o, P, tg->base_pt + p * n, col, 8 * nt, n, px, stride, part);
+			}
+			for (int j = 0; j < items && k0 + j < taps; j++)
+				for (int l = 0; l < 16; l++)
+					dw[(k0 + j) * op + ov + l] += part[16 * j + l];
+		}
+	}
+}
+
 void fv__sep_bcast_pass_avx512(const sep_geom *g, const sep_bcast *bc, const float *P,
                                const float *w, float *S)
 {
