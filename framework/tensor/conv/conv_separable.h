@@ -159,6 +159,29 @@ void fv__sep_tap_grad_avx512(const sep_geom *g, const sep_tap_grad *tg, const fl
                              const float *P, float *dw);
 #endif
 
+#ifdef SEP_AVX2
+/* The rows of the next AVX-512 row block of a temporal pass out of `left`
+** (even, 8 to 24), or 0: too few for one. */
+int fv__sep_rows_avx512_items(int64_t left);
+
+/* d[j * ld] (= when `fresh`, += otherwise) sum_{i < k} w[i * ldw] *
+** src[8 * (j + step * i)] for n rows j (columns of 8-float frames; n from
+** fv__sep_rows_avx512_items): the AVX2 row blocks' sums bit for bit. */
+void fv__sep_rows_avx512(int n, const float *src, int64_t step, const float *w, int64_t ldw,
+                         int64_t k, bool fresh, float *d, int64_t ld);
+#endif
+
+#ifdef SEP_AVX2
+/* dx[j] += sum over the window rows a in [a0, a1), columns b in [b0, b1)
+** and the op channels (a multiple of 16) of w[a][b] * D[row a][x0 + j - b]
+** for the n (<= 6) pixels of a run of the input gradient, row a's taps of
+** pixel x0 starting at origin - a * rowstep: the AVX2 slide_gather's sums
+** in another order. */
+void fv__sep_slide_gather_avx512(const float *origin, int64_t rowstep, int64_t a0, int64_t a1,
+                                 int64_t b0, int64_t b1, int64_t kw, int64_t op, const float *w,
+                                 float *dx, int n);
+#endif
+
 /* dst columns [v0, v1) = the transposed temporal pass (from To frames in
 ** columns of gcol with gpad zero frames either side, to T frames) with
 ** channel-wise weights w (kt, op). */

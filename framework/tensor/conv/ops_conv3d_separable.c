@@ -649,6 +649,14 @@ static void tap_range(const temporal_dir *td, int64_t kt, int64_t base, int64_t 
 	*k1 = *k1 < kt ? *k1 : kt;
 }
 
+/* The rows of the next block of a temporal pass out of `left`: an AVX-512
+** block when there are enough, else an AVX2 one. */
+static int temporal_items(const sep_geom *g, int64_t left)
+{
+	int n = g->avx512 ? fv__sep_rows_avx512_items(left) : 0;
+	return n > 0 ? n : row_block_items(left);
+}
+
 /* Whether those rows read only the column and its zero frames. */
 static bool rows_inside(const temporal_dir *td, int64_t base, int64_t n, int64_t k0, int64_t k1)
 {
@@ -666,8 +674,11 @@ static int temporal_rows(const sep_geom *g, const temporal_dir *td, const float 
 	int64_t k0, k1;
 	tap_range(td, kt, base, n, &k0, &k1);
 	if (n > SLIDE_ITEMS && rows_inside(td, base, n, k0, k1)) {
-		row_block(n, col + 8 * (base + td->dir * k0), td->dir, wv + k0 * g->op, g->op,
-		          k1 - k0, fresh, d, 8);
+		const float *src = col + 8 * (base + td->dir * k0);
+		if (g->avx512)
+			fv__sep_rows_avx512(n, src, td->dir, wv + k0 * g->op, g->op, k1 - k0, fresh, d, 8);
+		else
+			row_block(n, src, td->dir, wv + k0 * g->op, g->op, k1 - k0, fresh, d, 8);
 		return n;
 	}
 	n = n < SLIDE_ITEMS ? n : SLIDE_ITEMS;
@@ -692,7 +703,7 @@ static void temporal_pass(const sep_geom *g, const temporal_dir *td, int64_t v0,
 			const float *col = src + (v * td->stride + td->pad) * 8;
 			const float *wv = w + v % g->vecs * 8;
 			for (int64_t r = 0; r < rows;)
-				r += temporal_rows(g, td, col, wv, r, row_block_items(rows - r), fresh,
+				r += temporal_rows(g, td, col, wv, r, temporal_items(g, rows - r), fresh,
 				                   dst + (v * rows + r) * 8);
 		}
 		return;
@@ -865,11 +876,14 @@ static void spatial_weight_grad(const sep_geom *g, const fv_real *dS, const fv_r
 ** zero: D is cleared once per backward call and they are never written. */
 static void spread_frame(const sep_geom *g, const fv_real *dS, int64_t t, fv_real *D)
 {
-	int64_t nt = g->sp.t;
-	for (int64_t p = 0; p < g->plane; p++)
-		for (int64_t v = 0; v < g->vecs; v++)
-			memcpy(D + g->spread[p] + v * LANES, dS + fv__col_index(g, nt, t, p, v * LANES),
-			       LANES * sizeof(fv_real));
+	/* column p * vecs + v holds frame t at (column * nt + t) * LANES */
+	const int64_t step = g->sp.t * LANES;
+	const fv_real *src = dS + t * LANES;
+	for (int64_t p = 0; p < g->plane; p++) {
+		fv_real *dst = D + g->spread[p];
+		for (int64_t v = 0; v < g->vecs; v++, src += step)
+			memcpy(dst + v * LANES, src, LANES * sizeof(fv_real));
+	}
 }
 
 /* A run of input_grad's sliding gathers: n (<= SLIDE_ITEMS) consecutive
@@ -913,9 +927,11 @@ static void slide_gather_runs(const sep_geom *g, const gather_run *runs, int64_t
                               const float *D, const float *ws, float *dx)
 {
 	int64_t rowstep = g->sp.dh * g->wq * g->op;
+	bool wide = g->avx512 && g->op % 16 == 0;
 	for (const gather_run *r = runs; r < runs + count; r++)
-		slide_gather(D + g->back_base[r->q], rowstep, r->a0, r->a1, r->b0, r->b1, g->sp.kw,
-		             g->op, ws, dx + r->q, r->n);
+		(wide ? fv__sep_slide_gather_avx512 : slide_gather)(
+			D + g->back_base[r->q], rowstep, r->a0, r->a1, r->b0, r->b1, g->sp.kw, g->op, ws,
+			dx + r->q, r->n);
 }
 
 /* One frame of input_grad: sliding windows along the rows (the frame's

@@ -172,6 +172,131 @@ void fv__sep_tap_grad_avx512(const sep_geom *g, const sep_tap_grad *tg, const fl
 	}
 }
 
+/* ---- the row blocks of the temporal passes ----
+** Along a column (8 channels a frame), two consecutive rows read two
+** consecutive frames at every tap: one zmm holds both, so a block of N
+** rows is N/2 zmm sums (up to 24 rows in 12), the tap's 8 weights
+** broadcast to both halves.  Each row's sum runs over the taps in the same
+** order with the same fused multiply-adds as the AVX2 row blocks: equal
+** bit for bit. */
+#define ROWS512_MAX 24
+
+/* d[j * ld] (= when `fresh`, += otherwise) sum_{i < k} w[i * ldw] *
+** src[8 * (j + step * i)] for N rows j (N even). */
+AVX512_FN __attribute__((always_inline))
+static inline void rows_n(int N, const float *src, int64_t step, const float *w, int64_t ldw,
+                          int64_t k, bool fresh, float *d, int64_t ld)
+{
+	__m512 a[ROWS512_MAX / 2];
+#pragma GCC unroll 16
+	for (int m = 0; m < N / 2; m++)
+		a[m] = fresh ? _mm512_setzero_ps() : load_halves(d + 2 * m * ld, ld);
+	for (int64_t i = 0; i < k; i++, w += ldw, src += 8 * step) {
+		__m256d w8 = _mm256_castps_pd(_mm256_loadu_ps(w));
+		__m512 wv = _mm512_castpd_ps(_mm512_broadcast_f64x4(w8));
+#pragma GCC unroll 16
+		for (int m = 0; m < N / 2; m++)
+			a[m] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(src + 16 * m), a[m]);
+	}
+#pragma GCC unroll 16
+	for (int m = 0; m < N / 2; m++) {
+		__m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a[m]), 1));
+		_mm256_storeu_ps(d + 2 * m * ld, _mm512_castps512_ps256(a[m]));
+		_mm256_storeu_ps(d + (2 * m + 1) * ld, hi);
+	}
+}
+
+#define ROWS_KERNEL(N)                                                                       \
+	AVX512_FN static void rows_##N(const float *src, int64_t step, const float *w,          \
+	                               int64_t ldw, int64_t k, bool fresh, float *d, int64_t ld) \
+	{                                                                                        \
+		rows_n(N, src, step, w, ldw, k, fresh, d, ld);                                   \
+	}
+ROWS_KERNEL(8)
+ROWS_KERNEL(10)
+ROWS_KERNEL(12)
+ROWS_KERNEL(14)
+ROWS_KERNEL(16)
+ROWS_KERNEL(18)
+ROWS_KERNEL(20)
+ROWS_KERNEL(22)
+ROWS_KERNEL(24)
+
+int fv__sep_rows_avx512_items(int64_t left)
+{
+	if (left >= 32)
+		return ROWS512_MAX;
+	if (left > ROWS512_MAX) /* two blocks of about half */
+		return (int)((left / 2 + 1) & ~(int64_t)1);
+	return left >= 8 ? (int)(left & ~(int64_t)1) : 0;
+}
+
+void fv__sep_rows_avx512(int n, const float *src, int64_t step, const float *w, int64_t ldw,
+                         int64_t k, bool fresh, float *d, int64_t ld)
+{
+	typedef void rows_fn(const float *, int64_t, const float *, int64_t, int64_t, bool, float *,
+	                     int64_t);
+	static rows_fn *const kernels[] = {rows_8,  rows_10, rows_12, rows_14, rows_16,
+	                                   rows_18, rows_20, rows_22, rows_24};
+	kernels[(n - 8) / 2](src, step, w, ldw, k, fresh, d, ld);
+}
+
+/* ---- the input gradient's sliding gathers ----
+** As the AVX2 slide_gather: the 6 pixels of a run keep their current
+** source vectors in registers and the window's next column moves each on
+** by one pixel, so a tap loads one new vector.  Here a vector is 16
+** channels, and the taps alternate between two sets of sums (even and odd
+** columns) so that 12 chains of fused multiply-adds are in flight.  The
+** sums run in another order than the AVX2 kernel's: equal within rounding,
+** not bit for bit (test avx512_equals_avx2). */
+#define GATHER512_ITEMS 6 /* a run's pixels at most (SLIDE_ITEMS) */
+
+AVX512_FN
+void fv__sep_slide_gather_avx512(const float *origin, int64_t rowstep, int64_t a0, int64_t a1,
+                                 int64_t b0, int64_t b1, int64_t kw, int64_t op, const float *w,
+                                 float *dx, int n)
+{
+	__m512 e[GATHER512_ITEMS], o[GATHER512_ITEMS], x[GATHER512_ITEMS];
+#pragma GCC unroll 8
+	for (int j = 0; j < GATHER512_ITEMS; j++)
+		e[j] = o[j] = _mm512_setzero_ps();
+	for (int64_t a = a0; a < a1; a++)
+		for (int64_t ov = 0; ov < op; ov += 16) {
+			const float *src = origin - a * rowstep + ov;
+			const float *wa = w + a * kw * op + ov;
+#pragma GCC unroll 8
+			for (int j = 0; j < GATHER512_ITEMS; j++)
+				x[j] = _mm512_loadu_ps(src + (j - b0) * op);
+			int64_t b = b0;
+			for (; b + 1 < b1; b += 2) {
+				/* column b reads x[j]; column b + 1 reads x[j - 1], and
+				** pixel 0 the next vector in */
+				__m512 w0 = _mm512_loadu_ps(wa + b * op), w1 = _mm512_loadu_ps(wa + (b + 1) * op);
+				__m512 in1 = _mm512_loadu_ps(src - (b + 1) * op);
+#pragma GCC unroll 8
+				for (int j = 0; j < GATHER512_ITEMS; j++)
+					e[j] = _mm512_fmadd_ps(w0, x[j], e[j]);
+				o[0] = _mm512_fmadd_ps(w1, in1, o[0]);
+#pragma GCC unroll 8
+				for (int j = 1; j < GATHER512_ITEMS; j++)
+					o[j] = _mm512_fmadd_ps(w1, x[j - 1], o[j]);
+#pragma GCC unroll 8
+				for (int j = GATHER512_ITEMS - 1; j >= 2; j--)
+					x[j] = x[j - 2];
+				x[1] = in1;
+				x[0] = _mm512_loadu_ps(src - (b + 2) * op);
+			}
+			if (b < b1) {
+				__m512 wv = _mm512_loadu_ps(wa + b * op);
+#pragma GCC unroll 8
+				for (int j = 0; j < GATHER512_ITEMS; j++)
+					e[j] = _mm512_fmadd_ps(wv, x[j], e[j]);
+			}
+		}
+	for (int j = 0; j < n; j++)
+		dx[j] += _mm512_reduce_add_ps(_mm512_add_ps(e[j], o[j]));
+}
+
 void fv__sep_bcast_pass_avx512(const sep_geom *g, const sep_bcast *bc, const float *P,
                                const float *w, float *S)
 {
