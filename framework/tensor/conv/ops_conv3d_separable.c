@@ -732,10 +732,14 @@ static void temporal_pass(const sep_geom *g, const temporal_dir *td, int64_t v0,
 ** full one's do not.  The dropped taps read on into the next column. */
 #ifdef SEP_AVX2
 AVX2_FN
-static void last_taps(const float *src, const float *g, int64_t rows, int n, float *d, int64_t ld)
+static void last_taps(bool avx512, const float *src, const float *g, int64_t rows, int n, float *d,
+                      int64_t ld)
 {
 	float sums[12 * 8];
-	row_block_12(src, 1, g, 8, rows, true, sums, 8);
+	if (avx512)
+		fv__sep_rows_avx512(12, src, 1, g, 8, rows, true, sums, 8);
+	else
+		row_block_12(src, 1, g, 8, rows, true, sums, 8);
 	for (int j = 0; j < n; j++)
 		_mm256_storeu_ps(d + j * ld, _mm256_add_ps(_mm256_loadu_ps(d + j * ld),
 		                                           _mm256_loadu_ps(sums + 8 * j)));
@@ -767,11 +771,14 @@ static void temporal_weight_grad(const sep_geom *g, const fv_real *gout, const f
 				float *d = dwt + tau0 * op + v % g->vecs * 8;
 				if (kt - tau0 < 12 && base >= 0 && base + kt - tau0 - 1 + w->to - 1 < w->t &&
 				    v + 1 < cols && base + 11 + w->to - 1 < 2 * w->t) {
-					last_taps(col + 8 * base, gv, w->to, (int)(kt - tau0), d, op);
+					last_taps(g->avx512, col + 8 * base, gv, w->to, (int)(kt - tau0), d, op);
 					break;
 				}
 				if (n > SLIDE_ITEMS && base >= 0 && base + n - 1 + w->to - 1 < w->t) {
-					row_block(n, col + 8 * base, 1, gv, 8, w->to, false, d, op);
+					if (g->avx512) /* n is 12 or 8 */
+						fv__sep_rows_avx512(n, col + 8 * base, 1, gv, 8, w->to, false, d, op);
+					else
+						row_block(n, col + 8 * base, 1, gv, 8, w->to, false, d, op);
 				} else {
 					n = n < SLIDE_ITEMS ? n : SLIDE_ITEMS;
 					slide_correlate(col, w->t, base, gv, w->to, d, op, n);
