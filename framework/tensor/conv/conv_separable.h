@@ -182,6 +182,16 @@ void fv__sep_slide_gather_avx512(const float *origin, int64_t rowstep, int64_t a
                                  float *dx, int n);
 #endif
 
+#ifdef SEP_AVX2
+/* d[j * dstep + 8 * f] (= when `fresh`, += otherwise) sum_{a < kh, b < kw}
+** w[a * kw * op + b * wstep] * src[row[a] + (j + b) * step + 8 * f] for 6
+** pixels j and 4 consecutive frames f of 8 channels: the time-first
+** order's slide_row6x2 on two frame pairs, bit for bit. */
+void fv__sep_slide_row6x4_avx512(const float *src, const int64_t *row, int64_t kh, int64_t kw,
+                                 int64_t step, const float *w, int64_t op, int64_t wstep,
+                                 bool fresh, float *d, int64_t dstep);
+#endif
+
 /* dst columns [v0, v1) = the transposed temporal pass (from To frames in
 ** columns of gcol with gpad zero frames either side, to T frames) with
 ** channel-wise weights w (kt, op). */

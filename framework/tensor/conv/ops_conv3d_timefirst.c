@@ -472,18 +472,24 @@ static void slide_runs(const tf_geom *t, const tf_slide *sl, const tf_run *runs,
 	int64_t row[64], dstep = g->vecs * sl->dnt * 8;
 	for (int64_t v = 0; v < g->vecs; v++) {
 		const float *src = sl->src + v * w->to * 8, *wv = sl->w + v * 8;
-		for (int64_t f = 0; f < w->to; f += 2) {
-			int64_t pair = w->to - f >= 2;
+		/* frames 4 at a time with AVX-512, else 2 */
+		for (int64_t f = 0, span; f < w->to; f += span) {
+			span = g->avx512 && w->to - f >= 4 ? 4 : w->to - f >= 2 ? 2 : 1;
 			for (const tf_run *r = runs; r < runs + count; r++) {
 				float *d = sl->dst + fv__col_index(g, sl->dnt, sl->dfr0 + f, r->dp, v * 8);
 				for (int64_t a = 0; a < w->kh; a++)
 					row[a] = (r->first + a * sl->row_step) * t->ucol;
-				if (pair && r->n == 6) {
+				if (span == 4 && r->n == 6) {
+					fv__sep_slide_row6x4_avx512(src + f * 8, row, w->kh, w->kw, t->ucol, wv,
+					                            g->op, sl->wstep, sl->fresh, d, dstep);
+					continue;
+				}
+				if (span == 2 && r->n == 6) {
 					slide_row6x2(src + f * 8, row, w->kh, w->kw, t->ucol, 8, wv, g->op,
 					             sl->wstep, sl->fresh, d, dstep, 8);
 					continue;
 				}
-				for (int64_t e = f; e < f + 1 + pair; e++)
+				for (int64_t e = f; e < f + span; e++)
 					slide_row(src + e * 8, row, w->kh, w->kw, t->ucol, wv, g->op,
 					          sl->wstep, sl->fresh, d + (e - f) * 8, dstep, r->n);
 			}

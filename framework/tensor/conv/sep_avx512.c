@@ -297,6 +297,42 @@ void fv__sep_slide_gather_avx512(const float *origin, int64_t rowstep, int64_t a
 		dx[j] += _mm512_reduce_add_ps(_mm512_add_ps(e[j], o[j]));
 }
 
+/* ---- the time-first order's sliding rows ----
+** slide_row6x2 of ops_conv3d_timefirst.c on four consecutive frames: a
+** zmm holds two frames of a pixel's column, so 6 pixels x 4 frames are 12
+** sums, one weight load (broadcast to both halves) for 12 FMAs.  Each
+** (pixel, frame) sum runs over the taps in the same order with the same
+** fused multiply-adds: equal bit for bit. */
+AVX512_FN
+void fv__sep_slide_row6x4_avx512(const float *src, const int64_t *row, int64_t kh, int64_t kw,
+                                 int64_t step, const float *w, int64_t op, int64_t wstep,
+                                 bool fresh, float *d, int64_t dstep)
+{
+	__m512 a[6], b[6];
+#pragma GCC unroll 8
+	for (int j = 0; j < 6; j++) {
+		a[j] = fresh ? _mm512_setzero_ps() : _mm512_loadu_ps(d + j * dstep);
+		b[j] = fresh ? _mm512_setzero_ps() : _mm512_loadu_ps(d + j * dstep + 16);
+	}
+	for (int64_t r = 0; r < kh; r++) {
+		const float *x = src + row[r], *wr = w + r * kw * op;
+		for (int64_t c = 0; c < kw; c++, x += step) {
+			__m256d w8 = _mm256_castps_pd(_mm256_loadu_ps(wr + c * wstep));
+			__m512 wv = _mm512_castpd_ps(_mm512_broadcast_f64x4(w8));
+#pragma GCC unroll 8
+			for (int j = 0; j < 6; j++) {
+				a[j] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + j * step), a[j]);
+				b[j] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + j * step + 16), b[j]);
+			}
+		}
+	}
+#pragma GCC unroll 8
+	for (int j = 0; j < 6; j++) {
+		_mm512_storeu_ps(d + j * dstep, a[j]);
+		_mm512_storeu_ps(d + j * dstep + 16, b[j]);
+	}
+}
+
 void fv__sep_bcast_pass_avx512(const sep_geom *g, const sep_bcast *bc, const float *P,
                                const float *w, float *S)
 {
