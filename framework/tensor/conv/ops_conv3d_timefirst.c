@@ -702,7 +702,13 @@ void fv__sep_order_macs(const fv__conv_shape *s, double space[2], double time[2]
 ** the forward with 2 inner threads 28.6 against 22.0 ms).  With the
 ** spatial pass two frames at a time (slide_row6x2) still no faster: 140.7
 ** against 138.7 ms best of 8 at 1 thread, 75.9 against 74.7 at 2; layer 1's
-** backward is the slower part (65 against 61 ms, fovea-bench --task conv). */
+** backward is the slower part (65 against 61 ms, fovea-bench --task conv).
+** With the AVX-512 kernels (four frames a call, fv__sep_slide_row6x4_avx512)
+** that layer alone, b64, 1 thread, CPU ms: forward 16.5 against 22.1,
+** backward 40.0 against 38.5; fovea-bench hoefling with time-first there:
+** eval forward 28.0 against 33.3, training step 107.5 against 107.9, stim
+** 1.73 against 1.62.  So time-first pays for forwards without gradients
+** on AVX-512 processors: the next step, once measured on 2 threads. */
 #ifndef TF_AUTO /* -DTF_AUTO=1 turns it on, to measure */
 #define TF_AUTO 0
 #endif
