@@ -147,6 +147,51 @@ typedef struct sep_tap_grad {
 void fv__sep_tap_grad(const sep_geom *g, const sep_tap_grad *tg, const fv_real *dS,
                       const fv_real *P, fv_real *dw);
 
+/* The vector kernels of fv__sep_tap_grad sum this many terms at most in a
+** register, then add them to a partial sum: float sums of a few hundred
+** terms, as accurate as one pixel's, for little overhead.  Both kernels
+** group the same way, so their results are equal bit for bit. */
+#define SEP_TAP_GRAD_TERMS 256
+
+#ifdef SEP_AVX2
+/* fv__sep_tap_grad for op a multiple of 16, bit for bit (sep_avx512.c). */
+void fv__sep_tap_grad_avx512(const sep_geom *g, const sep_tap_grad *tg, const float *dS,
+                             const float *P, float *dw);
+#endif
+
+#ifdef SEP_AVX2
+/* The rows of the next AVX-512 row block of a temporal pass out of `left`
+** (even, 8 to 24), or 0: too few for one. */
+int fv__sep_rows_avx512_items(int64_t left);
+
+/* d[j * ld] (= when `fresh`, += otherwise) sum_{i < k} w[i * ldw] *
+** src[8 * (j + step * i)] for n rows j (columns of 8-float frames; n from
+** fv__sep_rows_avx512_items): the AVX2 row blocks' sums bit for bit. */
+void fv__sep_rows_avx512(int n, const float *src, int64_t step, const float *w, int64_t ldw,
+                         int64_t k, bool fresh, float *d, int64_t ld);
+#endif
+
+#ifdef SEP_AVX2
+/* dx[j] += sum over the window rows a in [a0, a1), columns b in [b0, b1)
+** and the op channels (a multiple of 16) of w[a][b] * D[row a][x0 + j - b]
+** for the n (<= 6) pixels of a run of the input gradient, row a's taps of
+** pixel x0 starting at origin - a * rowstep: the AVX2 slide_gather's sums
+** in another order. */
+void fv__sep_slide_gather_avx512(const float *origin, int64_t rowstep, int64_t a0, int64_t a1,
+                                 int64_t b0, int64_t b1, int64_t kw, int64_t op, const float *w,
+                                 float *dx, int n);
+#endif
+
+#ifdef SEP_AVX2
+/* d[j * dstep + 8 * f] (= when `fresh`, += otherwise) sum_{a < kh, b < kw}
+** w[a * kw * op + b * wstep] * src[row[a] + (j + b) * step + 8 * f] for 6
+** pixels j and 4 consecutive frames f of 8 channels: the time-first
+** order's slide_row6x2 on two frame pairs, bit for bit. */
+void fv__sep_slide_row6x4_avx512(const float *src, const int64_t *row, int64_t kh, int64_t kw,
+                                 int64_t step, const float *w, int64_t op, int64_t wstep,
+                                 bool fresh, float *d, int64_t dstep);
+#endif
+
 /* dst columns [v0, v1) = the transposed temporal pass (from To frames in
 ** columns of gcol with gpad zero frames either side, to T frames) with
 ** channel-wise weights w (kt, op). */

@@ -649,6 +649,14 @@ static void tap_range(const temporal_dir *td, int64_t kt, int64_t base, int64_t 
 	*k1 = *k1 < kt ? *k1 : kt;
 }
 
+/* The rows of the next block of a temporal pass out of `left`: an AVX-512
+** block when there are enough, else an AVX2 one. */
+static int temporal_items(const sep_geom *g, int64_t left)
+{
+	int n = g->avx512 ? fv__sep_rows_avx512_items(left) : 0;
+	return n > 0 ? n : row_block_items(left);
+}
+
 /* Whether those rows read only the column and its zero frames. */
 static bool rows_inside(const temporal_dir *td, int64_t base, int64_t n, int64_t k0, int64_t k1)
 {
@@ -666,8 +674,11 @@ static int temporal_rows(const sep_geom *g, const temporal_dir *td, const float 
 	int64_t k0, k1;
 	tap_range(td, kt, base, n, &k0, &k1);
 	if (n > SLIDE_ITEMS && rows_inside(td, base, n, k0, k1)) {
-		row_block(n, col + 8 * (base + td->dir * k0), td->dir, wv + k0 * g->op, g->op,
-		          k1 - k0, fresh, d, 8);
+		const float *src = col + 8 * (base + td->dir * k0);
+		if (g->avx512)
+			fv__sep_rows_avx512(n, src, td->dir, wv + k0 * g->op, g->op, k1 - k0, fresh, d, 8);
+		else
+			row_block(n, src, td->dir, wv + k0 * g->op, g->op, k1 - k0, fresh, d, 8);
 		return n;
 	}
 	n = n < SLIDE_ITEMS ? n : SLIDE_ITEMS;
@@ -692,7 +703,7 @@ static void temporal_pass(const sep_geom *g, const temporal_dir *td, int64_t v0,
 			const float *col = src + (v * td->stride + td->pad) * 8;
 			const float *wv = w + v % g->vecs * 8;
 			for (int64_t r = 0; r < rows;)
-				r += temporal_rows(g, td, col, wv, r, row_block_items(rows - r), fresh,
+				r += temporal_rows(g, td, col, wv, r, temporal_items(g, rows - r), fresh,
 				                   dst + (v * rows + r) * 8);
 		}
 		return;
@@ -721,10 +732,14 @@ static void temporal_pass(const sep_geom *g, const temporal_dir *td, int64_t v0,
 ** full one's do not.  The dropped taps read on into the next column. */
 #ifdef SEP_AVX2
 AVX2_FN
-static void last_taps(const float *src, const float *g, int64_t rows, int n, float *d, int64_t ld)
+static void last_taps(bool avx512, const float *src, const float *g, int64_t rows, int n, float *d,
+                      int64_t ld)
 {
 	float sums[12 * 8];
-	row_block_12(src, 1, g, 8, rows, true, sums, 8);
+	if (avx512)
+		fv__sep_rows_avx512(12, src, 1, g, 8, rows, true, sums, 8);
+	else
+		row_block_12(src, 1, g, 8, rows, true, sums, 8);
 	for (int j = 0; j < n; j++)
 		_mm256_storeu_ps(d + j * ld, _mm256_add_ps(_mm256_loadu_ps(d + j * ld),
 		                                           _mm256_loadu_ps(sums + 8 * j)));
@@ -756,11 +771,14 @@ static void temporal_weight_grad(const sep_geom *g, const fv_real *gout, const f
 				float *d = dwt + tau0 * op + v % g->vecs * 8;
 				if (kt - tau0 < 12 && base >= 0 && base + kt - tau0 - 1 + w->to - 1 < w->t &&
 				    v + 1 < cols && base + 11 + w->to - 1 < 2 * w->t) {
-					last_taps(col + 8 * base, gv, w->to, (int)(kt - tau0), d, op);
+					last_taps(g->avx512, col + 8 * base, gv, w->to, (int)(kt - tau0), d, op);
 					break;
 				}
 				if (n > SLIDE_ITEMS && base >= 0 && base + n - 1 + w->to - 1 < w->t) {
-					row_block(n, col + 8 * base, 1, gv, 8, w->to, false, d, op);
+					if (g->avx512) /* n is 12 or 8 */
+						fv__sep_rows_avx512(n, col + 8 * base, 1, gv, 8, w->to, false, d, op);
+					else
+						row_block(n, col + 8 * base, 1, gv, 8, w->to, false, d, op);
 				} else {
 					n = n < SLIDE_ITEMS ? n : SLIDE_ITEMS;
 					slide_correlate(col, w->t, base, gv, w->to, d, op, n);
@@ -787,8 +805,6 @@ static void temporal_weight_grad(const sep_geom *g, const fv_real *gout, const f
 }
 
 #ifdef SEP_AVX2
-#define TAP_GRAD_TERMS 256 /* at most, in a register sum of the spatial weight gradient */
-
 static void tap_grad_avx2(const sep_geom *g, const sep_tap_grad *tg, const float *dS,
                           const float *P, float *dw)
 {
@@ -806,9 +822,8 @@ static void tap_grad_avx2(const sep_geom *g, const sep_tap_grad *tg, const float
 			float part[8][16] = {{0}};
 			for (int j = 0; j < items; j++)
 				d[j] = part[j];
-			/* a few pixels a call: float sums of a few hundred terms, as
-			** accurate as one pixel's, for less overhead */
-			int64_t group = n < TAP_GRAD_TERMS ? TAP_GRAD_TERMS / n : 1;
+			/* a few pixels a call (SEP_TAP_GRAD_TERMS) */
+			int64_t group = n < SEP_TAP_GRAD_TERMS ? SEP_TAP_GRAD_TERMS / n : 1;
 			int64_t stride = g->vecs * nt * 8;
 			for (int64_t p = 0; p < tg->pixels; p += group) {
 				const float *col = dS + fv__col_index(g, nt, tg->fr0, p, ov);
@@ -834,6 +849,10 @@ void fv__sep_tap_grad(const sep_geom *g, const sep_tap_grad *tg, const fv_real *
 {
 	const int64_t op = g->op, n = tg->n;
 #ifdef SEP_AVX2
+	if (g->avx512 && op % 16 == 0) {
+		fv__sep_tap_grad_avx512(g, tg, dS, P, dw);
+		return;
+	}
 	if (g->avx2) {
 		tap_grad_avx2(g, tg, dS, P, dw);
 		return;
@@ -864,11 +883,14 @@ static void spatial_weight_grad(const sep_geom *g, const fv_real *dS, const fv_r
 ** zero: D is cleared once per backward call and they are never written. */
 static void spread_frame(const sep_geom *g, const fv_real *dS, int64_t t, fv_real *D)
 {
-	int64_t nt = g->sp.t;
-	for (int64_t p = 0; p < g->plane; p++)
-		for (int64_t v = 0; v < g->vecs; v++)
-			memcpy(D + g->spread[p] + v * LANES, dS + fv__col_index(g, nt, t, p, v * LANES),
-			       LANES * sizeof(fv_real));
+	/* column p * vecs + v holds frame t at (column * nt + t) * LANES */
+	const int64_t step = g->sp.t * LANES;
+	const fv_real *src = dS + t * LANES;
+	for (int64_t p = 0; p < g->plane; p++) {
+		fv_real *dst = D + g->spread[p];
+		for (int64_t v = 0; v < g->vecs; v++, src += step)
+			memcpy(dst + v * LANES, src, LANES * sizeof(fv_real));
+	}
 }
 
 /* A run of input_grad's sliding gathers: n (<= SLIDE_ITEMS) consecutive
@@ -912,9 +934,11 @@ static void slide_gather_runs(const sep_geom *g, const gather_run *runs, int64_t
                               const float *D, const float *ws, float *dx)
 {
 	int64_t rowstep = g->sp.dh * g->wq * g->op;
+	bool wide = g->avx512 && g->op % 16 == 0;
 	for (const gather_run *r = runs; r < runs + count; r++)
-		slide_gather(D + g->back_base[r->q], rowstep, r->a0, r->a1, r->b0, r->b1, g->sp.kw,
-		             g->op, ws, dx + r->q, r->n);
+		(wide ? fv__sep_slide_gather_avx512 : slide_gather)(
+			D + g->back_base[r->q], rowstep, r->a0, r->a1, r->b0, r->b1, g->sp.kw, g->op, ws,
+			dx + r->q, r->n);
 }
 
 /* One frame of input_grad: sliding windows along the rows (the frame's

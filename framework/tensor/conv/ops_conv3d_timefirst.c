@@ -472,18 +472,24 @@ static void slide_runs(const tf_geom *t, const tf_slide *sl, const tf_run *runs,
 	int64_t row[64], dstep = g->vecs * sl->dnt * 8;
 	for (int64_t v = 0; v < g->vecs; v++) {
 		const float *src = sl->src + v * w->to * 8, *wv = sl->w + v * 8;
-		for (int64_t f = 0; f < w->to; f += 2) {
-			int64_t pair = w->to - f >= 2;
+		/* frames 4 at a time with AVX-512, else 2 */
+		for (int64_t f = 0, span; f < w->to; f += span) {
+			span = g->avx512 && w->to - f >= 4 ? 4 : w->to - f >= 2 ? 2 : 1;
 			for (const tf_run *r = runs; r < runs + count; r++) {
 				float *d = sl->dst + fv__col_index(g, sl->dnt, sl->dfr0 + f, r->dp, v * 8);
 				for (int64_t a = 0; a < w->kh; a++)
 					row[a] = (r->first + a * sl->row_step) * t->ucol;
-				if (pair && r->n == 6) {
+				if (span == 4 && r->n == 6) {
+					fv__sep_slide_row6x4_avx512(src + f * 8, row, w->kh, w->kw, t->ucol, wv,
+					                            g->op, sl->wstep, sl->fresh, d, dstep);
+					continue;
+				}
+				if (span == 2 && r->n == 6) {
 					slide_row6x2(src + f * 8, row, w->kh, w->kw, t->ucol, 8, wv, g->op,
 					             sl->wstep, sl->fresh, d, dstep, 8);
 					continue;
 				}
-				for (int64_t e = f; e < f + 1 + pair; e++)
+				for (int64_t e = f; e < f + span; e++)
 					slide_row(src + e * 8, row, w->kh, w->kw, t->ucol, wv, g->op,
 					          sl->wstep, sl->fresh, d + (e - f) * 8, dstep, r->n);
 			}
@@ -696,7 +702,13 @@ void fv__sep_order_macs(const fv__conv_shape *s, double space[2], double time[2]
 ** the forward with 2 inner threads 28.6 against 22.0 ms).  With the
 ** spatial pass two frames at a time (slide_row6x2) still no faster: 140.7
 ** against 138.7 ms best of 8 at 1 thread, 75.9 against 74.7 at 2; layer 1's
-** backward is the slower part (65 against 61 ms, fovea-bench --task conv). */
+** backward is the slower part (65 against 61 ms, fovea-bench --task conv).
+** With the AVX-512 kernels (four frames a call, fv__sep_slide_row6x4_avx512)
+** that layer alone, b64, 1 thread, CPU ms: forward 16.5 against 22.1,
+** backward 40.0 against 38.5; fovea-bench hoefling with time-first there:
+** eval forward 28.0 against 33.3, training step 107.5 against 107.9, stim
+** 1.73 against 1.62.  So time-first pays for forwards without gradients
+** on AVX-512 processors: the next step, once measured on 2 threads. */
 #ifndef TF_AUTO /* -DTF_AUTO=1 turns it on, to measure */
 #define TF_AUTO 0
 #endif
