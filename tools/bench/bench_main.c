@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "bench.h"
+#include "fovea/parallel.h"
 
 /* ---- clocks and reports -------------------------------------------------------------- */
 
@@ -125,7 +126,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: fovea-bench [--workload hoefling,hdf5|FILE.yaml] "
 	           "[--task fwd,fwd_all,train,stim,conv,readout]\n"
 	           "                   [--threads N[,N...]] [--reps R] [--json] "
-	           "[--config-dir DIR] [--profile]\n");
+	           "[--config-dir DIR] [--profile]\n"
+	           "                   [--ranks N[,N...]]  (the train task under mpirun -np N)\n");
 }
 
 static int parse_tasks(bench_opts *o, const char *list)
@@ -227,6 +229,10 @@ static int parse_args(bench_opts *o, int argc, char **argv)
 			rc = v == NULL || (tasks_given = true, parse_tasks(o, v));
 		else if (strcmp(a, "--workload") == 0)
 			rc = v == NULL || parse_workloads(o, v);
+		else if (strcmp(a, "--ranks") == 0)
+			rc = bench_parse_ranks(o, v);
+		else if (strcmp(a, "--ranks-child") == 0)
+			o->ranks_child = true, takes_value = false;
 		else if (strcmp(a, "--config-dir") == 0)
 			rc = (o->config_dir = v) == NULL;
 		else if (strcmp(a, "--profile") == 0)
@@ -255,6 +261,11 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (o.n_ranks > 0 && !o.ranks_child)
+		return bench_launch_ranks(&o, argc, argv);
+	if (fv_parallel_init() != FV_OK)
+		return bench_fail("MPI", fv_errmsg());
+	atexit(fv_parallel_finalize);
 	double *times = malloc(2 * (size_t)o.reps * sizeof *times);
 	workload ws[MAX_LIST] = {0};
 	fv_registry *reg = o.n_workloads > 0 ? fv_registry_new() : NULL;
@@ -263,7 +274,7 @@ int main(int argc, char **argv)
 		rc = bench_fail("plugins", fv_errmsg());
 	for (int i = 0; rc == 0 && i < o.n_workloads; i++)
 		rc = workload_load(&o, reg, o.workloads[i], &ws[i]);
-	if (rc == 0 && !o.json && !o.profile)
+	if (rc == 0 && !o.json && !o.profile && fv_parallel_rank() == 0)
 		printf("%-30s %-8s %3s %9s %9s %9s %9s %8s %8s %8s\n", "workload", "task", "thr",
 		       "min_ms", "median_ms", "max_ms", "cpu_min", "GF/s", "act_GF/s", "peak_MiB");
 	for (int t = 0; rc == 0 && t < o.n_threads; t++) {
