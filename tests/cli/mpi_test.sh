@@ -7,7 +7,8 @@
 #     tests/unit/parallel/mpi_collectives.c)
 #
 #   collectives   fovea/parallel.h's allreduce, broadcast, gather and barrier over
-#                 1, 2 and 3 processes, and as one process without mpirun
+#                 1, 2 and 3 processes, and as one process without mpirun; its
+#                 SyncBatchNorm against one process's batch norm of the batch
 #   mei           `mpirun -np 1|2|3 fovea mei --neurons all` (and an MDS) write the
 #                 files one process writes: .npy and .png byte for byte, .json
 #                 equal but for the timing keys
