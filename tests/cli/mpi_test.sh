@@ -19,6 +19,8 @@
 #                 weights of one process within a tolerance; rank 0 alone writes;
 #                 +trainer.sync_batchnorm=false changes them; a rank killed with
 #                 SIGKILL, then resume=true, ends where an unbroken run ends
+#   bench         `fovea-bench --task train --ranks 1,2` (mpirun itself): step,
+#                 allreduce times and gradient bytes per process count
 #   sweep         `mpirun -np 2 fovea sweep` of 6 grid trials, one made to fail:
 #                 every trial's record, the summary, and the same objectives as
 #                 the trials run one after another by one process
@@ -246,6 +248,19 @@ sys.exit(0 if sum(1 for _ in open(sys.argv[1])) - 1 < 30 else 1)
 PY
 	run 0 mpi_run 2 "$fovea" "${long[@]}" paths.output_dir="$tmp/r" resume=true
 	weights_close "$tmp/whole" "$tmp/r" 1e-4 || fail "resumed: other weights than unbroken"
+	;;
+bench)
+	needs_mpi
+	bench=$(dirname "$fovea")/fovea-bench
+	run 0 "$bench" --config-dir "$srcdir/configs/bench" --workload hdf5 --task train \
+		--ranks 1,2 --threads 1 --reps 2 --json
+	for field in '"task": "train/1"' '"task": "train/2"' '"ranks": 2' '"allreduce_ms": ' \
+	             '"grad_bytes": 42672' '"task": "allreduce"' '"gb_per_s": '; do
+		expect out "$field"
+	done
+	[ "$(grep -c '"task": "train/2"' "$tmp/out")" = 1 ] || fail "rank 1 reported too"
+	run 2 "$bench" --ranks 0
+	expect err "--ranks: expected up to 8 process counts in 1..4096, got '0'"
 	;;
 sweep)
 	needs_mpi

@@ -4,6 +4,7 @@
 **
 **   fovea-bench [--workload hoefling,hdf5] [--task fwd,fwd_all,train,conv,readout]
 **               [--threads 1,2] [--reps R] [--json] [--config-dir DIR] [--profile]
+**               [--ranks 1,2]
 **               (tasks: fwd, fwd_all, train, stim, conv, readout)
 **
 ** The model tasks fwd, fwd_all, train and stim run on workloads
@@ -12,7 +13,8 @@
 ** (bench_ops.c).  Without --task: the model tasks when --workload is given,
 ** else conv and readout.  Lists are comma-separated; every combination is
 ** measured.  --profile prints, instead of the tasks, one training step
-** of each workload op by op (bench_profile.c).
+** of each workload op by op (bench_profile.c).  --ranks N,... runs the train
+** task data-parallel under `mpirun -np N` for each N (bench_ranks.c).
 **
 ** GFLOP/s counts 2 per multiply-add of what torch computes: dense
 ** convolutions (the "useful" FLOPs), the readout, 3x the forward for a

@@ -104,21 +104,35 @@ static fv_status allreduce_grads(workload *w, float *buf, size_t *sent)
 	return rc;
 }
 
-/* One data-parallel step; *allreduce_ms gets the allreduce's time. */
-static fv_status step(workload *w, fv_ctx *ctx, float *buf, double *allreduce_ms, size_t *sent)
+/* Per step: the forward and backward of this rank's share (with synced
+** batch norm), the wait for the slowest rank, the gradient allreduce. */
+typedef struct step_ms {
+	double compute, wait, allreduce;
+} step_ms;
+
+/* One data-parallel step, adding its times to *ms. */
+static fv_status step(workload *w, fv_ctx *ctx, float *buf, step_ms *ms, size_t *sent)
 {
 	int64_t n = w->batch, size = fv_parallel_size(), r = fv_parallel_rank();
 	int64_t lo = n >= size ? n * r / size : 0, hi = n >= size ? n * (r + 1) / size : n;
 	fv_step_terms s;
+	clock_pair t0 = bench_now();
 	fv_status rc = fv_core_readout_step(ctx, w->model, w->loss, w->eval_loss,
 	                                    fv_slice(ctx, w->x, 0, lo, hi, 1),
 	                                    fv_slice(ctx, w->target, 0, lo, hi, 1), w->session, &s);
 	if (rc == FV_OK)
 		rc = fv_backward(ctx, s.total);
-	clock_pair t0 = bench_now();
+	/* the barrier keeps the load imbalance out of the allreduce's time */
+	clock_pair t1 = bench_now();
+	if (rc == FV_OK)
+		rc = fv_parallel_barrier();
+	clock_pair t2 = bench_now();
 	if (rc == FV_OK)
 		rc = allreduce_grads(w, buf, sent);
-	*allreduce_ms = bench_now().wall - t0.wall;
+	clock_pair t3 = bench_now();
+	ms->compute += t1.wall - t0.wall;
+	ms->wait += t2.wall - t1.wall;
+	ms->allreduce += t3.wall - t2.wall;
 	if (rc == FV_OK) {
 		fv_clip_grad_norm(w->n_params, w->params, 1.0);
 		rc = fv_optimizer_step(w->opt);
@@ -128,7 +142,7 @@ static fv_status step(workload *w, fv_ctx *ctx, float *buf, double *allreduce_ms
 	return rc;
 }
 
-static void report(const bench_opts *o, workload *w, double *times, double allreduce_ms,
+static void report(const bench_opts *o, workload *w, double *times, const step_ms *ms,
                    size_t bytes)
 {
 	int n = fv_parallel_size();
@@ -136,18 +150,53 @@ static void report(const bench_opts *o, workload *w, double *times, double allre
 	for (int r = 0; r < o->reps; r++)
 		step_ms += times[r] / o->reps;
 	char extra[256];
-	snprintf(extra, sizeof extra, "\"ranks\": %d, \"allreduce_ms\": %.3f, \"grad_bytes\": %zu",
-	         n, allreduce_ms, bytes);
+	snprintf(extra, sizeof extra,
+	         "\"ranks\": %d, \"compute_ms\": %.3f, \"wait_ms\": %.3f, \"allreduce_ms\": %.3f, "
+	         "\"grad_bytes\": %zu",
+	         n, ms->compute, ms->wait, ms->allreduce, bytes);
 	char task[32];
 	snprintf(task, sizeof task, "train/%d", n);
 	double flops = 3 * (w->core_flops + w->readout_flops);
 	measurement m = {w->name, task, w->batch, w->frames, flops, flops, 0, 0, 0, extra};
 	bench_report(o, &m, times);
 	if (!o->json)
-		printf("    %d rank(s), batch %lld: step %.2f ms (mean), allreduce %.3f ms per step "
-		       "(%.1f%%), %zu gradient bytes per step\n",
-		       n, (long long)w->batch, step_ms, allreduce_ms, 100 * allreduce_ms / step_ms,
-		       bytes);
+		printf("    %d rank(s), batch %lld: step %.2f ms (mean): share %.2f, waiting %.2f, "
+		       "allreduce %.3f (%.1f%%) of %zu gradient bytes\n",
+		       n, (long long)w->batch, step_ms, ms->compute, ms->wait, ms->allreduce,
+		       100 * ms->allreduce / step_ms, bytes);
+}
+
+/* The mean time of `reps` allreduces of n floats, after a barrier, in ms. */
+static double allreduce_ms(float *buf, size_t n, int reps)
+{
+	fv_parallel_barrier();
+	clock_pair t0 = bench_now();
+	for (int r = 0; r < reps; r++)
+		fv_parallel_allreduce_sum_float(buf, n);
+	return (bench_now().wall - t0.wall) / reps;
+}
+
+/* The allreduce's latency (one float) and its time for 4 MiB, which
+** docs/scaling.md's model takes as alpha and 1 / bandwidth. */
+static void probe_allreduce(const bench_opts *o)
+{
+	size_t n = (size_t)1 << 20;
+	float *buf = calloc(n, sizeof *buf);
+	if (buf == NULL || fv_parallel_size() == 1) {
+		free(buf);
+		return;
+	}
+	double small = allreduce_ms(buf, 1, 1000), big = allreduce_ms(buf, n, 20);
+	free(buf);
+	if (fv_parallel_rank() != 0)
+		return;
+	if (o->json)
+		printf("{\"task\": \"allreduce\", \"ranks\": %d, \"latency_us\": %.2f, "
+		       "\"ms_4mib\": %.3f, \"gb_per_s\": %.3f}\n", fv_parallel_size(), 1e3 * small,
+		       big, 4.194304 / big);
+	else
+		printf("    allreduce over %d ranks: %.2f us for one float, %.3f ms for 4 MiB "
+		       "(%.2f GB/s)\n", fv_parallel_size(), 1e3 * small, big, 4.194304 / big);
 }
 
 int bench_train_ranks(const bench_opts *o, workload *w, double *times)
@@ -164,16 +213,21 @@ int bench_train_ranks(const bench_opts *o, workload *w, double *times)
 	}
 	fv_parallel_set_sync_batchnorm(true);
 	fv_module_set_training(w->model, true);
-	double allreduce = 0, ms = 0;
+	step_ms total = {0};
 	fv_status rc = FV_OK;
 	for (int r = -WARMUPS; rc == FV_OK && r < o->reps; r++) {
 		/* every rank starts the step together */
 		rc = fv_parallel_barrier();
+		step_ms ms = {0};
 		clock_pair t0 = bench_now();
 		if (rc == FV_OK)
 			rc = step(w, ctx, buf, &ms, &sent);
 		bench_record(o, times, r, t0, bench_now());
-		allreduce += r >= 0 ? ms / o->reps : 0;
+		if (r >= 0) {
+			total.compute += ms.compute / o->reps;
+			total.wait += ms.wait / o->reps;
+			total.allreduce += ms.allreduce / o->reps;
+		}
 	}
 	fv_parallel_set_sync_batchnorm(false);
 	fv_ctx_free(ctx);
@@ -181,6 +235,7 @@ int bench_train_ranks(const bench_opts *o, workload *w, double *times)
 	if (rc != FV_OK)
 		return bench_fail(w->name, fv_errmsg());
 	if (fv_parallel_rank() == 0)
-		report(o, w, times, allreduce, sent);
+		report(o, w, times, &total, sent);
+	probe_allreduce(o);
 	return 0;
 }
