@@ -571,6 +571,7 @@ static fv_status data_parallel(fv__trainer *t, const fv_train_options *o)
 	t->bar = false; /* the ranks share one terminal */
 	if (!t->writer) {
 		t->quiet = true;
+		t->stop.verbose = false;
 		t->on_best = NULL;
 		t->on_epoch = NULL;
 	}

@@ -323,7 +323,8 @@ static fv_status validate_batch(fv__trainer *t, const fv_batch *b, int64_t i, in
 	for (int d = 0; d < s.output->ndim; d++)
 		dims += (double)s.output->shape[d];
 	double loss = sh.loss_coef * value_of(s.loss) / dims;
-	double core = sh.reg_coef * value_of(s.reg_core), readout = sh.reg_coef * value_of(s.reg_readout);
+	double core = sh.reg_coef * value_of(s.reg_core);
+	double readout = sh.reg_coef * value_of(s.reg_readout);
 	double v[5] = {loss, core, readout, loss + core + readout,
 	               sh.eval_coef * value_of(s.eval_loss)};
 	for (int i = 0; i < 5; i++)

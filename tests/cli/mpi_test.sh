@@ -15,8 +15,9 @@
 #   predict       `mpirun -np 2|3 fovea predict` of a batch of 40 movies (shares of
 #                 32 + 8 and 16 + 16 + 8) writes the one-process .npy byte for byte
 #   train         `mpirun -np 1|2|3 fovea train` (data parallel; batch 4 over 3 is
-#                 shares of 1, 1, 2, batch 2 over 3 runs whole on each) ends with the
-#                 weights of one process within a tolerance; rank 0 alone writes;
+#                 shares of 1, 1, 2, batch 2 over 3 runs whole on each; a mean
+#                 loss, accumulation, clipping) ends with the weights of one
+#                 process within a tolerance; rank 0 alone writes and prints;
 #                 +trainer.sync_batchnorm=false changes them; a rank killed with
 #                 SIGKILL, then resume=true, ends where an unbroken run ends
 #   bench         `fovea-bench --task train --ranks 1,2` (mpirun itself): step,
@@ -207,9 +208,11 @@ train)
 	tiny_data
 	train=(train "$example" "${tiny[@]}" trainer.max_epochs=3 --threads 1 --no-progress)
 	run 0 "$fovea" "${train[@]}" paths.output_dir="$tmp/t1"
+	notes=$(grep -c 'EarlyStopping' "$tmp/err")
 	for n in 1 2 3; do
 		run 0 mpi_run "$n" "$fovea" "${train[@]}" paths.output_dir="$tmp/np$n"
 		[ "$(grep -c '^trained 3 epochs' "$tmp/out")" = 1 ] || fail "-np $n: not one summary"
+		[ "$(grep -c 'EarlyStopping' "$tmp/err")" = "$notes" ] || fail "-np $n: not rank 0's notes"
 		weights_close "$tmp/t1" "$tmp/np$n" 1e-4 || fail "-np $n: other weights than one process"
 		same_names "$tmp/t1" "$tmp/np$n"
 	done
@@ -219,6 +222,13 @@ train)
 	run 0 "$fovea" "${small[@]}" paths.output_dir="$tmp/b1" --quiet
 	run 0 mpi_run 3 "$fovea" "${small[@]}" paths.output_dir="$tmp/b3" --quiet
 	weights_close "$tmp/b1" "$tmp/b3" 1e-4 || fail "batch 2 over 3: other weights"
+	# a loss that averages over the batch (weighed by the shares), gradient
+	# accumulation and clipping
+	mean=("${train[@]}" trainer.accumulate_grad_batches=2 trainer.gradient_clip_val=0.5
+		'+model.loss={_target_: openretina.modules.losses.PoissonLoss3d, avg: true}' --quiet)
+	run 0 "$fovea" "${mean[@]}" paths.output_dir="$tmp/m1"
+	run 0 mpi_run 3 "$fovea" "${mean[@]}" paths.output_dir="$tmp/m3"
+	weights_close "$tmp/m1" "$tmp/m3" 1e-4 || fail "mean loss, accumulation, clipping: other weights"
 	# per-process batch norm statistics: another optimisation
 	run 0 mpi_run 2 "$fovea" "${train[@]}" +trainer.sync_batchnorm=false \
 		paths.output_dir="$tmp/nosync" --quiet
@@ -228,7 +238,7 @@ train)
 	run 1 mpi_run 2 "$fovea" "${train[@]}" trainer.max_epochs=nope paths.output_dir="$tmp/e"
 	expect err "max_epochs"
 	# SIGKILL of rank 1 once epoch 1 is written; resume=true finishes the run
-	long=("${train[@]}" trainer.max_epochs=30 --quiet)
+	long=("${train[@]}" trainer.max_epochs=15 --quiet)
 	run 0 "$fovea" "${long[@]}" paths.output_dir="$tmp/whole"
 	mpi_run 2 "$fovea" "${long[@]}" paths.output_dir="$tmp/r" >/dev/null 2>&1 &
 	job=$!
@@ -244,7 +254,7 @@ train)
 	wait "$job" && fail "the job went on after a rank was killed"
 	python3 - "$tmp/r/metrics.csv" <<'PY' || fail "the kill came after the last epoch"
 import sys
-sys.exit(0 if sum(1 for _ in open(sys.argv[1])) - 1 < 30 else 1)
+sys.exit(0 if sum(1 for _ in open(sys.argv[1])) - 1 < 15 else 1)
 PY
 	run 0 mpi_run 2 "$fovea" "${long[@]}" paths.output_dir="$tmp/r" resume=true
 	weights_close "$tmp/whole" "$tmp/r" 1e-4 || fail "resumed: other weights than unbroken"
