@@ -328,9 +328,10 @@ static fv_status start_schedule(fv__trainer *t)
 static fv_status prepare_output(fv__trainer *t)
 {
 	char last[4200];
-	fv_status rc = fv__make_dirs(t->dir);
+	/* under data parallelism rank 0 alone writes (and holds the lock) */
+	fv_status rc = t->writer ? fv__make_dirs(t->dir) : FV_OK;
 	/* before anything in the directory is read or written */
-	if (rc == FV_OK)
+	if (rc == FV_OK && t->writer)
 		rc = fv__run_lock(t->dir, &t->lock_fd);
 	if (rc == FV_OK)
 		rc = fv__out_path(t, "last.safetensors", last, sizeof last);
@@ -353,7 +354,7 @@ static fv_status prepare_output(fv__trainer *t)
 	char path[4200];
 	if (rc == FV_OK)
 		rc = fv__out_path(t, "config.yaml", path, sizeof path);
-	if (rc == FV_OK) {
+	if (rc == FV_OK && t->writer) {
 		const void *parts[1] = {t->config_yaml};
 		size_t sizes[1] = {strlen(t->config_yaml)};
 		rc = fv__atomic_write(path, 1, parts, sizes);
@@ -452,17 +453,17 @@ static fv_status end_of_epoch(fv__trainer *t)
 	if (stop && t->epochs_done + 1 >= t->min_epochs)
 		t->stopped = true;
 	print_epoch(t, lr, best);
-	if (rc == FV_OK)
+	if (rc == FV_OK && t->writer)
 		rc = fv__append_metrics(t, lr);
 	t->epochs_done++;
-	if (rc == FV_OK && best)
+	if (rc == FV_OK && best && t->writer)
 		rc = fv__save_checkpoint(t, "best.safetensors");
 	if (rc == FV_OK && best && t->on_best != NULL)
 		announce_best(t);
 	/* the ranking first, so that last.safetensors keeps it for resume=true */
-	if (rc == FV_OK && t->val_ran) /* at validation end (Lightning), as every epoch when 1 */
+	if (rc == FV_OK && t->val_ran && t->writer) /* at validation end (Lightning) */
 		rc = fv__model_checkpoint_epoch(t);
-	if (rc == FV_OK)
+	if (rc == FV_OK && t->writer)
 		rc = fv__save_checkpoint(t, "last.safetensors");
 	if (rc == FV_OK && t->on_epoch != NULL)
 		rc = report_epoch(t, lr, best);
@@ -508,7 +509,7 @@ static fv_status restore_best(fv__trainer *t)
 {
 	char path[4200];
 	fv_status rc = fv__out_path(t, "best.safetensors", path, sizeof path);
-	if (rc != FV_OK || t->best_epoch < 0 || access(path, F_OK) != 0)
+	if (rc != FV_OK || !t->writer || t->best_epoch < 0 || access(path, F_OK) != 0)
 		return rc;
 	fv_checkpoint *c = fv_checkpoint_open(path);
 	if (c == NULL)
@@ -538,6 +539,7 @@ static void trainer_free(fv__trainer *t)
 	fv__model_checkpoint_free(&t->mc);
 	fv__weight_figures_free(&t->wv);
 	fv__run_unlock(t->lock_fd);
+	fv__dp_close(t);
 }
 
 static double wall_seconds(void)
@@ -559,6 +561,26 @@ static fv_train_options options_of(const fv_train_options *o)
 	return copy;
 }
 
+/* Data parallelism: the other ranks neither write nor print nor call back. */
+static fv_status data_parallel(fv__trainer *t, const fv_train_options *o)
+{
+	fv_status rc = fv__dp_open(t, o->data_parallel);
+	t->writer = !t->dp.on || t->dp.rank == 0;
+	if (!t->dp.on)
+		return rc;
+	t->bar = false; /* the ranks share one terminal */
+	if (!t->writer) {
+		t->quiet = true;
+		t->stop.verbose = false;
+		t->on_best = NULL;
+		t->on_epoch = NULL;
+	}
+	if (rc == FV_OK && !t->quiet)
+		fprintf(t->out, "data-parallel training over %d processes (batch norm %s)\n",
+		        t->dp.size, t->dp.sync_bn ? "synced" : "per process");
+	return rc;
+}
+
 static fv_status setup(fv__trainer *t, const fv_train_options *given)
 {
 	const char *dir = NULL;
@@ -574,6 +596,8 @@ static fv_status setup(fv__trainer *t, const fv_train_options *given)
 	int progress = o->progress;
 	t->bar = !t->quiet && (progress == 1 || (progress < 0 && isatty(fileno(t->out))));
 	fv_status rc = read_settings(t, &dir);
+	if (rc == FV_OK)
+		rc = data_parallel(t, o);
 	if (rc == FV_OK && snprintf(t->dir, sizeof t->dir, "%s", dir) >= (int)sizeof t->dir)
 		rc = fv_error(FV_ERR_ARG, "output directory name too long: %s", dir);
 	if (rc == FV_OK)
@@ -590,15 +614,15 @@ static fv_status setup(fv__trainer *t, const fv_train_options *given)
 		rc = start_schedule(t);
 	if (rc == FV_OK)
 		rc = prepare_output(t);
-	if (rc == FV_OK)
+	if (rc == FV_OK && t->writer)
 		rc = fv__trainer_log_open(t);
-	if (rc == FV_OK)
+	if (rc == FV_OK && t->writer)
 		rc = fv__model_checkpoint_open(t);
 	if (rc == FV_OK)
 		rc = fv__optimizer_reset_open(t);
-	if (rc == FV_OK)
+	if (rc == FV_OK && t->writer)
 		rc = fv__weight_figures_open(t);
-	if (rc == FV_OK)
+	if (rc == FV_OK && (t->writer || t->strict))
 		rc = fv__report_unused(t, t->strict);
 	return rc;
 }

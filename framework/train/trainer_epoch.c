@@ -58,13 +58,27 @@ typedef struct running {
 	double weight;
 } running;
 
-static void add_terms(running *r, const fv_step_terms *s, double batch, int first)
+/* A training step's values, weighted by the global batch's rows (by this
+** rank's share of them under data parallelism: data_parallel.c). */
+static void add_terms(running *r, const fv_step_terms *s, const fv__shard *sh)
 {
-	double v[5] = {value_of(s->loss), value_of(s->total), value_of(s->reg_core),
-	               value_of(s->reg_readout), value_of(s->eval_loss)};
+	double loss = sh->loss_coef * value_of(s->loss), core = sh->reg_coef * value_of(s->reg_core);
+	double readout = sh->reg_coef * value_of(s->reg_readout);
+	bool whole = sh->loss_coef == 1 && sh->reg_coef == 1;
+	double v[5] = {loss, whole ? value_of(s->total) : loss + core + readout, core, readout,
+	               sh->eval_coef * value_of(s->eval_loss)};
 	for (int i = 0; i < 5; i++)
-		r->sum[first + i] += batch * v[i];
-	r->weight += batch;
+		r->sum[M_TRAIN_LOSS + i] += sh->n * v[i];
+	r->weight += sh->n * sh->reg_coef;
+}
+
+/* The pass's weighted sums over every rank, then their means into t->metrics. */
+static fv_status pass_means(fv__trainer *t, running *r, int first, int last)
+{
+	fv_status rc = fv__dp_reduce_sums(t, r->sum + first, (size_t)(last - first + 1), &r->weight);
+	for (int i = first; i <= last; i++)
+		t->metrics[i] = r->weight > 0 ? r->sum[i] / r->weight : NAN;
+	return rc;
 }
 
 /* ---- non-finite values ------------------------------------------------------------------- */
@@ -181,6 +195,9 @@ static fv_status optimizer_step(fv__trainer *t, const fv_batch *b, int64_t i, in
 {
 	char what[512];
 	double v;
+	fv_status rc = fv__dp_allreduce_grads(t);
+	if (rc != FV_OK)
+		return rc;
 	if (bad_param(t, true, what, sizeof what, &v))
 		return not_finite(t, "training", i, n, b->session, what, v);
 	/* Lightning's clip_gradients: nothing for a value <= 0 (or null) */
@@ -188,7 +205,7 @@ static fv_status optimizer_step(fv__trainer *t, const fv_batch *b, int64_t i, in
 		fv_clip_grad_value(t->n_params, t->params, t->clip);
 	else if (t->clip > 0)
 		fv_clip_grad_norm(t->n_params, t->params, t->clip);
-	fv_status rc = fv_optimizer_step(t->opt);
+	rc = fv_optimizer_step(t->opt);
 	if (rc != FV_OK)
 		return rc;
 	fv_module_after_optimizer_step(t->model); /* e.g. a gain clamped >= 0 */
@@ -205,20 +222,26 @@ static fv_status train_batch(fv__trainer *t, const fv_batch *b, int64_t i, int64
 	fv_ctx_reset(t->ctx);
 	if (fv_accumulation_opens(i, t->accumulate))
 		fv_optimizer_zero_grad(t->opt);
+	fv__shard sh;
 	fv_step_terms s;
-	fv_status rc = fv_core_readout_step(t->ctx, t->model, t->loss, t->eval_loss, b->input,
-	                                    b->target, b->session, &s);
+	fv_status rc = fv__dp_shard(t, b, &sh);
+	if (rc == FV_OK)
+		rc = fv_core_readout_step(t->ctx, t->model, t->loss, t->eval_loss, sh.b.input,
+		                          sh.b.target, b->session, &s);
 	double v;
 	const char *bad = rc == FV_OK ? bad_term(&s, false, &v) : NULL;
 	if (bad != NULL)
 		return not_finite(t, "training", i, n, b->session, bad, v);
-	if (rc == FV_OK)
-		rc = fv_accumulate_backward(t->ctx, s.total, t->accumulate);
+	fv_tensor *objective = rc == FV_OK ? fv__dp_objective(t, &sh, &s) : NULL;
+	if (objective != NULL)
+		rc = fv_accumulate_backward(t->ctx, objective, t->accumulate);
+	else if (rc == FV_OK)
+		rc = fv_errcode();
 	if (rc != FV_OK) {
 		fv_error_prefix("epoch %lld, session '%s': ", (long long)t->epochs_done, b->session);
 		return rc;
 	}
-	add_terms(r, &s, (double)b->input->shape[0], M_TRAIN_LOSS);
+	add_terms(r, &s, &sh);
 	return fv_accumulation_closes(i, n, t->accumulate) ? optimizer_step(t, b, i, n) : FV_OK;
 }
 
@@ -267,10 +290,9 @@ fv_status fv__train_epoch(fv__trainer *t)
 	fv_batch_iter_end_epoch(t->train_it);
 	if (t->bar)
 		clear_bar(t);
-	for (int i = M_TRAIN_LOSS; i <= M_TRAIN_EVAL; i++)
-		t->metrics[i] = r.weight > 0 ? r.sum[i] / r.weight : NAN;
+	fv_status rc = pass_means(t, &r, M_TRAIN_LOSS, M_TRAIN_EVAL);
 	t->epoch_seconds = now_seconds() - start;
-	return FV_OK;
+	return rc;
 }
 
 /* ---- validation ---------------------------------------------------------------------------- */
@@ -279,9 +301,14 @@ static fv_status validate_batch(fv__trainer *t, const fv_batch *b, int64_t i, in
                                 running *r)
 {
 	fv_ctx_reset(t->ctx);
+	fv__shard sh;
 	fv_step_terms s;
-	fv_status rc = fv_core_readout_step(t->ctx, t->model, t->loss, t->eval_loss, b->input,
-	                                    b->target, b->session, &s);
+	fv_status rc = fv__dp_shard(t, b, &sh);
+	if (rc == FV_OK)
+		rc = fv_core_readout_step(t->ctx, t->model, t->loss, t->eval_loss, sh.b.input,
+		                          sh.b.target, b->session, &s);
+	if (rc == FV_OK)
+		rc = fv__dp_validation_weights(t, &sh, &s);
 	if (rc != FV_OK) {
 		fv_error_prefix("validation, session '%s': ", b->session);
 		return rc;
@@ -290,17 +317,19 @@ static fv_status validate_batch(fv__trainer *t, const fv_batch *b, int64_t i, in
 	const char *bad = bad_term(&s, true, &bad_value);
 	if (bad != NULL)
 		return not_finite(t, "validation", i, n, b->session, bad, bad_value);
-	/* openretina's validation_step divides the loss by sum(output.shape) */
-	double dims = 0;
+	/* openretina's validation_step divides the loss by sum(output.shape),
+	** of the global batch */
+	double dims = sh.n - (double)s.output->shape[0];
 	for (int d = 0; d < s.output->ndim; d++)
 		dims += (double)s.output->shape[d];
-	double loss = value_of(s.loss) / dims;
-	double core = value_of(s.reg_core), readout = value_of(s.reg_readout);
-	double v[5] = {loss, core, readout, loss + core + readout, value_of(s.eval_loss)};
-	double batch = (double)b->input->shape[0];
+	double loss = sh.loss_coef * value_of(s.loss) / dims;
+	double core = sh.reg_coef * value_of(s.reg_core);
+	double readout = sh.reg_coef * value_of(s.reg_readout);
+	double v[5] = {loss, core, readout, loss + core + readout,
+	               sh.eval_coef * value_of(s.eval_loss)};
 	for (int i = 0; i < 5; i++)
-		r->sum[M_VAL_LOSS + i] += batch * v[i];
-	r->weight += batch;
+		r->sum[M_VAL_LOSS + i] += sh.n * v[i];
+	r->weight += sh.n * sh.reg_coef;
 	return FV_OK;
 }
 
@@ -308,11 +337,11 @@ static fv_status validate_batch(fv__trainer *t, const fv_batch *b, int64_t i, in
 static fv_status validate_batches(fv__trainer *t, int64_t limit)
 {
 	double start = now_seconds();
+	fv_status rc = fv__dp_sync_buffers(t);
 	fv_module_set_training(t->model, false);
 	bool was = fv_ctx_set_grad_enabled(t->ctx, false);
 	running r = {0};
 	fv_batch b;
-	fv_status rc = FV_OK;
 	int64_t done = 0;
 	while (done < limit && fv_batch_next(t->val_it, &b)) {
 		/* once interrupted the pass runs out unused: the epoch is dropped */
@@ -323,10 +352,9 @@ static fv_status validate_batches(fv__trainer *t, int64_t limit)
 	fv_batch_iter_end_epoch(t->val_it);
 	fv_ctx_set_grad_enabled(t->ctx, was);
 	fv_module_set_training(t->model, true);
-	for (int i = M_VAL_LOSS; i <= M_VAL_EVAL; i++)
-		t->metrics[i] = r.weight > 0 ? r.sum[i] / r.weight : NAN;
+	fv_status reduced = pass_means(t, &r, M_VAL_LOSS, M_VAL_EVAL);
 	t->epoch_seconds += now_seconds() - start;
-	return rc;
+	return rc != FV_OK ? rc : reduced;
 }
 
 fv_status fv__validate(fv__trainer *t)

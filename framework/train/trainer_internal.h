@@ -68,6 +68,28 @@ typedef struct fv__weight_figures {
 	bool on_train, on_val;
 } fv__weight_figures;
 
+/* data_parallel.c's state: the processes sharing each batch. */
+typedef struct fv__dp {
+	bool on;                     /* more than one process, asked for */
+	bool sync_bn;                /* trainer.sync_batchnorm */
+	int rank, size;
+	int loss_mean, eval_mean;    /* the losses average over the batch (1) or sum (0);
+	                                -1: not measured yet */
+	float *bucket;               /* the gradients in flight */
+	double allreduce_seconds;    /* gradient allreduces of this run so far */
+	size_t allreduce_bytes;
+	int64_t allreduce_steps;
+} fv__dp;
+
+/* One rank's share of a global batch, and how its terms weigh. */
+typedef struct fv__shard {
+	fv_batch b;                  /* the rows this rank computes */
+	double n;                    /* rows in the global batch */
+	double share;                /* the fraction of them here */
+	bool replicated;             /* fewer rows than ranks: all on every rank */
+	double loss_coef, eval_coef, reg_coef;
+} fv__shard;
+
 typedef struct fv__trainer {
 	fv_registry *reg;
 	fv_config *cfg;
@@ -137,6 +159,8 @@ typedef struct fv__trainer {
 	fv_epoch_fn on_epoch;
 	fv_stop_fn should_stop;
 	bool interrupted;            /* should_stop said so */
+	fv__dp dp;
+	bool writer;                 /* this process writes the outputs (rank 0) */
 } fv__trainer;
 
 /* trainer_options.c: the `trainer` node's table (builtins.c), read into t;
@@ -244,6 +268,23 @@ fv_status fv__ckpt_performance(const fv_pyval *data_info, const char *path, char
 fv_status fv__apply_trainer_state(fv__trainer *t, const char *json, const char *path);
 /* metrics.csv's header line. */
 void fv__metrics_header(fv__text *csv);
+
+/* data_parallel.c: data-parallel training over the processes of an MPI
+** job (`wanted`: fv_train_options.data_parallel); everything is a no-op
+** when t->dp.on is false.  fv__dp_shard slices a batch in t->ctx (after
+** its reset); fv__dp_objective gives the tensor to backpropagate (NULL on
+** error); fv__dp_validation_weights sets a validation share's
+** coefficients; fv__dp_reduce_sums sums a pass's weighted sums over the
+** ranks; fv__dp_sync_buffers gives every rank rank 0's
+** running statistics when they are not synced. */
+fv_status fv__dp_open(fv__trainer *t, bool wanted);
+void fv__dp_close(fv__trainer *t);
+fv_status fv__dp_shard(fv__trainer *t, const fv_batch *in, fv__shard *sh);
+fv_tensor *fv__dp_objective(fv__trainer *t, fv__shard *sh, const fv_step_terms *s);
+fv_status fv__dp_validation_weights(fv__trainer *t, fv__shard *sh, const fv_step_terms *s);
+fv_status fv__dp_reduce_sums(const fv__trainer *t, double *sum, size_t n, double *weight);
+fv_status fv__dp_allreduce_grads(fv__trainer *t);
+fv_status fv__dp_sync_buffers(fv__trainer *t);
 
 /* run_lock.c: take DIR/.fovea.lock exclusively (*fd gets the descriptor,
 ** held until fv__run_unlock), or refuse, naming DIR and the holder's pid. */

@@ -26,6 +26,7 @@ typedef struct trainer_opts {
 	const fv_config_node *val_check_interval;
 	const fv_config_node *precision;
 	const fv_config_node *ignored;
+	bool sync_batchnorm;
 } trainer_opts;
 
 #define OFF(f) offsetof(trainer_opts, f)
@@ -67,6 +68,10 @@ const fv_option fv__trainer_options[] = {
 	{"limit_test_batches", FV_OPT_NODE, OFF(limit_test_batches), "1.0", 0, 0,
 	 FV_OPT_NULLABLE | FV_OPT_NO_EFFECT, NULL,
 	 "checked, no effect: fovea train runs no test loop (fovea eval tests the best checkpoint)"},
+	{"sync_batchnorm", FV_OPT_BOOL, OFF(sync_batchnorm), "true", 0, 0, 0, NULL,
+	 "under mpirun (data-parallel training): batch norm takes the statistics of the whole "
+	 "global batch, so N processes train as one (SyncBatchNorm); false: each process "
+	 "normalises with its share's, as Lightning's DDP without sync_batchnorm"},
 	ACCEPTED("deterministic", "fovea is always deterministic: a seed (and --threads) gives "
 	         "the same numbers"),
 	ACCEPTED("default_root_dir", "fovea writes to paths.output_dir"),
@@ -80,8 +85,8 @@ const fv_option fv__trainer_options[] = {
 	ACCEPTED("callbacks", "the config's training_callbacks decide"),
 	NO_EFFECT("accelerator", "fovea runs on the CPU"),
 	NO_EFFECT("devices", "fovea runs on the CPU; threads with --threads"),
-	NO_EFFECT("strategy", "fovea runs in one process"),
-	NO_EFFECT("num_nodes", "fovea runs in one process"),
+	NO_EFFECT("strategy", "one process, or data-parallel under mpirun (docs/parallel.md)"),
+	NO_EFFECT("num_nodes", "the processes are mpirun's or srun's (docs/parallel.md)"),
 	NO_EFFECT("profiler", "no profiler; see fovea-bench --profile"),
 	{0},
 };
@@ -200,6 +205,7 @@ fv_status fv__read_trainer(fv__trainer *t, const fv_config_node *root)
 	                strcmp(o.gradient_clip_algorithm, "value") == 0;
 	t->val_every = o.check_val_every_n_epoch;
 	t->sanity_steps = o.num_sanity_val_steps < 0 ? INT64_MAX : o.num_sanity_val_steps;
+	t->dp.sync_bn = o.sync_batchnorm;
 	rc = check_precision(t, o.precision);
 	if (rc == FV_OK)
 		rc = read_limits(t, &o);

@@ -20,6 +20,7 @@
 #include <stddef.h>
 
 #include "fovea.h"
+#include "tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,6 +52,20 @@ FV_API fv_status fv_parallel_barrier(void);
 ** passes the same counts. */
 FV_API fv_status fv_parallel_gather(const void *send, void *recv, const size_t *counts,
                                     int root);
+
+/* torch.nn.SyncBatchNorm: fv_batch_norm3d (alpha > 0: fv_batch_norm3d_elu
+** with that alpha), except that in training, while syncing is switched on
+** and the job has more than one process, every channel is normalised with
+** the statistics of the batch all ranks hold together (and the running
+** statistics take them).  Every rank must then run the same layers in the
+** same order, forward and backward: each is a collective.  Data-parallel
+** training switches syncing on (trainer.sync_batchnorm, default true). */
+FV_API fv_tensor *fv_parallel_batch_norm3d(fv_ctx *ctx, fv_tensor *x, fv_tensor *weight,
+                                           fv_tensor *bias, fv_tensor *running_mean,
+                                           fv_tensor *running_var,
+                                           fv_tensor *num_batches_tracked, bool training,
+                                           double momentum, double eps, double alpha);
+FV_API void fv_parallel_set_sync_batchnorm(bool on);
 
 /* End the whole job with exit status `code` (one rank failing while the
 ** others wait in a collective would hang them). */

@@ -301,6 +301,11 @@ typedef struct fv_train_options {
 	fv_stop_fn should_stop;     /* may be NULL */
 	bool strict;        /* keys of the config fovea does not act on are an error, not a
 	                    ** warning (fv_config_unused) */
+	/* The processes of an MPI job (fovea/parallel.h) train this run
+	** together, each on its share of every batch; only rank 0 writes the
+	** outputs and calls the callbacks (docs/parallel.md).  Every rank must
+	** call fv_train with the same config.  Ignored in one process. */
+	bool data_parallel;
 } fv_train_options;
 
 typedef struct fv_train_result {

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include <fovea/insilico.h>
+#include <fovea/parallel.h>
 
 #include "gru_core.h"
 
@@ -503,10 +504,10 @@ static fv_tensor *norm(fv_module *m, const gru_core *g, int i, fv_ctx *ctx, fv_t
 	fv_tensor *b = l->bias ? fv_reshape(ctx, l->bias, 1, &C) : l->norm_b;
 	double momentum = g->batch_norm_momentum;
 	if (l->nonlin && g->nl == NL_ELU && !fv_module_capturing(m))
-		return fv_batch_norm3d_elu(ctx, x, w, b, l->running_mean, l->running_var,
-		                           l->num_batches, training, momentum, 1e-5, 1.0);
-	x = fv_batch_norm3d(ctx, x, w, b, l->running_mean, l->running_var, l->num_batches,
-	                    training, momentum, 1e-5);
+		return fv_parallel_batch_norm3d(ctx, x, w, b, l->running_mean, l->running_var,
+		                                l->num_batches, training, momentum, 1e-5, 1.0);
+	x = fv_parallel_batch_norm3d(ctx, x, w, b, l->running_mean, l->running_var,
+	                             l->num_batches, training, momentum, 1e-5, 0);
 	/* with a folded Bias3DLayer / Scale3DLayer the capture point is its output */
 	x = mark(m, ctx, "layer", i, l->bias ? "bias" : l->scale ? "scale" : "norm", x);
 	return l->nonlin ? mark(m, ctx, "layer", i, "nonlin", activate(g->nl, ctx, x)) : x;

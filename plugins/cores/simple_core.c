@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include <fovea/insilico.h>
+#include <fovea/parallel.h>
 
 #include "simple_core.h"
 
@@ -429,13 +430,13 @@ static fv_tensor *layer_forward(fv_module *m, const simple_core *sc, int i, fv_c
 	const int64_t C = l->conv.out_ch;
 	fv_tensor *shift = fv_add(ctx, l->norm_b, fv_reshape(ctx, l->bias, 1, &C));
 	if (fv_module_capturing(m)) {
-		x = fv_batch_norm3d(ctx, x, l->norm_w, shift, l->running_mean, l->running_var,
-		                    l->num_batches, training, 0.1, 1e-5);
+		x = fv_parallel_batch_norm3d(ctx, x, l->norm_w, shift, l->running_mean,
+		                             l->running_var, l->num_batches, training, 0.1, 1e-5, 0);
 		x = mark(m, ctx, i, "bias", x);
 		x = mark(m, ctx, i, "nonlin", fv_elu(ctx, x, 1.0));
 	} else { /* the same numbers, two passes over the activations fewer */
-		x = fv_batch_norm3d_elu(ctx, x, l->norm_w, shift, l->running_mean, l->running_var,
-		                        l->num_batches, training, 0.1, 1e-5, 1.0);
+		x = fv_parallel_batch_norm3d(ctx, x, l->norm_w, shift, l->running_mean,
+		                             l->running_var, l->num_batches, training, 0.1, 1e-5, 1.0);
 	}
 	if (sc->dropout_rate > 0)
 		x = mark(m, ctx, i, "dropout", fv_dropout3d(ctx, x, sc->dropout_rate, training));

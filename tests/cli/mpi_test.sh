@@ -7,12 +7,21 @@
 #     tests/unit/parallel/mpi_collectives.c)
 #
 #   collectives   fovea/parallel.h's allreduce, broadcast, gather and barrier over
-#                 1, 2 and 3 processes, and as one process without mpirun
+#                 1, 2 and 3 processes, and as one process without mpirun; its
+#                 SyncBatchNorm against one process's batch norm of the batch
 #   mei           `mpirun -np 1|2|3 fovea mei --neurons all` (and an MDS) write the
 #                 files one process writes: .npy and .png byte for byte, .json
 #                 equal but for the timing keys
 #   predict       `mpirun -np 2|3 fovea predict` of a batch of 40 movies (shares of
 #                 32 + 8 and 16 + 16 + 8) writes the one-process .npy byte for byte
+#   train         `mpirun -np 1|2|3 fovea train` (data parallel; batch 4 over 3 is
+#                 shares of 1, 1, 2, batch 2 over 3 runs whole on each; a mean
+#                 loss, accumulation, clipping) ends with the weights of one
+#                 process within a tolerance; rank 0 alone writes and prints;
+#                 +trainer.sync_batchnorm=false changes them; a rank killed with
+#                 SIGKILL, then resume=true, ends where an unbroken run ends
+#   bench         `fovea-bench --task train --ranks 1,2` (mpirun itself): step,
+#                 allreduce times and gradient bytes per process count
 #   sweep         `mpirun -np 2 fovea sweep` of 6 grid trials, one made to fail:
 #                 every trial's record, the summary, and the same objectives as
 #                 the trials run one after another by one process
@@ -95,6 +104,45 @@ PY
 	done
 }
 
+# weights_close A B TOL: A/last.safetensors and B/last.safetensors hold the
+# same tensors, equal within TOL (absolute, plus TOL relative), and
+# metrics.csv the same epochs with values equal within 100 TOL
+weights_close() {
+	python3 - "$@" <<'PY'
+import array, csv, json, struct, sys
+a, b, tol = sys.argv[1], sys.argv[2], float(sys.argv[3])
+def load(path):
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    head = json.loads(raw[8:8 + n])
+    out = {}
+    for k, v in head.items():
+        if k == "__metadata__" or v["dtype"] != "F32":
+            continue
+        lo, hi = v["data_offsets"]
+        out[k] = array.array("f", raw[8 + n + lo:8 + n + hi])
+    return out
+x, y = load(a + "/last.safetensors"), load(b + "/last.safetensors")
+assert x.keys() == y.keys(), (sorted(x), sorted(y))
+worst = max((abs(u - v) / (1 + abs(u)) for k in x for u, v in zip(x[k], y[k])), default=0)
+print("largest difference %.3g" % worst, file=sys.stderr)
+assert worst <= tol, worst
+rx, ry = (list(csv.DictReader(open(d + "/metrics.csv"))) for d in (a, b))
+assert len(rx) == len(ry), (len(rx), len(ry))
+for p, q in zip(rx, ry):
+    for k in p:
+        if k.endswith("seconds") or k == "lr-AdamW" or p[k] in ("", None):
+            continue
+        u, v = float(p[k]), float(q[k])
+        assert abs(u - v) <= 100 * tol * (1 + abs(u)), (k, u, v)
+PY
+}
+# same_names A B: the same output files (rank 0 alone wrote them)
+same_names() {
+	[ "$(cd "$1" && ls -A | grep -v '^\.fovea\.lock$')" = "$(cd "$2" && ls -A |
+		grep -v '^\.fovea\.lock$')" ] || fail "$1 and $2 hold different files"
+}
+
 case "$case_name" in
 collectives)
 	run 0 "$collectives"
@@ -157,6 +205,77 @@ PY
 	run 1 mpi_run 2 "$fovea" predict "$ck" "$tmp/movies.npy" --session nope -o "$tmp/bad.npy"
 	expect err "nope"
 	[ ! -e "$tmp/bad.npy" ] || fail "an output was written after an error"
+	;;
+train)
+	needs_mpi
+	tiny_data
+	train=(train "$example" "${tiny[@]}" trainer.max_epochs=3 --threads 1 --no-progress)
+	run 0 "$fovea" "${train[@]}" paths.output_dir="$tmp/t1"
+	notes=$(grep -c 'EarlyStopping' "$tmp/err")
+	for n in 1 2 3; do
+		run 0 mpi_run "$n" "$fovea" "${train[@]}" paths.output_dir="$tmp/np$n"
+		[ "$(grep -c '^trained 3 epochs' "$tmp/out")" = 1 ] || fail "-np $n: not one summary"
+		[ "$(grep -c 'EarlyStopping' "$tmp/err")" = "$notes" ] || fail "-np $n: not rank 0's notes"
+		weights_close "$tmp/t1" "$tmp/np$n" 1e-4 || fail "-np $n: other weights than one process"
+		same_names "$tmp/t1" "$tmp/np$n"
+	done
+	expect out "data-parallel training over 3 processes (batch norm synced)"
+	# a global batch smaller than the job: every rank computes it whole
+	small=("${train[@]}" dataloader.batch_size=2 trainer.max_epochs=2)
+	run 0 "$fovea" "${small[@]}" paths.output_dir="$tmp/b1" --quiet
+	run 0 mpi_run 3 "$fovea" "${small[@]}" paths.output_dir="$tmp/b3" --quiet
+	weights_close "$tmp/b1" "$tmp/b3" 1e-4 || fail "batch 2 over 3: other weights"
+	# a loss that averages over the batch (weighed by the shares), gradient
+	# accumulation and clipping
+	mean=("${train[@]}" trainer.accumulate_grad_batches=2 trainer.gradient_clip_val=0.5
+		'+model.loss={_target_: openretina.modules.losses.PoissonLoss3d, avg: true}' --quiet)
+	run 0 "$fovea" "${mean[@]}" paths.output_dir="$tmp/m1"
+	run 0 mpi_run 3 "$fovea" "${mean[@]}" paths.output_dir="$tmp/m3"
+	weights_close "$tmp/m1" "$tmp/m3" 1e-4 || fail "mean loss, accumulation, clipping: other weights"
+	# per-process batch norm statistics: another optimisation
+	run 0 mpi_run 2 "$fovea" "${train[@]}" +trainer.sync_batchnorm=false \
+		paths.output_dir="$tmp/nosync" --quiet
+	! weights_close "$tmp/t1" "$tmp/nosync" 1e-4 2>/dev/null ||
+		fail "sync_batchnorm=false trained what synced batch norm trains"
+	# an error on every rank: one message per rank, the job ends non-zero
+	run 1 mpi_run 2 "$fovea" "${train[@]}" trainer.max_epochs=nope paths.output_dir="$tmp/e"
+	expect err "max_epochs"
+	# SIGKILL of rank 1 once epoch 1 is written; resume=true finishes the run
+	long=("${train[@]}" trainer.max_epochs=15 --quiet)
+	run 0 "$fovea" "${long[@]}" paths.output_dir="$tmp/whole"
+	mpi_run 2 "$fovea" "${long[@]}" paths.output_dir="$tmp/r" >/dev/null 2>&1 &
+	job=$!
+	for _ in $(seq 600); do
+		[ -e "$tmp/r/last.safetensors" ] && break
+		sleep 0.05
+	done
+	# one rank: the ranks are the fovea processes of this output directory
+	victim=$(ps -eo pid=,args= | awk -v d="output_dir=$tmp/r" -v f="$fovea" \
+		'$2 == f && index($0, d) {print $1}' | sort -n | tail -n 1)
+	[ -n "$victim" ] || fail "no rank of the job to kill"
+	kill -KILL "$victim"
+	wait "$job" && fail "the job went on after a rank was killed"
+	python3 - "$tmp/r/metrics.csv" <<'PY' || fail "the kill came after the last epoch"
+import sys
+sys.exit(0 if sum(1 for _ in open(sys.argv[1])) - 1 < 15 else 1)
+PY
+	run 0 mpi_run 2 "$fovea" "${long[@]}" paths.output_dir="$tmp/r" resume=true
+	weights_close "$tmp/whole" "$tmp/r" 1e-4 || fail "resumed: other weights than unbroken"
+	;;
+bench)
+	needs_mpi
+	bench=$(dirname "$fovea")/fovea-bench
+	# it runs mpirun itself: leak checking off, as in mpi_run
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+		run 0 "$bench" --config-dir "$srcdir/configs/bench" --workload hdf5 --task train \
+		--ranks 1,2 --threads 1 --reps 2 --json
+	for field in '"task": "train/1"' '"task": "train/2"' '"ranks": 2' '"allreduce_ms": ' \
+	             '"grad_bytes": 42672' '"task": "allreduce"' '"gb_per_s": '; do
+		expect out "$field"
+	done
+	[ "$(grep -c '"task": "train/2"' "$tmp/out")" = 1 ] || fail "rank 1 reported too"
+	run 2 "$bench" --ranks 0
+	expect err "--ranks: expected up to 8 process counts in 1..4096, got '0'"
 	;;
 sweep)
 	needs_mpi

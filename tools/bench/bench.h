@@ -5,7 +5,8 @@
 **   bench_workloads.c  the model workloads (configs/bench/NAME.yaml) and
 **                      their tasks fwd, fwd_all, train and stim;
 **   bench_ops.c        the op tasks conv and readout;
-**   bench_profile.c    --profile: a training step op by op.
+**   bench_profile.c    --profile: a training step op by op;
+**   bench_ranks.c      --ranks: the train task over MPI processes.
 **
 ** A task runs its measurement WARMUPS times unrecorded, then o->reps times,
 ** recording each run's wall-clock and CPU time with bench_record() into
@@ -38,6 +39,9 @@ typedef struct bench_opts {
 	int n_workloads;
 	char workload_buf[512];
 	const char *config_dir;
+	int rank_list[MAX_LIST]; /* --ranks: process counts of the train task */
+	int n_ranks;
+	bool ranks_child;        /* --ranks-child: this is one of them, under mpirun */
 } bench_opts;
 
 typedef struct measurement {
@@ -99,6 +103,14 @@ fv_status bench_train_step(workload *w, fv_ctx *ctx);
 
 /* The per-op profile of a training step of each workload. */
 int bench_run_profile(const bench_opts *o, workload *ws);
+
+/* ---- bench_ranks.c -------------------------------------------------------------------- */
+
+/* --ranks LIST into o; run this program under mpirun for each count; the
+** train task as one rank of such a job. */
+int bench_parse_ranks(bench_opts *o, const char *list);
+int bench_launch_ranks(const bench_opts *o, int argc, char **argv);
+int bench_train_ranks(const bench_opts *o, workload *w, double *times);
 
 /* ---- bench_ops.c ----------------------------------------------------------------------- */
 

@@ -4,6 +4,7 @@
 **
 **   fovea-bench [--workload hoefling,hdf5] [--task fwd,fwd_all,train,conv,readout]
 **               [--threads 1,2] [--reps R] [--json] [--config-dir DIR] [--profile]
+**               [--ranks 1,2]
 **               (tasks: fwd, fwd_all, train, stim, conv, readout)
 **
 ** The model tasks fwd, fwd_all, train and stim run on workloads
@@ -12,7 +13,8 @@
 ** (bench_ops.c).  Without --task: the model tasks when --workload is given,
 ** else conv and readout.  Lists are comma-separated; every combination is
 ** measured.  --profile prints, instead of the tasks, one training step
-** of each workload op by op (bench_profile.c).
+** of each workload op by op (bench_profile.c).  --ranks N,... runs the train
+** task data-parallel under `mpirun -np N` for each N (bench_ranks.c).
 **
 ** GFLOP/s counts 2 per multiply-add of what torch computes: dense
 ** convolutions (the "useful" FLOPs), the readout, 3x the forward for a
@@ -32,6 +34,7 @@
 #include <time.h>
 
 #include "bench.h"
+#include "fovea/parallel.h"
 
 /* ---- clocks and reports -------------------------------------------------------------- */
 
@@ -125,7 +128,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: fovea-bench [--workload hoefling,hdf5|FILE.yaml] "
 	           "[--task fwd,fwd_all,train,stim,conv,readout]\n"
 	           "                   [--threads N[,N...]] [--reps R] [--json] "
-	           "[--config-dir DIR] [--profile]\n");
+	           "[--config-dir DIR] [--profile]\n"
+	           "                   [--ranks N[,N...]]  (the train task under mpirun -np N)\n");
 }
 
 static int parse_tasks(bench_opts *o, const char *list)
@@ -227,6 +231,10 @@ static int parse_args(bench_opts *o, int argc, char **argv)
 			rc = v == NULL || (tasks_given = true, parse_tasks(o, v));
 		else if (strcmp(a, "--workload") == 0)
 			rc = v == NULL || parse_workloads(o, v);
+		else if (strcmp(a, "--ranks") == 0)
+			rc = bench_parse_ranks(o, v);
+		else if (strcmp(a, "--ranks-child") == 0)
+			o->ranks_child = true, takes_value = false;
 		else if (strcmp(a, "--config-dir") == 0)
 			rc = (o->config_dir = v) == NULL;
 		else if (strcmp(a, "--profile") == 0)
@@ -255,6 +263,11 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (o.n_ranks > 0 && !o.ranks_child)
+		return bench_launch_ranks(&o, argc, argv);
+	if (fv_parallel_init() != FV_OK)
+		return bench_fail("MPI", fv_errmsg());
+	atexit(fv_parallel_finalize);
 	double *times = malloc(2 * (size_t)o.reps * sizeof *times);
 	workload ws[MAX_LIST] = {0};
 	fv_registry *reg = o.n_workloads > 0 ? fv_registry_new() : NULL;
@@ -263,7 +276,7 @@ int main(int argc, char **argv)
 		rc = bench_fail("plugins", fv_errmsg());
 	for (int i = 0; rc == 0 && i < o.n_workloads; i++)
 		rc = workload_load(&o, reg, o.workloads[i], &ws[i]);
-	if (rc == 0 && !o.json && !o.profile)
+	if (rc == 0 && !o.json && !o.profile && fv_parallel_rank() == 0)
 		printf("%-30s %-8s %3s %9s %9s %9s %9s %8s %8s %8s\n", "workload", "task", "thr",
 		       "min_ms", "median_ms", "max_ms", "cpu_min", "GF/s", "act_GF/s", "peak_MiB");
 	for (int t = 0; rc == 0 && t < o.n_threads; t++) {

@@ -480,7 +480,8 @@ int bench_run_workloads(const bench_opts *o, workload *ws, double *times)
 		if (o->fwd_all)
 			rc |= bench_forward(o, &ws[i], true, times);
 		if (o->train)
-			rc |= bench_train(o, &ws[i], times);
+			rc |= o->ranks_child ? bench_train_ranks(o, &ws[i], times)
+			                     : bench_train(o, &ws[i], times);
 		if (o->stim)
 			rc |= bench_stim(o, &ws[i], times);
 	}

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "cmd.h"
+#include "fovea/parallel.h"
 #include "fovea/trainer.h"
 
 typedef struct train_args {
@@ -202,19 +203,24 @@ static int run_train(int argc, char **argv)
 		return CLI_FAILED;
 	}
 	figure_hook hook = {reg, -1, -1, 0};
+	/* under mpirun the processes train one run together; rank 0 writes */
+	bool parallel = fv_parallel_size() > 1, writer = fv_parallel_rank() == 0;
 	fv_train_options o = {.struct_size = sizeof o, .progress = a.progress, .quiet = a.quiet,
-	                      .on_best = on_best_checkpoint, .ud = &hook, .strict = a.strict};
+	                      .on_best = on_best_checkpoint, .ud = &hook, .strict = a.strict,
+	                      .data_parallel = parallel};
 	fv_train_result res;
 	rc = CLI_OK;
-	if (fv_train(reg, cfg, &o, &res) != FV_OK)
+	if (fv_train(reg, cfg, &o, &res) != FV_OK) {
 		rc = cli_fail("%s", fv_errmsg());
-	else if (!a.quiet)
+		if (parallel) /* the other processes wait in a collective: end the job */
+			fv_parallel_abort(rc);
+	} else if (!a.quiet && writer)
 		printf("trained %lld epochs%s in %.1f s (%.2f s per epoch); best val_evaluation_loss "
 		       "%.4f at epoch %lld; outputs in %s\n",
 		       (long long)res.epochs, res.stopped_early ? " (stopped early)" : "", res.seconds,
 		       res.seconds_per_epoch, res.best_value, (long long)res.best_epoch + 1,
 		       res.output_dir);
-	if (rc == CLI_OK)
+	if (rc == CLI_OK && writer)
 		final_figures(&hook, &res, a.quiet);
 	fv_registry_free(reg);
 	fv_config_free(cfg);
@@ -239,6 +245,8 @@ const cli_cmd cli_cmd_train = {
 	         "resume=true continues the run in paths.output_dir from last.safetensors;\n"
 	         "paths.load_model_path=CKPT fine-tunes a trained model, adding readouts\n"
 	         "for new sessions; only_train_readout=true freezes the core.\n"
+	         "Under mpirun -np N the N processes train the run together, each on its\n"
+	         "share of every batch (docs/parallel.md); rank 0 writes the outputs.\n"
 	         "\n"
 	         "  --config-dir DIR, --config-path DIR, -cd DIR, -cp DIR\n"
 	         "                  the config directory (Hydra's spellings); with\n"
