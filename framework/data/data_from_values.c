@@ -181,6 +181,34 @@ static fv_status session_info(fv__session *s, const fv_dvalue *kwargs)
 	return FV_OK;
 }
 
+/* The reader's "filter_counts" map ({filter: neurons removed}), if any. */
+static fv_status filter_counts(fv__session *s, const fv_dvalue *counts)
+{
+	if (counts == NULL)
+		return FV_OK;
+	size_t n = fv_dvalue_size(counts);
+	if (fv_dvalue_kind_of(counts) != FV_DV_MAP)
+		return fv_error(FV_ERR_FORMAT, "session '%s': the responses' filter_counts is a %s, "
+		                "expected a dict {filter: neurons removed}", s->name,
+		                fv_dvalue_kind_name(fv_dvalue_kind_of(counts)));
+	s->filter_names = fv__calloc(n ? n : 1, sizeof *s->filter_names);
+	s->filter_removed = fv__calloc(n ? n : 1, sizeof *s->filter_removed);
+	if (s->filter_names == NULL || s->filter_removed == NULL)
+		return fv_error(FV_ERR_NOMEM, "session '%s': out of memory", s->name);
+	for (size_t i = 0; i < n; i++) {
+		double v = fv_dvalue_number_of(fv_dvalue_at(counts, i));
+		if (!(v >= 0 && v == floor(v)))
+			return fv_error(FV_ERR_FORMAT, "session '%s': filter_counts['%s'] should be a "
+			                "count of neurons, got %s", s->name, fv_dvalue_key_at(counts, i),
+			                fv_dvalue_kind_name(fv_dvalue_kind_of(fv_dvalue_at(counts, i))));
+		if ((s->filter_names[i] = fv__data_strdup(fv_dvalue_key_at(counts, i))) == NULL)
+			return fv_error(FV_ERR_NOMEM, "session '%s': out of memory", s->name);
+		s->filter_removed[i] = (int64_t)v;
+		s->n_filters = i + 1;
+	}
+	return FV_OK;
+}
+
 static fv_status open_session(const fv_data_options *o, const char *name, const fv_dvalue *resp,
                               const fv_dvalue *movies, fv__session *s, int64_t size[3])
 {
@@ -221,6 +249,8 @@ static fv_status open_session(const fv_data_options *o, const char *name, const 
 		rc = raw_tests(name, resp, mov, &raw);
 	if (rc == FV_OK)
 		rc = session_info(s, fv_dvalue_get(resp, "session_kwargs"));
+	if (rc == FV_OK)
+		rc = filter_counts(s, fv_dvalue_get(resp, "filter_counts"));
 	if (rc == FV_OK)
 		rc = fv__session_mean_activity(s, &raw);
 	if (rc == FV_OK)

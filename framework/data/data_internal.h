@@ -54,6 +54,10 @@ typedef struct fv__session {
 	size_t n_info;
 	char **info_names;
 	fv_tensor **info;
+	/* what the reader's filters removed (fv_data_filter) */
+	size_t n_filters;
+	char **filter_names;
+	int64_t *filter_removed;
 } fv__session;
 
 struct fv_data {

@@ -792,6 +792,8 @@ static void session_free(fv__session *s)
 	}
 	free(s->info_names);
 	free(s->info);
+	fv__data_free_names(s->filter_names, s->n_filters);
+	free(s->filter_removed);
 }
 
 void fv_data_close(fv_data *d)
@@ -854,6 +856,20 @@ const fv_movie_set *fv_data_test_named(const fv_data *d, size_t session, const c
 		if (strcmp(d->sessions[session].tests[i].stimulus, stimulus) == 0)
 			return &d->sessions[session].tests[i].pub;
 	return NULL;
+}
+
+size_t fv_data_n_filters(const fv_data *d, size_t session)
+{
+	return session < d->n_sessions ? d->sessions[session].n_filters : 0;
+}
+
+const char *fv_data_filter(const fv_data *d, size_t session, size_t i, int64_t *removed)
+{
+	*removed = 0;
+	if (i >= fv_data_n_filters(d, session))
+		return NULL;
+	*removed = d->sessions[session].filter_removed[i];
+	return d->sessions[session].filter_names[i];
 }
 
 const int64_t *fv_data_validation_clips(const fv_data *d, size_t session, size_t *n)

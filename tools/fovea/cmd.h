@@ -37,6 +37,7 @@ extern const cli_cmd cli_cmd_instantiate;
 extern const cli_cmd cli_cmd_parity;
 extern const cli_cmd cli_cmd_create_data;
 extern const cli_cmd cli_cmd_train;
+extern const cli_cmd cli_cmd_data_info;
 extern const cli_cmd cli_cmd_eval;
 extern const cli_cmd cli_cmd_visualize;
 extern const cli_cmd cli_cmd_predict;
