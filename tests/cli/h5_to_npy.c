@@ -1,4 +1,5 @@
 /*
+** h5_to_npy FILE.h5 --list GROUP: the names under GROUP, one a line.
 ** h5_to_npy FILE.h5 DATASET OUT.npy: one dataset of an HDF5 file as a
 ** float64 .npy, read with libhdf5 alone (not fovea's reader), so that the
 ** tests can check fovea's data against values numpy computes from the same
@@ -36,13 +37,29 @@ static void write_header(FILE *f, int ndim, const hsize_t *dims)
 	fputc('\n', f);
 }
 
+static herr_t print_name(hid_t group, const char *name, const H5L_info_t *info, void *ud)
+{
+	(void)group, (void)info, (void)ud;
+	puts(name);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 4)
-		return fail("usage", "h5_to_npy FILE.h5 DATASET OUT.npy");
+		return fail("usage", "h5_to_npy FILE.h5 DATASET OUT.npy | FILE.h5 --list GROUP");
 	hid_t file = H5Fopen(argv[1], H5F_ACC_RDONLY, H5P_DEFAULT);
 	if (file < 0)
 		return fail("cannot open", argv[1]);
+	if (strcmp(argv[2], "--list") == 0) {
+		if (!H5Lexists(file, argv[3], H5P_DEFAULT) && strcmp(argv[3], "/") != 0)
+			return 0;
+		hsize_t at = 0;
+		H5Literate_by_name(file, argv[3], H5_INDEX_NAME, H5_ITER_INC, &at, print_name, NULL,
+		                    H5P_DEFAULT);
+		H5Fclose(file);
+		return 0;
+	}
 	hid_t ds = H5Dopen2(file, argv[2], H5P_DEFAULT);
 	if (ds < 0)
 		return fail("no dataset", argv[2]);
