@@ -5,7 +5,8 @@
 **   bench_workloads.c  the model workloads (configs/bench/NAME.yaml) and
 **                      their tasks fwd, fwd_all, train and stim;
 **   bench_ops.c        the op tasks conv and readout;
-**   bench_profile.c    --profile: a training step op by op.
+**   bench_profile.c    --profile: a training step op by op;
+**   bench_data.c       the data task: reading a large data set, one epoch.
 **
 ** A task runs its measurement WARMUPS times unrecorded, then o->reps times,
 ** recording each run's wall-clock and CPU time with bench_record() into
@@ -26,6 +27,13 @@
 #define MAX_LIST 8
 #define WARMUPS 2
 
+/* The data task's --data-* options (bench_data.c). */
+typedef struct bench_data_opts {
+	const char *layout; /* generic, openretina */
+	const char *dir;    /* NULL: a temporary directory */
+	int64_t sessions, neurons, frames, test_frames, channels, height, width;
+} bench_data_opts;
+
 typedef struct bench_opts {
 	int thread_list[MAX_LIST];
 	int n_threads;
@@ -38,6 +46,8 @@ typedef struct bench_opts {
 	int n_workloads;
 	char workload_buf[512];
 	const char *config_dir;
+	bool data; /* the data task */
+	bench_data_opts data_opt;
 } bench_opts;
 
 typedef struct measurement {
@@ -104,5 +114,13 @@ int bench_run_profile(const bench_opts *o, workload *ws);
 
 /* The op tasks of o. */
 int bench_run_ops(const bench_opts *o, double *times);
+
+/* ---- bench_data.c ---------------------------------------------------------------------- */
+
+void bench_data_defaults(bench_data_opts *d);
+/* A --data-* option: 0 taken, 1 bad (reported), -1 not a data option. */
+int bench_data_option(bench_opts *o, const char *opt, const char *value);
+/* The data task; it runs before anything else is loaded (its peak RSS). */
+int bench_run_data(const bench_opts *o);
 
 #endif /* FOVEA_BENCH_H */

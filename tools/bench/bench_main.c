@@ -4,7 +4,10 @@
 **
 **   fovea-bench [--workload hoefling,hdf5] [--task fwd,fwd_all,train,conv,readout]
 **               [--threads 1,2] [--reps R] [--json] [--config-dir DIR] [--profile]
-**               (tasks: fwd, fwd_all, train, stim, conv, readout)
+**               (tasks: fwd, fwd_all, train, stim, conv, readout, data)
+**               [--data-layout generic|openretina] [--data-dir DIR] [--data-sessions N]
+**               [--data-neurons N] [--data-frames N] [--data-test-frames N]
+**               [--data-channels N] [--data-height N] [--data-width N]
 **
 ** The model tasks fwd, fwd_all, train and stim run on workloads
 ** (configs/bench/NAME.yaml, or a path to such a file; bench_workloads.c
@@ -12,7 +15,8 @@
 ** (bench_ops.c).  Without --task: the model tasks when --workload is given,
 ** else conv and readout.  Lists are comma-separated; every combination is
 ** measured.  --profile prints, instead of the tasks, one training step
-** of each workload op by op (bench_profile.c).
+** of each workload op by op (bench_profile.c).  The data task reads a
+** large synthetic data set and one epoch of its batches (bench_data.c).
 **
 ** GFLOP/s counts 2 per multiply-add of what torch computes: dense
 ** convolutions (the "useful" FLOPs), the readout, 3x the forward for a
@@ -125,12 +129,16 @@ static void usage(FILE *f)
 	fprintf(f, "usage: fovea-bench [--workload hoefling,hdf5|FILE.yaml] "
 	           "[--task fwd,fwd_all,train,stim,conv,readout]\n"
 	           "                   [--threads N[,N...]] [--reps R] [--json] "
-	           "[--config-dir DIR] [--profile]\n");
+	           "[--config-dir DIR] [--profile]\n"
+	           "                   [--data-layout generic|openretina] [--data-dir DIR] "
+	           "[--data-sessions N]\n"
+	           "                   [--data-neurons N] [--data-frames N] [--data-test-frames N]\n"
+	           "                   [--data-channels N] [--data-height N] [--data-width N]\n");
 }
 
 static int parse_tasks(bench_opts *o, const char *list)
 {
-	static const char *const known = "fwd, fwd_all, train, stim, conv, readout";
+	static const char *const known = "fwd, fwd_all, train, stim, conv, readout, data";
 	char buf[256];
 	snprintf(buf, sizeof buf, "%s", list);
 	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
@@ -140,6 +148,7 @@ static int parse_tasks(bench_opts *o, const char *list)
 		             : strcmp(t, "stim") == 0    ? &o->stim
 		             : strcmp(t, "conv") == 0    ? &o->conv
 		             : strcmp(t, "readout") == 0 ? &o->readout
+		             : strcmp(t, "data") == 0    ? &o->data
 		                                         : NULL;
 		if (flag != NULL) {
 			*flag = true;
@@ -214,12 +223,15 @@ static void default_tasks(bench_opts *o, bool tasks_given)
 static int parse_args(bench_opts *o, int argc, char **argv)
 {
 	*o = (bench_opts){.n_threads = 1, .reps = 5};
+	bench_data_defaults(&o->data_opt);
 	bool tasks_given = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		bool takes_value = true;
-		int rc = 0;
-		if (strcmp(a, "--threads") == 0)
+		int rc = strncmp(a, "--data-", 7) == 0 ? bench_data_option(o, a, v) : -1;
+		if (rc >= 0)
+			; /* a data task option */
+		else if ((rc = 0), strcmp(a, "--threads") == 0)
 			rc = v ? parse_threads(o, v) : parse_int(a, v, 0, &o->threads);
 		else if (strcmp(a, "--reps") == 0)
 			rc = parse_int(a, v, 1, &o->reps);
@@ -254,6 +266,14 @@ int main(int argc, char **argv)
 	if (parse_args(&o, argc, argv)) {
 		usage(stderr);
 		return 2;
+	}
+	if (o.data) { /* first, so that its peak RSS is its own */
+		fv_set_num_threads(o.thread_list[0]);
+		o.threads = fv_get_num_threads();
+		if (bench_run_data(&o) != 0)
+			return 1;
+		if (!(o.fwd || o.fwd_all || o.train || o.stim || o.conv || o.readout || o.profile))
+			return 0;
 	}
 	double *times = malloc(2 * (size_t)o.reps * sizeof *times);
 	workload ws[MAX_LIST] = {0};
