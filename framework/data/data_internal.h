@@ -21,6 +21,7 @@ typedef struct fv__movie_set {
 	fv_movie_set pub;
 	char *stimulus;
 	fv_tensor *movie;
+	bool movie_borrowed;          /* movie is another set's or the data set's */
 	fv_tensor *responses;
 	fv_tensor *by_trial;
 	int64_t *starts;
@@ -54,6 +55,8 @@ typedef struct fv__session {
 	size_t n_info;
 	char **info_names;
 	fv_tensor **info;
+	/* what the training movie was made of, for sharing it (NULL: its own) */
+	char *movie_key;
 	/* what the reader's filters removed (fv_data_filter) */
 	size_t n_filters;
 	char **filter_names;
@@ -65,6 +68,11 @@ struct fv_data {
 	fv_data_options opt;          /* scalars only; pointers cleared */
 	size_t n_sessions;
 	fv__session *sessions;        /* sorted by name */
+	/* Movies the sessions' sets borrow, e.g. a test movie every session
+	** shows: read and normalised once (fv__data_share). */
+	size_t n_shared;
+	char **shared_keys;
+	fv_tensor **shared;
 	fv_data_info info;
 	/* arrays behind info */
 	const char **info_sessions;
@@ -90,6 +98,19 @@ void fv__data_keep_options(fv_data *d, const fv_data_options *o);
 /* Sort the sessions by name, set the input shape and build the info. */
 fv_status fv__data_finish(fv_data *d, const int64_t input_shape[3]);
 void fv__movie_set_free(fv__movie_set *s);
+/* Bounded memory: sessions that show the same movies hold them once.
+** fv__data_shared() finds a movie kept under `key` (NULL if none);
+** fv__data_share() keeps `t` under `key` (taking it, freed on failure).
+** fv__session_share_split() lets session i borrow the training and
+** validation movies of an earlier session with the same movie_key and
+** validation clips, freeing its own copies. */
+fv_tensor *fv__data_shared(const fv_data *d, const char *key);
+fv_status fv__data_share(fv_data *d, const char *key, fv_tensor *t);
+void fv__session_share_split(fv_data *d, size_t i);
+/* After the split of session s from raw: raw forgets the movies the data
+** set keeps (so freeing raw leaves them), and s's test sets showing them
+** are marked as borrowing them. */
+void fv__session_forget_shared(const fv_data *d, fv__session *s, fv__session_raw *raw);
 void fv__session_raw_free(fv__session_raw *r);
 /* Cut the raw session into train / validation / test sets (data_split.c). */
 fv_status fv__session_split(fv__session *s, fv__session_raw *raw, const fv_data_options *o);
