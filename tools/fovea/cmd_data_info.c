@@ -29,46 +29,26 @@
 #include "fovea/npy.h"
 
 typedef struct info_args {
-	const char *config;
-	const char *config_dir, *config_name;
+	cli_config_args cfg;
 	const char *dump;
-	char config_buf[4200];
-	int n_overrides;
-	const char **overrides;
 } info_args;
 
 static int parse_args(int argc, char **argv, info_args *a)
 {
 	const cli_cmd *self = &cli_cmd_data_info;
 	for (int i = 1; i < argc; i++) {
-		const char *s = argv[i];
-		const char **value = NULL;
-		if (cli_is_flag(s, "--config-dir", "--config-path", "-cd") || strcmp(s, "-cp") == 0)
-			value = &a->config_dir;
-		else if (cli_is_flag(s, "--config-name", "-cn", NULL))
-			value = &a->config_name;
-		else if (strcmp(s, "--dump") == 0)
-			value = &a->dump;
-		if (value != NULL) {
-			if (i + 1 >= argc)
-				return cli_usage_error(self, "%s needs a value", s);
-			*value = argv[++i];
-		} else if (s[0] == '-' && s[1] == '-') {
-			return cli_usage_error(self, "unknown option '%s'", s);
-		} else if (strchr(s, '=') != NULL || s[0] == '~') {
-			a->overrides[a->n_overrides++] = s;
-		} else if (a->config == NULL) {
-			a->config = s;
-		} else {
-			return cli_usage_error(self, "'%s' is neither an option nor key=value", s);
-		}
+		int rc = cli_config_arg(self, argc, argv, &i, &a->cfg);
+		if (rc >= 0 && rc != CLI_OK)
+			return rc;
+		if (rc == CLI_OK)
+			continue;
+		if (strcmp(argv[i], "--dump") != 0)
+			return cli_usage_error(self, "unknown option '%s'", argv[i]);
+		if (i + 1 >= argc)
+			return cli_usage_error(self, "--dump needs a value");
+		a->dump = argv[++i];
 	}
-	int rc = cli_config_from_name(self, a->config_dir, a->config_name, &a->config,
-	                              a->config_buf, sizeof a->config_buf);
-	if (rc == CLI_OK && a->config == NULL)
-		rc = cli_usage_error(self, "expected a config file (CONFIG.yaml, or --config-dir DIR "
-		                     "--config-name NAME)");
-	return rc;
+	return cli_config_finish(self, &a->cfg);
 }
 
 /* The run's seed as fv_train() reads it; *given false for a null or
@@ -385,14 +365,14 @@ static int dump(const char *dir, fv_data *d, const fv_config_node *root, uint64_
 static int run_data_info(int argc, char **argv)
 {
 	info_args a = {0};
-	a.overrides = calloc((size_t)argc, sizeof *a.overrides);
-	if (a.overrides == NULL)
+	a.cfg.overrides = calloc((size_t)argc, sizeof *a.cfg.overrides);
+	if (a.cfg.overrides == NULL)
 		return cli_fail("out of memory");
 	int rc = parse_args(argc, argv, &a);
-	fv_config *cfg = rc == CLI_OK ? fv_config_compose(a.config, a.config_dir, a.n_overrides,
-	                                                   a.overrides)
+	fv_config *cfg = rc == CLI_OK ? fv_config_compose(a.cfg.config, a.cfg.config_dir,
+	                                                   a.cfg.n_overrides, a.cfg.overrides)
 	                              : NULL;
-	free(a.overrides);
+	free(a.cfg.overrides);
 	if (rc != CLI_OK)
 		return rc;
 	if (cfg == NULL)

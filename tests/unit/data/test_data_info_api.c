@@ -4,6 +4,7 @@
 ** start frames of each batch (fv_batch_iter_starts).
 */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fovea/data_plugin.h"
@@ -146,4 +147,63 @@ Test(data_info_api, batch_starts_name_the_frames_of_each_chunk)
 	fv_data_close(d);
 	fv_dvalue_free(responses);
 	fv_dvalue_free(movies);
+}
+
+/* ---- bounded memory: sessions showing the same movies hold them once ---------------- */
+
+Test(data_info_api, sessions_of_one_movie_split_share_its_movies_and_own_their_responses)
+{
+	fv_dvalue *movies = shared_movies(60);
+	fv_dvalue *responses = fv_dvalue_map(NULL);
+	cr_assert_eq(fv_dvalue_set(responses, "a", split_with_counts(2, 60, NULL)), FV_OK);
+	cr_assert_eq(fv_dvalue_set(responses, "b", split_with_counts(3, 60, NULL)), FV_OK);
+	fv_data_options o;
+	small_options(&o);
+	fv_data *d = NULL;
+	cr_assert_eq(fv_data_open_values(&o, movies, responses, &d), FV_OK, "%s", fv_errmsg());
+	cr_assert_eq(fv_data_train(d, 0)->movie, fv_data_train(d, 1)->movie);
+	cr_assert_eq(fv_data_validation(d, 0)->movie, fv_data_validation(d, 1)->movie);
+	cr_assert_eq(fv_data_test(d, 0, 0)->movie, fv_data_test(d, 0, 0)->movie);
+	cr_assert_eq(fv_data_test(d, 0, 0)->movie, fv_data_test(d, 1, 0)->movie);
+	cr_assert_neq(fv_data_train(d, 0)->responses, fv_data_train(d, 1)->responses);
+	/* the shared movie is still the split's: frame t of the training movie */
+	const fv_tensor *train = fv_data_train(d, 1)->movie;
+	cr_assert_eq(train->shape[1], 40, "60 frames: 6 clips of 10, 2 for validation");
+	fv_data_close(d);
+	fv_dvalue_free(responses);
+	fv_dvalue_free(movies);
+}
+
+Test(data_info_api, the_hdf5_layout_shares_the_stimuli_of_its_sessions)
+{
+	char dir[] = "/tmp/fovea_share_XXXXXX";
+	cr_assert_not_null(mkdtemp(dir));
+	fv_synthetic_options so;
+	fv_synthetic_options_default(&so);
+	so.n_sessions = 3;
+	so.train_frames = 120;
+	so.test_frames = 30;
+	so.height = 6;
+	so.width = 5;
+	so.channels = 1;
+	cr_assert_eq(fv_synthetic_write(dir, &so), FV_OK, "%s", fv_errmsg());
+	static const char *const tests[] = {"test"};
+	fv_data_options o;
+	small_options(&o);
+	o.data_dir = dir;
+	o.test_names = tests;
+	o.n_test_names = 1;
+	fv_data *d = NULL;
+	cr_assert_eq(fv_data_open(&o, &d), FV_OK, "%s", fv_errmsg());
+	for (size_t s = 1; s < 3; s++) {
+		cr_assert_eq(fv_data_train(d, s)->movie, fv_data_train(d, 0)->movie);
+		cr_assert_eq(fv_data_validation(d, s)->movie, fv_data_validation(d, 0)->movie);
+		cr_assert_eq(fv_data_test(d, s, 0)->movie, fv_data_test(d, 0, 0)->movie);
+	}
+	/* 2 x 120 frames: 24 clips of 10, 2 for validation */
+	cr_assert_eq(fv_data_train(d, 2)->movie->shape[1], 220);
+	fv_data_close(d);
+	char cmd[256];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
 }
