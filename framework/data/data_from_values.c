@@ -275,13 +275,13 @@ static fv_status open_session(const fv_data_options *o, const char *name, const 
 		rc = filter_counts(s, fv_dvalue_get(resp, "filter_counts"));
 	if (rc == FV_OK)
 		rc = fv__session_mean_activity(s, &raw);
-	if (rc == FV_OK)
+	if (rc == FV_OK) {
+		raw.movies_from = fv__session_same_movie(d, i, raw.n_train_frames);
 		rc = fv__session_split(s, &raw, o);
+	}
 	raw.train_movie = NULL;
 	fv__session_forget_shared(d, s, &raw);
 	fv__session_raw_free(&raw);
-	if (rc == FV_OK)
-		fv__session_share_split(d, i);
 	return rc;
 }
 

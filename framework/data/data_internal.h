@@ -28,8 +28,14 @@ typedef struct fv__movie_set {
 } fv__movie_set;
 
 /* A session as read from its file, before the split. */
+typedef struct fv__session fv__session;
+
 typedef struct fv__session_raw {
 	fv_tensor *train_movie;       /* (C, T, H, W) normalised, non-test stimuli */
+	/* An earlier session of the same training movie and frames: the split
+	** borrows its training and validation movies (the validation clips
+	** are the same) and train_movie may be NULL (fv__session_same_movie). */
+	const fv__session *movies_from;
 	double *train_responses;      /* (N, T) as stored, non-test stimuli */
 	bool train_responses_f32;     /* every part was float32 (numpy's mean dtype) */
 	int64_t n_train_frames;
@@ -41,7 +47,7 @@ typedef struct fv__session_raw {
 	fv_tensor **test_by_trial;    /* (trials, T, N) or NULL */
 } fv__session_raw;
 
-typedef struct fv__session {
+struct fv__session {
 	char *name;
 	char *path;
 	int64_t n_neurons;
@@ -61,7 +67,7 @@ typedef struct fv__session {
 	size_t n_filters;
 	char **filter_names;
 	int64_t *filter_removed;
-} fv__session;
+};
 
 struct fv_data {
 	char *dir;
@@ -101,12 +107,12 @@ void fv__movie_set_free(fv__movie_set *s);
 /* Bounded memory: sessions that show the same movies hold them once.
 ** fv__data_shared() finds a movie kept under `key` (NULL if none);
 ** fv__data_share() keeps `t` under `key` (taking it, freed on failure).
-** fv__session_share_split() lets session i borrow the training and
-** validation movies of an earlier session with the same movie_key and
-** validation clips, freeing its own copies. */
+** fv__session_same_movie() is an earlier session than i of the same
+** movie_key and training frames, whose movies session i can borrow
+** (fv__session_raw.movies_from), or NULL. */
 fv_tensor *fv__data_shared(const fv_data *d, const char *key);
 fv_status fv__data_share(fv_data *d, const char *key, fv_tensor *t);
-void fv__session_share_split(fv_data *d, size_t i);
+const fv__session *fv__session_same_movie(const fv_data *d, size_t i, int64_t frames);
 /* After the split of session s from raw: raw forgets the movies the data
 ** set keeps (so freeing raw leaves them), and s's test sets showing them
 ** are marked as borrowing them. */

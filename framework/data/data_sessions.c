@@ -352,7 +352,8 @@ static fv_status add_part(train_parts *p, const char *name, fv_tensor *movie, bo
 }
 
 /* A single part is used as it is (the split only reads it); several are
-** concatenated over time, each owned part freed once copied. */
+** concatenated over time, each owned part freed once copied; the movie not
+** at all when the split borrows an earlier session's (raw->movies_from). */
 static fv_status concat_train(const char *session, train_parts *p, fv__session_raw *raw)
 {
 	if (p->n == 0)
@@ -377,14 +378,15 @@ static fv_status concat_train(const char *session, train_parts *p, fv__session_r
 	for (size_t i = 0; i < p->n; i++)
 		total += p->movies[i]->shape[1];
 	int64_t shape[4] = {c, total, first->shape[2], first->shape[3]};
-	raw->train_movie = fv_tensor_new(4, shape);
+	if (raw->movies_from == NULL && (raw->train_movie = fv_tensor_new(4, shape)) == NULL)
+		return fv_error(FV_ERR_NOMEM, "session '%s': out of memory", session);
 	raw->train_responses = fv__malloc((size_t)(n * total > 0 ? n * total : 1) * sizeof(double));
-	if (raw->train_movie == NULL || raw->train_responses == NULL)
+	if (raw->train_responses == NULL)
 		return fv_error(FV_ERR_NOMEM, "session '%s': out of memory", session);
 	int64_t at = 0;
 	for (size_t i = 0; i < p->n; i++) {
 		int64_t t = p->movies[i]->shape[1];
-		for (int64_t ch = 0; ch < c; ch++)
+		for (int64_t ch = 0; ch < c && raw->train_movie != NULL; ch++)
 			memcpy(raw->train_movie->data + (ch * total + at) * hw,
 			       p->movies[i]->data + ch * t * hw, (size_t)(t * hw) * sizeof(fv_real));
 		for (int64_t k = 0; k < n; k++)
@@ -546,6 +548,11 @@ static fv_status read_session_file(reader *r, fv__h5_id file, const char *path, 
 	fv__data_free_names(keys, n_keys);
 	if (rc == FV_OK && !parts.any_own && (s->movie_key = fv__data_strdup(parts.key)) == NULL)
 		rc = fv_error(FV_ERR_NOMEM, "out of memory");
+	int64_t frames = 0;
+	for (size_t i = 0; i < parts.n; i++)
+		frames += parts.movies[i]->shape[1];
+	if (rc == FV_OK)
+		raw->movies_from = fv__session_same_movie(r->d, (size_t)(s - r->d->sessions), frames);
 	if (rc == FV_OK)
 		rc = concat_train(s->name, &parts, raw);
 	train_parts_free(&parts);
@@ -586,8 +593,6 @@ static fv_status open_session(reader *r, const char *file_name, size_t i)
 		rc = fv__session_split(s, &raw, r->opt);
 	fv__session_forget_shared(r->d, s, &raw);
 	fv__session_raw_free(&raw);
-	if (rc == FV_OK)
-		fv__session_share_split(r->d, i);
 	return rc;
 }
 
@@ -639,29 +644,19 @@ void fv__session_forget_shared(const fv_data *d, fv__session *s, fv__session_raw
 		s->tests[i].movie_borrowed = is_shared(d, s->tests[i].movie);
 }
 
-static void borrow_movie(fv__movie_set *set, fv_tensor *movie)
+const fv__session *fv__session_same_movie(const fv_data *d, size_t i, int64_t frames)
 {
-	if (!set->movie_borrowed)
-		fv_tensor_free(set->movie);
-	set->movie = movie;
-	set->movie_borrowed = true;
-	set->pub.movie = movie;
-}
-
-void fv__session_share_split(fv_data *d, size_t i)
-{
-	fv__session *s = &d->sessions[i];
+	const fv__session *s = &d->sessions[i];
 	for (size_t j = 0; s->movie_key != NULL && j < i; j++) {
 		const fv__session *o = &d->sessions[j];
-		if (o->movie_key == NULL || strcmp(o->movie_key, s->movie_key) != 0 ||
-		    o->n_val_clips != s->n_val_clips ||
-		    memcmp(o->val_clips, s->val_clips, s->n_val_clips * sizeof *s->val_clips) != 0 ||
-		    o->train.movie->shape[1] != s->train.movie->shape[1])
-			continue;
-		borrow_movie(&s->train, o->train.movie);
-		borrow_movie(&s->validation, o->validation.movie);
-		return;
+		/* its training frames: those kept, and the validation clips' */
+		int64_t o_frames = o->train.responses->shape[0] +
+		                   (int64_t)o->n_val_clips * d->opt.clip_length;
+		if (o->movie_key != NULL && strcmp(o->movie_key, s->movie_key) == 0 &&
+		    o_frames == frames)
+			return o;
 	}
+	return NULL;
 }
 
 /* The shared stimuli no test set shows: only the training movies, which
