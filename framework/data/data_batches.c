@@ -54,6 +54,8 @@ struct fv_batch_iter {
 	/* the batch handed out, sized for the largest */
 	fv_tensor *input;
 	fv_tensor *target;
+	const loader *last; /* the batch handed out: its loader and index */
+	int64_t last_batch;
 	int64_t input_cap;  /* elements */
 	int64_t target_cap;
 };
@@ -338,6 +340,8 @@ static void fill_batch(fv_batch_iter *it, const loader *l, int64_t batch, fv_bat
 		memcpy(it->target->data + i * chunk * n, resp->data + s * n,
 		       (size_t)(chunk * n) * sizeof(fv_real));
 	}
+	it->last = l;
+	it->last_batch = batch;
 	b->session = set->session;
 	b->session_index = l->session;
 	b->input = it->input;
@@ -352,6 +356,17 @@ bool fv_batch_next(fv_batch_iter *it, fv_batch *b)
 		return false;
 	fill_batch(it, l, batch, b);
 	return true;
+}
+
+const int64_t *fv_batch_iter_starts(const fv_batch_iter *it, int64_t *n)
+{
+	*n = 0;
+	if (it->last == NULL)
+		return NULL;
+	const fv_movie_set *set = it->last->set;
+	int64_t first = it->last_batch * set->batch_size;
+	*n = set->n_samples - first < set->batch_size ? set->n_samples - first : set->batch_size;
+	return it->last->order + first;
 }
 
 void fv_batch_iter_end_epoch(fv_batch_iter *it)

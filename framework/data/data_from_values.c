@@ -107,9 +107,27 @@ static int compare_keys(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* A key naming a value's tensor: sessions given the same tensor share it. */
+static void tensor_key(char *key, size_t size, const char *what, const fv_tensor *t)
+{
+	snprintf(key, size, "%s@%p", what, (const void *)t);
+}
+
+/* The test movie `t` as the data set keeps it: copied once, however many
+** sessions show it (the values stay the caller's). */
+static fv_tensor *kept_movie(fv_data *d, const fv_tensor *t)
+{
+	char key[64];
+	tensor_key(key, sizeof key, "test", t);
+	fv_tensor *kept = fv__data_shared(d, key);
+	if (kept == NULL && (kept = fv_tensor_clone(t)) != NULL && fv__data_share(d, key, kept) != FV_OK)
+		kept = NULL;
+	return kept;
+}
+
 /* The test stimuli of a session, in sorted name order as fv_data keeps them. */
-static fv_status raw_tests(const char *session, const fv_dvalue *resp, const fv_dvalue *mov,
-                           fv__session_raw *raw)
+static fv_status raw_tests(fv_data *d, const char *session, const fv_dvalue *resp,
+                           const fv_dvalue *mov, fv__session_raw *raw)
 {
 	const fv_dvalue *rt = fv_dvalue_get(resp, "test_dict");
 	const fv_dvalue *trials = fv_dvalue_get(resp, "test_by_trial_dict");
@@ -135,7 +153,7 @@ static fv_status raw_tests(const char *session, const fv_dvalue *resp, const fv_
 		const fv_tensor *by_trial = fv_dvalue_tensor_of(fv_dvalue_get(trials, names[i]));
 		raw->n_test = i + 1;
 		raw->test_names[i] = fv__data_strdup(names[i]);
-		raw->test_movies[i] = fv_tensor_clone(fv_dvalue_tensor_of(fv_dvalue_get(mt, names[i])));
+		raw->test_movies[i] = kept_movie(d, fv_dvalue_tensor_of(fv_dvalue_get(mt, names[i])));
 		raw->test_responses[i] = as_doubles(r, session, "test responses");
 		raw->test_frames[i] = r->shape[1];
 		raw->test_by_trial[i] = by_trial != NULL ? trials_time_first(by_trial) : NULL;
@@ -181,9 +199,38 @@ static fv_status session_info(fv__session *s, const fv_dvalue *kwargs)
 	return FV_OK;
 }
 
-static fv_status open_session(const fv_data_options *o, const char *name, const fv_dvalue *resp,
-                              const fv_dvalue *movies, fv__session *s, int64_t size[3])
+/* The reader's "filter_counts" map ({filter: neurons removed}), if any. */
+static fv_status filter_counts(fv__session *s, const fv_dvalue *counts)
 {
+	if (counts == NULL)
+		return FV_OK;
+	size_t n = fv_dvalue_size(counts);
+	if (fv_dvalue_kind_of(counts) != FV_DV_MAP)
+		return fv_error(FV_ERR_FORMAT, "session '%s': the responses' filter_counts is a %s, "
+		                "expected a dict {filter: neurons removed}", s->name,
+		                fv_dvalue_kind_name(fv_dvalue_kind_of(counts)));
+	s->filter_names = fv__calloc(n ? n : 1, sizeof *s->filter_names);
+	s->filter_removed = fv__calloc(n ? n : 1, sizeof *s->filter_removed);
+	if (s->filter_names == NULL || s->filter_removed == NULL)
+		return fv_error(FV_ERR_NOMEM, "session '%s': out of memory", s->name);
+	for (size_t i = 0; i < n; i++) {
+		double v = fv_dvalue_number_of(fv_dvalue_at(counts, i));
+		if (!(v >= 0 && v == floor(v)))
+			return fv_error(FV_ERR_FORMAT, "session '%s': filter_counts['%s'] should be a "
+			                "count of neurons, got %s", s->name, fv_dvalue_key_at(counts, i),
+			                fv_dvalue_kind_name(fv_dvalue_kind_of(fv_dvalue_at(counts, i))));
+		if ((s->filter_names[i] = fv__data_strdup(fv_dvalue_key_at(counts, i))) == NULL)
+			return fv_error(FV_ERR_NOMEM, "session '%s': out of memory", s->name);
+		s->filter_removed[i] = (int64_t)v;
+		s->n_filters = i + 1;
+	}
+	return FV_OK;
+}
+
+static fv_status open_session(const fv_data_options *o, const char *name, const fv_dvalue *resp,
+                              const fv_dvalue *movies, fv_data *d, size_t i, int64_t size[3])
+{
+	fv__session *s = &d->sessions[i];
 	const char *cls = fv_dvalue_class(resp);
 	if (cls == NULL || strcmp(cls, FV_DV_RESPONSES_SPLIT) != 0)
 		return fv_error(FV_ERR_FORMAT, "session '%s': the responses give a %s, expected a "
@@ -202,29 +249,38 @@ static fv_status open_session(const fv_data_options *o, const char *name, const 
 	else if (memcmp(size, movie_size, sizeof movie_size) != 0)
 		return fv_error(FV_ERR_SHAPE, "session '%s': its movie frames are %s, another "
 		                "session's %s", name, fv_shape_str(3, movie_size), fv_shape_str(3, size));
+	char key[64];
+	tensor_key(key, sizeof key, "train", train);
 	s->name = fv__data_strdup(name);
 	s->path = fv__data_strdup(name);
-	if (s->name == NULL || s->path == NULL)
+	s->movie_key = fv__data_strdup(key);
+	if (s->name == NULL || s->path == NULL || s->movie_key == NULL)
 		return fv_error(FV_ERR_NOMEM, "session '%s': out of memory", name);
 	s->n_neurons = r->shape[0];
+	/* The split only reads the training movie: it is borrowed, not copied
+	** (and forgotten before raw is freed). */
 	fv__session_raw raw = {
-		.train_movie = fv_tensor_clone(train),
+		.train_movie = (fv_tensor *)train,
 		.train_responses = as_doubles(r, name, "train responses"),
 		.train_responses_f32 = sizeof(fv_real) == sizeof(float),
 		.n_train_frames = r->shape[1],
 	};
 	if (raw.train_responses == NULL)
 		rc = fv_errcode();
-	else if (raw.train_movie == NULL)
-		rc = fv_error(FV_ERR_NOMEM, "session '%s': out of memory", name);
 	if (rc == FV_OK)
-		rc = raw_tests(name, resp, mov, &raw);
+		rc = raw_tests(d, name, resp, mov, &raw);
 	if (rc == FV_OK)
 		rc = session_info(s, fv_dvalue_get(resp, "session_kwargs"));
 	if (rc == FV_OK)
-		rc = fv__session_mean_activity(s, &raw);
+		rc = filter_counts(s, fv_dvalue_get(resp, "filter_counts"));
 	if (rc == FV_OK)
+		rc = fv__session_mean_activity(s, &raw);
+	if (rc == FV_OK) {
+		raw.movies_from = fv__session_same_movie(d, i, raw.n_train_frames);
 		rc = fv__session_split(s, &raw, o);
+	}
+	raw.train_movie = NULL;
+	fv__session_forget_shared(d, s, &raw);
 	fv__session_raw_free(&raw);
 	return rc;
 }
@@ -273,7 +329,7 @@ fv_status fv_data_open_values(const fv_data_options *o, const fv_dvalue *movies,
 	for (size_t i = 0; rc == FV_OK && i < n; i++) {
 		d->n_sessions++;
 		rc = open_session(&opt, fv_dvalue_key_at(responses, i), fv_dvalue_at(responses, i),
-		                  movies, &d->sessions[i], size);
+		                  movies, d, i, size);
 	}
 	if (rc == FV_OK)
 		rc = fv__data_finish(d, size);

@@ -21,14 +21,21 @@ typedef struct fv__movie_set {
 	fv_movie_set pub;
 	char *stimulus;
 	fv_tensor *movie;
+	bool movie_borrowed;          /* movie is another set's or the data set's */
 	fv_tensor *responses;
 	fv_tensor *by_trial;
 	int64_t *starts;
 } fv__movie_set;
 
 /* A session as read from its file, before the split. */
+typedef struct fv__session fv__session;
+
 typedef struct fv__session_raw {
 	fv_tensor *train_movie;       /* (C, T, H, W) normalised, non-test stimuli */
+	/* An earlier session of the same training movie and frames: the split
+	** borrows its training and validation movies (the validation clips
+	** are the same) and train_movie may be NULL (fv__session_same_movie). */
+	const fv__session *movies_from;
 	double *train_responses;      /* (N, T) as stored, non-test stimuli */
 	bool train_responses_f32;     /* every part was float32 (numpy's mean dtype) */
 	int64_t n_train_frames;
@@ -40,7 +47,7 @@ typedef struct fv__session_raw {
 	fv_tensor **test_by_trial;    /* (trials, T, N) or NULL */
 } fv__session_raw;
 
-typedef struct fv__session {
+struct fv__session {
 	char *name;
 	char *path;
 	int64_t n_neurons;
@@ -54,13 +61,24 @@ typedef struct fv__session {
 	size_t n_info;
 	char **info_names;
 	fv_tensor **info;
-} fv__session;
+	/* what the training movie was made of, for sharing it (NULL: its own) */
+	char *movie_key;
+	/* what the reader's filters removed (fv_data_filter) */
+	size_t n_filters;
+	char **filter_names;
+	int64_t *filter_removed;
+};
 
 struct fv_data {
 	char *dir;
 	fv_data_options opt;          /* scalars only; pointers cleared */
 	size_t n_sessions;
 	fv__session *sessions;        /* sorted by name */
+	/* Movies the sessions' sets borrow, e.g. a test movie every session
+	** shows: read and normalised once (fv__data_share). */
+	size_t n_shared;
+	char **shared_keys;
+	fv_tensor **shared;
 	fv_data_info info;
 	/* arrays behind info */
 	const char **info_sessions;
@@ -86,6 +104,19 @@ void fv__data_keep_options(fv_data *d, const fv_data_options *o);
 /* Sort the sessions by name, set the input shape and build the info. */
 fv_status fv__data_finish(fv_data *d, const int64_t input_shape[3]);
 void fv__movie_set_free(fv__movie_set *s);
+/* Bounded memory: sessions that show the same movies hold them once.
+** fv__data_shared() finds a movie kept under `key` (NULL if none);
+** fv__data_share() keeps `t` under `key` (taking it, freed on failure).
+** fv__session_same_movie() is an earlier session than i of the same
+** movie_key and training frames, whose movies session i can borrow
+** (fv__session_raw.movies_from), or NULL. */
+fv_tensor *fv__data_shared(const fv_data *d, const char *key);
+fv_status fv__data_share(fv_data *d, const char *key, fv_tensor *t);
+const fv__session *fv__session_same_movie(const fv_data *d, size_t i, int64_t frames);
+/* After the split of session s from raw: raw forgets the movies the data
+** set keeps (so freeing raw leaves them), and s's test sets showing them
+** are marked as borrowing them. */
+void fv__session_forget_shared(const fv_data *d, fv__session *s, fv__session_raw *raw);
 void fv__session_raw_free(fv__session_raw *r);
 /* Cut the raw session into train / validation / test sets (data_split.c). */
 fv_status fv__session_split(fv__session *s, fv__session_raw *raw, const fv_data_options *o);

@@ -28,23 +28,18 @@
 #define BY_TRIAL_PREFIX "by_trial_"
 #define SESSION_INFO "session_info"
 
-/* A shared stimulus of DIR/stimuli, loaded once for all sessions. */
-typedef struct shared_stimulus {
-	char *name;
-	fv_tensor *movie; /* as stored (float32), not normalised */
-} shared_stimulus;
-
 typedef struct reader {
 	const fv_data_options *opt;
+	fv_data *d; /* keeps the shared stimuli, normalised (fv__data_share) */
 	const char *dir;
 	char *stimulus_dir;
-	shared_stimulus *shared;
-	size_t n_shared;
 	/* The expected (channels, height, width); 0 until known. */
 	int64_t size[3];
 	char size_source[512];
 	bool *test_name_found;
 } reader;
+
+#define SHARED_PREFIX "stimuli/"
 
 /* ---- stimuli ------------------------------------------------------------------ */
 
@@ -109,18 +104,39 @@ static fv_tensor *to_tensor(const double *v, int ndim, const int64_t *shape)
 	return t;
 }
 
-/* DIR/stimuli/<name>.npy, or NULL with *missing set when there is none. */
-static fv_status shared_stimulus_get(reader *r, const char *name, const fv_tensor **out,
+/* Normalised in place as openretina's TrainTestStimuliProcessor does: in
+** float32, (x - mean) / std.  In place: a movie is held once. */
+static void normalise(const reader *r, fv_tensor *movie)
+{
+	float mean = (float)r->opt->norm_mean, std = (float)r->opt->norm_std;
+	for (int64_t i = 0; i < movie->numel; i++)
+		movie->data[i] = (fv_real)(((float)movie->data[i] - mean) / std);
+}
+
+/* A checked, normalised stimulus: takes `movie` (freed on failure). */
+static fv_status checked_movie(reader *r, fv_tensor *movie, const char *file, const char *where,
+                               const char *dataset)
+{
+	fv_status rc = check_stimulus(r, movie, where);
+	if (rc == FV_OK)
+		rc = check_finite(file, dataset, NULL, movie->data, movie->numel);
+	if (rc == FV_OK)
+		normalise(r, movie);
+	else
+		fv_tensor_free(movie);
+	return rc;
+}
+
+/* DIR/stimuli/<name>.npy normalised, read once and kept in the data set
+** for every session, or NULL with *missing set when there is none. */
+static fv_status shared_stimulus_get(reader *r, const char *name, fv_tensor **out,
                                      bool *missing)
 {
-	*out = NULL;
 	*missing = false;
-	for (size_t i = 0; i < r->n_shared; i++) {
-		if (strcmp(r->shared[i].name, name) == 0) {
-			*out = r->shared[i].movie;
-			return FV_OK;
-		}
-	}
+	char key[600];
+	snprintf(key, sizeof key, SHARED_PREFIX "%s", name);
+	if ((*out = fv__data_shared(r->d, key)) != NULL)
+		return FV_OK;
 	size_t n = strlen(r->stimulus_dir) + strlen(name) + 6;
 	char *path = fv__malloc(n);
 	if (path == NULL)
@@ -133,80 +149,48 @@ static fv_status shared_stimulus_get(reader *r, const char *name, const fv_tenso
 		return FV_OK;
 	}
 	fv_tensor *movie = fv_npy_load(path);
-	fv_status rc = movie != NULL ? check_stimulus(r, movie, path) : fv_errcode();
-	if (rc == FV_OK)
-		rc = check_finite(path, name, NULL, movie->data, movie->numel);
+	fv_status rc = movie != NULL ? checked_movie(r, movie, path, path, name) : fv_errcode();
 	free(path);
-	shared_stimulus *grown = NULL;
-	if (rc == FV_OK && (grown = fv__realloc(r->shared, (r->n_shared + 1) * sizeof *grown)) == NULL)
-		rc = fv_error(FV_ERR_NOMEM, "out of memory loading stimulus '%s'", name);
-	if (grown != NULL)
-		r->shared = grown;
-	char *copy = rc == FV_OK ? fv__data_strdup(name) : NULL;
-	if (rc == FV_OK && copy == NULL)
-		rc = fv_error(FV_ERR_NOMEM, "out of memory loading stimulus '%s'", name);
-	if (rc != FV_OK) {
-		fv_tensor_free(movie);
-		return rc;
-	}
-	r->shared[r->n_shared].name = copy;
-	r->shared[r->n_shared].movie = movie;
-	r->n_shared++;
-	*out = movie;
-	return FV_OK;
+	if (rc == FV_OK && (rc = fv__data_share(r->d, key, movie)) == FV_OK)
+		*out = movie;
+	return rc;
 }
 
-/* The movie of one stimulus for one session, normalised as openretina's
-** TrainTestStimuliProcessor does: in float32, (x - mean) / std. */
+/* The normalised movie of one stimulus for one session: its own
+** stimulus_<name> (then *own is set: the caller frees it) or the shared one
+** (*own NULL: the data set keeps it). */
 static fv_status session_movie(reader *r, fv__h5_id file, const char *path, const char *session,
-                               const char *name, fv_tensor **out)
+                               const char *name, fv_tensor **out, bool *own)
 {
 	*out = NULL;
+	*own = false;
 	char key[512];
 	snprintf(key, sizeof key, STIMULUS_PREFIX "%s", name);
-	fv_tensor *own = NULL;
-	const fv_tensor *movie = NULL;
 	if (fv__h5_is_dataset(file, key)) {
 		fv__h5_array a;
 		fv_status rc = fv__h5_read(file, path, key, &a);
-		if (rc == FV_OK && (rc = check_finite(path, key, a.data, NULL,
-		                                      fv__numel(a.ndim, a.shape))) != FV_OK)
-			fv__h5_array_free(&a);
 		if (rc != FV_OK)
 			return rc;
-		own = to_tensor(a.data, a.ndim, a.shape);
+		fv_tensor *movie = to_tensor(a.data, a.ndim, a.shape);
 		fv__h5_array_free(&a);
-		if (own == NULL)
+		if (movie == NULL)
 			return fv_error(FV_ERR_NOMEM, "%s: out of memory reading '%s'", path, key);
 		char where[1024];
 		snprintf(where, sizeof where, "%s/%s", path, key);
-		if ((rc = check_stimulus(r, own, where)) != FV_OK) {
-			fv_tensor_free(own);
-			return rc;
+		if ((rc = checked_movie(r, movie, path, where, key)) == FV_OK) {
+			*out = movie;
+			*own = true;
 		}
-		movie = own;
-	} else {
-		bool missing;
-		fv_status rc = shared_stimulus_get(r, name, &movie, &missing);
-		if (rc != FV_OK)
-			return rc;
-		if (missing)
-			return fv_error(FV_ERR_NOTFOUND,
-			                "session '%s': responses_%s has no stimulus: neither %s/%s.npy nor "
-			                "%s/%s exists",
-			                session, name, r->stimulus_dir, name, path, key);
+		return rc;
 	}
-	fv_tensor *norm = fv_tensor_new(4, movie->shape);
-	if (norm != NULL) {
-		float mean = (float)r->opt->norm_mean, std = (float)r->opt->norm_std;
-		for (int64_t i = 0; i < movie->numel; i++)
-			norm->data[i] = (fv_real)(((float)movie->data[i] - mean) / std);
-	}
-	fv_tensor_free(own);
-	if (norm == NULL)
-		return fv_error(FV_ERR_NOMEM, "session '%s': out of memory normalising '%s'", session, name);
-	*out = norm;
-	return FV_OK;
+	bool missing;
+	fv_status rc = shared_stimulus_get(r, name, out, &missing);
+	if (rc == FV_OK && missing)
+		rc = fv_error(FV_ERR_NOTFOUND,
+		              "session '%s': responses_%s has no stimulus: neither %s/%s.npy nor %s/%s "
+		              "exists",
+		              session, name, r->stimulus_dir, name, path, key);
+	return rc;
 }
 
 /* ---- responses ------------------------------------------------------------------ */
@@ -317,23 +301,59 @@ static bool is_test_name(reader *r, const char *name)
 	return false;
 }
 
-/* Parts of the training movie, concatenated once all are read. */
+/* Parts of the training movie, concatenated once all are read.  A movie
+** part is the session's own (freed here) or a shared stimulus. */
 typedef struct train_parts {
 	size_t n;
 	fv_tensor **movies;
+	bool *own;
 	fv__h5_array *responses;
+	/* the names of the parts when all are shared stimuli: the movie_key */
+	bool any_own;
+	char key[4096];
 } train_parts;
 
 static void train_parts_free(train_parts *p)
 {
 	for (size_t i = 0; i < p->n; i++) {
-		fv_tensor_free(p->movies[i]);
+		if (p->own[i])
+			fv_tensor_free(p->movies[i]);
 		fv__h5_array_free(&p->responses[i]);
 	}
 	free(p->movies);
+	free(p->own);
 	free(p->responses);
 }
 
+static fv_status add_part(train_parts *p, const char *name, fv_tensor *movie, bool own,
+                          fv__h5_array *avg)
+{
+	fv_tensor **m = fv__realloc(p->movies, (p->n + 1) * sizeof *m);
+	if (m != NULL)
+		p->movies = m;
+	bool *o = fv__realloc(p->own, (p->n + 1) * sizeof *o);
+	if (o != NULL)
+		p->own = o;
+	fv__h5_array *a = fv__realloc(p->responses, (p->n + 1) * sizeof *a);
+	if (a != NULL)
+		p->responses = a;
+	if (m == NULL || o == NULL || a == NULL)
+		return fv_error(FV_ERR_NOMEM, "out of memory");
+	m[p->n] = movie;
+	o[p->n] = own;
+	a[p->n] = *avg;
+	avg->data = NULL;
+	p->n++;
+	size_t at = strlen(p->key);
+	p->any_own = p->any_own || own ||
+	             (size_t)snprintf(p->key + at, sizeof p->key - at, "%s\n", name) >=
+	                     sizeof p->key - at;
+	return FV_OK;
+}
+
+/* A single part is used as it is (the split only reads it); several are
+** concatenated over time, each owned part freed once copied; the movie not
+** at all when the split borrows an earlier session's (raw->movies_from). */
 static fv_status concat_train(const char *session, train_parts *p, fv__session_raw *raw)
 {
 	if (p->n == 0)
@@ -341,32 +361,45 @@ static fv_status concat_train(const char *session, train_parts *p, fv__session_r
 		                "session '%s': no training stimuli: every stimulus with responses is a test "
 		                "stimulus (data_io.test_names)",
 		                session);
+	raw->train_responses_f32 = true;
+	for (size_t i = 0; i < p->n; i++)
+		raw->train_responses_f32 = raw->train_responses_f32 && p->responses[i].is_float32;
+	if (p->n == 1) {
+		raw->train_movie = p->movies[0];
+		raw->train_responses = p->responses[0].data;
+		raw->n_train_frames = p->movies[0]->shape[1];
+		p->responses[0].data = NULL;
+		p->n = 0; /* raw has the movie; a shared one is forgotten before raw is freed */
+		return FV_OK;
+	}
 	const fv_tensor *first = p->movies[0];
 	int64_t c = first->shape[0], hw = first->shape[2] * first->shape[3], n = p->responses[0].shape[0];
 	int64_t total = 0;
-	bool all_f32 = true;
-	for (size_t i = 0; i < p->n; i++) {
+	for (size_t i = 0; i < p->n; i++)
 		total += p->movies[i]->shape[1];
-		all_f32 = all_f32 && p->responses[i].is_float32;
-	}
 	int64_t shape[4] = {c, total, first->shape[2], first->shape[3]};
-	raw->train_movie = fv_tensor_new(4, shape);
+	if (raw->movies_from == NULL && (raw->train_movie = fv_tensor_new(4, shape)) == NULL)
+		return fv_error(FV_ERR_NOMEM, "session '%s': out of memory", session);
 	raw->train_responses = fv__malloc((size_t)(n * total > 0 ? n * total : 1) * sizeof(double));
-	if (raw->train_movie == NULL || raw->train_responses == NULL)
+	if (raw->train_responses == NULL)
 		return fv_error(FV_ERR_NOMEM, "session '%s': out of memory", session);
 	int64_t at = 0;
 	for (size_t i = 0; i < p->n; i++) {
 		int64_t t = p->movies[i]->shape[1];
-		for (int64_t ch = 0; ch < c; ch++)
+		for (int64_t ch = 0; ch < c && raw->train_movie != NULL; ch++)
 			memcpy(raw->train_movie->data + (ch * total + at) * hw,
 			       p->movies[i]->data + ch * t * hw, (size_t)(t * hw) * sizeof(fv_real));
 		for (int64_t k = 0; k < n; k++)
 			memcpy(raw->train_responses + k * total + at, p->responses[i].data + k * t,
 			       (size_t)t * sizeof(double));
 		at += t;
+		if (p->own[i]) {
+			fv_tensor_free(p->movies[i]);
+			p->own[i] = false;
+		}
+		fv__h5_array_free(&p->responses[i]);
 	}
 	raw->n_train_frames = total;
-	raw->train_responses_f32 = all_f32;
 	return FV_OK;
 }
 
@@ -415,13 +448,14 @@ static fv_status read_stimulus(reader *r, fv__h5_id file, const char *path, fv__
 	if (rc != FV_OK)
 		return rc;
 	fv_tensor *movie = NULL, *by_trial = NULL;
+	bool own = false;
 	if (s->n_neurons >= 0 && avg.shape[0] != s->n_neurons)
 		rc = fv_error(FV_ERR_SHAPE,
 		              "%s: session '%s': responses_%s has %lld neurons, the session's other "
 		              "responses have %lld",
 		              path, s->name, name, (long long)avg.shape[0], (long long)s->n_neurons);
 	if (rc == FV_OK)
-		rc = session_movie(r, file, path, s->name, name, &movie);
+		rc = session_movie(r, file, path, s->name, name, &movie, &own);
 	if (rc == FV_OK && movie->shape[1] != avg.shape[1])
 		rc = fv_error(FV_ERR_SHAPE,
 		              "session '%s', stimulus '%s': responses of shape %s (neurons, time) do not "
@@ -435,25 +469,12 @@ static fv_status read_stimulus(reader *r, fv__h5_id file, const char *path, fv__
 			rc = test_trials(file, path, s->name, name, &avg, &trials, &by_trial);
 			if (rc == FV_OK && (rc = add_test(raw, name, movie, &avg, by_trial)) == FV_OK)
 				movie = by_trial = NULL;
-		} else {
-			fv_tensor **m = fv__realloc(parts->movies, (parts->n + 1) * sizeof *m);
-			if (m != NULL)
-				parts->movies = m;
-			fv__h5_array *a = fv__realloc(parts->responses, (parts->n + 1) * sizeof *a);
-			if (a != NULL)
-				parts->responses = a;
-			if (m == NULL || a == NULL) {
-				rc = fv_error(FV_ERR_NOMEM, "out of memory");
-			} else {
-				m[parts->n] = movie;
-				a[parts->n] = avg;
-				parts->n++;
-				movie = NULL;
-				avg.data = NULL;
-			}
+		} else if ((rc = add_part(parts, name, movie, own, &avg)) == FV_OK) {
+			movie = NULL;
 		}
 	}
-	fv_tensor_free(movie);
+	if (own)
+		fv_tensor_free(movie);
 	fv_tensor_free(by_trial);
 	fv__h5_array_free(&avg);
 	fv__h5_array_free(&trials);
@@ -525,6 +546,13 @@ static fv_status read_session_file(reader *r, fv__h5_id file, const char *path, 
 		              s->name, n_keys ? listing : "none");
 	}
 	fv__data_free_names(keys, n_keys);
+	if (rc == FV_OK && !parts.any_own && (s->movie_key = fv__data_strdup(parts.key)) == NULL)
+		rc = fv_error(FV_ERR_NOMEM, "out of memory");
+	int64_t frames = 0;
+	for (size_t i = 0; i < parts.n; i++)
+		frames += parts.movies[i]->shape[1];
+	if (rc == FV_OK)
+		raw->movies_from = fv__session_same_movie(r->d, (size_t)(s - r->d->sessions), frames);
 	if (rc == FV_OK)
 		rc = concat_train(s->name, &parts, raw);
 	train_parts_free(&parts);
@@ -545,8 +573,9 @@ static char *session_name(const char *file_name)
 	return name;
 }
 
-static fv_status open_session(reader *r, const char *file_name, fv__session *s)
+static fv_status open_session(reader *r, const char *file_name, size_t i)
 {
+	fv__session *s = &r->d->sessions[i];
 	s->name = session_name(file_name);
 	s->path = fv__data_path_join(r->dir, file_name);
 	if (s->name == NULL || s->path == NULL)
@@ -562,8 +591,93 @@ static fv_status open_session(reader *r, const char *file_name, fv__session *s)
 		rc = fv__session_mean_activity(s, &raw);
 	if (rc == FV_OK)
 		rc = fv__session_split(s, &raw, r->opt);
+	fv__session_forget_shared(r->d, s, &raw);
 	fv__session_raw_free(&raw);
 	return rc;
+}
+
+/* ---- sharing movies between sessions ------------------------------------------------ */
+
+fv_tensor *fv__data_shared(const fv_data *d, const char *key)
+{
+	for (size_t i = 0; i < d->n_shared; i++)
+		if (strcmp(d->shared_keys[i], key) == 0)
+			return d->shared[i];
+	return NULL;
+}
+
+static bool is_shared(const fv_data *d, const fv_tensor *t)
+{
+	for (size_t i = 0; t != NULL && i < d->n_shared; i++)
+		if (d->shared[i] == t)
+			return true;
+	return false;
+}
+
+fv_status fv__data_share(fv_data *d, const char *key, fv_tensor *t)
+{
+	char **keys = fv__realloc(d->shared_keys, (d->n_shared + 1) * sizeof *keys);
+	if (keys != NULL)
+		d->shared_keys = keys;
+	fv_tensor **ts = fv__realloc(d->shared, (d->n_shared + 1) * sizeof *ts);
+	if (ts != NULL)
+		d->shared = ts;
+	char *copy = fv__data_strdup(key);
+	if (keys == NULL || ts == NULL || copy == NULL) {
+		free(copy);
+		fv_tensor_free(t);
+		return fv_error(FV_ERR_NOMEM, "out of memory keeping movie '%s'", key);
+	}
+	keys[d->n_shared] = copy;
+	ts[d->n_shared++] = t;
+	return FV_OK;
+}
+
+void fv__session_forget_shared(const fv_data *d, fv__session *s, fv__session_raw *raw)
+{
+	if (is_shared(d, raw->train_movie))
+		raw->train_movie = NULL;
+	for (size_t i = 0; i < raw->n_test; i++)
+		if (is_shared(d, raw->test_movies[i]))
+			raw->test_movies[i] = NULL;
+	for (size_t i = 0; i < s->n_test; i++)
+		s->tests[i].movie_borrowed = is_shared(d, s->tests[i].movie);
+}
+
+const fv__session *fv__session_same_movie(const fv_data *d, size_t i, int64_t frames)
+{
+	const fv__session *s = &d->sessions[i];
+	for (size_t j = 0; s->movie_key != NULL && j < i; j++) {
+		const fv__session *o = &d->sessions[j];
+		/* its training frames: those kept, and the validation clips' */
+		int64_t o_frames = o->train.responses->shape[0] +
+		                   (int64_t)o->n_val_clips * d->opt.clip_length;
+		if (o->movie_key != NULL && strcmp(o->movie_key, s->movie_key) == 0 &&
+		    o_frames == frames)
+			return o;
+	}
+	return NULL;
+}
+
+/* The shared stimuli no test set shows: only the training movies, which
+** the sessions' splits have copied. */
+static void drop_unshown(fv_data *d)
+{
+	size_t kept = 0;
+	for (size_t k = 0; k < d->n_shared; k++) {
+		bool shown = false;
+		for (size_t i = 0; i < d->n_sessions && !shown; i++)
+			for (size_t t = 0; t < d->sessions[i].n_test && !shown; t++)
+				shown = d->sessions[i].tests[t].movie == d->shared[k];
+		if (shown) {
+			d->shared_keys[kept] = d->shared_keys[k];
+			d->shared[kept++] = d->shared[k];
+		} else {
+			free(d->shared_keys[k]);
+			fv_tensor_free(d->shared[k]);
+		}
+	}
+	d->n_shared = kept;
 }
 
 void fv__session_raw_free(fv__session_raw *raw)
@@ -697,11 +811,12 @@ static fv_status read_directory(fv_data *d, reader *r)
 		rc = fv_error(FV_ERR_NOMEM, "out of memory");
 	for (size_t i = 0; rc == FV_OK && i < n_files; i++) {
 		d->n_sessions++;
-		rc = open_session(r, files[i], &d->sessions[i]);
+		rc = open_session(r, files[i], i);
 	}
 	fv__data_free_names(files, n_files);
 	if (rc != FV_OK)
 		return rc;
+	drop_unshown(d);
 	if ((rc = check_test_names(r)) != FV_OK)
 		return rc;
 	return fv__data_finish(d, r->size);
@@ -733,7 +848,7 @@ fv_status fv_data_open(const fv_data_options *o, fv_data **out)
 	if (rc != FV_OK || (rc = check_directory(o->data_dir)) != FV_OK)
 		return rc;
 	fv_data *d = fv__calloc(1, sizeof *d);
-	reader r = {.opt = o, .dir = o->data_dir};
+	reader r = {.opt = o, .d = d, .dir = o->data_dir};
 	r.size[0] = o->color_channels > 0 ? o->color_channels : 0;
 	r.size[1] = o->video_height > 0 ? o->video_height : 0;
 	r.size[2] = o->video_width > 0 ? o->video_width : 0;
@@ -750,11 +865,6 @@ fv_status fv_data_open(const fv_data_options *o, fv_data **out)
 		rc = read_directory(d, &r);
 		fv__h5_quiet_end();
 	}
-	for (size_t i = 0; i < r.n_shared; i++) {
-		free(r.shared[i].name);
-		fv_tensor_free(r.shared[i].movie);
-	}
-	free(r.shared);
 	free(r.stimulus_dir);
 	free(r.test_name_found);
 	if (rc != FV_OK) {
@@ -768,7 +878,8 @@ fv_status fv_data_open(const fv_data_options *o, fv_data **out)
 void fv__movie_set_free(fv__movie_set *s)
 {
 	free(s->stimulus);
-	fv_tensor_free(s->movie);
+	if (!s->movie_borrowed)
+		fv_tensor_free(s->movie);
 	fv_tensor_free(s->responses);
 	fv_tensor_free(s->by_trial);
 	free(s->starts);
@@ -792,6 +903,9 @@ static void session_free(fv__session *s)
 	}
 	free(s->info_names);
 	free(s->info);
+	free(s->movie_key);
+	fv__data_free_names(s->filter_names, s->n_filters);
+	free(s->filter_removed);
 }
 
 void fv_data_close(fv_data *d)
@@ -802,6 +916,10 @@ void fv_data_close(fv_data *d)
 	for (size_t i = 0; i < d->n_sessions; i++)
 		session_free(&d->sessions[i]);
 	free(d->sessions);
+	fv__data_free_names(d->shared_keys, d->n_shared);
+	for (size_t i = 0; i < d->n_shared; i++)
+		fv_tensor_free(d->shared[i]);
+	free(d->shared);
 	free(d->dir);
 	free(d);
 }
@@ -854,6 +972,20 @@ const fv_movie_set *fv_data_test_named(const fv_data *d, size_t session, const c
 		if (strcmp(d->sessions[session].tests[i].stimulus, stimulus) == 0)
 			return &d->sessions[session].tests[i].pub;
 	return NULL;
+}
+
+size_t fv_data_n_filters(const fv_data *d, size_t session)
+{
+	return session < d->n_sessions ? d->sessions[session].n_filters : 0;
+}
+
+const char *fv_data_filter(const fv_data *d, size_t session, size_t i, int64_t *removed)
+{
+	*removed = 0;
+	if (i >= fv_data_n_filters(d, session))
+		return NULL;
+	*removed = d->sessions[session].filter_removed[i];
+	return d->sessions[session].filter_names[i];
 }
 
 const int64_t *fv_data_validation_clips(const fv_data *d, size_t session, size_t *n)

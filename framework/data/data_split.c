@@ -121,16 +121,28 @@ static fv_status set_samples(fv__movie_set *set, const char *session, int64_t fr
 	return FV_OK;
 }
 
+/* The movie of a set: borrowed from the same set of raw->movies_from (an
+** earlier session cut from the same movie with the same clips), else a new
+** one of `frames` frames to copy clips into. */
+static fv_tensor *set_movie(fv__movie_set *set, const fv__movie_set *same, const fv__session_raw *raw,
+                            int64_t frames)
+{
+	set->movie_borrowed = raw->movies_from != NULL;
+	return set->movie_borrowed ? same->movie : movie_of(raw->train_movie, frames);
+}
+
 static fv_status build_validation(fv__session *s, const fv__session_raw *raw, int64_t len)
 {
 	int64_t k = (int64_t)s->n_val_clips, n = s->n_neurons, total = raw->n_train_frames;
 	fv__movie_set *v = &s->validation;
-	v->movie = movie_of(raw->train_movie, k * len);
+	const fv__session *from = raw->movies_from;
+	v->movie = set_movie(v, from ? &from->validation : NULL, raw, k * len);
 	v->responses = responses_of(k * len, n);
 	if (v->movie == NULL || v->responses == NULL)
 		return fv_error(FV_ERR_NOMEM, "session '%s': out of memory", s->name);
 	for (int64_t i = 0; i < k; i++) {
-		copy_clip(v->movie, i, raw->train_movie, s->val_clips[i], len);
+		if (from == NULL)
+			copy_clip(v->movie, i, raw->train_movie, s->val_clips[i], len);
 		copy_frames(v->responses->data + i * len * n, raw->train_responses, n, total,
 		            s->val_clips[i] * len, len);
 	}
@@ -150,12 +162,13 @@ static fv_status build_train(fv__session *s, const fv__session_raw *raw, int64_t
 		                s->name, (long long)n_clips);
 	int64_t kept_frames = total - (n_clips - kept_clips) * len;
 	fv__movie_set *t = &s->train;
-	t->movie = movie_of(raw->train_movie, kept_clips * len);
+	const fv__session *from = raw->movies_from;
+	t->movie = set_movie(t, from ? &from->train : NULL, raw, kept_clips * len);
 	t->responses = responses_of(kept_frames, n);
 	if (t->movie == NULL || t->responses == NULL)
 		return fv_error(FV_ERR_NOMEM, "session '%s': out of memory", s->name);
 	int64_t slot = 0;
-	for (int64_t c = 0; c < n_clips; c++)
+	for (int64_t c = 0; c < n_clips && from == NULL; c++)
 		if (!is_val[c])
 			copy_clip(t->movie, slot++, raw->train_movie, c, len);
 	int64_t row = 0;

@@ -141,6 +141,15 @@ FV_API const fv_movie_set *fv_data_test(const fv_data *d, size_t session, size_t
 /* The test set of one stimulus name, or NULL when the session has none. */
 FV_API const fv_movie_set *fv_data_test_named(const fv_data *d, size_t session,
                                               const char *stimulus);
+/* What a reader's filters removed from a session: the number of filters
+** (0 when the reader reports none; the generic HDF5 reader filters
+** nothing) and, for filter i in the order applied, its name and in
+** *removed how many neurons it removed.  Readers report them as the map
+** "filter_counts" ({filter name: neurons removed}, numbers) of the
+** session's ResponsesTrainTestSplit value (a key openretina's dataclass
+** does not have; fovea's data-info prints it). */
+FV_API size_t fv_data_n_filters(const fv_data *d, size_t session);
+FV_API const char *fv_data_filter(const fv_data *d, size_t session, size_t i, int64_t *removed);
 /* The validation clip indices used (drawn or given), for logs and tests. */
 FV_API const int64_t *fv_data_validation_clips(const fv_data *d, size_t session, size_t *n);
 
@@ -198,6 +207,11 @@ FV_API fv_batch_iter *fv_data_test_batches(fv_data *d, const char *stimulus);
 ** after that begins the next epoch.  It never allocates and cannot fail.
 ** An iterator must be freed before its data set is closed. */
 FV_API bool fv_batch_next(fv_batch_iter *it, fv_batch *b);
+/* The start frames (within its session's movie of that split) of the
+** samples of the batch fv_batch_next() handed out last, in batch order;
+** *n gets their number (0 and NULL before the first batch).  Valid until
+** the next call of fv_batch_next(). */
+FV_API const int64_t *fv_batch_iter_starts(const fv_batch_iter *it, int64_t *n);
 /* Batches per epoch. */
 FV_API int64_t fv_batch_iter_len(const fv_batch_iter *it);
 /* Epochs begun so far (0 before the first batch). */

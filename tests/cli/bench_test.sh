@@ -27,6 +27,6 @@ for field in '"workload": "gru"' '"workload": "convgru"' '"task": "fwd"' '"gflop
 done
 
 run 2 "$bench" --task stum
-expect err "unknown task 'stum' (known: fwd, fwd_all, train, stim, conv, readout)"
+expect err "unknown task 'stum' (known: fwd, fwd_all, train, stim, conv, readout, data)"
 
 finish bench_stim

@@ -7,6 +7,7 @@
 **   bench_ops.c        the op tasks conv and readout;
 **   bench_profile.c    --profile: a training step op by op;
 **   bench_ranks.c      --ranks: the train task over MPI processes.
+**   bench_data.c       the data task: reading a large data set, one epoch.
 **
 ** A task runs its measurement WARMUPS times unrecorded, then o->reps times,
 ** recording each run's wall-clock and CPU time with bench_record() into
@@ -27,6 +28,13 @@
 #define MAX_LIST 8
 #define WARMUPS 2
 
+/* The data task's --data-* options (bench_data.c). */
+typedef struct bench_data_opts {
+	const char *layout; /* generic, openretina */
+	const char *dir;    /* NULL: a temporary directory */
+	int64_t sessions, neurons, frames, test_frames, channels, height, width;
+} bench_data_opts;
+
 typedef struct bench_opts {
 	int thread_list[MAX_LIST];
 	int n_threads;
@@ -42,6 +50,8 @@ typedef struct bench_opts {
 	int rank_list[MAX_LIST]; /* --ranks: process counts of the train task */
 	int n_ranks;
 	bool ranks_child;        /* --ranks-child: this is one of them, under mpirun */
+	bool data; /* the data task */
+	bench_data_opts data_opt;
 } bench_opts;
 
 typedef struct measurement {
@@ -116,5 +126,13 @@ int bench_train_ranks(const bench_opts *o, workload *w, double *times);
 
 /* The op tasks of o. */
 int bench_run_ops(const bench_opts *o, double *times);
+
+/* ---- bench_data.c ---------------------------------------------------------------------- */
+
+void bench_data_defaults(bench_data_opts *d);
+/* A --data-* option: 0 taken, 1 bad (reported), -1 not a data option. */
+int bench_data_option(bench_opts *o, const char *opt, const char *value);
+/* The data task; it runs before anything else is loaded (its peak RSS). */
+int bench_run_data(const bench_opts *o);
 
 #endif /* FOVEA_BENCH_H */

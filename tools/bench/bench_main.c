@@ -5,7 +5,10 @@
 **   fovea-bench [--workload hoefling,hdf5] [--task fwd,fwd_all,train,conv,readout]
 **               [--threads 1,2] [--reps R] [--json] [--config-dir DIR] [--profile]
 **               [--ranks 1,2]
-**               (tasks: fwd, fwd_all, train, stim, conv, readout)
+**               (tasks: fwd, fwd_all, train, stim, conv, readout, data)
+**               [--data-layout generic|openretina] [--data-dir DIR] [--data-sessions N]
+**               [--data-neurons N] [--data-frames N] [--data-test-frames N]
+**               [--data-channels N] [--data-height N] [--data-width N]
 **
 ** The model tasks fwd, fwd_all, train and stim run on workloads
 ** (configs/bench/NAME.yaml, or a path to such a file; bench_workloads.c
@@ -15,6 +18,8 @@
 ** measured.  --profile prints, instead of the tasks, one training step
 ** of each workload op by op (bench_profile.c).  --ranks N,... runs the train
 ** task data-parallel under `mpirun -np N` for each N (bench_ranks.c).
+** The data task reads a large synthetic data set and one epoch of its
+** batches (bench_data.c).
 **
 ** GFLOP/s counts 2 per multiply-add of what torch computes: dense
 ** convolutions (the "useful" FLOPs), the readout, 3x the forward for a
@@ -129,12 +134,16 @@ static void usage(FILE *f)
 	           "[--task fwd,fwd_all,train,stim,conv,readout]\n"
 	           "                   [--threads N[,N...]] [--reps R] [--json] "
 	           "[--config-dir DIR] [--profile]\n"
-	           "                   [--ranks N[,N...]]  (the train task under mpirun -np N)\n");
+	           "                   [--ranks N[,N...]]  (the train task under mpirun -np N)\n"
+	           "                   [--data-layout generic|openretina] [--data-dir DIR] "
+	           "[--data-sessions N]\n"
+	           "                   [--data-neurons N] [--data-frames N] [--data-test-frames N]\n"
+	           "                   [--data-channels N] [--data-height N] [--data-width N]\n");
 }
 
 static int parse_tasks(bench_opts *o, const char *list)
 {
-	static const char *const known = "fwd, fwd_all, train, stim, conv, readout";
+	static const char *const known = "fwd, fwd_all, train, stim, conv, readout, data";
 	char buf[256];
 	snprintf(buf, sizeof buf, "%s", list);
 	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
@@ -144,6 +153,7 @@ static int parse_tasks(bench_opts *o, const char *list)
 		             : strcmp(t, "stim") == 0    ? &o->stim
 		             : strcmp(t, "conv") == 0    ? &o->conv
 		             : strcmp(t, "readout") == 0 ? &o->readout
+		             : strcmp(t, "data") == 0    ? &o->data
 		                                         : NULL;
 		if (flag != NULL) {
 			*flag = true;
@@ -218,12 +228,15 @@ static void default_tasks(bench_opts *o, bool tasks_given)
 static int parse_args(bench_opts *o, int argc, char **argv)
 {
 	*o = (bench_opts){.n_threads = 1, .reps = 5};
+	bench_data_defaults(&o->data_opt);
 	bool tasks_given = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		bool takes_value = true;
-		int rc = 0;
-		if (strcmp(a, "--threads") == 0)
+		int rc = strncmp(a, "--data-", 7) == 0 ? bench_data_option(o, a, v) : -1;
+		if (rc >= 0)
+			; /* a data task option */
+		else if ((rc = 0), strcmp(a, "--threads") == 0)
 			rc = v ? parse_threads(o, v) : parse_int(a, v, 0, &o->threads);
 		else if (strcmp(a, "--reps") == 0)
 			rc = parse_int(a, v, 1, &o->reps);
@@ -268,6 +281,14 @@ int main(int argc, char **argv)
 	if (fv_parallel_init() != FV_OK)
 		return bench_fail("MPI", fv_errmsg());
 	atexit(fv_parallel_finalize);
+	if (o.data) { /* first, so that its peak RSS is its own */
+		fv_set_num_threads(o.thread_list[0]);
+		o.threads = fv_get_num_threads();
+		if (bench_run_data(&o) != 0)
+			return 1;
+		if (!(o.fwd || o.fwd_all || o.train || o.stim || o.conv || o.readout || o.profile))
+			return 0;
+	}
 	double *times = malloc(2 * (size_t)o.reps * sizeof *times);
 	workload ws[MAX_LIST] = {0};
 	fv_registry *reg = o.n_workloads > 0 ? fv_registry_new() : NULL;

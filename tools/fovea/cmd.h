@@ -37,6 +37,7 @@ extern const cli_cmd cli_cmd_instantiate;
 extern const cli_cmd cli_cmd_parity;
 extern const cli_cmd cli_cmd_create_data;
 extern const cli_cmd cli_cmd_train;
+extern const cli_cmd cli_cmd_data_info;
 extern const cli_cmd cli_cmd_eval;
 extern const cli_cmd cli_cmd_visualize;
 extern const cli_cmd cli_cmd_predict;
@@ -79,6 +80,20 @@ bool cli_is_flag(const char *s, const char *a, const char *b, const char *c);
 ** Usage errors for a directory without a name, or a name and a file. */
 int cli_config_from_name(const cli_cmd *self, const char *dir, const char *name,
                          const char **config, char *buf, size_t size);
+/* The config arguments of `fovea train` and `fovea data-info`. */
+typedef struct cli_config_args {
+	const char *config, *config_dir, *config_name;
+	int n_overrides;
+	const char **overrides; /* room for argc entries, the caller's */
+	char buf[4200];
+} cli_config_args;
+/* argv[*i] as one of them: Hydra's --config-dir / --config-name (*i then
+** advanced past the value), key=value, +key=value or ~key, or the config
+** file.  CLI_OK when taken, -1 for another option (argv[*i] begins with
+** -), CLI_USAGE after reporting a bad one. */
+int cli_config_arg(const cli_cmd *self, int argc, char **argv, int *i, cli_config_args *a);
+/* After the arguments: --config-name made a path, and a config given. */
+int cli_config_finish(const cli_cmd *self, cli_config_args *a);
 /* The usage lines of these options. */
 #define CLI_CONFIG_DIR_USAGE                                                                 \
 	"  --config-dir DIR, --config-path DIR, -cd DIR, -cp DIR\n"                          \

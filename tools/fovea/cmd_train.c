@@ -14,14 +14,10 @@
 #include "fovea/trainer.h"
 
 typedef struct train_args {
-	const char *config;
-	const char *config_dir, *config_name; /* Hydra's --config-dir / --config-name */
-	const char *cfg;                      /* --cfg job|hydra|all: print, do not train */
+	cli_config_args c; /* the config, Hydra's --config-dir / --config-name, overrides */
+	const char *cfg;   /* --cfg job|hydra|all: print, do not train */
 	bool strict;  /* keys fovea does not act on are an error */
 	bool resolve; /* accepted: composing resolves every interpolation it can already */
-	char config_buf[4200];
-	int n_overrides;
-	const char **overrides;
 	int threads;
 	int progress;
 	bool quiet;
@@ -29,31 +25,22 @@ typedef struct train_args {
 
 #define is_flag cli_is_flag
 
-/* Hydra's way of naming the config (cli_config.c). */
-static int config_from_name(train_args *a)
-{
-	return cli_config_from_name(&cli_cmd_train, a->config_dir, a->config_name, &a->config,
-	                            a->config_buf, sizeof a->config_buf);
-}
-
 static int parse_args(int argc, char **argv, train_args *a)
 {
 	const cli_cmd *self = &cli_cmd_train;
 	for (int i = 1; i < argc; i++) {
 		const char *s = argv[i];
-		const char **value = NULL;
-		if (is_flag(s, "--config-dir", "--config-path", "-cd") || strcmp(s, "-cp") == 0)
-			value = &a->config_dir;
-		else if (is_flag(s, "--config-name", "-cn", NULL))
-			value = &a->config_name;
-		else if (is_flag(s, "--cfg", "-c", NULL))
-			value = &a->cfg;
-		if (value != NULL) {
+		if (is_flag(s, "--cfg", "-c", NULL)) {
 			if (i + 1 >= argc)
 				return cli_usage_error(self, "%s needs a value", s);
-			*value = argv[++i];
+			a->cfg = argv[++i];
 			continue;
 		}
+		int rc = cli_config_arg(self, argc, argv, &i, &a->c);
+		if (rc == CLI_OK)
+			continue;
+		if (rc > 0)
+			return rc;
 		if (strcmp(s, "--resolve") == 0) {
 			a->resolve = true;
 		} else if (strcmp(s, "--strict") == 0) {
@@ -72,25 +59,13 @@ static int parse_args(int argc, char **argv, train_args *a)
 			a->progress = 0;
 		} else if (strcmp(s, "--quiet") == 0 || strcmp(s, "-q") == 0) {
 			a->quiet = true;
-		} else if (s[0] == '-' && s[1] == '-') {
-			return cli_usage_error(self, "unknown option '%s'", s);
-		} else if (strchr(s, '=') != NULL || s[0] == '~') {
-			a->overrides[a->n_overrides++] = s;
-		} else if (a->config == NULL) {
-			a->config = s;
 		} else {
-			return cli_usage_error(self, "'%s' is neither an option nor key=value", s);
+			return cli_usage_error(self, "unknown option '%s'", s);
 		}
 	}
 	if (a->cfg != NULL && !is_flag(a->cfg, "job", "hydra", "all"))
 		return cli_usage_error(self, "--cfg takes job, hydra or all, not '%s'", a->cfg);
-	int rc = config_from_name(a);
-	if (rc != CLI_OK)
-		return rc;
-	if (a->config == NULL)
-		return cli_usage_error(self, "expected a config file (CONFIG.yaml, or --config-dir "
-		                       "DIR --config-name NAME)");
-	return CLI_OK;
+	return cli_config_finish(self, &a->c);
 }
 
 /* --cfg: print the composed config as Hydra does (job: without the hydra
@@ -178,18 +153,19 @@ static void final_figures(figure_hook *h, const fv_train_result *res, bool quiet
 static int run_train(int argc, char **argv)
 {
 	train_args a = {.progress = -1};
-	a.overrides = calloc((size_t)argc, sizeof *a.overrides);
-	if (a.overrides == NULL)
+	a.c.overrides = calloc((size_t)argc, sizeof *a.c.overrides);
+	if (a.c.overrides == NULL)
 		return cli_fail("out of memory");
 	int rc = parse_args(argc, argv, &a);
 	if (rc != CLI_OK) {
-		free(a.overrides);
+		free(a.c.overrides);
 		return rc;
 	}
 	if (a.threads > 0)
 		fv_set_num_threads(a.threads);
-	fv_config *cfg = fv_config_compose(a.config, a.config_dir, a.n_overrides, a.overrides);
-	free(a.overrides);
+	fv_config *cfg = fv_config_compose(a.c.config, a.c.config_dir, a.c.n_overrides,
+	                                   a.c.overrides);
+	free(a.c.overrides);
 	if (cfg == NULL)
 		return cli_fail("%s", fv_errmsg());
 	if (a.cfg != NULL) {

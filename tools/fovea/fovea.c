@@ -23,6 +23,7 @@ static const cli_cmd *const commands[] = {
 	&cli_cmd_parity,
 	&cli_cmd_create_data,
 	&cli_cmd_train,
+	&cli_cmd_data_info,
 	&cli_cmd_sweep,
 	&cli_cmd_eval,
 	&cli_cmd_predict,
