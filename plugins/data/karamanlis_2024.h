@@ -40,6 +40,9 @@ typedef struct kara_mat kara_mat;
 
 /* Open a MATLAB file; an error naming it when it is none (or damaged). */
 fv_status kara_mat_open(const char *path, kara_mat **out);
+/* A v5 file's variables declare no more elements than the file holds
+** bytes for (karamanlis_2024_mat_scan.c); FV_OK for other files. */
+fv_status kara_mat_scan_v5(const char *path);
 void kara_mat_close(kara_mat *m);
 /* Variable `name` with `ndim` dimensions in h5py's view, real and numeric;
 ** an error naming the file and the variable otherwise.  `finite`: NaN or

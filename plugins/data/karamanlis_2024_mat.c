@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
+#include <hdf5.h>
 #include <matio.h>
 
 #include "karamanlis_2024.h"
@@ -20,6 +23,7 @@
 struct kara_mat {
 	mat_t *mat;
 	char *path;
+	double file_bytes;
 };
 
 /* matio reports through a global log function: keep its last message for
@@ -41,6 +45,9 @@ static void quiet_matio(void)
 fv_status kara_mat_open(const char *path, kara_mat **out)
 {
 	*out = NULL;
+	fv_status rc = kara_mat_scan_v5(path);
+	if (rc != FV_OK)
+		return rc;
 	quiet_matio();
 	mat_t *mat = Mat_Open(path, MAT_ACC_RDONLY);
 	if (mat == NULL)
@@ -54,6 +61,8 @@ fv_status kara_mat_open(const char *path, kara_mat **out)
 		return fv_error(FV_ERR_NOMEM, "%s: out of memory", path);
 	}
 	m->mat = mat;
+	struct stat st;
+	m->file_bytes = stat(path, &st) == 0 ? (double)st.st_size : 0;
 	*out = m;
 	return FV_OK;
 }
@@ -153,6 +162,54 @@ static fv_status check_values(const kara_mat *m, const char *name, const matvar_
 	return FV_OK;
 }
 
+/* libmatio (and libhdf5 under it) allocates what the variable declares
+** before reading it: a damaged file can declare gigabytes.  A real file
+** holds its numbers, compressed at most 1032-fold (deflate's limit), and
+** they must fit in memory. */
+/* A v7.3 variable's bytes as libhdf5 will read them: its stored type
+** (damage can inflate that too), NAN when it cannot be asked. */
+static double h5_declared(const char *path, const char *name)
+{
+	double bytes = NAN;
+	H5E_BEGIN_TRY {
+		hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+		hid_t d = f >= 0 ? H5Dopen2(f, name, H5P_DEFAULT) : -1;
+		hid_t t = d >= 0 ? H5Dget_type(d) : -1, sp = d >= 0 ? H5Dget_space(d) : -1;
+		hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+		if (t >= 0 && n >= 0)
+			bytes = (double)n * (double)H5Tget_size(t);
+		if (sp >= 0)
+			H5Sclose(sp);
+		if (t >= 0)
+			H5Tclose(t);
+		if (d >= 0)
+			H5Dclose(d);
+		if (f >= 0)
+			H5Fclose(f);
+	} H5E_END_TRY;
+	return bytes;
+}
+
+static fv_status check_declared(const kara_mat *m, const char *name, const matvar_t *info,
+                                int64_t numel)
+{
+	size_t each = Mat_SizeOfClass(info->class_type);
+	double bytes = (double)numel * (double)(each > 0 ? each : 1);
+	if (Mat_GetVersion(m->mat) == MAT_FT_MAT73) {
+		double stored = h5_declared(m->path, name);
+		bytes = isnan(stored) || stored < bytes ? bytes : stored;
+	}
+	if (bytes > 1032.0 * m->file_bytes + 65536.0)
+		return fv_error(FV_ERR_FORMAT, "%s: variable '%s' declares %.3g bytes, more than a "
+		                "file of %.0f bytes can hold (damaged file?)", m->path, name, bytes,
+		                m->file_bytes);
+	if (bytes > (double)fv_memory_available())
+		return fv_error(FV_ERR_NOMEM, "%s: variable '%s' needs %.3g bytes, more than the "
+		                "memory available (%.3g)", m->path, name, bytes,
+		                (double)fv_memory_available());
+	return FV_OK;
+}
+
 fv_status kara_mat_read(kara_mat *m, const char *name, int ndim, bool finite, kara_array *out)
 {
 	memset(out, 0, sizeof *out);
@@ -162,6 +219,8 @@ fv_status kara_mat_read(kara_mat *m, const char *name, int ndim, bool finite, ka
 		return fv_error(FV_ERR_NOTFOUND, "%s: variable '%s' not found (or unreadable)%s%s",
 		                m->path, name, mat_message[0] ? ": " : "", mat_message);
 	fv_status rc = h5py_shape(m, name, info, ndim, out);
+	if (rc == FV_OK)
+		rc = check_declared(m, name, info, out->numel);
 	Mat_VarFree(info);
 	if (rc != FV_OK)
 		return rc;
