@@ -21,6 +21,7 @@
 
 #include "fovea/parallel.h"
 #include "fovea/tensor.h"
+#include "tensor/tensor_internal.h"
 
 static bool sync_on;
 
@@ -145,15 +146,7 @@ static fv_tensor *sync_forward(fv_ctx *ctx, fv_tensor *x, fv_tensor *weight, fv_
 		a.invstd[c] = (fv_real)(1 / sqrt(stats[a.c + c] + eps));
 	}
 	update_running(&a, stats, stats + a.c, rm, rv, momentum);
-	for (int64_t nc = 0; nc < a.n * a.c; nc++) {
-		int64_t c = nc % a.c;
-		fv_real alpha = a.invstd[c] * (weight ? weight->data[c] : 1);
-		fv_real beta = (bias ? bias->data[c] : 0) - a.mean[c] * alpha;
-		const fv_real *xr = x->data + nc * a.inner;
-		fv_real *yr = y->data + nc * a.inner;
-		for (int64_t i = 0; i < a.inner; i++)
-			yr[i] = xr[i] * alpha + beta;
-	}
+	fv__batch_norm_apply(x, y, weight, bias, a.mean, a.invstd, false, 0);
 	if (nbt != NULL && nbt->numel > 0)
 		nbt->data[0] += 1;
 	fv_tensor *srcs[3] = {x, weight, bias};

@@ -83,6 +83,12 @@ void fv__profile_backward_end(const fv_node *n, fv_tensor *const *src_grads, con
 /* y = elu(x) of n elements (x == y allowed), as fv_elu computes it; and
 ** gz = gy * elu'(z) from y = elu(z) (alpha > 0), as fv_elu's backward. */
 void fv__elu_rows(int64_t n, const fv_real *x, fv_real *y, fv_real alpha);
+/* y = (x - mean[c]) * invstd[c] * weight[c] + bias[c] over a (N, C, ...)
+** tensor (weight, bias NULL: 1, 0), then ELU when `elu`: batch norm's
+** output once its statistics are known, local or synced across ranks. */
+void fv__batch_norm_apply(const fv_tensor *x, fv_tensor *y, const fv_tensor *weight,
+                          const fv_tensor *bias, const fv_real *mean, const fv_real *invstd,
+                          bool elu, fv_real alpha);
 void fv__elu_grad_rows(int64_t n, const fv_real *y, const fv_real *gy, fv_real *gz, fv_real alpha);
 
 /* Shared argument checks of every op: NULL inputs propagate silently. */

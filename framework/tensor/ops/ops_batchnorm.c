@@ -236,6 +236,25 @@ static void batch_statistics(const fv_real *x, bn_aux *a, fv_tensor *rm, fv_tens
 	}
 }
 
+void fv__batch_norm_apply(const fv_tensor *x, fv_tensor *y, const fv_tensor *weight,
+                          const fv_tensor *bias, const fv_real *mean, const fv_real *invstd,
+                          bool elu, fv_real alpha)
+{
+	int64_t n = x->shape[0], nch = x->shape[1], inner = x->numel / (n * nch > 0 ? n * nch : 1);
+#pragma omp parallel for schedule(static) if (x->numel > PARALLEL_MIN_WORK)
+	for (int64_t nc = 0; nc < n * nch; nc++) {
+		int64_t c = nc % nch;
+		fv_real scale = invstd[c] * (weight ? weight->data[c] : 1);
+		fv_real shift = (bias ? bias->data[c] : 0) - mean[c] * scale;
+		const fv_real *xr = x->data + nc * inner;
+		fv_real *yr = y->data + nc * inner;
+		for (int64_t i = 0; i < inner; i++)
+			yr[i] = xr[i] * scale + shift;
+		if (elu) /* while the row is in cache */
+			fv__elu_rows(inner, yr, yr, alpha);
+	}
+}
+
 /* fv_batch_norm3d, then ELU when a.elu. */
 static fv_tensor *batch_norm(fv_ctx *ctx, fv_tensor *x, fv_tensor *weight, fv_tensor *bias,
                              fv_tensor *running_mean, fv_tensor *running_var,
@@ -264,18 +283,7 @@ static fv_tensor *batch_norm(fv_ctx *ctx, fv_tensor *x, fv_tensor *weight, fv_te
 			a.invstd[c] = (fv_real)(1 / sqrt((double)running_var->data[c] + eps));
 		}
 	}
-#pragma omp parallel for schedule(static) if (x->numel > PARALLEL_MIN_WORK)
-	for (int64_t nc = 0; nc < a.n * a.c; nc++) {
-		int64_t c = nc % a.c;
-		fv_real alpha = a.invstd[c] * (weight ? weight->data[c] : 1);
-		fv_real beta = (bias ? bias->data[c] : 0) - a.mean[c] * alpha;
-		const fv_real *xr = x->data + nc * a.inner;
-		fv_real *yr = y->data + nc * a.inner;
-		for (int64_t i = 0; i < a.inner; i++)
-			yr[i] = xr[i] * alpha + beta;
-		if (a.elu) /* while the row is in cache */
-			fv__elu_rows(a.inner, yr, yr, a.alpha);
-	}
+	fv__batch_norm_apply(x, y, weight, bias, a.mean, a.invstd, a.elu, a.alpha);
 	if (training && num_batches_tracked != NULL && num_batches_tracked->numel > 0)
 		num_batches_tracked->data[0] += 1;
 	fv_tensor *srcs[3] = {x, weight, bias};
