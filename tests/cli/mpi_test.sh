@@ -241,7 +241,8 @@ train)
 	run 1 mpi_run 2 "$fovea" "${train[@]}" trainer.max_epochs=nope paths.output_dir="$tmp/e"
 	expect err "max_epochs"
 	# SIGKILL of rank 1 once epoch 1 is written; resume=true finishes the run
-	long=("${train[@]}" trainer.max_epochs=15 --quiet)
+	# (enough epochs that an idle machine cannot finish before the kill lands)
+	long=("${train[@]}" trainer.max_epochs=60 --quiet)
 	run 0 "$fovea" "${long[@]}" paths.output_dir="$tmp/whole"
 	mpi_run 2 "$fovea" "${long[@]}" paths.output_dir="$tmp/r" >/dev/null 2>&1 &
 	job=$!
@@ -257,7 +258,7 @@ train)
 	wait "$job" && fail "the job went on after a rank was killed"
 	python3 - "$tmp/r/metrics.csv" <<'PY' || fail "the kill came after the last epoch"
 import sys
-sys.exit(0 if sum(1 for _ in open(sys.argv[1])) - 1 < 15 else 1)
+sys.exit(0 if sum(1 for _ in open(sys.argv[1])) - 1 < 60 else 1)
 PY
 	run 0 mpi_run 2 "$fovea" "${long[@]}" paths.output_dir="$tmp/r" resume=true
 	weights_close "$tmp/whole" "$tmp/r" 1e-4 || fail "resumed: other weights than unbroken"
